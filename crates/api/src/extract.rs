@@ -1,0 +1,133 @@
+//! Request extractors: JSON and query parsing with problem+json errors, the
+//! authenticated principal, pagination.
+
+use crate::error::{ApiError, ProblemKind};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use assent_core::access_token::AccessClaims;
+use assent_core::page::PageRequest;
+use assent_core::tenancy::{Permission, Role};
+use serde::Deserialize;
+use std::future::{Ready, ready};
+
+/// Largest JSON body accepted by `/v1` routes.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            ProblemKind::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => ApiError::new(
+            ProblemKind::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid(e.to_string()),
+        JsonPayloadError::Deserialize(e) => ApiError::malformed(format!("malformed JSON: {e}")),
+        other => ApiError::malformed(other.to_string()),
+    }
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match err {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::invalid(format!("bad query parameters: {detail}")).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    // A path that does not parse names nothing that exists.
+    web::PathConfig::default().error_handler(|_err, _req| ApiError::not_found().into())
+}
+
+/// The caller, authenticated by a bearer access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the role '{}' may not do this",
+                self.role
+            )))
+        }
+    }
+}
+
+impl From<AccessClaims> for Principal {
+    fn from(c: AccessClaims) -> Self {
+        Self {
+            tenant_id: c.tid,
+            client_id: c.sub,
+            role: c.role,
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(ApiError::internal)?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated("send an access token as 'Authorization: Bearer <token>'")
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("the Authorization header is not text"))?;
+    let token = text
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .ok_or_else(|| ApiError::unauthenticated("the Authorization scheme must be Bearer"))?;
+    let claims = state
+        .tokens
+        .verify(token)
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    Ok(claims.into())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1–200 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    pub fn to_request(&self) -> Result<PageRequest, ApiError> {
+        PageRequest::parse(self.cursor.as_deref(), self.limit)
+            .map_err(|e| ApiError::invalid(e.to_string()))
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTP face of Assent: the `/v1` API for tenant staff and systems, health and
+//! metrics endpoints, and (in later work) the public pages.
+
+pub mod error;
+pub mod extract;
+mod idempotency;
+pub mod metrics;
+pub mod observe;
+mod routes;
+pub mod state;
+
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, get, web};
+use std::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Assent API", description = "Consent and privacy-rights platform. Errors are application/problem+json (RFC 9457)."),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document, built from the same registrations that serve requests, so
+/// every route is in it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
+}
+
+struct OpenApiJson(String);
+
+/// This document.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+#[get("/openapi.json")]
+async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
+fn routes(cfg: &mut ServiceConfig) {
+    use routes::*;
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(
+            scope::scope("/v1")
+                .service(openapi_json)
+                .service(auth::issue_token)
+                .service(tenant::current_tenant)
+                .service(api_keys::create_api_key)
+                .service(api_keys::list_api_keys)
+                .service(api_keys::get_api_key)
+                .service(api_keys::revoke_api_key),
+        );
+}
+
+async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+/// Binds the API to `listener`; the caller runs the returned server.
+pub fn build_server(
+    state: AppState,
+    listener: TcpListener,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let doc = web::Data::new(OpenApiJson(
+        openapi().to_json().map_err(std::io::Error::other)?,
+    ));
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(routes)
+            .split_for_parts();
+        app.app_data(state.clone())
+            .app_data(doc.clone())
+            .app_data(extract::json_config())
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
+            .default_service(web::to(no_route))
+            .wrap(from_fn(observe::observe))
+    })
+    .workers(workers.max(1))
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

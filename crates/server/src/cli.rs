@@ -1,0 +1,329 @@
+//! The command line (API.md, "Command line").
+
+use crate::config::{self, Config, Overrides};
+use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
+use assent_store::tenants::{self, NewTenant};
+use assent_store::{Store, StoreError, StoreOptions, api_keys};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "assent",
+    version,
+    about = "Assent: consent and privacy-rights platform"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "ASSENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database, the master key and mail files.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://…` or `sqlite://<path>`.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the background workers and the bot.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Which part of Assent this process runs.
+        #[arg(long, value_enum, default_value = "all")]
+        role: ServeRole,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Groups of affiliated companies.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Tenants (companies).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// API keys of a tenant.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeRole {
+    All,
+    Api,
+    Worker,
+    Bot,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// URL-safe short name: lowercase letters, digits, hyphens.
+        #[arg(long)]
+        slug: String,
+        /// Legal name of the company.
+        #[arg(long)]
+        name: String,
+        /// Id of the group of affiliated companies it belongs to.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value = "ru-152fz", value_parser = parse::<Jurisdiction>)]
+        jurisdiction: Jurisdiction,
+        /// IANA time zone in which deadlines are computed.
+        #[arg(long, default_value = "Europe/Moscow")]
+        timezone: String,
+        #[arg(long, default_value = "ru", value_parser = parse::<Locale>)]
+        locale: Locale,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key; prints the client id and the secret (shown once).
+    Create {
+        /// Slug of the tenant.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_parser = parse::<Role>)]
+        role: Role,
+        /// A note on who uses the key.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by its client id.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse<T: std::str::FromStr<Err = tenancy::InvalidValue>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: tenancy::InvalidValue| e.0)
+}
+
+pub fn run() -> Result<ExitCode, String> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        log_format: cli.global.log_format.map(|f| match f {
+            LogFormat::Text => "text".to_owned(),
+            LogFormat::Json => "json".to_owned(),
+        }),
+    };
+    let config = Config::load(cli.global.config.as_deref(), overrides)?;
+    crate::serve::init_tracing(&config);
+    match cli.command {
+        Command::Serve { role, .. } => {
+            crate::serve::serve(config, role).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = open_store(&config)?;
+            let applied = store.migrate().map_err(|e| e.to_string())?;
+            println!(
+                "{} migration(s) applied to the {} database",
+                applied.len(),
+                store.backend()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Group(cmd) => group(&config, cmd),
+        Command::Tenant(cmd) => tenant(&config, cmd),
+        Command::Apikey(cmd) => apikey(&config, cmd),
+    }
+}
+
+/// Opens the configured database, creating and migrating the embedded default, so
+/// every command works on a fresh data directory.
+pub fn open_store(config: &Config) -> Result<Store, String> {
+    if config.database_url.is_none() {
+        config::ensure_data_dir(&config.data_dir)?;
+    }
+    let options = StoreOptions {
+        max_connections: config.max_db_connections,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&config.database_url(), &options).map_err(|e| e.to_string())?;
+    store.migrate().map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+fn store_error(e: StoreError) -> String {
+    e.to_string()
+}
+
+fn group(config: &Config, cmd: GroupCommand) -> Result<ExitCode, String> {
+    let GroupCommand::Create { name, json } = cmd;
+    tenancy::validate_name("--name", &name).map_err(|e| e.0)?;
+    let store = open_store(config)?;
+    let group = store
+        .system(|c| tenants::create_group(c, name.trim()))
+        .map_err(store_error)?;
+    if json {
+        println!("{}", json!({ "id": group.id }));
+    } else {
+        println!("{}", group.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tenant(config: &Config, cmd: TenantCommand) -> Result<ExitCode, String> {
+    match cmd {
+        TenantCommand::Create {
+            slug,
+            name,
+            group,
+            jurisdiction,
+            timezone,
+            locale,
+            json,
+        } => {
+            tenancy::validate_slug(&slug).map_err(|e| e.0)?;
+            tenancy::validate_name("--name", &name).map_err(|e| e.0)?;
+            tenancy::validate_timezone(&timezone).map_err(|e| e.0)?;
+            let store = open_store(config)?;
+            let new = NewTenant {
+                slug,
+                legal_name: name.trim().to_owned(),
+                group_id: group,
+                jurisdiction,
+                timezone,
+                default_locale: locale,
+            };
+            let tenant = store
+                .system(|c| tenants::create_tenant(c, new))
+                .map_err(store_error)?;
+            if json {
+                println!("{}", json!({ "id": tenant.id, "slug": tenant.slug }));
+            } else {
+                println!("created tenant {} ({})", tenant.slug, tenant.id);
+                println!(
+                    "next: assent apikey create --tenant {} --role admin",
+                    tenant.slug
+                );
+            }
+        }
+        TenantCommand::List { json } => {
+            let store = open_store(config)?;
+            let list = store.system(tenants::list_tenants).map_err(store_error)?;
+            if json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "id": t.id, "slug": t.slug, "legal_name": t.legal_name, "group_id": t.group_id,
+                            "jurisdiction": t.jurisdiction, "timezone": t.timezone, "default_locale": t.default_locale,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({ "tenants": items }));
+            } else if list.is_empty() {
+                println!("no tenants yet: assent tenant create --slug SLUG --name NAME");
+            } else {
+                for t in list {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        t.slug, t.id, t.jurisdiction, t.timezone, t.legal_name
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apikey(config: &Config, cmd: ApikeyCommand) -> Result<ExitCode, String> {
+    match cmd {
+        ApikeyCommand::Create {
+            tenant,
+            role,
+            label,
+            json,
+        } => {
+            let store = open_store(config)?;
+            let found = store
+                .system(|c| tenants::find_tenant_by_slug(c, &tenant))
+                .map_err(store_error)?;
+            let tenant = found.ok_or_else(|| {
+                format!("no tenant with slug '{tenant}' (see: assent tenant list)")
+            })?;
+            let created = store
+                .write(&tenant.id, |c| {
+                    api_keys::create(c, &tenant.id, role, &label)
+                })
+                .map_err(store_error)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({ "client_id": created.key.id, "client_secret": created.secret, "role": role.as_str() })
+                );
+            } else {
+                println!("client_id:     {}", created.key.id);
+                println!("client_secret: {}", created.secret);
+                println!("role:          {role}");
+                println!("The secret is shown only now; store it safely.");
+            }
+        }
+        ApikeyCommand::Revoke { id, json } => {
+            let store = open_store(config)?;
+            let key = store.revoke_client(&id).map_err(|e| match e {
+                StoreError::NotFound => format!("no API key with client id '{id}'"),
+                other => other.to_string(),
+            })?;
+            if json {
+                println!("{}", json!({ "client_id": key.id, "revoked": true }));
+            } else {
+                println!("revoked {}", key.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

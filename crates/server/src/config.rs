@@ -1,0 +1,239 @@
+//! Configuration: defaults, then the TOML file named by `ASSENT_CONFIG`, then
+//! `ASSENT_*` environment variables, then command-line flags.
+
+use assent_core::crypto::MasterKey;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://<path>`; default: `sqlite://<data_dir>/assent.db`.
+    pub database_url: Option<String>,
+    /// Base of links in emails and of the token issuer.
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub telegram_token: Option<String>,
+    pub telegram_api_url: Option<String>,
+    /// 32 bytes, hex or base64; default: the key file in the data directory.
+    pub master_key: Option<String>,
+    /// `text` (default) or `json`.
+    pub log_format: String,
+    pub access_token_ttl_seconds: i64,
+    /// The key id that signs access tokens.
+    pub token_kid: String,
+    /// Comma-separated key ids still accepted (rotation).
+    pub token_accepted_kids: String,
+    /// HTTP worker threads; 0 means one per CPU.
+    pub workers: usize,
+    pub max_db_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            smtp_url: None,
+            mail_from: None,
+            telegram_token: None,
+            telegram_api_url: None,
+            master_key: None,
+            log_format: "text".into(),
+            access_token_ttl_seconds: 900,
+            token_kid: "k1".into(),
+            token_accepted_kids: String::new(),
+            workers: 0,
+            max_db_connections: 16,
+        }
+    }
+}
+
+/// Values given on the command line, which override everything else.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "smtp_url",
+    "mail_from",
+    "telegram_token",
+    "telegram_api_url",
+    "master_key",
+    "log_format",
+    "access_token_ttl_seconds",
+    "token_kid",
+    "token_accepted_kids",
+    "workers",
+    "max_db_connections",
+];
+
+impl Config {
+    pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                return Err(format!(
+                    "the configuration file {} does not exist",
+                    path.display()
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Only known settings are read from the environment: other ASSENT_* variables
+        // (ASSENT_CONFIG itself, test settings) are not configuration.
+        figment = figment
+            .merge(Env::prefixed("ASSENT_").only(ENV_KEYS))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| format!("configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(format!(
+                "log_format must be 'text' or 'json', not '{}'",
+                self.log_format
+            ));
+        }
+        if !(60..=86_400).contains(&self.access_token_ttl_seconds) {
+            return Err("access_token_ttl_seconds must be between 60 and 86400".into());
+        }
+        if self.token_kid.trim().is_empty() {
+            return Err("token_kid must not be empty".into());
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("assent.db").display()),
+        }
+    }
+
+    pub fn accepted_kids(&self) -> Vec<String> {
+        self.token_accepted_kids
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The master key from configuration, or from the key file in the data
+    /// directory, which is created (readable by the owner only) on first use.
+    pub fn master_key(&self) -> Result<MasterKey, String> {
+        if let Some(text) = &self.master_key {
+            return MasterKey::parse(text).map_err(|e| format!("ASSENT_MASTER_KEY: {e}"));
+        }
+        let path = self.data_dir.join("master.key");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => MasterKey::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = MasterKey::generate();
+                write_private(&path, key.to_base64().as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::info!(path = %path.display(), "created a new master key; back it up");
+                Ok(key)
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Creates `path` with mode 0600, failing if it exists (no race with another start).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Creates the data directory (owner-only on Unix) if it is missing.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./data/assent.db");
+    }
+
+    #[test]
+    fn master_key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let first = config.master_key().unwrap();
+        let second = config.master_key().unwrap();
+        assert_eq!(first.to_base64(), second.to_base64());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn accepted_kids_split_on_commas() {
+        let c = Config {
+            token_accepted_kids: " k0, k1 ,,".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.accepted_kids(), vec!["k0".to_owned(), "k1".to_owned()]);
+    }
+}
