@@ -1,1 +1,245 @@
+//! Test support for Assent's end-to-end tests: databases on both backends, a real
+//! server on a free port, tenants with tokens, and the cross-tenant call matrix.
+//!
+//! PostgreSQL tests run when `ASSENT_TEST_POSTGRES_URL` names a database the tests
+//! may create databases from (e.g. `postgres://postgres@127.0.0.1:5432/test`);
+//! otherwise they are skipped with a line saying so.
 
+use assent_api::AppState;
+use assent_core::access_token::AccessTokens;
+use assent_core::crypto::MasterKey;
+use assent_core::tenancy::{Jurisdiction, Locale, Role};
+use assent_store::tenants::{self, NewTenant};
+use assent_store::{Backend, Store, StoreOptions, api_keys};
+use diesel::prelude::*;
+use diesel::PgConnection;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::net::TcpListener;
+use tempfile::TempDir;
+
+pub const POSTGRES_ENV: &str = "ASSENT_TEST_POSTGRES_URL";
+pub const ISSUER: &str = "http://assent.test";
+pub const AUDIENCE: &str = "assent-api";
+/// The test installation's master key; tests use it to forge tokens.
+pub const MASTER_KEY: [u8; 32] = [42; 32];
+
+/// A fresh, empty database of one backend, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("assent.db").display());
+        Self { url, backend: Backend::Sqlite, _dir: Some(dir), postgres: None }
+    }
+
+    /// A new database on the configured PostgreSQL server, or `None` (with a line
+    /// on stderr) when no server is configured.
+    pub fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            eprintln!("SKIPPED on PostgreSQL: set {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) to run");
+            return None;
+        };
+        let name = format!("assent_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(Self { url, backend: Backend::Postgres, _dir: None, postgres: Some((admin_url, name)) })
+    }
+
+    /// SQLite, and PostgreSQL when configured.
+    pub fn all() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite()];
+        dbs.extend(TestDb::postgres());
+        dbs
+    }
+
+    /// A migrated store on this database.
+    pub fn store(&self) -> Store {
+        let store = Store::open(&self.url, &StoreOptions::default()).expect("open store");
+        store.migrate().expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a PostgreSQL URL names a database");
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+pub fn access_tokens(active_kid: &str, accepted: &[&str]) -> AccessTokens {
+    let accepted: Vec<String> = accepted.iter().map(|s| s.to_string()).collect();
+    AccessTokens::new(&MasterKey::from_bytes(MASTER_KEY), ISSUER, AUDIENCE, 900, active_kid, &accepted)
+}
+
+/// A tenant of the test installation with an access token of one role.
+#[derive(Debug, Clone)]
+pub struct TenantHandle {
+    pub id: String,
+    pub slug: String,
+    pub token: String,
+}
+
+/// A running server on a free port, over one test database.
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> Self {
+        let store = db.store();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = assent_api::build_server(AppState::new(store.clone(), access_tokens("k1", &[])), listener, 2)
+            .expect("server");
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { base, store, client: reqwest::Client::new(), db, server: handle }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn create_tenant(&self, slug: &str) -> String {
+        let new = NewTenant {
+            slug: slug.to_owned(),
+            legal_name: format!("{slug} LLC"),
+            group_id: None,
+            jurisdiction: Jurisdiction::Ru152Fz,
+            timezone: "Europe/Moscow".into(),
+            default_locale: Locale::Ru,
+        };
+        self.store.system(|c| tenants::create_tenant(c, new)).expect("create tenant").id
+    }
+
+    /// A new API key: (client id, secret).
+    pub fn create_key(&self, tenant_id: &str, role: Role) -> (String, String) {
+        let created = self.store.write(tenant_id, |c| api_keys::create(c, tenant_id, role, "test")).expect("key");
+        (created.key.id, created.secret)
+    }
+
+    pub async fn token(&self, client_id: &str, secret: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/v1/auth/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), StatusCode::OK, "token request failed");
+        response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new tenant and a token of `role` for it.
+    pub async fn tenant_with(&self, slug: &str, role: Role) -> TenantHandle {
+        let id = self.create_tenant(slug);
+        let (client, secret) = self.create_key(&id, role);
+        let token = self.token(&client, &secret).await;
+        TenantHandle { id, slug: slug.to_owned(), token }
+    }
+
+    /// Another token of `role` for an existing tenant.
+    pub async fn token_for(&self, tenant: &TenantHandle, role: Role) -> String {
+        let (client, secret) = self.create_key(&tenant.id, role);
+        self.token(&client, &secret).await
+    }
+
+    pub async fn call(&self, token: &str, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting and drop the pool before the database is removed.
+        let _ = self.server.stop(false);
+    }
+}
+
+/// One call of the cross-tenant matrix: `{id}` in `path` is replaced by the id of
+/// a resource the owner created.
+pub struct Call {
+    pub method: Method,
+    pub path: &'static str,
+    pub body: Option<Value>,
+}
+
+impl Call {
+    pub fn new(method: Method, path: &'static str) -> Self {
+        Self { method, path, body: None }
+    }
+    pub fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// Asserts the isolation rule: every call by `intruder` on `owner`'s resource `id`
+/// answers 404 with problem+json, and what `owner` reads at `check_path` afterwards
+/// is exactly what it read before.
+pub async fn assert_isolated(
+    app: &TestApp,
+    owner: &TenantHandle,
+    intruder: &TenantHandle,
+    id: &str,
+    calls: &[Call],
+    check_path: &str,
+) {
+    let check = check_path.replace("{id}", id);
+    let (status, before) = app.call(&owner.token, Method::GET, &check, None).await;
+    assert_eq!(status, StatusCode::OK, "the owner can read {check}");
+    for call in calls {
+        let path = call.path.replace("{id}", id);
+        let (status, body) = app.call(&intruder.token, call.method.clone(), &path, call.body.as_ref()).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{} {} by another tenant must answer 404 on {}, got {body}",
+            call.method,
+            call.path,
+            app.backend()
+        );
+        assert_eq!(body["type"], "urn:assent:problem:not-found", "{} {}", call.method, call.path);
+    }
+    let (_, after) = app.call(&owner.token, Method::GET, &check, None).await;
+    assert_eq!(before, after, "calls by another tenant changed {check}");
+}
