@@ -39,6 +39,24 @@ fn json_error(err: JsonPayloadError) -> ApiError {
     }
 }
 
+/// A JSON body: unreadable JSON is a 400, JSON of the wrong shape (types, unknown
+/// or missing fields) a 422. actix's own extractor reports some shape errors (an
+/// enum given a number) as syntax errors, hence the two steps.
+pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            serde_json::from_value(value).map(Json).map_err(|e| ApiError::invalid(e.to_string()).into())
+        })
+    }
+}
+
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| {
         let detail = match err {

@@ -41,7 +41,9 @@ impl Store {
         let backend = url.backend();
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections)
-            .min_idle(Some(1))
+            // No idle minimum: r2d2 refills it from background threads, and a
+            // refill racing process exit crashes inside libpq/OpenSSL teardown.
+            .min_idle(Some(0))
             .connection_timeout(options.connect_timeout)
             .error_handler(Box::new(LogConnectErrors))
             .build(Manager { url })?;

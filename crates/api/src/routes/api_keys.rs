@@ -1,6 +1,6 @@
 //! API keys of the caller's tenant: admins create and revoke them, every role lists.
 
-use crate::extract::{PageQuery, Principal};
+use crate::extract::{Json, PageQuery, Principal};
 use crate::idempotency::{self, Outcome};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
@@ -63,6 +63,7 @@ pub struct ApiKeyPage {
 /// Create an API key. The secret is in this response only; a replay of the same
 /// `Idempotency-Key` returns the key without it.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])),
+    request_body = CreateApiKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
     responses(
         (status = 201, body = CreatedApiKey),
@@ -74,10 +75,10 @@ pub async fn create_api_key(
     req: HttpRequest,
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateApiKey>,
+    body: Json<CreateApiKey>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::ManageKeys)?;
-    let body = body.into_inner();
+    let Json(body) = body;
     if body.label.chars().count() > 200 || body.label.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "label must be at most 200 characters without control characters",
