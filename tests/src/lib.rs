@@ -11,8 +11,8 @@ use assent_core::crypto::MasterKey;
 use assent_core::tenancy::{Jurisdiction, Locale, Role};
 use assent_store::tenants::{self, NewTenant};
 use assent_store::{Backend, Store, StoreOptions, api_keys};
-use diesel::prelude::*;
 use diesel::PgConnection;
+use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -36,22 +36,36 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("assent.db").display());
-        Self { url, backend: Backend::Sqlite, _dir: Some(dir), postgres: None }
+        Self {
+            url,
+            backend: Backend::Sqlite,
+            _dir: Some(dir),
+            postgres: None,
+        }
     }
 
     /// A new database on the configured PostgreSQL server, or `None` (with a line
     /// on stderr) when no server is configured.
     pub fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
-            eprintln!("SKIPPED on PostgreSQL: set {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) to run");
+            eprintln!(
+                "SKIPPED on PostgreSQL: set {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) to run"
+            );
             return None;
         };
         let name = format!("assent_test_{}", uuid::Uuid::now_v7().simple());
         let mut admin = PgConnection::establish(&admin_url)
             .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create test database");
         let url = with_database(&admin_url, &name);
-        Some(Self { url, backend: Backend::Postgres, _dir: None, postgres: Some((admin_url, name)) })
+        Some(Self {
+            url,
+            backend: Backend::Postgres,
+            _dir: None,
+            postgres: Some((admin_url, name)),
+        })
     }
 
     /// SQLite, and PostgreSQL when configured.
@@ -74,15 +88,20 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = &self.postgres
             && let Ok(mut admin) = PgConnection::establish(admin_url)
         {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin);
         }
     }
 }
 
 /// `url` with its database name replaced by `name`.
 pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base.rsplit_once('/').expect("a PostgreSQL URL names a database");
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("a PostgreSQL URL names a database");
     match query {
         Some(q) => format!("{server}/{name}?{q}"),
         None => format!("{server}/{name}"),
@@ -91,7 +110,14 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 pub fn access_tokens(active_kid: &str, accepted: &[&str]) -> AccessTokens {
     let accepted: Vec<String> = accepted.iter().map(|s| s.to_string()).collect();
-    AccessTokens::new(&MasterKey::from_bytes(MASTER_KEY), ISSUER, AUDIENCE, 900, active_kid, &accepted)
+    AccessTokens::new(
+        &MasterKey::from_bytes(MASTER_KEY),
+        ISSUER,
+        AUDIENCE,
+        900,
+        active_kid,
+        &accepted,
+    )
 }
 
 /// A tenant of the test installation with an access token of one role.
@@ -116,11 +142,21 @@ impl TestApp {
         let store = db.store();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = assent_api::build_server(AppState::new(store.clone(), access_tokens("k1", &[])), listener, 2)
-            .expect("server");
+        let server = assent_api::build_server(
+            AppState::new(store.clone(), access_tokens("k1", &[])),
+            listener,
+            2,
+        )
+        .expect("server");
         let handle = server.handle();
         tokio::spawn(server);
-        Self { base, store, client: reqwest::Client::new(), db, server: handle }
+        Self {
+            base,
+            store,
+            client: reqwest::Client::new(),
+            db,
+            server: handle,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -140,12 +176,18 @@ impl TestApp {
             timezone: "Europe/Moscow".into(),
             default_locale: Locale::Ru,
         };
-        self.store.system(|c| tenants::create_tenant(c, new)).expect("create tenant").id
+        self.store
+            .system(|c| tenants::create_tenant(c, new))
+            .expect("create tenant")
+            .id
     }
 
     /// A new API key: (client id, secret).
     pub fn create_key(&self, tenant_id: &str, role: Role) -> (String, String) {
-        let created = self.store.write(tenant_id, |c| api_keys::create(c, tenant_id, role, "test")).expect("key");
+        let created = self
+            .store
+            .write(tenant_id, |c| api_keys::create(c, tenant_id, role, "test"))
+            .expect("key");
         (created.key.id, created.secret)
     }
 
@@ -159,7 +201,10 @@ impl TestApp {
             .await
             .expect("token request");
         assert_eq!(response.status(), StatusCode::OK, "token request failed");
-        response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        response.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// A new tenant and a token of `role` for it.
@@ -167,7 +212,11 @@ impl TestApp {
         let id = self.create_tenant(slug);
         let (client, secret) = self.create_key(&id, role);
         let token = self.token(&client, &secret).await;
-        TenantHandle { id, slug: slug.to_owned(), token }
+        TenantHandle {
+            id,
+            slug: slug.to_owned(),
+            token,
+        }
     }
 
     /// Another token of `role` for an existing tenant.
@@ -176,22 +225,35 @@ impl TestApp {
         self.token(&client, &secret).await
     }
 
-    pub async fn call(&self, token: &str, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }
         let response = request.send().await.expect("request");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop accepting and drop the pool before the database is removed.
-        let _ = self.server.stop(false);
+        // The stop command is sent when `stop` is called; awaiting only waits for it.
+        drop(self.server.stop(false));
     }
 }
 
@@ -205,7 +267,11 @@ pub struct Call {
 
 impl Call {
     pub fn new(method: Method, path: &'static str) -> Self {
-        Self { method, path, body: None }
+        Self {
+            method,
+            path,
+            body: None,
+        }
     }
     pub fn with_body(mut self, body: Value) -> Self {
         self.body = Some(body);
@@ -229,7 +295,14 @@ pub async fn assert_isolated(
     assert_eq!(status, StatusCode::OK, "the owner can read {check}");
     for call in calls {
         let path = call.path.replace("{id}", id);
-        let (status, body) = app.call(&intruder.token, call.method.clone(), &path, call.body.as_ref()).await;
+        let (status, body) = app
+            .call(
+                &intruder.token,
+                call.method.clone(),
+                &path,
+                call.body.as_ref(),
+            )
+            .await;
         assert_eq!(
             status,
             StatusCode::NOT_FOUND,
@@ -238,7 +311,11 @@ pub async fn assert_isolated(
             call.path,
             app.backend()
         );
-        assert_eq!(body["type"], "urn:assent:problem:not-found", "{} {}", call.method, call.path);
+        assert_eq!(
+            body["type"], "urn:assent:problem:not-found",
+            "{} {}",
+            call.method, call.path
+        );
     }
     let (_, after) = app.call(&owner.token, Method::GET, &check, None).await;
     assert_eq!(before, after, "calls by another tenant changed {check}");

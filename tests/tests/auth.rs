@@ -16,11 +16,17 @@ where
     }
 }
 
-async fn token_response(request: reqwest::RequestBuilder) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+async fn token_response(
+    request: reqwest::RequestBuilder,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
     let response = request.send().await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    (status, response.json().await.unwrap_or(Value::Null), headers)
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,14 +36,23 @@ async fn client_credentials_by_basic_form_and_json() {
         let (id, secret) = app.create_key(&t, Role::Operator);
         let url = app.url("/v1/auth/token");
 
-        let basic = app.client.post(&url).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]);
+        let basic = app
+            .client
+            .post(&url)
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")]);
         let (status, body, headers) = token_response(basic).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 900);
         assert_eq!(headers["cache-control"], "no-store");
-        let claims = access_tokens("k1", &[]).verify(body["access_token"].as_str().unwrap()).unwrap();
-        assert_eq!((claims.tid.as_str(), claims.sub.as_str(), claims.role), (t.as_str(), id.as_str(), Role::Operator));
+        let claims = access_tokens("k1", &[])
+            .verify(body["access_token"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            (claims.tid.as_str(), claims.sub.as_str(), claims.role),
+            (t.as_str(), id.as_str(), Role::Operator)
+        );
 
         let in_form = app.client.post(&url).form(&[
             ("grant_type", "client_credentials"),
@@ -46,10 +61,9 @@ async fn client_credentials_by_basic_form_and_json() {
         ]);
         assert_eq!(token_response(in_form).await.0, StatusCode::OK);
 
-        let as_json = app
-            .client
-            .post(&url)
-            .json(&json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}));
+        let as_json = app.client.post(&url).json(
+            &json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}),
+        );
         assert_eq!(token_response(as_json).await.0, StatusCode::OK);
     })
     .await;
@@ -64,31 +78,45 @@ async fn bad_token_requests_are_refused_with_oauth_errors() {
         let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
             (
                 "wrong secret",
-                app.client.post(&url).basic_auth(&id, Some("assent_sk_nope")).form(&[("grant_type", "client_credentials")]),
+                app.client
+                    .post(&url)
+                    .basic_auth(&id, Some("assent_sk_nope"))
+                    .form(&[("grant_type", "client_credentials")]),
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
             ),
             (
                 "unknown client",
-                app.client.post(&url).basic_auth("nobody", Some(&secret)).form(&[("grant_type", "client_credentials")]),
+                app.client
+                    .post(&url)
+                    .basic_auth("nobody", Some(&secret))
+                    .form(&[("grant_type", "client_credentials")]),
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
             ),
             (
                 "no credentials",
-                app.client.post(&url).form(&[("grant_type", "client_credentials")]),
+                app.client
+                    .post(&url)
+                    .form(&[("grant_type", "client_credentials")]),
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
             ),
             (
                 "password grant",
-                app.client.post(&url).basic_auth(&id, Some(&secret)).form(&[("grant_type", "password")]),
+                app.client
+                    .post(&url)
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "password")]),
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
             ),
             (
                 "no grant type",
-                app.client.post(&url).basic_auth(&id, Some(&secret)).form(&[("scope", "x")]),
+                app.client
+                    .post(&url)
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("scope", "x")]),
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
             ),
@@ -104,7 +132,10 @@ async fn bad_token_requests_are_refused_with_oauth_errors() {
             ),
             (
                 "malformed JSON",
-                app.client.post(&url).header("content-type", "application/json").body("{\"grant_type\":"),
+                app.client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body("{\"grant_type\":"),
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
             ),
@@ -113,7 +144,10 @@ async fn bad_token_requests_are_refused_with_oauth_errors() {
             let (got, body, headers) = token_response(request).await;
             assert_eq!(got, status, "{what} on {}: {body}", app.backend());
             assert_eq!(body["error"], error, "{what}");
-            assert_eq!(headers["content-type"], "application/problem+json", "{what}");
+            assert_eq!(
+                headers["content-type"], "application/problem+json",
+                "{what}"
+            );
         }
     })
     .await;
@@ -126,7 +160,11 @@ async fn a_revoked_key_gets_no_new_token() {
         let (id, secret) = app.create_key(&t, Role::Admin);
         app.token(&id, &secret).await;
         app.store.revoke_client(&id).unwrap();
-        let request = app.client.post(app.url("/v1/auth/token")).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]);
+        let request = app
+            .client
+            .post(app.url("/v1/auth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")]);
         let (status, body, _) = token_response(request).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"], "invalid_client");
@@ -148,30 +186,135 @@ fn forge(header: Value, claims: Value, key: &[u8]) -> String {
 async fn the_api_refuses_every_kind_of_bad_token() {
     each_backend(|app| async move {
         let tenant = app.tenant_with("acme", Role::Admin).await;
-        let key_k1 = assent_core::crypto::MasterKey::from_bytes(MASTER_KEY).derive("access-token", b"k1");
+        let key_k1 =
+            assent_core::crypto::MasterKey::from_bytes(MASTER_KEY).derive("access-token", b"k1");
         let now = chrono::Utc::now().timestamp();
         let claims = |aud: &str, iss: &str, nbf: i64, exp: i64, token_use: &str| {
             json!({"iss": iss, "aud": aud, "sub": "c", "tid": tenant.id, "role": "admin",
                    "token_use": token_use, "jti": "j", "iat": now, "nbf": nbf, "exp": exp})
         };
         let header = |alg: &str, kid: &str| json!({"alg": alg, "typ": "at+jwt", "kid": kid});
-        let good = forge(header("HS256", "k1"), claims("assent-api", "http://assent.test", now, now + 600, "access"), &key_k1);
+        let good = forge(
+            header("HS256", "k1"),
+            claims("assent-api", "http://assent.test", now, now + 600, "access"),
+            &key_k1,
+        );
         let expired_at = now - 3600;
         let cases = [
-            ("control: a correctly forged token passes", good.clone(), StatusCode::OK),
-            ("alg none", {
-                let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-                format!("{}.{}.", b64(header("none", "k1")), b64(claims("assent-api", "http://assent.test", now, now + 600, "access")))
-            }, StatusCode::UNAUTHORIZED),
-            ("HS512", forge_hs512(header("HS512", "k1"), claims("assent-api", "http://assent.test", now, now + 600, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("wrong audience", forge(header("HS256", "k1"), claims("other-api", "http://assent.test", now, now + 600, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("wrong issuer", forge(header("HS256", "k1"), claims("assent-api", "http://evil.test", now, now + 600, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("expired", forge(header("HS256", "k1"), claims("assent-api", "http://assent.test", expired_at - 900, expired_at, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("not yet valid", forge(header("HS256", "k1"), claims("assent-api", "http://assent.test", now + 600, now + 1200, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("unknown kid", forge(header("HS256", "k9"), claims("assent-api", "http://assent.test", now, now + 600, "access"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("another key", forge(header("HS256", "k1"), claims("assent-api", "http://assent.test", now, now + 600, "access"), &[7; 32]), StatusCode::UNAUTHORIZED),
-            ("another token type", forge(header("HS256", "k1"), claims("assent-api", "http://assent.test", now, now + 600, "link"), &key_k1), StatusCode::UNAUTHORIZED),
-            ("garbage", "not.a.token".to_owned(), StatusCode::UNAUTHORIZED),
+            (
+                "control: a correctly forged token passes",
+                good.clone(),
+                StatusCode::OK,
+            ),
+            (
+                "alg none",
+                {
+                    let b64 = |v: Value| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+                    };
+                    format!(
+                        "{}.{}.",
+                        b64(header("none", "k1")),
+                        b64(claims(
+                            "assent-api",
+                            "http://assent.test",
+                            now,
+                            now + 600,
+                            "access"
+                        ))
+                    )
+                },
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "HS512",
+                forge_hs512(
+                    header("HS512", "k1"),
+                    claims("assent-api", "http://assent.test", now, now + 600, "access"),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "wrong audience",
+                forge(
+                    header("HS256", "k1"),
+                    claims("other-api", "http://assent.test", now, now + 600, "access"),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "wrong issuer",
+                forge(
+                    header("HS256", "k1"),
+                    claims("assent-api", "http://evil.test", now, now + 600, "access"),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "expired",
+                forge(
+                    header("HS256", "k1"),
+                    claims(
+                        "assent-api",
+                        "http://assent.test",
+                        expired_at - 900,
+                        expired_at,
+                        "access",
+                    ),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "not yet valid",
+                forge(
+                    header("HS256", "k1"),
+                    claims(
+                        "assent-api",
+                        "http://assent.test",
+                        now + 600,
+                        now + 1200,
+                        "access",
+                    ),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "unknown kid",
+                forge(
+                    header("HS256", "k9"),
+                    claims("assent-api", "http://assent.test", now, now + 600, "access"),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "another key",
+                forge(
+                    header("HS256", "k1"),
+                    claims("assent-api", "http://assent.test", now, now + 600, "access"),
+                    &[7; 32],
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "another token type",
+                forge(
+                    header("HS256", "k1"),
+                    claims("assent-api", "http://assent.test", now, now + 600, "link"),
+                    &key_k1,
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "garbage",
+                "not.a.token".to_owned(),
+                StatusCode::UNAUTHORIZED,
+            ),
         ];
         for (what, token, expected) in cases {
             let (status, body) = app.call(&token, Method::GET, "/v1/tenant", None).await;
@@ -181,8 +324,17 @@ async fn the_api_refuses_every_kind_of_bad_token() {
             }
         }
         let response = app.client.get(app.url("/v1/tenant")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "no Authorization header");
-        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "no Authorization header"
+        );
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
     })
     .await;
 }
@@ -204,24 +356,51 @@ async fn roles_are_enforced_per_route() {
         let body = json!({"role": "operator"});
         for role in [Role::PrivacyOfficer, Role::Operator, Role::Auditor] {
             let token = app.token_for(&admin, role).await;
-            let (status, problem) = app.call(&token, Method::POST, "/v1/api-keys", Some(&body)).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{role} may not create keys: {problem}");
+            let (status, problem) = app
+                .call(&token, Method::POST, "/v1/api-keys", Some(&body))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{role} may not create keys: {problem}"
+            );
             assert_eq!(problem["type"], "urn:assent:problem:forbidden");
             let (status, _) = app.call(&token, Method::GET, "/v1/api-keys", None).await;
             assert_eq!(status, StatusCode::OK, "{role} may list keys");
             let (status, _) = app.call(&token, Method::GET, "/v1/tenant", None).await;
             assert_eq!(status, StatusCode::OK, "{role} may read the tenant");
         }
-        let (_, page) = app.call(&admin.token, Method::GET, "/v1/api-keys", None).await;
+        let (_, page) = app
+            .call(&admin.token, Method::GET, "/v1/api-keys", None)
+            .await;
         let victim = page["items"][0]["client_id"].as_str().unwrap().to_owned();
         let auditor = app.token_for(&admin, Role::Auditor).await;
-        let (status, _) = app.call(&auditor, Method::POST, &format!("/v1/api-keys/{victim}/revoke"), None).await;
+        let (status, _) = app
+            .call(
+                &auditor,
+                Method::POST,
+                &format!("/v1/api-keys/{victim}/revoke"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "an auditor may not revoke");
-        let (_, key) = app.call(&admin.token, Method::GET, &format!("/v1/api-keys/{victim}"), None).await;
-        assert!(key["revoked_at"].is_null(), "a refused call changes nothing");
+        let (_, key) = app
+            .call(
+                &admin.token,
+                Method::GET,
+                &format!("/v1/api-keys/{victim}"),
+                None,
+            )
+            .await;
+        assert!(
+            key["revoked_at"].is_null(),
+            "a refused call changes nothing"
+        );
         // 4 keys were made with the admin's; the refused creations added none.
         assert_eq!(page["items"].as_array().unwrap().len(), 4);
-        let (status, created) = app.call(&admin.token, Method::POST, "/v1/api-keys", Some(&body)).await;
+        let (status, created) = app
+            .call(&admin.token, Method::POST, "/v1/api-keys", Some(&body))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
     })
     .await;

@@ -8,7 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn key_count(app: &TestApp, token: &str) -> usize {
-    let (status, page) = app.call(token, Method::GET, "/v1/api-keys?limit=200", None).await;
+    let (status, page) = app
+        .call(token, Method::GET, "/v1/api-keys?limit=200", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     page["items"].as_array().unwrap().len()
 }
@@ -21,14 +23,62 @@ async fn bad_bodies_get_problem_json_and_write_nothing() {
         let before = key_count(&app, &admin.token).await;
         let big = json!({"role": "operator", "label": "x".repeat(70 * 1024)}).to_string();
         let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
-            ("malformed JSON", "application/json", "{\"role\":".into(), StatusCode::BAD_REQUEST, "malformed-request"),
-            ("wrong type", "application/json", r#"{"role": 5}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            ("unknown role", "application/json", r#"{"role": "root"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            ("missing field", "application/json", r#"{"label": "x"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            ("unknown field", "application/json", r#"{"role": "operator", "admin": true}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            ("control characters", "application/json", r#"{"role": "operator", "label": "a\u0000b"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            ("oversized", "application/json", big, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            ("not JSON", "text/plain", r#"{"role": "operator"}"#.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+            (
+                "malformed JSON",
+                "application/json",
+                "{\"role\":".into(),
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+            ),
+            (
+                "wrong type",
+                "application/json",
+                r#"{"role": 5}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+            ),
+            (
+                "unknown role",
+                "application/json",
+                r#"{"role": "root"}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+            ),
+            (
+                "missing field",
+                "application/json",
+                r#"{"label": "x"}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+            ),
+            (
+                "unknown field",
+                "application/json",
+                r#"{"role": "operator", "admin": true}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+            ),
+            (
+                "control characters",
+                "application/json",
+                r#"{"role": "operator", "label": "a\u0000b"}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+            ),
+            (
+                "oversized",
+                "application/json",
+                big,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+            ),
+            (
+                "not JSON",
+                "text/plain",
+                r#"{"role": "operator"}"#.into(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+            ),
         ];
         for (what, content_type, body, status, kind) in cases {
             let response = app
@@ -41,13 +91,29 @@ async fn bad_bodies_get_problem_json_and_write_nothing() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), status, "{what} on {}", app.backend());
-            assert_eq!(response.headers()["content-type"], "application/problem+json", "{what}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json",
+                "{what}"
+            );
             let problem: Value = response.json().await.unwrap();
-            assert_eq!(problem["type"], format!("urn:assent:problem:{kind}"), "{what}");
+            assert_eq!(
+                problem["type"],
+                format!("urn:assent:problem:{kind}"),
+                "{what}"
+            );
             assert_eq!(problem["status"], status.as_u16(), "{what}");
-            assert!(problem["title"].is_string() && problem["detail"].is_string(), "{what}: {problem}");
+            assert!(
+                problem["title"].is_string() && problem["detail"].is_string(),
+                "{what}: {problem}"
+            );
         }
-        assert_eq!(key_count(&app, &admin.token).await, before, "nothing was written on {}", app.backend());
+        assert_eq!(
+            key_count(&app, &admin.token).await,
+            before,
+            "nothing was written on {}",
+            app.backend()
+        );
     }
 }
 
@@ -55,13 +121,28 @@ async fn bad_bodies_get_problem_json_and_write_nothing() {
 async fn every_response_carries_a_request_id() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let generated = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(assent_core::id::is_id(&id), "{id}");
-    let echoed = app.client.get(app.url("/nowhere")).header("x-request-id", "trace-42").send().await.unwrap();
+    let echoed = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "trace-42");
     assert_eq!(echoed.status(), StatusCode::NOT_FOUND);
     assert_eq!(echoed.headers()["content-type"], "application/problem+json");
-    let unsafe_id = app.client.get(app.url("/healthz")).header("x-request-id", "a b<script>").send().await.unwrap();
+    let unsafe_id = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "a b<script>")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(unsafe_id.headers()["x-request-id"], "a b<script>");
 }
 
@@ -80,7 +161,11 @@ async fn lists_page_with_cursors() {
             assert_eq!(status, StatusCode::OK, "{page}");
             let items = page["items"].as_array().unwrap();
             assert!(items.len() <= 2);
-            seen.extend(items.iter().map(|k| k["client_id"].as_str().unwrap().to_owned()));
+            seen.extend(
+                items
+                    .iter()
+                    .map(|k| k["client_id"].as_str().unwrap().to_owned()),
+            );
             match page["next_cursor"].as_str() {
                 Some(cursor) => path = format!("/v1/api-keys?limit=2&cursor={cursor}"),
                 None => break,
@@ -91,7 +176,12 @@ async fn lists_page_with_cursors() {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted, seen, "in order and without repeats");
-        for bad in ["/v1/api-keys?limit=0", "/v1/api-keys?limit=500", "/v1/api-keys?cursor=bogus", "/v1/api-keys?limit=x"] {
+        for bad in [
+            "/v1/api-keys?limit=0",
+            "/v1/api-keys?limit=500",
+            "/v1/api-keys?cursor=bogus",
+            "/v1/api-keys?limit=x",
+        ] {
             let (status, problem) = app.call(&admin.token, Method::GET, bad, None).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         }
@@ -112,25 +202,44 @@ async fn idempotency_key_replays_the_first_creation() {
                 .json(&body)
                 .send()
         };
-        let first = post("req-1", json!({"role": "operator", "label": "crm"})).await.unwrap();
+        let first = post("req-1", json!({"role": "operator", "label": "crm"}))
+            .await
+            .unwrap();
         assert_eq!(first.status(), StatusCode::CREATED);
         let first: Value = first.json().await.unwrap();
-        assert!(first["client_secret"].as_str().unwrap().starts_with("assent_sk_"));
+        assert!(
+            first["client_secret"]
+                .as_str()
+                .unwrap()
+                .starts_with("assent_sk_")
+        );
 
-        let again = post("req-1", json!({"role": "operator", "label": "crm"})).await.unwrap();
+        let again = post("req-1", json!({"role": "operator", "label": "crm"}))
+            .await
+            .unwrap();
         assert_eq!(again.status(), StatusCode::CREATED);
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         let again: Value = again.json().await.unwrap();
         assert_eq!(again["client_id"], first["client_id"]);
-        assert!(again.get("client_secret").is_none(), "the secret is never stored, so never replayed");
+        assert!(
+            again.get("client_secret").is_none(),
+            "the secret is never stored, so never replayed"
+        );
 
-        let reused = post("req-1", json!({"role": "admin", "label": "crm"})).await.unwrap();
+        let reused = post("req-1", json!({"role": "admin", "label": "crm"}))
+            .await
+            .unwrap();
         assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let bad = post("bad key \u{7f}", json!({"role": "admin"})).await;
         if let Ok(bad) = bad {
             assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
         }
-        assert_eq!(key_count(&app, &admin.token).await, before + 1, "one key for one idempotency key on {}", app.backend());
+        assert_eq!(
+            key_count(&app, &admin.token).await,
+            before + 1,
+            "one key for one idempotency key on {}",
+            app.backend()
+        );
 
         // Keys are per tenant: another tenant may use the same one.
         let other = app.tenant_with("other", Role::Admin).await;
@@ -158,11 +267,31 @@ async fn operations_endpoints_answer() {
         assert_eq!(health.status(), StatusCode::OK);
         let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
-        app.call(&admin.token, Method::GET, &format!("/v1/api-keys/{}", admin.id), None).await;
-        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        app.call(
+            &admin.token,
+            Method::GET,
+            &format!("/v1/api-keys/{}", admin.id),
+            None,
+        )
+        .await;
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(metrics.contains("assent_http_requests_total{"), "{metrics}");
-        assert!(metrics.contains("route=\"/v1/api-keys/{client_id}\""), "route patterns, not paths: {metrics}");
-        assert!(metrics.contains("assent_access_tokens_issued_total 1"), "{metrics}");
+        assert!(
+            metrics.contains("route=\"/v1/api-keys/{client_id}\""),
+            "route patterns, not paths: {metrics}"
+        );
+        assert!(
+            metrics.contains("assent_access_tokens_issued_total 1"),
+            "{metrics}"
+        );
         assert!(!metrics.contains(&admin.id), "no ids in metrics");
         assert!(metrics.trim_end().ends_with("# EOF"));
     }
@@ -171,7 +300,15 @@ async fn operations_endpoints_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_every_route() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
-    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     // The routes this server answers (each probed below) must all be documented.
@@ -188,13 +325,30 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/api-keys/{client_id}/revoke"),
     ];
     for (method, path) in served {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
         let concrete = path.replace("{client_id}", "x");
-        let status = app.client.request(method.to_uppercase().parse().unwrap(), app.url(&concrete)).send().await.unwrap().status();
-        assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path} is documented but not served");
+        let status = app
+            .client
+            .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_ne!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} is documented but not served"
+        );
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, served.len(), "a documented route is missing from this test's list");
+    assert_eq!(
+        documented,
+        served.len(),
+        "a documented route is missing from this test's list"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
@@ -204,21 +358,43 @@ async fn another_tenants_keys_answer_404_and_stay_unchanged() {
         let app = TestApp::spawn(db).await;
         let owner = app.tenant_with("owner", Role::Admin).await;
         let intruder = app.tenant_with("intruder", Role::Admin).await;
-        let (_, created) = app.call(&owner.token, Method::POST, "/v1/api-keys", Some(&json!({"role": "operator"}))).await;
+        let (_, created) = app
+            .call(
+                &owner.token,
+                Method::POST,
+                "/v1/api-keys",
+                Some(&json!({"role": "operator"})),
+            )
+            .await;
         let id = created["client_id"].as_str().unwrap();
         assert_isolated(
             &app,
             &owner,
             &intruder,
             id,
-            &[Call::new(Method::GET, "/v1/api-keys/{id}"), Call::new(Method::POST, "/v1/api-keys/{id}/revoke")],
+            &[
+                Call::new(Method::GET, "/v1/api-keys/{id}"),
+                Call::new(Method::POST, "/v1/api-keys/{id}/revoke"),
+            ],
             "/v1/api-keys/{id}",
         )
         .await;
-        let (_, theirs) = app.call(&intruder.token, Method::GET, "/v1/api-keys", None).await;
-        let ids: Vec<_> = theirs["items"].as_array().unwrap().iter().map(|k| k["client_id"].clone()).collect();
-        assert!(!ids.contains(&json!(id)), "lists show only the caller's tenant");
-        let (_, tenant) = app.call(&intruder.token, Method::GET, "/v1/tenant", None).await;
+        let (_, theirs) = app
+            .call(&intruder.token, Method::GET, "/v1/api-keys", None)
+            .await;
+        let ids: Vec<_> = theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["client_id"].clone())
+            .collect();
+        assert!(
+            !ids.contains(&json!(id)),
+            "lists show only the caller's tenant"
+        );
+        let (_, tenant) = app
+            .call(&intruder.token, Method::GET, "/v1/tenant", None)
+            .await;
         assert_eq!(tenant["slug"], "intruder");
     }
 }

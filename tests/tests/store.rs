@@ -27,7 +27,10 @@ fn new_tenant(slug: &str) -> NewTenant {
 }
 
 fn tenant(store: &Store, slug: &str) -> String {
-    store.system(|c| tenants::create_tenant(c, new_tenant(slug))).unwrap().id
+    store
+        .system(|c| tenants::create_tenant(c, new_tenant(slug)))
+        .unwrap()
+        .id
 }
 
 #[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,26 +61,37 @@ fn columns(store: &Store) -> BTreeSet<(String, String, bool)> {
         .load(lite)
         .unwrap(),
     };
-    rows.into_iter().map(|c| (c.table_name, c.column_name, c.nullable)).collect()
+    rows.into_iter()
+        .map(|c| (c.table_name, c.column_name, c.nullable))
+        .collect()
 }
 
 #[test]
 fn both_backends_have_the_same_tables_and_columns() {
     let sqlite = TestDb::sqlite();
-    let Some(postgres) = TestDb::postgres() else { return };
+    let Some(postgres) = TestDb::postgres() else {
+        return;
+    };
     let lite = columns(&sqlite.store());
     let pg = columns(&postgres.store());
     assert!(lite.len() > 10, "the schema was read: {lite:?}");
     let only_lite: Vec<_> = lite.difference(&pg).collect();
     let only_pg: Vec<_> = pg.difference(&lite).collect();
-    assert!(only_lite.is_empty() && only_pg.is_empty(), "only in SQLite: {only_lite:?}; only in PostgreSQL: {only_pg:?}");
+    assert!(
+        only_lite.is_empty() && only_pg.is_empty(),
+        "only in SQLite: {only_lite:?}; only in PostgreSQL: {only_pg:?}"
+    );
 }
 
 #[test]
 fn migrations_apply_once_on_each_backend() {
     for db in TestDb::all() {
         let store = db.store();
-        assert!(store.migrate().unwrap().is_empty(), "second run applies nothing on {}", db.backend);
+        assert!(
+            store.migrate().unwrap().is_empty(),
+            "second run applies nothing on {}",
+            db.backend
+        );
     }
 }
 
@@ -94,7 +108,9 @@ fn every_tenant_key_starts_with_tenant_id() {
     let Some(db) = TestDb::postgres() else { return };
     let store = db.store();
     let mut conn = store.connection().unwrap();
-    let DbConnection::Postgres(pg) = &mut *conn else { unreachable!() };
+    let DbConnection::Postgres(pg) = &mut *conn else {
+        unreachable!()
+    };
     // The first column of every primary and unique key.
     let firsts: Vec<KeyColumn> = diesel::sql_query(
         "SELECT c.relname::text AS table_name, a.attname::text AS column_name \
@@ -106,10 +122,17 @@ fn every_tenant_key_starts_with_tenant_id() {
     )
     .load(pg)
     .unwrap();
-    let tenant_keys: Vec<_> = firsts.iter().filter(|k| !REGISTRY_TABLES.contains(&k.table_name.as_str())).collect();
+    let tenant_keys: Vec<_> = firsts
+        .iter()
+        .filter(|k| !REGISTRY_TABLES.contains(&k.table_name.as_str()))
+        .collect();
     assert!(!tenant_keys.is_empty());
     for key in tenant_keys {
-        assert_eq!(key.column_name, "tenant_id", "a key of {} must start with tenant_id", key.table_name);
+        assert_eq!(
+            key.column_name, "tenant_id",
+            "a key of {} must start with tenant_id",
+            key.table_name
+        );
     }
 }
 
@@ -130,7 +153,10 @@ struct Count {
 }
 
 fn count_keys(pg: &mut PgConnection) -> i32 {
-    diesel::sql_query("SELECT count(*)::int AS n FROM api_keys").get_result::<Count>(pg).unwrap().n
+    diesel::sql_query("SELECT count(*)::int AS n FROM api_keys")
+        .get_result::<Count>(pg)
+        .unwrap()
+        .n
 }
 
 #[test]
@@ -139,12 +165,20 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
     let store = db.store();
     let a = tenant(&store, "tenant-a");
     let b = tenant(&store, "tenant-b");
-    store.write(&a, |c| api_keys::create(c, &a, Role::Admin, "a")).unwrap();
-    store.write(&b, |c| api_keys::create(c, &b, Role::Admin, "b1")).unwrap();
-    store.write(&b, |c| api_keys::create(c, &b, Role::Admin, "b2")).unwrap();
+    store
+        .write(&a, |c| api_keys::create(c, &a, Role::Admin, "a"))
+        .unwrap();
+    store
+        .write(&b, |c| api_keys::create(c, &b, Role::Admin, "b1"))
+        .unwrap();
+    store
+        .write(&b, |c| api_keys::create(c, &b, Role::Admin, "b2"))
+        .unwrap();
 
     let mut conn = store.connection().unwrap();
-    let DbConnection::Postgres(owner) = &mut *conn else { unreachable!() };
+    let DbConnection::Postgres(owner) = &mut *conn else {
+        unreachable!()
+    };
     let tables: Vec<Rls> = diesel::sql_query(
         "SELECT c.relname::text AS relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -153,25 +187,50 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
     )
     .load(owner)
     .unwrap();
-    for t in tables.iter().filter(|t| !REGISTRY_TABLES.contains(&t.relname.as_str())) {
-        assert!(t.relrowsecurity && t.relforcerowsecurity, "RLS must be enabled and forced on {}", t.relname);
+    for t in tables
+        .iter()
+        .filter(|t| !REGISTRY_TABLES.contains(&t.relname.as_str()))
+    {
+        assert!(
+            t.relrowsecurity && t.relforcerowsecurity,
+            "RLS must be enabled and forced on {}",
+            t.relname
+        );
     }
 
     // A role that is neither superuser nor BYPASSRLS, as an application should run.
     let role = format!("assent_app_{}", uuid::Uuid::now_v7().simple());
-    diesel::sql_query(format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")).execute(owner).unwrap();
-    diesel::sql_query(format!("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}"))
+    diesel::sql_query(format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS"))
         .execute(owner)
         .unwrap();
+    diesel::sql_query(format!(
+        "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}"
+    ))
+    .execute(owner)
+    .unwrap();
     let admin_url = std::env::var(assent_tests::POSTGRES_ENV).unwrap();
-    let db_name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let db_name = db
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
     let role_url = with_database(&admin_url, &db_name).replacen("://", &format!("://{role}@"), 1);
     let role_url = strip_user(&role_url, &role);
     let mut app = PgConnection::establish(&role_url).unwrap();
 
-    assert_eq!(count_keys(&mut app), 0, "without app.tenant_id nothing is visible");
+    assert_eq!(
+        count_keys(&mut app),
+        0,
+        "without app.tenant_id nothing is visible"
+    );
     app.transaction::<_, diesel::result::Error, _>(|c| {
-        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)").bind::<Text, _>(&a).execute(c)?;
+        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind::<Text, _>(&a)
+            .execute(c)?;
         assert_eq!(count_keys(c), 1, "tenant A sees only its own key");
         let insert = diesel::sql_query(
             "INSERT INTO api_keys (tenant_id, id, role, label, secret_digest, created_at) \
@@ -184,15 +243,25 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
     })
     .unwrap_err();
     app.transaction::<_, diesel::result::Error, _>(|c| {
-        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)").bind::<Text, _>(&b).execute(c)?;
+        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind::<Text, _>(&b)
+            .execute(c)?;
         assert_eq!(count_keys(c), 2, "tenant B sees its two keys");
         Ok(())
     })
     .unwrap();
-    assert_eq!(count_keys(&mut app), 0, "the setting ends with the transaction");
+    assert_eq!(
+        count_keys(&mut app),
+        0,
+        "the setting ends with the transaction"
+    );
     drop(app);
-    diesel::sql_query(format!("DROP OWNED BY {role}")).execute(owner).unwrap();
-    diesel::sql_query(format!("DROP ROLE {role}")).execute(owner).unwrap();
+    diesel::sql_query(format!("DROP OWNED BY {role}"))
+        .execute(owner)
+        .unwrap();
+    diesel::sql_query(format!("DROP ROLE {role}"))
+        .execute(owner)
+        .unwrap();
 }
 
 /// Replaces whatever user the admin URL had with `role`.
@@ -207,18 +276,37 @@ fn tenants_have_unique_slugs_and_known_groups() {
     for db in TestDb::all() {
         let store = db.store();
         tenant(&store, "acme");
-        let err = store.system(|c| tenants::create_tenant(c, new_tenant("acme"))).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{} {err:?}", db.backend);
+        let err = store
+            .system(|c| tenants::create_tenant(c, new_tenant("acme")))
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(_)),
+            "{} {err:?}",
+            db.backend
+        );
         let mut orphan = new_tenant("orphan");
         orphan.group_id = Some(assent_core::id::new_id());
-        let err = store.system(|c| tenants::create_tenant(c, orphan)).unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(_)), "{} {err:?}", db.backend);
-        let group = store.system(|c| tenants::create_group(c, "Holding")).unwrap();
+        let err = store
+            .system(|c| tenants::create_tenant(c, orphan))
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid(_)),
+            "{} {err:?}",
+            db.backend
+        );
+        let group = store
+            .system(|c| tenants::create_group(c, "Holding"))
+            .unwrap();
         let mut member = new_tenant("member");
         member.group_id = Some(group.id.clone());
         let member = store.system(|c| tenants::create_tenant(c, member)).unwrap();
         assert_eq!(member.group_id, Some(group.id));
-        let slugs: Vec<_> = store.system(tenants::list_tenants).unwrap().into_iter().map(|t| t.slug).collect();
+        let slugs: Vec<_> = store
+            .system(tenants::list_tenants)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.slug)
+            .collect();
         assert_eq!(slugs, vec!["acme", "member"], "{}", db.backend);
     }
 }
@@ -228,19 +316,49 @@ fn api_keys_authenticate_until_revoked() {
     for db in TestDb::all() {
         let store = db.store();
         let t = tenant(&store, "acme");
-        let created = store.write(&t, |c| api_keys::create(c, &t, Role::Operator, "crm")).unwrap();
+        let created = store
+            .write(&t, |c| api_keys::create(c, &t, Role::Operator, "crm"))
+            .unwrap();
         let id = created.key.id.clone();
-        let ok = store.authenticate_client(&id, &created.secret).unwrap().unwrap();
+        let ok = store
+            .authenticate_client(&id, &created.secret)
+            .unwrap()
+            .unwrap();
         assert_eq!(ok.role(), Role::Operator);
-        assert!(store.read(&t, |c| api_keys::get(c, &t, &id)).unwrap().unwrap().last_used_at.is_some());
-        assert_eq!(store.authenticate_client(&id, "assent_sk_wrong").unwrap(), Err(ClientRejected::WrongSecret));
-        assert_eq!(store.authenticate_client("nobody", &created.secret).unwrap(), Err(ClientRejected::UnknownClient));
+        assert!(
+            store
+                .read(&t, |c| api_keys::get(c, &t, &id))
+                .unwrap()
+                .unwrap()
+                .last_used_at
+                .is_some()
+        );
+        assert_eq!(
+            store.authenticate_client(&id, "assent_sk_wrong").unwrap(),
+            Err(ClientRejected::WrongSecret)
+        );
+        assert_eq!(
+            store
+                .authenticate_client("nobody", &created.secret)
+                .unwrap(),
+            Err(ClientRejected::UnknownClient)
+        );
         let revoked = store.revoke_client(&id).unwrap();
         let first_revocation = revoked.revoked_at.unwrap();
-        assert_eq!(store.authenticate_client(&id, &created.secret).unwrap(), Err(ClientRejected::Revoked));
+        assert_eq!(
+            store.authenticate_client(&id, &created.secret).unwrap(),
+            Err(ClientRejected::Revoked)
+        );
         let again = store.revoke_client(&id).unwrap();
-        assert_eq!(again.revoked_at, Some(first_revocation), "revoking twice keeps the first time");
-        assert!(matches!(store.revoke_client("nobody"), Err(StoreError::NotFound)));
+        assert_eq!(
+            again.revoked_at,
+            Some(first_revocation),
+            "revoking twice keeps the first time"
+        );
+        assert!(matches!(
+            store.revoke_client("nobody"),
+            Err(StoreError::NotFound)
+        ));
     }
 }
 
@@ -250,10 +368,22 @@ fn key_listing_pages_through_everything_once() {
         let store = db.store();
         let t = tenant(&store, "acme");
         let other = tenant(&store, "other");
-        store.write(&other, |c| api_keys::create(c, &other, Role::Admin, "not mine")).unwrap();
+        store
+            .write(&other, |c| {
+                api_keys::create(c, &other, Role::Admin, "not mine")
+            })
+            .unwrap();
         let mut created = Vec::new();
         for i in 0..5 {
-            created.push(store.write(&t, |c| api_keys::create(c, &t, Role::Auditor, &format!("k{i}"))).unwrap().key.id);
+            created.push(
+                store
+                    .write(&t, |c| {
+                        api_keys::create(c, &t, Role::Auditor, &format!("k{i}"))
+                    })
+                    .unwrap()
+                    .key
+                    .id,
+            );
         }
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
@@ -267,7 +397,11 @@ fn key_listing_pages_through_everything_once() {
                 None => break,
             }
         }
-        assert_eq!(seen, created, "every key once, in creation order, none of another tenant ({})", db.backend);
+        assert_eq!(
+            seen, created,
+            "every key once, in creation order, none of another tenant ({})",
+            db.backend
+        );
     }
 }
 
@@ -276,14 +410,31 @@ fn idempotency_keys_replay_and_refuse_reuse() {
     for db in TestDb::all() {
         let store = db.store();
         let t = tenant(&store, "acme");
-        let stored = StoredResponse { status: 201, body: "{\"a\":1}".into() };
-        store.write(&t, |c| idempotency::record(c, &t, "k", "POST /x", b"digest", &stored)).unwrap();
-        let found = store.read(&t, |c| idempotency::find(c, &t, "k", "POST /x", b"digest")).unwrap();
+        let stored = StoredResponse {
+            status: 201,
+            body: "{\"a\":1}".into(),
+        };
+        store
+            .write(&t, |c| {
+                idempotency::record(c, &t, "k", "POST /x", b"digest", &stored)
+            })
+            .unwrap();
+        let found = store
+            .read(&t, |c| idempotency::find(c, &t, "k", "POST /x", b"digest"))
+            .unwrap();
         assert_eq!(found, Some(stored));
         let reuse = store.read(&t, |c| idempotency::find(c, &t, "k", "POST /x", b"other"));
-        assert!(matches!(reuse, Err(StoreError::Invalid(_))), "{}", db.backend);
+        assert!(
+            matches!(reuse, Err(StoreError::Invalid(_))),
+            "{}",
+            db.backend
+        );
         let other = tenant(&store, "other");
-        let theirs = store.read(&other, |c| idempotency::find(c, &other, "k", "POST /x", b"digest")).unwrap();
+        let theirs = store
+            .read(&other, |c| {
+                idempotency::find(c, &other, "k", "POST /x", b"digest")
+            })
+            .unwrap();
         assert_eq!(theirs, None, "keys are per tenant");
     }
 }
@@ -310,15 +461,39 @@ fn sqlite_connections_are_durable_and_enforce_foreign_keys() {
     assert_eq!(db.backend, Backend::Sqlite);
     let store = db.store();
     let mut conn = store.connection().unwrap();
-    let DbConnection::Sqlite(lite) = &mut *conn else { unreachable!() };
+    let DbConnection::Sqlite(lite) = &mut *conn else {
+        unreachable!()
+    };
     #[derive(QueryableByName)]
     struct Pragma {
         #[diesel(sql_type = Text)]
         v: String,
     }
-    let get = |c: &mut SqliteConnection, q: &str| diesel::sql_query(q).get_result::<Pragma>(c).unwrap().v;
-    assert_eq!(get(lite, "SELECT journal_mode AS v FROM pragma_journal_mode"), "wal");
-    assert_eq!(get(lite, "SELECT CAST(synchronous AS TEXT) AS v FROM pragma_synchronous"), "2");
-    assert_eq!(get(lite, "SELECT CAST(foreign_keys AS TEXT) AS v FROM pragma_foreign_keys"), "1");
-    assert_eq!(get(lite, "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout"), "5000");
+    let get =
+        |c: &mut SqliteConnection, q: &str| diesel::sql_query(q).get_result::<Pragma>(c).unwrap().v;
+    assert_eq!(
+        get(lite, "SELECT journal_mode AS v FROM pragma_journal_mode"),
+        "wal"
+    );
+    assert_eq!(
+        get(
+            lite,
+            "SELECT CAST(synchronous AS TEXT) AS v FROM pragma_synchronous"
+        ),
+        "2"
+    );
+    assert_eq!(
+        get(
+            lite,
+            "SELECT CAST(foreign_keys AS TEXT) AS v FROM pragma_foreign_keys"
+        ),
+        "1"
+    );
+    assert_eq!(
+        get(
+            lite,
+            "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout"
+        ),
+        "5000"
+    );
 }

@@ -52,7 +52,9 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Json<T> {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
             let value = value.await?.into_inner();
-            serde_json::from_value(value).map(Json).map_err(|e| ApiError::invalid(e.to_string()).into())
+            serde_json::from_value(value)
+                .map(Json)
+                .map_err(|e| ApiError::invalid(e.to_string()).into())
         })
     }
 }

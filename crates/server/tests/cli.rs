@@ -26,7 +26,13 @@ fn command(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "failed ({}): {}{}", output.status, String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
     serde_json::from_slice(&output.stdout).expect("one JSON object")
 }
 
@@ -63,9 +69,16 @@ fn serve_in_an_empty_directory_is_ready_within_two_seconds() {
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_owned();
     let rest: Vec<String> = lines.take(3).map(Result::unwrap).collect();
-    assert!(rest.iter().any(|l| l.contains("assent apikey create --tenant")), "prints how to make a key: {rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("assent apikey create --tenant")),
+        "prints how to make a key: {rest:?}"
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let ready = runtime.block_on(async {
         let client = reqwest::Client::new();
         loop {
@@ -85,8 +98,15 @@ fn serve_in_an_empty_directory_is_ready_within_two_seconds() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("data/master.key")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "the master key is readable by its owner only");
+        let mode = std::fs::metadata(dir.path().join("data/master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the master key is readable by its owner only"
+        );
     }
 }
 
@@ -94,21 +114,65 @@ fn serve_in_an_empty_directory_is_ready_within_two_seconds() {
 fn operator_commands_print_json_for_scripts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let group = json(&assent(d, &["group", "create", "--name", "Holding", "--json"]));
+    let group = json(&assent(
+        d,
+        &["group", "create", "--name", "Holding", "--json"],
+    ));
     let group_id = group["id"].as_str().unwrap();
     let tenant = json(&assent(
         d,
-        &["tenant", "create", "--slug", "acme", "--name", "ООО «Акме»", "--group", group_id, "--jurisdiction", "gdpr", "--timezone", "Europe/Berlin", "--locale", "en", "--json"],
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "ООО «Акме»",
+            "--group",
+            group_id,
+            "--jurisdiction",
+            "gdpr",
+            "--timezone",
+            "Europe/Berlin",
+            "--locale",
+            "en",
+            "--json",
+        ],
     ));
     assert_eq!(tenant["slug"], "acme");
-    let key = json(&assent(d, &["apikey", "create", "--tenant", "acme", "--role", "auditor", "--json"]));
+    let key = json(&assent(
+        d,
+        &[
+            "apikey", "create", "--tenant", "acme", "--role", "auditor", "--json",
+        ],
+    ));
     assert_eq!(key["role"], "auditor");
-    assert!(key["client_secret"].as_str().unwrap().starts_with("assent_sk_"));
+    assert!(
+        key["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("assent_sk_")
+    );
     let list = json(&assent(d, &["tenant", "list", "--json"]));
     let t = &list["tenants"][0];
-    assert_eq!((t["slug"].as_str(), t["group_id"].as_str(), t["jurisdiction"].as_str()), (Some("acme"), Some(group_id), Some("gdpr")));
+    assert_eq!(
+        (
+            t["slug"].as_str(),
+            t["group_id"].as_str(),
+            t["jurisdiction"].as_str()
+        ),
+        (Some("acme"), Some(group_id), Some("gdpr"))
+    );
     assert_eq!(t["legal_name"], "ООО «Акме»");
-    let revoked = json(&assent(d, &["apikey", "revoke", key["client_id"].as_str().unwrap(), "--json"]));
+    let revoked = json(&assent(
+        d,
+        &[
+            "apikey",
+            "revoke",
+            key["client_id"].as_str().unwrap(),
+            "--json",
+        ],
+    ));
     assert_eq!(revoked["revoked"], true);
     let migrate = assent(d, &["migrate"]);
     assert!(migrate.status.success());
@@ -119,28 +183,88 @@ fn operator_commands_print_json_for_scripts() {
 fn bad_arguments_fail_clearly_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    json(&assent(d, &["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"]));
+    json(&assent(
+        d,
+        &[
+            "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
+        ],
+    ));
     let cases: &[(&[&str], &str)] = &[
-        (&["tenant", "create", "--slug", "Bad Slug", "--name", "X"], "invalid slug"),
-        (&["tenant", "create", "--slug", "acme", "--name", "Again"], "is taken"),
-        (&["tenant", "create", "--slug", "new", "--name", "X", "--timezone", "Mars/Base"], "unknown time zone"),
-        (&["tenant", "create", "--slug", "new", "--name", "X", "--jurisdiction", "mars"], "unknown jurisdiction"),
-        (&["tenant", "create", "--slug", "new", "--name", "X", "--group", "nope"], "no tenant group"),
-        (&["tenant", "create", "--slug", "new", "--name", "  "], "must not be empty"),
-        (&["apikey", "create", "--tenant", "nope", "--role", "admin"], "no tenant with slug"),
-        (&["apikey", "create", "--tenant", "acme", "--role", "root"], "unknown role"),
+        (
+            &["tenant", "create", "--slug", "Bad Slug", "--name", "X"],
+            "invalid slug",
+        ),
+        (
+            &["tenant", "create", "--slug", "acme", "--name", "Again"],
+            "is taken",
+        ),
+        (
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "new",
+                "--name",
+                "X",
+                "--timezone",
+                "Mars/Base",
+            ],
+            "unknown time zone",
+        ),
+        (
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "new",
+                "--name",
+                "X",
+                "--jurisdiction",
+                "mars",
+            ],
+            "unknown jurisdiction",
+        ),
+        (
+            &[
+                "tenant", "create", "--slug", "new", "--name", "X", "--group", "nope",
+            ],
+            "no tenant group",
+        ),
+        (
+            &["tenant", "create", "--slug", "new", "--name", "  "],
+            "must not be empty",
+        ),
+        (
+            &["apikey", "create", "--tenant", "nope", "--role", "admin"],
+            "no tenant with slug",
+        ),
+        (
+            &["apikey", "create", "--tenant", "acme", "--role", "root"],
+            "unknown role",
+        ),
         (&["apikey", "revoke", "nope"], "no API key"),
         (&["serve", "--role", "everything"], "invalid value"),
-        (&["--database-url", "mysql://x", "tenant", "list"], "unsupported database URL"),
+        (
+            &["--database-url", "mysql://x", "tenant", "list"],
+            "unsupported database URL",
+        ),
         (&["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, message) in cases {
         let out = assent(d, args);
         assert!(!out.status.success(), "{args:?} must fail");
-        assert!(stderr(&out).contains(message), "{args:?}: expected {message:?} in {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(message),
+            "{args:?}: expected {message:?} in {}",
+            stderr(&out)
+        );
     }
     let list = json(&assent(d, &["tenant", "list", "--json"]));
-    assert_eq!(list["tenants"].as_array().unwrap().len(), 1, "nothing was written");
+    assert_eq!(
+        list["tenants"].as_array().unwrap().len(),
+        1,
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -148,19 +272,29 @@ fn configuration_comes_from_file_environment_and_flags() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("assent.toml"), "data_dir = \"from-file\"\n").unwrap();
-    let out = command(d, &["tenant", "create", "--slug", "a1", "--name", "A", "--json"])
-        .env("ASSENT_CONFIG", d.join("assent.toml"))
-        .output()
-        .unwrap();
+    let out = command(
+        d,
+        &["tenant", "create", "--slug", "a1", "--name", "A", "--json"],
+    )
+    .env("ASSENT_CONFIG", d.join("assent.toml"))
+    .output()
+    .unwrap();
     json(&out);
-    assert!(d.join("from-file/assent.db").exists(), "the file's data_dir is used");
+    assert!(
+        d.join("from-file/assent.db").exists(),
+        "the file's data_dir is used"
+    );
 
     let out = command(d, &["tenant", "list", "--json"])
         .env("ASSENT_CONFIG", d.join("assent.toml"))
         .env("ASSENT_DATA_DIR", d.join("from-env"))
         .output()
         .unwrap();
-    assert_eq!(json(&out)["tenants"].as_array().unwrap().len(), 0, "the environment overrides the file");
+    assert_eq!(
+        json(&out)["tenants"].as_array().unwrap().len(),
+        0,
+        "the environment overrides the file"
+    );
     assert!(d.join("from-env/assent.db").exists());
 
     let out = command(d, &["--data-dir", "from-flag", "tenant", "list", "--json"])
@@ -168,10 +302,16 @@ fn configuration_comes_from_file_environment_and_flags() {
         .output()
         .unwrap();
     json(&out);
-    assert!(d.join("from-flag/assent.db").exists(), "flags override the environment");
+    assert!(
+        d.join("from-flag/assent.db").exists(),
+        "flags override the environment"
+    );
 
     std::fs::write(d.join("typo.toml"), "data_dri = \"x\"\n").unwrap();
-    let out = command(d, &["tenant", "list"]).env("ASSENT_CONFIG", d.join("typo.toml")).output().unwrap();
+    let out = command(d, &["tenant", "list"])
+        .env("ASSENT_CONFIG", d.join("typo.toml"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("data_dri"), "{}", stderr(&out));
 }
@@ -185,23 +325,71 @@ fn cli_works_against_postgresql() {
     use diesel::{Connection, PgConnection, RunQueryDsl};
     let name = format!("assent_cli_{}", std::process::id());
     let mut admin = PgConnection::establish(&admin_url).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
     let (server, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{server}/{name}");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let migrate = assent(d, &["--database-url", &url, "migrate"]);
     assert!(migrate.status.success(), "{}", stderr(&migrate));
-    json(&assent(d, &["--database-url", &url, "tenant", "create", "--slug", "pg", "--name", "PG", "--json"]));
-    let key = json(&assent(d, &["--database-url", &url, "apikey", "create", "--tenant", "pg", "--role", "admin", "--json"]));
-    let revoked = json(&assent(d, &["--database-url", &url, "apikey", "revoke", key["client_id"].as_str().unwrap(), "--json"]));
+    json(&assent(
+        d,
+        &[
+            "--database-url",
+            &url,
+            "tenant",
+            "create",
+            "--slug",
+            "pg",
+            "--name",
+            "PG",
+            "--json",
+        ],
+    ));
+    let key = json(&assent(
+        d,
+        &[
+            "--database-url",
+            &url,
+            "apikey",
+            "create",
+            "--tenant",
+            "pg",
+            "--role",
+            "admin",
+            "--json",
+        ],
+    ));
+    let revoked = json(&assent(
+        d,
+        &[
+            "--database-url",
+            &url,
+            "apikey",
+            "revoke",
+            key["client_id"].as_str().unwrap(),
+            "--json",
+        ],
+    ));
     assert_eq!(revoked["revoked"], true);
-    assert!(!d.join("data").exists(), "no SQLite data directory when PostgreSQL is used");
+    assert!(
+        !d.join("data").exists(),
+        "no SQLite data directory when PostgreSQL is used"
+    );
     // Regression: a pool refilling itself in the background crashed one exit in
     // about six with SIGSEGV inside libpq teardown.
     for _ in 0..15 {
-        json(&assent(d, &["--database-url", &url, "tenant", "list", "--json"]));
+        json(&assent(
+            d,
+            &["--database-url", &url, "tenant", "list", "--json"],
+        ));
     }
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
 }
