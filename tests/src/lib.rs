@@ -143,7 +143,11 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = assent_api::build_server(
-            AppState::new(store.clone(), access_tokens("k1", &[])),
+            AppState::new(
+                store.clone(),
+                access_tokens("k1", &[]),
+                MasterKey::from_bytes(MASTER_KEY),
+            ),
             listener,
             2,
         )
@@ -168,10 +172,21 @@ impl TestApp {
     }
 
     pub fn create_tenant(&self, slug: &str) -> String {
+        self.create_tenant_in(slug, None)
+    }
+
+    pub fn create_group(&self, name: &str) -> String {
+        self.store
+            .system(|c| tenants::create_group(c, name))
+            .expect("create group")
+            .id
+    }
+
+    pub fn create_tenant_in(&self, slug: &str, group_id: Option<&str>) -> String {
         let new = NewTenant {
             slug: slug.to_owned(),
             legal_name: format!("{slug} LLC"),
-            group_id: None,
+            group_id: group_id.map(str::to_owned),
             jurisdiction: Jurisdiction::Ru152Fz,
             timezone: "Europe/Moscow".into(),
             default_locale: Locale::Ru,
@@ -209,7 +224,17 @@ impl TestApp {
 
     /// A new tenant and a token of `role` for it.
     pub async fn tenant_with(&self, slug: &str, role: Role) -> TenantHandle {
-        let id = self.create_tenant(slug);
+        self.tenant_in_group(slug, None, role).await
+    }
+
+    /// A new tenant of a group and a token of `role` for it.
+    pub async fn tenant_in_group(
+        &self,
+        slug: &str,
+        group_id: Option<&str>,
+        role: Role,
+    ) -> TenantHandle {
+        let id = self.create_tenant_in(slug, group_id);
         let (client, secret) = self.create_key(&id, role);
         let token = self.token(&client, &secret).await;
         TenantHandle {
@@ -223,6 +248,25 @@ impl TestApp {
     pub async fn token_for(&self, tenant: &TenantHandle, role: Role) -> String {
         let (client, secret) = self.create_key(&tenant.id, role);
         self.token(&client, &secret).await
+    }
+
+    /// Calls and asserts the status, returning the body.
+    pub async fn expect(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        status: StatusCode,
+    ) -> Value {
+        let (got, value) = self.call(token, method.clone(), path, body).await;
+        assert_eq!(
+            got,
+            status,
+            "{method} {path} on {}: {value}",
+            self.backend()
+        );
+        value
     }
 
     pub async fn call(

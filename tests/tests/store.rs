@@ -12,8 +12,10 @@ use diesel::sql_types::{Bool, Integer, Text};
 use diesel::{PgConnection, SqliteConnection};
 use std::collections::BTreeSet;
 
-/// Installation-level tables: everything else is tenant-owned.
+/// Installation-level tables.
 const REGISTRY_TABLES: &[&str] = &["tenant_groups", "tenants", "api_key_directory"];
+/// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
+const GROUP_TABLES: &[&str] = &["group_purposes", "group_identities", "group_consent_states"];
 
 fn new_tenant(slug: &str) -> NewTenant {
     NewTenant {
@@ -122,15 +124,20 @@ fn every_tenant_key_starts_with_tenant_id() {
     )
     .load(pg)
     .unwrap();
-    let tenant_keys: Vec<_> = firsts
+    let owned: Vec<_> = firsts
         .iter()
         .filter(|k| !REGISTRY_TABLES.contains(&k.table_name.as_str()))
         .collect();
-    assert!(!tenant_keys.is_empty());
-    for key in tenant_keys {
+    assert!(owned.len() > 10);
+    for key in owned {
+        let expected = if GROUP_TABLES.contains(&key.table_name.as_str()) {
+            "group_id"
+        } else {
+            "tenant_id"
+        };
         assert_eq!(
-            key.column_name, "tenant_id",
-            "a key of {} must start with tenant_id",
+            key.column_name, expected,
+            "a key of {} must start with {expected}",
             key.table_name
         );
     }
@@ -183,7 +190,7 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
         "SELECT c.relname::text AS relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = 'public' AND c.relkind = 'r' AND EXISTS \
-         (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')",
+         (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname IN ('tenant_id', 'group_id'))",
     )
     .load(owner)
     .unwrap();

@@ -13,8 +13,8 @@ use assent_core::tenancy::{Permission, Role};
 use serde::Deserialize;
 use std::future::{Ready, ready};
 
-/// Largest JSON body accepted by `/v1` routes.
-pub const JSON_LIMIT: usize = 64 * 1024;
+/// Largest JSON body accepted by `/v1` routes (a policy text fits).
+pub const JSON_LIMIT: usize = 256 * 1024;
 
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()

@@ -76,7 +76,26 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(api_keys::create_api_key)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::get_api_key)
-                .service(api_keys::revoke_api_key),
+                .service(api_keys::revoke_api_key)
+                .service(purposes::create_purpose)
+                .service(purposes::list_purposes)
+                .service(purposes::get_purpose)
+                .service(purposes::patch_purpose)
+                .service(policies::create_policy)
+                .service(policies::list_policies)
+                .service(subjects::create_subject)
+                .service(subjects::find_subjects)
+                .service(subjects::search_subjects)
+                .service(subjects::get_subject)
+                .service(subjects::patch_subject)
+                .service(consents::record_consent)
+                .service(consents::subject_consents)
+                .service(consents::consent_history)
+                .service(consents::get_receipt)
+                .service(consents::consent_checks)
+                .service(ledger::verify_ledger)
+                .service(ledger::export_ledger)
+                .service(audit::audit_log),
         );
 }
 

@@ -1,5 +1,7 @@
 use crate::metrics::Metrics;
 use assent_core::access_token::AccessTokens;
+use assent_core::crypto::MasterKey;
+use assent_core::pii::{GroupLinkKey, TenantKeys};
 use assent_store::{Store, StoreResult};
 use std::sync::Arc;
 
@@ -9,15 +11,48 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<AccessTokens>,
     pub metrics: Arc<Metrics>,
+    master: Arc<MasterKey>,
+}
+
+/// The keys of one tenant and its group, for work on personal data.
+pub struct Keyring {
+    pub tenant: TenantKeys,
+    pub group: Option<(String, GroupLinkKey)>,
+}
+
+impl Keyring {
+    pub fn group_id(&self) -> Option<&str> {
+        self.group.as_ref().map(|(g, _)| g.as_str())
+    }
+
+    pub fn subject_keys(&self) -> assent_store::subjects::Keys<'_> {
+        assent_store::subjects::Keys {
+            tenant: &self.tenant,
+            group: self.group.as_ref().map(|(g, k)| (g.as_str(), k)),
+        }
+    }
 }
 
 impl AppState {
-    pub fn new(store: Store, tokens: AccessTokens) -> Self {
+    pub fn new(store: Store, tokens: AccessTokens, master: MasterKey) -> Self {
         Self {
             store,
             tokens: Arc::new(tokens),
             metrics: Arc::new(Metrics::new()),
+            master: Arc::new(master),
         }
+    }
+
+    /// Derives a tenant's keys (cheap: two HKDF expansions) and finds its group.
+    pub fn keyring(&self, store: &Store, tenant_id: &str) -> StoreResult<Keyring> {
+        let group = store.group_of(tenant_id)?;
+        Ok(Keyring {
+            tenant: TenantKeys::derive(&self.master, tenant_id),
+            group: group.map(|g| {
+                let key = GroupLinkKey::derive(&self.master, &g);
+                (g, key)
+            }),
+        })
     }
 
     /// Runs blocking database work on the blocking pool, never on an async worker.
@@ -28,5 +63,20 @@ impl AppState {
     {
         let store = self.store.clone();
         Ok(actix_web::web::block(move || f(&store)).await??)
+    }
+
+    /// Like [`AppState::db`], with the tenant's keys at hand.
+    pub async fn db_keyed<T, F>(&self, tenant_id: &str, f: F) -> crate::ApiResult<T>
+    where
+        F: FnOnce(&Store, &Keyring) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let this = self.clone();
+        let tenant_id = tenant_id.to_owned();
+        Ok(actix_web::web::block(move || {
+            let keys = this.keyring(&this.store, &tenant_id)?;
+            f(&this.store, &keys)
+        })
+        .await??)
     }
 }

@@ -3,7 +3,12 @@
 
 pub mod access_token;
 pub mod api_key;
+pub mod consent;
+pub mod contact;
 pub mod crypto;
 pub mod id;
+pub mod ledger;
 pub mod page;
+pub mod pii;
+pub mod receipt;
 pub mod tenancy;

@@ -86,6 +86,8 @@ pub enum Permission {
     HandleRights,
     /// Create and revoke API keys.
     ManageKeys,
+    /// Read the audit log of who read personal data.
+    ReadAudit,
 }
 
 impl Role {
@@ -98,7 +100,7 @@ impl Role {
             Role::Admin => true,
             Role::PrivacyOfficer => matches!(permission, Read | Configure | Operate | HandleRights),
             Role::Operator => matches!(permission, Read | Operate),
-            Role::Auditor => matches!(permission, Read),
+            Role::Auditor => matches!(permission, Read | ReadAudit),
         }
     }
 }
@@ -164,6 +166,9 @@ mod tests {
     #[test]
     fn auditor_only_reads() {
         assert!(Role::Auditor.allows(Permission::Read));
+        assert!(Role::Auditor.allows(Permission::ReadAudit));
+        assert!(!Role::Operator.allows(Permission::ReadAudit));
+        assert!(!Role::PrivacyOfficer.allows(Permission::ReadAudit));
         for p in [
             Permission::Configure,
             Permission::Operate,

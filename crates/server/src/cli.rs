@@ -66,6 +66,21 @@ enum Command {
     /// API keys of a tenant.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// The consent ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Verify the hash chain; exit 0 when intact, 1 when broken (naming the first bad event).
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,6 +193,7 @@ pub fn run() -> Result<ExitCode, String> {
         Command::Group(cmd) => group(&config, cmd),
         Command::Tenant(cmd) => tenant(&config, cmd),
         Command::Apikey(cmd) => apikey(&config, cmd),
+        Command::Ledger(cmd) => ledger(&config, cmd),
     }
 }
 
@@ -326,4 +342,53 @@ fn apikey(config: &Config, cmd: ApikeyCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ledger(config: &Config, cmd: LedgerCommand) -> Result<ExitCode, String> {
+    let LedgerCommand::Verify { tenant, json } = cmd;
+    let store = open_store(config)?;
+    let all = store.system(tenants::list_tenants).map_err(store_error)?;
+    let chosen: Vec<_> = match &tenant {
+        Some(slug) => {
+            let t = all
+                .into_iter()
+                .find(|t| &t.slug == slug)
+                .ok_or_else(|| format!("no tenant with slug '{slug}'"))?;
+            vec![t]
+        }
+        None => all,
+    };
+    let mut broken = false;
+    let mut report = Vec::new();
+    for t in chosen {
+        let outcome = store
+            .read(&t.id, |c| assent_store::ledger::verify(c, &t.id))
+            .map_err(store_error)?;
+        match outcome {
+            Ok(n) => {
+                if !json {
+                    println!("{}: intact, {n} event(s)", t.slug);
+                }
+                report.push(json!({ "tenant": t.slug, "intact": true, "events": n }));
+            }
+            Err(b) => {
+                broken = true;
+                if !json {
+                    println!("{}: BROKEN at event #{}: {b}", t.slug, b.seq);
+                }
+                report.push(json!({
+                    "tenant": t.slug, "intact": false, "first_break_seq": b.seq,
+                    "first_break_event_id": b.event_id, "detail": b.to_string(),
+                }));
+            }
+        }
+    }
+    if json {
+        println!("{}", json!({ "intact": !broken, "tenants": report }));
+    }
+    Ok(if broken {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

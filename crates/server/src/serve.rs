@@ -54,8 +54,15 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     }
     tracing::info!(backend = %store.backend(), mail = %mail.describe(), "store ready");
 
+    if matches!(role, ServeRole::All | ServeRole::Worker) {
+        tokio::spawn(crate::jobs::run(store.clone()));
+    }
     if !matches!(role, ServeRole::All | ServeRole::Api) {
-        tracing::info!("this role has no background work to run yet; waiting for a stop signal");
+        if role == ServeRole::Bot {
+            tracing::info!(
+                "the Telegram bot is not part of this build yet; waiting for a stop signal"
+            );
+        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         return Ok(());
     }
@@ -76,8 +83,12 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     } else {
         config.workers
     };
-    let server = assent_api::build_server(AppState::new(store.clone(), tokens), listener, workers)
-        .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+    let server = assent_api::build_server(
+        AppState::new(store.clone(), tokens, master),
+        listener,
+        workers,
+    )
+    .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
 
     println!(
         "Assent is listening on http://{addr} ({} database, data in {})",

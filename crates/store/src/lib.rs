@@ -6,12 +6,18 @@
 //! registry only).
 
 pub mod api_keys;
+pub mod audit;
 mod conn;
+pub mod consents;
 mod error;
 pub mod idempotency;
+pub mod ledger;
 pub mod migrate;
+pub mod policies;
+pub mod purposes;
 pub mod schema;
 mod store;
+pub mod subjects;
 pub mod tenants;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};

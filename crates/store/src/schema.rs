@@ -53,6 +53,170 @@ diesel::table! {
     }
 }
 
+macro_rules! purpose_table {
+    ($name:ident, $owner:ident) => {
+        diesel::table! {
+            $name ($owner, code, version) {
+                $owner -> Text,
+                code -> Text,
+                version -> Integer,
+                is_current -> Bool,
+                name_ru -> Text,
+                name_en -> Text,
+                legal_basis -> Text,
+                channels -> Text,
+                data_categories -> Text,
+                retention_days -> Integer,
+                consent_term_days -> Nullable<Integer>,
+                created_at -> Timestamp,
+            }
+        }
+    };
+}
+
+purpose_table!(purposes, tenant_id);
+purpose_table!(group_purposes, group_id);
+
+diesel::table! {
+    policies (tenant_id, version) {
+        tenant_id -> Text,
+        version -> Text,
+        url -> Nullable<Text>,
+        body -> Nullable<Text>,
+        body_sha256 -> Nullable<Text>,
+        effective_at -> Timestamp,
+        material -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subjects (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        person_id -> Nullable<Text>,
+        external_ref_index -> Nullable<Binary>,
+        email_index -> Nullable<Binary>,
+        phone_index -> Nullable<Binary>,
+        wrapped_key -> Nullable<Binary>,
+        pii -> Nullable<Binary>,
+        locale -> Nullable<Text>,
+        timezone -> Nullable<Text>,
+        channels -> Text,
+        restricted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        erased_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    group_identities (group_id, kind, digest) {
+        group_id -> Text,
+        kind -> Text,
+        digest -> Binary,
+        person_id -> Text,
+    }
+}
+
+diesel::table! {
+    objections (tenant_id, subject_id, purpose_code) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        purpose_code -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_events (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        id -> Text,
+        receipt_id -> Text,
+        subject_id -> Text,
+        purpose_scope -> Text,
+        purpose_code -> Text,
+        purpose_version -> Integer,
+        action -> Text,
+        method -> Text,
+        actor_kind -> Text,
+        policy_version -> Nullable<Text>,
+        payload -> Nullable<Binary>,
+        payload_digest -> Binary,
+        occurred_at -> Timestamp,
+        recorded_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        import_key -> Nullable<Text>,
+        prev_hash -> Binary,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    ledger_heads (tenant_id) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    consent_states (tenant_id, subject_id, purpose_code) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        purpose_code -> Text,
+        status -> Text,
+        since -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        purpose_version -> Integer,
+        policy_version -> Nullable<Text>,
+        last_event_id -> Text,
+    }
+}
+
+diesel::table! {
+    group_consent_states (group_id, person_id, purpose_code) {
+        group_id -> Text,
+        person_id -> Text,
+        purpose_code -> Text,
+        status -> Text,
+        since -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        purpose_version -> Integer,
+        policy_version -> Nullable<Text>,
+        last_event_id -> Text,
+        last_tenant_id -> Text,
+        last_subject_id -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        actor -> Text,
+        action -> Text,
+        subject_id -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    imports (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        status -> Text,
+        format -> Text,
+        lines_total -> BigInt,
+        lines_ok -> BigInt,
+        lines_failed -> BigInt,
+        errors -> Text,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(tenants -> tenant_groups (group_id));
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -3,7 +3,8 @@ use crate::{Backend, DbConnection, DbUrl, StoreError, StoreResult};
 use diesel::RunQueryDsl;
 use diesel::connection::Connection;
 use diesel::sql_types::Text;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 type Pool = r2d2::Pool<Manager>;
@@ -33,6 +34,8 @@ pub struct Store {
     // SQLite has one writer at a time; taking turns in-process avoids the busy
     // errors of two deferred transactions upgrading to write at once.
     write_turn: Arc<Mutex<()>>,
+    // A tenant's group never changes once set, so it is looked up once per process.
+    groups: Arc<RwLock<HashMap<String, Option<String>>>>,
 }
 
 impl Store {
@@ -51,6 +54,7 @@ impl Store {
             pool,
             backend,
             write_turn: Arc::new(Mutex::new(())),
+            groups: Arc::default(),
         })
     }
 
@@ -81,9 +85,10 @@ impl Store {
         tenant_id: &str,
         f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        let group = self.group_of(tenant_id)?;
         let mut conn = self.connection()?;
         (*conn).transaction(|c: &mut DbConnection| {
-            scope_to_tenant(c, tenant_id)?;
+            scope_to_tenant(c, tenant_id, group.as_deref())?;
             f(c)
         })
     }
@@ -94,10 +99,11 @@ impl Store {
         tenant_id: &str,
         f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        let group = self.group_of(tenant_id)?;
         let _turn = self.write_turn();
         let mut conn = self.connection()?;
         (*conn).transaction(|c: &mut DbConnection| {
-            scope_to_tenant(c, tenant_id)?;
+            scope_to_tenant(c, tenant_id, group.as_deref())?;
             f(c)
         })
     }
@@ -110,6 +116,27 @@ impl Store {
         (*conn).transaction(|c: &mut DbConnection| f(c))
     }
 
+    /// The group of a tenant (`None` for a tenant outside any group, or unknown).
+    pub fn group_of(&self, tenant_id: &str) -> StoreResult<Option<String>> {
+        if let Some(group) = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+        {
+            return Ok(group.clone());
+        }
+        let mut conn = self.connection()?;
+        let Some(tenant) = crate::tenants::find_tenant(&mut conn, tenant_id)? else {
+            return Ok(None);
+        };
+        self.groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant_id.to_owned(), tenant.group_id.clone());
+        Ok(tenant.group_id)
+    }
+
     fn write_turn(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         match self.backend {
             // A poisoned lock only means another writer panicked; the database
@@ -120,13 +147,20 @@ impl Store {
     }
 }
 
-/// Sets the tenant of the current transaction for row-level security
+/// Sets the tenant and its group of the current transaction for row-level security
 /// (`set_config(..., true)` is `SET LOCAL`: it ends with the transaction).
-fn scope_to_tenant(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<()> {
+pub(crate) fn scope_to_tenant(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind::<Text, _>(tenant_id)
-            .execute(pg)?;
+        diesel::sql_query(
+            "SELECT set_config('app.tenant_id', $1, true), set_config('app.group_id', $2, true)",
+        )
+        .bind::<Text, _>(tenant_id)
+        .bind::<Text, _>(group_id.unwrap_or(""))
+        .execute(pg)?;
     }
     Ok(())
 }

@@ -84,6 +84,9 @@ pub fn create_tenant(conn: &mut DbConnection, new: NewTenant) -> StoreResult<Ten
     diesel::insert_into(tenants::table)
         .values(&tenant)
         .execute(conn)?;
+    // The ledger head is a tenant row: write it within the new tenant's scope.
+    crate::store::scope_to_tenant(conn, &tenant.id, tenant.group_id.as_deref())?;
+    crate::ledger::init_head(conn, &tenant.id)?;
     Ok(tenant)
 }
 

@@ -1,4 +1,10 @@
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
+pub mod consents;
 pub mod health;
+pub mod ledger;
+pub mod policies;
+pub mod purposes;
+pub mod subjects;
 pub mod tenant;

@@ -1,0 +1,504 @@
+//! Recording consent, reading its state and history, receipts, and the consent check.
+
+use crate::extract::{Json, PageQuery, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpResponse, get, post, web};
+use assent_core::consent::{Action, ActorKind, Channel, ConsentStatus, Method, PurposeScope};
+use assent_core::contact;
+use assent_core::tenancy::Permission;
+use assent_store::consents::{self, Actor, CheckRequest, ConsentRequest, Evidence, SubjectRef};
+use assent_store::{StoreError, audit, ledger, subjects, tenants};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceIn {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The page or form where consent was collected.
+    pub url: Option<String>,
+    /// SHA-256 (64 hex digits) of the text the person saw.
+    pub text_hash: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorIn {
+    /// `subject` (default), `guardian` (a legal representative: name and relation required) or `staff`.
+    #[schema(value_type = String, example = "guardian")]
+    pub kind: ActorKind,
+    pub name: Option<String>,
+    /// e.g. `mother`, `legal guardian`.
+    pub relation: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConsent {
+    pub purpose: String,
+    /// `grant` or `withdraw`.
+    #[schema(value_type = String, example = "grant")]
+    pub action: Action,
+    /// How it was collected; default `api`.
+    #[schema(value_type = Option<String>, example = "web_form")]
+    pub method: Option<Method>,
+    /// When the person acted; default now. May be in the past (imports), never in the future.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Default: the version in force at `occurred_at`.
+    pub policy_version: Option<String>,
+    #[serde(default)]
+    pub evidence: EvidenceIn,
+    pub actor: Option<ActorIn>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateView {
+    pub purpose: String,
+    #[schema(value_type = String)]
+    pub scope: PurposeScope,
+    /// `granted`, `withdrawn`, `expired` or `none`.
+    #[schema(value_type = String)]
+    pub status: ConsentStatus,
+    pub since: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub policy_version: Option<String>,
+    pub purpose_version: Option<i32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Recorded {
+    pub event_id: String,
+    pub receipt_id: String,
+    /// The action recorded: a grant of a granted consent is a `renew`.
+    pub action: String,
+    pub state: StateView,
+}
+
+fn bounded(what: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+    match v {
+        Some(s)
+            if s.trim().is_empty()
+                || s.chars().count() > max
+                || s.chars().any(char::is_control) =>
+        {
+            Err(ApiError::invalid(format!(
+                "{what} must be 1-{max} characters without control characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn evidence(e: EvidenceIn) -> Result<Evidence, ApiError> {
+    if let Some(ip) = &e.ip
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(ApiError::invalid(
+            "evidence.ip must be an IPv4 or IPv6 address",
+        ));
+    }
+    bounded("evidence.user_agent", &e.user_agent, 1000)?;
+    bounded("evidence.url", &e.url, 2000)?;
+    if let Some(h) = &e.text_hash
+        && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::invalid(
+            "evidence.text_hash must be a SHA-256 in 64 hex digits",
+        ));
+    }
+    Ok(Evidence {
+        ip: e.ip,
+        user_agent: e.user_agent,
+        url: e.url,
+        text_hash: e.text_hash.map(|h| h.to_ascii_lowercase()),
+    })
+}
+
+fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
+    let a = a.unwrap_or(ActorIn {
+        kind: ActorKind::Subject,
+        name: None,
+        relation: None,
+    });
+    bounded("actor.name", &a.name, 200)?;
+    bounded("actor.relation", &a.relation, 100)?;
+    match a.kind {
+        ActorKind::Guardian if a.name.is_none() || a.relation.is_none() => Err(ApiError::invalid(
+            "a guardian's consent needs actor.name and actor.relation",
+        )),
+        ActorKind::System => Err(ApiError::invalid(
+            "actor.kind 'system' is reserved for Assent itself",
+        )),
+        _ => Ok(Actor {
+            kind: a.kind,
+            name: a.name,
+            relation: a.relation,
+        }),
+    }
+}
+
+/// Record a grant or a withdrawal; answers with the event, its receipt and the new state.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = RecordConsent, responses(
+    (status = 201, body = Recorded),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json", description = "Withdrawal of a purpose not based on consent"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/subjects/{id}/consents")]
+pub async fn record_consent(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<RecordConsent>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Json(b) = body;
+    if matches!(b.action, Action::Expire | Action::Renew) {
+        return Err(ApiError::invalid(
+            "action must be grant or withdraw; expiry and renewal follow from the consent term",
+        ));
+    }
+    if b.method == Some(Method::System) {
+        return Err(ApiError::invalid(
+            "method 'system' is reserved for Assent itself",
+        ));
+    }
+    let request = ConsentRequest {
+        subject_id: path.into_inner(),
+        purpose_code: b.purpose,
+        action: b.action,
+        method: b.method.unwrap_or(Method::Api),
+        occurred_at: b.occurred_at.unwrap_or_else(Utc::now),
+        policy_version: b.policy_version,
+        evidence: evidence(b.evidence)?,
+        actor: actor(b.actor)?,
+        import_key: None,
+    };
+    let tenant = principal.tenant_id.clone();
+    let recorded = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                consents::record(
+                    c,
+                    &keys.tenant,
+                    &tenant,
+                    keys.group_id(),
+                    &request,
+                    Utc::now(),
+                )
+            })
+        })
+        .await?;
+    let s = recorded.state.as_ref();
+    Ok(HttpResponse::Created().json(Recorded {
+        event_id: recorded.event.id.clone(),
+        receipt_id: recorded.event.receipt_id.clone(),
+        action: recorded.event.action.clone(),
+        state: StateView {
+            purpose: recorded.purpose.code.clone(),
+            scope: recorded.purpose.scope,
+            status: s.map_or(ConsentStatus::None, |s| s.status),
+            since: s.map(|s| s.since),
+            expires_at: s.and_then(|s| s.expires_at),
+            policy_version: recorded.event.policy_version.clone(),
+            purpose_version: Some(recorded.purpose.version),
+        },
+    }))
+}
+
+/// The state of every purpose for a subject (`none` where nothing was recorded).
+#[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<StateView>),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/subjects/{id}/consents")]
+pub async fn subject_consents(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Vec<StateView>>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let states = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.read(&tenant, |c| {
+                consents::subject_states(c, &tenant, keys.group_id(), &id, Utc::now())
+            })
+        })
+        .await?;
+    Ok(web::Json(
+        states
+            .into_iter()
+            .map(|(p, s)| StateView {
+                purpose: p.code,
+                scope: p.scope,
+                status: s.as_ref().map_or(ConsentStatus::None, |s| s.state.status),
+                since: s.as_ref().map(|s| s.state.since),
+                expires_at: s.as_ref().and_then(|s| s.state.expires_at),
+                policy_version: s.as_ref().and_then(|s| s.policy_version.clone()),
+                purpose_version: s.as_ref().map(|s| s.purpose_version),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEvent {
+    pub event_id: String,
+    pub receipt_id: String,
+    pub seq: i64,
+    pub purpose: String,
+    pub purpose_version: i32,
+    pub action: String,
+    pub method: String,
+    pub actor_kind: String,
+    pub actor_name: Option<String>,
+    pub actor_relation: Option<String>,
+    pub policy_version: Option<String>,
+    /// `null` after the subject's data was erased.
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Evidence>,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every event of a subject, oldest first, with its evidence (the read is audited).
+#[utoipa::path(tag = "consents", security(("bearer" = [])), params(PageQuery), responses(
+    (status = 200, body = HistoryPage),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/subjects/{id}/consents/history")]
+pub async fn consent_history(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<HistoryPage>> {
+    principal.require(Permission::Read)?;
+    // History pages by event number, carried in an opaque cursor of its own.
+    let limit = query.limit.unwrap_or(assent_core::page::DEFAULT_LIMIT);
+    if !(1..=assent_core::page::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {}",
+            assent_core::page::MAX_LIMIT
+        )));
+    }
+    let after = match query.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => decode_seq_cursor(c)
+            .ok_or_else(|| ApiError::invalid("the cursor is not one this API returned"))?,
+    };
+    let limit = i64::from(limit);
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let (events, more) = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                if !subjects::exists(c, &tenant, &id)? {
+                    return Err(StoreError::NotFound);
+                }
+                audit::record(
+                    c,
+                    &tenant,
+                    &principal.client_id,
+                    "subject.history",
+                    Some(&id),
+                )?;
+                let mut rows = ledger::for_subject(c, &tenant, &id, after, limit + 1)?;
+                let more = rows.len() as i64 > limit;
+                rows.truncate(limit as usize);
+                let mut out = Vec::with_capacity(rows.len());
+                for e in rows {
+                    let payload = consents::open_payload(c, &keys.tenant, &e)?;
+                    out.push((e, payload));
+                }
+                Ok((out, more))
+            })
+        })
+        .await?;
+    let next_cursor = if more {
+        events.last().map(|(e, _)| seq_cursor(e.seq))
+    } else {
+        None
+    };
+    let items = events
+        .into_iter()
+        .map(|(e, p)| HistoryEvent {
+            event_id: e.id,
+            receipt_id: e.receipt_id,
+            seq: e.seq,
+            purpose: e.purpose_code,
+            purpose_version: e.purpose_version,
+            action: e.action,
+            method: e.method,
+            actor_kind: e.actor_kind,
+            actor_name: p.as_ref().and_then(|p| p.actor_name.clone()),
+            actor_relation: p.as_ref().and_then(|p| p.actor_relation.clone()),
+            policy_version: e.policy_version,
+            evidence: p.map(|p| p.evidence),
+            occurred_at: e.occurred_at.and_utc(),
+            recorded_at: e.recorded_at.and_utc(),
+            expires_at: e.expires_at.map(|t| t.and_utc()),
+        })
+        .collect();
+    Ok(web::Json(HistoryPage { items, next_cursor }))
+}
+
+fn seq_cursor(seq: i64) -> String {
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        format!("seq:{seq}"),
+    )
+}
+
+fn decode_seq_cursor(c: &str) -> Option<i64> {
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c).ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("seq:")?
+        .parse()
+        .ok()
+}
+
+/// A consent receipt (Kantara Consent Receipt 1.1 fields).
+#[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
+    (status = 200, description = "The receipt", body = Object),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/receipts/{id}")]
+pub async fn get_receipt(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<serde_json::Value>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let receipt = state
+        .db(move |store| {
+            let t = store
+                .system(|c| tenants::find_tenant(c, &tenant))?
+                .ok_or(StoreError::NotFound)?;
+            store.read(&tenant, |c| consents::receipt(c, &t, &id))
+        })
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(web::Json(receipt))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    /// Exactly one of `subject_id`, `external_ref`, `email`.
+    pub subject_id: Option<String>,
+    pub external_ref: Option<String>,
+    pub email: Option<String>,
+    pub purpose: String,
+    #[schema(value_type = String, example = "email")]
+    pub channel: Channel,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChecks {
+    /// 1 to 1000 checks.
+    pub checks: Vec<CheckIn>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckResult {
+    pub allowed: bool,
+    /// Why not: `no_consent`, `withdrawn`, `expired`, `restricted`, `objected`,
+    /// `no_channel`, `unknown_subject`, `unknown_purpose`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckResults {
+    pub results: Vec<CheckResult>,
+}
+
+pub const MAX_CHECKS: usize = 1000;
+
+/// May we contact this person for this purpose on this channel now? Answers in order.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = ConsentChecks, responses(
+    (status = 200, body = CheckResults),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/consent-checks")]
+pub async fn consent_checks(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<ConsentChecks>,
+) -> ApiResult<web::Json<CheckResults>> {
+    principal.require(Permission::Read)?;
+    let checks = body.0.checks;
+    if checks.is_empty() || checks.len() > MAX_CHECKS {
+        return Err(ApiError::invalid(format!(
+            "checks must hold 1 to {MAX_CHECKS} items"
+        )));
+    }
+    let mut requests = Vec::with_capacity(checks.len());
+    for (i, c) in checks.into_iter().enumerate() {
+        let subject = match (c.subject_id, c.external_ref, c.email) {
+            (Some(id), None, None) => SubjectRef::Id(id),
+            (None, Some(r), None) => SubjectRef::ExternalRef(r.trim().to_owned()),
+            (None, None, Some(e)) => SubjectRef::Email(
+                contact::normalize_email(&e)
+                    .map_err(|e| ApiError::invalid(format!("checks[{i}]: {}", e.0)))?,
+            ),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "checks[{i}]: give exactly one of subject_id, external_ref, email"
+                )));
+            }
+        };
+        requests.push(CheckRequest {
+            subject,
+            purpose: c.purpose,
+            channel: c.channel,
+        });
+    }
+    let tenant = principal.tenant_id.clone();
+    let answers = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.read(&tenant, |c| {
+                consents::check(
+                    c,
+                    &keys.tenant,
+                    &tenant,
+                    keys.group_id(),
+                    &requests,
+                    Utc::now(),
+                )
+            })
+        })
+        .await?;
+    Ok(web::Json(CheckResults {
+        results: answers
+            .into_iter()
+            .map(|a| match a {
+                Ok(()) => CheckResult {
+                    allowed: true,
+                    reason: None,
+                },
+                Err(r) => CheckResult {
+                    allowed: false,
+                    reason: Some(r.as_str()),
+                },
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,255 @@
+//! Purposes: what data is processed for, on which legal basis, through which channels.
+
+use crate::extract::{Json, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpResponse, get, patch, post, web};
+use assent_core::consent::{
+    Channel, LegalBasis, PurposeMeaning, PurposeScope, validate_purpose_code,
+};
+use assent_core::tenancy::Permission;
+use assent_store::purposes::{self, Purpose};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    pub ru: String,
+    pub en: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePurpose {
+    /// Lowercase letters, digits, `_`, `-`, `.`; unique among the tenant's and its group's purposes.
+    pub code: String,
+    pub name: Names,
+    #[schema(value_type = String, example = "consent")]
+    pub legal_basis: LegalBasis,
+    #[schema(value_type = Vec<String>, example = json!(["email", "telegram"]))]
+    pub channels: Vec<Channel>,
+    #[serde(default)]
+    pub data_categories: Vec<String>,
+    pub retention_days: i32,
+    pub consent_term_days: Option<i32>,
+    /// `tenant` (default) or `group`: shared by every company of the tenant's group.
+    #[serde(default = "tenant_scope")]
+    #[schema(value_type = String, example = "tenant")]
+    pub scope: PurposeScope,
+}
+
+fn tenant_scope() -> PurposeScope {
+    PurposeScope::Tenant
+}
+
+/// Changes to a purpose; absent fields keep their value. Any change makes a new version.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchPurpose {
+    pub name: Option<Names>,
+    #[schema(value_type = Option<String>)]
+    pub legal_basis: Option<LegalBasis>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub channels: Option<Vec<Channel>>,
+    pub data_categories: Option<Vec<String>>,
+    pub retention_days: Option<i32>,
+    /// `null` removes the term.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>)]
+    pub consent_term_days: Option<Option<i32>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
+    Option::<i32>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PurposeView {
+    pub code: String,
+    pub version: i32,
+    #[schema(value_type = String)]
+    pub scope: PurposeScope,
+    pub name: Names,
+    #[schema(value_type = String)]
+    pub legal_basis: LegalBasis,
+    /// Only consent can be withdrawn.
+    pub withdrawable: bool,
+    #[schema(value_type = Vec<String>)]
+    pub channels: Vec<Channel>,
+    pub data_categories: Vec<String>,
+    pub retention_days: i32,
+    pub consent_term_days: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Purpose> for PurposeView {
+    fn from(p: Purpose) -> Self {
+        let m = p.meaning;
+        Self {
+            code: p.code,
+            version: p.version,
+            scope: p.scope,
+            name: Names {
+                ru: m.name_ru,
+                en: m.name_en,
+            },
+            withdrawable: m.legal_basis.withdrawable(),
+            legal_basis: m.legal_basis,
+            channels: m.channels,
+            data_categories: m.data_categories,
+            retention_days: m.retention_days,
+            consent_term_days: m.consent_term_days,
+            created_at: p.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PurposeList {
+    pub items: Vec<PurposeView>,
+}
+
+fn invalid(e: assent_core::tenancy::InvalidValue) -> ApiError {
+    ApiError::invalid(e.0)
+}
+
+/// Define a purpose (version 1).
+#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = CreatePurpose, responses(
+    (status = 201, body = PurposeView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/purposes")]
+pub async fn create_purpose(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<CreatePurpose>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Configure)?;
+    let Json(b) = body;
+    validate_purpose_code(&b.code).map_err(invalid)?;
+    let meaning = PurposeMeaning {
+        name_ru: b.name.ru.trim().to_owned(),
+        name_en: b.name.en.trim().to_owned(),
+        legal_basis: b.legal_basis,
+        channels: b.channels,
+        data_categories: b.data_categories,
+        retention_days: b.retention_days,
+        consent_term_days: b.consent_term_days,
+    };
+    meaning.validate().map_err(invalid)?;
+    let tenant = principal.tenant_id.clone();
+    let purpose = state
+        .db(move |store| {
+            let group = store.group_of(&tenant)?;
+            store.write(&tenant, |c| {
+                purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(PurposeView::from(purpose)))
+}
+
+/// The tenant's purposes and its group's shared ones, current versions.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), responses((status = 200, body = PurposeList)))]
+#[get("/purposes")]
+pub async fn list_purposes(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> ApiResult<web::Json<PurposeList>> {
+    principal.require(Permission::Read)?;
+    let tenant = principal.tenant_id;
+    let list = state
+        .db(move |store| {
+            let group = store.group_of(&tenant)?;
+            store.read(&tenant, |c| purposes::list(c, &tenant, group.as_deref()))
+        })
+        .await?;
+    Ok(web::Json(PurposeList {
+        items: list.into_iter().map(PurposeView::from).collect(),
+    }))
+}
+
+async fn find(state: &AppState, tenant: String, code: String) -> ApiResult<Purpose> {
+    state
+        .db(move |store| {
+            let group = store.group_of(&tenant)?;
+            store.read(&tenant, |c| {
+                purposes::resolve(c, &tenant, group.as_deref(), &code)
+            })
+        })
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// One purpose, current version.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
+    (status = 200, body = PurposeView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/purposes/{code}")]
+pub async fn get_purpose(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<PurposeView>> {
+    principal.require(Permission::Read)?;
+    Ok(web::Json(
+        find(&state, principal.tenant_id, path.into_inner())
+            .await?
+            .into(),
+    ))
+}
+
+/// Change a purpose. A change of meaning makes a new version; events keep theirs.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = PatchPurpose, responses(
+    (status = 200, body = PurposeView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[patch("/purposes/{code}")]
+pub async fn patch_purpose(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<PatchPurpose>,
+) -> ApiResult<web::Json<PurposeView>> {
+    principal.require(Permission::Configure)?;
+    let Json(b) = body;
+    let code = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let updated = state
+        .db(move |store| {
+            let group = store.group_of(&tenant)?;
+            store.write(&tenant, |c| {
+                let existing = purposes::resolve(c, &tenant, group.as_deref(), &code)?
+                    .ok_or(assent_store::StoreError::NotFound)?;
+                let mut m = existing.meaning.clone();
+                if let Some(n) = b.name {
+                    m.name_ru = n.ru.trim().to_owned();
+                    m.name_en = n.en.trim().to_owned();
+                }
+                if let Some(v) = b.legal_basis {
+                    m.legal_basis = v;
+                }
+                if let Some(v) = b.channels {
+                    m.channels = v;
+                }
+                if let Some(v) = b.data_categories {
+                    m.data_categories = v;
+                }
+                if let Some(v) = b.retention_days {
+                    m.retention_days = v;
+                }
+                if let Some(v) = b.consent_term_days {
+                    m.consent_term_days = v;
+                }
+                m.validate()
+                    .map_err(|e| assent_store::StoreError::Invalid(e.0))?;
+                purposes::change(c, &existing, &m)
+            })
+        })
+        .await?;
+    Ok(web::Json(updated.into()))
+}

@@ -1,0 +1,405 @@
+//! Data subjects: the people whose consent is recorded. Every read of their personal
+//! data by staff is written to the audit log.
+
+use crate::extract::{Json, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpResponse, get, patch, post, web};
+use assent_core::contact;
+use assent_core::pii::IndexKind;
+use assent_core::tenancy::{self, Locale, Permission};
+use assent_store::subjects::{self, Subject, SubjectInput, SubjectPii};
+use assent_store::{StoreError, audit};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Fields of a subject. On create all are optional but one of `external_ref`,
+/// `email`, `phone` is needed; on update a field set to `null` is cleared.
+// Documents the body; handlers read it field by field (`apply`) so that `null`
+// can clear a field on update.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SubjectFields {
+    /// The tenant's own id for the person (unique per tenant).
+    pub external_ref: Option<String>,
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    /// Normalised to E.164.
+    pub phone: Option<String>,
+    /// Messenger and social accounts, e.g. `{"telegram": "@ivan"}`.
+    pub handles: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<String>, example = "ru")]
+    pub locale: Option<Locale>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubjectView {
+    pub id: String,
+    pub external_ref: Option<String>,
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub handles: BTreeMap<String, String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// Processing is restricted (a rights request).
+    pub restricted: bool,
+    /// The personal data was erased; the ledger keeps only pseudonymous events.
+    pub erased: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Subject> for SubjectView {
+    fn from(s: Subject) -> Self {
+        let pii = s.pii.unwrap_or_default();
+        Self {
+            id: s.id,
+            external_ref: pii.external_ref,
+            full_name: pii.full_name,
+            email: pii.email,
+            phone: pii.phone,
+            handles: pii.handles,
+            locale: s.locale,
+            timezone: s.timezone,
+            restricted: s.restricted_at.is_some(),
+            erased: s.erased_at.is_some(),
+            created_at: s.created_at.and_utc(),
+            updated_at: s.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubjectList {
+    pub items: Vec<SubjectView>,
+}
+
+const FIELDS: &[&str] = &[
+    "external_ref",
+    "full_name",
+    "email",
+    "phone",
+    "handles",
+    "locale",
+    "timezone",
+];
+
+fn text(key: &str, v: &Value) -> Result<Option<String>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(ApiError::invalid(format!("{key} must be a string or null"))),
+    }
+}
+
+/// Applies the fields of a JSON object onto a draft subject, validating each.
+fn apply(draft: &mut SubjectInput, body: &Map<String, Value>) -> Result<(), ApiError> {
+    for key in body.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "unknown field `{key}`, expected one of {}",
+                FIELDS.join(", ")
+            )));
+        }
+    }
+    let pii = &mut draft.pii;
+    if let Some(v) = body.get("external_ref") {
+        pii.external_ref = text("external_ref", v)?.map(|r| r.trim().to_owned());
+        if let Some(r) = &pii.external_ref
+            && (r.is_empty() || r.chars().count() > 200 || r.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid(
+                "external_ref must be 1-200 characters without control characters",
+            ));
+        }
+    }
+    if let Some(v) = body.get("full_name") {
+        pii.full_name = text("full_name", v)?.map(|n| n.trim().to_owned());
+        if let Some(n) = &pii.full_name {
+            tenancy::validate_name("full_name", n).map_err(|e| ApiError::invalid(e.0))?;
+        }
+    }
+    if let Some(v) = body.get("email") {
+        pii.email = text("email", v)?
+            .map(|e| contact::normalize_email(&e))
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.0))?;
+    }
+    if let Some(v) = body.get("phone") {
+        pii.phone = text("phone", v)?
+            .map(|p| contact::normalize_phone(&p))
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.0))?;
+    }
+    if let Some(v) = body.get("handles") {
+        pii.handles = match v {
+            Value::Null => BTreeMap::new(),
+            _ => serde_json::from_value(v.clone())
+                .map_err(|_| ApiError::invalid("handles must map names to strings"))?,
+        };
+        if pii.handles.len() > 20 {
+            return Err(ApiError::invalid("at most 20 handles"));
+        }
+        for (k, h) in &pii.handles {
+            let key_ok = (1..=32).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            if !key_ok
+                || h.trim().is_empty()
+                || h.chars().count() > 200
+                || h.chars().any(char::is_control)
+            {
+                return Err(ApiError::invalid(
+                    "handles: names of lowercase letters and '_', values of 1-200 characters",
+                ));
+            }
+        }
+    }
+    if let Some(v) = body.get("locale") {
+        draft.locale = match text("locale", v)? {
+            Some(l) => Some(
+                l.parse::<Locale>()
+                    .map_err(|e| ApiError::invalid(e.0))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+    }
+    if let Some(v) = body.get("timezone") {
+        draft.timezone = text("timezone", v)?;
+        if let Some(tz) = &draft.timezone {
+            tenancy::validate_timezone(tz).map_err(|e| ApiError::invalid(e.0))?;
+        }
+    }
+    if pii.external_ref.is_none() && pii.email.is_none() && pii.phone.is_none() {
+        return Err(ApiError::invalid(
+            "a subject needs at least one of external_ref, email, phone",
+        ));
+    }
+    Ok(())
+}
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid("the body must be a JSON object")),
+    }
+}
+
+fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
+    let pii = s
+        .pii
+        .clone()
+        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    Ok(SubjectInput {
+        pii,
+        locale: s.locale.clone(),
+        timezone: s.timezone.clone(),
+    })
+}
+
+/// Create a subject, or update the one with the same `external_ref` (200).
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = SubjectFields, responses(
+    (status = 201, body = SubjectView, description = "Created"),
+    (status = 200, body = SubjectView, description = "Updated the subject with this external_ref"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/subjects")]
+pub async fn create_subject(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<Value>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let body = object(body.0)?;
+    let mut fresh = SubjectInput {
+        pii: SubjectPii::default(),
+        locale: None,
+        timezone: None,
+    };
+    apply(&mut fresh, &body)?;
+    let tenant = principal.tenant_id.clone();
+    let (subject, created) = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                let existing = match &fresh.pii.external_ref {
+                    Some(r) => {
+                        subjects::find_ids(c, &keys.tenant, &tenant, IndexKind::ExternalRef, r)?
+                            .into_iter()
+                            .next()
+                    }
+                    None => None,
+                };
+                match existing {
+                    Some(id) => {
+                        let current = subjects::get(c, &keys.tenant, &tenant, &id)?
+                            .ok_or(StoreError::NotFound)?;
+                        let mut draft = draft_of(&current)?;
+                        apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
+                        Ok((
+                            subjects::replace(c, &keys.subject_keys(), &current, &draft)?,
+                            false,
+                        ))
+                    }
+                    None => Ok((
+                        subjects::create(c, &keys.subject_keys(), &tenant, &fresh)?,
+                        true,
+                    )),
+                }
+            })
+        })
+        .await?;
+    let view = SubjectView::from(subject);
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// A subject with their personal data (the read is audited).
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
+    (status = 200, body = SubjectView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/subjects/{id}")]
+pub async fn get_subject(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<SubjectView>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let subject = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                let s =
+                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                audit::record(
+                    c,
+                    &tenant,
+                    &principal.client_id,
+                    "subject.read",
+                    Some(&s.id),
+                )?;
+                Ok(s)
+            })
+        })
+        .await?;
+    Ok(web::Json(subject.into()))
+}
+
+/// Change a subject's data; `null` clears a field.
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = SubjectFields, responses(
+    (status = 200, body = SubjectView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[patch("/subjects/{id}")]
+pub async fn patch_subject(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<Value>,
+) -> ApiResult<web::Json<SubjectView>> {
+    principal.require(Permission::Operate)?;
+    let body = object(body.0)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let subject = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                let current =
+                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let mut draft = draft_of(&current)?;
+                apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
+                subjects::replace(c, &keys.subject_keys(), &current, &draft)
+            })
+        })
+        .await?;
+    Ok(web::Json(subject.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectLookup {
+    pub external_ref: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+async fn lookup(
+    state: &AppState,
+    principal: Principal,
+    q: SubjectLookup,
+) -> ApiResult<SubjectList> {
+    principal.require(Permission::Read)?;
+    let (kind, value) = match (q.external_ref, q.email, q.phone) {
+        (Some(r), None, None) => (IndexKind::ExternalRef, r.trim().to_owned()),
+        (None, Some(e), None) => (
+            IndexKind::Email,
+            contact::normalize_email(&e).map_err(|e| ApiError::invalid(e.0))?,
+        ),
+        (None, None, Some(p)) => (
+            IndexKind::Phone,
+            contact::normalize_phone(&p).map_err(|e| ApiError::invalid(e.0))?,
+        ),
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of external_ref, email, phone",
+            ));
+        }
+    };
+    let tenant = principal.tenant_id.clone();
+    let found = state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.write(&tenant, |c| {
+                let mut out = Vec::new();
+                for id in subjects::find_ids(c, &keys.tenant, &tenant, kind, &value)? {
+                    if let Some(s) = subjects::get(c, &keys.tenant, &tenant, &id)? {
+                        audit::record(
+                            c,
+                            &tenant,
+                            &principal.client_id,
+                            "subject.lookup",
+                            Some(&s.id),
+                        )?;
+                        out.push(s);
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await?;
+    Ok(SubjectList {
+        items: found.into_iter().map(SubjectView::from).collect(),
+    })
+}
+
+/// Find subjects by one identifier. Prefer `POST /v1/subjects/search`, which keeps
+/// personal data out of URLs (and so out of proxies' logs).
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), params(SubjectLookup), responses((status = 200, body = SubjectList)))]
+#[get("/subjects")]
+pub async fn find_subjects(
+    state: web::Data<AppState>,
+    principal: Principal,
+    q: web::Query<SubjectLookup>,
+) -> ApiResult<web::Json<SubjectList>> {
+    Ok(web::Json(lookup(&state, principal, q.into_inner()).await?))
+}
+
+/// Find subjects by one identifier given in the body.
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = SubjectLookup, responses((status = 200, body = SubjectList)))]
+#[post("/subjects/search")]
+pub async fn search_subjects(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<SubjectLookup>,
+) -> ApiResult<web::Json<SubjectList>> {
+    Ok(web::Json(lookup(&state, principal, body.0).await?))
+}

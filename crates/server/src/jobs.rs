@@ -1,0 +1,23 @@
+//! Background work run by `serve` (roles `all` and `worker`).
+
+use assent_store::Store;
+use assent_store::consents::expire_consents;
+use std::time::Duration;
+
+/// Expired consent terms are turned into `expire` events this often.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs the sweeper until the process stops.
+pub async fn run(store: Store) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || expire_consents(&s)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(expired = n, "consent terms expired"),
+            Ok(Err(error)) => tracing::error!(%error, "expiry sweep failed"),
+            Err(error) => tracing::error!(%error, "expiry sweep panicked"),
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! Recording consent and answering the consent check: the ledger event, the state
+//! projection and the receipt, in one unit of work.
+
+use crate::ledger::{self, EventRow, NewEvent};
+use crate::purposes::{self, Purpose};
+use crate::schema::{consent_states, group_consent_states, subjects};
+use crate::subjects::{self as subject_repo, SubjectFacts};
+use crate::tenants::Tenant;
+use crate::{DbConnection, StoreError, StoreResult, policies};
+use assent_core::consent::{
+    self, Action, ActorKind, Channel, CheckFacts, ConsentRuleError, ConsentState, ConsentStatus,
+    DenyReason, Method, PurposeScope,
+};
+use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub url: Option<String>,
+    /// SHA-256 (hex) of the consent text shown to the person.
+    pub text_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub name: Option<String>,
+    pub relation: Option<String>,
+}
+
+/// What is sealed into an event: personal data, readable until erasure.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventPayload {
+    pub evidence: Evidence,
+    pub actor_name: Option<String>,
+    pub actor_relation: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentRequest {
+    pub subject_id: String,
+    pub purpose_code: String,
+    pub action: Action,
+    pub method: Method,
+    pub occurred_at: DateTime<Utc>,
+    pub policy_version: Option<String>,
+    pub evidence: Evidence,
+    pub actor: Actor,
+    pub import_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: EventRow,
+    pub purpose: Purpose,
+    /// The state after the event (unchanged by an event older than the state).
+    pub state: Option<ConsentState>,
+    /// True when an import repeated a line already recorded.
+    pub replayed: bool,
+}
+
+fn rule_error(e: ConsentRuleError) -> StoreError {
+    match e {
+        ConsentRuleError::NotWithdrawable(..) => StoreError::Conflict(e.to_string()),
+        _ => StoreError::Invalid(e.to_string()),
+    }
+}
+
+fn naive(t: DateTime<Utc>) -> NaiveDateTime {
+    let n = t.naive_utc();
+    // Both backends keep microseconds; round here so the chain hashes what is stored.
+    chrono::Timelike::with_nanosecond(&n, n.and_utc().timestamp_subsec_micros() * 1000).unwrap_or(n)
+}
+
+type StateRow = (
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    i32,
+    Option<String>,
+    String,
+);
+
+fn to_state(r: &StateRow) -> StoreResult<ConsentState> {
+    Ok(ConsentState {
+        status: r
+            .0
+            .parse::<ConsentStatus>()
+            .map_err(|e| StoreError::Invalid(e.0))?,
+        since: r.1.and_utc(),
+        expires_at: r.2.map(|t| t.and_utc()),
+    })
+}
+
+/// The stored state of one purpose for one subject (group purposes: for its person).
+#[derive(Debug, Clone)]
+pub struct StoredState {
+    pub state: ConsentState,
+    pub purpose_version: i32,
+    pub policy_version: Option<String>,
+    pub last_event_id: String,
+}
+
+fn stored(r: StateRow) -> StoreResult<StoredState> {
+    Ok(StoredState {
+        state: to_state(&r)?,
+        purpose_version: r.3,
+        policy_version: r.4,
+        last_event_id: r.5,
+    })
+}
+
+pub fn state_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    purpose: &Purpose,
+    subject_id: &str,
+    person_id: Option<&str>,
+) -> StoreResult<Option<StoredState>> {
+    let row: Option<StateRow> = match purpose.scope {
+        PurposeScope::Tenant => consent_states::table
+            .find((tenant_id, subject_id, &purpose.code))
+            .select((
+                consent_states::status,
+                consent_states::since,
+                consent_states::expires_at,
+                consent_states::purpose_version,
+                consent_states::policy_version,
+                consent_states::last_event_id,
+            ))
+            .first(conn)
+            .optional()?,
+        PurposeScope::Group => match (group_id, person_id) {
+            (Some(g), Some(p)) => group_consent_states::table
+                .find((g, p, &purpose.code))
+                .select((
+                    group_consent_states::status,
+                    group_consent_states::since,
+                    group_consent_states::expires_at,
+                    group_consent_states::purpose_version,
+                    group_consent_states::policy_version,
+                    group_consent_states::last_event_id,
+                ))
+                .first(conn)
+                .optional()?,
+            _ => None,
+        },
+    };
+    row.map(stored).transpose()
+}
+
+/// A group purpose follows the person; a subject with no contact data gets a
+/// person of its own.
+fn ensure_person(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    facts: &SubjectFacts,
+) -> StoreResult<String> {
+    if let Some(p) = &facts.person_id {
+        return Ok(p.clone());
+    }
+    let person = assent_core::id::new_id();
+    diesel::update(subjects::table.find((tenant_id, &facts.id)))
+        .set(subjects::person_id.eq(&person))
+        .execute(conn)?;
+    Ok(person)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_state(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    purpose: &Purpose,
+    subject_id: &str,
+    person_id: Option<&str>,
+    state: &ConsentState,
+    policy_version: Option<&str>,
+    event_id: &str,
+) -> StoreResult<()> {
+    let status = state.status.as_str();
+    let since = naive(state.since);
+    let expires = state.expires_at.map(naive);
+    match purpose.scope {
+        PurposeScope::Tenant => {
+            let updated =
+                diesel::update(consent_states::table.find((tenant_id, subject_id, &purpose.code)))
+                    .set((
+                        consent_states::status.eq(status),
+                        consent_states::since.eq(since),
+                        consent_states::expires_at.eq(expires),
+                        consent_states::purpose_version.eq(purpose.version),
+                        consent_states::policy_version.eq(policy_version),
+                        consent_states::last_event_id.eq(event_id),
+                    ))
+                    .execute(conn)?;
+            if updated == 0 {
+                diesel::insert_into(consent_states::table)
+                    .values((
+                        consent_states::tenant_id.eq(tenant_id),
+                        consent_states::subject_id.eq(subject_id),
+                        consent_states::purpose_code.eq(&purpose.code),
+                        consent_states::status.eq(status),
+                        consent_states::since.eq(since),
+                        consent_states::expires_at.eq(expires),
+                        consent_states::purpose_version.eq(purpose.version),
+                        consent_states::policy_version.eq(policy_version),
+                        consent_states::last_event_id.eq(event_id),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        PurposeScope::Group => {
+            let (Some(g), Some(p)) = (group_id, person_id) else {
+                return Err(StoreError::Invalid(
+                    "a group purpose needs a tenant of that group".into(),
+                ));
+            };
+            let updated = diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
+                .set((
+                    group_consent_states::status.eq(status),
+                    group_consent_states::since.eq(since),
+                    group_consent_states::expires_at.eq(expires),
+                    group_consent_states::purpose_version.eq(purpose.version),
+                    group_consent_states::policy_version.eq(policy_version),
+                    group_consent_states::last_event_id.eq(event_id),
+                    group_consent_states::last_tenant_id.eq(tenant_id),
+                    group_consent_states::last_subject_id.eq(subject_id),
+                ))
+                .execute(conn)?;
+            if updated == 0 {
+                diesel::insert_into(group_consent_states::table)
+                    .values((
+                        group_consent_states::group_id.eq(g),
+                        group_consent_states::person_id.eq(p),
+                        group_consent_states::purpose_code.eq(&purpose.code),
+                        group_consent_states::status.eq(status),
+                        group_consent_states::since.eq(since),
+                        group_consent_states::expires_at.eq(expires),
+                        group_consent_states::purpose_version.eq(purpose.version),
+                        group_consent_states::policy_version.eq(policy_version),
+                        group_consent_states::last_event_id.eq(event_id),
+                        group_consent_states::last_tenant_id.eq(tenant_id),
+                        group_consent_states::last_subject_id.eq(subject_id),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seal_payload(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    subject_id: &str,
+    payload: &EventPayload,
+) -> StoreResult<Option<Vec<u8>>> {
+    let wrapped: Option<Vec<u8>> = subjects::table
+        .find((tenant_id, subject_id))
+        .select(subjects::wrapped_key)
+        .first(conn)?;
+    let Some(wrapped) = wrapped else {
+        return Ok(None);
+    };
+    let key = SubjectKey::unwrap(&wrapped, keys, subject_id)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Some(key.seal(
+        subject_id,
+        "event",
+        &serde_json::to_vec(payload).unwrap_or_default(),
+    )))
+}
+
+/// Opens an event's sealed payload; `None` after erasure.
+pub fn open_payload(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    event: &EventRow,
+) -> StoreResult<Option<EventPayload>> {
+    let Some(sealed) = &event.payload else {
+        return Ok(None);
+    };
+    let wrapped: Option<Vec<u8>> = subjects::table
+        .find((&event.tenant_id, &event.subject_id))
+        .select(subjects::wrapped_key)
+        .first(conn)
+        .optional()?
+        .flatten();
+    let Some(wrapped) = wrapped else {
+        return Ok(None);
+    };
+    let key = SubjectKey::unwrap(&wrapped, keys, &event.subject_id)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let plain = key
+        .open(&event.subject_id, "event", sealed)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(serde_json::from_slice(&plain).ok())
+}
+
+/// Records a grant or withdrawal: the chained event, the state, all or nothing.
+pub fn record(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    req: &ConsentRequest,
+    now: DateTime<Utc>,
+) -> StoreResult<Recorded> {
+    if let Some(key) = &req.import_key
+        && let Some(event) = ledger::by_import_key(conn, tenant_id, key)?
+    {
+        let purpose = purposes::resolve(conn, tenant_id, group_id, &event.purpose_code)?
+            .ok_or(StoreError::NotFound)?;
+        return Ok(Recorded {
+            event,
+            purpose,
+            state: None,
+            replayed: true,
+        });
+    }
+    let facts =
+        subject_repo::facts(conn, tenant_id, &req.subject_id)?.ok_or(StoreError::NotFound)?;
+    let purpose = purposes::resolve(conn, tenant_id, group_id, &req.purpose_code)?
+        .ok_or_else(|| StoreError::Invalid(format!("unknown purpose '{}'", req.purpose_code)))?;
+    if facts.erased_at.is_some() && req.action == Action::Grant {
+        return Err(StoreError::Conflict(
+            "the subject's data was erased: consent cannot be given".into(),
+        ));
+    }
+    let occurred = naive(req.occurred_at);
+    let policy_version = match &req.policy_version {
+        Some(v) => Some(
+            policies::get(conn, tenant_id, v)?
+                .ok_or_else(|| StoreError::Invalid(format!("unknown policy version '{v}'")))?
+                .version,
+        ),
+        None => policies::in_force(conn, tenant_id, occurred)?.map(|p| p.version),
+    };
+    let person = match purpose.scope {
+        PurposeScope::Group => Some(ensure_person(conn, tenant_id, &facts)?),
+        PurposeScope::Tenant => None,
+    };
+    let current = state_of(
+        conn,
+        tenant_id,
+        group_id,
+        &purpose,
+        &facts.id,
+        person.as_deref(),
+    )?;
+    let transition = consent::transition(
+        &purpose.code,
+        &purpose.meaning,
+        current.as_ref().map(|s| &s.state),
+        req.action,
+        req.occurred_at,
+        now,
+    )
+    .map_err(rule_error)?;
+    let payload = EventPayload {
+        evidence: req.evidence.clone(),
+        actor_name: req.actor.name.clone(),
+        actor_relation: req.actor.relation.clone(),
+    };
+    let sealed = seal_payload(conn, keys, tenant_id, &facts.id, &payload)?;
+    let event = ledger::append(
+        conn,
+        NewEvent {
+            tenant_id: tenant_id.to_owned(),
+            subject_id: facts.id.clone(),
+            purpose_scope: purpose.scope.as_str().to_owned(),
+            purpose_code: purpose.code.clone(),
+            purpose_version: purpose.version,
+            action: transition.action.as_str().to_owned(),
+            method: req.method.as_str().to_owned(),
+            actor_kind: req.actor.kind.as_str().to_owned(),
+            policy_version: policy_version.clone(),
+            payload: sealed,
+            occurred_at: occurred,
+            expires_at: transition.expires_at.map(naive),
+            import_key: req.import_key.clone(),
+        },
+    )?;
+    let state = match &transition.new_state {
+        Some(s) => {
+            let s = ConsentState {
+                since: naive(s.since).and_utc(),
+                expires_at: s.expires_at.map(|e| naive(e).and_utc()),
+                ..s.clone()
+            };
+            write_state(
+                conn,
+                tenant_id,
+                group_id,
+                &purpose,
+                &facts.id,
+                person.as_deref(),
+                &s,
+                policy_version.as_deref(),
+                &event.id,
+            )?;
+            Some(s)
+        }
+        None => current.map(|c| c.state),
+    };
+    Ok(Recorded {
+        event,
+        purpose,
+        state,
+        replayed: false,
+    })
+}
+
+/// The state of every purpose the tenant sees, for one subject.
+pub fn subject_states(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subject_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<(Purpose, Option<StoredState>)>> {
+    let facts = subject_repo::facts(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    let mut out = Vec::new();
+    for purpose in purposes::list(conn, tenant_id, group_id)? {
+        let mut state = state_of(
+            conn,
+            tenant_id,
+            group_id,
+            &purpose,
+            subject_id,
+            facts.person_id.as_deref(),
+        )?;
+        // A term that ran out reads as expired even before the sweeper writes it.
+        if let Some(s) = &mut state
+            && consent::is_expired(&s.state, now)
+        {
+            s.state.status = ConsentStatus::Expired;
+        }
+        out.push((purpose, state));
+    }
+    Ok(out)
+}
+
+/// Who a check is about.
+#[derive(Debug, Clone)]
+pub enum SubjectRef {
+    Id(String),
+    ExternalRef(String),
+    /// A normalised email address.
+    Email(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckRequest {
+    pub subject: SubjectRef,
+    pub purpose: String,
+    pub channel: Channel,
+}
+
+/// The consent check for a batch, answers in order.
+pub fn check(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    requests: &[CheckRequest],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Result<(), DenyReason>>> {
+    let mut purpose_cache: HashMap<String, Option<Purpose>> = HashMap::new();
+    let mut out = Vec::with_capacity(requests.len());
+    for req in requests {
+        let subject_id = match &req.subject {
+            SubjectRef::Id(id) => Some(id.clone()),
+            SubjectRef::ExternalRef(r) => {
+                subject_repo::find_ids(conn, keys, tenant_id, IndexKind::ExternalRef, r)?
+                    .into_iter()
+                    .next()
+            }
+            SubjectRef::Email(e) => {
+                subject_repo::find_ids(conn, keys, tenant_id, IndexKind::Email, e)?
+                    .into_iter()
+                    .next()
+            }
+        };
+        let facts = match subject_id {
+            Some(id) => subject_repo::facts(conn, tenant_id, &id)?,
+            None => None,
+        };
+        let Some(facts) = facts else {
+            out.push(Err(DenyReason::UnknownSubject));
+            continue;
+        };
+        if !purpose_cache.contains_key(&req.purpose) {
+            let p = purposes::resolve(conn, tenant_id, group_id, &req.purpose)?;
+            purpose_cache.insert(req.purpose.clone(), p);
+        }
+        let Some(purpose) = purpose_cache.get(&req.purpose).cloned().flatten() else {
+            out.push(Err(DenyReason::UnknownPurpose));
+            continue;
+        };
+        let state = state_of(
+            conn,
+            tenant_id,
+            group_id,
+            &purpose,
+            &facts.id,
+            facts.person_id.as_deref(),
+        )?;
+        let objected = purpose.meaning.legal_basis != consent::LegalBasis::Consent
+            && subject_repo::objected(conn, tenant_id, &facts.id, &purpose.code)?;
+        let decision = consent::decide(
+            &CheckFacts {
+                meaning: &purpose.meaning,
+                state: state.as_ref().map(|s| &s.state),
+                restricted: facts.restricted_at.is_some(),
+                objected,
+                reachable: facts.reachable(req.channel),
+            },
+            req.channel,
+            now,
+        );
+        out.push(decision);
+    }
+    Ok(out)
+}
+
+/// Writes `expire` events for the tenant's consents whose term has run out; returns
+/// how many. Group consents are expired by the tenant that last changed them.
+pub fn expire_due(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<usize> {
+    let cutoff = naive(now);
+    let mut due: Vec<(String, String, Option<NaiveDateTime>)> = consent_states::table
+        .filter(consent_states::tenant_id.eq(tenant_id))
+        .filter(consent_states::status.eq("granted"))
+        .filter(consent_states::expires_at.le(cutoff))
+        .select((
+            consent_states::subject_id,
+            consent_states::purpose_code,
+            consent_states::expires_at,
+        ))
+        .limit(limit)
+        .load(conn)?;
+    if let Some(g) = group_id {
+        let group_due: Vec<(String, String, Option<NaiveDateTime>)> = group_consent_states::table
+            .filter(group_consent_states::group_id.eq(g))
+            .filter(group_consent_states::last_tenant_id.eq(tenant_id))
+            .filter(group_consent_states::status.eq("granted"))
+            .filter(group_consent_states::expires_at.le(cutoff))
+            .select((
+                group_consent_states::last_subject_id,
+                group_consent_states::purpose_code,
+                group_consent_states::expires_at,
+            ))
+            .limit(limit)
+            .load(conn)?;
+        due.extend(group_due);
+    }
+    let count = due.len();
+    for (subject_id, code, expires_at) in due {
+        let purpose =
+            purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
+        let facts =
+            subject_repo::facts(conn, tenant_id, &subject_id)?.ok_or(StoreError::NotFound)?;
+        let at = expires_at.unwrap_or(cutoff);
+        let event = ledger::append(
+            conn,
+            NewEvent {
+                tenant_id: tenant_id.to_owned(),
+                subject_id: subject_id.clone(),
+                purpose_scope: purpose.scope.as_str().to_owned(),
+                purpose_code: code.clone(),
+                purpose_version: purpose.version,
+                action: Action::Expire.as_str().to_owned(),
+                method: Method::System.as_str().to_owned(),
+                actor_kind: ActorKind::System.as_str().to_owned(),
+                policy_version: None,
+                payload: None,
+                occurred_at: at,
+                expires_at: None,
+                import_key: None,
+            },
+        )?;
+        let state = ConsentState {
+            status: ConsentStatus::Expired,
+            since: at.and_utc(),
+            expires_at: None,
+        };
+        write_state(
+            conn,
+            tenant_id,
+            group_id,
+            &purpose,
+            &subject_id,
+            facts.person_id.as_deref(),
+            &state,
+            None,
+            &event.id,
+        )?;
+    }
+    Ok(count)
+}
+
+/// The Kantara-style receipt of an event, or `None` for an unknown receipt id.
+pub fn receipt(
+    conn: &mut DbConnection,
+    tenant: &Tenant,
+    receipt_id: &str,
+) -> StoreResult<Option<serde_json::Value>> {
+    let Some(event) = ledger::by_receipt(conn, &tenant.id, receipt_id)? else {
+        return Ok(None);
+    };
+    let scope: PurposeScope = event
+        .purpose_scope
+        .parse()
+        .map_err(|e: assent_core::tenancy::InvalidValue| StoreError::Invalid(e.0))?;
+    let owner = match scope {
+        PurposeScope::Tenant => tenant.id.clone(),
+        PurposeScope::Group => tenant.group_id.clone().unwrap_or_default(),
+    };
+    let purpose = purposes::version(
+        conn,
+        scope,
+        &owner,
+        &event.purpose_code,
+        event.purpose_version,
+    )?
+    .ok_or(StoreError::NotFound)?;
+    let policy = match &event.policy_version {
+        Some(v) => policies::get(conn, &tenant.id, v)?,
+        None => None,
+    };
+    let name = if tenant.default_locale == "ru" {
+        &purpose.meaning.name_ru
+    } else {
+        &purpose.meaning.name_en
+    };
+    Ok(Some(assent_core::receipt::consent_receipt(
+        &assent_core::receipt::ReceiptInput {
+            receipt_id: &event.receipt_id,
+            event_id: &event.id,
+            issued_at: event.recorded_at.and_utc(),
+            jurisdiction: &tenant.jurisdiction,
+            language: &tenant.default_locale,
+            controller_name: &tenant.legal_name,
+            policy_url: policy.as_ref().and_then(|p| p.url.as_deref()),
+            policy_version: event.policy_version.as_deref(),
+            collection_method: &event.method,
+            actor_kind: &event.actor_kind,
+            subject_pseudonym: &event.subject_id,
+            action: &event.action,
+            purpose_code: &purpose.code,
+            purpose_version: purpose.version,
+            purpose_name: name,
+            legal_basis: purpose.meaning.legal_basis.as_str(),
+            data_categories: &purpose.meaning.data_categories,
+            expires_at: event.expires_at.map(|t| t.and_utc()),
+        },
+    )))
+}
+
+/// One pass over every tenant: writes `expire` events for consents whose term has
+/// run out, in batches. Returns how many were expired.
+pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
+    const BATCH: i64 = 500;
+    let mut total = 0;
+    for tenant in store.system(crate::tenants::list_tenants)? {
+        let group = tenant.group_id.clone();
+        loop {
+            let n = store.write(&tenant.id, |c| {
+                expire_due(c, &tenant.id, group.as_deref(), Utc::now(), BATCH)
+            })?;
+            total += n;
+            if (n as i64) < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}

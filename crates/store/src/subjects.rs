@@ -1,0 +1,406 @@
+//! Data subjects. Personal data is sealed with the subject's own key; the store
+//! keeps only ciphertext, blind indexes for lookups, and the reachable channels (so
+//! the consent check never decrypts).
+
+use crate::schema::{group_identities, objections, subjects};
+use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::consent::Channel;
+use assent_core::pii::{GroupLinkKey, IndexKind, SubjectKey, TenantKeys};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The personal data of a subject, already validated and normalised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectPii {
+    pub external_ref: Option<String>,
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub handles: BTreeMap<String, String>,
+}
+
+impl SubjectPii {
+    /// Channels on which the subject can be reached with this data.
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut out = Vec::new();
+        if self.email.is_some() {
+            out.push(Channel::Email);
+        }
+        if self.phone.is_some() {
+            out.push(Channel::Sms);
+        }
+        if self.handles.contains_key("telegram") {
+            out.push(Channel::Telegram);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub tenant_id: String,
+    pub id: String,
+    pub person_id: Option<String>,
+    /// `None` once the subject's data has been erased.
+    pub pii: Option<SubjectPii>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub restricted_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub erased_at: Option<NaiveDateTime>,
+}
+
+/// What the consent check needs of a subject, without decrypting anything.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subjects)]
+pub struct SubjectFacts {
+    pub id: String,
+    pub person_id: Option<String>,
+    pub channels: String,
+    pub restricted_at: Option<NaiveDateTime>,
+    pub erased_at: Option<NaiveDateTime>,
+}
+
+impl SubjectFacts {
+    pub fn reachable(&self, channel: Channel) -> bool {
+        self.erased_at.is_none() && self.channels.split(',').any(|c| c == channel.as_str())
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = subjects)]
+struct Row {
+    tenant_id: String,
+    id: String,
+    person_id: Option<String>,
+    wrapped_key: Option<Vec<u8>>,
+    pii: Option<Vec<u8>>,
+    locale: Option<String>,
+    timezone: Option<String>,
+    restricted_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    erased_at: Option<NaiveDateTime>,
+}
+
+const PII_FIELD: &str = "pii";
+
+/// Keys a subject operation needs: the tenant's, and the group's when it has one.
+pub struct Keys<'a> {
+    pub tenant: &'a TenantKeys,
+    pub group: Option<(&'a str, &'a GroupLinkKey)>,
+}
+
+impl Row {
+    fn open(self, keys: &TenantKeys) -> StoreResult<Subject> {
+        let pii = match (&self.wrapped_key, &self.pii) {
+            (Some(wrapped), Some(sealed)) => {
+                let key = SubjectKey::unwrap(wrapped, keys, &self.id)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let plain = key
+                    .open(&self.id, PII_FIELD, sealed)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Some(
+                    serde_json::from_slice(&plain)
+                        .map_err(|_| StoreError::Invalid("stored PII is unreadable".into()))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Subject {
+            tenant_id: self.tenant_id,
+            id: self.id,
+            person_id: self.person_id,
+            pii,
+            locale: self.locale,
+            timezone: self.timezone,
+            restricted_at: self.restricted_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            erased_at: self.erased_at,
+        })
+    }
+}
+
+fn index(keys: &TenantKeys, kind: IndexKind, value: &Option<String>) -> Option<Vec<u8>> {
+    value.as_deref().map(|v| keys.blind_index(kind, v))
+}
+
+fn channels_text(pii: &SubjectPii) -> String {
+    pii.channels()
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The group person this data belongs to: found by email, else by phone, else new.
+/// Its identities are recorded so later subjects at other affiliates find it.
+fn link_person(
+    conn: &mut DbConnection,
+    keys: &Keys<'_>,
+    pii: &SubjectPii,
+    current: Option<&str>,
+) -> StoreResult<Option<String>> {
+    let Some((group_id, link_key)) = keys.group else {
+        return Ok(None);
+    };
+    let identities: Vec<(&str, Vec<u8>)> = [
+        ("email", IndexKind::Email, &pii.email),
+        ("phone", IndexKind::Phone, &pii.phone),
+    ]
+    .into_iter()
+    .filter_map(|(name, kind, v)| v.as_deref().map(|v| (name, link_key.identity(kind, v))))
+    .collect();
+    let mut person = current.map(str::to_owned);
+    if person.is_none() {
+        for (kind, digest) in &identities {
+            let found: Option<String> = group_identities::table
+                .find((group_id, *kind, digest))
+                .select(group_identities::person_id)
+                .first(conn)
+                .optional()?;
+            if found.is_some() {
+                person = found;
+                break;
+            }
+        }
+    }
+    if identities.is_empty() && person.is_none() {
+        return Ok(None);
+    }
+    let person = person.unwrap_or_else(assent_core::id::new_id);
+    for (kind, digest) in &identities {
+        let taken: Option<String> = group_identities::table
+            .find((group_id, *kind, digest))
+            .select(group_identities::person_id)
+            .first(conn)
+            .optional()?;
+        if taken.is_none() {
+            diesel::insert_into(group_identities::table)
+                .values((
+                    group_identities::group_id.eq(group_id),
+                    group_identities::kind.eq(*kind),
+                    group_identities::digest.eq(digest),
+                    group_identities::person_id.eq(&person),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(Some(person))
+}
+
+pub struct SubjectInput {
+    pub pii: SubjectPii,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    keys: &Keys<'_>,
+    tenant_id: &str,
+    input: &SubjectInput,
+) -> StoreResult<Subject> {
+    let id = assent_core::id::new_id();
+    let key = SubjectKey::generate();
+    let sealed = key.seal(
+        &id,
+        PII_FIELD,
+        &serde_json::to_vec(&input.pii).unwrap_or_default(),
+    );
+    let person = link_person(conn, keys, &input.pii, None)?;
+    let now = crate::now();
+    diesel::insert_into(subjects::table)
+        .values((
+            subjects::tenant_id.eq(tenant_id),
+            subjects::id.eq(&id),
+            subjects::person_id.eq(&person),
+            subjects::external_ref_index.eq(index(
+                keys.tenant,
+                IndexKind::ExternalRef,
+                &input.pii.external_ref,
+            )),
+            subjects::email_index.eq(index(keys.tenant, IndexKind::Email, &input.pii.email)),
+            subjects::phone_index.eq(index(keys.tenant, IndexKind::Phone, &input.pii.phone)),
+            subjects::wrapped_key.eq(key.wrap(keys.tenant, &id)),
+            subjects::pii.eq(sealed),
+            subjects::locale.eq(&input.locale),
+            subjects::timezone.eq(&input.timezone),
+            subjects::channels.eq(channels_text(&input.pii)),
+            subjects::created_at.eq(now),
+            subjects::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("a subject with this external_ref already exists".into())
+            }
+            other => other,
+        })?;
+    get(conn, keys.tenant, tenant_id, &id)?.ok_or(StoreError::NotFound)
+}
+
+/// Replaces a subject's data (the caller merges a patch first).
+pub fn replace(
+    conn: &mut DbConnection,
+    keys: &Keys<'_>,
+    existing: &Subject,
+    input: &SubjectInput,
+) -> StoreResult<Subject> {
+    if existing.erased_at.is_some() {
+        return Err(StoreError::Conflict("the subject's data was erased".into()));
+    }
+    let wrapped: Option<Vec<u8>> = subjects::table
+        .find((&existing.tenant_id, &existing.id))
+        .select(subjects::wrapped_key)
+        .first(conn)?;
+    let key = SubjectKey::unwrap(
+        &wrapped.ok_or(StoreError::NotFound)?,
+        keys.tenant,
+        &existing.id,
+    )
+    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let sealed = key.seal(
+        &existing.id,
+        PII_FIELD,
+        &serde_json::to_vec(&input.pii).unwrap_or_default(),
+    );
+    let person = link_person(conn, keys, &input.pii, existing.person_id.as_deref())?;
+    diesel::update(subjects::table.find((&existing.tenant_id, &existing.id)))
+        .set((
+            subjects::person_id.eq(&person),
+            subjects::external_ref_index.eq(index(
+                keys.tenant,
+                IndexKind::ExternalRef,
+                &input.pii.external_ref,
+            )),
+            subjects::email_index.eq(index(keys.tenant, IndexKind::Email, &input.pii.email)),
+            subjects::phone_index.eq(index(keys.tenant, IndexKind::Phone, &input.pii.phone)),
+            subjects::pii.eq(sealed),
+            subjects::locale.eq(&input.locale),
+            subjects::timezone.eq(&input.timezone),
+            subjects::channels.eq(channels_text(&input.pii)),
+            subjects::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("another subject has this external_ref".into())
+            }
+            other => other,
+        })?;
+    get(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or(StoreError::NotFound)
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<Subject>> {
+    let row: Option<Row> = subjects::table
+        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::id.eq(id))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|r| r.open(keys)).transpose()
+}
+
+/// Ids of subjects whose `kind` value is `normalized`, oldest first.
+pub fn find_ids(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    kind: IndexKind,
+    normalized: &str,
+) -> StoreResult<Vec<String>> {
+    let digest = keys.blind_index(kind, normalized);
+    let query = subjects::table
+        .filter(subjects::tenant_id.eq(tenant_id))
+        .select(subjects::id)
+        .order(subjects::id.asc())
+        .limit(100);
+    Ok(match kind {
+        IndexKind::Email => query.filter(subjects::email_index.eq(digest)).load(conn)?,
+        IndexKind::Phone => query.filter(subjects::phone_index.eq(digest)).load(conn)?,
+        IndexKind::ExternalRef => query
+            .filter(subjects::external_ref_index.eq(digest))
+            .load(conn)?,
+    })
+}
+
+pub fn facts(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<SubjectFacts>> {
+    Ok(subjects::table
+        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::id.eq(id))
+        .select(SubjectFacts::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Subject ids that exist, for validating references.
+pub fn exists(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<bool> {
+    Ok(facts(conn, tenant_id, id)?.is_some())
+}
+
+pub fn objected(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    purpose_code: &str,
+) -> StoreResult<bool> {
+    Ok(objections::table
+        .find((tenant_id, subject_id, purpose_code))
+        .select(objections::created_at)
+        .first::<NaiveDateTime>(conn)
+        .optional()?
+        .is_some())
+}
+
+/// Records an objection to a purpose (rights requests, staff).
+pub fn object(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    purpose_code: &str,
+) -> StoreResult<()> {
+    if !objected(conn, tenant_id, subject_id, purpose_code)? {
+        diesel::insert_into(objections::table)
+            .values((
+                objections::tenant_id.eq(tenant_id),
+                objections::subject_id.eq(subject_id),
+                objections::purpose_code.eq(purpose_code),
+                objections::created_at.eq(crate::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Restricts (or lifts the restriction of) all processing of a subject's data.
+pub fn set_restricted(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    restricted: bool,
+) -> StoreResult<()> {
+    let at = restricted.then(crate::now);
+    let n = diesel::update(subjects::table.find((tenant_id, subject_id)))
+        .set(subjects::restricted_at.eq(at))
+        .execute(conn)?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

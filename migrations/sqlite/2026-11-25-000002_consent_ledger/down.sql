@@ -1,0 +1,12 @@
+DROP TABLE imports;
+DROP TABLE audit_log;
+DROP TABLE group_consent_states;
+DROP TABLE consent_states;
+DROP TABLE ledger_heads;
+DROP TABLE consent_events;
+DROP TABLE objections;
+DROP TABLE group_identities;
+DROP TABLE subjects;
+DROP TABLE policies;
+DROP TABLE group_purposes;
+DROP TABLE purposes;
