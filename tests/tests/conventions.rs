@@ -342,6 +342,8 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/ledger/verification"),
         ("get", "/v1/ledger/export"),
         ("get", "/v1/audit-log"),
+        ("post", "/v1/imports"),
+        ("get", "/v1/imports/{id}"),
     ];
     for (method, path) in served {
         assert!(

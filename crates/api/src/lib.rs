@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 mod idempotency;
+mod import;
 pub mod metrics;
 pub mod observe;
 mod routes;
@@ -95,7 +96,9 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(consents::consent_checks)
                 .service(ledger::verify_ledger)
                 .service(ledger::export_ledger)
-                .service(audit::audit_log),
+                .service(audit::audit_log)
+                .service(imports::start_import)
+                .service(imports::get_import),
         );
 }
 

@@ -12,6 +12,8 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     pub metrics: Arc<Metrics>,
     master: Arc<MasterKey>,
+    /// Where import bodies wait while they are processed.
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -40,7 +42,13 @@ impl AppState {
             tokens: Arc::new(tokens),
             metrics: Arc::new(Metrics::new()),
             master: Arc::new(master),
+            spool_dir: std::env::temp_dir().join("assent-imports"),
         }
+    }
+
+    pub fn with_spool_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.spool_dir = dir;
+        self
     }
 
     /// Derives a tenant's keys (cheap: two HKDF expansions) and finds its group.

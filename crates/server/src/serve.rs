@@ -84,7 +84,8 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
         config.workers
     };
     let server = assent_api::build_server(
-        AppState::new(store.clone(), tokens, master),
+        AppState::new(store.clone(), tokens, master)
+            .with_spool_dir(config.data_dir.join("imports")),
         listener,
         workers,
     )

@@ -393,3 +393,103 @@ fn cli_works_against_postgresql() {
         .execute(&mut admin)
         .unwrap();
 }
+
+#[test]
+fn ledger_verify_names_the_first_tampered_event() {
+    use assent_core::consent::{
+        Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
+    };
+    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
+    use assent_store::{Store, StoreOptions, purposes};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tenant = json(&assent(
+        d,
+        &[
+            "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
+        ],
+    ));
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let clean = assent(d, &["ledger", "verify"]);
+    assert!(clean.status.success(), "an empty ledger is intact");
+
+    let url = format!("sqlite://{}", d.join("data/assent.db").display());
+    let store = Store::open(&url, &StoreOptions::default()).unwrap();
+    // Verification reads no personal data, so any key will do for writing events.
+    let master = assent_core::crypto::MasterKey::generate();
+    let keys = assent_core::pii::TenantKeys::derive(&master, &tenant_id);
+    let meaning = PurposeMeaning {
+        name_ru: "Новости".into(),
+        name_en: "News".into(),
+        legal_basis: LegalBasis::Consent,
+        channels: vec![Channel::Email],
+        data_categories: vec![],
+        retention_days: 30,
+        consent_term_days: None,
+    };
+    store
+        .write(&tenant_id, |c| {
+            purposes::create(c, &tenant_id, None, PurposeScope::Tenant, "news", &meaning)?;
+            for i in 0..3 {
+                let pii = SubjectPii {
+                    external_ref: Some(format!("s{i}")),
+                    ..SubjectPii::default()
+                };
+                let s = subjects::create(
+                    c,
+                    &Keys {
+                        tenant: &keys,
+                        group: None,
+                    },
+                    &tenant_id,
+                    &SubjectInput {
+                        pii,
+                        locale: None,
+                        timezone: None,
+                    },
+                )?;
+                let request = ConsentRequest {
+                    subject_id: s.id,
+                    purpose_code: "news".into(),
+                    action: Action::Grant,
+                    method: Method::Api,
+                    occurred_at: chrono::Utc::now(),
+                    policy_version: None,
+                    evidence: Evidence::default(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
+                };
+                consents::record(c, &keys, &tenant_id, None, &request, chrono::Utc::now())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let intact = json(&assent(
+        d,
+        &["ledger", "verify", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(intact["tenants"][0]["events"], 3);
+
+    {
+        use diesel::RunQueryDsl;
+        let mut conn = store.connection().unwrap();
+        let assent_store::DbConnection::Sqlite(c) = &mut *conn else {
+            unreachable!()
+        };
+        diesel::sql_query(
+            "UPDATE consent_events SET occurred_at = '2020-01-01 00:00:00' WHERE seq = 2",
+        )
+        .execute(c)
+        .unwrap();
+    }
+    let broken = assent(d, &["ledger", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "a tampered ledger exits 1");
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("acme: BROKEN at event #2"), "{out}");
+    assert!(out.contains("altered"), "{out}");
+}

@@ -11,6 +11,7 @@ mod conn;
 pub mod consents;
 mod error;
 pub mod idempotency;
+pub mod imports;
 pub mod ledger;
 pub mod migrate;
 pub mod policies;

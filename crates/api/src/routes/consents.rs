@@ -91,7 +91,7 @@ fn bounded(what: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
     }
 }
 
-fn evidence(e: EvidenceIn) -> Result<Evidence, ApiError> {
+pub(crate) fn evidence(e: EvidenceIn) -> Result<Evidence, ApiError> {
     if let Some(ip) = &e.ip
         && ip.parse::<std::net::IpAddr>().is_err()
     {
@@ -116,7 +116,7 @@ fn evidence(e: EvidenceIn) -> Result<Evidence, ApiError> {
     })
 }
 
-fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
+pub(crate) fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
     let a = a.unwrap_or(ActorIn {
         kind: ActorKind::Subject,
         name: None,

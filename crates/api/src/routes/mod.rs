@@ -3,6 +3,7 @@ pub mod audit;
 pub mod auth;
 pub mod consents;
 pub mod health;
+pub mod imports;
 pub mod ledger;
 pub mod policies;
 pub mod purposes;

@@ -98,7 +98,7 @@ fn text(key: &str, v: &Value) -> Result<Option<String>, ApiError> {
 }
 
 /// Applies the fields of a JSON object onto a draft subject, validating each.
-fn apply(draft: &mut SubjectInput, body: &Map<String, Value>) -> Result<(), ApiError> {
+pub(crate) fn apply(draft: &mut SubjectInput, body: &Map<String, Value>) -> Result<(), ApiError> {
     for key in body.keys() {
         if !FIELDS.contains(&key.as_str()) {
             return Err(ApiError::invalid(format!(

@@ -1,0 +1,170 @@
+//! `POST /v1/imports`: bulk subjects and consent events, processed in the background.
+
+use crate::error::ProblemKind;
+use crate::extract::Principal;
+use crate::import::{self, Format};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::tenancy::Permission;
+use assent_store::imports::{self as repo, LineError};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::io::Write;
+
+/// Largest import body accepted.
+pub const IMPORT_LIMIT: usize = 512 * 1024 * 1024;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportView {
+    pub id: String,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// `ndjson` or `csv`.
+    pub format: String,
+    /// Lines read so far.
+    pub lines_total: i64,
+    pub lines_ok: i64,
+    pub lines_failed: i64,
+    /// The first 1000 bad lines with their numbers.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<LineError>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/jsonlines" => Ok(Format::Ndjson),
+        "text/csv" => Ok(Format::Csv),
+        _ => Err(ApiError::new(
+            ProblemKind::UnsupportedMediaType,
+            "send the import as application/x-ndjson or text/csv",
+        )),
+    }
+}
+
+/// Start an import. NDJSON lines are `{"type":"subject",…}` (fields of a subject,
+/// `external_ref` required) or `{"type":"consent","external_ref"|"subject_id","purpose","action","occurred_at",…,"id"}`;
+/// CSV has the same names as columns (`evidence_ip`, `actor_kind`… for nested fields).
+#[utoipa::path(tag = "subjects", security(("bearer" = [])),
+    request_body(content = String, description = "NDJSON or CSV", content_type = "application/x-ndjson"),
+    responses(
+        (status = 202, body = ImportView),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/imports")]
+pub async fn start_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    mut payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let format = format_of(&req)?;
+    let id = assent_core::id::new_id();
+    std::fs::create_dir_all(&state.spool_dir).map_err(|e| {
+        tracing::error!(error = %e, "cannot create the import spool directory");
+        ApiError::internal()
+    })?;
+    let path = state.spool_dir.join(format!("{id}.{}", format.as_str()));
+    let mut file = std::fs::File::create(&path).map_err(|_| ApiError::internal())?;
+    let mut size = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            ApiError::malformed(format!("the body could not be read: {e}"))
+        })?;
+        size += chunk.len();
+        if size > IMPORT_LIMIT {
+            let _ = std::fs::remove_file(&path);
+            return Err(ApiError::new(
+                ProblemKind::PayloadTooLarge,
+                "imports are limited to 512 MiB; split the file",
+            ));
+        }
+        file.write_all(&chunk).map_err(|_| ApiError::internal())?;
+    }
+    drop(file);
+    let tenant = principal.tenant_id.clone();
+    let import_id = id.clone();
+    let created = state
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                repo::create(c, &tenant, &import_id, format.as_str())?;
+                repo::get(c, &tenant, &import_id)
+            })
+        })
+        .await;
+    let created = match created {
+        Ok(Some(i)) => i,
+        Ok(None) => return Err(ApiError::internal()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    let worker_state = state.get_ref().clone();
+    let tenant = principal.tenant_id.clone();
+    let import_id = id.clone();
+    std::thread::Builder::new()
+        .name("assent-import".into())
+        .spawn(move || import::run(&worker_state, &tenant, &import_id, &path, format))
+        .map_err(|_| ApiError::internal())?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/v1/imports/{id}")))
+        .json(view(created)))
+}
+
+fn view(i: repo::Import) -> ImportView {
+    ImportView {
+        id: i.id,
+        status: i.status,
+        format: i.format,
+        lines_total: i.lines_total,
+        lines_ok: i.lines_ok,
+        lines_failed: i.lines_failed,
+        errors: serde_json::from_str(&i.errors).unwrap_or_default(),
+        created_at: i.created_at.and_utc(),
+        finished_at: i.finished_at.map(|t| t.and_utc()),
+    }
+}
+
+/// Progress and errors of an import.
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
+    (status = 200, body = ImportView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/imports/{id}")]
+pub async fn get_import(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<ImportView>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id;
+    let found = state
+        .db(move |store| store.read(&tenant, |c| repo::get(c, &tenant, &id)))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(web::Json(view(found)))
+}
