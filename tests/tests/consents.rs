@@ -970,6 +970,34 @@ async fn another_tenant_sees_none_of_it() {
             1,
             "the intruder's withdrawal did not land"
         );
+        // Policies and the audit log are per tenant.
+        app.expect(
+            &owner.token,
+            Method::POST,
+            "/v1/policies",
+            Some(&json!({"version": "v1", "url": "https://owner.test/p"})),
+            CREATED,
+        )
+        .await;
+        let theirs = app
+            .expect(&intruder.token, Method::GET, "/v1/policies", None, OK)
+            .await;
+        assert!(theirs["items"].as_array().unwrap().is_empty());
+        app.expect(
+            &owner.token,
+            Method::GET,
+            &format!("/v1/subjects/{s}"),
+            None,
+            OK,
+        )
+        .await;
+        let log = app
+            .expect(&intruder.token, Method::GET, "/v1/audit-log", None, OK)
+            .await;
+        assert!(
+            log["items"].as_array().unwrap().is_empty(),
+            "another tenant's audit log is invisible"
+        );
         // Tenant-owned purposes are private too.
         let mut private = purpose("secret", "consent", None);
         private["code"] = "secret".into();

@@ -9,6 +9,7 @@ use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
 use assent_store::consents::{self, ConsentRequest};
 use assent_store::imports::{self, LineError, MAX_ERRORS, Progress};
+use assent_store::ledger::Appender;
 use assent_store::subjects::{self, SubjectInput, SubjectPii};
 use assent_store::{DbConnection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -106,6 +107,7 @@ fn line_subject(
 
 fn line_consent(
     c: &mut DbConnection,
+    appender: &mut Appender,
     keys: &Keyring,
     tenant: &str,
     map: Map<String, Value>,
@@ -146,8 +148,9 @@ fn line_consent(
         actor: actor(line.actor).map_err(|e| e.detail)?,
         import_key: Some(import_key),
     };
-    consents::record(
+    consents::record_with(
         c,
+        appender,
         &keys.tenant,
         tenant,
         keys.group_id(),
@@ -167,6 +170,7 @@ fn hex(b: &[u8]) -> String {
 
 fn apply_line(
     c: &mut DbConnection,
+    appender: &mut Appender,
     keys: &Keyring,
     tenant: &str,
     value: Value,
@@ -177,7 +181,7 @@ fn apply_line(
     };
     match map.get("type").and_then(Value::as_str) {
         Some("subject") => line_subject(c, keys, tenant, map),
-        Some("consent") => line_consent(c, keys, tenant, map, raw),
+        Some("consent") => line_consent(c, appender, keys, tenant, map, raw),
         _ => Err("type must be \"subject\" or \"consent\"".into()),
     }
 }
@@ -237,12 +241,15 @@ fn run_batch(
     n: &mut Counters,
 ) -> StoreResult<()> {
     state.store.write(tenant, |c| {
+        let mut appender = Appender::lock(c, tenant)?;
         for (line, parsed, raw) in batch.drain(..) {
             n.total += 1;
+            let mark = appender.mark();
             let outcome = match parsed {
                 Ok(value) => c
                     .transaction::<_, StoreError, _>(|c| {
-                        apply_line(c, keys, tenant, value, &raw).map_err(StoreError::Invalid)
+                        apply_line(c, &mut appender, keys, tenant, value, &raw)
+                            .map_err(StoreError::Invalid)
                     })
                     .map_err(|e| match e {
                         StoreError::Invalid(m) => m,
@@ -252,9 +259,14 @@ fn run_batch(
             };
             match outcome {
                 Ok(()) => n.ok += 1,
-                Err(e) => n.fail(line, e),
+                Err(e) => {
+                    // The line's savepoint was rolled back, events included.
+                    appender.reset(mark);
+                    n.fail(line, e);
+                }
             }
         }
+        appender.finish(c)?;
         imports::update(
             c,
             tenant,

@@ -314,6 +314,23 @@ pub fn record(
     req: &ConsentRequest,
     now: DateTime<Utc>,
 ) -> StoreResult<Recorded> {
+    // Taking the ledger head first also serialises this read-modify-write of state.
+    let mut appender = ledger::Appender::lock(conn, tenant_id)?;
+    let recorded = record_with(conn, &mut appender, keys, tenant_id, group_id, req, now)?;
+    appender.finish(conn)?;
+    Ok(recorded)
+}
+
+/// [`record`] within a batch that shares one locked ledger head.
+pub fn record_with(
+    conn: &mut DbConnection,
+    appender: &mut ledger::Appender,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    req: &ConsentRequest,
+    now: DateTime<Utc>,
+) -> StoreResult<Recorded> {
     if let Some(key) = &req.import_key
         && let Some(event) = ledger::by_import_key(conn, tenant_id, key)?
     {
@@ -370,8 +387,16 @@ pub fn record(
         actor_name: req.actor.name.clone(),
         actor_relation: req.actor.relation.clone(),
     };
-    let sealed = seal_payload(conn, keys, tenant_id, &facts.id, &payload)?;
-    let event = ledger::append(
+    // Nothing personal to keep: no payload, no key to unwrap.
+    let sealed = if payload.evidence == Evidence::default()
+        && payload.actor_name.is_none()
+        && payload.actor_relation.is_none()
+    {
+        None
+    } else {
+        seal_payload(conn, keys, tenant_id, &facts.id, &payload)?
+    };
+    let event = appender.append(
         conn,
         NewEvent {
             tenant_id: tenant_id.to_owned(),
@@ -569,13 +594,14 @@ pub fn expire_due(
         due.extend(group_due);
     }
     let count = due.len();
+    let mut appender = ledger::Appender::lock(conn, tenant_id)?;
     for (subject_id, code, expires_at) in due {
         let purpose =
             purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
         let facts =
             subject_repo::facts(conn, tenant_id, &subject_id)?.ok_or(StoreError::NotFound)?;
         let at = expires_at.unwrap_or(cutoff);
-        let event = ledger::append(
+        let event = appender.append(
             conn,
             NewEvent {
                 tenant_id: tenant_id.to_owned(),
@@ -610,6 +636,7 @@ pub fn expire_due(
             &event.id,
         )?;
     }
+    appender.finish(conn)?;
     Ok(count)
 }
 

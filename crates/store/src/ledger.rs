@@ -85,73 +85,153 @@ pub fn init_head(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Appends an event. Bumping the head first takes its row lock, so appends of one
-/// tenant are serialised and numbers never collide.
+/// The head of a tenant's ledger, locked for the unit of work: events are numbered
+/// and chained in memory and the head is written once at the end, so a batch of
+/// events does not rewrite the head row (on PostgreSQL each rewrite is a new row
+/// version the rest of the transaction must step over).
+pub struct Appender {
+    tenant_id: String,
+    seq: i64,
+    prev: [u8; 32],
+    dirty: bool,
+}
+
+#[derive(diesel::QueryableByName)]
+struct HeadRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    hash: Vec<u8>,
+}
+
+/// A point an appender can return to when a line of a batch is rolled back.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(i64, [u8; 32]);
+
+impl Appender {
+    /// Locks the head (PostgreSQL: `FOR UPDATE`; SQLite: the writer's turn) so
+    /// appends of one tenant are serialised and numbers never collide.
+    pub fn lock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Self> {
+        let head: Option<HeadRow> = match conn {
+            DbConnection::Postgres(pg) => diesel::sql_query(
+                "SELECT seq, hash FROM ledger_heads WHERE tenant_id = $1 FOR UPDATE",
+            )
+            .bind::<diesel::sql_types::Text, _>(tenant_id)
+            .get_result(pg)
+            .optional()?,
+            DbConnection::Sqlite(lite) => {
+                diesel::sql_query("SELECT seq, hash FROM ledger_heads WHERE tenant_id = ?")
+                    .bind::<diesel::sql_types::Text, _>(tenant_id)
+                    .get_result(lite)
+                    .optional()?
+            }
+        };
+        let head = head.ok_or_else(|| StoreError::Invalid("the tenant has no ledger".into()))?;
+        let prev: [u8; 32] = head
+            .hash
+            .try_into()
+            .map_err(|_| StoreError::Invalid("the ledger head is corrupt".into()))?;
+        Ok(Self {
+            tenant_id: tenant_id.to_owned(),
+            seq: head.seq,
+            prev,
+            dirty: false,
+        })
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.seq, self.prev)
+    }
+
+    /// Forgets events appended after `mark` (their savepoint was rolled back).
+    pub fn reset(&mut self, mark: Mark) {
+        self.seq = mark.0;
+        self.prev = mark.1;
+    }
+
+    pub fn append(&mut self, conn: &mut DbConnection, new: NewEvent) -> StoreResult<EventRow> {
+        if new.tenant_id != self.tenant_id {
+            return Err(StoreError::Invalid("an event of another tenant".into()));
+        }
+        let prev = self.prev;
+        let payload_digest = new
+            .payload
+            .as_deref()
+            .map(|p| assent_core::crypto::sha256(p).to_vec())
+            .unwrap_or_default();
+        let mut row = EventRow {
+            tenant_id: new.tenant_id,
+            seq: self.seq + 1,
+            id: assent_core::id::new_id(),
+            receipt_id: assent_core::id::new_id(),
+            subject_id: new.subject_id,
+            purpose_scope: new.purpose_scope,
+            purpose_code: new.purpose_code,
+            purpose_version: new.purpose_version,
+            action: new.action,
+            method: new.method,
+            actor_kind: new.actor_kind,
+            policy_version: new.policy_version,
+            payload: new.payload,
+            payload_digest,
+            occurred_at: new.occurred_at,
+            recorded_at: crate::now(),
+            expires_at: new.expires_at,
+            import_key: new.import_key,
+            prev_hash: prev.to_vec(),
+            hash: Vec::new(),
+        };
+        let hash = event_hash(&prev, &row.fields());
+        row.hash = hash.to_vec();
+        diesel::insert_into(consent_events::table)
+            .values((
+                consent_events::tenant_id.eq(&row.tenant_id),
+                consent_events::seq.eq(row.seq),
+                consent_events::id.eq(&row.id),
+                consent_events::receipt_id.eq(&row.receipt_id),
+                consent_events::subject_id.eq(&row.subject_id),
+                consent_events::purpose_scope.eq(&row.purpose_scope),
+                consent_events::purpose_code.eq(&row.purpose_code),
+                consent_events::purpose_version.eq(row.purpose_version),
+                consent_events::action.eq(&row.action),
+                consent_events::method.eq(&row.method),
+                consent_events::actor_kind.eq(&row.actor_kind),
+                consent_events::policy_version.eq(&row.policy_version),
+                consent_events::payload.eq(&row.payload),
+                consent_events::payload_digest.eq(&row.payload_digest),
+                consent_events::occurred_at.eq(row.occurred_at),
+                consent_events::recorded_at.eq(row.recorded_at),
+                consent_events::expires_at.eq(row.expires_at),
+                consent_events::import_key.eq(&row.import_key),
+                consent_events::prev_hash.eq(&row.prev_hash),
+                consent_events::hash.eq(&row.hash),
+            ))
+            .execute(conn)?;
+        self.seq = row.seq;
+        self.prev = hash;
+        self.dirty = true;
+        Ok(row)
+    }
+
+    /// Writes the head; call once, after the last append of the unit of work.
+    pub fn finish(self, conn: &mut DbConnection) -> StoreResult<()> {
+        if self.dirty {
+            diesel::update(ledger_heads::table.find(&self.tenant_id))
+                .set((
+                    ledger_heads::seq.eq(self.seq),
+                    ledger_heads::hash.eq(self.prev.to_vec()),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one event (locks the head, appends, writes the head).
 pub fn append(conn: &mut DbConnection, new: NewEvent) -> StoreResult<EventRow> {
-    let (seq, prev): (i64, Vec<u8>) = diesel::update(ledger_heads::table.find(&new.tenant_id))
-        .set(ledger_heads::seq.eq(ledger_heads::seq + 1))
-        .returning((ledger_heads::seq, ledger_heads::hash))
-        .get_result(conn)
-        .optional()?
-        .ok_or_else(|| StoreError::Invalid("the tenant has no ledger".into()))?;
-    let prev: [u8; 32] = prev
-        .try_into()
-        .map_err(|_| StoreError::Invalid("the ledger head is corrupt".into()))?;
-    let payload_digest = new
-        .payload
-        .as_deref()
-        .map(|p| assent_core::crypto::sha256(p).to_vec())
-        .unwrap_or_default();
-    let mut row = EventRow {
-        tenant_id: new.tenant_id,
-        seq,
-        id: assent_core::id::new_id(),
-        receipt_id: assent_core::id::new_id(),
-        subject_id: new.subject_id,
-        purpose_scope: new.purpose_scope,
-        purpose_code: new.purpose_code,
-        purpose_version: new.purpose_version,
-        action: new.action,
-        method: new.method,
-        actor_kind: new.actor_kind,
-        policy_version: new.policy_version,
-        payload: new.payload,
-        payload_digest,
-        occurred_at: new.occurred_at,
-        recorded_at: crate::now(),
-        expires_at: new.expires_at,
-        import_key: new.import_key,
-        prev_hash: prev.to_vec(),
-        hash: Vec::new(),
-    };
-    row.hash = event_hash(&prev, &row.fields()).to_vec();
-    diesel::insert_into(consent_events::table)
-        .values((
-            consent_events::tenant_id.eq(&row.tenant_id),
-            consent_events::seq.eq(row.seq),
-            consent_events::id.eq(&row.id),
-            consent_events::receipt_id.eq(&row.receipt_id),
-            consent_events::subject_id.eq(&row.subject_id),
-            consent_events::purpose_scope.eq(&row.purpose_scope),
-            consent_events::purpose_code.eq(&row.purpose_code),
-            consent_events::purpose_version.eq(row.purpose_version),
-            consent_events::action.eq(&row.action),
-            consent_events::method.eq(&row.method),
-            consent_events::actor_kind.eq(&row.actor_kind),
-            consent_events::policy_version.eq(&row.policy_version),
-            consent_events::payload.eq(&row.payload),
-            consent_events::payload_digest.eq(&row.payload_digest),
-            consent_events::occurred_at.eq(row.occurred_at),
-            consent_events::recorded_at.eq(row.recorded_at),
-            consent_events::expires_at.eq(row.expires_at),
-            consent_events::import_key.eq(&row.import_key),
-            consent_events::prev_hash.eq(&row.prev_hash),
-            consent_events::hash.eq(&row.hash),
-        ))
-        .execute(conn)?;
-    diesel::update(ledger_heads::table.find(&row.tenant_id))
-        .set(ledger_heads::hash.eq(&row.hash))
-        .execute(conn)?;
+    let mut appender = Appender::lock(conn, &new.tenant_id)?;
+    let row = appender.append(conn, new)?;
+    appender.finish(conn)?;
     Ok(row)
 }
 
