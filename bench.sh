@@ -2,7 +2,7 @@
 # Reproduces BENCHMARKS.md: a release server on SQLite (default) or PostgreSQL,
 # seeded through the API, measured by assent-bench.
 #   ./bench.sh sqlite            # or: ./bench.sh postgres [URL]
-# Environment: SUBJECTS (100000), PURPOSES (5), SECONDS (20), CONCURRENCY (32).
+# Environment: SUBJECTS (100000), PURPOSES (5), BENCH_SECONDS (20), CONCURRENCY (32).
 set -euo pipefail
 cd "$(dirname "$0")"
 backend="${1:-sqlite}"
@@ -26,5 +26,5 @@ trap 'kill $server 2>/dev/null; rm -rf "$work"; [ "$backend" = postgres ] && psq
 for _ in $(seq 1 100); do curl -sf http://$ASSENT_LISTEN/readyz >/dev/null && break; sleep 0.1; done
 echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
 target/release/assent-bench --base "http://$ASSENT_LISTEN" --client-id "$id" --client-secret "$secret" \
-  --subjects "${SUBJECTS:-100000}" --purposes "${PURPOSES:-5}" --seconds "${SECONDS:-20}" --concurrency "${CONCURRENCY:-32}"
+  --subjects "${SUBJECTS:-100000}" --purposes "${PURPOSES:-5}" --seconds "${BENCH_SECONDS:-20}" --concurrency "${CONCURRENCY:-32}"
 echo "server peak resident memory: $(grep VmHWM /proc/$server/status | awk '{print $2/1024 " MB"}')"
