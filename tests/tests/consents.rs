@@ -127,6 +127,15 @@ async fn purposes_are_versioned_by_meaning() {
             .await;
         assert_eq!(changed["version"], 2);
         assert_eq!(changed["consent_term_days"], 30);
+        let basis = json!({"legal_basis": "legitimate_interest"});
+        app.expect(
+            &t.token,
+            Method::PATCH,
+            "/v1/purposes/news",
+            Some(&basis),
+            INVALID,
+        )
+        .await;
         let list = app
             .expect(&t.token, Method::GET, "/v1/purposes", None, OK)
             .await;
@@ -1029,5 +1038,44 @@ async fn another_tenant_sees_none_of_it() {
             .expect(&owner.token, Method::GET, "/v1/purposes/secret", None, OK)
             .await;
         assert_eq!(p["retention_days"], 365);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_consent_with_an_idempotency_key_is_recorded_once() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let s = subject(&app, &t, json!({"external_ref": "c1"})).await;
+        let post = |key: &'static str, body: Value| {
+            app.client
+                .post(app.url(&format!("/v1/subjects/{s}/consents")))
+                .bearer_auth(&t.token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+        };
+        let grant = json!({"purpose": "news", "action": "grant"});
+        let first: Value = post("k-1", grant.clone())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let again = post("k-1", grant).await.unwrap();
+        assert_eq!(again.status(), CREATED);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["event_id"], first["event_id"]);
+        let other = post("k-1", json!({"purpose": "news", "action": "withdraw"}))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), INVALID, "a key reused for another request");
+        assert_eq!(
+            ledger_events(&app, &t).await,
+            1,
+            "one event for one key on {}",
+            app.backend()
+        );
     }
 }

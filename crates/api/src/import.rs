@@ -132,10 +132,17 @@ fn line_consent(
     let import_key = match line.id {
         Some(id) if !id.trim().is_empty() && id.len() <= 200 => format!("id:{id}"),
         Some(_) => return Err("id must be 1-200 characters".into()),
-        None => format!(
+        // Without its own id a line is known by its content, which names a moment
+        // only if it carries occurred_at; "grant now" twice is two events.
+        None if line.occurred_at.is_some() => format!(
             "line:{}",
             hex(&assent_core::crypto::sha256(raw.trim().as_bytes()))
         ),
+        None => {
+            return Err(
+                "a consent line needs id or occurred_at (either makes it idempotent)".into(),
+            );
+        }
     };
     let request = ConsentRequest {
         subject_id,
@@ -240,9 +247,18 @@ fn run_batch(
     batch: &mut Vec<(u64, Result<Value, String>, String)>,
     n: &mut Counters,
 ) -> StoreResult<()> {
-    state.store.write(tenant, |c| {
+    // Count into a copy: if the batch's transaction fails, none of it happened.
+    let mut next = Counters {
+        total: n.total,
+        ok: n.ok,
+        failed: n.failed,
+        errors: n.errors.clone(),
+    };
+    let lines = std::mem::take(batch);
+    let outcome = state.store.write(tenant, |c| {
+        let n = &mut next;
         let mut appender = Appender::lock(c, tenant)?;
-        for (line, parsed, raw) in batch.drain(..) {
+        for (line, parsed, raw) in lines {
             n.total += 1;
             let mark = appender.mark();
             let outcome = match parsed {
@@ -280,7 +296,11 @@ fn run_batch(
                 finished: false,
             },
         )
-    })
+    });
+    if outcome.is_ok() {
+        *n = next;
+    }
+    outcome
 }
 
 /// Processes a spooled import to the end and records the outcome.

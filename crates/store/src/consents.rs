@@ -222,7 +222,11 @@ fn write_state(
                     "a group purpose needs a tenant of that group".into(),
                 ));
             };
+            // Affiliates append to different ledgers, so two of them may write one
+            // person's group state at once: only an event at least as recent as
+            // the stored state may replace it, whatever the commit order.
             let updated = diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
+                .filter(group_consent_states::since.le(since))
                 .set((
                     group_consent_states::status.eq(status),
                     group_consent_states::since.eq(since),
@@ -234,7 +238,14 @@ fn write_state(
                     group_consent_states::last_subject_id.eq(subject_id),
                 ))
                 .execute(conn)?;
-            if updated == 0 {
+            let exists = updated > 0
+                || group_consent_states::table
+                    .find((g, p, &purpose.code))
+                    .select(group_consent_states::since)
+                    .first::<NaiveDateTime>(conn)
+                    .optional()?
+                    .is_some();
+            if !exists {
                 diesel::insert_into(group_consent_states::table)
                     .values((
                         group_consent_states::group_id.eq(g),
@@ -566,6 +577,8 @@ pub fn expire_due(
     now: DateTime<Utc>,
     limit: i64,
 ) -> StoreResult<usize> {
+    // Lock the head before choosing rows, so a renewal cannot slip in between.
+    let mut appender = ledger::Appender::lock(conn, tenant_id)?;
     let cutoff = naive(now);
     let mut due: Vec<(String, String, Option<NaiveDateTime>)> = consent_states::table
         .filter(consent_states::tenant_id.eq(tenant_id))
@@ -594,7 +607,6 @@ pub fn expire_due(
         due.extend(group_due);
     }
     let count = due.len();
-    let mut appender = ledger::Appender::lock(conn, tenant_id)?;
     for (subject_id, code, expires_at) in due {
         let purpose =
             purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;

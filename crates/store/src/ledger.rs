@@ -297,15 +297,17 @@ pub fn page(
 
 /// Walks the whole chain of a tenant. `Ok(n)`: n events, intact.
 pub fn verify(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Result<i64, ChainBreak>> {
-    let head: Option<(i64, Vec<u8>)> = ledger_heads::table
-        .find(tenant_id)
-        .select((ledger_heads::seq, ledger_heads::hash))
-        .first(conn)
-        .optional()?;
+    let head = read_head(conn, tenant_id)?;
+    let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
     let mut verifier = ChainVerifier::new();
+    // Walk up to the head read above: appends committed during the walk are not
+    // verified this time, rather than mistaken for tampering.
     let mut after = i64::MIN;
     loop {
-        let batch = page(conn, tenant_id, after, 1000)?;
+        let batch: Vec<EventRow> = page(conn, tenant_id, after, 1000)?
+            .into_iter()
+            .filter(|e| e.seq <= head_seq)
+            .collect();
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for e in &batch {
@@ -314,5 +316,37 @@ pub fn verify(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Result<i6
             }
         }
     }
-    Ok(verifier.finish(head.as_ref().map(|(s, h)| (*s, h.as_slice()))))
+    let verified = verifier.finish(head.as_ref().map(|(s, h)| (*s, h.as_slice())));
+    if verified.is_err() {
+        return Ok(verified);
+    }
+    // An event beyond the head was never appended by the ledger. The newest number
+    // is read before the head: a real append moves both at once, so the head can
+    // only be ahead of it.
+    let newest: Option<i64> = consent_events::table
+        .filter(consent_events::tenant_id.eq(tenant_id))
+        .select(diesel::dsl::max(consent_events::seq))
+        .first(conn)?;
+    let current_head = read_head(conn, tenant_id)?.map_or(0, |(s, _)| s);
+    if let Some(n) = newest
+        && n > current_head
+    {
+        return Ok(Err(ChainBreak {
+            seq: current_head + 1,
+            event_id: None,
+            kind: assent_core::ledger::BreakKind::HeadMismatch {
+                head_seq: current_head,
+                last_seq: n,
+            },
+        }));
+    }
+    Ok(verified)
+}
+
+fn read_head(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Option<(i64, Vec<u8>)>> {
+    Ok(ledger_heads::table
+        .find(tenant_id)
+        .select((ledger_heads::seq, ledger_heads::hash))
+        .first(conn)
+        .optional()?)
 }

@@ -1,9 +1,10 @@
 //! Recording consent, reading its state and history, receipts, and the consent check.
 
 use crate::extract::{Json, PageQuery, Principal};
+use crate::idempotency;
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, Channel, ConsentStatus, Method, PurposeScope};
 use assent_core::contact;
 use assent_core::tenancy::Permission;
@@ -11,6 +12,7 @@ use assent_store::consents::{self, Actor, CheckRequest, ConsentRequest, Evidence
 use assent_store::{StoreError, audit, ledger, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +142,9 @@ pub(crate) fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
 }
 
 /// Record a grant or a withdrawal; answers with the event, its receipt and the new state.
-#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = RecordConsent, responses(
+#[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = RecordConsent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of a second event")),
+    responses(
     (status = 201, body = Recorded),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 409, body = crate::error::Problem, content_type = "application/problem+json", description = "Withdrawal of a purpose not based on consent"),
@@ -148,13 +152,26 @@ pub(crate) fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
 ))]
 #[post("/subjects/{id}/consents")]
 pub async fn record_consent(
+    req: HttpRequest,
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: Json<RecordConsent>,
+    body: Json<Value>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
-    let Json(b) = body;
+    let subject_id = path.into_inner();
+    let key = idempotency::key_of(&req)?;
+    // A retry must be the same request: the subject and the body, byte for byte.
+    let digest = assent_core::crypto::sha256(
+        &[
+            subject_id.as_bytes(),
+            b"\0",
+            &serde_json::to_vec(&body.0).unwrap_or_default(),
+        ]
+        .concat(),
+    );
+    let b: RecordConsent =
+        serde_json::from_value(body.0).map_err(|e| ApiError::invalid(e.to_string()))?;
     if matches!(b.action, Action::Expire | Action::Renew) {
         return Err(ApiError::invalid(
             "action must be grant or withdraw; expiry and renewal follow from the consent term",
@@ -166,7 +183,7 @@ pub async fn record_consent(
         ));
     }
     let request = ConsentRequest {
-        subject_id: path.into_inner(),
+        subject_id,
         purpose_code: b.purpose,
         action: b.action,
         method: b.method.unwrap_or(Method::Api),
@@ -177,35 +194,49 @@ pub async fn record_consent(
         import_key: None,
     };
     let tenant = principal.tenant_id.clone();
-    let recorded = state
+    let outcome = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                consents::record(
-                    c,
-                    &keys.tenant,
-                    &tenant,
-                    keys.group_id(),
-                    &request,
-                    Utc::now(),
-                )
+                let scope = idempotency::Request {
+                    tenant_id: &tenant,
+                    key: key.as_deref(),
+                    scope: "POST /v1/subjects/{id}/consents",
+                    body_digest: digest,
+                };
+                idempotency::run(c, &scope, |c| {
+                    let r = consents::record(
+                        c,
+                        &keys.tenant,
+                        &tenant,
+                        keys.group_id(),
+                        &request,
+                        Utc::now(),
+                    )?;
+                    let st = r.state.as_ref();
+                    let view = Recorded {
+                        event_id: r.event.id.clone(),
+                        receipt_id: r.event.receipt_id.clone(),
+                        action: r.event.action.clone(),
+                        state: StateView {
+                            purpose: r.purpose.code.clone(),
+                            scope: r.purpose.scope,
+                            status: st.map_or(ConsentStatus::None, |s| s.status),
+                            since: st.map(|s| s.since),
+                            expires_at: st.and_then(|s| s.expires_at),
+                            policy_version: r.event.policy_version.clone(),
+                            purpose_version: Some(r.purpose.version),
+                        },
+                    };
+                    let stored = serde_json::to_string(&view).unwrap_or_default();
+                    Ok((view, 201, stored))
+                })
             })
         })
         .await?;
-    let s = recorded.state.as_ref();
-    Ok(HttpResponse::Created().json(Recorded {
-        event_id: recorded.event.id.clone(),
-        receipt_id: recorded.event.receipt_id.clone(),
-        action: recorded.event.action.clone(),
-        state: StateView {
-            purpose: recorded.purpose.code.clone(),
-            scope: recorded.purpose.scope,
-            status: s.map_or(ConsentStatus::None, |s| s.status),
-            since: s.map(|s| s.since),
-            expires_at: s.and_then(|s| s.expires_at),
-            policy_version: recorded.event.policy_version.clone(),
-            purpose_version: Some(recorded.purpose.version),
-        },
-    }))
+    Ok(match outcome {
+        idempotency::Outcome::Replayed(stored) => idempotency::replay(stored),
+        idempotency::Outcome::Done(view) => HttpResponse::Created().json(view),
+    })
 }
 
 /// The state of every purpose for a subject (`none` where nothing was recorded).

@@ -101,7 +101,10 @@ pub async fn start_import(
                 "imports are limited to 512 MiB; split the file",
             ));
         }
-        file.write_all(&chunk).map_err(|_| ApiError::internal())?;
+        if file.write_all(&chunk).is_err() {
+            let _ = std::fs::remove_file(&path);
+            return Err(ApiError::internal());
+        }
     }
     drop(file);
     let tenant = principal.tenant_id.clone();

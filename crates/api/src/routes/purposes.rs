@@ -48,6 +48,7 @@ fn tenant_scope() -> PurposeScope {
 #[serde(deny_unknown_fields)]
 pub struct PatchPurpose {
     pub name: Option<Names>,
+    /// Accepted only when unchanged: a new basis needs a new purpose.
     #[schema(value_type = Option<String>)]
     pub legal_basis: Option<LegalBasis>,
     #[schema(value_type = Option<Vec<String>>)]
@@ -230,8 +231,14 @@ pub async fn patch_purpose(
                     m.name_ru = n.ru.trim().to_owned();
                     m.name_en = n.en.trim().to_owned();
                 }
-                if let Some(v) = b.legal_basis {
-                    m.legal_basis = v;
+                // Consent given under one basis does not carry over to another, and
+                // a change would silently turn withdrawals into permissions.
+                if let Some(v) = b.legal_basis
+                    && v != m.legal_basis
+                {
+                    return Err(assent_store::StoreError::Invalid(
+                        "the legal basis of a purpose cannot change: define a new purpose".into(),
+                    ));
                 }
                 if let Some(v) = b.channels {
                     m.channels = v;
