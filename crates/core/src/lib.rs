@@ -1,6 +1,41 @@
 //! Domain types and rules of Assent. No I/O: everything here is a pure function or a
 //! value type, so the rules can be tested without a database or a network.
 
+/// A closed set of names with their text form, parsing with a clear error.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(InvalidValue(format!(
+                        concat!("unknown ", $what, " '{}'; expected one of: {}"),
+                        s, [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 pub mod access_token;
 pub mod api_key;
 pub mod consent;

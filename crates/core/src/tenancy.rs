@@ -9,43 +9,7 @@ use std::str::FromStr;
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(InvalidValue(format!(
-                        concat!("unknown ", $what, " '{}'; expected one of: {}"),
-                        s,
-                        [$($text),+].join(", ")
-                    ))),
-                }
-            }
-        }
-    };
-}
-
-string_enum!(
+text_enum!(
     /// The role of an API key. Each key has exactly one.
     Role, "role" {
         Admin => "admin",
@@ -55,7 +19,7 @@ string_enum!(
     }
 );
 
-string_enum!(
+text_enum!(
     /// The data-protection law whose deadlines a tenant follows.
     Jurisdiction, "jurisdiction" {
         Ru152Fz => "ru-152fz",
@@ -65,7 +29,7 @@ string_enum!(
     }
 );
 
-string_enum!(
+text_enum!(
     /// A language Assent speaks to people in.
     Locale, "locale" {
         Ru => "ru",
