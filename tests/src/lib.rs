@@ -5,6 +5,10 @@
 //! may create databases from (e.g. `postgres://postgres@127.0.0.1:5432/test`);
 //! otherwise they are skipped with a line saying so.
 
+pub mod fake_telegram;
+pub mod mailcheck;
+pub mod smtp;
+
 use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
 use assent_core::crypto::MasterKey;

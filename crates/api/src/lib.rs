@@ -98,7 +98,26 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(ledger::export_ledger)
                 .service(audit::audit_log)
                 .service(imports::start_import)
-                .service(imports::get_import),
+                .service(imports::get_import)
+                .service(notifications::create_notification)
+                .service(notifications::list_notifications)
+                .service(notifications::get_notification)
+                .service(notifications::requeue_notification)
+                .service(subscriptions::create_subscription)
+                .service(subscriptions::list_subscriptions)
+                .service(subscriptions::get_subscription)
+                .service(subscriptions::patch_subscription)
+                .service(subscriptions::get_settings)
+                .service(subscriptions::put_settings)
+                .service(templates::list_templates)
+                .service(templates::get_template)
+                .service(templates::put_template)
+                .service(templates::delete_template)
+                .service(templates::preview_template)
+                .service(webhooks::create_webhook)
+                .service(webhooks::list_webhooks)
+                .service(webhooks::delete_webhook)
+                .service(webhooks::webhook_deliveries),
         );
 }
 

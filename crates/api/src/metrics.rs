@@ -30,7 +30,13 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// Metrics with more registered by `extra` (the dispatcher's).
+    pub fn with(extra: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::with_prefix("assent");
+        extra(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))

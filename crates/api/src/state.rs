@@ -14,6 +14,10 @@ pub struct AppState {
     master: Arc<MasterKey>,
     /// Where import bodies wait while they are processed.
     pub spool_dir: std::path::PathBuf,
+    /// Validates and renders templates (the same engine the dispatcher uses).
+    pub templates: Arc<assent_notify::templates::Templates>,
+    /// Plain-http webhook URLs are accepted (tests, local development).
+    pub allow_http_webhooks: bool,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -43,7 +47,28 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             master: Arc::new(master),
             spool_dir: std::env::temp_dir().join("assent-imports"),
+            templates: Arc::new(assent_notify::templates::Templates::new()),
+            allow_http_webhooks: false,
         }
+    }
+
+    /// Shows the dispatcher's delivery metrics on `/metrics` too.
+    pub fn with_delivery_metrics(
+        mut self,
+        delivery: &assent_notify::metrics::DeliveryMetrics,
+    ) -> Self {
+        self.metrics = Arc::new(Metrics::with(|registry| delivery.register(registry)));
+        self
+    }
+
+    pub fn with_http_webhooks(mut self, allow: bool) -> Self {
+        self.allow_http_webhooks = allow;
+        self
+    }
+
+    /// The signing secret of a webhook endpoint (derived, never stored).
+    pub fn webhook_secret(&self, tenant_id: &str, webhook_id: &str, version: i32) -> Vec<u8> {
+        assent_notify::dispatch::webhook_secret(&self.master, tenant_id, webhook_id, version)
     }
 
     pub fn with_spool_dir(mut self, dir: std::path::PathBuf) -> Self {

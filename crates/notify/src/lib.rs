@@ -1,4 +1,10 @@
-//! Delivery of notices. This crate holds the mail transport chosen from the
-//! configuration; the outbox dispatcher, templates and Telegram sender build on it.
+//! Delivery of notices: the outbox dispatcher, email (lettre), the Telegram sender,
+//! templates (minijinja), subscription-expiry scheduling and webhooks.
 
+pub mod dispatch;
+pub mod email;
 pub mod mail;
+pub mod metrics;
+pub mod telegram;
+pub mod templates;
+pub mod webhook;

@@ -1,9 +1,13 @@
 //! The mail transport: SMTP when `ASSENT_SMTP_URL` is set, otherwise `.eml` files
 //! under the data directory (the embedded default, so nothing is silently dropped).
 
-use lettre::transport::smtp::AsyncSmtpTransport;
+use crate::email::{Failure, classify_smtp};
+use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::{Path, PathBuf};
+
+/// The default number of pooled SMTP connections (lettre's default too).
+pub const DEFAULT_POOL_SIZE: u32 = 10;
 
 pub enum MailTransport {
     Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
@@ -19,18 +23,33 @@ pub enum MailError {
     BadUrl(String),
     #[error("cannot create the mail directory {0}: {1}")]
     Directory(PathBuf, std::io::Error),
-    #[error("sending failed: {0}")]
-    Send(String),
+    #[error("the SMTP pool size must be at least 1")]
+    PoolSize,
 }
 
 impl MailTransport {
     /// `smtp_url` follows lettre's form: `smtp://host:25`, `smtps://user:pass@host`
     /// (implicit TLS), `smtp://host:587?tls=required` (STARTTLS).
+    /// The pool holds up to [`DEFAULT_POOL_SIZE`] connections.
     pub fn from_config(smtp_url: Option<&str>, data_dir: &Path) -> Result<Self, MailError> {
+        Self::from_config_with_pool_size(smtp_url, data_dir, DEFAULT_POOL_SIZE)
+    }
+
+    /// As [`MailTransport::from_config`], with at most `pool_size` pooled SMTP
+    /// connections (at least 1; ignored for `.eml` files).
+    pub fn from_config_with_pool_size(
+        smtp_url: Option<&str>,
+        data_dir: &Path,
+        pool_size: u32,
+    ) -> Result<Self, MailError> {
+        if pool_size == 0 {
+            return Err(MailError::PoolSize);
+        }
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::BadUrl(e.to_string()))?
+                    .pool_config(PoolConfig::new().max_size(pool_size))
                     .build();
                 Ok(MailTransport::Smtp(Box::new(transport)))
             }
@@ -53,18 +72,20 @@ impl MailTransport {
         }
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+    /// Sends one message. SMTP errors are classified by [`classify_smtp`] (a 5xx reply is
+    /// a [`Failure::Permanent`] bounce); failing to write an `.eml` file is transient.
+    pub async fn send(&self, message: Message) -> Result<(), Failure> {
         match self {
             MailTransport::Smtp(t) => t
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
+                .map_err(|e| classify_smtp(&e)),
             MailTransport::Files { transport, .. } => transport
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
+                .map_err(|e| Failure::Transient(format!("cannot write the .eml file: {e}"))),
         }
     }
 }
@@ -102,5 +123,32 @@ mod tests {
             err.to_string().starts_with("invalid ASSENT_SMTP_URL"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_pool_size_is_configurable_but_not_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Some("smtp://127.0.0.1:2525");
+        let t = MailTransport::from_config_with_pool_size(url, dir.path(), 3).unwrap();
+        assert_eq!(t.describe(), "SMTP");
+        assert!(matches!(
+            MailTransport::from_config_with_pool_size(url, dir.path(), 0),
+            Err(MailError::PoolSize)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_mail_directory_is_a_transient_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = MailTransport::from_config(None, dir.path()).unwrap();
+        std::fs::remove_dir_all(dir.path().join("mail")).unwrap();
+        let message = Message::builder()
+            .from("noreply@example.org".parse().unwrap())
+            .to("someone@example.org".parse().unwrap())
+            .subject("x")
+            .body("hello".to_owned())
+            .unwrap();
+        let err = transport.send(message).await.unwrap_err();
+        assert!(matches!(err, Failure::Transient(_)), "{err:?}");
     }
 }

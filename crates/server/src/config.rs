@@ -32,6 +32,23 @@ pub struct Config {
     /// HTTP worker threads; 0 means one per CPU.
     pub workers: usize,
     pub max_db_connections: u32,
+    /// DKIM: selector, signing domain, `ed25519` or `rsa`, and the key file
+    /// (Ed25519: base64 of the 32-byte seed; RSA: PKCS#1 PEM). Unset: no signature.
+    pub dkim_selector: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub dkim_algorithm: String,
+    pub dkim_key_file: Option<PathBuf>,
+    /// A `mailto:` target added to `List-Unsubscribe`, when the operator runs one.
+    pub unsubscribe_mailto: Option<String>,
+    /// The key id that signs links in messages (1-255), and the ids still accepted.
+    pub link_kid: u8,
+    pub link_accepted_kids: String,
+    /// SMTP connections kept open.
+    pub smtp_pool_size: u32,
+    /// Notices in flight at once per worker process.
+    pub dispatch_concurrency: usize,
+    /// Accept plain-http webhook URLs (local development only).
+    pub allow_http_webhooks: bool,
 }
 
 impl Default for Config {
@@ -52,6 +69,16 @@ impl Default for Config {
             token_accepted_kids: String::new(),
             workers: 0,
             max_db_connections: 16,
+            dkim_selector: None,
+            dkim_domain: None,
+            dkim_algorithm: "ed25519".into(),
+            dkim_key_file: None,
+            unsubscribe_mailto: None,
+            link_kid: 1,
+            link_accepted_kids: String::new(),
+            smtp_pool_size: 10,
+            dispatch_concurrency: 8,
+            allow_http_webhooks: false,
         }
     }
 }
@@ -85,6 +112,16 @@ const ENV_KEYS: &[&str] = &[
     "token_accepted_kids",
     "workers",
     "max_db_connections",
+    "dkim_selector",
+    "dkim_domain",
+    "dkim_algorithm",
+    "dkim_key_file",
+    "unsubscribe_mailto",
+    "link_kid",
+    "link_accepted_kids",
+    "smtp_pool_size",
+    "dispatch_concurrency",
+    "allow_http_webhooks",
 ];
 
 impl Config {
@@ -124,7 +161,37 @@ impl Config {
         if self.token_kid.trim().is_empty() {
             return Err("token_kid must not be empty".into());
         }
+        if self.link_kid == 0 {
+            return Err("link_kid must be between 1 and 255".into());
+        }
+        self.link_accepted_kids()?;
+        if self.dkim_selector.is_some() != self.dkim_domain.is_some()
+            || self.dkim_selector.is_some() != self.dkim_key_file.is_some()
+        {
+            return Err("DKIM needs dkim_selector, dkim_domain and dkim_key_file together".into());
+        }
+        if !(1..=100).contains(&self.smtp_pool_size) {
+            return Err("smtp_pool_size must be between 1 and 100".into());
+        }
+        if !(1..=256).contains(&self.dispatch_concurrency) {
+            return Err("dispatch_concurrency must be between 1 and 256".into());
+        }
         Ok(())
+    }
+
+    /// Link key ids still accepted besides `link_kid`.
+    pub fn link_accepted_kids(&self) -> Result<Vec<u8>, String> {
+        self.link_accepted_kids
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                k.parse::<u8>()
+                    .ok()
+                    .filter(|k| *k > 0)
+                    .ok_or_else(|| format!("link_accepted_kids: '{k}' is not a key id 1-255"))
+            })
+            .collect()
     }
 
     pub fn database_url(&self) -> String {

@@ -5,7 +5,15 @@ use crate::cli::{ServeRole, open_store};
 use crate::config::{self, Config};
 use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
+use assent_core::crypto::MasterKey;
+use assent_core::link::LinkKeys;
+use assent_notify::dispatch::{DispatchConfig, Dispatcher};
+use assent_notify::email::Dkim;
+use assent_notify::mail::MailTransport;
+use assent_notify::metrics::DeliveryMetrics;
+use assent_notify::telegram::TelegramSender;
 use std::net::TcpListener;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 /// Audience of access tokens: only this API accepts them.
@@ -42,20 +50,15 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())??
     };
-    // Fail fast on a bad mail or bot setting rather than at the first notice.
-    let mail = assent_notify::mail::MailTransport::from_config(
-        config.smtp_url.as_deref(),
-        &config.data_dir,
-    )
-    .map_err(|e| e.to_string())?;
-    if let Some(token) = &config.telegram_token {
-        let _bot = assent_bot::client(token, config.telegram_api_url.as_deref())
-            .map_err(|e| e.to_string())?;
-    }
-    tracing::info!(backend = %store.backend(), mail = %mail.describe(), "store ready");
+    // Fail fast on a bad mail, DKIM or bot setting rather than at the first notice.
+    let delivery = Arc::new(DeliveryMetrics::new());
+    let dispatcher = build_dispatcher(&config, &store, &master, delivery.clone())?;
+    tracing::info!(backend = %store.backend(), "store ready");
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if matches!(role, ServeRole::All | ServeRole::Worker) {
         tokio::spawn(crate::jobs::run(store.clone()));
+        tokio::spawn(dispatcher.run(stop_rx));
     }
     if !matches!(role, ServeRole::All | ServeRole::Api) {
         if role == ServeRole::Bot {
@@ -64,6 +67,7 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             );
         }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        let _ = stop_tx.send(true);
         return Ok(());
     }
 
@@ -85,7 +89,9 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     };
     let server = assent_api::build_server(
         AppState::new(store.clone(), tokens, master)
-            .with_spool_dir(config.data_dir.join("imports")),
+            .with_spool_dir(config.data_dir.join("imports"))
+            .with_delivery_metrics(&delivery)
+            .with_http_webhooks(config.allow_http_webhooks),
         listener,
         workers,
     )
@@ -100,5 +106,75 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     println!("  assent tenant create --slug acme --name \"Acme LLC\"");
     println!("  assent apikey create --tenant acme --role admin");
     tracing::info!(%addr, "listening");
-    server.await.map_err(|e| e.to_string())
+    let result = server.await.map_err(|e| e.to_string());
+    let _ = stop_tx.send(true);
+    result
+}
+
+/// The outbox dispatcher from configuration: mail transport (SMTP or `.eml` files),
+/// DKIM, the Telegram sender and link keys.
+pub fn build_dispatcher(
+    config: &Config,
+    store: &assent_store::Store,
+    master: &MasterKey,
+    metrics: Arc<DeliveryMetrics>,
+) -> Result<Dispatcher, String> {
+    let mail = MailTransport::from_config_with_pool_size(
+        config.smtp_url.as_deref(),
+        &config.data_dir,
+        config.smtp_pool_size,
+    )
+    .map_err(|e| e.to_string())?;
+    tracing::info!(mail = %mail.describe(), "mail transport ready");
+    let dkim = match (&config.dkim_selector, &config.dkim_domain, &config.dkim_key_file) {
+        (Some(selector), Some(domain), Some(file)) => {
+            let key = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read the DKIM key {}: {e}", file.display()))?;
+            Some(
+                Dkim::from_config(selector, domain, &config.dkim_algorithm, &key)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => None,
+    };
+    let telegram = match &config.telegram_token {
+        Some(token) => {
+            let api_url = config
+                .telegram_api_url
+                .as_deref()
+                .map(url::Url::parse)
+                .transpose()
+                .map_err(|e| format!("ASSENT_TELEGRAM_API_URL: {e}"))?;
+            Some(TelegramSender::new(token, api_url))
+        }
+        None => None,
+    };
+    let public_url = config.issuer();
+    let mail_from = config
+        .mail_from
+        .clone()
+        .unwrap_or_else(|| "Assent <noreply@localhost>".into());
+    let message_id_domain = url::Url::parse(&public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "assent.localhost".into());
+    let links = LinkKeys::new(master, config.link_kid, &config.link_accepted_kids()?);
+    Ok(Dispatcher::new(
+        store.clone(),
+        Arc::new(master.clone()),
+        Arc::new(links),
+        mail,
+        dkim,
+        telegram,
+        DispatchConfig {
+            public_url,
+            mail_from,
+            unsubscribe_mailto: config.unsubscribe_mailto.clone(),
+            message_id_domain,
+            concurrency: config.dispatch_concurrency,
+            allow_http_webhooks: config.allow_http_webhooks,
+            ..DispatchConfig::default()
+        },
+        metrics,
+    ))
 }

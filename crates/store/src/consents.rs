@@ -447,6 +447,22 @@ pub fn record_with(
         }
         None => current.map(|c| c.state),
     };
+    // Tenant systems learn of the change in the same transaction (outbox).
+    crate::messaging::emit(
+        conn,
+        tenant_id,
+        "consent.changed",
+        serde_json::json!({
+            "event_id": event.id,
+            "receipt_id": event.receipt_id,
+            "subject_id": event.subject_id,
+            "purpose": event.purpose_code,
+            "action": event.action,
+            "method": event.method,
+            "status": state.as_ref().map(|s| s.status.as_str()),
+            "occurred_at": event.occurred_at.and_utc().to_rfc3339(),
+        }),
+    )?;
     Ok(Recorded {
         event,
         purpose,

@@ -13,12 +13,15 @@ mod error;
 pub mod idempotency;
 pub mod imports;
 pub mod ledger;
+pub mod messaging;
+pub mod notifications;
 pub mod migrate;
 pub mod policies;
 pub mod purposes;
 pub mod schema;
 mod store;
 pub mod subjects;
+pub mod subscriptions;
 pub mod tenants;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};

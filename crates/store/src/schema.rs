@@ -226,3 +226,114 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     idempotency_keys
 );
+
+diesel::table! {
+    notification_settings (tenant_id) {
+        tenant_id -> Text,
+        expiry_offsets -> Text,
+        expiry_purpose -> Nullable<Text>,
+        hourly_send_quota -> Nullable<Integer>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        subject_id -> Nullable<Text>,
+        kind -> Text,
+        category -> Text,
+        purpose_code -> Nullable<Text>,
+        channel -> Text,
+        fallback_email -> Bool,
+        locale -> Text,
+        data -> Nullable<Binary>,
+        target -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        source -> Nullable<Text>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        due_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        sent_channel -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_attempts (tenant_id, notification_id, attempt, channel) {
+        tenant_id -> Text,
+        notification_id -> Text,
+        attempt -> Integer,
+        channel -> Text,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    templates (tenant_id, kind, locale) {
+        tenant_id -> Text,
+        kind -> Text,
+        locale -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscriptions (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        subject_id -> Text,
+        name -> Text,
+        expires_at -> Timestamp,
+        renew_url -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    telegram_chats (tenant_id, subject_id, chat_id) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        chat_id -> BigInt,
+        linked_at -> Timestamp,
+        unreachable_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    suppressions (tenant_id, kind, digest) {
+        tenant_id -> Text,
+        kind -> Text,
+        digest -> Binary,
+        bounces -> Integer,
+        suppressed -> Bool,
+        reason -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        url -> Text,
+        events -> Text,
+        secret_version -> Integer,
+        active -> Bool,
+        created_at -> Timestamp,
+    }
+}

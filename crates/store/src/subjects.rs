@@ -404,3 +404,27 @@ pub fn set_restricted(
         Ok(())
     }
 }
+
+/// The subject's wrapped data key (`None` for an unknown subject or after erasure).
+pub fn wrapped_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<Vec<u8>>> {
+    Ok(subjects::table
+        .find((tenant_id, id))
+        .select(subjects::wrapped_key)
+        .first::<Option<Vec<u8>>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// The subject's preferred locale, if they have one.
+pub fn locale_of(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<String>> {
+    Ok(subjects::table
+        .find((tenant_id, id))
+        .select(subjects::locale)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

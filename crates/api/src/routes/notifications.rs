@@ -1,0 +1,345 @@
+//! Notices: ad-hoc messages through the outbox, their status and attempts, requeue.
+
+use crate::extract::{Json, PageQuery, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
+use assent_core::tenancy::{Locale, Permission};
+use assent_store::notifications::{self as outbox, Attempt, ListFilter, NewNotice, Notice};
+use assent_store::{StoreError, messaging, purposes, subjects};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNotification {
+    pub subject_id: String,
+    /// The purpose the message serves; required unless `category` is `transactional`.
+    pub purpose: Option<String>,
+    /// The template kind: a built-in one (`message`, `subscription_expiry`,
+    /// `consent_receipt`) or one the tenant uploaded.
+    pub template: String,
+    /// Values for the template, under `data` in it.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// `email` (default) or `telegram`.
+    pub channel: Option<String>,
+    /// Telegram notices fall back to email when the chat is unreachable (default true).
+    pub fallback_email: Option<bool>,
+    /// `subscribed` (default: needs the purpose's consent, carries List-Unsubscribe)
+    /// or `transactional` (sent regardless of marketing consent; for messages the
+    /// person asked for).
+    pub category: Option<String>,
+    /// The subject's locale by default, then the tenant's.
+    pub locale: Option<String>,
+    /// Send at this time instead of now.
+    pub send_at: Option<DateTime<Utc>>,
+    /// A repeated key returns the notice queued the first time (also accepted as
+    /// the `Idempotency-Key` header).
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotificationView {
+    pub id: String,
+    pub status: String,
+    /// Why it was skipped, or the last delivery error.
+    pub reason: Option<String>,
+    pub subject_id: Option<String>,
+    pub kind: String,
+    pub category: String,
+    pub purpose: Option<String>,
+    pub channel: String,
+    pub locale: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub due_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub sent_channel: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Notice> for NotificationView {
+    fn from(n: Notice) -> Self {
+        Self {
+            id: n.id,
+            status: n.status,
+            reason: n.reason,
+            subject_id: n.subject_id,
+            kind: n.kind,
+            category: n.category,
+            purpose: n.purpose_code,
+            channel: n.channel,
+            locale: n.locale,
+            attempts: n.attempts,
+            max_attempts: n.max_attempts,
+            due_at: n.due_at.and_utc(),
+            sent_at: n.sent_at.map(|t| t.and_utc()),
+            sent_channel: n.sent_channel,
+            idempotency_key: n.idempotency_key,
+            created_at: n.created_at.and_utc(),
+            updated_at: n.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub channel: String,
+    /// `sent`, `retry`, `failed`, `skipped` or `fallback`.
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            channel: a.channel,
+            outcome: a.outcome,
+            detail: a.detail,
+            at: a.at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotificationDetail {
+    #[serde(flatten)]
+    pub notification: NotificationView,
+    pub delivery_attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotificationList {
+    pub items: Vec<NotificationView>,
+    pub next_cursor: Option<String>,
+}
+
+fn parse_channel(text: Option<&str>) -> ApiResult<NoticeChannel> {
+    match text.unwrap_or("email") {
+        "email" => Ok(NoticeChannel::Email),
+        "telegram" => Ok(NoticeChannel::Telegram),
+        other => Err(ApiError::invalid(format!(
+            "unknown channel '{other}'; expected email or telegram"
+        ))),
+    }
+}
+
+/// Queue a message to a subject through the consent gate.
+///
+/// A message the gate refuses right away (withdrawn, restricted, …) is recorded as
+/// `skipped` with the reason and answered with 202 as well, so the caller sees why.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = CreateNotification, responses(
+    (status = 202, body = NotificationView),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/notifications")]
+pub async fn create_notification(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    body: Json<CreateNotification>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Json(b) = body;
+    let header_key = crate::idempotency::key_of(&req)?;
+    let idempotency_key = match (b.idempotency_key.clone(), header_key) {
+        (Some(a), Some(h)) if a != h => {
+            return Err(ApiError::invalid(
+                "idempotency_key and the Idempotency-Key header differ",
+            ));
+        }
+        (a, h) => a.or(h),
+    };
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 255)
+    {
+        return Err(ApiError::invalid("idempotency_key must be 1-255 characters"));
+    }
+    notice::validate_kind(&b.template).map_err(|e| ApiError::invalid(e.0))?;
+    let channel = parse_channel(b.channel.as_deref())?;
+    let category = match b.category.as_deref() {
+        None | Some("subscribed") => NoticeCategory::Subscribed,
+        Some("transactional") => NoticeCategory::Transactional,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown category '{other}'; expected subscribed or transactional"
+            )));
+        }
+    };
+    if category == NoticeCategory::Subscribed && b.purpose.is_none() {
+        return Err(ApiError::invalid(
+            "purpose is required for a subscribed message",
+        ));
+    }
+    if !b.data.is_object() && !b.data.is_null() {
+        return Err(ApiError::invalid("data must be a JSON object"));
+    }
+    let locale = b
+        .locale
+        .as_deref()
+        .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
+        .transpose()?;
+    let now = Utc::now();
+    if b.send_at.is_some_and(|t| t > now + chrono::Duration::days(366)) {
+        return Err(ApiError::invalid("send_at is more than a year away"));
+    }
+    let tenant = principal.tenant_id.clone();
+    let templates = state.templates.clone();
+    let enqueued = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                if let Some(key) = &idempotency_key
+                    && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
+                {
+                    return Ok(existing);
+                }
+                let facts = subjects::facts(c, &tenant, &b.subject_id)?
+                    .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
+                if let Some(code) = &b.purpose
+                    && purposes::resolve(c, &tenant, keyring.group_id(), code)?.is_none()
+                {
+                    return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                }
+                let t = assent_store::tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                let locale = match locale {
+                    Some(l) => l.as_str().to_owned(),
+                    None => subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale),
+                };
+                // Render once now, so an unknown template or a variable the data does
+                // not supply is the caller's error, not a dead notice later.
+                let stored = messaging::template(c, &tenant, &b.template, &locale)?;
+                let set = stored.map(super::templates::to_set);
+                let sample = super::templates::sample_context(&t.legal_name, &locale, &b.data);
+                templates
+                    .render(&b.template, &locale, set.as_ref(), &sample)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let new = NewNotice {
+                    subject_id: Some(facts.id),
+                    kind: b.template.clone(),
+                    category,
+                    purpose_code: b.purpose.clone(),
+                    channel,
+                    fallback_email: b.fallback_email.unwrap_or(true),
+                    locale,
+                    data: if b.data.is_null() { serde_json::json!({}) } else { b.data.clone() },
+                    target: None,
+                    idempotency_key: idempotency_key.clone(),
+                    source: Some("api".into()),
+                    due_at: b.send_at.unwrap_or(now).naive_utc(),
+                    max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
+                };
+                Ok(outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
+                    .into_notice())
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(NotificationView::from(enqueued)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    pub subject_id: Option<String>,
+    pub kind: Option<String>,
+    /// queued, sending, sent, skipped, failed, dead or cancelled.
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Notices, newest first, filtered by subject, kind and status.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), params(NotificationQuery), responses(
+    (status = 200, body = NotificationList),
+))]
+#[get("/notifications")]
+pub async fn list_notifications(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<NotificationQuery>,
+) -> ApiResult<web::Json<NotificationList>> {
+    principal.require(Permission::Read)?;
+    let q = query.into_inner();
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .to_request()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| s.parse::<NoticeStatus>().map_err(|e| ApiError::invalid(e.0)))
+        .transpose()?;
+    let filter = ListFilter {
+        subject_id: q.subject_id,
+        kind: q.kind,
+        status,
+        ..Default::default()
+    };
+    let tenant = principal.tenant_id;
+    let (items, next) = state
+        .db(move |store| store.read(&tenant, |c| outbox::list(c, &tenant, &filter, &page)))
+        .await?;
+    Ok(web::Json(NotificationList {
+        items: items.into_iter().map(NotificationView::from).collect(),
+        next_cursor: next,
+    }))
+}
+
+/// One notice with its delivery attempts.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
+    (status = 200, body = NotificationDetail),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/notifications/{id}")]
+pub async fn get_notification(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<NotificationDetail>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id;
+    let (notice, attempts) = state
+        .db(move |store| {
+            store.read(&tenant, |c| {
+                let n = outbox::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let a = outbox::attempts(c, &tenant, &id)?;
+                Ok((n, a))
+            })
+        })
+        .await?;
+    Ok(web::Json(NotificationDetail {
+        notification: notice.into(),
+        delivery_attempts: attempts.into_iter().map(AttemptView::from).collect(),
+    }))
+}
+
+/// Put a dead or failed notice back in the queue.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
+    (status = 200, body = NotificationView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/notifications/{id}/requeue")]
+pub async fn requeue_notification(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<NotificationView>> {
+    principal.require(Permission::Operate)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id;
+    let notice = state
+        .db(move |store| store.write(&tenant, |c| outbox::requeue(c, &tenant, &id)))
+        .await?;
+    Ok(web::Json(notice.into()))
+}

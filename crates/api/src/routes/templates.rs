@@ -1,0 +1,287 @@
+//! Templates of notices: tenants override the built-in ones or add their own kinds;
+//! every upload is validated and can be previewed.
+
+use crate::extract::{Json, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use assent_core::notice;
+use assent_core::tenancy::{Locale, Permission};
+use assent_notify::templates::{Templates, TemplateSet};
+use assent_store::messaging::{self, StoredTemplate};
+use assent_store::{StoreError, tenants};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    /// One line; minijinja syntax.
+    pub subject: String,
+    /// The plain-text part (also the Telegram message).
+    pub text: String,
+    /// The HTML part; values are HTML-escaped automatically.
+    pub html: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateView {
+    pub kind: String,
+    pub locale: String,
+    /// `tenant` for an uploaded template, `builtin` otherwise.
+    pub source: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    pub items: Vec<TemplateView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// A template to try before uploading it; the stored or built-in one otherwise.
+    pub template: Option<TemplateBody>,
+    /// Values for `data` in the template.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PreviewView {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn to_set(t: StoredTemplate) -> TemplateSet {
+    TemplateSet {
+        subject: t.subject,
+        text: t.text_body,
+        html: t.html_body,
+    }
+}
+
+fn view(t: StoredTemplate) -> TemplateView {
+    TemplateView {
+        kind: t.kind,
+        locale: t.locale,
+        source: "tenant".into(),
+        subject: t.subject,
+        text: t.text_body,
+        html: t.html_body,
+        updated_at: Some(t.updated_at.and_utc()),
+    }
+}
+
+/// A context with every common variable set to a plausible value, for validation
+/// renders and previews (kind-specific values included).
+pub fn sample_context(tenant_name: &str, locale: &str, data: &serde_json::Value) -> serde_json::Value {
+    let data = if data.is_null() { serde_json::json!({}) } else { data.clone() };
+    serde_json::json!({
+        "tenant": { "name": tenant_name },
+        "recipient": { "name": "Иван Петров" },
+        "unsubscribe_url": "https://assent.example/u/preview",
+        "preferences_url": "https://assent.example/p/preview",
+        "policy_url": "https://assent.example/policy",
+        "locale": locale,
+        "data": data,
+        "subscription": {
+            "name": "Premium",
+            "expires_on": "31.12.2026",
+            "renew_url": "https://example.org/renew",
+        },
+        "days_left": 7,
+        "receipt": {
+            "id": "00000000-0000-7000-8000-000000000000",
+            "purpose_name": "Рассылка",
+            "action": "grant",
+            "occurred_at": "2026-11-25T10:00:00Z",
+        },
+    })
+}
+
+fn parse_path(kind: &str, locale: &str) -> ApiResult<Locale> {
+    notice::validate_kind(kind).map_err(|e| ApiError::invalid(e.0))?;
+    locale.parse::<Locale>().map_err(|e| ApiError::invalid(e.0))
+}
+
+/// Every template the tenant uploaded.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), responses((status = 200, body = TemplateList)))]
+#[get("/templates")]
+pub async fn list_templates(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> ApiResult<web::Json<TemplateList>> {
+    principal.require(Permission::Read)?;
+    let tenant = principal.tenant_id;
+    let list = state
+        .db(move |store| store.read(&tenant, |c| messaging::list_templates(c, &tenant)))
+        .await?;
+    Ok(web::Json(TemplateList {
+        items: list.into_iter().map(view).collect(),
+    }))
+}
+
+/// The template in force for a kind and locale: the tenant's, else the built-in one.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
+    (status = 200, body = TemplateView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/templates/{kind}/{locale}")]
+pub async fn get_template(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> ApiResult<web::Json<TemplateView>> {
+    principal.require(Permission::Read)?;
+    let (kind, locale) = path.into_inner();
+    let locale = parse_path(&kind, &locale)?;
+    let tenant = principal.tenant_id;
+    let k = kind.clone();
+    let stored = state
+        .db(move |store| store.read(&tenant, |c| messaging::template(c, &tenant, &k, locale.as_str())))
+        .await?;
+    if let Some(t) = stored {
+        return Ok(web::Json(view(t)));
+    }
+    let builtin = Templates::builtin(&kind, locale.as_str()).ok_or_else(ApiError::not_found)?;
+    Ok(web::Json(TemplateView {
+        kind,
+        locale: locale.as_str().to_owned(),
+        source: "builtin".into(),
+        subject: builtin.subject,
+        text: builtin.text,
+        html: builtin.html,
+        updated_at: None,
+    }))
+}
+
+/// Upload a template; syntax and variables are checked first, and a template that
+/// fails is not stored.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = TemplateBody, responses(
+    (status = 200, body = TemplateView),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[put("/templates/{kind}/{locale}")]
+pub async fn put_template(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+    body: Json<TemplateBody>,
+) -> ApiResult<web::Json<TemplateView>> {
+    principal.require(Permission::Configure)?;
+    let (kind, locale) = path.into_inner();
+    let locale = parse_path(&kind, &locale)?;
+    let Json(b) = body;
+    let set = TemplateSet {
+        subject: b.subject,
+        text: b.text,
+        html: b.html,
+    };
+    state
+        .templates
+        .validate(&kind, &set)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let tenant = principal.tenant_id;
+    let stored = state
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                messaging::put_template(
+                    c,
+                    &tenant,
+                    &kind,
+                    locale.as_str(),
+                    &set.subject,
+                    &set.text,
+                    &set.html,
+                )
+            })
+        })
+        .await?;
+    Ok(web::Json(view(stored)))
+}
+
+/// Remove an uploaded template; the built-in one (if any) applies again.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
+    (status = 204),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[delete("/templates/{kind}/{locale}")]
+pub async fn delete_template(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Configure)?;
+    let (kind, locale) = path.into_inner();
+    let locale = parse_path(&kind, &locale)?;
+    let tenant = principal.tenant_id;
+    let deleted = state
+        .db(move |store| {
+            store.write(&tenant, |c| messaging::delete_template(c, &tenant, &kind, locale.as_str()))
+        })
+        .await?;
+    if !deleted {
+        return Err(ApiError::not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Render a template with sample values and the given `data`, without sending.
+#[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = PreviewRequest, responses(
+    (status = 200, body = PreviewView),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/templates/{kind}/{locale}/preview")]
+pub async fn preview_template(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+    body: Json<PreviewRequest>,
+) -> ApiResult<web::Json<PreviewView>> {
+    principal.require(Permission::Read)?;
+    let (kind, locale) = path.into_inner();
+    let locale = parse_path(&kind, &locale)?;
+    let Json(b) = body;
+    let tenant = principal.tenant_id;
+    let k = kind.clone();
+    let (name, stored) = state
+        .db(move |store| {
+            store.read(&tenant, |c| {
+                let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                Ok((t.legal_name, messaging::template(c, &tenant, &k, locale.as_str())?))
+            })
+        })
+        .await?;
+    let set = match b.template {
+        Some(t) => {
+            let set = TemplateSet {
+                subject: t.subject,
+                text: t.text,
+                html: t.html,
+            };
+            state
+                .templates
+                .validate(&kind, &set)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            Some(set)
+        }
+        None => stored.map(to_set),
+    };
+    let ctx = sample_context(&name, locale.as_str(), &b.data);
+    let rendered = state
+        .templates
+        .render(&kind, locale.as_str(), set.as_ref(), &ctx)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(web::Json(PreviewView {
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+    }))
+}

@@ -1,0 +1,662 @@
+//! The outbox dispatcher: claims due notices tenant by tenant, and sends each one
+//! inside the transaction that re-checks consent for it.
+//!
+//! Holding the transaction across the send is deliberate: on PostgreSQL the gate
+//! takes share locks on the subject and consent rows, so a withdrawal that commits
+//! after the gate waits until this send is recorded, and one that committed before
+//! is seen by the gate. Nothing subscribed reaches a person after their withdrawal
+//! was acknowledged (invariant 2). On SQLite the writer's turn gives the same order.
+
+use crate::email::{self, Dkim, EmailParts, ListUnsubscribe};
+use crate::mail::MailTransport;
+use crate::metrics::DeliveryMetrics;
+use crate::telegram::{TelegramFailure, TelegramSender};
+use crate::templates::{Rendered, TemplateSet, Templates};
+use crate::webhook::{WebhookFailure, WebhookSender};
+use assent_core::crypto::MasterKey;
+use assent_core::link::{LinkClaims, LinkKeys, LinkKind};
+use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
+use assent_core::pii::{IndexKind, TenantKeys};
+use assent_store::notifications::{self as outbox, Notice, Outcome};
+use assent_store::{DbConnection, Store, StoreError, StoreResult, messaging, subjects, tenants};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// How the dispatcher behaves; the defaults suit the embedded single process.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Base of links in messages (`ASSENT_PUBLIC_URL`).
+    pub public_url: String,
+    /// `From` of every email (`ASSENT_MAIL_FROM`).
+    pub mail_from: String,
+    /// An address for `mailto:` unsubscribes, when the operator runs one.
+    pub unsubscribe_mailto: Option<String>,
+    /// Domain of the stable `Message-ID`s.
+    pub message_id_domain: String,
+    /// Notices claimed per tenant per round.
+    pub batch_size: i64,
+    /// Notices in flight at once.
+    pub concurrency: usize,
+    /// Pause when a round found nothing to do.
+    pub poll_interval: Duration,
+    /// This worker's name in leases.
+    pub owner: String,
+    /// Tests deliver webhooks to `http://127.0.0.1`; production requires https.
+    pub allow_http_webhooks: bool,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            mail_from: "Assent <noreply@localhost>".into(),
+            unsubscribe_mailto: None,
+            message_id_domain: "assent.localhost".into(),
+            batch_size: 100,
+            concurrency: 8,
+            poll_interval: Duration::from_millis(500),
+            owner: format!("worker-{}", assent_core::id::new_id()),
+            allow_http_webhooks: false,
+        }
+    }
+}
+
+/// The secret a webhook endpoint verifies signatures with: derived, never stored,
+/// so a database leak does not leak it; a new `version` rotates it.
+pub fn webhook_secret(
+    master: &MasterKey,
+    tenant_id: &str,
+    webhook_id: &str,
+    version: i32,
+) -> Vec<u8> {
+    master
+        .derive(
+            "webhook-secret",
+            format!("{tenant_id}/{webhook_id}/{version}").as_bytes(),
+        )
+        .to_vec()
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Store,
+    master: Arc<MasterKey>,
+    links: Arc<LinkKeys>,
+    templates: Arc<Templates>,
+    mail: Arc<MailTransport>,
+    dkim: Option<Arc<Dkim>>,
+    telegram: Option<Arc<TelegramSender>>,
+    webhooks: Arc<WebhookSender>,
+    config: Arc<DispatchConfig>,
+    metrics: Arc<DeliveryMetrics>,
+}
+
+/// What one claimed notice came to (for tests and the caller's logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub id: String,
+    pub status: NoticeStatus,
+}
+
+impl Dispatcher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        master: Arc<MasterKey>,
+        links: Arc<LinkKeys>,
+        mail: MailTransport,
+        dkim: Option<Dkim>,
+        telegram: Option<TelegramSender>,
+        config: DispatchConfig,
+        metrics: Arc<DeliveryMetrics>,
+    ) -> Self {
+        if !config.public_url.starts_with("https://") {
+            tracing::warn!(
+                "ASSENT_PUBLIC_URL is not https: emails carry a visible unsubscribe link \
+                 but no List-Unsubscribe header (RFC 8058 requires https)"
+            );
+        }
+        Self {
+            store,
+            master,
+            links,
+            templates: Arc::new(Templates::new()),
+            mail: Arc::new(mail),
+            dkim: dkim.map(Arc::new),
+            telegram: telegram.map(Arc::new),
+            webhooks: Arc::new(WebhookSender::new()),
+            config: Arc::new(config),
+            metrics,
+        }
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let done = match self.run_once().await {
+                Ok(done) => done.len(),
+                Err(error) => {
+                    tracing::error!(%error, "dispatch round failed");
+                    0
+                }
+            };
+            tokio::select! {
+                _ = depth_tick.tick() => self.update_depth().await,
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(self.config.poll_interval), if done == 0 => {}
+                _ = std::future::ready(()), if done > 0 => {}
+            }
+        }
+    }
+
+    /// One round over every tenant: claim what is due, send it, record outcomes.
+    pub async fn run_once(&self) -> StoreResult<Vec<Done>> {
+        let store = self.store.clone();
+        let tenants = blocking(move || {
+            store.system(|c| {
+                Ok(tenants::list_tenants(c)?
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect::<Vec<_>>())
+            })
+        })
+        .await?;
+        let mut done = Vec::new();
+        for tenant_id in tenants {
+            let claimed = self.claim(&tenant_id).await?;
+            if claimed.is_empty() {
+                continue;
+            }
+            let results: Vec<Option<Done>> = futures_util::stream::iter(claimed)
+                .map(|n| self.process(n))
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
+            done.extend(results.into_iter().flatten());
+        }
+        Ok(done)
+    }
+
+    /// Runs rounds until nothing is due (tests and benchmarks).
+    pub async fn drain(&self) -> StoreResult<Vec<Done>> {
+        let mut all = Vec::new();
+        loop {
+            let done = self.run_once().await?;
+            if done.is_empty() {
+                return Ok(all);
+            }
+            all.extend(done);
+        }
+    }
+
+    async fn claim(&self, tenant_id: &str) -> StoreResult<Vec<Notice>> {
+        let store = self.store.clone();
+        let tenant = tenant_id.to_owned();
+        let owner = self.config.owner.clone();
+        let batch = self.config.batch_size;
+        blocking(move || {
+            store.write(&tenant, |c| {
+                let now = Utc::now();
+                let mut limit = batch;
+                if let Some(quota) = messaging::settings(c, &tenant)?.hourly_send_quota {
+                    let hour_ago = (now - chrono::Duration::hours(1)).naive_utc();
+                    let used = outbox::sent_since(c, &tenant, hour_ago)?;
+                    limit = limit.min((i64::from(quota) - used).max(0));
+                }
+                let lease = now + chrono::Duration::seconds(notice::LEASE_SECONDS);
+                outbox::claim(
+                    c,
+                    &tenant,
+                    &owner,
+                    limit,
+                    now.naive_utc(),
+                    lease.naive_utc(),
+                )
+            })
+        })
+        .await
+    }
+
+    async fn process(&self, claimed: Notice) -> Option<Done> {
+        let this = self.clone();
+        let handle = Handle::current();
+        let id = claimed.id.clone();
+        let result =
+            tokio::task::spawn_blocking(move || this.process_blocking(&handle, claimed)).await;
+        match result {
+            Ok(Ok(Some(status))) => Some(Done { id, status }),
+            Ok(Ok(None)) => None,
+            Ok(Err(error)) => {
+                // The transaction rolled back; the lease brings the notice back.
+                tracing::error!(notice = %id, %error, "a notice could not be processed");
+                None
+            }
+            Err(error) => {
+                tracing::error!(notice = %id, %error, "a notice's worker panicked");
+                None
+            }
+        }
+    }
+
+    fn process_blocking(&self, rt: &Handle, claimed: Notice) -> StoreResult<Option<NoticeStatus>> {
+        let tenant_id = claimed.tenant_id.clone();
+        let keys = TenantKeys::derive(&self.master, &tenant_id);
+        let group = self.store.group_of(&tenant_id)?;
+        let (status, failed) = match self.store.write(&tenant_id, |c| {
+            let Some(notice) =
+                outbox::lock_claimed(c, &tenant_id, &claimed.id, &self.config.owner)?
+            else {
+                return Ok(None);
+            };
+            let now = Utc::now();
+            if notice.attempts > notice.max_attempts {
+                let outcome = Outcome::Retry {
+                    channel: notice.channel(),
+                    detail: "the worker holding it stopped too often".into(),
+                };
+                let status = outbox::finish(c, &notice, &outcome, now, rand::random())?;
+                return Ok(Some((status, Some(notice))));
+            }
+            outbox::fence(c, &tenant_id, group.as_deref(), &notice)?;
+            let outcome = match outbox::gate(c, &tenant_id, group.as_deref(), &notice, now)? {
+                Err(reason) => Outcome::Skipped { reason },
+                Ok(()) => self.deliver(c, rt, &keys, &notice, now)?,
+            };
+            self.count(&notice, &outcome);
+            let status = outbox::finish(c, &notice, &outcome, now, rand::random())?;
+            let failed = matches!(status, NoticeStatus::Failed | NoticeStatus::Dead)
+                && notice.channel() != NoticeChannel::Webhook;
+            Ok(Some((status, failed.then_some(notice))))
+        })? {
+            Some(x) => x,
+            None => return Ok(None),
+        };
+        if let Some(notice) = failed {
+            // Tenant systems hear of notices that will not arrive.
+            let tenant = tenant_id.clone();
+            self.store.write(&tenant, |c| {
+                messaging::emit(
+                    c,
+                    &tenant,
+                    "notification.failed",
+                    serde_json::json!({
+                        "notification_id": notice.id,
+                        "subject_id": notice.subject_id,
+                        "kind": notice.kind,
+                        "status": status.as_str(),
+                    }),
+                )
+            })?;
+        }
+        Ok(Some(status))
+    }
+
+    fn count(&self, notice: &Notice, outcome: &Outcome) {
+        match outcome {
+            Outcome::Sent { channel, .. } => self.metrics.sent(*channel),
+            Outcome::Retry { channel, .. } => self.metrics.retried(*channel),
+            Outcome::Failed { channel, .. } => self.metrics.failed(*channel),
+            Outcome::Skipped { reason } => self.metrics.skipped(notice.channel(), reason),
+        }
+    }
+
+    fn deliver(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        keys: &TenantKeys,
+        notice: &Notice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Outcome> {
+        match notice.channel() {
+            NoticeChannel::Webhook => self.deliver_webhook(c, rt, notice, now),
+            NoticeChannel::Email => {
+                let message = match self.prepare(c, keys, notice, now)? {
+                    Ok(m) => m,
+                    Err(outcome) => return Ok(outcome),
+                };
+                self.deliver_email(c, rt, keys, notice, &message)
+            }
+            NoticeChannel::Telegram => {
+                let message = match self.prepare(c, keys, notice, now)? {
+                    Ok(m) => m,
+                    Err(outcome) => return Ok(outcome),
+                };
+                self.deliver_telegram(c, rt, keys, notice, &message)
+            }
+        }
+    }
+
+    /// Renders the notice for its subject. `Err(outcome)` when it cannot be sent.
+    fn prepare(
+        &self,
+        c: &mut DbConnection,
+        keys: &TenantKeys,
+        notice: &Notice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Prepared, Outcome>> {
+        let tenant_id = &notice.tenant_id;
+        let subject_id = notice.subject_id.as_deref().unwrap_or_default();
+        let tenant = tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?;
+        let Some(subject) = subjects::get(c, keys, tenant_id, subject_id)? else {
+            return Ok(Err(Outcome::Skipped {
+                reason: "unknown_subject".into(),
+            }));
+        };
+        let Some(pii) = subject.pii else {
+            return Ok(Err(Outcome::Skipped {
+                reason: "erased".into(),
+            }));
+        };
+        let data = outbox::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
+        let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let unsubscribe_url = (notice.category() == NoticeCategory::Subscribed)
+            .then(|| self.link(LinkKind::Unsubscribe, notice, subject_id))
+            .flatten();
+        let preferences_url = self.link(LinkKind::Preferences, notice, subject_id);
+        let mut ctx = serde_json::json!({
+            "tenant": { "name": tenant.legal_name },
+            "recipient": { "name": pii.full_name },
+            "unsubscribe_url": unsubscribe_url,
+            "preferences_url": preferences_url,
+            "policy_url": serde_json::Value::Null,
+            "locale": notice.locale,
+            "data": data,
+        });
+        if notice.kind == notice::SUBSCRIPTION_EXPIRY {
+            add_expiry_context(&mut ctx, &data, tz, now);
+        }
+        if let Some(receipt) = data.get("receipt") {
+            ctx["receipt"] = receipt.clone();
+        }
+        let stored = messaging::template(c, tenant_id, &notice.kind, &notice.locale)?;
+        let override_set = stored.map(|t| TemplateSet {
+            subject: t.subject,
+            text: t.text_body,
+            html: t.html_body,
+        });
+        let rendered =
+            match self
+                .templates
+                .render(&notice.kind, &notice.locale, override_set.as_ref(), &ctx)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok(Err(Outcome::Failed {
+                        channel: notice.channel(),
+                        detail: format!("template: {e}"),
+                    }));
+                }
+            };
+        Ok(Ok(Prepared {
+            rendered,
+            email: pii.email,
+            name: pii.full_name,
+            unsubscribe_url,
+        }))
+    }
+
+    fn link(&self, kind: LinkKind, notice: &Notice, subject_id: &str) -> Option<String> {
+        let token = self
+            .links
+            .issue(&LinkClaims {
+                kind,
+                tenant_id: notice.tenant_id.clone(),
+                subject_id: subject_id.to_owned(),
+                purpose: notice.purpose_code.clone(),
+            })
+            .ok()?;
+        Some(format!(
+            "{}{}{token}",
+            self.config.public_url.trim_end_matches('/'),
+            kind.route_prefix()
+        ))
+    }
+
+    fn deliver_email(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        keys: &TenantKeys,
+        notice: &Notice,
+        prepared: &Prepared,
+    ) -> StoreResult<Outcome> {
+        let channel = NoticeChannel::Email;
+        let Some(address) = &prepared.email else {
+            return Ok(Outcome::Skipped {
+                reason: "no_channel".into(),
+            });
+        };
+        let digest = keys.blind_index(IndexKind::Email, address);
+        if messaging::is_suppressed(c, &notice.tenant_id, &digest)? {
+            return Ok(Outcome::Skipped {
+                reason: "suppressed".into(),
+            });
+        }
+        let to = match &prepared.name {
+            Some(name) => format!(
+                "\"{}\" <{address}>",
+                name.replace(['"', '\\', '\r', '\n'], "")
+            ),
+            None => address.clone(),
+        };
+        let list_unsubscribe = prepared
+            .unsubscribe_url
+            .as_ref()
+            .filter(|u| u.starts_with("https://"))
+            .map(|u| ListUnsubscribe {
+                https_url: u.clone(),
+                mailto: self.config.unsubscribe_mailto.clone(),
+            });
+        let parts = EmailParts {
+            from: self.config.mail_from.clone(),
+            to,
+            subject: prepared.rendered.subject.clone(),
+            text: prepared.rendered.text.clone(),
+            html: prepared.rendered.html.clone(),
+            message_id: notice::message_id(&notice.id, &self.config.message_id_domain),
+            list_unsubscribe,
+        };
+        let message = match email::compose(&parts, self.dkim.as_deref()) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Outcome::Failed {
+                    channel,
+                    detail: format!("compose: {e}"),
+                });
+            }
+        };
+        Ok(match rt.block_on(self.mail.send(message)) {
+            Ok(()) => Outcome::Sent {
+                channel,
+                detail: None,
+            },
+            Err(email::Failure::Transient(detail)) => Outcome::Retry { channel, detail },
+            Err(email::Failure::Permanent { code, message }) => {
+                let detail = format!("bounce {}: {message}", code.unwrap_or(0));
+                if messaging::record_bounce(c, &notice.tenant_id, &digest, &detail)? {
+                    tracing::warn!(notice = %notice.id, "an address is suppressed after repeated hard bounces");
+                }
+                Outcome::Failed { channel, detail }
+            }
+        })
+    }
+
+    fn deliver_telegram(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        keys: &TenantKeys,
+        notice: &Notice,
+        prepared: &Prepared,
+    ) -> StoreResult<Outcome> {
+        let channel = NoticeChannel::Telegram;
+        let subject_id = notice.subject_id.as_deref().unwrap_or_default();
+        let chats = messaging::reachable_chats(c, &notice.tenant_id, subject_id)?;
+        let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<Outcome> {
+            if notice.fallback_email && prepared.email.is_some() {
+                outbox::log_attempt(c, notice, channel, "fallback", Some(why))?;
+                self.deliver_email(c, rt, keys, notice, prepared)
+            } else {
+                Ok(Outcome::Skipped {
+                    reason: "no_channel".into(),
+                })
+            }
+        };
+        let Some(sender) = &self.telegram else {
+            return fallback(c, "no Telegram bot is configured");
+        };
+        if chats.is_empty() {
+            return fallback(c, "no reachable chat");
+        }
+        let text = if prepared.rendered.subject.is_empty() {
+            prepared.rendered.text.clone()
+        } else {
+            format!(
+                "{}\n\n{}",
+                prepared.rendered.subject, prepared.rendered.text
+            )
+        };
+        let mut delivered = 0;
+        let mut transient = None;
+        for chat in &chats {
+            match rt.block_on(sender.send(*chat, &text, None)) {
+                Ok(()) => delivered += 1,
+                Err(TelegramFailure::Unreachable(why)) => {
+                    tracing::info!(notice = %notice.id, reason = %why, "a Telegram chat is unreachable");
+                    messaging::mark_chat_unreachable(c, &notice.tenant_id, *chat)?;
+                }
+                Err(TelegramFailure::Transient(why)) => transient = Some(why),
+                Err(TelegramFailure::Permanent(why)) => {
+                    transient.get_or_insert(why);
+                }
+            }
+        }
+        if delivered > 0 {
+            return Ok(Outcome::Sent {
+                channel,
+                detail: None,
+            });
+        }
+        match transient {
+            Some(detail) => Ok(Outcome::Retry { channel, detail }),
+            None => fallback(c, "every chat is unreachable"),
+        }
+    }
+
+    fn deliver_webhook(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        notice: &Notice,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Outcome> {
+        let channel = NoticeChannel::Webhook;
+        let hook = match &notice.target {
+            Some(id) => messaging::webhook(c, &notice.tenant_id, id)?,
+            None => None,
+        };
+        let Some(hook) = hook.filter(|h| h.active) else {
+            return Ok(Outcome::Skipped {
+                reason: "webhook_inactive".into(),
+            });
+        };
+        let secret = webhook_secret(
+            &self.master,
+            &notice.tenant_id,
+            &hook.id,
+            hook.secret_version,
+        );
+        let payload = notice.data.clone().unwrap_or_default();
+        Ok(
+            match rt.block_on(self.webhooks.deliver(
+                &hook.url,
+                &secret,
+                &notice.id,
+                now.timestamp(),
+                &payload,
+            )) {
+                Ok(status) => Outcome::Sent {
+                    channel,
+                    detail: Some(format!("HTTP {status}")),
+                },
+                Err(WebhookFailure::Permanent(detail)) => {
+                    messaging::deactivate_webhook(c, &notice.tenant_id, &hook.id)?;
+                    Outcome::Failed { channel, detail }
+                }
+                Err(WebhookFailure::Transient(detail)) => Outcome::Retry { channel, detail },
+            },
+        )
+    }
+
+    async fn update_depth(&self) {
+        let store = self.store.clone();
+        let depth = blocking(move || {
+            let tenants = store.system(|c| tenants::list_tenants(c))?;
+            let mut total: std::collections::BTreeMap<String, i64> = Default::default();
+            for t in tenants {
+                for (status, n) in store.read(&t.id, |c| outbox::depth(c, &t.id))? {
+                    *total.entry(status).or_default() += n;
+                }
+            }
+            Ok(total)
+        })
+        .await;
+        if let Ok(depth) = depth {
+            for status in ["queued", "sending", "dead"] {
+                self.metrics
+                    .set_depth(status, depth.get(status).copied().unwrap_or(0));
+            }
+        }
+    }
+}
+
+struct Prepared {
+    rendered: Rendered,
+    email: Option<String>,
+    name: Option<String>,
+    unsubscribe_url: Option<String>,
+}
+
+/// The expiry template sees the date in the tenant's time zone and the days left
+/// counted at send time, not when the notice was scheduled.
+fn add_expiry_context(
+    ctx: &mut serde_json::Value,
+    data: &serde_json::Value,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) {
+    let sub = &data["subscription"];
+    let expires_at = sub["expires_at"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc));
+    let Some(expires_at) = expires_at else {
+        return;
+    };
+    ctx["subscription"] = serde_json::json!({
+        "name": sub["name"],
+        "expires_on": expires_at.with_timezone(&tz).format("%d.%m.%Y").to_string(),
+        "renew_url": sub["renew_url"],
+    });
+    ctx["days_left"] = notice::days_left(expires_at, now, tz).max(0).into();
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a blocking task failed: {e}")))?
+}

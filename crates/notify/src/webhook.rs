@@ -1,0 +1,365 @@
+//! Delivering one webhook: a signed `POST` in the Standard Webhooks format (headers
+//! `webhook-id`, `webhook-timestamp`, `webhook-signature`; see
+//! [`assent_core::webhook`]), with failures classified for the retry schedule.
+
+use assent_core::tenancy::InvalidValue;
+use std::time::Duration;
+
+/// The whole-request timeout of a delivery.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `User-Agent` of deliveries.
+pub const USER_AGENT: &str = "Assent-Webhooks/1";
+
+/// The longest endpoint URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Why a delivery failed. The text says what happened, starting with `HTTP <status>`
+/// when the endpoint answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookFailure {
+    /// The endpoint answered `410 Gone`: it asked us to stop; disable it.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// Any other non-2xx answer, or a network error, timeout or refused connection:
+    /// retry later.
+    #[error("transient failure: {0}")]
+    Transient(String),
+}
+
+impl WebhookFailure {
+    /// The HTTP status the endpoint answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        let (WebhookFailure::Permanent(m) | WebhookFailure::Transient(m)) = self;
+        m.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
+    }
+}
+
+/// Sends webhooks. Redirects are not followed (a 3xx is a failed delivery: the signed
+/// request must reach the registered URL, and following redirects would let an endpoint
+/// bounce our requests elsewhere).
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+}
+
+impl WebhookSender {
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .expect("a reqwest client with rustls builds");
+        WebhookSender { client }
+    }
+
+    /// Posts `payload` (JSON) to `url`, signed with `secret` (the raw bytes, see
+    /// [`assent_core::webhook::parse_secret`]). `msg_id` stays the same across retries of
+    /// one event; `timestamp` (seconds since the epoch) should be the time of this
+    /// attempt. Returns the 2xx status on success.
+    ///
+    /// The URL is not validated here; check it with [`validate_url`] when it is saved.
+    pub async fn deliver(
+        &self,
+        url: &str,
+        secret: &[u8],
+        msg_id: &str,
+        timestamp: i64,
+        payload: &[u8],
+    ) -> Result<u16, WebhookFailure> {
+        let signature = assent_core::webhook::sign(secret, msg_id, timestamp, payload);
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(payload.to_vec())
+            .send()
+            .await
+            .map_err(|e| WebhookFailure::Transient(describe(&e)))?;
+        let status = response.status();
+        // The body is not needed; dropping the response closes or recycles the connection.
+        drop(response);
+        classify_status(status.as_u16())
+    }
+}
+
+impl Default for WebhookSender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 2xx is success, 410 Gone is permanent, anything else is transient.
+pub fn classify_status(status: u16) -> Result<u16, WebhookFailure> {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let text = format!("HTTP {status} {reason}").trim_end().to_owned();
+    match status {
+        200..=299 => Ok(status),
+        410 => Err(WebhookFailure::Permanent(format!(
+            "{text}: the endpoint asked to stop"
+        ))),
+        300..=399 => Err(WebhookFailure::Transient(format!(
+            "{text} (redirects are not followed)"
+        ))),
+        _ => Err(WebhookFailure::Transient(text)),
+    }
+}
+
+/// A short description of a request error without the URL (which may carry a
+/// capability token chosen by the endpoint's owner).
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "error"
+    };
+    let mut message = what.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Checks a webhook endpoint URL: absolute, `https` (or `http` when `allow_http`, for
+/// tests and local development), a host, no user name or password, no longer than
+/// [`MAX_URL_LEN`] characters. Returns the parsed URL.
+pub fn validate_url(url: &str, allow_http: bool) -> Result<url::Url, InvalidValue> {
+    if url.len() > MAX_URL_LEN {
+        return Err(InvalidValue(format!(
+            "the webhook URL must be at most {MAX_URL_LEN} characters"
+        )));
+    }
+    let parsed = url::Url::parse(url.trim())
+        .map_err(|e| InvalidValue(format!("the webhook URL is not a valid URL: {e}")))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(InvalidValue("the webhook URL must use https".into()));
+        }
+        other => {
+            return Err(InvalidValue(format!(
+                "the webhook URL must use https, not {other}"
+            )));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(InvalidValue("the webhook URL has no host".into()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(InvalidValue(
+            "the webhook URL must not contain a user name or password".into(),
+        ));
+    }
+    if parsed.as_str().len() > MAX_URL_LEN {
+        return Err(InvalidValue(format!(
+            "the webhook URL must be at most {MAX_URL_LEN} characters"
+        )));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    struct Received {
+        request_line: String,
+        headers: HashMap<String, String>,
+        body: Vec<u8>,
+    }
+
+    /// A one-request HTTP server: reads one request and answers with `status`.
+    async fn one_shot_server(
+        status_line: &'static str,
+        extra_headers: &'static str,
+    ) -> (String, tokio::task::JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/assent", listener.local_addr().unwrap());
+        let handle = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut reader = BufReader::new(socket);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).await.unwrap();
+            let mut headers = HashMap::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).await.unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                let (k, v) = line.split_once(':').unwrap();
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+            let len: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 {status_line}\r\n{extra_headers}content-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+            reader
+                .get_mut()
+                .write_all(response.as_bytes())
+                .await
+                .unwrap();
+            reader.get_mut().shutdown().await.unwrap();
+            Received {
+                request_line: request_line.trim().to_owned(),
+                headers,
+                body,
+            }
+        });
+        (url, handle)
+    }
+
+    fn secret() -> Vec<u8> {
+        assent_core::webhook::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_signed_and_verifiable() {
+        let (url, server) = one_shot_server("200 OK", "").await;
+        let payload = r#"{"type":"consent.granted","data":{"subject":"Иван"}}"#.as_bytes();
+        let now = chrono::Utc::now().timestamp();
+        let status = WebhookSender::new()
+            .deliver(&url, &secret(), "msg_0190abc", now, payload)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+
+        let got = server.await.unwrap();
+        assert_eq!(got.request_line, "POST /hooks/assent HTTP/1.1");
+        assert_eq!(got.headers["content-type"], "application/json");
+        assert_eq!(got.headers["user-agent"], USER_AGENT);
+        assert_eq!(got.headers["webhook-id"], "msg_0190abc");
+        assert_eq!(got.body, payload);
+        let timestamp: i64 = got.headers["webhook-timestamp"].parse().unwrap();
+        assert_eq!(timestamp, now);
+        assert!(assent_core::webhook::verify(
+            &secret(),
+            &got.headers["webhook-id"],
+            timestamp,
+            &got.body,
+            &got.headers["webhook-signature"],
+            chrono::Utc::now().timestamp(),
+            assent_core::webhook::DEFAULT_TOLERANCE_SECS,
+        ));
+        // A different secret does not verify.
+        assert!(!assent_core::webhook::verify(
+            &[0u8; 32],
+            &got.headers["webhook-id"],
+            timestamp,
+            &got.body,
+            &got.headers["webhook-signature"],
+            now,
+            300,
+        ));
+    }
+
+    #[tokio::test]
+    async fn gone_is_permanent() {
+        let (url, _server) = one_shot_server("410 Gone", "").await;
+        let err = WebhookSender::new()
+            .deliver(&url, &secret(), "msg_1", 1, b"{}")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WebhookFailure::Permanent(_)), "{err:?}");
+        assert_eq!(err.status(), Some(410));
+    }
+
+    #[tokio::test]
+    async fn a_server_error_is_transient_with_its_status() {
+        let (url, _server) = one_shot_server("503 Service Unavailable", "").await;
+        let err = WebhookSender::new()
+            .deliver(&url, &secret(), "msg_1", 1, b"{}")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WebhookFailure::Transient(_)), "{err:?}");
+        assert_eq!(err.status(), Some(503));
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (url, _server) =
+            one_shot_server("302 Found", "location: http://127.0.0.1:9/elsewhere\r\n").await;
+        let err = WebhookSender::new()
+            .deliver(&url, &secret(), "msg_1", 1, b"{}")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WebhookFailure::Transient(_)), "{err:?}");
+        assert_eq!(err.status(), Some(302));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_transient_without_status() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = WebhookSender::new()
+            .deliver(
+                &format!("http://127.0.0.1:{port}/"),
+                &secret(),
+                "m",
+                1,
+                b"{}",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WebhookFailure::Transient(_)), "{err:?}");
+        assert_eq!(err.status(), None);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(classify_status(200), Ok(200));
+        assert_eq!(classify_status(204), Ok(204));
+        assert_eq!(
+            classify_status(410),
+            Err(WebhookFailure::Permanent(
+                "HTTP 410 Gone: the endpoint asked to stop".into()
+            ))
+        );
+        for s in [301, 400, 401, 404, 429, 500, 502, 599] {
+            let err = classify_status(s).unwrap_err();
+            assert!(matches!(err, WebhookFailure::Transient(_)), "{s}");
+            assert_eq!(err.status(), Some(s));
+        }
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("https://hooks.example.org/assent?k=1", false).is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/hook", true).is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/hook", false).is_err());
+        assert!(validate_url("ftp://example.org/hook", true).is_err());
+        assert!(validate_url("https://user:pass@example.org/hook", false).is_err());
+        assert!(validate_url("https://user@example.org/hook", false).is_err());
+        assert!(validate_url("/relative", false).is_err());
+        assert!(validate_url("not a url", false).is_err());
+        assert!(validate_url("file:///etc/passwd", true).is_err());
+        let long = format!("https://example.org/{}", "a".repeat(MAX_URL_LEN));
+        assert!(validate_url(&long, false).is_err());
+        let just_right = format!("https://example.org/{}", "a".repeat(MAX_URL_LEN - 20));
+        assert_eq!(just_right.len(), MAX_URL_LEN);
+        assert!(validate_url(&just_right, false).is_ok());
+    }
+}

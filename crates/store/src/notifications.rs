@@ -1,0 +1,740 @@
+//! The outbox: notices written in the transaction of the change that causes them,
+//! claimed by workers with a lease, and closed with their outcome.
+//!
+//! Delivery is at-least-once; a per-tenant idempotency key and a stable Message-ID
+//! make it effectively once. The consent gate runs when a notice is queued and again
+//! inside the transaction that sends it, under share locks on the rows a withdrawal
+//! must change (PostgreSQL), or inside the writer's turn (SQLite): a withdrawal that
+//! has committed is always seen, and one that commits later waits for the send.
+
+use crate::schema::{notification_attempts, notifications};
+use crate::subjects as subject_repo;
+use crate::{DbConnection, StoreError, StoreResult, consents, purposes};
+use assent_core::consent::{self, Channel, CheckFacts, LegalBasis};
+use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
+use assent_core::page::{PageRequest, split_page};
+use assent_core::pii::{SubjectKey, TenantKeys};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+
+const DATA_FIELD: &str = "notice-data";
+/// An objection to every processing the tenant does on a legitimate basis; it also
+/// stops service messages (policy 3.2).
+pub const OBJECT_ALL: &str = "*";
+
+/// A notice to queue.
+#[derive(Debug, Clone)]
+pub struct NewNotice {
+    pub subject_id: Option<String>,
+    pub kind: String,
+    pub category: NoticeCategory,
+    pub purpose_code: Option<String>,
+    pub channel: NoticeChannel,
+    /// A Telegram notice may go by email when the chat is unreachable.
+    pub fallback_email: bool,
+    pub locale: String,
+    pub data: serde_json::Value,
+    /// The webhook a webhook notice goes to.
+    pub target: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// What caused the notice (e.g. `subscription:<id>`), to cancel it with its cause.
+    pub source: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = notifications)]
+pub struct Notice {
+    pub tenant_id: String,
+    pub id: String,
+    pub subject_id: Option<String>,
+    pub kind: String,
+    pub category: String,
+    pub purpose_code: Option<String>,
+    pub channel: String,
+    pub fallback_email: bool,
+    pub locale: String,
+    pub data: Option<Vec<u8>>,
+    pub target: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub source: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub due_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub sent_channel: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Notice {
+    pub fn status(&self) -> NoticeStatus {
+        self.status.parse().unwrap_or(NoticeStatus::Queued)
+    }
+    pub fn category(&self) -> NoticeCategory {
+        self.category.parse().unwrap_or(NoticeCategory::Transactional)
+    }
+    pub fn channel(&self) -> NoticeChannel {
+        self.channel.parse().unwrap_or(NoticeChannel::Email)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = notification_attempts)]
+pub struct Attempt {
+    #[serde(skip)]
+    pub tenant_id: String,
+    #[serde(skip)]
+    pub notification_id: String,
+    pub attempt: i32,
+    pub channel: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+#[derive(Debug)]
+pub enum Enqueued {
+    Created(Notice),
+    /// The idempotency key was used before: the notice queued then.
+    Existing(Notice),
+}
+
+impl Enqueued {
+    pub fn notice(&self) -> &Notice {
+        match self {
+            Enqueued::Created(n) | Enqueued::Existing(n) => n,
+        }
+    }
+    pub fn into_notice(self) -> Notice {
+        match self {
+            Enqueued::Created(n) | Enqueued::Existing(n) => n,
+        }
+    }
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Notice>> {
+    Ok(notifications::table
+        .find((tenant_id, id))
+        .select(Notice::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_idempotency_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    key: &str,
+) -> StoreResult<Option<Notice>> {
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::idempotency_key.eq(key))
+        .select(Notice::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The subject's data key, to seal what a notice carries about them.
+fn subject_key(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<Option<SubjectKey>> {
+    let wrapped = subject_repo::wrapped_key(conn, tenant_id, subject_id)?;
+    wrapped
+        .map(|w| {
+            SubjectKey::unwrap(&w, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
+        })
+        .transpose()
+}
+
+/// Queues a notice, running the consent gate first: a notice the gate refuses is
+/// recorded as `skipped` with the reason, so the caller sees why nothing went out.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    new: NewNotice,
+    now: DateTime<Utc>,
+) -> StoreResult<Enqueued> {
+    if let Some(key) = &new.idempotency_key
+        && let Some(existing) = by_idempotency_key(conn, tenant_id, key)?
+    {
+        return Ok(Enqueued::Existing(existing));
+    }
+    let id = assent_core::id::new_id();
+    let plain = serde_json::to_vec(&new.data).unwrap_or_default();
+    let data = match &new.subject_id {
+        Some(subject_id) => match subject_key(conn, keys, tenant_id, subject_id)? {
+            Some(key) => Some(key.seal(&id, DATA_FIELD, &plain)),
+            None => None,
+        },
+        None => Some(plain),
+    };
+    let stamp = crate::now();
+    let mut row = Notice {
+        tenant_id: tenant_id.to_owned(),
+        id,
+        subject_id: new.subject_id,
+        kind: new.kind,
+        category: new.category.as_str().to_owned(),
+        purpose_code: new.purpose_code,
+        channel: new.channel.as_str().to_owned(),
+        fallback_email: new.fallback_email,
+        locale: new.locale,
+        data,
+        target: new.target,
+        idempotency_key: new.idempotency_key,
+        source: new.source,
+        status: NoticeStatus::Queued.as_str().to_owned(),
+        reason: None,
+        attempts: 0,
+        max_attempts: new.max_attempts,
+        due_at: new.due_at,
+        lease_owner: None,
+        lease_until: None,
+        sent_channel: None,
+        sent_at: None,
+        created_at: stamp,
+        updated_at: stamp,
+    };
+    if let Err(reason) = gate(conn, tenant_id, group_id, &row, now)? {
+        row.status = NoticeStatus::Skipped.as_str().to_owned();
+        row.reason = Some(reason);
+    }
+    insert(conn, &row)?;
+    Ok(Enqueued::Created(row))
+}
+
+fn insert(conn: &mut DbConnection, n: &Notice) -> StoreResult<()> {
+    diesel::insert_into(notifications::table)
+        .values((
+            notifications::tenant_id.eq(&n.tenant_id),
+            notifications::id.eq(&n.id),
+            notifications::subject_id.eq(&n.subject_id),
+            notifications::kind.eq(&n.kind),
+            notifications::category.eq(&n.category),
+            notifications::purpose_code.eq(&n.purpose_code),
+            notifications::channel.eq(&n.channel),
+            notifications::fallback_email.eq(n.fallback_email),
+            notifications::locale.eq(&n.locale),
+            notifications::data.eq(&n.data),
+            notifications::target.eq(&n.target),
+            notifications::idempotency_key.eq(&n.idempotency_key),
+            notifications::source.eq(&n.source),
+            notifications::status.eq(&n.status),
+            notifications::reason.eq(&n.reason),
+            notifications::attempts.eq(n.attempts),
+            notifications::max_attempts.eq(n.max_attempts),
+            notifications::due_at.eq(n.due_at),
+            notifications::created_at.eq(n.created_at),
+            notifications::updated_at.eq(n.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The data a notice carries, opened with the subject's key. `None` once the
+/// subject's key is destroyed (erasure).
+pub fn open_data(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    notice: &Notice,
+) -> StoreResult<Option<serde_json::Value>> {
+    let Some(data) = &notice.data else {
+        return Ok(None);
+    };
+    let plain = match &notice.subject_id {
+        Some(subject_id) => match subject_key(conn, keys, &notice.tenant_id, subject_id)? {
+            Some(key) => key
+                .open(&notice.id, DATA_FIELD, data)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            None => return Ok(None),
+        },
+        None => data.clone(),
+    };
+    Ok(serde_json::from_slice(&plain).ok())
+}
+
+fn consent_channel(channel: NoticeChannel) -> Option<Channel> {
+    match channel {
+        NoticeChannel::Email => Some(Channel::Email),
+        NoticeChannel::Telegram => Some(Channel::Telegram),
+        NoticeChannel::Webhook => None,
+    }
+}
+
+/// The consent gate: `Ok(Err(reason))` when the notice must not go out.
+///
+/// Transactional notices always pass; service notices stop for a restriction or an
+/// objection to all processing; subscribed notices need their purpose's consent
+/// (or, on another legal basis, no objection) and no restriction.
+pub fn gate(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    notice: &Notice,
+    now: DateTime<Utc>,
+) -> StoreResult<Result<(), String>> {
+    let Some(channel) = consent_channel(notice.channel()) else {
+        return Ok(Ok(()));
+    };
+    let Some(subject_id) = &notice.subject_id else {
+        return Ok(Err("unknown_subject".into()));
+    };
+    let Some(facts) = subject_repo::facts(conn, tenant_id, subject_id)? else {
+        return Ok(Err("unknown_subject".into()));
+    };
+    if facts.erased_at.is_some() {
+        return Ok(Err("erased".into()));
+    }
+    match notice.category() {
+        NoticeCategory::Transactional => Ok(Ok(())),
+        NoticeCategory::Service => {
+            if facts.restricted_at.is_some() {
+                return Ok(Err("restricted".into()));
+            }
+            if subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)? {
+                return Ok(Err("objected".into()));
+            }
+            Ok(Ok(()))
+        }
+        NoticeCategory::Subscribed => {
+            let Some(code) = &notice.purpose_code else {
+                return Ok(Err("unknown_purpose".into()));
+            };
+            let Some(purpose) = purposes::resolve(conn, tenant_id, group_id, code)? else {
+                return Ok(Err("unknown_purpose".into()));
+            };
+            let state = consents::state_of(
+                conn,
+                tenant_id,
+                group_id,
+                &purpose,
+                subject_id,
+                facts.person_id.as_deref(),
+            )?;
+            let objected = purpose.meaning.legal_basis != LegalBasis::Consent
+                && (subject_repo::objected(conn, tenant_id, subject_id, &purpose.code)?
+                    || subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)?);
+            // Reachability is the sender's business (a chat may be blocked, an
+            // address suppressed); the gate answers only whether sending is allowed.
+            Ok(consent::decide(
+                &CheckFacts {
+                    meaning: &purpose.meaning,
+                    state: state.as_ref().map(|s| &s.state),
+                    restricted: facts.restricted_at.is_some(),
+                    objected,
+                    reachable: true,
+                },
+                channel,
+                now,
+            )
+            .map_err(|r| r.as_str().to_owned()))
+        }
+    }
+}
+
+/// Takes share locks on the rows a withdrawal, restriction or objection must change,
+/// so none of them can commit between the gate and the send (PostgreSQL; on SQLite
+/// the writer's turn already excludes them).
+pub fn fence(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    notice: &Notice,
+) -> StoreResult<()> {
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(());
+    };
+    let Some(subject_id) = &notice.subject_id else {
+        return Ok(());
+    };
+    let person: Option<PersonRow> =
+        diesel::sql_query("SELECT person_id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR SHARE")
+            .bind::<Text, _>(tenant_id)
+            .bind::<Text, _>(subject_id)
+            .get_result(pg)
+            .optional()?;
+    if let Some(code) = &notice.purpose_code {
+        diesel::sql_query(
+            "SELECT 1 AS one FROM consent_states \
+             WHERE tenant_id = $1 AND subject_id = $2 AND purpose_code = $3 FOR SHARE",
+        )
+        .bind::<Text, _>(tenant_id)
+        .bind::<Text, _>(subject_id)
+        .bind::<Text, _>(code)
+        .load::<One>(pg)?;
+        if let (Some(group), Some(PersonRow { person_id: Some(person) })) = (group_id, person) {
+            diesel::sql_query(
+                "SELECT 1 AS one FROM group_consent_states \
+                 WHERE group_id = $1 AND person_id = $2 AND purpose_code = $3 FOR SHARE",
+            )
+            .bind::<Text, _>(group)
+            .bind::<Text, _>(person)
+            .bind::<Text, _>(code)
+            .load::<One>(pg)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct PersonRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    person_id: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct One {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    #[allow(dead_code)]
+    one: i32,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Claims up to `limit` due notices of a tenant for `owner`: queued ones whose time
+/// has come, and ones whose lease ran out (their worker died). Concurrent workers on
+/// PostgreSQL skip each other's rows.
+pub fn claim(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    owner: &str,
+    limit: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> StoreResult<Vec<Notice>> {
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    const PICK: &str = "SELECT id FROM notifications WHERE tenant_id = $1 AND \
+         ((status = 'queued' AND due_at <= $2) OR (status = 'sending' AND lease_until < $2)) \
+         ORDER BY due_at LIMIT $3";
+    let ids: Vec<IdRow> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(format!("{PICK} FOR UPDATE SKIP LOCKED"))
+            .bind::<Text, _>(tenant_id)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(PICK.replace('$', "?"))
+        .bind::<Text, _>(tenant_id)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(lite)?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
+    diesel::update(notifications::table)
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::id.eq_any(&ids))
+        .set((
+            notifications::status.eq(NoticeStatus::Sending.as_str()),
+            notifications::lease_owner.eq(owner),
+            notifications::lease_until.eq(lease_until),
+            notifications::attempts.eq(notifications::attempts + 1),
+            notifications::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::id.eq_any(&ids))
+        .order(notifications::due_at.asc())
+        .select(Notice::as_select())
+        .load(conn)?)
+}
+
+/// Re-reads a claimed notice and locks it for the send (PostgreSQL `FOR UPDATE`, so
+/// a worker reclaiming expired leases skips it while it is in flight). `None` when
+/// the claim is no longer ours.
+pub fn lock_claimed(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    owner: &str,
+) -> StoreResult<Option<Notice>> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT id FROM notifications WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+            .bind::<Text, _>(tenant_id)
+            .bind::<Text, _>(id)
+            .load::<IdRow>(pg)?;
+    }
+    let notice = get(conn, tenant_id, id)?;
+    Ok(notice.filter(|n| {
+        n.status() == NoticeStatus::Sending && n.lease_owner.as_deref() == Some(owner)
+    }))
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent { channel: NoticeChannel, detail: Option<String> },
+    /// Try again later (SMTP 4xx, network, Telegram flood control).
+    Retry { channel: NoticeChannel, detail: String },
+    /// Will never succeed (SMTP 5xx, an unreachable recipient).
+    Failed { channel: NoticeChannel, detail: String },
+    Skipped { reason: String },
+}
+
+/// Logs an attempt on a channel (a notice may try Telegram, then email).
+pub fn log_attempt(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    channel: NoticeChannel,
+    outcome: &str,
+    detail: Option<&str>,
+) -> StoreResult<()> {
+    diesel::insert_into(notification_attempts::table)
+        .values((
+            notification_attempts::tenant_id.eq(&notice.tenant_id),
+            notification_attempts::notification_id.eq(&notice.id),
+            notification_attempts::attempt.eq(notice.attempts),
+            notification_attempts::channel.eq(channel.as_str()),
+            notification_attempts::outcome.eq(outcome),
+            notification_attempts::detail.eq(detail),
+            notification_attempts::at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Closes an attempt. A retry after the last attempt makes the notice `dead`.
+pub fn finish(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> StoreResult<NoticeStatus> {
+    let stamp = crate::now();
+    let (status, reason, due_at, sent) = match outcome {
+        Outcome::Sent { channel, detail } => {
+            log_attempt(conn, notice, *channel, "sent", detail.as_deref())?;
+            (NoticeStatus::Sent, None, notice.due_at, Some(*channel))
+        }
+        Outcome::Retry { channel, detail } => {
+            log_attempt(conn, notice, *channel, "retry", Some(detail))?;
+            if notice.attempts >= notice.max_attempts {
+                (NoticeStatus::Dead, Some(detail.clone()), notice.due_at, None)
+            } else {
+                let delay = assent_core::notice::retry_delay(notice.attempts.max(1) as u32, jitter);
+                (
+                    NoticeStatus::Queued,
+                    Some(detail.clone()),
+                    (now + delay).naive_utc(),
+                    None,
+                )
+            }
+        }
+        Outcome::Failed { channel, detail } => {
+            log_attempt(conn, notice, *channel, "failed", Some(detail))?;
+            (NoticeStatus::Failed, Some(detail.clone()), notice.due_at, None)
+        }
+        Outcome::Skipped { reason } => {
+            log_attempt(conn, notice, notice.channel(), "skipped", Some(reason))?;
+            (NoticeStatus::Skipped, Some(reason.clone()), notice.due_at, None)
+        }
+    };
+    diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
+        .set((
+            notifications::status.eq(status.as_str()),
+            notifications::reason.eq(reason),
+            notifications::due_at.eq(due_at),
+            notifications::lease_owner.eq(None::<String>),
+            notifications::lease_until.eq(None::<NaiveDateTime>),
+            notifications::sent_channel.eq(sent.map(|c| c.as_str())),
+            notifications::sent_at.eq(sent.map(|_| stamp)),
+            notifications::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    Ok(status)
+}
+
+/// Puts a dead or failed notice back in the queue with a fresh set of attempts.
+pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Notice> {
+    let notice = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    if !notice.status().can_requeue() {
+        return Err(StoreError::Conflict(format!(
+            "only dead or failed notices can be requeued; this one is {}",
+            notice.status
+        )));
+    }
+    let stamp = crate::now();
+    diesel::update(notifications::table.find((tenant_id, id)))
+        .set((
+            notifications::status.eq(NoticeStatus::Queued.as_str()),
+            notifications::reason.eq(None::<String>),
+            notifications::attempts.eq(0),
+            notifications::due_at.eq(stamp),
+            notifications::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)
+}
+
+/// Cancels the queued notices a cause produced (a subscription renewed or cancelled).
+pub fn cancel_source(conn: &mut DbConnection, tenant_id: &str, source: &str) -> StoreResult<usize> {
+    Ok(diesel::update(notifications::table)
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::source.eq(source))
+        .filter(notifications::status.eq(NoticeStatus::Queued.as_str()))
+        .set((
+            notifications::status.eq(NoticeStatus::Cancelled.as_str()),
+            notifications::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub subject_id: Option<String>,
+    pub kind: Option<String>,
+    pub status: Option<NoticeStatus>,
+    pub source: Option<String>,
+    pub target: Option<String>,
+}
+
+/// Notices newest first, a page at a time.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    filter: &ListFilter,
+    page: &PageRequest,
+) -> StoreResult<(Vec<Notice>, Option<String>)> {
+    let mut query = notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .select(Notice::as_select())
+        .order(notifications::id.desc())
+        .limit(i64::from(page.limit) + 1)
+        .into_boxed();
+    if let Some(s) = &filter.subject_id {
+        query = query.filter(notifications::subject_id.eq(s.clone()));
+    }
+    if let Some(k) = &filter.kind {
+        query = query.filter(notifications::kind.eq(k.clone()));
+    }
+    if let Some(st) = filter.status {
+        query = query.filter(notifications::status.eq(st.as_str()));
+    }
+    if let Some(s) = &filter.source {
+        query = query.filter(notifications::source.eq(s.clone()));
+    }
+    if let Some(t) = &filter.target {
+        query = query.filter(notifications::target.eq(t.clone()));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(notifications::id.lt(after.clone()));
+    }
+    let rows = query.load(conn)?;
+    Ok(split_page(rows, page.limit, |n| &n.id))
+}
+
+pub fn attempts(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    notification_id: &str,
+) -> StoreResult<Vec<Attempt>> {
+    Ok(notification_attempts::table
+        .filter(notification_attempts::tenant_id.eq(tenant_id))
+        .filter(notification_attempts::notification_id.eq(notification_id))
+        .order((notification_attempts::attempt.asc(), notification_attempts::at.asc()))
+        .select(Attempt::as_select())
+        .load(conn)?)
+}
+
+/// Notices sent by a tenant since `since` (the hourly quota).
+pub fn sent_since(conn: &mut DbConnection, tenant_id: &str, since: NaiveDateTime) -> StoreResult<i64> {
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::status.eq(NoticeStatus::Sent.as_str()))
+        .filter(notifications::sent_at.ge(since))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Queue depth per status for one tenant (metrics).
+pub fn depth(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<(String, i64)>> {
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::status.eq_any([
+            NoticeStatus::Queued.as_str(),
+            NoticeStatus::Sending.as_str(),
+            NoticeStatus::Dead.as_str(),
+        ]))
+        .group_by(notifications::status)
+        .select((notifications::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// Queues one webhook delivery (no subject, no gate: tenant systems get every event
+/// they subscribed to).
+pub fn enqueue_webhook(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    webhook_id: &str,
+    message_id: &str,
+    payload: serde_json::Value,
+) -> StoreResult<()> {
+    let stamp = crate::now();
+    insert(
+        conn,
+        &Notice {
+            tenant_id: tenant_id.to_owned(),
+            id: message_id.to_owned(),
+            subject_id: None,
+            kind: payload["type"].as_str().unwrap_or("event").to_owned(),
+            category: NoticeCategory::Transactional.as_str().to_owned(),
+            purpose_code: None,
+            channel: NoticeChannel::Webhook.as_str().to_owned(),
+            fallback_email: false,
+            locale: "en".into(),
+            data: Some(serde_json::to_vec(&payload).unwrap_or_default()),
+            target: Some(webhook_id.to_owned()),
+            idempotency_key: None,
+            source: Some(format!("webhook:{webhook_id}")),
+            status: NoticeStatus::Queued.as_str().to_owned(),
+            reason: None,
+            attempts: 0,
+            max_attempts: assent_core::notice::DEFAULT_MAX_ATTEMPTS,
+            due_at: stamp,
+            lease_owner: None,
+            lease_until: None,
+            sent_channel: None,
+            sent_at: None,
+            created_at: stamp,
+            updated_at: stamp,
+        },
+    )
+}
+
+/// Brings a cancelled notice back (its cause returned to the same state).
+pub fn revive(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    due_at: NaiveDateTime,
+) -> StoreResult<()> {
+    diesel::update(notifications::table.find((tenant_id, id)))
+        .filter(notifications::status.eq(NoticeStatus::Cancelled.as_str()))
+        .set((
+            notifications::status.eq(NoticeStatus::Queued.as_str()),
+            notifications::due_at.eq(due_at),
+            notifications::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
