@@ -7,6 +7,7 @@
 
 pub mod fake_telegram;
 pub mod mailcheck;
+pub mod notify;
 pub mod smtp;
 
 use assent_api::AppState;
@@ -138,6 +139,10 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     pub db: TestDb,
+    /// The delivery metrics `/metrics` shows; test dispatchers count into them.
+    pub delivery: std::sync::Arc<assent_notify::metrics::DeliveryMetrics>,
+    /// A data directory of this app (`.eml` files when no SMTP server is given).
+    pub data_dir: TempDir,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -146,12 +151,15 @@ impl TestApp {
         let store = db.store();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let delivery = std::sync::Arc::new(assent_notify::metrics::DeliveryMetrics::new());
         let server = assent_api::build_server(
             AppState::new(
                 store.clone(),
                 access_tokens("k1", &[]),
                 MasterKey::from_bytes(MASTER_KEY),
-            ),
+            )
+            .with_delivery_metrics(&delivery)
+            .with_http_webhooks(true),
             listener,
             2,
         )
@@ -163,6 +171,8 @@ impl TestApp {
             store,
             client: reqwest::Client::new(),
             db,
+            delivery,
+            data_dir: tempfile::tempdir().expect("data dir"),
             server: handle,
         }
     }

@@ -101,6 +101,7 @@ fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCan
     assert_eq!(verified.domain, "assent.test");
     assert_eq!(verified.selector, "s2025");
     assert_eq!(verified.algorithm, a);
+    assert_eq!(verified.canonicalization, "relaxed/relaxed");
     assert!(verified.signs("List-Unsubscribe"), "{verified:?}");
     assert!(verified.signs("list-unsubscribe-post"), "{verified:?}");
     assert!(verified.signed_headers.iter().all(|h| *h == h.to_lowercase()));
@@ -119,18 +120,21 @@ fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCan
     assert!(verify_dkim(&raw, &other_key.dns_txt).is_err(), "{a}: verifies with another key");
 }
 
+// Relaxed header canonicalization only: lettre 0.11.23 signs `simple` headers over a
+// DKIM-Signature folded differently from the one it inserts (the fold moves once `b=` is
+// filled in), so its `simple/...` signatures fail here and in dkimpy alike. That
+// includes `DkimConfig::default_config` (simple/relaxed): sign with relaxed/relaxed.
+
 #[test]
 fn dkim_ed25519_covers_list_unsubscribe_and_body() {
     let key = test_dkim_ed25519();
     check_dkim(&key, DkimSigningAlgorithm::Ed25519, DkimCanonicalizationType::Relaxed, "ed25519-sha256");
-    check_dkim(&key, DkimSigningAlgorithm::Ed25519, DkimCanonicalizationType::Simple, "ed25519-sha256");
 }
 
 #[test]
 fn dkim_rsa_covers_list_unsubscribe_and_body() {
     let key = test_dkim_rsa();
     check_dkim(&key, DkimSigningAlgorithm::Rsa, DkimCanonicalizationType::Relaxed, "rsa-sha256");
-    check_dkim(&key, DkimSigningAlgorithm::Rsa, DkimCanonicalizationType::Simple, "rsa-sha256");
 }
 
 #[test]
@@ -207,7 +211,9 @@ async fn smtp_sink_receives_messages_intact() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].mail_from, "notify@assent.test");
     assert_eq!(got[0].rcpt_to, vec!["person@example.org"]);
-    assert_eq!(got[0].data, sent, "the sink stores the message as sent (dot-unstuffed)");
+    // lettre ends DATA with CRLF.CRLF even after the message's final CRLF: one empty
+    // last line more (which DKIM body canonicalization ignores).
+    assert_eq!(got[0].data, [sent.as_slice(), b"\r\n"].concat(), "the message as sent");
     assert_eq!(subject(&got[0].data).as_deref(), Some("Ваше согласие подтверждено"));
     assert_eq!(
         text_body(&got[0].data),
@@ -221,7 +227,24 @@ async fn smtp_sink_receives_messages_intact() {
     from_url.send(russian_message("second@example.org")).await.expect("send via URL");
     let got = sink.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(got[1].rcpt_to, vec!["second@example.org"]);
-    assert_eq!(sink.count(), 2);
+
+    // Lines starting with a dot (7bit text, so they go out as written): lettre stuffs
+    // them, the sink unstuffs them.
+    let body = ".hidden\r\n..two\r\n.\r\nend\r\n";
+    let message = Message::builder()
+        .from(mailbox("notify@assent.test"))
+        .to(mailbox("third@example.org"))
+        .subject("dots")
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_owned())
+        .unwrap();
+    let sent = message.formatted();
+    assert!(header(&sent, "Content-Transfer-Encoding") == vec!["7bit"]);
+    from_url.send(message).await.expect("send dots");
+    let got = sink.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(got[2].data, [sent.as_slice(), b"\r\n"].concat());
+    assert!(text_body(&got[2].data).starts_with(body));
+    assert_eq!(sink.count(), 3);
 }
 
 #[actix_web::test]
@@ -285,20 +308,28 @@ async fn smtp_sink_stops_and_restarts_on_the_same_port() {
     assert_eq!(got[1].rcpt_to, vec!["b@example.org"]);
 }
 
+// lettre's pool bounds only the idle connections it keeps (max_size, 10): it opens a
+// new connection for every send that finds none idle, so 1000 concurrent sends open
+// 1000 connections. Senders bound their own concurrency, as the 10 workers here do
+// (they still open about 20: a connection goes back to the pool in a task of its own,
+// after the worker has asked for the next one).
 #[actix_web::test]
 async fn smtp_sink_serves_a_pool_of_concurrent_connections() {
     let sink = SmtpSink::start();
     let mailer = transport(&sink);
-    let n = 1000;
+    let (workers, per_worker) = (10, 100);
+    let n = workers * per_worker;
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
-    for i in 0..n {
+    for w in 0..workers {
         let mailer = mailer.clone();
         sends.spawn(async move {
-            mailer
-                .send(russian_message(&format!("user{i}@example.org")))
-                .await
-                .expect("send")
+            for i in 0..per_worker {
+                mailer
+                    .send(russian_message(&format!("user{w}-{i}@example.org")))
+                    .await
+                    .expect("send");
+            }
         });
     }
     while let Some(sent) = sends.join_next().await {
@@ -308,7 +339,10 @@ async fn smtp_sink_serves_a_pool_of_concurrent_connections() {
     let got = sink.wait_for(n, Duration::from_secs(5)).await;
     assert_eq!(got.len(), n);
     let connections = sink.connections();
-    assert!(connections <= 10, "lettre's pool holds 10 connections, sink saw {connections}");
+    assert!(
+        connections <= 3 * workers as u64,
+        "pooled connections are reused: {connections} for {n} messages"
+    );
     eprintln!(
         "{n} messages over {connections} pooled connections in {elapsed:?} ({:.0}/s)",
         n as f64 / elapsed.as_secs_f64()

@@ -603,7 +603,7 @@ impl Dispatcher {
     async fn update_depth(&self) {
         let store = self.store.clone();
         let depth = blocking(move || {
-            let tenants = store.system(|c| tenants::list_tenants(c))?;
+            let tenants = store.system(tenants::list_tenants)?;
             let mut total: std::collections::BTreeMap<String, i64> = Default::default();
             for t in tenants {
                 for (status, n) in store.read(&t.id, |c| outbox::depth(c, &t.id))? {

@@ -232,7 +232,6 @@ pub fn compose(parts: &EmailParts, dkim: Option<&Dkim>) -> Result<Message, Email
 ///
 /// No public-key helper is provided: deriving the public key needs RSA or Ed25519 code
 /// that this crate does not depend on directly.
-#[derive(Debug)]
 pub struct Dkim {
     config: DkimConfig,
     selector: String,
@@ -293,6 +292,16 @@ fn valid_dns_label_text(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// Shows the selector and domain only, never key material.
+impl std::fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dkim")
+            .field("selector", &self.selector)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dkim {

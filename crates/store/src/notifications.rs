@@ -173,10 +173,9 @@ pub fn enqueue(
     let id = assent_core::id::new_id();
     let plain = serde_json::to_vec(&new.data).unwrap_or_default();
     let data = match &new.subject_id {
-        Some(subject_id) => match subject_key(conn, keys, tenant_id, subject_id)? {
-            Some(key) => Some(key.seal(&id, DATA_FIELD, &plain)),
-            None => None,
-        },
+        Some(subject_id) => {
+            subject_key(conn, keys, tenant_id, subject_id)?.map(|k| k.seal(&id, DATA_FIELD, &plain))
+        }
         None => Some(plain),
     };
     let stamp = crate::now();
