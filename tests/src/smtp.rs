@@ -338,6 +338,20 @@ async fn reply(io: &mut Io, text: &str) -> io::Result<()> {
     io.write_all(text.as_bytes()).await
 }
 
+/// Acknowledges what has arrived at once instead of after the delayed-ACK timer.
+///
+/// lettre writes the message and then the final `.` line in two writes on a socket
+/// without `TCP_NODELAY`, so Nagle holds the `.` back until the message is
+/// acknowledged; with delayed ACKs that costs about 40 ms a message per connection (a
+/// pool of 10 tops out near 250 messages/s). Setting `TCP_QUICKACK` before waiting for
+/// more DATA sends the pending ACK now (Linux only; elsewhere the delay stays).
+fn ack_now(io: &Io) {
+    #[cfg(target_os = "linux")]
+    let _ = io.get_ref().set_quickack(true);
+    #[cfg(not(target_os = "linux"))]
+    let _ = io;
+}
+
 /// Waits, answering nothing, until the client closes the connection.
 async fn stall(io: &mut Io) -> io::Result<()> {
     let mut buf = [0u8; 1024];
@@ -436,6 +450,9 @@ async fn session(io: &mut Io, shared: &Shared, id: u64) -> io::Result<()> {
                 reply(io, "354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                 let mut data = Vec::with_capacity(4096);
                 loop {
+                    if io.buffer().is_empty() {
+                        ack_now(io);
+                    }
                     if !read_line(io, &mut line).await? {
                         return Ok(()); // client went away mid-DATA: nothing delivered
                     }

@@ -94,7 +94,11 @@ mod tests {
             (112, "112 дней"),
         ];
         for (n, expected) in table {
-            assert_eq!(format!("{n} {}", plural("ru", n, &DAYS_RU)), expected, "n = {n}");
+            assert_eq!(
+                format!("{n} {}", plural("ru", n, &DAYS_RU)),
+                expected,
+                "n = {n}"
+            );
         }
     }
 
@@ -118,7 +122,13 @@ mod tests {
 
     #[test]
     fn english() {
-        let table = [(0, "days"), (1, "day"), (2, "days"), (11, "days"), (21, "days")];
+        let table = [
+            (0, "days"),
+            (1, "day"),
+            (2, "days"),
+            (11, "days"),
+            (21, "days"),
+        ];
         for (n, expected) in table {
             assert_eq!(plural("en", n, &["day", "days"]), expected, "n = {n}");
         }

@@ -61,6 +61,8 @@ const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace"];
 const SUBJECT: &str = "subject";
 const TEXT: &str = "text";
 const HTML: &str = "html";
+const TEXT_FOOTER: &str = "text footer";
+const HTML_FOOTER: &str = "html footer";
 
 /// The templates of one kind in one locale, as stored for a tenant's override.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,7 +305,7 @@ impl Templates {
 
         let text_body = self.render_part(kind, TEXT, &set.text, &ctx)?;
         let footer = footer(lang);
-        let text_footer = self.render_part("footer", "text footer", footer.text, &ctx)?;
+        let text_footer = self.render_part("footer", TEXT_FOOTER, footer.text, &ctx)?;
         let text = join_blocks(&text_body, &text_footer);
 
         let html_body = if set.html.trim().is_empty() {
@@ -311,7 +313,7 @@ impl Templates {
         } else {
             self.render_part(kind, HTML, &set.html, &ctx)?
         };
-        let html_footer = self.render_part("footer", "html footer", footer.html, &ctx)?;
+        let html_footer = self.render_part("footer", HTML_FOOTER, footer.html, &ctx)?;
         let html = html_document(lang, &subject, &html_body, &html_footer);
 
         Ok(Rendered {
@@ -428,7 +430,11 @@ fn parts(set: &TemplateSet) -> [(&'static str, &str); 3] {
 
 /// Template names decide auto-escaping: only the HTML part ends in `.html`.
 fn template_name(kind: &str, part: &str) -> String {
-    let ext = if part.ends_with(HTML) { "html" } else { "txt" };
+    let ext = if part == HTML || part == HTML_FOOTER {
+        "html"
+    } else {
+        "txt"
+    };
     format!("{kind}.{}.{ext}", part.replace(' ', "_"))
 }
 
@@ -1168,7 +1174,7 @@ mod tests {
                 r.text
             );
             assert!(r.html.contains(&format!(
-                "заканчивается <strong>{}",
+                "через <strong>{}</strong>",
                 &phrase["через ".len()..]
             )));
         }
