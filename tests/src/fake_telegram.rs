@@ -134,7 +134,9 @@ impl FakeTelegram {
                     .listen(listener)
                     .expect("listen fake Telegram")
                     .run();
-                    handle_tx.send(server.handle()).expect("hand over server handle");
+                    handle_tx
+                        .send(server.handle())
+                        .expect("hand over server handle");
                     let _ = server.await;
                 })
             })
@@ -244,7 +246,9 @@ impl FakeTelegram {
     }
 
     /// Shortens the enforced window from 1 s by `slack` (default zero), to forgive the
-    /// network jitter between a sender's clock and this server's.
+    /// jitter between a sender's clock and this server's. teloxide's `Throttle` spaces
+    /// messages to a chat by at least 1 s when it sends them; they arrived 1.004 s apart
+    /// here, so a benchmark that must never see a false 429 sets 50-100 ms.
     pub fn set_limits_slack(&self, slack: Duration) {
         self.shared.lock().slack = slack;
     }
@@ -305,7 +309,13 @@ fn chat(chat_id: i64) -> Value {
     }
 }
 
-fn message(token: &str, message_id: i64, chat_id: i64, text: &str, markup: Option<&Value>) -> Value {
+fn message(
+    token: &str,
+    message_id: i64,
+    chat_id: i64,
+    text: &str,
+    markup: Option<&Value>,
+) -> Value {
     let mut message = json!({
         "message_id": message_id,
         "date": unix_now(),
@@ -449,7 +459,13 @@ async fn answer(
             ) else {
                 return error(400, "Bad Request: message to edit not found");
             };
-            ok(message(token, message_id, chat_id, text, params.get("reply_markup")))
+            ok(message(
+                token,
+                message_id,
+                chat_id,
+                text,
+                params.get("reply_markup"),
+            ))
         }
         "getupdates" => {
             let wait = int_param(params, "timeout").unwrap_or(0).clamp(0, 1) as u64;
@@ -461,9 +477,16 @@ async fn answer(
             "has_custom_certificate": false,
             "pending_update_count": 0,
         })),
-        "answercallbackquery" | "deletemessage" | "sendchataction" | "setmycommands"
-        | "deletemycommands" | "setwebhook" | "deletewebhook" | "setchatmenubutton"
-        | "setmydescription" | "setmyshortdescription" => ok(json!(true)),
+        "answercallbackquery"
+        | "deletemessage"
+        | "sendchataction"
+        | "setmycommands"
+        | "deletemycommands"
+        | "setwebhook"
+        | "deletewebhook"
+        | "setchatmenubutton"
+        | "setmydescription"
+        | "setmyshortdescription" => ok(json!(true)),
         _ => error(404, "Not Found"),
     }
 }

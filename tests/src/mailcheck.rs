@@ -47,7 +47,11 @@ pub fn header(raw: &[u8], name: &str) -> Vec<String> {
 }
 
 fn unfold(value: &str) -> String {
-    value.replace("\r\n", "").replace('\n', "").trim().to_owned()
+    value
+        .replace("\r\n", "")
+        .replace('\n', "")
+        .trim()
+        .to_owned()
 }
 
 /// The decoded `Subject`, if any.
@@ -98,8 +102,12 @@ pub struct TestDkimKey {
 /// A fixed Ed25519 key (RFC 8463; seed = SHA-256 of "assent-test-dkim-ed25519").
 pub fn test_dkim_ed25519() -> TestDkimKey {
     TestDkimKey {
-        private_key_for_lettre: include_str!("../fixtures/dkim/ed25519.key").trim().to_owned(),
-        dns_txt: include_str!("../fixtures/dkim/ed25519.txt").trim().to_owned(),
+        private_key_for_lettre: include_str!("../fixtures/dkim/ed25519.key")
+            .trim()
+            .to_owned(),
+        dns_txt: include_str!("../fixtures/dkim/ed25519.txt")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -107,7 +115,9 @@ pub fn test_dkim_ed25519() -> TestDkimKey {
 pub fn test_dkim_rsa() -> TestDkimKey {
     TestDkimKey {
         private_key_for_lettre: include_str!("../fixtures/dkim/rsa2048.pem").to_owned(),
-        dns_txt: include_str!("../fixtures/dkim/rsa2048.txt").trim().to_owned(),
+        dns_txt: include_str!("../fixtures/dkim/rsa2048.txt")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -165,8 +175,8 @@ async fn verify_dkim_async(raw: &[u8], dns_txt: &str) -> Result<DkimVerified, St
         return Err("no DKIM-Signature header".to_owned());
     }
     // Every TXT lookup is answered from `cache`; the resolver is never asked.
-    let authenticator = MessageAuthenticator::new_cloudflare()
-        .map_err(|e| format!("resolver: {e}"))?;
+    let authenticator =
+        MessageAuthenticator::new_cloudflare().map_err(|e| format!("resolver: {e}"))?;
     let outputs = authenticator
         .verify_dkim(Parameters::new(&message).with_txt_cache(&cache))
         .await;

@@ -33,7 +33,12 @@ pub struct Wiring<'a> {
 }
 
 pub fn dispatcher(app: &TestApp, wiring: Wiring<'_>) -> Dispatcher {
-    dispatcher_for(&app.store, app.delivery.clone(), app.data_dir.path(), wiring)
+    dispatcher_for(
+        &app.store,
+        app.delivery.clone(),
+        app.data_dir.path(),
+        wiring,
+    )
 }
 
 pub fn dispatcher_for(
@@ -49,8 +54,13 @@ pub fn dispatcher_for(
     )
     .expect("mail transport");
     let key = crate::mailcheck::test_dkim_ed25519();
-    let dkim = Dkim::from_config(DKIM_SELECTOR, DKIM_DOMAIN, "ed25519", &key.private_key_for_lettre)
-        .expect("dkim key");
+    let dkim = Dkim::from_config(
+        DKIM_SELECTOR,
+        DKIM_DOMAIN,
+        "ed25519",
+        &key.private_key_for_lettre,
+    )
+    .expect("dkim key");
     let telegram = wiring
         .telegram_api_url
         .map(|u| TelegramSender::new(BOT_TOKEN, Some(u.parse().expect("bot api url"))));

@@ -270,7 +270,10 @@ fn spawn_server(listener: StdTcpListener, shared: Arc<Shared>) -> Running {
         .expect("non-blocking SMTP listener");
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
-        .name(format!("smtp-sink-{}", listener.local_addr().unwrap().port()))
+        .name(format!(
+            "smtp-sink-{}",
+            listener.local_addr().unwrap().port()
+        ))
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -282,7 +285,11 @@ fn spawn_server(listener: StdTcpListener, shared: Arc<Shared>) -> Running {
     Running { stop, thread }
 }
 
-async fn accept_loop(listener: StdTcpListener, shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: StdTcpListener,
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+) {
     let listener = TcpListener::from_std(listener).expect("tokio SMTP listener");
     let mut tasks = JoinSet::new();
     let mut stop_signal = stopped.clone();
@@ -423,13 +430,19 @@ async fn session(io: &mut Io, shared: &Shared, id: u64) -> io::Result<()> {
                     let rejected = shared.lock().rejects.get(&to.to_lowercase()).copied();
                     match (rejected, mode) {
                         (Some(code), _) if code < 500 => {
-                            reply(io, &format!("{code} 4.2.0 <{to}>: mailbox busy, try later\r\n")).await?
+                            reply(
+                                io,
+                                &format!("{code} 4.2.0 <{to}>: mailbox busy, try later\r\n"),
+                            )
+                            .await?
                         }
                         (Some(code), _) => {
-                            reply(io, &format!("{code} 5.1.1 <{to}>: mailbox unavailable\r\n")).await?
+                            reply(io, &format!("{code} 5.1.1 <{to}>: mailbox unavailable\r\n"))
+                                .await?
                         }
                         (None, SmtpMode::TempFail) => {
-                            reply(io, "451 4.3.0 Temporary failure (test sink), try later\r\n").await?
+                            reply(io, "451 4.3.0 Temporary failure (test sink), try later\r\n")
+                                .await?
                         }
                         (None, SmtpMode::PermFail) => {
                             reply(io, "550 5.7.1 Rejected (test sink)\r\n").await?

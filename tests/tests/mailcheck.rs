@@ -69,16 +69,28 @@ fn unsigned_message(body: &str) -> Message {
         .unwrap()
 }
 
-fn signed(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, header_canon: DkimCanonicalizationType) -> Vec<u8> {
+fn signed(
+    key: &TestDkimKey,
+    algorithm: DkimSigningAlgorithm,
+    header_canon: DkimCanonicalizationType,
+) -> Vec<u8> {
     let mut message = unsigned_message("Hello, world.\r\nThis is the consent receipt.\r\n");
     let config = DkimConfig::new(
         "s2025".to_owned(),
         "assent.test".to_owned(),
-        DkimSigningKey::new(&key.private_key_for_lettre, algorithm).expect("lettre reads the test key"),
-        ["From", "To", "Subject", "Date", "List-Unsubscribe", "List-Unsubscribe-Post"]
-            .into_iter()
-            .map(HeaderName::new_from_ascii_str)
-            .collect(),
+        DkimSigningKey::new(&key.private_key_for_lettre, algorithm)
+            .expect("lettre reads the test key"),
+        [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect(),
         DkimCanonicalization {
             header: header_canon,
             body: DkimCanonicalizationType::Relaxed,
@@ -94,7 +106,12 @@ fn replace(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
     text.replacen(from, to, 1).into_bytes()
 }
 
-fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCanonicalizationType, a: &str) {
+fn check_dkim(
+    key: &TestDkimKey,
+    algorithm: DkimSigningAlgorithm,
+    canon: DkimCanonicalizationType,
+    a: &str,
+) {
     let raw = signed(key, algorithm, canon);
     let verified = verify_dkim(&raw, &key.dns_txt)
         .unwrap_or_else(|e| panic!("{a} {canon:?}: {e}\n{}", String::from_utf8_lossy(&raw)));
@@ -104,7 +121,12 @@ fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCan
     assert_eq!(verified.canonicalization, "relaxed/relaxed");
     assert!(verified.signs("List-Unsubscribe"), "{verified:?}");
     assert!(verified.signs("list-unsubscribe-post"), "{verified:?}");
-    assert!(verified.signed_headers.iter().all(|h| *h == h.to_lowercase()));
+    assert!(
+        verified
+            .signed_headers
+            .iter()
+            .all(|h| *h == h.to_lowercase())
+    );
 
     let tampered = replace(&raw, "one-click-token", "other-token");
     assert!(
@@ -116,8 +138,15 @@ fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCan
         verify_dkim(&tampered, &key.dns_txt).is_err(),
         "{a}: a changed body still verifies"
     );
-    let other_key = if a == "rsa-sha256" { test_dkim_ed25519() } else { test_dkim_rsa() };
-    assert!(verify_dkim(&raw, &other_key.dns_txt).is_err(), "{a}: verifies with another key");
+    let other_key = if a == "rsa-sha256" {
+        test_dkim_ed25519()
+    } else {
+        test_dkim_rsa()
+    };
+    assert!(
+        verify_dkim(&raw, &other_key.dns_txt).is_err(),
+        "{a}: verifies with another key"
+    );
 }
 
 // Relaxed header canonicalization only: lettre 0.11.23 signs `simple` headers over a
@@ -128,20 +157,34 @@ fn check_dkim(key: &TestDkimKey, algorithm: DkimSigningAlgorithm, canon: DkimCan
 #[test]
 fn dkim_ed25519_covers_list_unsubscribe_and_body() {
     let key = test_dkim_ed25519();
-    check_dkim(&key, DkimSigningAlgorithm::Ed25519, DkimCanonicalizationType::Relaxed, "ed25519-sha256");
+    check_dkim(
+        &key,
+        DkimSigningAlgorithm::Ed25519,
+        DkimCanonicalizationType::Relaxed,
+        "ed25519-sha256",
+    );
 }
 
 #[test]
 fn dkim_rsa_covers_list_unsubscribe_and_body() {
     let key = test_dkim_rsa();
-    check_dkim(&key, DkimSigningAlgorithm::Rsa, DkimCanonicalizationType::Relaxed, "rsa-sha256");
+    check_dkim(
+        &key,
+        DkimSigningAlgorithm::Rsa,
+        DkimCanonicalizationType::Relaxed,
+        "rsa-sha256",
+    );
 }
 
 #[test]
 fn dkim_unsigned_or_bad_record_is_an_error() {
     let raw = unsigned_message("Hello").formatted();
     assert!(verify_dkim(&raw, &test_dkim_ed25519().dns_txt).is_err());
-    let raw = signed(&test_dkim_ed25519(), DkimSigningAlgorithm::Ed25519, DkimCanonicalizationType::Relaxed);
+    let raw = signed(
+        &test_dkim_ed25519(),
+        DkimSigningAlgorithm::Ed25519,
+        DkimCanonicalizationType::Relaxed,
+    );
     assert!(verify_dkim(&raw, "v=DKIM1; k=ed25519; p=").is_err());
 }
 
@@ -160,26 +203,50 @@ fn headers_and_bodies_are_read_back() {
         .unwrap()
         .formatted();
     assert_eq!(subject(&raw).as_deref(), Some("Подтверждение согласия"));
-    assert_eq!(header(&raw, "list-unsubscribe"), vec![UNSUBSCRIBE.to_owned()]);
-    assert_eq!(header(&raw, "List-Unsubscribe-Post"), vec!["List-Unsubscribe=One-Click"]);
+    assert_eq!(
+        header(&raw, "list-unsubscribe"),
+        vec![UNSUBSCRIBE.to_owned()]
+    );
+    assert_eq!(
+        header(&raw, "List-Unsubscribe-Post"),
+        vec!["List-Unsubscribe=One-Click"]
+    );
     assert!(header(&raw, "X-Absent").is_empty());
-    assert_eq!(text_body(&raw).trim_end(), "Здравствуйте! Ваше согласие записано.");
-    assert_eq!(html_body(&raw).trim_end(), "<p>Здравствуйте! <b>Ваше согласие</b> записано.</p>");
+    assert_eq!(
+        text_body(&raw).trim_end(),
+        "Здравствуйте! Ваше согласие записано."
+    );
+    assert_eq!(
+        html_body(&raw).trim_end(),
+        "<p>Здравствуйте! <b>Ваше согласие</b> записано.</p>"
+    );
 
     let plain = unsigned_message("only text").formatted();
-    assert_eq!(html_body(&plain), "", "a text-only message has no HTML part");
-    assert_eq!(mailcheck::parse(&plain).subject(), Some("Your consent receipt"));
+    assert_eq!(
+        html_body(&plain),
+        "",
+        "a text-only message has no HTML part"
+    );
+    assert_eq!(
+        mailcheck::parse(&plain).subject(),
+        Some("Your consent receipt")
+    );
 
     // A long header is folded on the wire and unfolded by `header`.
     let long = format!("<https://assent.test/u/{}>", "x".repeat(120));
     let raw = Message::builder()
         .from(mailbox("notify@assent.test"))
         .to(mailbox("person@example.org"))
-        .header(ListUnsubscribe(format!("{long}, <mailto:unsub@assent.test>")))
+        .header(ListUnsubscribe(format!(
+            "{long}, <mailto:unsub@assent.test>"
+        )))
         .body(String::from("x"))
         .unwrap()
         .formatted();
-    assert_eq!(header(&raw, "List-Unsubscribe"), vec![format!("{long}, <mailto:unsub@assent.test>")]);
+    assert_eq!(
+        header(&raw, "List-Unsubscribe"),
+        vec![format!("{long}, <mailto:unsub@assent.test>")]
+    );
 }
 
 fn russian_message(to: &str) -> Message {
@@ -213,8 +280,15 @@ async fn smtp_sink_receives_messages_intact() {
     assert_eq!(got[0].rcpt_to, vec!["person@example.org"]);
     // lettre ends DATA with CRLF.CRLF even after the message's final CRLF: one empty
     // last line more (which DKIM body canonicalization ignores).
-    assert_eq!(got[0].data, [sent.as_slice(), b"\r\n"].concat(), "the message as sent");
-    assert_eq!(subject(&got[0].data).as_deref(), Some("Ваше согласие подтверждено"));
+    assert_eq!(
+        got[0].data,
+        [sent.as_slice(), b"\r\n"].concat(),
+        "the message as sent"
+    );
+    assert_eq!(
+        subject(&got[0].data).as_deref(),
+        Some("Ваше согласие подтверждено")
+    );
     assert_eq!(
         text_body(&got[0].data),
         "Здравствуйте!\r\n.Строка с точкой в начале\r\n..и ещё одна\r\nКонец.\r\n"
@@ -224,7 +298,10 @@ async fn smtp_sink_receives_messages_intact() {
     let from_url = AsyncSmtpTransport::<Tokio1Executor>::from_url(&sink.url())
         .expect("lettre accepts the sink URL")
         .build();
-    from_url.send(russian_message("second@example.org")).await.expect("send via URL");
+    from_url
+        .send(russian_message("second@example.org"))
+        .await
+        .expect("send via URL");
     let got = sink.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(got[1].rcpt_to, vec!["second@example.org"]);
 
@@ -253,33 +330,57 @@ async fn smtp_sink_failures_are_transient_or_permanent_for_lettre() {
     let mailer = transport(&sink);
 
     sink.set_mode(SmtpMode::TempFail);
-    let err = mailer.send(russian_message("a@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_transient(), "451 at RCPT: {err:?}");
 
     sink.set_mode(SmtpMode::PermFail);
-    let err = mailer.send(russian_message("a@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_permanent(), "550 at RCPT: {err:?}");
 
     sink.set_mode(SmtpMode::TempFailAfterData);
-    let err = mailer.send(russian_message("a@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_transient(), "451 after DATA: {err:?}");
 
     sink.set_mode(SmtpMode::PermFailAfterData);
-    let err = mailer.send(russian_message("a@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_permanent(), "554 after DATA: {err:?}");
     assert_eq!(sink.count(), 0, "refused messages are not recorded");
 
     sink.set_mode(SmtpMode::Accept);
     sink.reject_recipient("Gone@Example.org", 550);
     sink.reject_recipient("busy@example.org", 452);
-    let err = mailer.send(russian_message("gone@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("gone@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_permanent(), "{err:?}");
     assert_eq!(err.status().map(u16::from), Some(550));
-    let err = mailer.send(russian_message("busy@example.org")).await.unwrap_err();
+    let err = mailer
+        .send(russian_message("busy@example.org"))
+        .await
+        .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
-    mailer.send(russian_message("fine@example.org")).await.expect("others still pass");
+    mailer
+        .send(russian_message("fine@example.org"))
+        .await
+        .expect("others still pass");
     sink.accept_recipient("gone@example.org");
-    mailer.send(russian_message("gone@example.org")).await.expect("accepted again");
+    mailer
+        .send(russian_message("gone@example.org"))
+        .await
+        .expect("accepted again");
     let got = sink.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(got[0].rcpt_to, vec!["fine@example.org"]);
     assert_eq!(got[1].rcpt_to, vec!["gone@example.org"]);
@@ -290,13 +391,25 @@ async fn smtp_sink_stops_and_restarts_on_the_same_port() {
     let sink = SmtpSink::start();
     let port = sink.port();
     let mailer = transport(&sink);
-    mailer.send(russian_message("a@example.org")).await.expect("first");
+    mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .expect("first");
 
     sink.stop();
     assert!(!sink.is_running());
-    assert!(std::net::TcpStream::connect(sink.addr()).is_err(), "port still open");
-    let err = mailer.send(russian_message("a@example.org")).await.unwrap_err();
-    assert!(!err.is_permanent(), "an unreachable server is no permanent failure: {err:?}");
+    assert!(
+        std::net::TcpStream::connect(sink.addr()).is_err(),
+        "port still open"
+    );
+    let err = mailer
+        .send(russian_message("a@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_permanent(),
+        "an unreachable server is no permanent failure: {err:?}"
+    );
 
     sink.restart();
     assert_eq!(sink.port(), port);

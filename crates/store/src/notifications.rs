@@ -577,7 +577,8 @@ pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResul
         .set((
             notifications::status.eq(NoticeStatus::Queued.as_str()),
             notifications::reason.eq(None::<String>),
-            notifications::attempts.eq(0),
+            // Attempts keep counting (the log is keyed by them); the budget grows.
+            notifications::max_attempts.eq(notice.attempts + assent_core::notice::DEFAULT_MAX_ATTEMPTS),
             notifications::due_at.eq(stamp),
             notifications::updated_at.eq(stamp),
         ))

@@ -88,7 +88,14 @@ fn with_notices(
     let page = assent_core::page::PageRequest::parse(None, Some(200))
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let (mut notices, _) = outbox::list(c, &sub.tenant_id, &filter, &page)?;
-    notices.retain(|n| n.status != "cancelled");
+    // Only the notices of the current date: earlier dates' belong to past cycles.
+    let current = format!("{}:{}:", sub.source(), sub.expires_at.and_utc().timestamp());
+    notices.retain(|n| {
+        n.status != "cancelled"
+            && n.idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(&current))
+    });
     notices.sort_by_key(|n| n.due_at);
     Ok(SubscriptionView {
         notices: notices
