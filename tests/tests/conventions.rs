@@ -344,6 +344,25 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/audit-log"),
         ("post", "/v1/imports"),
         ("get", "/v1/imports/{id}"),
+        ("post", "/v1/notifications"),
+        ("get", "/v1/notifications"),
+        ("get", "/v1/notifications/{id}"),
+        ("post", "/v1/notifications/{id}/requeue"),
+        ("post", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions/{id}"),
+        ("patch", "/v1/subscriptions/{id}"),
+        ("get", "/v1/notification-settings"),
+        ("put", "/v1/notification-settings"),
+        ("get", "/v1/templates"),
+        ("get", "/v1/templates/{kind}/{locale}"),
+        ("put", "/v1/templates/{kind}/{locale}"),
+        ("delete", "/v1/templates/{kind}/{locale}"),
+        ("post", "/v1/templates/{kind}/{locale}/preview"),
+        ("post", "/v1/webhooks"),
+        ("get", "/v1/webhooks"),
+        ("delete", "/v1/webhooks/{id}"),
+        ("get", "/v1/webhooks/{id}/deliveries"),
     ];
     for (method, path) in served {
         assert!(
@@ -353,7 +372,9 @@ async fn openapi_documents_every_route() {
         let concrete = path
             .replace("{client_id}", "x")
             .replace("{code}", "x")
-            .replace("{id}", "x");
+            .replace("{id}", "x")
+            .replace("{kind}", "x")
+            .replace("{locale}", "ru");
         let status = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

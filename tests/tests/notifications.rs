@@ -1095,3 +1095,96 @@ async fn notices_subscriptions_and_webhooks_are_isolated_between_tenants() {
             .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_set_offsets_quota_and_an_expiry_purpose() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = setup(&app, "acme").await;
+        let defaults = app
+            .expect(&t.token, Method::GET, "/v1/notification-settings", None, OK)
+            .await;
+        assert_eq!(defaults["expiry_offsets"], json!([30, 7, 1, 0]));
+        for bad in [
+            json!({"expiry_offsets": [-1], "expiry_purpose": null, "hourly_send_quota": null}),
+            json!({"expiry_offsets": [7, 7], "expiry_purpose": null, "hourly_send_quota": null}),
+            json!({"expiry_offsets": [7], "expiry_purpose": "nope", "hourly_send_quota": null}),
+            json!({"expiry_offsets": [7], "expiry_purpose": null, "hourly_send_quota": 0}),
+        ] {
+            let (status, problem) = app
+                .call(
+                    &t.token,
+                    Method::PUT,
+                    "/v1/notification-settings",
+                    Some(&bad),
+                )
+                .await;
+            assert_eq!(status, INVALID, "{bad}: {problem}");
+        }
+        let unchanged = app
+            .expect(&t.token, Method::GET, "/v1/notification-settings", None, OK)
+            .await;
+        assert_eq!(unchanged, defaults, "bad input changes nothing");
+        app.expect(
+            &t.token,
+            Method::PUT,
+            "/v1/notification-settings",
+            Some(&json!({"expiry_offsets": [0, 10], "expiry_purpose": "news", "hourly_send_quota": 2})),
+            OK,
+        )
+        .await;
+
+        // Expiry notices tied to a purpose are subscribed: they need its consent and
+        // carry List-Unsubscribe.
+        let s = subject(&app, &t, "anna@example.org").await;
+        consent(&app, &t, &s, "grant").await;
+        let sub = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subscriptions",
+                Some(&json!({
+                    "subject_id": s, "name": "Премиум",
+                    "expires_at": (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339(),
+                })),
+                CREATED,
+            )
+            .await;
+        let offsets: Vec<i64> = sub["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["offset_days"].as_i64().unwrap())
+            .collect();
+        assert_eq!(offsets, vec![10, 0], "{sub}");
+        for _ in 0..3 {
+            newsletter(&app, &t, &s, json!({})).await;
+        }
+        let d = notify::dispatcher(
+            &app,
+            Wiring {
+                smtp_url: Some(&sink.url()),
+                ..Default::default()
+            },
+        );
+        d.drain().await.unwrap();
+        assert_eq!(sink.count(), 2, "the hourly quota holds the rest back");
+        let queued = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/notifications?status=queued",
+                None,
+                OK,
+            )
+            .await;
+        assert_eq!(queued["items"].as_array().unwrap().len(), 3, "{queued}");
+        let expiry = sink
+            .messages()
+            .into_iter()
+            .find(|m| mailcheck::subject(&m.data).is_some_and(|s| s.contains("Премиум")))
+            .expect("the expiry notice, due first, went out");
+        assert_eq!(mailcheck::header(&expiry.data, "List-Unsubscribe").len(), 1);
+    }
+}

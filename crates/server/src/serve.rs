@@ -126,7 +126,11 @@ pub fn build_dispatcher(
     )
     .map_err(|e| e.to_string())?;
     tracing::info!(mail = %mail.describe(), "mail transport ready");
-    let dkim = match (&config.dkim_selector, &config.dkim_domain, &config.dkim_key_file) {
+    let dkim = match (
+        &config.dkim_selector,
+        &config.dkim_domain,
+        &config.dkim_key_file,
+    ) {
         (Some(selector), Some(domain), Some(file)) => {
             let key = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read the DKIM key {}: {e}", file.display()))?;

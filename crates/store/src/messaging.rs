@@ -118,7 +118,10 @@ pub fn templates_of_kind(
         .load(conn)?)
 }
 
-pub fn list_templates(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<StoredTemplate>> {
+pub fn list_templates(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> StoreResult<Vec<StoredTemplate>> {
     Ok(templates::table
         .filter(templates::tenant_id.eq(tenant_id))
         .order((templates::kind.asc(), templates::locale.asc()))
@@ -252,7 +255,10 @@ pub fn record_bounce(
         .optional()?;
     let bounces = current.unwrap_or(0) + 1;
     let suppressed = assent_core::notice::suppress_after_bounces(bounces);
-    let reason: String = format!("hard bounce: {}", detail.chars().take(200).collect::<String>());
+    let reason: String = format!(
+        "hard bounce: {}",
+        detail.chars().take(200).collect::<String>()
+    );
     let now = crate::now();
     if current.is_some() {
         diesel::update(suppressions::table.find((tenant_id, SUPPRESS_EMAIL, digest)))

@@ -78,7 +78,9 @@ impl Notice {
         self.status.parse().unwrap_or(NoticeStatus::Queued)
     }
     pub fn category(&self) -> NoticeCategory {
-        self.category.parse().unwrap_or(NoticeCategory::Transactional)
+        self.category
+            .parse()
+            .unwrap_or(NoticeCategory::Transactional)
     }
     pub fn channel(&self) -> NoticeChannel {
         self.channel.parse().unwrap_or(NoticeChannel::Email)
@@ -357,12 +359,13 @@ pub fn fence(
     let Some(subject_id) = &notice.subject_id else {
         return Ok(());
     };
-    let person: Option<PersonRow> =
-        diesel::sql_query("SELECT person_id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR SHARE")
-            .bind::<Text, _>(tenant_id)
-            .bind::<Text, _>(subject_id)
-            .get_result(pg)
-            .optional()?;
+    let person: Option<PersonRow> = diesel::sql_query(
+        "SELECT person_id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR SHARE",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Text, _>(subject_id)
+    .get_result(pg)
+    .optional()?;
     if let Some(code) = &notice.purpose_code {
         diesel::sql_query(
             "SELECT 1 AS one FROM consent_states \
@@ -372,7 +375,13 @@ pub fn fence(
         .bind::<Text, _>(subject_id)
         .bind::<Text, _>(code)
         .load::<One>(pg)?;
-        if let (Some(group), Some(PersonRow { person_id: Some(person) })) = (group_id, person) {
+        if let (
+            Some(group),
+            Some(PersonRow {
+                person_id: Some(person),
+            }),
+        ) = (group_id, person)
+        {
             diesel::sql_query(
                 "SELECT 1 AS one FROM group_consent_states \
                  WHERE group_id = $1 AND person_id = $2 AND purpose_code = $3 FOR SHARE",
@@ -429,10 +438,10 @@ pub fn claim(
             .bind::<BigInt, _>(limit)
             .load(pg)?,
         DbConnection::Sqlite(lite) => diesel::sql_query(PICK.replace('$', "?"))
-        .bind::<Text, _>(tenant_id)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(lite)?,
+            .bind::<Text, _>(tenant_id)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(lite)?,
     };
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -467,26 +476,38 @@ pub fn lock_claimed(
     owner: &str,
 ) -> StoreResult<Option<Notice>> {
     if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT id FROM notifications WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
-            .bind::<Text, _>(tenant_id)
-            .bind::<Text, _>(id)
-            .load::<IdRow>(pg)?;
+        diesel::sql_query(
+            "SELECT id FROM notifications WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind::<Text, _>(tenant_id)
+        .bind::<Text, _>(id)
+        .load::<IdRow>(pg)?;
     }
     let notice = get(conn, tenant_id, id)?;
-    Ok(notice.filter(|n| {
-        n.status() == NoticeStatus::Sending && n.lease_owner.as_deref() == Some(owner)
-    }))
+    Ok(notice
+        .filter(|n| n.status() == NoticeStatus::Sending && n.lease_owner.as_deref() == Some(owner)))
 }
 
 /// How one delivery attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { channel: NoticeChannel, detail: Option<String> },
+    Sent {
+        channel: NoticeChannel,
+        detail: Option<String>,
+    },
     /// Try again later (SMTP 4xx, network, Telegram flood control).
-    Retry { channel: NoticeChannel, detail: String },
+    Retry {
+        channel: NoticeChannel,
+        detail: String,
+    },
     /// Will never succeed (SMTP 5xx, an unreachable recipient).
-    Failed { channel: NoticeChannel, detail: String },
-    Skipped { reason: String },
+    Failed {
+        channel: NoticeChannel,
+        detail: String,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Logs an attempt on a channel (a notice may try Telegram, then email).
@@ -528,7 +549,12 @@ pub fn finish(
         Outcome::Retry { channel, detail } => {
             log_attempt(conn, notice, *channel, "retry", Some(detail))?;
             if notice.attempts >= notice.max_attempts {
-                (NoticeStatus::Dead, Some(detail.clone()), notice.due_at, None)
+                (
+                    NoticeStatus::Dead,
+                    Some(detail.clone()),
+                    notice.due_at,
+                    None,
+                )
             } else {
                 let delay = assent_core::notice::retry_delay(notice.attempts.max(1) as u32, jitter);
                 (
@@ -541,11 +567,21 @@ pub fn finish(
         }
         Outcome::Failed { channel, detail } => {
             log_attempt(conn, notice, *channel, "failed", Some(detail))?;
-            (NoticeStatus::Failed, Some(detail.clone()), notice.due_at, None)
+            (
+                NoticeStatus::Failed,
+                Some(detail.clone()),
+                notice.due_at,
+                None,
+            )
         }
         Outcome::Skipped { reason } => {
             log_attempt(conn, notice, notice.channel(), "skipped", Some(reason))?;
-            (NoticeStatus::Skipped, Some(reason.clone()), notice.due_at, None)
+            (
+                NoticeStatus::Skipped,
+                Some(reason.clone()),
+                notice.due_at,
+                None,
+            )
         }
     };
     diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
@@ -578,7 +614,8 @@ pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResul
             notifications::status.eq(NoticeStatus::Queued.as_str()),
             notifications::reason.eq(None::<String>),
             // Attempts keep counting (the log is keyed by them); the budget grows.
-            notifications::max_attempts.eq(notice.attempts + assent_core::notice::DEFAULT_MAX_ATTEMPTS),
+            notifications::max_attempts
+                .eq(notice.attempts + assent_core::notice::DEFAULT_MAX_ATTEMPTS),
             notifications::due_at.eq(stamp),
             notifications::updated_at.eq(stamp),
         ))
@@ -651,13 +688,20 @@ pub fn attempts(
     Ok(notification_attempts::table
         .filter(notification_attempts::tenant_id.eq(tenant_id))
         .filter(notification_attempts::notification_id.eq(notification_id))
-        .order((notification_attempts::attempt.asc(), notification_attempts::at.asc()))
+        .order((
+            notification_attempts::attempt.asc(),
+            notification_attempts::at.asc(),
+        ))
         .select(Attempt::as_select())
         .load(conn)?)
 }
 
 /// Notices sent by a tenant since `since` (the hourly quota).
-pub fn sent_since(conn: &mut DbConnection, tenant_id: &str, since: NaiveDateTime) -> StoreResult<i64> {
+pub fn sent_since(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    since: NaiveDateTime,
+) -> StoreResult<i64> {
     Ok(notifications::table
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::status.eq(NoticeStatus::Sent.as_str()))

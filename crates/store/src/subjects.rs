@@ -420,7 +420,11 @@ pub fn wrapped_key(
 }
 
 /// The subject's preferred locale, if they have one.
-pub fn locale_of(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<String>> {
+pub fn locale_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<String>> {
     Ok(subjects::table
         .find((tenant_id, id))
         .select(subjects::locale)

@@ -55,7 +55,11 @@ pub struct SubscriptionPatch {
     pub cancel: bool,
 }
 
-pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Subscription>> {
+pub fn get(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<Subscription>> {
     Ok(subscriptions::table
         .find((tenant_id, id))
         .select(Subscription::as_select())
@@ -137,13 +141,16 @@ pub fn update(
         .unwrap_or(current.expires_at);
     let date_changed = expires_at != current.expires_at;
     if date_changed && expires_at <= now.naive_utc() {
-        return Err(StoreError::Invalid("expires_at must be in the future".into()));
+        return Err(StoreError::Invalid(
+            "expires_at must be in the future".into(),
+        ));
     }
     diesel::update(subscriptions::table.find((tenant_id, id)))
         .set((
             subscriptions::name.eq(patch.name.as_ref().unwrap_or(&current.name)),
             subscriptions::expires_at.eq(expires_at),
-            subscriptions::renew_url.eq(patch.renew_url.clone().unwrap_or(current.renew_url.clone())),
+            subscriptions::renew_url
+                .eq(patch.renew_url.clone().unwrap_or(current.renew_url.clone())),
             subscriptions::status.eq(if patch.cancel { CANCELLED } else { ACTIVE }),
             subscriptions::updated_at.eq(crate::now()),
         ))

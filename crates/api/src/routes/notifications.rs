@@ -162,7 +162,9 @@ pub async fn create_notification(
         .as_ref()
         .is_some_and(|k| k.is_empty() || k.len() > 255)
     {
-        return Err(ApiError::invalid("idempotency_key must be 1-255 characters"));
+        return Err(ApiError::invalid(
+            "idempotency_key must be 1-255 characters",
+        ));
     }
     notice::validate_kind(&b.template).map_err(|e| ApiError::invalid(e.0))?;
     let channel = parse_channel(b.channel.as_deref())?;
@@ -189,7 +191,9 @@ pub async fn create_notification(
         .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
         .transpose()?;
     let now = Utc::now();
-    if b.send_at.is_some_and(|t| t > now + chrono::Duration::days(366)) {
+    if b.send_at
+        .is_some_and(|t| t > now + chrono::Duration::days(366))
+    {
         return Err(ApiError::invalid("send_at is more than a year away"));
     }
     let tenant = principal.tenant_id.clone();
@@ -209,7 +213,8 @@ pub async fn create_notification(
                 {
                     return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
                 }
-                let t = assent_store::tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                let t =
+                    assent_store::tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
                 let locale = match locale {
                     Some(l) => l.as_str().to_owned(),
                     None => subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale),
@@ -230,15 +235,21 @@ pub async fn create_notification(
                     channel,
                     fallback_email: b.fallback_email.unwrap_or(true),
                     locale,
-                    data: if b.data.is_null() { serde_json::json!({}) } else { b.data.clone() },
+                    data: if b.data.is_null() {
+                        serde_json::json!({})
+                    } else {
+                        b.data.clone()
+                    },
                     target: None,
                     idempotency_key: idempotency_key.clone(),
                     source: Some("api".into()),
                     due_at: b.send_at.unwrap_or(now).naive_utc(),
                     max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
                 };
-                Ok(outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
-                    .into_notice())
+                Ok(
+                    outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
+                        .into_notice(),
+                )
             })
         })
         .await?;
@@ -276,7 +287,10 @@ pub async fn list_notifications(
     let status = q
         .status
         .as_deref()
-        .map(|s| s.parse::<NoticeStatus>().map_err(|e| ApiError::invalid(e.0)))
+        .map(|s| {
+            s.parse::<NoticeStatus>()
+                .map_err(|e| ApiError::invalid(e.0))
+        })
         .transpose()?;
     let filter = ListFilter {
         subject_id: q.subject_id,

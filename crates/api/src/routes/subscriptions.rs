@@ -153,7 +153,14 @@ pub async fn create_subscription(
                     expires_at: b.expires_at,
                     renew_url: b.renew_url.clone(),
                 };
-                let sub = subscriptions::create(c, &keyring.tenant, &tenant, keyring.group_id(), &new, now)?;
+                let sub = subscriptions::create(
+                    c,
+                    &keyring.tenant,
+                    &tenant,
+                    keyring.group_id(),
+                    &new,
+                    now,
+                )?;
                 with_notices(c, sub)
             })
         })
@@ -335,7 +342,8 @@ pub async fn put_settings(
 ) -> ApiResult<web::Json<NotificationSettings>> {
     principal.require(Permission::Configure)?;
     let Json(b) = body;
-    let offsets = notice::validate_offsets(&b.expiry_offsets).map_err(|e| ApiError::invalid(e.0))?;
+    let offsets =
+        notice::validate_offsets(&b.expiry_offsets).map_err(|e| ApiError::invalid(e.0))?;
     if b.hourly_send_quota.is_some_and(|q| q < 1) {
         return Err(ApiError::invalid("hourly_send_quota must be at least 1"));
     }

@@ -7,7 +7,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use assent_core::notice;
 use assent_core::tenancy::{Locale, Permission};
-use assent_notify::templates::{Templates, TemplateSet};
+use assent_notify::templates::{TemplateSet, Templates};
 use assent_store::messaging::{self, StoredTemplate};
 use assent_store::{StoreError, tenants};
 use chrono::{DateTime, Utc};
@@ -81,8 +81,16 @@ fn view(t: StoredTemplate) -> TemplateView {
 
 /// A context with every common variable set to a plausible value, for validation
 /// renders and previews (kind-specific values included).
-pub fn sample_context(tenant_name: &str, locale: &str, data: &serde_json::Value) -> serde_json::Value {
-    let data = if data.is_null() { serde_json::json!({}) } else { data.clone() };
+pub fn sample_context(
+    tenant_name: &str,
+    locale: &str,
+    data: &serde_json::Value,
+) -> serde_json::Value {
+    let data = if data.is_null() {
+        serde_json::json!({})
+    } else {
+        data.clone()
+    };
     serde_json::json!({
         "tenant": { "name": tenant_name },
         "recipient": { "name": "Иван Петров" },
@@ -145,7 +153,11 @@ pub async fn get_template(
     let tenant = principal.tenant_id;
     let k = kind.clone();
     let stored = state
-        .db(move |store| store.read(&tenant, |c| messaging::template(c, &tenant, &k, locale.as_str())))
+        .db(move |store| {
+            store.read(&tenant, |c| {
+                messaging::template(c, &tenant, &k, locale.as_str())
+            })
+        })
         .await?;
     if let Some(t) = stored {
         return Ok(web::Json(view(t)));
@@ -224,7 +236,9 @@ pub async fn delete_template(
     let tenant = principal.tenant_id;
     let deleted = state
         .db(move |store| {
-            store.write(&tenant, |c| messaging::delete_template(c, &tenant, &kind, locale.as_str()))
+            store.write(&tenant, |c| {
+                messaging::delete_template(c, &tenant, &kind, locale.as_str())
+            })
         })
         .await?;
     if !deleted {
@@ -255,7 +269,10 @@ pub async fn preview_template(
         .db(move |store| {
             store.read(&tenant, |c| {
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                Ok((t.legal_name, messaging::template(c, &tenant, &k, locale.as_str())?))
+                Ok((
+                    t.legal_name,
+                    messaging::template(c, &tenant, &k, locale.as_str())?,
+                ))
             })
         })
         .await?;

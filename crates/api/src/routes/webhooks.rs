@@ -14,7 +14,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Events a webhook can subscribe to (`*` for all).
-pub const EVENTS: &[&str] = &["consent.changed", "notification.failed", "rights_request.changed"];
+pub const EVENTS: &[&str] = &[
+    "consent.changed",
+    "notification.failed",
+    "rights_request.changed",
+];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +92,11 @@ pub async fn create_webhook(
     if b.events.is_empty() || b.events.len() > 16 {
         return Err(ApiError::invalid("events must list 1-16 event types"));
     }
-    if let Some(bad) = b.events.iter().find(|e| *e != "*" && !EVENTS.contains(&e.as_str())) {
+    if let Some(bad) = b
+        .events
+        .iter()
+        .find(|e| *e != "*" && !EVENTS.contains(&e.as_str()))
+    {
         return Err(ApiError::invalid(format!(
             "unknown event '{bad}'; expected *, {}",
             EVENTS.join(", ")
@@ -98,7 +106,9 @@ pub async fn create_webhook(
     let events = b.events.clone();
     let hook = state
         .db(move |store| {
-            store.write(&tenant, |c| messaging::create_webhook(c, &tenant, url.as_str(), &events))
+            store.write(&tenant, |c| {
+                messaging::create_webhook(c, &tenant, url.as_str(), &events)
+            })
         })
         .await?;
     let secret = state.webhook_secret(&principal.tenant_id, &hook.id, hook.secret_version);
