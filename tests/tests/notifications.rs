@@ -610,6 +610,43 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
             (Some("skipped"), Some("no_channel")),
             "{after}"
         );
+
+        // A purpose for Telegram only: its notices never fall back to email.
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/purposes",
+            Some(&json!({
+                "code": "tg_news", "name": {"ru": "Новости в Telegram", "en": "Telegram news"},
+                "legal_basis": "consent", "channels": ["telegram"],
+                "data_categories": ["telegram"], "retention_days": 365,
+            })),
+            CREATED,
+        )
+        .await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            &format!("/v1/subjects/{s}/consents"),
+            Some(&json!({"purpose": "tg_news", "action": "grant"})),
+            CREATED,
+        )
+        .await;
+        let n = newsletter(
+            &app,
+            &t,
+            &s,
+            json!({"channel": "telegram", "purpose": "tg_news"}),
+        )
+        .await;
+        d.drain().await.unwrap();
+        let after = notice(&app, &t, n["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (after["status"].as_str(), after["reason"].as_str()),
+            (Some("skipped"), Some("no_channel")),
+            "email is not a channel of this purpose: {after}"
+        );
+        assert_eq!(sink.count(), 1, "no email for a Telegram-only purpose");
     }
 }
 

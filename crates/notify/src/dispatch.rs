@@ -174,7 +174,13 @@ impl Dispatcher {
         .await?;
         let mut done = Vec::new();
         for tenant_id in tenants {
-            let claimed = self.claim(&tenant_id).await?;
+            let claimed = match self.claim(&tenant_id).await {
+                Ok(c) => c,
+                Err(error) => {
+                    tracing::error!(tenant = %tenant_id, %error, "claiming notices failed");
+                    continue;
+                }
+            };
             if claimed.is_empty() {
                 continue;
             }
@@ -271,7 +277,7 @@ impl Dispatcher {
             outbox::fence(c, &tenant_id, group.as_deref(), &notice)?;
             let outcome = match outbox::gate(c, &tenant_id, group.as_deref(), &notice, now)? {
                 Err(reason) => Outcome::Skipped { reason },
-                Ok(()) => self.deliver(c, rt, &keys, &notice, now)?,
+                Ok(()) => self.deliver(c, rt, &keys, group.as_deref(), &notice, now)?,
             };
             self.count(&notice, &outcome);
             let status = outbox::finish(c, &notice, &outcome, now, rand::random())?;
@@ -316,6 +322,7 @@ impl Dispatcher {
         c: &mut DbConnection,
         rt: &Handle,
         keys: &TenantKeys,
+        group: Option<&str>,
         notice: &Notice,
         now: DateTime<Utc>,
     ) -> StoreResult<Outcome> {
@@ -333,7 +340,7 @@ impl Dispatcher {
                     Ok(m) => m,
                     Err(outcome) => return Ok(outcome),
                 };
-                self.deliver_telegram(c, rt, keys, notice, &message)
+                self.deliver_telegram(c, rt, keys, group, notice, &message, now)
             }
         }
     }
@@ -482,9 +489,12 @@ impl Dispatcher {
                 channel,
                 detail: None,
             },
-            Err(email::Failure::Transient(detail)) => Outcome::Retry { channel, detail },
+            Err(email::Failure::Transient(detail)) => Outcome::Retry {
+                channel,
+                detail: redact(&detail),
+            },
             Err(email::Failure::Permanent { code, message }) => {
-                let detail = format!("bounce {}: {message}", code.unwrap_or(0));
+                let detail = format!("bounce {}: {}", code.unwrap_or(0), redact(&message));
                 if messaging::record_bounce(c, &notice.tenant_id, &digest, &detail)? {
                     tracing::warn!(notice = %notice.id, "an address is suppressed after repeated hard bounces");
                 }
@@ -493,19 +503,33 @@ impl Dispatcher {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn deliver_telegram(
         &self,
         c: &mut DbConnection,
         rt: &Handle,
         keys: &TenantKeys,
+        group: Option<&str>,
         notice: &Notice,
         prepared: &Prepared,
+        now: DateTime<Utc>,
     ) -> StoreResult<Outcome> {
         let channel = NoticeChannel::Telegram;
         let subject_id = notice.subject_id.as_deref().unwrap_or_default();
         let chats = messaging::reachable_chats(c, &notice.tenant_id, subject_id)?;
         let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<Outcome> {
             if notice.fallback_email && prepared.email.is_some() {
+                // Email must be allowed for the purpose too, not only Telegram.
+                if let Err(reason) = outbox::gate_on(
+                    c,
+                    &notice.tenant_id,
+                    group,
+                    notice,
+                    NoticeChannel::Email,
+                    now,
+                )? {
+                    return Ok(Outcome::Skipped { reason });
+                }
                 outbox::log_attempt(c, notice, channel, "fallback", Some(why))?;
                 self.deliver_email(c, rt, keys, notice, prepared)
             } else {
@@ -622,6 +646,14 @@ impl Dispatcher {
     }
 }
 
+/// Server replies often quote the address; the delivery log must not keep it.
+fn redact(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| if w.contains('@') { "<address>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 struct Prepared {
     rendered: Rendered,
     email: Option<String>,
@@ -659,4 +691,15 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Unavailable(format!("a blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replies_lose_their_addresses() {
+        assert_eq!(
+            super::redact("550 5.1.1 <anna@example.org>: mailbox unavailable"),
+            "550 5.1.1 <address> mailbox unavailable"
+        );
+    }
 }

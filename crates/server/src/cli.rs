@@ -91,6 +91,17 @@ pub enum ServeRole {
     Bot,
 }
 
+impl ServeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServeRole::All => "all",
+            ServeRole::Api => "api",
+            ServeRole::Worker => "worker",
+            ServeRole::Bot => "bot",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum GroupCommand {
     /// Create a group; prints its id.

@@ -50,6 +50,14 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())??
     };
+    // SQLite's writers are serialised inside one process, which is what keeps a send
+    // and a withdrawal in order (invariant 2); a second process would break that.
+    if store.backend() == assent_store::Backend::Sqlite && role != ServeRole::All {
+        return Err(format!(
+            "--role {} needs PostgreSQL: with SQLite run everything in one process (--role all)",
+            role.as_str()
+        ));
+    }
     // Fail fast on a bad mail, DKIM or bot setting rather than at the first notice.
     let delivery = Arc::new(DeliveryMetrics::new());
     let dispatcher = build_dispatcher(&config, &store, &master, delivery.clone())?;

@@ -244,6 +244,7 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
         ),
         (&["apikey", "revoke", "nope"], "no API key"),
         (&["serve", "--role", "everything"], "invalid value"),
+        (&["serve", "--role", "worker"], "needs PostgreSQL"),
         (
             &["--database-url", "mysql://x", "tenant", "list"],
             "unsupported database URL",

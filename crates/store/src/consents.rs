@@ -354,6 +354,7 @@ pub fn record_with(
             replayed: true,
         });
     }
+    subject_repo::lock_for_change(conn, tenant_id, &req.subject_id)?;
     let facts =
         subject_repo::facts(conn, tenant_id, &req.subject_id)?.ok_or(StoreError::NotFound)?;
     let purpose = purposes::resolve(conn, tenant_id, group_id, &req.purpose_code)?

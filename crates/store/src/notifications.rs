@@ -285,7 +285,20 @@ pub fn gate(
     notice: &Notice,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<(), String>> {
-    let Some(channel) = consent_channel(notice.channel()) else {
+    gate_on(conn, tenant_id, group_id, notice, notice.channel(), now)
+}
+
+/// The gate for sending the notice on `channel` (a fallback channel must be allowed
+/// by the purpose as well).
+pub fn gate_on(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    notice: &Notice,
+    channel: NoticeChannel,
+    now: DateTime<Utc>,
+) -> StoreResult<Result<(), String>> {
+    let Some(channel) = consent_channel(channel) else {
         return Ok(Ok(()));
     };
     let Some(subject_id) = &notice.subject_id else {
@@ -344,9 +357,11 @@ pub fn gate(
     }
 }
 
-/// Takes share locks on the rows a withdrawal, restriction or objection must change,
-/// so none of them can commit between the gate and the send (PostgreSQL; on SQLite
-/// the writer's turn already excludes them).
+/// Takes share locks on what a withdrawal, restriction or objection must change, so
+/// none of them can commit between the gate and the send (PostgreSQL; on SQLite the
+/// writer's turn already excludes them): the subject's row, which every such writer
+/// locks first ([`crate::subjects::lock_for_change`]), and for a group purpose the
+/// person's group state, which an affiliate's withdrawal changes.
 pub fn fence(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -366,31 +381,22 @@ pub fn fence(
     .bind::<Text, _>(subject_id)
     .get_result(pg)
     .optional()?;
-    if let Some(code) = &notice.purpose_code {
+    if let (
+        Some(code),
+        Some(group),
+        Some(PersonRow {
+            person_id: Some(person),
+        }),
+    ) = (&notice.purpose_code, group_id, person)
+    {
         diesel::sql_query(
-            "SELECT 1 AS one FROM consent_states \
-             WHERE tenant_id = $1 AND subject_id = $2 AND purpose_code = $3 FOR SHARE",
+            "SELECT 1 AS one FROM group_consent_states \
+             WHERE group_id = $1 AND person_id = $2 AND purpose_code = $3 FOR SHARE",
         )
-        .bind::<Text, _>(tenant_id)
-        .bind::<Text, _>(subject_id)
+        .bind::<Text, _>(group)
+        .bind::<Text, _>(person)
         .bind::<Text, _>(code)
         .load::<One>(pg)?;
-        if let (
-            Some(group),
-            Some(PersonRow {
-                person_id: Some(person),
-            }),
-        ) = (group_id, person)
-        {
-            diesel::sql_query(
-                "SELECT 1 AS one FROM group_consent_states \
-                 WHERE group_id = $1 AND person_id = $2 AND purpose_code = $3 FOR SHARE",
-            )
-            .bind::<Text, _>(group)
-            .bind::<Text, _>(person)
-            .bind::<Text, _>(code)
-            .load::<One>(pg)?;
-        }
     }
     Ok(())
 }
@@ -624,11 +630,16 @@ pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResul
 }
 
 /// Cancels the queued notices a cause produced (a subscription renewed or cancelled).
+/// A claimed notice not yet in flight is cancelled too (its worker then finds the
+/// claim gone); one in flight holds its row lock, so this waits and finds it sent.
 pub fn cancel_source(conn: &mut DbConnection, tenant_id: &str, source: &str) -> StoreResult<usize> {
     Ok(diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::source.eq(source))
-        .filter(notifications::status.eq(NoticeStatus::Queued.as_str()))
+        .filter(notifications::status.eq_any([
+            NoticeStatus::Queued.as_str(),
+            NoticeStatus::Sending.as_str(),
+        ]))
         .set((
             notifications::status.eq(NoticeStatus::Cancelled.as_str()),
             notifications::updated_at.eq(crate::now()),

@@ -267,7 +267,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    notification_attempts (tenant_id, notification_id, attempt, channel) {
+    notification_attempts (tenant_id, notification_id, attempt, channel, outcome) {
         tenant_id -> Text,
         notification_id -> Text,
         attempt -> Integer,

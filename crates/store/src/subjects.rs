@@ -367,6 +367,27 @@ pub fn objected(
         .is_some())
 }
 
+/// Locks a subject's row for a change of what may be sent to them (consent,
+/// objection, restriction, erasure). The dispatcher holds `FOR SHARE` on the same
+/// row while it sends, so such a change waits for an in-flight send, and one lock
+/// order (subject first, then state rows) keeps writers and senders deadlock-free.
+/// PostgreSQL only: on SQLite the writer's turn already serialises them.
+pub fn lock_for_change(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+        )
+        .bind::<diesel::sql_types::Text, _>(tenant_id)
+        .bind::<diesel::sql_types::Text, _>(subject_id)
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Records an objection to a purpose (rights requests, staff).
 pub fn object(
     conn: &mut DbConnection,
@@ -374,6 +395,7 @@ pub fn object(
     subject_id: &str,
     purpose_code: &str,
 ) -> StoreResult<()> {
+    lock_for_change(conn, tenant_id, subject_id)?;
     if !objected(conn, tenant_id, subject_id, purpose_code)? {
         diesel::insert_into(objections::table)
             .values((

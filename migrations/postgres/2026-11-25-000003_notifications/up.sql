@@ -41,6 +41,7 @@ CREATE UNIQUE INDEX notifications_idempotency ON notifications (tenant_id, idemp
 CREATE INDEX notifications_due ON notifications (tenant_id, status, due_at);
 CREATE INDEX notifications_subject ON notifications (tenant_id, subject_id, id);
 CREATE INDEX notifications_source ON notifications (tenant_id, source);
+CREATE INDEX notifications_sent ON notifications (tenant_id, status, sent_at);
 
 -- Every delivery attempt: the delivery log of notices and webhooks.
 CREATE TABLE notification_attempts (
@@ -51,7 +52,7 @@ CREATE TABLE notification_attempts (
     outcome         TEXT      NOT NULL,
     detail          TEXT,
     at              TIMESTAMP NOT NULL,
-    PRIMARY KEY (tenant_id, notification_id, attempt, channel)
+    PRIMARY KEY (tenant_id, notification_id, attempt, channel, outcome)
 );
 
 -- A tenant's own templates, overriding the built-in ones or adding kinds.

@@ -80,7 +80,9 @@ impl From<Notice> for NotificationView {
             due_at: n.due_at.and_utc(),
             sent_at: n.sent_at.map(|t| t.and_utc()),
             sent_channel: n.sent_channel,
-            idempotency_key: n.idempotency_key,
+            idempotency_key: n
+                .idempotency_key
+                .and_then(|k| k.strip_prefix("api:").map(str::to_owned)),
             created_at: n.created_at.and_utc(),
             updated_at: n.updated_at.and_utc(),
         }
@@ -201,6 +203,9 @@ pub async fn create_notification(
     let enqueued = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
+                // The caller's keys live in their own namespace, apart from the keys
+                // Assent derives (e.g. for expiry notices).
+                let idempotency_key = idempotency_key.as_ref().map(|k| format!("api:{k}"));
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
                 {
