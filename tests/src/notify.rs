@@ -29,6 +29,7 @@ pub struct Wiring<'a> {
     pub telegram_api_url: Option<&'a str>,
     pub owner: Option<&'a str>,
     pub concurrency: Option<usize>,
+    pub send_batch: Option<usize>,
     pub pool_size: Option<u32>,
 }
 
@@ -78,6 +79,9 @@ pub fn dispatcher_for(
     }
     if let Some(c) = wiring.concurrency {
         config.concurrency = c;
+    }
+    if let Some(b) = wiring.send_batch {
+        config.send_batch = b;
     }
     Dispatcher::new(
         store.clone(),

@@ -38,8 +38,11 @@ pub struct DispatchConfig {
     pub message_id_domain: String,
     /// Notices claimed per tenant per round.
     pub batch_size: i64,
-    /// Notices in flight at once.
+    /// Transactions in flight at once (PostgreSQL; SQLite runs one at a time).
     pub concurrency: usize,
+    /// Notices per transaction: gated one by one, then their emails sent
+    /// concurrently, so a batch costs one commit.
+    pub send_batch: usize,
     /// Pause when a round found nothing to do.
     pub poll_interval: Duration,
     /// This worker's name in leases.
@@ -56,7 +59,8 @@ impl Default for DispatchConfig {
             unsubscribe_mailto: None,
             message_id_domain: "assent.localhost".into(),
             batch_size: 100,
-            concurrency: 8,
+            concurrency: 4,
+            send_batch: 25,
             poll_interval: Duration::from_millis(500),
             owner: format!("worker-{}", assent_core::id::new_id()),
             allow_http_webhooks: false,
@@ -184,8 +188,12 @@ impl Dispatcher {
             if claimed.is_empty() {
                 continue;
             }
-            let results: Vec<Option<Done>> = futures_util::stream::iter(claimed)
-                .map(|n| self.process(n))
+            let chunks: Vec<Vec<Notice>> = claimed
+                .chunks(self.config.send_batch.max(1))
+                .map(<[Notice]>::to_vec)
+                .collect();
+            let results: Vec<Vec<Done>> = futures_util::stream::iter(chunks)
+                .map(|chunk| self.process(chunk))
                 .buffer_unordered(self.config.concurrency.max(1))
                 .collect()
                 .await;
@@ -234,78 +242,116 @@ impl Dispatcher {
         .await
     }
 
-    async fn process(&self, claimed: Notice) -> Option<Done> {
+    async fn process(&self, chunk: Vec<Notice>) -> Vec<Done> {
         let this = self.clone();
         let handle = Handle::current();
-        let id = claimed.id.clone();
+        let first = chunk.first().map(|n| n.id.clone()).unwrap_or_default();
+        let size = chunk.len();
         let result =
-            tokio::task::spawn_blocking(move || this.process_blocking(&handle, claimed)).await;
+            tokio::task::spawn_blocking(move || this.process_blocking(&handle, chunk)).await;
         match result {
-            Ok(Ok(Some(status))) => Some(Done { id, status }),
-            Ok(Ok(None)) => None,
+            Ok(Ok(done)) => done,
             Ok(Err(error)) => {
-                // The transaction rolled back; the lease brings the notice back.
-                tracing::error!(notice = %id, %error, "a notice could not be processed");
-                None
+                // The transaction rolled back; the leases bring the notices back.
+                tracing::error!(first = %first, size, %error, "a batch of notices could not be processed");
+                Vec::new()
             }
             Err(error) => {
-                tracing::error!(notice = %id, %error, "a notice's worker panicked");
-                None
+                tracing::error!(first = %first, size, %error, "a batch's worker panicked");
+                Vec::new()
             }
         }
     }
 
-    fn process_blocking(&self, rt: &Handle, claimed: Notice) -> StoreResult<Option<NoticeStatus>> {
-        let tenant_id = claimed.tenant_id.clone();
+    /// One transaction for a batch: each notice is locked, fenced and gated; emails
+    /// are then sent concurrently while the locks are held; every outcome is recorded
+    /// before the commit.
+    fn process_blocking(&self, rt: &Handle, chunk: Vec<Notice>) -> StoreResult<Vec<Done>> {
+        let Some(tenant_id) = chunk.first().map(|n| n.tenant_id.clone()) else {
+            return Ok(Vec::new());
+        };
         let keys = TenantKeys::derive(&self.master, &tenant_id);
         let group = self.store.group_of(&tenant_id)?;
-        let (status, failed) = match self.store.write(&tenant_id, |c| {
-            let Some(notice) =
-                outbox::lock_claimed(c, &tenant_id, &claimed.id, &self.config.owner)?
-            else {
-                return Ok(None);
-            };
-            let now = Utc::now();
-            if notice.attempts > notice.max_attempts {
-                let outcome = Outcome::Retry {
-                    channel: notice.channel(),
-                    detail: "the worker holding it stopped too often".into(),
+        let group = group.as_deref();
+        self.store.write(&tenant_id, |c| {
+            // Losing this commit in a database crash only means sending again (with the
+            // same Message-ID), so it need not wait for the disk; withdrawals still do.
+            outbox::relax_durability(c)?;
+            let mut done = Vec::new();
+            let mut mail: Vec<(Notice, Vec<u8>)> = Vec::new();
+            let mut messages = Vec::new();
+            let mut cache = Lookups::default();
+            let ids: Vec<String> = chunk.into_iter().map(|n| n.id).collect();
+            for notice in outbox::lock_claimed_batch(c, &tenant_id, &ids, &self.config.owner)? {
+                let now = Utc::now();
+                let outcome = if notice.attempts > notice.max_attempts {
+                    Outcome::Retry {
+                        channel: notice.channel(),
+                        detail: "the worker holding it stopped too often".into(),
+                    }
+                } else {
+                    outbox::fence(c, &tenant_id, group, &notice)?;
+                    match outbox::gate(c, &tenant_id, group, &notice, now)? {
+                        Err(reason) => Outcome::Skipped { reason },
+                        Ok(()) if notice.channel() == NoticeChannel::Email => {
+                            match self.build_email(c, &keys, &notice, now, &mut cache)? {
+                                Ok((message, digest)) => {
+                                    messages.push(message);
+                                    mail.push((notice, digest));
+                                    continue;
+                                }
+                                Err(outcome) => outcome,
+                            }
+                        }
+                        Ok(()) => self.deliver(c, rt, &keys, group, &notice, now, &mut cache)?,
+                    }
                 };
-                let status = outbox::finish(c, &notice, &outcome, now, rand::random())?;
-                return Ok(Some((status, Some(notice))));
+                done.push(self.close(c, &notice, &outcome, now)?);
             }
-            outbox::fence(c, &tenant_id, group.as_deref(), &notice)?;
-            let outcome = match outbox::gate(c, &tenant_id, group.as_deref(), &notice, now)? {
-                Err(reason) => Outcome::Skipped { reason },
-                Ok(()) => self.deliver(c, rt, &keys, group.as_deref(), &notice, now)?,
-            };
-            self.count(&notice, &outcome);
-            let status = outbox::finish(c, &notice, &outcome, now, rand::random())?;
-            let failed = matches!(status, NoticeStatus::Failed | NoticeStatus::Dead)
-                && notice.channel() != NoticeChannel::Webhook;
-            Ok(Some((status, failed.then_some(notice))))
-        })? {
-            Some(x) => x,
-            None => return Ok(None),
-        };
-        if let Some(notice) = failed {
-            // Tenant systems hear of notices that will not arrive.
-            let tenant = tenant_id.clone();
-            self.store.write(&tenant, |c| {
-                messaging::emit(
-                    c,
-                    &tenant,
-                    "notification.failed",
-                    serde_json::json!({
-                        "notification_id": notice.id,
-                        "subject_id": notice.subject_id,
-                        "kind": notice.kind,
-                        "status": status.as_str(),
-                    }),
-                )
-            })?;
+            if !messages.is_empty() {
+                let sent = rt.block_on(futures_util::future::join_all(
+                    messages.into_iter().map(|m| self.mail.send(m)),
+                ));
+                let now = Utc::now();
+                for ((notice, digest), result) in mail.into_iter().zip(sent) {
+                    let outcome = self.email_outcome(c, &notice, &digest, result)?;
+                    done.push(self.close(c, &notice, &outcome, now)?);
+                }
+            }
+            Ok(done)
+        })
+    }
+
+    /// Records an outcome; tenant systems hear of notices that will not arrive, in the
+    /// same transaction.
+    fn close(
+        &self,
+        c: &mut DbConnection,
+        notice: &Notice,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Done> {
+        self.count(notice, outcome);
+        let status = outbox::finish(c, notice, outcome, now, rand::random())?;
+        if matches!(status, NoticeStatus::Failed | NoticeStatus::Dead)
+            && notice.channel() != NoticeChannel::Webhook
+        {
+            messaging::emit(
+                c,
+                &notice.tenant_id,
+                "notification.failed",
+                serde_json::json!({
+                    "notification_id": notice.id,
+                    "subject_id": notice.subject_id,
+                    "kind": notice.kind,
+                    "status": status.as_str(),
+                }),
+            )?;
         }
-        Ok(Some(status))
+        Ok(Done {
+            id: notice.id.clone(),
+            status,
+        })
     }
 
     fn count(&self, notice: &Notice, outcome: &Outcome) {
@@ -317,6 +363,7 @@ impl Dispatcher {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
         c: &mut DbConnection,
@@ -325,18 +372,19 @@ impl Dispatcher {
         group: Option<&str>,
         notice: &Notice,
         now: DateTime<Utc>,
+        cache: &mut Lookups,
     ) -> StoreResult<Outcome> {
         match notice.channel() {
             NoticeChannel::Webhook => self.deliver_webhook(c, rt, notice, now),
-            NoticeChannel::Email => {
-                let message = match self.prepare(c, keys, notice, now)? {
-                    Ok(m) => m,
-                    Err(outcome) => return Ok(outcome),
-                };
-                self.deliver_email(c, rt, keys, notice, &message)
-            }
+            NoticeChannel::Email => match self.build_email(c, keys, notice, now, cache)? {
+                Ok((message, digest)) => {
+                    let result = rt.block_on(self.mail.send(message));
+                    self.email_outcome(c, notice, &digest, result)
+                }
+                Err(outcome) => Ok(outcome),
+            },
             NoticeChannel::Telegram => {
-                let message = match self.prepare(c, keys, notice, now)? {
+                let message = match self.prepare(c, keys, notice, now, cache)? {
                     Ok(m) => m,
                     Err(outcome) => return Ok(outcome),
                 };
@@ -352,10 +400,14 @@ impl Dispatcher {
         keys: &TenantKeys,
         notice: &Notice,
         now: DateTime<Utc>,
+        cache: &mut Lookups,
     ) -> StoreResult<Result<Prepared, Outcome>> {
         let tenant_id = &notice.tenant_id;
         let subject_id = notice.subject_id.as_deref().unwrap_or_default();
-        let tenant = tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?;
+        if cache.tenant.is_none() {
+            cache.tenant = Some(tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?);
+        }
+        let tenant = cache.tenant.clone().ok_or(StoreError::NotFound)?;
         let Some(subject) = subjects::get(c, keys, tenant_id, subject_id)? else {
             return Ok(Err(Outcome::Skipped {
                 reason: "unknown_subject".into(),
@@ -387,12 +439,17 @@ impl Dispatcher {
         if let Some(receipt) = data.get("receipt") {
             ctx["receipt"] = receipt.clone();
         }
-        let stored = messaging::template(c, tenant_id, &notice.kind, &notice.locale)?;
-        let override_set = stored.map(|t| TemplateSet {
-            subject: t.subject,
-            text: t.text_body,
-            html: t.html_body,
-        });
+        let key = (notice.kind.clone(), notice.locale.clone());
+        if !cache.templates.contains_key(&key) {
+            let stored = messaging::template(c, tenant_id, &notice.kind, &notice.locale)?;
+            let set = stored.map(|t| TemplateSet {
+                subject: t.subject,
+                text: t.text_body,
+                html: t.html_body,
+            });
+            cache.templates.insert(key.clone(), set);
+        }
+        let override_set = cache.templates.get(&key).cloned().flatten();
         let rendered =
             match self
                 .templates
@@ -431,25 +488,39 @@ impl Dispatcher {
         ))
     }
 
-    fn deliver_email(
+    /// Renders and composes the email of a notice, or the outcome that stops it.
+    fn build_email(
         &self,
         c: &mut DbConnection,
-        rt: &Handle,
+        keys: &TenantKeys,
+        notice: &Notice,
+        now: DateTime<Utc>,
+        cache: &mut Lookups,
+    ) -> StoreResult<Result<(lettre::Message, Vec<u8>), Outcome>> {
+        match self.prepare(c, keys, notice, now, cache)? {
+            Ok(prepared) => self.compose_email(c, keys, notice, &prepared),
+            Err(outcome) => Ok(Err(outcome)),
+        }
+    }
+
+    fn compose_email(
+        &self,
+        c: &mut DbConnection,
         keys: &TenantKeys,
         notice: &Notice,
         prepared: &Prepared,
-    ) -> StoreResult<Outcome> {
+    ) -> StoreResult<Result<(lettre::Message, Vec<u8>), Outcome>> {
         let channel = NoticeChannel::Email;
         let Some(address) = &prepared.email else {
-            return Ok(Outcome::Skipped {
+            return Ok(Err(Outcome::Skipped {
                 reason: "no_channel".into(),
-            });
+            }));
         };
         let digest = keys.blind_index(IndexKind::Email, address);
         if messaging::is_suppressed(c, &notice.tenant_id, &digest)? {
-            return Ok(Outcome::Skipped {
+            return Ok(Err(Outcome::Skipped {
                 reason: "suppressed".into(),
-            });
+            }));
         }
         let to = match &prepared.name {
             Some(name) => format!(
@@ -475,16 +546,26 @@ impl Dispatcher {
             message_id: notice::message_id(&notice.id, &self.config.message_id_domain),
             list_unsubscribe,
         };
-        let message = match email::compose(&parts, self.dkim.as_deref()) {
-            Ok(m) => m,
-            Err(e) => {
-                return Ok(Outcome::Failed {
-                    channel,
-                    detail: format!("compose: {e}"),
-                });
-            }
-        };
-        Ok(match rt.block_on(self.mail.send(message)) {
+        Ok(match email::compose(&parts, self.dkim.as_deref()) {
+            Ok(m) => Ok((m, digest)),
+            Err(e) => Err(Outcome::Failed {
+                channel,
+                detail: format!("compose: {e}"),
+            }),
+        })
+    }
+
+    /// What an SMTP answer means for the notice; a hard bounce counts towards
+    /// suppressing the address.
+    fn email_outcome(
+        &self,
+        c: &mut DbConnection,
+        notice: &Notice,
+        digest: &[u8],
+        result: Result<(), email::Failure>,
+    ) -> StoreResult<Outcome> {
+        let channel = NoticeChannel::Email;
+        Ok(match result {
             Ok(()) => Outcome::Sent {
                 channel,
                 detail: None,
@@ -495,12 +576,29 @@ impl Dispatcher {
             },
             Err(email::Failure::Permanent { code, message }) => {
                 let detail = format!("bounce {}: {}", code.unwrap_or(0), redact(&message));
-                if messaging::record_bounce(c, &notice.tenant_id, &digest, &detail)? {
+                if messaging::record_bounce(c, &notice.tenant_id, digest, &detail)? {
                     tracing::warn!(notice = %notice.id, "an address is suppressed after repeated hard bounces");
                 }
                 Outcome::Failed { channel, detail }
             }
         })
+    }
+
+    fn deliver_email(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        keys: &TenantKeys,
+        notice: &Notice,
+        prepared: &Prepared,
+    ) -> StoreResult<Outcome> {
+        match self.compose_email(c, keys, notice, prepared)? {
+            Ok((message, digest)) => {
+                let result = rt.block_on(self.mail.send(message));
+                self.email_outcome(c, notice, &digest, result)
+            }
+            Err(outcome) => Ok(outcome),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -652,6 +750,13 @@ fn redact(text: &str) -> String {
         .map(|w| if w.contains('@') { "<address>" } else { w })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What a batch looks up once: the tenant and its template overrides.
+#[derive(Default)]
+struct Lookups {
+    tenant: Option<assent_store::tenants::Tenant>,
+    templates: std::collections::HashMap<(String, String), Option<TemplateSet>>,
 }
 
 struct Prepared {

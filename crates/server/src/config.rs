@@ -45,7 +45,8 @@ pub struct Config {
     pub link_accepted_kids: String,
     /// SMTP connections kept open.
     pub smtp_pool_size: u32,
-    /// Notices in flight at once per worker process.
+    /// Dispatcher transactions in flight at once per worker process (each sends a
+    /// batch of up to 25 notices concurrently).
     pub dispatch_concurrency: usize,
     /// Accept plain-http webhook URLs (local development only).
     pub allow_http_webhooks: bool,
@@ -76,8 +77,8 @@ impl Default for Config {
             unsubscribe_mailto: None,
             link_kid: 1,
             link_accepted_kids: String::new(),
-            smtp_pool_size: 10,
-            dispatch_concurrency: 8,
+            smtp_pool_size: 32,
+            dispatch_concurrency: 4,
             allow_http_webhooks: false,
         }
     }
@@ -173,8 +174,8 @@ impl Config {
         if !(1..=100).contains(&self.smtp_pool_size) {
             return Err("smtp_pool_size must be between 1 and 100".into());
         }
-        if !(1..=256).contains(&self.dispatch_concurrency) {
-            return Err("dispatch_concurrency must be between 1 and 256".into());
+        if !(1..=64).contains(&self.dispatch_concurrency) {
+            return Err("dispatch_concurrency must be between 1 and 64".into());
         }
         Ok(())
     }

@@ -494,6 +494,39 @@ pub fn lock_claimed(
         .filter(|n| n.status() == NoticeStatus::Sending && n.lease_owner.as_deref() == Some(owner)))
 }
 
+/// Lets the current PostgreSQL transaction commit without waiting for its WAL flush
+/// (`synchronous_commit = off` for this transaction only). For delivery records only:
+/// a lost record means a repeated send, never a lost withdrawal.
+pub fn relax_durability(conn: &mut DbConnection) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(pg)?;
+    }
+    Ok(())
+}
+
+/// [`lock_claimed`] for a batch in two statements: the claims still ours, locked,
+/// in due order.
+pub fn lock_claimed_batch(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    ids: &[String],
+    owner: &str,
+) -> StoreResult<Vec<Notice>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::id.eq_any(ids))
+        .filter(notifications::status.eq(NoticeStatus::Sending.as_str()))
+        .filter(notifications::lease_owner.eq(owner))
+        .order(notifications::due_at.asc());
+    Ok(match conn {
+        DbConnection::Postgres(pg) => query.select(Notice::as_select()).for_update().load(pg)?,
+        DbConnection::Sqlite(lite) => query.select(Notice::as_select()).load(lite)?,
+    })
+}
+
 /// How one delivery attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {

@@ -42,11 +42,14 @@ struct Args {
     /// Run on PostgreSQL (`ASSENT_TEST_POSTGRES_URL`) instead of SQLite.
     #[arg(long)]
     postgres: bool,
-    /// Notices in flight at once in the dispatcher.
-    #[arg(long, default_value_t = 16)]
+    /// Dispatcher transactions in flight at once.
+    #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Notices per dispatcher transaction (their emails go out concurrently).
+    #[arg(long, default_value_t = 25)]
+    batch: usize,
     /// SMTP connections in the pool.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 32)]
     pool: u32,
     /// Withdrawals during the campaign.
     #[arg(long, default_value_t = 500)]
@@ -224,6 +227,7 @@ async fn main() {
                 Wiring {
                     smtp_url: Some(&sink.url()),
                     concurrency: Some(a.concurrency),
+                    send_batch: Some(a.batch),
                     pool_size: Some(a.pool),
                     ..Default::default()
                 },
@@ -250,6 +254,7 @@ async fn main() {
                 Wiring {
                     smtp_url: Some(&sink.url()),
                     concurrency: Some(a.concurrency),
+                    send_batch: Some(a.batch),
                     pool_size: Some(a.pool),
                     ..Default::default()
                 },
@@ -342,6 +347,7 @@ async fn main() {
                 Wiring {
                     telegram_api_url: Some(&bot.api_url()),
                     concurrency: Some(a.concurrency),
+                    send_batch: Some(a.batch),
                     ..Default::default()
                 },
             );
