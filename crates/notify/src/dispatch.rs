@@ -281,6 +281,7 @@ impl Dispatcher {
             let mut mail: Vec<(Notice, Vec<u8>)> = Vec::new();
             let mut messages = Vec::new();
             let mut cache = Lookups::default();
+            let mut telegram: Vec<(Notice, Prepared, Vec<i64>)> = Vec::new();
             let ids: Vec<String> = chunk.into_iter().map(|n| n.id).collect();
             for notice in outbox::lock_claimed_batch(c, &tenant_id, &ids, &self.config.owner)? {
                 let now = Utc::now();
@@ -303,10 +304,41 @@ impl Dispatcher {
                                 Err(outcome) => outcome,
                             }
                         }
+                        Ok(()) if notice.channel() == NoticeChannel::Telegram => {
+                            match self.prepare(c, &keys, &notice, now, &mut cache)? {
+                                Ok(prepared) => {
+                                    let subject = notice.subject_id.clone().unwrap_or_default();
+                                    let chats = match &self.telegram {
+                                        Some(_) => {
+                                            messaging::reachable_chats(c, &tenant_id, &subject)?
+                                        }
+                                        None => Vec::new(),
+                                    };
+                                    telegram.push((notice, prepared, chats));
+                                    continue;
+                                }
+                                Err(outcome) => outcome,
+                            }
+                        }
                         Ok(()) => self.deliver(c, rt, &keys, group, &notice, now, &mut cache)?,
                     }
                 };
                 done.push(self.close(c, &notice, &outcome, now)?);
+            }
+            if !telegram.is_empty() {
+                // Concurrently, so the throttle's queue stays full: one at a time, each
+                // send would wait out the limiter's polling delay.
+                let answers = rt.block_on(futures_util::future::join_all(telegram.iter().map(
+                    |(_, prepared, chats)| {
+                        self.send_telegram(chats.clone(), Self::telegram_text(prepared))
+                    },
+                )));
+                let now = Utc::now();
+                for ((notice, prepared, _), results) in telegram.into_iter().zip(answers) {
+                    let outcome = self
+                        .telegram_outcome(c, rt, &keys, group, &notice, &prepared, now, results)?;
+                    done.push(self.close(c, &notice, &outcome, now)?);
+                }
             }
             if !messages.is_empty() {
                 let sent = rt.block_on(futures_util::future::join_all(
@@ -601,6 +633,33 @@ impl Dispatcher {
         }
     }
 
+    /// The text a Telegram message carries: the subject line, then the text part.
+    fn telegram_text(prepared: &Prepared) -> String {
+        if prepared.rendered.subject.is_empty() {
+            prepared.rendered.text.clone()
+        } else {
+            format!(
+                "{}\n\n{}",
+                prepared.rendered.subject, prepared.rendered.text
+            )
+        }
+    }
+
+    /// Sends to each chat in turn; a notice's chats are few, notices go concurrently.
+    async fn send_telegram(
+        &self,
+        chats: Vec<i64>,
+        text: String,
+    ) -> Vec<(i64, Result<(), TelegramFailure>)> {
+        let mut out = Vec::with_capacity(chats.len());
+        if let Some(sender) = &self.telegram {
+            for chat in chats {
+                out.push((chat, sender.send(chat, &text, None).await));
+            }
+        }
+        out
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn deliver_telegram(
         &self,
@@ -612,9 +671,31 @@ impl Dispatcher {
         prepared: &Prepared,
         now: DateTime<Utc>,
     ) -> StoreResult<Outcome> {
-        let channel = NoticeChannel::Telegram;
         let subject_id = notice.subject_id.as_deref().unwrap_or_default();
-        let chats = messaging::reachable_chats(c, &notice.tenant_id, subject_id)?;
+        let chats = match &self.telegram {
+            Some(_) => messaging::reachable_chats(c, &notice.tenant_id, subject_id)?,
+            None => Vec::new(),
+        };
+        let results = rt.block_on(self.send_telegram(chats, Self::telegram_text(prepared)));
+        self.telegram_outcome(c, rt, keys, group, notice, prepared, now, results)
+    }
+
+    /// What the answers of the chats mean: delivered to any is sent; unreachable chats
+    /// are marked (not a withdrawal) and email is tried where the notice and the
+    /// purpose allow it.
+    #[allow(clippy::too_many_arguments)]
+    fn telegram_outcome(
+        &self,
+        c: &mut DbConnection,
+        rt: &Handle,
+        keys: &TenantKeys,
+        group: Option<&str>,
+        notice: &Notice,
+        prepared: &Prepared,
+        now: DateTime<Utc>,
+        results: Vec<(i64, Result<(), TelegramFailure>)>,
+    ) -> StoreResult<Outcome> {
+        let channel = NoticeChannel::Telegram;
         let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<Outcome> {
             if notice.fallback_email && prepared.email.is_some() {
                 // Email must be allowed for the purpose too, not only Telegram.
@@ -636,28 +717,20 @@ impl Dispatcher {
                 })
             }
         };
-        let Some(sender) = &self.telegram else {
+        if self.telegram.is_none() {
             return fallback(c, "no Telegram bot is configured");
-        };
-        if chats.is_empty() {
+        }
+        if results.is_empty() {
             return fallback(c, "no reachable chat");
         }
-        let text = if prepared.rendered.subject.is_empty() {
-            prepared.rendered.text.clone()
-        } else {
-            format!(
-                "{}\n\n{}",
-                prepared.rendered.subject, prepared.rendered.text
-            )
-        };
         let mut delivered = 0;
         let mut transient = None;
-        for chat in &chats {
-            match rt.block_on(sender.send(*chat, &text, None)) {
+        for (chat, result) in results {
+            match result {
                 Ok(()) => delivered += 1,
                 Err(TelegramFailure::Unreachable(why)) => {
                     tracing::info!(notice = %notice.id, reason = %why, "a Telegram chat is unreachable");
-                    messaging::mark_chat_unreachable(c, &notice.tenant_id, *chat)?;
+                    messaging::mark_chat_unreachable(c, &notice.tenant_id, chat)?;
                 }
                 Err(TelegramFailure::Transient(why)) => transient = Some(why),
                 Err(TelegramFailure::Permanent(why)) => {
