@@ -138,6 +138,38 @@ fn describe(e: &reqwest::Error) -> String {
 /// Checks a webhook endpoint URL: absolute, `https` (or `http` when `allow_http`, for
 /// tests and local development), a host, no user name or password, no longer than
 /// [`MAX_URL_LEN`] characters. Returns the parsed URL.
+fn is_internal_host(url: &url::Url) -> bool {
+    use std::net::IpAddr;
+    let internal = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => internal(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => internal(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal")
+        }
+        None => true,
+    }
+}
+
 pub fn validate_url(url: &str, allow_http: bool) -> Result<url::Url, InvalidValue> {
     if url.len() > MAX_URL_LEN {
         return Err(InvalidValue(format!(
@@ -164,6 +196,14 @@ pub fn validate_url(url: &str, allow_http: bool) -> Result<url::Url, InvalidValu
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(InvalidValue(
             "the webhook URL must not contain a user name or password".into(),
+        ));
+    }
+    // A tenant must not point deliveries (and their logged answers) at the
+    // installation's own network. Names resolving there are not caught here (that
+    // needs a check at connect time); literal addresses and localhost are.
+    if !allow_http && is_internal_host(&parsed) {
+        return Err(InvalidValue(
+            "the webhook URL must point to a public host, not a loopback, private or link-local address".into(),
         ));
     }
     if parsed.as_str().len() > MAX_URL_LEN {
@@ -361,5 +401,26 @@ mod tests {
         let just_right = format!("https://example.org/{}", "a".repeat(MAX_URL_LEN - 20));
         assert_eq!(just_right.len(), MAX_URL_LEN);
         assert!(validate_url(&just_right, false).is_ok());
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_in_production() {
+        for url in [
+            "https://127.0.0.1/hook",
+            "https://10.0.0.5/hook",
+            "https://192.168.1.1/hook",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/hook",
+            "https://[fd00::1]/hook",
+            "https://[::ffff:127.0.0.1]/hook",
+            "https://localhost/hook",
+            "https://api.localhost/hook",
+            "https://100.64.0.1/hook",
+        ] {
+            let err = validate_url(url, false).expect_err(url);
+            assert!(err.0.contains("public host"), "{url}: {}", err.0);
+        }
+        assert!(validate_url("https://hooks.example.org/a", false).is_ok());
+        assert!(validate_url("http://127.0.0.1:9000/hook", true).is_ok());
     }
 }

@@ -248,38 +248,51 @@ pub fn record_bounce(
     digest: &[u8],
     detail: &str,
 ) -> StoreResult<bool> {
-    let current: Option<i32> = suppressions::table
-        .find((tenant_id, SUPPRESS_EMAIL, digest))
-        .select(suppressions::bounces)
-        .first(conn)
-        .optional()?;
-    let bounces = current.unwrap_or(0) + 1;
-    let suppressed = assent_core::notice::suppress_after_bounces(bounces);
     let reason: String = format!(
         "hard bounce: {}",
         detail.chars().take(200).collect::<String>()
     );
     let now = crate::now();
-    if current.is_some() {
+    // The first bounce inserts; a concurrent first bounce (or any later one) counts
+    // up in place. The insert runs in a savepoint, so losing that race does not
+    // abort the caller's transaction (which has already sent mail).
+    let inserted = conn
+        .transaction(|c| {
+            diesel::insert_into(suppressions::table)
+                .values((
+                    suppressions::tenant_id.eq(tenant_id),
+                    suppressions::kind.eq(SUPPRESS_EMAIL),
+                    suppressions::digest.eq(digest),
+                    suppressions::bounces.eq(1),
+                    suppressions::suppressed.eq(assent_core::notice::suppress_after_bounces(1)),
+                    suppressions::reason.eq(&reason),
+                    suppressions::updated_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(StoreError::from)
+        })
+        .map(|_| true)
+        .or_else(|e| match e {
+            StoreError::Conflict(_) => Ok(false),
+            e => Err(e),
+        })?;
+    if !inserted {
         diesel::update(suppressions::table.find((tenant_id, SUPPRESS_EMAIL, digest)))
             .set((
-                suppressions::bounces.eq(bounces),
-                suppressions::suppressed.eq(suppressed),
+                suppressions::bounces.eq(suppressions::bounces + 1),
                 suppressions::reason.eq(&reason),
                 suppressions::updated_at.eq(now),
             ))
             .execute(conn)?;
-    } else {
-        diesel::insert_into(suppressions::table)
-            .values((
-                suppressions::tenant_id.eq(tenant_id),
-                suppressions::kind.eq(SUPPRESS_EMAIL),
-                suppressions::digest.eq(digest),
-                suppressions::bounces.eq(bounces),
-                suppressions::suppressed.eq(suppressed),
-                suppressions::reason.eq(&reason),
-                suppressions::updated_at.eq(now),
-            ))
+    }
+    let bounces: i32 = suppressions::table
+        .find((tenant_id, SUPPRESS_EMAIL, digest))
+        .select(suppressions::bounces)
+        .first(conn)?;
+    let suppressed = assent_core::notice::suppress_after_bounces(bounces);
+    if suppressed {
+        diesel::update(suppressions::table.find((tenant_id, SUPPRESS_EMAIL, digest)))
+            .set(suppressions::suppressed.eq(true))
             .execute(conn)?;
     }
     Ok(suppressed)

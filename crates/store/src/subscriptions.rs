@@ -131,6 +131,16 @@ pub fn update(
     patch: &SubscriptionPatch,
     now: DateTime<Utc>,
 ) -> StoreResult<Subscription> {
+    // Changes of one subscription take turns, so a concurrent change cannot undo a
+    // cancellation or schedule notices for a cancelled subscription.
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "SELECT id FROM subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::Text, _>(tenant_id)
+        .bind::<diesel::sql_types::Text, _>(id)
+        .execute(pg)?;
+    }
     let current = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     if current.status == CANCELLED {
         return Err(StoreError::Conflict("the subscription is cancelled".into()));

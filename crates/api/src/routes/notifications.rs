@@ -200,62 +200,77 @@ pub async fn create_notification(
     }
     let tenant = principal.tenant_id.clone();
     let templates = state.templates.clone();
+    let replay_key = idempotency_key.clone();
     let enqueued = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
-            store.write(&tenant, |c| {
-                // The caller's keys live in their own namespace, apart from the keys
-                // Assent derives (e.g. for expiry notices).
-                let idempotency_key = idempotency_key.as_ref().map(|k| format!("api:{k}"));
-                if let Some(key) = &idempotency_key
-                    && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
-                {
-                    return Ok(existing);
-                }
-                let facts = subjects::facts(c, &tenant, &b.subject_id)?
-                    .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
-                if let Some(code) = &b.purpose
-                    && purposes::resolve(c, &tenant, keyring.group_id(), code)?.is_none()
-                {
-                    return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
-                }
-                let t =
-                    assent_store::tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                let locale = match locale {
-                    Some(l) => l.as_str().to_owned(),
-                    None => subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale),
-                };
-                // Render once now, so an unknown template or a variable the data does
-                // not supply is the caller's error, not a dead notice later.
-                let stored = messaging::template(c, &tenant, &b.template, &locale)?;
-                let set = stored.map(super::templates::to_set);
-                let sample = super::templates::sample_context(&t.legal_name, &locale, &b.data);
-                templates
-                    .render(&b.template, &locale, set.as_ref(), &sample)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                let new = NewNotice {
-                    subject_id: Some(facts.id),
-                    kind: b.template.clone(),
-                    category,
-                    purpose_code: b.purpose.clone(),
-                    channel,
-                    fallback_email: b.fallback_email.unwrap_or(true),
-                    locale,
-                    data: if b.data.is_null() {
-                        serde_json::json!({})
-                    } else {
-                        b.data.clone()
-                    },
-                    target: None,
-                    idempotency_key: idempotency_key.clone(),
-                    source: Some("api".into()),
-                    due_at: b.send_at.unwrap_or(now).naive_utc(),
-                    max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
-                };
-                Ok(
-                    outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
-                        .into_notice(),
-                )
-            })
+            store
+                .write(&tenant, |c| {
+                    // The caller's keys live in their own namespace, apart from the keys
+                    // Assent derives (e.g. for expiry notices).
+                    let idempotency_key = idempotency_key.as_ref().map(|k| format!("api:{k}"));
+                    if let Some(key) = &idempotency_key
+                        && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
+                    {
+                        return Ok(existing);
+                    }
+                    let facts = subjects::facts(c, &tenant, &b.subject_id)?
+                        .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
+                    if let Some(code) = &b.purpose
+                        && purposes::resolve(c, &tenant, keyring.group_id(), code)?.is_none()
+                    {
+                        return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                    }
+                    let t = assent_store::tenants::find_tenant(c, &tenant)?
+                        .ok_or(StoreError::NotFound)?;
+                    let locale = match locale {
+                        Some(l) => l.as_str().to_owned(),
+                        None => {
+                            subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale)
+                        }
+                    };
+                    // Render once now, so an unknown template or a variable the data does
+                    // not supply is the caller's error, not a dead notice later.
+                    let stored = messaging::template(c, &tenant, &b.template, &locale)?;
+                    let set = stored.map(super::templates::to_set);
+                    let sample = super::templates::sample_context(&t.legal_name, &locale, &b.data);
+                    templates
+                        .render(&b.template, &locale, set.as_ref(), &sample)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    let new = NewNotice {
+                        subject_id: Some(facts.id),
+                        kind: b.template.clone(),
+                        category,
+                        purpose_code: b.purpose.clone(),
+                        channel,
+                        fallback_email: b.fallback_email.unwrap_or(true),
+                        locale,
+                        data: if b.data.is_null() {
+                            serde_json::json!({})
+                        } else {
+                            b.data.clone()
+                        },
+                        target: None,
+                        idempotency_key: idempotency_key.clone(),
+                        source: Some("api".into()),
+                        due_at: b.send_at.unwrap_or(now).naive_utc(),
+                        max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
+                    };
+                    Ok(
+                        outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
+                            .into_notice(),
+                    )
+                })
+                .or_else(|e| match (e, &replay_key) {
+                    // A concurrent request with the same key won the insert: answer
+                    // with its notice, as a repeat would get.
+                    (StoreError::Conflict(_), Some(key)) => {
+                        let key = format!("api:{key}");
+                        store
+                            .read(&tenant, |c| outbox::by_idempotency_key(c, &tenant, &key))?
+                            .ok_or(StoreError::NotFound)
+                    }
+                    (e, _) => Err(e),
+                })
         })
         .await?;
     Ok(HttpResponse::Accepted().json(NotificationView::from(enqueued)))
