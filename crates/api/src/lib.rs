@@ -140,7 +140,10 @@ pub fn build_server(
             .into_utoipa_app()
             .configure(routes)
             .split_for_parts();
-        app.app_data(state.clone())
+        // Public pages are HTML for people, not part of the API document.
+        app.service(routes::public::unsubscribe_page)
+            .service(routes::public::unsubscribe)
+            .app_data(state.clone())
             .app_data(doc.clone())
             .app_data(extract::json_config())
             .app_data(extract::query_config())

@@ -18,6 +18,8 @@ pub struct AppState {
     pub templates: Arc<assent_notify::templates::Templates>,
     /// Plain-http webhook URLs are accepted (tests, local development).
     pub allow_http_webhooks: bool,
+    /// Verifies the tokens of links in messages (`/u/{token}`).
+    pub links: Arc<assent_core::link::LinkKeys>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -45,11 +47,18 @@ impl AppState {
             store,
             tokens: Arc::new(tokens),
             metrics: Arc::new(Metrics::new()),
+            links: Arc::new(assent_core::link::LinkKeys::new(&master, 1, &[])),
             master: Arc::new(master),
             spool_dir: std::env::temp_dir().join("assent-imports"),
             templates: Arc::new(assent_notify::templates::Templates::new()),
             allow_http_webhooks: false,
         }
+    }
+
+    /// Link keys with the operator's key ids (rotation).
+    pub fn with_link_keys(mut self, links: assent_core::link::LinkKeys) -> Self {
+        self.links = Arc::new(links);
+        self
     }
 
     /// Shows the dispatcher's delivery metrics on `/metrics` too.

@@ -79,6 +79,7 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
         return Ok(());
     }
 
+    let master_for_links = master.clone();
     let tokens = AccessTokens::new(
         &master,
         &config.issuer(),
@@ -99,6 +100,11 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
         AppState::new(store.clone(), tokens, master)
             .with_spool_dir(config.data_dir.join("imports"))
             .with_delivery_metrics(&delivery)
+            .with_link_keys(LinkKeys::new(
+                &master_for_links,
+                config.link_kid,
+                &config.link_accepted_kids()?,
+            ))
             .with_http_webhooks(config.allow_http_webhooks),
         listener,
         workers,

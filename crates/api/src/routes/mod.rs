@@ -7,6 +7,7 @@ pub mod imports;
 pub mod ledger;
 pub mod notifications;
 pub mod policies;
+pub mod public;
 pub mod purposes;
 pub mod subjects;
 pub mod subscriptions;

@@ -1,0 +1,318 @@
+//! `/u/{token}`, the List-Unsubscribe URL, over HTTP on both backends: the URL taken
+//! from an email that arrived at the SMTP server, RFC 8058 one-click in both
+//! encodings, idempotence, a GET that changes nothing, forged and foreign tokens.
+
+use assent_core::link::{LinkClaims, LinkKind};
+use assent_core::tenancy::Role;
+use assent_tests::notify::{self, PUBLIC_URL, Wiring};
+use assent_tests::smtp::SmtpSink;
+use assent_tests::{TenantHandle, TestApp, TestDb, mailcheck};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
+    let t = app.tenant_with(slug, Role::Admin).await;
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(&json!({
+            "code": "news", "name": {"ru": "Новости и акции", "en": "News and offers"},
+            "legal_basis": "consent", "channels": ["email"],
+            "data_categories": ["email"], "retention_days": 365,
+        })),
+        StatusCode::CREATED,
+    )
+    .await;
+    t
+}
+
+async fn granted_subject(
+    app: &TestApp,
+    t: &TenantHandle,
+    email: &str,
+    locale: Option<&str>,
+) -> String {
+    let s = app
+        .expect(
+            &t.token,
+            Method::POST,
+            "/v1/subjects",
+            Some(&json!({"email": email, "locale": locale})),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&json!({"purpose": "news", "action": "grant"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    s
+}
+
+async fn status_of(app: &TestApp, t: &TenantHandle, s: &str) -> String {
+    let states = app
+        .expect(
+            &t.token,
+            Method::GET,
+            &format!("/v1/subjects/{s}/consents"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    states
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == "news")
+        .map(|p| p["status"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+async fn history(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
+    app.expect(
+        &t.token,
+        Method::GET,
+        &format!("/v1/subjects/{s}/consents/history"),
+        None,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The unsubscribe URL of the newsletter that arrived for `email`, on this server.
+async fn mailed_link(
+    app: &TestApp,
+    t: &TenantHandle,
+    sink: &SmtpSink,
+    subject: &str,
+    email: &str,
+) -> String {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/notifications",
+        Some(
+            &json!({"subject_id": subject, "purpose": "news", "template": "message",
+            "data": {"subject": "Новости", "body": "Текст"}}),
+        ),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    notify::dispatcher(
+        app,
+        Wiring {
+            smtp_url: Some(&sink.url()),
+            ..Default::default()
+        },
+    )
+    .drain()
+    .await
+    .unwrap();
+    let got = sink.wait_for(1, Duration::from_secs(5)).await;
+    let raw = &got
+        .iter()
+        .find(|m| m.rcpt_to[0] == email)
+        .expect("the newsletter arrived")
+        .data;
+    let header = &mailcheck::header(raw, "List-Unsubscribe")[0];
+    let url = header.trim_start_matches('<').split('>').next().unwrap();
+    assert!(url.starts_with(&format!("{PUBLIC_URL}/u/")), "{url}");
+    url.replacen(PUBLIC_URL, &app.base, 1)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_unsubscribe_from_a_mailed_link() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = setup(&app, "acme").await;
+        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        let url = mailed_link(&app, &t, &sink, &s, "anna@example.org").await;
+        let http = client();
+
+        // A GET (a mail scanner, or the person) shows the page and changes nothing.
+        for _ in 0..2 {
+            let page = http.get(&url).send().await.unwrap();
+            assert_eq!(page.status(), StatusCode::OK);
+            let csp = page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(csp.contains("default-src 'none'"), "{csp}");
+            assert_eq!(page.headers()["cache-control"], "no-store");
+            let html = page.text().await.unwrap();
+            assert!(
+                html.contains("acme LLC") && html.contains("Новости и акции"),
+                "{html}"
+            );
+            assert!(
+                html.contains("<button") && html.contains("lang=\"ru\""),
+                "{html}"
+            );
+        }
+        assert_eq!(
+            status_of(&app, &t, &s).await,
+            "granted",
+            "a GET never unsubscribes"
+        );
+        let events = history(&app, &t, &s).await.len();
+
+        // RFC 8058 one-click, urlencoded: 200, no redirect, withdrawn by email link.
+        let r = http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("user-agent", "Gmail one-click")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("Вы отписались"));
+        assert_eq!(status_of(&app, &t, &s).await, "withdrawn");
+        let after = history(&app, &t, &s).await;
+        assert_eq!(after.len(), events + 1);
+        let last = after
+            .iter()
+            .find(|e| e["action"] == "withdraw")
+            .expect("a withdrawal event");
+        assert_eq!(last["method"], "email_link", "{last}");
+
+        // Repeated: still 200, nothing new recorded.
+        let again = http
+            .post(&url)
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(history(&app, &t, &s).await.len(), events + 1, "idempotent");
+
+        // multipart/form-data, for another subject.
+        let s2 = granted_subject(&app, &t, "boris@example.org", Some("en")).await;
+        sink.clear();
+        let url2 = mailed_link(&app, &t, &sink, &s2, "boris@example.org").await;
+        let boundary = "assentboundary42";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--{boundary}--\r\n"
+        );
+        let page = http.get(&url2).send().await.unwrap().text().await.unwrap();
+        assert!(
+            page.contains("lang=\"en\"") && page.contains("News and offers"),
+            "the subject's locale: {page}"
+        );
+        let r = http
+            .post(&url2)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("You are unsubscribed"));
+        assert_eq!(status_of(&app, &t, &s2).await, "withdrawn");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_foreign_tokens_get_a_neutral_404() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let a = setup(&app, "alpha").await;
+        let b = setup(&app, "beta").await;
+        let s = granted_subject(&app, &a, "anna@example.org", None).await;
+        let keys = notify::link_keys();
+        let good = keys
+            .issue(&LinkClaims {
+                kind: LinkKind::Unsubscribe,
+                tenant_id: a.id.clone(),
+                subject_id: s.clone(),
+                purpose: Some("news".into()),
+            })
+            .unwrap();
+        // Tampered: one character changed.
+        let mut chars: Vec<char> = good.chars().collect();
+        let i = chars.len() / 2;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        // Validly signed, but naming B with A's subject.
+        let foreign = keys
+            .issue(&LinkClaims {
+                kind: LinkKind::Unsubscribe,
+                tenant_id: b.id.clone(),
+                subject_id: s.clone(),
+                purpose: Some("news".into()),
+            })
+            .unwrap();
+        // A preferences token is not an unsubscribe token.
+        let other_kind = keys
+            .issue(&LinkClaims {
+                kind: LinkKind::Preferences,
+                tenant_id: a.id.clone(),
+                subject_id: s.clone(),
+                purpose: Some("news".into()),
+            })
+            .unwrap();
+        let http = client();
+        let mut bodies = Vec::new();
+        for token in [
+            tampered.as_str(),
+            foreign.as_str(),
+            other_kind.as_str(),
+            "nonsense",
+            "AAAA",
+        ] {
+            let url = app.url(&format!("/u/{token}"));
+            let get = http
+                .get(&url)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(get.status(), StatusCode::NOT_FOUND, "{token}");
+            bodies.push(get.text().await.unwrap());
+            let post = http
+                .post(&url)
+                .body("List-Unsubscribe=One-Click")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(post.status(), StatusCode::NOT_FOUND, "{token}");
+        }
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "one neutral page for every bad token"
+        );
+        assert!(!bodies[0].contains("alpha") && !bodies[0].contains("beta"));
+        assert_eq!(status_of(&app, &a, &s).await, "granted", "nothing changed");
+        // The genuine token still works.
+        let r = http
+            .post(app.url(&format!("/u/{good}")))
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(status_of(&app, &a, &s).await, "withdrawn");
+    }
+}
