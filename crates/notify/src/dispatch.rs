@@ -137,10 +137,6 @@ impl Dispatcher {
         }
     }
 
-    pub fn templates(&self) -> &Templates {
-        &self.templates
-    }
-
     /// Runs until `stop` turns true.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
@@ -320,7 +316,7 @@ impl Dispatcher {
                                 Err(outcome) => outcome,
                             }
                         }
-                        Ok(()) => self.deliver(c, rt, &keys, group, &notice, now, &mut cache)?,
+                        Ok(()) => self.deliver_webhook(c, rt, &notice, now)?,
                     }
                 };
                 done.push(self.close(c, &notice, &outcome, now)?);
@@ -392,36 +388,6 @@ impl Dispatcher {
             Outcome::Retry { channel, .. } => self.metrics.retried(*channel),
             Outcome::Failed { channel, .. } => self.metrics.failed(*channel),
             Outcome::Skipped { reason } => self.metrics.skipped(notice.channel(), reason),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        &self,
-        c: &mut DbConnection,
-        rt: &Handle,
-        keys: &TenantKeys,
-        group: Option<&str>,
-        notice: &Notice,
-        now: DateTime<Utc>,
-        cache: &mut Lookups,
-    ) -> StoreResult<Outcome> {
-        match notice.channel() {
-            NoticeChannel::Webhook => self.deliver_webhook(c, rt, notice, now),
-            NoticeChannel::Email => match self.build_email(c, keys, notice, now, cache)? {
-                Ok((message, digest)) => {
-                    let result = rt.block_on(self.mail.send(message));
-                    self.email_outcome(c, notice, &digest, result)
-                }
-                Err(outcome) => Ok(outcome),
-            },
-            NoticeChannel::Telegram => {
-                let message = match self.prepare(c, keys, notice, now, cache)? {
-                    Ok(m) => m,
-                    Err(outcome) => return Ok(outcome),
-                };
-                self.deliver_telegram(c, rt, keys, group, notice, &message, now)
-            }
         }
     }
 
@@ -658,26 +624,6 @@ impl Dispatcher {
             }
         }
         out
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn deliver_telegram(
-        &self,
-        c: &mut DbConnection,
-        rt: &Handle,
-        keys: &TenantKeys,
-        group: Option<&str>,
-        notice: &Notice,
-        prepared: &Prepared,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Outcome> {
-        let subject_id = notice.subject_id.as_deref().unwrap_or_default();
-        let chats = match &self.telegram {
-            Some(_) => messaging::reachable_chats(c, &notice.tenant_id, subject_id)?,
-            None => Vec::new(),
-        };
-        let results = rt.block_on(self.send_telegram(chats, Self::telegram_text(prepared)));
-        self.telegram_outcome(c, rt, keys, group, notice, prepared, now, results)
     }
 
     /// What the answers of the chats mean: delivered to any is sent; unreachable chats

@@ -472,28 +472,6 @@ pub fn claim(
         .load(conn)?)
 }
 
-/// Re-reads a claimed notice and locks it for the send (PostgreSQL `FOR UPDATE`, so
-/// a worker reclaiming expired leases skips it while it is in flight). `None` when
-/// the claim is no longer ours.
-pub fn lock_claimed(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-    owner: &str,
-) -> StoreResult<Option<Notice>> {
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query(
-            "SELECT id FROM notifications WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        )
-        .bind::<Text, _>(tenant_id)
-        .bind::<Text, _>(id)
-        .load::<IdRow>(pg)?;
-    }
-    let notice = get(conn, tenant_id, id)?;
-    Ok(notice
-        .filter(|n| n.status() == NoticeStatus::Sending && n.lease_owner.as_deref() == Some(owner)))
-}
-
 /// Lets the current PostgreSQL transaction commit without waiting for its WAL flush
 /// (`synchronous_commit = off` for this transaction only). For delivery records only:
 /// a lost record means a repeated send, never a lost withdrawal.
@@ -504,8 +482,9 @@ pub fn relax_durability(conn: &mut DbConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// [`lock_claimed`] for a batch in two statements: the claims still ours, locked,
-/// in due order.
+/// Re-reads a batch of claimed notices and locks them for the send (PostgreSQL
+/// `FOR UPDATE`, so a worker reclaiming expired leases skips them while in flight):
+/// the claims still ours, in due order.
 pub fn lock_claimed_batch(
     conn: &mut DbConnection,
     tenant_id: &str,

@@ -232,7 +232,12 @@ pub async fn create_notification(
                     // not supply is the caller's error, not a dead notice later.
                     let stored = messaging::template(c, &tenant, &b.template, &locale)?;
                     let set = stored.map(super::templates::to_set);
-                    let sample = super::templates::sample_context(&t.legal_name, &locale, &b.data);
+                    let sample = super::templates::sample_context(
+                        &b.template,
+                        &t.legal_name,
+                        &locale,
+                        &b.data,
+                    );
                     templates
                         .render(&b.template, &locale, set.as_ref(), &sample)
                         .map_err(|e| StoreError::Invalid(e.to_string()))?;

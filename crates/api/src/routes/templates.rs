@@ -79,39 +79,23 @@ fn view(t: StoredTemplate) -> TemplateView {
     }
 }
 
-/// A context with every common variable set to a plausible value, for validation
-/// renders and previews (kind-specific values included).
+/// The notify crate's sample context for `kind`, with the tenant's own name and the
+/// caller's `data` (so a variable the data lacks is an error, as when sending).
 pub fn sample_context(
+    kind: &str,
     tenant_name: &str,
     locale: &str,
     data: &serde_json::Value,
 ) -> serde_json::Value {
-    let data = if data.is_null() {
+    let mut ctx = assent_notify::templates::sample_context(kind, locale);
+    ctx["tenant"]["name"] = tenant_name.into();
+    ctx["locale"] = locale.into();
+    ctx["data"] = if data.is_null() {
         serde_json::json!({})
     } else {
         data.clone()
     };
-    serde_json::json!({
-        "tenant": { "name": tenant_name },
-        "recipient": { "name": "Иван Петров" },
-        "unsubscribe_url": "https://assent.example/u/preview",
-        "preferences_url": "https://assent.example/p/preview",
-        "policy_url": "https://assent.example/policy",
-        "locale": locale,
-        "data": data,
-        "subscription": {
-            "name": "Premium",
-            "expires_on": "31.12.2026",
-            "renew_url": "https://example.org/renew",
-        },
-        "days_left": 7,
-        "receipt": {
-            "id": "00000000-0000-7000-8000-000000000000",
-            "purpose_name": "Рассылка",
-            "action": "grant",
-            "occurred_at": "2026-11-25T10:00:00Z",
-        },
-    })
+    ctx
 }
 
 fn parse_path(kind: &str, locale: &str) -> ApiResult<Locale> {
@@ -291,7 +275,7 @@ pub async fn preview_template(
         }
         None => stored.map(to_set),
     };
-    let ctx = sample_context(&name, locale.as_str(), &b.data);
+    let ctx = sample_context(&kind, &name, locale.as_str(), &b.data);
     let rendered = state
         .templates
         .render(&kind, locale.as_str(), set.as_ref(), &ctx)
