@@ -5,10 +5,12 @@
 //! may create databases from (e.g. `postgres://postgres@127.0.0.1:5432/test`);
 //! otherwise they are skipped with a line saying so.
 
+pub mod browser;
 pub mod fake_telegram;
 pub mod mailcheck;
 pub mod notify;
 pub mod smtp;
+pub mod unsubscribe;
 
 use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
@@ -148,18 +150,28 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> Self {
+        Self::spawn_with(db, |state| state).await
+    }
+
+    /// Like [`TestApp::spawn`], with the application state adjusted by `configure`.
+    pub async fn spawn_with(db: TestDb, configure: impl FnOnce(AppState) -> AppState) -> Self {
         let store = db.store();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let delivery = std::sync::Arc::new(assent_notify::metrics::DeliveryMetrics::new());
         let server = assent_api::build_server(
-            AppState::new(
-                store.clone(),
-                access_tokens("k1", &[]),
-                MasterKey::from_bytes(MASTER_KEY),
-            )
-            .with_delivery_metrics(&delivery)
-            .with_http_webhooks(true),
+            configure(
+                AppState::new(
+                    store.clone(),
+                    access_tokens("k1", &[]),
+                    MasterKey::from_bytes(MASTER_KEY),
+                )
+                .with_delivery_metrics(&delivery)
+                .with_http_webhooks(true)
+                .with_public_url(crate::notify::PUBLIC_URL)
+                // Tests make many requests from one address; the limit has its own test.
+                .with_public_rate_limit(100_000, false),
+            ),
             listener,
             2,
         )

@@ -936,6 +936,8 @@ async fn another_tenant_sees_none_of_it() {
                 Call::new(Method::GET, "/v1/subjects/{id}/consents/history"),
                 Call::new(Method::POST, "/v1/subjects/{id}/consents")
                     .with_body(json!({"purpose": "news", "action": "withdraw"})),
+                Call::new(Method::POST, "/v1/subjects/{id}/links")
+                    .with_body(json!({"kind": "preferences"})),
             ],
             "/v1/subjects/{id}/consents",
         )

@@ -3,133 +3,13 @@
 //! encodings, idempotence, a GET that changes nothing, forged and foreign tokens.
 
 use assent_core::link::{LinkClaims, LinkKind};
-use assent_core::tenancy::Role;
-use assent_tests::notify::{self, PUBLIC_URL, Wiring};
+use assent_tests::notify;
 use assent_tests::smtp::SmtpSink;
-use assent_tests::{TenantHandle, TestApp, TestDb, mailcheck};
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use std::time::Duration;
-
-async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
-    let t = app.tenant_with(slug, Role::Admin).await;
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&json!({
-            "code": "news", "name": {"ru": "Новости и акции", "en": "News and offers"},
-            "legal_basis": "consent", "channels": ["email"],
-            "data_categories": ["email"], "retention_days": 365,
-        })),
-        StatusCode::CREATED,
-    )
-    .await;
-    t
-}
-
-async fn granted_subject(
-    app: &TestApp,
-    t: &TenantHandle,
-    email: &str,
-    locale: Option<&str>,
-) -> String {
-    let s = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/subjects",
-            Some(&json!({"email": email, "locale": locale})),
-            StatusCode::CREATED,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": "news", "action": "grant"})),
-        StatusCode::CREATED,
-    )
-    .await;
-    s
-}
-
-async fn status_of(app: &TestApp, t: &TenantHandle, s: &str) -> String {
-    let states = app
-        .expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/subjects/{s}/consents"),
-            None,
-            StatusCode::OK,
-        )
-        .await;
-    states
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["purpose"] == "news")
-        .map(|p| p["status"].as_str().unwrap().to_owned())
-        .unwrap()
-}
-
-async fn history(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/subjects/{s}/consents/history"),
-        None,
-        StatusCode::OK,
-    )
-    .await["items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// The unsubscribe URL of the newsletter that arrived for `email`, on this server.
-async fn mailed_link(
-    app: &TestApp,
-    t: &TenantHandle,
-    sink: &SmtpSink,
-    subject: &str,
-    email: &str,
-) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/notifications",
-        Some(
-            &json!({"subject_id": subject, "purpose": "news", "template": "message",
-            "data": {"subject": "Новости", "body": "Текст"}}),
-        ),
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    notify::dispatcher(
-        app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
-    let got = sink.wait_for(1, Duration::from_secs(5)).await;
-    let raw = &got
-        .iter()
-        .find(|m| m.rcpt_to[0] == email)
-        .expect("the newsletter arrived")
-        .data;
-    let header = &mailcheck::header(raw, "List-Unsubscribe")[0];
-    let url = header.trim_start_matches('<').split('>').next().unwrap();
-    assert!(url.starts_with(&format!("{PUBLIC_URL}/u/")), "{url}");
-    url.replacen(PUBLIC_URL, &app.base, 1)
-}
+use assent_tests::unsubscribe::{
+    granted_subject, history, mailed_link, news_status, tenant_with_news,
+};
+use assent_tests::{TestApp, TestDb};
+use reqwest::StatusCode;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -143,7 +23,7 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
-        let t = setup(&app, "acme").await;
+        let t = tenant_with_news(&app, "acme").await;
         let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
         let url = mailed_link(&app, &t, &sink, &s, "anna@example.org").await;
         let http = client();
@@ -169,7 +49,7 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             );
         }
         assert_eq!(
-            status_of(&app, &t, &s).await,
+            news_status(&app, &t, &s).await,
             "granted",
             "a GET never unsubscribes"
         );
@@ -186,7 +66,7 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.unwrap().contains("Вы отписались"));
-        assert_eq!(status_of(&app, &t, &s).await, "withdrawn");
+        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
         let after = history(&app, &t, &s).await;
         assert_eq!(after.len(), events + 1);
         let last = after
@@ -230,7 +110,7 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.unwrap().contains("You are unsubscribed"));
-        assert_eq!(status_of(&app, &t, &s2).await, "withdrawn");
+        assert_eq!(news_status(&app, &t, &s2).await, "withdrawn");
     }
 }
 
@@ -238,8 +118,8 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
 async fn forged_and_foreign_tokens_get_a_neutral_404() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
-        let a = setup(&app, "alpha").await;
-        let b = setup(&app, "beta").await;
+        let a = tenant_with_news(&app, "alpha").await;
+        let b = tenant_with_news(&app, "beta").await;
         let s = granted_subject(&app, &a, "anna@example.org", None).await;
         let keys = notify::link_keys();
         let good = keys
@@ -304,7 +184,11 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
             "one neutral page for every bad token"
         );
         assert!(!bodies[0].contains("alpha") && !bodies[0].contains("beta"));
-        assert_eq!(status_of(&app, &a, &s).await, "granted", "nothing changed");
+        assert_eq!(
+            news_status(&app, &a, &s).await,
+            "granted",
+            "nothing changed"
+        );
         // The genuine token still works.
         let r = http
             .post(app.url(&format!("/u/{good}")))
@@ -313,6 +197,6 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(status_of(&app, &a, &s).await, "withdrawn");
+        assert_eq!(news_status(&app, &a, &s).await, "withdrawn");
     }
 }

@@ -7,6 +7,7 @@ mod idempotency;
 mod import;
 pub mod metrics;
 pub mod observe;
+pub mod rate_limit;
 mod routes;
 pub mod state;
 
@@ -74,6 +75,8 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(openapi_json)
                 .service(auth::issue_token)
                 .service(tenant::current_tenant)
+                .service(branding::get_branding)
+                .service(branding::put_branding)
                 .service(api_keys::create_api_key)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::get_api_key)
@@ -89,6 +92,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(subjects::search_subjects)
                 .service(subjects::get_subject)
                 .service(subjects::patch_subject)
+                .service(links::create_link)
                 .service(consents::record_consent)
                 .service(consents::subject_consents)
                 .service(consents::consent_history)
@@ -141,8 +145,10 @@ pub fn build_server(
             .configure(routes)
             .split_for_parts();
         // Public pages are HTML for people, not part of the API document.
-        app.service(routes::public::unsubscribe_page)
-            .service(routes::public::unsubscribe)
+        app.service(routes::public::unsubscribe::unsubscribe_page)
+            .service(routes::public::unsubscribe::unsubscribe)
+            .service(routes::public::preferences::preferences_page)
+            .service(routes::public::preferences::preferences_change)
             .app_data(state.clone())
             .app_data(doc.clone())
             .app_data(extract::json_config())

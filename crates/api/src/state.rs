@@ -5,6 +5,9 @@ use assent_core::pii::{GroupLinkKey, TenantKeys};
 use assent_store::{Store, StoreResult};
 use std::sync::Arc;
 
+/// Public page requests per minute per client address, unless configured.
+pub const DEFAULT_PUBLIC_RATE_PER_MINUTE: u32 = 60;
+
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +23,12 @@ pub struct AppState {
     pub allow_http_webhooks: bool,
     /// Verifies the tokens of links in messages (`/u/{token}`).
     pub links: Arc<assent_core::link::LinkKeys>,
+    /// The base of links handed out (`ASSENT_PUBLIC_URL`).
+    pub public_url: String,
+    /// CSRF tokens of the preference centre's forms.
+    pub form_guard: Arc<assent_core::form_guard::FormGuard>,
+    /// Per-IP limits of the public pages.
+    pub public_limit: Arc<crate::rate_limit::PublicRateLimit>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -48,6 +57,12 @@ impl AppState {
             tokens: Arc::new(tokens),
             metrics: Arc::new(Metrics::new()),
             links: Arc::new(assent_core::link::LinkKeys::new(&master, 1, &[])),
+            public_url: "http://localhost:8080".into(),
+            form_guard: Arc::new(assent_core::form_guard::FormGuard::new(&master)),
+            public_limit: Arc::new(crate::rate_limit::PublicRateLimit::new(
+                DEFAULT_PUBLIC_RATE_PER_MINUTE,
+                false,
+            )),
             master: Arc::new(master),
             spool_dir: std::env::temp_dir().join("assent-imports"),
             templates: Arc::new(assent_notify::templates::Templates::new()),
@@ -58,6 +73,21 @@ impl AppState {
     /// Link keys with the operator's key ids (rotation).
     pub fn with_link_keys(mut self, links: assent_core::link::LinkKeys) -> Self {
         self.links = Arc::new(links);
+        self
+    }
+
+    /// The base URL of links handed out through the API.
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = url.into();
+        self
+    }
+
+    /// Requests per minute one client address may make to the public pages.
+    pub fn with_public_rate_limit(mut self, per_minute: u32, trust_forwarded_for: bool) -> Self {
+        self.public_limit = Arc::new(crate::rate_limit::PublicRateLimit::new(
+            per_minute,
+            trust_forwarded_for,
+        ));
         self
     }
 

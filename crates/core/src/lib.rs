@@ -38,9 +38,11 @@ macro_rules! text_enum {
 
 pub mod access_token;
 pub mod api_key;
+pub mod branding;
 pub mod consent;
 pub mod contact;
 pub mod crypto;
+pub mod form_guard;
 pub mod id;
 pub mod ledger;
 pub mod link;

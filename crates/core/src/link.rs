@@ -120,7 +120,7 @@ impl LinkKeys {
         let purpose = claims.purpose.as_deref().unwrap_or("");
         if claims.purpose.is_some() && !is_purpose_code(purpose) {
             return Err(InvalidValue(format!(
-                "invalid purpose code '{purpose}' for a link: use 1-{MAX_PURPOSE_LEN} characters of a-z, 0-9 and _"
+                "invalid purpose code '{purpose}' for a link: use 1-{MAX_PURPOSE_LEN} characters of a-z, 0-9, _, - and ."
             )));
         }
         let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES + purpose.len());
@@ -216,11 +216,10 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
         .map(|u| u.hyphenated().to_string())
 }
 
+/// Every code a purpose may have (`.` and `-` included: group purposes are often
+/// named `group.marketing`), so every subscribed message can carry its links.
 fn is_purpose_code(code: &str) -> bool {
-    (1..=MAX_PURPOSE_LEN).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    code.len() <= MAX_PURPOSE_LEN && crate::consent::validate_purpose_code(code).is_ok()
 }
 
 #[cfg(test)]
@@ -349,10 +348,17 @@ mod tests {
             c.subject_id = id.to_owned();
             assert!(keys.issue(&c).is_err(), "subject {id:?}");
         }
-        for purpose in ["", "News", "a-b", "me@example.com", &"a".repeat(65)] {
+        for purpose in ["", "News", "a b", "me@example.com", &"a".repeat(65)] {
             let mut c = good.clone();
             c.purpose = Some(purpose.to_owned());
             assert!(keys.issue(&c).is_err(), "purpose {purpose:?}");
+        }
+        // Every valid purpose code gets links, group codes with dots included.
+        for purpose in ["group.marketing", "a-b", "x_1"] {
+            let mut c = good.clone();
+            c.purpose = Some(purpose.to_owned());
+            let token = keys.issue(&c).expect(purpose);
+            assert_eq!(keys.verify(&token), Ok(c));
         }
     }
 

@@ -422,12 +422,19 @@ impl Dispatcher {
             .then(|| self.link(LinkKind::Unsubscribe, notice, subject_id))
             .flatten();
         let preferences_url = self.link(LinkKind::Preferences, notice, subject_id);
+        if cache.policy_url.is_none() {
+            cache.policy_url = Some(
+                assent_store::policies::in_force(c, tenant_id, now.naive_utc())?
+                    .and_then(|p| p.url),
+            );
+        }
+        let policy_url = cache.policy_url.clone().flatten();
         let mut ctx = serde_json::json!({
             "tenant": { "name": tenant.legal_name },
             "recipient": { "name": pii.full_name },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,
-            "policy_url": serde_json::Value::Null,
+            "policy_url": policy_url,
             "locale": notice.locale,
             "data": data,
         });
@@ -775,6 +782,8 @@ fn redact(text: &str) -> String {
 #[derive(Default)]
 struct Lookups {
     tenant: Option<assent_store::tenants::Tenant>,
+    /// The URL of the privacy policy in force, once looked up.
+    policy_url: Option<Option<String>>,
     templates: std::collections::HashMap<(String, String), Option<TemplateSet>>,
 }
 

@@ -50,6 +50,11 @@ pub struct Config {
     pub dispatch_concurrency: usize,
     /// Accept plain-http webhook URLs (local development only).
     pub allow_http_webhooks: bool,
+    /// Requests per minute one client address may make to the public pages.
+    pub public_rate_limit: u32,
+    /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a
+    /// reverse proxy that every request passes through).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Config {
@@ -80,6 +85,8 @@ impl Default for Config {
             smtp_pool_size: 32,
             dispatch_concurrency: 4,
             allow_http_webhooks: false,
+            public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -123,6 +130,8 @@ const ENV_KEYS: &[&str] = &[
     "smtp_pool_size",
     "dispatch_concurrency",
     "allow_http_webhooks",
+    "public_rate_limit",
+    "trust_forwarded_for",
 ];
 
 impl Config {
@@ -176,6 +185,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.dispatch_concurrency) {
             return Err("dispatch_concurrency must be between 1 and 64".into());
+        }
+        if !(1..=100_000).contains(&self.public_rate_limit) {
+            return Err("public_rate_limit must be between 1 and 100000 requests a minute".into());
         }
         Ok(())
     }

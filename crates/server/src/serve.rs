@@ -105,7 +105,9 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
                 config.link_kid,
                 &config.link_accepted_kids()?,
             ))
-            .with_http_webhooks(config.allow_http_webhooks),
+            .with_http_webhooks(config.allow_http_webhooks)
+            .with_public_url(config.issuer())
+            .with_public_rate_limit(config.public_rate_limit, config.trust_forwarded_for),
         listener,
         workers,
     )

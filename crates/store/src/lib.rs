@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod branding;
 mod conn;
 pub mod consents;
 mod error;

@@ -337,3 +337,14 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    tenant_branding (tenant_id) {
+        tenant_id -> Text,
+        display_name -> Nullable<Text>,
+        accent_color -> Nullable<Text>,
+        logo_type -> Nullable<Text>,
+        logo -> Nullable<Binary>,
+        updated_at -> Timestamp,
+    }
+}

@@ -454,3 +454,15 @@ pub fn locale_of(
         .optional()?
         .flatten())
 }
+
+/// Takes back an objection (the person changed their mind in the preference centre).
+pub fn withdraw_objection(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    purpose_code: &str,
+) -> StoreResult<()> {
+    lock_for_change(conn, tenant_id, subject_id)?;
+    diesel::delete(objections::table.find((tenant_id, subject_id, purpose_code))).execute(conn)?;
+    Ok(())
+}

@@ -1,10 +1,12 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod branding;
 pub mod consents;
 pub mod health;
 pub mod imports;
 pub mod ledger;
+pub mod links;
 pub mod notifications;
 pub mod policies;
 pub mod public;

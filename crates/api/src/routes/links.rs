@@ -1,0 +1,89 @@
+//! Links a tenant puts into its own messages: the same unsubscribe and preference
+//! links Assent's emails carry.
+
+use crate::extract::{Json, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{post, web};
+use assent_core::link::{LinkClaims, LinkKind};
+use assent_core::tenancy::Permission;
+use assent_store::{StoreError, purposes, subjects};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    #[schema(value_type = String, example = "unsubscribe")]
+    pub kind: LinkKind,
+    /// Required for `unsubscribe`; for `preferences` it marks the purpose the page
+    /// opens at.
+    pub purpose: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkView {
+    pub url: String,
+    #[schema(value_type = String)]
+    pub kind: LinkKind,
+    pub purpose: Option<String>,
+}
+
+/// A link to the subject's unsubscribe page or preference centre. The link holds
+/// no personal data, cannot be forged and does not expire.
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = LinkRequest, responses(
+    (status = 200, body = LinkView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/subjects/{id}/links")]
+pub async fn create_link(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<LinkRequest>,
+) -> ApiResult<web::Json<LinkView>> {
+    principal.require(Permission::Operate)?;
+    let Json(req) = body;
+    if req.kind == LinkKind::Unsubscribe && req.purpose.is_none() {
+        return Err(ApiError::invalid(
+            "an unsubscribe link needs the purpose it unsubscribes from",
+        ));
+    }
+    let subject_id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let (sid, code) = (subject_id.clone(), req.purpose.clone());
+    state
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.read(&tenant, |c| {
+                match subjects::facts(c, &tenant, &sid)? {
+                    Some(f) if f.erased_at.is_none() => {}
+                    _ => return Err(StoreError::NotFound),
+                }
+                if let Some(code) = &code
+                    && purposes::resolve(c, &tenant, keys.group_id(), code)?.is_none()
+                {
+                    return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    let token = state
+        .links
+        .issue(&LinkClaims {
+            kind: req.kind,
+            tenant_id: principal.tenant_id,
+            subject_id,
+            purpose: req.purpose.clone(),
+        })
+        .map_err(|e| ApiError::invalid(e.0))?;
+    Ok(web::Json(LinkView {
+        url: format!(
+            "{}{}{token}",
+            state.public_url.trim_end_matches('/'),
+            req.kind.route_prefix()
+        ),
+        kind: req.kind,
+        purpose: req.purpose,
+    }))
+}

@@ -1,0 +1,670 @@
+//! The preference centre (`/p/{token}`): every purpose of the subject at the company
+//! and the group's shared ones, with their state; withdraw, give consent again, object.
+//!
+//! Plain forms, one per purpose, so it works without script and with a keyboard. Each
+//! form carries a CSRF token bound to a `SameSite=Strict` cookie (`form_guard`). After
+//! a change the browser is sent back to the page (303), so a reload never repeats it.
+
+use super::{Brand, Lang, Page, accept_language, choose_lang, escape, evidence, not_found, render};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
+use assent_core::link::{LinkClaims, LinkKind};
+use assent_store::consents::{self, Actor, ConsentRequest};
+use assent_store::{StoreError, branding, policies, subjects, tenants};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+const COOKIE: &str = "assent_form";
+
+/// What a person may do with one purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Choice {
+    Withdraw,
+    Grant,
+    Object,
+    Unobject,
+}
+
+impl Choice {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Withdraw => "withdraw",
+            Self::Grant => "grant",
+            Self::Object => "object",
+            Self::Unobject => "unobject",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Withdraw, Self::Grant, Self::Object, Self::Unobject]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+struct Item {
+    code: String,
+    scope: PurposeScope,
+    name: String,
+    basis: LegalBasis,
+    status: ConsentStatus,
+    since: Option<DateTime<Utc>>,
+    objected: bool,
+}
+
+struct View {
+    lang: Lang,
+    brand: Brand,
+    group_name: Option<String>,
+    items: Vec<Item>,
+    policy: Option<(String, Option<String>)>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Query {
+    lang: Option<String>,
+    done: Option<String>,
+    purpose: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Form {
+    csrf: String,
+    /// The language the page was shown in, so the statement hashed is the one read.
+    lang: Option<String>,
+    purpose: String,
+    action: String,
+}
+
+fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
+    state
+        .links
+        .verify(token)
+        .ok()
+        .filter(|c| c.kind == LinkKind::Preferences)
+}
+
+fn load(
+    state: &AppState,
+    claims: &LinkClaims,
+    switch: Option<Lang>,
+    browser: Option<Lang>,
+) -> Result<Option<View>, StoreError> {
+    let keyring = state.keyring(&state.store, &claims.tenant_id)?;
+    let tenant_id = &claims.tenant_id;
+    state.store.read(tenant_id, |c| {
+        let Some(tenant) = tenants::find_tenant(c, tenant_id)? else {
+            return Ok(None);
+        };
+        let Some(facts) = subjects::facts(c, tenant_id, &claims.subject_id)? else {
+            return Ok(None);
+        };
+        if facts.erased_at.is_some() {
+            return Ok(None);
+        }
+        let locale = subjects::locale_of(c, tenant_id, &facts.id)?;
+        let lang = choose_lang(switch, locale.as_deref(), browser, &tenant.default_locale);
+        let states =
+            consents::subject_states(c, tenant_id, keyring.group_id(), &facts.id, Utc::now())?;
+        let mut items = Vec::with_capacity(states.len());
+        for (purpose, stored) in states {
+            let objected = purpose.meaning.legal_basis != LegalBasis::Consent
+                && subjects::objected(c, tenant_id, &facts.id, &purpose.code)?;
+            items.push(Item {
+                name: match lang {
+                    Lang::Ru => purpose.meaning.name_ru,
+                    Lang::En => purpose.meaning.name_en,
+                },
+                code: purpose.code,
+                scope: purpose.scope,
+                basis: purpose.meaning.legal_basis,
+                status: stored
+                    .as_ref()
+                    .map_or(ConsentStatus::None, |s| s.state.status),
+                since: stored.map(|s| s.state.since),
+                objected,
+            });
+        }
+        let group_name = match keyring.group_id() {
+            Some(g) => tenants::find_group(c, g)?.map(|g| g.name),
+            None => None,
+        };
+        let policy =
+            policies::in_force(c, tenant_id, Utc::now().naive_utc())?.map(|p| (p.version, p.url));
+        Ok(Some(View {
+            lang,
+            brand: Brand::of(&tenant.legal_name, branding::get(c, tenant_id)?),
+            group_name,
+            items,
+            policy,
+        }))
+    })
+}
+
+/// The sentence a person agrees to by pressing "give consent"; its hash is kept as
+/// evidence of what they saw.
+fn statement(lang: Lang, company: &str, purpose: &str, policy: Option<&str>) -> String {
+    let policy = policy.unwrap_or("-");
+    match lang {
+        Lang::Ru => format!(
+            "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}» \
+             в соответствии с политикой обработки персональных данных (редакция {policy})."
+        ),
+        Lang::En => format!(
+            "I consent to {company} processing my personal data for “{purpose}” under its \
+             privacy policy (version {policy})."
+        ),
+    }
+}
+
+fn date(lang: Lang, at: DateTime<Utc>) -> String {
+    match lang {
+        Lang::Ru => at.format("%d.%m.%Y").to_string(),
+        Lang::En => at.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// The state line and the forms of one purpose.
+fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> String {
+    let lang = view.lang;
+    let name = escape(&item.name);
+    let heading_id = format!("purpose-{}-title", item.code);
+    let since = item
+        .since
+        .map(|s| format!(" {}", date(lang, s)))
+        .unwrap_or_default();
+    let form = |choice: Choice, label: &str, secondary: bool| {
+        format!(
+            "<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"purpose\" value=\"{code}\">\
+             <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
+             <button type=\"submit\" name=\"action\" value=\"{action}\"{class} \
+             aria-describedby=\"{heading_id}\">{label}</button></form>",
+            code = escape(&item.code),
+            action = choice.as_str(),
+            class = if secondary {
+                " class=\"secondary\""
+            } else {
+                ""
+            },
+            lang = lang.code(),
+        )
+    };
+    let (state, controls) = match item.basis {
+        LegalBasis::Consent => match item.status {
+            ConsentStatus::Granted => (
+                format!("{}{since}", lang.pick("Согласие дано", "Consent given")),
+                form(
+                    Choice::Withdraw,
+                    lang.pick("Отозвать согласие", "Withdraw consent"),
+                    true,
+                ),
+            ),
+            other => {
+                let state = match other {
+                    ConsentStatus::Withdrawn => {
+                        format!(
+                            "{}{since}",
+                            lang.pick("Согласие отозвано", "Consent withdrawn")
+                        )
+                    }
+                    ConsentStatus::Expired => lang
+                        .pick("Срок согласия истёк", "Consent expired")
+                        .to_owned(),
+                    _ => lang
+                        .pick("Согласие не давалось", "No consent given")
+                        .to_owned(),
+                };
+                let text = statement(
+                    lang,
+                    &view.brand.name,
+                    &item.name,
+                    view.policy.as_ref().map(|(v, _)| v.as_str()),
+                );
+                (
+                    state,
+                    format!(
+                        "<p class=\"statement\">{}</p>{}",
+                        escape(&text),
+                        form(
+                            Choice::Grant,
+                            lang.pick("Дать согласие", "Give consent"),
+                            false
+                        )
+                    ),
+                )
+            }
+        },
+        LegalBasis::LegitimateInterest if item.objected => (
+            lang.pick(
+                "Вы возразили против этой обработки",
+                "You objected to this processing",
+            )
+            .to_owned(),
+            form(
+                Choice::Unobject,
+                lang.pick("Отменить возражение", "Withdraw my objection"),
+                true,
+            ),
+        ),
+        LegalBasis::LegitimateInterest => (
+            lang.pick(
+                "Обработка в законных интересах компании; вы можете возразить",
+                "Processed in the company's legitimate interest; you may object",
+            )
+            .to_owned(),
+            form(Choice::Object, lang.pick("Возразить", "Object"), true),
+        ),
+        LegalBasis::Contract => (
+            lang.pick(
+                "Необходимо для исполнения договора с вами",
+                "Needed to perform your contract",
+            )
+            .to_owned(),
+            String::new(),
+        ),
+        LegalBasis::LegalObligation => (
+            lang.pick("Требуется по закону", "Required by law")
+                .to_owned(),
+            String::new(),
+        ),
+    };
+    let is_current = current == Some(item.code.as_str());
+    format!(
+        "<li class=\"purpose{cls}\" id=\"purpose-{code}\"{aria}>\
+         <h3 id=\"{heading_id}\">{name}</h3><p class=\"state\">{state}</p>{controls}</li>",
+        cls = if is_current { " current" } else { "" },
+        aria = if is_current {
+            " aria-current=\"true\""
+        } else {
+            ""
+        },
+        code = escape(&item.code),
+        state = escape(&state),
+    )
+}
+
+fn notice(lang: Lang, q: &Query, items: &[Item]) -> String {
+    let (Some(done), Some(code)) = (q.done.as_deref(), q.purpose.as_deref()) else {
+        return String::new();
+    };
+    let Some(item) = items.iter().find(|i| i.code == code) else {
+        return String::new();
+    };
+    let name = escape(&item.name);
+    let text = match (Choice::parse(done), lang) {
+        (Some(Choice::Withdraw), Lang::Ru) => format!("Согласие «{name}» отозвано."),
+        (Some(Choice::Withdraw), Lang::En) => format!("Consent to “{name}” withdrawn."),
+        (Some(Choice::Grant), Lang::Ru) => format!("Согласие «{name}» дано. Спасибо!"),
+        (Some(Choice::Grant), Lang::En) => format!("Consent to “{name}” given. Thank you!"),
+        (Some(Choice::Object), Lang::Ru) => format!("Возражение против «{name}» записано."),
+        (Some(Choice::Object), Lang::En) => format!("Your objection to “{name}” is recorded."),
+        (Some(Choice::Unobject), Lang::Ru) => format!("Возражение против «{name}» отменено."),
+        (Some(Choice::Unobject), Lang::En) => {
+            format!("Your objection to “{name}” is withdrawn.")
+        }
+        (None, _) => return String::new(),
+    };
+    format!("<p class=\"notice\" role=\"status\">{text}</p>")
+}
+
+fn page_html(
+    view: View,
+    q: &Query,
+    csrf: &str,
+    current: Option<&str>,
+    alert: Option<&str>,
+) -> Page {
+    let lang = view.lang;
+    let company = escape(&view.brand.name);
+    let title = lang.pick("Настройки согласий", "Your consent settings");
+    let intro = match lang {
+        Lang::Ru => format!(
+            "Здесь видно, для чего {company} может использовать ваши данные. \
+             Вы можете изменить решение в любой момент."
+        ),
+        Lang::En => format!(
+            "Here you can see what {company} may use your data for, and change your mind \
+             at any time."
+        ),
+    };
+    let mut body = format!("<h1>{title}</h1><p>{intro}</p>");
+    if let Some(alert) = alert {
+        body.push_str(&format!(
+            "<p class=\"alert\" role=\"alert\">{}</p>",
+            escape(alert)
+        ));
+    }
+    body.push_str(&notice(lang, q, &view.items));
+    let section = |items: Vec<&Item>| {
+        let mut out = String::from("<ul class=\"purposes\">");
+        for item in items {
+            out.push_str(&item_html(&view, item, csrf, current));
+        }
+        out.push_str("</ul>");
+        out
+    };
+    let own: Vec<&Item> = view
+        .items
+        .iter()
+        .filter(|i| i.scope == PurposeScope::Tenant)
+        .collect();
+    let shared: Vec<&Item> = view
+        .items
+        .iter()
+        .filter(|i| i.scope == PurposeScope::Group)
+        .collect();
+    if own.is_empty() && shared.is_empty() {
+        body.push_str(&format!(
+            "<p>{}</p>",
+            lang.pick("Пока настраивать нечего.", "There is nothing to set yet.")
+        ));
+    }
+    if !own.is_empty() {
+        body.push_str(&format!(
+            "<section aria-labelledby=\"own\"><h2 id=\"own\">{company}</h2>{}</section>",
+            section(own)
+        ));
+    }
+    if !shared.is_empty() {
+        let group = escape(view.group_name.as_deref().unwrap_or_default());
+        let (heading, note) = match lang {
+            Lang::Ru => (
+                format!("Общие для компаний группы {group}"),
+                "Изменение здесь действует во всех компаниях группы.",
+            ),
+            Lang::En => (
+                format!("Shared by the companies of {group}"),
+                "A change here applies in every company of the group.",
+            ),
+        };
+        body.push_str(&format!(
+            "<section aria-labelledby=\"shared\"><h2 id=\"shared\">{heading}</h2><p>{note}</p>{}</section>",
+            section(shared)
+        ));
+    }
+    let mut footer = String::from("<footer>");
+    if let Some((_, Some(url))) = &view.policy
+        && (url.starts_with("https://") || url.starts_with("http://"))
+    {
+        footer.push_str(&format!(
+            "<a href=\"{}\">{}</a>",
+            escape(url),
+            lang.pick("Политика обработки персональных данных", "Privacy policy")
+        ));
+    }
+    let (other, other_label) = match lang {
+        Lang::Ru => ("en", "English"),
+        Lang::En => ("ru", "Русский"),
+    };
+    footer.push_str(&format!(
+        "<a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></footer>"
+    ));
+    body.push_str(&footer);
+    Page {
+        lang,
+        title: title.to_owned(),
+        body,
+        brand: Some(view.brand),
+    }
+}
+
+fn cookie_of(req: &HttpRequest) -> Option<String> {
+    let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
+    header.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE && !value.is_empty() && value.len() <= 64).then(|| value.to_owned())
+    })
+}
+
+fn set_cookie(req: &HttpRequest, response: &mut HttpResponse, value: &str) {
+    // Secure whenever the page is served over https (directly or behind a proxy).
+    let secure = if req.connection_info().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{COOKIE}={value}; Path=/p/; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Renders the page with a form token for this browser (reusing its cookie).
+async fn show(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    token: &str,
+    claims: LinkClaims,
+    q: Query,
+    status: StatusCode,
+    alert: Option<(&str, &str)>,
+) -> HttpResponse {
+    let browser = accept_language(req);
+    let switch = q.lang.as_deref().and_then(Lang::parse);
+    let fallback = switch.or(browser).unwrap_or(Lang::Ru);
+    let st = state.clone();
+    let current = claims.purpose.clone();
+    let view = web::block(move || load(&st, &claims, switch, browser)).await;
+    let view = match view {
+        Ok(Ok(Some(v))) => v,
+        Ok(Ok(None)) => return not_found(fallback),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the preference centre failed to load");
+            return super::unavailable(fallback);
+        }
+        Err(_) => return super::unavailable(fallback),
+    };
+    let (cookie, fresh) = match cookie_of(req) {
+        Some(c) => (c, false),
+        None => (assent_core::form_guard::FormGuard::new_cookie(), true),
+    };
+    let csrf = state
+        .form_guard
+        .issue(&cookie, token, Utc::now().timestamp());
+    let alert = alert.map(|(ru, en)| view.lang.pick(ru, en).to_owned());
+    let page = page_html(view, &q, &csrf, current.as_deref(), alert.as_deref());
+    let mut response = render(status, page);
+    if fresh {
+        set_cookie(req, &mut response, &cookie);
+    }
+    response
+}
+
+#[get("/p/{token}")]
+pub async fn preferences_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<Query>,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let token = path.into_inner();
+    let Some(claims) = claims_of(&state, &token) else {
+        return not_found(accept_language(&req).unwrap_or(Lang::Ru));
+    };
+    show(
+        state,
+        &req,
+        &token,
+        claims,
+        query.into_inner(),
+        StatusCode::OK,
+        None,
+    )
+    .await
+}
+
+#[post("/p/{token}")]
+pub async fn preferences_change(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let token = path.into_inner();
+    let lang = accept_language(&req).unwrap_or(Lang::Ru);
+    let Some(claims) = claims_of(&state, &token) else {
+        return not_found(lang);
+    };
+    // Another site's form: refused before anything else is looked at.
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    let form: Option<Form> = serde_urlencoded::from_bytes(&body).ok();
+    let guarded = form.as_ref().is_some_and(|f| {
+        cookie_of(&req).is_some_and(|cookie| {
+            state
+                .form_guard
+                .verify(&f.csrf, &cookie, &token, Utc::now().timestamp())
+                .is_ok()
+        })
+    });
+    let choice = form.as_ref().and_then(|f| Choice::parse(&f.action));
+    let (Some(form), Some(choice), true, false) = (form, choice, guarded, cross_site) else {
+        // Nothing changed; the page is shown again with a fresh form to press again.
+        return show(
+            state,
+            &req,
+            &token,
+            claims,
+            Query::default(),
+            StatusCode::FORBIDDEN,
+            Some((
+                "Страница устарела, поэтому ничего не изменилось. Нажмите кнопку ещё раз.",
+                "This page was out of date, so nothing changed. Please press the button again.",
+            )),
+        )
+        .await;
+    };
+    let evidence = evidence(&req);
+    let st = state.clone();
+    let for_write = claims.clone();
+    let code = form.purpose.clone();
+    let shown_in = form.lang.as_deref().and_then(Lang::parse);
+    let result =
+        web::block(move || apply(&st, &for_write, &code, choice, evidence, shown_in)).await;
+    match result {
+        Ok(Ok(true)) => {
+            let location = format!(
+                "/p/{token}?done={}&purpose={}#purpose-{}",
+                choice.as_str(),
+                form.purpose,
+                form.purpose
+            );
+            let mut response = HttpResponse::SeeOther();
+            super::security_headers(&mut response);
+            response
+                .insert_header((header::LOCATION, location))
+                .finish()
+        }
+        Ok(Ok(false)) => {
+            show(
+                state,
+                &req,
+                &token,
+                claims,
+                Query::default(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some((
+                    "Это действие недоступно для выбранной цели; ничего не изменилось.",
+                    "That is not possible for this purpose; nothing changed.",
+                )),
+            )
+            .await
+        }
+        Ok(Err(StoreError::NotFound)) => not_found(lang),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "a preference change failed");
+            super::unavailable(lang)
+        }
+        Err(_) => super::unavailable(lang),
+    }
+}
+
+/// Applies one choice; `Ok(false)` when it does not fit the purpose (nothing written).
+fn apply(
+    state: &AppState,
+    claims: &LinkClaims,
+    code: &str,
+    choice: Choice,
+    mut evidence: assent_store::consents::Evidence,
+    shown_in: Option<Lang>,
+) -> Result<bool, StoreError> {
+    let keyring = state.keyring(&state.store, &claims.tenant_id)?;
+    let tenant_id = &claims.tenant_id;
+    // The statement shown is re-created in the language the page was shown in.
+    let view = load(state, claims, shown_in, None)?.ok_or(StoreError::NotFound)?;
+    let Some(item) = view.items.iter().find(|i| i.code == code) else {
+        return Ok(false);
+    };
+    let fits = matches!(
+        (item.basis, choice),
+        (LegalBasis::Consent, Choice::Withdraw | Choice::Grant)
+            | (
+                LegalBasis::LegitimateInterest,
+                Choice::Object | Choice::Unobject
+            )
+    );
+    if !fits {
+        return Ok(false);
+    }
+    let policy_version = view.policy.as_ref().map(|(v, _)| v.clone());
+    if choice == Choice::Grant {
+        let text = statement(
+            view.lang,
+            &view.brand.name,
+            &item.name,
+            policy_version.as_deref(),
+        );
+        evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
+    }
+    state.store.write(tenant_id, |c| match choice {
+        Choice::Withdraw | Choice::Grant => consents::record(
+            c,
+            &keyring.tenant,
+            tenant_id,
+            keyring.group_id(),
+            &ConsentRequest {
+                subject_id: claims.subject_id.clone(),
+                purpose_code: code.to_owned(),
+                action: if choice == Choice::Grant {
+                    Action::Grant
+                } else {
+                    Action::Withdraw
+                },
+                method: Method::PreferenceCentre,
+                occurred_at: Utc::now(),
+                policy_version: policy_version.clone(),
+                evidence: evidence.clone(),
+                actor: Actor {
+                    kind: ActorKind::Subject,
+                    name: None,
+                    relation: None,
+                },
+                import_key: None,
+            },
+            Utc::now(),
+        )
+        .map(|_| true)
+        .or_else(|e| match e {
+            // Already in that state (a second tab, a double click): same outcome.
+            StoreError::Conflict(_) => Ok(true),
+            e => Err(e),
+        }),
+        Choice::Object => subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| true),
+        Choice::Unobject => {
+            subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code).map(|_| true)
+        }
+    })
+}

@@ -1,0 +1,242 @@
+//! One-click unsubscribe.
+//!
+//! `/u/{token}` is the `List-Unsubscribe` URL: a GET shows a page with one button and
+//! never changes anything (mail scanners follow links); a POST withdraws. The RFC 8058
+//! one-click POST (`List-Unsubscribe=One-Click`, urlencoded or multipart) needs no
+//! cookie or login, answers 200 without a redirect, and is idempotent.
+
+use super::{Brand, Lang, Page, accept_language, choose_lang, escape, evidence, not_found, render};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
+use assent_core::link::{LinkClaims, LinkKind};
+use assent_store::consents::{self, Actor, ConsentRequest};
+use assent_store::{StoreError, branding, purposes, subjects, tenants};
+use chrono::Utc;
+
+/// What the page needs, read in one unit of work.
+struct Context {
+    lang: Lang,
+    brand: Brand,
+    purpose_name: String,
+    withdrawn: bool,
+}
+
+fn load(
+    state: &AppState,
+    claims: &LinkClaims,
+    browser: Option<Lang>,
+) -> Result<Option<Context>, StoreError> {
+    let keyring = state.keyring(&state.store, &claims.tenant_id)?;
+    let Some(code) = &claims.purpose else {
+        return Ok(None);
+    };
+    state.store.read(&claims.tenant_id, |c| {
+        let Some(tenant) = tenants::find_tenant(c, &claims.tenant_id)? else {
+            return Ok(None);
+        };
+        let Some(facts) = subjects::facts(c, &claims.tenant_id, &claims.subject_id)? else {
+            return Ok(None);
+        };
+        let Some(purpose) = purposes::resolve(c, &claims.tenant_id, keyring.group_id(), code)?
+        else {
+            return Ok(None);
+        };
+        let locale = subjects::locale_of(c, &claims.tenant_id, &facts.id)?;
+        let lang = choose_lang(None, locale.as_deref(), browser, &tenant.default_locale);
+        let state_now = consents::state_of(
+            c,
+            &claims.tenant_id,
+            keyring.group_id(),
+            &purpose,
+            &facts.id,
+            facts.person_id.as_deref(),
+        )?;
+        let withdrawn = match purpose.meaning.legal_basis {
+            LegalBasis::Consent => !matches!(
+                state_now.map(|s| s.state.status),
+                Some(ConsentStatus::Granted)
+            ),
+            _ => subjects::objected(c, &claims.tenant_id, &facts.id, &purpose.code)?,
+        };
+        let brand = Brand::of(&tenant.legal_name, branding::get(c, &claims.tenant_id)?);
+        Ok(Some(Context {
+            lang,
+            brand,
+            purpose_name: match lang {
+                Lang::Ru => purpose.meaning.name_ru,
+                Lang::En => purpose.meaning.name_en,
+            },
+            withdrawn,
+        }))
+    })
+}
+
+fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
+    state
+        .links
+        .verify(token)
+        .ok()
+        .filter(|c| c.kind == LinkKind::Unsubscribe && c.purpose.is_some())
+}
+
+/// The confirmation, with a way on to every other setting.
+fn done_page(state: &AppState, claims: &LinkClaims, ctx: Context) -> Page {
+    let lang = ctx.lang;
+    let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
+    let text = match lang {
+        Lang::Ru => format!("Вы больше не будете получать сообщения «{name}» от {company}."),
+        Lang::En => format!("You will no longer receive “{name}” from {company}."),
+    };
+    let preferences = state
+        .links
+        .issue(&LinkClaims {
+            kind: LinkKind::Preferences,
+            ..claims.clone()
+        })
+        .map(|t| {
+            format!(
+                "<p><a href=\"/p/{t}\">{}</a></p>",
+                lang.pick("Все настройки согласий", "All your consent settings")
+            )
+        })
+        .unwrap_or_default();
+    let title = lang.pick("Вы отписались", "You are unsubscribed");
+    Page {
+        lang,
+        body: format!("<h1>{title}</h1><p role=\"status\">{text}</p>{preferences}"),
+        title: title.to_owned(),
+        brand: Some(ctx.brand),
+    }
+}
+
+/// The unsubscribe page: names the company and the purpose, with one button.
+#[get("/u/{token}")]
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let browser = accept_language(&req);
+    let lang = browser.unwrap_or(Lang::Ru);
+    let Some(claims) = claims_of(&state, &path) else {
+        return not_found(lang);
+    };
+    let st = state.clone();
+    let for_load = claims.clone();
+    let ctx = web::block(move || load(&st, &for_load, browser)).await;
+    let Ok(Ok(Some(ctx))) = ctx else {
+        return not_found(lang);
+    };
+    if ctx.withdrawn {
+        return render(StatusCode::OK, done_page(&state, &claims, ctx));
+    }
+    let lang = ctx.lang;
+    let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
+    let question = match lang {
+        Lang::Ru => format!("Отписаться от сообщений «{name}» компании {company}?"),
+        Lang::En => format!("Unsubscribe from “{name}” by {company}?"),
+    };
+    let title = lang.pick("Отписка от рассылки", "Unsubscribe");
+    let button = lang.pick("Отписаться", "Unsubscribe");
+    render(
+        StatusCode::OK,
+        Page {
+            lang,
+            title: title.into(),
+            body: format!(
+                "<h1>{title}</h1><p>{question}</p><form method=\"post\">\
+                 <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+                 <button type=\"submit\">{button}</button></form>"
+            ),
+            brand: Some(ctx.brand),
+        },
+    )
+}
+
+/// Withdraws (RFC 8058 one-click, or the page's button). Idempotent; 200, no redirect.
+#[post("/u/{token}")]
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    _body: web::Bytes,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let browser = accept_language(&req);
+    let lang = browser.unwrap_or(Lang::Ru);
+    let Some(claims) = claims_of(&state, &path) else {
+        return not_found(lang);
+    };
+    let evidence = evidence(&req);
+    let st = state.clone();
+    let for_write = claims.clone();
+    let result = web::block(move || -> Result<Option<Context>, StoreError> {
+        let claims = for_write;
+        let Some(ctx) = load(&st, &claims, browser)? else {
+            return Ok(None);
+        };
+        if ctx.withdrawn {
+            return Ok(Some(ctx));
+        }
+        let keyring = st.keyring(&st.store, &claims.tenant_id)?;
+        let code = claims.purpose.clone().unwrap_or_default();
+        st.store.write(&claims.tenant_id, |c| {
+            let purpose = purposes::resolve(c, &claims.tenant_id, keyring.group_id(), &code)?
+                .ok_or(StoreError::NotFound)?;
+            if purpose.meaning.legal_basis == LegalBasis::Consent {
+                consents::record(
+                    c,
+                    &keyring.tenant,
+                    &claims.tenant_id,
+                    keyring.group_id(),
+                    &ConsentRequest {
+                        subject_id: claims.subject_id.clone(),
+                        purpose_code: code.clone(),
+                        action: Action::Withdraw,
+                        method: Method::EmailLink,
+                        occurred_at: Utc::now(),
+                        policy_version: None,
+                        evidence: evidence.clone(),
+                        actor: Actor {
+                            kind: ActorKind::Subject,
+                            name: None,
+                            relation: None,
+                        },
+                        import_key: None,
+                    },
+                    Utc::now(),
+                )
+                .map(|_| ())
+                .or_else(|e| match e {
+                    // Withdrawn meanwhile by another click: the outcome is the same.
+                    StoreError::Conflict(_) => Ok(()),
+                    e => Err(e),
+                })
+            } else {
+                // Not consent-based: unsubscribing is an objection to this purpose.
+                subjects::object(c, &claims.tenant_id, &claims.subject_id, &code)
+            }
+        })?;
+        Ok(Some(Context {
+            withdrawn: true,
+            ..ctx
+        }))
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(ctx))) => render(StatusCode::OK, done_page(&state, &claims, ctx)),
+        Ok(Ok(None)) => not_found(lang),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "an unsubscribe failed");
+            super::unavailable(lang)
+        }
+        Err(_) => not_found(lang),
+    }
+}
