@@ -29,6 +29,10 @@ pub struct AppState {
     pub form_guard: Arc<assent_core::form_guard::FormGuard>,
     /// Per-IP limits of the public pages.
     pub public_limit: Arc<crate::rate_limit::PublicRateLimit>,
+    /// The bot's username, when a Telegram bot runs (for `t.me` links).
+    pub telegram_bot: Option<String>,
+    /// Handles `POST /telegram/webhook` when the bot runs in webhook mode.
+    pub telegram_webhook: Option<Arc<assent_bot::Webhook>>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -58,6 +62,8 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             links: Arc::new(assent_core::link::LinkKeys::new(&master, 1, &[])),
             public_url: "http://localhost:8080".into(),
+            telegram_bot: None,
+            telegram_webhook: None,
             form_guard: Arc::new(assent_core::form_guard::FormGuard::new(&master)),
             public_limit: Arc::new(crate::rate_limit::PublicRateLimit::new(
                 DEFAULT_PUBLIC_RATE_PER_MINUTE,
@@ -73,6 +79,18 @@ impl AppState {
     /// Link keys with the operator's key ids (rotation).
     pub fn with_link_keys(mut self, links: assent_core::link::LinkKeys) -> Self {
         self.links = Arc::new(links);
+        self
+    }
+
+    /// The username of the installation's Telegram bot.
+    pub fn with_telegram_bot(mut self, username: Option<String>) -> Self {
+        self.telegram_bot = username;
+        self
+    }
+
+    /// Serves the bot's webhook.
+    pub fn with_webhook(mut self, webhook: Option<assent_bot::Webhook>) -> Self {
+        self.telegram_webhook = webhook.map(Arc::new);
         self
     }
 

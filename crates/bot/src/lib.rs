@@ -10,6 +10,10 @@ pub enum BotConfigError {
 }
 
 /// A bot client for `token`, talking to `api_url` when given (tests, local servers).
+pub mod handlers;
+pub mod service;
+pub mod text;
+
 pub fn client(token: &str, api_url: Option<&str>) -> Result<Bot, BotConfigError> {
     let bot = Bot::new(token);
     match api_url {
@@ -35,5 +39,88 @@ mod tests {
             client("123:abc", Some("not a url")),
             Err(BotConfigError::BadApiUrl(_))
         ));
+    }
+}
+
+/// Long polling until `stop` turns true. Updates are handled one chat at a time, in
+/// order, by teloxide's dispatcher.
+pub async fn run_polling(
+    bot: Bot,
+    service: std::sync::Arc<service::BotService>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use teloxide::dispatching::Dispatcher;
+    let mut dispatcher = Dispatcher::builder(bot, handlers::schema())
+        .dependencies(teloxide::dptree::deps![service])
+        .default_handler(|_| async {})
+        .build();
+    let token = dispatcher.shutdown_token();
+    tokio::spawn(async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+        // Fails only when the dispatcher is not running yet or already stopping.
+        if let Ok(done) = token.shutdown() {
+            done.await;
+        }
+    });
+    dispatcher.dispatch().await;
+}
+
+/// Webhook mode: updates POSTed by Telegram to the API server.
+pub struct Webhook {
+    bot: Bot,
+    service: std::sync::Arc<service::BotService>,
+    secret: String,
+}
+
+/// What became of a webhook request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Handled,
+    /// The same `update_id` again (Telegram redelivers when unsure): acknowledged,
+    /// not handled twice.
+    Duplicate,
+    /// Wrong or missing `X-Telegram-Bot-Api-Secret-Token`.
+    Unauthorised,
+    /// Not an update.
+    Malformed,
+}
+
+impl Webhook {
+    pub fn new(bot: Bot, service: std::sync::Arc<service::BotService>, secret: String) -> Self {
+        Self {
+            bot,
+            service,
+            secret,
+        }
+    }
+
+    pub async fn handle(&self, secret_header: Option<&[u8]>, body: &[u8]) -> WebhookOutcome {
+        use subtle::ConstantTimeEq;
+        let authorised = secret_header.is_some_and(|s| bool::from(s.ct_eq(self.secret.as_bytes())));
+        if !authorised {
+            return WebhookOutcome::Unauthorised;
+        }
+        let Ok(update) = serde_json::from_slice::<teloxide::types::Update>(body) else {
+            return WebhookOutcome::Malformed;
+        };
+        let id = i64::from(update.id.0);
+        let svc = self.service.clone();
+        match tokio::task::spawn_blocking(move || svc.first_sight(id)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return WebhookOutcome::Duplicate,
+            // The update is still acknowledged: a retry storm would not help a
+            // database that is down, and the person can press again.
+            Ok(Err(error)) => tracing::error!(%error, "cannot record a Telegram update id"),
+            Err(error) => tracing::error!(%error, "cannot record a Telegram update id"),
+        }
+        let deps = teloxide::dptree::deps![self.bot.clone(), self.service.clone(), update];
+        if let std::ops::ControlFlow::Break(Err(error)) = handlers::schema().dispatch(deps).await {
+            tracing::error!(%error, "a Telegram update failed");
+        }
+        WebhookOutcome::Handled
     }
 }

@@ -325,8 +325,12 @@ impl Dispatcher {
                 // Concurrently, so the throttle's queue stays full: one at a time, each
                 // send would wait out the limiter's polling delay.
                 let answers = rt.block_on(futures_util::future::join_all(telegram.iter().map(
-                    |(_, prepared, chats)| {
-                        self.send_telegram(chats.clone(), Self::telegram_text(prepared))
+                    |(notice, prepared, chats)| {
+                        self.send_telegram(
+                            chats.clone(),
+                            Self::telegram_text(prepared),
+                            withdraw_button(notice),
+                        )
                     },
                 )));
                 let now = Utc::now();
@@ -623,11 +627,12 @@ impl Dispatcher {
         &self,
         chats: Vec<i64>,
         text: String,
+        buttons: Option<crate::telegram::Buttons>,
     ) -> Vec<(i64, Result<(), TelegramFailure>)> {
         let mut out = Vec::with_capacity(chats.len());
         if let Some(sender) = &self.telegram {
             for chat in chats {
-                out.push((chat, sender.send(chat, &text, None).await));
+                out.push((chat, sender.send(chat, &text, buttons.clone()).await));
             }
         }
         out
@@ -779,6 +784,20 @@ fn redact(text: &str) -> String {
 }
 
 /// What a batch looks up once: the tenant and its template overrides.
+/// A subscribed notice in Telegram carries a "Withdraw" button: the bot resolves
+/// `nw:<notice id>` against the chat's links and asks for confirmation.
+fn withdraw_button(notice: &Notice) -> Option<crate::telegram::Buttons> {
+    if notice.category() != NoticeCategory::Subscribed || notice.purpose_code.is_none() {
+        return None;
+    }
+    let label = if notice.locale == "en" {
+        "Unsubscribe"
+    } else {
+        "Отписаться"
+    };
+    Some(vec![vec![(label.to_owned(), format!("nw:{}", notice.id))]])
+}
+
 #[derive(Default)]
 struct Lookups {
     tenant: Option<assent_store::tenants::Tenant>,

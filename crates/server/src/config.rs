@@ -20,6 +20,12 @@ pub struct Config {
     pub mail_from: Option<String>,
     pub telegram_token: Option<String>,
     pub telegram_api_url: Option<String>,
+    /// `polling` (default) or `webhook` (Telegram POSTs to `/telegram/webhook`).
+    pub telegram_mode: String,
+    /// Checked against `X-Telegram-Bot-Api-Secret-Token` in webhook mode.
+    pub telegram_webhook_secret: Option<String>,
+    /// The bot's username for `t.me` links; asked of Telegram (`getMe`) when unset.
+    pub telegram_bot_username: Option<String>,
     /// 32 bytes, hex or base64; default: the key file in the data directory.
     pub master_key: Option<String>,
     /// `text` (default) or `json`.
@@ -68,6 +74,9 @@ impl Default for Config {
             mail_from: None,
             telegram_token: None,
             telegram_api_url: None,
+            telegram_mode: "polling".into(),
+            telegram_webhook_secret: None,
+            telegram_bot_username: None,
             master_key: None,
             log_format: "text".into(),
             access_token_ttl_seconds: 900,
@@ -113,6 +122,9 @@ const ENV_KEYS: &[&str] = &[
     "mail_from",
     "telegram_token",
     "telegram_api_url",
+    "telegram_mode",
+    "telegram_webhook_secret",
+    "telegram_bot_username",
     "master_key",
     "log_format",
     "access_token_ttl_seconds",
@@ -185,6 +197,28 @@ impl Config {
         }
         if !(1..=64).contains(&self.dispatch_concurrency) {
             return Err("dispatch_concurrency must be between 1 and 64".into());
+        }
+        match self.telegram_mode.as_str() {
+            "polling" => {}
+            "webhook" => {
+                let ok = self.telegram_webhook_secret.as_deref().is_some_and(|s| {
+                    (16..=256).contains(&s.len())
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+                if !ok {
+                    return Err(
+                        "telegram_mode webhook needs telegram_webhook_secret: 16-256 \
+                                characters of A-Z, a-z, 0-9, _ and -"
+                            .into(),
+                    );
+                }
+            }
+            other => {
+                return Err(format!(
+                    "telegram_mode must be 'polling' or 'webhook', not '{other}'"
+                ));
+            }
         }
         if !(1..=100_000).contains(&self.public_rate_limit) {
             return Err("public_rate_limit must be between 1 and 100000 requests a minute".into());

@@ -66,14 +66,10 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if matches!(role, ServeRole::All | ServeRole::Worker) {
         tokio::spawn(crate::jobs::run(store.clone()));
-        tokio::spawn(dispatcher.run(stop_rx));
+        tokio::spawn(dispatcher.run(stop_rx.clone()));
     }
+    let bot = start_bot(&config, &store, &master, role, stop_rx).await?;
     if !matches!(role, ServeRole::All | ServeRole::Api) {
-        if role == ServeRole::Bot {
-            tracing::info!(
-                "the Telegram bot is not part of this build yet; waiting for a stop signal"
-            );
-        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         let _ = stop_tx.send(true);
         return Ok(());
@@ -107,7 +103,9 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             ))
             .with_http_webhooks(config.allow_http_webhooks)
             .with_public_url(config.issuer())
-            .with_public_rate_limit(config.public_rate_limit, config.trust_forwarded_for),
+            .with_public_rate_limit(config.public_rate_limit, config.trust_forwarded_for)
+            .with_telegram_bot(bot.username)
+            .with_webhook(bot.webhook),
         listener,
         workers,
     )
@@ -197,4 +195,66 @@ pub fn build_dispatcher(
         },
         metrics,
     ))
+}
+
+/// What the API needs of the bot: its username for `t.me` links, and the webhook
+/// handler in webhook mode.
+struct BotParts {
+    username: Option<String>,
+    webhook: Option<assent_bot::Webhook>,
+}
+
+/// Starts the Telegram bot when a token is configured: long polling in this process
+/// (roles `all` and `bot`), or a webhook served by the API (roles `all` and `api`).
+async fn start_bot(
+    config: &Config,
+    store: &assent_store::Store,
+    master: &assent_core::crypto::MasterKey,
+    role: ServeRole,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<BotParts, String> {
+    let Some(token) = &config.telegram_token else {
+        if role == ServeRole::Bot {
+            tracing::warn!("no ASSENT_TELEGRAM_TOKEN: the bot role has nothing to do");
+        }
+        return Ok(BotParts {
+            username: None,
+            webhook: None,
+        });
+    };
+    let bot =
+        assent_bot::client(token, config.telegram_api_url.as_deref()).map_err(|e| e.to_string())?;
+    let username = match &config.telegram_bot_username {
+        Some(name) => Some(name.trim_start_matches('@').to_owned()),
+        None => {
+            use teloxide::prelude::Requester;
+            match tokio::time::timeout(std::time::Duration::from_secs(10), bot.get_me()).await {
+                Ok(Ok(me)) => me.user.username.clone(),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "getMe failed; set ASSENT_TELEGRAM_BOT_USERNAME");
+                    None
+                }
+                Err(_) => {
+                    tracing::error!("getMe timed out; set ASSENT_TELEGRAM_BOT_USERNAME");
+                    None
+                }
+            }
+        }
+    };
+    let service = Arc::new(assent_bot::service::BotService::new(
+        store.clone(),
+        Arc::new(master.clone()),
+    ));
+    let mut webhook = None;
+    if config.telegram_mode == "webhook" {
+        if matches!(role, ServeRole::All | ServeRole::Api) {
+            let secret = config.telegram_webhook_secret.clone().unwrap_or_default();
+            webhook = Some(assent_bot::Webhook::new(bot, service, secret));
+            tracing::info!("Telegram updates are taken at POST /telegram/webhook");
+        }
+    } else if matches!(role, ServeRole::All | ServeRole::Bot) {
+        tracing::info!("the Telegram bot polls for updates");
+        tokio::spawn(assent_bot::run_polling(bot, service, stop));
+    }
+    Ok(BotParts { username, webhook })
 }

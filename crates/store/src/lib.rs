@@ -23,6 +23,7 @@ pub mod schema;
 mod store;
 pub mod subjects;
 pub mod subscriptions;
+pub mod telegram;
 pub mod tenants;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};

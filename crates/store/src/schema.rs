@@ -348,3 +348,39 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    telegram_link_tokens (digest) {
+        digest -> Binary,
+        tenant_id -> Text,
+        subject_id -> Text,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    telegram_chat_directory (chat_id, tenant_id, subject_id) {
+        chat_id -> BigInt,
+        tenant_id -> Text,
+        subject_id -> Text,
+        linked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    telegram_chat_state (chat_id) {
+        chat_id -> BigInt,
+        language -> Nullable<Text>,
+        state -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    telegram_updates (update_id) {
+        update_id -> BigInt,
+        received_at -> Timestamp,
+    }
+}

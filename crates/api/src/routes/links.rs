@@ -87,3 +87,54 @@ pub async fn create_link(
         purpose: req.purpose,
     }))
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TelegramLinkView {
+    /// `https://t.me/<bot>?start=<token>`: opens the bot, which asks the person to
+    /// confirm before it links the chat. Usable once.
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A one-time link that binds the person's Telegram chat to this subject.
+#[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
+    (status = 201, body = TelegramLinkView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/subjects/{id}/telegram-link")]
+pub async fn create_telegram_link(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<actix_web::HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Some(bot) = state.telegram_bot.clone() else {
+        return Err(ApiError::new(
+            crate::error::ProblemKind::Conflict,
+            "this installation has no Telegram bot (set ASSENT_TELEGRAM_TOKEN)",
+        ));
+    };
+    let subject_id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let (token, expires_at) = state
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                match subjects::facts(c, &tenant, &subject_id)? {
+                    Some(f) if f.erased_at.is_none() => {}
+                    _ => return Err(StoreError::NotFound),
+                }
+                assent_store::telegram::issue_link_token(
+                    c,
+                    &tenant,
+                    &subject_id,
+                    chrono::Utc::now(),
+                )
+            })
+        })
+        .await?;
+    Ok(actix_web::HttpResponse::Created().json(TelegramLinkView {
+        url: format!("https://t.me/{bot}?start={token}"),
+        expires_at,
+    }))
+}

@@ -1,0 +1,480 @@
+//! The update handlers: commands, button presses and membership changes.
+//!
+//! Callback data is at most 64 bytes and never trusted: buttons carry a number into
+//! the chat's last menu (stored in Assent's database with a random menu id), and every
+//! action checks again that the chat is linked to the subject it names. Every callback
+//! query is answered, so the person's client never spins.
+
+use crate::service::{ActionError, BotService, Menu, Target, TokenCheck};
+use crate::text::{self, Lang};
+use std::sync::Arc;
+use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
+use teloxide::prelude::*;
+use teloxide::types::{
+    CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, MessageId,
+};
+
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+type HandlerResult = Result<(), HandlerError>;
+
+/// The whole tree; `BotService` is injected as `Arc<BotService>`.
+pub fn schema() -> UpdateHandler<HandlerError> {
+    dptree::entry()
+        .branch(Update::filter_message().endpoint(on_message))
+        .branch(Update::filter_callback_query().endpoint(on_callback))
+        .branch(Update::filter_my_chat_member().endpoint(on_membership))
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    svc: &Arc<BotService>,
+    f: impl FnOnce(&BotService) -> T + Send + 'static,
+) -> Result<T, HandlerError> {
+    let svc = svc.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&svc)).await?)
+}
+
+async fn lang_of(svc: &Arc<BotService>, chat: i64, language_code: Option<String>) -> Lang {
+    let chosen = blocking(svc, move |s| {
+        s.chat_state(chat).ok().and_then(|c| c.language)
+    })
+    .await
+    .ok()
+    .flatten();
+    Lang::choose(chosen.as_deref(), language_code.as_deref())
+}
+
+fn keyboard(rows: Vec<Vec<(String, String)>>) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(rows.into_iter().map(|row| {
+        row.into_iter()
+            .map(|(label, data)| InlineKeyboardButton::callback(label, data))
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// A menu id: four random hex digits, enough to tell this menu from the last one.
+fn new_menu_id() -> String {
+    let bytes = assent_core::crypto::random_bytes::<2>();
+    format!("{:02x}{:02x}", bytes[0], bytes[1])
+}
+
+async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResult {
+    let chat = msg.chat.id.0;
+    let code = msg.from.as_ref().and_then(|u| u.language_code.clone());
+    let lang = lang_of(&svc, chat, code).await;
+    let Some(text) = msg.text() else {
+        bot.send_message(msg.chat.id, text::unknown_command(lang))
+            .await?;
+        return Ok(());
+    };
+    // Writing to the bot makes a chat marked unreachable work again.
+    blocking(&svc, move |s| s.chat_alive(chat)).await??;
+    let mut words = text.split_whitespace();
+    let command = words
+        .next()
+        .unwrap_or_default()
+        .split('@')
+        .next()
+        .unwrap_or_default();
+    match command {
+        "/start" => match words.next() {
+            Some(token) => start_with_token(&bot, &svc, msg.chat.id, lang, token).await,
+            None => {
+                bot.send_message(msg.chat.id, text::help(lang)).await?;
+                Ok(())
+            }
+        },
+        "/help" => {
+            bot.send_message(msg.chat.id, text::help(lang)).await?;
+            Ok(())
+        }
+        "/consents" => show_consents(&bot, &svc, msg.chat.id, lang).await,
+        "/requests" => {
+            bot.send_message(msg.chat.id, text::requests(lang)).await?;
+            Ok(())
+        }
+        "/language" => {
+            bot.send_message(msg.chat.id, text::choose_language(lang))
+                .reply_markup(keyboard(vec![vec![
+                    ("Русский".into(), "lang:ru".into()),
+                    ("English".into(), "lang:en".into()),
+                ]]))
+                .await?;
+            Ok(())
+        }
+        "/unlink" => show_unlink(&bot, &svc, msg.chat.id, lang).await,
+        _ => {
+            bot.send_message(msg.chat.id, text::unknown_command(lang))
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn start_with_token(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+    token: &str,
+) -> HandlerResult {
+    // Telegram allows 64 characters of [A-Za-z0-9_-]; anything else is not ours.
+    let plausible = token.len() <= 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let owned = token.to_owned();
+    let check = if plausible {
+        blocking(svc, move |s| s.preview(&owned)).await??
+    } else {
+        TokenCheck::Unknown
+    };
+    match check {
+        TokenCheck::Ok(preview) => {
+            bot.send_message(
+                chat,
+                text::confirm_link(lang, &preview.company, preview.contact.as_deref()),
+            )
+            .reply_markup(keyboard(vec![vec![
+                (text::yes(lang).into(), format!("link:{token}")),
+                (text::cancel(lang).into(), "cancel".into()),
+            ]]))
+            .await?;
+        }
+        other => {
+            bot.send_message(chat, token_problem(lang, &other)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn token_problem<T>(lang: Lang, check: &TokenCheck<T>) -> &'static str {
+    match check {
+        TokenCheck::Expired => text::token_expired(lang),
+        TokenCheck::Used => text::token_used(lang),
+        _ => text::token_unknown(lang),
+    }
+}
+
+async fn show_consents(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+) -> HandlerResult {
+    let id = chat.0;
+    let companies = blocking(svc, move |s| s.consents(id)).await??;
+    if companies.is_empty() {
+        bot.send_message(chat, text::not_linked_yet(lang)).await?;
+        return Ok(());
+    }
+    let menu_id = new_menu_id();
+    let mut menu = Menu::default();
+    let mut body = format!("{}\n", text::consents_header(lang));
+    let mut rows = Vec::new();
+    for company in &companies {
+        body.push_str(&format!("\n{}\n", company.company));
+        if company.lines.is_empty() {
+            body.push_str(&format!("  {}\n", text::nothing_to_show(lang)));
+        }
+        for line in &company.lines {
+            let name = lang.pick(&line.name_ru, &line.name_en);
+            body.push_str(&format!(
+                "  • {name}: {}\n",
+                text::status(lang, line.status)
+            ));
+            if line.withdrawable {
+                let n = menu.targets.len();
+                menu.targets.push(line.target.clone());
+                rows.push(vec![(
+                    text::withdraw_button(lang, name),
+                    format!("w:{menu_id}:{n}"),
+                )]);
+            }
+        }
+    }
+    menu.id = menu_id;
+    blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
+    let mut send = bot.send_message(chat, body);
+    if !rows.is_empty() {
+        send = send.reply_markup(keyboard(rows));
+    }
+    send.await?;
+    Ok(())
+}
+
+async fn show_unlink(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang) -> HandlerResult {
+    let id = chat.0;
+    let links = blocking(svc, move |s| s.links(id)).await??;
+    if links.is_empty() {
+        bot.send_message(chat, text::not_linked_yet(lang)).await?;
+        return Ok(());
+    }
+    let menu_id = new_menu_id();
+    let mut menu = Menu {
+        id: menu_id.clone(),
+        targets: Vec::new(),
+    };
+    let mut rows = Vec::new();
+    for (n, (company, tenant_id, subject_id)) in links.into_iter().enumerate() {
+        menu.targets.push(Target {
+            tenant_id,
+            subject_id,
+            purpose: String::new(),
+        });
+        rows.push(vec![(company, format!("u:{menu_id}:{n}"))]);
+    }
+    rows.push(vec![(text::cancel(lang).into(), "cancel".into())]);
+    blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
+    bot.send_message(chat, text::unlink_which(lang))
+        .reply_markup(keyboard(rows))
+        .await?;
+    Ok(())
+}
+
+/// A button press, decoded: nothing in it is trusted yet.
+#[derive(Debug, PartialEq, Eq)]
+enum Press<'a> {
+    Link(&'a str),
+    Cancel,
+    AskWithdraw(&'a str, usize),
+    Withdraw(&'a str, usize),
+    FromNotice(&'a str),
+    Language(&'a str),
+    Unlink(&'a str, usize),
+}
+
+fn numbered(rest: &str) -> Option<(&str, usize)> {
+    let (menu, n) = rest.split_once(':')?;
+    Some((menu, n.parse().ok()?))
+}
+
+fn parse_press(data: &str) -> Option<Press<'_>> {
+    let (kind, rest) = data.split_once(':').unwrap_or((data, ""));
+    match kind {
+        "link" if !rest.is_empty() => Some(Press::Link(rest)),
+        "cancel" => Some(Press::Cancel),
+        "w" => numbered(rest).map(|(m, n)| Press::AskWithdraw(m, n)),
+        "wy" => numbered(rest).map(|(m, n)| Press::Withdraw(m, n)),
+        "nw" if !rest.is_empty() => Some(Press::FromNotice(rest)),
+        "lang" if matches!(rest, "ru" | "en") => Some(Press::Language(rest)),
+        "u" => numbered(rest).map(|(m, n)| Press::Unlink(m, n)),
+        _ => None,
+    }
+}
+
+async fn on_callback(bot: Bot, q: CallbackQuery, svc: Arc<BotService>) -> HandlerResult {
+    // Answered first and whatever happens next: the client stops its spinner.
+    bot.answer_callback_query(q.id.clone()).await?;
+    let Some(message) = q.regular_message() else {
+        return Ok(());
+    };
+    let chat = message.chat.id;
+    let message_id = message.id;
+    let lang = lang_of(&svc, chat.0, q.from.language_code.clone()).await;
+    let Some(press) = q.data.as_deref().and_then(parse_press) else {
+        bot.send_message(chat, text::refused(lang)).await?;
+        return Ok(());
+    };
+    let result = handle_press(&bot, &svc, chat, message_id, lang, press).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "a button press failed");
+            bot.send_message(chat, text::failed(lang)).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn handle_press(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    message_id: MessageId,
+    lang: Lang,
+    press: Press<'_>,
+) -> HandlerResult {
+    let id = chat.0;
+    match press {
+        Press::Cancel => {
+            bot.edit_message_text(chat, message_id, text::cancelled(lang))
+                .await?;
+        }
+        Press::Language(code) => {
+            let code = code.to_owned();
+            let chosen = Lang::choose(Some(&code), None);
+            blocking(svc, move |s| s.set_language(id, &code)).await??;
+            bot.edit_message_text(chat, message_id, text::language_set(chosen))
+                .await?;
+            bot.send_message(chat, text::help(chosen)).await?;
+        }
+        Press::Link(token) => {
+            let token = token.to_owned();
+            let outcome = blocking(svc, move |s| s.confirm(&token, id)).await??;
+            let reply = match &outcome {
+                TokenCheck::Ok(company) => text::linked(lang, company),
+                other => token_problem(lang, other).to_owned(),
+            };
+            bot.edit_message_text(chat, message_id, reply).await?;
+        }
+        Press::AskWithdraw(menu, n) => {
+            let Some(target) = menu_target(svc, id, menu, n).await? else {
+                bot.send_message(chat, text::refused(lang)).await?;
+                return Ok(());
+            };
+            ask_withdraw(bot, svc, chat, lang, target, menu.to_owned(), n).await?;
+        }
+        Press::FromNotice(notice_id) => {
+            let notice_id = notice_id.to_owned();
+            let target = blocking(svc, move |s| s.notice_target(id, &notice_id)).await??;
+            let Some(target) = target else {
+                bot.send_message(chat, text::refused(lang)).await?;
+                return Ok(());
+            };
+            let menu = Menu {
+                id: new_menu_id(),
+                targets: vec![target.clone()],
+            };
+            let menu_id = menu.id.clone();
+            blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
+            ask_withdraw(bot, svc, chat, lang, target, menu_id, 0).await?;
+        }
+        Press::Withdraw(menu, n) => {
+            let Some(target) = menu_target(svc, id, menu, n).await? else {
+                bot.send_message(chat, text::refused(lang)).await?;
+                return Ok(());
+            };
+            match blocking(svc, move |s| s.withdraw(id, &target)).await? {
+                Ok(w) => {
+                    let name = lang.pick(&w.name_ru, &w.name_en);
+                    bot.edit_message_text(
+                        chat,
+                        message_id,
+                        text::confirm_withdraw(lang, &w.company, name),
+                    )
+                    .await?;
+                    bot.send_message(
+                        chat,
+                        text::receipt(lang, &w.company, name, &w.receipt_id, w.at),
+                    )
+                    .await?;
+                }
+                Err(ActionError::NotWithdrawable) => {
+                    bot.send_message(chat, text::not_withdrawable(lang)).await?;
+                }
+                Err(ActionError::NotLinked) => {
+                    bot.send_message(chat, text::refused(lang)).await?;
+                }
+                Err(ActionError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Press::Unlink(menu, n) => {
+            let Some(target) = menu_target(svc, id, menu, n).await? else {
+                bot.send_message(chat, text::refused(lang)).await?;
+                return Ok(());
+            };
+            let outcome = blocking(svc, move |s| {
+                let company = s
+                    .links(id)?
+                    .into_iter()
+                    .find(|(_, t, sub)| *t == target.tenant_id && *sub == target.subject_id)
+                    .map(|(c, _, _)| c);
+                Ok::<_, ActionError>(match company {
+                    Some(company) => {
+                        s.unlink(id, &target.tenant_id, &target.subject_id)?;
+                        Some(company)
+                    }
+                    None => None,
+                })
+            })
+            .await?;
+            match outcome {
+                Ok(Some(company)) => {
+                    bot.edit_message_text(chat, message_id, text::unlinked(lang, &company))
+                        .await?;
+                }
+                Ok(None) | Err(ActionError::NotLinked) => {
+                    bot.send_message(chat, text::refused(lang)).await?;
+                }
+                Err(e) => return Err(e.to_string().into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn menu_target(
+    svc: &Arc<BotService>,
+    chat: i64,
+    menu: &str,
+    n: usize,
+) -> Result<Option<Target>, HandlerError> {
+    let menu = menu.to_owned();
+    Ok(blocking(svc, move |s| s.menu_target(chat, &menu, n)).await??)
+}
+
+async fn ask_withdraw(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+    target: Target,
+    menu: String,
+    n: usize,
+) -> HandlerResult {
+    let id = chat.0;
+    match blocking(svc, move |s| s.describe(id, &target)).await? {
+        Ok((company, ru, en)) => {
+            bot.send_message(
+                chat,
+                text::confirm_withdraw(lang, &company, lang.pick(&ru, &en)),
+            )
+            .reply_markup(keyboard(vec![vec![
+                (text::yes(lang).into(), format!("wy:{menu}:{n}")),
+                (text::cancel(lang).into(), "cancel".into()),
+            ]]))
+            .await?;
+        }
+        Err(ActionError::NotLinked) => {
+            bot.send_message(chat, text::refused(lang)).await?;
+        }
+        Err(e) => return Err(e.to_string().into()),
+    }
+    Ok(())
+}
+
+/// `my_chat_member`: the person blocked the bot (`kicked`) or left; the chat is
+/// unreachable until they write again. Consents are not touched.
+async fn on_membership(upd: ChatMemberUpdated, svc: Arc<BotService>) -> HandlerResult {
+    if upd.new_chat_member.is_banned() || upd.new_chat_member.is_left() {
+        let chat = upd.chat.id.0;
+        blocking(&svc, move |s| s.chat_blocked(chat)).await??;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn button_data_is_parsed_strictly() {
+        assert_eq!(parse_press("link:abc"), Some(Press::Link("abc")));
+        assert_eq!(parse_press("w:1a2b:3"), Some(Press::AskWithdraw("1a2b", 3)));
+        assert_eq!(parse_press("wy:1a2b:0"), Some(Press::Withdraw("1a2b", 0)));
+        assert_eq!(parse_press("lang:en"), Some(Press::Language("en")));
+        assert_eq!(parse_press("cancel"), Some(Press::Cancel));
+        for bad in [
+            "",
+            "link:",
+            "w:1a2b",
+            "w:1a2b:x",
+            "lang:de",
+            "drop table",
+            "u::",
+        ] {
+            assert_eq!(parse_press(bad), None, "{bad}");
+        }
+    }
+}

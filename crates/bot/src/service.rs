@@ -1,0 +1,414 @@
+//! What the bot does with Assent's data, without Telegram: blocking calls on the
+//! store, each in one unit of work. Every action that names a subject first checks
+//! that the chat is linked to it (callback data is never trusted).
+
+use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
+use assent_core::contact;
+use assent_core::crypto::MasterKey;
+use assent_core::pii::TenantKeys;
+use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+use assent_store::telegram::{self, ChatState, LinkToken};
+use assent_store::{Store, StoreError, StoreResult, messaging, notifications, subjects, tenants};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A company and, masked, the contact its record of the person holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPreview {
+    pub company: String,
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck<T> {
+    Ok(T),
+    Expired,
+    Used,
+    Unknown,
+}
+
+/// One purpose of one linked subject, as the bot lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub tenant_id: String,
+    pub subject_id: String,
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentLine {
+    pub target: Target,
+    pub name_ru: String,
+    pub name_en: String,
+    pub status: ConsentStatus,
+    /// A granted consent: it can be withdrawn here.
+    pub withdrawable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompanyConsents {
+    pub company: String,
+    pub tenant_id: String,
+    pub subject_id: String,
+    pub lines: Vec<ConsentLine>,
+}
+
+/// The receipt of a withdrawal, sent back to the person.
+#[derive(Debug, Clone)]
+pub struct Withdrawal {
+    pub company: String,
+    pub name_ru: String,
+    pub name_en: String,
+    pub receipt_id: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The chat is not linked to that subject (a forged or stale button).
+    #[error("this chat is not linked to that record")]
+    NotLinked,
+    #[error("that consent is not given, so there is nothing to withdraw")]
+    NotWithdrawable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The numbered buttons of the last menu shown in a chat (callback data carries only
+/// the number: ids would not fit in 64 bytes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Menu {
+    /// Changes with every menu shown, so a button of an older one is refused rather
+    /// than acting on whatever now has its number.
+    pub id: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Clone)]
+pub struct BotService {
+    store: Store,
+    master: Arc<MasterKey>,
+}
+
+impl BotService {
+    pub fn new(store: Store, master: Arc<MasterKey>) -> Self {
+        Self { store, master }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn tenant_keys(&self, tenant_id: &str) -> TenantKeys {
+        TenantKeys::derive(&self.master, tenant_id)
+    }
+
+    fn company(&self, tenant_id: &str) -> StoreResult<String> {
+        let tenant = self
+            .store
+            .system(|c| tenants::find_tenant(c, tenant_id))?
+            .ok_or(StoreError::NotFound)?;
+        let branding = self
+            .store
+            .read(tenant_id, |c| assent_store::branding::get(c, tenant_id))?;
+        Ok(branding.display_name.unwrap_or(tenant.legal_name))
+    }
+
+    /// What a `/start` token would link, for the confirmation question.
+    pub fn preview(&self, token: &str) -> StoreResult<TokenCheck<LinkPreview>> {
+        let now = Utc::now();
+        let (tenant_id, subject_id) = match self
+            .store
+            .system(|c| telegram::peek_link_token(c, token, now))?
+        {
+            LinkToken::Valid {
+                tenant_id,
+                subject_id,
+            } => (tenant_id, subject_id),
+            LinkToken::Expired => return Ok(TokenCheck::Expired),
+            LinkToken::Used => return Ok(TokenCheck::Used),
+            LinkToken::Unknown => return Ok(TokenCheck::Unknown),
+        };
+        let keys = self.tenant_keys(&tenant_id);
+        let subject = self.store.read(&tenant_id, |c| {
+            subjects::get(c, &keys, &tenant_id, &subject_id)
+        })?;
+        let Some(pii) = subject.and_then(|s| s.pii) else {
+            return Ok(TokenCheck::Unknown);
+        };
+        let contact = pii
+            .email
+            .as_deref()
+            .map(contact::mask_email)
+            .or_else(|| pii.phone.as_deref().map(contact::mask_phone));
+        Ok(TokenCheck::Ok(LinkPreview {
+            company: self.company(&tenant_id)?,
+            contact,
+        }))
+    }
+
+    /// Uses the token and links the chat; the company's name on success.
+    pub fn confirm(&self, token: &str, chat_id: i64) -> StoreResult<TokenCheck<String>> {
+        let now = Utc::now();
+        let tenant_id = match self
+            .store
+            .system(|c| telegram::peek_link_token(c, token, now))?
+        {
+            LinkToken::Valid { tenant_id, .. } => tenant_id,
+            LinkToken::Expired => return Ok(TokenCheck::Expired),
+            LinkToken::Used => return Ok(TokenCheck::Used),
+            LinkToken::Unknown => return Ok(TokenCheck::Unknown),
+        };
+        let outcome = self.store.write(&tenant_id, |c| {
+            telegram::consume_and_link(c, token, chat_id, now)
+        })?;
+        Ok(match outcome {
+            LinkToken::Valid { .. } => TokenCheck::Ok(self.company(&tenant_id)?),
+            LinkToken::Expired => TokenCheck::Expired,
+            LinkToken::Used => TokenCheck::Used,
+            LinkToken::Unknown => TokenCheck::Unknown,
+        })
+    }
+
+    /// The companies this chat is linked to, with the subject there.
+    pub fn links(&self, chat_id: i64) -> StoreResult<Vec<(String, String, String)>> {
+        let links = self.store.system(|c| telegram::links_of_chat(c, chat_id))?;
+        links
+            .into_iter()
+            .map(|(t, s)| Ok((self.company(&t)?, t, s)))
+            .collect()
+    }
+
+    /// Every purpose of every linked subject, grouped by company.
+    pub fn consents(&self, chat_id: i64) -> StoreResult<Vec<CompanyConsents>> {
+        let mut out = Vec::new();
+        for (company, tenant_id, subject_id) in self.links(chat_id)? {
+            let group = self.store.group_of(&tenant_id)?;
+            let states = self.store.read(&tenant_id, |c| {
+                consents::subject_states(c, &tenant_id, group.as_deref(), &subject_id, Utc::now())
+            });
+            let states = match states {
+                Ok(s) => s,
+                // An erased subject: nothing left to show for that company.
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let lines = states
+                .into_iter()
+                .filter(|(p, _)| p.meaning.legal_basis == LegalBasis::Consent)
+                .map(|(p, s)| {
+                    let status = s.map_or(ConsentStatus::None, |s| s.state.status);
+                    ConsentLine {
+                        target: Target {
+                            tenant_id: tenant_id.clone(),
+                            subject_id: subject_id.clone(),
+                            purpose: p.code.clone(),
+                        },
+                        name_ru: p.meaning.name_ru,
+                        name_en: p.meaning.name_en,
+                        status,
+                        withdrawable: status == ConsentStatus::Granted,
+                    }
+                })
+                .collect();
+            out.push(CompanyConsents {
+                company,
+                tenant_id,
+                subject_id,
+                lines,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The purpose's names, after checking the chat may act on the target.
+    pub fn describe(
+        &self,
+        chat_id: i64,
+        target: &Target,
+    ) -> Result<(String, String, String), ActionError> {
+        self.check_linked(chat_id, target)?;
+        let group = self.store.group_of(&target.tenant_id)?;
+        let purpose = self
+            .store
+            .read(&target.tenant_id, |c| {
+                assent_store::purposes::resolve(
+                    c,
+                    &target.tenant_id,
+                    group.as_deref(),
+                    &target.purpose,
+                )
+            })?
+            .ok_or(StoreError::NotFound)?;
+        Ok((
+            self.company(&target.tenant_id)?,
+            purpose.meaning.name_ru,
+            purpose.meaning.name_en,
+        ))
+    }
+
+    fn check_linked(&self, chat_id: i64, target: &Target) -> Result<(), ActionError> {
+        let linked = self
+            .store
+            .system(|c| telegram::is_linked(c, chat_id, &target.tenant_id, &target.subject_id))?;
+        if linked {
+            Ok(())
+        } else {
+            Err(ActionError::NotLinked)
+        }
+    }
+
+    /// Withdraws a consent by Telegram, as the person, after the link check.
+    pub fn withdraw(&self, chat_id: i64, target: &Target) -> Result<Withdrawal, ActionError> {
+        self.check_linked(chat_id, target)?;
+        let keys = self.tenant_keys(&target.tenant_id);
+        let group = self.store.group_of(&target.tenant_id)?;
+        let now = Utc::now();
+        let recorded = self.store.write(&target.tenant_id, |c| {
+            consents::record(
+                c,
+                &keys,
+                &target.tenant_id,
+                group.as_deref(),
+                &ConsentRequest {
+                    subject_id: target.subject_id.clone(),
+                    purpose_code: target.purpose.clone(),
+                    action: Action::Withdraw,
+                    method: Method::Telegram,
+                    occurred_at: now,
+                    policy_version: None,
+                    evidence: Evidence::default(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
+                },
+                now,
+            )
+        });
+        let recorded = match recorded {
+            Ok(r) => r,
+            Err(StoreError::Conflict(_)) => return Err(ActionError::NotWithdrawable),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Withdrawal {
+            company: self.company(&target.tenant_id)?,
+            name_ru: recorded.purpose.meaning.name_ru,
+            name_en: recorded.purpose.meaning.name_en,
+            receipt_id: recorded.event.receipt_id,
+            at: recorded.event.recorded_at.and_utc(),
+        })
+    }
+
+    /// Unlinks the chat from one subject (after the link check).
+    pub fn unlink(
+        &self,
+        chat_id: i64,
+        tenant_id: &str,
+        subject_id: &str,
+    ) -> Result<(), ActionError> {
+        self.check_linked(
+            chat_id,
+            &Target {
+                tenant_id: tenant_id.into(),
+                subject_id: subject_id.into(),
+                purpose: String::new(),
+            },
+        )?;
+        self.store.write(tenant_id, |c| {
+            telegram::unlink(c, tenant_id, subject_id, chat_id)
+        })?;
+        Ok(())
+    }
+
+    /// The purpose of a notice sent to this chat, for its "Withdraw" button.
+    pub fn notice_target(&self, chat_id: i64, notice_id: &str) -> StoreResult<Option<Target>> {
+        for (tenant_id, subject_id) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
+            let notice = self
+                .store
+                .read(&tenant_id, |c| notifications::get(c, &tenant_id, notice_id))?;
+            if let Some(n) = notice
+                && n.subject_id.as_deref() == Some(subject_id.as_str())
+                && let Some(purpose) = n.purpose_code
+            {
+                return Ok(Some(Target {
+                    tenant_id,
+                    subject_id,
+                    purpose,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The bot was blocked or removed: the chat is unreachable for every tenant (not
+    /// a withdrawal of anything).
+    pub fn chat_blocked(&self, chat_id: i64) -> StoreResult<()> {
+        for (tenant_id, _) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
+            self.store.write(&tenant_id, |c| {
+                messaging::mark_chat_unreachable(c, &tenant_id, chat_id)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The person wrote to the bot: a chat marked unreachable works again.
+    pub fn chat_alive(&self, chat_id: i64) -> StoreResult<()> {
+        for (tenant_id, _) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
+            self.store.write(&tenant_id, |c| {
+                telegram::mark_chat_reachable(c, &tenant_id, chat_id)
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn chat_state(&self, chat_id: i64) -> StoreResult<ChatState> {
+        self.store.system(|c| telegram::chat_state(c, chat_id))
+    }
+
+    pub fn set_language(&self, chat_id: i64, language: &str) -> StoreResult<()> {
+        self.store.system(|c| {
+            let mut s = telegram::chat_state(c, chat_id)?;
+            s.language = Some(language.to_owned());
+            telegram::put_chat_state(c, chat_id, &s)
+        })
+    }
+
+    /// Remembers what the numbered buttons just shown stand for.
+    pub fn remember_menu(&self, chat_id: i64, menu: &Menu) -> StoreResult<()> {
+        let text = serde_json::to_string(menu).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.store.system(|c| {
+            let mut s = telegram::chat_state(c, chat_id)?;
+            s.state = Some(text);
+            telegram::put_chat_state(c, chat_id, &s)
+        })
+    }
+
+    /// The target behind button `n` of the last menu, if `menu_id` is that menu.
+    pub fn menu_target(
+        &self,
+        chat_id: i64,
+        menu_id: &str,
+        n: usize,
+    ) -> StoreResult<Option<Target>> {
+        let state = self.chat_state(chat_id)?;
+        let menu: Menu = state
+            .state
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        if menu.id != menu_id {
+            return Ok(None);
+        }
+        Ok(menu.targets.get(n).cloned())
+    }
+
+    /// Webhook mode: `false` when this update id was handled before.
+    pub fn first_sight(&self, update_id: i64) -> StoreResult<bool> {
+        self.store
+            .system(|c| telegram::first_sight_of_update(c, update_id))
+    }
+}

@@ -1,0 +1,241 @@
+//! What the bot says, in Russian and English.
+
+use assent_core::consent::ConsentStatus;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    /// The chat's chosen language, else Telegram's `language_code`, else Russian
+    /// (the installation's home audience).
+    pub fn choose(chosen: Option<&str>, language_code: Option<&str>) -> Self {
+        match chosen.or(language_code) {
+            Some(code) if code.starts_with("en") => Self::En,
+            Some(code) if code.starts_with("ru") => Self::Ru,
+            // Anyone else reads English more likely than Russian.
+            Some(_) => Self::En,
+            None => Self::Ru,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ru => "ru",
+            Self::En => "en",
+        }
+    }
+
+    pub fn pick<'a>(self, ru: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Self::Ru => ru,
+            Self::En => en,
+        }
+    }
+}
+
+pub fn help(l: Lang) -> &'static str {
+    l.pick(
+        "Я помогаю управлять согласиями на обработку персональных данных.\n\n\
+         /consents — ваши согласия и их отзыв\n\
+         /requests — ваши запросы о персональных данных\n\
+         /language — язык / language\n\
+         /unlink — отвязать этот чат\n\
+         /help — эта подсказка\n\n\
+         Чтобы привязать чат, откройте ссылку, которую прислала компания.",
+        "I help you manage your consents to the processing of personal data.\n\n\
+         /consents — your consents, and withdrawing them\n\
+         /requests — your personal data requests\n\
+         /language — language / язык\n\
+         /unlink — unlink this chat\n\
+         /help — this help\n\n\
+         To link this chat, open the link the company sent you.",
+    )
+}
+
+pub fn confirm_link(l: Lang, company: &str, contact: Option<&str>) -> String {
+    match (l, contact) {
+        (Lang::Ru, Some(c)) => format!("Привязать этот чат к {company} ({c})?"),
+        (Lang::Ru, None) => format!("Привязать этот чат к {company}?"),
+        (Lang::En, Some(c)) => format!("Link this chat to {company} ({c})?"),
+        (Lang::En, None) => format!("Link this chat to {company}?"),
+    }
+}
+
+pub fn linked(l: Lang, company: &str) -> String {
+    match l {
+        Lang::Ru => format!(
+            "Готово: чат привязан к {company}. Сообщения компании будут приходить сюда. \
+             Ваши согласия: /consents"
+        ),
+        Lang::En => format!(
+            "Done: this chat is linked to {company}. The company's messages will come here. \
+             Your consents: /consents"
+        ),
+    }
+}
+
+pub fn token_expired(l: Lang) -> &'static str {
+    l.pick(
+        "Срок действия ссылки истёк. Попросите компанию прислать новую.",
+        "This link has expired. Ask the company for a new one.",
+    )
+}
+
+pub fn token_used(l: Lang) -> &'static str {
+    l.pick(
+        "Эта ссылка уже использована. Если чат не привязан, попросите компанию прислать новую.",
+        "This link has already been used. If the chat is not linked, ask the company for a new one.",
+    )
+}
+
+pub fn token_unknown(l: Lang) -> &'static str {
+    l.pick(
+        "Ссылка не распознана. Проверьте, что открыли её целиком, или попросите новую.",
+        "This link was not recognised. Check that you opened all of it, or ask for a new one.",
+    )
+}
+
+pub fn not_linked_yet(l: Lang) -> &'static str {
+    l.pick(
+        "Этот чат пока не привязан ни к одной компании. Откройте ссылку, которую прислала компания.",
+        "This chat is not linked to any company yet. Open the link the company sent you.",
+    )
+}
+
+pub fn status(l: Lang, s: ConsentStatus) -> &'static str {
+    match s {
+        ConsentStatus::Granted => l.pick("дано", "given"),
+        ConsentStatus::Withdrawn => l.pick("отозвано", "withdrawn"),
+        ConsentStatus::Expired => l.pick("истекло", "expired"),
+        ConsentStatus::None => l.pick("не давалось", "not given"),
+    }
+}
+
+pub fn consents_header(l: Lang) -> &'static str {
+    l.pick("Ваши согласия", "Your consents")
+}
+
+pub fn nothing_to_show(l: Lang) -> &'static str {
+    l.pick(
+        "Согласий для отображения нет.",
+        "There are no consents to show.",
+    )
+}
+
+pub fn withdraw_button(l: Lang, purpose: &str) -> String {
+    match l {
+        Lang::Ru => format!("Отозвать: {purpose}"),
+        Lang::En => format!("Withdraw: {purpose}"),
+    }
+}
+
+pub fn confirm_withdraw(l: Lang, company: &str, purpose: &str) -> String {
+    match l {
+        Lang::Ru => format!("Отозвать согласие «{purpose}» у {company}?"),
+        Lang::En => format!("Withdraw your consent to “{purpose}” from {company}?"),
+    }
+}
+
+pub fn yes(l: Lang) -> &'static str {
+    l.pick("Да", "Yes")
+}
+
+pub fn cancel(l: Lang) -> &'static str {
+    l.pick("Отмена", "Cancel")
+}
+
+pub fn cancelled(l: Lang) -> &'static str {
+    l.pick(
+        "Отменено, ничего не изменилось.",
+        "Cancelled; nothing changed.",
+    )
+}
+
+pub fn receipt(
+    l: Lang,
+    company: &str,
+    purpose: &str,
+    receipt_id: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let at = at.format("%Y-%m-%d %H:%M UTC");
+    match l {
+        Lang::Ru => format!(
+            "Согласие отозвано.\nКомпания: {company}\nЦель: {purpose}\nКогда: {at}\n\
+             Квитанция: {receipt_id}\nСообщения с этой целью больше не придут."
+        ),
+        Lang::En => format!(
+            "Consent withdrawn.\nCompany: {company}\nPurpose: {purpose}\nWhen: {at}\n\
+             Receipt: {receipt_id}\nYou will get no more messages for this purpose."
+        ),
+    }
+}
+
+pub fn not_withdrawable(l: Lang) -> &'static str {
+    l.pick(
+        "Это согласие уже не действует, отзывать нечего.",
+        "This consent is no longer in force; there is nothing to withdraw.",
+    )
+}
+
+pub fn refused(l: Lang) -> &'static str {
+    l.pick(
+        "Эта кнопка больше не действует. Откройте /consents заново.",
+        "This button no longer works. Open /consents again.",
+    )
+}
+
+pub fn failed(l: Lang) -> &'static str {
+    l.pick(
+        "Не получилось. Попробуйте ещё раз чуть позже.",
+        "Something went wrong. Please try again shortly.",
+    )
+}
+
+pub fn requests(l: Lang) -> &'static str {
+    l.pick(
+        "У вас нет запросов о персональных данных. Подать запрос можно через компанию; \
+         подача запроса в боте появится позже.",
+        "You have no personal data requests. You can file one with the company; filing \
+         a request in the bot is coming later.",
+    )
+}
+
+pub fn choose_language(l: Lang) -> &'static str {
+    l.pick("Выберите язык:", "Choose a language:")
+}
+
+pub fn language_set(l: Lang) -> &'static str {
+    l.pick("Язык: русский.", "Language: English.")
+}
+
+pub fn unlink_which(l: Lang) -> &'static str {
+    l.pick(
+        "От какой компании отвязать этот чат?",
+        "Which company should this chat be unlinked from?",
+    )
+}
+
+pub fn unlinked(l: Lang, company: &str) -> String {
+    match l {
+        Lang::Ru => format!(
+            "Чат отвязан от {company}. Сообщения компании сюда больше не придут; \
+             ваши согласия не изменились."
+        ),
+        Lang::En => format!(
+            "This chat is unlinked from {company}. Its messages will no longer come here; \
+             your consents are unchanged."
+        ),
+    }
+}
+
+pub fn unknown_command(l: Lang) -> &'static str {
+    l.pick(
+        "Не понял. Список команд: /help",
+        "I did not understand that. Commands: /help",
+    )
+}

@@ -1,0 +1,4 @@
+DROP TABLE telegram_updates;
+DROP TABLE telegram_chat_state;
+DROP TABLE telegram_chat_directory;
+DROP TABLE telegram_link_tokens;
