@@ -322,6 +322,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/branding"),
         ("put", "/v1/branding"),
         ("post", "/v1/subjects/{id}/links"),
+        ("post", "/v1/subjects/{id}/telegram-link"),
         ("post", "/v1/api-keys"),
         ("get", "/v1/api-keys"),
         ("get", "/v1/api-keys/{client_id}"),

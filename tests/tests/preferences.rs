@@ -344,6 +344,14 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         let events = history(&app, &t, &s).await;
         let last = events.iter().find(|e| e["action"] == "withdraw").unwrap();
         assert_eq!(last["method"], "preference_centre", "{last}");
+        // The same form again (a second tab, a double click): nothing more recorded.
+        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            history(&app, &t, &s).await.len(),
+            events.len(),
+            "idempotent"
+        );
         let after = open(&http, &app.url(&location), Some(&page.cookie)).await;
         assert!(
             after

@@ -348,10 +348,11 @@ async fn handle_press(
             match blocking(svc, move |s| s.withdraw(id, &target)).await? {
                 Ok(w) => {
                     let name = lang.pick(&w.name_ru, &w.name_en);
+                    // The question loses its buttons, so it cannot be pressed again.
                     bot.edit_message_text(
                         chat,
                         message_id,
-                        text::confirm_withdraw(lang, &w.company, name),
+                        text::withdrawn(lang, &w.company, name),
                     )
                     .await?;
                     bot.send_message(

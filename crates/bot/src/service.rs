@@ -266,6 +266,27 @@ impl BotService {
         let group = self.store.group_of(&target.tenant_id)?;
         let now = Utc::now();
         let recorded = self.store.write(&target.tenant_id, |c| {
+            // Only a consent in force is withdrawn: a second press records nothing.
+            let facts = subjects::facts(c, &target.tenant_id, &target.subject_id)?
+                .ok_or(StoreError::NotFound)?;
+            let purpose = assent_store::purposes::resolve(
+                c,
+                &target.tenant_id,
+                group.as_deref(),
+                &target.purpose,
+            )?
+            .ok_or(StoreError::NotFound)?;
+            let current = consents::state_of(
+                c,
+                &target.tenant_id,
+                group.as_deref(),
+                &purpose,
+                &facts.id,
+                facts.person_id.as_deref(),
+            )?;
+            if current.map(|s| s.state.status) != Some(ConsentStatus::Granted) {
+                return Err(StoreError::Conflict("not granted".into()));
+            }
             consents::record(
                 c,
                 &keys,

@@ -155,6 +155,13 @@ pub fn cancelled(l: Lang) -> &'static str {
     )
 }
 
+pub fn withdrawn(l: Lang, company: &str, purpose: &str) -> String {
+    match l {
+        Lang::Ru => format!("✅ Согласие «{purpose}» у {company} отозвано."),
+        Lang::En => format!("✅ Consent to “{purpose}” withdrawn from {company}."),
+    }
+}
+
 pub fn receipt(
     l: Lang,
     company: &str,

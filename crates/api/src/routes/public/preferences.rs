@@ -619,6 +619,16 @@ fn apply(
     if !fits {
         return Ok(false);
     }
+    // Already so (a second tab, a double click): nothing to record.
+    let already = match choice {
+        Choice::Withdraw => item.status != ConsentStatus::Granted,
+        Choice::Grant => item.status == ConsentStatus::Granted,
+        Choice::Object => item.objected,
+        Choice::Unobject => !item.objected,
+    };
+    if already {
+        return Ok(true);
+    }
     let policy_version = view.policy.as_ref().map(|(v, _)| v.clone());
     if choice == Choice::Grant {
         let text = statement(

@@ -1,0 +1,799 @@
+//! The Telegram bot through teloxide_tests' `MockBot` (a fake Bot API the bot really
+//! talks to), over the real store on both backends: linking by `/start <token>`,
+//! consents across affiliated companies, withdrawal by button with confirmation and
+//! receipt, refused buttons, language, `/unlink`, a blocked bot, and a notice queued
+//! through the API arriving in the linked chat with its "Unsubscribe" button.
+
+use assent_bot::service::BotService;
+use assent_core::crypto::MasterKey;
+use assent_core::tenancy::Role;
+use assent_tests::fake_telegram::FakeTelegram;
+use assent_tests::notify::{self, Wiring};
+use assent_tests::{MASTER_KEY, TenantHandle, TestApp, TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use teloxide::dptree::deps;
+use teloxide::types::{
+    Banned, ChatMember, ChatMemberKind, ChatMemberUpdated, InlineKeyboardButtonKind, Member,
+    Message, UntilDate, Update, UpdateId, UpdateKind,
+};
+use teloxide_tests::{
+    MockBot, MockCallbackQuery, MockMe, MockMessageText, MockPrivateChat, MockUser,
+};
+
+const ANNA: u64 = 7001;
+const STRANGER: u64 = 7002;
+
+fn text_from(user: u64, lang: &str, text: &str) -> MockMessageText {
+    MockMessageText::new()
+        .text(text)
+        .from(
+            MockUser::new()
+                .id(user)
+                .first_name("Anna")
+                .language_code(lang)
+                .build(),
+        )
+        .chat(MockPrivateChat::new().id(user as i64).build())
+}
+
+fn press(user: u64, lang: &str, message: Message, data: &str) -> MockCallbackQuery {
+    MockCallbackQuery::new()
+        .data(data)
+        .from(MockUser::new().id(user).language_code(lang).build())
+        .message(message)
+}
+
+fn service(app: &TestApp) -> Arc<BotService> {
+    Arc::new(BotService::new(
+        app.store.clone(),
+        Arc::new(MasterKey::from_bytes(MASTER_KEY)),
+    ))
+}
+
+async fn spawn(db: TestDb) -> TestApp {
+    TestApp::spawn_with(db, |s| s.with_telegram_bot(Some("assent_test_bot".into()))).await
+}
+
+/// A consent purpose `code` of the tenant (or of its group).
+async fn purpose(app: &TestApp, t: &TenantHandle, code: &str, ru: &str, en: &str, scope: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(
+            &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": "consent",
+            "channels": ["email", "telegram"], "retention_days": 30, "scope": scope}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn subject_granting(
+    app: &TestApp,
+    t: &TenantHandle,
+    email: &str,
+    purposes: &[&str],
+) -> String {
+    let s = app
+        .expect(
+            &t.token,
+            Method::POST,
+            "/v1/subjects",
+            Some(&json!({"email": email})),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for p in purposes {
+        app.expect(
+            &t.token,
+            Method::POST,
+            &format!("/v1/subjects/{s}/consents"),
+            Some(&json!({"purpose": p, "action": "grant"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    s
+}
+
+/// The `start` token of a fresh `t.me` link for the subject.
+async fn start_token(app: &TestApp, t: &TenantHandle, s: &str) -> String {
+    let v = app
+        .expect(
+            &t.token,
+            Method::POST,
+            &format!("/v1/subjects/{s}/telegram-link"),
+            None,
+            StatusCode::CREATED,
+        )
+        .await;
+    let url = v["url"].as_str().unwrap();
+    let token = url
+        .strip_prefix("https://t.me/assent_test_bot?start=")
+        .unwrap_or_else(|| panic!("{url}"));
+    assert!(token.len() <= 64, "{token}");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{token}"
+    );
+    token.to_owned()
+}
+
+async fn status(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> String {
+    let v = app
+        .expect(
+            &t.token,
+            Method::GET,
+            &format!("/v1/subjects/{s}/consents"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == purpose)
+        .map(|p| p["status"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+fn last_text(bot: &Bot) -> String {
+    let r = bot.get_responses();
+    r.sent_messages
+        .last()
+        .and_then(|m| m.text())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The callback data of every button of a message.
+fn buttons(message: &Message) -> Vec<(String, String)> {
+    message
+        .reply_markup()
+        .map(|k| {
+            k.inline_keyboard
+                .iter()
+                .flatten()
+                .filter_map(|b| match &b.kind {
+                    InlineKeyboardButtonKind::CallbackData(d) => Some((b.text.clone(), d.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+type Bot = MockBot<assent_bot::handlers::HandlerError, teloxide_tests::mock_bot::DistributionKey>;
+
+/// Links `user`'s chat to the subject through `/start <token>` and "Yes".
+async fn link(bot: &mut Bot, user: u64, token: &str) -> String {
+    bot.update(text_from(user, "ru", &format!("/start {token}")));
+    bot.dispatch().await;
+    let question = bot.get_responses().sent_messages.last().cloned().unwrap();
+    let yes = buttons(&question)
+        .into_iter()
+        .find(|(_, d)| d.starts_with("link:"))
+        .expect("a confirm button");
+    bot.update(press(user, "ru", question, &yes.1));
+    bot.dispatch().await;
+    let r = bot.get_responses();
+    assert_eq!(
+        r.answered_callback_queries.len(),
+        1,
+        "every callback is answered"
+    );
+    r.edited_messages_text
+        .last()
+        .and_then(|e| e.message.text().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn expire_tokens(app: &TestApp) {
+    use assent_store::schema::telegram_link_tokens::dsl::*;
+    use diesel::prelude::*;
+    let mut conn = app.store.connection().unwrap();
+    diesel::update(telegram_link_tokens)
+        .set(expires_at.eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linking_asks_first_and_each_token_works_once() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "ru", "/start"),
+        assent_bot::handlers::schema(),
+    );
+    bot.me(MockMe::new().username("assent_test_bot"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
+        let s = subject_granting(&app, &t, "anna.petrova@example.org", &["news"]).await;
+
+        // A plain /start: help, in the user's language.
+        bot.update(text_from(ANNA, "ru", "/start"));
+        bot.dispatch().await;
+        assert!(last_text(&bot).contains("/consents"), "{}", last_text(&bot));
+
+        // Valid: the bot asks, naming the company and the masked address.
+        let token = start_token(&app, &t, &s).await;
+        bot.update(text_from(ANNA, "ru", &format!("/start {token}")));
+        bot.dispatch().await;
+        let question = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(
+            question.text(),
+            Some("Привязать этот чат к acme LLC (a***a@example.org)?")
+        );
+        let yes = buttons(&question);
+        assert_eq!(yes[0].1, format!("link:{token}"));
+        assert!(
+            yes.iter().all(|(_, d)| d.len() <= 64),
+            "callback data fits 64 bytes"
+        );
+        // Nothing is linked before the person says yes.
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("не привязан"),
+            "{}",
+            last_text(&bot)
+        );
+
+        bot.update(press(ANNA, "ru", question.clone(), &yes[0].1));
+        bot.dispatch().await;
+        let r = bot.get_responses();
+        assert_eq!(r.answered_callback_queries.len(), 1);
+        let linked = r
+            .edited_messages_text
+            .last()
+            .unwrap()
+            .message
+            .text()
+            .unwrap()
+            .to_owned();
+        assert!(
+            linked.starts_with("Готово: чат привязан к acme LLC"),
+            "{linked}"
+        );
+
+        // Reused: the same button again, and the same /start again.
+        bot.update(press(ANNA, "ru", question, &yes[0].1));
+        bot.dispatch().await;
+        let again = bot
+            .get_responses()
+            .edited_messages_text
+            .last()
+            .unwrap()
+            .message
+            .text()
+            .unwrap()
+            .to_owned();
+        assert!(again.contains("уже использована"), "{again}");
+        bot.update(text_from(ANNA, "en", &format!("/start {token}")));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("already been used"),
+            "{}",
+            last_text(&bot)
+        );
+
+        // Expired.
+        let old = start_token(&app, &t, &s).await;
+        expire_tokens(&app);
+        bot.update(text_from(ANNA, "en", &format!("/start {old}")));
+        bot.dispatch().await;
+        assert!(last_text(&bot).contains("expired"), "{}", last_text(&bot));
+
+        // Forged: well-formed but unknown, and garbage.
+        for forged in [
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "<script>",
+            &"x".repeat(65),
+        ] {
+            bot.update(text_from(ANNA, "en", &format!("/start {forged}")));
+            bot.dispatch().await;
+            assert!(
+                last_text(&bot).contains("not recognised"),
+                "{forged}: {}",
+                last_text(&bot)
+            );
+        }
+        // A forged confirm button links nothing either.
+        let fake = MockMessageText::new()
+            .text("?")
+            .chat(MockPrivateChat::new().id(STRANGER as i64).build())
+            .build();
+        bot.update(press(
+            STRANGER,
+            "en",
+            fake,
+            "link:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ));
+        bot.dispatch().await;
+        assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
+        let links = app
+            .store
+            .system(|c| assent_store::telegram::links_of_chat(c, STRANGER as i64))
+            .unwrap();
+        assert!(links.is_empty());
+        // Without a bot the API says so.
+        let plain = TestApp::spawn(TestDb::sqlite()).await;
+        let other = plain.tenant_with("x", Role::Admin).await;
+        let s2 = subject_granting(&plain, &other, "b@example.org", &[]).await;
+        let (code, problem) = plain
+            .call(
+                &other.token,
+                Method::POST,
+                &format!("/v1/subjects/{s2}/telegram-link"),
+                None,
+            )
+            .await;
+        assert_eq!(code, StatusCode::CONFLICT, "{problem}");
+        // Another tenant's subject: 404.
+        let intruder = app.tenant_with("intruder", Role::Admin).await;
+        let (code, _) = app
+            .call(
+                &intruder.token,
+                Method::POST,
+                &format!("/v1/subjects/{s}/telegram-link"),
+                None,
+            )
+            .await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "ru", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let group = app.create_group("Holding");
+        let a = app
+            .tenant_in_group("alpha", Some(&group), Role::Admin)
+            .await;
+        let b = app.tenant_in_group("beta", Some(&group), Role::Admin).await;
+        purpose(&app, &a, "news", "Новости Альфы", "Alpha news", "tenant").await;
+        purpose(&app, &b, "tips", "Советы Беты", "Beta tips", "tenant").await;
+        let sa = subject_granting(&app, &a, "anna@example.org", &["news"]).await;
+        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
+        let token = start_token(&app, &a, &sa).await;
+        link(&mut bot, ANNA, &token).await;
+        let token = start_token(&app, &b, &sb).await;
+        assert!(link(&mut bot, ANNA, &token).await.contains("beta LLC"));
+
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        let list = bot.get_responses().sent_messages.last().cloned().unwrap();
+        let text = list.text().unwrap().to_owned();
+        for part in [
+            "alpha LLC",
+            "Новости Альфы: дано",
+            "beta LLC",
+            "Советы Беты: не давалось",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        // One Withdraw button: only a given consent can be withdrawn.
+        let withdraw = buttons(&list);
+        assert_eq!(withdraw.len(), 1, "{withdraw:?}");
+        assert_eq!(withdraw[0].0, "Отозвать: Новости Альфы");
+
+        // The press asks first; nothing is withdrawn yet.
+        bot.update(press(ANNA, "ru", list, &withdraw[0].1));
+        bot.dispatch().await;
+        let confirm = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(
+            confirm.text(),
+            Some("Отозвать согласие «Новости Альфы» у alpha LLC?")
+        );
+        assert_eq!(status(&app, &a, &sa, "news").await, "granted");
+        let yes = buttons(&confirm)
+            .into_iter()
+            .find(|(_, d)| d.starts_with("wy:"))
+            .unwrap();
+
+        bot.update(press(ANNA, "ru", confirm.clone(), &yes.1));
+        bot.dispatch().await;
+        let r = bot.get_responses();
+        assert_eq!(r.answered_callback_queries.len(), 1);
+        let receipt = r.sent_messages.last().unwrap().text().unwrap().to_owned();
+        assert!(
+            receipt.starts_with("Согласие отозвано.") && receipt.contains("Квитанция: "),
+            "{receipt}"
+        );
+        assert_eq!(status(&app, &a, &sa, "news").await, "withdrawn");
+        let history = app
+            .expect(
+                &a.token,
+                Method::GET,
+                &format!("/v1/subjects/{sa}/consents/history"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        let last = history["items"]
+            .as_array()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap();
+        assert_eq!(last["method"], "telegram", "{last}");
+        assert_eq!(last["actor_kind"], "subject", "{last}");
+        assert!(
+            receipt.contains(last["receipt_id"].as_str().unwrap()),
+            "{receipt}"
+        );
+
+        // Pressing "Yes" again: nothing left to withdraw, nothing recorded.
+        bot.update(press(ANNA, "ru", confirm, &yes.1));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("уже не действует"),
+            "{}",
+            last_text(&bot)
+        );
+        let after = app
+            .expect(
+                &a.token,
+                Method::GET,
+                &format!("/v1/subjects/{sa}/consents/history"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            after["items"].as_array().unwrap().len(),
+            history["items"].as_array().unwrap().len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "ru", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
+        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
+        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        let list = bot.get_responses().sent_messages.last().cloned().unwrap();
+        let data = buttons(&list)[0].1.clone();
+        let confirm_data = data.replacen("w:", "wy:", 1);
+
+        // The same button data from another chat: that chat has no such menu.
+        let theirs = MockMessageText::new()
+            .text("?")
+            .chat(MockPrivateChat::new().id(STRANGER as i64).build())
+            .build();
+        bot.update(press(STRANGER, "en", theirs, &confirm_data));
+        bot.dispatch().await;
+        let r = bot.get_responses();
+        assert_eq!(r.answered_callback_queries.len(), 1);
+        assert!(
+            last_text(&bot).contains("no longer works"),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+
+        // The chat's own button after it was unlinked (by another device): refused
+        // by the server-side check, not by the menu.
+        app.store
+            .write(&t.id, |c| {
+                assent_store::telegram::unlink(c, &t.id, &s, ANNA as i64)
+            })
+            .unwrap();
+        bot.update(press(ANNA, "ru", list, &confirm_data));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("больше не действует"),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+
+        // Garbage data is answered and refused.
+        let msg = bot.get_responses().sent_messages.last().cloned();
+        if let Some(msg) = msg {
+            bot.update(press(ANNA, "ru", msg, "'; DROP TABLE x"));
+            bot.dispatch().await;
+            assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn language_switches_and_unlink_unlinks() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "ru", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
+        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
+        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+
+        // Russian by language_code; /language switches to English for good.
+        bot.update(text_from(ANNA, "ru", "/help"));
+        bot.dispatch().await;
+        assert!(last_text(&bot).starts_with("Я помогаю"));
+        bot.update(text_from(ANNA, "ru", "/language"));
+        bot.dispatch().await;
+        let choose = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(
+            buttons(&choose),
+            vec![
+                ("Русский".into(), "lang:ru".into()),
+                ("English".into(), "lang:en".into())
+            ]
+        );
+        bot.update(press(ANNA, "ru", choose, "lang:en"));
+        bot.dispatch().await;
+        assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("News: given"),
+            "{}",
+            last_text(&bot)
+        );
+
+        // /unlink: pick the company; the chat stops getting its messages, consents stay.
+        bot.update(text_from(ANNA, "ru", "/unlink"));
+        bot.dispatch().await;
+        let menu = bot.get_responses().sent_messages.last().cloned().unwrap();
+        let company = buttons(&menu)
+            .into_iter()
+            .find(|(l, _)| l == "acme LLC")
+            .unwrap();
+        bot.update(press(ANNA, "ru", menu, &company.1));
+        bot.dispatch().await;
+        let done = bot
+            .get_responses()
+            .edited_messages_text
+            .last()
+            .unwrap()
+            .message
+            .text()
+            .unwrap()
+            .to_owned();
+        assert!(done.contains("unlinked from acme LLC"), "{done}");
+        let chats = app
+            .store
+            .read(&t.id, |c| {
+                assent_store::messaging::reachable_chats(c, &t.id, &s)
+            })
+            .unwrap();
+        assert!(chats.is_empty(), "{chats:?}");
+        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("not linked"),
+            "{}",
+            last_text(&bot)
+        );
+        // Back to Russian for the next backend's round.
+        app.store
+            .system(|c| assent_store::telegram::put_chat_state(c, ANNA as i64, &Default::default()))
+            .unwrap();
+    }
+}
+
+fn kicked(user: u64) -> Update {
+    let me = MockMe::new().build().user;
+    Update {
+        id: UpdateId(0),
+        kind: UpdateKind::MyChatMember(ChatMemberUpdated {
+            chat: MockPrivateChat::new().id(user as i64).build(),
+            from: MockUser::new().id(user).build(),
+            date: chrono::Utc::now(),
+            old_chat_member: ChatMember {
+                user: me.clone(),
+                kind: ChatMemberKind::Member(Member { until_date: None }),
+            },
+            new_chat_member: ChatMember {
+                user: me,
+                kind: ChatMemberKind::Banned(Banned {
+                    until_date: UntilDate::Forever,
+                }),
+            },
+            invite_link: None,
+            via_join_request: false,
+            via_chat_folder_invite_link: false,
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_reaches_the_linked_chat_and_its_button_unsubscribes() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "en", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let telegram = FakeTelegram::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
+        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
+        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+
+        // Queued through the API for Telegram; delivered to the chat the bot linked.
+        let queued = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/notifications",
+                Some(
+                    &json!({"subject_id": s, "purpose": "news", "template": "message",
+                    "channel": "telegram", "locale": "en",
+                    "data": {"subject": "Spring sale", "body": "Everything half price"}}),
+                ),
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        let api_url = telegram.api_url();
+        notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&api_url),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(sent[0].chat_id, ANNA as i64);
+        assert!(sent[0].text.contains("Spring sale"), "{}", sent[0].text);
+        let markup: Value = sent[0].reply_markup.clone().expect("a button");
+        let data = markup["inline_keyboard"][0][0]["callback_data"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(data, format!("nw:{}", queued["id"].as_str().unwrap()));
+        assert!(data.len() <= 64);
+
+        // The person presses it in the chat: confirm, then withdrawn.
+        let notice = MockMessageText::new()
+            .text(sent[0].text.as_str())
+            .chat(MockPrivateChat::new().id(ANNA as i64).build())
+            .build();
+        bot.update(press(ANNA, "en", notice, &data));
+        bot.dispatch().await;
+        let confirm = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(
+            confirm.text(),
+            Some("Withdraw your consent to “News” from acme LLC?")
+        );
+        let yes = buttons(&confirm)
+            .into_iter()
+            .find(|(_, d)| d.starts_with("wy:"))
+            .unwrap();
+        bot.update(press(ANNA, "en", confirm, &yes.1));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).starts_with("Consent withdrawn."),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(status(&app, &t, &s, "news").await, "withdrawn");
+
+        // Blocking the bot makes the chat unreachable; it is not a withdrawal.
+        app.expect(
+            &t.token,
+            Method::POST,
+            &format!("/v1/subjects/{s}/consents"),
+            Some(&json!({"purpose": "news", "action": "grant"})),
+            StatusCode::CREATED,
+        )
+        .await;
+        bot.update(kicked(ANNA));
+        bot.dispatch().await;
+        let chats = app
+            .store
+            .read(&t.id, |c| {
+                assent_store::messaging::reachable_chats(c, &t.id, &s)
+            })
+            .unwrap();
+        assert!(chats.is_empty(), "unreachable after kicked");
+        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        // Writing to the bot again makes it reachable.
+        bot.update(text_from(ANNA, "en", "/help"));
+        bot.dispatch().await;
+        let chats = app
+            .store
+            .read(&t.id, |c| {
+                assent_store::messaging::reachable_chats(c, &t.id, &s)
+            })
+            .unwrap();
+        assert_eq!(chats, vec![ANNA as i64]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_checks_the_secret_and_handles_each_update_once() {
+    const SECRET: &str = "webhook-secret-0123456789";
+    for db in TestDb::all() {
+        let telegram = FakeTelegram::start();
+        let store = db.store();
+        let bot = assent_bot::client(notify::BOT_TOKEN, Some(&telegram.api_url())).unwrap();
+        let svc = Arc::new(BotService::new(
+            store,
+            Arc::new(MasterKey::from_bytes(MASTER_KEY)),
+        ));
+        let app = TestApp::spawn_with(db, |s| {
+            s.with_webhook(Some(assent_bot::Webhook::new(bot, svc, SECRET.into())))
+        })
+        .await;
+        let update = json!({"update_id": 1001, "message": {"message_id": 5, "date": 1_700_000_000,
+            "chat": {"id": ANNA, "type": "private", "first_name": "Anna"},
+            "from": {"id": ANNA, "is_bot": false, "first_name": "Anna", "language_code": "en"},
+            "text": "/help"}});
+        let http = reqwest::Client::new();
+        let url = app.url("/telegram/webhook");
+        for (secret, expected) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some("wrong-secret-0123456789"), StatusCode::UNAUTHORIZED),
+        ] {
+            let mut req = http.post(&url).json(&update);
+            if let Some(s) = secret {
+                req = req.header("x-telegram-bot-api-secret-token", s);
+            }
+            assert_eq!(req.send().await.unwrap().status(), expected);
+        }
+        let bad = http
+            .post(&url)
+            .header("x-telegram-bot-api-secret-token", SECRET)
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(telegram.sent().is_empty(), "nothing handled yet");
+        // Delivered twice (Telegram redelivers when unsure): answered once.
+        for _ in 0..2 {
+            let r = http
+                .post(&url)
+                .header("x-telegram-bot-api-secret-token", SECRET)
+                .json(&update)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(telegram.sent().len(), 1, "{sent:?}");
+        assert_eq!(sent[0].chat_id, ANNA as i64);
+        assert!(sent[0].text.starts_with("I help you"), "{}", sent[0].text);
+    }
+}
