@@ -797,3 +797,42 @@ async fn webhook_checks_the_secret_and_handles_each_update_once() {
         assert!(sent[0].text.starts_with("I help you"), "{}", sent[0].text);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_tokens_and_update_ids_are_pruned() {
+    use assent_store::telegram::{self, LinkToken};
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject_granting(&app, &t, "anna@example.org", &[]).await;
+        let now = chrono::Utc::now();
+        let old = start_token(&app, &t, &s).await;
+        app.store
+            .system(|c| telegram::first_sight_of_update(c, 42))
+            .unwrap();
+        // Two days on: the old token and update id go; a new token stays.
+        let later = now + chrono::Duration::days(2);
+        let fresh = app
+            .store
+            .write(&t.id, |c| telegram::issue_link_token(c, &t.id, &s, later))
+            .unwrap()
+            .0;
+        let pruned = app.store.system(|c| telegram::prune(c, later)).unwrap();
+        assert_eq!(pruned, 2, "the old token and the old update id");
+        let state = |token: &str| {
+            app.store
+                .system(|c| telegram::peek_link_token(c, token, later))
+                .unwrap()
+        };
+        assert_eq!(state(&old), LinkToken::Unknown);
+        assert!(matches!(state(&fresh), LinkToken::Valid { .. }));
+        assert!(
+            app.store
+                .system(|c| telegram::first_sight_of_update(c, 42))
+                .unwrap(),
+            "the update id was forgotten"
+        );
+        // Today's prune keeps today's.
+        assert_eq!(app.store.system(|c| telegram::prune(c, now)).unwrap(), 0);
+    }
+}

@@ -19,5 +19,13 @@ pub async fn run(store: Store) {
             Ok(Err(error)) => tracing::error!(%error, "expiry sweep failed"),
             Err(error) => tracing::error!(%error, "expiry sweep panicked"),
         }
+        let s = store.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            s.system(|c| assent_store::telegram::prune(c, chrono::Utc::now()))
+        })
+        .await;
+        if let Ok(Err(error)) = pruned {
+            tracing::error!(%error, "pruning Telegram bookkeeping failed");
+        }
     }
 }

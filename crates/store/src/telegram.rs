@@ -251,11 +251,17 @@ pub fn first_sight_of_update(conn: &mut DbConnection, update_id: i64) -> StoreRe
     }
 }
 
-/// Forgets update ids older than a day (Telegram gives up redelivering long before).
-pub fn prune_updates(conn: &mut DbConnection, now: DateTime<Utc>) -> StoreResult<usize> {
-    Ok(diesel::delete(
-        telegram_updates::table
-            .filter(telegram_updates::received_at.lt((now - Duration::days(1)).naive_utc())),
+/// Forgets update ids older than a day (Telegram gives up redelivering long before)
+/// and link tokens a day past their expiry (kept that long so a late tap still gets
+/// "expired" rather than "not recognised").
+pub fn prune(conn: &mut DbConnection, now: DateTime<Utc>) -> StoreResult<usize> {
+    let day_ago = (now - Duration::days(1)).naive_utc();
+    let updates =
+        diesel::delete(telegram_updates::table.filter(telegram_updates::received_at.lt(day_ago)))
+            .execute(conn)?;
+    let tokens = diesel::delete(
+        telegram_link_tokens::table.filter(telegram_link_tokens::expires_at.lt(day_ago)),
     )
-    .execute(conn)?)
+    .execute(conn)?;
+    Ok(updates + tokens)
 }
