@@ -400,7 +400,7 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
         let confirm = bot.get_responses().sent_messages.last().cloned().unwrap();
         assert_eq!(
             confirm.text(),
-            Some("Отозвать согласие «Новости Альфы» у alpha LLC?")
+            Some("Отозвать согласие на «Новости Альфы», данное alpha LLC?")
         );
         assert_eq!(status(&app, &a, &sa, "news").await, "granted");
         let yes = buttons(&confirm)
@@ -835,4 +835,116 @@ async fn old_tokens_and_update_ids_are_pruned() {
         // Today's prune keeps today's.
         assert_eq!(app.store.system(|c| telegram::prune(c, now)).unwrap(), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "en", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let telegram = FakeTelegram::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/purposes",
+            Some(
+                &json!({"code": "tips", "name": {"ru": "Советы", "en": "Tips"},
+                "legal_basis": "legitimate_interest", "channels": ["email", "telegram"],
+                "retention_days": 30}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+        let s = subject_granting(&app, &t, "anna@example.org", &[]).await;
+
+        // A link token used in a group links nothing, and the bot stays silent there.
+        let token = start_token(&app, &t, &s).await;
+        let group = teloxide_tests::MockGroupChat::new().id(-100_500).build();
+        bot.update(
+            MockMessageText::new()
+                .text(format!("/start {token}"))
+                .from(MockUser::new().id(ANNA).build())
+                .chat(group),
+        );
+        bot.dispatch().await;
+        assert!(
+            bot.get_responses().sent_messages.is_empty(),
+            "silent in groups"
+        );
+        link(&mut bot, ANNA, &token).await;
+
+        // A subscribed notice on a legitimate-interest purpose: its button objects.
+        let queued = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/notifications",
+                Some(
+                    &json!({"subject_id": s, "purpose": "tips", "template": "message",
+                    "channel": "telegram", "locale": "en",
+                    "data": {"subject": "Tip", "body": "Water the plants"}}),
+                ),
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        let api_url = telegram.api_url();
+        notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&api_url),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        let data = sent[0].reply_markup.clone().unwrap()["inline_keyboard"][0][0]["callback_data"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(data, format!("nw:{}", queued["id"].as_str().unwrap()));
+        let notice = MockMessageText::new()
+            .text(sent[0].text.as_str())
+            .chat(MockPrivateChat::new().id(ANNA as i64).build())
+            .build();
+        bot.update(press(ANNA, "en", notice, &data));
+        bot.dispatch().await;
+        let confirm = bot.get_responses().sent_messages.last().cloned().unwrap();
+        let yes = buttons(&confirm)
+            .into_iter()
+            .find(|(_, d)| d.starts_with("wy:"))
+            .unwrap();
+        // Pressed by someone else in a forwarded copy: nothing happens.
+        bot.update(press(STRANGER, "en", confirm.clone(), &yes.1));
+        bot.dispatch().await;
+        assert_eq!(tips_check(&app, &t, &s).await["allowed"], true);
+        bot.update(press(ANNA, "en", confirm, &yes.1));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).starts_with("Objection recorded."),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(tips_check(&app, &t, &s).await["reason"], "objected");
+    }
+}
+
+async fn tips_check(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
+    // By email: the check knows the subject's address, not its chats.
+    let body = json!({"checks": [{"subject_id": s, "purpose": "tips", "channel": "email"}]});
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/consent-checks",
+        Some(&body),
+        StatusCode::OK,
+    )
+    .await["results"][0]
+        .clone()
 }

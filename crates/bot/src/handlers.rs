@@ -52,13 +52,18 @@ fn keyboard(rows: Vec<Vec<(String, String)>>) -> InlineKeyboardMarkup {
     }))
 }
 
-/// A menu id: four random hex digits, enough to tell this menu from the last one.
+/// A menu id: 8 random bytes (11 characters), so a button of an older menu never
+/// matches a newer one by chance.
 fn new_menu_id() -> String {
-    let bytes = assent_core::crypto::random_bytes::<2>();
-    format!("{:02x}{:02x}", bytes[0], bytes[1])
+    assent_core::crypto::b64url(&assent_core::crypto::random_bytes::<8>())
 }
 
 async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResult {
+    // Only private chats: linked in a group, every member would see and change one
+    // person's consents, and the person's notices would go to the group.
+    if !msg.chat.is_private() {
+        return Ok(());
+    }
     let chat = msg.chat.id.0;
     let code = msg.from.as_ref().and_then(|u| u.language_code.clone());
     let lang = lang_of(&svc, chat, code).await;
@@ -168,7 +173,7 @@ async fn show_consents(
         bot.send_message(chat, text::not_linked_yet(lang)).await?;
         return Ok(());
     }
-    let menu_id = new_menu_id();
+    let menu_id = format!("c{}", new_menu_id());
     let mut menu = Menu::default();
     let mut body = format!("{}\n", text::consents_header(lang));
     let mut rows = Vec::new();
@@ -210,7 +215,7 @@ async fn show_unlink(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang)
         bot.send_message(chat, text::not_linked_yet(lang)).await?;
         return Ok(());
     }
-    let menu_id = new_menu_id();
+    let menu_id = format!("u{}", new_menu_id());
     let mut menu = Menu {
         id: menu_id.clone(),
         targets: Vec::new(),
@@ -264,13 +269,20 @@ fn parse_press(data: &str) -> Option<Press<'_>> {
 }
 
 async fn on_callback(bot: Bot, q: CallbackQuery, svc: Arc<BotService>) -> HandlerResult {
-    // Answered first and whatever happens next: the client stops its spinner.
-    bot.answer_callback_query(q.id.clone()).await?;
-    let Some(message) = q.regular_message() else {
+    // Answered first and whatever happens next: the client stops its spinner. A
+    // failure (a query too old after a backlog) does not stop the press itself.
+    if let Err(error) = bot.answer_callback_query(q.id.clone()).await {
+        tracing::warn!(%error, "a callback query could not be answered");
+    }
+    let Some(message) = q.message.as_ref() else {
         return Ok(());
     };
-    let chat = message.chat.id;
-    let message_id = message.id;
+    let chat = message.chat().id;
+    let message_id = message.id();
+    // Only the person in their own private chat acts on it.
+    if !message.chat().is_private() || i64::try_from(q.from.id.0).ok() != Some(chat.0) {
+        return Ok(());
+    }
     let lang = lang_of(&svc, chat.0, q.from.language_code.clone()).await;
     let Some(press) = q.data.as_deref().and_then(parse_press) else {
         bot.send_message(chat, text::refused(lang)).await?;
@@ -319,7 +331,7 @@ async fn handle_press(
             bot.edit_message_text(chat, message_id, reply).await?;
         }
         Press::AskWithdraw(menu, n) => {
-            let Some(target) = menu_target(svc, id, menu, n).await? else {
+            let Some(target) = menu_target(svc, id, menu, 'c', n).await? else {
                 bot.send_message(chat, text::refused(lang)).await?;
                 return Ok(());
             };
@@ -333,7 +345,7 @@ async fn handle_press(
                 return Ok(());
             };
             let menu = Menu {
-                id: new_menu_id(),
+                id: format!("c{}", new_menu_id()),
                 targets: vec![target.clone()],
             };
             let menu_id = menu.id.clone();
@@ -341,23 +353,28 @@ async fn handle_press(
             ask_withdraw(bot, svc, chat, lang, target, menu_id, 0).await?;
         }
         Press::Withdraw(menu, n) => {
-            let Some(target) = menu_target(svc, id, menu, n).await? else {
+            let Some(target) = menu_target(svc, id, menu, 'c', n).await? else {
                 bot.send_message(chat, text::refused(lang)).await?;
                 return Ok(());
             };
             match blocking(svc, move |s| s.withdraw(id, &target)).await? {
                 Ok(w) => {
                     let name = lang.pick(&w.name_ru, &w.name_en);
-                    // The question loses its buttons, so it cannot be pressed again.
-                    bot.edit_message_text(
-                        chat,
-                        message_id,
-                        text::withdrawn(lang, &w.company, name),
-                    )
-                    .await?;
+                    // The question loses its buttons, so it cannot be pressed again; the
+                    // receipt goes out even if that edit fails.
+                    if let Err(error) = bot
+                        .edit_message_text(
+                            chat,
+                            message_id,
+                            text::withdrawn(lang, &w.company, name),
+                        )
+                        .await
+                    {
+                        tracing::warn!(%error, "could not edit the confirmation");
+                    }
                     bot.send_message(
                         chat,
-                        text::receipt(lang, &w.company, name, &w.receipt_id, w.at),
+                        text::receipt(lang, &w.company, name, w.receipt_id.as_deref(), w.at),
                     )
                     .await?;
                 }
@@ -371,7 +388,7 @@ async fn handle_press(
             }
         }
         Press::Unlink(menu, n) => {
-            let Some(target) = menu_target(svc, id, menu, n).await? else {
+            let Some(target) = menu_target(svc, id, menu, 'u', n).await? else {
                 bot.send_message(chat, text::refused(lang)).await?;
                 return Ok(());
             };
@@ -405,12 +422,18 @@ async fn handle_press(
     Ok(())
 }
 
+/// The target of button `n` of menu `menu`, which must be the chat's current menu
+/// and of `kind` (`c` consents, `u` unlink): a button never acts across kinds.
 async fn menu_target(
     svc: &Arc<BotService>,
     chat: i64,
     menu: &str,
+    kind: char,
     n: usize,
 ) -> Result<Option<Target>, HandlerError> {
+    if !menu.starts_with(kind) {
+        return Ok(None);
+    }
     let menu = menu.to_owned();
     Ok(blocking(svc, move |s| s.menu_target(chat, &menu, n)).await??)
 }

@@ -60,7 +60,8 @@ pub struct Withdrawal {
     pub company: String,
     pub name_ru: String,
     pub name_en: String,
-    pub receipt_id: String,
+    /// The consent receipt; `None` for an objection (no consent event).
+    pub receipt_id: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -160,11 +161,13 @@ impl BotService {
             LinkToken::Used => return Ok(TokenCheck::Used),
             LinkToken::Unknown => return Ok(TokenCheck::Unknown),
         };
+        // Looked up first, so nothing after the commit can fail.
+        let company = self.company(&tenant_id)?;
         let outcome = self.store.write(&tenant_id, |c| {
             telegram::consume_and_link(c, token, chat_id, now)
         })?;
         Ok(match outcome {
-            LinkToken::Valid { .. } => TokenCheck::Ok(self.company(&tenant_id)?),
+            LinkToken::Valid { .. } => TokenCheck::Ok(company),
             LinkToken::Expired => TokenCheck::Expired,
             LinkToken::Used => TokenCheck::Used,
             LinkToken::Unknown => TokenCheck::Unknown,
@@ -259,35 +262,46 @@ impl BotService {
         }
     }
 
-    /// Withdraws a consent by Telegram, as the person, after the link check.
+    /// Withdraws a consent by Telegram, as the person; for a purpose on another legal
+    /// basis (a subscribed notice's "Unsubscribe" button) records an objection, as the
+    /// unsubscribe page does. The link check and the "already withdrawn" check run in
+    /// the same unit of work as the write, under the subject's lock.
     pub fn withdraw(&self, chat_id: i64, target: &Target) -> Result<Withdrawal, ActionError> {
-        self.check_linked(chat_id, target)?;
         let keys = self.tenant_keys(&target.tenant_id);
         let group = self.store.group_of(&target.tenant_id)?;
+        // Looked up first, so nothing after the commit can fail.
+        let company = self.company(&target.tenant_id)?;
         let now = Utc::now();
-        let recorded = self.store.write(&target.tenant_id, |c| {
-            // Only a consent in force is withdrawn: a second press records nothing.
-            let facts = subjects::facts(c, &target.tenant_id, &target.subject_id)?
-                .ok_or(StoreError::NotFound)?;
-            let purpose = assent_store::purposes::resolve(
-                c,
-                &target.tenant_id,
-                group.as_deref(),
-                &target.purpose,
-            )?
-            .ok_or(StoreError::NotFound)?;
-            let current = consents::state_of(
-                c,
-                &target.tenant_id,
-                group.as_deref(),
-                &purpose,
-                &facts.id,
-                facts.person_id.as_deref(),
-            )?;
-            if current.map(|s| s.state.status) != Some(ConsentStatus::Granted) {
-                return Err(StoreError::Conflict("not granted".into()));
+        self.store.write(&target.tenant_id, |c| {
+            if !telegram::is_linked(c, chat_id, &target.tenant_id, &target.subject_id)? {
+                return Ok(Err(ActionError::NotLinked));
             }
-            consents::record(
+            let standing = consents::standing(
+                c,
+                &target.tenant_id,
+                group.as_deref(),
+                &target.subject_id,
+                &target.purpose,
+                now,
+            )?;
+            let meaning = standing.purpose.meaning.clone();
+            if meaning.legal_basis != LegalBasis::Consent {
+                if standing.objected {
+                    return Ok(Err(ActionError::NotWithdrawable));
+                }
+                subjects::object(c, &target.tenant_id, &target.subject_id, &target.purpose)?;
+                return Ok(Ok(Withdrawal {
+                    company: company.clone(),
+                    name_ru: meaning.name_ru,
+                    name_en: meaning.name_en,
+                    receipt_id: None,
+                    at: now,
+                }));
+            }
+            if !standing.granted {
+                return Ok(Err(ActionError::NotWithdrawable));
+            }
+            let recorded = consents::record(
                 c,
                 &keys,
                 &target.tenant_id,
@@ -308,20 +322,15 @@ impl BotService {
                     import_key: None,
                 },
                 now,
-            )
-        });
-        let recorded = match recorded {
-            Ok(r) => r,
-            Err(StoreError::Conflict(_)) => return Err(ActionError::NotWithdrawable),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Withdrawal {
-            company: self.company(&target.tenant_id)?,
-            name_ru: recorded.purpose.meaning.name_ru,
-            name_en: recorded.purpose.meaning.name_en,
-            receipt_id: recorded.event.receipt_id,
-            at: recorded.event.recorded_at.and_utc(),
-        })
+            )?;
+            Ok(Ok(Withdrawal {
+                company: company.clone(),
+                name_ru: meaning.name_ru,
+                name_en: meaning.name_en,
+                receipt_id: Some(recorded.event.receipt_id),
+                at: recorded.event.recorded_at.and_utc(),
+            }))
+        })?
     }
 
     /// Unlinks the chat from one subject (after the link check).

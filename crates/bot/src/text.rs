@@ -135,7 +135,7 @@ pub fn withdraw_button(l: Lang, purpose: &str) -> String {
 
 pub fn confirm_withdraw(l: Lang, company: &str, purpose: &str) -> String {
     match l {
-        Lang::Ru => format!("Отозвать согласие «{purpose}» у {company}?"),
+        Lang::Ru => format!("Отозвать согласие на «{purpose}», данное {company}?"),
         Lang::En => format!("Withdraw your consent to “{purpose}” from {company}?"),
     }
 }
@@ -157,7 +157,7 @@ pub fn cancelled(l: Lang) -> &'static str {
 
 pub fn withdrawn(l: Lang, company: &str, purpose: &str) -> String {
     match l {
-        Lang::Ru => format!("✅ Согласие «{purpose}» у {company} отозвано."),
+        Lang::Ru => format!("✅ Согласие на «{purpose}», данное {company}, отозвано."),
         Lang::En => format!("✅ Consent to “{purpose}” withdrawn from {company}."),
     }
 }
@@ -166,18 +166,26 @@ pub fn receipt(
     l: Lang,
     company: &str,
     purpose: &str,
-    receipt_id: &str,
+    receipt_id: Option<&str>,
     at: DateTime<Utc>,
 ) -> String {
     let at = at.format("%Y-%m-%d %H:%M UTC");
-    match l {
-        Lang::Ru => format!(
+    match (l, receipt_id) {
+        (Lang::Ru, Some(id)) => format!(
             "Согласие отозвано.\nКомпания: {company}\nЦель: {purpose}\nКогда: {at}\n\
-             Квитанция: {receipt_id}\nСообщения с этой целью больше не придут."
+             Квитанция: {id}\nСообщения с этой целью больше не придут."
         ),
-        Lang::En => format!(
+        (Lang::Ru, None) => format!(
+            "Возражение записано.\nКомпания: {company}\nЦель: {purpose}\nКогда: {at}\n\
+             Сообщения с этой целью больше не придут."
+        ),
+        (Lang::En, Some(id)) => format!(
             "Consent withdrawn.\nCompany: {company}\nPurpose: {purpose}\nWhen: {at}\n\
-             Receipt: {receipt_id}\nYou will get no more messages for this purpose."
+             Receipt: {id}\nYou will get no more messages for this purpose."
+        ),
+        (Lang::En, None) => format!(
+            "Objection recorded.\nCompany: {company}\nPurpose: {purpose}\nWhen: {at}\n\
+             You will get no more messages for this purpose."
         ),
     }
 }
@@ -205,10 +213,10 @@ pub fn failed(l: Lang) -> &'static str {
 
 pub fn requests(l: Lang) -> &'static str {
     l.pick(
-        "У вас нет запросов о персональных данных. Подать запрос можно через компанию; \
-         подача запроса в боте появится позже.",
-        "You have no personal data requests. You can file one with the company; filing \
-         a request in the bot is coming later.",
+        "Запросы о персональных данных (доступ, исправление, удаление) в боте пока \
+         недоступны. Направьте запрос компании, и она ответит в установленный законом срок.",
+        "Personal data requests (access, correction, erasure) are not available in the bot \
+         yet. Send your request to the company; it will answer within the legal deadline.",
     )
 }
 
@@ -242,7 +250,7 @@ pub fn unlinked(l: Lang, company: &str) -> String {
 
 pub fn unknown_command(l: Lang) -> &'static str {
     l.pick(
-        "Не понял. Список команд: /help",
+        "Команда не распознана. Список команд: /help",
         "I did not understand that. Commands: /help",
     )
 }

@@ -783,14 +783,13 @@ fn redact(text: &str) -> String {
         .join(" ")
 }
 
-/// What a batch looks up once: the tenant and its template overrides.
-/// A subscribed notice in Telegram carries a "Withdraw" button: the bot resolves
+/// A subscribed notice in Telegram carries an "Unsubscribe" button: the bot resolves
 /// `nw:<notice id>` against the chat's links and asks for confirmation.
 fn withdraw_button(notice: &Notice) -> Option<crate::telegram::Buttons> {
     if notice.category() != NoticeCategory::Subscribed || notice.purpose_code.is_none() {
         return None;
     }
-    let label = if notice.locale == "en" {
+    let label = if notice.locale.starts_with("en") {
         "Unsubscribe"
     } else {
         "Отписаться"
@@ -798,6 +797,7 @@ fn withdraw_button(notice: &Notice) -> Option<crate::telegram::Buttons> {
     Some(vec![vec![(label.to_owned(), format!("nw:{}", notice.id))]])
 }
 
+/// What a batch looks up once: the tenant, its policy URL and template overrides.
 #[derive(Default)]
 struct Lookups {
     tenant: Option<assent_store::tenants::Tenant>,

@@ -472,6 +472,54 @@ pub fn record_with(
     })
 }
 
+/// Where a subject stands on one purpose, read under the subject's lock.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub purpose: Purpose,
+    /// Consent in force (granted and not past its term).
+    pub granted: bool,
+    pub objected: bool,
+}
+
+/// Locks the subject (as every writer of what may be sent does) and reads where it
+/// stands on `code`. Writers that must not repeat themselves (a double click, a mail
+/// provider's one-click POST racing the person's own) decide on this inside their
+/// unit of work, so of two concurrent requests the second sees the first's result.
+/// An erased subject is `NotFound`.
+pub fn standing(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subject_id: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Standing> {
+    subject_repo::lock_for_change(conn, tenant_id, subject_id)?;
+    let facts = subject_repo::facts(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    if facts.erased_at.is_some() {
+        return Err(StoreError::NotFound);
+    }
+    let purpose =
+        purposes::resolve(conn, tenant_id, group_id, code)?.ok_or(StoreError::NotFound)?;
+    let state = state_of(
+        conn,
+        tenant_id,
+        group_id,
+        &purpose,
+        &facts.id,
+        facts.person_id.as_deref(),
+    )?;
+    let granted = state.is_some_and(|s| {
+        s.state.status == ConsentStatus::Granted && !consent::is_expired(&s.state, now)
+    });
+    let objected = subject_repo::objected(conn, tenant_id, subject_id, code)?;
+    Ok(Standing {
+        purpose,
+        granted,
+        objected,
+    })
+}
+
 /// The state of every purpose the tenant sees, for one subject.
 pub fn subject_states(
     conn: &mut DbConnection,

@@ -120,7 +120,12 @@ impl Brand {
     pub fn of(legal_name: &str, b: Branding) -> Self {
         Self {
             name: b.display_name.unwrap_or_else(|| legal_name.to_owned()),
-            accent: b.accent_color.unwrap_or_else(|| DEFAULT_ACCENT.to_hex()),
+            // Checked on the way in; parsed again so nothing else reaches the <style>.
+            accent: b
+                .accent_color
+                .and_then(|c| assent_core::branding::Rgb::parse(&c).ok())
+                .unwrap_or(DEFAULT_ACCENT)
+                .to_hex(),
             logo_data_url: b
                 .logo
                 .map(|(kind, bytes)| format!("data:{kind};base64,{}", STANDARD.encode(bytes))),
@@ -270,9 +275,11 @@ pub fn rate_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse>
 }
 
 /// Who acted, as far as the request tells: kept (encrypted) with the consent event.
-pub fn evidence(req: &HttpRequest) -> Evidence {
+/// The address is the client's as the rate limiter sees it (behind a trusted proxy,
+/// the one the proxy reported).
+pub fn evidence(state: &AppState, req: &HttpRequest) -> Evidence {
     Evidence {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: state.public_limit.client(req).map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

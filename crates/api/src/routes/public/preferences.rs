@@ -148,16 +148,21 @@ fn load(
 /// The sentence a person agrees to by pressing "give consent"; its hash is kept as
 /// evidence of what they saw.
 fn statement(lang: Lang, company: &str, purpose: &str, policy: Option<&str>) -> String {
-    let policy = policy.unwrap_or("-");
-    match lang {
-        Lang::Ru => format!(
+    match (lang, policy) {
+        (Lang::Ru, Some(v)) => format!(
             "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}» \
-             в соответствии с политикой обработки персональных данных (редакция {policy})."
+             в соответствии с политикой обработки персональных данных (редакция {v})."
         ),
-        Lang::En => format!(
+        (Lang::Ru, None) => format!(
+            "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}»."
+        ),
+        (Lang::En, Some(v)) => format!(
             "I consent to {company} processing my personal data for “{purpose}” under its \
-             privacy policy (version {policy})."
+             privacy policy (version {v})."
         ),
+        (Lang::En, None) => {
+            format!("I consent to {company} processing my personal data for “{purpose}”.")
+        }
     }
 }
 
@@ -421,9 +426,16 @@ fn cookie_of(req: &HttpRequest) -> Option<String> {
     })
 }
 
+/// The installation's public URL is https: links in mail point there, so the cookie
+/// is `Secure` even when a TLS proxy does not say so.
+fn state_public_https(req: &HttpRequest) -> bool {
+    req.app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.public_url.starts_with("https://"))
+}
+
 fn set_cookie(req: &HttpRequest, response: &mut HttpResponse, value: &str) {
     // Secure whenever the page is served over https (directly or behind a proxy).
-    let secure = if req.connection_info().scheme() == "https" {
+    let secure = if req.connection_info().scheme() == "https" || state_public_https(req) {
         "; Secure"
     } else {
         ""
@@ -547,17 +559,21 @@ pub async fn preferences_change(
         )
         .await;
     };
-    let evidence = evidence(&req);
+    let evidence = evidence(&state, &req);
     let st = state.clone();
     let for_write = claims.clone();
     let code = form.purpose.clone();
     let shown_in = form.lang.as_deref().and_then(Lang::parse);
-    let result =
-        web::block(move || apply(&st, &for_write, &code, choice, evidence, shown_in)).await;
+    let shown = shown_in;
+    let result = web::block(move || apply(&st, &for_write, &code, choice, evidence, shown)).await;
     match result {
         Ok(Ok(true)) => {
+            // The code was matched against the subject's purposes ([a-z0-9._-]).
+            let lang = shown_in
+                .map(|l| format!("&lang={}", l.code()))
+                .unwrap_or_default();
             let location = format!(
-                "/p/{token}?done={}&purpose={}#purpose-{}",
+                "/p/{token}?done={}&purpose={}{lang}#purpose-{}",
                 choice.as_str(),
                 form.purpose,
                 form.purpose
@@ -619,16 +635,6 @@ fn apply(
     if !fits {
         return Ok(false);
     }
-    // Already so (a second tab, a double click): nothing to record.
-    let already = match choice {
-        Choice::Withdraw => item.status != ConsentStatus::Granted,
-        Choice::Grant => item.status == ConsentStatus::Granted,
-        Choice::Object => item.objected,
-        Choice::Unobject => !item.objected,
-    };
-    if already {
-        return Ok(true);
-    }
     let policy_version = view.policy.as_ref().map(|(v, _)| v.clone());
     if choice == Choice::Grant {
         let text = statement(
@@ -639,42 +645,61 @@ fn apply(
         );
         evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
     }
-    state.store.write(tenant_id, |c| match choice {
-        Choice::Withdraw | Choice::Grant => consents::record(
+    state.store.write(tenant_id, |c| {
+        let now = Utc::now();
+        let standing = consents::standing(
             c,
-            &keyring.tenant,
             tenant_id,
             keyring.group_id(),
-            &ConsentRequest {
-                subject_id: claims.subject_id.clone(),
-                purpose_code: code.to_owned(),
-                action: if choice == Choice::Grant {
-                    Action::Grant
-                } else {
-                    Action::Withdraw
+            &claims.subject_id,
+            code,
+            now,
+        )?;
+        // Already so (a second tab, a double click): nothing to record. Decided under
+        // the subject's lock, so of two concurrent presses only one writes.
+        let already = match choice {
+            Choice::Withdraw => !standing.granted,
+            Choice::Grant => standing.granted,
+            Choice::Object => standing.objected,
+            Choice::Unobject => !standing.objected,
+        };
+        if already {
+            return Ok(true);
+        }
+        match choice {
+            Choice::Withdraw | Choice::Grant => consents::record(
+                c,
+                &keyring.tenant,
+                tenant_id,
+                keyring.group_id(),
+                &ConsentRequest {
+                    subject_id: claims.subject_id.clone(),
+                    purpose_code: code.to_owned(),
+                    action: if choice == Choice::Grant {
+                        Action::Grant
+                    } else {
+                        Action::Withdraw
+                    },
+                    method: Method::PreferenceCentre,
+                    occurred_at: now,
+                    policy_version: policy_version.clone(),
+                    evidence: evidence.clone(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
                 },
-                method: Method::PreferenceCentre,
-                occurred_at: Utc::now(),
-                policy_version: policy_version.clone(),
-                evidence: evidence.clone(),
-                actor: Actor {
-                    kind: ActorKind::Subject,
-                    name: None,
-                    relation: None,
-                },
-                import_key: None,
-            },
-            Utc::now(),
-        )
-        .map(|_| true)
-        .or_else(|e| match e {
-            // Already in that state (a second tab, a double click): same outcome.
-            StoreError::Conflict(_) => Ok(true),
-            e => Err(e),
-        }),
-        Choice::Object => subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| true),
-        Choice::Unobject => {
-            subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code).map(|_| true)
+                now,
+            )
+            .map(|_| true),
+            Choice::Object => {
+                subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| true)
+            }
+            Choice::Unobject => {
+                subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code).map(|_| true)
+            }
         }
     })
 }

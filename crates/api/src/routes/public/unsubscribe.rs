@@ -39,6 +39,9 @@ fn load(
         let Some(facts) = subjects::facts(c, &claims.tenant_id, &claims.subject_id)? else {
             return Ok(None);
         };
+        if facts.erased_at.is_some() {
+            return Ok(None);
+        }
         let Some(purpose) = purposes::resolve(c, &claims.tenant_id, keyring.group_id(), code)?
         else {
             return Ok(None);
@@ -81,31 +84,19 @@ fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
         .filter(|c| c.kind == LinkKind::Unsubscribe && c.purpose.is_some())
 }
 
-/// The confirmation, with a way on to every other setting.
-fn done_page(state: &AppState, claims: &LinkClaims, ctx: Context) -> Page {
+/// The confirmation. It links nowhere else: a `/u` token (which mail providers
+/// also hold) must not yield a preference-centre token, which can grant consents.
+fn done_page(ctx: Context) -> Page {
     let lang = ctx.lang;
     let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
     let text = match lang {
         Lang::Ru => format!("Вы больше не будете получать сообщения «{name}» от {company}."),
         Lang::En => format!("You will no longer receive “{name}” from {company}."),
     };
-    let preferences = state
-        .links
-        .issue(&LinkClaims {
-            kind: LinkKind::Preferences,
-            ..claims.clone()
-        })
-        .map(|t| {
-            format!(
-                "<p><a href=\"/p/{t}\">{}</a></p>",
-                lang.pick("Все настройки согласий", "All your consent settings")
-            )
-        })
-        .unwrap_or_default();
     let title = lang.pick("Вы отписались", "You are unsubscribed");
     Page {
         lang,
-        body: format!("<h1>{title}</h1><p role=\"status\">{text}</p>{preferences}"),
+        body: format!("<h1>{title}</h1><p role=\"status\">{text}</p>"),
         title: title.to_owned(),
         brand: Some(ctx.brand),
     }
@@ -128,12 +119,17 @@ pub async fn unsubscribe_page(
     };
     let st = state.clone();
     let for_load = claims.clone();
-    let ctx = web::block(move || load(&st, &for_load, browser)).await;
-    let Ok(Ok(Some(ctx))) = ctx else {
-        return not_found(lang);
+    let ctx = match web::block(move || load(&st, &for_load, browser)).await {
+        Ok(Ok(Some(ctx))) => ctx,
+        Ok(Ok(None)) => return not_found(lang),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the unsubscribe page failed to load");
+            return super::unavailable(lang);
+        }
+        Err(_) => return super::unavailable(lang),
     };
     if ctx.withdrawn {
-        return render(StatusCode::OK, done_page(&state, &claims, ctx));
+        return render(StatusCode::OK, done_page(ctx));
     }
     let lang = ctx.lang;
     let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
@@ -174,7 +170,7 @@ pub async fn unsubscribe(
     let Some(claims) = claims_of(&state, &path) else {
         return not_found(lang);
     };
-    let evidence = evidence(&req);
+    let evidence = evidence(&state, &req);
     let st = state.clone();
     let for_write = claims.clone();
     let result = web::block(move || -> Result<Option<Context>, StoreError> {
@@ -188,41 +184,46 @@ pub async fn unsubscribe(
         let keyring = st.keyring(&st.store, &claims.tenant_id)?;
         let code = claims.purpose.clone().unwrap_or_default();
         st.store.write(&claims.tenant_id, |c| {
-            let purpose = purposes::resolve(c, &claims.tenant_id, keyring.group_id(), &code)?
-                .ok_or(StoreError::NotFound)?;
-            if purpose.meaning.legal_basis == LegalBasis::Consent {
-                consents::record(
-                    c,
-                    &keyring.tenant,
-                    &claims.tenant_id,
-                    keyring.group_id(),
-                    &ConsentRequest {
-                        subject_id: claims.subject_id.clone(),
-                        purpose_code: code.clone(),
-                        action: Action::Withdraw,
-                        method: Method::EmailLink,
-                        occurred_at: Utc::now(),
-                        policy_version: None,
-                        evidence: evidence.clone(),
-                        actor: Actor {
-                            kind: ActorKind::Subject,
-                            name: None,
-                            relation: None,
-                        },
-                        import_key: None,
-                    },
-                    Utc::now(),
-                )
-                .map(|_| ())
-                .or_else(|e| match e {
-                    // Withdrawn meanwhile by another click: the outcome is the same.
-                    StoreError::Conflict(_) => Ok(()),
-                    e => Err(e),
-                })
-            } else {
+            let now = Utc::now();
+            let standing = consents::standing(
+                c,
+                &claims.tenant_id,
+                keyring.group_id(),
+                &claims.subject_id,
+                &code,
+                now,
+            )?;
+            if standing.purpose.meaning.legal_basis != LegalBasis::Consent {
                 // Not consent-based: unsubscribing is an objection to this purpose.
-                subjects::object(c, &claims.tenant_id, &claims.subject_id, &code)
+                return subjects::object(c, &claims.tenant_id, &claims.subject_id, &code);
             }
+            if !standing.granted {
+                // Withdrawn meanwhile (another click, the provider's one-click POST).
+                return Ok(());
+            }
+            consents::record(
+                c,
+                &keyring.tenant,
+                &claims.tenant_id,
+                keyring.group_id(),
+                &ConsentRequest {
+                    subject_id: claims.subject_id.clone(),
+                    purpose_code: code.clone(),
+                    action: Action::Withdraw,
+                    method: Method::EmailLink,
+                    occurred_at: now,
+                    policy_version: None,
+                    evidence: evidence.clone(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
+                },
+                now,
+            )
+            .map(|_| ())
         })?;
         Ok(Some(Context {
             withdrawn: true,
@@ -231,12 +232,12 @@ pub async fn unsubscribe(
     })
     .await;
     match result {
-        Ok(Ok(Some(ctx))) => render(StatusCode::OK, done_page(&state, &claims, ctx)),
+        Ok(Ok(Some(ctx))) => render(StatusCode::OK, done_page(ctx)),
         Ok(Ok(None)) => not_found(lang),
         Ok(Err(error)) => {
             tracing::error!(%error, "an unsubscribe failed");
             super::unavailable(lang)
         }
-        Err(_) => not_found(lang),
+        Err(_) => super::unavailable(lang),
     }
 }

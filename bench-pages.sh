@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The public pages under load (BENCHMARKS.md, "Public pages"): a release server on
+# SQLite (default) or PostgreSQL, one subject, and wrk against GET /u/{token} and
+# GET /p/{token} (what a mail scanner or a person opening a link costs).
+#   ./bench-pages.sh sqlite            # or: ./bench-pages.sh postgres [URL]
+# Needs wrk (Debian package `wrk`). Environment: SECONDS_EACH (15), CONNECTIONS (32).
+set -euo pipefail
+cd "$(dirname "$0")"
+backend="${1:-sqlite}"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --locked -p assent --bin assent
+work="$(mktemp -d)"
+export ASSENT_DATA_DIR="$work/data" ASSENT_LISTEN=127.0.0.1:18182 ASSENT_LOG=warn
+# The per-IP limit would answer wrk with 429s; this measures the pages themselves.
+export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_PUBLIC_URL=http://127.0.0.1:18182
+if [ "$backend" = postgres ]; then
+  admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
+  db="assent_pages_$$"
+  psql "$admin" -qc "CREATE DATABASE $db"
+  export ASSENT_DATABASE_URL="${admin%/*}/$db"
+fi
+bin=target/release/assent
+$bin tenant create --slug bench --name "Bench LLC" --json >/dev/null
+key=$($bin apikey create --tenant bench --role admin --json)
+id=$(echo "$key" | sed 's/.*"client_id":"\([^"]*\)".*/\1/')
+secret=$(echo "$key" | sed 's/.*"client_secret":"\([^"]*\)".*/\1/')
+$bin serve >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"; [ "$backend" = postgres ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+base="http://$ASSENT_LISTEN"
+for _ in $(seq 1 100); do curl -sf $base/readyz >/dev/null && break; sleep 0.1; done
+token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/token \
+  | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+for code in news offers tips; do
+  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"channels\":[\"email\"],\"retention_days\":30}" $base/v1/purposes >/dev/null
+done
+subject=$(api -d '{"email":"bench@example.org","locale":"ru"}' $base/v1/subjects | sed 's/.*"id":"\([^"]*\)".*/\1/')
+api -d '{"purpose":"news","action":"grant"}' $base/v1/subjects/$subject/consents >/dev/null
+link() { api -d "{\"kind\":\"$1\",\"purpose\":\"news\"}" $base/v1/subjects/$subject/links | sed 's/.*"url":"\([^"]*\)".*/\1/'; }
+u=$(link unsubscribe); p=$(link preferences)
+echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
+for url in "$u" "$p"; do
+  echo "-- GET ${url%%/${url##*/}}/{token}"
+  wrk -t2 -c"${CONNECTIONS:-32}" -d"${SECONDS_EACH:-15}"s --latency "$url" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx"
+done
