@@ -647,31 +647,7 @@ async fn a_notice_reaches_the_linked_chat_and_its_button_unsubscribes() {
         link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
 
         // Queued through the API for Telegram; delivered to the chat the bot linked.
-        let queued = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/notifications",
-                Some(
-                    &json!({"subject_id": s, "purpose": "news", "template": "message",
-                    "channel": "telegram", "locale": "en",
-                    "data": {"subject": "Spring sale", "body": "Everything half price"}}),
-                ),
-                StatusCode::ACCEPTED,
-            )
-            .await;
-        let api_url = telegram.api_url();
-        notify::dispatcher(
-            &app,
-            Wiring {
-                telegram_api_url: Some(&api_url),
-                ..Default::default()
-            },
-        )
-        .drain()
-        .await
-        .unwrap();
-        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        let (queued, sent) = deliver(&app, &t, &s, "news", "Spring sale", &telegram).await;
         assert_eq!(sent[0].chat_id, ANNA as i64);
         assert!(sent[0].text.contains("Spring sale"), "{}", sent[0].text);
         let markup: Value = sent[0].reply_markup.clone().expect("a button");
@@ -879,31 +855,7 @@ async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
         link(&mut bot, ANNA, &token).await;
 
         // A subscribed notice on a legitimate-interest purpose: its button objects.
-        let queued = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/notifications",
-                Some(
-                    &json!({"subject_id": s, "purpose": "tips", "template": "message",
-                    "channel": "telegram", "locale": "en",
-                    "data": {"subject": "Tip", "body": "Water the plants"}}),
-                ),
-                StatusCode::ACCEPTED,
-            )
-            .await;
-        let api_url = telegram.api_url();
-        notify::dispatcher(
-            &app,
-            Wiring {
-                telegram_api_url: Some(&api_url),
-                ..Default::default()
-            },
-        )
-        .drain()
-        .await
-        .unwrap();
-        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        let (queued, sent) = deliver(&app, &t, &s, "tips", "Tip", &telegram).await;
         let data = sent[0].reply_markup.clone().unwrap()["inline_keyboard"][0][0]["callback_data"]
             .as_str()
             .unwrap()
@@ -947,4 +899,42 @@ async fn tips_check(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
     )
     .await["results"][0]
         .clone()
+}
+
+/// Queues an English Telegram notice for `purpose` through the API, runs the
+/// dispatcher against the fake Bot API, and returns the notice and what arrived.
+async fn deliver(
+    app: &TestApp,
+    t: &TenantHandle,
+    s: &str,
+    purpose: &str,
+    title: &str,
+    telegram: &FakeTelegram,
+) -> (Value, Vec<assent_tests::fake_telegram::SentMessage>) {
+    let queued = app
+        .expect(
+            &t.token,
+            Method::POST,
+            "/v1/notifications",
+            Some(
+                &json!({"subject_id": s, "purpose": purpose, "template": "message",
+                "channel": "telegram", "locale": "en",
+                "data": {"subject": title, "body": "Body"}}),
+            ),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let api_url = telegram.api_url();
+    notify::dispatcher(
+        app,
+        Wiring {
+            telegram_api_url: Some(&api_url),
+            ..Default::default()
+        },
+    )
+    .drain()
+    .await
+    .unwrap();
+    let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+    (queued, sent)
 }
