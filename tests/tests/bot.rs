@@ -938,3 +938,42 @@ async fn deliver(
     let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
     (queued, sent)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_consent_list_is_split_within_telegram_limits() {
+    let mut bot: Bot = MockBot::new(
+        text_from(ANNA, "en", "/help"),
+        assent_bot::handlers::schema(),
+    );
+    // One backend is enough: this is about message sizes, not storage.
+    let app = spawn(TestDb::sqlite()).await;
+    bot.dependencies(deps![service(&app)]);
+    let t = app.tenant_with("acme", Role::Admin).await;
+    let codes: Vec<String> = (0..120).map(|i| format!("p{i:03}")).collect();
+    for code in &codes {
+        let long = format!("{code} {}", "newsletter about our products ".repeat(2));
+        purpose(&app, &t, code, &long, &long, "tenant").await;
+    }
+    let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let s = subject_granting(&app, &t, "anna@example.org", &refs).await;
+    link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+    bot.update(text_from(ANNA, "en", "/consents"));
+    bot.dispatch().await;
+    let sent = bot.get_responses().sent_messages;
+    assert!(sent.len() >= 2, "split into {} messages", sent.len());
+    let mut all = Vec::new();
+    for m in &sent {
+        assert!(m.text().unwrap().chars().count() <= 4096);
+        let b = buttons(m);
+        assert!(b.len() <= 100);
+        all.extend(b);
+    }
+    assert_eq!(all.len(), 120, "every consent has its button");
+    // A button of the second message works like any other.
+    let second = sent[1].clone();
+    let data = buttons(&second)[0].1.clone();
+    bot.update(press(ANNA, "en", second, &data));
+    bot.dispatch().await;
+    let confirm = last_text(&bot);
+    assert!(confirm.starts_with("Withdraw your consent to"), "{confirm}");
+}

@@ -89,6 +89,8 @@ async fn link(
 struct Session {
     cookie: String,
     csrf: String,
+    /// The policy version the page's statements name.
+    policy: String,
     html: String,
 }
 
@@ -120,18 +122,26 @@ async fn open(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> Sessio
         (None, None) => panic!("no cookie was set"),
     };
     let html = r.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .map(|rest| rest.split('"').next().unwrap().to_owned())
-        .unwrap_or_default();
-    Session { cookie, csrf, html }
+    let field = |name: &str| {
+        html.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .map(|rest| rest.split('"').next().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (csrf, policy) = (field("csrf"), field("policy"));
+    Session {
+        cookie,
+        csrf,
+        policy,
+        html,
+    }
 }
 
 /// The fields of one of the page's forms.
-fn fields(csrf: &str, action: &str, purpose: &str, lang: &str) -> Vec<(&'static str, String)> {
+fn fields(page: &Session, action: &str, purpose: &str, lang: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("csrf", csrf.to_owned()),
+        ("csrf", page.csrf.clone()),
+        ("policy", page.policy.clone()),
         ("purpose", purpose.to_owned()),
         ("action", action.to_owned()),
         ("lang", lang.to_owned()),
@@ -289,7 +299,7 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
 
         // Refused, changing nothing: no cookie; a form token of another page; a
         // cross-site POST; garbage.
-        let pairs = fields(&page.csrf, "withdraw", "news", "ru");
+        let pairs = fields(&page, "withdraw", "news", "ru");
         let r = post(&http, &url, None, &pairs).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "no cookie");
         assert!(r.text().await.unwrap().contains("Страница устарела"));
@@ -354,7 +364,28 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         assert!(after.html.contains("Дать согласие"));
 
         // Give it again: recorded with the policy in force and the statement's hash.
-        let pairs = fields(&after.csrf, "grant", "news", "ru");
+        // A new policy takes effect while the page is open: the grant is refused
+        // (409, nothing written) and the page shows the new statement.
+        assert_eq!(after.policy, "2026-01");
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/policies",
+            Some(
+                &json!({"version": "2026-11", "url": "https://acme.example/privacy-2",
+                "text": "New text", "effective_at": "2026-11-01T00:00:00Z", "material": true}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+        let stale = fields(&after, "grant", "news", "ru");
+        let count = history(&app, &t, &s).await.len();
+        let r = post(&http, &url, Some(&page.cookie), &stale).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert!(r.text().await.unwrap().contains("редакция 2026-11"));
+        assert_eq!(history(&app, &t, &s).await.len(), count, "nothing recorded");
+        let after = open(&http, &url, Some(&page.cookie)).await;
+        let pairs = fields(&after, "grant", "news", "ru");
         let r = post(&http, &url, Some(&page.cookie), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let news = statuses(&app, &t, &s).await;
@@ -366,7 +397,7 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
             .unwrap()
             .clone();
         assert_eq!(news["status"], "granted");
-        assert_eq!(news["policy_version"], "2026-01");
+        assert_eq!(news["policy_version"], "2026-11");
         let events = history(&app, &t, &s).await;
         let grant_event = events
             .iter()
@@ -377,17 +408,17 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         assert!(grant_event["evidence"]["ip"].is_string(), "{grant_event}");
 
         // Object to the legitimate-interest purpose, then take it back.
-        let pairs = fields(&after.csrf, "object", "analytics", "ru");
+        let pairs = fields(&after, "object", "analytics", "ru");
         let r = post(&http, &url, Some(&page.cookie), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
-        let pairs = fields(&after.csrf, "unobject", "analytics", "ru");
+        let pairs = fields(&after, "unobject", "analytics", "ru");
         post(&http, &url, Some(&page.cookie), &pairs).await;
         assert_eq!(check(&app, &t, &s, "analytics").await["allowed"], true);
 
         // A choice that does not fit the purpose changes nothing.
         let count = history(&app, &t, &s).await.len();
-        let pairs = fields(&after.csrf, "withdraw", "billing", "ru");
+        let pairs = fields(&after, "withdraw", "billing", "ru");
         let r = post(&http, &url, Some(&page.cookie), &pairs).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(history(&app, &t, &s).await.len(), count);
@@ -475,7 +506,7 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
             &http,
             &url,
             Some(&page.cookie),
-            &fields(&page.csrf, "withdraw", "group.marketing", "en"),
+            &fields(&page, "withdraw", "group.marketing", "en"),
         )
         .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -522,7 +553,7 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
                 &http,
                 &u,
                 Some(&page.cookie),
-                &fields(&page.csrf, "grant", "group.marketing", "en"),
+                &fields(&page, "grant", "group.marketing", "en"),
             )
             .await;
             assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -14,6 +14,14 @@ use teloxide::types::{
     CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, MessageId,
 };
 
+/// Below Telegram's 4096 characters, with room for a company heading.
+const MESSAGE_CHARS: usize = 3500;
+/// Below Telegram's 100 inline buttons per message.
+const MESSAGE_BUTTONS: usize = 90;
+
+/// Inline keyboard rows of `(label, callback data)`.
+type Rows = Vec<Vec<(String, String)>>;
+
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type HandlerResult = Result<(), HandlerError>;
 
@@ -44,7 +52,7 @@ async fn lang_of(svc: &Arc<BotService>, chat: i64, language_code: Option<String>
     Lang::choose(chosen.as_deref(), language_code.as_deref())
 }
 
-fn keyboard(rows: Vec<Vec<(String, String)>>) -> InlineKeyboardMarkup {
+fn keyboard(rows: Rows) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(rows.into_iter().map(|row| {
         row.into_iter()
             .map(|(label, data)| InlineKeyboardButton::callback(label, data))
@@ -175,36 +183,54 @@ async fn show_consents(
     }
     let menu_id = format!("c{}", new_menu_id());
     let mut menu = Menu::default();
-    let mut body = format!("{}\n", text::consents_header(lang));
-    let mut rows = Vec::new();
+    // Telegram takes 4096 characters and 100 buttons per message: a long list goes
+    // out in several messages, each with the buttons of the lines it shows.
+    let mut messages: Vec<(String, Rows)> =
+        vec![(format!("{}\n", text::consents_header(lang)), Vec::new())];
     for company in &companies {
-        body.push_str(&format!("\n{}\n", company.company));
+        // Each line with the button (if any) that belongs to it.
+        let mut lines = vec![(format!("\n{}\n", company.company), None)];
         if company.lines.is_empty() {
-            body.push_str(&format!("  {}\n", text::nothing_to_show(lang)));
+            lines.push((format!("  {}\n", text::nothing_to_show(lang)), None));
         }
         for line in &company.lines {
             let name = lang.pick(&line.name_ru, &line.name_en);
-            body.push_str(&format!(
-                "  • {name}: {}\n",
-                text::status(lang, line.status)
-            ));
-            if line.withdrawable {
+            let button = line.withdrawable.then(|| {
                 let n = menu.targets.len();
                 menu.targets.push(line.target.clone());
-                rows.push(vec![(
+                (
                     text::withdraw_button(lang, name),
                     format!("w:{menu_id}:{n}"),
-                )]);
+                )
+            });
+            lines.push((
+                format!("  • {name}: {}\n", text::status(lang, line.status)),
+                button,
+            ));
+        }
+        for (line, button) in lines {
+            let (body, rows) = messages.last_mut().expect("one message at least");
+            if body.chars().count() + line.chars().count() > MESSAGE_CHARS
+                || rows.len() >= MESSAGE_BUTTONS
+            {
+                messages.push((String::new(), Vec::new()));
+            }
+            let (body, rows) = messages.last_mut().expect("one message at least");
+            body.push_str(&line);
+            if let Some(button) = button {
+                rows.push(vec![button]);
             }
         }
     }
     menu.id = menu_id;
     blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
-    let mut send = bot.send_message(chat, body);
-    if !rows.is_empty() {
-        send = send.reply_markup(keyboard(rows));
+    for (body, rows) in messages {
+        let mut send = bot.send_message(chat, body);
+        if !rows.is_empty() {
+            send = send.reply_markup(keyboard(rows));
+        }
+        send.await?;
     }
-    send.await?;
     Ok(())
 }
 

@@ -51,5 +51,6 @@ pub mod page;
 pub mod pii;
 pub mod plural;
 pub mod receipt;
+pub mod survey;
 pub mod tenancy;
 pub mod webhook;

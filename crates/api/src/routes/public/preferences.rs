@@ -76,6 +76,9 @@ struct Form {
     csrf: String,
     /// The language the page was shown in, so the statement hashed is the one read.
     lang: Option<String>,
+    /// The policy version the statement named ("" for none).
+    #[serde(default)]
+    policy: String,
     purpose: String,
     action: String,
 }
@@ -187,6 +190,7 @@ fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> Str
             "<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <input type=\"hidden\" name=\"purpose\" value=\"{code}\">\
              <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
+             <input type=\"hidden\" name=\"policy\" value=\"{policy}\">\
              <button type=\"submit\" name=\"action\" value=\"{action}\"{class} \
              aria-describedby=\"{heading_id}\">{label}</button></form>",
             code = escape(&item.code),
@@ -197,6 +201,7 @@ fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> Str
                 ""
             },
             lang = lang.code(),
+            policy = escape(view.policy.as_ref().map_or("", |(v, _)| v.as_str())),
         )
     };
     let (state, controls) = match item.basis {
@@ -564,10 +569,14 @@ pub async fn preferences_change(
     let for_write = claims.clone();
     let code = form.purpose.clone();
     let shown_in = form.lang.as_deref().and_then(Lang::parse);
-    let shown = shown_in;
+    let shown = (shown_in, form.policy.clone());
     let result = web::block(move || apply(&st, &for_write, &code, choice, evidence, shown)).await;
+    let again = Query {
+        lang: shown_in.map(|l| l.code().to_owned()),
+        ..Query::default()
+    };
     match result {
-        Ok(Ok(true)) => {
+        Ok(Ok(Applied::Done)) => {
             // The code was matched against the subject's purposes ([a-z0-9._-]).
             let lang = shown_in
                 .map(|l| format!("&lang={}", l.code()))
@@ -584,13 +593,30 @@ pub async fn preferences_change(
                 .insert_header((header::LOCATION, location))
                 .finish()
         }
-        Ok(Ok(false)) => {
+        Ok(Ok(Applied::PolicyChanged)) => {
             show(
                 state,
                 &req,
                 &token,
                 claims,
-                Query::default(),
+                again,
+                StatusCode::CONFLICT,
+                Some((
+                    "Политика обработки персональных данных изменилась. Прочтите обновлённый \
+                     текст согласия и нажмите кнопку ещё раз; пока ничего не изменилось.",
+                    "The privacy policy has changed. Please read the updated consent text and \
+                     press the button again; nothing has changed yet.",
+                )),
+            )
+            .await
+        }
+        Ok(Ok(Applied::NotFitting)) => {
+            show(
+                state,
+                &req,
+                &token,
+                claims,
+                again,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some((
                     "Это действие недоступно для выбранной цели; ничего не изменилось.",
@@ -608,21 +634,33 @@ pub async fn preferences_change(
     }
 }
 
-/// Applies one choice; `Ok(false)` when it does not fit the purpose (nothing written).
+/// What became of a choice.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    Done,
+    /// The choice does not fit the purpose's legal basis; nothing written.
+    NotFitting,
+    /// A consent given against a statement naming a policy version no longer in
+    /// force; nothing written, the page is shown again with the new statement.
+    PolicyChanged,
+}
+
+/// Applies one choice.
 fn apply(
     state: &AppState,
     claims: &LinkClaims,
     code: &str,
     choice: Choice,
     mut evidence: assent_store::consents::Evidence,
-    shown_in: Option<Lang>,
-) -> Result<bool, StoreError> {
+    shown: (Option<Lang>, String),
+) -> Result<Applied, StoreError> {
+    let (shown_in, shown_policy) = shown;
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let tenant_id = &claims.tenant_id;
     // The statement shown is re-created in the language the page was shown in.
     let view = load(state, claims, shown_in, None)?.ok_or(StoreError::NotFound)?;
     let Some(item) = view.items.iter().find(|i| i.code == code) else {
-        return Ok(false);
+        return Ok(Applied::NotFitting);
     };
     let fits = matches!(
         (item.basis, choice),
@@ -633,9 +671,12 @@ fn apply(
             )
     );
     if !fits {
-        return Ok(false);
+        return Ok(Applied::NotFitting);
     }
     let policy_version = view.policy.as_ref().map(|(v, _)| v.clone());
+    if choice == Choice::Grant && policy_version.as_deref().unwrap_or("") != shown_policy {
+        return Ok(Applied::PolicyChanged);
+    }
     if choice == Choice::Grant {
         let text = statement(
             view.lang,
@@ -664,7 +705,7 @@ fn apply(
             Choice::Unobject => !standing.objected,
         };
         if already {
-            return Ok(true);
+            return Ok(Applied::Done);
         }
         match choice {
             Choice::Withdraw | Choice::Grant => consents::record(
@@ -693,12 +734,13 @@ fn apply(
                 },
                 now,
             )
-            .map(|_| true),
+            .map(|_| Applied::Done),
             Choice::Object => {
-                subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| true)
+                subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| Applied::Done)
             }
             Choice::Unobject => {
-                subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code).map(|_| true)
+                subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code)
+                    .map(|_| Applied::Done)
             }
         }
     })
