@@ -131,7 +131,7 @@ impl Dispatcher {
             mail: Arc::new(mail),
             dkim: dkim.map(Arc::new),
             telegram: telegram.map(Arc::new),
-            webhooks: Arc::new(WebhookSender::new()),
+            webhooks: Arc::new(WebhookSender::build(config.allow_http_webhooks)),
             config: Arc::new(config),
             metrics,
         }

@@ -44,12 +44,25 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
+    /// A sender that connects only to public addresses: a host name that resolves to
+    /// a loopback, private or link-local address is refused at connect time (the
+    /// saved URL's literal addresses are checked by [`validate_url`]).
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
+        Self::build(false)
+    }
+
+    /// `allow_internal` lets deliveries reach internal addresses (tests, local
+    /// development: `ASSENT_ALLOW_HTTP_WEBHOOKS`).
+    pub fn build(allow_internal: bool) -> Self {
+        let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
+            .user_agent(USER_AGENT);
+        if !allow_internal {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let client = builder
             .build()
             .expect("a reqwest client with rustls builds");
         WebhookSender { client }
@@ -135,12 +148,32 @@ fn describe(e: &reqwest::Error) -> String {
     message
 }
 
-/// Checks a webhook endpoint URL: absolute, `https` (or `http` when `allow_http`, for
-/// tests and local development), a host, no user name or password, no longer than
-/// [`MAX_URL_LEN`] characters. Returns the parsed URL.
-fn is_internal_host(url: &url::Url) -> bool {
+/// Resolves host names like the system does, keeping only public addresses. The
+/// connection goes to an address checked here, so a name cannot be re-pointed at the
+/// internal network between a check and the connect (DNS rebinding).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> = all
+                .into_iter()
+                .filter(|a| !is_internal_ip(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err("refused: the webhook host resolves only to internal addresses".into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+fn is_internal_ip(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
-    let internal = |ip: IpAddr| match ip {
+    match ip {
         IpAddr::V4(v4) => {
             v4.is_loopback()
                 || v4.is_private()
@@ -158,7 +191,12 @@ fn is_internal_host(url: &url::Url) -> bool {
                     .to_ipv4_mapped()
                     .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
         }
-    };
+    }
+}
+
+fn is_internal_host(url: &url::Url) -> bool {
+    use std::net::IpAddr;
+    let internal = is_internal_ip;
     match url.host() {
         Some(url::Host::Ipv4(ip)) => internal(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => internal(IpAddr::V6(ip)),
@@ -170,6 +208,9 @@ fn is_internal_host(url: &url::Url) -> bool {
     }
 }
 
+/// Checks a webhook endpoint URL: absolute, `https` (or `http` when `allow_http`, for
+/// tests and local development), a host, no user name or password, no longer than
+/// [`MAX_URL_LEN`] characters. Returns the parsed URL.
 pub fn validate_url(url: &str, allow_http: bool) -> Result<url::Url, InvalidValue> {
     if url.len() > MAX_URL_LEN {
         return Err(InvalidValue(format!(
@@ -312,6 +353,27 @@ mod tests {
             now,
             300,
         ));
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_refused_at_connect_time() {
+        // `localhost` resolves (from /etc/hosts) to the loopback the server listens on.
+        let (url, server) = one_shot_server("200 OK", "").await;
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let now = chrono::Utc::now().timestamp();
+        let err = WebhookSender::new()
+            .deliver(&by_name, &secret(), "msg_1", now, b"{}")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("internal addresses"), "{err}");
+        assert!(!server.is_finished(), "nothing reached the internal server");
+        // Allowed for local development, the same name is delivered to.
+        let status = WebhookSender::build(true)
+            .deliver(&by_name, &secret(), "msg_1", now, b"{}")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        server.await.unwrap();
     }
 
     #[tokio::test]
