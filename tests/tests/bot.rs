@@ -977,3 +977,23 @@ async fn a_long_consent_list_is_split_within_telegram_limits() {
     let confirm = last_text(&bot);
     assert!(confirm.starts_with("Withdraw your consent to"), "{confirm}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_waits_out_an_unreachable_telegram_and_stops_on_request() {
+    // Nothing listens on port 9: getMe fails. teloxide's dispatcher would panic at
+    // start; the bot must keep waiting instead, and stop when asked.
+    let bot = assent_bot::client(notify::BOT_TOKEN, Some("http://127.0.0.1:9/")).unwrap();
+    let svc = Arc::new(BotService::new(
+        TestDb::sqlite().store(),
+        Arc::new(MasterKey::from_bytes(MASTER_KEY)),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(assent_bot::run_polling(bot, svc, stopped));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!task.is_finished(), "still waiting for Telegram");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops promptly")
+        .expect("without a panic");
+}

@@ -44,29 +44,73 @@ mod tests {
 
 /// Long polling until `stop` turns true. Updates are handled one chat at a time, in
 /// order, by teloxide's dispatcher.
+///
+/// teloxide's dispatcher asks Telegram who it is (`getMe`) when it starts and panics
+/// when that fails, so the bot first waits until Telegram answers (an outage or a
+/// wrong API URL at start must not leave the bot dead until a restart), and a
+/// dispatcher that stops on its own is started again.
 pub async fn run_polling(
     bot: Bot,
     service: std::sync::Arc<service::BotService>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use teloxide::dispatching::Dispatcher;
-    let mut dispatcher = Dispatcher::builder(bot, handlers::schema())
-        .dependencies(teloxide::dptree::deps![service])
-        .default_handler(|_| async {})
-        .build();
-    let token = dispatcher.shutdown_token();
-    tokio::spawn(async move {
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                break;
+    use teloxide::requests::Requester;
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(error) = bot.get_me().await {
+            tracing::warn!(%error, retry_in_s = delay.as_secs(), "Telegram is not answering getMe");
+            if wait_or_stop(stop.clone(), delay).await {
+                return;
             }
+            delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            continue;
         }
-        // Fails only when the dispatcher is not running yet or already stopping.
-        if let Ok(done) = token.shutdown() {
-            done.await;
+        delay = std::time::Duration::from_secs(1);
+        let mut dispatcher = Dispatcher::builder(bot.clone(), handlers::schema())
+            .dependencies(teloxide::dptree::deps![service.clone()])
+            .default_handler(|_| async {})
+            .build();
+        let token = dispatcher.shutdown_token();
+        let mut watch = stop.clone();
+        let stopper = tokio::spawn(async move {
+            while !*watch.borrow() {
+                if watch.changed().await.is_err() {
+                    return;
+                }
+            }
+            // Fails only when the dispatcher is not running yet or already stopping.
+            if let Ok(done) = token.shutdown() {
+                done.await;
+            }
+        });
+        let run = tokio::spawn(async move { dispatcher.dispatch().await }).await;
+        stopper.abort();
+        if *stop.borrow() {
+            return;
         }
-    });
-    dispatcher.dispatch().await;
+        if let Err(error) = run {
+            tracing::error!(%error, "the Telegram dispatcher stopped; starting it again");
+        }
+        if wait_or_stop(stop.clone(), delay).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps for `delay`; `true` when asked to stop meanwhile.
+async fn wait_or_stop(
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    delay: std::time::Duration,
+) -> bool {
+    let asked = async { stop.wait_for(|s| *s).await.is_ok() };
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => false,
+        stopped = asked => stopped,
+    }
 }
 
 /// Webhook mode: updates POSTed by Telegram to the API server.
