@@ -13,7 +13,18 @@ use diesel::{PgConnection, SqliteConnection};
 use std::collections::BTreeSet;
 
 /// Installation-level tables.
-const REGISTRY_TABLES: &[&str] = &["tenant_groups", "tenants", "api_key_directory"];
+// The bot's tables: its directories map a link token or a chat to its tenant before
+// the bot knows the tenant (like the API key directory), and a chat's language and
+// menu, and the update ids seen, belong to no tenant. Ids and digests only.
+const REGISTRY_TABLES: &[&str] = &[
+    "tenant_groups",
+    "tenants",
+    "api_key_directory",
+    "telegram_link_tokens",
+    "telegram_chat_directory",
+    "telegram_chat_state",
+    "telegram_updates",
+];
 /// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
 const GROUP_TABLES: &[&str] = &["group_purposes", "group_identities", "group_consent_states"];
 
