@@ -203,6 +203,34 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
         let a = newsletter(&app, &t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
         let b = newsletter(&app, &t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
         assert_eq!(a["id"], b["id"]);
+        // The same key for another message is refused, not answered with the first.
+        for other in [
+            json!({"idempotency_key": "nov-2026-anna", "data": {"subject": "Другое", "body": "x"}}),
+            json!({"idempotency_key": "nov-2026-anna", "template": "consent_receipt"}),
+        ] {
+            let mut body = json!({
+                "subject_id": s, "purpose": "news", "template": "message",
+                "data": {"subject": "Новости ноября", "body": "Здравствуйте! Скидки до 30 %."},
+            });
+            for (k, v) in other.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (status, problem) = app
+                .call(&t.token, Method::POST, "/v1/notifications", Some(&body))
+                .await;
+            assert_eq!(
+                status,
+                reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+                "{problem}"
+            );
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("different notification"),
+                "{problem}"
+            );
+        }
         let d = notify::dispatcher(
             &app,
             Wiring {

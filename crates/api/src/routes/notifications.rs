@@ -211,6 +211,20 @@ pub async fn create_notification(
                     if let Some(key) = &idempotency_key
                         && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
                     {
+                        // A repeat answers with the notice queued then; the same key
+                        // for another notification is the caller's mistake.
+                        let same = existing.subject_id.as_deref() == Some(b.subject_id.as_str())
+                            && existing.kind == b.template
+                            && existing.purpose_code == b.purpose
+                            && existing.channel == channel.as_str()
+                            && outbox::open_data(c, &keyring.tenant, &existing)?
+                                .is_none_or(|d| d == b.data);
+                        if !same {
+                            // Not Conflict: that one means "a concurrent repeat won" below.
+                            return Err(StoreError::Invalid(
+                                "this idempotency key was used for a different notification".into(),
+                            ));
+                        }
                         return Ok(existing);
                     }
                     let facts = subjects::facts(c, &tenant, &b.subject_id)?
