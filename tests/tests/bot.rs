@@ -209,10 +209,7 @@ fn expire_tokens(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linking_asks_first_and_each_token_works_once() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "ru", "/start"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "ru", "/start"));
     bot.me(MockMe::new().username("assent_test_bot"));
     for db in TestDb::all() {
         let app = spawn(db).await;
@@ -356,10 +353,7 @@ async fn linking_asks_first_and_each_token_works_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "ru", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
     for db in TestDb::all() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
@@ -466,17 +460,11 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "ru", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
     for db in TestDb::all() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
-        let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
-        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
-        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
         bot.update(text_from(ANNA, "ru", "/consents"));
         bot.dispatch().await;
         let list = bot.get_responses().sent_messages.last().cloned().unwrap();
@@ -527,17 +515,11 @@ async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn language_switches_and_unlink_unlinks() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "ru", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
     for db in TestDb::all() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
-        let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
-        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
-        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
 
         // Russian by language_code; /language switches to English for good.
         bot.update(text_from(ANNA, "ru", "/help"));
@@ -584,12 +566,7 @@ async fn language_switches_and_unlink_unlinks() {
             .unwrap()
             .to_owned();
         assert!(done.contains("unlinked from acme LLC"), "{done}");
-        let chats = app
-            .store
-            .read(&t.id, |c| {
-                assent_store::messaging::reachable_chats(c, &t.id, &s)
-            })
-            .unwrap();
+        let chats = reachable(&app, &t, &s);
         assert!(chats.is_empty(), "{chats:?}");
         assert_eq!(status(&app, &t, &s, "news").await, "granted");
         bot.update(text_from(ANNA, "ru", "/consents"));
@@ -633,18 +610,12 @@ fn kicked(user: u64) -> Update {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_reaches_the_linked_chat_and_its_button_unsubscribes() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "en", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
     for db in TestDb::all() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
         let telegram = FakeTelegram::start();
-        let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
-        let s = subject_granting(&app, &t, "anna@example.org", &["news"]).await;
-        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
 
         // Queued through the API for Telegram; delivered to the chat the bot linked.
         let (queued, sent) = deliver(&app, &t, &s, "news", "Spring sale", &telegram).await;
@@ -694,23 +665,13 @@ async fn a_notice_reaches_the_linked_chat_and_its_button_unsubscribes() {
         .await;
         bot.update(kicked(ANNA));
         bot.dispatch().await;
-        let chats = app
-            .store
-            .read(&t.id, |c| {
-                assent_store::messaging::reachable_chats(c, &t.id, &s)
-            })
-            .unwrap();
+        let chats = reachable(&app, &t, &s);
         assert!(chats.is_empty(), "unreachable after kicked");
         assert_eq!(status(&app, &t, &s, "news").await, "granted");
         // Writing to the bot again makes it reachable.
         bot.update(text_from(ANNA, "en", "/help"));
         bot.dispatch().await;
-        let chats = app
-            .store
-            .read(&t.id, |c| {
-                assent_store::messaging::reachable_chats(c, &t.id, &s)
-            })
-            .unwrap();
+        let chats = reachable(&app, &t, &s);
         assert_eq!(chats, vec![ANNA as i64]);
     }
 }
@@ -815,10 +776,7 @@ async fn old_tokens_and_update_ids_are_pruned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "en", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
     for db in TestDb::all() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
@@ -941,10 +899,7 @@ async fn deliver(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_consent_list_is_split_within_telegram_limits() {
-    let mut bot: Bot = MockBot::new(
-        text_from(ANNA, "en", "/help"),
-        assent_bot::handlers::schema(),
-    );
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
     // One backend is enough: this is about message sizes, not storage.
     let app = spawn(TestDb::sqlite()).await;
     bot.dependencies(deps![service(&app)]);
@@ -996,4 +951,27 @@ async fn polling_waits_out_an_unreachable_telegram_and_stops_on_request() {
         .await
         .expect("stops promptly")
         .expect("without a panic");
+}
+
+fn new_bot(first: MockMessageText) -> Bot {
+    MockBot::new(first, assent_bot::handlers::schema())
+}
+
+/// `acme` with the consent purpose `news`, a subject who granted it, and ANNA's chat
+/// linked to that subject.
+async fn linked_news_subject(app: &TestApp, bot: &mut Bot) -> (TenantHandle, String) {
+    let t = app.tenant_with("acme", Role::Admin).await;
+    purpose(app, &t, "news", "Новости", "News", "tenant").await;
+    let s = subject_granting(app, &t, "anna@example.org", &["news"]).await;
+    link(bot, ANNA, &start_token(app, &t, &s).await).await;
+    (t, s)
+}
+
+/// The chats the dispatcher would send the subject's notices to.
+fn reachable(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<i64> {
+    app.store
+        .read(&t.id, |c| {
+            assent_store::messaging::reachable_chats(c, &t.id, s)
+        })
+        .unwrap()
 }

@@ -86,6 +86,19 @@ pub struct Menu {
     pub targets: Vec<Target>,
 }
 
+/// The ids a token names, or what is wrong with it.
+fn valid<T>(token: LinkToken) -> Result<(String, String), TokenCheck<T>> {
+    match token {
+        LinkToken::Valid {
+            tenant_id,
+            subject_id,
+        } => Ok((tenant_id, subject_id)),
+        LinkToken::Expired => Err(TokenCheck::Expired),
+        LinkToken::Used => Err(TokenCheck::Used),
+        LinkToken::Unknown => Err(TokenCheck::Unknown),
+    }
+}
+
 #[derive(Clone)]
 pub struct BotService {
     store: Store,
@@ -119,17 +132,12 @@ impl BotService {
     /// What a `/start` token would link, for the confirmation question.
     pub fn preview(&self, token: &str) -> StoreResult<TokenCheck<LinkPreview>> {
         let now = Utc::now();
-        let (tenant_id, subject_id) = match self
+        let peeked = self
             .store
-            .system(|c| telegram::peek_link_token(c, token, now))?
-        {
-            LinkToken::Valid {
-                tenant_id,
-                subject_id,
-            } => (tenant_id, subject_id),
-            LinkToken::Expired => return Ok(TokenCheck::Expired),
-            LinkToken::Used => return Ok(TokenCheck::Used),
-            LinkToken::Unknown => return Ok(TokenCheck::Unknown),
+            .system(|c| telegram::peek_link_token(c, token, now))?;
+        let (tenant_id, subject_id) = match valid(peeked) {
+            Ok(ids) => ids,
+            Err(problem) => return Ok(problem),
         };
         let keys = self.tenant_keys(&tenant_id);
         let subject = self.store.read(&tenant_id, |c| {
@@ -152,25 +160,21 @@ impl BotService {
     /// Uses the token and links the chat; the company's name on success.
     pub fn confirm(&self, token: &str, chat_id: i64) -> StoreResult<TokenCheck<String>> {
         let now = Utc::now();
-        let tenant_id = match self
+        let peeked = self
             .store
-            .system(|c| telegram::peek_link_token(c, token, now))?
-        {
-            LinkToken::Valid { tenant_id, .. } => tenant_id,
-            LinkToken::Expired => return Ok(TokenCheck::Expired),
-            LinkToken::Used => return Ok(TokenCheck::Used),
-            LinkToken::Unknown => return Ok(TokenCheck::Unknown),
+            .system(|c| telegram::peek_link_token(c, token, now))?;
+        let tenant_id = match valid(peeked) {
+            Ok((tenant_id, _)) => tenant_id,
+            Err(problem) => return Ok(problem),
         };
         // Looked up first, so nothing after the commit can fail.
         let company = self.company(&tenant_id)?;
         let outcome = self.store.write(&tenant_id, |c| {
             telegram::consume_and_link(c, token, chat_id, now)
         })?;
-        Ok(match outcome {
-            LinkToken::Valid { .. } => TokenCheck::Ok(company),
-            LinkToken::Expired => TokenCheck::Expired,
-            LinkToken::Used => TokenCheck::Used,
-            LinkToken::Unknown => TokenCheck::Unknown,
+        Ok(match valid(outcome) {
+            Ok(_) => TokenCheck::Ok(company),
+            Err(problem) => problem,
         })
     }
 
@@ -377,20 +381,33 @@ impl BotService {
     /// The bot was blocked or removed: the chat is unreachable for every tenant (not
     /// a withdrawal of anything).
     pub fn chat_blocked(&self, chat_id: i64) -> StoreResult<()> {
-        for (tenant_id, _) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
-            self.store.write(&tenant_id, |c| {
-                messaging::mark_chat_unreachable(c, &tenant_id, chat_id)
-            })?;
-        }
-        Ok(())
+        self.in_each_tenant_of(chat_id, messaging::mark_chat_unreachable)
     }
 
     /// The person wrote to the bot: a chat marked unreachable works again.
     pub fn chat_alive(&self, chat_id: i64) -> StoreResult<()> {
-        for (tenant_id, _) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
-            self.store.write(&tenant_id, |c| {
-                telegram::mark_chat_reachable(c, &tenant_id, chat_id)
-            })?;
+        self.in_each_tenant_of(chat_id, telegram::mark_chat_reachable)
+    }
+
+    /// Runs `change(conn, tenant, chat)` in the unit of work of each tenant the chat
+    /// is linked to.
+    fn in_each_tenant_of(
+        &self,
+        chat_id: i64,
+        change: fn(&mut assent_store::DbConnection, &str, i64) -> StoreResult<usize>,
+    ) -> StoreResult<()> {
+        let mut tenants: Vec<String> = self
+            .store
+            .system(|c| telegram::links_of_chat(c, chat_id))?
+            .into_iter()
+            .map(|(tenant_id, _)| tenant_id)
+            .collect();
+        // One chat may be linked to several subjects of one tenant.
+        tenants.sort();
+        tenants.dedup();
+        for tenant_id in tenants {
+            self.store
+                .write(&tenant_id, |c| change(c, &tenant_id, chat_id))?;
         }
         Ok(())
     }

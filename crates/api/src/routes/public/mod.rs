@@ -252,6 +252,15 @@ pub fn unavailable(lang: Lang) -> HttpResponse {
     )
 }
 
+/// The claims of a link token of `kind`, if it verifies.
+pub fn claims_of(
+    state: &AppState,
+    token: &str,
+    kind: assent_core::link::LinkKind,
+) -> Option<assent_core::link::LinkClaims> {
+    state.links.verify(token).ok().filter(|c| c.kind == kind)
+}
+
 /// `Some(429 page)` when this client has made too many requests.
 pub fn rate_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     let wait = state.public_limit.check(req).err()?;

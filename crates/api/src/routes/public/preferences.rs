@@ -84,11 +84,7 @@ struct Form {
 }
 
 fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
-    state
-        .links
-        .verify(token)
-        .ok()
-        .filter(|c| c.kind == LinkKind::Preferences)
+    super::claims_of(state, token, LinkKind::Preferences)
 }
 
 fn load(

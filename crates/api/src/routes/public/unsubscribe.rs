@@ -76,12 +76,9 @@ fn load(
     })
 }
 
+/// An unsubscribe token always names its purpose.
 fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
-    state
-        .links
-        .verify(token)
-        .ok()
-        .filter(|c| c.kind == LinkKind::Unsubscribe && c.purpose.is_some())
+    super::claims_of(state, token, LinkKind::Unsubscribe).filter(|c| c.purpose.is_some())
 }
 
 /// The confirmation. It links nowhere else: a `/u` token (which mail providers
