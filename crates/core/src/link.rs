@@ -66,6 +66,18 @@ pub struct LinkClaims {
     pub purpose: Option<String>,
 }
 
+/// What a survey link (`/s/{token}`) says. Ids are canonical UUID strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyClaims {
+    pub tenant_id: String,
+    pub invitation_id: String,
+    /// The score the link pre-selects; none for a plain link to the survey.
+    pub score: Option<u8>,
+}
+
+/// The path survey links are appended to.
+pub const SURVEY_ROUTE_PREFIX: &str = "/s/";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     #[error("the link is malformed")]
@@ -77,6 +89,11 @@ pub enum LinkError {
 }
 
 const VERSION: u8 = 1;
+/// The kind byte of survey links; [`LinkKind`] uses 1 and 2, so a survey token is
+/// never accepted as an unsubscribe or preferences token, nor the other way round.
+const SURVEY_KIND: u8 = 3;
+const NO_SCORE: u8 = 0xFF;
+const MAX_SURVEY_SCORE: u8 = 10;
 const MAC_LEN: usize = 16;
 const HEADER_LEN: usize = 3;
 const ID_LEN: usize = 16;
@@ -137,6 +154,56 @@ impl LinkKeys {
 
     /// The claims of a token this installation issued with a still-accepted key.
     pub fn verify(&self, token: &str) -> Result<LinkClaims, LinkError> {
+        let signed = self.authentic(token)?;
+        // Past this point the bytes are ours, so a failure means a bug or a leaked
+        // key; it is still reported, never a panic.
+        parse_body(&signed).ok_or(LinkError::Malformed)
+    }
+
+    /// A survey link: the invitation and, for a link per score, the score it
+    /// pre-selects. Like the other links it carries no personal data and no expiry
+    /// (the invitation's own deadline decides whether it is still answered).
+    pub fn issue_survey(&self, claims: &SurveyClaims) -> Result<String, InvalidValue> {
+        let tenant = uuid_bytes("tenant id", &claims.tenant_id)?;
+        let invitation = uuid_bytes("invitation id", &claims.invitation_id)?;
+        let score = match claims.score {
+            Some(s) if s <= MAX_SURVEY_SCORE => s,
+            Some(s) => return Err(InvalidValue(format!("a survey score of {s} is out of range"))),
+            None => NO_SCORE,
+        };
+        let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES);
+        bytes.extend_from_slice(&[VERSION, self.active_kid, SURVEY_KIND]);
+        bytes.extend_from_slice(&tenant);
+        bytes.extend_from_slice(&invitation);
+        bytes.push(score);
+        let key = &self.keys[&self.active_kid];
+        let tag = mac(key, &bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        Ok(b64url(&bytes))
+    }
+
+    /// The claims of a survey link this installation issued.
+    pub fn verify_survey(&self, token: &str) -> Result<SurveyClaims, LinkError> {
+        let signed = self.authentic(token)?;
+        let [SURVEY_KIND, rest @ ..] = signed.as_slice() else {
+            return Err(LinkError::Malformed);
+        };
+        let (tenant, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let (invitation, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let score = match rest {
+            [NO_SCORE] => None,
+            [s] if *s <= MAX_SURVEY_SCORE => Some(*s),
+            _ => return Err(LinkError::Malformed),
+        };
+        Ok(SurveyClaims {
+            tenant_id: uuid_text(tenant).ok_or(LinkError::Malformed)?,
+            invitation_id: uuid_text(invitation).ok_or(LinkError::Malformed)?,
+            score,
+        })
+    }
+
+    /// The signed bytes after version and kid, once the MAC checks out.
+    fn authentic(&self, token: &str) -> Result<Vec<u8>, LinkError> {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(LinkError::Malformed);
         }
@@ -152,9 +219,7 @@ impl LinkKeys {
         mac(key, signed)
             .verify_truncated_left(tag)
             .map_err(|_| LinkError::BadSignature)?;
-        // Past this point the bytes are ours, so a failure means a bug or a leaked
-        // key; it is still reported, never a panic.
-        parse_body(&signed[2..]).ok_or(LinkError::Malformed)
+        Ok(signed[2..].to_vec())
     }
 }
 
@@ -427,5 +492,52 @@ mod tests {
         for &k in LinkKind::ALL {
             assert_eq!(LinkKind::from_byte(k.to_byte()), Some(k));
         }
+    }
+
+    #[test]
+    fn survey_links_round_trip_and_stay_apart_from_other_links() {
+        let keys = LinkKeys::new(&master(), 1, &[]);
+        for score in [None, Some(0), Some(7), Some(10)] {
+            let claims = SurveyClaims {
+                tenant_id: new_id(),
+                invitation_id: new_id(),
+                score,
+            };
+            let token = keys.issue_survey(&claims).unwrap();
+            assert!(token.len() < 80, "short enough for a mail client: {token}");
+            assert_eq!(keys.verify_survey(&token), Ok(claims));
+            // A survey link is not an unsubscribe or preferences link.
+            assert_eq!(keys.verify(&token), Err(LinkError::Malformed));
+        }
+        let unsubscribe = keys
+            .issue(&claims(LinkKind::Unsubscribe, None))
+            .unwrap();
+        assert_eq!(keys.verify_survey(&unsubscribe), Err(LinkError::Malformed));
+        let out_of_range = SurveyClaims {
+            tenant_id: new_id(),
+            invitation_id: new_id(),
+            score: Some(11),
+        };
+        assert!(keys.issue_survey(&out_of_range).is_err());
+    }
+
+    #[test]
+    fn a_survey_link_cannot_be_changed_to_another_score() {
+        let keys = LinkKeys::new(&master(), 1, &[]);
+        let claims = SurveyClaims {
+            tenant_id: new_id(),
+            invitation_id: new_id(),
+            score: Some(3),
+        };
+        let token = keys.issue_survey(&claims).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let score_at = bytes.len() - MAC_LEN - 1;
+        bytes[score_at] = 10;
+        assert_eq!(
+            keys.verify_survey(&b64url(&bytes)),
+            Err(LinkError::BadSignature)
+        );
+        let other = LinkKeys::new(&MasterKey::from_bytes([6; 32]), 1, &[]);
+        assert_eq!(other.verify_survey(&token), Err(LinkError::BadSignature));
     }
 }

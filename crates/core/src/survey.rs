@@ -6,6 +6,7 @@
 //! is the share of 4s and 5s, from 0 to 100.
 
 use crate::tenancy::InvalidValue;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -110,6 +111,154 @@ pub fn response_rate(invitations: u64, answers: u64) -> Option<f64> {
     (invitations > 0).then(|| one_decimal(answers as f64 * 100.0 / invitations as f64))
 }
 
+/// How long an invitation accepts an answer, unless the survey says otherwise.
+pub const DEFAULT_ANSWER_DAYS: i32 = 30;
+/// How long after the first answer the person may still change it. After that the
+/// answer is settled: in anonymous mode it is then cut loose from the person.
+pub const DEFAULT_CHANGE_HOURS: i32 = 24;
+/// The longest question or follow-up, in characters.
+pub const MAX_QUESTION_CHARS: usize = 500;
+/// The longest free-text comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// Checks the question or follow-up text of one language.
+pub fn validate_text(field: &str, text: &str) -> Result<String, InvalidValue> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_QUESTION_CHARS {
+        return Err(InvalidValue(format!(
+            "{field} must be 1-{MAX_QUESTION_CHARS} characters"
+        )));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(InvalidValue(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+/// A person's comment: trimmed, control characters (but line breaks) dropped, cut
+/// to [`MAX_COMMENT_CHARS`]; blank means none.
+pub fn clean_comment(text: &str) -> Option<String> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n')
+        .take(MAX_COMMENT_CHARS)
+        .collect();
+    let cleaned = cleaned.trim().to_owned();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// Checks the answer window and the change window of a survey.
+pub fn validate_windows(answer_days: i32, change_hours: i32) -> Result<(), InvalidValue> {
+    if !(1..=365).contains(&answer_days) {
+        return Err(InvalidValue("answer_days must be 1-365".into()));
+    }
+    if !(0..=24 * 30).contains(&change_hours) {
+        return Err(InvalidValue("change_hours must be 0-720".into()));
+    }
+    Ok(())
+}
+
+/// When a triggered survey is sent: `delay_hours` after the event, at most once per
+/// person every `period_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub delay_hours: i32,
+    pub period_days: i32,
+}
+
+impl Trigger {
+    pub fn validate(self) -> Result<Self, InvalidValue> {
+        if !(0..=24 * 90).contains(&self.delay_hours) {
+            return Err(InvalidValue("trigger.delay_hours must be 0-2160".into()));
+        }
+        if !(1..=3650).contains(&self.period_days) {
+            return Err(InvalidValue("trigger.period_days must be 1-3650".into()));
+        }
+        Ok(self)
+    }
+
+    /// When the invitation for an event at `occurred_at` goes out.
+    pub fn send_at(self, occurred_at: DateTime<Utc>) -> DateTime<Utc> {
+        occurred_at + Duration::hours(i64::from(self.delay_hours))
+    }
+
+    /// Whether a person last invited at `last` (send time) may be invited at `send_at`:
+    /// a period must lie between the two, whichever comes first.
+    pub fn allows(self, last: Option<DateTime<Utc>>, send_at: DateTime<Utc>) -> bool {
+        let period = Duration::days(i64::from(self.period_days));
+        last.is_none_or(|last| (send_at - last).abs() >= period)
+    }
+}
+
+/// What is on file for an invitation when an answer arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerFacts {
+    /// The invitation accepts answers until then.
+    pub expires_at: DateTime<Utc>,
+    pub score: Option<i32>,
+    pub first_answered_at: Option<DateTime<Utc>>,
+    pub change_hours: i32,
+}
+
+/// What to do with an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerDecision {
+    /// The first answer: record it.
+    Record,
+    /// A different answer inside the change window: replace the earlier one.
+    Change,
+    /// The same answer again (a second click, a reload): nothing to write.
+    Same,
+    /// The invitation no longer takes answers.
+    Expired,
+    /// The change window is over; the earlier answer stands.
+    Settled,
+}
+
+/// Decides what an answer does. A repeat of the answer on file is `Same` even after
+/// the windows close, so a late second click still gets a friendly "recorded".
+pub fn decide(
+    facts: AnswerFacts,
+    score: i32,
+    comment_changed: bool,
+    now: DateTime<Utc>,
+) -> AnswerDecision {
+    match (facts.score, facts.first_answered_at) {
+        (Some(old), _) if old == score && !comment_changed => AnswerDecision::Same,
+        (Some(_), Some(first)) => {
+            if now >= facts.expires_at || !may_change(first, facts.change_hours, now) {
+                AnswerDecision::Settled
+            } else {
+                AnswerDecision::Change
+            }
+        }
+        _ if now >= facts.expires_at => AnswerDecision::Expired,
+        _ => AnswerDecision::Record,
+    }
+}
+
+/// Whether an answer first given at `first` may still be changed at `now`.
+pub fn may_change(first: DateTime<Utc>, change_hours: i32, now: DateTime<Utc>) -> bool {
+    now < settles_at(first, change_hours)
+}
+
+/// When an answer first given at `first` becomes final.
+pub fn settles_at(first: DateTime<Utc>, change_hours: i32) -> DateTime<Utc> {
+    first + Duration::hours(i64::from(change_hours))
+}
+
+/// The rows of an inline keyboard of scores: NPS in two rows (0–5, 6–10) so the
+/// buttons stay wide enough to press on a phone; CSAT in one.
+pub fn keyboard_rows(kind: SurveyKind) -> Vec<Vec<i32>> {
+    match kind {
+        SurveyKind::Nps => vec![(0..=5).collect(), (6..=10).collect()],
+        SurveyKind::Csat => vec![(1..=5).collect()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +304,98 @@ mod tests {
         assert_eq!((s.answers, s.score), (0, None));
         assert_eq!(response_rate(0, 0), None);
         assert_eq!(response_rate(3, 1), Some(33.3));
+    }
+
+    fn at(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000 + h * 3600, 0).unwrap()
+    }
+
+    #[test]
+    fn answers_are_recorded_once_and_changeable_for_a_while() {
+        let fresh = AnswerFacts {
+            expires_at: at(100),
+            score: None,
+            first_answered_at: None,
+            change_hours: 24,
+        };
+        let answered = AnswerFacts {
+            score: Some(9),
+            first_answered_at: Some(at(10)),
+            ..fresh
+        };
+        let cases = [
+            (fresh, 9, false, at(1), AnswerDecision::Record),
+            (fresh, 9, false, at(100), AnswerDecision::Expired),
+            (answered, 9, false, at(11), AnswerDecision::Same),
+            (answered, 9, false, at(500), AnswerDecision::Same),
+            (answered, 7, false, at(33), AnswerDecision::Change),
+            (answered, 9, true, at(33), AnswerDecision::Change),
+            (answered, 7, false, at(34), AnswerDecision::Settled),
+            (answered, 9, true, at(34), AnswerDecision::Settled),
+            (
+                AnswerFacts {
+                    change_hours: 0,
+                    ..answered
+                },
+                7,
+                false,
+                at(10),
+                AnswerDecision::Settled,
+            ),
+            (
+                AnswerFacts {
+                    expires_at: at(20),
+                    ..answered
+                },
+                7,
+                false,
+                at(21),
+                AnswerDecision::Settled,
+            ),
+        ];
+        for (facts, score, comment_changed, now, want) in cases {
+            assert_eq!(
+                decide(facts, score, comment_changed, now),
+                want,
+                "{facts:?} {score} {comment_changed} {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn triggers_wait_and_respect_the_period() {
+        let t = Trigger {
+            delay_hours: 48,
+            period_days: 30,
+        };
+        assert_eq!(t.send_at(at(0)), at(48));
+        assert!(t.allows(None, at(0)));
+        assert!(!t.allows(Some(at(0)), at(24 * 29)));
+        assert!(t.allows(Some(at(0)), at(24 * 30)));
+        // An earlier event queued after a later one is held to the period too.
+        assert!(!t.allows(Some(at(24 * 10)), at(0)));
+        assert!(Trigger { delay_hours: -1, period_days: 1 }.validate().is_err());
+        assert!(Trigger { delay_hours: 0, period_days: 0 }.validate().is_err());
+    }
+
+    #[test]
+    fn comments_and_texts_are_cleaned() {
+        assert_eq!(clean_comment("  \u{7}Fine \n "), Some("Fine".into()));
+        assert_eq!(clean_comment(" \t "), None);
+        assert_eq!(
+            clean_comment(&"я".repeat(3000)).map(|c| c.chars().count()),
+            Some(MAX_COMMENT_CHARS)
+        );
+        assert!(validate_text("question.ru", " ").is_err());
+        assert!(validate_text("question.ru", "Оцените нас\u{0}").is_err());
+        assert_eq!(validate_text("q", " Как дела? ").unwrap(), "Как дела?");
+    }
+
+    #[test]
+    fn keyboards_cover_the_scale() {
+        for kind in [SurveyKind::Nps, SurveyKind::Csat] {
+            let flat: Vec<i32> = keyboard_rows(kind).concat();
+            assert_eq!(flat, kind.scale().collect::<Vec<_>>());
+        }
     }
 }
