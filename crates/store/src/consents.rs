@@ -9,7 +9,7 @@ use crate::tenants::Tenant;
 use crate::{DbConnection, StoreError, StoreResult, policies};
 use assent_core::consent::{
     self, Action, ActorKind, Channel, CheckFacts, ConsentRuleError, ConsentState, ConsentStatus,
-    DenyReason, Method, PurposeScope,
+    DenyReason, LegalBasis, Method, PurposeScope,
 };
 use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -793,4 +793,54 @@ pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
         }
     }
     Ok(total)
+}
+
+/// Subjects of the tenant (not erased, optionally of one locale) whom `code` may
+/// reach as far as the projection says: for a consent purpose, those with consent
+/// on file; otherwise all. Oldest id first, at most `limit`. The outbox gate still
+/// decides for each (expiry, objection, restriction, channel).
+pub fn granted_subjects(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    code: &str,
+    locale: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<String>> {
+    let purpose = purposes::resolve(conn, tenant_id, group_id, code)?.ok_or(StoreError::NotFound)?;
+    let granted = ConsentStatus::Granted.as_str();
+    let mut query = subjects::table
+        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::erased_at.is_null())
+        .select(subjects::id)
+        .order(subjects::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(locale) = locale {
+        query = query.filter(subjects::locale.eq(locale.to_owned()));
+    }
+    if purpose.meaning.legal_basis == LegalBasis::Consent {
+        query = match (purpose.scope, group_id) {
+            (PurposeScope::Tenant, _) => query.filter(
+                subjects::id.eq_any(
+                    consent_states::table
+                        .filter(consent_states::tenant_id.eq(tenant_id.to_owned()))
+                        .filter(consent_states::purpose_code.eq(code.to_owned()))
+                        .filter(consent_states::status.eq(granted))
+                        .select(consent_states::subject_id),
+                ),
+            ),
+            (PurposeScope::Group, Some(group)) => query.filter(
+                subjects::person_id.eq_any(
+                    group_consent_states::table
+                        .filter(group_consent_states::group_id.eq(group.to_owned()))
+                        .filter(group_consent_states::purpose_code.eq(code.to_owned()))
+                        .filter(group_consent_states::status.eq(granted))
+                        .select(group_consent_states::person_id.nullable()),
+                ),
+            ),
+            (PurposeScope::Group, None) => return Ok(Vec::new()),
+        };
+    }
+    Ok(query.load(conn)?)
 }

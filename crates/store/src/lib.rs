@@ -23,6 +23,7 @@ pub mod schema;
 mod store;
 pub mod subjects;
 pub mod subscriptions;
+pub mod surveys;
 pub mod telegram;
 pub mod tenants;
 

@@ -384,3 +384,60 @@ diesel::table! {
         received_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    surveys (tenant_id, code) {
+        tenant_id -> Text,
+        code -> Text,
+        kind -> Text,
+        question_ru -> Text,
+        question_en -> Text,
+        follow_up_ru -> Nullable<Text>,
+        follow_up_en -> Nullable<Text>,
+        purpose_code -> Text,
+        anonymous -> Bool,
+        answer_days -> Integer,
+        change_hours -> Integer,
+        trigger_delay_hours -> Nullable<Integer>,
+        trigger_period_days -> Nullable<Integer>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    survey_invitations (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        survey_code -> Text,
+        subject_id -> Text,
+        channel -> Text,
+        notice_id -> Text,
+        event_key -> Nullable<Text>,
+        send_at -> Timestamp,
+        expires_at -> Timestamp,
+        score -> Nullable<Integer>,
+        comment -> Nullable<Binary>,
+        answered_channel -> Nullable<Text>,
+        first_answered_at -> Nullable<Timestamp>,
+        answered_at -> Nullable<Timestamp>,
+        changes -> Integer,
+        settled_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    survey_anonymous_answers (tenant_id, survey_code, id) {
+        tenant_id -> Text,
+        survey_code -> Text,
+        id -> Text,
+        channel -> Text,
+        score -> Integer,
+        comment -> Nullable<Text>,
+    }
+}
+
+// Invitations by filter select subjects by their consent state in a subquery.
+diesel::allow_tables_to_appear_in_same_query!(subjects, consent_states, group_consent_states);
