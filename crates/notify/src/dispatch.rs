@@ -14,11 +14,14 @@ use crate::telegram::{TelegramFailure, TelegramSender};
 use crate::templates::{Rendered, TemplateSet, Templates};
 use crate::webhook::{WebhookFailure, WebhookSender};
 use assent_core::crypto::MasterKey;
-use assent_core::link::{LinkClaims, LinkKeys, LinkKind};
+use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SURVEY_ROUTE_PREFIX, SurveyClaims};
+use assent_core::survey::{self, SurveyKind};
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::{IndexKind, TenantKeys};
 use assent_store::notifications::{self as outbox, Notice, Outcome};
-use assent_store::{DbConnection, Store, StoreError, StoreResult, messaging, subjects, tenants};
+use assent_store::{
+    DbConnection, Store, StoreError, StoreResult, messaging, subjects, surveys, tenants,
+};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -325,11 +328,11 @@ impl Dispatcher {
                 // Concurrently, so the throttle's queue stays full: one at a time, each
                 // send would wait out the limiter's polling delay.
                 let answers = rt.block_on(futures_util::future::join_all(telegram.iter().map(
-                    |(notice, prepared, chats)| {
+                    |(_, prepared, chats)| {
                         self.send_telegram(
                             chats.clone(),
                             Self::telegram_text(prepared),
-                            withdraw_button(notice),
+                            prepared.buttons.clone(),
                         )
                     },
                 )));
@@ -448,6 +451,18 @@ impl Dispatcher {
         if let Some(receipt) = data.get("receipt") {
             ctx["receipt"] = receipt.clone();
         }
+        let mut buttons = withdraw_button(notice);
+        if notice.kind == surveys::INVITATION_KIND {
+            let Some((survey, keyboard)) = self.survey_context(notice, &data) else {
+                return Ok(Err(Outcome::Failed {
+                    channel: notice.channel(),
+                    detail: "a survey invitation without its survey".into(),
+                }));
+            };
+            ctx["survey"] = survey;
+            ctx["channel"] = notice.channel.clone().into();
+            buttons = Some(keyboard.into_iter().chain(buttons.unwrap_or_default()).collect());
+        }
         let key = (notice.kind.clone(), notice.locale.clone());
         if !cache.templates.contains_key(&key) {
             let stored = messaging::template(c, tenant_id, &notice.kind, &notice.locale)?;
@@ -477,7 +492,55 @@ impl Dispatcher {
             email: pii.email,
             name: pii.full_name,
             unsubscribe_url,
+            buttons,
         }))
+    }
+
+    /// What a survey invitation shows: the question, a signed link per score (email)
+    /// and a keyboard of scores (Telegram, `sv:<invitation>:<score>`).
+    fn survey_context(
+        &self,
+        notice: &Notice,
+        data: &serde_json::Value,
+    ) -> Option<(serde_json::Value, crate::telegram::Buttons)> {
+        let survey = data.get("survey")?;
+        let invitation_id = survey["invitation_id"].as_str()?;
+        let kind: SurveyKind = survey["kind"].as_str()?.parse().ok()?;
+        let base = self.config.public_url.trim_end_matches('/');
+        let link = |score: Option<u8>| -> Option<String> {
+            let token = self
+                .links
+                .issue_survey(&SurveyClaims {
+                    tenant_id: notice.tenant_id.clone(),
+                    invitation_id: invitation_id.to_owned(),
+                    score,
+                })
+                .ok()?;
+            Some(format!("{base}{SURVEY_ROUTE_PREFIX}{token}"))
+        };
+        let scores = kind
+            .scale()
+            .map(|s| {
+                let url = link(u8::try_from(s).ok())?;
+                Some(serde_json::json!({ "score": s, "url": url }))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let keyboard = survey::keyboard_rows(kind)
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|s| (s.to_string(), format!("sv:{invitation_id}:{s}")))
+                    .collect()
+            })
+            .collect();
+        let context = serde_json::json!({
+            "kind": kind.as_str(),
+            "question": survey["question"],
+            "follow_up": survey["follow_up"],
+            "url": link(None)?,
+            "scores": scores,
+        });
+        Some((context, keyboard))
     }
 
     fn link(&self, kind: LinkKind, notice: &Notice, subject_id: &str) -> Option<String> {
@@ -811,6 +874,8 @@ struct Prepared {
     email: Option<String>,
     name: Option<String>,
     unsubscribe_url: Option<String>,
+    /// Telegram's inline keyboard: scores of a survey, "Unsubscribe".
+    buttons: Option<crate::telegram::Buttons>,
 }
 
 /// The expiry template sees the date in the tenant's time zone and the days left

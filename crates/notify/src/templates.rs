@@ -44,7 +44,12 @@ pub const FUEL: u64 = 50_000;
 /// The locales with built-in templates and footers.
 pub const LOCALES: &[&str] = &["ru", "en"];
 /// The kinds with built-in templates.
-pub const BUILTIN_KINDS: &[&str] = &["subscription_expiry", "consent_receipt", "message"];
+pub const BUILTIN_KINDS: &[&str] = &[
+    "subscription_expiry",
+    "consent_receipt",
+    "message",
+    "survey_invitation",
+];
 /// Variables every kind gets.
 pub const COMMON_VARIABLES: &[&str] = &[
     "tenant",
@@ -364,6 +369,7 @@ pub fn allowed_variables(kind: &str) -> Vec<&'static str> {
     let own: &[&str] = match kind {
         "subscription_expiry" => &["subscription", "days_left"],
         "consent_receipt" => &["receipt"],
+        "survey_invitation" => &["survey", "channel"],
         _ => &[],
     };
     COMMON_VARIABLES.iter().chain(own).copied().collect()
@@ -407,6 +413,24 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
                     "С 1 апреля мы встречаемся по новому адресу.\nДо встречи!",
                     "From 1 April we meet at a new address.\nSee you there!",
                 ),
+            },
+        }),
+        "survey_invitation" => serde_json::json!({
+            "channel": "email",
+            "survey": {
+                "kind": "nps",
+                "question": pick(
+                    "Насколько вероятно, что вы порекомендуете нас друзьям?",
+                    "How likely are you to recommend us to a friend?",
+                ),
+                "follow_up": pick("Что нам улучшить?", "What should we improve?"),
+                "url": "https://assent.example/s/sample-token",
+                "scores": (0..=10)
+                    .map(|s| serde_json::json!({
+                        "score": s,
+                        "url": format!("https://assent.example/s/sample-token-{s}"),
+                    }))
+                    .collect::<Vec<_>>(),
             },
         }),
         _ => Json::Object(Map::new()),
@@ -1045,6 +1069,88 @@ You can change your decision at any time on the <a href=\"{{ preferences_url }}\
         text: "{{ data.body }}",
         html: "<div>{{ data.body | nl2br }}</div>",
     },
+    Builtin {
+        kind: "survey_invitation",
+        locale: "ru",
+        subject: "{{ survey.question }}",
+        text: "\
+Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+{{ survey.question }}
+{% if survey.kind == 'nps' %}
+0 — точно не порекомендую, 10 — обязательно порекомендую.
+{% else %}
+1 — совсем не доволен, 5 — очень доволен.
+{% endif %}
+{% if channel != 'telegram' %}
+
+Выберите оценку, перейдя по ссылке:
+{% for s in survey.scores %}
+{{ s.score }}: {{ s.url }}
+{% endfor %}
+{% endif %}
+{% if survey.follow_up %}
+
+После оценки вы сможете добавить комментарий: {{ survey.follow_up }}
+{% endif %}
+
+Спасибо, что помогаете нам стать лучше,
+{{ tenant.name }}",
+        html: concat!(
+            "\
+<p>Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
+<p style=\"font-size:1.1em\"><strong>{{ survey.question }}</strong></p>
+<p style=\"color:#656d76\">{% if survey.kind == 'nps' %}0 — точно не порекомендую, 10 — обязательно порекомендую.{% else %}1 — совсем не доволен, 5 — очень доволен.{% endif %}</p>
+<p>{% for s in survey.scores %}<a href=\"{{ s.url }}\" style=\"",
+            "display:inline-block;min-width:2.2em;padding:8px 0;margin:0 4px 4px 0;text-align:center;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:4px;font-weight:600",
+            "\">{{ s.score }}</a>{% endfor %}</p>
+{% if survey.follow_up %}
+<p>После оценки вы сможете добавить комментарий: {{ survey.follow_up }}</p>
+{% endif %}
+<p>Спасибо, что помогаете нам стать лучше,<br>{{ tenant.name }}</p>"
+        ),
+    },
+    Builtin {
+        kind: "survey_invitation",
+        locale: "en",
+        subject: "{{ survey.question }}",
+        text: "\
+Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+{{ survey.question }}
+{% if survey.kind == 'nps' %}
+0 means not at all likely, 10 means extremely likely.
+{% else %}
+1 means very dissatisfied, 5 means very satisfied.
+{% endif %}
+{% if channel != 'telegram' %}
+
+Choose your score by following its link:
+{% for s in survey.scores %}
+{{ s.score }}: {{ s.url }}
+{% endfor %}
+{% endif %}
+{% if survey.follow_up %}
+
+After scoring you can add a comment: {{ survey.follow_up }}
+{% endif %}
+
+Thank you for helping us improve,
+{{ tenant.name }}",
+        html: concat!(
+            "\
+<p>Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
+<p style=\"font-size:1.1em\"><strong>{{ survey.question }}</strong></p>
+<p style=\"color:#656d76\">{% if survey.kind == 'nps' %}0 means not at all likely, 10 means extremely likely.{% else %}1 means very dissatisfied, 5 means very satisfied.{% endif %}</p>
+<p>{% for s in survey.scores %}<a href=\"{{ s.url }}\" style=\"",
+            "display:inline-block;min-width:2.2em;padding:8px 0;margin:0 4px 4px 0;text-align:center;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:4px;font-weight:600",
+            "\">{{ s.score }}</a>{% endfor %}</p>
+{% if survey.follow_up %}
+<p>After scoring you can add a comment: {{ survey.follow_up }}</p>
+{% endif %}
+<p>Thank you for helping us improve,<br>{{ tenant.name }}</p>"
+        ),
+    },
 ];
 
 #[cfg(test)]
@@ -1669,5 +1775,25 @@ mod tests {
         assert_eq!(set.html, "");
         let back = serde_json::to_value(&set).unwrap();
         assert_eq!(back, json!({"subject": "s", "text": "t", "html": ""}));
+    }
+
+    #[test]
+    fn survey_invitations_link_every_score_by_email_and_none_in_telegram() {
+        let t = Templates::new();
+        for locale in LOCALES {
+            let mut ctx = sample_context("survey_invitation", locale);
+            let r = t.render("survey_invitation", locale, None, &ctx).unwrap();
+            assert_eq!(r.subject, ctx["survey"]["question"].as_str().unwrap());
+            for score in 0..=10 {
+                let url = format!("https://assent.example/s/sample-token-{score}");
+                assert!(r.text.contains(&format!("{score}: {url}\n")), "{locale}: {score}");
+                let href = url.replace('/', "&#x2f;");
+                assert!(r.html.contains(&format!("href=\"{href}\"")), "{locale}: {score}");
+            }
+            ctx["channel"] = json!("telegram");
+            let r = t.render("survey_invitation", locale, None, &ctx).unwrap();
+            assert!(!r.text.contains("/s/sample-token-"), "{locale}: {}", r.text);
+            assert!(r.text.contains(ctx["survey"]["follow_up"].as_str().unwrap()));
+        }
     }
 }
