@@ -13,6 +13,7 @@ pub mod public;
 pub mod purposes;
 pub mod subjects;
 pub mod subscriptions;
+pub mod surveys;
 pub mod telegram;
 pub mod templates;
 pub mod tenant;

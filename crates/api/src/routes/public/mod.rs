@@ -6,6 +6,7 @@
 //! text escaped.
 
 pub mod preferences;
+pub mod survey;
 pub mod unsubscribe;
 
 use crate::state::AppState;
@@ -198,6 +199,13 @@ pub fn render(status: StatusCode, page: Page) -> HttpResponse {
          .state{{margin:.25rem 0 .75rem;color:#424a53}}\
          .notice{{background:#eaf2ff;border-left:4px solid var(--accent);padding:.5rem 1rem}}\
          .alert{{background:#fff1f0;border-left:4px solid #b42318;padding:.5rem 1rem}}\
+         fieldset{{border:none;padding:0;margin:0}}legend{{font-weight:600;margin-bottom:.5rem}}\
+         .scores{{display:flex;flex-wrap:wrap;gap:.4rem}}\
+         .score{{display:inline-flex;align-items:center;gap:.3rem;border:1px solid #d0d7de;\
+         border-radius:.3rem;padding:.45rem .7rem;cursor:pointer;min-width:2.5rem}}\
+         .score:has(input:checked){{border-color:var(--accent);border-width:2px;font-weight:700}}\
+         .score input:focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
+         textarea{{width:100%;box-sizing:border-box;font:inherit;padding:.5rem}}\
          footer{{margin-top:2rem;font-size:.9rem;color:#424a53}}\
          footer a{{margin-right:1rem}}</style></head>\
          <body>{header}<main>{body}</main></body></html>",
@@ -250,6 +258,43 @@ pub fn unavailable(lang: Lang) -> HttpResponse {
             ),
         ),
     )
+}
+
+/// The cookie of the forms' CSRF guard (see `assent_core::form_guard`).
+const FORM_COOKIE: &str = "assent_form";
+
+/// The browser's form-guard cookie, if it sent one.
+pub fn form_cookie(req: &HttpRequest) -> Option<String> {
+    let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
+    header.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == FORM_COOKIE && !value.is_empty() && value.len() <= 64).then(|| value.to_owned())
+    })
+}
+
+/// Sets the form-guard cookie for the pages under `path`. It is `Secure` whenever
+/// the page is served over https, directly or behind a proxy, or the installation's
+/// public URL is https (links in mail point there).
+pub fn set_form_cookie(req: &HttpRequest, response: &mut HttpResponse, value: &str, path: &str) {
+    let public_https = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .is_some_and(|s| s.public_url.starts_with("https://"));
+    let secure = if req.connection_info().scheme() == "https" || public_https {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{FORM_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Whether a POST came from another site's page (refused before anything else).
+pub fn cross_site(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
 }
 
 /// The claims of a link token of `kind`, if it verifies.

@@ -8,7 +8,7 @@
 use super::{Brand, Lang, Page, accept_language, choose_lang, escape, evidence, not_found, render};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::link::{LinkClaims, LinkKind};
@@ -17,7 +17,6 @@ use assent_store::{StoreError, branding, policies, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-const COOKIE: &str = "assent_form";
 
 /// What a person may do with one purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -419,34 +418,6 @@ fn page_html(
     }
 }
 
-fn cookie_of(req: &HttpRequest) -> Option<String> {
-    let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
-    header.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == COOKIE && !value.is_empty() && value.len() <= 64).then(|| value.to_owned())
-    })
-}
-
-/// The installation's public URL is https: links in mail point there, so the cookie
-/// is `Secure` even when a TLS proxy does not say so.
-fn state_public_https(req: &HttpRequest) -> bool {
-    req.app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.public_url.starts_with("https://"))
-}
-
-fn set_cookie(req: &HttpRequest, response: &mut HttpResponse, value: &str) {
-    // Secure whenever the page is served over https (directly or behind a proxy).
-    let secure = if req.connection_info().scheme() == "https" || state_public_https(req) {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{COOKIE}={value}; Path=/p/; HttpOnly; SameSite=Strict{secure}");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
 /// Renders the page with a form token for this browser (reusing its cookie).
 async fn show(
     state: web::Data<AppState>,
@@ -472,7 +443,7 @@ async fn show(
         }
         Err(_) => return super::unavailable(fallback),
     };
-    let (cookie, fresh) = match cookie_of(req) {
+    let (cookie, fresh) = match super::form_cookie(req) {
         Some(c) => (c, false),
         None => (assent_core::form_guard::FormGuard::new_cookie(), true),
     };
@@ -483,7 +454,7 @@ async fn show(
     let page = page_html(view, &q, &csrf, current.as_deref(), alert.as_deref());
     let mut response = render(status, page);
     if fresh {
-        set_cookie(req, &mut response, &cookie);
+        super::set_form_cookie(req, &mut response, &cookie, "/p/");
     }
     response
 }
@@ -530,13 +501,10 @@ pub async fn preferences_change(
         return not_found(lang);
     };
     // Another site's form: refused before anything else is looked at.
-    let cross_site = req
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    let cross_site = super::cross_site(&req);
     let form: Option<Form> = serde_urlencoded::from_bytes(&body).ok();
     let guarded = form.as_ref().is_some_and(|f| {
-        cookie_of(&req).is_some_and(|cookie| {
+        super::form_cookie(&req).is_some_and(|cookie| {
             state
                 .form_guard
                 .verify(&f.csrf, &cookie, &token, Utc::now().timestamp())

@@ -1,0 +1,851 @@
+//! Satisfaction surveys (policy 2.2): definitions, invitations, triggering events
+//! and results.
+
+use crate::extract::{Json, PageQuery, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use assent_core::notice::NoticeChannel;
+use assent_core::survey::{self, SurveyKind, Trigger};
+use assent_core::tenancy::Permission;
+use assent_store::surveys::{self, Invite, Invited, Survey, SurveyPatch};
+use assent_store::{StoreError, subjects};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Subjects named in one invitation request.
+const MAX_SUBJECT_IDS: usize = 1000;
+/// Subjects one invitation request may reach through a filter.
+const MAX_FILTER_SUBJECTS: i64 = 10_000;
+/// Subjects invited per transaction when inviting by filter.
+const FILTER_CHUNK: usize = 200;
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Texts {
+    pub ru: String,
+    pub en: String,
+}
+
+impl Texts {
+    fn validate(&self, field: &str) -> ApiResult<(String, String)> {
+        let ru = survey::validate_text(&format!("{field}.ru"), &self.ru)
+            .map_err(|e| ApiError::invalid(e.0))?;
+        let en = survey::validate_text(&format!("{field}.en"), &self.en)
+            .map_err(|e| ApiError::invalid(e.0))?;
+        Ok((ru, en))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// Hours between the event and the invitation (0–2160).
+    pub delay_hours: i32,
+    /// At most one triggered invitation per person in this many days (1–3650).
+    pub period_days: i32,
+}
+
+impl TriggerBody {
+    fn validate(self) -> ApiResult<Trigger> {
+        Trigger {
+            delay_hours: self.delay_hours,
+            period_days: self.period_days,
+        }
+        .validate()
+        .map_err(|e| ApiError::invalid(e.0))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSurvey {
+    /// 1–64 of a-z, 0-9, `_`, `-`, `.`.
+    pub code: String,
+    /// `nps` (0–10) or `csat` (1–5).
+    pub kind: String,
+    pub question: Texts,
+    /// An optional free-text question asked after the score.
+    pub follow_up: Option<Texts>,
+    /// The purpose the survey is sent under; only people it allows are asked.
+    pub purpose: String,
+    /// Answers are cut loose from people once they can no longer change.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Days an invitation takes answers (default 30).
+    pub answer_days: Option<i32>,
+    /// Hours an answer may still be changed (default 24).
+    pub change_hours: Option<i32>,
+    /// Makes the survey triggered by events (`POST /v1/surveys/{code}/events`).
+    pub trigger: Option<TriggerBody>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSurvey {
+    pub question: Option<Texts>,
+    /// `null` removes the follow-up question.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<Texts>)]
+    pub follow_up: Option<Option<Texts>>,
+    /// `false` stops the survey and cancels invitations still queued.
+    pub active: Option<bool>,
+    /// `null` stops triggering by events.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<TriggerBody>)]
+    pub trigger: Option<Option<TriggerBody>>,
+}
+
+fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurveyView {
+    pub code: String,
+    pub kind: String,
+    pub question: Texts,
+    pub follow_up: Option<Texts>,
+    pub purpose: String,
+    pub anonymous: bool,
+    pub answer_days: i32,
+    pub change_hours: i32,
+    pub trigger: Option<TriggerBody>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Survey> for SurveyView {
+    fn from(s: Survey) -> Self {
+        Self {
+            trigger: s.trigger().map(|t| TriggerBody {
+                delay_hours: t.delay_hours,
+                period_days: t.period_days,
+            }),
+            follow_up: match (s.follow_up_ru, s.follow_up_en) {
+                (Some(ru), Some(en)) => Some(Texts { ru, en }),
+                _ => None,
+            },
+            code: s.code,
+            kind: s.kind,
+            question: Texts {
+                ru: s.question_ru,
+                en: s.question_en,
+            },
+            purpose: s.purpose_code,
+            anonymous: s.anonymous,
+            answer_days: s.answer_days,
+            change_hours: s.change_hours,
+            active: s.active,
+            created_at: s.created_at.and_utc(),
+            updated_at: s.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurveyList {
+    pub items: Vec<SurveyView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Define a survey.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = CreateSurvey, responses(
+    (status = 201, body = SurveyView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/surveys")]
+pub async fn create_survey(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<CreateSurvey>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Configure)?;
+    let Json(b) = body;
+    assent_core::consent::validate_purpose_code(&b.code)
+        .map_err(|e| ApiError::invalid(e.0.replace("purpose code", "survey code")))?;
+    let kind: SurveyKind = b.kind.parse().map_err(|_| {
+        ApiError::invalid(format!("unknown survey kind '{}'; expected nps or csat", b.kind))
+    })?;
+    let (question_ru, question_en) = b.question.validate("question")?;
+    let follow_up = b.follow_up.map(|f| f.validate("follow_up")).transpose()?;
+    let answer_days = b.answer_days.unwrap_or(survey::DEFAULT_ANSWER_DAYS);
+    let change_hours = b.change_hours.unwrap_or(survey::DEFAULT_CHANGE_HOURS);
+    survey::validate_windows(answer_days, change_hours).map_err(|e| ApiError::invalid(e.0))?;
+    let trigger = b.trigger.map(TriggerBody::validate).transpose()?;
+    let stamp = assent_store::now();
+    let new = Survey {
+        tenant_id: principal.tenant_id.clone(),
+        code: b.code,
+        kind: kind.as_str().to_owned(),
+        question_ru,
+        question_en,
+        follow_up_ru: follow_up.as_ref().map(|f| f.0.clone()),
+        follow_up_en: follow_up.map(|f| f.1),
+        purpose_code: b.purpose,
+        anonymous: b.anonymous,
+        answer_days,
+        change_hours,
+        trigger_delay_hours: trigger.map(|t| t.delay_hours),
+        trigger_period_days: trigger.map(|t| t.period_days),
+        active: true,
+        created_at: stamp,
+        updated_at: stamp,
+    };
+    let tenant = principal.tenant_id.clone();
+    let survey = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                surveys::create(c, &tenant, keyring.group_id(), new.clone())
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(SurveyView::from(survey)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The tenant's surveys, by code.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = SurveyList),
+))]
+#[get("/surveys")]
+pub async fn list_surveys(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> ApiResult<web::Json<SurveyList>> {
+    principal.require(Permission::Read)?;
+    let q = query.into_inner();
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .to_request()?;
+    let tenant = principal.tenant_id;
+    let (items, next_cursor) = state
+        .db(move |store| store.read(&tenant, |c| surveys::list(c, &tenant, &page)))
+        .await?;
+    Ok(web::Json(SurveyList {
+        items: items.into_iter().map(SurveyView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One survey.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), responses(
+    (status = 200, body = SurveyView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/surveys/{code}")]
+pub async fn get_survey(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<SurveyView>> {
+    principal.require(Permission::Read)?;
+    let code = path.into_inner();
+    let tenant = principal.tenant_id;
+    let survey = state
+        .db(move |store| {
+            store.read(&tenant, |c| {
+                surveys::get(c, &tenant, &code)?.ok_or(StoreError::NotFound)
+            })
+        })
+        .await?;
+    Ok(web::Json(survey.into()))
+}
+
+/// Change the texts or the trigger of a survey, or stop it.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = PatchSurvey, responses(
+    (status = 200, body = SurveyView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[patch("/surveys/{code}")]
+pub async fn patch_survey(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<PatchSurvey>,
+) -> ApiResult<web::Json<SurveyView>> {
+    principal.require(Permission::Configure)?;
+    let Json(b) = body;
+    let patch = SurveyPatch {
+        question: b.question.map(|q| q.validate("question")).transpose()?,
+        follow_up: b
+            .follow_up
+            .map(|f| f.map(|f| f.validate("follow_up")).transpose())
+            .transpose()?,
+        active: b.active,
+        trigger: b
+            .trigger
+            .map(|t| t.map(TriggerBody::validate).transpose())
+            .transpose()?,
+    };
+    let code = path.into_inner();
+    let tenant = principal.tenant_id;
+    let survey = state
+        .db(move |store| store.write(&tenant, |c| surveys::update(c, &tenant, &code, patch)))
+        .await?;
+    Ok(web::Json(survey.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationFilter {
+    /// Only people whose locale is this (`ru` or `en`).
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitations {
+    /// Up to 1000 subjects; or `filter`.
+    pub subject_ids: Option<Vec<String>>,
+    /// Everyone the survey's purpose allows (up to 10 000), narrowed by the filter.
+    pub filter: Option<InvitationFilter>,
+    /// `email` (default) or `telegram`.
+    pub channel: Option<String>,
+    /// When to send; now by default, at most a year ahead.
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    pub subject_id: String,
+    pub notification_id: String,
+    pub channel: String,
+    pub send_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<surveys::Invitation> for InvitationView {
+    fn from(i: surveys::Invitation) -> Self {
+        Self {
+            id: i.id,
+            subject_id: i.subject_id,
+            notification_id: i.notice_id,
+            channel: i.channel,
+            send_at: i.send_at.and_utc(),
+            expires_at: i.expires_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SkippedView {
+    pub subject_id: String,
+    /// `no_consent`, `objected`, `restricted`, `already_invited`, `erased`, ...
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationsResult {
+    pub invited: usize,
+    pub invitations: Vec<InvitationView>,
+    pub skipped: Vec<SkippedView>,
+    /// The filter matched more people than one request invites; send it again to
+    /// reach the rest (those already invited are skipped).
+    pub truncated: bool,
+}
+
+fn channel_of(text: Option<&str>) -> ApiResult<NoticeChannel> {
+    match text.unwrap_or("email") {
+        "email" => Ok(NoticeChannel::Email),
+        "telegram" => Ok(NoticeChannel::Telegram),
+        other => Err(ApiError::invalid(format!(
+            "unknown channel '{other}'; expected email or telegram"
+        ))),
+    }
+}
+
+fn active_survey(
+    c: &mut assent_store::DbConnection,
+    tenant: &str,
+    code: &str,
+) -> assent_store::StoreResult<Survey> {
+    let survey = surveys::get(c, tenant, code)?.ok_or(StoreError::NotFound)?;
+    if !survey.active {
+        return Err(StoreError::Conflict(format!(
+            "the survey '{code}' is stopped"
+        )));
+    }
+    Ok(survey)
+}
+
+/// Invite chosen subjects, or everyone the purpose allows, now or at a time. Each
+/// invitation is a notice in the outbox, checked against consent when queued and
+/// again when sent.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = CreateInvitations, responses(
+    (status = 202, body = InvitationsResult),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/surveys/{code}/invitations")]
+pub async fn create_invitations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<CreateInvitations>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Json(b) = body;
+    let channel = channel_of(b.channel.as_deref())?;
+    let now = Utc::now();
+    let send_at = b.send_at.unwrap_or(now).max(now);
+    if send_at > now + Duration::days(366) {
+        return Err(ApiError::invalid("send_at must be within a year"));
+    }
+    let filter = match (&b.subject_ids, &b.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_SUBJECT_IDS {
+                return Err(ApiError::invalid(format!(
+                    "subject_ids must name 1-{MAX_SUBJECT_IDS} subjects"
+                )));
+            }
+            None
+        }
+        (None, Some(f)) => {
+            if let Some(l) = &f.locale
+                && !matches!(l.as_str(), "ru" | "en")
+            {
+                return Err(ApiError::invalid("filter.locale must be ru or en"));
+            }
+            Some(f.locale.clone())
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give either subject_ids or filter, not both",
+            ));
+        }
+    };
+    let code = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let result = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            let group = keyring.group_id();
+            // Who: the named subjects (all must exist, or nothing is written), or
+            // those the purpose allows.
+            let (targets, truncated) = store.read(&tenant, |c| {
+                let survey = active_survey(c, &tenant, &code)?;
+                match filter {
+                    None => {
+                        let ids = b.subject_ids.clone().unwrap_or_default();
+                        for id in &ids {
+                            if !subjects::exists(c, &tenant, id)? {
+                                return Err(StoreError::Invalid(format!(
+                                    "unknown subject_id '{id}'"
+                                )));
+                            }
+                        }
+                        let mut seen = std::collections::HashSet::new();
+                        Ok((ids.into_iter().filter(|i| seen.insert(i.clone())).collect(), false))
+                    }
+                    Some(locale) => {
+                        let mut ids = surveys::consenting_subjects(
+                            c,
+                            &tenant,
+                            group,
+                            &survey.purpose_code,
+                            locale.as_deref(),
+                            MAX_FILTER_SUBJECTS + 1,
+                        )?;
+                        let truncated = ids.len() as i64 > MAX_FILTER_SUBJECTS;
+                        ids.truncate(MAX_FILTER_SUBJECTS as usize);
+                        Ok((ids, truncated))
+                    }
+                }
+            })?;
+            let mut out = InvitationsResult {
+                invited: 0,
+                invitations: Vec::new(),
+                skipped: Vec::new(),
+                truncated,
+            };
+            let chunk_size = if b.subject_ids.is_some() {
+                MAX_SUBJECT_IDS
+            } else {
+                FILTER_CHUNK
+            };
+            for chunk in targets.chunks(chunk_size) {
+                store.write(&tenant, |c| {
+                    let survey = active_survey(c, &tenant, &code)?;
+                    for subject_id in chunk {
+                        let invite = Invite {
+                            subject_id: subject_id.clone(),
+                            channel,
+                            send_at,
+                            event_key: None,
+                            triggered: false,
+                        };
+                        match surveys::invite(c, &keyring.tenant, &tenant, group, &survey, &invite, now)? {
+                            Invited::Created(i) | Invited::Existing(i) => {
+                                out.invited += 1;
+                                out.invitations.push(i.into());
+                            }
+                            Invited::Skipped(reason) => out.skipped.push(SkippedView {
+                                subject_id: subject_id.clone(),
+                                reason,
+                            }),
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(result))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyEvent {
+    pub subject_id: String,
+    /// What happened, e.g. `ticket_closed` (kept out of the notice; for your logs).
+    pub event: Option<String>,
+    /// Your id of the event: the same id twice schedules one invitation.
+    pub event_id: Option<String>,
+    /// When it happened; now by default. The delay counts from here.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// `email` (default) or `telegram`.
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventResult {
+    /// `scheduled` or `skipped`.
+    pub status: String,
+    pub invitation: Option<InvitationView>,
+    /// Why nothing was scheduled: `recently_invited`, `no_consent`, ...
+    pub reason: Option<String>,
+}
+
+/// Report an event (say, a closed service ticket) for a triggered survey: the
+/// invitation goes out the survey's delay later, at most once per person per period.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = SurveyEvent, responses(
+    (status = 202, body = EventResult),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/surveys/{code}/events")]
+pub async fn survey_event(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<SurveyEvent>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Json(b) = body;
+    let channel = channel_of(b.channel.as_deref())?;
+    let now = Utc::now();
+    let occurred_at = b.occurred_at.unwrap_or(now);
+    if occurred_at > now + Duration::minutes(5) {
+        return Err(ApiError::invalid("occurred_at must not be in the future"));
+    }
+    for (name, value) in [("event", &b.event), ("event_id", &b.event_id)] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 200 || v.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid(format!(
+                "{name} must be 1-200 characters without control characters"
+            )));
+        }
+    }
+    let code = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let result = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let survey = active_survey(c, &tenant, &code)?;
+                let Some(trigger) = survey.trigger() else {
+                    return Err(StoreError::Conflict(format!(
+                        "the survey '{code}' has no trigger; set one with PATCH or invite directly"
+                    )));
+                };
+                if !subjects::exists(c, &tenant, &b.subject_id)? {
+                    return Err(StoreError::Invalid(format!(
+                        "unknown subject_id '{}'",
+                        b.subject_id
+                    )));
+                }
+                let invite = Invite {
+                    subject_id: b.subject_id.clone(),
+                    channel,
+                    send_at: trigger.send_at(occurred_at).max(now),
+                    event_key: b.event_id.clone(),
+                    triggered: true,
+                };
+                let invited = surveys::invite(
+                    c,
+                    &keyring.tenant,
+                    &tenant,
+                    keyring.group_id(),
+                    &survey,
+                    &invite,
+                    now,
+                )?;
+                Ok(match invited {
+                    Invited::Created(i) | Invited::Existing(i) => EventResult {
+                        status: "scheduled".into(),
+                        invitation: Some(i.into()),
+                        reason: None,
+                    },
+                    Invited::Skipped(reason) => EventResult {
+                        status: "skipped".into(),
+                        invitation: None,
+                        reason: Some(reason),
+                    },
+                })
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(result))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// Invitations delivered.
+    pub sent: u64,
+    /// Invitations still queued.
+    pub pending: u64,
+    /// Invitations that will not arrive (no consent at send time, no channel, failed).
+    pub not_delivered: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScoreCount {
+    pub score: i32,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelResults {
+    pub channel: String,
+    pub invitations: Delivery,
+    pub answers: u64,
+    pub response_rate: Option<f64>,
+    pub score: Option<f64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommentView {
+    pub score: i32,
+    pub comment: String,
+    pub channel: String,
+    /// None once an anonymous answer is settled.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// None for anonymous surveys.
+    pub subject_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurveyResults {
+    pub survey: String,
+    pub kind: String,
+    pub anonymous: bool,
+    pub invitations: Delivery,
+    pub answers: u64,
+    /// Answers per delivered invitation, in percent.
+    pub response_rate: Option<f64>,
+    /// NPS (promoters minus detractors, −100..100) or CSAT (share of 4–5, 0..100).
+    pub score: Option<f64>,
+    pub promoters: Option<u64>,
+    pub passives: Option<u64>,
+    pub detractors: Option<u64>,
+    pub distribution: Vec<ScoreCount>,
+    pub by_channel: Vec<ChannelResults>,
+    pub comments: Vec<CommentView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// `json` (default) or `csv` (one row per answer); `Accept: text/csv` works too.
+    pub format: Option<String>,
+}
+
+fn results_of(survey: &Survey, tally: surveys::Tally) -> SurveyResults {
+    let kind = survey.kind();
+    let delivery = |(sent, pending, failed): (u64, u64, u64)| Delivery {
+        sent,
+        pending,
+        not_delivered: failed,
+    };
+    let total = tally
+        .delivery
+        .values()
+        .fold((0, 0, 0), |a, d| (a.0 + d.0, a.1 + d.1, a.2 + d.2));
+    let scores: Vec<i32> = tally.answers.iter().map(|a| a.score).collect();
+    let summary = survey::summarise(kind, &scores);
+    let channels: BTreeMap<&str, (u64, u64, u64)> = tally
+        .delivery
+        .iter()
+        .map(|(c, d)| (c.as_str(), *d))
+        .collect();
+    let by_channel = channels
+        .into_iter()
+        .map(|(channel, d)| {
+            let scores: Vec<i32> = tally
+                .answers
+                .iter()
+                .filter(|a| a.invitation_channel == channel)
+                .map(|a| a.score)
+                .collect();
+            let s = survey::summarise(kind, &scores);
+            ChannelResults {
+                channel: channel.to_owned(),
+                invitations: delivery(d),
+                answers: s.answers,
+                response_rate: survey::response_rate(d.0, s.answers),
+                score: s.score,
+            }
+        })
+        .collect();
+    let comments = tally
+        .answers
+        .iter()
+        .filter_map(|a| {
+            Some(CommentView {
+                score: a.score,
+                comment: a.comment.clone()?,
+                channel: a.invitation_channel.clone(),
+                answered_at: a.answered_at,
+                subject_id: a.subject_id.clone(),
+            })
+        })
+        .collect();
+    SurveyResults {
+        survey: survey.code.clone(),
+        kind: survey.kind.clone(),
+        anonymous: survey.anonymous,
+        invitations: delivery(total),
+        answers: summary.answers,
+        response_rate: survey::response_rate(total.0, summary.answers),
+        score: summary.score,
+        promoters: summary.promoters,
+        passives: summary.passives,
+        detractors: summary.detractors,
+        distribution: summary
+            .distribution
+            .into_iter()
+            .map(|(score, count)| ScoreCount { score, count })
+            .collect(),
+        by_channel,
+        comments,
+    }
+}
+
+/// A spreadsheet must not run a comment as a formula (CSV injection).
+fn csv_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn csv_of(tally: &surveys::Tally) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["channel", "score", "comment", "answered_at", "subject_id"])?;
+    for a in &tally.answers {
+        let score = a.score.to_string();
+        let comment = a.comment.as_deref().map(csv_safe).unwrap_or_default();
+        let at = a.answered_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        w.write_record([
+            a.invitation_channel.as_str(),
+            score.as_str(),
+            comment.as_str(),
+            at.as_str(),
+            a.subject_id.as_deref().unwrap_or(""),
+        ])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// What a survey came to: invitations, answers, response rate, NPS or CSAT, the
+/// distribution, comments, by channel; or every answer as CSV.
+#[utoipa::path(tag = "surveys", security(("bearer" = [])), params(ResultsQuery), responses(
+    (status = 200, body = SurveyResults),
+    (status = 200, description = "every answer", content_type = "text/csv"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/surveys/{code}/results")]
+pub async fn survey_results(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ResultsQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Read)?;
+    let wants_csv = match query.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        None => req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown format '{other}'; expected json or csv"
+            )));
+        }
+    };
+    let code = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let (survey, tally) = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.read(&tenant, |c| {
+                let survey = surveys::get(c, &tenant, &code)?.ok_or(StoreError::NotFound)?;
+                let tally = surveys::tally(c, &keyring.tenant, &survey)?;
+                Ok((survey, tally))
+            })
+        })
+        .await?;
+    if wants_csv {
+        let body = csv_of(&tally).map_err(|e| {
+            tracing::error!(error = %e, "writing survey CSV failed");
+            ApiError::internal()
+        })?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"survey-{}.csv\"", survey.code),
+            ))
+            .body(body));
+    }
+    Ok(HttpResponse::Ok().json(results_of(&survey, tally)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_cannot_become_formulas() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("-1"), "'-1");
+        assert_eq!(csv_safe("Fine, thanks"), "Fine, thanks");
+    }
+}
