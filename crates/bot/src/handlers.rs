@@ -5,7 +5,10 @@
 //! action checks again that the chat is linked to the subject it names. Every callback
 //! query is answered, so the person's client never spins.
 
-use crate::service::{ActionError, BotService, Menu, Target, TokenCheck};
+use crate::service::{
+    ActionError, AwaitingComment, BotService, Menu, SurveyAnswered, Target, TokenCheck,
+};
+use assent_core::survey::AnswerDecision;
 use crate::text::{self, Lang};
 use std::sync::Arc;
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
@@ -116,6 +119,9 @@ async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResu
             Ok(())
         }
         "/unlink" => show_unlink(&bot, &svc, msg.chat.id, lang).await,
+        _ if !command.starts_with('/') && survey_comment(&bot, &svc, msg.chat.id, lang, text).await? => {
+            Ok(())
+        }
         _ => {
             bot.send_message(msg.chat.id, text::unknown_command(lang))
                 .await?;
@@ -244,7 +250,7 @@ async fn show_unlink(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang)
     let menu_id = format!("u{}", new_menu_id());
     let mut menu = Menu {
         id: menu_id.clone(),
-        targets: Vec::new(),
+        ..Menu::default()
     };
     let mut rows = Vec::new();
     for (n, (company, tenant_id, subject_id)) in links.into_iter().enumerate() {
@@ -273,6 +279,8 @@ enum Press<'a> {
     FromNotice(&'a str),
     Language(&'a str),
     Unlink(&'a str, usize),
+    /// A score on a survey invitation: `sv:<invitation id>:<score>`.
+    Score(&'a str, i32),
 }
 
 fn numbered(rest: &str) -> Option<(&str, usize)> {
@@ -290,6 +298,12 @@ fn parse_press(data: &str) -> Option<Press<'_>> {
         "nw" if !rest.is_empty() => Some(Press::FromNotice(rest)),
         "lang" if matches!(rest, "ru" | "en") => Some(Press::Language(rest)),
         "u" => numbered(rest).map(|(m, n)| Press::Unlink(m, n)),
+        "sv" => {
+            let (invitation, score) = rest.split_once(':')?;
+            let score: i32 = score.parse().ok()?;
+            (assent_core::id::is_id(invitation) && (0..=10).contains(&score))
+                .then_some(Press::Score(invitation, score))
+        }
         _ => None,
     }
 }
@@ -373,6 +387,7 @@ async fn handle_press(
             let menu = Menu {
                 id: format!("c{}", new_menu_id()),
                 targets: vec![target.clone()],
+                awaiting_comment: None,
             };
             let menu_id = menu.id.clone();
             blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
@@ -413,6 +428,12 @@ async fn handle_press(
                 Err(ActionError::Store(e)) => return Err(e.into()),
             }
         }
+        Press::Score(invitation, score) => {
+            let invitation = invitation.to_owned();
+            let answered =
+                blocking(svc, move |s| s.answer_survey(id, &invitation, score, None)).await?;
+            survey_reply(bot, svc, chat, lang, answered).await?;
+        }
         Press::Unlink(menu, n) => {
             let Some(target) = menu_target(svc, id, menu, 'u', n).await? else {
                 bot.send_message(chat, text::refused(lang)).await?;
@@ -446,6 +467,84 @@ async fn handle_press(
         }
     }
     Ok(())
+}
+
+/// Tells the person what became of their score or comment, and asks the survey's
+/// follow-up question after a recorded score.
+async fn survey_reply(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+    answered: Result<SurveyAnswered, ActionError>,
+) -> HandlerResult {
+    let a = match answered {
+        Ok(a) => a,
+        Err(ActionError::Store(e)) => return Err(e.into()),
+        Err(_) => {
+            bot.send_message(chat, text::refused(lang)).await?;
+            return Ok(());
+        }
+    };
+    let score = a.score.unwrap_or_default();
+    let reply = match a.decision {
+        AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same => {
+            text::survey_recorded(lang, score)
+        }
+        AnswerDecision::Settled => text::survey_final(lang).to_owned(),
+        AnswerDecision::Expired => text::survey_closed(lang).to_owned(),
+    };
+    let ask = matches!(a.decision, AnswerDecision::Record | AnswerDecision::Change)
+        .then_some(a.follow_up.clone())
+        .flatten();
+    match ask {
+        Some((ru, en)) => {
+            let awaiting = AwaitingComment {
+                tenant_id: a.tenant_id,
+                invitation_id: a.invitation_id,
+                score,
+            };
+            let id = chat.0;
+            blocking(svc, move |s| s.await_comment(id, Some(awaiting))).await??;
+            let question = lang.pick(&ru, &en);
+            bot.send_message(chat, format!("{reply}\n\n{}", text::ask_comment(lang, question)))
+                .await?;
+        }
+        None => {
+            bot.send_message(chat, reply).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A plain message after a follow-up question is its answer.
+async fn survey_comment(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+    text_in: &str,
+) -> Result<bool, HandlerError> {
+    let id = chat.0;
+    let Some(awaiting) = blocking(svc, move |s| s.take_awaiting_comment(id)).await?? else {
+        return Ok(false);
+    };
+    let comment = assent_core::survey::clean_comment(text_in);
+    let answered = blocking(svc, move |s| {
+        s.answer_survey(id, &awaiting.invitation_id, awaiting.score, Some(comment))
+    })
+    .await?;
+    match answered {
+        Ok(a) if matches!(
+            a.decision,
+            AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same
+        ) =>
+        {
+            bot.send_message(chat, text::comment_saved(lang)).await?;
+        }
+        other => survey_reply(bot, svc, chat, lang, other).await?,
+    }
+    Ok(true)
 }
 
 /// The target of button `n` of menu `menu`, which must be the chat's current menu
@@ -515,6 +614,13 @@ mod tests {
         assert_eq!(parse_press("wy:1a2b:0"), Some(Press::Withdraw("1a2b", 0)));
         assert_eq!(parse_press("lang:en"), Some(Press::Language("en")));
         assert_eq!(parse_press("cancel"), Some(Press::Cancel));
+        let invitation = assent_core::id::new_id();
+        assert_eq!(
+            parse_press(&format!("sv:{invitation}:10")),
+            Some(Press::Score(&invitation, 10))
+        );
+        assert_eq!(parse_press(&format!("sv:{invitation}:11")), None);
+        assert_eq!(parse_press("sv:not-an-id:3"), None);
         for bad in [
             "",
             "link:",

@@ -8,6 +8,8 @@ use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
 use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
 use assent_store::telegram::{self, ChatState, LinkToken};
+use assent_core::survey::AnswerDecision;
+use assent_store::surveys::{self, Answer};
 use assent_store::{Store, StoreError, StoreResult, messaging, notifications, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,29 @@ pub struct Menu {
     /// than acting on whatever now has its number.
     pub id: String,
     pub targets: Vec<Target>,
+    /// The survey invitation whose follow-up question the next plain message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_comment: Option<AwaitingComment>,
+}
+
+/// A follow-up question asked after a score in the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingComment {
+    pub tenant_id: String,
+    pub invitation_id: String,
+    pub score: i32,
+}
+
+/// What became of a score or comment given in the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyAnswered {
+    pub decision: AnswerDecision,
+    pub tenant_id: String,
+    pub invitation_id: String,
+    /// The score on file afterwards.
+    pub score: Option<i32>,
+    /// The follow-up question (ru, en), if the survey asks one.
+    pub follow_up: Option<(String, String)>,
 }
 
 /// The ids a token names, or what is wrong with it.
@@ -376,6 +401,86 @@ impl BotService {
             }
         }
         Ok(None)
+    }
+
+    /// Records a score (and, with `comment`, the follow-up answer) given in the chat
+    /// for an invitation of one of the chat's subjects. The invitation must belong to
+    /// a subject this chat is linked to, checked in the unit of work of the write.
+    pub fn answer_survey(
+        &self,
+        chat_id: i64,
+        invitation_id: &str,
+        score: i32,
+        comment: Option<Option<String>>,
+    ) -> Result<SurveyAnswered, ActionError> {
+        let now = Utc::now();
+        for (tenant_id, subject_id) in self.store.system(|c| telegram::links_of_chat(c, chat_id))? {
+            let keys = self.tenant_keys(&tenant_id);
+            let answered = self.store.write(&tenant_id, |c| {
+                let Some(inv) = surveys::invitation(c, &tenant_id, invitation_id)? else {
+                    return Ok(None);
+                };
+                if inv.subject_id != subject_id
+                    || !telegram::is_linked(c, chat_id, &tenant_id, &subject_id)?
+                {
+                    return Ok(None);
+                }
+                let survey =
+                    surveys::get(c, &tenant_id, &inv.survey_code)?.ok_or(StoreError::NotFound)?;
+                let answer = Answer {
+                    score,
+                    comment: comment.clone(),
+                    channel: "telegram",
+                };
+                let (decision, inv) =
+                    surveys::answer(c, &keys, &tenant_id, invitation_id, &answer, now)?;
+                Ok(Some(SurveyAnswered {
+                    decision,
+                    tenant_id: tenant_id.clone(),
+                    invitation_id: inv.id,
+                    score: inv.score,
+                    follow_up: survey.follow_up_ru.zip(survey.follow_up_en),
+                }))
+            });
+            match answered {
+                Ok(Some(a)) => return Ok(a),
+                Ok(None) => continue,
+                // A score off the scale: the button was not ours.
+                Err(StoreError::Invalid(_)) => return Err(ActionError::NotLinked),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ActionError::NotLinked)
+    }
+
+    /// Remembers that the next plain message answers a survey's follow-up question.
+    pub fn await_comment(&self, chat_id: i64, awaiting: Option<AwaitingComment>) -> StoreResult<()> {
+        self.store.system(|c| {
+            let mut s = telegram::chat_state(c, chat_id)?;
+            let mut menu: Menu = s
+                .state
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            menu.awaiting_comment = awaiting;
+            s.state =
+                Some(serde_json::to_string(&menu).map_err(|e| StoreError::Invalid(e.to_string()))?);
+            telegram::put_chat_state(c, chat_id, &s)
+        })
+    }
+
+    /// The follow-up question the chat was asked, if any (and forgets it).
+    pub fn take_awaiting_comment(&self, chat_id: i64) -> StoreResult<Option<AwaitingComment>> {
+        let awaiting = self
+            .chat_state(chat_id)?
+            .state
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Menu>(t).ok())
+            .and_then(|m| m.awaiting_comment);
+        if awaiting.is_some() {
+            self.await_comment(chat_id, None)?;
+        }
+        Ok(awaiting)
     }
 
     /// The bot was blocked or removed: the chat is unreachable for every tenant (not

@@ -254,3 +254,35 @@ pub fn unknown_command(l: Lang) -> &'static str {
         "I did not understand that. Commands: /help",
     )
 }
+
+pub fn survey_recorded(l: Lang, score: i32) -> String {
+    match l {
+        Lang::Ru => format!("Спасибо! Ваша оценка {score} записана."),
+        Lang::En => format!("Thank you! Your score of {score} is recorded."),
+    }
+}
+
+pub fn survey_final(l: Lang) -> &'static str {
+    l.pick(
+        "Ваш ответ уже окончательный и не может быть изменён.",
+        "Your answer is final and can no longer be changed.",
+    )
+}
+
+pub fn survey_closed(l: Lang) -> &'static str {
+    l.pick(
+        "Опрос завершён, ответы больше не принимаются.",
+        "This survey has closed and no longer takes answers.",
+    )
+}
+
+pub fn ask_comment(l: Lang, question: &str) -> String {
+    match l {
+        Lang::Ru => format!("{question}\nНапишите ответ одним сообщением, если хотите."),
+        Lang::En => format!("{question}\nReply in one message if you like."),
+    }
+}
+
+pub fn comment_saved(l: Lang) -> &'static str {
+    l.pick("Спасибо за комментарий!", "Thank you for your comment!")
+}

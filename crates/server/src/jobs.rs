@@ -1,5 +1,6 @@
 //! Background work run by `serve` (roles `all` and `worker`).
 
+use assent_core::crypto::MasterKey;
 use assent_store::Store;
 use assent_store::consents::expire_consents;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the sweeper until the process stops.
-pub async fn run(store: Store) {
+pub async fn run(store: Store, master: MasterKey) {
+    let master = std::sync::Arc::new(master);
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
@@ -26,6 +28,18 @@ pub async fn run(store: Store) {
         .await;
         if let Ok(Err(error)) = pruned {
             tracing::error!(%error, "pruning Telegram bookkeeping failed");
+        }
+        // Anonymous surveys: answers that can no longer change lose their person.
+        let (s, m) = (store.clone(), master.clone());
+        let settled = tokio::task::spawn_blocking(move || {
+            assent_store::surveys::settle_everywhere(&s, &m, chrono::Utc::now())
+        })
+        .await;
+        match settled {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(settled = n, "anonymous survey answers settled"),
+            Ok(Err(error)) => tracing::error!(%error, "settling survey answers failed"),
+            Err(error) => tracing::error!(%error, "settling survey answers panicked"),
         }
     }
 }

@@ -65,7 +65,7 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if matches!(role, ServeRole::All | ServeRole::Worker) {
-        tokio::spawn(crate::jobs::run(store.clone()));
+        tokio::spawn(crate::jobs::run(store.clone(), master.clone()));
         tokio::spawn(dispatcher.run(stop_rx.clone()));
     }
     let bot = start_bot(&config, &store, &master, role, stop_rx).await?;
