@@ -975,3 +975,111 @@ fn reachable(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<i64> {
         })
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let telegram = FakeTelegram::start();
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/surveys",
+            Some(&json!({"code": "nps", "kind": "nps", "purpose": "news",
+                "question": {"ru": "Порекомендуете нас?", "en": "Would you recommend us?"},
+                "follow_up": {"ru": "Почему?", "en": "Why?"}})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let invited = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/surveys/nps/invitations",
+                Some(&json!({"subject_ids": [s], "channel": "telegram"})),
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        let invitation = invited["invitations"][0]["id"].as_str().unwrap().to_owned();
+        let api_url = telegram.api_url();
+        notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&api_url),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(sent[0].chat_id, ANNA as i64);
+        assert!(sent[0].text.starts_with("Порекомендуете нас?"), "{}", sent[0].text);
+        assert!(!sent[0].text.contains("/s/"), "no score links in the chat");
+        // Scores 0–5 and 6–10 in two rows, then "Unsubscribe".
+        let rows = sent[0].reply_markup.clone().expect("a keyboard")["inline_keyboard"].clone();
+        let data = |r: usize| -> Vec<String> {
+            rows[r]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["callback_data"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(data(0).len(), 6);
+        assert_eq!(data(1).len(), 5);
+        assert_eq!(data(1)[3], format!("sv:{invitation}:9"));
+        assert!(data(2)[0].starts_with("nw:"));
+        assert!(data(1).iter().all(|d| d.len() <= 64));
+
+        let invite_message = MockMessageText::new()
+            .text(sent[0].text.as_str())
+            .chat(MockPrivateChat::new().id(ANNA as i64).build())
+            .build();
+        // Someone else's chat cannot answer Anna's invitation.
+        bot.update(press(
+            STRANGER,
+            "en",
+            MockMessageText::new()
+                .text("x")
+                .chat(MockPrivateChat::new().id(STRANGER as i64).build())
+                .build(),
+            &format!("sv:{invitation}:0"),
+        ));
+        bot.dispatch().await;
+        assert_eq!(last_text(&bot), "This survey is not available in this chat.");
+
+        // Anna presses 9 (twice): one answer, then the follow-up question.
+        for _ in 0..2 {
+            bot.update(press(ANNA, "en", invite_message.clone(), &format!("sv:{invitation}:9")));
+            bot.dispatch().await;
+        }
+        let reply = last_text(&bot);
+        assert!(reply.starts_with("Thank you! Your score of 9 is recorded."), "{reply}");
+        bot.update(text_from(ANNA, "en", "Fast delivery"));
+        bot.dispatch().await;
+        assert_eq!(last_text(&bot), "Thank you for your comment!");
+        // The next plain message is not a comment any more.
+        bot.update(text_from(ANNA, "en", "hello"));
+        bot.dispatch().await;
+        assert_ne!(last_text(&bot), "Thank you for your comment!");
+
+        let r = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/surveys/nps/results",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(r["answers"], 1, "{r}");
+        assert_eq!(r["distribution"][9]["count"], 1);
+        assert_eq!(r["comments"][0]["comment"], "Fast delivery");
+        assert_eq!(r["by_channel"][0]["channel"], "telegram");
+        assert_eq!(r["by_channel"][0]["response_rate"], 100.0);
+    }
+}

@@ -482,7 +482,7 @@ async fn survey_reply(
         Ok(a) => a,
         Err(ActionError::Store(e)) => return Err(e.into()),
         Err(_) => {
-            bot.send_message(chat, text::refused(lang)).await?;
+            bot.send_message(chat, text::survey_refused(lang)).await?;
             return Ok(());
         }
     };

@@ -286,3 +286,10 @@ pub fn ask_comment(l: Lang, question: &str) -> String {
 pub fn comment_saved(l: Lang) -> &'static str {
     l.pick("Спасибо за комментарий!", "Thank you for your comment!")
 }
+
+pub fn survey_refused(l: Lang) -> &'static str {
+    l.pick(
+        "Этот опрос недоступен в этом чате.",
+        "This survey is not available in this chat.",
+    )
+}
