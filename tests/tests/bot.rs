@@ -1017,7 +1017,11 @@ async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
         .unwrap();
         let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(sent[0].chat_id, ANNA as i64);
-        assert!(sent[0].text.starts_with("Порекомендуете нас?"), "{}", sent[0].text);
+        assert!(
+            sent[0].text.starts_with("Порекомендуете нас?"),
+            "{}",
+            sent[0].text
+        );
         assert!(!sent[0].text.contains("/s/"), "no score links in the chat");
         // Scores 0–5 and 6–10 in two rows, then "Unsubscribe".
         let rows = sent[0].reply_markup.clone().expect("a keyboard")["inline_keyboard"].clone();
@@ -1050,15 +1054,26 @@ async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
             &format!("sv:{invitation}:0"),
         ));
         bot.dispatch().await;
-        assert_eq!(last_text(&bot), "This survey is not available in this chat.");
+        assert_eq!(
+            last_text(&bot),
+            "This survey is not available in this chat."
+        );
 
         // Anna presses 9 (twice): one answer, then the follow-up question.
         for _ in 0..2 {
-            bot.update(press(ANNA, "en", invite_message.clone(), &format!("sv:{invitation}:9")));
+            bot.update(press(
+                ANNA,
+                "en",
+                invite_message.clone(),
+                &format!("sv:{invitation}:9"),
+            ));
             bot.dispatch().await;
         }
         let reply = last_text(&bot);
-        assert!(reply.starts_with("Thank you! Your score of 9 is recorded."), "{reply}");
+        assert!(
+            reply.starts_with("Thank you! Your score of 9 is recorded."),
+            "{reply}"
+        );
         bot.update(text_from(ANNA, "en", "Fast delivery"));
         bot.dispatch().await;
         assert_eq!(last_text(&bot), "Thank you for your comment!");

@@ -321,3 +321,121 @@ async fn wait_for_status(browser: &Browser, text: &str, what: &str) {
         .await
         .unwrap_or_else(|e| panic!("{what}: no '{text}' ({e}):\n{}", browser.driver_log()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_a_survey_from_its_emailed_score_link() {
+    tokio::time::timeout(TEST_LIMIT, survey_in_browser())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test took longer than {TEST_LIMIT:?}"));
+}
+
+async fn survey_in_browser() {
+    let Some(browser) = Browser::start_with_language("en").await else {
+        return;
+    };
+    let c = &browser.client;
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = tenant_with_news(&app, "acme").await;
+        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/surveys",
+            Some(&json!({"code": "nps", "kind": "nps", "purpose": "news",
+                "question": {"ru": "Порекомендуете ли вы нас?", "en": "Would you recommend us?"},
+                "follow_up": {"ru": "Что улучшить?", "en": "What should we improve?"}})),
+            StatusCode::CREATED,
+        )
+        .await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/surveys/nps/invitations",
+            Some(&json!({"subject_ids": [s]})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        assent_tests::notify::dispatcher(
+            &app,
+            assent_tests::notify::Wiring {
+                smtp_url: Some(&sink.url()),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let got = sink.wait_for(1, Duration::from_secs(5)).await;
+        let text = assent_tests::mailcheck::text_body(&got[0].data);
+        let link = text
+            .lines()
+            .find_map(|l| l.strip_prefix("8: "))
+            .expect("the link for 8");
+        let url = link.replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
+        let what = format!("survey on {backend}");
+
+        // The link opens the question with 8 chosen, in the person's language.
+        c.goto(&url).await.expect("open the score link");
+        assert_eq!(html_lang(c).await, "ru", "{what}");
+        let heading = c.find(Locator::Css("h1")).await.unwrap();
+        assert_eq!(heading.text().await.unwrap(), "Порекомендуете ли вы нас?");
+        let checked = c
+            .find(Locator::Css("input[name=score]:checked"))
+            .await
+            .expect("a score is chosen");
+        assert_eq!(checked.attr("value").await.unwrap().as_deref(), Some("8"));
+        let results = |app: &TestApp| {
+            let token = t.token.clone();
+            let url = app.url("/v1/surveys/nps/results");
+            let client = app.client.clone();
+            async move {
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            results(&app).await["answers"],
+            0,
+            "{what}: opening records nothing"
+        );
+
+        // The person changes their mind to 10, writes a comment, and sends.
+        c.find(Locator::Css("input[name=score][value='10']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .expect("choose 10");
+        c.find(Locator::Css("#comment"))
+            .await
+            .expect("the follow-up question")
+            .send_keys("Быстро и вежливо")
+            .await
+            .unwrap();
+        c.find(Locator::Css("form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .expect("send");
+        wait_for_status(&browser, "Спасибо! Ваш ответ записан.", &what).await;
+        let r = results(&app).await;
+        assert_eq!(r["answers"], 1, "{what}: {r}");
+        assert_eq!(r["distribution"][10]["count"], 1, "{what}: {r}");
+        assert_eq!(r["comments"][0]["comment"], "Быстро и вежливо", "{what}");
+        // Reloading the thank-you page sends nothing again.
+        c.refresh().await.unwrap();
+        assert_eq!(results(&app).await["answers"], 1, "{what}");
+    }
+    browser.close().await;
+}

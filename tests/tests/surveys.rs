@@ -185,7 +185,11 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
                     .to_owned()
             })
             .collect();
-        assert!(links.iter().all(|l| l.starts_with(&format!("{PUBLIC_URL}/s/"))));
+        assert!(
+            links
+                .iter()
+                .all(|l| l.starts_with(&format!("{PUBLIC_URL}/s/")))
+        );
         assert!(
             !links.iter().any(|l| l.contains("anna")),
             "no personal data in links"
@@ -226,7 +230,11 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
                 &http,
                 &url,
                 &page,
-                &[("score", "9"), ("comment", " Быстрая доставка "), ("lang", "ru")],
+                &[
+                    ("score", "9"),
+                    ("comment", " Быстрая доставка "),
+                    ("lang", "ru"),
+                ],
             )
             .await;
             assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -247,7 +255,10 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         let r = post(&http, &url, &page, &[("score", "6"), ("comment", "")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let r = results(&app, &t, "nps-2026").await;
-        assert_eq!((r["answers"].clone(), r["score"].clone()), (json!(1), json!(-100.0)));
+        assert_eq!(
+            (r["answers"].clone(), r["score"].clone()),
+            (json!(1), json!(-100.0))
+        );
         assert_eq!(r["comments"], json!([]), "the comment was cleared");
 
         // Another invitation's token is not this one's; a tampered one is a 404.
@@ -323,7 +334,10 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
             .collect();
         assert_eq!(to, vec!["anna@example.org".to_owned()]);
         let r = results(&app, &t, "nps").await;
-        assert_eq!(r["invitations"], json!({"sent": 1, "pending": 0, "not_delivered": 1}));
+        assert_eq!(
+            r["invitations"],
+            json!({"sent": 1, "pending": 0, "not_delivered": 1})
+        );
 
         // By filter: only those whose consent is on file, each once.
         let v = invite(&app, &t, "nps", json!({"filter": {}})).await;
@@ -348,7 +362,8 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
         csat["kind"] = json!("csat");
         csat["follow_up"] = Value::Null;
         create_survey(&app, &t, csat).await;
-        let nps_ids = invitation_ids(&invite(&app, &t, "nps", json!({"subject_ids": people})).await);
+        let nps_ids =
+            invitation_ids(&invite(&app, &t, "nps", json!({"subject_ids": people})).await);
         let csat_ids =
             invitation_ids(&invite(&app, &t, "csat", json!({"subject_ids": people[..8]})).await);
         deliver(&app, &sink).await;
@@ -377,7 +392,10 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             answer(&app, &t, id, score, "").await;
         }
         let r = results(&app, &t, "csat").await;
-        assert_eq!((r["answers"].clone(), r["score"].clone()), (json!(8), json!(62.5)));
+        assert_eq!(
+            (r["answers"].clone(), r["score"].clone()),
+            (json!(8), json!(62.5))
+        );
         assert_eq!(r["promoters"], Value::Null);
         assert_eq!(r["distribution"].as_array().unwrap().len(), 5);
 
@@ -390,7 +408,12 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             .await
             .unwrap();
         assert_eq!(csv.status(), StatusCode::OK);
-        assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        assert!(
+            csv.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
         let body = csv.text().await.unwrap();
         let mut rows = csv::Reader::from_reader(body.as_bytes());
         let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
@@ -400,7 +423,12 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             "{body}"
         );
         let (status, _) = app
-            .call(&t.token, Method::GET, "/v1/surveys/nps/results?format=xml", None)
+            .call(
+                &t.token,
+                Method::GET,
+                "/v1/surveys/nps/results?format=xml",
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -440,9 +468,17 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         // Anna's ticket closed now: her invitation goes out in 48 hours.
         let first = post(event(&anna, "T-1", now)).await;
         assert_eq!(first["status"], "scheduled", "{first}");
-        let send_at: chrono::DateTime<chrono::Utc> =
-            first["invitation"]["send_at"].as_str().unwrap().parse().unwrap();
-        assert!((send_at - (now + chrono::Duration::hours(48))).num_seconds().abs() <= 1);
+        let send_at: chrono::DateTime<chrono::Utc> = first["invitation"]["send_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (send_at - (now + chrono::Duration::hours(48)))
+                .num_seconds()
+                .abs()
+                <= 1
+        );
         let notice = app
             .expect(
                 &t.token,
@@ -474,7 +510,10 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         // Bad input changes nothing.
         for (body, status) in [
             (event(&anna, "T-9", now + chrono::Duration::hours(1)), 422),
-            (json!({"subject_id": "00000000-0000-4000-8000-000000000000"}), 422),
+            (
+                json!({"subject_id": "00000000-0000-4000-8000-000000000000"}),
+                422,
+            ),
             (json!({"subject_id": anna, "channel": "pigeon"}), 422),
         ] {
             let (got, problem) = app
@@ -498,7 +537,10 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
             .await;
         assert_eq!(got, StatusCode::CONFLICT, "{problem}");
         let r = results(&app, &t, "after-ticket").await;
-        assert_eq!(r["invitations"], json!({"sent": 1, "pending": 1, "not_delivered": 0}));
+        assert_eq!(
+            r["invitations"],
+            json!({"sent": 1, "pending": 1, "not_delivered": 0})
+        );
 
         // Stopping the survey cancels what is still queued.
         app.expect(
@@ -510,7 +552,10 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         )
         .await;
         let r = results(&app, &t, "after-ticket").await;
-        assert_eq!(r["invitations"], json!({"sent": 1, "pending": 0, "not_delivered": 1}));
+        assert_eq!(
+            r["invitations"],
+            json!({"sent": 1, "pending": 0, "not_delivered": 1})
+        );
         let (got, _) = app
             .call(
                 &t.token,
@@ -533,8 +578,8 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         body["anonymous"] = json!(true);
         body["change_hours"] = json!(1);
         create_survey(&app, &t, body).await;
-        let id = invitation_ids(&invite(&app, &t, "anon", json!({"subject_ids": [s]})).await)
-            .remove(0);
+        let id =
+            invitation_ids(&invite(&app, &t, "anon", json!({"subject_ids": [s]})).await).remove(0);
         answer(&app, &t, &id, 8, "Хорошо").await;
         let r = results(&app, &t, "anon").await;
         assert_eq!(r["comments"][0]["subject_id"], Value::Null, "{r}");
@@ -546,7 +591,8 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         let stale = open(&http, &url).await;
         let master = assent_core::crypto::MasterKey::from_bytes(assent_tests::MASTER_KEY);
         let now = chrono::Utc::now();
-        let settle = |at| assent_store::surveys::settle_everywhere(&app.store, &master, at).unwrap();
+        let settle =
+            |at| assent_store::surveys::settle_everywhere(&app.store, &master, at).unwrap();
         assert_eq!(settle(now), 0);
         assert_eq!(settle(now + chrono::Duration::minutes(61)), 1);
         assert_eq!(settle(now + chrono::Duration::minutes(62)), 0);
@@ -568,7 +614,10 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         assert!(!page.contains("<form"), "no form once final: {page}");
         let r = post(&http, &url, &stale, &[("score", "3")]).await;
         assert_eq!(r.status(), StatusCode::CONFLICT);
-        assert_eq!(results(&app, &t, "anon").await["distribution"][3]["count"], 0);
+        assert_eq!(
+            results(&app, &t, "anon").await["distribution"][3]["count"],
+            0
+        );
     }
 }
 
@@ -595,7 +644,11 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             let (status, problem) = app
                 .call(&t.token, Method::POST, "/v1/surveys", Some(&body))
                 .await;
-            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {problem}");
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {problem}"
+            );
             assert_eq!(problem["status"], 422);
         }
         let list = app
@@ -618,9 +671,18 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             json!({"subject_ids": [s], "send_at": "2099-01-01T00:00:00Z"}),
         ] {
             let (status, problem) = app
-                .call(&t.token, Method::POST, "/v1/surveys/nps/invitations", Some(&body))
+                .call(
+                    &t.token,
+                    Method::POST,
+                    "/v1/surveys/nps/invitations",
+                    Some(&body),
+                )
                 .await;
-            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {problem}");
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {problem}"
+            );
         }
         let (status, _) = app
             .call(
@@ -632,7 +694,10 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let r = results(&app, &t, "nps").await;
-        assert_eq!(r["invitations"], json!({"sent": 0, "pending": 0, "not_delivered": 0}));
+        assert_eq!(
+            r["invitations"],
+            json!({"sent": 0, "pending": 0, "not_delivered": 0})
+        );
 
         // An operator may invite but not define; an auditor only reads.
         let operator = app.token_for(&t, Role::Operator).await;
@@ -698,7 +763,13 @@ async fn another_tenant_cannot_see_or_touch_a_survey() {
         )
         .await;
         let listed = app
-            .expect(&intruder.token, Method::GET, "/v1/surveys", None, StatusCode::OK)
+            .expect(
+                &intruder.token,
+                Method::GET,
+                "/v1/surveys",
+                None,
+                StatusCode::OK,
+            )
             .await;
         assert_eq!(listed["items"], json!([]));
         // A link made for one tenant's invitation under another tenant's id is a 404.

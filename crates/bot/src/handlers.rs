@@ -8,8 +8,8 @@
 use crate::service::{
     ActionError, AwaitingComment, BotService, Menu, SurveyAnswered, Target, TokenCheck,
 };
-use assent_core::survey::AnswerDecision;
 use crate::text::{self, Lang};
+use assent_core::survey::AnswerDecision;
 use std::sync::Arc;
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
@@ -119,7 +119,9 @@ async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResu
             Ok(())
         }
         "/unlink" => show_unlink(&bot, &svc, msg.chat.id, lang).await,
-        _ if !command.starts_with('/') && survey_comment(&bot, &svc, msg.chat.id, lang, text).await? => {
+        _ if !command.starts_with('/')
+            && survey_comment(&bot, &svc, msg.chat.id, lang, text).await? =>
+        {
             Ok(())
         }
         _ => {
@@ -507,8 +509,11 @@ async fn survey_reply(
             let id = chat.0;
             blocking(svc, move |s| s.await_comment(id, Some(awaiting))).await??;
             let question = lang.pick(&ru, &en);
-            bot.send_message(chat, format!("{reply}\n\n{}", text::ask_comment(lang, question)))
-                .await?;
+            bot.send_message(
+                chat,
+                format!("{reply}\n\n{}", text::ask_comment(lang, question)),
+            )
+            .await?;
         }
         None => {
             bot.send_message(chat, reply).await?;
@@ -535,10 +540,11 @@ async fn survey_comment(
     })
     .await?;
     match answered {
-        Ok(a) if matches!(
-            a.decision,
-            AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same
-        ) =>
+        Ok(a)
+            if matches!(
+                a.decision,
+                AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same
+            ) =>
         {
             bot.send_message(chat, text::comment_saved(lang)).await?;
         }

@@ -6,10 +6,10 @@ use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method}
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
-use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
-use assent_store::telegram::{self, ChatState, LinkToken};
 use assent_core::survey::AnswerDecision;
+use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
 use assent_store::surveys::{self, Answer};
+use assent_store::telegram::{self, ChatState, LinkToken};
 use assent_store::{Store, StoreError, StoreResult, messaging, notifications, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -454,7 +454,11 @@ impl BotService {
     }
 
     /// Remembers that the next plain message answers a survey's follow-up question.
-    pub fn await_comment(&self, chat_id: i64, awaiting: Option<AwaitingComment>) -> StoreResult<()> {
+    pub fn await_comment(
+        &self,
+        chat_id: i64,
+        awaiting: Option<AwaitingComment>,
+    ) -> StoreResult<()> {
         self.store.system(|c| {
             let mut s = telegram::chat_state(c, chat_id)?;
             let mut menu: Menu = s

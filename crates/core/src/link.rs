@@ -168,7 +168,11 @@ impl LinkKeys {
         let invitation = uuid_bytes("invitation id", &claims.invitation_id)?;
         let score = match claims.score {
             Some(s) if s <= MAX_SURVEY_SCORE => s,
-            Some(s) => return Err(InvalidValue(format!("a survey score of {s} is out of range"))),
+            Some(s) => {
+                return Err(InvalidValue(format!(
+                    "a survey score of {s} is out of range"
+                )));
+            }
             None => NO_SCORE,
         };
         let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES);
@@ -509,9 +513,7 @@ mod tests {
             // A survey link is not an unsubscribe or preferences link.
             assert_eq!(keys.verify(&token), Err(LinkError::Malformed));
         }
-        let unsubscribe = keys
-            .issue(&claims(LinkKind::Unsubscribe, None))
-            .unwrap();
+        let unsubscribe = keys.issue(&claims(LinkKind::Unsubscribe, None)).unwrap();
         assert_eq!(keys.verify_survey(&unsubscribe), Err(LinkError::Malformed));
         let out_of_range = SurveyClaims {
             tenant_id: new_id(),

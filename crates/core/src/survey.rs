@@ -374,8 +374,22 @@ mod tests {
         assert!(t.allows(Some(at(0)), at(24 * 30)));
         // An earlier event queued after a later one is held to the period too.
         assert!(!t.allows(Some(at(24 * 10)), at(0)));
-        assert!(Trigger { delay_hours: -1, period_days: 1 }.validate().is_err());
-        assert!(Trigger { delay_hours: 0, period_days: 0 }.validate().is_err());
+        assert!(
+            Trigger {
+                delay_hours: -1,
+                period_days: 1
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Trigger {
+                delay_hours: 0,
+                period_days: 0
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]

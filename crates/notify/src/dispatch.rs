@@ -15,9 +15,9 @@ use crate::templates::{Rendered, TemplateSet, Templates};
 use crate::webhook::{WebhookFailure, WebhookSender};
 use assent_core::crypto::MasterKey;
 use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SURVEY_ROUTE_PREFIX, SurveyClaims};
-use assent_core::survey::{self, SurveyKind};
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::{IndexKind, TenantKeys};
+use assent_core::survey::{self, SurveyKind};
 use assent_store::notifications::{self as outbox, Notice, Outcome};
 use assent_store::{
     DbConnection, Store, StoreError, StoreResult, messaging, subjects, surveys, tenants,
@@ -461,7 +461,12 @@ impl Dispatcher {
             };
             ctx["survey"] = survey;
             ctx["channel"] = notice.channel.clone().into();
-            buttons = Some(keyboard.into_iter().chain(buttons.unwrap_or_default()).collect());
+            buttons = Some(
+                keyboard
+                    .into_iter()
+                    .chain(buttons.unwrap_or_default())
+                    .collect(),
+            );
         }
         let key = (notice.kind.clone(), notice.locale.clone());
         if !cache.templates.contains_key(&key) {

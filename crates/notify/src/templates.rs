@@ -1786,14 +1786,23 @@ mod tests {
             assert_eq!(r.subject, ctx["survey"]["question"].as_str().unwrap());
             for score in 0..=10 {
                 let url = format!("https://assent.example/s/sample-token-{score}");
-                assert!(r.text.contains(&format!("{score}: {url}\n")), "{locale}: {score}");
+                assert!(
+                    r.text.contains(&format!("{score}: {url}\n")),
+                    "{locale}: {score}"
+                );
                 let href = url.replace('/', "&#x2f;");
-                assert!(r.html.contains(&format!("href=\"{href}\"")), "{locale}: {score}");
+                assert!(
+                    r.html.contains(&format!("href=\"{href}\"")),
+                    "{locale}: {score}"
+                );
             }
             ctx["channel"] = json!("telegram");
             let r = t.render("survey_invitation", locale, None, &ctx).unwrap();
             assert!(!r.text.contains("/s/sample-token-"), "{locale}: {}", r.text);
-            assert!(r.text.contains(ctx["survey"]["follow_up"].as_str().unwrap()));
+            assert!(
+                r.text
+                    .contains(ctx["survey"]["follow_up"].as_str().unwrap())
+            );
         }
     }
 }

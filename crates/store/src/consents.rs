@@ -807,7 +807,8 @@ pub fn granted_subjects(
     locale: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<String>> {
-    let purpose = purposes::resolve(conn, tenant_id, group_id, code)?.ok_or(StoreError::NotFound)?;
+    let purpose =
+        purposes::resolve(conn, tenant_id, group_id, code)?.ok_or(StoreError::NotFound)?;
     let granted = ConsentStatus::Granted.as_str();
     let mut query = subjects::table
         .filter(subjects::tenant_id.eq(tenant_id))

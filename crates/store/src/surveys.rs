@@ -242,7 +242,8 @@ pub fn invite(
     now: DateTime<Utc>,
 ) -> StoreResult<Invited> {
     subjects::lock_for_change(conn, tenant_id, &invite.subject_id)?;
-    let facts = subjects::facts(conn, tenant_id, &invite.subject_id)?.ok_or(StoreError::NotFound)?;
+    let facts =
+        subjects::facts(conn, tenant_id, &invite.subject_id)?.ok_or(StoreError::NotFound)?;
     if facts.erased_at.is_some() {
         return Ok(Invited::Skipped("erased".into()));
     }
@@ -282,8 +283,8 @@ pub fn invite(
         return Ok(Invited::Skipped("already_invited".into()));
     }
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let locale = subjects::locale_of(conn, tenant_id, &invite.subject_id)?
-        .unwrap_or(tenant.default_locale);
+    let locale =
+        subjects::locale_of(conn, tenant_id, &invite.subject_id)?.unwrap_or(tenant.default_locale);
     let id = assent_core::id::new_id();
     let notice = NewNotice {
         subject_id: Some(invite.subject_id.clone()),
@@ -421,7 +422,8 @@ pub fn answer(
         if inv.settled_at.is_some() {
             return Ok((AnswerDecision::Settled, inv));
         }
-        let key = subject_key(conn, keys, tenant_id, &inv.subject_id)?.ok_or(StoreError::NotFound)?;
+        let key =
+            subject_key(conn, keys, tenant_id, &inv.subject_id)?.ok_or(StoreError::NotFound)?;
         let old_comment = comment_of(conn, keys, &inv)?;
         let new_comment = match &given.comment {
             Some(c) => c.clone(),
@@ -496,11 +498,7 @@ pub struct Tally {
     pub answers: Vec<AnswerRow>,
 }
 
-pub fn tally(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    survey: &Survey,
-) -> StoreResult<Tally> {
+pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> StoreResult<Tally> {
     use crate::schema::notifications;
     let tenant_id = &survey.tenant_id;
     let statuses: HashMap<String, String> = notifications::table

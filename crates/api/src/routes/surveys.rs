@@ -173,7 +173,10 @@ pub async fn create_survey(
     assent_core::consent::validate_purpose_code(&b.code)
         .map_err(|e| ApiError::invalid(e.0.replace("purpose code", "survey code")))?;
     let kind: SurveyKind = b.kind.parse().map_err(|_| {
-        ApiError::invalid(format!("unknown survey kind '{}'; expected nps or csat", b.kind))
+        ApiError::invalid(format!(
+            "unknown survey kind '{}'; expected nps or csat",
+            b.kind
+        ))
     })?;
     let (question_ru, question_en) = b.question.validate("question")?;
     let follow_up = b.follow_up.map(|f| f.validate("follow_up")).transpose()?;
@@ -455,7 +458,10 @@ pub async fn create_invitations(
                             }
                         }
                         let mut seen = std::collections::HashSet::new();
-                        Ok((ids.into_iter().filter(|i| seen.insert(i.clone())).collect(), false))
+                        Ok((
+                            ids.into_iter().filter(|i| seen.insert(i.clone())).collect(),
+                            false,
+                        ))
                     }
                     Some(locale) => {
                         let mut ids = surveys::consenting_subjects(
@@ -494,7 +500,15 @@ pub async fn create_invitations(
                             event_key: None,
                             triggered: false,
                         };
-                        match surveys::invite(c, &keyring.tenant, &tenant, group, &survey, &invite, now)? {
+                        match surveys::invite(
+                            c,
+                            &keyring.tenant,
+                            &tenant,
+                            group,
+                            &survey,
+                            &invite,
+                            now,
+                        )? {
                             Invited::Created(i) | Invited::Existing(i) => {
                                 out.invited += 1;
                                 out.invitations.push(i.into());

@@ -17,7 +17,6 @@ use assent_store::{StoreError, branding, policies, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-
 /// What a person may do with one purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

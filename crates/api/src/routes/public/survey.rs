@@ -351,7 +351,11 @@ pub async fn survey_answer(
         )
         .await;
     };
-    let Some(score) = form.score.as_deref().and_then(|s| s.trim().parse::<i32>().ok()) else {
+    let Some(score) = form
+        .score
+        .as_deref()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
         return show(
             state,
             &req,
@@ -387,7 +391,9 @@ pub async fn survey_answer(
     .await;
     match recorded {
         Ok(Ok((AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same, _))) => {
-            let lang = switch.map(|l| format!("&lang={}", l.code())).unwrap_or_default();
+            let lang = switch
+                .map(|l| format!("&lang={}", l.code()))
+                .unwrap_or_default();
             let location = format!("{SURVEY_ROUTE_PREFIX}{token}?done=1{lang}");
             let mut response = HttpResponse::SeeOther();
             super::security_headers(&mut response);
@@ -435,7 +441,10 @@ pub async fn survey_answer(
                 switch,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
-                Some(("Выберите оценку из шкалы.", "Please choose a score on the scale.")),
+                Some((
+                    "Выберите оценку из шкалы.",
+                    "Please choose a score on the scale.",
+                )),
             )
             .await
         }
