@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The public pages under load (BENCHMARKS.md, "Public pages"): a release server on
 # SQLite (default) or PostgreSQL, one subject, and wrk against GET /u/{token} and
-# GET /p/{token} (what a mail scanner or a person opening a link costs).
+# GET /p/{token} and GET /s/{token} (what a mail scanner or a person opening a link costs).
 #   ./bench-pages.sh sqlite            # or: ./bench-pages.sh postgres [URL]
 # Needs wrk (Debian package `wrk`). Environment: SECONDS_EACH (15), CONNECTIONS (32).
 set -euo pipefail
@@ -39,8 +39,13 @@ subject=$(api -d '{"email":"bench@example.org","locale":"ru"}' $base/v1/subjects
 api -d '{"purpose":"news","action":"grant"}' $base/v1/subjects/$subject/consents >/dev/null
 link() { api -d "{\"kind\":\"$1\",\"purpose\":\"news\"}" $base/v1/subjects/$subject/links | sed 's/.*"url":"\([^"]*\)".*/\1/'; }
 u=$(link unsubscribe); p=$(link preferences)
+# A survey invitation's answer page (/s/{token}), queued for tomorrow so nothing is sent.
+api -d '{"code":"nps","kind":"nps","purpose":"news","question":{"ru":"Порекомендуете?","en":"Recommend?"},"follow_up":{"ru":"Почему?","en":"Why?"}}' $base/v1/surveys >/dev/null
+tomorrow=$(date -u -d tomorrow +%Y-%m-%dT%H:%M:%SZ)
+s=$(api -d "{\"subject_ids\":[\"$subject\"],\"send_at\":\"$tomorrow\"}" $base/v1/surveys/nps/invitations \
+  | sed 's/.*"url":"\([^"]*\)".*/\1/')
 echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
-for url in "$u" "$p"; do
+for url in "$u" "$p" "$s"; do
   echo "-- GET ${url%%/${url##*/}}/{token}"
   wrk -t2 -c"${CONNECTIONS:-32}" -d"${SECONDS_EACH:-15}"s --latency "$url" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx"
 done

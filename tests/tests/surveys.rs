@@ -699,6 +699,35 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             json!({"sent": 0, "pending": 0, "not_delivered": 0})
         );
 
+        // At a time: queued until then; the invitation carries its answer page.
+        let later = chrono::Utc::now() + chrono::Duration::hours(2);
+        let v = invite(
+            &app,
+            &t,
+            "nps",
+            json!({"subject_ids": [s], "send_at": later.to_rfc3339()}),
+        )
+        .await;
+        let inv = &v["invitations"][0];
+        let url = inv["url"].as_str().unwrap();
+        assert!(url.starts_with(&format!("{PUBLIC_URL}/s/")), "{url}");
+        let notice = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!(
+                    "/v1/notifications/{}",
+                    inv["notification_id"].as_str().unwrap()
+                ),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(notice["status"], "queued");
+        let due: chrono::DateTime<chrono::Utc> =
+            notice["due_at"].as_str().unwrap().parse().unwrap();
+        assert!((due - later).num_seconds().abs() <= 1, "{notice}");
+
         // An operator may invite but not define; an auditor only reads.
         let operator = app.token_for(&t, Role::Operator).await;
         let (status, _) = app

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
 use assent_core::survey::{self, SurveyKind, Trigger};
 use assent_core::tenancy::Permission;
@@ -335,18 +336,34 @@ pub struct InvitationView {
     pub channel: String,
     pub send_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The answer page of this invitation (no score chosen), for a tenant that also
+    /// shows the survey in its own messages or app. The token is the credential.
+    pub url: Option<String>,
 }
 
-impl From<surveys::Invitation> for InvitationView {
-    fn from(i: surveys::Invitation) -> Self {
-        Self {
-            id: i.id,
-            subject_id: i.subject_id,
-            notification_id: i.notice_id,
-            channel: i.channel,
-            send_at: i.send_at.and_utc(),
-            expires_at: i.expires_at.and_utc(),
-        }
+fn invitation_view(state: &AppState, i: surveys::Invitation) -> InvitationView {
+    let url = state
+        .links
+        .issue_survey(&SurveyClaims {
+            tenant_id: i.tenant_id.clone(),
+            invitation_id: i.id.clone(),
+            score: None,
+        })
+        .ok()
+        .map(|token| {
+            format!(
+                "{}{SURVEY_ROUTE_PREFIX}{token}",
+                state.public_url.trim_end_matches('/')
+            )
+        });
+    InvitationView {
+        id: i.id,
+        subject_id: i.subject_id,
+        notification_id: i.notice_id,
+        channel: i.channel,
+        send_at: i.send_at.and_utc(),
+        expires_at: i.expires_at.and_utc(),
+        url,
     }
 }
 
@@ -440,6 +457,7 @@ pub async fn create_invitations(
     };
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
+    let st = state.clone();
     let result = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             let group = keyring.group_id();
@@ -511,7 +529,7 @@ pub async fn create_invitations(
                         )? {
                             Invited::Created(i) | Invited::Existing(i) => {
                                 out.invited += 1;
-                                out.invitations.push(i.into());
+                                out.invitations.push(invitation_view(&st, i));
                             }
                             Invited::Skipped(reason) => out.skipped.push(SkippedView {
                                 subject_id: subject_id.clone(),
@@ -586,6 +604,7 @@ pub async fn survey_event(
     }
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
+    let st = state.clone();
     let result = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
@@ -620,7 +639,7 @@ pub async fn survey_event(
                 Ok(match invited {
                     Invited::Created(i) | Invited::Existing(i) => EventResult {
                         status: "scheduled".into(),
-                        invitation: Some(i.into()),
+                        invitation: Some(invitation_view(&st, i)),
                         reason: None,
                     },
                     Invited::Skipped(reason) => EventResult {
