@@ -344,6 +344,20 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
         assert_eq!(v["invited"], 0, "{v}");
         assert_eq!(v["skipped"][0]["reason"], "already_invited");
         assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{v}");
+
+        // Vera's invitation never reached her: once she consents again, she is asked.
+        app.expect(
+            &t.token,
+            Method::POST,
+            &format!("/v1/subjects/{late}/consents"),
+            Some(&json!({"purpose": "news", "action": "grant"})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let v = invite(&app, &t, "nps", json!({"subject_ids": [late, asked]})).await;
+        assert_eq!(v["invited"], 1, "{v}");
+        assert_eq!(v["invitations"][0]["subject_id"], late.as_str());
+        assert_eq!(v["skipped"][0]["reason"], "already_invited");
     }
 }
 

@@ -259,12 +259,27 @@ pub fn invite(
         return Ok(Invited::Existing(existing));
     }
     let send_at = invite.send_at.naive_utc();
-    let earlier: Vec<Invitation> = survey_invitations::table
+    // Only invitations that reached the person, or still may, count: one stopped by
+    // the consent gate, cancelled with its survey or undeliverable asked nobody.
+    let mut earlier: Vec<Invitation> = survey_invitations::table
         .filter(survey_invitations::tenant_id.eq(tenant_id))
         .filter(survey_invitations::survey_code.eq(&survey.code))
         .filter(survey_invitations::subject_id.eq(&invite.subject_id))
         .select(Invitation::as_select())
         .load(conn)?;
+    let live = [
+        NoticeStatus::Queued.as_str(),
+        NoticeStatus::Sending.as_str(),
+        NoticeStatus::Sent.as_str(),
+    ];
+    let mut reached = Vec::with_capacity(earlier.len());
+    for inv in earlier.drain(..) {
+        let status = outbox::get(conn, tenant_id, &inv.notice_id)?.map(|n| n.status);
+        if inv.answered() || status.is_some_and(|s| live.contains(&s.as_str())) {
+            reached.push(inv);
+        }
+    }
+    let earlier = reached;
     if invite.triggered
         && let Some(trigger) = survey.trigger()
     {
