@@ -339,11 +339,15 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
             json!({"sent": 1, "pending": 0, "not_delivered": 1})
         );
 
-        // By filter: only those whose consent is on file, each once.
+        // By filter: only those whose consent is on file and who were not asked yet
+        // (Anna was), so a repeated request moves on to the rest.
         let v = invite(&app, &t, "nps", json!({"filter": {}})).await;
         assert_eq!(v["invited"], 0, "{v}");
-        assert_eq!(v["skipped"][0]["reason"], "already_invited");
-        assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["skipped"], json!([]), "{v}");
+        let fresh = granted_subject(&app, &t, "dina@example.org", None).await;
+        let v = invite(&app, &t, "nps", json!({"filter": {}})).await;
+        assert_eq!(v["invited"], 1, "{v}");
+        assert_eq!(v["invitations"][0]["subject_id"], fresh.as_str());
 
         // Vera's invitation never reached her: once she consents again, she is asked.
         app.expect(
@@ -509,6 +513,16 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         // The same event again: the same invitation. Another within the period: none.
         let again = post(event(&anna, "T-1", now)).await;
         assert_eq!(again["invitation"]["id"], first["invitation"]["id"]);
+        // The same event id for someone else is a mistake, not their invitation.
+        let (got, problem) = app
+            .call(
+                &t.token,
+                Method::POST,
+                "/v1/surveys/after-ticket/events",
+                Some(&event(&boris, "T-1", now)),
+            )
+            .await;
+        assert_eq!(got, StatusCode::CONFLICT, "{problem}");
         let second = post(event(&anna, "T-2", now)).await;
         assert_eq!(second["status"], "skipped");
         assert_eq!(second["reason"], "recently_invited");
@@ -592,8 +606,10 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         body["anonymous"] = json!(true);
         body["change_hours"] = json!(1);
         create_survey(&app, &t, body).await;
-        let id =
-            invitation_ids(&invite(&app, &t, "anon", json!({"subject_ids": [s]})).await).remove(0);
+        let invited = invite(&app, &t, "anon", json!({"subject_ids": [s]})).await;
+        // No answer page in the API: it would show staff this person's answer.
+        assert_eq!(invited["invitations"][0]["url"], Value::Null, "{invited}");
+        let id = invitation_ids(&invited).remove(0);
         answer(&app, &t, &id, 8, "Хорошо").await;
         let r = results(&app, &t, "anon").await;
         assert_eq!(r["comments"][0]["subject_id"], Value::Null, "{r}");
@@ -621,7 +637,11 @@ async fn anonymous_answers_lose_their_person_once_settled() {
             .unwrap()
             .unwrap();
         assert_eq!((inv.score, inv.comment.is_none()), (None, true));
-        assert!(inv.settled_at.is_some());
+        // Only the day it settled is kept, not when the person answered.
+        assert_eq!(inv.first_answered_at, None);
+        assert_eq!(inv.answered_at, None);
+        let settled = inv.settled_at.unwrap();
+        assert_eq!(settled.time(), chrono::NaiveTime::MIN);
 
         // The answer is final: no form, and a post from an older page changes nothing.
         let page = http.get(&url).send().await.unwrap().text().await.unwrap();
@@ -648,6 +668,8 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             ("code", json!("Bad Code")),
             ("question", json!({"ru": "", "en": "x"})),
             ("answer_days", json!(0)),
+            ("change_hours", json!(0)),
+            ("question", json!({"ru": "Две\nстроки", "en": "x"})),
             ("trigger", json!({"delay_hours": -1, "period_days": 30})),
         ] {
             let mut body = nps("nps");

@@ -432,8 +432,10 @@ async fn handle_press(
         }
         Press::Score(invitation, score) => {
             let invitation = invitation.to_owned();
-            let answered =
-                blocking(svc, move |s| s.answer_survey(id, &invitation, score, None)).await?;
+            let answered = blocking(svc, move |s| {
+                s.answer_survey(id, &invitation, Some(score), None)
+            })
+            .await?;
             survey_reply(bot, svc, chat, lang, answered).await?;
         }
         Press::Unlink(menu, n) => {
@@ -504,7 +506,8 @@ async fn survey_reply(
             let awaiting = AwaitingComment {
                 tenant_id: a.tenant_id,
                 invitation_id: a.invitation_id,
-                score,
+                until: chrono::Utc::now()
+                    + chrono::Duration::minutes(crate::service::COMMENT_WAIT_MINUTES),
             };
             let id = chat.0;
             blocking(svc, move |s| s.await_comment(id, Some(awaiting))).await??;
@@ -536,7 +539,7 @@ async fn survey_comment(
     };
     let comment = assent_core::survey::clean_comment(text_in);
     let answered = blocking(svc, move |s| {
-        s.answer_survey(id, &awaiting.invitation_id, awaiting.score, Some(comment))
+        s.answer_survey(id, &awaiting.invitation_id, None, Some(comment))
     })
     .await?;
     match answered {

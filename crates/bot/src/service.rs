@@ -96,8 +96,12 @@ pub struct Menu {
 pub struct AwaitingComment {
     pub tenant_id: String,
     pub invitation_id: String,
-    pub score: i32,
+    /// After this the next message is a message again, not a comment.
+    pub until: DateTime<Utc>,
 }
+
+/// How long the bot takes the next plain message as the follow-up comment.
+pub const COMMENT_WAIT_MINUTES: i64 = 60;
 
 /// What became of a score or comment given in the chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +414,7 @@ impl BotService {
         &self,
         chat_id: i64,
         invitation_id: &str,
-        score: i32,
+        score: Option<i32>,
         comment: Option<Option<String>>,
     ) -> Result<SurveyAnswered, ActionError> {
         let now = Utc::now();
@@ -484,7 +488,7 @@ impl BotService {
         if awaiting.is_some() {
             self.await_comment(chat_id, None)?;
         }
-        Ok(awaiting)
+        Ok(awaiting.filter(|a| a.until > Utc::now()))
     }
 
     /// The bot was blocked or removed: the chat is unreachable for every tenant (not

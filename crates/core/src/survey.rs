@@ -129,9 +129,10 @@ pub fn validate_text(field: &str, text: &str) -> Result<String, InvalidValue> {
             "{field} must be 1-{MAX_QUESTION_CHARS} characters"
         )));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
+    // One line: the question is also the email's subject line.
+    if text.chars().any(char::is_control) {
         return Err(InvalidValue(format!(
-            "{field} must not contain control characters"
+            "{field} must be one line without control characters"
         )));
     }
     Ok(text.to_owned())
@@ -155,8 +156,10 @@ pub fn validate_windows(answer_days: i32, change_hours: i32) -> Result<(), Inval
     if !(1..=365).contains(&answer_days) {
         return Err(InvalidValue("answer_days must be 1-365".into()));
     }
-    if !(0..=24 * 30).contains(&change_hours) {
-        return Err(InvalidValue("change_hours must be 0-720".into()));
+    // At least an hour: the bot asks its follow-up question after the score, and the
+    // comment must still be accepted.
+    if !(1..=24 * 30).contains(&change_hours) {
+        return Err(InvalidValue("change_hours must be 1-720".into()));
     }
     Ok(())
 }
@@ -402,6 +405,8 @@ mod tests {
         );
         assert!(validate_text("question.ru", " ").is_err());
         assert!(validate_text("question.ru", "Оцените нас\u{0}").is_err());
+        assert!(validate_text("question.ru", "Оцените\nнас").is_err());
+        assert!(validate_windows(30, 0).is_err() && validate_windows(30, 1).is_ok());
         assert_eq!(validate_text("q", " Как дела? ").unwrap(), "Как дела?");
     }
 

@@ -797,7 +797,7 @@ pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
 
 /// Subjects of the tenant (not erased, optionally of one locale) whom `code` may
 /// reach as far as the projection says: for a consent purpose, those with consent
-/// on file; otherwise all. Oldest id first, at most `limit`. The outbox gate still
+/// on file; otherwise all. By id, after `after`, at most `limit`. The outbox gate still
 /// decides for each (expiry, objection, restriction, channel).
 pub fn granted_subjects(
     conn: &mut DbConnection,
@@ -805,6 +805,7 @@ pub fn granted_subjects(
     group_id: Option<&str>,
     code: &str,
     locale: Option<&str>,
+    after: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<String>> {
     let purpose =
@@ -819,6 +820,9 @@ pub fn granted_subjects(
         .into_boxed();
     if let Some(locale) = locale {
         query = query.filter(subjects::locale.eq(locale.to_owned()));
+    }
+    if let Some(after) = after {
+        query = query.filter(subjects::id.gt(after.to_owned()));
     }
     if purpose.meaning.legal_basis == LegalBasis::Consent {
         query = match (purpose.scope, group_id) {

@@ -102,8 +102,9 @@ pub struct Invitation {
 }
 
 impl Invitation {
+    /// Answered, settled or not (a settled anonymous answer keeps no time).
     pub fn answered(&self) -> bool {
-        self.first_answered_at.is_some()
+        self.first_answered_at.is_some() || self.settled_at.is_some()
     }
 }
 
@@ -256,6 +257,11 @@ pub fn invite(
             .first(conn)
             .optional()?
     {
+        if existing.subject_id != invite.subject_id {
+            return Err(StoreError::Conflict(
+                "this event_id was reported for another subject".into(),
+            ));
+        }
         return Ok(Invited::Existing(existing));
     }
     let send_at = invite.send_at.naive_utc();
@@ -293,7 +299,7 @@ pub fn invite(
     }
     if earlier
         .iter()
-        .any(|i| !i.answered() && i.expires_at > send_at && i.send_at <= send_at)
+        .any(|i| !i.answered() && i.expires_at > send_at)
     {
         return Ok(Invited::Skipped("already_invited".into()));
     }
@@ -363,17 +369,52 @@ pub fn invitation(
         .optional()?)
 }
 
-/// The subjects whose standing consent to `purpose` is on file, for invitations by
-/// filter (the gate still decides for each).
-pub fn consenting_subjects(
+/// Whom an invitation by filter reaches: subjects whose consent to the survey's
+/// purpose is on file (the gate still decides for each), leaving out those invited
+/// to this survey within its answer window, so a repeated request (after `limit` was
+/// reached, or as the next wave) moves on to the people not yet asked.
+pub fn filter_targets(
     conn: &mut DbConnection,
-    tenant_id: &str,
     group_id: Option<&str>,
-    purpose_code: &str,
+    survey: &Survey,
     locale: Option<&str>,
-    limit: i64,
+    now: DateTime<Utc>,
+    limit: usize,
 ) -> StoreResult<Vec<String>> {
-    crate::consents::granted_subjects(conn, tenant_id, group_id, purpose_code, locale, limit)
+    let since = (now - Duration::days(i64::from(survey.answer_days))).naive_utc();
+    let recent: std::collections::HashSet<String> = survey_invitations::table
+        .filter(survey_invitations::tenant_id.eq(&survey.tenant_id))
+        .filter(survey_invitations::survey_code.eq(&survey.code))
+        .filter(survey_invitations::send_at.gt(since))
+        .select(survey_invitations::subject_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::consents::granted_subjects(
+            conn,
+            &survey.tenant_id,
+            group_id,
+            &survey.purpose_code,
+            locale,
+            after.as_deref(),
+            1000,
+        )?;
+        let Some(last) = page.last().cloned() else {
+            return Ok(out);
+        };
+        for id in page {
+            if !recent.contains(&id) {
+                out.push(id);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        after = Some(last);
+    }
 }
 
 fn subject_key(
@@ -410,7 +451,8 @@ pub fn comment_of(
 /// An answer as given.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    pub score: i32,
+    /// `None` adds or changes only the comment, keeping the score on file.
+    pub score: Option<i32>,
     /// `None` keeps a comment given before; `Some(None)` clears it.
     pub comment: Option<Option<String>>,
     /// `web` or `telegram`.
@@ -430,9 +472,14 @@ pub fn answer(
     for _ in 0..3 {
         let inv = invitation(conn, tenant_id, invitation_id)?.ok_or(StoreError::NotFound)?;
         let survey = get(conn, tenant_id, &inv.survey_code)?.ok_or(StoreError::NotFound)?;
+        let score = match given.score.or(inv.score) {
+            Some(score) => score,
+            None if inv.settled_at.is_some() => return Ok((AnswerDecision::Settled, inv)),
+            None => return Err(StoreError::Invalid("give a score first".into())),
+        };
         survey
             .kind()
-            .validate(given.score)
+            .validate(score)
             .map_err(|e| StoreError::Invalid(e.0))?;
         if inv.settled_at.is_some() {
             return Ok((AnswerDecision::Settled, inv));
@@ -450,7 +497,7 @@ pub fn answer(
             first_answered_at: inv.first_answered_at.map(|t| t.and_utc()),
             change_hours: survey.change_hours,
         };
-        let decision = survey::decide(facts, given.score, new_comment != old_comment, now);
+        let decision = survey::decide(facts, score, new_comment != old_comment, now);
         if !matches!(decision, AnswerDecision::Record | AnswerDecision::Change) {
             return Ok((decision, inv));
         }
@@ -470,7 +517,7 @@ pub fn answer(
             .filter(survey_invitations::changes.eq(inv.changes))
             .filter(survey_invitations::settled_at.is_null());
         let set = (
-            survey_invitations::score.eq(given.score),
+            survey_invitations::score.eq(score),
             survey_invitations::comment.eq(sealed),
             survey_invitations::answered_channel.eq(given.channel),
             survey_invitations::first_answered_at.eq(first),
@@ -501,8 +548,11 @@ pub struct AnswerRow {
     pub invitation_channel: String,
     pub score: i32,
     pub comment: Option<String>,
-    /// None once an anonymous answer is settled.
+    /// None in anonymous mode.
     pub answered_at: Option<DateTime<Utc>>,
+    /// The invitation was delivered (answers by the API's link to an invitation not
+    /// delivered do not count towards the response rate).
+    pub delivered: bool,
 }
 
 /// The invitations of a survey by channel and delivery, and every answer.
@@ -533,6 +583,7 @@ pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> Sto
     let mut key_cache: HashMap<String, Option<SubjectKey>> = HashMap::new();
     for inv in invitations {
         let entry = tally.delivery.entry(inv.channel.clone()).or_default();
+        let delivered = statuses.get(&inv.notice_id).map(String::as_str) == Some("sent");
         match statuses.get(&inv.notice_id).map(String::as_str) {
             Some("sent") => entry.0 += 1,
             Some("queued" | "sending") => entry.1 += 1,
@@ -555,7 +606,11 @@ pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> Sto
             invitation_channel: inv.channel,
             score,
             comment,
-            answered_at: inv.answered_at.map(|t| t.and_utc()),
+            answered_at: inv
+                .answered_at
+                .filter(|_| !survey.anonymous)
+                .map(|t| t.and_utc()),
+            delivered,
         });
     }
     let anonymous: Vec<(String, i32, Option<String>)> = survey_anonymous_answers::table
@@ -575,6 +630,9 @@ pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> Sto
             score,
             comment,
             answered_at: None,
+            // Only answers can settle, and only delivered invitations are answered
+            // but through the API's link; anonymity keeps no way to tell.
+            delivered: true,
         });
     }
     Ok(tally)
@@ -610,26 +668,40 @@ pub fn settle_anonymous(
             .select(Invitation::as_select())
             .limit(1000)
             .load(conn)?;
+        // The invitation keeps only the day it settled; the answer gets a random
+        // timeless id, so neither order nor time ties the two together.
+        let day = now.date_naive().and_time(chrono::NaiveTime::MIN);
         for inv in due {
             let Some(score) = inv.score else { continue };
             let comment = comment_of(conn, keys, &inv)?;
+            // Claimed first: of two workers settling at once, one moves the answer.
+            let claimed = diesel::update(
+                survey_invitations::table
+                    .find((tenant_id, &inv.id))
+                    .filter(survey_invitations::settled_at.is_null()),
+            )
+            .set((
+                survey_invitations::score.eq(None::<i32>),
+                survey_invitations::comment.eq(None::<Vec<u8>>),
+                survey_invitations::answered_channel.eq(None::<String>),
+                survey_invitations::first_answered_at.eq(None::<NaiveDateTime>),
+                survey_invitations::answered_at.eq(None::<NaiveDateTime>),
+                survey_invitations::settled_at.eq(day),
+            ))
+            .execute(conn)?;
+            if claimed != 1 {
+                continue;
+            }
             diesel::insert_into(survey_anonymous_answers::table)
                 .values((
                     survey_anonymous_answers::tenant_id.eq(tenant_id),
                     survey_anonymous_answers::survey_code.eq(&survey.code),
-                    survey_anonymous_answers::id.eq(assent_core::id::new_id()),
+                    survey_anonymous_answers::id.eq(assent_core::crypto::b64url(
+                        &assent_core::crypto::random_bytes::<16>(),
+                    )),
                     survey_anonymous_answers::channel.eq(&inv.channel),
                     survey_anonymous_answers::score.eq(score),
                     survey_anonymous_answers::comment.eq(comment),
-                ))
-                .execute(conn)?;
-            diesel::update(survey_invitations::table.find((tenant_id, &inv.id)))
-                .set((
-                    survey_invitations::score.eq(None::<i32>),
-                    survey_invitations::comment.eq(None::<Vec<u8>>),
-                    survey_invitations::answered_channel.eq(None::<String>),
-                    survey_invitations::answered_at.eq(None::<NaiveDateTime>),
-                    survey_invitations::settled_at.eq(now.naive_utc()),
                 ))
                 .execute(conn)?;
             settled += 1;

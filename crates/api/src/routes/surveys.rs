@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 /// Subjects named in one invitation request.
 const MAX_SUBJECT_IDS: usize = 1000;
 /// Subjects one invitation request may reach through a filter.
-const MAX_FILTER_SUBJECTS: i64 = 10_000;
+const MAX_FILTER_SUBJECTS: usize = 10_000;
 /// Subjects invited per transaction when inviting by filter.
 const FILTER_CHUNK: usize = 200;
 
@@ -341,15 +341,18 @@ pub struct InvitationView {
     pub url: Option<String>,
 }
 
-fn invitation_view(state: &AppState, i: surveys::Invitation) -> InvitationView {
-    let url = state
-        .links
-        .issue_survey(&SurveyClaims {
-            tenant_id: i.tenant_id.clone(),
-            invitation_id: i.id.clone(),
-            score: None,
+/// The answer page shows the answer given, so an anonymous survey's invitations
+/// carry no `url`: staff must not be able to read one person's answer through it.
+fn invitation_view(state: &AppState, i: surveys::Invitation, anonymous: bool) -> InvitationView {
+    let url = (!anonymous)
+        .then(|| {
+            state.links.issue_survey(&SurveyClaims {
+                tenant_id: i.tenant_id.clone(),
+                invitation_id: i.id.clone(),
+                score: None,
+            })
         })
-        .ok()
+        .and_then(Result::ok)
         .map(|token| {
             format!(
                 "{}{SURVEY_ROUTE_PREFIX}{token}",
@@ -482,16 +485,16 @@ pub async fn create_invitations(
                         ))
                     }
                     Some(locale) => {
-                        let mut ids = surveys::consenting_subjects(
+                        let mut ids = surveys::filter_targets(
                             c,
-                            &tenant,
                             group,
-                            &survey.purpose_code,
+                            &survey,
                             locale.as_deref(),
+                            now,
                             MAX_FILTER_SUBJECTS + 1,
                         )?;
-                        let truncated = ids.len() as i64 > MAX_FILTER_SUBJECTS;
-                        ids.truncate(MAX_FILTER_SUBJECTS as usize);
+                        let truncated = ids.len() > MAX_FILTER_SUBJECTS;
+                        ids.truncate(MAX_FILTER_SUBJECTS);
                         Ok((ids, truncated))
                     }
                 }
@@ -529,7 +532,8 @@ pub async fn create_invitations(
                         )? {
                             Invited::Created(i) | Invited::Existing(i) => {
                                 out.invited += 1;
-                                out.invitations.push(invitation_view(&st, i));
+                                out.invitations
+                                    .push(invitation_view(&st, i, survey.anonymous));
                             }
                             Invited::Skipped(reason) => out.skipped.push(SkippedView {
                                 subject_id: subject_id.clone(),
@@ -639,7 +643,7 @@ pub async fn survey_event(
                 Ok(match invited {
                     Invited::Created(i) | Invited::Existing(i) => EventResult {
                         status: "scheduled".into(),
-                        invitation: Some(invitation_view(&st, i)),
+                        invitation: Some(invitation_view(&st, i, survey.anonymous)),
                         reason: None,
                     },
                     Invited::Skipped(reason) => EventResult {
@@ -737,18 +741,19 @@ fn results_of(survey: &Survey, tally: surveys::Tally) -> SurveyResults {
     let by_channel = channels
         .into_iter()
         .map(|(channel, d)| {
-            let scores: Vec<i32> = tally
+            let answers: Vec<&surveys::AnswerRow> = tally
                 .answers
                 .iter()
                 .filter(|a| a.invitation_channel == channel)
-                .map(|a| a.score)
                 .collect();
+            let scores: Vec<i32> = answers.iter().map(|a| a.score).collect();
             let s = survey::summarise(kind, &scores);
+            let delivered = answers.iter().filter(|a| a.delivered).count() as u64;
             ChannelResults {
                 channel: channel.to_owned(),
                 invitations: delivery(d),
                 answers: s.answers,
-                response_rate: survey::response_rate(d.0, s.answers),
+                response_rate: survey::response_rate(d.0, delivered),
                 score: s.score,
             }
         })
@@ -772,7 +777,10 @@ fn results_of(survey: &Survey, tally: surveys::Tally) -> SurveyResults {
         anonymous: survey.anonymous,
         invitations: delivery(total),
         answers: summary.answers,
-        response_rate: survey::response_rate(total.0, summary.answers),
+        response_rate: survey::response_rate(
+            total.0,
+            tally.answers.iter().filter(|a| a.delivered).count() as u64,
+        ),
         score: summary.score,
         promoters: summary.promoters,
         passives: summary.passives,

@@ -369,7 +369,7 @@ pub async fn survey_answer(
         .await;
     };
     let answer = Answer {
-        score,
+        score: Some(score),
         comment: form.comment.as_deref().map(survey::clean_comment),
         channel: "web",
     };
