@@ -49,6 +49,8 @@ pub const BUILTIN_KINDS: &[&str] = &[
     "consent_receipt",
     "message",
     "survey_invitation",
+    "rights_request_code",
+    "rights_request_update",
 ];
 /// Variables every kind gets.
 pub const COMMON_VARIABLES: &[&str] = &[
@@ -431,6 +433,24 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
                         "url": format!("https://assent.example/s/sample-token-{s}"),
                     }))
                     .collect::<Vec<_>>(),
+            },
+        }),
+        "rights_request_code" => serde_json::json!({
+            "data": {
+                "code": "482915",
+                "expires_at": "2026-03-05T15:00:00Z",
+                "request": {"id": "0199a1b2-0000-7000-8000-000000000001", "type": "erasure",
+                    "status": "awaiting_verification", "received_at": "2026-03-05T14:30:00Z",
+                    "due_at": "2026-03-19T20:59:59Z", "timezone": "Europe/Moscow"},
+            },
+        }),
+        "rights_request_update" => serde_json::json!({
+            "data": {
+                "step": "extend",
+                "reason": pick("Нужно собрать данные из архива.", "We need to collect archived data."),
+                "request": {"id": "0199a1b2-0000-7000-8000-000000000001", "type": "access",
+                    "status": "extended", "received_at": "2026-03-05T14:30:00Z",
+                    "due_at": "2026-03-26T20:59:59Z", "timezone": "Europe/Moscow"},
             },
         }),
         _ => Json::Object(Map::new()),
@@ -1151,6 +1171,86 @@ Thank you for helping us improve,
 <p>Thank you for helping us improve,<br>{{ tenant.name }}</p>"
         ),
     },
+    Builtin {
+        kind: "rights_request_code",
+        locale: "ru",
+        subject: "Код подтверждения: {{ data.code }}",
+        text: "{% set types = {\"access\": \"доступ к персональным данным\", \"portability\": \"выгрузка персональных данных\", \"rectification\": \"уточнение персональных данных\", \"restriction\": \"ограничение обработки\", \"objection\": \"возражение против обработки\", \"anonymisation\": \"обезличивание персональных данных\", \"erasure\": \"уничтожение персональных данных\", \"withdraw_all\": \"отзыв всех согласий\"} %}\
+Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+Мы получили ваш запрос: {{ types[data.request.type] }}. Чтобы мы могли его выполнить, подтвердите, что он от вас: сообщите этот код сотруднику {{ tenant.name }} или введите его там, где подавали запрос.
+
+Код: {{ data.code }}
+Код действует до {{ data.expires_at | datetime(data.request.timezone) }}.
+
+Если вы не подавали запрос, просто проигнорируйте это сообщение.
+
+С уважением,
+{{ tenant.name }}",
+        html: "",
+    },
+    Builtin {
+        kind: "rights_request_code",
+        locale: "en",
+        subject: "Your confirmation code: {{ data.code }}",
+        text: "{% set types = {\"access\": \"access to your personal data\", \"portability\": \"a copy of your personal data\", \"rectification\": \"correction of your personal data\", \"restriction\": \"restriction of processing\", \"objection\": \"objection to processing\", \"anonymisation\": \"anonymisation of your personal data\", \"erasure\": \"erasure of your personal data\", \"withdraw_all\": \"withdrawal of all consents\"} %}\
+Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+We have received your request: {{ types[data.request.type] }}. To let us act on it, confirm that it is yours: give this code to {{ tenant.name }} staff or enter it where you made the request.
+
+Code: {{ data.code }}
+The code works until {{ data.expires_at | datetime(data.request.timezone) }}.
+
+If you did not make this request, ignore this message.
+
+Kind regards,
+{{ tenant.name }}",
+        html: "",
+    },
+    Builtin {
+        kind: "rights_request_update",
+        locale: "ru",
+        subject: "{% set steps = {\"request_verification\": \"ожидает подтверждения личности\", \"verify\": \"личность подтверждена, запрос принят в работу\", \"start\": \"запрос обрабатывается\", \"extend\": \"срок ответа продлён\", \"complete\": \"запрос выполнен\", \"reject\": \"в выполнении запроса отказано\"} %}Ваш запрос: {{ steps[data.step] }}",
+        text: "{% set types = {\"access\": \"доступ к персональным данным\", \"portability\": \"выгрузка персональных данных\", \"rectification\": \"уточнение персональных данных\", \"restriction\": \"ограничение обработки\", \"objection\": \"возражение против обработки\", \"anonymisation\": \"обезличивание персональных данных\", \"erasure\": \"уничтожение персональных данных\", \"withdraw_all\": \"отзыв всех согласий\"} %}{% set steps = {\"request_verification\": \"ожидает подтверждения личности\", \"verify\": \"личность подтверждена, запрос принят в работу\", \"start\": \"запрос обрабатывается\", \"extend\": \"срок ответа продлён\", \"complete\": \"запрос выполнен\", \"reject\": \"в выполнении запроса отказано\"} %}\
+Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+Ваш запрос ({{ types[data.request.type] }}) от {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
+{% if data.reason %}
+Причина: {{ data.reason }}
+{% endif %}
+{% if data.step == 'reject' %}
+Если вы не согласны с решением, вы можете обжаловать его в уполномоченном органе по защите прав субъектов персональных данных (Роскомнадзор) или в суде.
+{% elif data.step != 'complete' %}
+Срок ответа: {{ data.request.due_at | date(data.request.timezone) }}
+{% endif %}
+Номер запроса: {{ data.request.id }}
+
+С уважением,
+{{ tenant.name }}",
+        html: "",
+    },
+    Builtin {
+        kind: "rights_request_update",
+        locale: "en",
+        subject: "{% set steps = {\"request_verification\": \"waiting for your identity to be confirmed\", \"verify\": \"your identity is confirmed and the request accepted\", \"start\": \"the request is being handled\", \"extend\": \"the deadline has been extended\", \"complete\": \"the request is done\", \"reject\": \"the request has been refused\"} %}Your request: {{ steps[data.step] }}",
+        text: "{% set types = {\"access\": \"access to your personal data\", \"portability\": \"a copy of your personal data\", \"rectification\": \"correction of your personal data\", \"restriction\": \"restriction of processing\", \"objection\": \"objection to processing\", \"anonymisation\": \"anonymisation of your personal data\", \"erasure\": \"erasure of your personal data\", \"withdraw_all\": \"withdrawal of all consents\"} %}{% set steps = {\"request_verification\": \"waiting for your identity to be confirmed\", \"verify\": \"your identity is confirmed and the request accepted\", \"start\": \"the request is being handled\", \"extend\": \"the deadline has been extended\", \"complete\": \"the request is done\", \"reject\": \"the request has been refused\"} %}\
+Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
+
+Your request ({{ types[data.request.type] }}) of {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
+{% if data.reason %}
+Reason: {{ data.reason }}
+{% endif %}
+{% if data.step == 'reject' %}
+If you disagree, you may complain to the data protection supervisory authority or go to court.
+{% elif data.step != 'complete' %}
+We will answer by {{ data.request.due_at | date(data.request.timezone) }}.
+{% endif %}
+Request number: {{ data.request.id }}
+
+Kind regards,
+{{ tenant.name }}",
+        html: "",
+    },
 ];
 
 #[cfg(test)]
@@ -1804,5 +1904,29 @@ mod tests {
                     .contains(ctx["survey"]["follow_up"].as_str().unwrap())
             );
         }
+    }
+
+    #[test]
+    fn rights_request_messages_say_what_happened_and_by_when() {
+        let t = Templates::new();
+        let ctx = sample_context("rights_request_code", "ru");
+        let r = t.render("rights_request_code", "ru", None, &ctx).unwrap();
+        assert_eq!(r.subject, "Код подтверждения: 482915");
+        assert!(r.text.contains("уничтожение персональных данных"), "{}", r.text);
+        assert!(r.text.contains("Код действует до 5 марта 2026 г. в 18:00 (MSK)."));
+        let mut ctx = sample_context("rights_request_update", "ru");
+        let r = t.render("rights_request_update", "ru", None, &ctx).unwrap();
+        assert_eq!(r.subject, "Ваш запрос: срок ответа продлён");
+        assert!(r.text.contains("Причина: Нужно собрать данные из архива.\n"));
+        assert!(r.text.contains("Срок ответа: 26 марта 2026 г.\n"), "{}", r.text);
+        // A refusal tells the person where to complain (policy 6.3), and no deadline.
+        ctx["data"]["step"] = json!("reject");
+        let r = t.render("rights_request_update", "ru", None, &ctx).unwrap();
+        assert!(r.text.contains("Роскомнадзор"), "{}", r.text);
+        assert!(!r.text.contains("Срок ответа"));
+        let mut ctx = sample_context("rights_request_update", "en");
+        ctx["data"]["step"] = json!("reject");
+        let r = t.render("rights_request_update", "en", None, &ctx).unwrap();
+        assert!(r.text.contains("supervisory authority"), "{}", r.text);
     }
 }

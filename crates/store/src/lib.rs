@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod notifications;
 pub mod policies;
 pub mod purposes;
+pub mod rights;
 pub mod schema;
 mod store;
 pub mod subjects;

@@ -441,3 +441,40 @@ diesel::table! {
 
 // Invitations by filter select subjects by their consent state in a subquery.
 diesel::allow_tables_to_appear_in_same_query!(subjects, consent_states, group_consent_states);
+
+diesel::table! {
+    rights_requests (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        subject_id -> Text,
+        kind -> Text,
+        status -> Text,
+        channel -> Text,
+        received_at -> Timestamp,
+        due_at -> Timestamp,
+        extended -> Bool,
+        representative -> Bool,
+        duplicate_of -> Nullable<Text>,
+        details -> Nullable<Binary>,
+        code -> Nullable<Binary>,
+        code_expires_at -> Nullable<Timestamp>,
+        code_failures -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rights_request_events (tenant_id, request_id, seq) {
+        tenant_id -> Text,
+        request_id -> Text,
+        seq -> Integer,
+        step -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        actor -> Text,
+        reason -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}

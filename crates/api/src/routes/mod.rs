@@ -11,6 +11,7 @@ pub mod notifications;
 pub mod policies;
 pub mod public;
 pub mod purposes;
+pub mod rights;
 pub mod subjects;
 pub mod subscriptions;
 pub mod surveys;

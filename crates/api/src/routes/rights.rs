@@ -1,0 +1,545 @@
+//! Rights requests (policy 6.2–6.4): intake by staff, the identity check, and the
+//! steps to completion or refusal, each confirmed to the person with the deadline.
+
+use crate::extract::{Json, PageQuery, Principal};
+use crate::state::AppState;
+use crate::{ApiError, ApiResult};
+use actix_web::{HttpResponse, get, post, web};
+use assent_core::deadline::{self, WorkCalendar};
+use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
+use assent_core::tenancy::{Jurisdiction, Permission};
+use assent_store::rights::{self as repo, ListFilter, NewRequest, Request, StepChange};
+use assent_store::{StoreError, tenants};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a request can arrive.
+const CHANNELS: &[&str] = &["api", "letter", "phone", "email", "in_person", "web", "telegram"];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub subject_id: String,
+    /// `access`, `portability`, `rectification`, `restriction`, `objection`,
+    /// `anonymisation`, `erasure` or `withdraw_all`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the request reached the company (a letter's date of receipt); the legal
+    /// clock starts then. Now by default; never in the future.
+    pub received_at: Option<DateTime<Utc>>,
+    /// `api` (default), `letter`, `phone`, `email`, `in_person`, `web`, `telegram`.
+    pub channel: Option<String>,
+    /// What the person asked, in their words (kept sealed with their key).
+    pub details: Option<serde_json::Value>,
+    /// Made by a representative (a parent, an agent): waits for staff to approve the
+    /// documents instead of a code.
+    #[serde(default)]
+    pub representative: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    pub seq: i32,
+    pub step: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub subject_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub extended: bool,
+    pub overdue: bool,
+    pub representative: bool,
+    /// The open request of the same type this one repeats; it is not counted twice.
+    pub duplicate_of: Option<String>,
+    /// Whether a one-time code is out and unused.
+    pub code_sent: bool,
+    /// Shown to roles that handle rights requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+    pub events: Vec<EventView>,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestList {
+    pub items: Vec<RequestView>,
+    pub next_cursor: Option<String>,
+}
+
+fn view(
+    c: &mut assent_store::DbConnection,
+    keys: &assent_core::pii::TenantKeys,
+    r: Request,
+    with_details: bool,
+    with_events: bool,
+) -> assent_store::StoreResult<RequestView> {
+    let now = Utc::now();
+    let details = if with_details {
+        repo::details_of(c, keys, &r)?
+    } else {
+        None
+    };
+    let events = if with_events {
+        repo::events(c, &r.tenant_id, &r.id)?
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq,
+                step: e.step,
+                from_status: e.from_status,
+                to_status: e.to_status,
+                actor: e.actor,
+                reason: e.reason,
+                at: e.at.and_utc(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(RequestView {
+        overdue: r.status().is_open()
+            && r.duplicate_of.is_none()
+            && deadline::is_overdue(r.due_at.and_utc(), now),
+        code_sent: r.code.is_some(),
+        details,
+        events,
+        id: r.id,
+        subject_id: r.subject_id,
+        kind: r.kind,
+        status: r.status,
+        channel: r.channel,
+        received_at: r.received_at.and_utc(),
+        due_at: r.due_at.and_utc(),
+        extended: r.extended,
+        representative: r.representative,
+        duplicate_of: r.duplicate_of,
+        created_at: r.created_at.and_utc(),
+        closed_at: r.closed_at.map(|t| t.and_utc()),
+    })
+}
+
+/// The tenant's law, time zone and working-day calendar.
+fn clock_of(tenant: &tenants::Tenant) -> (Jurisdiction, chrono_tz::Tz, WorkCalendar) {
+    (
+        tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
+        tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+        WorkCalendar::russia(),
+    )
+}
+
+fn actor(p: &Principal) -> String {
+    format!("staff:{}", p.client_id)
+}
+
+/// Record a request received by letter, phone or in person (or through your own
+/// systems). The deadline follows the tenant's jurisdiction from `received_at`; a
+/// one-time code goes to the person's email or Telegram to check it is theirs.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = CreateRequest, responses(
+    (status = 201, body = RequestView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests")]
+pub async fn create_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<CreateRequest>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::Operate)?;
+    let Json(b) = body;
+    let kind: RequestType = b.kind.parse().map_err(|e: assent_core::tenancy::InvalidValue| ApiError::invalid(e.0))?;
+    let now = Utc::now();
+    let received_at = b.received_at.unwrap_or(now);
+    rights::validate_received_at(received_at, now).map_err(|e| ApiError::invalid(e.0))?;
+    let channel = b.channel.clone().unwrap_or_else(|| "api".into());
+    if !CHANNELS.contains(&channel.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "unknown channel '{channel}'; expected one of: {}",
+            CHANNELS.join(", ")
+        )));
+    }
+    if b.details.as_ref().is_some_and(|d| d.to_string().len() > 16 * 1024) {
+        return Err(ApiError::invalid("details must be at most 16 KiB of JSON"));
+    }
+    let who = actor(&principal);
+    let with_details = principal.role.allows(Permission::HandleRights);
+    let tenant = principal.tenant_id.clone();
+    let created = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                let (law, tz, calendar) = clock_of(&t);
+                let new = NewRequest {
+                    subject_id: b.subject_id.clone(),
+                    kind,
+                    channel,
+                    received_at,
+                    due_at: deadline::due_at(law, received_at, tz, &calendar, None),
+                    representative: b.representative,
+                    details: b.details.clone(),
+                };
+                let keys = &keyring.tenant;
+                let group = keyring.group_id();
+                let mut r = repo::create(c, keys, &tenant, &new, &who)?;
+                if r.duplicate_of.is_none() {
+                    r = if r.representative {
+                        let change = StepChange {
+                            reason: Some("documents of the representative requested".into()),
+                            due_at: None,
+                        };
+                        repo::step_and_confirm(
+                            c,
+                            keys,
+                            &tenant,
+                            group,
+                            &r.id,
+                            Step::RequestVerification,
+                            &who,
+                            &change,
+                            now,
+                        )?
+                    } else if repo::confirmation_channel(c, keys, &tenant, &r.subject_id)?.is_some()
+                    {
+                        repo::send_code(c, keys, &tenant, group, &r.id, "system", now)?
+                    } else {
+                        r
+                    };
+                }
+                view(c, keys, r, with_details, true)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    /// `true`: open requests past their deadline.
+    pub overdue: Option<bool>,
+    pub subject_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Requests, by id; `overdue=true` lists the open ones past their deadline.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = RequestList),
+))]
+#[get("/rights-requests")]
+pub async fn list_requests(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> ApiResult<web::Json<RequestList>> {
+    principal.require(Permission::Read)?;
+    let q = query.into_inner();
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<RequestStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.0))?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .to_request()?;
+    let filter = ListFilter {
+        status,
+        overdue_at: q.overdue.filter(|o| *o).map(|_| Utc::now().naive_utc()),
+        subject_id: q.subject_id,
+    };
+    let tenant = principal.tenant_id.clone();
+    let list = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.read(&tenant, |c| {
+                let (items, next) = repo::list(c, &tenant, &filter, &page)?;
+                let items = items
+                    .into_iter()
+                    .map(|r| view(c, &keyring.tenant, r, false, false))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(RequestList {
+                    items,
+                    next_cursor: next,
+                })
+            })
+        })
+        .await?;
+    Ok(web::Json(list))
+}
+
+/// One request with every step taken (who, when, why).
+#[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
+    (status = 200, body = RequestView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/rights-requests/{id}")]
+pub async fn get_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<RequestView>> {
+    principal.require(Permission::Read)?;
+    let with_details = principal.role.allows(Permission::HandleRights);
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let v = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.read(&tenant, |c| {
+                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                view(c, &keyring.tenant, r, with_details, true)
+            })
+        })
+        .await?;
+    Ok(web::Json(v))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The one-time code the person received.
+    pub code: Option<String>,
+    /// Staff checked the representative's documents (or the person in person).
+    #[serde(default)]
+    pub documents_approved: bool,
+}
+
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Required to extend or reject; told to the person.
+    pub reason: Option<String>,
+}
+
+fn reason_of(body: Option<Json<ReasonBody>>, required: bool) -> ApiResult<Option<String>> {
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    match &reason {
+        None if required => Err(ApiError::invalid("a reason is required")),
+        Some(r) if r.chars().count() > 2000 || r.chars().any(|c| c.is_control() && c != '\n') => {
+            Err(ApiError::invalid(
+                "reason must be at most 2000 characters without control characters",
+            ))
+        }
+        _ => Ok(reason),
+    }
+}
+
+/// Check the person's one-time code, or approve a representative's documents.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = VerifyBody, responses(
+    (status = 200, body = RequestView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/verify")]
+pub async fn verify_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<VerifyBody>,
+) -> ApiResult<web::Json<RequestView>> {
+    principal.require(Permission::HandleRights)?;
+    let Json(b) = body;
+    let id = path.into_inner();
+    let who = actor(&principal);
+    let tenant = principal.tenant_id.clone();
+    let now = Utc::now();
+    let (check, v) = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let keys = &keyring.tenant;
+                let group = keyring.group_id();
+                let (check, r) = match (&b.code, b.documents_approved) {
+                    (Some(code), false) => {
+                        let (check, r) = repo::check_code(c, keys, &tenant, &id, code, &who, now)?;
+                        if check == CodeCheck::Right
+                            && let Some(channel) =
+                                repo::confirmation_channel(c, keys, &tenant, &r.subject_id)?
+                        {
+                            let data = serde_json::json!({ "step": "verify", "reason": null });
+                            repo::notify(c, keys, &tenant, group, &r, repo::UPDATE_KIND, channel, data, now)?;
+                        }
+                        (check, r)
+                    }
+                    (None, true) => {
+                        let change = StepChange {
+                            reason: Some("documents approved by staff".into()),
+                            due_at: None,
+                        };
+                        let r = repo::step_and_confirm(c, keys, &tenant, group, &id, Step::Verify, &who, &change, now)?;
+                        (CodeCheck::Right, r)
+                    }
+                    _ => {
+                        return Err(StoreError::Invalid(
+                            "give either code or documents_approved: true".into(),
+                        ));
+                    }
+                };
+                Ok((check, view(c, keys, r, true, true)?))
+            })
+        })
+        .await?;
+    // A wrong code is counted (committed above) and then refused.
+    match check {
+        CodeCheck::Right => Ok(web::Json(v)),
+        other => Err(ApiError::invalid(other.to_string() + &match other {
+            CodeCheck::Wrong { attempts_left } => format!(" ({attempts_left} attempts left)"),
+            _ => String::new(),
+        })),
+    }
+}
+
+/// Send a new one-time code (the earlier one stops working).
+#[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
+    (status = 200, body = RequestView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/code")]
+pub async fn resend_code(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<RequestView>> {
+    principal.require(Permission::HandleRights)?;
+    let id = path.into_inner();
+    let who = actor(&principal);
+    let tenant = principal.tenant_id.clone();
+    let v = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let r = repo::send_code(c, &keyring.tenant, &tenant, keyring.group_id(), &id, &who, Utc::now())?;
+                view(c, &keyring.tenant, r, true, true)
+            })
+        })
+        .await?;
+    Ok(web::Json(v))
+}
+
+/// Takes a staff step and confirms it to the person.
+async fn staff_step(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: String,
+    step: Step,
+    reason: Option<String>,
+) -> ApiResult<web::Json<RequestView>> {
+    principal.require(Permission::HandleRights)?;
+    let who = actor(&principal);
+    let tenant = principal.tenant_id.clone();
+    let now = Utc::now();
+    let v = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let keys = &keyring.tenant;
+                let mut change = StepChange {
+                    reason,
+                    due_at: None,
+                };
+                if step == Step::Extend {
+                    let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                    let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                    let (law, tz, calendar) = clock_of(&t);
+                    // Out of order first, so a closed request says so.
+                    rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    let due = deadline::extended_due_at(
+                        law,
+                        r.received_at.and_utc(),
+                        tz,
+                        &calendar,
+                        r.extended,
+                        now,
+                    )
+                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    change.due_at = Some(due);
+                }
+                let r = repo::step_and_confirm(c, keys, &tenant, keyring.group_id(), &id, step, &who, &change, now)?;
+                view(c, keys, r, true, true)
+            })
+        })
+        .await?;
+    Ok(web::Json(v))
+}
+
+/// Start work on a verified request.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
+    (status = 200, body = RequestView),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/start")]
+pub async fn start_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<RequestView>> {
+    staff_step(state, principal, path.into_inner(), Step::Start, None).await
+}
+
+/// Extend the deadline once, as the law allows, with a reasoned notice to the person.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
+    (status = 200, body = RequestView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/extend")]
+pub async fn extend_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Option<Json<ReasonBody>>,
+) -> ApiResult<web::Json<RequestView>> {
+    let reason = reason_of(body, true)?;
+    staff_step(state, principal, path.into_inner(), Step::Extend, reason).await
+}
+
+/// Record that the request is done; the person is told.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
+    (status = 200, body = RequestView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/complete")]
+pub async fn complete_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Option<Json<ReasonBody>>,
+) -> ApiResult<web::Json<RequestView>> {
+    let note = reason_of(body, false)?;
+    staff_step(state, principal, path.into_inner(), Step::Complete, note).await
+}
+
+/// Refuse the request with a reason; the person is told they may complain to the
+/// supervisory authority (policy 6.3).
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
+    (status = 200, body = RequestView),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/rights-requests/{id}/reject")]
+pub async fn reject_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Option<Json<ReasonBody>>,
+) -> ApiResult<web::Json<RequestView>> {
+    let reason = reason_of(body, true)?;
+    staff_step(state, principal, path.into_inner(), Step::Reject, reason).await
+}

@@ -1,0 +1,540 @@
+//! Rights requests (policy 6.2–6.4): intake, the identity check by a one-time code,
+//! the steps a request takes (each recorded: who, when, why), and the confirmations
+//! sent to the person on every step.
+//!
+//! The rules (deadlines, allowed steps, code attempts) are in `assent_core::deadline`
+//! and `assent_core::rights`; this module stores what they decide, in the caller's
+//! unit of work, so a refused step writes nothing.
+
+use crate::notifications::{self as outbox, NewNotice};
+use crate::schema::{rights_request_events, rights_requests};
+use crate::{DbConnection, StoreError, StoreResult, messaging, subjects, tenants};
+use assent_core::notice::{NoticeCategory, NoticeChannel};
+use assent_core::page::{PageRequest, split_page};
+use assent_core::pii::{SubjectKey, TenantKeys};
+use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType, Step};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+/// The template kind of the one-time code.
+pub const CODE_KIND: &str = "rights_request_code";
+/// The template kind of the confirmation of a step.
+pub const UPDATE_KIND: &str = "rights_request_update";
+const CODE_FIELD: &str = "rights-code";
+const DETAILS_FIELD: &str = "rights-details";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = rights_requests)]
+pub struct Request {
+    pub tenant_id: String,
+    pub id: String,
+    pub subject_id: String,
+    pub kind: String,
+    pub status: String,
+    pub channel: String,
+    pub received_at: NaiveDateTime,
+    pub due_at: NaiveDateTime,
+    pub extended: bool,
+    pub representative: bool,
+    pub duplicate_of: Option<String>,
+    pub details: Option<Vec<u8>>,
+    pub code: Option<Vec<u8>>,
+    pub code_expires_at: Option<NaiveDateTime>,
+    pub code_failures: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub closed_at: Option<NaiveDateTime>,
+}
+
+impl Request {
+    pub fn status(&self) -> RequestStatus {
+        self.status.parse().unwrap_or(RequestStatus::Received)
+    }
+    pub fn kind(&self) -> RequestType {
+        self.kind.parse().unwrap_or(RequestType::Access)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = rights_request_events)]
+pub struct Event {
+    #[serde(skip)]
+    pub tenant_id: String,
+    #[serde(skip)]
+    pub request_id: String,
+    pub seq: i32,
+    pub step: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+/// A request as received.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub subject_id: String,
+    pub kind: RequestType,
+    /// How it arrived: `api`, `letter`, `phone`, `email`, `in_person`, `web`, `telegram`.
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub representative: bool,
+    pub details: Option<serde_json::Value>,
+}
+
+fn subject_key(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<SubjectKey> {
+    let wrapped =
+        subjects::wrapped_key(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    SubjectKey::unwrap(&wrapped, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Request>> {
+    Ok(rights_requests::table
+        .find((tenant_id, id))
+        .select(Request::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn events(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Vec<Event>> {
+    Ok(rights_request_events::table
+        .filter(rights_request_events::tenant_id.eq(tenant_id))
+        .filter(rights_request_events::request_id.eq(id))
+        .order(rights_request_events::seq.asc())
+        .select(Event::as_select())
+        .load(conn)?)
+}
+
+/// The details of a request, opened with its person's key.
+pub fn details_of(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    r: &Request,
+) -> StoreResult<Option<serde_json::Value>> {
+    let Some(sealed) = &r.details else {
+        return Ok(None);
+    };
+    let key = match subject_key(conn, keys, &r.tenant_id, &r.subject_id) {
+        Ok(k) => k,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(key
+        .open(&r.id, DETAILS_FIELD, sealed)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<RequestStatus>,
+    /// Open requests past their deadline at `now`.
+    pub overdue_at: Option<NaiveDateTime>,
+    pub subject_id: Option<String>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    filter: &ListFilter,
+    page: &PageRequest,
+) -> StoreResult<(Vec<Request>, Option<String>)> {
+    let mut query = rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .select(Request::as_select())
+        .order(rights_requests::id.asc())
+        .limit(i64::from(page.limit) + 1)
+        .into_boxed();
+    if let Some(s) = filter.status {
+        query = query.filter(rights_requests::status.eq(s.as_str()));
+    }
+    if let Some(now) = filter.overdue_at {
+        query = query
+            .filter(rights_requests::closed_at.is_null())
+            .filter(rights_requests::duplicate_of.is_null())
+            .filter(rights_requests::due_at.lt(now));
+    }
+    if let Some(s) = &filter.subject_id {
+        query = query.filter(rights_requests::subject_id.eq(s.clone()));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(rights_requests::id.gt(after.clone()));
+    }
+    Ok(split_page(query.load(conn)?, page.limit, |r| &r.id))
+}
+
+/// Open requests past due, per tenant (for `/metrics`).
+pub fn overdue_count(conn: &mut DbConnection, tenant_id: &str, now: NaiveDateTime) -> StoreResult<i64> {
+    Ok(rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::closed_at.is_null())
+        .filter(rights_requests::duplicate_of.is_null())
+        .filter(rights_requests::due_at.lt(now))
+        .count()
+        .get_result(conn)?)
+}
+
+fn record_event(
+    conn: &mut DbConnection,
+    r: &Request,
+    step: &str,
+    from: Option<RequestStatus>,
+    to: RequestStatus,
+    actor: &str,
+    reason: Option<&str>,
+) -> StoreResult<()> {
+    let seq: Option<i32> = rights_request_events::table
+        .filter(rights_request_events::tenant_id.eq(&r.tenant_id))
+        .filter(rights_request_events::request_id.eq(&r.id))
+        .select(diesel::dsl::max(rights_request_events::seq))
+        .first(conn)?;
+    diesel::insert_into(rights_request_events::table)
+        .values((
+            rights_request_events::tenant_id.eq(&r.tenant_id),
+            rights_request_events::request_id.eq(&r.id),
+            rights_request_events::seq.eq(seq.unwrap_or(0) + 1),
+            rights_request_events::step.eq(step),
+            rights_request_events::from_status.eq(from.map(|s| s.as_str())),
+            rights_request_events::to_status.eq(to.as_str()),
+            rights_request_events::actor.eq(actor),
+            rights_request_events::reason.eq(reason),
+            rights_request_events::at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records a request. A second open request of the same type for the same subject is
+/// linked to the first (`duplicate_of`) and does not count separately.
+pub fn create(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    new: &NewRequest,
+    actor: &str,
+) -> StoreResult<Request> {
+    subjects::lock_for_change(conn, tenant_id, &new.subject_id)?;
+    let facts = subjects::facts(conn, tenant_id, &new.subject_id)?
+        .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
+    if facts.erased_at.is_some() {
+        return Err(StoreError::Invalid("the subject's data was erased".into()));
+    }
+    let first: Option<String> = rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::subject_id.eq(&new.subject_id))
+        .filter(rights_requests::kind.eq(new.kind.as_str()))
+        .filter(rights_requests::closed_at.is_null())
+        .filter(rights_requests::duplicate_of.is_null())
+        .select(rights_requests::id)
+        .order(rights_requests::received_at.asc())
+        .first(conn)
+        .optional()?;
+    let id = assent_core::id::new_id();
+    let key = subject_key(conn, keys, tenant_id, &new.subject_id)?;
+    let details = new
+        .details
+        .as_ref()
+        .map(|d| key.seal(&id, DETAILS_FIELD, &serde_json::to_vec(d).unwrap_or_default()));
+    let stamp = crate::now();
+    diesel::insert_into(rights_requests::table)
+        .values((
+            rights_requests::tenant_id.eq(tenant_id),
+            rights_requests::id.eq(&id),
+            rights_requests::subject_id.eq(&new.subject_id),
+            rights_requests::kind.eq(new.kind.as_str()),
+            rights_requests::status.eq(RequestStatus::Received.as_str()),
+            rights_requests::channel.eq(&new.channel),
+            rights_requests::received_at.eq(new.received_at.naive_utc()),
+            rights_requests::due_at.eq(new.due_at.naive_utc()),
+            rights_requests::extended.eq(false),
+            rights_requests::representative.eq(new.representative),
+            rights_requests::duplicate_of.eq(&first),
+            rights_requests::details.eq(details),
+            rights_requests::code_failures.eq(0),
+            rights_requests::created_at.eq(stamp),
+            rights_requests::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    let r = get(conn, tenant_id, &id)?.ok_or(StoreError::NotFound)?;
+    record_event(conn, &r, "receive", None, RequestStatus::Received, actor, None)?;
+    Ok(r)
+}
+
+/// What a step changes besides the status.
+#[derive(Debug, Default, Clone)]
+pub struct StepChange {
+    pub reason: Option<String>,
+    /// A new deadline (an extension).
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// Takes `step` on a request, if it fits its state (else `Conflict` with the reason,
+/// and nothing written). The write is conditional on the state it was decided on.
+pub fn take_step(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    step: Step,
+    actor: &str,
+    change: &StepChange,
+) -> StoreResult<Request> {
+    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    let from = r.status();
+    let to = rights::next(from, step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let stamp = crate::now();
+    let closed = to.is_final().then_some(stamp);
+    let due = change.due_at.map(|d| d.naive_utc()).unwrap_or(r.due_at);
+    let n = diesel::update(
+        rights_requests::table
+            .find((tenant_id, id))
+            .filter(rights_requests::status.eq(from.as_str())),
+    )
+    .set((
+        rights_requests::status.eq(to.as_str()),
+        rights_requests::due_at.eq(due),
+        rights_requests::extended.eq(r.extended || step == Step::Extend),
+        rights_requests::updated_at.eq(stamp),
+        rights_requests::closed_at.eq(closed),
+    ))
+    .execute(conn)?;
+    if n != 1 {
+        return Err(StoreError::Conflict(
+            "the request changed meanwhile; try again".into(),
+        ));
+    }
+    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    record_event(conn, &r, step.as_str(), Some(from), to, actor, change.reason.as_deref())?;
+    Ok(r)
+}
+
+/// Sends a new one-time code to a channel already on file (email, else a linked
+/// Telegram chat) and records it sealed; earlier codes stop working. A request that
+/// was only received moves to `awaiting_verification`.
+pub fn send_code(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Request> {
+    let mut r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    match r.status() {
+        RequestStatus::Received => {
+            r = take_step(conn, tenant_id, id, Step::RequestVerification, actor, &Default::default())?;
+        }
+        RequestStatus::AwaitingVerification => {}
+        other => {
+            return Err(StoreError::Conflict(format!(
+                "a request that is {other} needs no code"
+            )));
+        }
+    }
+    let channel = confirmation_channel(conn, keys, tenant_id, &r.subject_id)?
+        .ok_or_else(|| StoreError::Conflict("no email or Telegram chat is on file for the subject; verify in person".into()))?;
+    let code = loop {
+        if let Some(code) = rights::code_from(rand_u32()) {
+            break code;
+        }
+    };
+    let key = subject_key(conn, keys, tenant_id, &r.subject_id)?;
+    let sealed = key.seal(&r.id, CODE_FIELD, code.as_bytes());
+    let expires = rights::code_expires_at(now);
+    diesel::update(rights_requests::table.find((tenant_id, id)))
+        .set((
+            rights_requests::code.eq(sealed),
+            rights_requests::code_expires_at.eq(expires.naive_utc()),
+            rights_requests::code_failures.eq(0),
+            rights_requests::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    notify(
+        conn,
+        keys,
+        tenant_id,
+        group_id,
+        &r,
+        CODE_KIND,
+        channel,
+        serde_json::json!({ "code": code, "expires_at": expires.to_rfc3339() }),
+        now,
+    )?;
+    get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)
+}
+
+fn rand_u32() -> u32 {
+    u32::from_be_bytes(assent_core::crypto::random_bytes::<4>())
+}
+
+/// Checks a code. A wrong one counts (the caller must commit, then refuse); a right
+/// one verifies the request.
+pub fn check_code(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    id: &str,
+    given: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<(CodeCheck, Request)> {
+    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    if r.status() != RequestStatus::AwaitingVerification {
+        return Err(StoreError::Conflict(format!(
+            "a request that is {} takes no code",
+            r.status()
+        )));
+    }
+    let (Some(sealed), Some(expires_at)) = (&r.code, r.code_expires_at) else {
+        return Err(StoreError::Conflict("no code was sent for this request".into()));
+    };
+    let key = subject_key(conn, keys, tenant_id, &r.subject_id)?;
+    let stored = key
+        .open(&r.id, CODE_FIELD, sealed)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let facts = CodeFacts {
+        expires_at: expires_at.and_utc(),
+        failures: r.code_failures,
+        matches: constant_time_eq(&stored, given.trim().as_bytes()),
+    };
+    let check = rights::check_code(facts, now);
+    match check {
+        CodeCheck::Right => {
+            diesel::update(rights_requests::table.find((tenant_id, id)))
+                .set((
+                    rights_requests::code.eq(None::<Vec<u8>>),
+                    rights_requests::code_expires_at.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?;
+            let r = take_step(conn, tenant_id, id, Step::Verify, actor, &StepChange {
+                reason: Some("one-time code".into()),
+                due_at: None,
+            })?;
+            Ok((check, r))
+        }
+        CodeCheck::Wrong { .. } => {
+            diesel::update(rights_requests::table.find((tenant_id, id)))
+                .set(rights_requests::code_failures.eq(r.code_failures + 1))
+                .execute(conn)?;
+            Ok((check, get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?))
+        }
+        CodeCheck::Expired | CodeCheck::Exhausted => Ok((check, r)),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where confirmations go: the subject's email, else a linked reachable Telegram chat.
+pub fn confirmation_channel(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<Option<NoticeChannel>> {
+    let subject = subjects::get(conn, keys, tenant_id, subject_id)?;
+    let has_email = subject
+        .and_then(|s| s.pii)
+        .is_some_and(|p| p.email.is_some());
+    if has_email {
+        return Ok(Some(NoticeChannel::Email));
+    }
+    if !messaging::reachable_chats(conn, tenant_id, subject_id)?.is_empty() {
+        return Ok(Some(NoticeChannel::Telegram));
+    }
+    Ok(None)
+}
+
+/// Queues a transactional notice about `r` to its person (no consent needed: they
+/// asked for it), in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn notify(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    r: &Request,
+    kind: &str,
+    channel: NoticeChannel,
+    extra: serde_json::Value,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    let locale =
+        subjects::locale_of(conn, tenant_id, &r.subject_id)?.unwrap_or(tenant.default_locale);
+    let mut data = serde_json::json!({
+        "request": {
+            "id": r.id,
+            "type": r.kind,
+            "status": r.status,
+            "received_at": r.received_at.and_utc().to_rfc3339(),
+            "due_at": r.due_at.and_utc().to_rfc3339(),
+            "timezone": tenant.timezone,
+        }
+    });
+    if let (serde_json::Value::Object(d), serde_json::Value::Object(e)) = (&mut data, extra) {
+        d.extend(e);
+    }
+    outbox::enqueue(
+        conn,
+        keys,
+        tenant_id,
+        group_id,
+        NewNotice {
+            subject_id: Some(r.subject_id.clone()),
+            kind: kind.into(),
+            category: NoticeCategory::Transactional,
+            purpose_code: None,
+            channel,
+            fallback_email: true,
+            locale,
+            data,
+            target: None,
+            idempotency_key: None,
+            source: Some(format!("rights-request:{}", r.id)),
+            due_at: now.naive_utc(),
+            max_attempts: assent_core::notice::DEFAULT_MAX_ATTEMPTS,
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Takes a step and confirms it to the person (with the deadline and, for an
+/// extension or a rejection, the reason), in one unit of work.
+#[allow(clippy::too_many_arguments)]
+pub fn step_and_confirm(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    id: &str,
+    step: Step,
+    actor: &str,
+    change: &StepChange,
+    now: DateTime<Utc>,
+) -> StoreResult<Request> {
+    let r = take_step(conn, tenant_id, id, step, actor, change)?;
+    if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
+        notify(
+            conn,
+            keys,
+            tenant_id,
+            group_id,
+            &r,
+            UPDATE_KIND,
+            channel,
+            serde_json::json!({ "step": step.as_str(), "reason": change.reason }),
+            now,
+        )?;
+    }
+    Ok(r)
+}

@@ -1,0 +1,2 @@
+DROP TABLE rights_request_events;
+DROP TABLE rights_requests;
