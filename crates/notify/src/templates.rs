@@ -1912,13 +1912,27 @@ mod tests {
         let ctx = sample_context("rights_request_code", "ru");
         let r = t.render("rights_request_code", "ru", None, &ctx).unwrap();
         assert_eq!(r.subject, "Код подтверждения: 482915");
-        assert!(r.text.contains("уничтожение персональных данных"), "{}", r.text);
-        assert!(r.text.contains("Код действует до 5 марта 2026 г. в 18:00 (MSK)."));
+        assert!(
+            r.text.contains("уничтожение персональных данных"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("Код действует до 5 марта 2026 г. в 18:00 (MSK).")
+        );
         let mut ctx = sample_context("rights_request_update", "ru");
         let r = t.render("rights_request_update", "ru", None, &ctx).unwrap();
         assert_eq!(r.subject, "Ваш запрос: срок ответа продлён");
-        assert!(r.text.contains("Причина: Нужно собрать данные из архива.\n"));
-        assert!(r.text.contains("Срок ответа: 26 марта 2026 г.\n"), "{}", r.text);
+        assert!(
+            r.text
+                .contains("Причина: Нужно собрать данные из архива.\n")
+        );
+        assert!(
+            r.text.contains("Срок ответа: 26 марта 2026 г.\n"),
+            "{}",
+            r.text
+        );
         // A refusal tells the person where to complain (policy 6.3), and no deadline.
         ctx["data"]["step"] = json!("reject");
         let r = t.render("rights_request_update", "ru", None, &ctx).unwrap();

@@ -171,7 +171,11 @@ pub fn list(
 }
 
 /// Open requests past due, per tenant (for `/metrics`).
-pub fn overdue_count(conn: &mut DbConnection, tenant_id: &str, now: NaiveDateTime) -> StoreResult<i64> {
+pub fn overdue_count(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<i64> {
     Ok(rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
         .filter(rights_requests::closed_at.is_null())
@@ -238,10 +242,13 @@ pub fn create(
         .optional()?;
     let id = assent_core::id::new_id();
     let key = subject_key(conn, keys, tenant_id, &new.subject_id)?;
-    let details = new
-        .details
-        .as_ref()
-        .map(|d| key.seal(&id, DETAILS_FIELD, &serde_json::to_vec(d).unwrap_or_default()));
+    let details = new.details.as_ref().map(|d| {
+        key.seal(
+            &id,
+            DETAILS_FIELD,
+            &serde_json::to_vec(d).unwrap_or_default(),
+        )
+    });
     let stamp = crate::now();
     diesel::insert_into(rights_requests::table)
         .values((
@@ -263,7 +270,15 @@ pub fn create(
         ))
         .execute(conn)?;
     let r = get(conn, tenant_id, &id)?.ok_or(StoreError::NotFound)?;
-    record_event(conn, &r, "receive", None, RequestStatus::Received, actor, None)?;
+    record_event(
+        conn,
+        &r,
+        "receive",
+        None,
+        RequestStatus::Received,
+        actor,
+        None,
+    )?;
     Ok(r)
 }
 
@@ -310,7 +325,15 @@ pub fn take_step(
         ));
     }
     let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
-    record_event(conn, &r, step.as_str(), Some(from), to, actor, change.reason.as_deref())?;
+    record_event(
+        conn,
+        &r,
+        step.as_str(),
+        Some(from),
+        to,
+        actor,
+        change.reason.as_deref(),
+    )?;
     Ok(r)
 }
 
@@ -329,7 +352,14 @@ pub fn send_code(
     let mut r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     match r.status() {
         RequestStatus::Received => {
-            r = take_step(conn, tenant_id, id, Step::RequestVerification, actor, &Default::default())?;
+            r = take_step(
+                conn,
+                tenant_id,
+                id,
+                Step::RequestVerification,
+                actor,
+                &Default::default(),
+            )?;
         }
         RequestStatus::AwaitingVerification => {}
         other => {
@@ -338,8 +368,11 @@ pub fn send_code(
             )));
         }
     }
-    let channel = confirmation_channel(conn, keys, tenant_id, &r.subject_id)?
-        .ok_or_else(|| StoreError::Conflict("no email or Telegram chat is on file for the subject; verify in person".into()))?;
+    let channel = confirmation_channel(conn, keys, tenant_id, &r.subject_id)?.ok_or_else(|| {
+        StoreError::Conflict(
+            "no email or Telegram chat is on file for the subject; verify in person".into(),
+        )
+    })?;
     let code = loop {
         if let Some(code) = rights::code_from(rand_u32()) {
             break code;
@@ -393,7 +426,9 @@ pub fn check_code(
         )));
     }
     let (Some(sealed), Some(expires_at)) = (&r.code, r.code_expires_at) else {
-        return Err(StoreError::Conflict("no code was sent for this request".into()));
+        return Err(StoreError::Conflict(
+            "no code was sent for this request".into(),
+        ));
     };
     let key = subject_key(conn, keys, tenant_id, &r.subject_id)?;
     let stored = key
@@ -413,17 +448,27 @@ pub fn check_code(
                     rights_requests::code_expires_at.eq(None::<NaiveDateTime>),
                 ))
                 .execute(conn)?;
-            let r = take_step(conn, tenant_id, id, Step::Verify, actor, &StepChange {
-                reason: Some("one-time code".into()),
-                due_at: None,
-            })?;
+            let r = take_step(
+                conn,
+                tenant_id,
+                id,
+                Step::Verify,
+                actor,
+                &StepChange {
+                    reason: Some("one-time code".into()),
+                    due_at: None,
+                },
+            )?;
             Ok((check, r))
         }
         CodeCheck::Wrong { .. } => {
             diesel::update(rights_requests::table.find((tenant_id, id)))
                 .set(rights_requests::code_failures.eq(r.code_failures + 1))
                 .execute(conn)?;
-            Ok((check, get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?))
+            Ok((
+                check,
+                get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?,
+            ))
         }
         CodeCheck::Expired | CodeCheck::Exhausted => Ok((check, r)),
     }

@@ -14,7 +14,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a request can arrive.
-const CHANNELS: &[&str] = &["api", "letter", "phone", "email", "in_person", "web", "telegram"];
+const CHANNELS: &[&str] = &[
+    "api",
+    "letter",
+    "phone",
+    "email",
+    "in_person",
+    "web",
+    "telegram",
+];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +167,10 @@ pub async fn create_request(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let kind: RequestType = b.kind.parse().map_err(|e: assent_core::tenancy::InvalidValue| ApiError::invalid(e.0))?;
+    let kind: RequestType = b
+        .kind
+        .parse()
+        .map_err(|e: assent_core::tenancy::InvalidValue| ApiError::invalid(e.0))?;
     let now = Utc::now();
     let received_at = b.received_at.unwrap_or(now);
     rights::validate_received_at(received_at, now).map_err(|e| ApiError::invalid(e.0))?;
@@ -170,7 +181,10 @@ pub async fn create_request(
             CHANNELS.join(", ")
         )));
     }
-    if b.details.as_ref().is_some_and(|d| d.to_string().len() > 16 * 1024) {
+    if b.details
+        .as_ref()
+        .is_some_and(|d| d.to_string().len() > 16 * 1024)
+    {
         return Err(ApiError::invalid("details must be at most 16 KiB of JSON"));
     }
     let who = actor(&principal);
@@ -374,7 +388,17 @@ pub async fn verify_request(
                                 repo::confirmation_channel(c, keys, &tenant, &r.subject_id)?
                         {
                             let data = serde_json::json!({ "step": "verify", "reason": null });
-                            repo::notify(c, keys, &tenant, group, &r, repo::UPDATE_KIND, channel, data, now)?;
+                            repo::notify(
+                                c,
+                                keys,
+                                &tenant,
+                                group,
+                                &r,
+                                repo::UPDATE_KIND,
+                                channel,
+                                data,
+                                now,
+                            )?;
                         }
                         (check, r)
                     }
@@ -383,7 +407,17 @@ pub async fn verify_request(
                             reason: Some("documents approved by staff".into()),
                             due_at: None,
                         };
-                        let r = repo::step_and_confirm(c, keys, &tenant, group, &id, Step::Verify, &who, &change, now)?;
+                        let r = repo::step_and_confirm(
+                            c,
+                            keys,
+                            &tenant,
+                            group,
+                            &id,
+                            Step::Verify,
+                            &who,
+                            &change,
+                            now,
+                        )?;
                         (CodeCheck::Right, r)
                     }
                     _ => {
@@ -399,10 +433,15 @@ pub async fn verify_request(
     // A wrong code is counted (committed above) and then refused.
     match check {
         CodeCheck::Right => Ok(web::Json(v)),
-        other => Err(ApiError::invalid(other.to_string() + &match other {
-            CodeCheck::Wrong { attempts_left } => format!(" ({attempts_left} attempts left)"),
-            _ => String::new(),
-        })),
+        other => Err(ApiError::invalid(
+            other.to_string()
+                + &match other {
+                    CodeCheck::Wrong { attempts_left } => {
+                        format!(" ({attempts_left} attempts left)")
+                    }
+                    _ => String::new(),
+                },
+        )),
     }
 }
 
@@ -425,7 +464,15 @@ pub async fn resend_code(
     let v = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                let r = repo::send_code(c, &keyring.tenant, &tenant, keyring.group_id(), &id, &who, Utc::now())?;
+                let r = repo::send_code(
+                    c,
+                    &keyring.tenant,
+                    &tenant,
+                    keyring.group_id(),
+                    &id,
+                    &who,
+                    Utc::now(),
+                )?;
                 view(c, &keyring.tenant, r, true, true)
             })
         })
@@ -458,7 +505,8 @@ async fn staff_step(
                     let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
                     let (law, tz, calendar) = clock_of(&t);
                     // Out of order first, so a closed request says so.
-                    rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    rights::next(r.status(), step)
+                        .map_err(|e| StoreError::Conflict(e.to_string()))?;
                     let due = deadline::extended_due_at(
                         law,
                         r.received_at.and_utc(),
@@ -470,7 +518,17 @@ async fn staff_step(
                     .map_err(|e| StoreError::Conflict(e.to_string()))?;
                     change.due_at = Some(due);
                 }
-                let r = repo::step_and_confirm(c, keys, &tenant, keyring.group_id(), &id, step, &who, &change, now)?;
+                let r = repo::step_and_confirm(
+                    c,
+                    keys,
+                    &tenant,
+                    keyring.group_id(),
+                    &id,
+                    step,
+                    &who,
+                    &change,
+                    now,
+                )?;
                 view(c, keys, r, true, true)
             })
         })

@@ -1,0 +1,510 @@
+//! Rights requests over HTTP on both backends (the part of issue 7 built so far):
+//! intake by staff with the real `received_at`, the 152-FZ deadline by the Russian
+//! production calendar in the tenant's time zone, the one-time code delivered to the
+//! real SMTP sink, steps in order with a confirmation email each, extension once,
+//! rejection with the supervisory authority named, duplicates, representatives,
+//! overdue requests, bad input that changes nothing, and tenant isolation.
+
+use assent_core::deadline::{self, WorkCalendar};
+use assent_core::tenancy::{Jurisdiction, Role};
+use assent_tests::notify::{self, Wiring};
+use assent_tests::smtp::SmtpSink;
+use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated, mailcheck};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn subject(app: &TestApp, t: &TenantHandle, email: Option<&str>) -> String {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/subjects",
+        Some(
+            &json!({"email": email, "external_ref": format!("ref-{}", email.unwrap_or("child")),
+                     "full_name": "Анна Петрова", "locale": "ru"}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn file(app: &TestApp, t: &TenantHandle, body: Value) -> Value {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/rights-requests",
+        Some(&body),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn step(
+    app: &TestApp,
+    t: &TenantHandle,
+    id: &str,
+    step: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    app.call(
+        &t.token,
+        Method::POST,
+        &format!("/v1/rights-requests/{id}/{step}"),
+        Some(&body),
+    )
+    .await
+}
+
+async fn get(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
+    app.expect(
+        &t.token,
+        Method::GET,
+        &format!("/v1/rights-requests/{id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Delivers what is queued and returns the (subject, text) of each email since the
+/// last `sink.clear()`.
+async fn mail(app: &TestApp, sink: &SmtpSink, expect: usize) -> Vec<(String, String)> {
+    notify::dispatcher(
+        app,
+        Wiring {
+            smtp_url: Some(&sink.url()),
+            ..Default::default()
+        },
+    )
+    .drain()
+    .await
+    .unwrap();
+    let got = sink
+        .wait_for(expect, std::time::Duration::from_secs(5))
+        .await;
+    let out = got
+        .iter()
+        .map(|m| {
+            (
+                mailcheck::subject(&m.data).unwrap_or_default(),
+                mailcheck::text_body(&m.data),
+            )
+        })
+        .collect();
+    sink.clear();
+    out
+}
+
+fn code_in(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("Код: "))
+        .unwrap_or_else(|| panic!("a code in {text}"))
+        .trim()
+        .to_owned()
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_goes_from_intake_through_the_code_to_completion() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        // Received by letter yesterday: the clock started then, not now.
+        let received = Utc::now() - Duration::days(1);
+        let r = file(
+            &app,
+            &t,
+            json!({"subject_id": s, "type": "access", "channel": "letter",
+                   "received_at": received.to_rfc3339(), "details": {"text": "Что вы обо мне храните?"}}),
+        )
+        .await;
+        let id = r["id"].as_str().unwrap().to_owned();
+        assert_eq!(r["status"], "awaiting_verification", "{r}");
+        assert_eq!(r["code_sent"], true);
+        assert_eq!(r["details"]["text"], "Что вы обо мне храните?");
+        let tz = chrono_tz::Europe::Moscow;
+        let calendar = WorkCalendar::russia();
+        let due = deadline::due_at(Jurisdiction::Ru152Fz, received, tz, &calendar, None);
+        assert_eq!(time(&r["due_at"]), due.trunc_subsecs(0));
+
+        // The code arrives by email.
+        let got = mail(&app, &sink, 1).await;
+        assert!(got[0].0.starts_with("Код подтверждения: "), "{}", got[0].0);
+        assert!(
+            got[0].1.contains("доступ к персональным данным"),
+            "{}",
+            got[0].1
+        );
+        let code = code_in(&got[0].1);
+        assert_eq!(code.len(), 6);
+
+        // A wrong code is counted and refused; nothing moves.
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let (status, problem) = step(&app, &t, &id, "verify", json!({"code": wrong})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("4 attempts left"),
+            "{problem}"
+        );
+        assert_eq!(get(&app, &t, &id).await["status"], "awaiting_verification");
+        // Out of order: work cannot start before the identity is checked.
+        let (status, problem) = step(&app, &t, &id, "start", json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("verify the person's identity first")
+        );
+
+        let (status, v) = step(&app, &t, &id, "verify", json!({"code": code})).await;
+        assert_eq!(
+            (status, v["status"].clone()),
+            (StatusCode::OK, json!("verified")),
+            "{v}"
+        );
+        let (status, v) = step(&app, &t, &id, "start", json!({})).await;
+        assert_eq!(
+            (status, v["status"].clone()),
+            (StatusCode::OK, json!("in_progress")),
+            "{v}"
+        );
+
+        // Extended once, with a reason: 5 more working days.
+        let (status, problem) = step(&app, &t, &id, "extend", json!({})).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a reason is required: {problem}"
+        );
+        let (status, v) = step(
+            &app,
+            &t,
+            &id,
+            "extend",
+            json!({"reason": "Данные в архиве"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["status"], "extended");
+        let extended = deadline::extended_due_at(
+            Jurisdiction::Ru152Fz,
+            received,
+            tz,
+            &calendar,
+            false,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(time(&v["due_at"]), extended.trunc_subsecs(0));
+        let (status, _) = step(&app, &t, &id, "extend", json!({"reason": "Ещё"})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        let (status, v) = step(
+            &app,
+            &t,
+            &id,
+            "complete",
+            json!({"reason": "Ответ отправлен письмом"}),
+        )
+        .await;
+        assert_eq!(
+            (status, v["status"].clone()),
+            (StatusCode::OK, json!("completed")),
+            "{v}"
+        );
+        assert!(v["closed_at"].is_string());
+        let (status, _) = step(&app, &t, &id, "reject", json!({"reason": "x"})).await;
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "a closed request takes no steps"
+        );
+
+        // Every step is recorded with who and why, and confirmed to the person.
+        let events = get(&app, &t, &id).await["events"].clone();
+        let steps: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "receive",
+                "request_verification",
+                "verify",
+                "start",
+                "extend",
+                "complete"
+            ]
+        );
+        assert_eq!(events[4]["reason"], "Данные в архиве");
+        assert!(events[3]["actor"].as_str().unwrap().starts_with("staff:"));
+        let got = mail(&app, &sink, 4).await;
+        let subjects: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert!(
+            subjects.contains(&"Ваш запрос: срок ответа продлён"),
+            "{subjects:?}"
+        );
+        assert!(
+            subjects.contains(&"Ваш запрос: запрос выполнен"),
+            "{subjects:?}"
+        );
+        let extended_mail = &got.iter().find(|(s, _)| s.contains("продлён")).unwrap().1;
+        assert!(
+            extended_mail.contains("Причина: Данные в архиве"),
+            "{extended_mail}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_representatives_refusals_and_overdue_requests() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let first = file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
+        let again = file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
+        assert_eq!(again["duplicate_of"], first["id"], "{again}");
+        assert_eq!(again["status"], "received", "a repeat sends no second code");
+        let other = file(&app, &t, json!({"subject_id": s, "type": "access"})).await;
+        assert_eq!(other["duplicate_of"], Value::Null);
+
+        // A parent asks for a child: staff approve the documents instead of a code.
+        let child = subject(&app, &t, None).await;
+        let r = file(
+            &app,
+            &t,
+            json!({"subject_id": child, "type": "withdraw_all", "representative": true}),
+        )
+        .await;
+        assert_eq!(r["status"], "awaiting_verification");
+        assert_eq!(r["code_sent"], false);
+        let id = r["id"].as_str().unwrap();
+        let (status, v) = step(&app, &t, id, "verify", json!({"documents_approved": true})).await;
+        assert_eq!(
+            (status, v["status"].clone()),
+            (StatusCode::OK, json!("verified")),
+            "{v}"
+        );
+
+        // Refused with a reason: the person hears they may complain.
+        sink.clear();
+        let fid = first["id"].as_str().unwrap();
+        let (status, problem) = step(&app, &t, fid, "reject", json!({})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        let (status, v) = step(
+            &app,
+            &t,
+            fid,
+            "reject",
+            json!({"reason": "Данные нужны по закону о бухучёте"}),
+        )
+        .await;
+        assert_eq!(
+            (status, v["status"].clone()),
+            (StatusCode::OK, json!("rejected")),
+            "{v}"
+        );
+        let got = mail(&app, &sink, 3).await;
+        let refusal = got
+            .iter()
+            .find(|(s, _)| s == "Ваш запрос: в выполнении запроса отказано")
+            .unwrap_or_else(|| panic!("{got:?}"));
+        assert!(refusal.1.contains("Роскомнадзор"), "{}", refusal.1);
+        assert!(
+            refusal
+                .1
+                .contains("Причина: Данные нужны по закону о бухучёте")
+        );
+
+        // Received a month ago by letter and still open: overdue.
+        let late = file(
+            &app,
+            &t,
+            json!({"subject_id": s, "type": "rectification",
+                   "received_at": (Utc::now() - Duration::days(30)).to_rfc3339()}),
+        )
+        .await;
+        assert_eq!(late["overdue"], true, "{late}");
+        let list = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-requests?overdue=true",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        let ids: Vec<&Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["id"])
+            .collect();
+        assert_eq!(ids, vec![&late["id"]]);
+        let list = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-requests?status=rejected",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        assert!(list["items"][0].get("details").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_change_nothing() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let future = (Utc::now() + Duration::hours(2)).to_rfc3339();
+        for body in [
+            json!({"subject_id": s, "type": "forget_me"}),
+            json!({"subject_id": s, "type": "access", "received_at": future}),
+            json!({"subject_id": "00000000-0000-4000-8000-000000000000", "type": "access"}),
+            json!({"subject_id": s, "type": "access", "channel": "pigeon"}),
+            json!({"subject_id": s}),
+        ] {
+            let (status, problem) = app
+                .call(&t.token, Method::POST, "/v1/rights-requests", Some(&body))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {problem}"
+            );
+            assert_eq!(problem["status"], 422);
+        }
+        let list = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-requests",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(list["items"], json!([]), "nothing was recorded");
+        let (status, _) = app
+            .call(
+                &t.token,
+                Method::GET,
+                "/v1/rights-requests?status=lost",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Roles: an operator files, a privacy officer handles, an auditor reads.
+        let operator = app.token_for(&t, Role::Operator).await;
+        let r = app
+            .expect(
+                &operator,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": s, "type": "objection"})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = r["id"].as_str().unwrap();
+        let (status, _) = app
+            .call(
+                &operator,
+                Method::POST,
+                &format!("/v1/rights-requests/{id}/reject"),
+                Some(&json!({"reason": "x"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let auditor = app.token_for(&t, Role::Auditor).await;
+        let (status, v) = app
+            .call(
+                &auditor,
+                Method::GET,
+                &format!("/v1/rights-requests/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            v.get("details").is_none(),
+            "auditors do not see what was asked"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_cannot_see_or_move_a_request() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let owner = app.tenant_with("acme", Role::Admin).await;
+        let intruder = app.tenant_with("rival", Role::Admin).await;
+        let s = subject(&app, &owner, Some("anna@example.org")).await;
+        let r = file(&app, &owner, json!({"subject_id": s, "type": "access"})).await;
+        let id = r["id"].as_str().unwrap();
+        assert_isolated(
+            &app,
+            &owner,
+            &intruder,
+            id,
+            &[
+                Call::new(Method::GET, "/v1/rights-requests/{id}"),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/verify")
+                    .with_body(json!({"documents_approved": true})),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/code"),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/start"),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/extend")
+                    .with_body(json!({"reason": "x"})),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/complete"),
+                Call::new(Method::POST, "/v1/rights-requests/{id}/reject")
+                    .with_body(json!({"reason": "x"})),
+            ],
+            "/v1/rights-requests/{id}",
+        )
+        .await;
+        let (status, _) = app
+            .call(
+                &intruder.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": s, "type": "access"})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "another tenant's subject is unknown"
+        );
+        let list = app
+            .expect(
+                &intruder.token,
+                Method::GET,
+                "/v1/rights-requests",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(list["items"], json!([]));
+    }
+}
