@@ -13,7 +13,7 @@ use crate::{DbConnection, StoreError, StoreResult, consents, purposes};
 use assent_core::consent::{self, Channel, CheckFacts, LegalBasis};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::page::{PageRequest, split_page};
-use assent_core::pii::{SubjectKey, TenantKeys};
+use assent_core::pii::TenantKeys;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
@@ -142,21 +142,6 @@ pub fn by_idempotency_key(
         .optional()?)
 }
 
-/// The subject's data key, to seal what a notice carries about them.
-fn subject_key(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    tenant_id: &str,
-    subject_id: &str,
-) -> StoreResult<Option<SubjectKey>> {
-    let wrapped = subject_repo::wrapped_key(conn, tenant_id, subject_id)?;
-    wrapped
-        .map(|w| {
-            SubjectKey::unwrap(&w, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
-        })
-        .transpose()
-}
-
 /// Queues a notice, running the consent gate first: a notice the gate refuses is
 /// recorded as `skipped` with the reason, so the caller sees why nothing went out.
 pub fn enqueue(
@@ -175,9 +160,8 @@ pub fn enqueue(
     let id = assent_core::id::new_id();
     let plain = serde_json::to_vec(&new.data).unwrap_or_default();
     let data = match &new.subject_id {
-        Some(subject_id) => {
-            subject_key(conn, keys, tenant_id, subject_id)?.map(|k| k.seal(&id, DATA_FIELD, &plain))
-        }
+        Some(subject_id) => subject_repo::data_key(conn, keys, tenant_id, subject_id)?
+            .map(|k| k.seal(&id, DATA_FIELD, &plain)),
         None => Some(plain),
     };
     let stamp = crate::now();
@@ -254,12 +238,14 @@ pub fn open_data(
         return Ok(None);
     };
     let plain = match &notice.subject_id {
-        Some(subject_id) => match subject_key(conn, keys, &notice.tenant_id, subject_id)? {
-            Some(key) => key
-                .open(&notice.id, DATA_FIELD, data)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?,
-            None => return Ok(None),
-        },
+        Some(subject_id) => {
+            match subject_repo::data_key(conn, keys, &notice.tenant_id, subject_id)? {
+                Some(key) => key
+                    .open(&notice.id, DATA_FIELD, data)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                None => return Ok(None),
+            }
+        }
         None => data.clone(),
     };
     Ok(serde_json::from_slice(&plain).ok())

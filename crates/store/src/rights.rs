@@ -90,9 +90,7 @@ fn subject_key(
     tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<SubjectKey> {
-    let wrapped =
-        subjects::wrapped_key(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
-    SubjectKey::unwrap(&wrapped, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
+    subjects::data_key(conn, keys, tenant_id, subject_id)?.ok_or(StoreError::NotFound)
 }
 
 pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Request>> {

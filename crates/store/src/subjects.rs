@@ -466,3 +466,18 @@ pub fn withdraw_objection(
     diesel::delete(objections::table.find((tenant_id, subject_id, purpose_code))).execute(conn)?;
     Ok(())
 }
+
+/// The subject's data key, to seal or open what is kept about them; `None` for an
+/// unknown subject or after erasure (the key is gone, so is what it sealed).
+pub fn data_key(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<Option<SubjectKey>> {
+    wrapped_key(conn, tenant_id, subject_id)?
+        .map(|w| {
+            SubjectKey::unwrap(&w, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
+        })
+        .transpose()
+}

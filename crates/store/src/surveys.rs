@@ -417,19 +417,6 @@ pub fn filter_targets(
     }
 }
 
-fn subject_key(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    tenant_id: &str,
-    subject_id: &str,
-) -> StoreResult<Option<SubjectKey>> {
-    subjects::wrapped_key(conn, tenant_id, subject_id)?
-        .map(|w| {
-            SubjectKey::unwrap(&w, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
-        })
-        .transpose()
-}
-
 /// The comment on an invitation, opened with its person's key (none once erased).
 pub fn comment_of(
     conn: &mut DbConnection,
@@ -439,7 +426,7 @@ pub fn comment_of(
     let Some(sealed) = &inv.comment else {
         return Ok(None);
     };
-    let Some(key) = subject_key(conn, keys, &inv.tenant_id, &inv.subject_id)? else {
+    let Some(key) = subjects::data_key(conn, keys, &inv.tenant_id, &inv.subject_id)? else {
         return Ok(None);
     };
     Ok(key
@@ -484,8 +471,8 @@ pub fn answer(
         if inv.settled_at.is_some() {
             return Ok((AnswerDecision::Settled, inv));
         }
-        let key =
-            subject_key(conn, keys, tenant_id, &inv.subject_id)?.ok_or(StoreError::NotFound)?;
+        let key = subjects::data_key(conn, keys, tenant_id, &inv.subject_id)?
+            .ok_or(StoreError::NotFound)?;
         let old_comment = comment_of(conn, keys, &inv)?;
         let new_comment = match &given.comment {
             Some(c) => c.clone(),
@@ -591,7 +578,7 @@ pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> Sto
         }
         let Some(score) = inv.score else { continue };
         if !key_cache.contains_key(&inv.subject_id) {
-            let key = subject_key(conn, keys, tenant_id, &inv.subject_id)?;
+            let key = subjects::data_key(conn, keys, tenant_id, &inv.subject_id)?;
             key_cache.insert(inv.subject_id.clone(), key);
         }
         let comment = match (&inv.comment, key_cache.get(&inv.subject_id)) {

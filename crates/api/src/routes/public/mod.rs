@@ -290,6 +290,19 @@ pub fn set_form_cookie(req: &HttpRequest, response: &mut HttpResponse, value: &s
     }
 }
 
+/// A form token for `scope` (the page's link token) in this browser, and the cookie
+/// to set when the browser has none yet.
+pub fn form_token(state: &AppState, req: &HttpRequest, scope: &str) -> (String, Option<String>) {
+    let (cookie, fresh) = match form_cookie(req) {
+        Some(c) => (c, false),
+        None => (assent_core::form_guard::FormGuard::new_cookie(), true),
+    };
+    let csrf = state
+        .form_guard
+        .issue(&cookie, scope, chrono::Utc::now().timestamp());
+    (csrf, fresh.then_some(cookie))
+}
+
 /// Whether a POST came from another site's page (refused before anything else).
 pub fn cross_site(req: &HttpRequest) -> bool {
     req.headers()

@@ -442,17 +442,11 @@ async fn show(
         }
         Err(_) => return super::unavailable(fallback),
     };
-    let (cookie, fresh) = match super::form_cookie(req) {
-        Some(c) => (c, false),
-        None => (assent_core::form_guard::FormGuard::new_cookie(), true),
-    };
-    let csrf = state
-        .form_guard
-        .issue(&cookie, token, Utc::now().timestamp());
+    let (csrf, new_cookie) = super::form_token(&state, req, token);
     let alert = alert.map(|(ru, en)| view.lang.pick(ru, en).to_owned());
     let page = page_html(view, &q, &csrf, current.as_deref(), alert.as_deref());
     let mut response = render(status, page);
-    if fresh {
+    if let Some(cookie) = new_cookie {
         super::set_form_cookie(req, &mut response, &cookie, "/p/");
     }
     response

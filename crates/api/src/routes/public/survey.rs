@@ -244,13 +244,7 @@ async fn show(
         }
         Err(_) => return super::unavailable(fallback),
     };
-    let (cookie, fresh) = match super::form_cookie(req) {
-        Some(c) => (c, false),
-        None => (assent_core::form_guard::FormGuard::new_cookie(), true),
-    };
-    let csrf = state
-        .form_guard
-        .issue(&cookie, token, Utc::now().timestamp());
+    let (csrf, new_cookie) = super::form_token(&state, req, token);
     let pick = |t: Option<(&str, &str)>| t.map(|(ru, en)| view.lang.pick(ru, en).to_owned());
     let (status, alert) = (pick(status), pick(alert));
     let code = if view.expired && status_code == StatusCode::OK {
@@ -267,7 +261,7 @@ async fn show(
         alert.as_deref(),
     );
     let mut response = render(code, page);
-    if fresh {
+    if let Some(cookie) = new_cookie {
         set_form_cookie(req, &mut response, &cookie, SURVEY_ROUTE_PREFIX);
     }
     response
