@@ -508,3 +508,140 @@ async fn another_tenant_cannot_see_or_move_a_request() {
         assert_eq!(list["items"], json!([]));
     }
 }
+
+async fn purpose(app: &TestApp, t: &TenantHandle, code: &str, basis: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(
+            &json!({"code": code, "name": {"ru": code, "en": code}, "legal_basis": basis,
+                     "channels": ["email"], "retention_days": 30}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn check(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> Value {
+    let body = json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]});
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/consent-checks",
+        Some(&body),
+        StatusCode::OK,
+    )
+    .await["results"][0]
+        .clone()
+}
+
+/// Files a request of `kind`, verifies and starts it; its id.
+async fn verified(app: &TestApp, t: &TenantHandle, s: &str, kind: &str) -> String {
+    let r = file(app, t, json!({"subject_id": s, "type": kind})).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    for (name, body) in [
+        ("verify", json!({"documents_approved": true})),
+        ("start", json!({})),
+    ] {
+        let (status, v) = step(app, t, &id, name, body).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {v}");
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_restrictions_and_objections_are_carried_out_on_completion() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "consent").await;
+        purpose(&app, &t, "tips", "consent").await;
+        purpose(&app, &t, "analytics", "legitimate_interest").await;
+        purpose(&app, &t, "billing", "contract").await;
+        let hook = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/webhooks",
+                Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.changed"]})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        for p in ["news", "tips"] {
+            app.expect(
+                &t.token,
+                Method::POST,
+                &format!("/v1/subjects/{s}/consents"),
+                Some(&json!({"purpose": p, "action": "grant"})),
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+
+        // Withdraw every consent: both withdrawn, by staff on the person's behalf.
+        let id = verified(&app, &t, &s, "withdraw_all").await;
+        let (status, v) = step(&app, &t, &id, "complete", json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let last = v["events"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["reason"], "consents withdrawn: news, tips", "{last}");
+        assert_eq!(check(&app, &t, &s, "news").await["allowed"], false);
+        assert_eq!(check(&app, &t, &s, "tips").await["reason"], "withdrawn");
+
+        // An objection to a purpose needed for the contract is refused: nothing moves.
+        let id = verified(&app, &t, &s, "objection").await;
+        let (status, problem) =
+            step(&app, &t, &id, "complete", json!({"purposes": ["billing"]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(get(&app, &t, &id).await["status"], "in_progress");
+        let (status, v) = step(
+            &app,
+            &t,
+            &id,
+            "complete",
+            json!({"purposes": ["analytics"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
+
+        // Restriction: nothing but transactional notices, and the check says so.
+        let id = verified(&app, &t, &s, "restriction").await;
+        let (status, _) = step(&app, &t, &id, "complete", json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(check(&app, &t, &s, "billing").await["reason"], "restricted");
+
+        // Types carried out in the tenant's systems need a note of what was done.
+        let id = verified(&app, &t, &s, "rectification").await;
+        let (status, problem) = step(&app, &t, &id, "complete", json!({})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        let (status, _) = step(
+            &app,
+            &t,
+            &id,
+            "complete",
+            json!({"reason": "Фамилия исправлена в CRM"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+
+        // The tenant's systems heard of every step (ids only).
+        let deliveries = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!(
+                    "/v1/webhooks/{}/deliveries?limit=200",
+                    hook["id"].as_str().unwrap()
+                ),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        let n = deliveries["items"].as_array().unwrap().len();
+        // 4 requests: receive, verify, start, complete each (the refused one wrote none).
+        assert_eq!(n, 16, "{deliveries}");
+        assert!(!deliveries.to_string().contains("anna@example.org"));
+    }
+}

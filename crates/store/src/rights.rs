@@ -277,6 +277,7 @@ pub fn create(
         actor,
         None,
     )?;
+    announce(conn, &r, "receive")?;
     Ok(r)
 }
 
@@ -566,6 +567,7 @@ pub fn step_and_confirm(
     now: DateTime<Utc>,
 ) -> StoreResult<Request> {
     let r = take_step(conn, tenant_id, id, step, actor, change)?;
+    announce(conn, &r, step.as_str())?;
     if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
         notify(
             conn,
@@ -580,4 +582,126 @@ pub fn step_and_confirm(
         )?;
     }
     Ok(r)
+}
+
+/// Tells the tenant's systems (webhook event `rights_request.changed`), in the same
+/// transaction. Ids only: no personal data leaves in events.
+pub fn announce(conn: &mut DbConnection, r: &Request, step: &str) -> StoreResult<()> {
+    messaging::emit(
+        conn,
+        &r.tenant_id,
+        "rights_request.changed",
+        serde_json::json!({
+            "request_id": r.id,
+            "subject_id": r.subject_id,
+            "type": r.kind,
+            "status": r.status,
+            "step": step,
+            "due_at": r.due_at.and_utc().to_rfc3339(),
+        }),
+    )?;
+    Ok(())
+}
+
+/// What carrying out a request changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fulfilment {
+    /// Consents withdrawn (purpose codes).
+    pub withdrawn: Vec<String>,
+    /// Objections recorded (purpose codes).
+    pub objected: Vec<String>,
+    /// Processing restricted.
+    pub restricted: bool,
+}
+
+/// Whether Assent carries out requests of this type itself on completion; the others
+/// are done in the tenant's systems and completed with a note of what was done.
+pub fn fulfilled_here(kind: RequestType) -> bool {
+    matches!(
+        kind,
+        RequestType::WithdrawAll | RequestType::Restriction | RequestType::Objection
+    )
+}
+
+/// Carries out a withdrawal of every consent, a restriction or an objection (to the
+/// purposes named, or to every purpose not needed for a contract or by law), as the
+/// person asked, under the subject's lock and in the caller's transaction.
+pub fn fulfil(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    group_id: Option<&str>,
+    r: &Request,
+    purposes: Option<&[String]>,
+    now: DateTime<Utc>,
+) -> StoreResult<Fulfilment> {
+    use crate::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
+    let tenant_id = &r.tenant_id;
+    subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
+    let mut done = Fulfilment::default();
+    if r.kind() == RequestType::Restriction {
+        subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
+        done.restricted = true;
+        return Ok(done);
+    }
+    let states = consents::subject_states(conn, tenant_id, group_id, &r.subject_id, now)?;
+    if let Some(named) = purposes {
+        for code in named {
+            if !states.iter().any(|(p, _)| &p.code == code) {
+                return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+            }
+        }
+    }
+    for (purpose, state) in states {
+        let basis = purpose.meaning.legal_basis;
+        let chosen = match (r.kind(), purposes) {
+            (RequestType::WithdrawAll, _) => basis == LegalBasis::Consent,
+            (_, Some(named)) => named.contains(&purpose.code),
+            (_, None) => matches!(basis, LegalBasis::Consent | LegalBasis::LegitimateInterest),
+        };
+        if !chosen {
+            continue;
+        }
+        match basis {
+            LegalBasis::Consent => {
+                let granted = state.is_some_and(|s| s.state.status == ConsentStatus::Granted);
+                if granted {
+                    consents::record(
+                        conn,
+                        keys,
+                        tenant_id,
+                        group_id,
+                        &ConsentRequest {
+                            subject_id: r.subject_id.clone(),
+                            purpose_code: purpose.code.clone(),
+                            action: Action::Withdraw,
+                            method: Method::Staff,
+                            occurred_at: now,
+                            policy_version: None,
+                            evidence: Evidence::default(),
+                            actor: Actor {
+                                kind: ActorKind::Subject,
+                                name: None,
+                                relation: None,
+                            },
+                            import_key: None,
+                        },
+                        now,
+                    )?;
+                    done.withdrawn.push(purpose.code);
+                }
+            }
+            LegalBasis::LegitimateInterest => {
+                subjects::object(conn, tenant_id, &r.subject_id, &purpose.code)?;
+                done.objected.push(purpose.code);
+            }
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "'{}' is needed for a contract or by law; it cannot be objected to",
+                    purpose.code
+                )));
+            }
+        }
+    }
+    Ok(done)
 }

@@ -480,13 +480,15 @@ pub async fn resend_code(
     Ok(web::Json(v))
 }
 
-/// Takes a staff step and confirms it to the person.
+/// Takes a staff step and confirms it to the person. Completing a withdrawal of all
+/// consents, a restriction or an objection carries it out in the same transaction.
 async fn staff_step(
     state: web::Data<AppState>,
     principal: Principal,
     id: String,
     step: Step,
     reason: Option<String>,
+    purposes: Option<Vec<String>>,
 ) -> ApiResult<web::Json<RequestView>> {
     principal.require(Permission::HandleRights)?;
     let who = actor(&principal);
@@ -518,6 +520,36 @@ async fn staff_step(
                     .map_err(|e| StoreError::Conflict(e.to_string()))?;
                     change.due_at = Some(due);
                 }
+                if step == Step::Complete {
+                    let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                    rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    if repo::fulfilled_here(r.kind()) {
+                        let done = repo::fulfil(c, keys, keyring.group_id(), &r, purposes.as_deref(), now)?;
+                        let mut what = Vec::new();
+                        if !done.withdrawn.is_empty() {
+                            what.push(format!("consents withdrawn: {}", done.withdrawn.join(", ")));
+                        }
+                        if !done.objected.is_empty() {
+                            what.push(format!("objections recorded: {}", done.objected.join(", ")));
+                        }
+                        if done.restricted {
+                            what.push("processing restricted".to_owned());
+                        }
+                        if what.is_empty() {
+                            what.push("nothing was in force to change".to_owned());
+                        }
+                        let done = what.join("; ");
+                        change.reason = Some(match change.reason.take() {
+                            Some(note) => format!("{done}. {note}"),
+                            None => done,
+                        });
+                    } else if change.reason.is_none() {
+                        return Err(StoreError::Invalid(format!(
+                            "a {} request is carried out in your systems: say what was done in 'reason'",
+                            r.kind()
+                        )));
+                    }
+                }
                 let r = repo::step_and_confirm(
                     c,
                     keys,
@@ -548,7 +580,7 @@ pub async fn start_request(
     principal: Principal,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<RequestView>> {
-    staff_step(state, principal, path.into_inner(), Step::Start, None).await
+    staff_step(state, principal, path.into_inner(), Step::Start, None, None).await
 }
 
 /// Extend the deadline once, as the law allows, with a reasoned notice to the person.
@@ -565,23 +597,58 @@ pub async fn extend_request(
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<web::Json<RequestView>> {
     let reason = reason_of(body, true)?;
-    staff_step(state, principal, path.into_inner(), Step::Extend, reason).await
+    staff_step(
+        state,
+        principal,
+        path.into_inner(),
+        Step::Extend,
+        reason,
+        None,
+    )
+    .await
 }
 
-/// Record that the request is done; the person is told.
-#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// What was done; required for the types carried out in your systems (access,
+    /// portability, rectification, anonymisation, erasure). Told to the person.
+    pub reason: Option<String>,
+    /// For an objection: the purposes objected to (default: every purpose on consent
+    /// or legitimate interest).
+    pub purposes: Option<Vec<String>>,
+}
+
+/// Record that the request is done; the person is told. A withdrawal of all
+/// consents, a restriction or an objection is carried out here, in the same step.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = CompleteBody, responses(
     (status = 200, body = RequestView),
     (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/rights-requests/{id}/complete")]
 pub async fn complete_request(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: Option<Json<ReasonBody>>,
+    body: Option<Json<CompleteBody>>,
 ) -> ApiResult<web::Json<RequestView>> {
-    let note = reason_of(body, false)?;
-    staff_step(state, principal, path.into_inner(), Step::Complete, note).await
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let note = reason_of(
+        Some(Json(ReasonBody {
+            reason: body.reason,
+        })),
+        false,
+    )?;
+    staff_step(
+        state,
+        principal,
+        path.into_inner(),
+        Step::Complete,
+        note,
+        body.purposes,
+    )
+    .await
 }
 
 /// Refuse the request with a reason; the person is told they may complain to the
@@ -599,5 +666,13 @@ pub async fn reject_request(
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<web::Json<RequestView>> {
     let reason = reason_of(body, true)?;
-    staff_step(state, principal, path.into_inner(), Step::Reject, reason).await
+    staff_step(
+        state,
+        principal,
+        path.into_inner(),
+        Step::Reject,
+        reason,
+        None,
+    )
+    .await
 }
