@@ -1098,3 +1098,77 @@ async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
         assert_eq!(r["by_channel"][0]["response_rate"], 100.0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_lists_the_persons_rights_requests_with_their_deadlines() {
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
+        bot.update(text_from(ANNA, "en", "/requests"));
+        bot.dispatch().await;
+        assert!(last_text(&bot).starts_with("You have no personal data requests yet."));
+
+        // Received by letter three days ago; the deadline by the production calendar.
+        let msk = chrono_tz::Europe::Moscow;
+        let received = chrono::Utc::now() - chrono::Duration::days(3);
+        let due = assent_core::deadline::due_at(
+            assent_core::tenancy::Jurisdiction::Ru152Fz,
+            received,
+            msk,
+            &assent_core::deadline::WorkCalendar::russia(),
+            None,
+        );
+        let later = chrono::Utc::now() - chrono::Duration::days(1);
+        let day =
+            |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&msk).format("%d.%m.%Y").to_string();
+        let r = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(
+                    &json!({"subject_id": s, "type": "access", "channel": "letter",
+                    "received_at": received.to_rfc3339()}),
+                ),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(r["status"], "awaiting_verification", "{r}");
+        let done = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": s, "type": "withdraw_all",
+                    "received_at": later.to_rfc3339()})),
+                StatusCode::CREATED,
+            )
+            .await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            &format!(
+                "/v1/rights-requests/{}/reject",
+                done["id"].as_str().unwrap()
+            ),
+            Some(&json!({"reason": "Filed by mistake"})),
+            StatusCode::OK,
+        )
+        .await;
+        bot.update(text_from(ANNA, "en", "/requests"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            format!(
+                "acme LLC\n\
+                 • withdrawal of all consents of {}: refused\n\
+                 • access to data of {}: awaiting identity check, answer by {}",
+                day(later),
+                day(received),
+                day(due)
+            )
+        );
+    }
+}

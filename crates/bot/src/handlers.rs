@@ -105,10 +105,7 @@ async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResu
             Ok(())
         }
         "/consents" => show_consents(&bot, &svc, msg.chat.id, lang).await,
-        "/requests" => {
-            bot.send_message(msg.chat.id, text::requests(lang)).await?;
-            Ok(())
-        }
+        "/requests" => show_requests(&bot, &svc, msg.chat.id, lang).await,
         "/language" => {
             bot.send_message(msg.chat.id, text::choose_language(lang))
                 .reply_markup(keyboard(vec![vec![
@@ -470,6 +467,45 @@ async fn handle_press(
             }
         }
     }
+    Ok(())
+}
+
+/// The person's rights requests at each linked company.
+async fn show_requests(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+) -> HandlerResult {
+    let id = chat.0;
+    let companies = blocking(svc, move |s| s.requests(id)).await??;
+    if companies.is_empty() {
+        bot.send_message(chat, text::no_requests(lang)).await?;
+        return Ok(());
+    }
+    let mut message = String::new();
+    for c in companies {
+        let mut block = format!("{}\n", c.company);
+        for r in &c.requests {
+            block.push_str(&text::request_line(
+                lang,
+                &r.kind,
+                &r.status,
+                r.received_at.and_utc(),
+                r.due_at.and_utc(),
+                r.status().is_open(),
+                c.timezone,
+            ));
+            block.push('\n');
+        }
+        if message.chars().count() + block.chars().count() > MESSAGE_CHARS {
+            bot.send_message(chat, message.trim_end()).await?;
+            message.clear();
+        }
+        message.push_str(&block);
+        message.push('\n');
+    }
+    bot.send_message(chat, message.trim_end()).await?;
     Ok(())
 }
 

@@ -15,6 +15,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// The rights requests a person made to one company.
+#[derive(Debug, Clone)]
+pub struct CompanyRequests {
+    pub company: String,
+    pub timezone: chrono_tz::Tz,
+    pub requests: Vec<assent_store::rights::Request>,
+}
+
 /// A company and, masked, the contact its record of the person holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkPreview {
@@ -214,6 +222,37 @@ impl BotService {
             .into_iter()
             .map(|(t, s)| Ok((self.company(&t)?, t, s)))
             .collect()
+    }
+
+    /// The rights requests of every linked subject, newest first per company, with
+    /// the tenant's time zone for their deadlines.
+    pub fn requests(&self, chat_id: i64) -> StoreResult<Vec<CompanyRequests>> {
+        let mut out = Vec::new();
+        for (company, tenant_id, subject_id) in self.links(chat_id)? {
+            let tenant = self
+                .store
+                .system(|c| tenants::find_tenant(c, &tenant_id))?
+                .ok_or(StoreError::NotFound)?;
+            let page = assent_core::page::PageRequest::parse(None, Some(50))
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let filter = assent_store::rights::ListFilter {
+                subject_id: Some(subject_id.clone()),
+                ..Default::default()
+            };
+            let (mut requests, _) = self.store.read(&tenant_id, |c| {
+                assent_store::rights::list(c, &tenant_id, &filter, &page)
+            })?;
+            requests.retain(|r| r.duplicate_of.is_none());
+            requests.reverse();
+            if !requests.is_empty() {
+                out.push(CompanyRequests {
+                    company,
+                    timezone: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+                    requests,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every purpose of every linked subject, grouped by company.

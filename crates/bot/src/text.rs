@@ -211,13 +211,62 @@ pub fn failed(l: Lang) -> &'static str {
     )
 }
 
-pub fn requests(l: Lang) -> &'static str {
+pub fn no_requests(l: Lang) -> &'static str {
     l.pick(
-        "Запросы о персональных данных (доступ, исправление, удаление) в боте пока \
-         недоступны. Направьте запрос компании, и она ответит в установленный законом срок.",
-        "Personal data requests (access, correction, erasure) are not available in the bot \
-         yet. Send your request to the company; it will answer within the legal deadline.",
+        "Запросов о персональных данных пока нет. Чтобы получить доступ к своим данным, \
+         исправить или удалить их, обратитесь в компанию: она ответит в установленный законом срок.",
+        "You have no personal data requests yet. To see, correct or erase your data, contact \
+         the company; it will answer within the legal deadline.",
     )
+}
+
+fn request_type(l: Lang, kind: &str) -> &'static str {
+    match kind {
+        "access" => l.pick("доступ к данным", "access to data"),
+        "portability" => l.pick("выгрузка данных", "copy of data"),
+        "rectification" => l.pick("исправление данных", "correction of data"),
+        "restriction" => l.pick("ограничение обработки", "restriction of processing"),
+        "objection" => l.pick("возражение", "objection"),
+        "anonymisation" => l.pick("обезличивание", "anonymisation"),
+        "erasure" => l.pick("удаление данных", "erasure"),
+        "withdraw_all" => l.pick("отзыв всех согласий", "withdrawal of all consents"),
+        _ => l.pick("запрос", "request"),
+    }
+}
+
+fn request_status(l: Lang, status: &str) -> &'static str {
+    match status {
+        "received" => l.pick("получен", "received"),
+        "awaiting_verification" => l.pick("ждёт подтверждения личности", "awaiting identity check"),
+        "verified" => l.pick("принят", "accepted"),
+        "in_progress" => l.pick("в работе", "in progress"),
+        "extended" => l.pick("в работе, срок продлён", "in progress, deadline extended"),
+        "completed" => l.pick("выполнен", "done"),
+        "rejected" => l.pick("отклонён", "refused"),
+        _ => "",
+    }
+}
+
+/// One line per request: what, since when, where it is and, while open, by when.
+pub fn request_line(
+    l: Lang,
+    kind: &str,
+    status: &str,
+    received: DateTime<Utc>,
+    due: DateTime<Utc>,
+    open: bool,
+    tz: chrono_tz::Tz,
+) -> String {
+    let received = received.with_timezone(&tz).format("%d.%m.%Y");
+    let due = due.with_timezone(&tz).format("%d.%m.%Y");
+    let what = request_type(l, kind);
+    let state = request_status(l, status);
+    match (l, open) {
+        (Lang::Ru, true) => format!("• {what} от {received}: {state}, ответ до {due}"),
+        (Lang::Ru, false) => format!("• {what} от {received}: {state}"),
+        (Lang::En, true) => format!("• {what} of {received}: {state}, answer by {due}"),
+        (Lang::En, false) => format!("• {what} of {received}: {state}"),
+    }
 }
 
 pub fn choose_language(l: Lang) -> &'static str {
