@@ -342,6 +342,25 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
         )
         .await;
         assert_eq!(late["overdue"], true, "{late}");
+        // …and counted in /metrics (no tenant label, no ids).
+        notify::dispatcher(&app, Wiring::default())
+            .refresh_gauges()
+            .await;
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "assent_rights_requests_overdue 1"),
+            "{metrics}"
+        );
         let list = app
             .expect(
                 &t.token,

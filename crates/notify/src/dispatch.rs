@@ -821,25 +821,38 @@ impl Dispatcher {
         )
     }
 
+    /// What is waiting: the outbox by status, and rights requests past their deadline.
     async fn update_depth(&self) {
         let store = self.store.clone();
         let depth = blocking(move || {
             let tenants = store.system(tenants::list_tenants)?;
             let mut total: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut overdue = 0;
+            let now = Utc::now().naive_utc();
             for t in tenants {
-                for (status, n) in store.read(&t.id, |c| outbox::depth(c, &t.id))? {
-                    *total.entry(status).or_default() += n;
-                }
+                store.read(&t.id, |c| {
+                    for (status, n) in outbox::depth(c, &t.id)? {
+                        *total.entry(status).or_default() += n;
+                    }
+                    overdue += assent_store::rights::overdue_count(c, &t.id, now)?;
+                    Ok(())
+                })?;
             }
-            Ok(total)
+            Ok((total, overdue))
         })
         .await;
-        if let Ok(depth) = depth {
+        if let Ok((depth, overdue)) = depth {
             for status in ["queued", "sending", "dead"] {
                 self.metrics
                     .set_depth(status, depth.get(status).copied().unwrap_or(0));
             }
+            self.metrics.set_overdue_requests(overdue);
         }
+    }
+
+    /// Refreshes the gauges now (tests; the run loop does it every 15 s).
+    pub async fn refresh_gauges(&self) {
+        self.update_depth().await;
     }
 }
 

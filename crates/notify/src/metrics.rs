@@ -31,6 +31,9 @@ pub struct DeliveryMetrics {
     failed: Family<ChannelLabels, Counter>,
     skipped: Family<SkipLabels, Counter>,
     depth: Family<StatusLabels, Gauge>,
+    /// Open rights requests past their deadline, over all tenants (no tenant label:
+    /// tenant slugs would reach whoever scrapes).
+    overdue_requests: Gauge,
 }
 
 impl DeliveryMetrics {
@@ -61,6 +64,15 @@ impl DeliveryMetrics {
             "Notices in the outbox by status",
             self.depth.clone(),
         );
+        registry.register(
+            "rights_requests_overdue",
+            "Open rights requests past their legal deadline",
+            self.overdue_requests.clone(),
+        );
+    }
+
+    pub fn set_overdue_requests(&self, n: i64) {
+        self.overdue_requests.set(n);
     }
 
     fn channel(c: NoticeChannel) -> ChannelLabels {

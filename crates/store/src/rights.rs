@@ -461,8 +461,9 @@ pub fn check_code(
             Ok((check, r))
         }
         CodeCheck::Wrong { .. } => {
+            // Counted in SQL, so two wrong answers at once count twice.
             diesel::update(rights_requests::table.find((tenant_id, id)))
-                .set(rights_requests::code_failures.eq(r.code_failures + 1))
+                .set(rights_requests::code_failures.eq(rights_requests::code_failures + 1))
                 .execute(conn)?;
             Ok((
                 check,
