@@ -664,3 +664,63 @@ async fn withdrawals_restrictions_and_objections_are_carried_out_on_completion()
         assert!(!deliveries.to_string().contains("anna@example.org"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_are_reminded_once_per_deadline() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let hook = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/webhooks",
+                Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.due_soon"]})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        // Received 12 days ago: due within two working days (or past). And one just now.
+        let old = file(
+            &app,
+            &t,
+            json!({"subject_id": s, "type": "access",
+                   "received_at": (Utc::now() - Duration::days(12)).to_rfc3339()}),
+        )
+        .await;
+        file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
+        let remind = |at| assent_store::rights::remind_everywhere(&app.store, at).unwrap();
+        assert_eq!(remind(Utc::now()), 1);
+        assert_eq!(remind(Utc::now()), 0, "once per deadline");
+        let deliveries = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap()),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            deliveries["items"].as_array().unwrap().len(),
+            1,
+            "{deliveries}"
+        );
+        assert_eq!(deliveries["items"][0]["kind"], "rights_request.due_soon");
+        // The event's payload names the old request (the outbox row keeps it).
+        let payload = app
+            .store
+            .read(&t.id, |c| {
+                let id = deliveries["items"][0]["id"].as_str().unwrap();
+                assent_store::notifications::get(c, &t.id, id)
+            })
+            .unwrap()
+            .unwrap()
+            .data
+            .unwrap();
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(payload["data"]["request_id"], old["id"], "{payload}");
+        // In three weeks the new one is due too.
+        assert_eq!(remind(Utc::now() + Duration::days(21)), 1);
+    }
+}

@@ -271,6 +271,9 @@ pub fn remind_from(
         .unwrap_or_else(|| start.and_utc())
 }
 
+/// Staff are reminded this many working days before a deadline.
+pub const REMIND_WORKING_DAYS: u32 = 2;
+
 pub fn is_overdue(due_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now > due_at
 }

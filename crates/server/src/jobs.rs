@@ -29,6 +29,18 @@ pub async fn run(store: Store, master: MasterKey) {
         if let Ok(Err(error)) = pruned {
             tracing::error!(%error, "pruning Telegram bookkeeping failed");
         }
+        // Staff hear of rights requests two working days before their deadline.
+        let s = store.clone();
+        let reminded = tokio::task::spawn_blocking(move || {
+            assent_store::rights::remind_everywhere(&s, chrono::Utc::now())
+        })
+        .await;
+        match reminded {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(reminded = n, "staff reminded of rights request deadlines"),
+            Ok(Err(error)) => tracing::error!(%error, "rights request reminders failed"),
+            Err(error) => tracing::error!(%error, "rights request reminders panicked"),
+        }
         // Anonymous surveys: answers that can no longer change lose their person.
         let (s, m) = (store.clone(), master.clone());
         let settled = tokio::task::spawn_blocking(move || {

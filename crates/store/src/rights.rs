@@ -41,6 +41,8 @@ pub struct Request {
     pub code: Option<Vec<u8>>,
     pub code_expires_at: Option<NaiveDateTime>,
     pub code_failures: i32,
+    /// When staff were reminded of the current deadline.
+    pub reminded_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub closed_at: Option<NaiveDateTime>,
@@ -314,6 +316,12 @@ pub fn take_step(
         rights_requests::status.eq(to.as_str()),
         rights_requests::due_at.eq(due),
         rights_requests::extended.eq(r.extended || step == Step::Extend),
+        // A new deadline gets its own reminder.
+        rights_requests::reminded_at.eq(if step == Step::Extend {
+            None
+        } else {
+            r.reminded_at
+        }),
         rights_requests::updated_at.eq(stamp),
         rights_requests::closed_at.eq(closed),
     ))
@@ -705,4 +713,72 @@ pub fn fulfil(
         }
     }
     Ok(done)
+}
+
+/// Reminds staff (webhook event `rights_request.due_soon`) of each open request whose
+/// deadline is `days_before` working days away or past, once per deadline.
+pub fn remind_due(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    now: DateTime<Utc>,
+    days_before: u32,
+) -> StoreResult<usize> {
+    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
+    let calendar = assent_core::deadline::WorkCalendar::russia();
+    let open: Vec<Request> = rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::closed_at.is_null())
+        .filter(rights_requests::duplicate_of.is_null())
+        .filter(rights_requests::reminded_at.is_null())
+        .select(Request::as_select())
+        .load(conn)?;
+    let mut reminded = 0;
+    for r in open {
+        let from =
+            assent_core::deadline::remind_from(r.due_at.and_utc(), tz, &calendar, days_before);
+        if from > now {
+            continue;
+        }
+        let claimed = diesel::update(
+            rights_requests::table
+                .find((tenant_id, &r.id))
+                .filter(rights_requests::reminded_at.is_null()),
+        )
+        .set(rights_requests::reminded_at.eq(now.naive_utc()))
+        .execute(conn)?;
+        if claimed == 1 {
+            messaging::emit(
+                conn,
+                tenant_id,
+                "rights_request.due_soon",
+                serde_json::json!({
+                    "request_id": r.id,
+                    "subject_id": r.subject_id,
+                    "type": r.kind,
+                    "status": r.status,
+                    "due_at": r.due_at.and_utc().to_rfc3339(),
+                    "overdue": r.due_at.and_utc() < now,
+                }),
+            )?;
+            reminded += 1;
+        }
+    }
+    Ok(reminded)
+}
+
+/// [`remind_due`] for every tenant, each in its own unit of work (the worker's job).
+pub fn remind_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResult<usize> {
+    let mut reminded = 0;
+    for tenant in store.system(tenants::list_tenants)? {
+        reminded += store.write(&tenant.id, |c| {
+            remind_due(
+                c,
+                &tenant.id,
+                now,
+                assent_core::deadline::REMIND_WORKING_DAYS,
+            )
+        })?;
+    }
+    Ok(reminded)
 }

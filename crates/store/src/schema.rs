@@ -459,6 +459,7 @@ diesel::table! {
         code -> Nullable<Binary>,
         code_expires_at -> Nullable<Timestamp>,
         code_failures -> Integer,
+        reminded_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,

@@ -17,6 +17,7 @@ CREATE TABLE rights_requests (
     code            BYTEA,
     code_expires_at TIMESTAMP,
     code_failures   INTEGER   NOT NULL,
+    reminded_at     TIMESTAMP,
     created_at      TIMESTAMP NOT NULL,
     updated_at      TIMESTAMP NOT NULL,
     closed_at       TIMESTAMP,

@@ -18,6 +18,7 @@ pub const EVENTS: &[&str] = &[
     "consent.changed",
     "notification.failed",
     "rights_request.changed",
+    "rights_request.due_soon",
 ];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -25,7 +26,8 @@ pub const EVENTS: &[&str] = &[
 pub struct CreateWebhook {
     /// An https URL of the tenant's system.
     pub url: String,
-    /// `consent.changed`, `notification.failed`, `rights_request.changed`, or `*`.
+    /// `consent.changed`, `notification.failed`, `rights_request.changed`,
+    /// `rights_request.due_soon`, or `*`.
     pub events: Vec<String>,
 }
 
