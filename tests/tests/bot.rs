@@ -1172,3 +1172,74 @@ async fn requests_lists_the_persons_rights_requests_with_their_deadlines() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rights_request_code_and_its_confirmation_reach_the_linked_chat() {
+    let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let telegram = FakeTelegram::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        // No email on file: the linked chat is the channel for the code.
+        let s = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subjects",
+                Some(&json!({"phone": "+79161234567"})),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        let r = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": s, "type": "erasure"})),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(r["code_sent"], true, "{r}");
+        let api_url = telegram.api_url();
+        let dispatcher = notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&api_url),
+                ..Default::default()
+            },
+        );
+        dispatcher.drain().await.unwrap();
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(sent[0].chat_id, ANNA as i64);
+        let code = sent[0]
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("Код: "))
+            .unwrap_or_else(|| panic!("a code in {}", sent[0].text))
+            .to_owned();
+        let v = app
+            .expect(
+                &t.token,
+                Method::POST,
+                &format!("/v1/rights-requests/{}/verify", r["id"].as_str().unwrap()),
+                Some(&json!({"code": code})),
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(v["status"], "verified");
+        dispatcher.drain().await.unwrap();
+        let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
+        assert!(
+            sent[1]
+                .text
+                .starts_with("Ваш запрос: личность подтверждена"),
+            "{}",
+            sent[1].text
+        );
+    }
+}
