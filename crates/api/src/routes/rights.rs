@@ -502,13 +502,13 @@ async fn staff_step(
                     reason,
                     due_at: None,
                 };
+                // Checked once up front: a step out of order says so before anything
+                // else is looked at or carried out.
+                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
                 if step == Step::Extend {
-                    let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                     let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
                     let (law, tz, calendar) = clock_of(&t);
-                    // Out of order first, so a closed request says so.
-                    rights::next(r.status(), step)
-                        .map_err(|e| StoreError::Conflict(e.to_string()))?;
                     let due = deadline::extended_due_at(
                         law,
                         r.received_at.and_utc(),
@@ -521,8 +521,6 @@ async fn staff_step(
                     change.due_at = Some(due);
                 }
                 if step == Step::Complete {
-                    let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
-                    rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
                     if repo::fulfilled_here(r.kind()) {
                         let done = repo::fulfil(c, keys, keyring.group_id(), &r, purposes.as_deref(), now)?;
                         let mut what = Vec::new();
