@@ -7,13 +7,15 @@
 //! unit of work, so a refused step writes nothing.
 
 use crate::notifications::{self as outbox, NewNotice};
-use crate::schema::{rights_request_events, rights_requests};
+use crate::schema::{rights_request_events, rights_requests, rights_settings};
 use crate::{DbConnection, StoreError, StoreResult, messaging, subjects, tenants};
 use assent_core::notice::{NoticeCategory, NoticeChannel};
 use assent_core::page::{PageRequest, split_page};
 use assent_core::pii::{SubjectKey, TenantKeys};
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType, Step};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use assent_core::deadline::{Term, WorkCalendar};
+use assent_core::tenancy::Jurisdiction;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 /// The template kind of the one-time code.
@@ -84,6 +86,173 @@ pub struct NewRequest {
     pub due_at: DateTime<Utc>,
     pub representative: bool,
     pub details: Option<serde_json::Value>,
+}
+
+/// A request as it arrives through any intake (API, public form, bot); the deadline
+/// follows from the tenant's clock.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub subject_id: String,
+    pub kind: RequestType,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub representative: bool,
+    pub details: Option<serde_json::Value>,
+}
+
+/// What the deadlines of a tenant are counted by.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    pub law: Jurisdiction,
+    pub tz: chrono_tz::Tz,
+    pub calendar: WorkCalendar,
+    /// The shorter term the company promises in its own policy, if any.
+    pub promise: Option<Term>,
+}
+
+/// A tenant's own settings of the clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockSettings {
+    pub promise: Option<Term>,
+    /// Days the built-in calendar counts as working that are not (a new decree).
+    pub days_off: Vec<NaiveDate>,
+    /// Days the built-in calendar counts as off that are working (a moved Saturday).
+    pub working_days: Vec<NaiveDate>,
+}
+
+fn dates_text(dates: &[NaiveDate]) -> String {
+    dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn dates_of(text: &str) -> Vec<NaiveDate> {
+    text.split(',').filter_map(|d| d.parse().ok()).collect()
+}
+
+/// The tenant's clock settings (defaults when never set).
+pub fn clock_settings(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<ClockSettings> {
+    let row: Option<(Option<String>, String, String)> = rights_settings::table
+        .find(tenant_id)
+        .select((
+            rights_settings::promise,
+            rights_settings::days_off,
+            rights_settings::working_days,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        None => ClockSettings::default(),
+        Some((promise, off, working)) => ClockSettings {
+            promise: promise.and_then(|p| serde_json::from_str(&p).ok()),
+            days_off: dates_of(&off),
+            working_days: dates_of(&working),
+        },
+    })
+}
+
+/// Replaces the tenant's clock settings. Open requests keep the deadline they were
+/// given (it was confirmed to the person); new ones follow the new settings.
+pub fn set_clock_settings(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    settings: &ClockSettings,
+) -> StoreResult<()> {
+    let promise = settings
+        .promise
+        .map(|p| serde_json::to_string(&p).unwrap_or_default());
+    let off = dates_text(&settings.days_off);
+    let working = dates_text(&settings.working_days);
+    let now = crate::now();
+    let n = diesel::update(rights_settings::table.find(tenant_id))
+        .set((
+            rights_settings::promise.eq(&promise),
+            rights_settings::days_off.eq(&off),
+            rights_settings::working_days.eq(&working),
+            rights_settings::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(rights_settings::table)
+            .values((
+                rights_settings::tenant_id.eq(tenant_id),
+                rights_settings::promise.eq(&promise),
+                rights_settings::days_off.eq(&off),
+                rights_settings::working_days.eq(&working),
+                rights_settings::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The tenant's law, time zone, working-day calendar (with its corrections) and
+/// promise.
+pub fn clock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Clock> {
+    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    let settings = clock_settings(conn, tenant_id)?;
+    Ok(Clock {
+        law: tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
+        tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+        calendar: WorkCalendar::russia()
+            .with_overrides(&settings.days_off, &settings.working_days),
+        promise: settings.promise,
+    })
+}
+
+/// Files a request from any intake: records it with its deadline, then starts the
+/// identity check (a code to a channel on file, or documents for a representative).
+/// A duplicate is recorded and linked, and nothing more is sent.
+pub fn file(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    intake: Intake,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Request> {
+    rights::validate_received_at(intake.received_at, now)
+        .map_err(|e| StoreError::Invalid(e.0))?;
+    let clock = clock(conn, tenant_id)?;
+    let new = NewRequest {
+        due_at: assent_core::deadline::due_at(
+            clock.law,
+            intake.received_at,
+            clock.tz,
+            &clock.calendar,
+            clock.promise,
+        ),
+        subject_id: intake.subject_id,
+        kind: intake.kind,
+        channel: intake.channel,
+        received_at: intake.received_at,
+        representative: intake.representative,
+        details: intake.details,
+    };
+    let r = create(conn, keys, tenant_id, &new, actor)?;
+    if r.duplicate_of.is_some() {
+        return Ok(r);
+    }
+    if r.representative {
+        let change = StepChange {
+            reason: Some("documents of the representative requested".into()),
+            ..Default::default()
+        };
+        step_and_confirm(
+            conn,
+            keys,
+            tenant_id,
+            group_id,
+            &r.id,
+            Step::RequestVerification,
+            actor,
+            &change,
+            now,
+        )
+    } else if confirmation_channel(conn, keys, tenant_id, &r.subject_id)?.is_some() {
+        send_code(conn, keys, tenant_id, group_id, &r.id, "system", now)
+    } else {
+        Ok(r)
+    }
 }
 
 fn subject_key(
@@ -723,9 +892,7 @@ pub fn remind_due(
     now: DateTime<Utc>,
     days_before: u32,
 ) -> StoreResult<usize> {
-    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow);
-    let calendar = assent_core::deadline::WorkCalendar::russia();
+    let Clock { tz, calendar, .. } = clock(conn, tenant_id)?;
     let open: Vec<Request> = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
         .filter(rights_requests::closed_at.is_null())

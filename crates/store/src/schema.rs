@@ -479,3 +479,46 @@ diesel::table! {
         at -> Timestamp,
     }
 }
+
+diesel::table! {
+    rights_settings (tenant_id) {
+        tenant_id -> Text,
+        promise -> Nullable<Text>,
+        days_off -> Text,
+        working_days -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subject_changes (tenant_id, subject_id, seq) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        seq -> Integer,
+        request_id -> Nullable<Text>,
+        fields -> Text,
+        previous -> Nullable<Binary>,
+        actor -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    destruction_acts (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        kind -> Text,
+        status -> Text,
+        request_id -> Nullable<Text>,
+        report_id -> Nullable<Text>,
+        subject_ids -> Text,
+        categories -> Text,
+        method -> Text,
+        reason -> Text,
+        actor -> Text,
+        notice_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        done_at -> Nullable<Timestamp>,
+    }
+}

@@ -5,11 +5,11 @@ use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, web};
-use assent_core::deadline::{self, WorkCalendar};
+use assent_core::deadline;
 use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
-use assent_core::tenancy::{Jurisdiction, Permission};
-use assent_store::rights::{self as repo, ListFilter, NewRequest, Request, StepChange};
-use assent_store::{StoreError, tenants};
+use assent_core::tenancy::Permission;
+use assent_store::rights::{self as repo, Intake, ListFilter, Request, StepChange};
+use assent_store::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -138,15 +138,6 @@ fn view(
     })
 }
 
-/// The tenant's law, time zone and working-day calendar.
-fn clock_of(tenant: &tenants::Tenant) -> (Jurisdiction, chrono_tz::Tz, WorkCalendar) {
-    (
-        tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
-        tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
-        WorkCalendar::russia(),
-    )
-}
-
 fn actor(p: &Principal) -> String {
     format!("staff:{}", p.client_id)
 }
@@ -193,44 +184,16 @@ pub async fn create_request(
     let created = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                let (law, tz, calendar) = clock_of(&t);
-                let new = NewRequest {
+                let intake = Intake {
                     subject_id: b.subject_id.clone(),
                     kind,
                     channel,
                     received_at,
-                    due_at: deadline::due_at(law, received_at, tz, &calendar, None),
                     representative: b.representative,
                     details: b.details.clone(),
                 };
                 let keys = &keyring.tenant;
-                let group = keyring.group_id();
-                let mut r = repo::create(c, keys, &tenant, &new, &who)?;
-                if r.duplicate_of.is_none() {
-                    r = if r.representative {
-                        let change = StepChange {
-                            reason: Some("documents of the representative requested".into()),
-                            due_at: None,
-                        };
-                        repo::step_and_confirm(
-                            c,
-                            keys,
-                            &tenant,
-                            group,
-                            &r.id,
-                            Step::RequestVerification,
-                            &who,
-                            &change,
-                            now,
-                        )?
-                    } else if repo::confirmation_channel(c, keys, &tenant, &r.subject_id)?.is_some()
-                    {
-                        repo::send_code(c, keys, &tenant, group, &r.id, "system", now)?
-                    } else {
-                        r
-                    };
-                }
+                let r = repo::file(c, keys, &tenant, keyring.group_id(), intake, &who, now)?;
                 view(c, keys, r, with_details, true)
             })
         })
@@ -507,13 +470,12 @@ async fn staff_step(
                 let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
                 if step == Step::Extend {
-                    let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                    let (law, tz, calendar) = clock_of(&t);
+                    let clock = repo::clock(c, &tenant)?;
                     let due = deadline::extended_due_at(
-                        law,
+                        clock.law,
                         r.received_at.and_utc(),
-                        tz,
-                        &calendar,
+                        clock.tz,
+                        &clock.calendar,
                         r.extended,
                         now,
                     )

@@ -1,0 +1,3 @@
+DROP TABLE destruction_acts;
+DROP TABLE subject_changes;
+DROP TABLE rights_settings;
