@@ -75,6 +75,18 @@ pub struct SurveyClaims {
     pub score: Option<u8>,
 }
 
+/// What an export download link (`/x/{token}`) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportClaims {
+    pub tenant_id: String,
+    pub request_id: String,
+    /// Whole seconds; the link is refused from then on.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The path export links are appended to.
+pub const EXPORT_ROUTE_PREFIX: &str = "/x/";
+
 /// The path survey links are appended to.
 pub const SURVEY_ROUTE_PREFIX: &str = "/s/";
 
@@ -92,6 +104,8 @@ const VERSION: u8 = 1;
 /// The kind byte of survey links; [`LinkKind`] uses 1 and 2, so a survey token is
 /// never accepted as an unsubscribe or preferences token, nor the other way round.
 const SURVEY_KIND: u8 = 3;
+/// The kind byte of export links.
+const EXPORT_KIND: u8 = 4;
 const NO_SCORE: u8 = 0xFF;
 const MAX_SURVEY_SCORE: u8 = 10;
 const MAC_LEN: usize = 16;
@@ -206,6 +220,41 @@ impl LinkKeys {
         })
     }
 
+    /// A download link for a person's data export (`/x/{token}`): the request and
+    /// the moment the link stops working. Unlike the other links it expires, since
+    /// whoever holds it reads everything held about the person.
+    pub fn issue_export(&self, claims: &ExportClaims) -> Result<String, InvalidValue> {
+        let tenant = uuid_bytes("tenant id", &claims.tenant_id)?;
+        let request = uuid_bytes("request id", &claims.request_id)?;
+        let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES + 8);
+        bytes.extend_from_slice(&[VERSION, self.active_kid, EXPORT_KIND]);
+        bytes.extend_from_slice(&tenant);
+        bytes.extend_from_slice(&request);
+        bytes.extend_from_slice(&claims.expires_at.timestamp().to_be_bytes());
+        let key = &self.keys[&self.active_kid];
+        let tag = mac(key, &bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        Ok(b64url(&bytes))
+    }
+
+    /// The claims of an export link this installation issued (expired or not: the
+    /// caller compares `expires_at` with its clock).
+    pub fn verify_export(&self, token: &str) -> Result<ExportClaims, LinkError> {
+        let signed = self.authentic(token)?;
+        let [EXPORT_KIND, rest @ ..] = signed.as_slice() else {
+            return Err(LinkError::Malformed);
+        };
+        let (tenant, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let (request, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let secs: [u8; 8] = rest.try_into().map_err(|_| LinkError::Malformed)?;
+        Ok(ExportClaims {
+            tenant_id: uuid_text(tenant).ok_or(LinkError::Malformed)?,
+            request_id: uuid_text(request).ok_or(LinkError::Malformed)?,
+            expires_at: chrono::DateTime::from_timestamp(i64::from_be_bytes(secs), 0)
+                .ok_or(LinkError::Malformed)?,
+        })
+    }
+
     /// The signed bytes after version and kid, once the MAC checks out.
     fn authentic(&self, token: &str) -> Result<Vec<u8>, LinkError> {
         if token.len() > MAX_TOKEN_CHARS {
@@ -224,6 +273,60 @@ impl LinkKeys {
             .verify_truncated_left(tag)
             .map_err(|_| LinkError::BadSignature)?;
         Ok(signed[2..].to_vec())
+    }
+
+    /// The kind byte of rights-request tickets (the code form of `/r/{tenant_slug}`).
+    const RIGHTS_TICKET_KIND: u8 = 5;
+
+    /// A ticket for the code form of the public rights-request page: the tenant, the
+    /// request the code is for (for an address nobody has on file, a random id of no
+    /// request, so both look alike), when the code was sent (unix seconds) and how many
+    /// wrong codes this ticket has seen. Ids and numbers only, never the address.
+    ///
+    /// Layout after version and kid: `[5][tenant: 16][request: 16][issued_at: 8][failures: 1]`.
+    pub fn issue_rights_ticket(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+        issued_at: i64,
+        failures: u8,
+    ) -> Result<String, InvalidValue> {
+        let tenant = uuid_bytes("tenant id", tenant_id)?;
+        let request = uuid_bytes("request id", request_id)?;
+        let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES + 8);
+        bytes.extend_from_slice(&[VERSION, self.active_kid, Self::RIGHTS_TICKET_KIND]);
+        bytes.extend_from_slice(&tenant);
+        bytes.extend_from_slice(&request);
+        bytes.extend_from_slice(&issued_at.to_be_bytes());
+        bytes.push(failures);
+        let key = &self.keys[&self.active_kid];
+        let tag = mac(key, &bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        Ok(b64url(&bytes))
+    }
+
+    /// `(tenant id, request id, issued_at, failures)` of a rights ticket this
+    /// installation issued; no other kind of token is accepted as one.
+    pub fn verify_rights_ticket(
+        &self,
+        token: &str,
+    ) -> Result<(String, String, i64, u8), LinkError> {
+        let signed = self.authentic(token)?;
+        let (&kind, rest) = signed.split_first().ok_or(LinkError::Malformed)?;
+        if kind != Self::RIGHTS_TICKET_KIND {
+            return Err(LinkError::Malformed);
+        }
+        let (tenant, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let (request, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
+        let [s0, s1, s2, s3, s4, s5, s6, s7, failures] = *rest else {
+            return Err(LinkError::Malformed);
+        };
+        Ok((
+            uuid_text(tenant).ok_or(LinkError::Malformed)?,
+            uuid_text(request).ok_or(LinkError::Malformed)?,
+            i64::from_be_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
+            failures,
+        ))
     }
 }
 
@@ -541,5 +644,29 @@ mod tests {
         );
         let other = LinkKeys::new(&MasterKey::from_bytes([6; 32]), 1, &[]);
         assert_eq!(other.verify_survey(&token), Err(LinkError::BadSignature));
+    }
+
+    #[test]
+    fn export_links_round_trip_and_stay_apart_from_other_links() {
+        let keys = LinkKeys::new(&master(), 1, &[]);
+        let claims = ExportClaims {
+            tenant_id: new_id(),
+            request_id: new_id(),
+            expires_at: chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
+        };
+        let token = keys.issue_export(&claims).unwrap();
+        assert_eq!(keys.verify_export(&token), Ok(claims.clone()));
+        assert_eq!(keys.verify(&token), Err(LinkError::Malformed));
+        assert_eq!(keys.verify_survey(&token), Err(LinkError::Malformed));
+        let unsubscribe = keys.issue(&all_claims()[0]).unwrap();
+        assert_eq!(keys.verify_export(&unsubscribe), Err(LinkError::Malformed));
+        // A later expiry cannot be written into a link: every byte is signed.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let at = HEADER_LEN + 2 * ID_LEN + 7;
+        bytes[at] ^= 1;
+        assert_eq!(
+            keys.verify_export(&b64url(&bytes)),
+            Err(LinkError::BadSignature)
+        );
     }
 }

@@ -1215,8 +1215,18 @@ Kind regards,
 Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
 
 Ваш запрос ({{ types[data.request.type] }}) от {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
-{% if data.reason %}
+{% if data.step == 'complete' and data.done is defined and data.done %}{% if data.done.withdrawn %}
+Отозваны согласия: {{ data.done.withdrawn | join(\", \") }}.{% endif %}{% if data.done.objected %}
+Учтены возражения: {{ data.done.objected | join(\", \") }}.{% endif %}{% if data.done.restricted %}
+Обработка ваших данных ограничена: мы пишем вам только по этому запросу.{% endif %}{% if data.done.rectified %}
+Исправлено: {{ data.done.rectified | join(\", \") }}.{% endif %}{% if data.done.destruction_act %}
+Ваши персональные данные будут уничтожены сразу после отправки этого письма (акт об уничтожении № {{ data.done.destruction_act }}). Это последнее сообщение от нас.{% endif %}
+{% if data.note is defined and data.note %}
+Комментарий: {{ data.note }}
+{% endif %}{% elif data.reason %}
 Причина: {{ data.reason }}
+{% endif %}{% if data.link is defined and data.link %}
+Скачать ваши данные (ссылка действует 7 дней): {{ data.link }}
 {% endif %}
 {% if data.step == 'reject' %}
 Если вы не согласны с решением, вы можете обжаловать его в уполномоченном органе по защите прав субъектов персональных данных (Роскомнадзор) или в суде.
@@ -1237,8 +1247,18 @@ Kind regards,
 Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
 
 Your request ({{ types[data.request.type] }}) of {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
-{% if data.reason %}
+{% if data.step == 'complete' and data.done is defined and data.done %}{% if data.done.withdrawn %}
+Consents withdrawn: {{ data.done.withdrawn | join(\", \") }}.{% endif %}{% if data.done.objected %}
+Objections recorded: {{ data.done.objected | join(\", \") }}.{% endif %}{% if data.done.restricted %}
+Processing of your data is restricted: we write to you only about this request.{% endif %}{% if data.done.rectified %}
+Corrected: {{ data.done.rectified | join(\", \") }}.{% endif %}{% if data.done.destruction_act %}
+Your personal data will be destroyed as soon as this message is sent (destruction act {{ data.done.destruction_act }}). This is the last message from us.{% endif %}
+{% if data.note is defined and data.note %}
+Note: {{ data.note }}
+{% endif %}{% elif data.reason %}
 Reason: {{ data.reason }}
+{% endif %}{% if data.link is defined and data.link %}
+Download your data (the link works for 7 days): {{ data.link }}
 {% endif %}
 {% if data.step == 'reject' %}
 If you disagree, you may complain to the data protection supervisory authority or go to court.
@@ -1942,5 +1962,36 @@ mod tests {
         ctx["data"]["step"] = json!("reject");
         let r = t.render("rights_request_update", "en", None, &ctx).unwrap();
         assert!(r.text.contains("supervisory authority"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_completion_says_what_was_done_in_the_persons_language() {
+        let t = Templates::new();
+        for (locale, withdrawn, last, download) in [
+            ("ru", "Отозваны согласия: news, tips.", "последнее сообщение", "Скачать ваши данные"),
+            ("en", "Consents withdrawn: news, tips.", "last message", "Download your data"),
+        ] {
+            let mut ctx = sample_context("rights_request_update", locale);
+            ctx["data"]["step"] = json!("complete");
+            ctx["data"]["reason"] = json!("consents withdrawn: news, tips");
+            ctx["data"]["done"] = json!({"withdrawn": ["news", "tips"], "objected": [],
+                "restricted": true, "rectified": [], "destruction_act": "act-1", "export": false});
+            ctx["data"]["note"] = json!(null);
+            let r = t.render("rights_request_update", locale, None, &ctx).unwrap();
+            assert!(r.text.contains(withdrawn), "{}", r.text);
+            assert!(r.text.contains(last), "{}", r.text);
+            assert!(r.text.contains("act-1"), "{}", r.text);
+            assert!(!r.text.contains(download), "{}", r.text);
+            ctx["data"]["done"] = json!({"withdrawn": [], "objected": [], "restricted": false,
+                "rectified": [], "destruction_act": null, "export": true});
+            ctx["data"]["link"] = json!("https://assent.example/x/token");
+            let r = t.render("rights_request_update", locale, None, &ctx).unwrap();
+            assert!(
+                r.text.contains(download) && r.text.contains("https://assent.example/x/token"),
+                "{}",
+                r.text
+            );
+            assert!(!r.text.contains(last), "{}", r.text);
+        }
     }
 }

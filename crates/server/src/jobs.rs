@@ -41,6 +41,19 @@ pub async fn run(store: Store, master: MasterKey) {
             Ok(Err(error)) => tracing::error!(%error, "rights request reminders failed"),
             Err(error) => tracing::error!(%error, "rights request reminders panicked"),
         }
+        // Erasures whose confirmation has gone out (or whose grace ran out) are
+        // carried out: the subject key is destroyed and the act completed.
+        let s = store.clone();
+        let destroyed = tokio::task::spawn_blocking(move || {
+            assent_store::erasure::run_everywhere(&s, chrono::Utc::now())
+        })
+        .await;
+        match destroyed {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(acts = n, "scheduled destructions carried out"),
+            Ok(Err(error)) => tracing::error!(%error, "scheduled destructions failed"),
+            Err(error) => tracing::error!(%error, "scheduled destructions panicked"),
+        }
         // Anonymous surveys: answers that can no longer change lose their person.
         let (s, m) = (store.clone(), master.clone());
         let settled = tokio::task::spawn_blocking(move || {

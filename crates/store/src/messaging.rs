@@ -241,6 +241,38 @@ pub fn is_suppressed(conn: &mut DbConnection, tenant_id: &str, digest: &[u8]) ->
         .unwrap_or(false))
 }
 
+/// Suppresses an address for good (an erasure: the person must not be written to
+/// again), by its blind index only.
+pub fn suppress(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    digest: &[u8],
+    reason: &str,
+) -> StoreResult<()> {
+    let now = crate::now();
+    let n = diesel::update(suppressions::table.find((tenant_id, SUPPRESS_EMAIL, digest)))
+        .set((
+            suppressions::suppressed.eq(true),
+            suppressions::reason.eq(reason),
+            suppressions::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(suppressions::table)
+            .values((
+                suppressions::tenant_id.eq(tenant_id),
+                suppressions::kind.eq(SUPPRESS_EMAIL),
+                suppressions::digest.eq(digest),
+                suppressions::bounces.eq(0),
+                suppressions::suppressed.eq(true),
+                suppressions::reason.eq(reason),
+                suppressions::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Counts a hard bounce; returns whether the address is now suppressed.
 pub fn record_bounce(
     conn: &mut DbConnection,

@@ -458,6 +458,13 @@ pub struct StepChange {
     pub reason: Option<String>,
     /// A new deadline (an extension).
     pub due_at: Option<DateTime<Utc>>,
+    /// A link for the person (the download of their export).
+    pub link: Option<String>,
+    /// What was carried out, for the person's confirmation (rendered in their
+    /// language by the template).
+    pub done: Option<serde_json::Value>,
+    /// The staff's own note on a completion.
+    pub note: Option<String>,
 }
 
 /// Takes `step` on a request, if it fits its state (else `Conflict` with the reason,
@@ -584,7 +591,7 @@ fn rand_u32() -> u32 {
 }
 
 /// Checks a code. A wrong one counts (the caller must commit, then refuse); a right
-/// one verifies the request.
+/// one verifies the request and confirms it to the person.
 pub fn check_code(
     conn: &mut DbConnection,
     keys: &TenantKeys,
@@ -632,9 +639,16 @@ pub fn check_code(
                 actor,
                 &StepChange {
                     reason: Some("one-time code".into()),
-                    due_at: None,
+                    ..Default::default()
                 },
             )?;
+            // Confirmed to the person whichever intake took the code (transactional:
+            // no group consent is involved).
+            if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
+                let data = serde_json::json!({ "step": "verify", "reason": null });
+                notify(conn, keys, tenant_id, None, &r, UPDATE_KIND, channel, data, now)?;
+            }
+            announce(conn, &r, "verify")?;
             Ok((check, r))
         }
         CodeCheck::Wrong { .. } => {
@@ -755,7 +769,13 @@ pub fn step_and_confirm(
             &r,
             UPDATE_KIND,
             channel,
-            serde_json::json!({ "step": step.as_str(), "reason": change.reason }),
+            serde_json::json!({
+                "step": step.as_str(),
+                "reason": change.reason,
+                "link": change.link,
+                "done": change.done,
+                "note": change.note,
+            }),
             now,
         )?;
     }
@@ -790,38 +810,73 @@ pub struct Fulfilment {
     pub objected: Vec<String>,
     /// Processing restricted.
     pub restricted: bool,
+    /// Fields corrected (rectification).
+    pub rectified: Vec<String>,
+    /// The act of the destruction scheduled (erasure, anonymisation).
+    pub destruction_act: Option<String>,
+    /// An export of everything held is ready to download (access, portability).
+    pub export: bool,
 }
 
-/// Whether Assent carries out requests of this type itself on completion; the others
-/// are done in the tenant's systems and completed with a note of what was done.
-pub fn fulfilled_here(kind: RequestType) -> bool {
-    matches!(
-        kind,
-        RequestType::WithdrawAll | RequestType::Restriction | RequestType::Objection
-    )
+/// What staff give when completing a request.
+#[derive(Default, Clone)]
+pub struct Completion<'a> {
+    /// Objection: the purposes objected to (default: every purpose not needed for a
+    /// contract or by law).
+    pub purposes: Option<&'a [String]>,
+    /// Rectification: the subject's data as corrected.
+    pub corrected: Option<&'a subjects::SubjectInput>,
 }
 
-/// Carries out a withdrawal of every consent, a restriction or an objection (to the
-/// purposes named, or to every purpose not needed for a contract or by law), as the
-/// person asked, under the subject's lock and in the caller's transaction.
+/// Carries out a request on completion, as the person asked, under the subject's lock
+/// and in the caller's transaction: a withdrawal of every consent, a restriction, an
+/// objection, a rectification (with its history), an export made ready, or an
+/// erasure or anonymisation (consents withdrawn, processing restricted, queued mail
+/// cancelled and the destruction scheduled for once the confirmation is out).
 pub fn fulfil(
     conn: &mut DbConnection,
-    keys: &TenantKeys,
-    group_id: Option<&str>,
+    keys: &subjects::Keys<'_>,
     r: &Request,
-    purposes: Option<&[String]>,
+    how: &Completion<'_>,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Fulfilment> {
     use crate::consents::{self, Actor, ConsentRequest, Evidence};
     use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
     let tenant_id = &r.tenant_id;
+    let group_id = keys.group.map(|(g, _)| g);
+    let purposes = how.purposes;
     subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
     let mut done = Fulfilment::default();
-    if r.kind() == RequestType::Restriction {
-        subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
-        done.restricted = true;
-        return Ok(done);
+    match r.kind() {
+        RequestType::Restriction => {
+            subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
+            done.restricted = true;
+            return Ok(done);
+        }
+        RequestType::Access | RequestType::Portability => {
+            done.export = true;
+            return Ok(done);
+        }
+        RequestType::Rectification => {
+            let corrected = how.corrected.ok_or_else(|| {
+                StoreError::Invalid(
+                    "a rectification is completed with the corrected data in 'changes'".into(),
+                )
+            })?;
+            let current = subjects::get(conn, keys.tenant, tenant_id, &r.subject_id)?
+                .ok_or(StoreError::NotFound)?;
+            done.rectified =
+                subjects::rectify(conn, keys, &current, corrected, Some(&r.id), actor)?;
+            return Ok(done);
+        }
+        _ => {}
     }
+    let destroy = match r.kind() {
+        RequestType::Erasure => Some(crate::erasure::Method::Erasure),
+        RequestType::Anonymisation => Some(crate::erasure::Method::Anonymisation),
+        _ => None,
+    };
     let states = consents::subject_states(conn, tenant_id, group_id, &r.subject_id, now)?;
     if let Some(named) = purposes {
         for code in named {
@@ -833,7 +888,9 @@ pub fn fulfil(
     for (purpose, state) in states {
         let basis = purpose.meaning.legal_basis;
         let chosen = match (r.kind(), purposes) {
-            (RequestType::WithdrawAll, _) => basis == LegalBasis::Consent,
+            (RequestType::WithdrawAll | RequestType::Erasure | RequestType::Anonymisation, _) => {
+                basis == LegalBasis::Consent
+            }
             (_, Some(named)) => named.contains(&purpose.code),
             (_, None) => matches!(basis, LegalBasis::Consent | LegalBasis::LegitimateInterest),
         };
@@ -846,7 +903,7 @@ pub fn fulfil(
                 if granted {
                     consents::record(
                         conn,
-                        keys,
+                        keys.tenant,
                         tenant_id,
                         group_id,
                         &ConsentRequest {
@@ -881,7 +938,37 @@ pub fn fulfil(
             }
         }
     }
+    if let Some(method) = destroy {
+        subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
+        done.restricted = true;
+        crate::erasure::cancel_queued(conn, tenant_id, &r.subject_id)?;
+        let act = crate::erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;
+        done.destruction_act = Some(act.id);
+    }
     Ok(done)
+}
+
+/// Records on a completed request that the destruction it asked for was carried out.
+pub fn record_destruction(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    request_id: &str,
+    act_id: &str,
+) -> StoreResult<()> {
+    let Some(r) = get(conn, tenant_id, request_id)? else {
+        return Ok(());
+    };
+    let status = r.status();
+    record_event(
+        conn,
+        &r,
+        "destroy",
+        Some(status),
+        status,
+        "system",
+        Some(&format!("personal data destroyed (destruction act {act_id})")),
+    )?;
+    announce(conn, &r, "destroy")
 }
 
 /// Reminds staff (webhook event `rights_request.due_soon`) of each open request whose

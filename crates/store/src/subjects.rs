@@ -481,3 +481,71 @@ pub fn data_key(
         })
         .transpose()
 }
+
+/// Corrects a subject's data and records what changed (field names in the clear,
+/// previous values sealed with the subject's key), by whom and on which request.
+/// Returns the fields that changed; nothing is recorded when none did.
+pub fn rectify(
+    conn: &mut DbConnection,
+    keys: &Keys<'_>,
+    existing: &Subject,
+    input: &SubjectInput,
+    request_id: Option<&str>,
+    actor: &str,
+) -> StoreResult<Vec<String>> {
+    use crate::schema::subject_changes;
+    let before = existing
+        .pii
+        .clone()
+        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let mut fields = Vec::new();
+    let mut previous = serde_json::Map::new();
+    let mut differs = |name: &str, old: serde_json::Value, new: serde_json::Value| {
+        if old != new {
+            fields.push(name.to_owned());
+            previous.insert(name.to_owned(), old);
+        }
+    };
+    let js = |v: &Option<String>| serde_json::json!(v);
+    differs("external_ref", js(&before.external_ref), js(&input.pii.external_ref));
+    differs("full_name", js(&before.full_name), js(&input.pii.full_name));
+    differs("email", js(&before.email), js(&input.pii.email));
+    differs("phone", js(&before.phone), js(&input.pii.phone));
+    differs(
+        "handles",
+        serde_json::json!(before.handles),
+        serde_json::json!(input.pii.handles),
+    );
+    differs("locale", js(&existing.locale), js(&input.locale));
+    differs("timezone", js(&existing.timezone), js(&input.timezone));
+    if fields.is_empty() {
+        return Ok(fields);
+    }
+    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?
+        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let seq: Option<i32> = subject_changes::table
+        .filter(subject_changes::tenant_id.eq(&existing.tenant_id))
+        .filter(subject_changes::subject_id.eq(&existing.id))
+        .select(diesel::dsl::max(subject_changes::seq))
+        .first(conn)?;
+    let seq = seq.unwrap_or(0) + 1;
+    let sealed = key.seal(
+        &existing.id,
+        &crate::export::change_field(seq),
+        &serde_json::to_vec(&previous).unwrap_or_default(),
+    );
+    diesel::insert_into(subject_changes::table)
+        .values((
+            subject_changes::tenant_id.eq(&existing.tenant_id),
+            subject_changes::subject_id.eq(&existing.id),
+            subject_changes::seq.eq(seq),
+            subject_changes::request_id.eq(request_id),
+            subject_changes::fields.eq(fields.join(",")),
+            subject_changes::previous.eq(Some(sealed)),
+            subject_changes::actor.eq(actor),
+            subject_changes::at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    replace(conn, keys, existing, input)?;
+    Ok(fields)
+}

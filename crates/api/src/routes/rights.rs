@@ -138,6 +138,37 @@ fn view(
     })
 }
 
+/// What carrying out a request did, as the person and the record are told.
+fn done_text(done: &repo::Fulfilment) -> String {
+    let mut what = Vec::new();
+    if !done.withdrawn.is_empty() {
+        what.push(format!("consents withdrawn: {}", done.withdrawn.join(", ")));
+    }
+    if !done.objected.is_empty() {
+        what.push(format!("objections recorded: {}", done.objected.join(", ")));
+    }
+    if done.restricted {
+        what.push("processing restricted".to_owned());
+    }
+    if !done.rectified.is_empty() {
+        what.push(format!("corrected: {}", done.rectified.join(", ")));
+    }
+    if done.export {
+        what.push(format!(
+            "an export of your data is ready to download for {EXPORT_LINK_DAYS} days"
+        ));
+    }
+    if let Some(act) = &done.destruction_act {
+        what.push(format!(
+            "your personal data will be destroyed once this message is sent (destruction act {act})"
+        ));
+    }
+    if what.is_empty() {
+        what.push("nothing was in force to change".to_owned());
+    }
+    what.join("; ")
+}
+
 fn actor(p: &Principal) -> String {
     format!("staff:{}", p.client_id)
 }
@@ -344,31 +375,11 @@ pub async fn verify_request(
                 let keys = &keyring.tenant;
                 let group = keyring.group_id();
                 let (check, r) = match (&b.code, b.documents_approved) {
-                    (Some(code), false) => {
-                        let (check, r) = repo::check_code(c, keys, &tenant, &id, code, &who, now)?;
-                        if check == CodeCheck::Right
-                            && let Some(channel) =
-                                repo::confirmation_channel(c, keys, &tenant, &r.subject_id)?
-                        {
-                            let data = serde_json::json!({ "step": "verify", "reason": null });
-                            repo::notify(
-                                c,
-                                keys,
-                                &tenant,
-                                group,
-                                &r,
-                                repo::UPDATE_KIND,
-                                channel,
-                                data,
-                                now,
-                            )?;
-                        }
-                        (check, r)
-                    }
+                    (Some(code), false) => repo::check_code(c, keys, &tenant, &id, code, &who, now)?,
                     (None, true) => {
                         let change = StepChange {
                             reason: Some("documents approved by staff".into()),
-                            due_at: None,
+                            ..Default::default()
                         };
                         let r = repo::step_and_confirm(
                             c,
@@ -443,27 +454,38 @@ pub async fn resend_code(
     Ok(web::Json(v))
 }
 
-/// Takes a staff step and confirms it to the person. Completing a withdrawal of all
-/// consents, a restriction or an objection carries it out in the same transaction.
+/// How long the download link of an export works.
+const EXPORT_LINK_DAYS: i64 = 7;
+
+/// What staff give with a step.
+#[derive(Default)]
+struct StepInput {
+    reason: Option<String>,
+    purposes: Option<Vec<String>>,
+    changes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Takes a staff step and confirms it to the person. Completing a request carries it
+/// out in the same transaction (see `repo::fulfil`).
 async fn staff_step(
     state: web::Data<AppState>,
     principal: Principal,
     id: String,
     step: Step,
-    reason: Option<String>,
-    purposes: Option<Vec<String>>,
+    input: StepInput,
 ) -> ApiResult<web::Json<RequestView>> {
     principal.require(Permission::HandleRights)?;
     let who = actor(&principal);
     let tenant = principal.tenant_id.clone();
     let now = Utc::now();
+    let links = state.clone();
     let v = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
                 let keys = &keyring.tenant;
                 let mut change = StepChange {
-                    reason,
-                    due_at: None,
+                    reason: input.reason,
+                    ..Default::default()
                 };
                 // Checked once up front: a step out of order says so before anything
                 // else is looked at or carried out.
@@ -483,32 +505,49 @@ async fn staff_step(
                     change.due_at = Some(due);
                 }
                 if step == Step::Complete {
-                    if repo::fulfilled_here(r.kind()) {
-                        let done = repo::fulfil(c, keys, keyring.group_id(), &r, purposes.as_deref(), now)?;
-                        let mut what = Vec::new();
-                        if !done.withdrawn.is_empty() {
-                            what.push(format!("consents withdrawn: {}", done.withdrawn.join(", ")));
+                    let corrected = match (&input.changes, r.kind()) {
+                        (Some(changes), RequestType::Rectification) => {
+                            let current = assent_store::subjects::get(c, keys, &tenant, &r.subject_id)?
+                                .ok_or(StoreError::NotFound)?;
+                            let mut draft = crate::routes::subjects::draft_of(&current)?;
+                            crate::routes::subjects::apply(&mut draft, changes)
+                                .map_err(|e| StoreError::Invalid(e.detail))?;
+                            Some(draft)
                         }
-                        if !done.objected.is_empty() {
-                            what.push(format!("objections recorded: {}", done.objected.join(", ")));
+                        (Some(_), kind) => {
+                            return Err(StoreError::Invalid(format!(
+                                "'changes' is for a rectification, not a {kind} request"
+                            )));
                         }
-                        if done.restricted {
-                            what.push("processing restricted".to_owned());
-                        }
-                        if what.is_empty() {
-                            what.push("nothing was in force to change".to_owned());
-                        }
-                        let done = what.join("; ");
-                        change.reason = Some(match change.reason.take() {
-                            Some(note) => format!("{done}. {note}"),
-                            None => done,
-                        });
-                    } else if change.reason.is_none() {
-                        return Err(StoreError::Invalid(format!(
-                            "a {} request is carried out in your systems: say what was done in 'reason'",
-                            r.kind()
-                        )));
+                        (None, _) => None,
+                    };
+                    let how = repo::Completion {
+                        purposes: input.purposes.as_deref(),
+                        corrected: corrected.as_ref(),
+                    };
+                    let done = repo::fulfil(c, &keyring.subject_keys(), &r, &how, &who, now)?;
+                    if done.export {
+                        let token = links
+                            .links
+                            .issue_export(&assent_core::link::ExportClaims {
+                                tenant_id: tenant.clone(),
+                                request_id: r.id.clone(),
+                                expires_at: now + chrono::Duration::days(EXPORT_LINK_DAYS),
+                            })
+                            .map_err(|e| StoreError::Invalid(e.0))?;
+                        change.link = Some(format!(
+                            "{}{}{token}",
+                            links.public_url.trim_end_matches('/'),
+                            assent_core::link::EXPORT_ROUTE_PREFIX
+                        ));
                     }
+                    let what = done_text(&done);
+                    change.note = change.reason.clone();
+                    change.done = serde_json::to_value(&done).ok();
+                    change.reason = Some(match change.reason.take() {
+                        Some(note) => format!("{what}. {note}"),
+                        None => what,
+                    });
                 }
                 let r = repo::step_and_confirm(
                     c,
@@ -540,7 +579,7 @@ pub async fn start_request(
     principal: Principal,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<RequestView>> {
-    staff_step(state, principal, path.into_inner(), Step::Start, None, None).await
+    staff_step(state, principal, path.into_inner(), Step::Start, StepInput::default()).await
 }
 
 /// Extend the deadline once, as the law allows, with a reasoned notice to the person.
@@ -562,8 +601,10 @@ pub async fn extend_request(
         principal,
         path.into_inner(),
         Step::Extend,
-        reason,
-        None,
+        StepInput {
+            reason,
+            ..Default::default()
+        },
     )
     .await
 }
@@ -571,16 +612,22 @@ pub async fn extend_request(
 #[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
-    /// What was done; required for the types carried out in your systems (access,
-    /// portability, rectification, anonymisation, erasure). Told to the person.
+    /// A note for the person and the record, added to what was carried out.
     pub reason: Option<String>,
+    /// For a rectification: the corrected fields (`full_name`, `email`, `phone`,
+    /// `external_ref`, `handles`, `locale`, `timezone`), as in `PATCH /v1/subjects`.
+    #[schema(value_type = Option<Object>)]
+    pub changes: Option<serde_json::Map<String, serde_json::Value>>,
     /// For an objection: the purposes objected to (default: every purpose on consent
     /// or legitimate interest).
     pub purposes: Option<Vec<String>>,
 }
 
-/// Record that the request is done; the person is told. A withdrawal of all
-/// consents, a restriction or an objection is carried out here, in the same step.
+/// Carry out the request and record that it is done; the person is told. A withdrawal
+/// of all consents, a restriction, an objection or a rectification is carried out in
+/// the same step; access and portability send a download link of everything held
+/// (valid 7 days); erasure and anonymisation withdraw every consent, stop all mail and
+/// destroy the data once this confirmation has gone out, with a destruction act.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = CompleteBody, responses(
     (status = 200, body = RequestView),
     (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -605,8 +652,11 @@ pub async fn complete_request(
         principal,
         path.into_inner(),
         Step::Complete,
-        note,
-        body.purposes,
+        StepInput {
+            reason: note,
+            purposes: body.purposes,
+            changes: body.changes,
+        },
     )
     .await
 }
@@ -631,8 +681,68 @@ pub async fn reject_request(
         principal,
         path.into_inner(),
         Step::Reject,
-        reason,
-        None,
+        StepInput {
+            reason,
+            ..Default::default()
+        },
     )
     .await
+}
+
+/// Everything held about the person of an access or portability request, as the
+/// JSON document their download link gives them (for staff handing it over another
+/// way). The read is audited.
+#[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
+    (status = 200, description = "The export document (`format`: assent.subject-export/1)"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/rights-requests/{id}/export")]
+pub async fn export_request(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<serde_json::Value>> {
+    principal.require(Permission::HandleRights)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let doc = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            store.write(&tenant, |c| {
+                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
+                    return Err(StoreError::Conflict(format!(
+                        "a {} request has no export",
+                        r.kind()
+                    )));
+                }
+                if !matches!(
+                    r.status(),
+                    RequestStatus::Verified | RequestStatus::InProgress | RequestStatus::Extended
+                        | RequestStatus::Completed
+                ) {
+                    return Err(StoreError::Conflict(
+                        "the person's identity is not checked yet".into(),
+                    ));
+                }
+                let doc = assent_store::export::subject_export(
+                    c,
+                    &keyring.tenant,
+                    &tenant,
+                    keyring.group_id(),
+                    &r.subject_id,
+                    Utc::now(),
+                )?;
+                assent_store::audit::record(
+                    c,
+                    &tenant,
+                    &principal.client_id,
+                    "subject.export",
+                    Some(&r.subject_id),
+                )?;
+                Ok(doc)
+            })
+        })
+        .await?;
+    Ok(web::Json(doc))
 }

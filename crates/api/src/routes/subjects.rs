@@ -190,7 +190,7 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
+pub(crate) fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
     let pii = s
         .pii
         .clone()
@@ -310,6 +310,7 @@ pub async fn patch_subject(
     principal.require(Permission::Operate)?;
     let body = object(body.0)?;
     let id = path.into_inner();
+    let who = format!("staff:{}", principal.client_id);
     let tenant = principal.tenant_id.clone();
     let subject = state
         .db_keyed(&tenant.clone(), move |store, keys| {
@@ -318,7 +319,9 @@ pub async fn patch_subject(
                     subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let mut draft = draft_of(&current)?;
                 apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
-                subjects::replace(c, &keys.subject_keys(), &current, &draft)
+                // A correction keeps its history (previous values sealed).
+                subjects::rectify(c, &keys.subject_keys(), &current, &draft, None, &who)?;
+                subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)
             })
         })
         .await?;

@@ -1,0 +1,612 @@
+//! Destruction of a person's data (erasure, anonymisation, retention) and the acts
+//! that record it (152-FZ art. 21; Roskomnadzor order No. 179 of 28.10.2022).
+//!
+//! Personal data is sealed with the subject's own key, so destroying that key makes
+//! every sealed copy (profile, notice data, consent evidence, request details, survey
+//! comments, rectification history) unreadable at once; the rest is cleared here in
+//! the same transaction: blind indexes, Telegram chat ids, link tokens, cached API
+//! responses. The consent ledger keeps its events (digests and ids only), so
+//! `assent ledger verify` still passes and the company can still prove what consent it
+//! had. A suppression entry (the email's blind index, no address) keeps the person
+//! from being written to again.
+//!
+//! Erasure at a person's request is two-phase: completing the request withdraws every
+//! consent, restricts processing, cancels queued mail and schedules the destruction;
+//! the confirmation goes out, and the worker destroys the data once nothing more is
+//! queued for the person (or at the act's deadline), so the last message still
+//! reaches them.
+
+use crate::schema::{
+    consent_events, destruction_acts, idempotency_keys, notifications, rights_requests,
+    subject_changes, subjects, subscriptions, survey_invitations,
+    telegram_chat_directory, telegram_chat_state, telegram_chats, telegram_link_tokens,
+};
+use crate::{DbConnection, StoreError, StoreResult, messaging, subjects as subject_repo};
+use assent_core::notice::NoticeStatus;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+/// How long an erasure waits for its confirmation to be delivered at most.
+pub const CONFIRMATION_GRACE: Duration = Duration::hours(24);
+
+/// How the data is destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Nothing identifying remains; records needed for statistics (scores, consent
+    /// history, request records) stay, unlinkable to a person.
+    Anonymisation,
+    /// As anonymisation, and the person's operational records (subscriptions, survey
+    /// invitations) are deleted as well.
+    Erasure,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymisation => "anonymisation",
+            Self::Erasure => "erasure",
+        }
+    }
+}
+
+/// The categories an act lists as destroyed, in the order of the act.
+pub const CATEGORIES: &[&str] = &[
+    "identification and contact data (name, email, phone, external reference)",
+    "Telegram chat identifiers",
+    "contents of messages sent",
+    "consent evidence (IP address, user agent)",
+    "texts of rights requests and rectification history",
+    "survey comments",
+];
+
+/// How the destruction is done, as the act states it.
+pub const HOW: &str = "cryptographic erasure: the subject's AES-256-GCM data key is destroyed, \
+so every copy sealed with it is unreadable; blind indexes, chat identifiers, link tokens and \
+cached responses are deleted from the database";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = destruction_acts)]
+pub struct Act {
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub id: String,
+    /// `erasure`, `anonymisation` or `retention`.
+    pub kind: String,
+    /// `scheduled`, `proposed` (a dry run), `done` or `void`.
+    pub status: String,
+    pub request_id: Option<String>,
+    pub report_id: Option<String>,
+    pub subject_ids: String,
+    pub categories: String,
+    pub method: String,
+    pub reason: String,
+    pub actor: String,
+    pub notice_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub done_at: Option<NaiveDateTime>,
+}
+
+impl Act {
+    pub fn subjects(&self) -> Vec<String> {
+        serde_json::from_str(&self.subject_ids).unwrap_or_default()
+    }
+    pub fn category_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.categories).unwrap_or_default()
+    }
+}
+
+/// A new act.
+pub struct NewAct<'a> {
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub request_id: Option<&'a str>,
+    pub report_id: Option<&'a str>,
+    pub subject_ids: &'a [String],
+    pub reason: &'a str,
+    pub actor: &'a str,
+    pub due_at: Option<NaiveDateTime>,
+}
+
+pub fn record_act(conn: &mut DbConnection, tenant_id: &str, new: &NewAct<'_>) -> StoreResult<Act> {
+    let id = assent_core::id::new_id();
+    let now = crate::now();
+    let done = (new.status == "done").then_some(now);
+    diesel::insert_into(destruction_acts::table)
+        .values((
+            destruction_acts::tenant_id.eq(tenant_id),
+            destruction_acts::id.eq(&id),
+            destruction_acts::kind.eq(new.kind),
+            destruction_acts::status.eq(new.status),
+            destruction_acts::request_id.eq(new.request_id),
+            destruction_acts::report_id.eq(new.report_id),
+            destruction_acts::subject_ids.eq(serde_json::to_string(new.subject_ids)
+                .unwrap_or_else(|_| "[]".into())),
+            destruction_acts::categories.eq(serde_json::to_string(CATEGORIES)
+                .unwrap_or_else(|_| "[]".into())),
+            destruction_acts::method.eq(HOW),
+            destruction_acts::reason.eq(new.reason),
+            destruction_acts::actor.eq(new.actor),
+            destruction_acts::created_at.eq(now),
+            destruction_acts::due_at.eq(new.due_at),
+            destruction_acts::done_at.eq(done),
+        ))
+        .execute(conn)?;
+    get_act(conn, tenant_id, &id)?.ok_or(StoreError::NotFound)
+}
+
+pub fn get_act(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Act>> {
+    Ok(destruction_acts::table
+        .find((tenant_id, id))
+        .select(Act::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Acts, newest first, `limit` per page after the `cursor` id.
+pub fn list_acts(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    status: Option<&str>,
+    page: &assent_core::page::PageRequest,
+) -> StoreResult<(Vec<Act>, Option<String>)> {
+    let mut q = destruction_acts::table
+        .filter(destruction_acts::tenant_id.eq(tenant_id))
+        .select(Act::as_select())
+        .order(destruction_acts::id.desc())
+        .limit(i64::from(page.limit) + 1)
+        .into_boxed();
+    if let Some(s) = status {
+        q = q.filter(destruction_acts::status.eq(s.to_owned()));
+    }
+    if let Some(after) = &page.after {
+        q = q.filter(destruction_acts::id.lt(after.clone()));
+    }
+    let rows = q.load(conn)?;
+    Ok(assent_core::page::split_page(rows, page.limit, |a| &a.id))
+}
+
+/// The act scheduled for a request, if any.
+pub fn act_of_request(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    request_id: &str,
+) -> StoreResult<Option<Act>> {
+    Ok(destruction_acts::table
+        .filter(destruction_acts::tenant_id.eq(tenant_id))
+        .filter(destruction_acts::request_id.eq(request_id))
+        .select(Act::as_select())
+        .order(destruction_acts::id.desc())
+        .first(conn)
+        .optional()?)
+}
+
+/// Cancels everything still queued for a subject (the person is leaving).
+pub fn cancel_queued(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -> StoreResult<usize> {
+    Ok(diesel::update(notifications::table)
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::subject_id.eq(subject_id))
+        .filter(notifications::status.eq_any([
+            NoticeStatus::Queued.as_str(),
+            NoticeStatus::Sending.as_str(),
+        ]))
+        .set((
+            notifications::status.eq(NoticeStatus::Cancelled.as_str()),
+            notifications::reason.eq("erasure"),
+            notifications::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?)
+}
+
+fn pending_notices(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -> StoreResult<i64> {
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::subject_id.eq(subject_id))
+        .filter(notifications::status.eq_any([
+            NoticeStatus::Queued.as_str(),
+            NoticeStatus::Sending.as_str(),
+        ]))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Destroys a subject's personal data now (see the module documentation). Returns
+/// `false` when it was already destroyed.
+pub fn destroy_subject(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    method: Method,
+) -> StoreResult<bool> {
+    subject_repo::lock_for_change(conn, tenant_id, subject_id)?;
+    let row: Option<(Option<Vec<u8>>, Option<NaiveDateTime>)> = subjects::table
+        .find((tenant_id, subject_id))
+        .select((subjects::email_index, subjects::erased_at))
+        .first(conn)
+        .optional()?;
+    let Some((email_index, erased_at)) = row else {
+        return Err(StoreError::NotFound);
+    };
+    if erased_at.is_some() {
+        return Ok(false);
+    }
+    let now = crate::now();
+    if let Some(digest) = email_index {
+        messaging::suppress(conn, tenant_id, &digest, "erasure")?;
+    }
+    cancel_queued(conn, tenant_id, subject_id)?;
+    let erasure = method == Method::Erasure;
+    diesel::update(subjects::table.find((tenant_id, subject_id)))
+        .set((
+            subjects::wrapped_key.eq(None::<Vec<u8>>),
+            subjects::pii.eq(None::<Vec<u8>>),
+            subjects::external_ref_index.eq(None::<Vec<u8>>),
+            subjects::email_index.eq(None::<Vec<u8>>),
+            subjects::phone_index.eq(None::<Vec<u8>>),
+            subjects::person_id.eq(None::<String>),
+            subjects::channels.eq(""),
+            subjects::updated_at.eq(now),
+            subjects::erased_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    if erasure {
+        diesel::update(subjects::table.find((tenant_id, subject_id)))
+            .set((
+                subjects::locale.eq(None::<String>),
+                subjects::timezone.eq(None::<String>),
+            ))
+            .execute(conn)?;
+    }
+    // Telegram: the chat id identifies the person; the chat's own state goes with its
+    // last link.
+    let chats: Vec<i64> = telegram_chats::table
+        .filter(telegram_chats::tenant_id.eq(tenant_id))
+        .filter(telegram_chats::subject_id.eq(subject_id))
+        .select(telegram_chats::chat_id)
+        .load(conn)?;
+    diesel::delete(
+        telegram_chats::table
+            .filter(telegram_chats::tenant_id.eq(tenant_id))
+            .filter(telegram_chats::subject_id.eq(subject_id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        telegram_chat_directory::table
+            .filter(telegram_chat_directory::tenant_id.eq(tenant_id))
+            .filter(telegram_chat_directory::subject_id.eq(subject_id)),
+    )
+    .execute(conn)?;
+    for chat in chats {
+        let still_linked: i64 = telegram_chat_directory::table
+            .filter(telegram_chat_directory::chat_id.eq(chat))
+            .count()
+            .get_result(conn)?;
+        if still_linked == 0 {
+            diesel::delete(telegram_chat_state::table.find(chat)).execute(conn)?;
+        }
+    }
+    diesel::delete(
+        telegram_link_tokens::table
+            .filter(telegram_link_tokens::tenant_id.eq(tenant_id))
+            .filter(telegram_link_tokens::subject_id.eq(subject_id)),
+    )
+    .execute(conn)?;
+    // Sealed copies are unreadable without the key; they are dropped all the same.
+    diesel::update(
+        notifications::table
+            .filter(notifications::tenant_id.eq(tenant_id))
+            .filter(notifications::subject_id.eq(subject_id)),
+    )
+    .set(notifications::data.eq(None::<Vec<u8>>))
+    .execute(conn)?;
+    diesel::update(
+        consent_events::table
+            .filter(consent_events::tenant_id.eq(tenant_id))
+            .filter(consent_events::subject_id.eq(subject_id)),
+    )
+    .set(consent_events::payload.eq(None::<Vec<u8>>))
+    .execute(conn)?;
+    diesel::update(
+        rights_requests::table
+            .filter(rights_requests::tenant_id.eq(tenant_id))
+            .filter(rights_requests::subject_id.eq(subject_id)),
+    )
+    .set((
+        rights_requests::details.eq(None::<Vec<u8>>),
+        rights_requests::code.eq(None::<Vec<u8>>),
+    ))
+    .execute(conn)?;
+    diesel::update(
+        subject_changes::table
+            .filter(subject_changes::tenant_id.eq(tenant_id))
+            .filter(subject_changes::subject_id.eq(subject_id)),
+    )
+    .set(subject_changes::previous.eq(None::<Vec<u8>>))
+    .execute(conn)?;
+    if erasure {
+        diesel::delete(
+            survey_invitations::table
+                .filter(survey_invitations::tenant_id.eq(tenant_id))
+                .filter(survey_invitations::subject_id.eq(subject_id)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            subscriptions::table
+                .filter(subscriptions::tenant_id.eq(tenant_id))
+                .filter(subscriptions::subject_id.eq(subject_id)),
+        )
+        .execute(conn)?;
+    } else {
+        diesel::update(
+            survey_invitations::table
+                .filter(survey_invitations::tenant_id.eq(tenant_id))
+                .filter(survey_invitations::subject_id.eq(subject_id)),
+        )
+        .set(survey_invitations::comment.eq(None::<Vec<u8>>))
+        .execute(conn)?;
+    }
+    // Replays of idempotent API calls may hold a response about this person.
+    diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::tenant_id.eq(tenant_id))
+            .filter(idempotency_keys::response_body.like(format!("%{subject_id}%"))),
+    )
+    .execute(conn)?;
+    Ok(true)
+}
+
+/// Schedules the destruction a completed erasure or anonymisation request asked for:
+/// the act is `scheduled` until the confirmation has gone out.
+pub fn schedule(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    request_id: &str,
+    subject_id: &str,
+    method: Method,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Act> {
+    record_act(
+        conn,
+        tenant_id,
+        &NewAct {
+            kind: method.as_str(),
+            status: "scheduled",
+            request_id: Some(request_id),
+            report_id: None,
+            subject_ids: &[subject_id.to_owned()],
+            reason: &format!(
+                "the data subject's {} request {request_id} (152-FZ art. 14, 21; GDPR art. 17)",
+                method.as_str()
+            ),
+            actor,
+            due_at: Some((now + CONFIRMATION_GRACE).naive_utc()),
+        },
+    )
+}
+
+/// Carries out the scheduled destructions whose confirmation has gone out (nothing
+/// more is queued for the person) or whose deadline came. Returns how many.
+pub fn run_scheduled(conn: &mut DbConnection, tenant_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
+    let acts: Vec<Act> = destruction_acts::table
+        .filter(destruction_acts::tenant_id.eq(tenant_id))
+        .filter(destruction_acts::status.eq("scheduled"))
+        .select(Act::as_select())
+        .load(conn)?;
+    let mut done = 0;
+    for act in acts {
+        let subjects = act.subjects();
+        let late = act.due_at.is_some_and(|d| d <= now.naive_utc());
+        let mut waiting = false;
+        for s in &subjects {
+            waiting |= pending_notices(conn, tenant_id, s)? > 0;
+        }
+        if waiting && !late {
+            continue;
+        }
+        let method = if act.kind == "anonymisation" {
+            Method::Anonymisation
+        } else {
+            Method::Erasure
+        };
+        for s in &subjects {
+            destroy_subject(conn, tenant_id, s, method)?;
+        }
+        let claimed = diesel::update(
+            destruction_acts::table
+                .find((tenant_id, &act.id))
+                .filter(destruction_acts::status.eq("scheduled")),
+        )
+        .set((
+            destruction_acts::status.eq("done"),
+            destruction_acts::done_at.eq(Some(crate::now())),
+        ))
+        .execute(conn)?;
+        if claimed == 1 {
+            if let Some(request_id) = &act.request_id {
+                crate::rights::record_destruction(conn, tenant_id, request_id, &act.id)?;
+            }
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// [`run_scheduled`] for every tenant, each in its own unit of work (the worker's job).
+pub fn run_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResult<usize> {
+    let mut done = 0;
+    for tenant in store.system(crate::tenants::list_tenants)? {
+        done += store.write(&tenant.id, |c| run_scheduled(c, &tenant.id, now))?;
+    }
+    Ok(done)
+}
+
+/// A person whose data the retention rules say must go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Candidate {
+    pub subject_id: String,
+    /// The data could be kept until then.
+    pub keep_until: DateTime<Utc>,
+}
+
+/// At most this many people are looked at per retention run.
+pub const RETENTION_BATCH: i64 = 5_000;
+
+/// Whether one subject's data is due for destruction by retention now, and since
+/// when. People with an open rights request are left until it is closed.
+pub fn retention_due_for(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    law: assent_core::tenancy::Jurisdiction,
+    subject_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    use assent_core::retention::{Hold, keep_until};
+    let facts = subject_repo::facts(conn, tenant_id, subject_id)?;
+    if facts.is_none_or(|f| f.erased_at.is_some()) {
+        return Ok(None);
+    }
+    let open: i64 = rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::subject_id.eq(subject_id))
+        .filter(rights_requests::closed_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if open > 0 {
+        return Ok(None);
+    }
+    let holds: Vec<Hold> = crate::consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
+        .into_iter()
+        .filter_map(|(p, s)| {
+            s.map(|s| Hold {
+                basis: p.meaning.legal_basis,
+                retention_days: p.meaning.retention_days,
+                status: s.state.status,
+                since: s.state.since,
+            })
+        })
+        .collect();
+    Ok(keep_until(law, &holds).filter(|t| *t <= now))
+}
+
+/// Everyone whose data is due for destruction by retention now.
+pub fn retention_due(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Candidate>> {
+    let law = crate::rights::clock(conn, tenant_id)?.law;
+    let ids: Vec<String> = subjects::table
+        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::erased_at.is_null())
+        .select(subjects::id)
+        .order(subjects::id.asc())
+        .limit(RETENTION_BATCH)
+        .load(conn)?;
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(keep_until) = retention_due_for(conn, tenant_id, group_id, law, &id, now)? {
+            out.push(Candidate {
+                subject_id: id,
+                keep_until,
+            });
+        }
+    }
+    Ok(out)
+}
+
+const RETENTION_REASON: &str = "the purposes of processing ended (consent withdrawn or expired) \
+and their retention periods are over (152-FZ art. 21 p. 4-5; GDPR art. 5(1)(e))";
+
+/// A retention dry run: what would be destroyed now, recorded as a `proposed` act.
+pub fn propose_retention(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<(Act, Vec<Candidate>)> {
+    let due = retention_due(conn, tenant_id, group_id, now)?;
+    let ids: Vec<String> = due.iter().map(|c| c.subject_id.clone()).collect();
+    let act = record_act(
+        conn,
+        tenant_id,
+        &NewAct {
+            kind: "retention",
+            status: "proposed",
+            request_id: None,
+            report_id: None,
+            subject_ids: &ids,
+            reason: RETENTION_REASON,
+            actor,
+            due_at: None,
+        },
+    )?;
+    Ok((act, due))
+}
+
+/// What carrying out a dry run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub act: Act,
+    /// Listed in the dry run but no longer due (a new consent, an open request).
+    pub skipped: Vec<String>,
+}
+
+/// Carries out a `proposed` retention act: destroys the data of everyone it lists who
+/// is still due, and records a `done` act that refers to it. A dry run is carried out
+/// once; `Conflict` otherwise.
+pub fn apply_retention(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    report_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let report = get_act(conn, tenant_id, report_id)?.ok_or(StoreError::NotFound)?;
+    if report.kind != "retention" || report.status != "proposed" {
+        return Err(StoreError::Conflict(format!(
+            "only a proposed retention run can be carried out; this act is {} ({})",
+            report.status, report.kind
+        )));
+    }
+    let claimed = diesel::update(
+        destruction_acts::table
+            .find((tenant_id, report_id))
+            .filter(destruction_acts::status.eq("proposed")),
+    )
+    .set(destruction_acts::status.eq("applied"))
+    .execute(conn)?;
+    if claimed != 1 {
+        return Err(StoreError::Conflict("the run was carried out meanwhile".into()));
+    }
+    let law = crate::rights::clock(conn, tenant_id)?.law;
+    let mut destroyed = Vec::new();
+    let mut skipped = Vec::new();
+    for id in report.subjects() {
+        if retention_due_for(conn, tenant_id, group_id, law, &id, now)?.is_some() {
+            destroy_subject(conn, tenant_id, &id, Method::Erasure)?;
+            destroyed.push(id);
+        } else {
+            skipped.push(id);
+        }
+    }
+    let act = record_act(
+        conn,
+        tenant_id,
+        &NewAct {
+            kind: "retention",
+            status: "done",
+            request_id: None,
+            report_id: Some(report_id),
+            subject_ids: &destroyed,
+            reason: RETENTION_REASON,
+            actor,
+            due_at: None,
+        },
+    )?;
+    Ok(Applied { act, skipped })
+}
