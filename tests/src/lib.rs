@@ -390,3 +390,77 @@ pub async fn assert_isolated(
     let (_, after) = app.call(&owner.token, Method::GET, &check, None).await;
     assert_eq!(before, after, "calls by another tenant changed {check}");
 }
+
+/// Every row of every table as text (binary columns in hex), to look for personal
+/// data that must not be there. Runs as the installation (no tenant scope).
+pub fn database_text(store: &Store) -> String {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct T {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        t: String,
+    }
+    macro_rules! texts {
+        ($conn:expr, $sql:expr) => {{
+            let sql: &str = &$sql;
+            diesel::sql_query(sql)
+                .load::<T>($conn)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .into_iter()
+                .map(|r| r.t)
+                .collect::<Vec<String>>()
+        }};
+    }
+    store
+        .system(|c| {
+            let mut out = String::new();
+            match c {
+                assent_store::DbConnection::Postgres(pg) => {
+                    let tables = texts!(
+                        pg,
+                        "SELECT tablename::text AS t FROM pg_tables WHERE schemaname = 'public'"
+                    );
+                    for table in tables {
+                        let sql = format!(
+                            "SELECT coalesce(string_agg(x::text, E'\\n'), '') AS t FROM \"{table}\" x"
+                        );
+                        out.push_str(&format!("== {table}\n"));
+                        out.extend(texts!(pg, sql));
+                        out.push('\n');
+                    }
+                }
+                assent_store::DbConnection::Sqlite(lite) => {
+                    let tables = texts!(
+                        lite,
+                        "SELECT name AS t FROM sqlite_master WHERE type = 'table'"
+                    );
+                    for table in tables {
+                        let cols = texts!(
+                            lite,
+                            format!("SELECT name AS t FROM pragma_table_info('{table}')")
+                        );
+                        let row = cols
+                            .iter()
+                            .map(|c| format!("quote(\"{c}\")"))
+                            .collect::<Vec<_>>()
+                            .join(" || ',' || ");
+                        let sql = format!(
+                            "SELECT coalesce(group_concat({row}, char(10)), '') AS t FROM \"{table}\""
+                        );
+                        out.push_str(&format!("== {table}\n"));
+                        out.extend(texts!(lite, sql));
+                        out.push('\n');
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .expect("the database can be read")
+}
+
+/// Whether `haystack` (from [`database_text`]) holds `needle` as text or as hex
+/// bytes (how binary columns print).
+pub fn holds(haystack: &str, needle: &str) -> bool {
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    haystack.contains(needle) || haystack.to_lowercase().contains(&hex)
+}

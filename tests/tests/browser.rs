@@ -439,3 +439,131 @@ async fn survey_in_browser() {
     }
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_and_confirm_a_rights_request_on_the_public_form() {
+    tokio::time::timeout(TEST_LIMIT, rights_form_in_browser())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test took longer than {TEST_LIMIT:?}"));
+}
+
+/// `/r/{tenant_slug}`: the person chooses what they ask for, types their address and
+/// a few words, sends; enters the code from the email that reached SMTP; sees the
+/// request confirmed with its deadline, and staff see it `verified` through the API.
+async fn rights_form_in_browser() {
+    let Some(browser) = Browser::start_with_language("ru").await else {
+        return;
+    };
+    let c = &browser.client;
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app
+            .tenant_with("acme", assent_core::tenancy::Role::Admin)
+            .await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/subjects",
+            Some(&json!({"email": "anna@example.org", "locale": "ru"})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let what = format!("rights form on {backend}");
+
+        c.goto(&app.url("/r/acme")).await.expect("open the form");
+        assert_eq!(html_lang(c).await, "ru", "{what}");
+        assert!(body_text(c).await.contains("acme LLC"), "{what}");
+        c.find(Locator::Css("#type"))
+            .await
+            .expect("the type of request")
+            .select_by_value("erasure")
+            .await
+            .expect("choose erasure");
+        c.find(Locator::Css("#email"))
+            .await
+            .unwrap()
+            .send_keys("anna@example.org")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#details"))
+            .await
+            .unwrap()
+            .send_keys("Удалите, пожалуйста, мои данные")
+            .await
+            .unwrap();
+        c.find(Locator::Css("form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .expect("send the request");
+        wait_for_status(
+            &browser,
+            "Если у нас есть данные, связанные с этим адресом, мы отправили на него код. \
+             Введите его ниже.",
+            &what,
+        )
+        .await;
+
+        // The code from the email.
+        assent_tests::notify::dispatcher(
+            &app,
+            assent_tests::notify::Wiring {
+                smtp_url: Some(&sink.url()),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let got = sink.wait_for(1, Duration::from_secs(5)).await;
+        let text = assent_tests::mailcheck::text_body(&got[0].data);
+        let code = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Код: "))
+            .unwrap_or_else(|| panic!("{what}: a code in {text}"))
+            .trim()
+            .to_owned();
+
+        let field = c.find(Locator::Css("#code")).await.expect("the code field");
+        field.send_keys(&code).await.unwrap();
+        field
+            .send_keys(&Key::Enter.to_string())
+            .await
+            .expect("send the code with Enter");
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(
+                "//h1[normalize-space()='Запрос подтверждён']",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: not confirmed ({e}):\n{}", browser.driver_log()));
+        let page = body_text(c).await;
+        assert!(
+            page.contains("Удалить мои данные") && page.contains("не позднее"),
+            "{what}: {page}"
+        );
+
+        let list = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-requests",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        let r = &list["items"][0];
+        assert_eq!(r["status"], "verified", "{what}: {list}");
+        assert_eq!(r["channel"], "web", "{what}: {list}");
+        assert_eq!(r["type"], "erasure", "{what}: {list}");
+        assert!(
+            page.contains(r["id"].as_str().unwrap()),
+            "{what}: the request number is shown"
+        );
+        sink.clear();
+    }
+    browser.close().await;
+}

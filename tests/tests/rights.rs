@@ -1,5 +1,5 @@
-//! Rights requests over HTTP on both backends (the part of issue 7 built so far):
-//! intake by staff with the real `received_at`, the 152-FZ deadline by the Russian
+//! Rights requests over HTTP on both backends: intake by staff with the real
+//! `received_at`, the 152-FZ deadline by the Russian
 //! production calendar in the tenant's time zone, the one-time code delivered to the
 //! real SMTP sink, steps in order with a confirmation email each, extension once,
 //! rejection with the supervisory authority named, duplicates, representatives,
@@ -631,19 +631,34 @@ async fn withdrawals_restrictions_and_objections_are_carried_out_on_completion()
         assert_eq!(status, StatusCode::OK);
         assert_eq!(check(&app, &t, &s, "billing").await["reason"], "restricted");
 
-        // Types carried out in the tenant's systems need a note of what was done.
+        // A rectification needs the corrected data; a bad field changes nothing.
         let id = verified(&app, &t, &s, "rectification").await;
         let (status, problem) = step(&app, &t, &id, "complete", json!({})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        let (status, _) = step(
+        let (status, problem) = step(
             &app,
             &t,
             &id,
             "complete",
-            json!({"reason": "Фамилия исправлена в CRM"}),
+            json!({"changes": {"email": "not an address"}}),
         )
         .await;
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(get(&app, &t, &id).await["status"], "in_progress");
+        let (status, v) = step(
+            &app,
+            &t,
+            &id,
+            "complete",
+            json!({"changes": {"full_name": "Анна Иванова"}, "reason": "Фамилия сменилась"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let last = v["events"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            last["reason"], "corrected: full_name. Фамилия сменилась",
+            "{last}"
+        );
 
         // The tenant's systems heard of every step (ids only).
         let deliveries = app
@@ -722,5 +737,677 @@ async fn staff_are_reminded_once_per_deadline() {
         assert_eq!(payload["data"]["request_id"], old["id"], "{payload}");
         // In three weeks the new one is due too.
         assert_eq!(remind(Utc::now() + Duration::days(21)), 1);
+    }
+}
+
+/// The path (from `marker` on) of the link in a message, on the test server.
+fn url_in(app: &TestApp, text: &str, marker: &str) -> String {
+    let word = text
+        .split_whitespace()
+        .find(|w| w.contains(marker))
+        .unwrap_or_else(|| panic!("a {marker} link in {text}"));
+    app.url(&word[word.find(marker).unwrap()..])
+}
+
+/// Files a request by email, takes the code from the mail, verifies and starts it.
+async fn verified_by_code(
+    app: &TestApp,
+    sink: &SmtpSink,
+    t: &TenantHandle,
+    s: &str,
+    kind: &str,
+) -> String {
+    let r = file(
+        app,
+        t,
+        json!({"subject_id": s, "type": kind, "channel": "email"}),
+    )
+    .await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let got = mail(app, sink, 1).await;
+    let (status, v) = step(app, t, &id, "verify", json!({"code": code_in(&got[0].1)})).await;
+    assert_eq!(status, StatusCode::OK, "{kind}: {v}");
+    assert_eq!(v["status"], "verified");
+    assert!(
+        mail(app, sink, 1).await[0]
+            .0
+            .contains("личность подтверждена")
+    );
+    let (status, v) = step(app, t, &id, "start", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{kind}: {v}");
+    assert_eq!(mail(app, sink, 1).await.len(), 1);
+    id
+}
+
+async fn grant(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str, body: Value) {
+    let mut b = json!({"purpose": purpose, "action": "grant"});
+    b.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&b),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn subject_view(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
+    app.expect(
+        &t.token,
+        Method::GET,
+        &format!("/v1/subjects/{s}"),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmation() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "consent").await;
+        purpose(&app, &t, "analytics", "legitimate_interest").await;
+        for kind in [
+            "access",
+            "portability",
+            "rectification",
+            "restriction",
+            "objection",
+            "anonymisation",
+            "erasure",
+            "withdraw_all",
+        ] {
+            let email = format!("{kind}@example.org");
+            let s = subject(&app, &t, Some(&email)).await;
+            grant(&app, &t, &s, "news", json!({})).await;
+            let id = verified_by_code(&app, &sink, &t, &s, kind).await;
+            let body = match kind {
+                "rectification" => json!({"changes": {"full_name": "Анна Иванова"}}),
+                _ => json!({}),
+            };
+            let (status, v) = step(&app, &t, &id, "complete", body).await;
+            assert_eq!(status, StatusCode::OK, "{kind}: {v}");
+            assert_eq!(v["status"], "completed");
+            let got = mail(&app, &sink, 1).await;
+            assert_eq!(got.len(), 1, "{kind}: the completion is confirmed");
+            let (subject_line, text) = &got[0];
+            assert!(
+                subject_line.contains("запрос выполнен"),
+                "{kind}: {subject_line}"
+            );
+            match kind {
+                "access" | "portability" => {
+                    let url = url_in(&app, text, "/x/");
+                    let response = app.client.get(&url).send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::OK, "{kind}");
+                    assert!(
+                        response.headers()["content-disposition"]
+                            .to_str()
+                            .unwrap()
+                            .starts_with("attachment")
+                    );
+                    let doc: Value = response.json().await.unwrap();
+                    assert_eq!(doc["format"], "assent.subject-export/1");
+                    assert_eq!(doc["subject"]["data"]["email"], email);
+                    assert_eq!(doc["consents"][0]["purpose"], "news");
+                    assert_eq!(doc["consent_history"][0]["action"], "grant");
+                    assert!(!doc["receipts"].as_array().unwrap().is_empty());
+                    assert!(doc["notices"].as_array().unwrap().len() >= 4, "{doc}");
+                    assert_eq!(doc["rights_requests"][0]["id"], id.as_str());
+                    // The staff copy is the same document; the download was audited.
+                    let staff = app
+                        .expect(
+                            &t.token,
+                            Method::GET,
+                            &format!("/v1/rights-requests/{id}/export"),
+                            None,
+                            StatusCode::OK,
+                        )
+                        .await;
+                    assert_eq!(staff["subject"], doc["subject"]);
+                    // A link changed by one character opens nothing.
+                    let mut forged = url.clone();
+                    let last = forged.pop().unwrap();
+                    forged.push(if last == 'A' { 'B' } else { 'A' });
+                    let status = app.client.get(&forged).send().await.unwrap().status();
+                    assert_eq!(status, StatusCode::NOT_FOUND);
+                }
+                "rectification" => {
+                    let v = subject_view(&app, &t, &s).await;
+                    assert_eq!(v["full_name"], "Анна Иванова", "{v}");
+                    assert!(text.contains("Исправлено: full_name."), "{text}");
+                }
+                "restriction" => {
+                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "restricted");
+                }
+                "objection" => {
+                    assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
+                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+                }
+                "withdraw_all" => {
+                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+                }
+                "anonymisation" | "erasure" => {
+                    assert!(text.contains("последнее сообщение"), "{text}");
+                    // The data stays until the confirmation is out, then goes.
+                    let n = assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap();
+                    assert_eq!(n, 1, "{kind}");
+                    let v = subject_view(&app, &t, &s).await;
+                    assert!(v["email"].is_null() && v["full_name"].is_null(), "{v}");
+                    let events = get(&app, &t, &id).await["events"].clone();
+                    let last = events.as_array().unwrap().last().unwrap().clone();
+                    assert_eq!(last["step"], "destroy", "{events}");
+                    let acts = app
+                        .expect(
+                            &t.token,
+                            Method::GET,
+                            "/v1/destruction-acts",
+                            None,
+                            StatusCode::OK,
+                        )
+                        .await;
+                    assert_eq!(acts["items"][0]["kind"], kind);
+                    assert_eq!(acts["items"][0]["status"], "done");
+                    assert_eq!(acts["items"][0]["subject_ids"], json!([s]));
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "consent").await;
+        let email = "erase.me@example.org";
+        let phone = "+79161234567";
+        let s = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subjects",
+                Some(
+                    &json!({"email": email, "phone": phone, "external_ref": "crm-8812",
+                             "full_name": "Зинаида Уникальная", "locale": "ru"}),
+                ),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        grant(
+            &app,
+            &t,
+            &s,
+            "news",
+            json!({"evidence": {"ip": "203.0.113.77", "user_agent": "UniqueAgent/1.0"}}),
+        )
+        .await;
+        // A linked Telegram chat, an export link already sent, a rectification on file.
+        let now = Utc::now();
+        let chat = 777_001_i64;
+        app.store
+            .write(&t.id, |c| {
+                let (token, _) = assent_store::telegram::issue_link_token(c, &t.id, &s, now)?;
+                assent_store::telegram::consume_and_link(c, &token, chat, now)
+            })
+            .unwrap();
+        let access = verified_by_code(&app, &sink, &t, &s, "access").await;
+        step(&app, &t, &access, "complete", json!({})).await;
+        let export_url = url_in(&app, &mail(&app, &sink, 1).await[0].1, "/x/");
+        app.expect(
+            &t.token,
+            Method::PATCH,
+            &format!("/v1/subjects/{s}"),
+            Some(&json!({"full_name": "Зинаида Исправленная"})),
+            StatusCode::OK,
+        )
+        .await;
+
+        let id = verified_by_code(&app, &sink, &t, &s, "erasure").await;
+        let (status, v) = step(&app, &t, &id, "complete", json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        // Until the confirmation is out, nothing is destroyed.
+        assert_eq!(
+            assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
+            0
+        );
+        assert_eq!(subject_view(&app, &t, &s).await["email"], email);
+        assert_eq!(mail(&app, &sink, 1).await.len(), 1);
+        assert_eq!(
+            assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
+            1
+        );
+
+        // The database: no trace of the person's data, in text or in bytes.
+        let text = assent_tests::database_text(&app.store);
+        assert!(assent_tests::holds(&text, &s), "the dump reads the tables");
+        for needle in [
+            email,
+            phone,
+            "crm-8812",
+            "Зинаида",
+            "203.0.113.77",
+            "UniqueAgent/1.0",
+            &chat.to_string(),
+        ] {
+            assert!(
+                !assent_tests::holds(&text, needle),
+                "{needle} is still stored"
+            );
+        }
+        // The API and the export: nothing either.
+        let v = subject_view(&app, &t, &s).await;
+        assert!(
+            !v.to_string().contains(email) && !v.to_string().contains("Зинаида"),
+            "{v}"
+        );
+        let doc = app
+            .client
+            .get(&export_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for needle in [email, phone, "Зинаида", "203.0.113.77"] {
+            assert!(!doc.contains(needle), "{needle} in the export: {doc}");
+        }
+        let history = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/subjects/{s}/consents/history"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert!(!history.to_string().contains("203.0.113.77"), "{history}");
+        assert!(
+            app.store
+                .system(|c| assent_store::telegram::links_of_chat(c, chat))
+                .unwrap()
+                .is_empty(),
+            "the chat link is gone"
+        );
+        // The ledger still verifies: it holds digests, not the data.
+        let verification = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/ledger/verification",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(verification["intact"], true, "{verification}");
+        // The act, as the document 152-FZ asks for, names the subject by id only.
+        let acts = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/destruction-acts?status=done",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        let act = acts["items"][0]["id"].as_str().unwrap();
+        let url = app.url(&format!("/v1/destruction-acts/{act}?format=text"));
+        let doc = app
+            .client
+            .get(url)
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            doc.starts_with("АКТ об уничтожении персональных данных"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains(&s) && doc.contains(&id) && !doc.contains(email),
+            "{doc}"
+        );
+        // Suppressed: the same address, entered again, receives nothing.
+        let again = subject(&app, &t, Some(email)).await;
+        file(&app, &t, json!({"subject_id": again, "type": "access"})).await;
+        assert!(
+            mail(&app, &sink, 0).await.is_empty(),
+            "mail to an erased address"
+        );
+        let notices = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/notifications?subject_id={again}"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(notices["items"][0]["status"], "skipped", "{notices}");
+        assert_eq!(notices["items"][0]["reason"], "suppressed", "{notices}");
+        // An erased subject takes no new request.
+        let (status, problem) = app
+            .call(
+                &t.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": s, "type": "access"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        // 152-FZ: a withdrawn consent's data goes within 30 days, whatever the purpose
+        // says; a contract still in force (a running subscription) keeps it.
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/purposes",
+            Some(
+                &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
+                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+        let now = Utc::now();
+        let ago = |days: i64| (now - Duration::days(days)).to_rfc3339();
+        let withdrawn = |s: String, days: i64| {
+            let app = &app;
+            let t = &t;
+            async move {
+                grant(app, t, &s, "promo", json!({"occurred_at": ago(60)})).await;
+                app.expect(
+                    &t.token,
+                    Method::POST,
+                    &format!("/v1/subjects/{s}/consents"),
+                    Some(&json!({"purpose": "promo", "action": "withdraw", "occurred_at": ago(days)})),
+                    StatusCode::CREATED,
+                )
+                .await;
+                s
+            }
+        };
+        let due = withdrawn(subject(&app, &t, Some("due@example.org")).await, 40).await;
+        let recent = withdrawn(subject(&app, &t, Some("recent@example.org")).await, 5).await;
+        let customer = withdrawn(subject(&app, &t, Some("customer@example.org")).await, 40).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/subscriptions",
+            Some(&json!({"subject_id": customer, "name": "Тариф «Бизнес»",
+                         "expires_at": (now + Duration::days(200)).to_rfc3339()})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let changed_mind = withdrawn(subject(&app, &t, Some("back@example.org")).await, 40).await;
+        let _never = subject(&app, &t, Some("never@example.org")).await;
+
+        let report = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/retention/runs",
+                None,
+                StatusCode::CREATED,
+            )
+            .await;
+        let mut listed: Vec<&str> = report["due"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["subject_id"].as_str().unwrap())
+            .collect();
+        listed.sort();
+        let mut want = vec![due.as_str(), changed_mind.as_str()];
+        want.sort();
+        assert_eq!(listed, want, "{report}");
+        assert!(!listed.contains(&recent.as_str()) && !listed.contains(&customer.as_str()));
+        assert_eq!(report["act"]["status"], "proposed");
+        // A dry run destroys nothing.
+        assert_eq!(
+            subject_view(&app, &t, &due).await["email"],
+            "due@example.org"
+        );
+        let act = report["act"]["id"].as_str().unwrap().to_owned();
+        let draft = app
+            .client
+            .get(app.url(&format!("/v1/destruction-acts/{act}?format=text")))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(draft.starts_with("ПРОЕКТ АКТА"), "{draft}");
+
+        // Someone consents again before the run is carried out: they are skipped.
+        grant(&app, &t, &changed_mind, "promo", json!({})).await;
+        let done = app
+            .expect(
+                &t.token,
+                Method::POST,
+                &format!("/v1/retention/runs/{act}/apply"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(done["act"]["status"], "done");
+        assert_eq!(done["act"]["report_id"], act.as_str());
+        assert_eq!(done["act"]["subject_ids"], json!([due]));
+        assert_eq!(done["skipped"], json!([changed_mind]));
+        assert!(subject_view(&app, &t, &due).await["email"].is_null());
+        assert_eq!(
+            subject_view(&app, &t, &changed_mind).await["email"],
+            "back@example.org"
+        );
+        // Once only.
+        let (status, problem) = app
+            .call(
+                &t.token,
+                Method::POST,
+                &format!("/v1/retention/runs/{act}/apply"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promise_and_calendar_corrections_set_the_deadline() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let settings = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-settings",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            settings,
+            json!({"promise": null, "days_off": [], "working_days": []})
+        );
+        // Bad settings are refused and change nothing.
+        for bad in [
+            json!({"promise": {"unit": "calendar_days", "value": 0}}),
+            json!({"promise": {"unit": "weeks", "value": 1}}),
+            json!({"days_off": ["2027-01-04"], "working_days": ["2027-01-04"]}),
+            json!({"days_off": ["not a date"]}),
+        ] {
+            let (status, problem) = app
+                .call(&t.token, Method::PUT, "/v1/rights-settings", Some(&bad))
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        }
+        assert_eq!(
+            app.expect(
+                &t.token,
+                Method::GET,
+                "/v1/rights-settings",
+                None,
+                StatusCode::OK
+            )
+            .await,
+            settings
+        );
+        // A correction: the next working day (Moscow) becomes a day off.
+        let tz = chrono_tz::Europe::Moscow;
+        let received = Utc::now().trunc_subsecs(0);
+        let calendar = WorkCalendar::russia();
+        let today = deadline::received_on(received, tz);
+        let next = calendar.add_working_days(today, 1);
+        let put = json!({"promise": null, "days_off": [next.to_string()], "working_days": []});
+        app.expect(
+            &t.token,
+            Method::PUT,
+            "/v1/rights-settings",
+            Some(&put),
+            StatusCode::OK,
+        )
+        .await;
+        let r = file(
+            &app,
+            &t,
+            json!({"subject_id": s, "type": "access", "received_at": received}),
+        )
+        .await;
+        let corrected = calendar.clone().with_overrides(&[next], &[]);
+        let want = deadline::due_at(Jurisdiction::Ru152Fz, received, tz, &corrected, None);
+        assert_eq!(time(&r["due_at"]), want);
+        assert_ne!(
+            want,
+            deadline::due_at(Jurisdiction::Ru152Fz, received, tz, &calendar, None)
+        );
+        // A promise of 3 calendar days is earlier than 10 working days: it wins.
+        let put = json!({"promise": {"unit": "calendar_days", "value": 3}});
+        app.expect(
+            &t.token,
+            Method::PUT,
+            "/v1/rights-settings",
+            Some(&put),
+            StatusCode::OK,
+        )
+        .await;
+        let r = file(
+            &app,
+            &t,
+            json!({"subject_id": s, "type": "erasure", "received_at": received}),
+        )
+        .await;
+        let want = deadline::due_at(
+            Jurisdiction::Ru152Fz,
+            received,
+            tz,
+            &calendar,
+            Some(deadline::Term::CalendarDays(3)),
+        );
+        assert_eq!(time(&r["due_at"]), want);
+        // Only those who configure may change it.
+        let operator = app.token_for(&t, Role::Operator).await;
+        let (status, _) = app
+            .call(&operator, Method::PUT, "/v1/rights-settings", Some(&put))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let owner = app.tenant_with("acme", Role::Admin).await;
+        let intruder = app.tenant_with("rival", Role::Admin).await;
+        let s = subject(&app, &owner, Some("anna@example.org")).await;
+        let id = verified(&app, &owner, &s, "access").await;
+        assert_isolated(
+            &app,
+            &owner,
+            &intruder,
+            &id,
+            &[Call::new(Method::GET, "/v1/rights-requests/{id}/export")],
+            "/v1/rights-requests/{id}",
+        )
+        .await;
+        let report = app
+            .expect(
+                &owner.token,
+                Method::POST,
+                "/v1/retention/runs",
+                None,
+                StatusCode::CREATED,
+            )
+            .await;
+        let act = report["act"]["id"].as_str().unwrap();
+        assert_isolated(
+            &app,
+            &owner,
+            &intruder,
+            act,
+            &[
+                Call::new(Method::GET, "/v1/destruction-acts/{id}"),
+                Call::new(Method::POST, "/v1/retention/runs/{id}/apply"),
+            ],
+            "/v1/destruction-acts/{id}",
+        )
+        .await;
+        let list = app
+            .expect(
+                &intruder.token,
+                Method::GET,
+                "/v1/destruction-acts",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(list["items"], json!([]));
+        // Settings are the tenant's own.
+        let settings = json!({"promise": {"unit": "months", "value": 1}});
+        app.expect(
+            &owner.token,
+            Method::PUT,
+            "/v1/rights-settings",
+            Some(&settings),
+            StatusCode::OK,
+        )
+        .await;
+        let theirs = app
+            .expect(
+                &intruder.token,
+                Method::GET,
+                "/v1/rights-settings",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(theirs["promise"], Value::Null);
     }
 }

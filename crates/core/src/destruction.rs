@@ -32,7 +32,13 @@ fn list(items: &[String]) -> String {
 pub fn render(facts: &ActFacts<'_>, russian: bool) -> String {
     let when = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| if russian { "не выполнено".into() } else { "not carried out".into() })
+            .unwrap_or_else(|| {
+                if russian {
+                    "не выполнено".into()
+                } else {
+                    "not carried out".into()
+                }
+            })
     };
     if russian {
         let title = if facts.status == "proposed" {
@@ -129,7 +135,14 @@ mod tests {
         ] {
             assert!(ru.contains(part), "{part} missing in\n{ru}");
         }
-        let draft = render(&ActFacts { status: "proposed", done_at: None, ..facts }, false);
+        let draft = render(
+            &ActFacts {
+                status: "proposed",
+                done_at: None,
+                ..facts
+            },
+            false,
+        );
         assert!(draft.starts_with("DRAFT ACT"), "{draft}");
         assert!(draft.contains("Destroyed: not carried out"), "{draft}");
     }

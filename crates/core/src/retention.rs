@@ -77,12 +77,25 @@ mod tests {
         use LegalBasis::*;
         let cases: &[(&str, Jurisdiction, Vec<Hold>, Option<DateTime<Utc>>)] = &[
             ("nothing recorded", Ru152Fz, vec![], Option::None),
-            ("never granted", Ru152Fz, vec![hold(Consent, 10, None, 1)], Option::None),
-            ("a consent in force", Ru152Fz, vec![hold(Consent, 10, Granted, 1)], Option::None),
+            (
+                "never granted",
+                Ru152Fz,
+                vec![hold(Consent, 10, None, 1)],
+                Option::None,
+            ),
+            (
+                "a consent in force",
+                Ru152Fz,
+                vec![hold(Consent, 10, Granted, 1)],
+                Option::None,
+            ),
             (
                 "one in force keeps all",
                 Ru152Fz,
-                vec![hold(Consent, 10, Withdrawn, 1), hold(Contract, 10, Granted, 1)],
+                vec![
+                    hold(Consent, 10, Withdrawn, 1),
+                    hold(Contract, 10, Granted, 1),
+                ],
                 Option::None,
             ),
             (
@@ -106,13 +119,19 @@ mod tests {
             (
                 "another legal basis keeps its period",
                 Ru152Fz,
-                vec![hold(Consent, 365, Withdrawn, 1), hold(LegalObligation, 60, Expired, 2)],
+                vec![
+                    hold(Consent, 365, Withdrawn, 1),
+                    hold(LegalObligation, 60, Expired, 2),
+                ],
                 Some(at(2) + Duration::days(60)),
             ),
             (
                 "the latest end wins",
                 Ru152Fz,
-                vec![hold(Consent, 5, Withdrawn, 1), hold(Consent, 5, Expired, 20)],
+                vec![
+                    hold(Consent, 5, Withdrawn, 1),
+                    hold(Consent, 5, Expired, 20),
+                ],
                 Some(at(25)),
             ),
         ];

@@ -1968,8 +1968,18 @@ mod tests {
     fn a_completion_says_what_was_done_in_the_persons_language() {
         let t = Templates::new();
         for (locale, withdrawn, last, download) in [
-            ("ru", "Отозваны согласия: news, tips.", "последнее сообщение", "Скачать ваши данные"),
-            ("en", "Consents withdrawn: news, tips.", "last message", "Download your data"),
+            (
+                "ru",
+                "Отозваны согласия: news, tips.",
+                "последнее сообщение",
+                "Скачать ваши данные",
+            ),
+            (
+                "en",
+                "Consents withdrawn: news, tips.",
+                "last message",
+                "Download your data",
+            ),
         ] {
             let mut ctx = sample_context("rights_request_update", locale);
             ctx["data"]["step"] = json!("complete");
@@ -1977,7 +1987,9 @@ mod tests {
             ctx["data"]["done"] = json!({"withdrawn": ["news", "tips"], "objected": [],
                 "restricted": true, "rectified": [], "destruction_act": "act-1", "export": false});
             ctx["data"]["note"] = json!(null);
-            let r = t.render("rights_request_update", locale, None, &ctx).unwrap();
+            let r = t
+                .render("rights_request_update", locale, None, &ctx)
+                .unwrap();
             assert!(r.text.contains(withdrawn), "{}", r.text);
             assert!(r.text.contains(last), "{}", r.text);
             assert!(r.text.contains("act-1"), "{}", r.text);
@@ -1985,7 +1997,9 @@ mod tests {
             ctx["data"]["done"] = json!({"withdrawn": [], "objected": [], "restricted": false,
                 "rectified": [], "destruction_act": null, "export": true});
             ctx["data"]["link"] = json!("https://assent.example/x/token");
-            let r = t.render("rights_request_update", locale, None, &ctx).unwrap();
+            let r = t
+                .render("rights_request_update", locale, None, &ctx)
+                .unwrap();
             assert!(
                 r.text.contains(download) && r.text.contains("https://assent.example/x/token"),
                 "{}",

@@ -18,8 +18,8 @@
 
 use crate::schema::{
     consent_events, destruction_acts, idempotency_keys, notifications, rights_requests,
-    subject_changes, subjects, subscriptions, survey_invitations,
-    telegram_chat_directory, telegram_chat_state, telegram_chats, telegram_link_tokens,
+    subject_changes, subjects, subscriptions, survey_invitations, telegram_chat_directory,
+    telegram_chat_state, telegram_chats, telegram_link_tokens,
 };
 use crate::{DbConnection, StoreError, StoreResult, messaging, subjects as subject_repo};
 use assent_core::notice::NoticeStatus;
@@ -120,10 +120,10 @@ pub fn record_act(conn: &mut DbConnection, tenant_id: &str, new: &NewAct<'_>) ->
             destruction_acts::status.eq(new.status),
             destruction_acts::request_id.eq(new.request_id),
             destruction_acts::report_id.eq(new.report_id),
-            destruction_acts::subject_ids.eq(serde_json::to_string(new.subject_ids)
-                .unwrap_or_else(|_| "[]".into())),
-            destruction_acts::categories.eq(serde_json::to_string(CATEGORIES)
-                .unwrap_or_else(|_| "[]".into())),
+            destruction_acts::subject_ids
+                .eq(serde_json::to_string(new.subject_ids).unwrap_or_else(|_| "[]".into())),
+            destruction_acts::categories
+                .eq(serde_json::to_string(CATEGORIES).unwrap_or_else(|_| "[]".into())),
             destruction_acts::method.eq(HOW),
             destruction_acts::reason.eq(new.reason),
             destruction_acts::actor.eq(new.actor),
@@ -182,7 +182,11 @@ pub fn act_of_request(
 }
 
 /// Cancels everything still queued for a subject (the person is leaving).
-pub fn cancel_queued(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -> StoreResult<usize> {
+pub fn cancel_queued(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<usize> {
     Ok(diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::subject_id.eq(subject_id))
@@ -387,7 +391,11 @@ pub fn schedule(
 
 /// Carries out the scheduled destructions whose confirmation has gone out (nothing
 /// more is queued for the person) or whose deadline came. Returns how many.
-pub fn run_scheduled(conn: &mut DbConnection, tenant_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
+pub fn run_scheduled(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
     let acts: Vec<Act> = destruction_acts::table
         .filter(destruction_acts::tenant_id.eq(tenant_id))
         .filter(destruction_acts::status.eq("scheduled"))
@@ -476,17 +484,29 @@ pub fn retention_due_for(
     if open > 0 {
         return Ok(None);
     }
-    let holds: Vec<Hold> = crate::consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
-        .into_iter()
-        .filter_map(|(p, s)| {
-            s.map(|s| Hold {
-                basis: p.meaning.legal_basis,
-                retention_days: p.meaning.retention_days,
-                status: s.state.status,
-                since: s.state.since,
+    // A subscription still running is a contract in force: the data is needed.
+    let contracts: i64 = subscriptions::table
+        .filter(subscriptions::tenant_id.eq(tenant_id))
+        .filter(subscriptions::subject_id.eq(subject_id))
+        .filter(subscriptions::status.eq(crate::subscriptions::ACTIVE))
+        .filter(subscriptions::expires_at.gt(now.naive_utc()))
+        .count()
+        .get_result(conn)?;
+    if contracts > 0 {
+        return Ok(None);
+    }
+    let holds: Vec<Hold> =
+        crate::consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
+            .into_iter()
+            .filter_map(|(p, s)| {
+                s.map(|s| Hold {
+                    basis: p.meaning.legal_basis,
+                    retention_days: p.meaning.retention_days,
+                    status: s.state.status,
+                    since: s.state.since,
+                })
             })
-        })
-        .collect();
+            .collect();
     Ok(keep_until(law, &holds).filter(|t| *t <= now))
 }
 
@@ -581,7 +601,9 @@ pub fn apply_retention(
     .set(destruction_acts::status.eq("applied"))
     .execute(conn)?;
     if claimed != 1 {
-        return Err(StoreError::Conflict("the run was carried out meanwhile".into()));
+        return Err(StoreError::Conflict(
+            "the run was carried out meanwhile".into(),
+        ));
     }
     let law = crate::rights::clock(conn, tenant_id)?.law;
     let mut destroyed = Vec::new();

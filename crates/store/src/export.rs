@@ -95,21 +95,28 @@ pub fn subject_export(
         .load(conn)?;
 
     #[allow(clippy::type_complexity)]
-    let notices: Vec<(String, String, String, String, Option<String>, Option<NaiveDateTime>, NaiveDateTime)> =
-        notifications::table
-            .filter(notifications::tenant_id.eq(tenant_id))
-            .filter(notifications::subject_id.eq(subject_id))
-            .order(notifications::id.asc())
-            .select((
-                notifications::id,
-                notifications::kind,
-                notifications::channel,
-                notifications::status,
-                notifications::sent_channel,
-                notifications::sent_at,
-                notifications::created_at,
-            ))
-            .load(conn)?;
+    let notices: Vec<(
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<NaiveDateTime>,
+        NaiveDateTime,
+    )> = notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::subject_id.eq(subject_id))
+        .order(notifications::id.asc())
+        .select((
+            notifications::id,
+            notifications::kind,
+            notifications::channel,
+            notifications::status,
+            notifications::sent_channel,
+            notifications::sent_at,
+            notifications::created_at,
+        ))
+        .load(conn)?;
 
     let requests: Vec<rights::Request> = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
@@ -212,20 +219,26 @@ pub fn rectification_history(
     subject_id: &str,
 ) -> StoreResult<Vec<Value>> {
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(i32, Option<String>, String, Option<Vec<u8>>, String, NaiveDateTime)> =
-        subject_changes::table
-            .filter(subject_changes::tenant_id.eq(tenant_id))
-            .filter(subject_changes::subject_id.eq(subject_id))
-            .order(subject_changes::seq.asc())
-            .select((
-                subject_changes::seq,
-                subject_changes::request_id,
-                subject_changes::fields,
-                subject_changes::previous,
-                subject_changes::actor,
-                subject_changes::at,
-            ))
-            .load(conn)?;
+    let rows: Vec<(
+        i32,
+        Option<String>,
+        String,
+        Option<Vec<u8>>,
+        String,
+        NaiveDateTime,
+    )> = subject_changes::table
+        .filter(subject_changes::tenant_id.eq(tenant_id))
+        .filter(subject_changes::subject_id.eq(subject_id))
+        .order(subject_changes::seq.asc())
+        .select((
+            subject_changes::seq,
+            subject_changes::request_id,
+            subject_changes::fields,
+            subject_changes::previous,
+            subject_changes::actor,
+            subject_changes::at,
+        ))
+        .load(conn)?;
     let key = subjects::data_key(conn, keys, tenant_id, subject_id)?;
     Ok(rows
         .into_iter()

@@ -9,11 +9,11 @@
 use crate::notifications::{self as outbox, NewNotice};
 use crate::schema::{rights_request_events, rights_requests, rights_settings};
 use crate::{DbConnection, StoreError, StoreResult, messaging, subjects, tenants};
+use assent_core::deadline::{Term, WorkCalendar};
 use assent_core::notice::{NoticeCategory, NoticeChannel};
 use assent_core::page::{PageRequest, split_page};
 use assent_core::pii::{SubjectKey, TenantKeys};
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType, Step};
-use assent_core::deadline::{Term, WorkCalendar};
 use assent_core::tenancy::Jurisdiction;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -121,7 +121,11 @@ pub struct ClockSettings {
 }
 
 fn dates_text(dates: &[NaiveDate]) -> String {
-    dates.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+    dates
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn dates_of(text: &str) -> Vec<NaiveDate> {
@@ -192,8 +196,7 @@ pub fn clock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Clock> {
     Ok(Clock {
         law: tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
         tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
-        calendar: WorkCalendar::russia()
-            .with_overrides(&settings.days_off, &settings.working_days),
+        calendar: WorkCalendar::russia().with_overrides(&settings.days_off, &settings.working_days),
         promise: settings.promise,
     })
 }
@@ -210,8 +213,7 @@ pub fn file(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Request> {
-    rights::validate_received_at(intake.received_at, now)
-        .map_err(|e| StoreError::Invalid(e.0))?;
+    rights::validate_received_at(intake.received_at, now).map_err(|e| StoreError::Invalid(e.0))?;
     let clock = clock(conn, tenant_id)?;
     let new = NewRequest {
         due_at: assent_core::deadline::due_at(
@@ -646,7 +648,17 @@ pub fn check_code(
             // no group consent is involved).
             if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
                 let data = serde_json::json!({ "step": "verify", "reason": null });
-                notify(conn, keys, tenant_id, None, &r, UPDATE_KIND, channel, data, now)?;
+                notify(
+                    conn,
+                    keys,
+                    tenant_id,
+                    None,
+                    &r,
+                    UPDATE_KIND,
+                    channel,
+                    data,
+                    now,
+                )?;
             }
             announce(conn, &r, "verify")?;
             Ok((check, r))
@@ -942,7 +954,8 @@ pub fn fulfil(
         subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
         done.restricted = true;
         crate::erasure::cancel_queued(conn, tenant_id, &r.subject_id)?;
-        let act = crate::erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;
+        let act =
+            crate::erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;
         done.destruction_act = Some(act.id);
     }
     Ok(done)
@@ -966,7 +979,9 @@ pub fn record_destruction(
         Some(status),
         status,
         "system",
-        Some(&format!("personal data destroyed (destruction act {act_id})")),
+        Some(&format!(
+            "personal data destroyed (destruction act {act_id})"
+        )),
     )?;
     announce(conn, &r, "destroy")
 }

@@ -507,7 +507,11 @@ pub fn rectify(
         }
     };
     let js = |v: &Option<String>| serde_json::json!(v);
-    differs("external_ref", js(&before.external_ref), js(&input.pii.external_ref));
+    differs(
+        "external_ref",
+        js(&before.external_ref),
+        js(&input.pii.external_ref),
+    );
     differs("full_name", js(&before.full_name), js(&input.pii.full_name));
     differs("email", js(&before.email), js(&input.pii.email));
     differs("phone", js(&before.phone), js(&input.pii.phone));

@@ -3,6 +3,7 @@ pub mod audit;
 pub mod auth;
 pub mod branding;
 pub mod consents;
+pub mod destruction;
 pub mod health;
 pub mod imports;
 pub mod ledger;

@@ -8,8 +8,8 @@ use actix_web::{HttpResponse, get, post, web};
 use assent_core::deadline;
 use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
 use assent_core::tenancy::Permission;
-use assent_store::rights::{self as repo, Intake, ListFilter, Request, StepChange};
 use assent_store::StoreError;
+use assent_store::rights::{self as repo, Intake, ListFilter, Request, StepChange};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -375,7 +375,9 @@ pub async fn verify_request(
                 let keys = &keyring.tenant;
                 let group = keyring.group_id();
                 let (check, r) = match (&b.code, b.documents_approved) {
-                    (Some(code), false) => repo::check_code(c, keys, &tenant, &id, code, &who, now)?,
+                    (Some(code), false) => {
+                        repo::check_code(c, keys, &tenant, &id, code, &who, now)?
+                    }
                     (None, true) => {
                         let change = StepChange {
                             reason: Some("documents approved by staff".into()),
@@ -507,8 +509,9 @@ async fn staff_step(
                 if step == Step::Complete {
                     let corrected = match (&input.changes, r.kind()) {
                         (Some(changes), RequestType::Rectification) => {
-                            let current = assent_store::subjects::get(c, keys, &tenant, &r.subject_id)?
-                                .ok_or(StoreError::NotFound)?;
+                            let current =
+                                assent_store::subjects::get(c, keys, &tenant, &r.subject_id)?
+                                    .ok_or(StoreError::NotFound)?;
                             let mut draft = crate::routes::subjects::draft_of(&current)?;
                             crate::routes::subjects::apply(&mut draft, changes)
                                 .map_err(|e| StoreError::Invalid(e.detail))?;
@@ -579,7 +582,14 @@ pub async fn start_request(
     principal: Principal,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<RequestView>> {
-    staff_step(state, principal, path.into_inner(), Step::Start, StepInput::default()).await
+    staff_step(
+        state,
+        principal,
+        path.into_inner(),
+        Step::Start,
+        StepInput::default(),
+    )
+    .await
 }
 
 /// Extend the deadline once, as the law allows, with a reasoned notice to the person.
@@ -718,7 +728,9 @@ pub async fn export_request(
                 }
                 if !matches!(
                     r.status(),
-                    RequestStatus::Verified | RequestStatus::InProgress | RequestStatus::Extended
+                    RequestStatus::Verified
+                        | RequestStatus::InProgress
+                        | RequestStatus::Extended
                         | RequestStatus::Completed
                 ) {
                     return Err(StoreError::Conflict(

@@ -1,11 +1,15 @@
-//! Public pages reached from messages; the token in the path is the credential.
+//! Public pages reached from messages; the token in the path is the credential (the
+//! rights-request form `/r/{tenant_slug}` is the exception: a company's own page, where
+//! the person proves who they are with a one-time code).
 //!
 //! Shared here: the page frame (the tenant's name, logo and colour), language choice,
 //! the neutral 404, security headers, evidence of who acted, and the per-IP limit.
 //! Pages are plain HTML forms: no script, no third-party asset, every tenant-supplied
 //! text escaped.
 
+pub mod export;
 pub mod preferences;
+pub mod rights;
 pub mod survey;
 pub mod unsubscribe;
 
@@ -206,6 +210,9 @@ pub fn render(status: StatusCode, page: Page) -> HttpResponse {
          .score:has(input:checked){{border-color:var(--accent);border-width:2px;font-weight:700}}\
          .score input:focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
          textarea{{width:100%;box-sizing:border-box;font:inherit;padding:.5rem}}\
+         .field input,.field select{{width:100%;box-sizing:border-box;font:inherit;\
+         padding:.5rem;border:1px solid #57606a;border-radius:.3rem;background:#fff}}\
+         .field :focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
          footer{{margin-top:2rem;font-size:.9rem;color:#424a53}}\
          footer a{{margin-right:1rem}}</style></head>\
          <body>{header}<main>{body}</main></body></html>",

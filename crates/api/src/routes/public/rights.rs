@@ -1,0 +1,947 @@
+//! `/r/{tenant_slug}`: the public form for rights requests (policy 6.2–6.4).
+//!
+//! A person who is not logged in chooses what they ask for, gives their email and,
+//! if they like, a few words. The request is filed for the oldest subject of the
+//! company with that address, and a one-time code goes to the address already on
+//! file; the person proves the request is theirs by entering it on the next page
+//! (`/r/{tenant_slug}/verify`).
+//!
+//! The page never tells whether the company knows the address: a known and an
+//! unknown one get the same status and the same page, and the code form carries a
+//! signed ticket either way (for an unknown address, one naming a random id of no
+//! request, which fails the way a wrong code does: the same message, the same count
+//! of attempts left, the same expiry). The ticket holds ids and numbers only; the
+//! address is never in a URL, a ticket or a log line, and the page's language never
+//! follows the subject's locale (that would tell them apart too).
+//!
+//! Like the other public pages: plain forms with a CSRF token bound to a
+//! `SameSite=Strict` cookie, the per-client limit, readable pages in Russian and
+//! English for every outcome.
+
+use super::{
+    Brand, Lang, Page, accept_language, choose_lang, escape, not_found, render, set_form_cookie,
+};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::contact::normalize_email;
+use assent_core::pii::IndexKind;
+use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType};
+use assent_store::rights::{self as repo, Intake};
+use assent_store::{StoreError, StoreResult, branding, subjects, tenants};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+/// The path the form lives under (also the form cookie's path).
+const ROUTE_PREFIX: &str = "/r/";
+/// Who the request's events name as acting: the person, through this form.
+const ACTOR: &str = "subject:web";
+/// The longest free text a person may add.
+pub const MAX_DETAILS_CHARS: usize = 4000;
+/// Longer "tickets" are not even echoed back.
+const MAX_TICKET_CHARS: usize = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Query {
+    lang: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RequestForm {
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    details: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+    #[serde(default)]
+    ticket: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// The company whose page this is, as the page needs it.
+struct Site {
+    id: String,
+    slug: String,
+    lang: Lang,
+    tz: chrono_tz::Tz,
+    brand: Brand,
+}
+
+impl Site {
+    /// The form guard's scope: a token of one company's page is no good on another's.
+    fn scope(&self) -> String {
+        format!("rights-form:{}", self.id)
+    }
+
+    fn pick<'a>(&self, ru: &'a str, en: &'a str) -> &'a str {
+        self.lang.pick(ru, en)
+    }
+}
+
+/// What a ticket says (see [`assent_core::link::LinkKeys::issue_rights_ticket`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ticket {
+    tenant_id: String,
+    request_id: String,
+    /// When the code was sent (unix seconds): a ticket of no request expires with it.
+    issued_at: i64,
+    /// Wrong codes seen, so a ticket of no request counts down like a real one.
+    failures: u8,
+}
+
+impl Ticket {
+    /// A ticket of no request: what an unknown address gets.
+    fn of_nothing(tenant_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            request_id: assent_core::id::new_id(),
+            issued_at: now.timestamp(),
+            failures: 0,
+        }
+    }
+
+    fn issue(&self, state: &AppState) -> Option<String> {
+        state
+            .links
+            .issue_rights_ticket(
+                &self.tenant_id,
+                &self.request_id,
+                self.issued_at,
+                self.failures,
+            )
+            .ok()
+    }
+
+    fn verify(state: &AppState, token: &str) -> Option<Self> {
+        let (tenant_id, request_id, issued_at, failures) =
+            state.links.verify_rights_ticket(token).ok()?;
+        Some(Self {
+            tenant_id,
+            request_id,
+            issued_at,
+            failures,
+        })
+    }
+}
+
+/// The outcome of a code, real or simulated.
+enum Checked {
+    Right {
+        id: String,
+        kind: RequestType,
+        due_at: DateTime<Utc>,
+    },
+    Wrong {
+        attempts_left: i32,
+        ticket: Ticket,
+    },
+    Expired,
+    Exhausted,
+}
+
+/// How a code for no request (or one that takes no code) fares: like a wrong code,
+/// counted in the ticket, expiring when a real code sent at the same time would.
+fn simulate(ticket: Ticket, now: DateTime<Utc>) -> Checked {
+    let issued = DateTime::from_timestamp(ticket.issued_at, 0).unwrap_or(now);
+    let facts = CodeFacts {
+        expires_at: issued + Duration::minutes(rights::CODE_TTL_MINUTES),
+        failures: i32::from(ticket.failures),
+        matches: false,
+    };
+    match rights::check_code(facts, now) {
+        CodeCheck::Expired => Checked::Expired,
+        CodeCheck::Exhausted => Checked::Exhausted,
+        CodeCheck::Wrong { attempts_left } => Checked::Wrong {
+            attempts_left,
+            ticket: Ticket {
+                failures: ticket.failures.saturating_add(1),
+                ..ticket
+            },
+        },
+        // Never: nothing matches.
+        CodeCheck::Right => Checked::Exhausted,
+    }
+}
+
+/// A human name of each request type.
+fn type_label(lang: Lang, kind: RequestType) -> &'static str {
+    match kind {
+        RequestType::Access => lang.pick(
+            "Узнать, какие мои данные у вас есть",
+            "Access to my personal data",
+        ),
+        RequestType::Portability => lang.pick(
+            "Получить мои данные в машиночитаемом виде",
+            "A copy of my data to take elsewhere",
+        ),
+        RequestType::Rectification => {
+            lang.pick("Исправить мои данные", "Correction of my personal data")
+        }
+        RequestType::Restriction => lang.pick(
+            "Ограничить обработку моих данных",
+            "Restriction of processing",
+        ),
+        RequestType::Objection => lang.pick(
+            "Возразить против обработки моих данных",
+            "Objection to processing",
+        ),
+        RequestType::Anonymisation => {
+            lang.pick("Обезличить мои данные", "Anonymisation of my personal data")
+        }
+        RequestType::Erasure => lang.pick("Удалить мои данные", "Erasure of my personal data"),
+        RequestType::WithdrawAll => {
+            lang.pick("Отозвать все мои согласия", "Withdrawal of all my consents")
+        }
+    }
+}
+
+/// The company by its slug, with its branding, in the page's language (never the
+/// subject's: the page is the same for everyone).
+fn load_site(
+    state: &AppState,
+    slug: &str,
+    switch: Option<Lang>,
+    browser: Option<Lang>,
+) -> StoreResult<Option<Site>> {
+    if assent_core::tenancy::validate_slug(slug).is_err() {
+        return Ok(None);
+    }
+    let Some(tenant) = state
+        .store
+        .system(|c| tenants::find_tenant_by_slug(c, slug))?
+    else {
+        return Ok(None);
+    };
+    let brand = state
+        .store
+        .read(&tenant.id, |c| branding::get(c, &tenant.id))?;
+    Ok(Some(Site {
+        lang: choose_lang(switch, None, browser, &tenant.default_locale),
+        tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+        brand: Brand::of(&tenant.legal_name, brand),
+        slug: tenant.slug,
+        id: tenant.id,
+    }))
+}
+
+/// The site, or the response to give instead (the neutral 404, or 503).
+async fn site_or_page(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    slug: String,
+    switch: Option<Lang>,
+) -> Result<Site, HttpResponse> {
+    let browser = accept_language(req);
+    let fallback = switch.or(browser).unwrap_or(Lang::Ru);
+    let st = state.clone();
+    match web::block(move || load_site(&st, &slug, switch, browser)).await {
+        Ok(Ok(Some(site))) => Ok(site),
+        Ok(Ok(None)) => Err(not_found(fallback)),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the rights request form failed to load");
+            Err(super::unavailable(fallback))
+        }
+        Err(_) => Err(super::unavailable(fallback)),
+    }
+}
+
+/// Whether a POST carries a form token of this page, in this browser, from here.
+fn guarded(state: &AppState, req: &HttpRequest, csrf: &str, scope: &str) -> bool {
+    !super::cross_site(req)
+        && super::form_cookie(req).is_some_and(|cookie| {
+            state
+                .form_guard
+                .verify(csrf, &cookie, scope, Utc::now().timestamp())
+                .is_ok()
+        })
+}
+
+/// Renders a page of the site with a fresh form token, setting the form cookie when
+/// the browser has none yet.
+fn respond(
+    state: &AppState,
+    req: &HttpRequest,
+    site: &Site,
+    status: StatusCode,
+    page: impl FnOnce(&str) -> String,
+) -> HttpResponse {
+    let (csrf, new_cookie) = super::form_token(state, req, &site.scope());
+    let body = page(&csrf);
+    let mut response = render(
+        status,
+        Page {
+            lang: site.lang,
+            title: site
+                .pick("Запрос о персональных данных", "Personal data request")
+                .to_owned(),
+            body,
+            brand: Some(site.brand.clone()),
+        },
+    );
+    if let Some(cookie) = new_cookie {
+        set_form_cookie(req, &mut response, &cookie, ROUTE_PREFIX);
+    }
+    response
+}
+
+fn alert_html(alerts: &[&str]) -> String {
+    match alerts {
+        [] => String::new(),
+        [one] => format!("<p class=\"alert\" role=\"alert\">{}</p>", escape(one)),
+        many => format!(
+            "<div class=\"alert\" role=\"alert\"><ul>{}</ul></div>",
+            many.iter()
+                .map(|a| format!("<li>{}</li>", escape(a)))
+                .collect::<String>()
+        ),
+    }
+}
+
+/// What the person typed, shown again when something needs fixing.
+#[derive(Default)]
+struct Filled<'a> {
+    kind: &'a str,
+    email: &'a str,
+    details: &'a str,
+}
+
+/// The request form.
+fn form_html(site: &Site, csrf: &str, filled: &Filled<'_>, alerts: &[&str]) -> String {
+    let lang = site.lang;
+    let company = escape(&site.brand.name);
+    let intro = match lang {
+        Lang::Ru => format!(
+            "Здесь можно направить {company} запрос о ваших персональных данных. Чтобы \
+             убедиться, что запрос от вас, мы отправим код подтверждения на адрес \
+             электронной почты, который у нас уже есть."
+        ),
+        Lang::En => format!(
+            "Here you can send {company} a request about your personal data. To make sure \
+             the request is yours, we send a confirmation code to the email address we \
+             already have for you."
+        ),
+    };
+    let options: String = RequestType::ALL
+        .iter()
+        .map(|&kind| {
+            let selected = if kind.as_str() == filled.kind {
+                " selected"
+            } else {
+                ""
+            };
+            format!(
+                "<option value=\"{}\"{selected}>{}</option>",
+                kind.as_str(),
+                escape(type_label(lang, kind))
+            )
+        })
+        .collect();
+    let (other, other_label) = match lang {
+        Lang::Ru => ("en", "English"),
+        Lang::En => ("ru", "Русский"),
+    };
+    format!(
+        "<h1>{title}</h1><p>{intro}</p>{alerts}\
+         <form method=\"post\" action=\"{prefix}{slug}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"lang\" value=\"{lang_code}\">\
+         <p class=\"field\"><label for=\"type\">{type_label}</label><br>\
+         <select id=\"type\" name=\"type\" required>\
+         <option value=\"\">{choose}</option>{options}</select></p>\
+         <p class=\"field\"><label for=\"email\">{email_label}</label><br>\
+         <input type=\"email\" id=\"email\" name=\"email\" required maxlength=\"254\" \
+         autocomplete=\"email\" aria-describedby=\"email-hint\" value=\"{email}\"></p>\
+         <p class=\"state\" id=\"email-hint\">{email_hint}</p>\
+         <p class=\"field\"><label for=\"details\">{details_label}</label><br>\
+         <textarea id=\"details\" name=\"details\" rows=\"5\" maxlength=\"{max}\">{details}</textarea></p>\
+         <p><button type=\"submit\">{send}</button></p></form>\
+         <footer><a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></footer>",
+        title = site.pick("Запрос о персональных данных", "Personal data request"),
+        alerts = alert_html(alerts),
+        prefix = ROUTE_PREFIX,
+        slug = escape(&site.slug),
+        csrf = escape(csrf),
+        lang_code = lang.code(),
+        type_label = site.pick("Что вы хотите сделать", "What you ask for"),
+        choose = site.pick("— выберите —", "— choose —"),
+        email_label = site.pick("Адрес электронной почты", "Email address"),
+        email = escape(filled.email),
+        email_hint = site.pick(
+            "Тот, который вы сообщали компании: код придёт на него.",
+            "The one you gave the company: the code is sent there.",
+        ),
+        details_label = site.pick("Подробности (необязательно)", "Details (optional)"),
+        max = MAX_DETAILS_CHARS,
+        details = escape(filled.details),
+        send = site.pick("Отправить запрос", "Send request"),
+    )
+}
+
+/// The page that asks for the code: the same whether or not the address is known.
+fn code_html(site: &Site, csrf: &str, ticket: &str, alert: Option<&str>) -> String {
+    format!(
+        "<h1>{title}</h1><p class=\"notice\" role=\"status\">{sent}</p>{alert}\
+         <form method=\"post\" action=\"{prefix}{slug}/verify\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"lang\" value=\"{lang_code}\">\
+         <input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
+         <p class=\"field\"><label for=\"code\">{code_label}</label><br>\
+         <input type=\"text\" id=\"code\" name=\"code\" required inputmode=\"numeric\" \
+         autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" \
+         aria-describedby=\"code-hint\"></p>\
+         <p class=\"state\" id=\"code-hint\">{hint}</p>\
+         <p><button type=\"submit\">{send}</button></p></form>",
+        title = site.pick("Подтвердите запрос", "Confirm your request"),
+        sent = site.pick(
+            "Если у нас есть данные, связанные с этим адресом, мы отправили на него код. \
+             Введите его ниже.",
+            "If we hold data linked to this address, we have sent a code to it. Enter it below.",
+        ),
+        alert = alert.map(|a| alert_html(&[a])).unwrap_or_default(),
+        prefix = ROUTE_PREFIX,
+        slug = escape(&site.slug),
+        csrf = escape(csrf),
+        lang_code = site.lang.code(),
+        ticket = escape(ticket),
+        code_label = site.pick("Код из письма", "Code from the email"),
+        hint = match site.lang {
+            Lang::Ru => format!(
+                "Шесть цифр. Код действует {} минут.",
+                rights::CODE_TTL_MINUTES
+            ),
+            Lang::En => format!(
+                "Six digits. The code works for {} minutes.",
+                rights::CODE_TTL_MINUTES
+            ),
+        },
+        send = site.pick("Подтвердить", "Confirm"),
+    )
+}
+
+/// A page with a heading, a paragraph and, if given, a link back to the form.
+fn message_html(site: &Site, title: &str, text: &str, again: bool) -> String {
+    let link = if again {
+        format!(
+            "<p><a href=\"{ROUTE_PREFIX}{}?lang={}\">{}</a></p>",
+            escape(&site.slug),
+            site.lang.code(),
+            site.pick("Подать запрос заново", "File the request again")
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<h1>{}</h1><p role=\"status\">{}</p>{link}",
+        escape(title),
+        escape(text)
+    )
+}
+
+/// The free text as kept: control characters other than line breaks dropped (a
+/// browser sends CRLF), trimmed; `Err` when it is too long.
+fn clean_details(text: &str) -> Result<Option<String>, ()> {
+    let cleaned: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.chars().count() > MAX_DETAILS_CHARS {
+        return Err(());
+    }
+    Ok((!cleaned.is_empty()).then(|| cleaned.to_owned()))
+}
+
+/// Files the request for the oldest subject with this address (none: nothing is
+/// written) and returns the request the code is for.
+fn file_request(
+    state: &AppState,
+    tenant_id: &str,
+    email: &str,
+    kind: RequestType,
+    details: Option<String>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<String>> {
+    let keyring = state.keyring(&state.store, tenant_id)?;
+    let keys = &keyring.tenant;
+    let group = keyring.group_id();
+    state.store.write(tenant_id, |c| {
+        // Ids are time-ordered, so the first one is the oldest subject.
+        let mut subject = None;
+        for id in subjects::find_ids(c, keys, tenant_id, IndexKind::Email, email)? {
+            if subjects::facts(c, tenant_id, &id)?.is_some_and(|f| f.erased_at.is_none()) {
+                subject = Some(id);
+                break;
+            }
+        }
+        let Some(subject_id) = subject else {
+            return Ok(None);
+        };
+        let intake = Intake {
+            subject_id,
+            kind,
+            channel: "web".into(),
+            received_at: now,
+            representative: false,
+            details: details.map(|text| serde_json::json!({ "text": text })),
+        };
+        let r = repo::file(c, keys, tenant_id, group, intake, ACTOR, now)?;
+        let Some(first) = r.duplicate_of.clone() else {
+            return Ok(Some(r.id));
+        };
+        // A repeat of an open request is linked to it and sends nothing itself; the
+        // code entered is the first request's. When that code can no longer be used
+        // (expired, used up, never sent), a new one goes out, so asking again is how
+        // a person who lost the code gets another.
+        let Some(original) = repo::get(c, tenant_id, &first)? else {
+            return Ok(Some(r.id));
+        };
+        let waiting = matches!(
+            original.status(),
+            RequestStatus::Received | RequestStatus::AwaitingVerification
+        ) && !original.representative;
+        let usable = original.code.is_some()
+            && original
+                .code_expires_at
+                .is_some_and(|at| at.and_utc() > now)
+            && original.code_failures < rights::CODE_ATTEMPTS;
+        if waiting && !usable {
+            repo::send_code(c, keys, tenant_id, group, &original.id, ACTOR, now)?;
+        }
+        Ok(Some(original.id))
+    })
+}
+
+/// Checks a code against the ticket's request. A wrong code is counted and the unit
+/// of work committed before the refusal is shown; a ticket of no request, or of one
+/// that takes no code, is answered like a wrong code without writing anything.
+fn check(state: &AppState, ticket: Ticket, code: &str, now: DateTime<Utc>) -> StoreResult<Checked> {
+    let tenant_id = ticket.tenant_id.clone();
+    let keyring = state.keyring(&state.store, &tenant_id)?;
+    let keys = &keyring.tenant;
+    let fallback = ticket.clone();
+    let checked = state.store.write(&tenant_id, |c| {
+        let takes_code = repo::get(c, &tenant_id, &ticket.request_id)?.is_some_and(|r| {
+            r.status() == RequestStatus::AwaitingVerification
+                && r.code.is_some()
+                && !r.representative
+        });
+        if !takes_code {
+            return Ok(simulate(ticket, now));
+        }
+        let (result, r) =
+            repo::check_code(c, keys, &tenant_id, &ticket.request_id, code, ACTOR, now)?;
+        Ok(match result {
+            // `check_code` confirms it to the person and tells the tenant's systems.
+            CodeCheck::Right => Checked::Right {
+                kind: r.kind(),
+                due_at: r.due_at.and_utc(),
+                id: r.id,
+            },
+            CodeCheck::Wrong { attempts_left } => Checked::Wrong {
+                attempts_left,
+                ticket: Ticket {
+                    failures: u8::try_from(r.code_failures.max(0)).unwrap_or(u8::MAX),
+                    ..ticket
+                },
+            },
+            CodeCheck::Expired => Checked::Expired,
+            CodeCheck::Exhausted => Checked::Exhausted,
+        })
+    });
+    match checked {
+        // Changed meanwhile, or the person's data erased: rolled back, and answered
+        // like any code for no request.
+        Err(StoreError::NotFound | StoreError::Conflict(_)) => Ok(simulate(fallback, now)),
+        other => other,
+    }
+}
+
+fn deadline_text(site: &Site, due_at: DateTime<Utc>) -> String {
+    let local = due_at.with_timezone(&site.tz);
+    match site.lang {
+        Lang::Ru => local.format("%d.%m.%Y").to_string(),
+        Lang::En => local.format("%-d %B %Y").to_string(),
+    }
+}
+
+#[get("/r/{slug}")]
+pub async fn rights_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<Query>,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let switch = query.lang.as_deref().and_then(Lang::parse);
+    let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
+        Ok(site) => site,
+        Err(page) => return page,
+    };
+    respond(&state, &req, &site, StatusCode::OK, |csrf| {
+        form_html(&site, csrf, &Filled::default(), &[])
+    })
+}
+
+#[post("/r/{slug}")]
+pub async fn rights_form_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let form: Option<RequestForm> = serde_urlencoded::from_bytes(&body).ok();
+    let switch = form
+        .as_ref()
+        .and_then(|f| f.lang.as_deref())
+        .and_then(Lang::parse);
+    let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
+        Ok(site) => site,
+        Err(page) => return page,
+    };
+    let Some(form) = form.filter(|f| guarded(&state, &req, &f.csrf, &site.scope())) else {
+        let alert = site.pick(
+            "Страница устарела, поэтому запрос не отправлен. Заполните форму ещё раз.",
+            "This page was out of date, so your request was not sent. Please fill in the form again.",
+        );
+        return respond(&state, &req, &site, StatusCode::FORBIDDEN, |csrf| {
+            form_html(&site, csrf, &Filled::default(), &[alert])
+        });
+    };
+    let kind = form.kind.trim().parse::<RequestType>().ok();
+    let email = normalize_email(&form.email).ok();
+    let details = clean_details(&form.details);
+    let (Some(kind), Some(email), Ok(details)) = (kind, email.as_deref(), details.as_ref()) else {
+        let mut alerts = Vec::new();
+        if kind.is_none() {
+            alerts.push(site.pick(
+                "Выберите, что вы хотите сделать.",
+                "Please choose what you ask for.",
+            ));
+        }
+        if email.is_none() {
+            alerts.push(site.pick(
+                "Введите адрес электронной почты полностью, например name@example.ru.",
+                "Please enter a whole email address, such as name@example.com.",
+            ));
+        }
+        if details.is_err() {
+            alerts.push(site.pick(
+                "Подробности — не длиннее 4000 знаков.",
+                "Please keep the details to 4000 characters.",
+            ));
+        }
+        let filled = Filled {
+            kind: form.kind.trim(),
+            email: form.email.trim(),
+            details: &form.details,
+        };
+        return respond(
+            &state,
+            &req,
+            &site,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            |csrf| form_html(&site, csrf, &filled, &alerts),
+        );
+    };
+    let now = Utc::now();
+    let st = state.clone();
+    let (tenant_id, email, details) = (site.id.clone(), email.to_owned(), details.clone());
+    let filed = web::block(move || file_request(&st, &tenant_id, &email, kind, details, now)).await;
+    let request_id = match filed {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "filing a rights request from the public form failed");
+            return super::unavailable(site.lang);
+        }
+        Err(_) => return super::unavailable(site.lang),
+    };
+    let ticket = match request_id {
+        Some(request_id) => Ticket {
+            request_id,
+            ..Ticket::of_nothing(&site.id, now)
+        },
+        None => Ticket::of_nothing(&site.id, now),
+    };
+    let Some(ticket) = ticket.issue(&state) else {
+        return super::unavailable(site.lang);
+    };
+    respond(&state, &req, &site, StatusCode::OK, |csrf| {
+        code_html(&site, csrf, &ticket, None)
+    })
+}
+
+#[post("/r/{slug}/verify")]
+pub async fn rights_form_verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(slow_down) = super::rate_limited(&state, &req) {
+        return slow_down;
+    }
+    let form: Option<CodeForm> = serde_urlencoded::from_bytes(&body).ok();
+    let switch = form
+        .as_ref()
+        .and_then(|f| f.lang.as_deref())
+        .and_then(Lang::parse);
+    let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
+        Ok(site) => site,
+        Err(page) => return page,
+    };
+    let Some(form) = form.filter(|f| guarded(&state, &req, &f.csrf, &site.scope())) else {
+        // The code form again, so the code can still be entered.
+        let ticket = form_ticket(&body);
+        let alert = site.pick(
+            "Страница устарела, поэтому код не проверен. Введите его ещё раз.",
+            "This page was out of date, so the code was not checked. Please enter it again.",
+        );
+        return respond(&state, &req, &site, StatusCode::FORBIDDEN, |csrf| {
+            code_html(&site, csrf, &ticket, Some(alert))
+        });
+    };
+    let now = Utc::now();
+    // A forged ticket, or another company's, fails like a wrong code on a fresh
+    // ticket of no request, and nothing is counted anywhere.
+    let checked = match Ticket::verify(&state, &form.ticket).filter(|t| t.tenant_id == site.id) {
+        None => simulate(Ticket::of_nothing(&site.id, now), now),
+        Some(ticket) => {
+            let st = state.clone();
+            let code = form.code;
+            match web::block(move || check(&st, ticket, &code, now)).await {
+                Ok(Ok(checked)) => checked,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "checking a rights request code from the public form failed");
+                    return super::unavailable(site.lang);
+                }
+                Err(_) => return super::unavailable(site.lang),
+            }
+        }
+    };
+    match checked {
+        Checked::Right { id, kind, due_at } => {
+            let title = site.pick("Запрос подтверждён", "Your request is confirmed");
+            let text = match site.lang {
+                Lang::Ru => format!(
+                    "Спасибо! Ваш запрос «{}» подтверждён. Мы ответим не позднее {}. \
+                     Номер запроса: {id}.",
+                    type_label(site.lang, kind),
+                    deadline_text(&site, due_at),
+                ),
+                Lang::En => format!(
+                    "Thank you! Your request ({}) is confirmed. The deadline for our answer \
+                     is {}. Request number: {id}.",
+                    type_label(site.lang, kind).to_lowercase(),
+                    deadline_text(&site, due_at),
+                ),
+            };
+            respond(&state, &req, &site, StatusCode::OK, |_| {
+                message_html(&site, title, &text, false)
+            })
+        }
+        Checked::Wrong {
+            attempts_left,
+            ticket,
+        } => {
+            let Some(ticket) = ticket.issue(&state) else {
+                return super::unavailable(site.lang);
+            };
+            let alert = match site.lang {
+                Lang::Ru => {
+                    format!("Неверный или устаревший код. Осталось попыток: {attempts_left}.")
+                }
+                Lang::En => format!("Wrong or expired code. Attempts left: {attempts_left}."),
+            };
+            respond(
+                &state,
+                &req,
+                &site,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                |csrf| code_html(&site, csrf, &ticket, Some(&alert)),
+            )
+        }
+        ended @ (Checked::Expired | Checked::Exhausted) => {
+            let text = if matches!(ended, Checked::Expired) {
+                site.pick(
+                    "Срок действия кода истёк. Подайте запрос заново — мы отправим новый код.",
+                    "The code has expired. Please file the request again and we will send a new code.",
+                )
+            } else {
+                site.pick(
+                    "Слишком много неверных попыток. Подайте запрос заново — мы отправим новый код.",
+                    "Too many wrong codes were entered. Please file the request again and we will send a new code.",
+                )
+            };
+            let title = site.pick("Код больше не действует", "The code no longer works");
+            respond(&state, &req, &site, StatusCode::GONE, |_| {
+                message_html(&site, title, text, true)
+            })
+        }
+    }
+}
+
+/// The ticket of a form that failed its CSRF check, to show again as it came (it is
+/// checked when the form is sent next); nothing when it is not token-shaped.
+fn form_ticket(body: &[u8]) -> String {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "ticket"))
+        .map(|(_, v)| v)
+        .filter(|t| {
+            t.len() <= MAX_TICKET_CHARS
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assent_core::crypto::MasterKey;
+    use assent_core::id::new_id;
+    use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SurveyClaims};
+
+    fn keys() -> LinkKeys {
+        LinkKeys::new(&MasterKey::from_bytes([9; 32]), 1, &[])
+    }
+
+    #[test]
+    fn tickets_round_trip_and_are_not_other_links() {
+        let keys = keys();
+        let (tenant, request) = (new_id(), new_id());
+        let token = keys
+            .issue_rights_ticket(&tenant, &request, 1_900_000_000, 3)
+            .unwrap();
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && token.len() <= MAX_TICKET_CHARS,
+            "{token}"
+        );
+        assert_eq!(
+            keys.verify_rights_ticket(&token),
+            Ok((tenant.clone(), request.clone(), 1_900_000_000, 3))
+        );
+        assert!(keys.verify(&token).is_err());
+        assert!(keys.verify_survey(&token).is_err());
+        // Nor is another kind of link a ticket.
+        let unsubscribe = keys
+            .issue(&LinkClaims {
+                kind: LinkKind::Unsubscribe,
+                tenant_id: tenant.clone(),
+                subject_id: request.clone(),
+                purpose: None,
+            })
+            .unwrap();
+        let survey = keys
+            .issue_survey(&SurveyClaims {
+                tenant_id: tenant.clone(),
+                invitation_id: request.clone(),
+                score: None,
+            })
+            .unwrap();
+        assert!(keys.verify_rights_ticket(&unsubscribe).is_err());
+        assert!(keys.verify_rights_ticket(&survey).is_err());
+        // Another installation's ticket fails.
+        let theirs = LinkKeys::new(&MasterKey::from_bytes([8; 32]), 1, &[]);
+        assert!(theirs.verify_rights_ticket(&token).is_err());
+        assert!(
+            keys.issue_rights_ticket("x@example.org", &request, 0, 0)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn every_bit_of_a_ticket_is_signed() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let keys = keys();
+        let token = keys
+            .issue_rights_ticket(&new_id(), &new_id(), 1_900_000_000, 0)
+            .unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for i in 0..raw.len() * 8 {
+            let mut flipped = raw.clone();
+            flipped[i / 8] ^= 1 << (i % 8);
+            let forged = URL_SAFE_NO_PAD.encode(&flipped);
+            assert!(keys.verify_rights_ticket(&forged).is_err(), "bit {i}");
+        }
+        for end in 0..token.len() {
+            assert!(keys.verify_rights_ticket(&token[..end]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_ticket_of_no_request_counts_down_and_expires_like_a_code() {
+        let now: DateTime<Utc> = "2026-05-01T10:00:00Z".parse().unwrap();
+        let mut ticket = Ticket::of_nothing(&new_id(), now);
+        for left in (0..rights::CODE_ATTEMPTS).rev() {
+            match simulate(ticket.clone(), now + Duration::minutes(1)) {
+                Checked::Wrong {
+                    attempts_left,
+                    ticket: next,
+                } => {
+                    assert_eq!(attempts_left, left);
+                    assert_eq!(next.failures, ticket.failures + 1);
+                    assert_eq!(
+                        (&next.request_id, next.issued_at),
+                        (&ticket.request_id, ticket.issued_at)
+                    );
+                    ticket = next;
+                }
+                _ => panic!("a wrong code with {left} left"),
+            }
+        }
+        assert!(matches!(simulate(ticket, now), Checked::Exhausted));
+        let fresh = Ticket::of_nothing(&new_id(), now);
+        let late = now + Duration::minutes(rights::CODE_TTL_MINUTES);
+        assert!(matches!(simulate(fresh, late), Checked::Expired));
+    }
+
+    #[test]
+    fn details_are_cleaned_and_limited() {
+        assert_eq!(clean_details("  \r\n "), Ok(None));
+        assert_eq!(
+            clean_details(" Что вы храните?\r\nСпасибо\u{7} "),
+            Ok(Some("Что вы храните?\nСпасибо".into()))
+        );
+        assert!(clean_details(&"я".repeat(MAX_DETAILS_CHARS)).is_ok());
+        assert_eq!(clean_details(&"я".repeat(MAX_DETAILS_CHARS + 1)), Err(()));
+        // CRLF line breaks count once, as the browser counted them.
+        let lines = "a\r\n".repeat(MAX_DETAILS_CHARS / 2);
+        assert!(clean_details(&lines).is_ok());
+    }
+
+    #[test]
+    fn only_token_shaped_tickets_are_echoed() {
+        assert_eq!(form_ticket(b"csrf=x&ticket=AbC-_9"), "AbC-_9");
+        assert_eq!(form_ticket(b"ticket=%22%3E%3Cscript%3E"), "");
+        assert_eq!(form_ticket(b"code=1"), "");
+    }
+
+    #[test]
+    fn every_type_has_a_label_in_both_languages() {
+        for &kind in RequestType::ALL {
+            assert_ne!(type_label(Lang::Ru, kind), type_label(Lang::En, kind));
+        }
+    }
+}

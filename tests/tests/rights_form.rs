@@ -1,0 +1,639 @@
+//! The public rights-request form `/r/{tenant_slug}` over HTTP on both backends: the
+//! form, filing with a known address (the code read from the email that reached the
+//! SMTP sink, entered on the next page, the request then `verified` through the API),
+//! an unknown address that gets the very same page and writes nothing, codes that are
+//! wrong (counted), forged or another company's (not counted), a lost code asked for
+//! again, and refusals (CSRF, bad input) that write nothing.
+
+use assent_core::tenancy::Role;
+use assent_tests::notify::{self, Wiring};
+use assent_tests::smtp::SmtpSink;
+use assent_tests::{TenantHandle, TestApp, TestDb, mailcheck};
+use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SENT_RU: &str = "Если у нас есть данные, связанные с этим адресом, мы отправили на него код. \
+                       Введите его ниже.";
+const SENT_EN: &str =
+    "If we hold data linked to this address, we have sent a code to it. Enter it below.";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn subject(app: &TestApp, t: &TenantHandle, email: &str, locale: &str) -> String {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/subjects",
+        Some(
+            &json!({"email": email, "external_ref": format!("ref-{email}"),
+                     "full_name": "Анна Петрова", "locale": locale}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn requests(app: &TestApp, t: &TenantHandle) -> Vec<Value> {
+    app.expect(
+        &t.token,
+        Method::GET,
+        "/v1/rights-requests",
+        None,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn request(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
+    app.expect(
+        &t.token,
+        Method::GET,
+        &format!("/v1/rights-requests/{id}"),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn notices(app: &TestApp, t: &TenantHandle) -> usize {
+    app.expect(
+        &t.token,
+        Method::GET,
+        "/v1/notifications?limit=200",
+        None,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// Wrong codes counted on a request so far (not in the API view).
+fn failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
+    app.store
+        .read(&t.id, |c| assent_store::rights::get(c, &t.id, id))
+        .unwrap()
+        .expect("the request")
+        .code_failures
+}
+
+/// Delivers what is queued and returns the (subject, text) of each email.
+async fn mail(app: &TestApp, sink: &SmtpSink, expect: usize) -> Vec<(String, String)> {
+    notify::dispatcher(
+        app,
+        Wiring {
+            smtp_url: Some(&sink.url()),
+            ..Default::default()
+        },
+    )
+    .drain()
+    .await
+    .unwrap();
+    let got = sink.wait_for(expect, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), expect, "emails delivered");
+    let out = got
+        .iter()
+        .map(|m| {
+            (
+                mailcheck::subject(&m.data).unwrap_or_default(),
+                mailcheck::text_body(&m.data),
+            )
+        })
+        .collect();
+    sink.clear();
+    out
+}
+
+fn code_in(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("Код: ").or_else(|| l.strip_prefix("Code: ")))
+        .unwrap_or_else(|| panic!("a code in {text}"))
+        .trim()
+        .to_owned()
+}
+
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" { "111111" } else { "000000" }
+}
+
+/// The value of the hidden input `name` of a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A page with the values of its form token and ticket blanked: what must not differ
+/// between a known and an unknown address.
+fn shape(html: &str) -> String {
+    let mut out = html.to_owned();
+    for name in ["csrf", "ticket"] {
+        if out.contains(&format!("name=\"{name}\" value=\"")) {
+            let value = hidden(&out, name);
+            out = out.replace(&value, "…");
+        }
+    }
+    out
+}
+
+/// A browser on the form: its form cookie and the page's form token.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    slug: String,
+    lang: &'static str,
+    cookie: String,
+    csrf: String,
+}
+
+impl Visitor {
+    /// Opens `/r/{slug}` and keeps the cookie it sets.
+    async fn open(app: &TestApp, slug: &str, lang: &'static str) -> Self {
+        let http = client();
+        let page = http
+            .get(app.url(&format!("/r/{slug}")))
+            .header(ACCEPT_LANGUAGE, lang)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let set = page.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("Path=/r/") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let html = page.text().await.unwrap();
+        Self {
+            http,
+            base: app.base.clone(),
+            slug: slug.to_owned(),
+            lang,
+            csrf: hidden(&html, "csrf"),
+            cookie,
+        }
+    }
+
+    /// Posts `fields` (the form token added) to `/r/{slug}{path}`; keeps the next
+    /// page's form token.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let (status, html) = self.post_raw(path, &all, true).await;
+        if html.contains("name=\"csrf\"") {
+            self.csrf = hidden(&html, "csrf");
+        }
+        (status, html)
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        with_cookie: bool,
+    ) -> (StatusCode, String) {
+        let mut r = self
+            .http
+            .post(format!("{}/r/{}{path}", self.base, self.slug))
+            .header(ACCEPT_LANGUAGE, self.lang)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap());
+        if with_cookie {
+            r = r.header(COOKIE, &self.cookie);
+        }
+        let response = r.send().await.unwrap();
+        let status = response.status();
+        if with_cookie {
+            assert!(
+                response.headers().get(SET_COOKIE).is_none(),
+                "a browser that has the cookie gets no new one"
+            );
+        }
+        (status, response.text().await.unwrap())
+    }
+
+    async fn file(&mut self, kind: &str, email: &str, details: &str) -> (StatusCode, String) {
+        self.post(
+            "",
+            &[("type", kind), ("email", email), ("details", details)],
+        )
+        .await
+    }
+
+    async fn enter(&mut self, ticket: &str, code: &str) -> (StatusCode, String) {
+        self.post("/verify", &[("ticket", ticket), ("code", code)])
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let s = subject(&app, &t, "anna@example.org", "ru").await;
+
+        // The form, in Russian by the browser, in English by the switch.
+        let http = client();
+        let page = http
+            .get(app.url("/r/acme"))
+            .header(ACCEPT_LANGUAGE, "ru-RU,ru;q=0.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        let html = page.text().await.unwrap();
+        for needle in [
+            "lang=\"ru\"",
+            "acme LLC",
+            "<select id=\"type\" name=\"type\" required>",
+            "<option value=\"erasure\">Удалить мои данные</option>",
+            "<option value=\"withdraw_all\">Отозвать все мои согласия</option>",
+            "name=\"email\"",
+            "maxlength=\"4000\"",
+            "action=\"/r/acme\"",
+        ] {
+            assert!(html.contains(needle), "{needle} on {backend}: {html}");
+        }
+        let en = http
+            .get(app.url("/r/acme?lang=en"))
+            .header(ACCEPT_LANGUAGE, "ru")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            en.contains("lang=\"en\"")
+                && en.contains("<option value=\"access\">Access to my personal data</option>"),
+            "{en}"
+        );
+        let unknown = http
+            .get(app.url("/r/nobody-here"))
+            .header(ACCEPT_LANGUAGE, "en")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert!(unknown.text().await.unwrap().contains("<h1>"));
+
+        // Filed with the address as typed (normalised to find the subject).
+        let mut v = Visitor::open(&app, "acme", "ru").await;
+        let (status, html) = v
+            .file(
+                "access",
+                " Anna@Example.ORG ",
+                "Что вы обо мне храните?\r\nСпасибо",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains(SENT_RU), "{html}");
+        assert!(
+            !html.contains("anna@example.org") && !html.to_lowercase().contains("anna@"),
+            "the address is not echoed"
+        );
+        let ticket = hidden(&html, "ticket");
+        assert!(!ticket.contains("anna"), "{ticket}");
+        let filed = requests(&app, &t).await;
+        assert_eq!(filed.len(), 1, "{filed:?}");
+        let id = filed[0]["id"].as_str().unwrap().to_owned();
+        let r = request(&app, &t, &id).await;
+        assert_eq!(r["subject_id"], s.as_str());
+        assert_eq!(r["channel"], "web");
+        assert_eq!(r["type"], "access");
+        assert_eq!(r["status"], "awaiting_verification");
+        assert_eq!(r["representative"], false);
+        assert_eq!(r["details"]["text"], "Что вы обо мне храните?\nСпасибо");
+        assert_eq!(r["events"][0]["actor"], "subject:web", "{r}");
+
+        // The code reaches the address on file.
+        let got = mail(&app, &sink, 1).await;
+        assert!(got[0].0.starts_with("Код подтверждения: "), "{}", got[0].0);
+        let code = code_in(&got[0].1);
+
+        // A wrong code is refused and counted.
+        let (status, html) = v.enter(&ticket, wrong(&code)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(
+            html.contains("Неверный или устаревший код. Осталось попыток: 4."),
+            "{html}"
+        );
+        assert!(html.contains("name=\"code\""), "the code form again");
+        assert_eq!(failures(&app, &t, &id), 1, "counted on {backend}");
+        let next = hidden(&html, "ticket");
+
+        // The right one confirms the request and tells the deadline.
+        let (status, html) = v.enter(&next, &code).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let r = request(&app, &t, &id).await;
+        assert_eq!(r["status"], "verified", "{r}");
+        assert_eq!(r["channel"], "web");
+        let due: chrono::DateTime<chrono::Utc> = r["due_at"].as_str().unwrap().parse().unwrap();
+        let local = due
+            .with_timezone(&chrono_tz::Europe::Moscow)
+            .format("%d.%m.%Y")
+            .to_string();
+        assert!(
+            html.contains("Запрос подтверждён")
+                && html.contains(&format!("не позднее {local}"))
+                && html.contains(&id),
+            "{html}"
+        );
+        let verify = r["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["step"] == "verify")
+            .cloned()
+            .expect("a verify event");
+        assert_eq!(verify["actor"], "subject:web");
+        let got = mail(&app, &sink, 1).await;
+        assert!(got[0].0.starts_with("Ваш запрос: "), "{}", got[0].0);
+
+        // The used code does not work twice; it fails like any wrong code.
+        let (status, html) = v.enter(&next, &code).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut known = Visitor::open(&app, "acme", "en").await;
+        let mut stranger = Visitor::open(&app, "acme", "en").await;
+
+        let (known_status, known_page) = known
+            .file("erasure", "anna@example.org", "Please delete me")
+            .await;
+        let before = notices(&app, &t).await;
+        let (unknown_status, unknown_page) = stranger
+            .file("erasure", "nobody@example.org", "Please delete me")
+            .await;
+        assert_eq!(
+            (known_status, unknown_status),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        assert!(known_page.contains(SENT_EN), "{known_page}");
+        assert_eq!(
+            shape(&known_page),
+            shape(&unknown_page),
+            "the same page on {backend}"
+        );
+        assert_eq!(
+            hidden(&known_page, "ticket").len(),
+            hidden(&unknown_page, "ticket").len()
+        );
+        assert_eq!(requests(&app, &t).await.len(), 1, "only the known one");
+        assert_eq!(notices(&app, &t).await, before, "nothing queued");
+        let id = requests(&app, &t).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let code = code_in(&mail(&app, &sink, 1).await[0].1);
+
+        // A code on either page fails the same way, counting down the same way, to
+        // the same end.
+        let mut known_ticket = hidden(&known_page, "ticket");
+        let mut unknown_ticket = hidden(&unknown_page, "ticket");
+        for left in (0..5).rev() {
+            let (ks, kp) = known.enter(&known_ticket, wrong(&code)).await;
+            let (us, up) = stranger.enter(&unknown_ticket, "123456").await;
+            assert_eq!(
+                (ks, us),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    StatusCode::UNPROCESSABLE_ENTITY
+                )
+            );
+            assert!(
+                kp.contains(&format!("Wrong or expired code. Attempts left: {left}.")),
+                "{kp}"
+            );
+            assert_eq!(shape(&kp), shape(&up), "{left} left on {backend}");
+            known_ticket = hidden(&kp, "ticket");
+            unknown_ticket = hidden(&up, "ticket");
+        }
+        assert_eq!(failures(&app, &t, &id), 5);
+        let (ks, kp) = known.enter(&known_ticket, &code).await;
+        let (us, up) = stranger.enter(&unknown_ticket, &code).await;
+        assert_eq!((ks, us), (StatusCode::GONE, StatusCode::GONE), "{kp}");
+        assert!(kp.contains("Too many wrong codes"), "{kp}");
+        assert_eq!(kp, up, "used up alike");
+        assert_eq!(
+            request(&app, &t, &id).await["status"],
+            "awaiting_verification",
+            "a right code after five wrong ones is refused"
+        );
+        assert_eq!(requests(&app, &t).await.len(), 1);
+
+        // Asking again gets a new code (the repeat is linked to the first request,
+        // whose code is checked), and it confirms the first request.
+        let (status, page) = known.file("erasure", "anna@example.org", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let again = requests(&app, &t).await;
+        assert_eq!(again.len(), 2);
+        let repeat = again.iter().find(|r| r["id"] != id.as_str()).unwrap();
+        assert_eq!(repeat["duplicate_of"], id.as_str(), "{repeat}");
+        let code = code_in(&mail(&app, &sink, 1).await[0].1);
+        let (status, html) = known.enter(&hidden(&page, "ticket"), &code).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("Your request is confirmed"), "{html}");
+        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_write_nothing_and_tickets_cannot_be_forged_or_moved() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let a = app.tenant_with("alpha", Role::Admin).await;
+        let b = app.tenant_with("beta", Role::Admin).await;
+        subject(&app, &a, "anna@example.org", "ru").await;
+        subject(&app, &b, "anna@example.org", "ru").await;
+        let mut v = Visitor::open(&app, "alpha", "ru").await;
+        let good = [
+            ("type", "access"),
+            ("email", "anna@example.org"),
+            ("details", ""),
+        ];
+
+        // CSRF: no token, a wrong one, no cookie, another site.
+        let (status, html) = v.post_raw("", &good, true).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+        assert!(html.contains("Страница устарела"), "{html}");
+        let mut with_token = vec![("csrf", v.csrf.as_str())];
+        with_token.extend_from_slice(&good);
+        let (status, _) = v.post_raw("", &with_token, false).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "no cookie");
+        let mut forged = with_token.clone();
+        forged[0].1 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let (status, _) = v.post_raw("", &forged, true).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a made-up token");
+        let cross = v
+            .http
+            .post(app.url("/r/alpha"))
+            .header(COOKIE, &v.cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&with_token).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN, "from another site");
+        // A token of beta's page is no good on alpha's.
+        let beta = Visitor::open(&app, "beta", "ru").await;
+        let mut theirs = with_token.clone();
+        theirs[0].1 = beta.csrf.as_str();
+        let (status, _) = v.post_raw("", &theirs, true).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "another company's form token"
+        );
+
+        // Bad input: the form again with what was typed, and a reason.
+        let long = "я".repeat(4001);
+        for (fields, reason) in [
+            (
+                [
+                    ("type", "forget_me"),
+                    ("email", "anna@example.org"),
+                    ("details", ""),
+                ],
+                "Выберите, что вы хотите сделать.",
+            ),
+            (
+                [("type", ""), ("email", "anna@example.org"), ("details", "")],
+                "Выберите, что вы хотите сделать.",
+            ),
+            (
+                [
+                    ("type", "access"),
+                    ("email", "anna at example.org"),
+                    ("details", ""),
+                ],
+                "Введите адрес электронной почты полностью",
+            ),
+            (
+                [
+                    ("type", "access"),
+                    ("email", "anna@example.org"),
+                    ("details", long.as_str()),
+                ],
+                "не длиннее 4000 знаков",
+            ),
+        ] {
+            let (status, html) = v.post("", &fields).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{fields:?}: {html}"
+            );
+            assert!(html.contains(reason), "{fields:?}: {html}");
+            assert!(html.contains("<form"), "the form again");
+        }
+        let (_, html) = v
+            .post(
+                "",
+                &[
+                    ("type", "bogus"),
+                    ("email", "<b>x@example.org"),
+                    ("details", "<i>"),
+                ],
+            )
+            .await;
+        assert!(
+            html.contains("value=\"&lt;b&gt;x@example.org\"")
+                && html.contains("&lt;i&gt;</textarea>"),
+            "what was typed comes back escaped: {html}"
+        );
+        assert!(
+            requests(&app, &a).await.is_empty(),
+            "nothing filed on {backend}"
+        );
+        assert_eq!(notices(&app, &a).await, 0, "nothing queued on {backend}");
+
+        // Filed at alpha; alpha's ticket taken to beta's page fails there like a wrong
+        // code, even with the right code, and nothing is counted anywhere.
+        let (status, page) = v.file("access", "anna@example.org", "").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ticket = hidden(&page, "ticket");
+        let id = requests(&app, &a).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let code = code_in(&mail(&app, &sink, 1).await[0].1);
+        let mut at_beta = Visitor::open(&app, "beta", "ru").await;
+        let (status, html) = at_beta.enter(&ticket, &code).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("Осталось попыток: 4."), "{html}");
+        assert_eq!(failures(&app, &a, &id), 0, "not counted");
+        assert_eq!(
+            request(&app, &a, &id).await["status"],
+            "awaiting_verification"
+        );
+        assert!(requests(&app, &b).await.is_empty());
+
+        // A forged or garbled ticket: the same as a wrong code, nothing counted.
+        let mut chars: Vec<char> = ticket.chars().collect();
+        let i = chars.len() / 2;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        let (_, wrong_page) = v.enter(&ticket, wrong(&code)).await;
+        assert_eq!(failures(&app, &a, &id), 1, "a wrong code is counted");
+        for bad in [tampered.as_str(), "nonsense", ""] {
+            let (status, html) = v.enter(bad, &code).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {html}");
+            assert_eq!(shape(&html), shape(&wrong_page), "{bad}: like a wrong code");
+        }
+        assert_eq!(failures(&app, &a, &id), 1, "forged tickets count nothing");
+
+        // The code form checks its token too.
+        let (status, html) = v
+            .post_raw("/verify", &[("ticket", &ticket), ("code", &code)], true)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+        assert!(
+            html.contains("name=\"code\"") && html.contains(&ticket),
+            "{html}"
+        );
+        assert_eq!(
+            request(&app, &a, &id).await["status"],
+            "awaiting_verification"
+        );
+
+        // The genuine ticket at its own company still works.
+        let (status, html) = v.enter(&ticket, &code).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert_eq!(request(&app, &a, &id).await["status"], "verified");
+    }
+}
