@@ -1243,3 +1243,383 @@ async fn a_rights_request_code_and_its_confirmation_reach_the_linked_chat() {
         );
     }
 }
+
+/// The subject's rights requests through the API, oldest first.
+async fn rights_requests(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
+    let mut items = app
+        .expect(
+            &t.token,
+            Method::GET,
+            &format!("/v1/rights-requests?subject_id={s}"),
+            None,
+            StatusCode::OK,
+        )
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    items.sort_by_key(|r| r["created_at"].as_str().unwrap().to_owned());
+    items
+}
+
+/// A deadline as the bot shows it: the day in Moscow (the tenants' time zone).
+fn due_day(r: &Value) -> String {
+    chrono::DateTime::parse_from_rfc3339(r["due_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono_tz::Europe::Moscow)
+        .format("%d.%m.%Y")
+        .to_string()
+}
+
+fn code_failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
+    app.store
+        .read(&t.id, |c| assent_store::rights::get(c, &t.id, id))
+        .unwrap()
+        .unwrap()
+        .code_failures
+}
+
+fn last_edit(bot: &Bot) -> String {
+    bot.get_responses()
+        .edited_messages_text
+        .last()
+        .and_then(|e| e.message.text().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let telegram = FakeTelegram::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        // No email on file: the code comes to the linked chat.
+        let s = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subjects",
+                Some(&json!({"phone": "+79161234567"})),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+
+        // "File a request" under the /requests list; one company: straight to the types.
+        bot.update(text_from(ANNA, "en", "/requests"));
+        bot.dispatch().await;
+        let list = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(
+            buttons(&list),
+            vec![("File a request".to_owned(), "rqn".to_owned())]
+        );
+        bot.update(press(ANNA, "en", list, "rqn"));
+        bot.dispatch().await;
+        assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
+        let menu = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(menu.text(), Some("What do you ask acme LLC for?"));
+        let types = buttons(&menu);
+        assert_eq!(types.len(), 9, "eight types and Cancel: {types:?}");
+        assert!(types.iter().all(|(_, d)| d.len() <= 64), "{types:?}");
+        let erase = types
+            .iter()
+            .find(|(label, _)| label == "Erase my data")
+            .cloned()
+            .unwrap();
+        assert_eq!(erase.1, "rq:0:erasure");
+        bot.update(text_from(ANNA, "en", "/request"));
+        bot.dispatch().await;
+        let again = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(buttons(&again), types, "/request shows the same menu");
+
+        // Forged: a link number this chat does not have, and Anna's button pressed in
+        // a chat linked to nobody. Nothing is filed.
+        bot.update(press(ANNA, "en", menu.clone(), "rq:1:erasure"));
+        bot.dispatch().await;
+        assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again."
+        );
+        let theirs = MockMessageText::new()
+            .text("?")
+            .chat(MockPrivateChat::new().id(STRANGER as i64).build())
+            .build();
+        bot.update(press(STRANGER, "en", theirs, &erase.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again."
+        );
+        assert!(rights_requests(&app, &t, &s).await.is_empty());
+
+        // The press files the request, by Telegram, with its legal deadline.
+        bot.update(press(ANNA, "en", menu, &erase.1));
+        bot.dispatch().await;
+        let filed = rights_requests(&app, &t, &s).await;
+        assert_eq!(filed.len(), 1, "{filed:?}");
+        let r = filed[0].clone();
+        let id = r["id"].as_str().unwrap().to_owned();
+        assert_eq!(r["type"], "erasure");
+        assert_eq!(r["channel"], "telegram");
+        assert_eq!(r["status"], "awaiting_verification");
+        assert_eq!(r["code_sent"], true);
+        let due = due_day(&r);
+        assert_eq!(last_edit(&bot), "Request to acme LLC: erasure.");
+        assert_eq!(
+            last_text(&bot),
+            format!(
+                "Request filed at acme LLC: erasure. Answer by {due}.\n\
+                 We sent a one-time code to this chat: send it here to confirm it is you."
+            )
+        );
+
+        // The code reaches the chat through the outbox.
+        let api_url = telegram.api_url();
+        let dispatcher = notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&api_url),
+                ..Default::default()
+            },
+        );
+        dispatcher.drain().await.unwrap();
+        let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(sent[0].chat_id, ANNA as i64);
+        let code = sent[0]
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("Код: "))
+            .unwrap_or_else(|| panic!("a code in {}", sent[0].text))
+            .to_owned();
+
+        // Other text meanwhile is a plain message, and waiting goes on.
+        bot.update(text_from(ANNA, "en", "hello"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "I did not understand that. Commands: /help"
+        );
+
+        // A wrong code is refused, and counted (committed, not rolled back).
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        bot.update(text_from(ANNA, "en", wrong));
+        bot.dispatch().await;
+        assert_eq!(last_text(&bot), "Wrong code, 4 attempts left.");
+        assert_eq!(code_failures(&app, &t, &id), 1);
+        assert_eq!(
+            rights_requests(&app, &t, &s).await[0]["status"],
+            "awaiting_verification"
+        );
+
+        // The right one confirms it is her.
+        bot.update(text_from(ANNA, "en", &code));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            format!("✅ Confirmed, it is you. Request to acme LLC: erasure. Answer by {due}.")
+        );
+        let v = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/rights-requests/{id}"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(v["status"], "verified", "{v}");
+        assert_eq!(v["channel"], "telegram");
+        assert_eq!(v["code_sent"], false);
+        let steps: Vec<(String, String)> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["step"].as_str().unwrap().to_owned(),
+                    e["actor"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(steps[0], ("receive".into(), "telegram:chat".into()));
+        assert_eq!(
+            steps.last().unwrap(),
+            &("verify".into(), "telegram:chat".into())
+        );
+        let listed = rights_requests(&app, &t, &s).await;
+        assert_eq!(listed[0]["status"], "verified");
+        assert_eq!(listed[0]["channel"], "telegram");
+        // The step is confirmed to the person like any other.
+        dispatcher.drain().await.unwrap();
+        let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
+        assert!(
+            sent[1]
+                .text
+                .starts_with("Ваш запрос: личность подтверждена"),
+            "{}",
+            sent[1].text
+        );
+
+        // The code is used up: the same digits again are a plain message.
+        bot.update(text_from(ANNA, "en", &code));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "I did not understand that. Commands: /help"
+        );
+
+        // Filed again: already being handled, the first one's deadline runs.
+        bot.update(press(ANNA, "en", again, &erase.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            format!("This request to acme LLC is already being handled: erasure. Answer by {due}.")
+        );
+        let listed = rights_requests(&app, &t, &s).await;
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1]["duplicate_of"], id.as_str());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() {
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let a = app.tenant_with("alpha", Role::Admin).await;
+        let b = app.tenant_with("beta", Role::Admin).await;
+        let sa = subject_granting(&app, &a, "anna@example.org", &[]).await;
+        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
+        link(&mut bot, ANNA, &start_token(&app, &a, &sa).await).await;
+        link(&mut bot, ANNA, &start_token(&app, &b, &sb).await).await;
+
+        bot.update(text_from(ANNA, "en", "/request"));
+        bot.dispatch().await;
+        let companies = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(companies.text(), Some("Which company is the request for?"));
+        assert_eq!(
+            buttons(&companies),
+            vec![
+                ("alpha LLC".to_owned(), "rqc:0".to_owned()),
+                ("beta LLC".to_owned(), "rqc:1".to_owned()),
+                ("Cancel".to_owned(), "cancel".to_owned()),
+            ]
+        );
+        // A company this chat is not linked at.
+        bot.update(press(ANNA, "en", companies.clone(), "rqc:2"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again."
+        );
+        bot.update(press(ANNA, "en", companies.clone(), "rqc:1"));
+        bot.dispatch().await;
+        let menu = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(menu.text(), Some("What do you ask beta LLC for?"));
+        let access = buttons(&menu)
+            .into_iter()
+            .find(|(_, d)| d.ends_with(":access"))
+            .unwrap();
+        assert_eq!(access.1, "rq:1:access");
+
+        // With an email on file, the code goes there.
+        bot.update(press(ANNA, "en", menu.clone(), &access.1));
+        bot.dispatch().await;
+        assert!(rights_requests(&app, &a, &sa).await.is_empty());
+        let filed = rights_requests(&app, &b, &sb).await;
+        assert_eq!(filed.len(), 1);
+        let id = filed[0]["id"].as_str().unwrap().to_owned();
+        let due = due_day(&filed[0]);
+        assert_eq!(
+            last_text(&bot),
+            format!(
+                "Request filed at beta LLC: access to data. Answer by {due}.\n\
+                 We sent a one-time code to your email: send it here to confirm it is you."
+            )
+        );
+
+        // The code lapses: a late answer is refused, nothing is verified.
+        {
+            use assent_store::schema::rights_requests::dsl::*;
+            use diesel::prelude::*;
+            app.store
+                .write(&b.id, |c| {
+                    Ok(diesel::update(rights_requests)
+                        .set(
+                            code_expires_at
+                                .eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)),
+                        )
+                        .execute(c)?)
+                })
+                .unwrap();
+        }
+        bot.update(text_from(ANNA, "en", "123456"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "The code has expired. File the request again: /request"
+        );
+        assert_eq!(
+            rights_requests(&app, &b, &sb).await[0]["status"],
+            "awaiting_verification"
+        );
+
+        // Filed again: the open request gets a new code, and its deadline stands.
+        bot.update(press(ANNA, "en", menu, &access.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            format!(
+                "This request to beta LLC is already being handled: access to data. Answer by \
+                 {due}.\nWe sent a new one-time code to your email: send it here to confirm it \
+                 is you."
+            )
+        );
+        let listed = rights_requests(&app, &b, &sb).await;
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1]["duplicate_of"], id.as_str());
+
+        // Five wrong answers use up the attempts; then the chat stops waiting.
+        for left in ["4 attempts", "3 attempts", "2 attempts", "1 attempt"] {
+            bot.update(text_from(ANNA, "en", "000000"));
+            bot.dispatch().await;
+            assert_eq!(last_text(&bot), format!("Wrong code, {left} left."));
+        }
+        bot.update(text_from(ANNA, "en", "000000"));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).starts_with("Wrong code, no attempts left."),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(code_failures(&app, &b, &id), 5);
+        bot.update(text_from(ANNA, "en", "000000"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "Too many wrong attempts. File the request again in half an hour: /request"
+        );
+        assert_eq!(
+            code_failures(&app, &b, &id),
+            5,
+            "not counted past the limit"
+        );
+        bot.update(text_from(ANNA, "en", "000000"));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "I did not understand that. Commands: /help"
+        );
+        assert_eq!(
+            rights_requests(&app, &b, &sb).await[0]["status"],
+            "awaiting_verification"
+        );
+    }
+}

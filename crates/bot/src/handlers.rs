@@ -6,9 +6,10 @@
 //! query is answered, so the person's client never spins.
 
 use crate::service::{
-    ActionError, AwaitingComment, BotService, Menu, SurveyAnswered, Target, TokenCheck,
+    ActionError, AwaitingComment, BotService, CodeAnswer, Menu, SurveyAnswered, Target, TokenCheck,
 };
 use crate::text::{self, Lang};
+use assent_core::rights::RequestType;
 use assent_core::survey::AnswerDecision;
 use std::sync::Arc;
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
@@ -106,6 +107,7 @@ async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResu
         }
         "/consents" => show_consents(&bot, &svc, msg.chat.id, lang).await,
         "/requests" => show_requests(&bot, &svc, msg.chat.id, lang).await,
+        "/request" => request_menu(&bot, &svc, msg.chat.id, lang).await,
         "/language" => {
             bot.send_message(msg.chat.id, text::choose_language(lang))
                 .reply_markup(keyboard(vec![vec![
@@ -116,6 +118,9 @@ async fn on_message(bot: Bot, msg: Message, svc: Arc<BotService>) -> HandlerResu
             Ok(())
         }
         "/unlink" => show_unlink(&bot, &svc, msg.chat.id, lang).await,
+        _ if looks_like_code(text) && request_code(&bot, &svc, msg.chat.id, lang, text).await? => {
+            Ok(())
+        }
         _ if !command.starts_with('/')
             && survey_comment(&bot, &svc, msg.chat.id, lang, text).await? =>
         {
@@ -280,6 +285,21 @@ enum Press<'a> {
     Unlink(&'a str, usize),
     /// A score on a survey invitation: `sv:<invitation id>:<score>`.
     Score(&'a str, i32),
+    /// "File a request" under the `/requests` list: `rqn`.
+    RequestStart,
+    /// The company a request is for, by the number of the chat's link: `rqc:<n>`.
+    RequestCompany(usize),
+    /// File a request of a type with the company of the chat's link `n`:
+    /// `rq:<n>:<type>`.
+    RequestFile(usize, RequestType),
+}
+
+/// A link number: 1–3 ASCII digits, nothing else (no sign, no spaces).
+fn link_number(s: &str) -> Option<usize> {
+    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn numbered(rest: &str) -> Option<(&str, usize)> {
@@ -297,6 +317,12 @@ fn parse_press(data: &str) -> Option<Press<'_>> {
         "nw" if !rest.is_empty() => Some(Press::FromNotice(rest)),
         "lang" if matches!(rest, "ru" | "en") => Some(Press::Language(rest)),
         "u" => numbered(rest).map(|(m, n)| Press::Unlink(m, n)),
+        "rqn" if data == "rqn" => Some(Press::RequestStart),
+        "rqc" => link_number(rest).map(Press::RequestCompany),
+        "rq" => {
+            let (n, kind) = rest.split_once(':')?;
+            Some(Press::RequestFile(link_number(n)?, kind.parse().ok()?))
+        }
         "sv" => {
             let (invitation, score) = rest.split_once(':')?;
             let score: i32 = score.parse().ok()?;
@@ -386,7 +412,7 @@ async fn handle_press(
             let menu = Menu {
                 id: format!("c{}", new_menu_id()),
                 targets: vec![target.clone()],
-                awaiting_comment: None,
+                ..Menu::default()
             };
             let menu_id = menu.id.clone();
             blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
@@ -435,6 +461,22 @@ async fn handle_press(
             .await?;
             survey_reply(bot, svc, chat, lang, answered).await?;
         }
+        Press::RequestStart => request_menu(bot, svc, chat, lang).await?,
+        Press::RequestCompany(n) => {
+            let link = blocking(svc, move |s| s.links(id))
+                .await??
+                .into_iter()
+                .nth(n);
+            match link {
+                Some((company, _, _)) => request_types(bot, chat, lang, n, &company).await?,
+                None => {
+                    bot.send_message(chat, text::request_refused(lang)).await?;
+                }
+            }
+        }
+        Press::RequestFile(n, kind) => {
+            file_request(bot, svc, chat, message_id, lang, n, kind).await?;
+        }
         Press::Unlink(menu, n) => {
             let Some(target) = menu_target(svc, id, menu, 'u', n).await? else {
                 bot.send_message(chat, text::refused(lang)).await?;
@@ -470,7 +512,8 @@ async fn handle_press(
     Ok(())
 }
 
-/// The person's rights requests at each linked company.
+/// The person's rights requests at each linked company, with a "File a request"
+/// button under the list when the chat is linked.
 async fn show_requests(
     bot: &Bot,
     svc: &Arc<BotService>,
@@ -478,9 +521,20 @@ async fn show_requests(
     lang: Lang,
 ) -> HandlerResult {
     let id = chat.0;
-    let companies = blocking(svc, move |s| s.requests(id)).await??;
+    let (linked, companies) = blocking(svc, move |s| {
+        Ok::<_, assent_store::StoreError>((!s.links(id)?.is_empty(), s.requests(id)?))
+    })
+    .await??;
+    let file = keyboard(vec![vec![(
+        text::file_request_button(lang).into(),
+        "rqn".into(),
+    )]]);
     if companies.is_empty() {
-        bot.send_message(chat, text::no_requests(lang)).await?;
+        let mut send = bot.send_message(chat, text::no_requests(lang));
+        if linked {
+            send = send.reply_markup(file);
+        }
+        send.await?;
         return Ok(());
     }
     let mut message = String::new();
@@ -505,8 +559,139 @@ async fn show_requests(
         message.push_str(&block);
         message.push('\n');
     }
-    bot.send_message(chat, message.trim_end()).await?;
+    bot.send_message(chat, message.trim_end())
+        .reply_markup(file)
+        .await?;
     Ok(())
+}
+
+/// `/request`: the types of request at the only linked company, or first the
+/// company when the chat is linked at several.
+async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang) -> HandlerResult {
+    let id = chat.0;
+    let links = blocking(svc, move |s| s.links(id)).await??;
+    match links.as_slice() {
+        [] => {
+            bot.send_message(chat, text::not_linked_yet(lang)).await?;
+        }
+        [(company, _, _)] => request_types(bot, chat, lang, 0, company).await?,
+        _ => {
+            let mut rows: Rows = links
+                .into_iter()
+                .take(MESSAGE_BUTTONS)
+                .enumerate()
+                .map(|(n, (company, _, _))| vec![(company, format!("rqc:{n}"))])
+                .collect();
+            rows.push(vec![(text::cancel(lang).into(), "cancel".into())]);
+            bot.send_message(chat, text::request_which_company(lang))
+                .reply_markup(keyboard(rows))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The request types, for the company of the chat's link `n`.
+async fn request_types(
+    bot: &Bot,
+    chat: ChatId,
+    lang: Lang,
+    n: usize,
+    company: &str,
+) -> HandlerResult {
+    let mut rows: Rows = RequestType::ALL
+        .iter()
+        .map(|kind| {
+            vec![(
+                text::request_type_button(lang, *kind).into(),
+                format!("rq:{n}:{kind}"),
+            )]
+        })
+        .collect();
+    rows.push(vec![(text::cancel(lang).into(), "cancel".into())]);
+    bot.send_message(chat, text::request_which_type(lang, company))
+        .reply_markup(keyboard(rows))
+        .await?;
+    Ok(())
+}
+
+/// Files the request chosen on the type menu, and says where the code went.
+async fn file_request(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    message_id: MessageId,
+    lang: Lang,
+    n: usize,
+    kind: RequestType,
+) -> HandlerResult {
+    let id = chat.0;
+    let f = match blocking(svc, move |s| s.file_request(id, n, kind)).await? {
+        Ok(f) => f,
+        Err(ActionError::Store(e)) => return Err(e.into()),
+        Err(_) => {
+            bot.send_message(chat, text::request_refused(lang)).await?;
+            return Ok(());
+        }
+    };
+    // The menu loses its buttons, so it is not pressed twice by accident; the reply
+    // goes out even if that edit fails.
+    if let Err(error) = bot
+        .edit_message_text(
+            chat,
+            message_id,
+            text::request_chosen(lang, kind, &f.company),
+        )
+        .await
+    {
+        tracing::warn!(%error, "could not edit the request menu");
+    }
+    let due = f.request.due_at.and_utc();
+    let reply = if f.duplicate {
+        text::request_already_open(lang, &f.request.kind, &f.company, due, f.timezone, f.code)
+    } else {
+        text::request_filed(lang, &f.request.kind, &f.company, due, f.timezone, f.code)
+    };
+    bot.send_message(chat, reply).await?;
+    Ok(())
+}
+
+/// Six ASCII digits, as the one-time codes are.
+fn looks_like_code(text_in: &str) -> bool {
+    let t = text_in.trim();
+    t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A six-digit message while a request filed here waits for its code is that code.
+async fn request_code(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Lang,
+    text_in: &str,
+) -> Result<bool, HandlerError> {
+    let id = chat.0;
+    let code = text_in.trim().to_owned();
+    let answer = match blocking(svc, move |s| s.answer_code(id, &code)).await? {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Ok(false),
+        Err(ActionError::Store(e)) => return Err(e.into()),
+        Err(_) => CodeAnswer::NotNeeded,
+    };
+    let reply = match answer {
+        CodeAnswer::Right {
+            company,
+            timezone,
+            kind,
+            due_at,
+        } => text::code_right(lang, &kind, &company, due_at, timezone),
+        CodeAnswer::Wrong { attempts_left } => text::code_wrong(lang, attempts_left),
+        CodeAnswer::Expired => text::code_expired(lang).into(),
+        CodeAnswer::Exhausted => text::code_exhausted(lang).into(),
+        CodeAnswer::NotNeeded => text::code_not_needed(lang).into(),
+    };
+    bot.send_message(chat, reply).await?;
+    Ok(true)
 }
 
 /// Tells the person what became of their score or comment, and asks the survey's
@@ -676,6 +861,72 @@ mod tests {
             "u::",
         ] {
             assert_eq!(parse_press(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_buttons_are_parsed_strictly() {
+        assert_eq!(parse_press("rqn"), Some(Press::RequestStart));
+        assert_eq!(parse_press("rqc:0"), Some(Press::RequestCompany(0)));
+        assert_eq!(parse_press("rqc:12"), Some(Press::RequestCompany(12)));
+        assert_eq!(
+            parse_press("rq:0:erasure"),
+            Some(Press::RequestFile(0, RequestType::Erasure))
+        );
+        assert_eq!(
+            parse_press("rq:3:withdraw_all"),
+            Some(Press::RequestFile(3, RequestType::WithdrawAll))
+        );
+        // Every type's button parses back to it, within 64 bytes.
+        for kind in RequestType::ALL {
+            let data = format!("rq:999:{kind}");
+            assert!(data.len() <= 64, "{data}");
+            assert_eq!(parse_press(&data), Some(Press::RequestFile(999, *kind)));
+        }
+        for bad in [
+            "rqn:",
+            "rqn:0",
+            "rqc",
+            "rqc:",
+            "rqc:x",
+            "rqc:-1",
+            "rqc:+1",
+            "rqc: 1",
+            "rqc:1000",
+            "rqc:0:erasure",
+            "rq",
+            "rq:",
+            "rq:0",
+            "rq:0:",
+            "rq::erasure",
+            "rq:x:erasure",
+            "rq:+0:erasure",
+            "rq:-1:erasure",
+            "rq:1000:erasure",
+            "rq:0:Erasure",
+            "rq:0:delete",
+            "rq:0:erasure:1",
+            "rq:0:erasure ",
+        ] {
+            assert_eq!(parse_press(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_six_digits_are_taken_for_a_code() {
+        for code in ["123456", " 012345\n", "000000"] {
+            assert!(looks_like_code(code), "{code:?}");
+        }
+        for text in [
+            "12345",
+            "1234567",
+            "12 3456",
+            "abcdef",
+            "１２３４５６",
+            "/123456",
+            "",
+        ] {
+            assert!(!looks_like_code(text), "{text:?}");
         }
     }
 }

@@ -2,12 +2,15 @@
 //! store, each in one unit of work. Every action that names a subject first checks
 //! that the chat is linked to it (callback data is never trusted).
 
+use crate::text::CodeNote;
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
+use assent_core::rights::{CODE_ATTEMPTS, CodeCheck, RequestStatus, RequestType};
 use assent_core::survey::AnswerDecision;
 use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+use assent_store::rights::{self, Intake};
 use assent_store::surveys::{self, Answer};
 use assent_store::telegram::{self, ChatState, LinkToken};
 use assent_store::{Store, StoreError, StoreResult, messaging, notifications, subjects, tenants};
@@ -97,6 +100,56 @@ pub struct Menu {
     /// The survey invitation whose follow-up question the next plain message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_comment: Option<AwaitingComment>,
+    /// The rights request whose one-time code the next six-digit message is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_code: Option<AwaitingCode>,
+}
+
+/// A rights request filed in the chat, waiting for its one-time code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingCode {
+    pub tenant_id: String,
+    pub request_id: String,
+    /// After this a six-digit message is a message again, not a code.
+    pub until: DateTime<Utc>,
+}
+
+/// How long the bot takes a six-digit message as the code of a request filed here
+/// (the code's own lifetime).
+pub const CODE_WAIT_MINUTES: i64 = assent_core::rights::CODE_TTL_MINUTES;
+
+/// The actor of a request filed, or a code given, in the chat.
+const CHAT_ACTOR: &str = "telegram:chat";
+
+/// A request filed in the chat (or the open one it repeats).
+#[derive(Debug, Clone)]
+pub struct Filed {
+    pub company: String,
+    pub timezone: chrono_tz::Tz,
+    /// The new request, or the open one of the same type this one repeats: its
+    /// deadline is the one that runs.
+    pub request: rights::Request,
+    pub duplicate: bool,
+    pub code: CodeNote,
+}
+
+/// What became of a code sent in the chat.
+#[derive(Debug, Clone)]
+pub enum CodeAnswer {
+    /// Verified: the request's type and deadline, for the reply.
+    Right {
+        company: String,
+        timezone: chrono_tz::Tz,
+        kind: String,
+        due_at: DateTime<Utc>,
+    },
+    Wrong {
+        attempts_left: i32,
+    },
+    Expired,
+    Exhausted,
+    /// The request takes no code any more (verified by staff, closed, erased).
+    NotNeeded,
 }
 
 /// A follow-up question asked after a score in the chat.
@@ -496,12 +549,8 @@ impl BotService {
         Err(ActionError::NotLinked)
     }
 
-    /// Remembers that the next plain message answers a survey's follow-up question.
-    pub fn await_comment(
-        &self,
-        chat_id: i64,
-        awaiting: Option<AwaitingComment>,
-    ) -> StoreResult<()> {
+    /// Changes the chat's remembered menu and waits in one unit of work.
+    fn change_menu(&self, chat_id: i64, change: impl FnOnce(&mut Menu)) -> StoreResult<()> {
         self.store.system(|c| {
             let mut s = telegram::chat_state(c, chat_id)?;
             let mut menu: Menu = s
@@ -509,11 +558,43 @@ impl BotService {
                 .as_deref()
                 .and_then(|t| serde_json::from_str(t).ok())
                 .unwrap_or_default();
-            menu.awaiting_comment = awaiting;
+            change(&mut menu);
             s.state =
                 Some(serde_json::to_string(&menu).map_err(|e| StoreError::Invalid(e.to_string()))?);
             telegram::put_chat_state(c, chat_id, &s)
         })
+    }
+
+    /// Remembers that the next plain message answers a survey's follow-up question.
+    pub fn await_comment(
+        &self,
+        chat_id: i64,
+        awaiting: Option<AwaitingComment>,
+    ) -> StoreResult<()> {
+        self.change_menu(chat_id, |menu| menu.awaiting_comment = awaiting)
+    }
+
+    /// Remembers that the next six-digit message is the code of a request filed here.
+    pub fn await_code(&self, chat_id: i64, awaiting: Option<AwaitingCode>) -> StoreResult<()> {
+        self.change_menu(chat_id, |menu| menu.awaiting_code = awaiting)
+    }
+
+    /// The request whose code the chat is waiting for, if any and still in time.
+    pub fn awaiting_code(&self, chat_id: i64) -> StoreResult<Option<AwaitingCode>> {
+        let awaiting = self
+            .chat_state(chat_id)?
+            .state
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Menu>(t).ok())
+            .and_then(|m| m.awaiting_code);
+        match awaiting {
+            Some(a) if a.until > Utc::now() => Ok(Some(a)),
+            Some(_) => {
+                self.await_code(chat_id, None)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
     }
 
     /// The follow-up question the chat was asked, if any (and forgets it).
@@ -528,6 +609,184 @@ impl BotService {
             self.await_comment(chat_id, None)?;
         }
         Ok(awaiting.filter(|a| a.until > Utc::now()))
+    }
+
+    fn timezone(&self, tenant_id: &str) -> StoreResult<chrono_tz::Tz> {
+        let tenant = self
+            .store
+            .system(|c| tenants::find_tenant(c, tenant_id))?
+            .ok_or(StoreError::NotFound)?;
+        Ok(tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow))
+    }
+
+    /// Files a rights request of `kind` for the subject of the chat's link number `n`
+    /// (callback data carries only the number): checked again against the chat's own
+    /// links in the unit of work of the write. The request gets its legal deadline and
+    /// a one-time code goes to the subject's email, else to the linked chat. Filed
+    /// again while the first is open, it is recorded as a duplicate and the first
+    /// one's deadline runs; if that one still waits for a code that has lapsed (or
+    /// was never sent), a new one goes out.
+    pub fn file_request(
+        &self,
+        chat_id: i64,
+        n: usize,
+        kind: RequestType,
+    ) -> Result<Filed, ActionError> {
+        let links = self.store.system(|c| telegram::links_of_chat(c, chat_id))?;
+        let (tenant_id, subject_id) = links.into_iter().nth(n).ok_or(ActionError::NotLinked)?;
+        let keys = self.tenant_keys(&tenant_id);
+        let group = self.store.group_of(&tenant_id)?;
+        // Looked up first, so nothing after the commit can fail.
+        let company = self.company(&tenant_id)?;
+        let timezone = self.timezone(&tenant_id)?;
+        let now = Utc::now();
+        let filed = self.store.write(&tenant_id, |c| {
+            if !telegram::is_linked(c, chat_id, &tenant_id, &subject_id)? {
+                return Ok(Err(ActionError::NotLinked));
+            }
+            let intake = Intake {
+                subject_id: subject_id.clone(),
+                kind,
+                channel: "telegram".into(),
+                received_at: now,
+                representative: false,
+                details: None,
+            };
+            let r = rights::file(
+                c,
+                &keys,
+                &tenant_id,
+                group.as_deref(),
+                intake,
+                CHAT_ACTOR,
+                now,
+            )?;
+            let channel = rights::confirmation_channel(c, &keys, &tenant_id, &subject_id)?;
+            let Some(first) = r.duplicate_of.as_deref() else {
+                let code = match (&r.code, channel) {
+                    (Some(_), Some(channel)) => CodeNote::Sent(channel),
+                    _ => CodeNote::None,
+                };
+                return Ok(Ok((r, false, code)));
+            };
+            let first = rights::get(c, &tenant_id, first)?.ok_or(StoreError::NotFound)?;
+            let waits = matches!(
+                first.status(),
+                RequestStatus::Received | RequestStatus::AwaitingVerification
+            ) && !first.representative;
+            let live =
+                first.code.is_some() && first.code_expires_at.is_some_and(|t| t.and_utc() > now);
+            let code = match channel {
+                _ if !waits => CodeNote::None,
+                // Still running: no new code, so wrong answers are not reset.
+                _ if live && first.code_failures < CODE_ATTEMPTS => CodeNote::Earlier,
+                _ if live => CodeNote::None,
+                Some(channel) => {
+                    let first = rights::send_code(
+                        c,
+                        &keys,
+                        &tenant_id,
+                        group.as_deref(),
+                        &first.id,
+                        CHAT_ACTOR,
+                        now,
+                    )?;
+                    return Ok(Ok((first, true, CodeNote::Sent(channel))));
+                }
+                None => CodeNote::None,
+            };
+            Ok(Ok((first, true, code)))
+        });
+        let (request, duplicate, code) = match filed {
+            Ok(outcome) => outcome?,
+            // An unknown or erased subject: the link is stale.
+            Err(StoreError::Invalid(_)) => return Err(ActionError::NotLinked),
+            Err(e) => return Err(e.into()),
+        };
+        if code != CodeNote::None {
+            let awaiting = AwaitingCode {
+                tenant_id: tenant_id.clone(),
+                request_id: request.id.clone(),
+                until: now + chrono::Duration::minutes(CODE_WAIT_MINUTES),
+            };
+            // The request is filed whatever happens here: the person is told so, and
+            // filing again waits for the code of the open request.
+            if let Err(error) = self.await_code(chat_id, Some(awaiting)) {
+                tracing::error!(%error, "could not wait for the code of a filed request");
+            }
+        }
+        Ok(Filed {
+            company,
+            timezone,
+            request,
+            duplicate,
+            code,
+        })
+    }
+
+    /// Checks a code sent in the chat against the request filed here that waits for
+    /// it; `None` when the chat waits for no code (the message is a plain message).
+    /// A wrong code is counted and committed, then refused. The request must belong
+    /// to a subject this chat is still linked to.
+    pub fn answer_code(&self, chat_id: i64, code: &str) -> Result<Option<CodeAnswer>, ActionError> {
+        let Some(awaiting) = self.awaiting_code(chat_id)? else {
+            return Ok(None);
+        };
+        let tenant_id = awaiting.tenant_id.as_str();
+        let keys = self.tenant_keys(tenant_id);
+        let group = self.store.group_of(tenant_id)?;
+        let company = self.company(tenant_id)?;
+        let timezone = self.timezone(tenant_id)?;
+        let now = Utc::now();
+        let checked = self.store.write(tenant_id, |c| {
+            let Some(r) = rights::get(c, tenant_id, &awaiting.request_id)? else {
+                return Ok(None);
+            };
+            if !telegram::is_linked(c, chat_id, tenant_id, &r.subject_id)? {
+                return Ok(None);
+            }
+            let (check, r) = rights::check_code(c, &keys, tenant_id, &r.id, code, CHAT_ACTOR, now)?;
+            // Confirmed to the person like every step, as the API's verify does.
+            if check == CodeCheck::Right
+                && let Some(channel) =
+                    rights::confirmation_channel(c, &keys, tenant_id, &r.subject_id)?
+            {
+                let data = serde_json::json!({ "step": "verify", "reason": null });
+                rights::notify(
+                    c,
+                    &keys,
+                    tenant_id,
+                    group.as_deref(),
+                    &r,
+                    rights::UPDATE_KIND,
+                    channel,
+                    data,
+                    now,
+                )?;
+            }
+            // Committed whatever the answer: a wrong code counts.
+            Ok(Some((check, r)))
+        });
+        let answer = match checked {
+            Ok(Some((CodeCheck::Right, request))) => CodeAnswer::Right {
+                company,
+                timezone,
+                due_at: request.due_at.and_utc(),
+                kind: request.kind,
+            },
+            Ok(Some((CodeCheck::Wrong { attempts_left }, _))) => {
+                CodeAnswer::Wrong { attempts_left }
+            }
+            Ok(Some((CodeCheck::Expired, _))) => CodeAnswer::Expired,
+            Ok(Some((CodeCheck::Exhausted, _))) => CodeAnswer::Exhausted,
+            // Gone, unlinked, or no longer waiting for a code (verified by staff).
+            Ok(None) | Err(StoreError::NotFound | StoreError::Conflict(_)) => CodeAnswer::NotNeeded,
+            Err(e) => return Err(e.into()),
+        };
+        if !matches!(answer, CodeAnswer::Wrong { .. }) {
+            self.await_code(chat_id, None)?;
+        }
+        Ok(Some(answer))
     }
 
     /// The bot was blocked or removed: the chat is unreachable for every tenant (not
@@ -576,12 +835,21 @@ impl BotService {
         })
     }
 
-    /// Remembers what the numbered buttons just shown stand for.
+    /// Remembers what the numbered buttons just shown stand for. A code awaited for
+    /// a request filed here is kept: showing a menu meanwhile does not lose it.
     pub fn remember_menu(&self, chat_id: i64, menu: &Menu) -> StoreResult<()> {
-        let text = serde_json::to_string(menu).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.store.system(|c| {
             let mut s = telegram::chat_state(c, chat_id)?;
-            s.state = Some(text);
+            let mut menu = menu.clone();
+            if menu.awaiting_code.is_none() {
+                menu.awaiting_code = s
+                    .state
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str::<Menu>(t).ok())
+                    .and_then(|m| m.awaiting_code);
+            }
+            s.state =
+                Some(serde_json::to_string(&menu).map_err(|e| StoreError::Invalid(e.to_string()))?);
             telegram::put_chat_state(c, chat_id, &s)
         })
     }

@@ -1,6 +1,9 @@
 //! What the bot says, in Russian and English.
 
 use assent_core::consent::ConsentStatus;
+use assent_core::notice::NoticeChannel;
+use assent_core::plural::plural;
+use assent_core::rights::RequestType;
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub fn help(l: Lang) -> &'static str {
         "Я помогаю управлять согласиями на обработку персональных данных.\n\n\
          /consents — ваши согласия и их отзыв\n\
          /requests — ваши запросы о персональных данных\n\
+         /request — подать запрос: доступ, исправление, удаление данных и другие\n\
          /language — язык / language\n\
          /unlink — отвязать этот чат\n\
          /help — эта подсказка\n\n\
@@ -49,6 +53,7 @@ pub fn help(l: Lang) -> &'static str {
         "I help you manage your consents to the processing of personal data.\n\n\
          /consents — your consents, and withdrawing them\n\
          /requests — your personal data requests\n\
+         /request — file a request: access, correction, erasure of your data and more\n\
          /language — language / язык\n\
          /unlink — unlink this chat\n\
          /help — this help\n\n\
@@ -214,9 +219,10 @@ pub fn failed(l: Lang) -> &'static str {
 pub fn no_requests(l: Lang) -> &'static str {
     l.pick(
         "Запросов о персональных данных пока нет. Чтобы получить доступ к своим данным, \
-         исправить или удалить их, обратитесь в компанию: она ответит в установленный законом срок.",
-        "You have no personal data requests yet. To see, correct or erase your data, contact \
-         the company; it will answer within the legal deadline.",
+         исправить или удалить их, подайте запрос: /request. Компания ответит в установленный \
+         законом срок.",
+        "You have no personal data requests yet. To see, correct or erase your data, file a \
+         request: /request. The company will answer within the legal deadline.",
     )
 }
 
@@ -341,4 +347,227 @@ pub fn survey_refused(l: Lang) -> &'static str {
         "Этот опрос недоступен в этом чате.",
         "This survey is not available in this chat.",
     )
+}
+
+pub fn file_request_button(l: Lang) -> &'static str {
+    l.pick("Подать запрос", "File a request")
+}
+
+/// The label of a request type on its button.
+pub fn request_type_button(l: Lang, kind: RequestType) -> &'static str {
+    match kind {
+        RequestType::Access => l.pick("Какие мои данные у вас есть", "What data you hold on me"),
+        RequestType::Portability => l.pick("Копия моих данных", "A copy of my data"),
+        RequestType::Rectification => l.pick("Исправить мои данные", "Correct my data"),
+        RequestType::Restriction => l.pick("Ограничить обработку", "Restrict processing"),
+        RequestType::Objection => l.pick("Возразить против обработки", "Object to processing"),
+        RequestType::Anonymisation => l.pick("Обезличить мои данные", "Anonymise my data"),
+        RequestType::Erasure => l.pick("Удалить мои данные", "Erase my data"),
+        RequestType::WithdrawAll => l.pick("Отозвать все согласия", "Withdraw all consents"),
+    }
+}
+
+pub fn request_which_company(l: Lang) -> &'static str {
+    l.pick(
+        "В какую компанию подать запрос?",
+        "Which company is the request for?",
+    )
+}
+
+pub fn request_which_type(l: Lang, company: &str) -> String {
+    match l {
+        Lang::Ru => format!("Что вы просите у {company}?"),
+        Lang::En => format!("What do you ask {company} for?"),
+    }
+}
+
+/// The type menu after the press, without its buttons.
+pub fn request_chosen(l: Lang, kind: RequestType, company: &str) -> String {
+    let what = request_type(l, kind.as_str());
+    match l {
+        Lang::Ru => format!("Запрос в {company}: {what}."),
+        Lang::En => format!("Request to {company}: {what}."),
+    }
+}
+
+fn day(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    at.with_timezone(&tz).format("%d.%m.%Y").to_string()
+}
+
+/// Where the one-time code of a request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeNote {
+    /// A new code, to the subject's email or to the linked chat.
+    Sent(NoticeChannel),
+    /// The code sent earlier still works.
+    Earlier,
+    /// No code to send here.
+    None,
+}
+
+fn code_note(l: Lang, note: CodeNote, new: bool) -> &'static str {
+    match (note, new) {
+        (CodeNote::Sent(NoticeChannel::Telegram), true) => l.pick(
+            "\nМы отправили одноразовый код в этот чат: пришлите его сюда, чтобы подтвердить, \
+             что это вы.",
+            "\nWe sent a one-time code to this chat: send it here to confirm it is you.",
+        ),
+        (CodeNote::Sent(NoticeChannel::Telegram), false) => l.pick(
+            "\nМы отправили новый одноразовый код в этот чат: пришлите его сюда, чтобы \
+             подтвердить, что это вы.",
+            "\nWe sent a new one-time code to this chat: send it here to confirm it is you.",
+        ),
+        (CodeNote::Sent(_), true) => l.pick(
+            "\nМы отправили одноразовый код на вашу почту: пришлите его сюда, чтобы подтвердить, \
+             что это вы.",
+            "\nWe sent a one-time code to your email: send it here to confirm it is you.",
+        ),
+        (CodeNote::Sent(_), false) => l.pick(
+            "\nМы отправили новый одноразовый код на вашу почту: пришлите его сюда, чтобы \
+             подтвердить, что это вы.",
+            "\nWe sent a new one-time code to your email: send it here to confirm it is you.",
+        ),
+        (CodeNote::Earlier, _) => l.pick(
+            "\nПришлите сюда одноразовый код, который мы вам отправили, чтобы подтвердить, \
+             что это вы.",
+            "\nSend here the one-time code we sent you to confirm it is you.",
+        ),
+        (CodeNote::None, _) => "",
+    }
+}
+
+/// The reply to a request filed in the chat.
+pub fn request_filed(
+    l: Lang,
+    kind: &str,
+    company: &str,
+    due: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    note: CodeNote,
+) -> String {
+    let what = request_type(l, kind);
+    let due = day(due, tz);
+    let note = code_note(l, note, true);
+    match l {
+        Lang::Ru => format!("Запрос подан в {company}: {what}. Ответ до {due}.{note}"),
+        Lang::En => format!("Request filed at {company}: {what}. Answer by {due}.{note}"),
+    }
+}
+
+/// The reply when the same request is already open: its deadline is the one that runs.
+pub fn request_already_open(
+    l: Lang,
+    kind: &str,
+    company: &str,
+    due: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    note: CodeNote,
+) -> String {
+    let what = request_type(l, kind);
+    let due = day(due, tz);
+    let note = code_note(l, note, false);
+    match l {
+        Lang::Ru => format!("Такой запрос в {company} уже в работе: {what}. Ответ до {due}.{note}"),
+        Lang::En => format!(
+            "This request to {company} is already being handled: {what}. Answer by {due}.{note}"
+        ),
+    }
+}
+
+pub fn code_right(
+    l: Lang,
+    kind: &str,
+    company: &str,
+    due: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> String {
+    let what = request_type(l, kind);
+    let due = day(due, tz);
+    match l {
+        Lang::Ru => format!("✅ Подтверждено, это вы. Запрос в {company}: {what}. Ответ до {due}."),
+        Lang::En => {
+            format!("✅ Confirmed, it is you. Request to {company}: {what}. Answer by {due}.")
+        }
+    }
+}
+
+pub fn code_wrong(l: Lang, attempts_left: i32) -> String {
+    let n = i64::from(attempts_left);
+    match (l, attempts_left) {
+        (Lang::Ru, 0) => "Неверный код, попыток больше нет. Подайте запрос заново через \
+                          полчаса: /request"
+            .into(),
+        (Lang::En, 0) => "Wrong code, no attempts left. File the request again in half an \
+                          hour: /request"
+            .into(),
+        (Lang::Ru, _) => format!(
+            "Неверный код, {} {attempts_left} {}.",
+            plural("ru", n, &["осталась", "осталось", "осталось"]),
+            plural("ru", n, &["попытка", "попытки", "попыток"]),
+        ),
+        (Lang::En, _) => format!(
+            "Wrong code, {attempts_left} {} left.",
+            plural("en", n, &["attempt", "attempts"]),
+        ),
+    }
+}
+
+pub fn code_expired(l: Lang) -> &'static str {
+    l.pick(
+        "Срок действия кода истёк. Подайте запрос заново: /request",
+        "The code has expired. File the request again: /request",
+    )
+}
+
+pub fn code_exhausted(l: Lang) -> &'static str {
+    l.pick(
+        "Слишком много неверных попыток. Подайте запрос заново через полчаса: /request",
+        "Too many wrong attempts. File the request again in half an hour: /request",
+    )
+}
+
+pub fn code_not_needed(l: Lang) -> &'static str {
+    l.pick(
+        "Этот запрос больше не ждёт кода. Ваши запросы: /requests",
+        "This request no longer takes a code. Your requests: /requests",
+    )
+}
+
+pub fn request_refused(l: Lang) -> &'static str {
+    l.pick(
+        "Эта кнопка больше не действует. Откройте /request заново.",
+        "This button no longer works. Open /request again.",
+    )
+}
+
+pub fn request_impossible(l: Lang) -> &'static str {
+    l.pick(
+        "Компания не может принять этот запрос здесь. Обратитесь в неё напрямую.",
+        "The company cannot take this request here. Please contact it directly.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_left_take_their_plural_forms() {
+        assert_eq!(code_wrong(Lang::Ru, 4), "Неверный код, осталось 4 попытки.");
+        assert_eq!(code_wrong(Lang::Ru, 1), "Неверный код, осталась 1 попытка.");
+        assert_eq!(code_wrong(Lang::Ru, 5), "Неверный код, осталось 5 попыток.");
+        assert_eq!(code_wrong(Lang::En, 1), "Wrong code, 1 attempt left.");
+        assert_eq!(code_wrong(Lang::En, 2), "Wrong code, 2 attempts left.");
+        assert!(code_wrong(Lang::Ru, 0).contains("/request"));
+    }
+
+    #[test]
+    fn every_request_type_has_a_label_in_both_languages() {
+        for kind in RequestType::ALL {
+            for l in [Lang::Ru, Lang::En] {
+                assert!(!request_type_button(l, *kind).is_empty());
+                assert_ne!(request_type(l, kind.as_str()), request_type(l, "unknown"));
+            }
+        }
+    }
 }
