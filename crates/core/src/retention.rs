@@ -75,7 +75,8 @@ mod tests {
         use ConsentStatus::*;
         use Jurisdiction::*;
         use LegalBasis::*;
-        let cases: &[(&str, Jurisdiction, Vec<Hold>, Option<DateTime<Utc>>)] = &[
+        type Case = (&'static str, Jurisdiction, Vec<Hold>, Option<DateTime<Utc>>);
+        let cases: &[Case] = &[
             ("nothing recorded", Ru152Fz, vec![], Option::None),
             (
                 "never granted",
