@@ -1234,6 +1234,7 @@ async fn a_rights_request_code_and_its_confirmation_reach_the_linked_chat() {
         assert_eq!(v["status"], "verified");
         dispatcher.drain().await.unwrap();
         let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
+        assert_eq!(sent.len(), 2, "confirmed once: {sent:?}");
         assert!(
             sent[1]
                 .text
@@ -1458,6 +1459,7 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         // The step is confirmed to the person like any other.
         dispatcher.drain().await.unwrap();
         let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
+        assert_eq!(sent.len(), 2, "confirmed once: {sent:?}");
         assert!(
             sent[1]
                 .text

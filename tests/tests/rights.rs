@@ -927,7 +927,9 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
-        let t = app.tenant_with("acme", Role::Admin).await;
+        // In a group, so the person's group identities are there to be removed.
+        let group = app.create_group("Holding");
+        let t = app.tenant_in_group("acme", Some(&group), Role::Admin).await;
         purpose(&app, &t, "news", "consent").await;
         let email = "erase.me@example.org";
         let phone = "+79161234567";
@@ -975,8 +977,42 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         )
         .await;
 
+        let person: Option<String> = app
+            .store
+            .system(|c| {
+                use assent_store::schema::subjects::dsl as sj;
+                use diesel::prelude::*;
+                Ok(sj::subjects
+                    .filter(sj::id.eq(&s))
+                    .select(sj::person_id)
+                    .first(c)?)
+            })
+            .unwrap();
+        let person = person.expect("a group person");
+        let identities = |store: &assent_store::Store| -> i64 {
+            store
+                .system(|c| {
+                    use assent_store::schema::group_identities::dsl as gi;
+                    use diesel::prelude::*;
+                    Ok(gi::group_identities
+                        .filter(gi::person_id.eq(&person))
+                        .count()
+                        .get_result(c)?)
+                })
+                .unwrap()
+        };
+        assert_eq!(identities(&app.store), 2, "email and phone");
+
         let id = verified_by_code(&app, &sink, &t, &s, "erasure").await;
-        let (status, v) = step(&app, &t, &id, "complete", json!({})).await;
+        // A staff note may quote the person: it goes with their data.
+        let (status, v) = step(
+            &app,
+            &t,
+            &id,
+            "complete",
+            json!({"reason": "Зинаида просила удалить всё"}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         // Until the confirmation is out, nothing is destroyed.
         assert_eq!(
@@ -990,6 +1026,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             1
         );
 
+        assert_eq!(identities(&app.store), 0, "the group forgets the person");
         // The database: no trace of the person's data, in text or in bytes.
         let text = assent_tests::database_text(&app.store);
         assert!(assent_tests::holds(&text, &s), "the dump reads the tables");
@@ -1013,15 +1050,10 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             !v.to_string().contains(email) && !v.to_string().contains("Зинаида"),
             "{v}"
         );
-        let doc = app
-            .client
-            .get(&export_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The export link opens nothing any more (a neutral page, no data).
+        let response = app.client.get(&export_url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let doc = response.text().await.unwrap();
         for needle in [email, phone, "Зинаида", "203.0.113.77"] {
             assert!(!doc.contains(needle), "{needle} in the export: {doc}");
         }
@@ -1164,6 +1196,20 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
         .await;
         let changed_mind = withdrawn(subject(&app, &t, Some("back@example.org")).await, 40).await;
         let _never = subject(&app, &t, Some("never@example.org")).await;
+        // A consent whose 10-day term ran out 25 days ago: kept 30 days from the end
+        // of the term, not from the grant.
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/purposes",
+            Some(&json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
+                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
+                         "consent_term_days": 10})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let lapsed = subject(&app, &t, Some("lapsed@example.org")).await;
+        grant(&app, &t, &lapsed, "trial", json!({"occurred_at": ago(35)})).await;
 
         let report = app
             .expect(

@@ -734,7 +734,6 @@ impl BotService {
         };
         let tenant_id = awaiting.tenant_id.as_str();
         let keys = self.tenant_keys(tenant_id);
-        let group = self.store.group_of(tenant_id)?;
         let company = self.company(tenant_id)?;
         let timezone = self.timezone(tenant_id)?;
         let now = Utc::now();
@@ -745,25 +744,8 @@ impl BotService {
             if !telegram::is_linked(c, chat_id, tenant_id, &r.subject_id)? {
                 return Ok(None);
             }
+            // A right code is confirmed to the person by the check itself.
             let (check, r) = rights::check_code(c, &keys, tenant_id, &r.id, code, CHAT_ACTOR, now)?;
-            // Confirmed to the person like every step, as the API's verify does.
-            if check == CodeCheck::Right
-                && let Some(channel) =
-                    rights::confirmation_channel(c, &keys, tenant_id, &r.subject_id)?
-            {
-                let data = serde_json::json!({ "step": "verify", "reason": null });
-                rights::notify(
-                    c,
-                    &keys,
-                    tenant_id,
-                    group.as_deref(),
-                    &r,
-                    rights::UPDATE_KIND,
-                    channel,
-                    data,
-                    now,
-                )?;
-            }
             // Committed whatever the answer: a wrong code counts.
             Ok(Some((check, r)))
         });

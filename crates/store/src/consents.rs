@@ -544,6 +544,11 @@ pub fn subject_states(
             && consent::is_expired(&s.state, now)
         {
             s.state.status = ConsentStatus::Expired;
+            // Expired since the term ran out, not since the grant (retention counts
+            // from then).
+            if let Some(at) = s.state.expires_at {
+                s.state.since = at;
+            }
         }
         out.push((purpose, state));
     }

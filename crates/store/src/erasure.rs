@@ -17,9 +17,10 @@
 //! reaches them.
 
 use crate::schema::{
-    consent_events, destruction_acts, idempotency_keys, notifications, rights_requests,
-    subject_changes, subjects, subscriptions, survey_invitations, telegram_chat_directory,
-    telegram_chat_state, telegram_chats, telegram_link_tokens,
+    consent_events, destruction_acts, group_identities, idempotency_keys, notifications,
+    rights_request_events, rights_requests, subject_changes, subjects, subscriptions,
+    survey_invitations, telegram_chat_directory, telegram_chat_state, telegram_chats,
+    telegram_link_tokens,
 };
 use crate::{DbConnection, StoreError, StoreResult, messaging, subjects as subject_repo};
 use assent_core::notice::NoticeStatus;
@@ -58,6 +59,9 @@ pub const CATEGORIES: &[&str] = &[
     "texts of rights requests and rectification history",
     "survey comments",
 ];
+
+/// What a staff note on an erased person's request reads afterwards.
+pub const ERASED_NOTE: &str = "[removed with the person's data]";
 
 /// How the destruction is done, as the act states it.
 pub const HOW: &str = "cryptographic erasure: the subject's AES-256-GCM data key is destroyed, \
@@ -223,12 +227,17 @@ pub fn destroy_subject(
     method: Method,
 ) -> StoreResult<bool> {
     subject_repo::lock_for_change(conn, tenant_id, subject_id)?;
-    let row: Option<(Option<Vec<u8>>, Option<NaiveDateTime>)> = subjects::table
+    #[allow(clippy::type_complexity)]
+    let row: Option<(Option<Vec<u8>>, Option<String>, Option<NaiveDateTime>)> = subjects::table
         .find((tenant_id, subject_id))
-        .select((subjects::email_index, subjects::erased_at))
+        .select((
+            subjects::email_index,
+            subjects::person_id,
+            subjects::erased_at,
+        ))
         .first(conn)
         .optional()?;
-    let Some((email_index, erased_at)) = row else {
+    let Some((email_index, person_id, erased_at)) = row else {
         return Err(StoreError::NotFound);
     };
     if erased_at.is_some() {
@@ -239,6 +248,13 @@ pub fn destroy_subject(
         messaging::suppress(conn, tenant_id, &digest, "erasure")?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
+    // The group's keyed digests of the person's email and phone would still say
+    // "this address was a customer" and link a new subject to the erased person.
+    // Other affiliates' subjects of the person record theirs again on their next write.
+    if let Some(person) = &person_id {
+        diesel::delete(group_identities::table.filter(group_identities::person_id.eq(person)))
+            .execute(conn)?;
+    }
     let erasure = method == Method::Erasure;
     diesel::update(subjects::table.find((tenant_id, subject_id)))
         .set((
@@ -320,6 +336,21 @@ pub fn destroy_subject(
         rights_requests::code.eq(None::<Vec<u8>>),
     ))
     .execute(conn)?;
+    // Staff notes on the person's requests may quote them; the steps, their actors
+    // and times stay as the record of how the request was handled.
+    let requests: Vec<String> = rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::subject_id.eq(subject_id))
+        .select(rights_requests::id)
+        .load(conn)?;
+    diesel::update(
+        rights_request_events::table
+            .filter(rights_request_events::tenant_id.eq(tenant_id))
+            .filter(rights_request_events::request_id.eq_any(&requests))
+            .filter(rights_request_events::reason.is_not_null()),
+    )
+    .set(rights_request_events::reason.eq(ERASED_NOTE))
+    .execute(conn)?;
     diesel::update(
         subject_changes::table
             .filter(subject_changes::tenant_id.eq(tenant_id))
@@ -347,6 +378,14 @@ pub fn destroy_subject(
                 .filter(survey_invitations::subject_id.eq(subject_id)),
         )
         .set(survey_invitations::comment.eq(None::<Vec<u8>>))
+        .execute(conn)?;
+        // A renewal link is often personalised.
+        diesel::update(
+            subscriptions::table
+                .filter(subscriptions::tenant_id.eq(tenant_id))
+                .filter(subscriptions::subject_id.eq(subject_id)),
+        )
+        .set(subscriptions::renew_url.eq(None::<String>))
         .execute(conn)?;
     }
     // Replays of idempotent API calls may hold a response about this person.
@@ -441,10 +480,16 @@ pub fn run_scheduled(
 }
 
 /// [`run_scheduled`] for every tenant, each in its own unit of work (the worker's job).
+/// A tenant that fails is logged and skipped, so it never holds up the others.
 pub fn run_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut done = 0;
     for tenant in store.system(crate::tenants::list_tenants)? {
-        done += store.write(&tenant.id, |c| run_scheduled(c, &tenant.id, now))?;
+        match store.write(&tenant.id, |c| run_scheduled(c, &tenant.id, now)) {
+            Ok(n) => done += n,
+            Err(error) => {
+                tracing::error!(tenant = %tenant.id, %error, "scheduled destructions failed");
+            }
+        }
     }
     Ok(done)
 }
@@ -457,8 +502,8 @@ pub struct Candidate {
     pub keep_until: DateTime<Utc>,
 }
 
-/// At most this many people are looked at per retention run.
-pub const RETENTION_BATCH: i64 = 5_000;
+/// At most this many people are proposed per retention run; the next run goes on.
+pub const RETENTION_BATCH: usize = 5_000;
 
 /// Whether one subject's data is due for destruction by retention now, and since
 /// when. People with an open rights request are left until it is closed.
@@ -518,23 +563,34 @@ pub fn retention_due(
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Candidate>> {
     let law = crate::rights::clock(conn, tenant_id)?.law;
-    let ids: Vec<String> = subjects::table
-        .filter(subjects::tenant_id.eq(tenant_id))
-        .filter(subjects::erased_at.is_null())
-        .select(subjects::id)
-        .order(subjects::id.asc())
-        .limit(RETENTION_BATCH)
-        .load(conn)?;
     let mut out = Vec::new();
-    for id in ids {
-        if let Some(keep_until) = retention_due_for(conn, tenant_id, group_id, law, &id, now)? {
-            out.push(Candidate {
-                subject_id: id,
-                keep_until,
-            });
+    let mut after = String::new();
+    // Everyone is looked at, in pages by id; the run proposes at most a batch.
+    loop {
+        let ids: Vec<String> = subjects::table
+            .filter(subjects::tenant_id.eq(tenant_id))
+            .filter(subjects::erased_at.is_null())
+            .filter(subjects::id.gt(&after))
+            .select(subjects::id)
+            .order(subjects::id.asc())
+            .limit(1000)
+            .load(conn)?;
+        let Some(last) = ids.last().cloned() else {
+            return Ok(out);
+        };
+        for id in ids {
+            if let Some(keep_until) = retention_due_for(conn, tenant_id, group_id, law, &id, now)? {
+                out.push(Candidate {
+                    subject_id: id,
+                    keep_until,
+                });
+                if out.len() >= RETENTION_BATCH {
+                    return Ok(out);
+                }
+            }
         }
+        after = last;
     }
-    Ok(out)
 }
 
 const RETENTION_REASON: &str = "the purposes of processing ended (consent withdrawn or expired) \

@@ -604,6 +604,10 @@ pub fn check_code(
     now: DateTime<Utc>,
 ) -> StoreResult<(CodeCheck, Request)> {
     let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    // Answers to one request are checked one at a time, so parallel guesses cannot
+    // all read the same count of failures.
+    subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
+    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     if r.status() != RequestStatus::AwaitingVerification {
         return Err(StoreError::Conflict(format!(
             "a request that is {} takes no code",

@@ -494,6 +494,7 @@ pub fn rectify(
     actor: &str,
 ) -> StoreResult<Vec<String>> {
     use crate::schema::subject_changes;
+    lock_for_change(conn, &existing.tenant_id, &existing.id)?;
     let before = existing
         .pii
         .clone()

@@ -51,7 +51,11 @@ pub async fn export_download(
                 };
                 let exportable = matches!(r.kind(), RequestType::Access | RequestType::Portability)
                     && r.status() == RequestStatus::Completed;
-                if !exportable {
+                // After an erasure there is nothing left to give, and the link says so
+                // like any other dead link.
+                let erased = assent_store::subjects::facts(c, &tenant, &r.subject_id)?
+                    .is_none_or(|f| f.erased_at.is_some());
+                if !exportable || erased {
                     return Ok(None);
                 }
                 let doc = match export::subject_export(
