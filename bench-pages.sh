@@ -9,26 +9,11 @@ cd "$(dirname "$0")"
 backend="${1:-sqlite}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --locked -p assent --bin assent
-work="$(mktemp -d)"
-export ASSENT_DATA_DIR="$work/data" ASSENT_LISTEN=127.0.0.1:18182 ASSENT_LOG=warn
 # The per-IP limit would answer wrk with 429s; this measures the pages themselves.
 export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_PUBLIC_URL=http://127.0.0.1:18182
-if [ "$backend" = postgres ]; then
-  admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
-  db="assent_pages_$$"
-  psql "$admin" -qc "CREATE DATABASE $db"
-  export ASSENT_DATABASE_URL="${admin%/*}/$db"
-fi
-bin=target/release/assent
-$bin tenant create --slug bench --name "Bench LLC" --json >/dev/null
-key=$($bin apikey create --tenant bench --role admin --json)
-id=$(echo "$key" | sed 's/.*"client_id":"\([^"]*\)".*/\1/')
-secret=$(echo "$key" | sed 's/.*"client_secret":"\([^"]*\)".*/\1/')
-$bin serve >/dev/null &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"; [ "$backend" = postgres ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-base="http://$ASSENT_LISTEN"
-for _ in $(seq 1 100); do curl -sf $base/readyz >/dev/null && break; sleep 0.1; done
+port=18182
+admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
+source ./bench-server.sh
 token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/token \
   | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }

@@ -1202,9 +1202,11 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
             &t.token,
             Method::POST,
             "/v1/purposes",
-            Some(&json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
+            Some(
+                &json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
                          "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
-                         "consent_term_days": 10})),
+                         "consent_term_days": 10}),
+            ),
             StatusCode::CREATED,
         )
         .await;

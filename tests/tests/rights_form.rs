@@ -1,14 +1,17 @@
 //! The public rights-request form `/r/{tenant_slug}` over HTTP on both backends: the
 //! form, filing with a known address (the code read from the email that reached the
 //! SMTP sink, entered on the next page, the request then `verified` through the API),
-//! an unknown address that gets the very same page and writes nothing, codes that are
-//! wrong (counted), forged or another company's (not counted), a lost code asked for
-//! again, and refusals (CSRF, bad input) that write nothing.
+//! an unknown address that gets the very same page and has nothing filed or queued,
+//! codes that are wrong (counted), forged or another company's (not counted), a lost
+//! code asked for again, and refusals (CSRF, bad input) that write nothing; and a
+//! known and an unknown address that answer alike however the form is played
+//! (repeats, replayed tickets, codes that lapse).
 
 use assent_core::tenancy::Role;
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
 use assent_tests::{TenantHandle, TestApp, TestDb, mailcheck};
+use chrono::Utc;
 use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -635,5 +638,236 @@ async fn refusals_write_nothing_and_tickets_cannot_be_forged_or_moved() {
         let (status, html) = v.enter(&ticket, &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert_eq!(request(&app, &a, &id).await["status"], "verified");
+    }
+}
+
+/// A page as someone comparing two addresses sees it: the form token, the ticket and
+/// any request number blanked.
+fn normalised(html: &str) -> String {
+    let shaped = shape(html);
+    let mut out = String::with_capacity(shaped.len());
+    let mut rest = shaped.as_str();
+    while let Some(c) = rest.chars().next() {
+        if rest.get(..36).is_some_and(assent_core::id::is_id) {
+            out.push('…');
+            rest = &rest[36..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// Moves the expiry of the code of the open `kind` request (its first, the one whose
+/// code is entered) and of the `kind` decoy to `to`; returns how many of each moved.
+fn move_expiry(
+    app: &TestApp,
+    t: &TenantHandle,
+    kind: &str,
+    to: chrono::DateTime<Utc>,
+) -> (usize, usize) {
+    use assent_store::schema::{rights_decoys, rights_requests};
+    use diesel::prelude::*;
+    let at = to.naive_utc();
+    app.store
+        .write(&t.id, |c| {
+            let requests = diesel::update(
+                rights_requests::table
+                    .filter(rights_requests::tenant_id.eq(&t.id))
+                    .filter(rights_requests::kind.eq(kind))
+                    .filter(rights_requests::code_expires_at.is_not_null()),
+            )
+            .set(rights_requests::code_expires_at.eq(at))
+            .execute(c)?;
+            let decoys = diesel::update(
+                rights_decoys::table
+                    .filter(rights_decoys::tenant_id.eq(&t.id))
+                    .filter(rights_decoys::kind.eq(kind)),
+            )
+            .set(rights_decoys::code_expires_at.eq(at))
+            .execute(c)?;
+            Ok((requests, decoys))
+        })
+        .unwrap()
+}
+
+/// The decoys kept for the tenant, by type.
+fn decoy_kinds(app: &TestApp, t: &TenantHandle) -> Vec<String> {
+    use assent_store::schema::rights_decoys;
+    use diesel::prelude::*;
+    app.store
+        .read(&t.id, |c| {
+            Ok(rights_decoys::table
+                .filter(rights_decoys::tenant_id.eq(&t.id))
+                .select(rights_decoys::kind)
+                .order(rights_decoys::kind.asc())
+                .load::<String>(c)?)
+        })
+        .unwrap()
+}
+
+/// Two people on the same form, one typing an address the company has, the other one
+/// it has not, doing the very same things; every page they get must be the same.
+struct Pair<'a> {
+    app: &'a TestApp,
+    sink: &'a SmtpSink,
+    known: Visitor,
+    unknown: Visitor,
+    /// The code last sent to the known address (so that the wrong code is wrong).
+    code: String,
+}
+
+impl<'a> Pair<'a> {
+    async fn new(app: &'a TestApp, sink: &'a SmtpSink) -> Self {
+        Self {
+            app,
+            sink,
+            known: Visitor::open(app, "acme", "en").await,
+            unknown: Visitor::open(app, "acme", "en").await,
+            code: String::new(),
+        }
+    }
+
+    fn same(&self, what: &str, known: &(StatusCode, String), unknown: &(StatusCode, String)) {
+        assert_eq!(known.0, unknown.0, "{what}: the status; {}", known.1);
+        assert_eq!(
+            normalised(&known.1),
+            normalised(&unknown.1),
+            "{what}: the page"
+        );
+    }
+
+    /// Files `kind` for both; `sends` says whether the known address gets a new code.
+    /// Returns the page and the tickets (known, unknown).
+    async fn file(&mut self, kind: &str, sends: bool, what: &str) -> (String, [String; 2]) {
+        let k = self.known.file(kind, "anna@example.org", "").await;
+        let u = self.unknown.file(kind, "nobody@example.org", "").await;
+        self.same(what, &k, &u);
+        assert_eq!(k.0, StatusCode::OK, "{what}: {}", k.1);
+        let got = mail(self.app, self.sink, usize::from(sends)).await;
+        if let Some((_, text)) = got.first() {
+            self.code = code_in(text);
+        }
+        let tickets = [hidden(&k.1, "ticket"), hidden(&u.1, "ticket")];
+        (k.1, tickets)
+    }
+
+    /// Enters the same wrong code with each one's ticket; returns the status, the page
+    /// and the tickets of the next code form, if any.
+    async fn enter(
+        &mut self,
+        tickets: &[String; 2],
+        what: &str,
+    ) -> (StatusCode, String, Option<[String; 2]>) {
+        let wrong = wrong(&self.code);
+        let k = self.known.enter(&tickets[0], wrong).await;
+        let u = self.unknown.enter(&tickets[1], wrong).await;
+        self.same(what, &k, &u);
+        let next =
+            k.1.contains("name=\"ticket\"")
+                .then(|| [hidden(&k.1, "ticket"), hidden(&u.1, "ticket")]);
+        (k.0, k.1, next)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_unknown_one() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut pair = Pair::new(&app, &sink).await;
+        let left = |n: i32| format!("Wrong or expired code. Attempts left: {n}.");
+
+        // A: one wrong code, then the same request again (linked to the first, whose
+        // code and count go on): three attempts left on both.
+        let (_, first) = pair
+            .file("access", true, &format!("A file on {backend}"))
+            .await;
+        let (status, page, _) = pair.enter(&first, "A first wrong code").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains(&left(4)), "{page}");
+        let (_, again) = pair.file("access", false, "A file again").await;
+        let (status, page, _) = pair.enter(&again, "A wrong code after filing again").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains(&left(3)), "{backend}: {page}");
+        let (_, page, _) = pair.enter(&first, "A the first ticket again").await;
+        assert!(page.contains(&left(2)), "{backend}: {page}");
+
+        // B: the first ticket replayed: counted down on both, then used up on both.
+        let (_, first) = pair.file("erasure", true, "B file").await;
+        for n in (0..5).rev() {
+            let (status, page, _) = pair.enter(&first, &format!("B {n} left")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(page.contains(&left(n)), "{backend}: {page}");
+        }
+        let (status, page, next) = pair.enter(&first, "B used up").await;
+        assert_eq!(status, StatusCode::GONE, "{backend}: {page}");
+        assert!(page.contains("Too many wrong codes"), "{page}");
+        assert!(next.is_none());
+        // Filing again sends a new code to the known address, with a fresh count, and
+        // the first ticket now counts from it on both.
+        let (_, renewed) = pair.file("erasure", true, "B file again").await;
+        let (_, page, _) = pair
+            .enter(&first, "B the first ticket after a new code")
+            .await;
+        assert!(page.contains(&left(4)), "{backend}: {page}");
+        let (_, page, _) = pair.enter(&renewed, "B the new ticket").await;
+        assert!(page.contains(&left(3)), "{backend}: {page}");
+
+        // C: filed again 29 minutes after the first filing (the code is still good, so
+        // no new one), a code entered at 31 minutes: expired on both.
+        let (_, first) = pair.file("objection", true, "C file").await;
+        let soon = Utc::now() + chrono::Duration::minutes(1);
+        assert_eq!(
+            move_expiry(&app, &t, "objection", soon),
+            (1, 1),
+            "{backend}"
+        );
+        let (_, again) = pair
+            .file("objection", false, "C file again at 29 min")
+            .await;
+        let past = Utc::now() - chrono::Duration::minutes(1);
+        assert_eq!(
+            move_expiry(&app, &t, "objection", past),
+            (1, 1),
+            "{backend}"
+        );
+        let (status, page, _) = pair.enter(&again, "C a code at 31 min").await;
+        assert_eq!(status, StatusCode::GONE, "{backend}: {page}");
+        assert!(page.contains("The code has expired"), "{page}");
+        let (status, _, _) = pair.enter(&first, "C the first ticket at 31 min").await;
+        assert_eq!(status, StatusCode::GONE);
+        // Filed again once it lapsed: a new code (and a fresh count) on both, which
+        // the first ticket names too.
+        pair.file("objection", true, "C file after the code lapsed")
+            .await;
+        let (status, page, _) = pair
+            .enter(&first, "C the first ticket after a new code")
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains(&left(4)), "{backend}: {page}");
+
+        // Nothing was filed for the unknown address, and its decoys name no address.
+        let filed = requests(&app, &t).await;
+        assert_eq!(filed.len(), 7, "three requests, four repeats on {backend}");
+        assert_eq!(
+            decoy_kinds(&app, &t),
+            ["access", "erasure", "objection"],
+            "one decoy per type on {backend}"
+        );
+        // A decoy whose code lapsed more than a day ago is deleted by the next filing.
+        let long_ago = Utc::now() - chrono::Duration::hours(25);
+        assert_eq!(move_expiry(&app, &t, "objection", long_ago), (1, 1));
+        pair.file("restriction", true, "a filing that clears old decoys")
+            .await;
+        assert_eq!(
+            decoy_kinds(&app, &t),
+            ["access", "erasure", "restriction"],
+            "{backend}"
+        );
     }
 }

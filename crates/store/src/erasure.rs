@@ -18,9 +18,9 @@
 
 use crate::schema::{
     consent_events, destruction_acts, group_identities, idempotency_keys, notifications,
-    rights_request_events, rights_requests, subject_changes, subjects, subscriptions,
-    survey_invitations, telegram_chat_directory, telegram_chat_state, telegram_chats,
-    telegram_link_tokens,
+    rights_decoys, rights_request_events, rights_requests, subject_changes, subjects,
+    subscriptions, survey_invitations, telegram_chat_directory, telegram_chat_state,
+    telegram_chats, telegram_link_tokens,
 };
 use crate::{DbConnection, StoreError, StoreResult, messaging, subjects as subject_repo};
 use assent_core::notice::NoticeStatus;
@@ -246,6 +246,13 @@ pub fn destroy_subject(
     let now = crate::now();
     if let Some(digest) = email_index {
         messaging::suppress(conn, tenant_id, &digest, "erasure")?;
+        // The public form's stand-ins for this address hold its blind index too.
+        diesel::delete(
+            rights_decoys::table
+                .filter(rights_decoys::tenant_id.eq(tenant_id))
+                .filter(rights_decoys::email_index.eq(&digest)),
+        )
+        .execute(conn)?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
     // The group's keyed digests of the person's email and phone would still say

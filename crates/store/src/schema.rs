@@ -522,3 +522,15 @@ diesel::table! {
         done_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    rights_decoys (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        email_index -> Binary,
+        kind -> Text,
+        code_failures -> Integer,
+        code_expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}

@@ -8,11 +8,15 @@
 //!
 //! The page never tells whether the company knows the address: a known and an
 //! unknown one get the same status and the same page, and the code form carries a
-//! signed ticket either way (for an unknown address, one naming a random id of no
-//! request, which fails the way a wrong code does: the same message, the same count
-//! of attempts left, the same expiry). The ticket holds ids and numbers only; the
-//! address is never in a URL, a ticket or a log line, and the page's language never
-//! follows the subject's locale (that would tell them apart too).
+//! signed ticket either way. For an unknown address the ticket names a decoy
+//! ([`assent_store::decoys`]), kept in the database like a real request's code and by
+//! the same rules: wrong codes counted whichever ticket they come with, the same
+//! expiry, the same decoy named again while its code can still be used (as a repeat is
+//! linked to the open request), renewed once it lapsed (as a new code is sent). So a
+//! code for it fails exactly the way a wrong code does, however the person goes about
+//! it. The ticket holds ids and a time only; the address is never in a URL, a ticket
+//! or a log line, and the page's language never follows the subject's locale (that
+//! would tell them apart too).
 //!
 //! Like the other public pages: plain forms with a CSRF token bound to a
 //! `SameSite=Strict` cookie, the per-client limit, readable pages in Russian and
@@ -27,9 +31,9 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::contact::normalize_email;
 use assent_core::pii::IndexKind;
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType};
-use assent_store::rights::{self as repo, Intake};
-use assent_store::{StoreError, StoreResult, branding, subjects, tenants};
-use chrono::{DateTime, Duration, Utc};
+use assent_store::rights::{self as repo, Intake, Request};
+use assent_store::{StoreError, StoreResult, branding, decoys, subjects, tenants};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 /// The path the form lives under (also the form cookie's path).
@@ -94,49 +98,45 @@ impl Site {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ticket {
     tenant_id: String,
+    /// The request the code is for, or the decoy of an unknown address.
     request_id: String,
-    /// When the code was sent (unix seconds): a ticket of no request expires with it.
+    /// When the ticket was first issued (unix seconds); it matters only for a ticket
+    /// naming nothing that takes a code (see [`uncounted`]).
     issued_at: i64,
-    /// Wrong codes seen, so a ticket of no request counts down like a real one.
-    failures: u8,
 }
 
 impl Ticket {
-    /// A ticket of no request: what an unknown address gets.
-    fn of_nothing(tenant_id: &str, now: DateTime<Utc>) -> Self {
+    fn new(tenant_id: &str, request_id: &str, now: DateTime<Utc>) -> Self {
         Self {
             tenant_id: tenant_id.to_owned(),
-            request_id: assent_core::id::new_id(),
+            request_id: request_id.to_owned(),
             issued_at: now.timestamp(),
-            failures: 0,
         }
+    }
+
+    /// A ticket of no request: what a forged ticket is answered with.
+    fn of_nothing(tenant_id: &str, now: DateTime<Utc>) -> Self {
+        Self::new(tenant_id, &assent_core::id::new_id(), now)
     }
 
     fn issue(&self, state: &AppState) -> Option<String> {
         state
             .links
-            .issue_rights_ticket(
-                &self.tenant_id,
-                &self.request_id,
-                self.issued_at,
-                self.failures,
-            )
+            .issue_rights_ticket(&self.tenant_id, &self.request_id, self.issued_at)
             .ok()
     }
 
     fn verify(state: &AppState, token: &str) -> Option<Self> {
-        let (tenant_id, request_id, issued_at, failures) =
-            state.links.verify_rights_ticket(token).ok()?;
+        let (tenant_id, request_id, issued_at) = state.links.verify_rights_ticket(token).ok()?;
         Some(Self {
             tenant_id,
             request_id,
             issued_at,
-            failures,
         })
     }
 }
 
-/// The outcome of a code, real or simulated.
+/// The outcome of a code.
 enum Checked {
     Right {
         id: String,
@@ -151,28 +151,38 @@ enum Checked {
     Exhausted,
 }
 
-/// How a code for no request (or one that takes no code) fares: like a wrong code,
-/// counted in the ticket, expiring when a real code sent at the same time would.
-fn simulate(ticket: Ticket, now: DateTime<Utc>) -> Checked {
+impl Checked {
+    /// What the rule of codes says, for `ticket`'s request or decoy (never right).
+    fn of(check: CodeCheck, ticket: Ticket) -> Self {
+        match check {
+            CodeCheck::Wrong { attempts_left } => Self::Wrong {
+                attempts_left,
+                ticket,
+            },
+            CodeCheck::Expired => Self::Expired,
+            CodeCheck::Exhausted | CodeCheck::Right => Self::Exhausted,
+        }
+    }
+}
+
+/// How a code fares on a ticket that names nothing taking a code (a forged ticket's
+/// replacement, a decoy deleted a day after its code lapsed, a request already
+/// verified): like a wrong code, counting nothing, expiring when a code sent as the
+/// ticket was issued would.
+fn uncounted(ticket: Ticket, now: DateTime<Utc>) -> Checked {
     let issued = DateTime::from_timestamp(ticket.issued_at, 0).unwrap_or(now);
     let facts = CodeFacts {
-        expires_at: issued + Duration::minutes(rights::CODE_TTL_MINUTES),
-        failures: i32::from(ticket.failures),
+        expires_at: rights::code_expires_at(issued),
+        failures: 0,
         matches: false,
     };
-    match rights::check_code(facts, now) {
-        CodeCheck::Expired => Checked::Expired,
-        CodeCheck::Exhausted => Checked::Exhausted,
-        CodeCheck::Wrong { attempts_left } => Checked::Wrong {
-            attempts_left,
-            ticket: Ticket {
-                failures: ticket.failures.saturating_add(1),
-                ..ticket
-            },
-        },
-        // Never: nothing matches.
-        CodeCheck::Right => Checked::Exhausted,
-    }
+    Checked::of(rights::check_code(facts, now), ticket)
+}
+
+/// Whether a code can be entered for the request (awaiting verification, with a code
+/// sent, not a representative's).
+fn takes_code(r: &Request) -> bool {
+    r.status() == RequestStatus::AwaitingVerification && r.code.is_some() && !r.representative
 }
 
 /// A human name of each request type.
@@ -463,8 +473,10 @@ fn clean_details(text: &str) -> Result<Option<String>, ()> {
     Ok((!cleaned.is_empty()).then(|| cleaned.to_owned()))
 }
 
-/// Files the request for the oldest subject with this address (none: nothing is
-/// written) and returns the request the code is for.
+/// Files the request for the oldest subject with this address and returns what the
+/// ticket names: the request whose code is entered, or, when no subject has the
+/// address (nothing else is written then) or the request takes no code, the decoy of
+/// the address and type.
 fn file_request(
     state: &AppState,
     tenant_id: &str,
@@ -472,10 +484,11 @@ fn file_request(
     kind: RequestType,
     details: Option<String>,
     now: DateTime<Utc>,
-) -> StoreResult<Option<String>> {
+) -> StoreResult<String> {
     let keyring = state.keyring(&state.store, tenant_id)?;
     let keys = &keyring.tenant;
     let group = keyring.group_id();
+    let email_index = keys.blind_index(IndexKind::Email, email);
     state.store.write(tenant_id, |c| {
         // Ids are time-ordered, so the first one is the oldest subject.
         let mut subject = None;
@@ -486,7 +499,7 @@ fn file_request(
             }
         }
         let Some(subject_id) = subject else {
-            return Ok(None);
+            return Ok(decoys::open_or_create(c, tenant_id, &email_index, kind, now)?.id);
         };
         let intake = Intake {
             subject_id,
@@ -497,48 +510,71 @@ fn file_request(
             details: details.map(|text| serde_json::json!({ "text": text })),
         };
         let r = repo::file(c, keys, tenant_id, group, intake, ACTOR, now)?;
-        let Some(first) = r.duplicate_of.clone() else {
-            return Ok(Some(r.id));
-        };
         // A repeat of an open request is linked to it and sends nothing itself; the
         // code entered is the first request's. When that code can no longer be used
-        // (expired, used up, never sent), a new one goes out, so asking again is how
-        // a person who lost the code gets another.
-        let Some(original) = repo::get(c, tenant_id, &first)? else {
-            return Ok(Some(r.id));
+        // (expired, used up, never sent), a new one goes out (no wrong codes, 30
+        // minutes), so asking again is how a person who lost the code gets another.
+        // A decoy is kept by exactly these rules.
+        let named = match r.duplicate_of.clone() {
+            None => Some(r),
+            Some(first) => match repo::get(c, tenant_id, &first)? {
+                None => None,
+                Some(original) => {
+                    let waiting = matches!(
+                        original.status(),
+                        RequestStatus::Received | RequestStatus::AwaitingVerification
+                    ) && !original.representative;
+                    let usable = original.code.is_some()
+                        && original
+                            .code_expires_at
+                            .is_some_and(|at| at.and_utc() > now)
+                        && original.code_failures < rights::CODE_ATTEMPTS;
+                    if waiting && !usable {
+                        Some(repo::send_code(
+                            c,
+                            keys,
+                            tenant_id,
+                            group,
+                            &original.id,
+                            ACTOR,
+                            now,
+                        )?)
+                    } else {
+                        Some(original)
+                    }
+                }
+            },
         };
-        let waiting = matches!(
-            original.status(),
-            RequestStatus::Received | RequestStatus::AwaitingVerification
-        ) && !original.representative;
-        let usable = original.code.is_some()
-            && original
-                .code_expires_at
-                .is_some_and(|at| at.and_utc() > now)
-            && original.code_failures < rights::CODE_ATTEMPTS;
-        if waiting && !usable {
-            repo::send_code(c, keys, tenant_id, group, &original.id, ACTOR, now)?;
+        match named {
+            Some(r) if takes_code(&r) => Ok(r.id),
+            // The first request is past its code (verified, in progress) or waits for
+            // a representative's documents: no code was sent, and the page goes on
+            // as for an unknown address.
+            _ => Ok(decoys::open_or_create(c, tenant_id, &email_index, kind, now)?.id),
         }
-        Ok(Some(original.id))
     })
 }
 
-/// Checks a code against the ticket's request. A wrong code is counted and the unit
-/// of work committed before the refusal is shown; a ticket of no request, or of one
-/// that takes no code, is answered like a wrong code without writing anything.
+/// Checks a code against the ticket's request, or its decoy. A wrong code is counted
+/// either way and the unit of work committed before the refusal is shown; a ticket of
+/// neither, or of a request that takes no code, is answered like a wrong code without
+/// writing anything.
 fn check(state: &AppState, ticket: Ticket, code: &str, now: DateTime<Utc>) -> StoreResult<Checked> {
     let tenant_id = ticket.tenant_id.clone();
     let keyring = state.keyring(&state.store, &tenant_id)?;
     let keys = &keyring.tenant;
     let fallback = ticket.clone();
     let checked = state.store.write(&tenant_id, |c| {
-        let takes_code = repo::get(c, &tenant_id, &ticket.request_id)?.is_some_and(|r| {
-            r.status() == RequestStatus::AwaitingVerification
-                && r.code.is_some()
-                && !r.representative
-        });
-        if !takes_code {
-            return Ok(simulate(ticket, now));
+        let Some(r) = repo::get(c, &tenant_id, &ticket.request_id)? else {
+            return Ok(
+                match decoys::check(c, &tenant_id, &ticket.request_id, now)? {
+                    Some(check) => Checked::of(check, ticket),
+                    None => uncounted(ticket, now),
+                },
+            );
+        };
+        if !takes_code(&r) {
+            return Ok(uncounted(ticket, now));
         }
         let (result, r) =
             repo::check_code(c, keys, &tenant_id, &ticket.request_id, code, ACTOR, now)?;
@@ -549,21 +585,13 @@ fn check(state: &AppState, ticket: Ticket, code: &str, now: DateTime<Utc>) -> St
                 due_at: r.due_at.and_utc(),
                 id: r.id,
             },
-            CodeCheck::Wrong { attempts_left } => Checked::Wrong {
-                attempts_left,
-                ticket: Ticket {
-                    failures: u8::try_from(r.code_failures.max(0)).unwrap_or(u8::MAX),
-                    ..ticket
-                },
-            },
-            CodeCheck::Expired => Checked::Expired,
-            CodeCheck::Exhausted => Checked::Exhausted,
+            other => Checked::of(other, ticket),
         })
     });
     match checked {
         // Changed meanwhile, or the person's data erased: rolled back, and answered
         // like any code for no request.
-        Err(StoreError::NotFound | StoreError::Conflict(_)) => Ok(simulate(fallback, now)),
+        Err(StoreError::NotFound | StoreError::Conflict(_)) => Ok(uncounted(fallback, now)),
         other => other,
     }
 }
@@ -664,22 +692,15 @@ pub async fn rights_form_submit(
     let st = state.clone();
     let (tenant_id, email, details) = (site.id.clone(), email.to_owned(), details.clone());
     let filed = web::block(move || file_request(&st, &tenant_id, &email, kind, details, now)).await;
-    let request_id = match filed {
-        Ok(Ok(found)) => found,
+    let named = match filed {
+        Ok(Ok(named)) => named,
         Ok(Err(error)) => {
             tracing::error!(%error, "filing a rights request from the public form failed");
             return super::unavailable(site.lang);
         }
         Err(_) => return super::unavailable(site.lang),
     };
-    let ticket = match request_id {
-        Some(request_id) => Ticket {
-            request_id,
-            ..Ticket::of_nothing(&site.id, now)
-        },
-        None => Ticket::of_nothing(&site.id, now),
-    };
-    let Some(ticket) = ticket.issue(&state) else {
+    let Some(ticket) = Ticket::new(&site.id, &named, now).issue(&state) else {
         return super::unavailable(site.lang);
     };
     respond(&state, &req, &site, StatusCode::OK, |csrf| {
@@ -721,7 +742,7 @@ pub async fn rights_form_verify(
     // A forged ticket, or another company's, fails like a wrong code on a fresh
     // ticket of no request, and nothing is counted anywhere.
     let checked = match Ticket::verify(&state, &form.ticket).filter(|t| t.tenant_id == site.id) {
-        None => simulate(Ticket::of_nothing(&site.id, now), now),
+        None => uncounted(Ticket::of_nothing(&site.id, now), now),
         Some(ticket) => {
             let st = state.clone();
             let code = form.code;
@@ -818,6 +839,7 @@ mod tests {
     use assent_core::crypto::MasterKey;
     use assent_core::id::new_id;
     use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SurveyClaims};
+    use chrono::Duration;
 
     fn keys() -> LinkKeys {
         LinkKeys::new(&MasterKey::from_bytes([9; 32]), 1, &[])
@@ -828,7 +850,7 @@ mod tests {
         let keys = keys();
         let (tenant, request) = (new_id(), new_id());
         let token = keys
-            .issue_rights_ticket(&tenant, &request, 1_900_000_000, 3)
+            .issue_rights_ticket(&tenant, &request, 1_900_000_000)
             .unwrap();
         assert!(
             token
@@ -839,7 +861,7 @@ mod tests {
         );
         assert_eq!(
             keys.verify_rights_ticket(&token),
-            Ok((tenant.clone(), request.clone(), 1_900_000_000, 3))
+            Ok((tenant.clone(), request.clone(), 1_900_000_000))
         );
         assert!(keys.verify(&token).is_err());
         assert!(keys.verify_survey(&token).is_err());
@@ -865,7 +887,7 @@ mod tests {
         let theirs = LinkKeys::new(&MasterKey::from_bytes([8; 32]), 1, &[]);
         assert!(theirs.verify_rights_ticket(&token).is_err());
         assert!(
-            keys.issue_rights_ticket("x@example.org", &request, 0, 0)
+            keys.issue_rights_ticket("x@example.org", &request, 0)
                 .is_err()
         );
     }
@@ -876,7 +898,7 @@ mod tests {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let keys = keys();
         let token = keys
-            .issue_rights_ticket(&new_id(), &new_id(), 1_900_000_000, 0)
+            .issue_rights_ticket(&new_id(), &new_id(), 1_900_000_000)
             .unwrap();
         let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
         for i in 0..raw.len() * 8 {
@@ -891,30 +913,23 @@ mod tests {
     }
 
     #[test]
-    fn a_ticket_of_no_request_counts_down_and_expires_like_a_code() {
+    fn a_ticket_of_nothing_fails_like_a_wrong_code_then_expires() {
         let now: DateTime<Utc> = "2026-05-01T10:00:00Z".parse().unwrap();
-        let mut ticket = Ticket::of_nothing(&new_id(), now);
-        for left in (0..rights::CODE_ATTEMPTS).rev() {
-            match simulate(ticket.clone(), now + Duration::minutes(1)) {
+        let ticket = Ticket::of_nothing(&new_id(), now);
+        for later in [0, 1, rights::CODE_TTL_MINUTES - 1] {
+            match uncounted(ticket.clone(), now + Duration::minutes(later)) {
                 Checked::Wrong {
                     attempts_left,
                     ticket: next,
                 } => {
-                    assert_eq!(attempts_left, left);
-                    assert_eq!(next.failures, ticket.failures + 1);
-                    assert_eq!(
-                        (&next.request_id, next.issued_at),
-                        (&ticket.request_id, ticket.issued_at)
-                    );
-                    ticket = next;
+                    assert_eq!(attempts_left, rights::CODE_ATTEMPTS - 1);
+                    assert_eq!(next, ticket, "nothing counted");
                 }
-                _ => panic!("a wrong code with {left} left"),
+                _ => panic!("a wrong code {later} minutes on"),
             }
         }
-        assert!(matches!(simulate(ticket, now), Checked::Exhausted));
-        let fresh = Ticket::of_nothing(&new_id(), now);
         let late = now + Duration::minutes(rights::CODE_TTL_MINUTES);
-        assert!(matches!(simulate(fresh, late), Checked::Expired));
+        assert!(matches!(uncounted(ticket, late), Checked::Expired));
     }
 
     #[test]

@@ -1,0 +1,21 @@
+# Sourced by the bench scripts: starts a fresh release server with one tenant "bench"
+# and an admin key, on SQLite or PostgreSQL, and removes everything on exit.
+# Before sourcing set: backend (sqlite|postgres), admin (PostgreSQL URL, for postgres),
+# port, and build any binaries needed. Sets: bin, id, secret, server, base, work.
+work="$(mktemp -d)"
+export ASSENT_DATA_DIR="$work/data" ASSENT_LISTEN="127.0.0.1:$port" ASSENT_LOG=warn
+if [ "$backend" = postgres ]; then
+  db="assent_bench_${port}_$$"
+  psql "$admin" -qc "CREATE DATABASE $db"
+  export ASSENT_DATABASE_URL="${admin%/*}/$db"
+fi
+bin=target/release/assent
+$bin tenant create --slug bench --name "Bench LLC" --json >/dev/null
+key=$($bin apikey create --tenant bench --role admin --json)
+id=$(echo "$key" | sed 's/.*"client_id":"\([^"]*\)".*/\1/')
+secret=$(echo "$key" | sed 's/.*"client_secret":"\([^"]*\)".*/\1/')
+$bin serve >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"; [ "$backend" = postgres ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+base="http://$ASSENT_LISTEN"
+for _ in $(seq 1 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done

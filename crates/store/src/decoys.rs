@@ -1,0 +1,158 @@
+//! Decoys: what the public rights-request form (`/r/{tenant_slug}`) keeps for an
+//! address no subject of the company has, so that it answers exactly like a known
+//! one.
+//!
+//! A decoy mirrors the one-time code of a real request, by the same rules
+//! (`assent_core::rights::check_code`): wrong codes are counted in the database (a
+//! ticket sent again cannot start over), the code expires 30 minutes after it was
+//! "sent", and asking again for the same address and type while the code can still be
+//! used keeps the same decoy (as a repeat of an open request is linked to it and its
+//! code is the one entered); once the code has expired or was used up, asking again
+//! renews it in place (as the first request gets a new code). Nothing else is kept:
+//! `email_index` is the tenant's blind index of the normalised address, never the
+//! address, and a decoy whose code lapsed more than a day ago is deleted.
+
+use crate::schema::rights_decoys;
+use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::rights::{self, CodeCheck, CodeFacts, RequestType};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+/// How long a decoy is kept after its code lapsed.
+pub const RETENTION_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = rights_decoys)]
+pub struct Decoy {
+    pub tenant_id: String,
+    pub id: String,
+    pub email_index: Vec<u8>,
+    pub kind: String,
+    pub code_failures: i32,
+    pub code_expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+impl Decoy {
+    /// What a code entered for it is checked against: nothing ever matches.
+    pub fn facts(&self) -> CodeFacts {
+        CodeFacts {
+            expires_at: self.code_expires_at.and_utc(),
+            failures: self.code_failures,
+            matches: false,
+        }
+    }
+
+    /// Whether its code can still be entered at `now`: neither expired nor used up
+    /// (what decides, for a real request, whether a repeat sends a new code).
+    pub fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.code_failures < rights::CODE_ATTEMPTS && self.code_expires_at.and_utc() > now
+    }
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Decoy>> {
+    Ok(rights_decoys::table
+        .find((tenant_id, id))
+        .select(Decoy::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+fn find(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    email_index: &[u8],
+    kind: RequestType,
+) -> StoreResult<Option<Decoy>> {
+    Ok(rights_decoys::table
+        .filter(rights_decoys::tenant_id.eq(tenant_id))
+        .filter(rights_decoys::email_index.eq(email_index))
+        .filter(rights_decoys::kind.eq(kind.as_str()))
+        .order(rights_decoys::id.desc())
+        .select(Decoy::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The decoy a filing for an unknown address names, as a real filing would name its
+/// request: the one for this address and type if its code can still be used; renewed
+/// in place (no wrong codes, expiring 30 minutes from `now`) if it lapsed; else a new
+/// one. Decoys that lapsed more than a day ago are deleted first.
+pub fn open_or_create(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    email_index: &[u8],
+    kind: RequestType,
+    now: DateTime<Utc>,
+) -> StoreResult<Decoy> {
+    purge(conn, tenant_id, now)?;
+    let expires = rights::code_expires_at(now).naive_utc();
+    if let Some(decoy) = find(conn, tenant_id, email_index, kind)? {
+        if decoy.usable(now) {
+            return Ok(decoy);
+        }
+        diesel::update(rights_decoys::table.find((tenant_id, &decoy.id)))
+            .set((
+                rights_decoys::code_failures.eq(0),
+                rights_decoys::code_expires_at.eq(expires),
+            ))
+            .execute(conn)?;
+        return get(conn, tenant_id, &decoy.id)?.ok_or(StoreError::NotFound);
+    }
+    let insert = diesel::insert_into(rights_decoys::table)
+        .values((
+            rights_decoys::tenant_id.eq(tenant_id),
+            rights_decoys::id.eq(assent_core::id::new_id()),
+            rights_decoys::email_index.eq(email_index),
+            rights_decoys::kind.eq(kind.as_str()),
+            rights_decoys::code_failures.eq(0),
+            rights_decoys::code_expires_at.eq(expires),
+            rights_decoys::created_at.eq(crate::now()),
+        ))
+        // One per address and type: two filings at once name the same decoy, as
+        // they would name the same request.
+        .on_conflict_do_nothing();
+    match conn {
+        DbConnection::Postgres(pg) => insert.execute(pg)?,
+        DbConnection::Sqlite(lite) => insert.execute(lite)?,
+    };
+    find(conn, tenant_id, email_index, kind)?.ok_or(StoreError::NotFound)
+}
+
+/// Counts a wrong code, in SQL (two at once count twice); the caller commits before
+/// answering.
+pub fn record_failure(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
+    diesel::update(rights_decoys::table.find((tenant_id, id)))
+        .set(rights_decoys::code_failures.eq(rights_decoys::code_failures + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A code entered for a decoy, answered by the rule of real codes and counted when
+/// wrong (never right: nothing was sent); `None` when there is no such decoy.
+pub fn check(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<CodeCheck>> {
+    let Some(decoy) = get(conn, tenant_id, id)? else {
+        return Ok(None);
+    };
+    let check = rights::check_code(decoy.facts(), now);
+    if matches!(check, CodeCheck::Wrong { .. }) {
+        record_failure(conn, tenant_id, id)?;
+    }
+    Ok(Some(check))
+}
+
+/// Deletes the tenant's decoys whose code lapsed more than [`RETENTION_HOURS`] ago.
+pub fn purge(conn: &mut DbConnection, tenant_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
+    let before = (now - Duration::hours(RETENTION_HOURS)).naive_utc();
+    Ok(diesel::delete(
+        rights_decoys::table
+            .filter(rights_decoys::tenant_id.eq(tenant_id))
+            .filter(rights_decoys::code_expires_at.lt(before)),
+    )
+    .execute(conn)?)
+}
