@@ -1285,6 +1285,17 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
     }
 }
 
+async fn put_settings(app: &TestApp, t: &TenantHandle, body: &Value) {
+    app.expect(
+        &t.token,
+        Method::PUT,
+        "/v1/rights-settings",
+        Some(body),
+        StatusCode::OK,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promise_and_calendar_corrections_set_the_deadline() {
     for db in TestDb::all() {
@@ -1334,14 +1345,7 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
         let today = deadline::received_on(received, tz);
         let next = calendar.add_working_days(today, 1);
         let put = json!({"promise": null, "days_off": [next.to_string()], "working_days": []});
-        app.expect(
-            &t.token,
-            Method::PUT,
-            "/v1/rights-settings",
-            Some(&put),
-            StatusCode::OK,
-        )
-        .await;
+        put_settings(&app, &t, &put).await;
         let r = file(
             &app,
             &t,
@@ -1357,14 +1361,7 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
         );
         // A promise of 3 calendar days is earlier than 10 working days: it wins.
         let put = json!({"promise": {"unit": "calendar_days", "value": 3}});
-        app.expect(
-            &t.token,
-            Method::PUT,
-            "/v1/rights-settings",
-            Some(&put),
-            StatusCode::OK,
-        )
-        .await;
+        put_settings(&app, &t, &put).await;
         let r = file(
             &app,
             &t,
@@ -1439,14 +1436,7 @@ async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
         assert_eq!(list["items"], json!([]));
         // Settings are the tenant's own.
         let settings = json!({"promise": {"unit": "months", "value": 1}});
-        app.expect(
-            &owner.token,
-            Method::PUT,
-            "/v1/rights-settings",
-            Some(&settings),
-            StatusCode::OK,
-        )
-        .await;
+        put_settings(&app, &owner, &settings).await;
         let theirs = app
             .expect(
                 &intruder.token,

@@ -28,77 +28,104 @@ fn list(items: &[String]) -> String {
     items.iter().map(|i| format!("  - {i}\n")).collect()
 }
 
+/// The headings of an act in one language.
+struct Labels {
+    title: &'static str,
+    draft: &'static str,
+    number: &'static str,
+    operator: &'static str,
+    system: &'static str,
+    subjects: &'static str,
+    categories: &'static str,
+    method: &'static str,
+    reason: &'static str,
+    actor: &'static str,
+    drawn_up: &'static str,
+    destroyed: &'static str,
+    not_done: &'static str,
+    signature: &'static str,
+}
+
+const RU: Labels = Labels {
+    title: "АКТ об уничтожении персональных данных",
+    draft: "ПРОЕКТ АКТА (предварительный отчёт, уничтожение не выполнялось)",
+    number: "№",
+    operator: "Оператор",
+    system: "Информационная система персональных данных",
+    subjects: "Субъекты персональных данных (идентификаторы в информационной системе)",
+    categories: "Перечень категорий уничтоженных персональных данных",
+    method: "Способ уничтожения",
+    reason: "Причина уничтожения",
+    actor: "Лицо, уничтожившее персональные данные",
+    drawn_up: "Дата составления",
+    destroyed: "Дата уничтожения",
+    not_done: "не выполнено",
+    signature: "Подпись",
+};
+
+const EN: Labels = Labels {
+    title: "ACT of destruction of personal data",
+    draft: "DRAFT ACT (dry-run report; nothing was destroyed)",
+    number: "No.",
+    operator: "Controller",
+    system: "Information system",
+    subjects: "Data subjects (identifiers in the system)",
+    categories: "Categories of personal data destroyed",
+    method: "Method",
+    reason: "Reason",
+    actor: "Destroyed by",
+    drawn_up: "Drawn up",
+    destroyed: "Destroyed",
+    not_done: "not carried out",
+    signature: "Signature",
+};
+
 /// The act as plain text, in Russian (`ru`) or English.
 pub fn render(facts: &ActFacts<'_>, russian: bool) -> String {
+    let l = if russian { &RU } else { &EN };
     let when = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| {
-                if russian {
-                    "не выполнено".into()
-                } else {
-                    "not carried out".into()
-                }
-            })
+            .unwrap_or_else(|| l.not_done.to_owned())
     };
-    if russian {
-        let title = if facts.status == "proposed" {
-            "ПРОЕКТ АКТА (предварительный отчёт, уничтожение не выполнялось)"
-        } else {
-            "АКТ об уничтожении персональных данных"
-        };
-        format!(
-            "{title}\n№ {id}\n\n\
-             Оператор: {op}\n\
-             Информационная система персональных данных: {sys}\n\
-             Субъекты персональных данных (идентификаторы в информационной системе):\n{subj}\
-             Перечень категорий уничтоженных персональных данных:\n{cat}\
-             Способ уничтожения: {method}\n\
-             Причина уничтожения: {reason}\n\
-             Лицо, уничтожившее персональные данные: {actor}\n\
-             Дата составления: {created}\n\
-             Дата уничтожения: {done}\n\
-             Подпись: ____________________\n",
-            id = facts.id,
-            op = facts.operator,
-            sys = facts.system,
-            subj = list(facts.subject_ids),
-            cat = list(facts.categories),
-            method = facts.method,
-            reason = facts.reason,
-            actor = facts.actor,
-            created = when(Some(facts.created_at)),
-            done = when(facts.done_at),
-        )
+    let title = if facts.status == "proposed" {
+        l.draft
     } else {
-        let title = if facts.status == "proposed" {
-            "DRAFT ACT (dry-run report; nothing was destroyed)"
-        } else {
-            "ACT of destruction of personal data"
-        };
-        format!(
-            "{title}\nNo. {id}\n\n\
-             Controller: {op}\n\
-             Information system: {sys}\n\
-             Data subjects (identifiers in the system):\n{subj}\
-             Categories of personal data destroyed:\n{cat}\
-             Method: {method}\n\
-             Reason: {reason}\n\
-             Destroyed by: {actor}\n\
-             Drawn up: {created}\n\
-             Destroyed: {done}\n\
-             Signature: ____________________\n",
-            id = facts.id,
-            op = facts.operator,
-            sys = facts.system,
-            subj = list(facts.subject_ids),
-            cat = list(facts.categories),
-            method = facts.method,
-            reason = facts.reason,
-            actor = facts.actor,
-            created = when(Some(facts.created_at)),
-            done = when(facts.done_at),
-        )
-    }
+        l.title
+    };
+    format!(
+        "{title}\n{number} {id}\n\n\
+         {operator}: {op}\n\
+         {system}: {sys}\n\
+         {subjects}:\n{subj}\
+         {categories}:\n{cat}\
+         {method}: {how}\n\
+         {reason}: {why}\n\
+         {actor}: {who}\n\
+         {drawn_up}: {created}\n\
+         {destroyed}: {done}\n\
+         {signature}: ____________________\n",
+        number = l.number,
+        operator = l.operator,
+        system = l.system,
+        subjects = l.subjects,
+        categories = l.categories,
+        method = l.method,
+        reason = l.reason,
+        actor = l.actor,
+        drawn_up = l.drawn_up,
+        destroyed = l.destroyed,
+        signature = l.signature,
+        id = facts.id,
+        op = facts.operator,
+        sys = facts.system,
+        subj = list(facts.subject_ids),
+        cat = list(facts.categories),
+        how = facts.method,
+        why = facts.reason,
+        who = facts.actor,
+        created = when(Some(facts.created_at)),
+        done = when(facts.done_at),
+    )
 }
 
 #[cfg(test)]

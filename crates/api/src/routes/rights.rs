@@ -195,7 +195,6 @@ pub async fn create_request(
         .map_err(|e: assent_core::tenancy::InvalidValue| ApiError::invalid(e.0))?;
     let now = Utc::now();
     let received_at = b.received_at.unwrap_or(now);
-    rights::validate_received_at(received_at, now).map_err(|e| ApiError::invalid(e.0))?;
     let channel = b.channel.clone().unwrap_or_else(|| "api".into());
     if !CHANNELS.contains(&channel.as_str()) {
         return Err(ApiError::invalid(format!(
