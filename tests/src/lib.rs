@@ -53,6 +53,10 @@ impl TestDb {
 
     /// A new database on the configured PostgreSQL server, or `None` (with a line
     /// on stderr) when no server is configured.
+    ///
+    /// The database belongs to [`APP_ROLE`], a role that is neither superuser nor
+    /// `BYPASSRLS`, and `url` connects as it: the tests run as a production
+    /// deployment does, with row-level security in force (a superuser ignores it).
     pub fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
             eprintln!(
@@ -63,16 +67,24 @@ impl TestDb {
         let name = format!("assent_test_{}", uuid::Uuid::now_v7().simple());
         let mut admin = PgConnection::establish(&admin_url)
             .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
+        ensure_app_role(&mut admin);
+        diesel::sql_query(format!("CREATE DATABASE {name} OWNER {APP_ROLE}"))
             .execute(&mut admin)
             .expect("create test database");
-        let url = with_database(&admin_url, &name);
+        let url = as_role(&with_database(&admin_url, &name), APP_ROLE, APP_ROLE);
         Some(Self {
             url,
             backend: Backend::Postgres,
             _dir: None,
             postgres: Some((admin_url, name)),
         })
+    }
+
+    /// A superuser connection to this PostgreSQL test database, for what the
+    /// application may not do (creating roles, tampering as a database owner would).
+    pub fn admin_connection(&self) -> Option<PgConnection> {
+        let (admin_url, name) = self.postgres.as_ref()?;
+        Some(PgConnection::establish(&with_database(admin_url, name)).expect("admin connection"))
     }
 
     /// SQLite, and PostgreSQL when configured.
@@ -99,6 +111,34 @@ impl Drop for TestDb {
                 .execute(&mut admin);
         }
     }
+}
+
+/// The plain role PostgreSQL test databases belong to and are used as.
+pub const APP_ROLE: &str = "assent_test_app";
+
+/// Creates [`APP_ROLE`] once per server; tests racing to create it are fine.
+fn ensure_app_role(admin: &mut PgConnection) {
+    let create = format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN \
+             CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD '{APP_ROLE}'; \
+           END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+         END $$"
+    );
+    diesel::sql_query(create)
+        .execute(admin)
+        .expect("create the application role");
+}
+
+/// `url` connecting as `user` with `password` instead of whoever it named.
+pub fn as_role(url: &str, user: &str, password: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("a PostgreSQL URL");
+    parsed.set_username(user).expect("a URL with a host");
+    parsed
+        .set_password(Some(password))
+        .expect("a URL with a host");
+    parsed.to_string()
 }
 
 /// `url` with its database name replaced by `name`.

@@ -172,6 +172,48 @@ async fn a_revoked_key_gets_no_new_token() {
     .await;
 }
 
+/// A revoked key's tokens stop at the next request, not when they expire: at once
+/// when revoked through this process's API, within a second when revoked elsewhere
+/// (the CLI or another instance writes the database directly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_tokens_stop_working() {
+    each_backend(|app| async move {
+        let t = app.create_tenant("acme");
+        let (admin_id, admin_secret) = app.create_key(&t, Role::Admin);
+        let admin = app.token(&admin_id, &admin_secret).await;
+        let (crm_id, crm_secret) = app.create_key(&t, Role::Operator);
+        let crm = app.token(&crm_id, &crm_secret).await;
+        let (status, _) = app.call(&crm, Method::GET, "/v1/tenant", None).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, _) = app
+            .call(
+                &admin,
+                Method::POST,
+                &format!("/v1/api-keys/{crm_id}/revoke"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = app.call(&crm, Method::GET, "/v1/tenant", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("revoked"),
+            "{body}"
+        );
+
+        // Revoked by another process: the admin's own key, from the store.
+        app.store.revoke_client(&admin_id).unwrap();
+        tokio::time::sleep(
+            assent_api::revocation::ACTIVE_TTL + std::time::Duration::from_millis(100),
+        )
+        .await;
+        let (status, body) = app.call(&admin, Method::GET, "/v1/api-keys", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    })
+    .await;
+}
+
 fn forge(header: Value, claims: Value, key: &[u8]) -> String {
     use hmac::Mac;
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
@@ -189,8 +231,10 @@ async fn the_api_refuses_every_kind_of_bad_token() {
         let key_k1 =
             assent_core::crypto::MasterKey::from_bytes(MASTER_KEY).derive("access-token", b"k1");
         let now = chrono::Utc::now().timestamp();
+        // Tokens name a key that exists: a token of a missing key counts as revoked.
+        let (client, _) = app.create_key(&tenant.id, Role::Admin);
         let claims = |aud: &str, iss: &str, nbf: i64, exp: i64, token_use: &str| {
-            json!({"iss": iss, "aud": aud, "sub": "c", "tid": tenant.id, "role": "admin",
+            json!({"iss": iss, "aud": aud, "sub": client, "tid": tenant.id, "role": "admin",
                    "token_use": token_use, "jti": "j", "iat": now, "nbf": nbf, "exp": exp})
         };
         let header = |alg: &str, kid: &str| json!({"alg": alg, "typ": "at+jwt", "kid": kid});

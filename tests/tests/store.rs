@@ -218,8 +218,9 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
 
     // A role that is neither superuser nor BYPASSRLS, as an application should run.
     let role = format!("assent_app_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = db.admin_connection().unwrap();
     diesel::sql_query(format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS"))
-        .execute(owner)
+        .execute(&mut admin)
         .unwrap();
     diesel::sql_query(format!(
         "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}"
@@ -275,10 +276,10 @@ fn row_level_security_hides_other_tenants_from_a_plain_role() {
     );
     drop(app);
     diesel::sql_query(format!("DROP OWNED BY {role}"))
-        .execute(owner)
+        .execute(&mut admin)
         .unwrap();
     diesel::sql_query(format!("DROP ROLE {role}"))
-        .execute(owner)
+        .execute(&mut admin)
         .unwrap();
 }
 

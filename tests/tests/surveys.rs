@@ -440,6 +440,18 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             records.iter().any(|r| &r[2] == "'=HYPERLINK(\"x\")"),
             "{body}"
         );
+        // Comments can name a person: each read of results that hold one is audited.
+        let auditor = app.token_for(&t, Role::Auditor).await;
+        let log = app
+            .expect(&auditor, Method::GET, "/v1/audit-log", None, StatusCode::OK)
+            .await;
+        let reads = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "survey.results.read")
+            .count();
+        assert_eq!(reads, 2, "the JSON and the CSV read of NPS results: {log}");
         let (status, _) = app
             .call(
                 &t.token,

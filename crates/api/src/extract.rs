@@ -10,8 +10,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use assent_core::access_token::AccessClaims;
 use assent_core::page::PageRequest;
 use assent_core::tenancy::{Permission, Role};
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
-use std::future::{Ready, ready};
 
 /// Largest JSON body accepted by `/v1` routes (a policy text fits).
 pub const JSON_LIMIT: usize = 256 * 1024;
@@ -107,17 +107,40 @@ impl From<AccessClaims> for Principal {
 
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let verified = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(ApiError::internal)
+            .and_then(|state| Ok((authenticate(&state, req)?, state)));
+        Box::pin(async move {
+            let (principal, state) = verified?;
+            if let Some(revoked) = state.revoked_keys.lookup(&principal.client_id) {
+                return not_revoked(principal, revoked);
+            }
+            let (tenant, client) = (principal.tenant_id.clone(), principal.client_id.clone());
+            let revoked = state
+                .db(move |store| store.key_revoked(&tenant, &client))
+                .await?;
+            state.revoked_keys.remember(&principal.client_id, revoked);
+            not_revoked(principal, revoked)
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(ApiError::internal)?;
+fn not_revoked(principal: Principal, revoked: bool) -> Result<Principal, ApiError> {
+    if revoked {
+        Err(ApiError::unauthenticated(
+            "the API key this token was issued for has been revoked",
+        ))
+    } else {
+        Ok(principal)
+    }
+}
+
+fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated("send an access token as 'Authorization: Bearer <token>'")
     })?;

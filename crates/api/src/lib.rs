@@ -8,6 +8,7 @@ mod import;
 pub mod metrics;
 pub mod observe;
 pub mod rate_limit;
+pub mod revocation;
 mod routes;
 pub mod state;
 

@@ -33,6 +33,8 @@ pub struct AppState {
     pub telegram_bot: Option<String>,
     /// Handles `POST /telegram/webhook` when the bot runs in webhook mode.
     pub telegram_webhook: Option<Arc<assent_bot::Webhook>>,
+    /// Recently checked API keys, so a revoked key's tokens stop at once.
+    pub revoked_keys: Arc<crate::revocation::RevokedKeys>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -73,6 +75,7 @@ impl AppState {
             spool_dir: std::env::temp_dir().join("assent-imports"),
             templates: Arc::new(assent_notify::templates::Templates::new()),
             allow_http_webhooks: false,
+            revoked_keys: Arc::new(crate::revocation::RevokedKeys::new()),
         }
     }
 

@@ -99,8 +99,8 @@ impl TelegramSender {
                         && after.duration() <= MAX_RATE_LIMIT_WAIT =>
                 {
                     retries += 1;
+                    // No chat id: it identifies the person (invariant 5).
                     tracing::info!(
-                        chat_id,
                         retry_after = after.seconds(),
                         retries,
                         "rate limited by Telegram; waiting"
@@ -109,7 +109,7 @@ impl TelegramSender {
                 }
                 Err(err) => {
                     let failure = classify(&err);
-                    tracing::debug!(chat_id, error = %err, ?failure, "Telegram send failed");
+                    tracing::debug!(error = %err, ?failure, "Telegram send failed");
                     return Err(failure);
                 }
             }

@@ -211,6 +211,13 @@ pub fn run() -> Result<ExitCode, String> {
 /// Opens the configured database, creating and migrating the embedded default, so
 /// every command works on a fresh data directory.
 pub fn open_store(config: &Config) -> Result<Store, String> {
+    let store = open_unmigrated(config)?;
+    store.migrate().map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+/// The store, before its migrations: for checks that must come first.
+pub fn open_unmigrated(config: &Config) -> Result<Store, String> {
     if config.database_url.is_none() {
         config::ensure_data_dir(&config.data_dir)?;
     }
@@ -218,9 +225,7 @@ pub fn open_store(config: &Config) -> Result<Store, String> {
         max_connections: config.max_db_connections,
         ..StoreOptions::default()
     };
-    let store = Store::open(&config.database_url(), &options).map_err(|e| e.to_string())?;
-    store.migrate().map_err(|e| e.to_string())?;
-    Ok(store)
+    Store::open(&config.database_url(), &options).map_err(|e| e.to_string())
 }
 
 fn store_error(e: StoreError) -> String {

@@ -61,6 +61,9 @@ pub struct Config {
     /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a
     /// reverse proxy that every request passes through).
     pub trust_forwarded_for: bool,
+    /// Serve even when the PostgreSQL role is superuser or `BYPASSRLS` (which skips
+    /// row-level security). For a throwaway development database only.
+    pub allow_privileged_db_role: bool,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             allow_http_webhooks: false,
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
+            allow_privileged_db_role: false,
         }
     }
 }
@@ -144,6 +148,7 @@ const ENV_KEYS: &[&str] = &[
     "allow_http_webhooks",
     "public_rate_limit",
     "trust_forwarded_for",
+    "allow_privileged_db_role",
 ];
 
 impl Config {

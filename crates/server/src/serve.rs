@@ -1,7 +1,7 @@
 //! `assent serve`: open the store, migrate, and run the parts of Assent this process
 //! is given.
 
-use crate::cli::{ServeRole, open_store};
+use crate::cli::{ServeRole, open_unmigrated};
 use crate::config::{self, Config};
 use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
@@ -44,12 +44,22 @@ pub fn serve(config: Config, role: ServeRole) -> Result<(), String> {
 async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     config::ensure_data_dir(&config.data_dir)?;
     let master = config.master_key()?;
+    // The role is checked before migrating: tables created by a superuser would
+    // belong to it, and the plain role meant to run Assent could not use them.
     let store = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || open_store(&config))
+        tokio::task::spawn_blocking(move || open_unmigrated(&config))
             .await
             .map_err(|e| e.to_string())??
     };
+    refuse_privileged_role(&config, &store).await?;
+    {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.migrate())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
     // SQLite's writers are serialised inside one process, which is what keeps a send
     // and a withdrawal in order (invariant 2); a second process would break that.
     if store.backend() == assent_store::Backend::Sqlite && role != ServeRole::All {
@@ -127,6 +137,36 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
 
 /// The outbox dispatcher from configuration: mail transport (SMTP or `.eml` files),
 /// DKIM, the Telegram sender and link keys.
+/// A superuser or `BYPASSRLS` role ignores row-level security, so one tenant's
+/// data would be kept from another by the application's filters alone.
+async fn refuse_privileged_role(
+    config: &Config,
+    store: &assent_store::Store,
+) -> Result<(), String> {
+    let store = store.clone();
+    let why = tokio::task::spawn_blocking(move || {
+        let mut conn = store.connection().map_err(|e| e.to_string())?;
+        assent_store::db_role::bypasses_row_security(&mut conn).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    match why {
+        None => Ok(()),
+        Some(why) if config.allow_privileged_db_role => {
+            tracing::warn!(
+                role = why,
+                "the database role bypasses row-level security (allowed by ASSENT_ALLOW_PRIVILEGED_DB_ROLE)"
+            );
+            Ok(())
+        }
+        Some(why) => Err(format!(
+            "the database role is {why}, which bypasses row-level security between tenants: \
+             connect as a role that is neither superuser nor BYPASSRLS (see deploy/README.md), \
+             or set ASSENT_ALLOW_PRIVILEGED_DB_ROLE=true on a development database"
+        )),
+    }
+}
+
 pub fn build_dispatcher(
     config: &Config,
     store: &assent_store::Store,

@@ -494,3 +494,80 @@ fn ledger_verify_names_the_first_tampered_event() {
     assert!(out.contains("acme: BROKEN at event #2"), "{out}");
     assert!(out.contains("altered"), "{out}");
 }
+
+/// Runs `assent serve` on PostgreSQL until it prints where it listens, or until it
+/// exits; returns the exit status (None while still serving) and stderr.
+fn serve_on_postgres(dir: &Path, url: &str, extra_env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = command(
+        dir,
+        &["--database-url", url, "serve", "--listen", "127.0.0.1:0"],
+    );
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next();
+    let serving = matches!(&first, Some(Ok(l)) if l.contains("http://"));
+    if serving {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let code = if serving { None } else { out.status.code() };
+    (code, stderr(&out))
+}
+
+#[test]
+fn serve_refuses_a_database_role_that_bypasses_row_level_security() {
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return;
+    };
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("assent_role_{}", std::process::id());
+    let role = format!("assent_role_app_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'pw'"),
+        format!("CREATE DATABASE {name} OWNER {role}"),
+    ] {
+        diesel::sql_query(sql).execute(&mut admin).unwrap();
+    }
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let superuser_url = format!("{server}/{name}");
+    let mut plain = url::Url::parse(&superuser_url).unwrap();
+    plain.set_username(&role).unwrap();
+    plain.set_password(Some("pw")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let (code, err) = serve_on_postgres(dir.path(), &superuser_url, &[]);
+    assert_eq!(code, Some(1), "a superuser role is refused: {err}");
+    // Refused before migrating: nothing was created that the plain role cannot use.
+    assert!(
+        err.contains("superuser") && err.contains("row-level security"),
+        "{err}"
+    );
+
+    let (code, err) = serve_on_postgres(dir.path(), plain.as_str(), &[]);
+    assert_eq!(code, None, "a plain role serves: {err}");
+
+    let (code, err) = serve_on_postgres(
+        dir.path(),
+        &superuser_url,
+        &[("ASSENT_ALLOW_PRIVILEGED_DB_ROLE", "true")],
+    );
+    assert_eq!(code, None, "allowed explicitly, it serves: {err}");
+
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {role}"),
+    ] {
+        diesel::sql_query(sql).execute(&mut admin).unwrap();
+    }
+}

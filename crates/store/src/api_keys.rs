@@ -167,6 +167,20 @@ impl Store {
         })
     }
 
+    /// True when the key `client_id` of `tenant_id` is revoked or no longer exists:
+    /// its access tokens must not be honoured.
+    pub fn key_revoked(&self, tenant_id: &str, client_id: &str) -> StoreResult<bool> {
+        self.read(tenant_id, |c| {
+            let revoked: Option<Option<NaiveDateTime>> = api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant_id))
+                .filter(api_keys::id.eq(client_id))
+                .select(api_keys::revoked_at)
+                .first(c)
+                .optional()?;
+            Ok(revoked.is_none_or(|at| at.is_some()))
+        })
+    }
+
     /// Revokes a key by client id alone (the operator's CLI).
     pub fn revoke_client(&self, client_id: &str) -> StoreResult<ApiKey> {
         let tenant_id = self

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod branding;
 mod conn;
 pub mod consents;
+pub mod db_role;
 pub mod decoys;
 pub mod erasure;
 mod error;

@@ -184,5 +184,6 @@ pub async fn revoke_api_key(
             })
         })
         .await?;
+    state.revoked_keys.remember(&key.id, true);
     Ok(web::Json(ApiKeyView::from(&key)))
 }

@@ -856,9 +856,24 @@ pub async fn survey_results(
     let tenant = principal.tenant_id.clone();
     let (survey, tally) = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
-            store.read(&tenant, |c| {
+            // Comments are free text that can name a person: reading them is an
+            // audited read, like reading a subject.
+            store.write(&tenant, |c| {
                 let survey = surveys::get(c, &tenant, &code)?.ok_or(StoreError::NotFound)?;
                 let tally = surveys::tally(c, &keyring.tenant, &survey)?;
+                if tally
+                    .answers
+                    .iter()
+                    .any(|a| a.comment.as_deref().is_some_and(|t| !t.trim().is_empty()))
+                {
+                    assent_store::audit::record(
+                        c,
+                        &tenant,
+                        &principal.client_id,
+                        "survey.results.read",
+                        None,
+                    )?;
+                }
                 Ok((survey, tally))
             })
         })

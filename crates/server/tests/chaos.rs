@@ -1,0 +1,530 @@
+//! The chaos suite: the real `assent` binary, a real SMTP server on a socket, and the
+//! faults a deployment meets — `kill -9` of the server, PostgreSQL dropping every
+//! connection, the mail relay going away — while a 2,000-notice campaign is sent and
+//! people withdraw. Each case counts what was lost.
+//!
+//! What must hold (DESIGN.md, invariants 2 and 7):
+//! - nothing is lost: every notice ends `sent` or `skipped` (withdrawn), and every
+//!   `sent` one reached the relay;
+//! - nothing goes out after an acknowledged withdrawal: no message to a person
+//!   reaches the relay after their withdrawal was answered 201;
+//! - each message once by `Message-ID`, but for those in flight when the process
+//!   died (their outcome was never recorded): at most one batch per crash.
+
+use assent_tests::TestDb;
+use assent_tests::smtp::SmtpSink;
+use futures_util::StreamExt;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+const BIN: &str = env!("CARGO_BIN_EXE_assent");
+const MASTER_KEY: &str = "2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a";
+const PEOPLE: usize = 2_000;
+const WITHDRAWING: usize = 200;
+/// Notices one worker has in flight at most (`ASSENT_DISPATCH_CONCURRENCY` × batch):
+/// what a crash may send twice.
+const IN_FLIGHT: usize = 4 * 25;
+
+/// One `assent serve` process that can be killed and started again on the same
+/// port, data directory and database.
+struct Node {
+    data: tempfile::TempDir,
+    database_url: String,
+    smtp_url: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(database_url: &str, smtp_url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            data: tempfile::tempdir().unwrap(),
+            database_url: database_url.to_owned(),
+            smtp_url: smtp_url.to_owned(),
+            port,
+            child: None,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("ASSENT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(args)
+            .env("ASSENT_LOG", "warn")
+            .env("ASSENT_DATA_DIR", self.data.path())
+            .env("ASSENT_DATABASE_URL", &self.database_url)
+            .env("ASSENT_MASTER_KEY", MASTER_KEY)
+            .env("ASSENT_SMTP_URL", &self.smtp_url)
+            .env("ASSENT_MAIL_FROM", "news@chaos.test")
+            .env("ASSENT_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("ASSENT_PUBLIC_URL", self.base())
+            // A dead worker's claims come back quickly, so the suite need not wait
+            // the production lease out.
+            .env("ASSENT_DISPATCH_LEASE_SECONDS", "5")
+            .env("ASSENT_PUBLIC_RATE_LIMIT", "100000");
+        cmd
+    }
+
+    fn cli(&self, args: &[&str]) -> Value {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "assent {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = self
+            .command(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let client = Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base())).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown, no flushing, whatever was in flight is cut off.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An API client for one tenant that retries while the server is down.
+#[derive(Clone)]
+struct Api {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn login(base: &str, client_id: &str, secret: &str) -> Self {
+        let client = Client::new();
+        let r: Value = client
+            .post(format!("{base}/v1/auth/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            client,
+            base: base.to_owned(),
+            token: r["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Sends until the server answers (it may be restarting); returns the answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let started = Instant::now();
+        loop {
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(30));
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(r) if r.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                    let status = r.status();
+                    let value = r.json().await.unwrap_or(Value::Null);
+                    return (status, value);
+                }
+                _ => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(120),
+                        "{path}: no answer for 2 minutes"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        want: StatusCode,
+    ) -> Value {
+        let (status, value) = self.call(method, path, Some(&body)).await;
+        assert_eq!(status, want, "{path}: {value}");
+        value
+    }
+}
+
+fn email_of(n: usize) -> String {
+    format!("person{n}@chaos.test")
+}
+
+/// Tenant, key, purpose and `PEOPLE` subjects who agreed to the newsletter.
+async fn campaign_audience(node: &mut Node) -> (Api, Vec<String>) {
+    node.cli(&[
+        "tenant",
+        "create",
+        "--slug",
+        "chaos",
+        "--name",
+        "Chaos LLC",
+        "--json",
+    ]);
+    let key = node.cli(&[
+        "apikey", "create", "--tenant", "chaos", "--role", "admin", "--json",
+    ]);
+    node.start().await;
+    let api = Api::login(
+        &node.base(),
+        key["client_id"].as_str().unwrap(),
+        key["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    api.expect(
+        reqwest::Method::POST,
+        "/v1/purposes",
+        json!({"code": "news", "name": {"ru": "Новости", "en": "News"}, "legal_basis": "consent",
+               "channels": ["email"], "data_categories": ["email"], "retention_days": 365}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let ids: Vec<String> = futures_util::stream::iter(0..PEOPLE)
+        .map(|n| {
+            let api = api.clone();
+            async move {
+                let s = api
+                    .expect(
+                        reqwest::Method::POST,
+                        "/v1/subjects",
+                        json!({"email": email_of(n), "locale": "en", "external_ref": format!("c{n}")}),
+                        StatusCode::CREATED,
+                    )
+                    .await;
+                let id = s["id"].as_str().unwrap().to_owned();
+                api.expect(
+                    reqwest::Method::POST,
+                    &format!("/v1/subjects/{id}/consents"),
+                    json!({"purpose": "news", "action": "grant"}),
+                    StatusCode::CREATED,
+                )
+                .await;
+                id
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    (api, ids)
+}
+
+/// Queues one newsletter per person.
+async fn queue_campaign(api: &Api, ids: &[String]) {
+    futures_util::stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(8, |(n, id)| {
+            let api = api.clone();
+            async move {
+                api.expect(
+                    reqwest::Method::POST,
+                    "/v1/notifications",
+                    json!({"subject_id": id, "purpose": "news", "template": "message",
+                           "idempotency_key": format!("december-{n}"),
+                           "data": {"subject": "December news", "body": "Hello!"}}),
+                    StatusCode::ACCEPTED,
+                )
+                .await;
+            }
+        })
+        .await;
+}
+
+/// Every notice of the tenant: id → (status, reason, subject).
+async fn notices(api: &Api) -> HashMap<String, (String, Option<String>, String)> {
+    let mut out = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/notifications?limit=200&cursor={c}"),
+            None => "/v1/notifications?limit=200".to_owned(),
+        };
+        let (status, page) = api.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for n in page["items"].as_array().unwrap() {
+            out.insert(
+                n["id"].as_str().unwrap().to_owned(),
+                (
+                    n["status"].as_str().unwrap().to_owned(),
+                    n["reason"].as_str().map(str::to_owned),
+                    n["subject_id"].as_str().unwrap_or_default().to_owned(),
+                ),
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+fn message_id(data: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(data);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("Message-ID: ")
+                .or_else(|| l.strip_prefix("Message-Id: "))
+        })
+        .map(|v| v.trim().trim_matches(['<', '>']).to_owned())
+}
+
+/// A fault injected while the campaign is sent, at 25 % and 60 % of it.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `kill -9` of the server, then a restart.
+    Kill,
+    /// Every connection of the database terminated (what a PostgreSQL restart does
+    /// to the pool).
+    DropConnections,
+    /// The SMTP relay stops for three seconds.
+    RelayDown,
+}
+
+struct Withdrawals {
+    /// email → when the withdrawal was acknowledged.
+    acknowledged: Mutex<HashMap<String, SystemTime>>,
+}
+
+async fn withdraw_while_sending(api: Api, ids: Vec<(usize, String)>, log: Arc<Withdrawals>) {
+    for (n, id) in ids {
+        let (status, body) = api
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/subjects/{id}/consents"),
+                Some(&json!({"purpose": "news", "action": "withdraw"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let at = SystemTime::now();
+        log.acknowledged.lock().unwrap().insert(email_of(n), at);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+/// The cases share two cores: one campaign at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run_campaign(db: TestDb, fault: Fault) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sink = SmtpSink::start();
+    let mut node = Node::new(&db.url, &sink.url());
+    let (api, ids) = campaign_audience(&mut node).await;
+    let started = Instant::now();
+
+    let log = Arc::new(Withdrawals {
+        acknowledged: Mutex::default(),
+    });
+    let leaving: Vec<(usize, String)> = ids
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(n, _)| n % (PEOPLE / WITHDRAWING) == 3)
+        .collect();
+    let queueing = {
+        let (api, ids) = (api.clone(), ids.clone());
+        tokio::spawn(async move { queue_campaign(&api, &ids).await })
+    };
+    let withdrawing = tokio::spawn(withdraw_while_sending(api.clone(), leaving, log.clone()));
+
+    let mut faults = 0;
+    for share in [PEOPLE / 4, PEOPLE * 3 / 5] {
+        let waited = Instant::now();
+        while sink.count() < share {
+            assert!(
+                waited.elapsed() < Duration::from_secs(180),
+                "{fault:?}: only {} of {share} messages in 3 minutes",
+                sink.count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match fault {
+            Fault::Kill => {
+                node.kill9();
+                node.start().await;
+            }
+            Fault::DropConnections => {
+                let mut admin = db.admin_connection().expect("PostgreSQL");
+                use diesel::RunQueryDsl;
+                diesel::sql_query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .execute(&mut admin)
+                .unwrap();
+            }
+            Fault::RelayDown => {
+                sink.stop();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                sink.restart();
+            }
+        }
+        faults += 1;
+    }
+    queueing.await.unwrap();
+    withdrawing.await.unwrap();
+
+    // Settle: every notice final.
+    let settled = Instant::now();
+    let final_notices = loop {
+        let all = notices(&api).await;
+        let open = all
+            .values()
+            .filter(|(s, _, _)| matches!(s.as_str(), "queued" | "sending"))
+            .count();
+        if all.len() == PEOPLE && open == 0 {
+            break all;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(240),
+            "{fault:?}: {open} of {} notices still open after 4 minutes",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let received = sink.messages();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for m in &received {
+        let id = message_id(&m.data).expect("every message has a Message-ID");
+        *by_id.entry(id).or_default() += 1;
+    }
+    let acknowledged = log.acknowledged.lock().unwrap().clone();
+    let mut lost = Vec::new();
+    let mut sent = 0;
+    let mut skipped = 0;
+    for (id, (status, reason, _)) in &final_notices {
+        let at_relay = by_id.keys().any(|m| m.starts_with(id.as_str()));
+        match status.as_str() {
+            "sent" => {
+                sent += 1;
+                if !at_relay {
+                    lost.push(format!("{id}: sent but never reached the relay"));
+                }
+            }
+            "skipped" if reason.as_deref() == Some("withdrawn") => skipped += 1,
+            other => lost.push(format!("{id}: {other} ({reason:?})")),
+        }
+    }
+    let after_withdrawal: Vec<String> = received
+        .iter()
+        .filter(|m| {
+            m.rcpt_to
+                .iter()
+                .any(|r| acknowledged.get(r.as_str()).is_some_and(|ack| m.at > *ack))
+        })
+        .map(|m| m.rcpt_to.join(","))
+        .collect();
+    let twice: usize = by_id.values().map(|n| n - 1).sum();
+    let unique: HashSet<&String> = by_id.keys().collect();
+    eprintln!(
+        "chaos {fault:?} on {:?}: {PEOPLE} notices, {faults} faults, {sent} sent, {skipped} skipped \
+         as withdrawn, {} withdrawals acknowledged, {} messages at the relay ({} unique, {twice} \
+         twice), {} lost, {} after a withdrawal, {:.1} s",
+        db.backend,
+        acknowledged.len(),
+        received.len(),
+        unique.len(),
+        lost.len(),
+        after_withdrawal.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(lost.is_empty(), "{fault:?}: lost {lost:#?}");
+    assert!(
+        after_withdrawal.is_empty(),
+        "{fault:?}: sent after an acknowledged withdrawal to {after_withdrawal:?}"
+    );
+    assert_eq!(
+        unique.len(),
+        sent,
+        "{fault:?}: each sent notice reached the relay once"
+    );
+    assert!(
+        twice <= IN_FLIGHT * faults,
+        "{fault:?}: {twice} messages went twice, more than were in flight"
+    );
+    assert_eq!(acknowledged.len(), WITHDRAWING);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_campaign_loses_nothing_on_sqlite() {
+    run_campaign(TestDb::sqlite(), Fault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_campaign_loses_nothing_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    run_campaign(db, Fault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_database_connections_lose_nothing() {
+    let Some(db) = TestDb::postgres() else { return };
+    run_campaign(db, Fault::DropConnections).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_that_goes_away_and_comes_back_gets_everything_once() {
+    run_campaign(TestDb::sqlite(), Fault::RelayDown).await;
+}
