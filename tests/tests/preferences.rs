@@ -736,8 +736,10 @@ async fn a_withdrawal_wins_over_a_grant_dated_ahead() {
                 &t.token,
                 Method::POST,
                 "/v1/notifications",
-                Some(&json!({"subject_id": s, "purpose": "news", "template": "message",
-                             "data": {"subject": "News", "body": "Text"}})),
+                Some(
+                    &json!({"subject_id": s, "purpose": "news", "template": "message",
+                             "data": {"subject": "News", "body": "Text"}}),
+                ),
                 StatusCode::ACCEPTED,
             )
             .await;

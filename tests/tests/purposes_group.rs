@@ -207,10 +207,11 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
                 StatusCode::OK,
             )
             .await;
-        let url = v["url"]
-            .as_str()
-            .unwrap()
-            .replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
+        let url =
+            v["url"]
+                .as_str()
+                .unwrap()
+                .replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
         let http = client();
         let r = http.get(&url).send().await.unwrap();
         let cookie = r.headers()["set-cookie"]
@@ -273,7 +274,10 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
             .text()
             .await
             .unwrap();
-        assert!(page.contains("Consent to “Group offers” withdrawn."), "{page}");
+        assert!(
+            page.contains("Consent to “Group offers” withdrawn."),
+            "{page}"
+        );
 
         // A completed "withdraw all" at A withdraws the group consent too.
         consent(&app, &b, &sb, "marketing", "grant").await;
@@ -327,10 +331,7 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
         .await;
         let patch = |t: &TenantHandle, code: &str, body: Value| {
             let (app, token, path) = (&app, t.token.clone(), format!("/v1/purposes/{code}"));
-            async move {
-                app.call(&token, Method::PATCH, &path, Some(&body))
-                    .await
-            }
+            async move { app.call(&token, Method::PATCH, &path, Some(&body)).await }
         };
 
         // An affiliate cannot shorten the retention of (or otherwise change) A's purpose.
@@ -344,9 +345,18 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
             "{problem}"
         );
         let seen = app
-            .expect(&b.token, Method::GET, "/v1/purposes/offers", None, StatusCode::OK)
+            .expect(
+                &b.token,
+                Method::GET,
+                "/v1/purposes/offers",
+                None,
+                StatusCode::OK,
+            )
             .await;
-        assert_eq!((seen["version"].as_i64(), seen["retention_days"].as_i64()), (Some(1), Some(365)));
+        assert_eq!(
+            (seen["version"].as_i64(), seen["retention_days"].as_i64()),
+            (Some(1), Some(365))
+        );
 
         // The owner can; a new version keeps its owner.
         let (status, v) = patch(&a, "offers", json!({"retention_days": 180})).await;
@@ -361,7 +371,10 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
             patch(&a, "offers", json!({"channels": ["email", "telegram"]})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{problem}");
         assert!(
-            problem["detail"].as_str().unwrap().contains("fresh consent"),
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("fresh consent"),
             "{problem}"
         );
         create(

@@ -417,7 +417,11 @@ mod tests {
         assert!(validate_purpose_code("").is_err());
     }
 
-    fn live(action: Action, occurred_at: DateTime<Utc>, recorded_at: DateTime<Utc>) -> ProjectedEvent {
+    fn live(
+        action: Action,
+        occurred_at: DateTime<Utc>,
+        recorded_at: DateTime<Utc>,
+    ) -> ProjectedEvent {
         ProjectedEvent {
             action,
             occurred_at,
@@ -568,7 +572,11 @@ mod tests {
         renamed.name_en = "Offers".into();
         renamed.retention_days = 30;
         assert_eq!(check_change(&old, &renamed), Ok(()));
-        assert_eq!(check_change(&wider, &old), Ok(()), "dropping a channel is fine");
+        assert_eq!(
+            check_change(&wider, &old),
+            Ok(()),
+            "dropping a channel is fine"
+        );
         let contract = meaning(LegalBasis::Contract, None);
         let mut contract_wider = contract.clone();
         contract_wider.channels.push(Channel::Sms);

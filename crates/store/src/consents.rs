@@ -243,8 +243,9 @@ fn write_state(
             // person's group state at once: only an event at least as recent as
             // the stored state may replace it, whatever the commit order; a live
             // withdrawal replaces whatever was recorded before it.
-            let mut update = diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
-                .into_boxed();
+            let mut update =
+                diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
+                    .into_boxed();
             if !overriding {
                 update = update.filter(group_consent_states::since.le(since));
             }

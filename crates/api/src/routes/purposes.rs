@@ -1,7 +1,7 @@
 //! Purposes: what data is processed for, on which legal basis, through which channels.
 
-use crate::extract::{Json, Principal};
 use crate::error::ProblemKind;
+use crate::extract::{Json, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
