@@ -1253,3 +1253,103 @@ async fn settings_set_offsets_quota_and_an_expiry_purpose() {
         assert_eq!(mailcheck::header(&expiry.data, "List-Unsubscribe").len(), 1);
     }
 }
+
+/// A consent purpose is always gated: a "transactional" message naming one is
+/// refused at the API, and one already queued (from before the rule) is skipped at
+/// send time once the consent is withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let t = setup(&app, "acme").await;
+        let s = subject(&app, &t, "anna@example.org").await;
+        consent(&app, &t, &s, "grant").await;
+        let (status, problem) = app
+            .call(
+                &t.token,
+                Method::POST,
+                "/v1/notifications",
+                Some(&json!({
+                    "subject_id": s, "purpose": "news", "template": "message",
+                    "category": "transactional",
+                    "data": {"subject": "Скидки", "body": "Только сегодня"},
+                })),
+            )
+            .await;
+        assert_eq!(status, INVALID, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("based on consent"),
+            "{problem}"
+        );
+        // A transactional message for a purpose on another basis is still fine.
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/notifications",
+            Some(&json!({
+                "subject_id": s, "purpose": "billing", "template": "message",
+                "category": "transactional",
+                "data": {"subject": "Счёт", "body": "Ваш счёт готов"},
+            })),
+            ACCEPTED,
+        )
+        .await;
+
+        // A mislabelled row queued before the rule, then the person withdraws.
+        let keys = assent_core::pii::TenantKeys::derive(
+            &assent_core::crypto::MasterKey::from_bytes(assent_tests::MASTER_KEY),
+            &t.id,
+        );
+        let queued = app
+            .store
+            .write(&t.id, |c| {
+                outbox::enqueue(
+                    c,
+                    &keys,
+                    &t.id,
+                    None,
+                    outbox::NewNotice {
+                        subject_id: Some(s.clone()),
+                        kind: "message".into(),
+                        category: assent_core::notice::NoticeCategory::Transactional,
+                        purpose_code: Some("news".into()),
+                        channel: assent_core::notice::NoticeChannel::Email,
+                        fallback_email: false,
+                        locale: "ru".into(),
+                        data: json!({"subject": "Скидки", "body": "Только сегодня"}),
+                        target: None,
+                        idempotency_key: None,
+                        source: None,
+                        due_at: assent_store::now(),
+                        max_attempts: 8,
+                    },
+                    chrono::Utc::now(),
+                )
+            })
+            .unwrap()
+            .into_notice();
+        assert_eq!(queued.status, "queued");
+        consent(&app, &t, &s, "withdraw").await;
+        notify::dispatcher(
+            &app,
+            Wiring {
+                smtp_url: Some(&sink.url()),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        let after = notice(&app, &t, &queued.id).await;
+        assert_eq!(
+            (after["status"].as_str(), after["reason"].as_str()),
+            (Some("skipped"), Some("withdrawn")),
+            "{after}"
+        );
+        assert_eq!(sink.count(), 1, "only the billing message went out");
+    }
+}

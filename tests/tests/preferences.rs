@@ -681,3 +681,87 @@ async fn emails_link_the_policy_in_force_and_the_preference_centre() {
         assert!(page.html.contains("Согласие дано"), "{}", page.html);
     }
 }
+
+/// A grant dated ahead of the server's clock (within the skew tolerated) must not
+/// make a later withdrawal a no-op: `/u` and `/p` say "withdrawn" only when it is,
+/// and the next notice is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_wins_over_a_grant_dated_ahead() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app).await;
+        let s = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subjects",
+                Some(&json!({"email": "ahead@example.org", "locale": "en"})),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let grant_ahead = || {
+            let ahead = (chrono::Utc::now() + chrono::Duration::seconds(50)).to_rfc3339();
+            let (app, t, s) = (&app, &t, s.clone());
+            async move {
+                app.expect(
+                    &t.token,
+                    Method::POST,
+                    &format!("/v1/subjects/{s}/consents"),
+                    Some(&json!({"purpose": "news", "action": "grant", "occurred_at": ahead})),
+                    StatusCode::CREATED,
+                )
+                .await;
+                assert_eq!(news_status(app, t, &s).await, "granted");
+            }
+        };
+        let http = client();
+
+        // One-click unsubscribe right after the grant.
+        grant_ahead().await;
+        let url = link(&app, &t, &s, "unsubscribe", Some("news")).await;
+        let r = http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
+        let n = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/notifications",
+                Some(
+                    &json!({"subject_id": s, "purpose": "news", "template": "message",
+                             "data": {"subject": "News", "body": "Text"}}),
+                ),
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        assert_eq!(
+            (n["status"].as_str(), n["reason"].as_str()),
+            (Some("skipped"), Some("withdrawn")),
+            "{n}"
+        );
+
+        // The preference centre, the same way.
+        grant_ahead().await;
+        let url = link(&app, &t, &s, "preferences", None).await;
+        let page = open(&http, &url, None).await;
+        let r = post(
+            &http,
+            &url,
+            Some(&page.cookie),
+            &fields(&page, "withdraw", "news", "en"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
+        assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+    }
+}

@@ -147,6 +147,7 @@ fn line_consent(
     let request = ConsentRequest {
         subject_id,
         purpose_code: line.purpose,
+        purpose_scope: None,
         action: line.action,
         method: line.method.unwrap_or(Method::Import),
         occurred_at: line.occurred_at.unwrap_or_else(Utc::now),

@@ -262,6 +262,7 @@ async fn show_unlink(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang)
             tenant_id,
             subject_id,
             purpose: String::new(),
+            scope: None,
         });
         rows.push(vec![(company, format!("u:{menu_id}:{n}"))]);
     }

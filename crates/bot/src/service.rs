@@ -3,7 +3,7 @@
 //! that the chat is linked to it (callback data is never trusted).
 
 use crate::text::CodeNote;
-use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
+use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
@@ -47,6 +47,12 @@ pub struct Target {
     pub tenant_id: String,
     pub subject_id: String,
     pub purpose: String,
+    /// The scope of the purpose listed, so a button acts on the purpose it named even
+    /// where the company's own and the group's share a code. `None` (a notice's
+    /// button, menus stored before it existed): the purpose the company sees under
+    /// the code, as the send gate does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<PurposeScope>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +338,7 @@ impl BotService {
                             tenant_id: tenant_id.clone(),
                             subject_id: subject_id.clone(),
                             purpose: p.code.clone(),
+                            scope: Some(p.scope),
                         },
                         name_ru: p.meaning.name_ru,
                         name_en: p.meaning.name_en,
@@ -361,10 +368,11 @@ impl BotService {
         let purpose = self
             .store
             .read(&target.tenant_id, |c| {
-                assent_store::purposes::resolve(
+                assent_store::purposes::resolve_in(
                     c,
                     &target.tenant_id,
                     group.as_deref(),
+                    target.scope,
                     &target.purpose,
                 )
             })?
@@ -406,6 +414,7 @@ impl BotService {
                 &target.tenant_id,
                 group.as_deref(),
                 &target.subject_id,
+                target.scope,
                 &target.purpose,
                 now,
             )?;
@@ -434,6 +443,7 @@ impl BotService {
                 &ConsentRequest {
                     subject_id: target.subject_id.clone(),
                     purpose_code: target.purpose.clone(),
+                    purpose_scope: Some(standing.purpose.scope),
                     action: Action::Withdraw,
                     method: Method::Telegram,
                     occurred_at: now,
@@ -448,6 +458,12 @@ impl BotService {
                 },
                 now,
             )?;
+            // Never acknowledge a withdrawal that did not take effect.
+            if !recorded.withdrawn() {
+                return Err(StoreError::Conflict(
+                    "the withdrawal did not change the consent".into(),
+                ));
+            }
             Ok(Ok(Withdrawal {
                 company: company.clone(),
                 name_ru: meaning.name_ru,
@@ -471,6 +487,7 @@ impl BotService {
                 tenant_id: tenant_id.into(),
                 subject_id: subject_id.into(),
                 purpose: String::new(),
+                scope: None,
             },
         )?;
         self.store.write(tenant_id, |c| {
@@ -493,6 +510,7 @@ impl BotService {
                     tenant_id,
                     subject_id,
                     purpose,
+                    scope: None,
                 }));
             }
         }

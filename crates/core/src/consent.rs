@@ -167,6 +167,42 @@ impl PurposeMeaning {
     }
 }
 
+/// Why a change to a purpose's meaning is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeaningChangeError {
+    /// Consent given under one basis does not carry over to another, and a change
+    /// would silently turn withdrawals into permissions.
+    #[error("the legal basis of a purpose cannot change: define a new purpose")]
+    BasisChanged,
+    /// People agreed to the channels they were shown; a new one needs their
+    /// consent again, not a new version.
+    #[error(
+        "adding the channel(s) {0} to a consent-based purpose needs fresh consent: people agreed only to {1}; define a new purpose for it or ask them again"
+    )]
+    ChannelNeedsConsent(String, String),
+}
+
+/// Checks that `new` may replace `old` as a new version of one purpose.
+pub fn check_change(old: &PurposeMeaning, new: &PurposeMeaning) -> Result<(), MeaningChangeError> {
+    if old.legal_basis != new.legal_basis {
+        return Err(MeaningChangeError::BasisChanged);
+    }
+    let added: Vec<&str> = new
+        .channels
+        .iter()
+        .filter(|c| !old.channels.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    if old.legal_basis == LegalBasis::Consent && !added.is_empty() {
+        let had: Vec<&str> = old.channels.iter().map(|c| c.as_str()).collect();
+        return Err(MeaningChangeError::ChannelNeedsConsent(
+            added.join(", "),
+            had.join(", "),
+        ));
+    }
+    Ok(())
+}
+
 /// The projection of one person's consent for one purpose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentState {
@@ -191,18 +227,26 @@ pub enum ConsentRuleError {
     NotRecordable,
 }
 
-/// The event to record for a requested action, and the state it leads to.
+/// The event to record for a requested action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub action: Action,
     pub expires_at: Option<DateTime<Utc>>,
-    /// `None` when the event is older than the current state (an import of history):
-    /// it is recorded in the ledger but does not change the state.
-    pub new_state: Option<ConsentState>,
 }
 
 /// Clock skew tolerated on `occurred_at` sent by other systems.
 pub const FUTURE_TOLERANCE_SECONDS: i64 = 60;
+
+/// How an event reaches the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// As it happens (a page, a link, the bot, the API): a withdrawal recorded so
+    /// takes effect over any grant recorded before it, whatever the dates say.
+    Live,
+    /// An import of history: its place in time is its `occurred_at`, so an event
+    /// older than the current state is kept in the ledger but changes nothing.
+    History,
+}
 
 /// Decides what a requested grant or withdrawal records.
 pub fn transition(
@@ -217,47 +261,71 @@ pub fn transition(
         return Err(ConsentRuleError::FutureEvent);
     }
     let basis = meaning.legal_basis;
-    let (action, status, expires_at) = match requested {
-        Action::Withdraw if !basis.withdrawable() => {
-            return Err(ConsentRuleError::NotWithdrawable(
-                purpose_code.into(),
-                basis,
-            ));
-        }
-        Action::Grant if basis != LegalBasis::Consent => {
-            return Err(ConsentRuleError::NotConsentBased(
-                purpose_code.into(),
-                basis,
-            ));
-        }
-        Action::Withdraw => (Action::Withdraw, ConsentStatus::Withdrawn, None),
+    match requested {
+        Action::Withdraw if !basis.withdrawable() => Err(ConsentRuleError::NotWithdrawable(
+            purpose_code.into(),
+            basis,
+        )),
+        Action::Grant if basis != LegalBasis::Consent => Err(ConsentRuleError::NotConsentBased(
+            purpose_code.into(),
+            basis,
+        )),
+        Action::Withdraw => Ok(Transition {
+            action: Action::Withdraw,
+            expires_at: None,
+        }),
         Action::Grant => {
-            let expires_at = meaning
-                .consent_term_days
-                .map(|d| occurred_at + Duration::days(i64::from(d)));
             let renewing = current.is_some_and(|c| c.status == ConsentStatus::Granted);
-            (
-                if renewing {
+            Ok(Transition {
+                action: if renewing {
                     Action::Renew
                 } else {
                     Action::Grant
                 },
-                ConsentStatus::Granted,
-                expires_at,
-            )
+                expires_at: meaning
+                    .consent_term_days
+                    .map(|d| occurred_at + Duration::days(i64::from(d))),
+            })
         }
-        Action::Expire | Action::Renew => return Err(ConsentRuleError::NotRecordable),
+        Action::Expire | Action::Renew => Err(ConsentRuleError::NotRecordable),
+    }
+}
+
+/// An event as the state projection sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectedEvent {
+    pub action: Action,
+    pub occurred_at: DateTime<Utc>,
+    /// When the ledger recorded it.
+    pub recorded_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub recording: Recording,
+}
+
+/// The state an event leads to, or `None` when it leaves the current state as it is.
+/// The one rule for recording an event and for replaying the ledger.
+///
+/// A state's `since` never lies after the moment it was recorded (a grant dated
+/// ahead by clock skew is in force from its recording), so a withdrawal recorded
+/// later is never "older" than it. A live withdrawal always takes effect: if its
+/// date is older than the state it replaces, it takes effect when recorded.
+pub fn project(current: Option<&ConsentState>, event: &ProjectedEvent) -> Option<ConsentState> {
+    let since = event.occurred_at.min(event.recorded_at);
+    let (status, expires_at) = match event.action {
+        Action::Grant | Action::Renew => (ConsentStatus::Granted, event.expires_at),
+        Action::Withdraw => (ConsentStatus::Withdrawn, None),
+        Action::Expire => (ConsentStatus::Expired, None),
     };
-    let newer = current.is_none_or(|c| occurred_at >= c.since);
-    let new_state = newer.then_some(ConsentState {
+    let newer = current.is_none_or(|c| since >= c.since);
+    let since = match (newer, event.action, event.recording) {
+        (true, ..) => since,
+        (false, Action::Withdraw, Recording::Live) => event.recorded_at,
+        (false, ..) => return None,
+    };
+    Some(ConsentState {
         status,
-        since: occurred_at,
+        since,
         expires_at,
-    });
-    Ok(Transition {
-        action,
-        expires_at,
-        new_state,
     })
 }
 
@@ -349,19 +417,39 @@ mod tests {
         assert!(validate_purpose_code("").is_err());
     }
 
+    fn live(
+        action: Action,
+        occurred_at: DateTime<Utc>,
+        recorded_at: DateTime<Utc>,
+    ) -> ProjectedEvent {
+        ProjectedEvent {
+            action,
+            occurred_at,
+            recorded_at,
+            expires_at: None,
+            recording: Recording::Live,
+        }
+    }
+
     #[test]
     fn grant_sets_the_term_and_a_second_grant_renews() {
         let m = meaning(LegalBasis::Consent, Some(30));
         let t = transition("news", &m, None, Action::Grant, at(1), at(2)).unwrap();
         assert_eq!(t.action, Action::Grant);
         assert_eq!(t.expires_at, Some(at(31)));
-        let state = t.new_state.unwrap();
+        let state = project(
+            None,
+            &ProjectedEvent {
+                expires_at: t.expires_at,
+                ..live(t.action, at(1), at(2))
+            },
+        )
+        .unwrap();
+        assert_eq!(state.status, ConsentStatus::Granted);
+        assert_eq!(state.expires_at, Some(at(31)));
         let again = transition("news", &m, Some(&state), Action::Grant, at(10), at(10)).unwrap();
         assert_eq!(again.action, Action::Renew);
-        assert_eq!(
-            again.new_state.unwrap().expires_at,
-            Some(at(10) + Duration::days(30))
-        );
+        assert_eq!(again.expires_at, Some(at(10) + Duration::days(30)));
     }
 
     #[test]
@@ -389,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn future_events_are_refused_and_past_ones_do_not_override_newer_state() {
+    fn future_events_are_refused_and_imported_past_ones_do_not_override_newer_state() {
         let m = meaning(LegalBasis::Consent, None);
         assert_eq!(
             transition("n", &m, None, Action::Grant, at(3), at(1)),
@@ -400,13 +488,103 @@ mod tests {
             since: at(5),
             expires_at: None,
         };
-        let old_grant = transition("n", &m, Some(&current), Action::Grant, at(2), at(6)).unwrap();
+        let old_grant = ProjectedEvent {
+            recording: Recording::History,
+            ..live(Action::Grant, at(2), at(6))
+        };
         assert_eq!(
-            old_grant.new_state, None,
+            project(Some(&current), &old_grant),
+            None,
             "an imported older grant does not undo a newer withdrawal"
         );
-        let new_grant = transition("n", &m, Some(&current), Action::Grant, at(6), at(6)).unwrap();
-        assert_eq!(new_grant.new_state.unwrap().status, ConsentStatus::Granted);
+        assert_eq!(
+            project(Some(&current), &live(Action::Grant, at(2), at(6))),
+            None,
+            "nor does a live grant dated before it"
+        );
+        let new_grant = project(Some(&current), &live(Action::Grant, at(6), at(6))).unwrap();
+        assert_eq!(new_grant.status, ConsentStatus::Granted);
+        let granted = ConsentState {
+            status: ConsentStatus::Granted,
+            since: at(5),
+            expires_at: None,
+        };
+        let old_withdrawal = ProjectedEvent {
+            recording: Recording::History,
+            ..live(Action::Withdraw, at(2), at(6))
+        };
+        assert_eq!(
+            project(Some(&granted), &old_withdrawal),
+            None,
+            "an imported older withdrawal is history"
+        );
+    }
+
+    #[test]
+    fn a_grant_dated_ahead_is_in_force_from_its_recording() {
+        let m = meaning(LegalBasis::Consent, None);
+        let recorded = at(1);
+        let ahead = recorded + Duration::seconds(50);
+        assert!(transition("n", &m, None, Action::Grant, ahead, recorded).is_ok());
+        let state = project(None, &live(Action::Grant, ahead, recorded)).unwrap();
+        assert_eq!(state.since, recorded, "since never lies in the future");
+        // The person withdraws ten seconds later, before the grant's own date.
+        let withdrawn = project(
+            Some(&state),
+            &live(
+                Action::Withdraw,
+                recorded + Duration::seconds(10),
+                recorded + Duration::seconds(10),
+            ),
+        )
+        .unwrap();
+        assert_eq!(withdrawn.status, ConsentStatus::Withdrawn);
+        assert_eq!(withdrawn.since, recorded + Duration::seconds(10));
+    }
+
+    #[test]
+    fn a_live_withdrawal_wins_over_any_earlier_recorded_grant() {
+        // A state written before the rule (since in the future), and a withdrawal
+        // whose stated time is older than the grant: both still take effect.
+        let granted = ConsentState {
+            status: ConsentStatus::Granted,
+            since: at(5),
+            expires_at: Some(at(20)),
+        };
+        let w = project(Some(&granted), &live(Action::Withdraw, at(3), at(4))).unwrap();
+        assert_eq!(w.status, ConsentStatus::Withdrawn);
+        assert_eq!(w.since, at(4), "takes effect when recorded");
+        assert_eq!(w.expires_at, None);
+        let w = project(Some(&granted), &live(Action::Withdraw, at(2), at(6))).unwrap();
+        assert_eq!((w.status, w.since), (ConsentStatus::Withdrawn, at(6)));
+    }
+
+    #[test]
+    fn a_consent_purpose_gains_no_channel_without_fresh_consent() {
+        let old = meaning(LegalBasis::Consent, None);
+        let mut wider = old.clone();
+        wider.channels.push(Channel::Telegram);
+        assert!(matches!(
+            check_change(&old, &wider),
+            Err(MeaningChangeError::ChannelNeedsConsent(added, had)) if added == "telegram" && had == "email"
+        ));
+        let mut renamed = old.clone();
+        renamed.name_en = "Offers".into();
+        renamed.retention_days = 30;
+        assert_eq!(check_change(&old, &renamed), Ok(()));
+        assert_eq!(
+            check_change(&wider, &old),
+            Ok(()),
+            "dropping a channel is fine"
+        );
+        let contract = meaning(LegalBasis::Contract, None);
+        let mut contract_wider = contract.clone();
+        contract_wider.channels.push(Channel::Sms);
+        assert_eq!(check_change(&contract, &contract_wider), Ok(()));
+        assert_eq!(
+            check_change(&old, &contract),
+            Err(MeaningChangeError::BasisChanged)
+        );
     }
 
     #[test]

@@ -453,6 +453,7 @@ fn ledger_verify_names_the_first_tampered_event() {
                 let request = ConsentRequest {
                     subject_id: s.id,
                     purpose_code: "news".into(),
+                    purpose_scope: None,
                     action: Action::Grant,
                     method: Method::Api,
                     occurred_at: chrono::Utc::now(),

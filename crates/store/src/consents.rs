@@ -9,7 +9,7 @@ use crate::tenants::Tenant;
 use crate::{DbConnection, StoreError, StoreResult, policies};
 use assent_core::consent::{
     self, Action, ActorKind, Channel, CheckFacts, ConsentRuleError, ConsentState, ConsentStatus,
-    DenyReason, LegalBasis, Method, PurposeScope,
+    DenyReason, LegalBasis, Method, ProjectedEvent, PurposeScope, Recording,
 };
 use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -45,6 +45,11 @@ pub struct EventPayload {
 pub struct ConsentRequest {
     pub subject_id: String,
     pub purpose_code: String,
+    /// The scope of the purpose the person saw (a page, the bot, a request): with a
+    /// tenant's own purpose and its group's under one code (data from before codes
+    /// were unique in a group), the one acted on is the one shown. `None`: the
+    /// purpose the tenant sees under the code (its own, else its group's).
+    pub purpose_scope: Option<PurposeScope>,
     pub action: Action,
     pub method: Method,
     pub occurred_at: DateTime<Utc>,
@@ -58,10 +63,21 @@ pub struct ConsentRequest {
 pub struct Recorded {
     pub event: EventRow,
     pub purpose: Purpose,
-    /// The state after the event (unchanged by an event older than the state).
+    /// The state after the event, as stored (unchanged by an imported event older
+    /// than the state).
     pub state: Option<ConsentState>,
     /// True when an import repeated a line already recorded.
     pub replayed: bool,
+}
+
+impl Recorded {
+    /// True when a withdrawal left the consent withdrawn: the only case in which it
+    /// may be acknowledged to the person.
+    pub fn withdrawn(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.status == ConsentStatus::Withdrawn)
+    }
 }
 
 fn rule_error(e: ConsentRuleError) -> StoreError {
@@ -183,7 +199,8 @@ fn write_state(
     state: &ConsentState,
     policy_version: Option<&str>,
     event_id: &str,
-) -> StoreResult<()> {
+    overriding: bool,
+) -> StoreResult<bool> {
     let status = state.status.as_str();
     let since = naive(state.since);
     let expires = state.expires_at.map(naive);
@@ -224,9 +241,15 @@ fn write_state(
             };
             // Affiliates append to different ledgers, so two of them may write one
             // person's group state at once: only an event at least as recent as
-            // the stored state may replace it, whatever the commit order.
-            let updated = diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
-                .filter(group_consent_states::since.le(since))
+            // the stored state may replace it, whatever the commit order; a live
+            // withdrawal replaces whatever was recorded before it.
+            let mut update =
+                diesel::update(group_consent_states::table.find((g, p, &purpose.code)))
+                    .into_boxed();
+            if !overriding {
+                update = update.filter(group_consent_states::since.le(since));
+            }
+            let updated = update
                 .set((
                     group_consent_states::status.eq(status),
                     group_consent_states::since.eq(since),
@@ -262,9 +285,10 @@ fn write_state(
                     ))
                     .execute(conn)?;
             }
+            return Ok(updated > 0 || !exists);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn seal_payload(
@@ -345,7 +369,8 @@ pub fn record_with(
     if let Some(key) = &req.import_key
         && let Some(event) = ledger::by_import_key(conn, tenant_id, key)?
     {
-        let purpose = purposes::resolve(conn, tenant_id, group_id, &event.purpose_code)?
+        let scope = event.purpose_scope.parse().ok();
+        let purpose = purposes::resolve_in(conn, tenant_id, group_id, scope, &event.purpose_code)?
             .ok_or(StoreError::NotFound)?;
         return Ok(Recorded {
             event,
@@ -357,8 +382,14 @@ pub fn record_with(
     subject_repo::lock_for_change(conn, tenant_id, &req.subject_id)?;
     let facts =
         subject_repo::facts(conn, tenant_id, &req.subject_id)?.ok_or(StoreError::NotFound)?;
-    let purpose = purposes::resolve(conn, tenant_id, group_id, &req.purpose_code)?
-        .ok_or_else(|| StoreError::Invalid(format!("unknown purpose '{}'", req.purpose_code)))?;
+    let purpose = purposes::resolve_in(
+        conn,
+        tenant_id,
+        group_id,
+        req.purpose_scope,
+        &req.purpose_code,
+    )?
+    .ok_or_else(|| StoreError::Invalid(format!("unknown purpose '{}'", req.purpose_code)))?;
     if facts.erased_at.is_some() && req.action == Action::Grant {
         return Err(StoreError::Conflict(
             "the subject's data was erased: consent cannot be given".into(),
@@ -426,14 +457,25 @@ pub fn record_with(
             import_key: req.import_key.clone(),
         },
     )?;
-    let state = match &transition.new_state {
+    let recording = if req.import_key.is_some() {
+        Recording::History
+    } else {
+        Recording::Live
+    };
+    let next = consent::project(
+        current.as_ref().map(|c| &c.state),
+        &ProjectedEvent {
+            action: transition.action,
+            occurred_at: event.occurred_at.and_utc(),
+            recorded_at: event.recorded_at.and_utc(),
+            expires_at: event.expires_at.map(|e| e.and_utc()),
+            recording,
+        },
+    );
+    let state = match next {
         Some(s) => {
-            let s = ConsentState {
-                since: naive(s.since).and_utc(),
-                expires_at: s.expires_at.map(|e| naive(e).and_utc()),
-                ..s.clone()
-            };
-            write_state(
+            let overriding = transition.action == Action::Withdraw && recording == Recording::Live;
+            let written = write_state(
                 conn,
                 tenant_id,
                 group_id,
@@ -443,8 +485,22 @@ pub fn record_with(
                 &s,
                 policy_version.as_deref(),
                 &event.id,
+                overriding,
             )?;
-            Some(s)
+            if written {
+                Some(s)
+            } else {
+                // An affiliate recorded a newer state meanwhile: report what is stored.
+                state_of(
+                    conn,
+                    tenant_id,
+                    group_id,
+                    &purpose,
+                    &facts.id,
+                    person.as_deref(),
+                )?
+                .map(|c| c.state)
+            }
         }
         None => current.map(|c| c.state),
     };
@@ -491,6 +547,7 @@ pub fn standing(
     tenant_id: &str,
     group_id: Option<&str>,
     subject_id: &str,
+    scope: Option<PurposeScope>,
     code: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Standing> {
@@ -499,8 +556,8 @@ pub fn standing(
     if facts.erased_at.is_some() {
         return Err(StoreError::NotFound);
     }
-    let purpose =
-        purposes::resolve(conn, tenant_id, group_id, code)?.ok_or(StoreError::NotFound)?;
+    let purpose = purposes::resolve_in(conn, tenant_id, group_id, scope, code)?
+        .ok_or(StoreError::NotFound)?;
     let state = state_of(
         conn,
         tenant_id,
@@ -716,6 +773,7 @@ pub fn expire_due(
             &state,
             None,
             &event.id,
+            false,
         )?;
     }
     appender.finish(conn)?;

@@ -296,9 +296,18 @@ pub fn gate_on(
     if facts.erased_at.is_some() {
         return Ok(Err("erased".into()));
     }
+    let purpose = match &notice.purpose_code {
+        Some(code) => purposes::resolve(conn, tenant_id, group_id, code)?,
+        None => None,
+    };
+    // A notice naming a consent-based purpose is gated on that consent whatever its
+    // category: a mislabelled marketing message must not ignore a withdrawal.
+    let consent_purpose = purpose
+        .as_ref()
+        .is_some_and(|p| p.meaning.legal_basis == LegalBasis::Consent);
     match notice.category() {
-        NoticeCategory::Transactional => Ok(Ok(())),
-        NoticeCategory::Service => {
+        NoticeCategory::Transactional if !consent_purpose => Ok(Ok(())),
+        NoticeCategory::Service if !consent_purpose => {
             if facts.restricted_at.is_some() {
                 return Ok(Err("restricted".into()));
             }
@@ -307,11 +316,8 @@ pub fn gate_on(
             }
             Ok(Ok(()))
         }
-        NoticeCategory::Subscribed => {
-            let Some(code) = &notice.purpose_code else {
-                return Ok(Err("unknown_purpose".into()));
-            };
-            let Some(purpose) = purposes::resolve(conn, tenant_id, group_id, code)? else {
+        _ => {
+            let Some(purpose) = purpose else {
                 return Ok(Err("unknown_purpose".into()));
             };
             let state = consents::state_of(

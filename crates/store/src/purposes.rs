@@ -1,6 +1,11 @@
 //! Purposes of a tenant and of its group, versioned by meaning.
+//!
+//! A code names one purpose across a group: a company's own purpose and the group's
+//! never share it, so what a person sees (a page, the bot) and what the send gate
+//! checks are always the same purpose. Group purposes are owned by the company that
+//! created them; only it changes them.
 
-use crate::schema::{group_purposes, purposes};
+use crate::schema::{group_purpose_codes, group_purposes, purposes, tenants};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::{Channel, LegalBasis, PurposeMeaning, PurposeScope};
 use chrono::NaiveDateTime;
@@ -15,6 +20,8 @@ pub struct Purpose {
     pub version: i32,
     pub meaning: PurposeMeaning,
     pub created_at: NaiveDateTime,
+    /// For a group purpose: the company that owns it (the only one that changes it).
+    pub owner_tenant_id: Option<String>,
 }
 
 type Row = (
@@ -31,6 +38,31 @@ type Row = (
     Option<i32>,
     NaiveDateTime,
 );
+
+type GroupRow = (
+    String,
+    String,
+    i32,
+    bool,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    Option<i32>,
+    NaiveDateTime,
+    Option<String>,
+);
+
+fn from_group_row(r: GroupRow) -> StoreResult<Purpose> {
+    let owner = r.12;
+    let row = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11);
+    Ok(Purpose {
+        owner_tenant_id: owner,
+        ..from_row(PurposeScope::Group, row)?
+    })
+}
 
 fn from_row(scope: PurposeScope, r: Row) -> StoreResult<Purpose> {
     let corrupt = |what: &str| StoreError::Invalid(format!("stored purpose has a bad {what}"));
@@ -58,6 +90,7 @@ fn from_row(scope: PurposeScope, r: Row) -> StoreResult<Purpose> {
             consent_term_days: r.10,
         },
         created_at: r.11,
+        owner_tenant_id: None,
     })
 }
 
@@ -70,7 +103,7 @@ fn channels_text(m: &PurposeMeaning) -> String {
 }
 
 macro_rules! insert_version {
-    ($conn:expr, $table:ident, $owner_col:ident, $owner:expr, $code:expr, $version:expr, $m:expr, $now:expr) => {
+    ($conn:expr, $table:ident, $owner_col:ident, $owner:expr, $code:expr, $version:expr, $m:expr, $now:expr $(, $extra:expr)*) => {
         diesel::insert_into($table::table)
             .values((
                 $table::$owner_col.eq($owner),
@@ -86,6 +119,7 @@ macro_rules! insert_version {
                 $table::retention_days.eq($m.retention_days),
                 $table::consent_term_days.eq($m.consent_term_days),
                 $table::created_at.eq($now),
+                $($extra,)*
             ))
             .execute($conn)
     };
@@ -98,23 +132,26 @@ pub fn current_in(
     owner: &str,
     code: &str,
 ) -> StoreResult<Option<Purpose>> {
-    let row: Option<Row> = match scope {
+    match scope {
         PurposeScope::Tenant => purposes::table
             .filter(purposes::tenant_id.eq(owner))
             .filter(purposes::code.eq(code))
             .filter(purposes::is_current.eq(true))
             .select(purposes::all_columns)
-            .first(conn)
-            .optional()?,
+            .first::<Row>(conn)
+            .optional()?
+            .map(|r| from_row(scope, r))
+            .transpose(),
         PurposeScope::Group => group_purposes::table
             .filter(group_purposes::group_id.eq(owner))
             .filter(group_purposes::code.eq(code))
             .filter(group_purposes::is_current.eq(true))
             .select(group_purposes::all_columns)
-            .first(conn)
-            .optional()?,
-    };
-    row.map(|r| from_row(scope, r)).transpose()
+            .first::<GroupRow>(conn)
+            .optional()?
+            .map(from_group_row)
+            .transpose(),
+    }
 }
 
 /// The purpose `code` as a tenant sees it: its own, else its group's.
@@ -133,6 +170,23 @@ pub fn resolve(
     }
 }
 
+/// The purpose `code` in `scope` as the tenant sees it (its own, or its group's);
+/// without a scope, as [`resolve`] finds it.
+pub fn resolve_in(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    scope: Option<PurposeScope>,
+    code: &str,
+) -> StoreResult<Option<Purpose>> {
+    match (scope, group_id) {
+        (None, _) => resolve(conn, tenant_id, group_id, code),
+        (Some(PurposeScope::Tenant), _) => current_in(conn, PurposeScope::Tenant, tenant_id, code),
+        (Some(PurposeScope::Group), Some(g)) => current_in(conn, PurposeScope::Group, g, code),
+        (Some(PurposeScope::Group), None) => Ok(None),
+    }
+}
+
 /// A specific version, for events that point at an older one.
 pub fn version(
     conn: &mut DbConnection,
@@ -141,19 +195,22 @@ pub fn version(
     code: &str,
     version: i32,
 ) -> StoreResult<Option<Purpose>> {
-    let row: Option<Row> = match scope {
+    match scope {
         PurposeScope::Tenant => purposes::table
             .find((owner, code, version))
             .select(purposes::all_columns)
-            .first(conn)
-            .optional()?,
+            .first::<Row>(conn)
+            .optional()?
+            .map(|r| from_row(scope, r))
+            .transpose(),
         PurposeScope::Group => group_purposes::table
             .find((owner, code, version))
             .select(group_purposes::all_columns)
-            .first(conn)
-            .optional()?,
-    };
-    row.map(|r| from_row(scope, r)).transpose()
+            .first::<GroupRow>(conn)
+            .optional()?
+            .map(from_group_row)
+            .transpose(),
+    }
 }
 
 /// Current purposes a tenant sees: its own and its group's, by code.
@@ -173,22 +230,89 @@ pub fn list(
         out.push(from_row(PurposeScope::Tenant, r)?);
     }
     if let Some(g) = group_id {
-        let shared: Vec<Row> = group_purposes::table
+        let shared: Vec<GroupRow> = group_purposes::table
             .filter(group_purposes::group_id.eq(g))
             .filter(group_purposes::is_current.eq(true))
             .order(group_purposes::code.asc())
             .select(group_purposes::all_columns)
             .load(conn)?;
         for r in shared {
-            out.push(from_row(PurposeScope::Group, r)?);
+            out.push(from_group_row(r)?);
         }
     }
     out.sort_by(|a, b| a.code.cmp(&b.code));
     Ok(out)
 }
 
-/// Creates version 1 of a purpose. A code may exist once among a tenant's own
-/// purposes and its group's, so a check never has two meanings to choose from.
+/// Serialises the creation of purposes in one group, so two affiliates cannot both
+/// take a code at once (PostgreSQL: a transaction-scoped advisory lock keyed by the
+/// group; SQLite: the writer's turn already does).
+fn lock_group_codes(conn: &mut DbConnection, group_id: &str) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(format!("assent.group-purpose-codes:{group_id}"))
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+fn slug_of(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<String> {
+    Ok(tenants::table
+        .find(tenant_id)
+        .select(tenants::slug)
+        .first::<String>(conn)
+        .optional()?
+        .unwrap_or_else(|| tenant_id.to_owned()))
+}
+
+/// Why `code` cannot be taken by a new purpose of `tenant_id` in `scope`: the
+/// purpose that already holds it, named by scope and owner.
+fn clash(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    scope: PurposeScope,
+    code: &str,
+) -> StoreResult<Option<String>> {
+    if current_in(conn, PurposeScope::Tenant, tenant_id, code)?.is_some() {
+        return Ok(Some(format!(
+            "a purpose with code '{code}' already exists: this company's own purpose"
+        )));
+    }
+    let Some(g) = group_id else {
+        return Ok(None);
+    };
+    if let Some(p) = current_in(conn, PurposeScope::Group, g, code)? {
+        let owner = match &p.owner_tenant_id {
+            Some(t) => format!(", owned by company '{}'", slug_of(conn, t)?),
+            None => String::new(),
+        };
+        return Ok(Some(format!(
+            "a purpose with code '{code}' already exists: the group's shared purpose{owner}"
+        )));
+    }
+    if scope == PurposeScope::Group {
+        let others: Vec<String> = group_purpose_codes::table
+            .filter(group_purpose_codes::group_id.eq(g))
+            .filter(group_purpose_codes::code.eq(code))
+            .select(group_purpose_codes::tenant_id)
+            .order(group_purpose_codes::tenant_id.asc())
+            .load(conn)?;
+        if let Some(other) = others.first() {
+            return Ok(Some(format!(
+                "a purpose with code '{code}' already exists: company '{}' of the group has its own \
+                 purpose '{code}', which a group purpose of that code would be hidden behind there; \
+                 choose another code",
+                slug_of(conn, other)?
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Creates version 1 of a purpose. A code names one purpose across a group: it may
+/// not be taken by the tenant's own purposes, its group's, or (for a group purpose)
+/// any affiliate's own, so a check never has two meanings to choose from.
 pub fn create(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -203,24 +327,53 @@ pub fn create(
             StoreError::Invalid("this tenant belongs to no group: scope must be 'tenant'".into())
         })?,
     };
-    if resolve(conn, tenant_id, group_id, code)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "a purpose with code '{code}' already exists"
-        )));
+    if let Some(g) = group_id {
+        lock_group_codes(conn, g)?;
+    }
+    if let Some(taken) = clash(conn, tenant_id, group_id, scope, code)? {
+        return Err(StoreError::Conflict(taken));
     }
     let now = crate::now();
     match scope {
         PurposeScope::Tenant => {
-            insert_version!(conn, purposes, tenant_id, owner, code, 1, meaning, now)?
+            insert_version!(conn, purposes, tenant_id, owner, code, 1, meaning, now)?;
+            if let Some(g) = group_id {
+                diesel::insert_into(group_purpose_codes::table)
+                    .values((
+                        group_purpose_codes::group_id.eq(g),
+                        group_purpose_codes::code.eq(code),
+                        group_purpose_codes::tenant_id.eq(tenant_id),
+                    ))
+                    .execute(conn)?;
+            }
         }
         PurposeScope::Group => {
-            insert_version!(conn, group_purposes, group_id, owner, code, 1, meaning, now)?
+            insert_version!(
+                conn,
+                group_purposes,
+                group_id,
+                owner,
+                code,
+                1,
+                meaning,
+                now,
+                group_purposes::owner_tenant_id.eq(Some(tenant_id))
+            )?;
         }
     };
     current_in(conn, scope, owner, code)?.ok_or(StoreError::NotFound)
 }
 
-/// Changes a purpose's meaning: a new current version, unless nothing changed.
+/// True when `tenant_id` may change `purpose`: its own, or a group purpose it owns.
+pub fn may_change(tenant_id: &str, purpose: &Purpose) -> bool {
+    match purpose.scope {
+        PurposeScope::Tenant => purpose.owner_id == tenant_id,
+        PurposeScope::Group => purpose.owner_tenant_id.as_deref() == Some(tenant_id),
+    }
+}
+
+/// Changes a purpose's meaning: a new current version, unless nothing changed. The
+/// caller checks [`may_change`] and [`assent_core::consent::check_change`].
 pub fn change(
     conn: &mut DbConnection,
     existing: &Purpose,
@@ -255,7 +408,8 @@ pub fn change(
                 code,
                 next,
                 meaning,
-                now
+                now,
+                group_purposes::owner_tenant_id.eq(existing.owner_tenant_id.as_deref())
             )?;
         }
     }

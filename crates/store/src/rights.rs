@@ -925,6 +925,7 @@ pub fn fulfil(
                         &ConsentRequest {
                             subject_id: r.subject_id.clone(),
                             purpose_code: purpose.code.clone(),
+                            purpose_scope: Some(purpose.scope),
                             action: Action::Withdraw,
                             method: Method::Staff,
                             occurred_at: now,

@@ -54,7 +54,7 @@ diesel::table! {
 }
 
 macro_rules! purpose_table {
-    ($name:ident, $owner:ident) => {
+    ($name:ident, $owner:ident $(, $extra:ident -> $ty:ty)*) => {
         diesel::table! {
             $name ($owner, code, version) {
                 $owner -> Text,
@@ -69,13 +69,22 @@ macro_rules! purpose_table {
                 retention_days -> Integer,
                 consent_term_days -> Nullable<Integer>,
                 created_at -> Timestamp,
+                $($extra -> $ty,)*
             }
         }
     };
 }
 
 purpose_table!(purposes, tenant_id);
-purpose_table!(group_purposes, group_id);
+purpose_table!(group_purposes, group_id, owner_tenant_id -> Nullable<Text>);
+
+diesel::table! {
+    group_purpose_codes (group_id, code, tenant_id) {
+        group_id -> Text,
+        code -> Text,
+        tenant_id -> Text,
+    }
+}
 
 diesel::table! {
     policies (tenant_id, version) {

@@ -185,6 +185,7 @@ pub async fn record_consent(
     let request = ConsentRequest {
         subject_id,
         purpose_code: b.purpose,
+        purpose_scope: None,
         action: b.action,
         method: b.method.unwrap_or(Method::Api),
         occurred_at: b.occurred_at.unwrap_or_else(Utc::now),

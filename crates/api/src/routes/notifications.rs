@@ -4,6 +4,7 @@ use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::consent::LegalBasis;
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::tenancy::{Locale, Permission};
 use assent_store::notifications::{self as outbox, Attempt, ListFilter, NewNotice, Notice};
@@ -30,7 +31,8 @@ pub struct CreateNotification {
     pub fallback_email: Option<bool>,
     /// `subscribed` (default: needs the purpose's consent, carries List-Unsubscribe)
     /// or `transactional` (sent regardless of marketing consent; for messages the
-    /// person asked for).
+    /// person asked for). A transactional message may not name a consent-based
+    /// purpose (422): a consent purpose is always gated on the consent.
     pub category: Option<String>,
     /// The subject's locale by default, then the tenant's.
     pub locale: Option<String>,
@@ -229,10 +231,23 @@ pub async fn create_notification(
                     }
                     let facts = subjects::facts(c, &tenant, &b.subject_id)?
                         .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
-                    if let Some(code) = &b.purpose
-                        && purposes::resolve(c, &tenant, keyring.group_id(), code)?.is_none()
-                    {
-                        return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                    if let Some(code) = &b.purpose {
+                        let purpose = purposes::resolve(c, &tenant, keyring.group_id(), code)?
+                            .ok_or_else(|| {
+                                StoreError::Invalid(format!("unknown purpose '{code}'"))
+                            })?;
+                        // A consent purpose is always gated on the consent: a message
+                        // that serves one is subscribed, whatever it is called.
+                        if category == NoticeCategory::Transactional
+                            && purpose.meaning.legal_basis == LegalBasis::Consent
+                        {
+                            return Err(StoreError::Invalid(format!(
+                                "a transactional message cannot serve '{code}': that purpose is \
+                                 based on consent, so its messages are subscribed (sent only while \
+                                 the consent is in force, with an unsubscribe link); send it as \
+                                 subscribed, or without a purpose if the person asked for it"
+                            )));
+                        }
                     }
                     let t = assent_store::tenants::find_tenant(c, &tenant)?
                         .ok_or(StoreError::NotFound)?;

@@ -1,11 +1,13 @@
 //! Purposes: what data is processed for, on which legal basis, through which channels.
 
+use crate::error::ProblemKind;
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::consent::{
-    Channel, LegalBasis, PurposeMeaning, PurposeScope, validate_purpose_code,
+    Channel, LegalBasis, MeaningChangeError, PurposeMeaning, PurposeScope, check_change,
+    validate_purpose_code,
 };
 use assent_core::tenancy::Permission;
 use assent_store::purposes::{self, Purpose};
@@ -82,6 +84,10 @@ pub struct PurposeView {
     pub retention_days: i32,
     pub consent_term_days: Option<i32>,
     pub created_at: DateTime<Utc>,
+    /// For a group purpose: the id of the company that owns it, the only one that
+    /// may change it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_tenant_id: Option<String>,
 }
 
 impl From<Purpose> for PurposeView {
@@ -102,6 +108,7 @@ impl From<Purpose> for PurposeView {
             retention_days: m.retention_days,
             consent_term_days: m.consent_term_days,
             created_at: p.created_at.and_utc(),
+            owner_tenant_id: p.owner_tenant_id,
         }
     }
 }
@@ -204,9 +211,14 @@ pub async fn get_purpose(
 }
 
 /// Change a purpose. A change of meaning makes a new version; events keep theirs.
+/// A group purpose is changed only by the company that owns it (403 for the others);
+/// a consent-based purpose gains no channel (409: people agreed to the channels they
+/// were shown; define a new purpose or ask them again).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = PatchPurpose, responses(
     (status = 200, body = PurposeView),
+    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[patch("/purposes/{code}")]
@@ -226,19 +238,26 @@ pub async fn patch_purpose(
             store.write(&tenant, |c| {
                 let existing = purposes::resolve(c, &tenant, group.as_deref(), &code)?
                     .ok_or(assent_store::StoreError::NotFound)?;
+                if !purposes::may_change(&tenant, &existing) {
+                    let owner = existing
+                        .owner_tenant_id
+                        .as_deref()
+                        .map(|t| assent_store::tenants::find_tenant(c, t))
+                        .transpose()?
+                        .flatten()
+                        .map_or_else(|| "another company".to_owned(), |t| format!("'{}'", t.slug));
+                    return Ok(Err(ApiError::forbidden(format!(
+                        "'{code}' is a purpose shared by the group and owned by {owner}: only \
+                         that company can change it"
+                    ))));
+                }
                 let mut m = existing.meaning.clone();
                 if let Some(n) = b.name {
                     m.name_ru = n.ru.trim().to_owned();
                     m.name_en = n.en.trim().to_owned();
                 }
-                // Consent given under one basis does not carry over to another, and
-                // a change would silently turn withdrawals into permissions.
-                if let Some(v) = b.legal_basis
-                    && v != m.legal_basis
-                {
-                    return Err(assent_store::StoreError::Invalid(
-                        "the legal basis of a purpose cannot change: define a new purpose".into(),
-                    ));
+                if let Some(v) = b.legal_basis {
+                    m.legal_basis = v;
                 }
                 if let Some(v) = b.channels {
                     m.channels = v;
@@ -252,11 +271,20 @@ pub async fn patch_purpose(
                 if let Some(v) = b.consent_term_days {
                     m.consent_term_days = v;
                 }
+                match check_change(&existing.meaning, &m) {
+                    Ok(()) => {}
+                    Err(e @ MeaningChangeError::BasisChanged) => {
+                        return Ok(Err(ApiError::invalid(e.to_string())));
+                    }
+                    Err(e @ MeaningChangeError::ChannelNeedsConsent(..)) => {
+                        return Ok(Err(ApiError::new(ProblemKind::Conflict, e.to_string())));
+                    }
+                }
                 m.validate()
                     .map_err(|e| assent_store::StoreError::Invalid(e.0))?;
-                purposes::change(c, &existing, &m)
+                purposes::change(c, &existing, &m).map(Ok)
             })
         })
-        .await?;
+        .await??;
     Ok(web::Json(updated.into()))
 }

@@ -67,6 +67,7 @@ struct Query {
     lang: Option<String>,
     done: Option<String>,
     purpose: Option<String>,
+    scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +79,11 @@ struct Form {
     #[serde(default)]
     policy: String,
     purpose: String,
+    /// The scope of the purpose shown (`tenant` or `group`), so the choice acts on
+    /// that purpose even where the company's own and the group's share a code.
+    /// Absent on pages rendered before it existed.
+    #[serde(default)]
+    scope: Option<String>,
     action: String,
 }
 
@@ -174,7 +180,7 @@ fn date(lang: Lang, at: DateTime<Utc>) -> String {
 fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> String {
     let lang = view.lang;
     let name = escape(&item.name);
-    let heading_id = format!("purpose-{}-title", item.code);
+    let heading_id = format!("{}-title", anchor(item));
     let since = item
         .since
         .map(|s| format!(" {}", date(lang, s)))
@@ -183,11 +189,13 @@ fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> Str
         format!(
             "<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <input type=\"hidden\" name=\"purpose\" value=\"{code}\">\
+             <input type=\"hidden\" name=\"scope\" value=\"{scope}\">\
              <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
              <input type=\"hidden\" name=\"policy\" value=\"{policy}\">\
              <button type=\"submit\" name=\"action\" value=\"{action}\"{class} \
              aria-describedby=\"{heading_id}\">{label}</button></form>",
             code = escape(&item.code),
+            scope = item.scope.as_str(),
             action = choice.as_str(),
             class = if secondary {
                 " class=\"secondary\""
@@ -279,7 +287,7 @@ fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> Str
     };
     let is_current = current == Some(item.code.as_str());
     format!(
-        "<li class=\"purpose{cls}\" id=\"purpose-{code}\"{aria}>\
+        "<li class=\"purpose{cls}\" id=\"{id}\"{aria}>\
          <h3 id=\"{heading_id}\">{name}</h3><p class=\"state\">{state}</p>{controls}</li>",
         cls = if is_current { " current" } else { "" },
         aria = if is_current {
@@ -287,16 +295,35 @@ fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> Str
         } else {
             ""
         },
-        code = escape(&item.code),
+        id = escape(&anchor(item)),
         state = escape(&state),
     )
+}
+
+/// The element id of a purpose's entry: its code, prefixed for the group's, so the
+/// company's own purpose and the group's never share one.
+fn anchor(item: &Item) -> String {
+    match item.scope {
+        PurposeScope::Tenant => format!("purpose-{}", item.code),
+        PurposeScope::Group => format!("purpose-group-{}", item.code),
+    }
+}
+
+/// The item a form or a notice names: by scope and code; without a scope (a page
+/// rendered before forms carried it) only when the code is unambiguous.
+fn find_item<'a>(items: &'a [Item], scope: Option<&str>, code: &str) -> Option<&'a Item> {
+    let mut named = items
+        .iter()
+        .filter(|i| i.code == code && scope.is_none_or(|s| s == i.scope.as_str()));
+    let first = named.next()?;
+    named.next().is_none().then_some(first)
 }
 
 fn notice(lang: Lang, q: &Query, items: &[Item]) -> String {
     let (Some(done), Some(code)) = (q.done.as_deref(), q.purpose.as_deref()) else {
         return String::new();
     };
-    let Some(item) = items.iter().find(|i| i.code == code) else {
+    let Some(item) = find_item(items, q.scope.as_deref(), code) else {
         return String::new();
     };
     let name = escape(&item.name);
@@ -525,9 +552,20 @@ pub async fn preferences_change(
     let st = state.clone();
     let for_write = claims.clone();
     let code = form.purpose.clone();
+    let scope = form.scope.clone();
     let shown_in = form.lang.as_deref().and_then(Lang::parse);
     let shown = (shown_in, form.policy.clone());
-    let result = web::block(move || apply(&st, &for_write, &code, choice, evidence, shown)).await;
+    let result = web::block(move || {
+        apply(
+            &st,
+            &for_write,
+            (scope.as_deref(), &code),
+            choice,
+            evidence,
+            shown,
+        )
+    })
+    .await;
     let again = Query {
         lang: shown_in.map(|l| l.code().to_owned()),
         ..Query::default()
@@ -538,8 +576,13 @@ pub async fn preferences_change(
             let lang = shown_in
                 .map(|l| format!("&lang={}", l.code()))
                 .unwrap_or_default();
+            let (scope, anchor) = match form.scope.as_deref() {
+                Some("group") => ("&scope=group", "purpose-group-"),
+                Some("tenant") => ("&scope=tenant", "purpose-"),
+                _ => ("", "purpose-"),
+            };
             let location = format!(
-                "/p/{token}?done={}&purpose={}{lang}#purpose-{}",
+                "/p/{token}?done={}&purpose={}{scope}{lang}#{anchor}{}",
                 choice.as_str(),
                 form.purpose,
                 form.purpose
@@ -606,7 +649,7 @@ enum Applied {
 fn apply(
     state: &AppState,
     claims: &LinkClaims,
-    code: &str,
+    (scope, code): (Option<&str>, &str),
     choice: Choice,
     mut evidence: assent_store::consents::Evidence,
     shown: (Option<Lang>, String),
@@ -616,9 +659,10 @@ fn apply(
     let tenant_id = &claims.tenant_id;
     // The statement shown is re-created in the language the page was shown in.
     let view = load(state, claims, shown_in, None)?.ok_or(StoreError::NotFound)?;
-    let Some(item) = view.items.iter().find(|i| i.code == code) else {
+    let Some(item) = find_item(&view.items, scope, code) else {
         return Ok(Applied::NotFitting);
     };
+    let scope = item.scope;
     let fits = matches!(
         (item.basis, choice),
         (LegalBasis::Consent, Choice::Withdraw | Choice::Grant)
@@ -650,6 +694,7 @@ fn apply(
             tenant_id,
             keyring.group_id(),
             &claims.subject_id,
+            Some(scope),
             code,
             now,
         )?;
@@ -673,6 +718,7 @@ fn apply(
                 &ConsentRequest {
                     subject_id: claims.subject_id.clone(),
                     purpose_code: code.to_owned(),
+                    purpose_scope: Some(scope),
                     action: if choice == Choice::Grant {
                         Action::Grant
                     } else {
@@ -691,7 +737,13 @@ fn apply(
                 },
                 now,
             )
-            .map(|_| Applied::Done),
+            // Never acknowledge a withdrawal that did not take effect.
+            .and_then(|r| match (choice, r.withdrawn()) {
+                (Choice::Withdraw, false) => Err(StoreError::Conflict(
+                    "the withdrawal did not change the consent".into(),
+                )),
+                _ => Ok(Applied::Done),
+            }),
             Choice::Object => {
                 subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| Applied::Done)
             }

@@ -180,25 +180,27 @@ pub async fn unsubscribe(
         }
         let keyring = st.keyring(&st.store, &claims.tenant_id)?;
         let code = claims.purpose.clone().unwrap_or_default();
-        st.store.write(&claims.tenant_id, |c| {
+        let took_effect = st.store.write(&claims.tenant_id, |c| {
             let now = Utc::now();
             let standing = consents::standing(
                 c,
                 &claims.tenant_id,
                 keyring.group_id(),
                 &claims.subject_id,
+                None,
                 &code,
                 now,
             )?;
             if standing.purpose.meaning.legal_basis != LegalBasis::Consent {
                 // Not consent-based: unsubscribing is an objection to this purpose.
-                return subjects::object(c, &claims.tenant_id, &claims.subject_id, &code);
+                subjects::object(c, &claims.tenant_id, &claims.subject_id, &code)?;
+                return Ok(true);
             }
             if !standing.granted {
                 // Withdrawn meanwhile (another click, the provider's one-click POST).
-                return Ok(());
+                return Ok(true);
             }
-            consents::record(
+            let recorded = consents::record(
                 c,
                 &keyring.tenant,
                 &claims.tenant_id,
@@ -206,6 +208,7 @@ pub async fn unsubscribe(
                 &ConsentRequest {
                     subject_id: claims.subject_id.clone(),
                     purpose_code: code.clone(),
+                    purpose_scope: None,
                     action: Action::Withdraw,
                     method: Method::EmailLink,
                     occurred_at: now,
@@ -219,9 +222,15 @@ pub async fn unsubscribe(
                     import_key: None,
                 },
                 now,
-            )
-            .map(|_| ())
+            )?;
+            Ok(recorded.withdrawn())
         })?;
+        // Never acknowledge what did not take effect.
+        if !took_effect {
+            return Err(StoreError::Conflict(
+                "the withdrawal did not change the consent".into(),
+            ));
+        }
         Ok(Some(Context {
             withdrawn: true,
             ..ctx

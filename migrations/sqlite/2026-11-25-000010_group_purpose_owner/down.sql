@@ -1,0 +1,2 @@
+DROP TABLE group_purpose_codes;
+ALTER TABLE group_purposes DROP COLUMN owner_tenant_id;

@@ -1,0 +1,417 @@
+//! Purposes shared by a group of companies, on both backends: a code names one
+//! purpose across the group (no shadowing), every place a person acts on a purpose
+//! acts on the one they saw, and only the owner changes a group purpose.
+
+use assent_core::tenancy::Role;
+use assent_store::schema::group_purposes;
+use assent_tests::{TenantHandle, TestApp, TestDb};
+use diesel::prelude::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn consent_purpose(code: &str, scope: &str) -> Value {
+    json!({"code": code, "name": {"ru": "Предложения", "en": "Offers"},
+           "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
+           "scope": scope})
+}
+
+async fn create(app: &TestApp, t: &TenantHandle, body: Value, status: StatusCode) -> Value {
+    app.expect(&t.token, Method::POST, "/v1/purposes", Some(&body), status)
+        .await
+}
+
+async fn group_of_two(app: &TestApp) -> (String, TenantHandle, TenantHandle) {
+    let group = app.create_group("Holding");
+    let a = app
+        .tenant_in_group("affiliate-a", Some(&group), Role::Admin)
+        .await;
+    let b = app
+        .tenant_in_group("affiliate-b", Some(&group), Role::Admin)
+        .await;
+    (group, a, b)
+}
+
+async fn subject(app: &TestApp, t: &TenantHandle, email: &str) -> String {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/subjects",
+        Some(&json!({"email": email, "locale": "en"})),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn consent(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str, action: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&json!({"purpose": purpose, "action": action})),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn check(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> Value {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/consent-checks",
+        Some(&json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]})),
+        StatusCode::OK,
+    )
+    .await["results"][0]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (_, a, b) = group_of_two(&app).await;
+
+        // A has its own `marketing`: an affiliate cannot put a group purpose over it.
+        create(
+            &app,
+            &a,
+            consent_purpose("marketing", "tenant"),
+            StatusCode::CREATED,
+        )
+        .await;
+        let problem = create(
+            &app,
+            &b,
+            consent_purpose("marketing", "group"),
+            StatusCode::CONFLICT,
+        )
+        .await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("'affiliate-a'") && detail.contains("own purpose"),
+            "{problem}"
+        );
+        // B may still have its own `marketing`: it shadows nothing.
+        create(
+            &app,
+            &b,
+            consent_purpose("marketing", "tenant"),
+            StatusCode::CREATED,
+        )
+        .await;
+
+        // And the other way round: a group purpose's code is taken in every company.
+        create(
+            &app,
+            &a,
+            consent_purpose("offers", "group"),
+            StatusCode::CREATED,
+        )
+        .await;
+        for t in [&a, &b] {
+            let problem = create(
+                &app,
+                t,
+                consent_purpose("offers", "tenant"),
+                StatusCode::CONFLICT,
+            )
+            .await;
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the group's shared purpose, owned by company 'affiliate-a'"),
+                "{problem}"
+            );
+        }
+        let listed = app
+            .expect(&b.token, Method::GET, "/v1/purposes", None, StatusCode::OK)
+            .await;
+        let offers: Vec<&Value> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["code"] == "offers")
+            .collect();
+        assert_eq!(offers.len(), 1, "{listed}");
+        assert_eq!(offers[0]["owner_tenant_id"], a.id.as_str());
+    }
+}
+
+/// Data from before codes were unique in a group: A's own `marketing` and the group's
+/// `marketing` (made directly in the database, as the API now refuses it).
+fn legacy_group_purpose(app: &TestApp, group: &str, owner: &TenantHandle, code: &str) {
+    let now = assent_store::now();
+    app.store
+        .write(&owner.id, |c| {
+            diesel::insert_into(group_purposes::table)
+                .values((
+                    group_purposes::group_id.eq(group),
+                    group_purposes::code.eq(code),
+                    group_purposes::version.eq(1),
+                    group_purposes::is_current.eq(true),
+                    group_purposes::name_ru.eq("Предложения группы"),
+                    group_purposes::name_en.eq("Group offers"),
+                    group_purposes::legal_basis.eq("consent"),
+                    group_purposes::channels.eq("email"),
+                    group_purposes::data_categories.eq("[]"),
+                    group_purposes::retention_days.eq(365),
+                    group_purposes::consent_term_days.eq(None::<i32>),
+                    group_purposes::created_at.eq(now),
+                    group_purposes::owner_tenant_id.eq(Some(owner.id.as_str())),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (group, a, b) = group_of_two(&app).await;
+        create(
+            &app,
+            &a,
+            consent_purpose("marketing", "tenant"),
+            StatusCode::CREATED,
+        )
+        .await;
+        legacy_group_purpose(&app, &group, &b, "marketing");
+        // One person at both companies: A's own consent and the group's.
+        let sa = subject(&app, &a, "same@example.org").await;
+        let sb = subject(&app, &b, "same@example.org").await;
+        consent(&app, &a, &sa, "marketing", "grant").await;
+        consent(&app, &b, &sb, "marketing", "grant").await;
+        assert_eq!(check(&app, &b, &sb, "marketing").await["allowed"], true);
+
+        // A's preference centre lists both; "withdraw" on the group's entry withdraws
+        // the group consent, and only it.
+        let v = app
+            .expect(
+                &a.token,
+                Method::POST,
+                &format!("/v1/subjects/{sa}/links"),
+                Some(&json!({"kind": "preferences"})),
+                StatusCode::OK,
+            )
+            .await;
+        let url =
+            v["url"]
+                .as_str()
+                .unwrap()
+                .replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
+        let http = client();
+        let r = http.get(&url).send().await.unwrap();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("id=\"purpose-marketing\"")
+                && html.contains("id=\"purpose-group-marketing\""),
+            "{html}"
+        );
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let r = http
+            .post(&url)
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("purpose", "marketing"),
+                ("scope", "group"),
+                ("action", "withdraw"),
+                ("lang", "en"),
+                ("policy", ""),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            location.contains("scope=group") && location.ends_with("#purpose-group-marketing"),
+            "{location}"
+        );
+        assert_eq!(
+            check(&app, &b, &sb, "marketing").await["reason"],
+            "withdrawn",
+            "the affiliate's next marketing notice is not sent"
+        );
+        assert_eq!(
+            check(&app, &a, &sa, "marketing").await["allowed"],
+            true,
+            "A's own consent is untouched"
+        );
+        let page = http
+            .get(format!("{}{location}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Consent to “Group offers” withdrawn."),
+            "{page}"
+        );
+
+        // A completed "withdraw all" at A withdraws the group consent too.
+        consent(&app, &b, &sb, "marketing", "grant").await;
+        let r = app
+            .expect(
+                &a.token,
+                Method::POST,
+                "/v1/rights-requests",
+                Some(&json!({"subject_id": sa, "type": "withdraw_all"})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = r["id"].as_str().unwrap().to_owned();
+        for (step, body) in [
+            ("verify", json!({"documents_approved": true})),
+            ("start", json!({})),
+            ("complete", json!({})),
+        ] {
+            let (status, v) = app
+                .call(
+                    &a.token,
+                    Method::POST,
+                    &format!("/v1/rights-requests/{id}/{step}"),
+                    Some(&body),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{step}: {v}");
+        }
+        assert_eq!(
+            check(&app, &b, &sb, "marketing").await["reason"],
+            "withdrawn"
+        );
+        assert_eq!(
+            check(&app, &a, &sa, "marketing").await["reason"],
+            "withdrawn"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_silently() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (group, a, b) = group_of_two(&app).await;
+        create(
+            &app,
+            &a,
+            consent_purpose("offers", "group"),
+            StatusCode::CREATED,
+        )
+        .await;
+        let patch = |t: &TenantHandle, code: &str, body: Value| {
+            let (app, token, path) = (&app, t.token.clone(), format!("/v1/purposes/{code}"));
+            async move { app.call(&token, Method::PATCH, &path, Some(&body)).await }
+        };
+
+        // An affiliate cannot shorten the retention of (or otherwise change) A's purpose.
+        let (status, problem) = patch(&b, "offers", json!({"retention_days": 1})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("owned by 'affiliate-a'"),
+            "{problem}"
+        );
+        let seen = app
+            .expect(
+                &b.token,
+                Method::GET,
+                "/v1/purposes/offers",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            (seen["version"].as_i64(), seen["retention_days"].as_i64()),
+            (Some(1), Some(365))
+        );
+
+        // The owner can; a new version keeps its owner.
+        let (status, v) = patch(&a, "offers", json!({"retention_days": 180})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["version"], 2);
+        assert_eq!(v["owner_tenant_id"], a.id.as_str());
+        let (status, _) = patch(&b, "offers", json!({"retention_days": 1})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // A channel people never agreed to needs fresh consent: refused, nothing moves.
+        let (status, problem) =
+            patch(&a, "offers", json!({"channels": ["email", "telegram"]})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("fresh consent"),
+            "{problem}"
+        );
+        create(
+            &app,
+            &a,
+            consent_purpose("news", "tenant"),
+            StatusCode::CREATED,
+        )
+        .await;
+        let (status, _) = patch(&a, "news", json!({"channels": ["telegram"]})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        for code in ["offers", "news"] {
+            let p = app
+                .expect(
+                    &a.token,
+                    Method::GET,
+                    &format!("/v1/purposes/{code}"),
+                    None,
+                    StatusCode::OK,
+                )
+                .await;
+            assert_eq!(p["channels"], json!(["email"]), "{p}");
+        }
+        // Dropping a channel is fine, and so is a new channel where no consent is asked.
+        let (status, _) = patch(&a, "offers", json!({"channels": ["email"]})).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut billing = consent_purpose("billing", "tenant");
+        billing["legal_basis"] = "contract".into();
+        create(&app, &a, billing, StatusCode::CREATED).await;
+        let (status, v) = patch(&a, "billing", json!({"channels": ["email", "sms"]})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+
+        // Ownership is by company, not by who defined the code first in the request.
+        legacy_group_purpose(&app, &group, &b, "legacy");
+        let (status, _) = patch(&a, "legacy", json!({"retention_days": 30})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "owned by B");
+        let (status, _) = patch(&b, "legacy", json!({"retention_days": 30})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
