@@ -455,7 +455,15 @@ pub fn database_text(store: &Store) -> String {
         .system(|c| {
             let mut out = String::new();
             match c {
-                assent_store::DbConnection::Postgres(pg) => {
+                assent_store::DbConnection::Postgres(app) => {
+                    // Row-level security hides every tenant's rows from the
+                    // application's role outside a tenant's transaction: read as the
+                    // database's superuser, as an attacker with the database would.
+                    let name = texts!(app, "SELECT current_database()::text AS t").remove(0);
+                    let admin_url = std::env::var(POSTGRES_ENV).expect("PostgreSQL tests");
+                    let mut admin = PgConnection::establish(&with_database(&admin_url, &name))
+                        .expect("admin connection");
+                    let pg = &mut admin;
                     let tables = texts!(
                         pg,
                         "SELECT tablename::text AS t FROM pg_tables WHERE schemaname = 'public'"

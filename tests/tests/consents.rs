@@ -221,9 +221,11 @@ async fn subjects_are_normalised_encrypted_and_audited() {
         // At rest, nothing readable.
         let mut conn = app.store.connection().unwrap();
         let raw: Vec<Vec<u8>> = match &mut *conn {
-            DbConnection::Postgres(c) => assent_store::schema::subjects::table
+            // As the database's superuser: the application's role sees rows only
+            // inside a tenant's transaction.
+            DbConnection::Postgres(_) => assent_store::schema::subjects::table
                 .select(assent_store::schema::subjects::pii)
-                .load::<Option<Vec<u8>>>(c)
+                .load::<Option<Vec<u8>>>(&mut app.db.admin_connection().unwrap())
                 .unwrap()
                 .into_iter()
                 .flatten()
@@ -875,7 +877,10 @@ async fn a_tampered_ledger_is_caught() {
         let raw = |sql: String| {
             let mut conn = app.store.connection().unwrap();
             match &mut *conn {
-                DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c).unwrap(),
+                // Tampering as the database's superuser would.
+                DbConnection::Postgres(_) => diesel::sql_query(sql)
+                    .execute(&mut app.db.admin_connection().unwrap())
+                    .unwrap(),
                 DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c).unwrap(),
             }
         };

@@ -979,7 +979,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
 
         let person: Option<String> = app
             .store
-            .system(|c| {
+            .read(&t.id, |c| {
                 use assent_store::schema::subjects::dsl as sj;
                 use diesel::prelude::*;
                 Ok(sj::subjects
@@ -991,7 +991,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         let person = person.expect("a group person");
         let identities = |store: &assent_store::Store| -> i64 {
             store
-                .system(|c| {
+                .read(&t.id, |c| {
                     use assent_store::schema::group_identities::dsl as gi;
                     use diesel::prelude::*;
                     Ok(gi::group_identities
