@@ -61,6 +61,8 @@ pub struct Config {
     /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a
     /// reverse proxy that every request passes through).
     pub trust_forwarded_for: bool,
+    /// The largest import body accepted, in bytes.
+    pub import_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -96,6 +98,7 @@ impl Default for Config {
             allow_http_webhooks: false,
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
+            import_max_bytes: assent_api::import::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -144,6 +147,7 @@ const ENV_KEYS: &[&str] = &[
     "allow_http_webhooks",
     "public_rate_limit",
     "trust_forwarded_for",
+    "import_max_bytes",
 ];
 
 impl Config {
@@ -219,6 +223,9 @@ impl Config {
                     "telegram_mode must be 'polling' or 'webhook', not '{other}'"
                 ));
             }
+        }
+        if self.import_max_bytes < 1024 {
+            return Err("import_max_bytes must be at least 1024".into());
         }
         if !(1..=100_000).contains(&self.public_rate_limit) {
             return Err("public_rate_limit must be between 1 and 100000 requests a minute".into());
