@@ -1162,7 +1162,14 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         let t = app.tenant_with("acme", Role::Admin).await;
         purpose(&app, &t, "news", "consent").await;
         let s = subject(&app, &t, Some("keyed@example.org")).await;
-        grant(&app, &t, &s, "news", json!({"evidence": {"ip": "203.0.113.9"}})).await;
+        grant(
+            &app,
+            &t,
+            &s,
+            "news",
+            json!({"evidence": {"ip": "203.0.113.9"}}),
+        )
+        .await;
         let wrapped = app
             .store
             .read(&t.id, |c| assent_store::subjects::wrapped_key(c, &t.id, &s))
@@ -1172,7 +1179,9 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         // A backup holds the key only in `subject_keys`, never beside the ciphertext.
         let dump = assent_tests::database_text(&app.store);
         assert!(
-            table_rows(&dump, "subject_keys").to_lowercase().contains(&key),
+            table_rows(&dump, "subject_keys")
+                .to_lowercase()
+                .contains(&key),
             "the key row"
         );
         assert!(

@@ -545,8 +545,9 @@ fn process(
         }
         Format::Csv => {
             let headers = match records.next(&mut buf).map_err(read_error)? {
-                Some(Record::Fits) => csv_record(&buf)
-                    .map_err(|e| StoreError::Invalid(format!("CSV header: {e}")))?,
+                Some(Record::Fits) => {
+                    csv_record(&buf).map_err(|e| StoreError::Invalid(format!("CSV header: {e}")))?
+                }
                 Some(Record::TooLong(_)) => {
                     return Err(StoreError::Invalid(format!(
                         "CSV header: longer than {} KiB",

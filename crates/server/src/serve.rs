@@ -80,7 +80,10 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot recover unfinished imports: {e}"))?;
         if failed > 0 {
-            tracing::warn!(failed, "imports left unfinished by a stopped server were failed");
+            tracing::warn!(
+                failed,
+                "imports left unfinished by a stopped server were failed"
+            );
         }
     }
 

@@ -117,7 +117,12 @@ as ok were imported, the rest were not. Send the file again: lines already impor
 
 /// Fails an unfinished import, keeping its counts and adding `reason` to its errors
 /// (as line 0, the import as a whole).
-pub fn abandon(conn: &mut DbConnection, tenant_id: &str, id: &str, reason: &str) -> StoreResult<()> {
+pub fn abandon(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    reason: &str,
+) -> StoreResult<()> {
     let Some(import) = get(conn, tenant_id, id)? else {
         return Ok(());
     };
