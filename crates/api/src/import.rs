@@ -715,10 +715,11 @@ pub fn recover(store: &assent_store::Store, spool_dir: &Path) -> StoreResult<usi
     if let Ok(entries) = std::fs::read_dir(spool_dir) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_file() && !alive.contains(&path) {
-                if let Err(error) = std::fs::remove_file(&path) {
-                    tracing::error!(%error, file = %path.display(), "cannot delete a spool file");
-                }
+            if path.is_file()
+                && !alive.contains(&path)
+                && let Err(error) = std::fs::remove_file(&path)
+            {
+                tracing::error!(%error, file = %path.display(), "cannot delete a spool file");
             }
         }
     }
