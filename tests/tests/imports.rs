@@ -196,3 +196,179 @@ async fn csv_imports_and_bad_requests() {
         .await;
     }
 }
+
+/// The process's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_line_is_skipped_with_its_error_without_being_held_in_memory() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        // A 10 MB line between two good ones.
+        let long = format!(
+            r#"{{"type":"subject","external_ref":"huge","full_name":"{}"}}"#,
+            "я".repeat(5_000_000)
+        );
+        let body = [
+            r#"{"type":"subject","external_ref":"a1","email":"a1@example.org"}"#,
+            long.as_str(),
+            r#"{"type":"subject","external_ref":"a2","email":"a2@example.org"}"#,
+        ]
+        .join("\n");
+        drop(long);
+        let before = peak_rss_kib();
+        let (status, started) = start(&app, &t, "application/x-ndjson", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(2), Some(1)),
+            "{done}"
+        );
+        assert_eq!(done["errors"][0]["line"], 2, "{done}");
+        let error = done["errors"][0]["error"].as_str().unwrap();
+        assert!(error.contains("limited to 64 KiB"), "{error}");
+        // The line was streamed past, never held: the peak grew by far less than it.
+        let grown = peak_rss_kib().saturating_sub(before);
+        assert!(grown < 8 * 1024, "peak memory grew by {grown} KiB");
+
+        // CSV: a quoted field may hold a line break (one record, refused here by the
+        // name's own rule); an over-long record is one error.
+        let csv = format!(
+            "type,external_ref,full_name\nsubject,c1,\"two\nlines\"\nsubject,c2,\"{}\"\nsubject,c3,Третий\n",
+            "x".repeat(100_000)
+        );
+        let (status, started) = start(&app, &t, "text/csv", csv).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(1), Some(2)),
+            "{done}"
+        );
+        assert_eq!(done["errors"][0]["line"], 2, "{done}");
+        assert_eq!(done["errors"][1]["line"], 3, "{done}");
+        let error = done["errors"][1]["error"].as_str().unwrap();
+        assert!(error.contains("limited to 64 KiB"), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_body_is_refused_with_413_and_leaves_no_spool_file() {
+    for db in TestDb::all() {
+        let spool = tempfile::tempdir().unwrap();
+        let dir = spool.path().to_owned();
+        let app = TestApp::spawn_with(db, move |s| {
+            s.with_spool_dir(dir).with_import_max_bytes(4096)
+        })
+        .await;
+        let t = setup(&app, "acme").await;
+        let line = r#"{"type":"subject","external_ref":"k","email":"k@example.org"}"#;
+        let body = vec![line; 100].join("\n");
+        let r = app
+            .client
+            .post(app.url("/v1/imports"))
+            .bearer_auth(&t.token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json"
+        );
+        let problem: Value = r.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("4096 bytes"),
+            "{problem}"
+        );
+        assert_eq!(std::fs::read_dir(spool.path()).map_or(0, |d| d.count()), 0);
+        // Under the limit it is taken.
+        let (status, _) = start(&app, &t, "application/x-ndjson", line.into()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_a_killed_server_left_behind_are_failed_and_their_spool_deleted_at_start() {
+    use assent_store::imports;
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let spool = tempfile::tempdir().unwrap();
+        // What `kill -9` leaves: an import `running` (and one still `queued`) with
+        // their spool files, and a body whose upload never finished.
+        let left = ["01-left-running", "01-left-queued"];
+        app.store
+            .write(&t.id, |c| {
+                for id in left {
+                    imports::create(c, &t.id, id, "ndjson")?;
+                }
+                imports::start(c, &t.id, left[0]).map(|_| ())
+            })
+            .unwrap();
+        for id in left {
+            std::fs::write(
+                spool.path().join(format!("{id}.ndjson")),
+                r#"{"type":"subject","external_ref":"x","email":"spooled@example.org"}"#,
+            )
+            .unwrap();
+        }
+        std::fs::write(spool.path().join("01-orphan.csv"), "type,email\n").unwrap();
+        // Another process's import, alive (fresh progress), with its spool elsewhere.
+        app.store
+            .write(&t.id, |c| {
+                imports::create(c, &t.id, "01-elsewhere", "csv")?;
+                imports::start(c, &t.id, "01-elsewhere").map(|_| ())
+            })
+            .unwrap();
+
+        let failed = assent_api::import::recover(&app.store, spool.path()).unwrap();
+        let sqlite = app.backend() == assent_store::Backend::Sqlite;
+        // SQLite runs in one process only, so nothing there can still be running.
+        assert_eq!(failed, if sqlite { 3 } else { 2 });
+        for id in left {
+            let v = app
+                .expect(
+                    &t.token,
+                    Method::GET,
+                    &format!("/v1/imports/{id}"),
+                    None,
+                    StatusCode::OK,
+                )
+                .await;
+            assert_eq!(v["status"], "failed", "{v}");
+            assert!(v["finished_at"].is_string(), "{v}");
+            let reason = v["errors"][0]["error"].as_str().unwrap();
+            assert!(reason.contains("server stopped"), "{reason}");
+        }
+        let elsewhere = app
+            .expect(
+                &t.token,
+                Method::GET,
+                "/v1/imports/01-elsewhere",
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            elsewhere["status"],
+            if sqlite { "failed" } else { "running" }
+        );
+        let files: Vec<_> = std::fs::read_dir(spool.path()).unwrap().collect();
+        assert!(files.is_empty(), "spool files left: {files:?}");
+    }
+}

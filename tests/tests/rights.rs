@@ -1146,6 +1146,82 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
     }
 }
 
+/// The rows of one table in a [`assent_tests::database_text`] dump.
+fn table_rows<'a>(dump: &'a str, table: &str) -> &'a str {
+    let start = dump
+        .find(&format!("== {table}\n"))
+        .unwrap_or_else(|| panic!("no table {table}"));
+    let rest = &dump[start + table.len() + 4..];
+    &rest[..rest.find("\n== ").unwrap_or(rest.len())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purpose(&app, &t, "news", "consent").await;
+        let s = subject(&app, &t, Some("keyed@example.org")).await;
+        grant(
+            &app,
+            &t,
+            &s,
+            "news",
+            json!({"evidence": {"ip": "203.0.113.9"}}),
+        )
+        .await;
+        let wrapped = app
+            .store
+            .read(&t.id, |c| assent_store::subjects::wrapped_key(c, &t.id, &s))
+            .unwrap()
+            .expect("a live subject has a key");
+        let key: String = wrapped.iter().map(|b| format!("{b:02x}")).collect();
+        // A backup holds the key only in `subject_keys`, never beside the ciphertext.
+        let dump = assent_tests::database_text(&app.store);
+        assert!(
+            table_rows(&dump, "subject_keys")
+                .to_lowercase()
+                .contains(&key),
+            "the key row"
+        );
+        assert!(
+            !table_rows(&dump, "subjects").to_lowercase().contains(&key),
+            "the subjects row carries no key"
+        );
+        assert!(
+            table_rows(&dump, "subjects").contains(&s),
+            "the subject is there"
+        );
+
+        app.store
+            .write(&t.id, |c| {
+                assent_store::erasure::destroy_subject(
+                    c,
+                    &t.id,
+                    &s,
+                    assent_store::erasure::Method::Erasure,
+                )
+            })
+            .unwrap();
+        let dump = assent_tests::database_text(&app.store);
+        assert!(
+            !dump.to_lowercase().contains(&key),
+            "the wrapped key is nowhere on {}",
+            app.backend()
+        );
+        assert!(
+            !table_rows(&dump, "subject_keys").contains(&s),
+            "the key row is gone"
+        );
+        assert_eq!(
+            app.store
+                .read(&t.id, |c| assent_store::subjects::wrapped_key(c, &t.id, &s))
+                .unwrap(),
+            None
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
     for db in TestDb::all() {

@@ -1,6 +1,13 @@
 //! Bulk import of subjects and consent events from NDJSON or CSV, line by line:
 //! good lines land, bad lines are reported with their numbers, a repeated line
 //! changes nothing (consent lines carry an idempotency key).
+//!
+//! Bounded on every side: a line (or CSV record) longer than [`MAX_LINE`] is skipped
+//! with an error without ever being held whole, a batch holds at most [`BATCH`] lines
+//! and [`BATCH_BYTES`], and imports run on a small pool ([`ImportQueue`]): at most
+//! [`DEFAULT_RUNNING`] per process and one per tenant at a time, the rest queued.
+//! The body waits in a spool file; a server killed mid-import fails the import and
+//! deletes the file at its next start ([`recover`]).
 
 use crate::routes::consents::{ActorIn, EvidenceIn, actor, evidence};
 use crate::routes::subjects::apply;
@@ -16,8 +23,10 @@ use chrono::{DateTime, Utc};
 use diesel::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::{HashSet, VecDeque};
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -37,6 +46,104 @@ impl Format {
 /// Lines per transaction: large enough to amortise commits, small enough that
 /// progress moves visibly.
 const BATCH: usize = 1000;
+
+/// Bytes of lines per transaction, so a batch of long lines stays small in memory.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest line (NDJSON) or record (CSV) imported; a longer one is an error of
+/// its line and is skipped.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The largest import body accepted unless configured (`ASSENT_IMPORT_MAX_BYTES`).
+pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Imports running at once in one process; more wait in the queue.
+pub const DEFAULT_RUNNING: usize = 2;
+
+/// How long an import may show no progress before another process's start takes
+/// it for abandoned (the process that ran it is gone).
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Where an import's body waits while it is processed.
+pub fn spool_path(dir: &Path, id: &str, format: &str) -> PathBuf {
+    dir.join(format!("{id}.{format}"))
+}
+
+/// One record read by [`Records`]: its bytes, or only its length when it was too long.
+enum Record {
+    Fits,
+    TooLong(u64),
+}
+
+/// Splits a reader into lines (or CSV records, whose quoted fields may hold line
+/// breaks) keeping at most `max` bytes of each: memory stays bounded whatever the
+/// input.
+struct Records<R> {
+    reader: R,
+    csv: bool,
+    max: usize,
+}
+
+impl<R: BufRead> Records<R> {
+    /// The next record into `buf` (without its line break); `None` at the end.
+    fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<Record>> {
+        buf.clear();
+        let mut len: u64 = 0;
+        let mut too_long = false;
+        let mut quoted = false;
+        let mut any = false;
+        loop {
+            let chunk = self.reader.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            any = true;
+            let mut end = None;
+            for (i, &b) in chunk.iter().enumerate() {
+                if self.csv && b == b'"' {
+                    quoted = !quoted;
+                } else if b == b'\n' && !quoted {
+                    end = Some(i);
+                    break;
+                }
+            }
+            let content = &chunk[..end.unwrap_or(chunk.len())];
+            len += content.len() as u64;
+            if !too_long {
+                if buf.len() + content.len() > self.max {
+                    too_long = true;
+                    buf.clear();
+                    buf.shrink_to(self.max);
+                } else {
+                    buf.extend_from_slice(content);
+                }
+            }
+            let used = end.map_or(chunk.len(), |i| i + 1);
+            self.reader.consume(used);
+            if end.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        Ok(Some(if too_long {
+            Record::TooLong(len)
+        } else {
+            Record::Fits
+        }))
+    }
+}
+
+fn too_long(len: u64) -> String {
+    format!(
+        "the line is {len} bytes long; lines are limited to {} KiB (it was skipped)",
+        MAX_LINE / 1024
+    )
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +329,18 @@ fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     Value::Object(map)
 }
 
+/// One CSV record (already cut to one by [`Records`]).
+fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    match reader.records().next() {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("an empty record".into()),
+    }
+}
+
 struct Counters {
     total: i64,
     ok: i64,
@@ -238,6 +357,24 @@ impl Counters {
     }
 }
 
+/// Lines waiting for their transaction: number, parsed value (or its error), raw text.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<(u64, Result<Value, String>, String)>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, number: u64, parsed: Result<Value, String>, raw: String) {
+        self.bytes += raw.len();
+        self.lines.push((number, parsed, raw));
+    }
+
+    fn full(&self) -> bool {
+        self.lines.len() >= BATCH || self.bytes >= BATCH_BYTES
+    }
+}
+
 /// Runs a batch in one transaction; each line in a savepoint of its own, so a bad
 /// line rolls back only itself.
 fn run_batch(
@@ -245,7 +382,7 @@ fn run_batch(
     keys: &Keyring,
     tenant: &str,
     id: &str,
-    batch: &mut Vec<(u64, Result<Value, String>, String)>,
+    batch: &mut Batch,
     n: &mut Counters,
 ) -> StoreResult<()> {
     // Count into a copy: if the batch's transaction fails, none of it happened.
@@ -255,7 +392,8 @@ fn run_batch(
         failed: n.failed,
         errors: n.errors.clone(),
     };
-    let lines = std::mem::take(batch);
+    let lines = std::mem::take(&mut batch.lines);
+    batch.bytes = 0;
     let outcome = state.store.write(tenant, |c| {
         let n = &mut next;
         let mut appender = Appender::lock(c, tenant)?;
@@ -306,6 +444,19 @@ fn run_batch(
 
 /// Processes a spooled import to the end and records the outcome.
 pub fn run(state: &AppState, tenant: &str, id: &str, path: &Path, format: Format) {
+    // A start that found this import abandoned (it waited too long) has failed it.
+    match state.store.write(tenant, |c| imports::start(c, tenant, id)) {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = std::fs::remove_file(path);
+            return;
+        }
+        Err(e) => {
+            tracing::error!(import = id, error = %e, "could not start an import");
+            let _ = std::fs::remove_file(path);
+            return;
+        }
+    }
     let mut n = Counters {
         total: 0,
         ok: 0,
@@ -361,56 +512,217 @@ fn process(
     let keys = state.keyring(&state.store, tenant)?;
     let file =
         std::fs::File::open(path).map_err(|e| StoreError::Invalid(format!("spool file: {e}")))?;
-    let mut batch = Vec::with_capacity(BATCH);
+    let read_error = |e: std::io::Error| StoreError::Invalid(format!("spool file: {e}"));
+    let mut records = Records {
+        reader: std::io::BufReader::with_capacity(64 * 1024, file),
+        csv: format == Format::Csv,
+        max: MAX_LINE,
+    };
+    let mut buf = Vec::new();
+    let mut batch = Batch::default();
     match format {
         Format::Ndjson => {
-            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-                let number = i as u64 + 1;
-                let line = match line {
-                    Ok(l) => l,
-                    Err(_) => {
-                        n.total += 1;
-                        n.fail(number, "the line is not UTF-8".into());
+            let mut number = 0u64;
+            while let Some(record) = records.next(&mut buf).map_err(read_error)? {
+                number += 1;
+                if let Record::TooLong(len) = record {
+                    batch.push(number, Err(too_long(len)), String::new());
+                } else {
+                    let Ok(line) = std::str::from_utf8(&buf) else {
+                        batch.push(number, Err("the line is not UTF-8".into()), String::new());
+                        continue;
+                    };
+                    if line.trim().is_empty() {
                         continue;
                     }
-                };
-                if line.trim().is_empty() {
-                    continue;
+                    let parsed = serde_json::from_str::<Value>(line)
+                        .map_err(|e| format!("malformed JSON: {e}"));
+                    batch.push(number, parsed, line.to_owned());
                 }
-                let parsed = serde_json::from_str::<Value>(&line)
-                    .map_err(|e| format!("malformed JSON: {e}"));
-                batch.push((number, parsed, line));
-                if batch.len() >= BATCH {
+                if batch.full() {
                     run_batch(state, &keys, tenant, id, &mut batch, n)?;
                 }
             }
         }
         Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
-            let headers = reader
-                .headers()
-                .map_err(|e| StoreError::Invalid(format!("CSV header: {e}")))?
-                .clone();
-            for (i, row) in reader.records().enumerate() {
-                // Line 1 is the header.
-                let number = i as u64 + 2;
-                let (parsed, raw) = match row {
-                    Ok(r) => {
-                        let v = csv_row(&headers, &r);
-                        let raw = v.to_string();
-                        (Ok(v), raw)
-                    }
-                    Err(e) => (Err(format!("malformed CSV: {e}")), String::new()),
+            let headers = match records.next(&mut buf).map_err(read_error)? {
+                Some(Record::Fits) => {
+                    csv_record(&buf).map_err(|e| StoreError::Invalid(format!("CSV header: {e}")))?
+                }
+                Some(Record::TooLong(_)) => {
+                    return Err(StoreError::Invalid(format!(
+                        "CSV header: longer than {} KiB",
+                        MAX_LINE / 1024
+                    )));
+                }
+                None => return Err(StoreError::Invalid("CSV header: the file is empty".into())),
+            };
+            // Line 1 is the header; a record is counted as one line.
+            let mut number = 1u64;
+            while let Some(record) = records.next(&mut buf).map_err(read_error)? {
+                number += 1;
+                let (parsed, raw) = match record {
+                    Record::TooLong(len) => (Err(too_long(len)), String::new()),
+                    Record::Fits if buf.iter().all(u8::is_ascii_whitespace) => continue,
+                    Record::Fits => match csv_record(&buf) {
+                        Ok(r) if r.len() != headers.len() => (
+                            Err(format!(
+                                "malformed CSV: the row has {} fields, the header {}",
+                                r.len(),
+                                headers.len()
+                            )),
+                            String::new(),
+                        ),
+                        Ok(r) => {
+                            let v = csv_row(&headers, &r);
+                            let raw = v.to_string();
+                            (Ok(v), raw)
+                        }
+                        Err(e) => (Err(format!("malformed CSV: {e}")), String::new()),
+                    },
                 };
-                batch.push((number, parsed, raw));
-                if batch.len() >= BATCH {
+                batch.push(number, parsed, raw);
+                if batch.full() {
                     run_batch(state, &keys, tenant, id, &mut batch, n)?;
                 }
             }
         }
     }
-    if !batch.is_empty() {
+    if !batch.lines.is_empty() {
         run_batch(state, &keys, tenant, id, &mut batch, n)?;
     }
     Ok(())
+}
+
+/// An import waiting for its turn.
+pub struct Job {
+    pub tenant: String,
+    pub id: String,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+/// The process's import pool: at most `running` imports at once, one per tenant, on
+/// threads started on demand (an idle pool holds none); the others wait, in order.
+pub struct ImportQueue {
+    running: usize,
+    inner: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<Job>,
+    busy_tenants: HashSet<String>,
+    workers: usize,
+}
+
+impl ImportQueue {
+    pub fn new(running: usize) -> Self {
+        Self {
+            running: running.max(1),
+            inner: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Imports waiting for a free place (not counting those running).
+    pub fn waiting(&self) -> usize {
+        self.state().waiting.len()
+    }
+
+    /// Queues an import; it starts as soon as the pool and its tenant are free.
+    pub fn submit(self: &Arc<Self>, state: &AppState, job: Job) -> std::io::Result<()> {
+        let mut q = self.state();
+        q.waiting.push_back(job);
+        if q.workers >= self.running {
+            return Ok(());
+        }
+        q.workers += 1;
+        drop(q);
+        let queue = self.clone();
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("assent-import".into())
+            .spawn(move || queue.work(&state))
+            .map(|_| ())
+            .inspect_err(|_| self.state().workers -= 1)
+    }
+
+    /// Runs waiting imports whose tenant has none running, until none is left; a
+    /// worker that finishes a tenant's import looks again, so a tenant's next import
+    /// is never stranded.
+    fn work(&self, state: &AppState) {
+        loop {
+            let job = {
+                let mut q = self.state();
+                let next = q
+                    .waiting
+                    .iter()
+                    .position(|j| !q.busy_tenants.contains(&j.tenant));
+                match next.and_then(|i| q.waiting.remove(i)) {
+                    Some(job) => {
+                        q.busy_tenants.insert(job.tenant.clone());
+                        job
+                    }
+                    None => {
+                        q.workers -= 1;
+                        return;
+                    }
+                }
+            };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(state, &job.tenant, &job.id, &job.path, job.format)
+            }));
+            if outcome.is_err() {
+                tracing::error!(import = %job.id, "an import panicked; it is failed at the next start");
+            }
+            self.state().busy_tenants.remove(&job.tenant);
+        }
+    }
+}
+
+/// At server start, before any import of this process runs: fails every import that
+/// a killed process left `queued` or `running` (with the reason in its errors) and
+/// deletes the spool files nothing is running from. An import counts as left behind
+/// when its spool file is in this process's directory, on SQLite (one process only),
+/// or when it showed no progress for [`ABANDONED_AFTER`] (another process is gone).
+/// Returns how many imports were failed.
+pub fn recover(store: &assent_store::Store, spool_dir: &Path) -> StoreResult<usize> {
+    let single_process = store.backend() == assent_store::Backend::Sqlite;
+    let stale_before = (Utc::now() - ABANDONED_AFTER).naive_utc();
+    let mut failed = 0;
+    let mut alive = HashSet::new();
+    for tenant in store.system(assent_store::tenants::list_tenants)? {
+        failed += store.write(&tenant.id, |c| {
+            let mut failed = 0;
+            for import in imports::unfinished(c, &tenant.id)? {
+                let path = spool_path(spool_dir, &import.id, &import.format);
+                let stale = import.heartbeat_at.unwrap_or(import.created_at) < stale_before;
+                if single_process || path.exists() || stale {
+                    imports::abandon(c, &tenant.id, &import.id, imports::ABANDONED)?;
+                    tracing::warn!(import = %import.id, "an import left unfinished by a stopped server was failed");
+                    failed += 1;
+                } else {
+                    alive.insert(path);
+                }
+            }
+            Ok(failed)
+        })?;
+    }
+    // Spool files hold personal data: none outlives the import it belonged to.
+    if let Ok(entries) = std::fs::read_dir(spool_dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file()
+                && !alive.contains(&path)
+                && let Err(error) = std::fs::remove_file(&path)
+            {
+                tracing::error!(%error, file = %path.display(), "cannot delete a spool file");
+            }
+        }
+    }
+    Ok(failed)
 }

@@ -4,7 +4,7 @@
 pub mod error;
 pub mod extract;
 mod idempotency;
-mod import;
+pub mod import;
 pub mod metrics;
 pub mod observe;
 pub mod rate_limit;

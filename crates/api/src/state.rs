@@ -17,6 +17,10 @@ pub struct AppState {
     master: Arc<MasterKey>,
     /// Where import bodies wait while they are processed.
     pub spool_dir: std::path::PathBuf,
+    /// The process's import pool (bounded; one import per tenant at a time).
+    pub imports: Arc<crate::import::ImportQueue>,
+    /// The largest import body accepted, in bytes.
+    pub import_max_bytes: u64,
     /// Validates and renders templates (the same engine the dispatcher uses).
     pub templates: Arc<assent_notify::templates::Templates>,
     /// Plain-http webhook URLs are accepted (tests, local development).
@@ -73,10 +77,20 @@ impl AppState {
             )),
             master: Arc::new(master),
             spool_dir: std::env::temp_dir().join("assent-imports"),
+            imports: Arc::new(crate::import::ImportQueue::new(
+                crate::import::DEFAULT_RUNNING,
+            )),
+            import_max_bytes: crate::import::DEFAULT_MAX_BYTES,
             templates: Arc::new(assent_notify::templates::Templates::new()),
             allow_http_webhooks: false,
             revoked_keys: Arc::new(crate::revocation::RevokedKeys::new()),
         }
+    }
+
+    /// The largest import body accepted (`ASSENT_IMPORT_MAX_BYTES`).
+    pub fn with_import_max_bytes(mut self, bytes: u64) -> Self {
+        self.import_max_bytes = bytes;
+        self
     }
 
     /// Link keys with the operator's key ids (rotation).

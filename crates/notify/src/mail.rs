@@ -1,5 +1,10 @@
 //! The mail transport: SMTP when `ASSENT_SMTP_URL` is set, otherwise `.eml` files
 //! under the data directory (the embedded default, so nothing is silently dropped).
+//!
+//! The `.eml` directory is a development sink, not a mailbox: nothing delivers or
+//! expires its files, and erasure does not reach them (README: Erasure). They are
+//! written readable by the server's user only (directory 0700, files 0600), and
+//! `serve` warns when it is used with PostgreSQL, the production backend.
 
 use crate::email::{Failure, classify_smtp};
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
@@ -56,6 +61,7 @@ impl MailTransport {
             None => {
                 let dir = data_dir.join("mail");
                 std::fs::create_dir_all(&dir).map_err(|e| MailError::Directory(dir.clone(), e))?;
+                make_private(&dir).map_err(|e| MailError::Directory(dir.clone(), e))?;
                 tracing::info!(dir = %dir.display(), "no SMTP server configured; mail is written as .eml files");
                 Ok(MailTransport::Files {
                     transport: AsyncFileTransport::new(&dir),
@@ -81,13 +87,41 @@ impl MailTransport {
                 .await
                 .map(|_| ())
                 .map_err(|e| classify_smtp(&e)),
-            MailTransport::Files { transport, .. } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| Failure::Transient(format!("cannot write the .eml file: {e}"))),
+            MailTransport::Files { transport, dir } => {
+                let id = transport
+                    .send(message)
+                    .await
+                    .map_err(|e| Failure::Transient(format!("cannot write the .eml file: {e}")))?;
+                // The directory is 0700 already; the file is narrowed too, so a copy
+                // moved elsewhere stays private.
+                set_mode(&dir.join(format!("{id}.eml")), 0o600)
+                    .map_err(|e| Failure::Transient(format!("cannot protect the .eml file: {e}")))
+            }
         }
     }
+}
+
+/// The mail directory, and files an older version left there, readable by the
+/// server's user only.
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    set_mode(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            set_mode(&entry.path(), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,6 +145,37 @@ mod tests {
         assert_eq!(files.len(), 1);
         let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
         assert!(text.contains("To: someone@example.org"));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn eml_files_are_readable_by_the_server_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        // A directory and a file an older version left world-readable.
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        set_mode(&mail, 0o755).unwrap();
+        std::fs::write(mail.join("old.eml"), "To: old@example.org").unwrap();
+        set_mode(&mail.join("old.eml"), 0o644).unwrap();
+        let transport = MailTransport::from_config(None, dir.path()).unwrap();
+        let message = Message::builder()
+            .from("noreply@example.org".parse().unwrap())
+            .to("someone@example.org".parse().unwrap())
+            .subject("x")
+            .body("hello".to_owned())
+            .unwrap();
+        transport.send(message).await.unwrap();
+        assert_eq!(mode(&mail), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&mail)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2);
+        for f in files {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
     }
 
     #[test]

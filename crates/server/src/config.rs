@@ -64,6 +64,8 @@ pub struct Config {
     /// Serve even when the PostgreSQL role is superuser or `BYPASSRLS` (which skips
     /// row-level security). For a throwaway development database only.
     pub allow_privileged_db_role: bool,
+    /// The largest import body accepted, in bytes.
+    pub import_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -100,6 +102,7 @@ impl Default for Config {
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
             allow_privileged_db_role: false,
+            import_max_bytes: assent_api::import::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -149,6 +152,7 @@ const ENV_KEYS: &[&str] = &[
     "public_rate_limit",
     "trust_forwarded_for",
     "allow_privileged_db_role",
+    "import_max_bytes",
 ];
 
 impl Config {
@@ -224,6 +228,9 @@ impl Config {
                     "telegram_mode must be 'polling' or 'webhook', not '{other}'"
                 ));
             }
+        }
+        if self.import_max_bytes < 1024 {
+            return Err("import_max_bytes must be at least 1024".into());
         }
         if !(1..=100_000).contains(&self.public_rate_limit) {
             return Err("public_rate_limit must be between 1 and 100000 requests a minute".into());

@@ -72,6 +72,30 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     let delivery = Arc::new(DeliveryMetrics::new());
     let dispatcher = build_dispatcher(&config, &store, &master, delivery.clone())?;
     tracing::info!(backend = %store.backend(), "store ready");
+    // PostgreSQL means production: there the .eml sink would keep copies of personal
+    // data that erasure does not reach.
+    if config.smtp_url.is_none() && store.backend() == assent_store::Backend::Postgres {
+        tracing::warn!(
+            "no ASSENT_SMTP_URL: mail is written as .eml files under the data directory, \
+             a development sink that erasure does not reach; configure SMTP in production"
+        );
+    }
+    let spool_dir = config.data_dir.join("imports");
+    if matches!(role, ServeRole::All | ServeRole::Api) {
+        // Imports a killed process left behind are failed and their spool files
+        // (personal data) deleted before this process takes new ones.
+        let (store, dir) = (store.clone(), spool_dir.clone());
+        let failed = tokio::task::spawn_blocking(move || assent_api::import::recover(&store, &dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot recover unfinished imports: {e}"))?;
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "imports left unfinished by a stopped server were failed"
+            );
+        }
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if matches!(role, ServeRole::All | ServeRole::Worker) {
@@ -104,7 +128,8 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     };
     let server = assent_api::build_server(
         AppState::new(store.clone(), tokens, master)
-            .with_spool_dir(config.data_dir.join("imports"))
+            .with_spool_dir(spool_dir)
+            .with_import_max_bytes(config.import_max_bytes)
             .with_delivery_metrics(&delivery)
             .with_link_keys(LinkKeys::new(
                 &master_for_links,

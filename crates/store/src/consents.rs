@@ -298,11 +298,7 @@ fn seal_payload(
     subject_id: &str,
     payload: &EventPayload,
 ) -> StoreResult<Option<Vec<u8>>> {
-    let wrapped: Option<Vec<u8>> = subjects::table
-        .find((tenant_id, subject_id))
-        .select(subjects::wrapped_key)
-        .first(conn)?;
-    let Some(wrapped) = wrapped else {
+    let Some(wrapped) = crate::subjects::wrapped_key(conn, tenant_id, subject_id)? else {
         return Ok(None);
     };
     let key = SubjectKey::unwrap(&wrapped, keys, subject_id)
@@ -323,13 +319,8 @@ pub fn open_payload(
     let Some(sealed) = &event.payload else {
         return Ok(None);
     };
-    let wrapped: Option<Vec<u8>> = subjects::table
-        .find((&event.tenant_id, &event.subject_id))
-        .select(subjects::wrapped_key)
-        .first(conn)
-        .optional()?
-        .flatten();
-    let Some(wrapped) = wrapped else {
+    let Some(wrapped) = crate::subjects::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
+    else {
         return Ok(None);
     };
     let key = SubjectKey::unwrap(&wrapped, keys, &event.subject_id)

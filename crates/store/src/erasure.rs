@@ -263,9 +263,9 @@ pub fn destroy_subject(
             .execute(conn)?;
     }
     let erasure = method == Method::Erasure;
+    subject_repo::destroy_key(conn, tenant_id, subject_id)?;
     diesel::update(subjects::table.find((tenant_id, subject_id)))
         .set((
-            subjects::wrapped_key.eq(None::<Vec<u8>>),
             subjects::pii.eq(None::<Vec<u8>>),
             subjects::external_ref_index.eq(None::<Vec<u8>>),
             subjects::email_index.eq(None::<Vec<u8>>),

@@ -19,6 +19,7 @@ pub struct Import {
     pub errors: String,
     pub created_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+    pub heartbeat_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +71,7 @@ pub fn update(
             imports::lines_failed.eq(p.lines_failed),
             imports::errors.eq(serde_json::to_string(p.errors).unwrap_or_else(|_| "[]".into())),
             imports::finished_at.eq(p.finished.then(crate::now)),
+            imports::heartbeat_at.eq(crate::now()),
         ))
         .execute(conn)?;
     Ok(())
@@ -82,4 +84,63 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Op
         .select(Import::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Claims a queued import for running; `false` when it is no longer queued (a
+/// server start found it abandoned and failed it).
+pub fn start(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<bool> {
+    let n = diesel::update(
+        imports::table
+            .find((tenant_id, id))
+            .filter(imports::status.eq("queued")),
+    )
+    .set((
+        imports::status.eq("running"),
+        imports::heartbeat_at.eq(crate::now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Imports not finished: `queued` or `running`.
+pub fn unfinished(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<Import>> {
+    Ok(imports::table
+        .filter(imports::tenant_id.eq(tenant_id))
+        .filter(imports::status.eq_any(["queued", "running"]))
+        .select(Import::as_select())
+        .load(conn)?)
+}
+
+/// Why an import was failed at a server start.
+pub const ABANDONED: &str = "the server stopped before this import finished; the lines counted \
+as ok were imported, the rest were not. Send the file again: lines already imported change nothing";
+
+/// Fails an unfinished import, keeping its counts and adding `reason` to its errors
+/// (as line 0, the import as a whole).
+pub fn abandon(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    reason: &str,
+) -> StoreResult<()> {
+    let Some(import) = get(conn, tenant_id, id)? else {
+        return Ok(());
+    };
+    let mut errors: Vec<LineError> = serde_json::from_str(&import.errors).unwrap_or_default();
+    errors.push(LineError {
+        line: 0,
+        error: reason.to_owned(),
+    });
+    diesel::update(
+        imports::table
+            .find((tenant_id, id))
+            .filter(imports::status.eq_any(["queued", "running"])),
+    )
+    .set((
+        imports::status.eq("failed"),
+        imports::errors.eq(serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into())),
+        imports::finished_at.eq(Some(crate::now())),
+    ))
+    .execute(conn)?;
+    Ok(())
 }

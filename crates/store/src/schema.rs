@@ -107,7 +107,6 @@ diesel::table! {
         external_ref_index -> Nullable<Binary>,
         email_index -> Nullable<Binary>,
         phone_index -> Nullable<Binary>,
-        wrapped_key -> Nullable<Binary>,
         pii -> Nullable<Binary>,
         locale -> Nullable<Text>,
         timezone -> Nullable<Text>,
@@ -116,6 +115,16 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         erased_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// A subject's data key, wrapped with the tenant's key; deleted on erasure.
+    subject_keys (tenant_id, subject_id) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        wrapped_key -> Binary,
+        created_at -> Timestamp,
     }
 }
 
@@ -223,6 +232,7 @@ diesel::table! {
         errors -> Text,
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1,8 +1,10 @@
 //! Data subjects. Personal data is sealed with the subject's own key; the store
 //! keeps only ciphertext, blind indexes for lookups, and the reachable channels (so
-//! the consent check never decrypts).
+//! the consent check never decrypts). The keys, wrapped with the tenant's key, sit
+//! in `subject_keys`, apart from what they open: erasure deletes one small row there,
+//! and the same delete can be replayed against a restored backup.
 
-use crate::schema::{group_identities, objections, subjects};
+use crate::schema::{group_identities, objections, subject_keys, subjects};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::Channel;
 use assent_core::pii::{GroupLinkKey, IndexKind, SubjectKey, TenantKeys};
@@ -77,7 +79,6 @@ struct Row {
     tenant_id: String,
     id: String,
     person_id: Option<String>,
-    wrapped_key: Option<Vec<u8>>,
     pii: Option<Vec<u8>>,
     locale: Option<String>,
     timezone: Option<String>,
@@ -96,8 +97,8 @@ pub struct Keys<'a> {
 }
 
 impl Row {
-    fn open(self, keys: &TenantKeys) -> StoreResult<Subject> {
-        let pii = match (&self.wrapped_key, &self.pii) {
+    fn open(self, keys: &TenantKeys, wrapped_key: Option<Vec<u8>>) -> StoreResult<Subject> {
+        let pii = match (&wrapped_key, &self.pii) {
             (Some(wrapped), Some(sealed)) => {
                 let key = SubjectKey::unwrap(wrapped, keys, &self.id)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -227,7 +228,6 @@ pub fn create(
             )),
             subjects::email_index.eq(index(keys.tenant, IndexKind::Email, &input.pii.email)),
             subjects::phone_index.eq(index(keys.tenant, IndexKind::Phone, &input.pii.phone)),
-            subjects::wrapped_key.eq(key.wrap(keys.tenant, &id)),
             subjects::pii.eq(sealed),
             subjects::locale.eq(&input.locale),
             subjects::timezone.eq(&input.timezone),
@@ -242,6 +242,14 @@ pub fn create(
             }
             other => other,
         })?;
+    diesel::insert_into(subject_keys::table)
+        .values((
+            subject_keys::tenant_id.eq(tenant_id),
+            subject_keys::subject_id.eq(&id),
+            subject_keys::wrapped_key.eq(key.wrap(keys.tenant, &id)),
+            subject_keys::created_at.eq(now),
+        ))
+        .execute(conn)?;
     get(conn, keys.tenant, tenant_id, &id)?.ok_or(StoreError::NotFound)
 }
 
@@ -255,16 +263,8 @@ pub fn replace(
     if existing.erased_at.is_some() {
         return Err(StoreError::Conflict("the subject's data was erased".into()));
     }
-    let wrapped: Option<Vec<u8>> = subjects::table
-        .find((&existing.tenant_id, &existing.id))
-        .select(subjects::wrapped_key)
-        .first(conn)?;
-    let key = SubjectKey::unwrap(
-        &wrapped.ok_or(StoreError::NotFound)?,
-        keys.tenant,
-        &existing.id,
-    )
-    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?
+        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
     let sealed = key.seal(
         &existing.id,
         PII_FIELD,
@@ -309,7 +309,11 @@ pub fn get(
         .select(Row::as_select())
         .first(conn)
         .optional()?;
-    row.map(|r| r.open(keys)).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let wrapped = wrapped_key(conn, tenant_id, id)?;
+    row.open(keys, wrapped).map(Some)
 }
 
 /// Ids of subjects whose `kind` value is `normalized`, oldest first.
@@ -433,12 +437,18 @@ pub fn wrapped_key(
     tenant_id: &str,
     id: &str,
 ) -> StoreResult<Option<Vec<u8>>> {
-    Ok(subjects::table
+    Ok(subject_keys::table
         .find((tenant_id, id))
-        .select(subjects::wrapped_key)
-        .first::<Option<Vec<u8>>>(conn)
-        .optional()?
-        .flatten())
+        .select(subject_keys::wrapped_key)
+        .first::<Vec<u8>>(conn)
+        .optional()?)
+}
+
+/// Destroys a subject's data key: everything sealed with it becomes unreadable, in
+/// this database and in every backup that is restored without the key row.
+pub fn destroy_key(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
+    diesel::delete(subject_keys::table.find((tenant_id, id))).execute(conn)?;
+    Ok(())
 }
 
 /// The subject's preferred locale, if they have one.

@@ -14,8 +14,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use std::io::Write;
 
-/// Largest import body accepted.
-pub const IMPORT_LIMIT: usize = 512 * 1024 * 1024;
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        ProblemKind::PayloadTooLarge,
+        format!("imports are limited to {limit} bytes; split the file"),
+    )
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportView {
@@ -64,6 +68,10 @@ fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
 /// Start an import. NDJSON lines are `{"type":"subject",…}` (fields of a subject,
 /// `external_ref` required) or `{"type":"consent","external_ref"|"subject_id","purpose","action","occurred_at",…,"id"}`;
 /// CSV has the same names as columns (`evidence_ip`, `actor_kind`… for nested fields).
+/// A body over the configured limit (`ASSENT_IMPORT_MAX_BYTES`, default 512 MiB) is a
+/// 413; a line (CSV: record) over 64 KiB is skipped and reported as that line's error.
+/// Imports run one per tenant at a time (and a few per server): a new one is `queued`
+/// until its turn.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])),
     request_body(content = String, description = "NDJSON or CSV", content_type = "application/x-ndjson"),
     responses(
@@ -80,26 +88,33 @@ pub async fn start_import(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let format = format_of(&req)?;
+    let limit = state.import_max_bytes;
+    // A declared size over the limit is refused before a byte is read.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
     let id = assent_core::id::new_id();
     std::fs::create_dir_all(&state.spool_dir).map_err(|e| {
         tracing::error!(error = %e, "cannot create the import spool directory");
         ApiError::internal()
     })?;
-    let path = state.spool_dir.join(format!("{id}.{}", format.as_str()));
+    let path = import::spool_path(&state.spool_dir, &id, format.as_str());
     let mut file = std::fs::File::create(&path).map_err(|_| ApiError::internal())?;
-    let mut size = 0usize;
+    let mut size = 0u64;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             let _ = std::fs::remove_file(&path);
             ApiError::malformed(format!("the body could not be read: {e}"))
         })?;
-        size += chunk.len();
-        if size > IMPORT_LIMIT {
+        size += chunk.len() as u64;
+        if size > limit {
             let _ = std::fs::remove_file(&path);
-            return Err(ApiError::new(
-                ProblemKind::PayloadTooLarge,
-                "imports are limited to 512 MiB; split the file",
-            ));
+            return Err(too_large(limit));
         }
         if file.write_all(&chunk).is_err() {
             let _ = std::fs::remove_file(&path);
@@ -125,13 +140,16 @@ pub async fn start_import(
             return Err(e);
         }
     };
-    let worker_state = state.get_ref().clone();
-    let tenant = principal.tenant_id.clone();
-    let import_id = id.clone();
-    std::thread::Builder::new()
-        .name("assent-import".into())
-        .spawn(move || import::run(&worker_state, &tenant, &import_id, &path, format))
-        .map_err(|_| ApiError::internal())?;
+    let job = import::Job {
+        tenant: principal.tenant_id.clone(),
+        id: id.clone(),
+        path,
+        format,
+    };
+    // On failure it stays queued, for the worker the next import starts.
+    if let Err(error) = state.imports.submit(state.get_ref(), job) {
+        tracing::error!(%error, "cannot start an import worker");
+    }
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/imports/{id}")))
         .json(view(created)))

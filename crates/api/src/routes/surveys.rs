@@ -710,6 +710,8 @@ pub struct SurveyResults {
     pub detractors: Option<u64>,
     pub distribution: Vec<ScoreCount>,
     pub by_channel: Vec<ChannelResults>,
+    /// Free text: it may name its writer. Settled anonymous comments are kept as
+    /// written and are not reached by an erasure.
     pub comments: Vec<CommentView>,
 }
 
@@ -824,6 +826,11 @@ fn csv_of(tally: &surveys::Tally) -> Result<Vec<u8>, csv::Error> {
 
 /// What a survey came to: invitations, answers, response rate, NPS or CSAT, the
 /// distribution, comments, by channel; or every answer as CSV.
+///
+/// Comments are free text and may name the person who wrote them. In an anonymous
+/// survey a settled comment is kept as written, apart from any person: erasing the
+/// person does not remove it, so treat comments as personal data when you read
+/// them here.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), params(ResultsQuery), responses(
     (status = 200, body = SurveyResults),
     (status = 200, description = "every answer", content_type = "text/csv"),

@@ -1,0 +1,24 @@
+-- Subject data keys (wrapped with the tenant's key) live apart from the ciphertext
+-- they open, so destroying a person's key is one small delete that an operator can
+-- also apply to a restored backup, and `subject_keys` can be backed up on its own,
+-- shorter schedule (README: Erasure and backups). A subject without a row here has
+-- been erased: what its key sealed is unreadable everywhere. No foreign key to
+-- `subjects`, so the two can be restored from backups of different ages.
+CREATE TABLE subject_keys (
+    tenant_id    TEXT      NOT NULL REFERENCES tenants (id),
+    subject_id   TEXT      NOT NULL,
+    wrapped_key  BYTEA     NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, subject_id)
+);
+-- The owner moves every tenant's keys at once: lift FORCE for this statement only.
+ALTER TABLE subjects NO FORCE ROW LEVEL SECURITY;
+INSERT INTO subject_keys (tenant_id, subject_id, wrapped_key, created_at)
+    SELECT tenant_id, id, wrapped_key, created_at FROM subjects WHERE wrapped_key IS NOT NULL;
+ALTER TABLE subjects FORCE ROW LEVEL SECURITY;
+ALTER TABLE subjects DROP COLUMN wrapped_key;
+ALTER TABLE subject_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE subject_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON subject_keys
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
