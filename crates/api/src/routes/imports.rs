@@ -65,7 +65,8 @@ fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
 /// `external_ref` required) or `{"type":"consent","external_ref"|"subject_id","purpose","action","occurred_at",…,"id"}`;
 /// CSV has the same names as columns (`evidence_ip`, `actor_kind`… for nested fields).
 #[utoipa::path(tag = "subjects", security(("bearer" = [])),
-    request_body(content = String, description = "NDJSON or CSV", content_type = "application/x-ndjson"),
+    request_body(description = "NDJSON (one JSON object a line) or CSV (a header row, then a row a line)",
+        content((String = "application/x-ndjson"), (String = "text/csv"))),
     responses(
         (status = 202, body = ImportView),
         (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
