@@ -930,3 +930,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "handlers_props.rs"]
+mod props;
