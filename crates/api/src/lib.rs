@@ -62,7 +62,10 @@ impl utoipa::Modify for ProblemResponses {
             ];
             for operation in operations.into_iter().flatten() {
                 let mut common = vec![
-                    ("400", "The request could not be read (malformed JSON, query or header)"),
+                    (
+                        "400",
+                        "The request could not be read (malformed JSON, query or header)",
+                    ),
                     ("401", "No valid access token (or client credentials)"),
                     ("403", "The role of this key does not allow this"),
                     ("404", "No such resource in this tenant"),

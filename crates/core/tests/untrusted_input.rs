@@ -79,10 +79,7 @@ fn sign(header_json: &str, claims_json: &str, secret: &[u8]) -> String {
     );
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
     mac.update(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        b64url(&mac.finalize().into_bytes())
-    )
+    format!("{signing_input}.{}", b64url(&mac.finalize().into_bytes()))
 }
 
 fn access_key() -> [u8; 32] {
