@@ -18,6 +18,7 @@ pub enum ProblemKind {
     Unauthenticated,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -52,6 +53,11 @@ impl ProblemKind {
                 "The role of this key does not allow this",
             ),
             NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "The method is not allowed on this resource",
+            ),
             Conflict => (
                 StatusCode::CONFLICT,
                 "conflict",

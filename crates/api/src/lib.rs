@@ -32,6 +32,63 @@ use utoipa_actix_web::{AppExt, scope};
 )]
 struct ApiDoc;
 
+/// The problems any `/v1` operation can answer, documented once here rather than on
+/// each route: the extractors, the auth check and the store produce them everywhere.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut common = vec![
+                    (
+                        "400",
+                        "The request could not be read (malformed JSON, query or header)",
+                    ),
+                    ("401", "No valid access token (or client credentials)"),
+                    ("403", "The role of this key does not allow this"),
+                    ("404", "No such resource in this tenant"),
+                    ("409", "The request conflicts with the current state"),
+                    ("422", "The request is not valid; `detail` says why"),
+                    ("503", "The database is unavailable; retry later"),
+                ];
+                if operation.request_body.is_some() {
+                    common.push(("413", "The request body is too large"));
+                    common.push(("415", "The content type is not supported"));
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -47,12 +104,15 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI document, built from the same registrations that serve requests, so
 /// every route is in it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new()
+    let mut doc = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes)
         .split_for_parts()
-        .1
+        .1;
+    // After the routes are in: `ApiDoc`'s own modifiers run before any path exists.
+    utoipa::Modify::modify(&ProblemResponses, &mut doc);
+    doc
 }
 
 struct OpenApiJson(String);
@@ -150,8 +210,69 @@ fn routes(cfg: &mut ServiceConfig) {
         );
 }
 
-async fn no_route() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found())
+/// The documented paths with their methods, so a known path asked with another
+/// method answers 405 with `Allow` (RFC 9110 §15.5.6) instead of 404.
+struct RouteTable(Vec<(Vec<String>, String)>);
+
+impl RouteTable {
+    fn from_doc(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect::<Vec<_>>()
+                .join(", ");
+                (path.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The `Allow` value of the documented route `path` matches, if any.
+    fn allowed(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(template, methods)| {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    if t.starts_with('{') {
+                        !s.is_empty()
+                    } else {
+                        t == s
+                    }
+                });
+            matches.then_some(methods.as_str())
+        })
+    }
+}
+
+async fn no_route(req: actix_web::HttpRequest, routes: web::Data<RouteTable>) -> HttpResponse {
+    use actix_web::ResponseError;
+    match routes.allowed(req.path()) {
+        Some(allow) => {
+            let mut response = ApiError::new(
+                error::ProblemKind::MethodNotAllowed,
+                format!("{} is not allowed here; use {allow}", req.method()),
+            )
+            .error_response();
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::ALLOW, value);
+            }
+            response
+        }
+        None => ApiError::not_found().error_response(),
+    }
 }
 
 /// Binds the API to `listener`; the caller runs the returned server.
@@ -160,8 +281,10 @@ pub fn build_server(
     listener: TcpListener,
     workers: usize,
 ) -> std::io::Result<Server> {
+    let document = openapi();
+    let route_table = web::Data::new(RouteTable::from_doc(&document));
     let doc = web::Data::new(OpenApiJson(
-        openapi().to_json().map_err(std::io::Error::other)?,
+        document.to_json().map_err(std::io::Error::other)?,
     ));
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -183,6 +306,7 @@ pub fn build_server(
             .service(routes::telegram::telegram_webhook)
             .app_data(state.clone())
             .app_data(doc.clone())
+            .app_data(route_table.clone())
             .app_data(extract::json_config())
             .app_data(extract::query_config())
             .app_data(extract::path_config())

@@ -931,3 +931,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "handlers_props.rs"]
+mod props;

@@ -60,13 +60,14 @@ pub struct ApiKeyPage {
     pub next_cursor: Option<String>,
 }
 
-/// Create an API key. The secret is in this response only; a replay of the same
-/// `Idempotency-Key` returns the key without it.
+/// Create an API key. The secret is in this response only (201); a replay of the same
+/// `Idempotency-Key` answers 200 with the key without it: secrets are shown once.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])),
     request_body = CreateApiKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
     responses(
-        (status = 201, body = CreatedApiKey),
+        (status = 201, body = CreatedApiKey, description = "Created; the secret is shown this once"),
+        (status = 200, body = ApiKeyView, description = "A replay of the same Idempotency-Key: the key, without its secret"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -98,10 +99,11 @@ pub async fn create_api_key(
                 };
                 idempotency::run(c, &request, |c| {
                     let created = api_keys::create(c, &tenant, body.role, &body.label)?;
-                    // The replayable body leaves the secret out: it is never stored.
+                    // The replayable body leaves the secret out: it is never stored. So
+                    // the replay is a 200 of another shape, not the 201 that carries it.
                     let replay =
                         serde_json::to_string(&ApiKeyView::from(&created.key)).unwrap_or_default();
-                    Ok((created, 201, replay))
+                    Ok((created, 200, replay))
                 })
             })
         })

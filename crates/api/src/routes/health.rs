@@ -24,7 +24,7 @@ pub async fn readyz(state: web::Data<AppState>) -> crate::ApiResult<HttpResponse
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Metrics in the OpenMetrics text format (which Prometheus reads)", content_type = "application/openmetrics-text")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -73,7 +73,8 @@ fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
 /// Imports run one per tenant at a time (and a few per server): a new one is `queued`
 /// until its turn.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])),
-    request_body(content = String, description = "NDJSON or CSV", content_type = "application/x-ndjson"),
+    request_body(description = "NDJSON (one JSON object a line) or CSV (a header row, then a row a line)",
+        content((String = "application/x-ndjson"), (String = "text/csv"))),
     responses(
         (status = 202, body = ImportView),
         (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),

@@ -328,11 +328,17 @@ pub async fn patch_subject(
     Ok(web::Json(subject.into()))
 }
 
+/// Exactly one of `external_ref`, `email`, `phone` (none or two answer 422).
 #[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectLookup {
+    /// Your system's id of the person. Give exactly one of the three.
     pub external_ref: Option<String>,
+    /// An email address (normalised before matching). Give exactly one of the three.
+    #[schema(format = "email")]
+    #[param(format = "email")]
     pub email: Option<String>,
+    /// A phone number in international format (`+7 999 123-45-67`). Give exactly one of the three.
     pub phone: Option<String>,
 }
 
@@ -384,7 +390,8 @@ async fn lookup(
     })
 }
 
-/// Find subjects by one identifier. Prefer `POST /v1/subjects/search`, which keeps
+/// Find subjects by one identifier: exactly one of `external_ref`, `email`, `phone`
+/// (none or several answer 422). Prefer `POST /v1/subjects/search`, which keeps
 /// personal data out of URLs (and so out of proxies' logs).
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), params(SubjectLookup), responses((status = 200, body = SubjectList)))]
 #[get("/subjects")]

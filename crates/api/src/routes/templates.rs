@@ -46,10 +46,10 @@ pub struct TemplateList {
 pub struct PreviewRequest {
     /// A template to try before uploading it; the stored or built-in one otherwise.
     pub template: Option<TemplateBody>,
-    /// Values for `data` in the template.
+    /// Values for `data` in the template: an object (absent or null: `{}`).
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -275,7 +275,8 @@ pub async fn preview_template(
         }
         None => stored.map(to_set),
     };
-    let ctx = sample_context(&kind, &name, locale.as_str(), &b.data);
+    let data = b.data.map(serde_json::Value::Object).unwrap_or_default();
+    let ctx = sample_context(&kind, &name, locale.as_str(), &data);
     let rendered = state
         .templates
         .render(&kind, locale.as_str(), set.as_ref(), &ctx)
