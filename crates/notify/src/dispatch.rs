@@ -385,7 +385,7 @@ impl Dispatcher {
         group: Option<&str>,
         tenant_id: &str,
         ids: &[String],
-    ) -> StoreResult<(Vec<(Notice, Outcome)>, Vec<Outgoing>)> {
+    ) -> StoreResult<Gated> {
         let mut closed = Vec::new();
         let mut sends = Vec::new();
         let mut cache = Lookups::default();
@@ -490,7 +490,7 @@ impl Dispatcher {
                 });
                 match recorded {
                     Ok(Recorded::Done(d)) => done.push(d),
-                    Ok(Recorded::Fallback(send)) => flights.push(self.fly(send)),
+                    Ok(Recorded::Fallback(send)) => flights.push(self.fly(*send)),
                     // The attempt stays `sending` in the log; its lease brings it back.
                     Err(error) => {
                         tracing::error!(notice = %id, %error, "recording a delivery failed");
@@ -561,11 +561,11 @@ impl Dispatcher {
                 Ok(outcome) => (notice, outcome),
                 Err((message, digest)) => {
                     outbox::mark_sending(c, &notice, NoticeChannel::Email)?;
-                    return Ok(Recorded::Fallback(Outgoing::Email {
+                    return Ok(Recorded::Fallback(Box::new(Outgoing::Email {
                         notice,
                         message,
                         digest,
-                    }));
+                    })));
                 }
             },
         };
@@ -1107,6 +1107,9 @@ impl Dispatcher {
     }
 }
 
+/// What the gate made of a batch: outcomes known already, and the sends.
+type Gated = (Vec<(Notice, Outcome)>, Vec<Outgoing>);
+
 /// What a round did.
 struct Round {
     done: Vec<Done>,
@@ -1160,7 +1163,7 @@ impl Landed {
 enum Recorded {
     Done(Done),
     /// Telegram did not reach the person; this email goes instead.
-    Fallback(Outgoing),
+    Fallback(Box<Outgoing>),
 }
 
 /// Webhook deliveries in flight, per tenant.

@@ -237,8 +237,8 @@ fn is_internal_v6(v6: std::net::Ipv6Addr) -> bool {
     if s[0] == 0x2002 {
         return is_internal_v4(embedded(s[1], s[2]));
     }
-    (s[0] == 0x2001 && s[1] == 0) // Teredo: tunnels to an IPv4 address
-        || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation
+    // Teredo (`2001::/32`) tunnels to an IPv4 address; `2001:db8::/32` is documentation.
+    (s[0] == 0x2001 && (s[1] == 0 || s[1] == 0xdb8))
         || (s[0] == 0x100 && s[1..4] == [0; 3]) // discard
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
