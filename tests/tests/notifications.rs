@@ -488,6 +488,7 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
                     c,
                     &t.id,
                     "crashed",
+                    outbox::Lane::People,
                     4,
                     now,
                     now + chrono::Duration::seconds(120),

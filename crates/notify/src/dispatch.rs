@@ -1,11 +1,17 @@
-//! The outbox dispatcher: claims due notices tenant by tenant, and sends each one
-//! inside the transaction that re-checks consent for it.
+//! The outbox dispatcher: claims due notices tenant by tenant (with a lease), sends
+//! them outside any write turn, and records each outcome as soon as it is known.
 //!
-//! Holding the transaction across the send is deliberate: on PostgreSQL the gate
-//! takes share locks on the subject and consent rows, so a withdrawal that commits
-//! after the gate waits until this send is recorded, and one that committed before
-//! is seen by the gate. Nothing subscribed reaches a person after their withdrawal
-//! was acknowledged (invariant 2). On SQLite the writer's turn gives the same order.
+//! Nothing subscribed reaches a person after their withdrawal was acknowledged
+//! (invariant 2), and only that person waits for it: on PostgreSQL the gate's
+//! transaction keeps share locks on the person's rows until the send has returned (a
+//! withdrawal that commits later waits for them; one that committed before is seen
+//! by the gate); on SQLite the person is held in the process, and a withdrawal is
+//! acknowledged only once no send to them is in flight. No lock anyone else waits on
+//! (SQLite's writer turn, a tenant-wide row) is held during network I/O.
+//!
+//! Each send is marked `sending` in the delivery log (committed) before it leaves, and
+//! its outcome is committed when it returns: a crash resends at most what was in
+//! flight, and the log keeps every attempt that may have arrived (`interrupted`).
 
 use crate::email::{self, Dkim, EmailParts, ListUnsubscribe};
 use crate::mail::MailTransport;
@@ -18,13 +24,16 @@ use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SURVEY_ROUTE_PREFIX, Sur
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::{IndexKind, TenantKeys};
 use assent_core::survey::{self, SurveyKind};
-use assent_store::notifications::{self as outbox, Notice, Outcome};
+use assent_store::notifications::{self as outbox, Lane, Notice, Outcome};
 use assent_store::{
-    DbConnection, Store, StoreError, StoreResult, messaging, subjects, surveys, tenants,
+    Backend, DbConnection, Store, StoreError, StoreResult, messaging, person_keys, subjects,
+    surveys, tenants,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -41,11 +50,14 @@ pub struct DispatchConfig {
     pub message_id_domain: String,
     /// Notices claimed per tenant per round.
     pub batch_size: i64,
-    /// Transactions in flight at once (PostgreSQL; SQLite runs one at a time).
+    /// Batches of notices to people in flight at once.
     pub concurrency: usize,
-    /// Notices per transaction: gated one by one, then their emails sent
-    /// concurrently, so a batch costs one commit.
+    /// Notices per batch: gated together, then sent concurrently, each outcome
+    /// committed as it returns.
     pub send_batch: usize,
+    /// Webhook deliveries in flight at once per tenant (`ASSENT_WEBHOOKS_PER_TENANT`):
+    /// a slow endpoint ties up only its own tenant's slots.
+    pub webhooks_per_tenant: usize,
     /// Pause when a round found nothing to do.
     pub poll_interval: Duration,
     /// This worker's name in leases.
@@ -64,6 +76,7 @@ impl Default for DispatchConfig {
             batch_size: 100,
             concurrency: 4,
             send_batch: 25,
+            webhooks_per_tenant: 4,
             poll_interval: Duration::from_millis(500),
             owner: format!("worker-{}", assent_core::id::new_id()),
             allow_http_webhooks: false,
@@ -99,6 +112,9 @@ pub struct Dispatcher {
     webhooks: Arc<WebhookSender>,
     config: Arc<DispatchConfig>,
     metrics: Arc<DeliveryMetrics>,
+    /// Rounds so far: each starts with the next tenant.
+    rounds: Arc<AtomicUsize>,
+    webhook_slots: Arc<WebhookSlots>,
 }
 
 /// What one claimed notice came to (for tests and the caller's logs).
@@ -137,18 +153,22 @@ impl Dispatcher {
             webhooks: Arc::new(WebhookSender::build(config.allow_http_webhooks)),
             config: Arc::new(config),
             metrics,
+            rounds: Arc::default(),
+            webhook_slots: Arc::default(),
         }
     }
 
-    /// Runs until `stop` turns true.
+    /// Runs until `stop` turns true. Webhook deliveries run beside the rounds (each
+    /// tenant at most [`DispatchConfig::webhooks_per_tenant`] at once), so a slow
+    /// endpoint delays no one else's notices.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             if *stop.borrow() {
                 return;
             }
-            let done = match self.run_once().await {
-                Ok(done) => done.len(),
+            let busy = match self.round(false).await {
+                Ok(round) => round.done.len() + round.webhooks_started,
                 Err(error) => {
                     tracing::error!(%error, "dispatch round failed");
                     0
@@ -157,16 +177,25 @@ impl Dispatcher {
             tokio::select! {
                 _ = depth_tick.tick() => self.update_depth().await,
                 _ = stop.changed() => return,
-                _ = tokio::time::sleep(self.config.poll_interval), if done == 0 => {}
-                _ = std::future::ready(()), if done > 0 => {}
+                _ = tokio::time::sleep(self.config.poll_interval), if busy == 0 => {}
+                _ = std::future::ready(()), if busy > 0 => {}
             }
         }
     }
 
-    /// One round over every tenant: claim what is due, send it, record outcomes.
+    /// One round over every tenant: claim what is due, send it, record outcomes; waits
+    /// for the webhook deliveries it started too.
     pub async fn run_once(&self) -> StoreResult<Vec<Done>> {
+        Ok(self.round(true).await?.done)
+    }
+
+    /// A round: every tenant claims its share (at most `batch_size` notices to people,
+    /// webhooks up to its free slots), then the tenants' batches go out interleaved,
+    /// so one tenant's backlog does not hold up the others. The tenant that goes
+    /// first changes each round.
+    async fn round(&self, await_webhooks: bool) -> StoreResult<Round> {
         let store = self.store.clone();
-        let tenants = blocking(move || {
+        let mut tenants = blocking(move || {
             store.system(|c| {
                 Ok(tenants::list_tenants(c)?
                     .into_iter()
@@ -175,30 +204,63 @@ impl Dispatcher {
             })
         })
         .await?;
-        let mut done = Vec::new();
+        if !tenants.is_empty() {
+            let first = self.rounds.fetch_add(1, Ordering::Relaxed) % tenants.len();
+            tenants.rotate_left(first);
+        }
+        let mut queues: Vec<std::collections::VecDeque<Vec<Notice>>> = Vec::new();
+        let mut hooks = Vec::new();
         for tenant_id in tenants {
-            let claimed = match self.claim(&tenant_id).await {
+            let (people, webhooks) = match self.claim(&tenant_id).await {
                 Ok(c) => c,
                 Err(error) => {
                     tracing::error!(tenant = %tenant_id, %error, "claiming notices failed");
                     continue;
                 }
             };
-            if claimed.is_empty() {
-                continue;
+            hooks.extend(webhooks);
+            if !people.is_empty() {
+                queues.push(
+                    people
+                        .chunks(self.config.send_batch.max(1))
+                        .map(<[Notice]>::to_vec)
+                        .collect(),
+                );
             }
-            let chunks: Vec<Vec<Notice>> = claimed
-                .chunks(self.config.send_batch.max(1))
-                .map(<[Notice]>::to_vec)
-                .collect();
-            let results: Vec<Vec<Done>> = futures_util::stream::iter(chunks)
-                .map(|chunk| self.process(chunk))
-                .buffer_unordered(self.config.concurrency.max(1))
-                .collect()
-                .await;
-            done.extend(results.into_iter().flatten());
         }
-        Ok(done)
+        let webhooks_started = hooks.len();
+        let flights: Vec<_> = hooks
+            .into_iter()
+            .map(|notice| tokio::spawn(self.clone().webhook(notice)))
+            .collect();
+        // Round-robin over the tenants' batches.
+        let mut chunks = Vec::new();
+        while !queues.is_empty() {
+            queues.retain_mut(|q| match q.pop_front() {
+                Some(chunk) => {
+                    chunks.push(chunk);
+                    true
+                }
+                None => false,
+            });
+        }
+        let results: Vec<Vec<Done>> = futures_util::stream::iter(chunks)
+            .map(|chunk| self.process(chunk))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut done: Vec<Done> = results.into_iter().flatten().collect();
+        if await_webhooks {
+            for flight in flights {
+                if let Ok(Some(d)) = flight.await {
+                    done.push(d);
+                }
+            }
+        }
+        Ok(Round {
+            done,
+            webhooks_started,
+        })
     }
 
     /// Runs rounds until nothing is due (tests and benchmarks).
@@ -213,12 +275,16 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, tenant_id: &str) -> StoreResult<Vec<Notice>> {
+    /// Claims a tenant's due notices to people and as many webhook deliveries as it
+    /// has free slots; the slots are taken here and given back as each delivery ends.
+    async fn claim(&self, tenant_id: &str) -> StoreResult<(Vec<Notice>, Vec<Notice>)> {
         let store = self.store.clone();
         let tenant = tenant_id.to_owned();
         let owner = self.config.owner.clone();
         let batch = self.config.batch_size;
-        blocking(move || {
+        let busy = self.webhook_slots.in_flight(tenant_id);
+        let free = self.config.webhooks_per_tenant.saturating_sub(busy) as i64;
+        let claimed = blocking(move || {
             store.write(&tenant, |c| {
                 let now = Utc::now();
                 let mut limit = batch;
@@ -227,18 +293,16 @@ impl Dispatcher {
                     let used = outbox::sent_since(c, &tenant, hour_ago)?;
                     limit = limit.min((i64::from(quota) - used).max(0));
                 }
-                let lease = now + chrono::Duration::seconds(notice::LEASE_SECONDS);
-                outbox::claim(
-                    c,
-                    &tenant,
-                    &owner,
-                    limit,
-                    now.naive_utc(),
-                    lease.naive_utc(),
-                )
+                let lease = (now + chrono::Duration::seconds(notice::LEASE_SECONDS)).naive_utc();
+                let now = now.naive_utc();
+                let people = outbox::claim(c, &tenant, &owner, Lane::People, limit, now, lease)?;
+                let hooks = outbox::claim(c, &tenant, &owner, Lane::Webhooks, free, now, lease)?;
+                Ok((people, hooks))
             })
         })
-        .await
+        .await?;
+        self.webhook_slots.take(tenant_id, claimed.1.len());
+        Ok(claimed)
     }
 
     async fn process(&self, chunk: Vec<Notice>) -> Vec<Done> {
@@ -251,7 +315,7 @@ impl Dispatcher {
         match result {
             Ok(Ok(done)) => done,
             Ok(Err(error)) => {
-                // The transaction rolled back; the leases bring the notices back.
+                // Whatever was not recorded comes back when its lease runs out.
                 tracing::error!(first = %first, size, %error, "a batch of notices could not be processed");
                 Vec::new()
             }
@@ -262,9 +326,15 @@ impl Dispatcher {
         }
     }
 
-    /// One transaction for a batch: each notice is locked, fenced and gated; emails
-    /// are then sent concurrently while the locks are held; every outcome is recorded
-    /// before the commit.
+    /// A batch of notices to people. Each is fenced and gated, and its send marked in
+    /// the log before it leaves; the sends go out concurrently, outside any write turn,
+    /// and each outcome is committed as soon as it is known.
+    ///
+    /// A withdrawal is never overtaken by a send: on PostgreSQL the gate's transaction
+    /// keeps its share locks on the people's rows until every send of the batch has
+    /// returned (a withdrawal waits for that row only); on SQLite the people are held
+    /// in the process ([`Store::hold_people`]) and a withdrawal is acknowledged only
+    /// once no send to that person is in flight.
     fn process_blocking(&self, rt: &Handle, chunk: Vec<Notice>) -> StoreResult<Vec<Done>> {
         let Some(tenant_id) = chunk.first().map(|n| n.tenant_id.clone()) else {
             return Ok(Vec::new());
@@ -272,91 +342,332 @@ impl Dispatcher {
         let keys = TenantKeys::derive(&self.master, &tenant_id);
         let group = self.store.group_of(&tenant_id)?;
         let group = group.as_deref();
-        self.store.write(&tenant_id, |c| {
-            // Losing this commit in a database crash only means sending again (with the
-            // same Message-ID), so it need not wait for the disk; withdrawals still do.
-            outbox::relax_durability(c)?;
-            let mut done = Vec::new();
-            let mut mail: Vec<(Notice, Vec<u8>)> = Vec::new();
-            let mut messages = Vec::new();
-            let mut cache = Lookups::default();
-            let mut telegram: Vec<(Notice, Prepared, Vec<i64>)> = Vec::new();
-            let ids: Vec<String> = chunk.into_iter().map(|n| n.id).collect();
-            for notice in outbox::lock_claimed_batch(c, &tenant_id, &ids, &self.config.owner)? {
-                let now = Utc::now();
-                let outcome = if notice.attempts > notice.max_attempts {
-                    Outcome::Retry {
-                        channel: notice.channel(),
-                        detail: "the worker holding it stopped too often".into(),
+        let ids: Vec<String> = chunk.iter().map(|n| n.id.clone()).collect();
+        match self.store.backend() {
+            Backend::Sqlite => {
+                let people = self.store.read(&tenant_id, |c| {
+                    let mut people = Vec::new();
+                    for subject in chunk.iter().filter_map(|n| n.subject_id.as_deref()) {
+                        let person =
+                            subjects::facts(c, &tenant_id, subject)?.and_then(|f| f.person_id);
+                        people.extend(person_keys(&tenant_id, subject, person.as_deref()));
                     }
-                } else {
-                    outbox::fence(c, &tenant_id, group, &notice)?;
-                    match outbox::gate(c, &tenant_id, group, &notice, now)? {
-                        Err(reason) => Outcome::Skipped { reason },
-                        Ok(()) if notice.channel() == NoticeChannel::Email => {
-                            match self.build_email(c, &keys, &notice, now, &mut cache)? {
-                                Ok((message, digest)) => {
-                                    messages.push(message);
-                                    mail.push((notice, digest));
-                                    continue;
-                                }
-                                Err(outcome) => outcome,
-                            }
-                        }
-                        Ok(()) if notice.channel() == NoticeChannel::Telegram => {
-                            match self.prepare(c, &keys, &notice, now, &mut cache)? {
-                                Ok(prepared) => {
-                                    let subject = notice.subject_id.clone().unwrap_or_default();
-                                    let chats = match &self.telegram {
-                                        Some(_) => {
-                                            messaging::reachable_chats(c, &tenant_id, &subject)?
-                                        }
-                                        None => Vec::new(),
-                                    };
-                                    telegram.push((notice, prepared, chats));
-                                    continue;
-                                }
-                                Err(outcome) => outcome,
-                            }
-                        }
-                        Ok(()) => self.deliver_webhook(c, rt, &notice, now)?,
-                    }
+                    Ok(people)
+                })?;
+                let _hold = self.store.hold_people(people);
+                let (mut done, sends) = self.store.write(&tenant_id, |c| {
+                    let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
+                    Ok((self.record_gated(c, closed, &sends)?, sends))
+                })?;
+                done.extend(self.send_all(rt, &keys, group, &tenant_id, sends));
+                Ok(done)
+            }
+            Backend::Postgres => self.store.write(&tenant_id, |c| {
+                let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
+                // Recorded from another transaction, committed before the sends; this
+                // one only holds the locks.
+                let mut done = self.store.write(&tenant_id, |w| {
+                    outbox::relax_durability(w)?;
+                    self.record_gated(w, closed, &sends)
+                })?;
+                done.extend(self.send_all(rt, &keys, group, &tenant_id, sends));
+                Ok(done)
+            }),
+        }
+    }
+
+    /// Fences and gates each notice still claimed, and builds what is to be sent:
+    /// outcomes known already (skipped, failed), and the sends.
+    fn gate_batch(
+        &self,
+        c: &mut DbConnection,
+        keys: &TenantKeys,
+        group: Option<&str>,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Gated> {
+        let mut closed = Vec::new();
+        let mut sends = Vec::new();
+        let mut cache = Lookups::default();
+        for notice in outbox::still_claimed(c, tenant_id, ids, &self.config.owner)? {
+            let now = Utc::now();
+            if notice.attempts > notice.max_attempts {
+                let outcome = Outcome::Retry {
+                    channel: notice.channel(),
+                    detail: "the worker holding it stopped too often".into(),
                 };
-                done.push(self.close(c, &notice, &outcome, now)?);
+                closed.push((notice, outcome));
+                continue;
             }
-            if !telegram.is_empty() {
-                // Concurrently, so the throttle's queue stays full: one at a time, each
-                // send would wait out the limiter's polling delay.
-                let answers = rt.block_on(futures_util::future::join_all(telegram.iter().map(
-                    |(_, prepared, chats)| {
-                        self.send_telegram(
-                            chats.clone(),
-                            Self::telegram_text(prepared),
-                            prepared.buttons.clone(),
-                        )
-                    },
-                )));
-                let now = Utc::now();
-                for ((notice, prepared, _), results) in telegram.into_iter().zip(answers) {
-                    let outcome = self
-                        .telegram_outcome(c, rt, &keys, group, &notice, &prepared, now, results)?;
-                    done.push(self.close(c, &notice, &outcome, now)?);
+            outbox::fence(c, tenant_id, group, &notice)?;
+            if let Err(reason) = outbox::gate(c, tenant_id, group, &notice, now)? {
+                closed.push((notice, Outcome::Skipped { reason }));
+                continue;
+            }
+            match notice.channel() {
+                NoticeChannel::Email => {
+                    match self.build_email(c, keys, &notice, now, &mut cache)? {
+                        Ok((message, digest)) => sends.push(Outgoing::Email {
+                            notice,
+                            message,
+                            digest,
+                        }),
+                        Err(outcome) => closed.push((notice, outcome)),
+                    }
+                }
+                NoticeChannel::Telegram => match self.prepare(c, keys, &notice, now, &mut cache)? {
+                    Ok(prepared) => {
+                        let subject = notice.subject_id.clone().unwrap_or_default();
+                        let chats = match &self.telegram {
+                            Some(_) => messaging::reachable_chats(c, tenant_id, &subject)?,
+                            None => Vec::new(),
+                        };
+                        sends.push(Outgoing::Telegram {
+                            notice,
+                            prepared: Box::new(prepared),
+                            chats,
+                        });
+                    }
+                    Err(outcome) => closed.push((notice, outcome)),
+                },
+                // Webhooks are claimed in their own lane; one here is given back.
+                NoticeChannel::Webhook => {
+                    let outcome = Outcome::Retry {
+                        channel: NoticeChannel::Webhook,
+                        detail: "claimed with the notices to people".into(),
+                    };
+                    closed.push((notice, outcome));
                 }
             }
-            if !messages.is_empty() {
-                let sent = rt.block_on(futures_util::future::join_all(
-                    messages.into_iter().map(|m| self.mail.send(m)),
-                ));
-                let now = Utc::now();
-                for ((notice, digest), result) in mail.into_iter().zip(sent) {
-                    let outcome = self.email_outcome(c, &notice, &digest, result)?;
-                    done.push(self.close(c, &notice, &outcome, now)?);
+        }
+        Ok((closed, sends))
+    }
+
+    /// Records the outcomes the gate decided and marks each send as under way.
+    fn record_gated(
+        &self,
+        c: &mut DbConnection,
+        closed: Vec<(Notice, Outcome)>,
+        sends: &[Outgoing],
+    ) -> StoreResult<Vec<Done>> {
+        let now = Utc::now();
+        let mut done = Vec::with_capacity(closed.len());
+        for (notice, outcome) in closed {
+            done.push(self.close(c, &notice, &outcome, now)?);
+        }
+        for send in sends {
+            outbox::mark_sending(c, send.notice(), send.notice().channel())?;
+        }
+        Ok(done)
+    }
+
+    /// Sends concurrently and commits each outcome as soon as it is known, so a crash
+    /// resends at most what was in flight. A Telegram notice that falls back to email
+    /// sends again from here.
+    fn send_all(
+        &self,
+        rt: &Handle,
+        keys: &TenantKeys,
+        group: Option<&str>,
+        tenant_id: &str,
+        sends: Vec<Outgoing>,
+    ) -> Vec<Done> {
+        if sends.is_empty() {
+            return Vec::new();
+        }
+        rt.block_on(async {
+            let mut flights = futures_util::stream::FuturesUnordered::new();
+            for send in sends {
+                flights.push(self.fly(send));
+            }
+            let mut done = Vec::new();
+            while let Some(landed) = flights.next().await {
+                let id = landed.notice().id.clone();
+                // A blocking thread (see `process`): a short write here is fine.
+                let recorded = self.store.write(tenant_id, |c| {
+                    outbox::relax_durability(c)?;
+                    self.record_landed(c, keys, group, landed)
+                });
+                match recorded {
+                    Ok(Recorded::Done(d)) => done.push(d),
+                    Ok(Recorded::Fallback(send)) => flights.push(self.fly(*send)),
+                    // The attempt stays `sending` in the log; its lease brings it back.
+                    Err(error) => {
+                        tracing::error!(notice = %id, %error, "recording a delivery failed");
+                    }
                 }
             }
-            Ok(done)
+            done
         })
     }
 
+    async fn fly(&self, send: Outgoing) -> Landed {
+        match send {
+            Outgoing::Email {
+                notice,
+                message,
+                digest,
+            } => {
+                let result = self.mail.send(message).await;
+                Landed::Email {
+                    notice,
+                    digest,
+                    result,
+                }
+            }
+            Outgoing::Telegram {
+                notice,
+                prepared,
+                chats,
+            } => {
+                let results = self
+                    .send_telegram(
+                        chats,
+                        Self::telegram_text(&prepared),
+                        prepared.buttons.clone(),
+                    )
+                    .await;
+                Landed::Telegram {
+                    notice,
+                    prepared,
+                    results,
+                }
+            }
+        }
+    }
+
+    fn record_landed(
+        &self,
+        c: &mut DbConnection,
+        keys: &TenantKeys,
+        group: Option<&str>,
+        landed: Landed,
+    ) -> StoreResult<Recorded> {
+        let now = Utc::now();
+        let (notice, outcome) = match landed {
+            Landed::Email {
+                notice,
+                digest,
+                result,
+            } => {
+                let outcome = self.email_outcome(c, &notice, &digest, result)?;
+                (notice, outcome)
+            }
+            Landed::Telegram {
+                notice,
+                prepared,
+                results,
+            } => match self.telegram_outcome(c, keys, group, &notice, &prepared, now, results)? {
+                Ok(outcome) => (notice, outcome),
+                Err((message, digest)) => {
+                    outbox::mark_sending(c, &notice, NoticeChannel::Email)?;
+                    return Ok(Recorded::Fallback(Box::new(Outgoing::Email {
+                        notice,
+                        message,
+                        digest,
+                    })));
+                }
+            },
+        };
+        Ok(Recorded::Done(self.close(c, &notice, &outcome, now)?))
+    }
+
+    /// One webhook delivery, start to end: the claim is checked and the attempt marked
+    /// in one short transaction, the request goes out in none, and its outcome is
+    /// recorded in another. Its tenant's slot is given back at the end.
+    async fn webhook(self, notice: Notice) -> Option<Done> {
+        let _slot = WebhookSlot {
+            slots: self.webhook_slots.clone(),
+            tenant_id: notice.tenant_id.clone(),
+        };
+        let id = notice.id.clone();
+        match self.webhook_inner(notice).await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(notice = %id, %error, "a webhook delivery could not be recorded");
+                None
+            }
+        }
+    }
+
+    async fn webhook_inner(&self, notice: Notice) -> StoreResult<Option<Done>> {
+        let channel = NoticeChannel::Webhook;
+        let this = self.clone();
+        let started = blocking(move || {
+            let tenant = notice.tenant_id.clone();
+            this.store.write(&tenant, |c| {
+                outbox::relax_durability(c)?;
+                let ids = [notice.id.clone()];
+                let Some(notice) =
+                    outbox::still_claimed(c, &tenant, &ids, &this.config.owner)?.pop()
+                else {
+                    return Ok(Err(None));
+                };
+                let now = Utc::now();
+                if notice.attempts > notice.max_attempts {
+                    let outcome = Outcome::Retry {
+                        channel,
+                        detail: "the worker holding it stopped too often".into(),
+                    };
+                    return Ok(Err(Some(this.close(c, &notice, &outcome, now)?)));
+                }
+                let hook = match &notice.target {
+                    Some(id) => messaging::webhook(c, &tenant, id)?,
+                    None => None,
+                };
+                let Some(hook) = hook.filter(|h| h.active) else {
+                    let outcome = Outcome::Skipped {
+                        reason: "webhook_inactive".into(),
+                    };
+                    return Ok(Err(Some(this.close(c, &notice, &outcome, now)?)));
+                };
+                outbox::mark_sending(c, &notice, channel)?;
+                Ok(Ok((notice, hook)))
+            })
+        })
+        .await?;
+        let (notice, hook) = match started {
+            Ok(ready) => ready,
+            Err(done) => return Ok(done),
+        };
+        let secret = webhook_secret(
+            &self.master,
+            &notice.tenant_id,
+            &hook.id,
+            hook.secret_version,
+        );
+        let payload = notice.data.clone().unwrap_or_default();
+        let result = self
+            .webhooks
+            .deliver(
+                &hook.url,
+                &secret,
+                &notice.id,
+                Utc::now().timestamp(),
+                &payload,
+            )
+            .await;
+        let this = self.clone();
+        blocking(move || {
+            let tenant = notice.tenant_id.clone();
+            this.store.write(&tenant, |c| {
+                outbox::relax_durability(c)?;
+                let outcome = match result {
+                    Ok(status) => Outcome::Sent {
+                        channel,
+                        detail: Some(format!("HTTP {status}")),
+                    },
+                    Err(WebhookFailure::Permanent(detail)) => {
+                        messaging::deactivate_webhook(c, &tenant, &hook.id)?;
+                        Outcome::Failed { channel, detail }
+                    }
+                    Err(WebhookFailure::Transient(detail)) => Outcome::Retry { channel, detail },
+                };
+                Ok(Some(this.close(c, &notice, &outcome, Utc::now())?))
+            })
+        })
+        .await
+    }
     /// Records an outcome; tenant systems hear of notices that will not arrive, in the
     /// same transaction.
     fn close(
@@ -660,24 +971,6 @@ impl Dispatcher {
             }
         })
     }
-
-    fn deliver_email(
-        &self,
-        c: &mut DbConnection,
-        rt: &Handle,
-        keys: &TenantKeys,
-        notice: &Notice,
-        prepared: &Prepared,
-    ) -> StoreResult<Outcome> {
-        match self.compose_email(c, keys, notice, prepared)? {
-            Ok((message, digest)) => {
-                let result = rt.block_on(self.mail.send(message));
-                self.email_outcome(c, notice, &digest, result)
-            }
-            Err(outcome) => Ok(outcome),
-        }
-    }
-
     /// The text a Telegram message carries: the subject line, then the text part.
     fn telegram_text(prepared: &Prepared) -> String {
         if prepared.rendered.subject.is_empty() {
@@ -708,23 +1001,24 @@ impl Dispatcher {
 
     /// What the answers of the chats mean: delivered to any is sent; unreachable chats
     /// are marked (not a withdrawal) and email is tried where the notice and the
-    /// purpose allow it.
-    #[allow(clippy::too_many_arguments)]
+    /// purpose allow it: `Err` carries that email, to be sent after this transaction.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn telegram_outcome(
         &self,
         c: &mut DbConnection,
-        rt: &Handle,
         keys: &TenantKeys,
         group: Option<&str>,
         notice: &Notice,
         prepared: &Prepared,
         now: DateTime<Utc>,
         results: Vec<(i64, Result<(), TelegramFailure>)>,
-    ) -> StoreResult<Outcome> {
+    ) -> StoreResult<Result<Outcome, (lettre::Message, Vec<u8>)>> {
         let channel = NoticeChannel::Telegram;
-        let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<Outcome> {
+        let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<_> {
             if notice.fallback_email && prepared.email.is_some() {
-                // Email must be allowed for the purpose too, not only Telegram.
+                // Email must be allowed for the purpose too, not only Telegram. The
+                // person is still held (a row lock on PostgreSQL, in the process on
+                // SQLite), so this reading stands until the email is sent.
                 if let Err(reason) = outbox::gate_on(
                     c,
                     &notice.tenant_id,
@@ -733,14 +1027,17 @@ impl Dispatcher {
                     NoticeChannel::Email,
                     now,
                 )? {
-                    return Ok(Outcome::Skipped { reason });
+                    return Ok(Ok(Outcome::Skipped { reason }));
                 }
                 outbox::log_attempt(c, notice, channel, "fallback", Some(why))?;
-                self.deliver_email(c, rt, keys, notice, prepared)
-            } else {
-                Ok(Outcome::Skipped {
-                    reason: "no_channel".into(),
+                Ok(match self.compose_email(c, keys, notice, prepared)? {
+                    Ok(email) => Err(email),
+                    Err(outcome) => Ok(outcome),
                 })
+            } else {
+                Ok(Ok(Outcome::Skipped {
+                    reason: "no_channel".into(),
+                }))
             }
         };
         if self.telegram.is_none() {
@@ -765,62 +1062,16 @@ impl Dispatcher {
             }
         }
         if delivered > 0 {
-            return Ok(Outcome::Sent {
+            return Ok(Ok(Outcome::Sent {
                 channel,
                 detail: None,
-            });
+            }));
         }
         match transient {
-            Some(detail) => Ok(Outcome::Retry { channel, detail }),
+            Some(detail) => Ok(Ok(Outcome::Retry { channel, detail })),
             None => fallback(c, "every chat is unreachable"),
         }
     }
-
-    fn deliver_webhook(
-        &self,
-        c: &mut DbConnection,
-        rt: &Handle,
-        notice: &Notice,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Outcome> {
-        let channel = NoticeChannel::Webhook;
-        let hook = match &notice.target {
-            Some(id) => messaging::webhook(c, &notice.tenant_id, id)?,
-            None => None,
-        };
-        let Some(hook) = hook.filter(|h| h.active) else {
-            return Ok(Outcome::Skipped {
-                reason: "webhook_inactive".into(),
-            });
-        };
-        let secret = webhook_secret(
-            &self.master,
-            &notice.tenant_id,
-            &hook.id,
-            hook.secret_version,
-        );
-        let payload = notice.data.clone().unwrap_or_default();
-        Ok(
-            match rt.block_on(self.webhooks.deliver(
-                &hook.url,
-                &secret,
-                &notice.id,
-                now.timestamp(),
-                &payload,
-            )) {
-                Ok(status) => Outcome::Sent {
-                    channel,
-                    detail: Some(format!("HTTP {status}")),
-                },
-                Err(WebhookFailure::Permanent(detail)) => {
-                    messaging::deactivate_webhook(c, &notice.tenant_id, &hook.id)?;
-                    Outcome::Failed { channel, detail }
-                }
-                Err(WebhookFailure::Transient(detail)) => Outcome::Retry { channel, detail },
-            },
-        )
-    }
-
     /// What is waiting: the outbox by status, and rights requests past their deadline.
     async fn update_depth(&self) {
         let store = self.store.clone();
@@ -853,6 +1104,101 @@ impl Dispatcher {
     /// Refreshes the gauges now (tests; the run loop does it every 15 s).
     pub async fn refresh_gauges(&self) {
         self.update_depth().await;
+    }
+}
+
+/// What the gate made of a batch: outcomes known already, and the sends.
+type Gated = (Vec<(Notice, Outcome)>, Vec<Outgoing>);
+
+/// What a round did.
+struct Round {
+    done: Vec<Done>,
+    webhooks_started: usize,
+}
+
+/// A send to a person, gated and marked in the log.
+enum Outgoing {
+    Email {
+        notice: Notice,
+        message: lettre::Message,
+        digest: Vec<u8>,
+    },
+    Telegram {
+        notice: Notice,
+        prepared: Box<Prepared>,
+        chats: Vec<i64>,
+    },
+}
+
+impl Outgoing {
+    fn notice(&self) -> &Notice {
+        match self {
+            Outgoing::Email { notice, .. } | Outgoing::Telegram { notice, .. } => notice,
+        }
+    }
+}
+
+/// A send that returned.
+enum Landed {
+    Email {
+        notice: Notice,
+        digest: Vec<u8>,
+        result: Result<(), email::Failure>,
+    },
+    Telegram {
+        notice: Notice,
+        prepared: Box<Prepared>,
+        results: Vec<(i64, Result<(), TelegramFailure>)>,
+    },
+}
+
+impl Landed {
+    fn notice(&self) -> &Notice {
+        match self {
+            Landed::Email { notice, .. } | Landed::Telegram { notice, .. } => notice,
+        }
+    }
+}
+
+enum Recorded {
+    Done(Done),
+    /// Telegram did not reach the person; this email goes instead.
+    Fallback(Box<Outgoing>),
+}
+
+/// Webhook deliveries in flight, per tenant.
+#[derive(Default)]
+struct WebhookSlots(Mutex<HashMap<String, usize>>);
+
+impl WebhookSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn in_flight(&self, tenant_id: &str) -> usize {
+        self.lock().get(tenant_id).copied().unwrap_or(0)
+    }
+    fn take(&self, tenant_id: &str, n: usize) {
+        if n > 0 {
+            *self.lock().entry(tenant_id.to_owned()).or_default() += n;
+        }
+    }
+}
+
+/// One delivery's slot, given back when the delivery ends (or its task is dropped).
+struct WebhookSlot {
+    slots: Arc<WebhookSlots>,
+    tenant_id: String,
+}
+
+impl Drop for WebhookSlot {
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock();
+        if let Some(n) = slots.get_mut(&self.tenant_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slots.remove(&self.tenant_id);
+            }
+        }
     }
 }
 

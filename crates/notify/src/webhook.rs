@@ -41,12 +41,14 @@ impl WebhookFailure {
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     client: reqwest::Client,
+    allow_internal: bool,
 }
 
 impl WebhookSender {
-    /// A sender that connects only to public addresses: a host name that resolves to
-    /// a loopback, private or link-local address is refused at connect time (the
-    /// saved URL's literal addresses are checked by [`validate_url`]).
+    /// A sender that connects only to public addresses ([`is_internal_ip`]): a host
+    /// name is resolved and only its public addresses are connected to, and a literal
+    /// address goes through the same check before each delivery (a URL saved before a
+    /// rule was added, or by an older version, is caught here too).
     pub fn new() -> Self {
         Self::build(false)
     }
@@ -65,7 +67,10 @@ impl WebhookSender {
         let client = builder
             .build()
             .expect("a reqwest client with rustls builds");
-        WebhookSender { client }
+        WebhookSender {
+            client,
+            allow_internal,
+        }
     }
 
     /// Posts `payload` (JSON) to `url`, signed with `secret` (the raw bytes, see
@@ -82,6 +87,15 @@ impl WebhookSender {
         timestamp: i64,
         payload: &[u8],
     ) -> Result<u16, WebhookFailure> {
+        if !self.allow_internal {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| WebhookFailure::Transient(format!("invalid URL: {e}")))?;
+            if literal_ip(&parsed).is_some_and(is_internal_ip) || parsed.host().is_none() {
+                return Err(WebhookFailure::Transient(
+                    "refused: the webhook address is internal".into(),
+                ));
+            }
+        }
         let signature = assent_core::webhook::sign(secret, msg_id, timestamp, payload);
         let response = self
             .client
@@ -171,35 +185,82 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
-fn is_internal_ip(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+/// True for any address a tenant's endpoint must not be: loopback, private, shared
+/// (CGNAT), link-local, benchmark, documentation, multicast, reserved, and IPv6
+/// addresses that carry such an IPv4 address inside (mapped, compatible, NAT64,
+/// 6to4) or reach one by tunnel (Teredo), site-local and unique local ones.
+pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
-        }
+        std::net::IpAddr::V4(v4) => is_internal_v4(v4),
+        std::net::IpAddr::V6(v6) => is_internal_v6(v6),
+    }
+}
+
+fn is_internal_v4(v4: std::net::Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0 // "this network"
+        || a >= 240 // reserved
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+}
+
+fn is_internal_v6(v6: std::net::Ipv6Addr) -> bool {
+    use std::net::Ipv4Addr;
+    let s = v6.segments();
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return is_internal_v4(v4);
+    }
+    // IPv4-compatible (`::a.b.c.d`, deprecated), `::1` and `::` among them.
+    if s[..6] == [0; 6] {
+        return true;
+    }
+    // NAT64: the well-known prefix carries the IPv4 address in its last 32 bits; the
+    // local-use prefix is the installation's own translator.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_internal_v4(embedded(s[6], s[7]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return true;
+    }
+    // 6to4: `2002:a.b.c.d::/48` reaches the IPv4 address through a relay.
+    if s[0] == 0x2002 {
+        return is_internal_v4(embedded(s[1], s[2]));
+    }
+    // Teredo (`2001::/32`) tunnels to an IPv4 address; `2001:db8::/32` is documentation.
+    (s[0] == 0x2001 && (s[1] == 0 || s[1] == 0xdb8))
+        || (s[0] == 0x100 && s[1..4] == [0; 3]) // discard
+        || (s[0] & 0xfe00) == 0xfc00 // unique local
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed in places)
+        || (s[0] & 0xff00) == 0xff00 // multicast
+}
+
+/// The literal address of a URL's host, if it is one.
+fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
     }
 }
 
 fn is_internal_host(url: &url::Url) -> bool {
-    use std::net::IpAddr;
-    let internal = is_internal_ip;
+    if let Some(ip) = literal_ip(url) {
+        return is_internal_ip(ip);
+    }
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => internal(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => internal(IpAddr::V6(ip)),
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal")
@@ -268,7 +329,8 @@ mod tests {
         body: Vec<u8>,
     }
 
-    /// A one-request HTTP server: reads one request and answers with `status`.
+    /// A one-request HTTP server: reads one request and answers with `status`. It
+    /// listens on the loopback, so senders here are built with `allow_internal`.
     async fn one_shot_server(
         status_line: &'static str,
         extra_headers: &'static str,
@@ -320,7 +382,7 @@ mod tests {
         let (url, server) = one_shot_server("200 OK", "").await;
         let payload = r#"{"type":"consent.granted","data":{"subject":"Иван"}}"#.as_bytes();
         let now = chrono::Utc::now().timestamp();
-        let status = WebhookSender::new()
+        let status = WebhookSender::build(true)
             .deliver(&url, &secret(), "msg_0190abc", now, payload)
             .await
             .unwrap();
@@ -379,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn gone_is_permanent() {
         let (url, _server) = one_shot_server("410 Gone", "").await;
-        let err = WebhookSender::new()
+        let err = WebhookSender::build(true)
             .deliver(&url, &secret(), "msg_1", 1, b"{}")
             .await
             .unwrap_err();
@@ -390,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_error_is_transient_with_its_status() {
         let (url, _server) = one_shot_server("503 Service Unavailable", "").await;
-        let err = WebhookSender::new()
+        let err = WebhookSender::build(true)
             .deliver(&url, &secret(), "msg_1", 1, b"{}")
             .await
             .unwrap_err();
@@ -402,7 +464,7 @@ mod tests {
     async fn redirects_are_not_followed() {
         let (url, _server) =
             one_shot_server("302 Found", "location: http://127.0.0.1:9/elsewhere\r\n").await;
-        let err = WebhookSender::new()
+        let err = WebhookSender::build(true)
             .deliver(&url, &secret(), "msg_1", 1, b"{}")
             .await
             .unwrap_err();
@@ -416,7 +478,7 @@ mod tests {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             l.local_addr().unwrap().port()
         };
-        let err = WebhookSender::new()
+        let err = WebhookSender::build(true)
             .deliver(
                 &format!("http://127.0.0.1:{port}/"),
                 &secret(),
@@ -484,5 +546,88 @@ mod tests {
         }
         assert!(validate_url("https://hooks.example.org/a", false).is_ok());
         assert!(validate_url("http://127.0.0.1:9000/hook", true).is_ok());
+    }
+
+    /// Addresses that reach the internal network in disguise (issue 15, hole 11).
+    const DISGUISED: &[&str] = &[
+        "64:ff9b::a9fe:a9fe",   // NAT64 of 169.254.169.254
+        "::a9fe:a9fe",          // IPv4-compatible 169.254.169.254
+        "2002:a9fe:a9fe::1",    // 6to4 of 169.254.169.254
+        "::ffff:100.64.0.1",    // mapped CGNAT
+        "198.18.0.1",           // benchmarking
+        "fec0::1",              // site-local
+        "::ffff:198.18.0.1",    // mapped benchmarking
+        "64:ff9b::7f00:1",      // NAT64 of 127.0.0.1
+        "64:ff9b::a00:1",       // NAT64 of 10.0.0.1
+        "64:ff9b:1::a9fe:a9fe", // NAT64 local-use prefix
+        "2002:7f00:1::",        // 6to4 of 127.0.0.1
+        "2002:c0a8:101::1",     // 6to4 of 192.168.1.1
+        "::7f00:1",             // IPv4-compatible loopback
+        "2001:0:4136:e378::1",  // Teredo
+        "2001:db8::1",          // documentation
+        "ff02::1",              // multicast
+        "fe80::1",              // link-local
+        "fd12:3456::1",         // unique local
+        "0.1.2.3",              // "this network"
+        "192.0.0.8",            // IETF protocol assignments
+        "192.0.2.1",            // documentation
+        "224.0.0.1",            // multicast
+        "240.0.0.1",            // reserved
+        "198.19.255.255",       // benchmarking, upper end
+    ];
+
+    #[test]
+    fn disguised_internal_addresses_are_refused() {
+        for ip in DISGUISED {
+            let parsed: std::net::IpAddr = ip.parse().expect(ip);
+            assert!(is_internal_ip(parsed), "{ip} is internal");
+            let host = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                (*ip).to_owned()
+            };
+            let err = validate_url(&format!("https://{host}/hook"), false).expect_err(ip);
+            assert!(err.0.contains("public host"), "{ip}: {}", err.0);
+        }
+        // Public addresses, in any of these forms, stay allowed.
+        for ip in [
+            "93.184.215.14",
+            "64:ff9b::5db8:d70e",
+            "2002:5db8:d70e::1",
+            "::ffff:93.184.215.14",
+            "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+            "198.20.0.1",
+            "100.128.0.1",
+        ] {
+            assert!(!is_internal_ip(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[tokio::test]
+    async fn literal_internal_addresses_are_refused_at_delivery() {
+        // A URL saved before a rule existed still goes through the check: nothing
+        // connects (the listener would see it).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for host in ["127.0.0.1".to_owned(), "[::ffff:127.0.0.1]".to_owned()]
+            .into_iter()
+            .chain(DISGUISED.iter().map(|ip| {
+                if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    (*ip).to_owned()
+                }
+            }))
+        {
+            let url = format!("http://{host}:{port}/hook");
+            let err = WebhookSender::new()
+                .deliver(&url, &secret(), "m", 1, b"{}")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("internal"), "{url}: {err}");
+        }
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "nothing reached the internal listener");
     }
 }

@@ -51,9 +51,11 @@ pub struct Config {
     pub link_accepted_kids: String,
     /// SMTP connections kept open.
     pub smtp_pool_size: u32,
-    /// Dispatcher transactions in flight at once per worker process (each sends a
-    /// batch of up to 25 notices concurrently).
+    /// Dispatcher batches in flight at once per worker process (each sends up to 25
+    /// notices to people concurrently).
     pub dispatch_concurrency: usize,
+    /// Webhook deliveries in flight at once per tenant and worker process.
+    pub webhooks_per_tenant: usize,
     /// Accept plain-http webhook URLs (local development only).
     pub allow_http_webhooks: bool,
     /// Requests per minute one client address may make to the public pages.
@@ -98,6 +100,7 @@ impl Default for Config {
             link_accepted_kids: String::new(),
             smtp_pool_size: 32,
             dispatch_concurrency: 4,
+            webhooks_per_tenant: 4,
             allow_http_webhooks: false,
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
@@ -148,6 +151,7 @@ const ENV_KEYS: &[&str] = &[
     "link_accepted_kids",
     "smtp_pool_size",
     "dispatch_concurrency",
+    "webhooks_per_tenant",
     "allow_http_webhooks",
     "public_rate_limit",
     "trust_forwarded_for",
@@ -206,6 +210,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.dispatch_concurrency) {
             return Err("dispatch_concurrency must be between 1 and 64".into());
+        }
+        if !(1..=64).contains(&self.webhooks_per_tenant) {
+            return Err("webhooks_per_tenant must be between 1 and 64".into());
         }
         match self.telegram_mode.as_str() {
             "polling" => {}

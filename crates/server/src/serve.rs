@@ -255,6 +255,7 @@ pub fn build_dispatcher(
             unsubscribe_mailto: config.unsubscribe_mailto.clone(),
             message_id_domain,
             concurrency: config.dispatch_concurrency,
+            webhooks_per_tenant: config.webhooks_per_tenant,
             allow_http_webhooks: config.allow_http_webhooks,
             ..DispatchConfig::default()
         },

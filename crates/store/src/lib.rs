@@ -34,7 +34,7 @@ pub mod tenants;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};
 pub use error::StoreError;
-pub use store::{Store, StoreOptions};
+pub use store::{PersonGuard, Store, StoreOptions, person_keys};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -412,13 +412,28 @@ struct IdRow {
     id: String,
 }
 
-/// Claims up to `limit` due notices of a tenant for `owner`: queued ones whose time
-/// has come, and ones whose lease ran out (their worker died). Concurrent workers on
-/// PostgreSQL skip each other's rows.
+/// Which notices a claim takes: those to people (email, Telegram), or webhook
+/// deliveries to tenant systems, which are capped per tenant separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    People,
+    Webhooks,
+}
+
+/// What an attempt's log row says while its send is in flight; a row left so by a
+/// crash becomes [`INTERRUPTED`] when the notice is claimed again.
+pub const SENDING: &str = "sending";
+/// An attempt whose worker stopped during the send: the message may have arrived.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Claims up to `limit` due notices of a tenant in one lane for `owner`: queued ones
+/// whose time has come, and ones whose lease ran out (their worker died). Concurrent
+/// workers on PostgreSQL skip each other's rows.
 pub fn claim(
     conn: &mut DbConnection,
     tenant_id: &str,
     owner: &str,
+    lane: Lane,
     limit: i64,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
@@ -426,16 +441,22 @@ pub fn claim(
     if limit <= 0 {
         return Ok(Vec::new());
     }
-    const PICK: &str = "SELECT id FROM notifications WHERE tenant_id = $1 AND \
+    let channel = match lane {
+        Lane::People => "channel <> 'webhook'",
+        Lane::Webhooks => "channel = 'webhook'",
+    };
+    let pick = format!(
+        "SELECT id FROM notifications WHERE tenant_id = $1 AND {channel} AND \
          ((status = 'queued' AND due_at <= $2) OR (status = 'sending' AND lease_until < $2)) \
-         ORDER BY due_at LIMIT $3";
+         ORDER BY due_at LIMIT $3"
+    );
     let ids: Vec<IdRow> = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(format!("{PICK} FOR UPDATE SKIP LOCKED"))
+        DbConnection::Postgres(pg) => diesel::sql_query(format!("{pick} FOR UPDATE SKIP LOCKED"))
             .bind::<Text, _>(tenant_id)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .load(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(PICK.replace('$', "?"))
+        DbConnection::Sqlite(lite) => diesel::sql_query(pick.replace('$', "?"))
             .bind::<Text, _>(tenant_id)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
@@ -445,6 +466,18 @@ pub fn claim(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
+    // A send in flight when its worker died may have arrived: its attempt stays in the
+    // log, marked as such, and the next attempt gets a row of its own.
+    diesel::update(notification_attempts::table)
+        .filter(notification_attempts::tenant_id.eq(tenant_id))
+        .filter(notification_attempts::notification_id.eq_any(&ids))
+        .filter(notification_attempts::outcome.eq(SENDING))
+        .set((
+            notification_attempts::outcome.eq(INTERRUPTED),
+            notification_attempts::detail
+                .eq("the worker stopped during the send; the message may have arrived"),
+        ))
+        .execute(conn)?;
     diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::id.eq_any(&ids))
@@ -474,10 +507,11 @@ pub fn relax_durability(conn: &mut DbConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Re-reads a batch of claimed notices and locks them for the send (PostgreSQL
-/// `FOR UPDATE`, so a worker reclaiming expired leases skips them while in flight):
-/// the claims still ours, in due order.
-pub fn lock_claimed_batch(
+/// Re-reads a batch of claimed notices: those still ours (not cancelled, not taken
+/// over after a lease ran out), in due order. No row lock: outcomes are recorded from
+/// other transactions while the sends are in flight, and the lease keeps other
+/// workers away meanwhile.
+pub fn still_claimed(
     conn: &mut DbConnection,
     tenant_id: &str,
     ids: &[String],
@@ -486,16 +520,35 @@ pub fn lock_claimed_batch(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = notifications::table
+    Ok(notifications::table
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::id.eq_any(ids))
         .filter(notifications::status.eq(NoticeStatus::Sending.as_str()))
         .filter(notifications::lease_owner.eq(owner))
-        .order(notifications::due_at.asc());
-    Ok(match conn {
-        DbConnection::Postgres(pg) => query.select(Notice::as_select()).for_update().load(pg)?,
-        DbConnection::Sqlite(lite) => query.select(Notice::as_select()).load(lite)?,
-    })
+        .order(notifications::due_at.asc())
+        .select(Notice::as_select())
+        .load(conn)?)
+}
+
+/// Records, before a send, that it is under way on `channel`: committed before the
+/// message leaves, so a crash during the send leaves the attempt in the log.
+pub fn mark_sending(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    channel: NoticeChannel,
+) -> StoreResult<()> {
+    diesel::insert_into(notification_attempts::table)
+        .values((
+            notification_attempts::tenant_id.eq(&notice.tenant_id),
+            notification_attempts::notification_id.eq(&notice.id),
+            notification_attempts::attempt.eq(notice.attempts),
+            notification_attempts::channel.eq(channel.as_str()),
+            notification_attempts::outcome.eq(SENDING),
+            notification_attempts::detail.eq(None::<String>),
+            notification_attempts::at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// How one delivery attempt ended.
@@ -520,7 +573,8 @@ pub enum Outcome {
     },
 }
 
-/// Logs an attempt on a channel (a notice may try Telegram, then email).
+/// Logs an attempt on a channel (a notice may try Telegram, then email): completes
+/// the attempt's [`mark_sending`] row on that channel, or adds a row.
 pub fn log_attempt(
     conn: &mut DbConnection,
     notice: &Notice,
@@ -528,6 +582,21 @@ pub fn log_attempt(
     outcome: &str,
     detail: Option<&str>,
 ) -> StoreResult<()> {
+    let completed = diesel::update(notification_attempts::table)
+        .filter(notification_attempts::tenant_id.eq(&notice.tenant_id))
+        .filter(notification_attempts::notification_id.eq(&notice.id))
+        .filter(notification_attempts::attempt.eq(notice.attempts))
+        .filter(notification_attempts::channel.eq(channel.as_str()))
+        .filter(notification_attempts::outcome.eq(SENDING))
+        .set((
+            notification_attempts::outcome.eq(outcome),
+            notification_attempts::detail.eq(detail),
+            notification_attempts::at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    if completed > 0 {
+        return Ok(());
+    }
     diesel::insert_into(notification_attempts::table)
         .values((
             notification_attempts::tenant_id.eq(&notice.tenant_id),
@@ -594,7 +663,11 @@ pub fn finish(
             )
         }
     };
+    // Only while the claim is still this attempt's: a worker that lost its lease
+    // (and whose notice another worker took) keeps its log row but not the status.
     diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
+        .filter(notifications::lease_owner.eq(&notice.lease_owner))
+        .filter(notifications::attempts.eq(notice.attempts))
         .set((
             notifications::status.eq(status.as_str()),
             notifications::reason.eq(reason),
@@ -635,7 +708,7 @@ pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResul
 
 /// Cancels the queued notices a cause produced (a subscription renewed or cancelled).
 /// A claimed notice not yet in flight is cancelled too (its worker then finds the
-/// claim gone); one in flight holds its row lock, so this waits and finds it sent.
+/// claim gone); one already in flight is recorded as sent when its send returns.
 pub fn cancel_source(conn: &mut DbConnection, tenant_id: &str, source: &str) -> StoreResult<usize> {
     Ok(diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))

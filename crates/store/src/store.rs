@@ -3,8 +3,9 @@ use crate::{Backend, DbConnection, DbUrl, StoreError, StoreResult};
 use diesel::RunQueryDsl;
 use diesel::connection::Connection;
 use diesel::sql_types::Text;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 type Pool = r2d2::Pool<Manager>;
@@ -36,6 +37,8 @@ pub struct Store {
     write_turn: Arc<Mutex<()>>,
     // A tenant's group never changes once set, so it is looked up once per process.
     groups: Arc<RwLock<HashMap<String, Option<String>>>>,
+    // SQLite: the people a send is in flight to (see [`PersonLocks`]).
+    person_locks: Arc<PersonLocks>,
 }
 
 impl Store {
@@ -55,6 +58,7 @@ impl Store {
             backend,
             write_turn: Arc::new(Mutex::new(())),
             groups: Arc::default(),
+            person_locks: Arc::default(),
         })
     }
 
@@ -94,18 +98,45 @@ impl Store {
     }
 
     /// A unit of work for one tenant that changes data; all or nothing.
+    ///
+    /// On SQLite, a unit that changed what may be sent to a person (it called
+    /// [`crate::subjects::lock_for_change`]) returns only once no send to that person
+    /// is in flight in this process: whoever acknowledges the change to the person
+    /// does so after any send that passed the consent gate before it.
     pub fn write<T>(
         &self,
         tenant_id: &str,
         f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
-        let _turn = self.write_turn();
-        let mut conn = self.connection()?;
-        (*conn).transaction(|c: &mut DbConnection| {
-            scope_to_tenant(c, tenant_id, group.as_deref())?;
-            f(c)
-        })
+        let outer = CHANGED_PEOPLE.with(|c| c.borrow_mut().take());
+        CHANGED_PEOPLE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let result = (|| {
+            let _turn = self.write_turn();
+            let mut conn = self.connection()?;
+            (*conn).transaction(|c: &mut DbConnection| {
+                scope_to_tenant(c, tenant_id, group.as_deref())?;
+                f(c)
+            })
+        })();
+        let changed = CHANGED_PEOPLE.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+        // Outside the writer's turn: waiting here holds up no one else.
+        if result.is_ok() {
+            self.person_locks.wait_free(&changed.unwrap_or_default());
+        }
+        result
+    }
+
+    /// Holds the people `keys` name (see [`person_keys`]) for a send to them: a
+    /// change recorded by [`Store::write`] for any of them is not returned to its
+    /// caller until the guard is dropped. SQLite only (`None` on PostgreSQL, where the
+    /// sender holds row locks instead). Waits while another send holds any of them;
+    /// never call it holding the writer's turn.
+    pub fn hold_people(&self, keys: Vec<String>) -> Option<PersonGuard> {
+        match self.backend {
+            Backend::Sqlite => Some(self.person_locks.acquire(keys)),
+            Backend::Postgres => None,
+        }
     }
 
     /// A unit of work on the installation-level registry (groups, tenants, the key
@@ -144,6 +175,88 @@ impl Store {
             Backend::Sqlite => Some(self.write_turn.lock().unwrap_or_else(|p| p.into_inner())),
             Backend::Postgres => None,
         }
+    }
+}
+
+thread_local! {
+    /// The people a [`Store::write`] on this thread changed, noted by
+    /// [`note_changed_person`]; `None` outside a write.
+    static CHANGED_PEOPLE: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// The keys a send to a subject is held under in the process: the subject, and the
+/// person behind it across a group (an affiliate's withdrawal of a group purpose
+/// changes what the others may send).
+pub fn person_keys(tenant_id: &str, subject_id: &str, person_id: Option<&str>) -> Vec<String> {
+    let mut keys = vec![format!("s/{tenant_id}/{subject_id}")];
+    if let Some(person) = person_id {
+        keys.push(format!("p/{person}"));
+    }
+    keys
+}
+
+/// Notes that the current unit of work changes what may be sent to these people.
+pub(crate) fn note_changed_person(keys: Vec<String>) {
+    CHANGED_PEOPLE.with(|c| {
+        if let Some(changed) = c.borrow_mut().as_mut() {
+            changed.extend(keys);
+        }
+    });
+}
+
+/// The people a send is in flight to, in this process. Keyed exactly (no stripes), so
+/// one person's slow send delays only changes for that person. All of a holder's keys
+/// are taken at once, so holders cannot deadlock each other.
+#[derive(Default)]
+struct PersonLocks {
+    held: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+impl PersonLocks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn acquire(self: &Arc<Self>, mut keys: Vec<String>) -> PersonGuard {
+        keys.sort();
+        keys.dedup();
+        let mut held = self.lock();
+        while keys.iter().any(|k| held.contains(k)) {
+            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        held.extend(keys.iter().cloned());
+        PersonGuard {
+            locks: self.clone(),
+            keys,
+        }
+    }
+
+    fn wait_free(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut held = self.lock();
+        while keys.iter().any(|k| held.contains(k)) {
+            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A send's hold on its people; dropping it lets their changes be acknowledged.
+pub struct PersonGuard {
+    locks: Arc<PersonLocks>,
+    keys: Vec<String>,
+}
+
+impl Drop for PersonGuard {
+    fn drop(&mut self) {
+        let mut held = self.locks.lock();
+        for k in &self.keys {
+            held.remove(k);
+        }
+        drop(held);
+        self.locks.freed.notify_all();
     }
 }
 

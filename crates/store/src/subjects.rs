@@ -375,19 +375,31 @@ pub fn objected(
 /// objection, restriction, erasure). The dispatcher holds `FOR SHARE` on the same
 /// row while it sends, so such a change waits for an in-flight send, and one lock
 /// order (subject first, then state rows) keeps writers and senders deadlock-free.
-/// PostgreSQL only: on SQLite the writer's turn already serialises them.
+/// On SQLite the sender holds the person in the process instead
+/// ([`crate::Store::hold_people`]): the change is noted, and [`crate::Store::write`]
+/// returns only once no send to the person is in flight.
 pub fn lock_for_change(
     conn: &mut DbConnection,
     tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<()> {
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query(
-            "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-        )
-        .bind::<diesel::sql_types::Text, _>(tenant_id)
-        .bind::<diesel::sql_types::Text, _>(subject_id)
-        .execute(pg)?;
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query(
+                "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+            )
+            .bind::<diesel::sql_types::Text, _>(tenant_id)
+            .bind::<diesel::sql_types::Text, _>(subject_id)
+            .execute(pg)?;
+        }
+        DbConnection::Sqlite(_) => {
+            let person = facts(conn, tenant_id, subject_id)?.and_then(|f| f.person_id);
+            crate::store::note_changed_person(crate::store::person_keys(
+                tenant_id,
+                subject_id,
+                person.as_deref(),
+            ));
+        }
     }
     Ok(())
 }
