@@ -672,6 +672,9 @@ pub fn apply_retention(
     let mut destroyed = Vec::new();
     let mut skipped = Vec::new();
     for id in report.subjects() {
+        // Decided under the person's lock: a grant or a request that commits while
+        // the run goes on is either seen here or waits until the person is gone.
+        subject_repo::lock_for_change(conn, tenant_id, &id)?;
         if retention_due_for(conn, tenant_id, group_id, law, &id, now)?.is_some() {
             destroy_subject(conn, tenant_id, &id, Method::Erasure)?;
             destroyed.push(id);
