@@ -619,9 +619,9 @@ impl BotService {
         Ok(tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow))
     }
 
-    /// Files a rights request of `kind` for the subject of the chat's link number `n`
-    /// (callback data carries only the number): checked again against the chat's own
-    /// links in the unit of work of the write. The request gets its legal deadline and
+    /// Files a rights request of `kind` for the subject a request menu's button stood
+    /// for (remembered with the menu): checked again against the chat's own links in
+    /// the unit of work of the write. The request gets its legal deadline and
     /// a one-time code goes to the subject's email, else to the linked chat. Filed
     /// again while the first is open, it is recorded as a duplicate and the first
     /// one's deadline runs; if that one still waits for a code that has lapsed (or
@@ -629,11 +629,10 @@ impl BotService {
     pub fn file_request(
         &self,
         chat_id: i64,
-        n: usize,
+        target: &Target,
         kind: RequestType,
     ) -> Result<Filed, ActionError> {
-        let links = self.store.system(|c| telegram::links_of_chat(c, chat_id))?;
-        let (tenant_id, subject_id) = links.into_iter().nth(n).ok_or(ActionError::NotLinked)?;
+        let (tenant_id, subject_id) = (target.tenant_id.clone(), target.subject_id.clone());
         let keys = self.tenant_keys(&tenant_id);
         let group = self.store.group_of(&tenant_id)?;
         // Looked up first, so nothing after the commit can fail.
