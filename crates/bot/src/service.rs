@@ -7,7 +7,9 @@ use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method}
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
-use assent_core::rights::{CODE_ATTEMPTS, CodeCheck, RequestStatus, RequestType};
+use assent_core::rights::{
+    CODE_ATTEMPTS, CodeCheck, REQUEST_WRONG_CODES, RequestStatus, RequestType,
+};
 use assent_core::survey::AnswerDecision;
 use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
 use assent_store::rights::{self, Intake};
@@ -680,6 +682,8 @@ impl BotService {
                 // Still running: no new code, so wrong answers are not reset.
                 _ if live && first.code_failures < CODE_ATTEMPTS => CodeNote::Earlier,
                 _ if live => CodeNote::None,
+                // Its whole budget of wrong codes is spent: no more codes.
+                _ if first.code_failures_total >= REQUEST_WRONG_CODES => CodeNote::None,
                 Some(channel) => {
                     let first = rights::send_code(
                         c,

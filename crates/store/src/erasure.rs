@@ -253,6 +253,7 @@ pub fn destroy_subject(
                 .filter(rights_decoys::email_index.eq(&digest)),
         )
         .execute(conn)?;
+        crate::form_limits::forget(conn, tenant_id, &digest)?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
     // The group's keyed digests of the person's email and phone would still say
