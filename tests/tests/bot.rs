@@ -1342,15 +1342,40 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
             .find(|(label, _)| label == "Erase my data")
             .cloned()
             .unwrap();
-        assert_eq!(erase.1, "rq:0:erasure");
+        assert!(
+            erase.1.starts_with("rq:r") && erase.1.ends_with(":0:erasure"),
+            "{erase:?}"
+        );
         bot.update(text_from(ANNA, "en", "/request"));
         bot.dispatch().await;
         let again = bot.get_responses().sent_messages.last().cloned().unwrap();
-        assert_eq!(buttons(&again), types, "/request shows the same menu");
+        let labels = |b: Vec<(String, String)>| b.into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+        assert_eq!(
+            labels(buttons(&again)),
+            labels(types),
+            "/request shows the same menu"
+        );
+        // The older menu's buttons no longer work; the new one's do.
+        bot.update(press(ANNA, "en", menu.clone(), &erase.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again."
+        );
+        let menu = again;
+        let erase = buttons(&menu)
+            .into_iter()
+            .find(|(label, _)| label == "Erase my data")
+            .unwrap();
 
         // Forged: a link number this chat does not have, and Anna's button pressed in
         // a chat linked to nobody. Nothing is filed.
-        bot.update(press(ANNA, "en", menu.clone(), "rq:1:erasure"));
+        bot.update(press(
+            ANNA,
+            "en",
+            menu.clone(),
+            &erase.1.replace(":0:", ":1:"),
+        ));
         bot.dispatch().await;
         assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
         assert_eq!(
@@ -1370,7 +1395,7 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         assert!(rights_requests(&app, &t, &s).await.is_empty());
 
         // The press files the request, by Telegram, with its legal deadline.
-        bot.update(press(ANNA, "en", menu, &erase.1));
+        bot.update(press(ANNA, "en", menu.clone(), &erase.1));
         bot.dispatch().await;
         let filed = rights_requests(&app, &t, &s).await;
         assert_eq!(filed.len(), 1, "{filed:?}");
@@ -1487,7 +1512,7 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         );
 
         // Filed again: already being handled, the first one's deadline runs.
-        bot.update(press(ANNA, "en", again, &erase.1));
+        bot.update(press(ANNA, "en", menu.clone(), &erase.1));
         bot.dispatch().await;
         assert_eq!(
             last_text(&bot),
@@ -1516,22 +1541,28 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
         bot.dispatch().await;
         let companies = bot.get_responses().sent_messages.last().cloned().unwrap();
         assert_eq!(companies.text(), Some("Which company is the request for?"));
+        let m = buttons(&companies)[0]
+            .1
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .to_owned();
         assert_eq!(
             buttons(&companies),
             vec![
-                ("alpha LLC".to_owned(), "rqc:0".to_owned()),
-                ("beta LLC".to_owned(), "rqc:1".to_owned()),
+                ("alpha LLC".to_owned(), format!("rqc:{m}:0")),
+                ("beta LLC".to_owned(), format!("rqc:{m}:1")),
                 ("Cancel".to_owned(), "cancel".to_owned()),
             ]
         );
         // A company this chat is not linked at.
-        bot.update(press(ANNA, "en", companies.clone(), "rqc:2"));
+        bot.update(press(ANNA, "en", companies.clone(), &format!("rqc:{m}:2")));
         bot.dispatch().await;
         assert_eq!(
             last_text(&bot),
             "This button no longer works. Open /request again."
         );
-        bot.update(press(ANNA, "en", companies.clone(), "rqc:1"));
+        bot.update(press(ANNA, "en", companies.clone(), &format!("rqc:{m}:1")));
         bot.dispatch().await;
         let menu = bot.get_responses().sent_messages.last().cloned().unwrap();
         assert_eq!(menu.text(), Some("What do you ask beta LLC for?"));
@@ -1539,7 +1570,7 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
             .into_iter()
             .find(|(_, d)| d.ends_with(":access"))
             .unwrap();
-        assert_eq!(access.1, "rq:1:access");
+        assert_eq!(access.1, format!("rq:{m}:1:access"));
 
         // With an email on file, the code goes there.
         bot.update(press(ANNA, "en", menu.clone(), &access.1));
@@ -1633,5 +1664,60 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
             rights_requests(&app, &b, &sb).await[0]["status"],
             "awaiting_verification"
         );
+    }
+}
+
+/// The request menu remembers the company each button stood for when it was shown: a
+/// company unlinked meanwhile does not shift the next one under the button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_button_files_at_its_own_company_after_an_unlink() {
+    let mut bot = new_bot(text_from(ANNA, "en", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        let backend = app.backend();
+        bot.dependencies(deps![service(&app)]);
+        let a = app.tenant_with("alpha", Role::Admin).await;
+        let b = app.tenant_with("beta", Role::Admin).await;
+        let sa = subject_granting(&app, &a, "anna@example.org", &[]).await;
+        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
+        link(&mut bot, ANNA, &start_token(&app, &a, &sa).await).await;
+        link(&mut bot, ANNA, &start_token(&app, &b, &sb).await).await;
+
+        bot.update(text_from(ANNA, "en", "/request"));
+        bot.dispatch().await;
+        let companies = bot.get_responses().sent_messages.last().cloned().unwrap();
+        let alpha = buttons(&companies)[0].clone();
+        assert_eq!(alpha.0, "alpha LLC");
+        bot.update(press(ANNA, "en", companies.clone(), &alpha.1));
+        bot.dispatch().await;
+        let menu = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert_eq!(menu.text(), Some("What do you ask alpha LLC for?"));
+        let erase = buttons(&menu)
+            .into_iter()
+            .find(|(_, d)| d.ends_with(":erasure"))
+            .unwrap();
+
+        // Alpha's link goes (the person unlinks it elsewhere) while both menus are on
+        // the screen; beta is now the chat's first link.
+        service(&app).unlink(ANNA as i64, &a.id, &sa).unwrap();
+        bot.update(press(ANNA, "en", menu.clone(), &erase.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again.",
+            "{backend}"
+        );
+        bot.update(press(ANNA, "en", companies.clone(), &alpha.1));
+        bot.dispatch().await;
+        assert_eq!(
+            last_text(&bot),
+            "This button no longer works. Open /request again.",
+            "{backend}"
+        );
+        assert!(
+            rights_requests(&app, &b, &sb).await.is_empty(),
+            "nothing filed at beta on {backend}"
+        );
+        assert!(rights_requests(&app, &a, &sa).await.is_empty());
     }
 }

@@ -1525,3 +1525,99 @@ async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
         assert_eq!(theirs["promise"], Value::Null);
     }
 }
+
+/// A request filed (or a grant recorded) while a retention run is being carried out
+/// commits under the person's lock; the run must decide under that lock too, so the
+/// person is skipped rather than destroyed on a decision taken before the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_commits_while_a_retention_run_applies_is_respected() {
+    use assent_core::crypto::MasterKey;
+    use assent_core::pii::TenantKeys;
+    use assent_core::rights::RequestType;
+    use assent_store::rights::{self as repo, Intake};
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/purposes",
+            Some(
+                &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
+                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+        let s = subject(&app, &t, Some("late@example.org")).await;
+        let ago = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
+        for (action, days) in [("grant", 60), ("withdraw", 40)] {
+            app.expect(
+                &t.token,
+                Method::POST,
+                &format!("/v1/subjects/{s}/consents"),
+                Some(&json!({"purpose": "promo", "action": action, "occurred_at": ago(days)})),
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+        let report = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/retention/runs",
+                None,
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(report["due"][0]["subject_id"], s.as_str(), "{report}");
+        let act = report["act"]["id"].as_str().unwrap().to_owned();
+
+        // The person files a request; its unit of work is still open when the run
+        // is applied, and commits while the run waits for the person's lock.
+        let (started, wait) = std::sync::mpsc::channel();
+        let store = app.store.clone();
+        let (tenant, subject_id) = (t.id.clone(), s.clone());
+        let filing = std::thread::spawn(move || {
+            let keys =
+                TenantKeys::derive(&MasterKey::from_bytes(assent_tests::MASTER_KEY), &tenant);
+            store
+                .write(&tenant, |c| {
+                    let now = Utc::now();
+                    let intake = Intake {
+                        subject_id: subject_id.clone(),
+                        kind: RequestType::Access,
+                        channel: "api".into(),
+                        received_at: now,
+                        representative: false,
+                        details: None,
+                    };
+                    repo::file(c, &keys, &tenant, None, intake, "test", now)?;
+                    started.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(800));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        // On SQLite the run waits for the writer's turn; on PostgreSQL it reads first.
+        wait.recv().unwrap();
+        let done = app
+            .expect(
+                &t.token,
+                Method::POST,
+                &format!("/v1/retention/runs/{act}/apply"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        filing.join().unwrap();
+        assert_eq!(done["skipped"], json!([s]), "{backend}: {done}");
+        assert_eq!(done["act"]["subject_ids"], json!([]), "{backend}");
+        assert_eq!(
+            subject_view(&app, &t, &s).await["email"],
+            "late@example.org",
+            "not destroyed on {backend}"
+        );
+    }
+}

@@ -456,14 +456,15 @@ async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
         );
         assert_eq!(requests(&app, &t).await.len(), 1);
 
-        // Asking again gets a new code (the repeat is linked to the first request,
-        // whose code is checked), and it confirms the first request.
+        // Asking again gets a new code for the first request (the repeat records
+        // nothing before anyone is verified), and it confirms the first request.
         let (status, page) = known.file("erasure", "anna@example.org", "").await;
         assert_eq!(status, StatusCode::OK);
-        let again = requests(&app, &t).await;
-        assert_eq!(again.len(), 2);
-        let repeat = again.iter().find(|r| r["id"] != id.as_str()).unwrap();
-        assert_eq!(repeat["duplicate_of"], id.as_str(), "{repeat}");
+        assert_eq!(
+            requests(&app, &t).await.len(),
+            1,
+            "a repeat records nothing"
+        );
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
         let (status, html) = known.enter(&hidden(&page, "ticket"), &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
@@ -692,6 +693,22 @@ fn move_expiry(
         .unwrap()
 }
 
+/// Starts the tenant's addresses on a new window of codes (as if an hour had passed).
+fn new_window(app: &TestApp, t: &TenantHandle) {
+    use assent_store::schema::rights_form_limits;
+    use diesel::prelude::*;
+    let hour_ago = (Utc::now() - chrono::Duration::minutes(61)).naive_utc();
+    app.store
+        .write(&t.id, |c| {
+            Ok(diesel::update(
+                rights_form_limits::table.filter(rights_form_limits::tenant_id.eq(&t.id)),
+            )
+            .set(rights_form_limits::window_started_at.eq(hour_ago))
+            .execute(c)?)
+        })
+        .unwrap();
+}
+
 /// The decoys kept for the tenant, by type.
 fn decoy_kinds(app: &TestApp, t: &TenantHandle) -> Vec<String> {
     use assent_store::schema::rights_decoys;
@@ -782,7 +799,7 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
         let mut pair = Pair::new(&app, &sink).await;
         let left = |n: i32| format!("Wrong or expired code. Attempts left: {n}.");
 
-        // A: one wrong code, then the same request again (linked to the first, whose
+        // A: one wrong code, then the same request again (naming the first, whose
         // code and count go on): three attempts left on both.
         let (_, first) = pair
             .file("access", true, &format!("A file on {backend}"))
@@ -798,6 +815,7 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
         assert!(page.contains(&left(2)), "{backend}: {page}");
 
         // B: the first ticket replayed: counted down on both, then used up on both.
+        new_window(&app, &t);
         let (_, first) = pair.file("erasure", true, "B file").await;
         for n in (0..5).rev() {
             let (status, page, _) = pair.enter(&first, &format!("B {n} left")).await;
@@ -820,6 +838,7 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
 
         // C: filed again 29 minutes after the first filing (the code is still good, so
         // no new one), a code entered at 31 minutes: expired on both.
+        new_window(&app, &t);
         let (_, first) = pair.file("objection", true, "C file").await;
         let soon = Utc::now() + chrono::Duration::minutes(1);
         assert_eq!(
@@ -853,21 +872,212 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
 
         // Nothing was filed for the unknown address, and its decoys name no address.
         let filed = requests(&app, &t).await;
-        assert_eq!(filed.len(), 7, "three requests, four repeats on {backend}");
+        assert_eq!(
+            filed.len(),
+            3,
+            "three requests, repeats unrecorded, on {backend}"
+        );
         assert_eq!(
             decoy_kinds(&app, &t),
             ["access", "erasure", "objection"],
             "one decoy per type on {backend}"
         );
-        // A decoy whose code lapsed more than a day ago is deleted by the next filing.
+        // A decoy is kept as long as the unverified request it mirrors, so its counts
+        // never start over where the request's would not.
         let long_ago = Utc::now() - chrono::Duration::hours(25);
         assert_eq!(move_expiry(&app, &t, "objection", long_ago), (1, 1));
-        pair.file("restriction", true, "a filing that clears old decoys")
-            .await;
+        new_window(&app, &t);
+        pair.file("restriction", true, "a filing a day later").await;
         assert_eq!(
             decoy_kinds(&app, &t),
-            ["access", "erasure", "restriction"],
+            ["access", "erasure", "objection", "restriction"],
             "{backend}"
         );
+    }
+}
+
+/// The UUIDs a ticket would give away: every request and decoy id of the tenant.
+fn ids_on_file(app: &TestApp, t: &TenantHandle) -> Vec<String> {
+    use assent_store::schema::{rights_decoys, rights_requests};
+    use diesel::prelude::*;
+    app.store
+        .read(&t.id, |c| {
+            let mut ids: Vec<String> = rights_requests::table
+                .filter(rights_requests::tenant_id.eq(&t.id))
+                .select(rights_requests::id)
+                .load(c)?;
+            ids.extend(
+                rights_decoys::table
+                    .filter(rights_decoys::tenant_id.eq(&t.id))
+                    .select(rights_decoys::id)
+                    .load::<String>(c)?,
+            );
+            Ok(ids)
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_gives_away_neither_the_request_nor_its_time() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut pair = Pair::new(&app, &sink).await;
+        let (_, first) = pair.file("access", true, "first").await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (_, again) = pair.file("access", false, "again").await;
+        let ids = ids_on_file(&app, &t);
+        assert_eq!(ids.len(), 2, "a request and a decoy on {backend}");
+        for ticket in first.iter().chain(again.iter()) {
+            let raw = URL_SAFE_NO_PAD.decode(ticket).expect("base64url");
+            for id in &ids {
+                let uuid = uuid::Uuid::parse_str(id).unwrap();
+                // The first 6 bytes of a UUIDv7 are its time in milliseconds.
+                let time = &uuid.as_bytes()[..6];
+                assert!(
+                    !raw.windows(6).any(|w| w == time),
+                    "{backend}: the ticket {ticket} carries the time of {id}"
+                );
+            }
+        }
+        // The repeat's tickets do not repeat the first ones.
+        assert_ne!(first[0], again[0]);
+        assert_ne!(first[1], again[1]);
+        // And they still work: a wrong code counts down on both.
+        let (status, page, _) = pair.enter(&again, "a wrong code").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("Attempts left: 4."), "{backend}: {page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_and_new_codes_have_budgets_for_known_and_unknown_alike() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut pair = Pair::new(&app, &sink).await;
+        let left = |n: i32| format!("Attempts left: {n}.");
+        let use_up = async |pair: &mut Pair<'_>, tickets: [String; 2], what: &str| {
+            for n in (0..5).rev() {
+                let (status, page, _) = pair.enter(&tickets, &format!("{what}: {n} left")).await;
+                assert_eq!(
+                    status,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{backend}: {page}"
+                );
+                assert!(page.contains(&left(n)), "{backend} {what}: {page}");
+            }
+        };
+
+        // Two rounds of five wrong codes: the request's whole budget.
+        let (_, first) = pair.file("erasure", true, "round 1").await;
+        use_up(&mut pair, first, "round 1").await;
+        let (_, second) = pair.file("erasure", true, "round 2").await;
+        use_up(&mut pair, second.clone(), "round 2").await;
+        // Filing again sends nothing more, and no code works for it.
+        let (_, third) = pair.file("erasure", false, "round 3").await;
+        let (status, page, _) = pair.enter(&third, "round 3").await;
+        assert_eq!(status, StatusCode::GONE, "{backend}: {page}");
+        assert!(page.contains("Too many wrong codes"), "{page}");
+
+        // Three new codes an hour per address: a third type gets one, a fourth not.
+        let (_, access) = pair.file("access", true, "the third code this hour").await;
+        let (_, objection) = pair.file("objection", false, "a fourth this hour").await;
+        let (status, page, _) = pair.enter(&objection, "no code was sent").await;
+        assert_eq!(status, StatusCode::GONE, "{backend}: {page}");
+        assert!(page.contains("The code has expired"), "{page}");
+
+        // The address's budget (15) ends with the fifth wrong code of the next type.
+        use_up(&mut pair, access, "the address's last five").await;
+        new_window(&app, &t);
+        let (_, restriction) = pair.file("restriction", false, "an address used up").await;
+        let (status, page, _) = pair.enter(&restriction, "an address used up").await;
+        assert_eq!(status, StatusCode::GONE, "{backend}: {page}");
+        assert!(page.contains("Too many wrong codes"), "{page}");
+        let (status, _, _) = pair.enter(&objection, "every type").await;
+        assert_eq!(status, StatusCode::GONE);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_request_covers_every_subject_with_the_address() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let older = subject(&app, &t, "anna@example.org", "en").await;
+        let newer = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/subjects",
+                Some(&json!({"email": "Anna@example.org", "external_ref": "second-record"})),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut v = Visitor::open(&app, "acme", "en").await;
+        let (_, page) = v.file("erasure", "anna@example.org", "Delete me").await;
+        let code = code_in(&mail(&app, &sink, 1).await[0].1);
+        let (status, html) = v.enter(&hidden(&page, "ticket"), &code).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let filed = requests(&app, &t).await;
+        let of = |s: &str| {
+            filed
+                .iter()
+                .find(|r| r["subject_id"] == s)
+                .unwrap_or_else(|| panic!("{backend}: no request for {s}: {filed:?}"))
+                .clone()
+        };
+        for s in [&older, &newer] {
+            let r = request(&app, &t, of(s)["id"].as_str().unwrap()).await;
+            assert_eq!(r["type"], "erasure", "{r}");
+            assert_eq!(r["status"], "verified", "{backend}: {r}");
+            assert_eq!(r["details"]["text"], "Delete me");
+        }
+        assert_eq!(filed.len(), 2);
+    }
+}
+
+/// Times (median of 20) of repeated filings for a known and an unknown address, as
+/// the issue measured them. Run by hand: `-- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn timing_of_repeated_filings() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut v = Visitor::open(&app, "acme", "en").await;
+        let addresses = ["anna@example.org", "nobody@example.org"];
+        for email in addresses {
+            v.file("access", email, "").await;
+        }
+        // Interleaved, so a busy machine slows both alike.
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..20 {
+            for (i, email) in addresses.iter().enumerate() {
+                let start = std::time::Instant::now();
+                v.file("access", email, "").await;
+                times[i].push(start.elapsed());
+            }
+        }
+        let [known, unknown] = times.map(|mut t| {
+            t.sort();
+            t[10]
+        });
+        println!("{backend}: repeated filing, median of 20: known {known:?}, unknown {unknown:?}");
     }
 }

@@ -288,11 +288,13 @@ enum Press<'a> {
     Score(&'a str, i32),
     /// "File a request" under the `/requests` list: `rqn`.
     RequestStart,
-    /// The company a request is for, by the number of the chat's link: `rqc:<n>`.
-    RequestCompany(usize),
-    /// File a request of a type with the company of the chat's link `n`:
-    /// `rq:<n>:<type>`.
-    RequestFile(usize, RequestType),
+    /// The company a request is for, button `n` of request menu `menu`:
+    /// `rqc:<menu>:<n>`.
+    RequestCompany(&'a str, usize),
+    /// File a request of a type with the company behind button `n` of request menu
+    /// `menu`: `rq:<menu>:<n>:<type>`. The menu remembers the (company, person) each
+    /// number stood for when it was shown, so an unlink meanwhile cannot move it.
+    RequestFile(&'a str, usize, RequestType),
 }
 
 /// A link number: 1–3 ASCII digits, nothing else (no sign, no spaces).
@@ -301,6 +303,16 @@ fn link_number(s: &str) -> Option<usize> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The id of a request menu: `r` and the random part, nothing else.
+fn request_menu_id(menu: &str) -> Option<&str> {
+    (menu.len() > 1
+        && menu.starts_with('r')
+        && menu
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(menu)
 }
 
 fn numbered(rest: &str) -> Option<(&str, usize)> {
@@ -319,10 +331,21 @@ fn parse_press(data: &str) -> Option<Press<'_>> {
         "lang" if matches!(rest, "ru" | "en") => Some(Press::Language(rest)),
         "u" => numbered(rest).map(|(m, n)| Press::Unlink(m, n)),
         "rqn" if data == "rqn" => Some(Press::RequestStart),
-        "rqc" => link_number(rest).map(Press::RequestCompany),
+        "rqc" => {
+            let (menu, n) = rest.split_once(':')?;
+            Some(Press::RequestCompany(
+                request_menu_id(menu)?,
+                link_number(n)?,
+            ))
+        }
         "rq" => {
+            let (menu, rest) = rest.split_once(':')?;
             let (n, kind) = rest.split_once(':')?;
-            Some(Press::RequestFile(link_number(n)?, kind.parse().ok()?))
+            Some(Press::RequestFile(
+                request_menu_id(menu)?,
+                link_number(n)?,
+                kind.parse().ok()?,
+            ))
         }
         "sv" => {
             let (invitation, score) = rest.split_once(':')?;
@@ -463,20 +486,28 @@ async fn handle_press(
             survey_reply(bot, svc, chat, lang, answered).await?;
         }
         Press::RequestStart => request_menu(bot, svc, chat, lang).await?,
-        Press::RequestCompany(n) => {
-            let link = blocking(svc, move |s| s.links(id))
-                .await??
-                .into_iter()
-                .nth(n);
-            match link {
-                Some((company, _, _)) => request_types(bot, chat, lang, n, &company).await?,
+        Press::RequestCompany(menu, n) => {
+            let company = match menu_target(svc, id, menu, 'r', n).await? {
+                Some(target) => blocking(svc, move |s| s.links(id))
+                    .await??
+                    .into_iter()
+                    .find(|(_, t, sub)| *t == target.tenant_id && *sub == target.subject_id)
+                    .map(|(company, _, _)| company),
+                None => None,
+            };
+            match company {
+                Some(company) => request_types(bot, chat, lang, menu, n, &company).await?,
                 None => {
                     bot.send_message(chat, text::request_refused(lang)).await?;
                 }
             }
         }
-        Press::RequestFile(n, kind) => {
-            file_request(bot, svc, chat, message_id, lang, n, kind).await?;
+        Press::RequestFile(menu, n, kind) => {
+            let Some(target) = menu_target(svc, id, menu, 'r', n).await? else {
+                bot.send_message(chat, text::request_refused(lang)).await?;
+                return Ok(());
+            };
+            file_request(bot, svc, chat, message_id, lang, target, kind).await?;
         }
         Press::Unlink(menu, n) => {
             let Some(target) = menu_target(svc, id, menu, 'u', n).await? else {
@@ -567,21 +598,38 @@ async fn show_requests(
 }
 
 /// `/request`: the types of request at the only linked company, or first the
-/// company when the chat is linked at several.
+/// company when the chat is linked at several. The companies are remembered as the
+/// chat's menu (like the consent and unlink menus), so a press files where it says.
 async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang) -> HandlerResult {
     let id = chat.0;
     let links = blocking(svc, move |s| s.links(id)).await??;
+    if links.is_empty() {
+        bot.send_message(chat, text::not_linked_yet(lang)).await?;
+        return Ok(());
+    }
+    let menu = Menu {
+        id: format!("r{}", new_menu_id()),
+        targets: links
+            .iter()
+            .take(MESSAGE_BUTTONS)
+            .map(|(_, tenant_id, subject_id)| Target {
+                tenant_id: tenant_id.clone(),
+                subject_id: subject_id.clone(),
+                purpose: String::new(),
+            })
+            .collect(),
+        ..Menu::default()
+    };
+    let menu_id = menu.id.clone();
+    blocking(svc, move |s| s.remember_menu(id, &menu)).await??;
     match links.as_slice() {
-        [] => {
-            bot.send_message(chat, text::not_linked_yet(lang)).await?;
-        }
-        [(company, _, _)] => request_types(bot, chat, lang, 0, company).await?,
+        [(company, _, _)] => request_types(bot, chat, lang, &menu_id, 0, company).await?,
         _ => {
             let mut rows: Rows = links
                 .into_iter()
                 .take(MESSAGE_BUTTONS)
                 .enumerate()
-                .map(|(n, (company, _, _))| vec![(company, format!("rqc:{n}"))])
+                .map(|(n, (company, _, _))| vec![(company, format!("rqc:{menu_id}:{n}"))])
                 .collect();
             rows.push(vec![(text::cancel(lang).into(), "cancel".into())]);
             bot.send_message(chat, text::request_which_company(lang))
@@ -592,11 +640,12 @@ async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang
     Ok(())
 }
 
-/// The request types, for the company of the chat's link `n`.
+/// The request types, for the company behind button `n` of request menu `menu`.
 async fn request_types(
     bot: &Bot,
     chat: ChatId,
     lang: Lang,
+    menu: &str,
     n: usize,
     company: &str,
 ) -> HandlerResult {
@@ -605,7 +654,7 @@ async fn request_types(
         .map(|kind| {
             vec![(
                 text::request_type_button(lang, *kind).into(),
-                format!("rq:{n}:{kind}"),
+                format!("rq:{menu}:{n}:{kind}"),
             )]
         })
         .collect();
@@ -623,11 +672,11 @@ async fn file_request(
     chat: ChatId,
     message_id: MessageId,
     lang: Lang,
-    n: usize,
+    target: Target,
     kind: RequestType,
 ) -> HandlerResult {
     let id = chat.0;
-    let f = match blocking(svc, move |s| s.file_request(id, n, kind)).await? {
+    let f = match blocking(svc, move |s| s.file_request(id, &target, kind)).await? {
         Ok(f) => f,
         Err(ActionError::Store(e)) => return Err(e.into()),
         Err(_) => {
@@ -867,22 +916,28 @@ mod tests {
 
     #[test]
     fn request_buttons_are_parsed_strictly() {
+        let menu = format!("r{}", new_menu_id());
         assert_eq!(parse_press("rqn"), Some(Press::RequestStart));
-        assert_eq!(parse_press("rqc:0"), Some(Press::RequestCompany(0)));
-        assert_eq!(parse_press("rqc:12"), Some(Press::RequestCompany(12)));
         assert_eq!(
-            parse_press("rq:0:erasure"),
-            Some(Press::RequestFile(0, RequestType::Erasure))
+            parse_press(&format!("rqc:{menu}:0")),
+            Some(Press::RequestCompany(&menu, 0))
         );
         assert_eq!(
-            parse_press("rq:3:withdraw_all"),
-            Some(Press::RequestFile(3, RequestType::WithdrawAll))
+            parse_press(&format!("rqc:{menu}:12")),
+            Some(Press::RequestCompany(&menu, 12))
+        );
+        assert_eq!(
+            parse_press(&format!("rq:{menu}:0:erasure")),
+            Some(Press::RequestFile(&menu, 0, RequestType::Erasure))
         );
         // Every type's button parses back to it, within 64 bytes.
         for kind in RequestType::ALL {
-            let data = format!("rq:999:{kind}");
+            let data = format!("rq:{menu}:999:{kind}");
             assert!(data.len() <= 64, "{data}");
-            assert_eq!(parse_press(&data), Some(Press::RequestFile(999, *kind)));
+            assert_eq!(
+                parse_press(&data),
+                Some(Press::RequestFile(&menu, 999, *kind))
+            );
         }
         for bad in [
             "rqn:",
@@ -893,21 +948,28 @@ mod tests {
             "rqc:-1",
             "rqc:+1",
             "rqc: 1",
-            "rqc:1000",
-            "rqc:0:erasure",
+            "rqc:0",
+            "rqc:rAb:1000",
+            "rqc:rAb:x",
+            "rqc:r:0",
+            "rqc:cAb:0",
+            "rqc:rAb:0:erasure",
             "rq",
             "rq:",
-            "rq:0",
-            "rq:0:",
-            "rq::erasure",
-            "rq:x:erasure",
-            "rq:+0:erasure",
-            "rq:-1:erasure",
-            "rq:1000:erasure",
-            "rq:0:Erasure",
-            "rq:0:delete",
-            "rq:0:erasure:1",
-            "rq:0:erasure ",
+            "rq:0:erasure",
+            "rq:rAb:0",
+            "rq:rAb:0:",
+            "rq:rAb::erasure",
+            "rq:rAb:x:erasure",
+            "rq:rAb:+0:erasure",
+            "rq:rAb:-1:erasure",
+            "rq:rAb:1000:erasure",
+            "rq:rAb:0:Erasure",
+            "rq:rAb:0:delete",
+            "rq:rAb:0:erasure:1",
+            "rq:rAb:0:erasure ",
+            "rq:uAb:0:erasure",
+            "rq:r A:0:erasure",
         ] {
             assert_eq!(parse_press(bad), None, "{bad}");
         }

@@ -7,7 +7,9 @@ use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method,
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
-use assent_core::rights::{CODE_ATTEMPTS, CodeCheck, RequestStatus, RequestType};
+use assent_core::rights::{
+    CODE_ATTEMPTS, CodeCheck, REQUEST_WRONG_CODES, RequestStatus, RequestType,
+};
 use assent_core::survey::AnswerDecision;
 use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
 use assent_store::rights::{self, Intake};
@@ -637,9 +639,9 @@ impl BotService {
         Ok(tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow))
     }
 
-    /// Files a rights request of `kind` for the subject of the chat's link number `n`
-    /// (callback data carries only the number): checked again against the chat's own
-    /// links in the unit of work of the write. The request gets its legal deadline and
+    /// Files a rights request of `kind` for the subject a request menu's button stood
+    /// for (remembered with the menu): checked again against the chat's own links in
+    /// the unit of work of the write. The request gets its legal deadline and
     /// a one-time code goes to the subject's email, else to the linked chat. Filed
     /// again while the first is open, it is recorded as a duplicate and the first
     /// one's deadline runs; if that one still waits for a code that has lapsed (or
@@ -647,11 +649,10 @@ impl BotService {
     pub fn file_request(
         &self,
         chat_id: i64,
-        n: usize,
+        target: &Target,
         kind: RequestType,
     ) -> Result<Filed, ActionError> {
-        let links = self.store.system(|c| telegram::links_of_chat(c, chat_id))?;
-        let (tenant_id, subject_id) = links.into_iter().nth(n).ok_or(ActionError::NotLinked)?;
+        let (tenant_id, subject_id) = (target.tenant_id.clone(), target.subject_id.clone());
         let keys = self.tenant_keys(&tenant_id);
         let group = self.store.group_of(&tenant_id)?;
         // Looked up first, so nothing after the commit can fail.
@@ -699,6 +700,8 @@ impl BotService {
                 // Still running: no new code, so wrong answers are not reset.
                 _ if live && first.code_failures < CODE_ATTEMPTS => CodeNote::Earlier,
                 _ if live => CodeNote::None,
+                // Its whole budget of wrong codes is spent: no more codes.
+                _ if first.code_failures_total >= REQUEST_WRONG_CODES => CodeNote::None,
                 Some(channel) => {
                     let first = rights::send_code(
                         c,

@@ -6,20 +6,20 @@
 //! (`assent_core::rights::check_code`): wrong codes are counted in the database (a
 //! ticket sent again cannot start over), the code expires 30 minutes after it was
 //! "sent", and asking again for the same address and type while the code can still be
-//! used keeps the same decoy (as a repeat of an open request is linked to it and its
-//! code is the one entered); once the code has expired or was used up, asking again
-//! renews it in place (as the first request gets a new code). Nothing else is kept:
-//! `email_index` is the tenant's blind index of the normalised address, never the
-//! address, and a decoy whose code lapsed more than a day ago is deleted.
+//! used keeps the same decoy (as a repeat names the open request, whose code is the one
+//! entered); once the code has expired or was used up, asking again renews it in
+//! place when [`assent_core::rights::sends_new_code`] says a real request would get a
+//! new code (the address's window and budgets, the decoy's own lifetime count of
+//! wrong codes). Nothing else is kept: `email_index` is the tenant's blind index of
+//! the normalised address, never the address. A decoy is kept as long as an
+//! unverified request is (until an erasure of a person with the address), so its
+//! counts cannot start over when a real request's would not.
 
 use crate::schema::rights_decoys;
 use crate::{DbConnection, StoreError, StoreResult};
-use assent_core::rights::{self, CodeCheck, CodeFacts, RequestType};
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use assent_core::rights::{self, AddressBudget, CodeCheck, CodeFacts, RequestType};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-
-/// How long a decoy is kept after its code lapsed.
-pub const RETENTION_HOURS: i64 = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = rights_decoys)]
@@ -31,22 +31,19 @@ pub struct Decoy {
     pub code_failures: i32,
     pub code_expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    pub code_failures_total: i32,
 }
 
 impl Decoy {
     /// What a code entered for it is checked against: nothing ever matches.
-    pub fn facts(&self) -> CodeFacts {
+    pub fn facts(&self, address_failures: i32) -> CodeFacts {
         CodeFacts {
             expires_at: self.code_expires_at.and_utc(),
             failures: self.code_failures,
+            lifetime_failures: self.code_failures_total,
+            address_failures,
             matches: false,
         }
-    }
-
-    /// Whether its code can still be entered at `now`: neither expired nor used up
-    /// (what decides, for a real request, whether a repeat sends a new code).
-    pub fn usable(&self, now: DateTime<Utc>) -> bool {
-        self.code_failures < rights::CODE_ATTEMPTS && self.code_expires_at.and_utc() > now
     }
 }
 
@@ -75,22 +72,25 @@ fn find(
 }
 
 /// The decoy a filing for an unknown address names, as a real filing would name its
-/// request: the one for this address and type if its code can still be used; renewed
-/// in place (no wrong codes, expiring 30 minutes from `now`) if it lapsed; else a new
-/// one. Decoys that lapsed more than a day ago are deleted first.
+/// request: the one for this address and type, renewed in place (no wrong codes on
+/// the new "code", expiring 30 minutes from `now`) when a real request would get a
+/// new code, else as it is; a new one if there is none (its "code" sent only when a
+/// real first filing's would be, else lapsed at once). `budget` is the address's, and
+/// is updated when a "code" is sent.
 pub fn open_or_create(
     conn: &mut DbConnection,
     tenant_id: &str,
     email_index: &[u8],
     kind: RequestType,
+    budget: &mut AddressBudget,
     now: DateTime<Utc>,
 ) -> StoreResult<Decoy> {
-    purge(conn, tenant_id, now)?;
     let expires = rights::code_expires_at(now).naive_utc();
     if let Some(decoy) = find(conn, tenant_id, email_index, kind)? {
-        if decoy.usable(now) {
+        if !rights::sends_new_code(Some(decoy.facts(budget.wrong_codes)), budget, now) {
             return Ok(decoy);
         }
+        *budget = budget.after_sending(now);
         diesel::update(rights_decoys::table.find((tenant_id, &decoy.id)))
             .set((
                 rights_decoys::code_failures.eq(0),
@@ -99,6 +99,13 @@ pub fn open_or_create(
             .execute(conn)?;
         return get(conn, tenant_id, &decoy.id)?.ok_or(StoreError::NotFound);
     }
+    let sends = rights::sends_new_code(None, budget, now);
+    let expires = if sends {
+        *budget = budget.after_sending(now);
+        expires
+    } else {
+        now.naive_utc()
+    };
     let insert = diesel::insert_into(rights_decoys::table)
         .values((
             rights_decoys::tenant_id.eq(tenant_id),
@@ -108,6 +115,7 @@ pub fn open_or_create(
             rights_decoys::code_failures.eq(0),
             rights_decoys::code_expires_at.eq(expires),
             rights_decoys::created_at.eq(crate::now()),
+            rights_decoys::code_failures_total.eq(0),
         ))
         // One per address and type: two filings at once name the same decoy, as
         // they would name the same request.
@@ -123,36 +131,30 @@ pub fn open_or_create(
 /// answering.
 pub fn record_failure(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
     diesel::update(rights_decoys::table.find((tenant_id, id)))
-        .set(rights_decoys::code_failures.eq(rights_decoys::code_failures + 1))
+        .set((
+            rights_decoys::code_failures.eq(rights_decoys::code_failures + 1),
+            rights_decoys::code_failures_total.eq(rights_decoys::code_failures_total + 1),
+        ))
         .execute(conn)?;
     Ok(())
 }
 
-/// A code entered for a decoy, answered by the rule of real codes and counted when
-/// wrong (never right: nothing was sent); `None` when there is no such decoy.
+/// A code entered for a decoy, answered by the rule of real codes (with the address's
+/// wrong codes so far) and counted when wrong (never right: nothing was sent); `None`
+/// when there is no such decoy.
 pub fn check(
     conn: &mut DbConnection,
     tenant_id: &str,
     id: &str,
+    address_failures: i32,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<CodeCheck>> {
     let Some(decoy) = get(conn, tenant_id, id)? else {
         return Ok(None);
     };
-    let check = rights::check_code(decoy.facts(), now);
+    let check = rights::check_code(decoy.facts(address_failures), now);
     if matches!(check, CodeCheck::Wrong { .. }) {
         record_failure(conn, tenant_id, id)?;
     }
     Ok(Some(check))
-}
-
-/// Deletes the tenant's decoys whose code lapsed more than [`RETENTION_HOURS`] ago.
-pub fn purge(conn: &mut DbConnection, tenant_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
-    let before = (now - Duration::hours(RETENTION_HOURS)).naive_utc();
-    Ok(diesel::delete(
-        rights_decoys::table
-            .filter(rights_decoys::tenant_id.eq(tenant_id))
-            .filter(rights_decoys::code_expires_at.lt(before)),
-    )
-    .execute(conn)?)
 }

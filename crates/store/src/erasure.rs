@@ -253,6 +253,7 @@ pub fn destroy_subject(
                 .filter(rights_decoys::email_index.eq(&digest)),
         )
         .execute(conn)?;
+        crate::form_limits::forget(conn, tenant_id, &digest)?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
     // The group's keyed digests of the person's email and phone would still say
@@ -672,6 +673,9 @@ pub fn apply_retention(
     let mut destroyed = Vec::new();
     let mut skipped = Vec::new();
     for id in report.subjects() {
+        // Decided under the person's lock: a grant or a request that commits while
+        // the run goes on is either seen here or waits until the person is gone.
+        subject_repo::lock_for_change(conn, tenant_id, &id)?;
         if retention_due_for(conn, tenant_id, group_id, law, &id, now)?.is_some() {
             destroy_subject(conn, tenant_id, &id, Method::Erasure)?;
             destroyed.push(id);

@@ -15,6 +15,7 @@ pub mod decoys;
 pub mod erasure;
 mod error;
 pub mod export;
+pub mod form_limits;
 pub mod idempotency;
 pub mod imports;
 pub mod ledger;

@@ -43,6 +43,8 @@ pub struct Request {
     pub code: Option<Vec<u8>>,
     pub code_expires_at: Option<NaiveDateTime>,
     pub code_failures: i32,
+    /// Wrong codes over the request's whole life (every code it was sent).
+    pub code_failures_total: i32,
     /// When staff were reminded of the current deadline.
     pub reminded_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
@@ -56,6 +58,27 @@ impl Request {
     }
     pub fn kind(&self) -> RequestType {
         self.kind.parse().unwrap_or(RequestType::Access)
+    }
+
+    /// Whether the request waits for the person's code (not verified yet, not a
+    /// representative's, whose documents staff check instead).
+    pub fn waits_for_code(&self) -> bool {
+        matches!(
+            self.status(),
+            RequestStatus::Received | RequestStatus::AwaitingVerification
+        ) && !self.representative
+    }
+
+    /// The facts of the code on file (`matches` false), `None` when none was sent.
+    pub fn code_facts(&self, address_failures: i32) -> Option<CodeFacts> {
+        let expires_at = self.code_expires_at.filter(|_| self.code.is_some())?;
+        Some(CodeFacts {
+            expires_at: expires_at.and_utc(),
+            failures: self.code_failures,
+            lifetime_failures: self.code_failures_total,
+            address_failures,
+            matches: false,
+        })
     }
 }
 
@@ -213,24 +236,7 @@ pub fn file(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Request> {
-    rights::validate_received_at(intake.received_at, now).map_err(|e| StoreError::Invalid(e.0))?;
-    let clock = clock(conn, tenant_id)?;
-    let new = NewRequest {
-        due_at: assent_core::deadline::due_at(
-            clock.law,
-            intake.received_at,
-            clock.tz,
-            &clock.calendar,
-            clock.promise,
-        ),
-        subject_id: intake.subject_id,
-        kind: intake.kind,
-        channel: intake.channel,
-        received_at: intake.received_at,
-        representative: intake.representative,
-        details: intake.details,
-    };
-    let r = create(conn, keys, tenant_id, &new, actor)?;
+    let r = record(conn, keys, tenant_id, intake, actor, now)?;
     if r.duplicate_of.is_some() {
         return Ok(r);
     }
@@ -255,6 +261,56 @@ pub fn file(
     } else {
         Ok(r)
     }
+}
+
+/// Records a request from any intake with its deadline, and nothing more (the
+/// identity check is the caller's: [`file`], or the public form by its own limits).
+pub fn record(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    intake: Intake,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Request> {
+    rights::validate_received_at(intake.received_at, now).map_err(|e| StoreError::Invalid(e.0))?;
+    let clock = clock(conn, tenant_id)?;
+    let new = NewRequest {
+        due_at: assent_core::deadline::due_at(
+            clock.law,
+            intake.received_at,
+            clock.tz,
+            &clock.calendar,
+            clock.promise,
+        ),
+        subject_id: intake.subject_id,
+        kind: intake.kind,
+        channel: intake.channel,
+        received_at: intake.received_at,
+        representative: intake.representative,
+        details: intake.details,
+    };
+    create(conn, keys, tenant_id, &new, actor)
+}
+
+/// The open request of `kind` for the subject that others of its kind repeat (the
+/// first one not linked to another), if any.
+pub fn open_of_kind(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    kind: RequestType,
+) -> StoreResult<Option<Request>> {
+    Ok(rights_requests::table
+        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::subject_id.eq(subject_id))
+        .filter(rights_requests::kind.eq(kind.as_str()))
+        .filter(rights_requests::closed_at.is_null())
+        .filter(rights_requests::duplicate_of.is_null())
+        .order(rights_requests::received_at.asc())
+        .select(Request::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 fn subject_key(
@@ -436,6 +492,7 @@ pub fn create(
             rights_requests::duplicate_of.eq(&first),
             rights_requests::details.eq(details),
             rights_requests::code_failures.eq(0),
+            rights_requests::code_failures_total.eq(0),
             rights_requests::created_at.eq(stamp),
             rights_requests::updated_at.eq(stamp),
         ))
@@ -452,6 +509,64 @@ pub fn create(
     )?;
     announce(conn, &r, "receive")?;
     Ok(r)
+}
+
+/// Extends a request verified by a code sent to an email address to every other
+/// subject of the tenant with that address (`email_index`, the blind index): each
+/// gets the same request, received when the first was and verified by the same code,
+/// so an erasure or an export covers every record of the person who controls the
+/// address, not only the oldest. (Chosen over routing to staff: the code proved
+/// control of the one address all of them share, and staff then carry out each
+/// request as usual.) A subject with an open request of the same type gets it linked
+/// as a repeat instead. Returns the requests filed.
+pub fn cover_namesakes(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    r: &Request,
+    email_index: &[u8],
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Request>> {
+    use crate::schema::subjects as people;
+    let others: Vec<String> = people::table
+        .filter(people::tenant_id.eq(tenant_id))
+        .filter(people::email_index.eq(email_index))
+        .filter(people::erased_at.is_null())
+        .filter(people::id.ne(&r.subject_id))
+        .select(people::id)
+        .order(people::id.asc())
+        .limit(100)
+        .load(conn)?;
+    let details = details_of(conn, keys, r)?;
+    let mut filed = Vec::new();
+    for subject_id in others {
+        let intake = Intake {
+            subject_id,
+            kind: r.kind(),
+            channel: r.channel.clone(),
+            received_at: r.received_at.and_utc(),
+            representative: false,
+            details: details.clone(),
+        };
+        let new = record(conn, keys, tenant_id, intake, actor, now)?;
+        if new.duplicate_of.is_some() {
+            filed.push(new);
+            continue;
+        }
+        let reason = format!(
+            "one-time code to the shared email address (request {})",
+            r.id
+        );
+        let change = StepChange {
+            reason: Some(reason),
+            ..Default::default()
+        };
+        let verified = take_step(conn, tenant_id, &new.id, Step::Verify, actor, &change)?;
+        announce(conn, &verified, "verify")?;
+        filed.push(verified);
+    }
+    Ok(filed)
 }
 
 /// What a step changes besides the status.
@@ -553,6 +668,13 @@ pub fn send_code(
             )));
         }
     }
+    // Its whole budget of wrong codes is spent: more codes would only be more guesses.
+    if r.code_failures_total >= rights::REQUEST_WRONG_CODES {
+        return Err(StoreError::Conflict(
+            "too many wrong codes were given for this request; verify the person another way"
+                .into(),
+        ));
+    }
     let channel = confirmation_channel(conn, keys, tenant_id, &r.subject_id)?.ok_or_else(|| {
         StoreError::Conflict(
             "no email or Telegram chat is on file for the subject; verify in person".into(),
@@ -603,6 +725,22 @@ pub fn check_code(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<(CodeCheck, Request)> {
+    check_code_within(conn, keys, tenant_id, id, given, actor, 0, now)
+}
+
+/// [`check_code`] with the wrong codes already given for the address on the public
+/// form (its budget ends the code too).
+#[allow(clippy::too_many_arguments)]
+pub fn check_code_within(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    id: &str,
+    given: &str,
+    actor: &str,
+    address_failures: i32,
+    now: DateTime<Utc>,
+) -> StoreResult<(CodeCheck, Request)> {
     let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     // Answers to one request are checked one at a time, so parallel guesses cannot
     // all read the same count of failures.
@@ -626,6 +764,8 @@ pub fn check_code(
     let facts = CodeFacts {
         expires_at: expires_at.and_utc(),
         failures: r.code_failures,
+        lifetime_failures: r.code_failures_total,
+        address_failures,
         matches: constant_time_eq(&stored, given.trim().as_bytes()),
     };
     let check = rights::check_code(facts, now);
@@ -670,7 +810,11 @@ pub fn check_code(
         CodeCheck::Wrong { .. } => {
             // Counted in SQL, so two wrong answers at once count twice.
             diesel::update(rights_requests::table.find((tenant_id, id)))
-                .set(rights_requests::code_failures.eq(rights_requests::code_failures + 1))
+                .set((
+                    rights_requests::code_failures.eq(rights_requests::code_failures + 1),
+                    rights_requests::code_failures_total
+                        .eq(rights_requests::code_failures_total + 1),
+                ))
                 .execute(conn)?;
             Ok((
                 check,

@@ -478,6 +478,7 @@ diesel::table! {
         code -> Nullable<Binary>,
         code_expires_at -> Nullable<Timestamp>,
         code_failures -> Integer,
+        code_failures_total -> Integer,
         reminded_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -543,6 +544,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    rights_form_limits (tenant_id, email_index) {
+        tenant_id -> Text,
+        email_index -> Binary,
+        wrong_codes -> Integer,
+        codes_sent -> Integer,
+        window_started_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     rights_decoys (tenant_id, id) {
         tenant_id -> Text,
         id -> Text,
@@ -551,5 +563,6 @@ diesel::table! {
         code_failures -> Integer,
         code_expires_at -> Timestamp,
         created_at -> Timestamp,
+        code_failures_total -> Integer,
     }
 }
