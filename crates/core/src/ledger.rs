@@ -201,6 +201,16 @@ impl ChainVerifier {
         }
     }
 
+    /// Continues a chain already verified up to event `seq` with hash `head` (a
+    /// checkpoint), to check only what was appended since.
+    pub fn resume(seq: i64, head: [u8; 32]) -> Self {
+        Self {
+            next_seq: seq + 1,
+            prev: head,
+            pins: BTreeMap::new(),
+        }
+    }
+
     /// Requires the chain to pass through `head` at event `seq` (a checkpoint whose
     /// signature was checked). Two checkpoints of one number that disagree are
     /// themselves proof of a rewrite.
