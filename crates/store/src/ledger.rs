@@ -38,7 +38,7 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    fn fields(&self) -> ChainFields<'_> {
+    pub fn fields(&self) -> ChainFields<'_> {
         let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
         ChainFields {
             tenant_id: &self.tenant_id,
