@@ -28,8 +28,14 @@ async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
         "code": "news", "name": {"ru": "Рассылка", "en": "Newsletter"}, "legal_basis": "consent",
         "channels": ["email"], "data_categories": ["email"], "retention_days": 365,
     });
-    app.expect(&t.token, Method::POST, "/v1/purposes", Some(&purpose), CREATED)
-        .await;
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(&purpose),
+        CREATED,
+    )
+    .await;
     t
 }
 
@@ -100,7 +106,11 @@ fn checkpoint(store: &Store, tenant: &str) -> SignedCheckpoint {
         .expect("the head moved, so a checkpoint is signed")
 }
 
-fn audit(store: &Store, tenant: &str, kept: &[SignedCheckpoint]) -> Result<AuditReport, ChainBreak> {
+fn audit(
+    store: &Store,
+    tenant: &str,
+    kept: &[SignedCheckpoint],
+) -> Result<AuditReport, ChainBreak> {
     let public = key().public();
     let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), tenant);
     store
@@ -202,9 +212,7 @@ async fn truncating_the_newest_events_and_moving_the_head_back_is_caught() {
             ),
         );
         assert_eq!(
-            app.store
-                .read(&t.id, |c| ledger::verify(c, &t.id))
-                .unwrap(),
+            app.store.read(&t.id, |c| ledger::verify(c, &t.id)).unwrap(),
             Ok(4),
             "the chain and head alone are fooled on {}",
             app.backend()
@@ -213,7 +221,10 @@ async fn truncating_the_newest_events_and_moving_the_head_back_is_caught() {
         assert_eq!(v["intact"], false, "{v}");
         assert_eq!(v["first_break_seq"], 5, "{v}");
         assert!(
-            v["detail"].as_str().unwrap().contains("checkpoint covers #6"),
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("checkpoint covers #6"),
             "{v}"
         );
         // Removing the stored checkpoints too leaves the copy kept elsewhere.
@@ -257,7 +268,13 @@ async fn deleting_everything_and_resetting_the_head_is_caught() {
         raw(&app.store, "DELETE FROM ledger_checkpoints");
         let err = audit(&app.store, &t.id, &kept).unwrap_err();
         assert!(
-            matches!(err.kind, BreakKind::BeyondEnd { checkpoint_seq: 6, last_seq: 0 }),
+            matches!(
+                err.kind,
+                BreakKind::BeyondEnd {
+                    checkpoint_seq: 6,
+                    last_seq: 0
+                }
+            ),
             "{err} on {}",
             app.backend()
         );
@@ -283,9 +300,7 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
         );
         rehash_all(&app.store, &t.id);
         assert_eq!(
-            app.store
-                .read(&t.id, |c| ledger::verify(c, &t.id))
-                .unwrap(),
+            app.store.read(&t.id, |c| ledger::verify(c, &t.id)).unwrap(),
             Ok(4),
             "the chain alone is fooled on {}",
             app.backend()
@@ -295,13 +310,33 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
         raw(&app.store, "DELETE FROM ledger_checkpoints");
         let err = audit(&app.store, &t.id, &kept).unwrap_err();
         assert!(
-            matches!(err.kind, BreakKind::BeyondEnd { checkpoint_seq: 6, last_seq: 4 }),
+            matches!(
+                err.kind,
+                BreakKind::BeyondEnd {
+                    checkpoint_seq: 6,
+                    last_seq: 4
+                }
+            ),
             "{err} on {}",
             app.backend()
         );
         // Once the rewrite is as long again, the checkpoint still pins #6.
-        consent(&app, &t, &subject(&app, &t, "d").await, "grant", "203.0.113.9").await;
-        consent(&app, &t, &subject(&app, &t, "e").await, "grant", "203.0.113.9").await;
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "d").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "e").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
         let err = audit(&app.store, &t.id, &kept).unwrap_err();
         assert_eq!(
             (err.seq, err.kind),
@@ -310,7 +345,14 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
             app.backend()
         );
         // And the signer refuses to extend a rewrite of what it vouched for.
-        consent(&app, &t, &subject(&app, &t, "f").await, "grant", "203.0.113.9").await;
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "f").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
         raw(&app.store, "DELETE FROM ledger_checkpoints");
         let kept_again = kept[0].clone();
         let (cp, sig) = kept_again.parts().unwrap();
@@ -379,7 +421,10 @@ async fn a_payload_moved_between_one_subjects_events_is_caught() {
             app.backend()
         );
         let v = verification(&app, &t).await;
-        assert!(v["detail"].as_str().unwrap().contains("another event"), "{v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("another event"),
+            "{v}"
+        );
     }
 }
 
@@ -400,7 +445,9 @@ async fn a_flipped_projection_is_caught() {
         assert_eq!(v["intact"], false, "{v}");
         let detail = v["detail"].as_str().unwrap();
         assert!(
-            detail.contains(&b) && detail.contains("reads granted") && detail.contains("ledger says withdrawn"),
+            detail.contains(&b)
+                && detail.contains("reads granted")
+                && detail.contains("ledger says withdrawn"),
             "{detail}"
         );
         assert_eq!(v["first_break_seq"], 4, "b's withdrawal is named: {v}");
@@ -453,36 +500,74 @@ async fn checkpoints_are_listed_signed_and_announced() {
             "nothing new, nothing signed"
         );
         consent(&app, &t, &s, "withdraw", "203.0.113.2").await;
-        assert_eq!(ledger::checkpoint_everywhere(&app.store, &key()).unwrap().len(), 1);
+        assert_eq!(
+            ledger::checkpoint_everywhere(&app.store, &key())
+                .unwrap()
+                .len(),
+            1
+        );
 
         let page = app
-            .expect(&auditor, Method::GET, "/v1/ledger/checkpoints?limit=1", None, OK)
+            .expect(
+                &auditor,
+                Method::GET,
+                "/v1/ledger/checkpoints?limit=1",
+                None,
+                OK,
+            )
             .await;
         assert_eq!(page["items"].as_array().unwrap().len(), 1);
         assert_eq!(page["next_after_seq"], 1);
-        let public = assent_core::checkpoint::PublicKey::from_hex(page["public_key"].as_str().unwrap())
-            .unwrap();
+        let public =
+            assent_core::checkpoint::PublicKey::from_hex(page["public_key"].as_str().unwrap())
+                .unwrap();
         let rest = app
-            .expect(&auditor, Method::GET, "/v1/ledger/checkpoints?after_seq=1", None, OK)
+            .expect(
+                &auditor,
+                Method::GET,
+                "/v1/ledger/checkpoints?after_seq=1",
+                None,
+                OK,
+            )
             .await;
         assert_eq!(rest["next_after_seq"], Value::Null);
         for item in [&page["items"][0], &rest["items"][0]] {
             let line: SignedCheckpoint = serde_json::from_value(item.clone()).unwrap();
             let (cp, sig) = line.parts().unwrap();
-            assert!(public.verify(&cp, &sig), "verifiable with the published key");
+            assert!(
+                public.verify(&cp, &sig),
+                "verifiable with the published key"
+            );
         }
         assert_eq!(rest["items"][0]["seq"], 2);
         let quiet = app
-            .expect(&other.token, Method::GET, "/v1/ledger/checkpoints", None, OK)
+            .expect(
+                &other.token,
+                Method::GET,
+                "/v1/ledger/checkpoints",
+                None,
+                OK,
+            )
             .await;
         assert_eq!(quiet["items"], json!([]), "another tenant sees none");
         let v = verification(&app, &t).await;
-        assert_eq!((v["intact"].as_bool(), v["checkpoints"].as_i64()), (Some(true), Some(2)));
+        assert_eq!(
+            (v["intact"].as_bool(), v["checkpoints"].as_i64()),
+            (Some(true), Some(2))
+        );
         // Each checkpoint was queued to the tenant's webhook.
-        let hooks = app.expect(&t.token, Method::GET, "/v1/webhooks", None, OK).await;
+        let hooks = app
+            .expect(&t.token, Method::GET, "/v1/webhooks", None, OK)
+            .await;
         let hook = hooks["items"][0]["id"].as_str().unwrap();
         let log = app
-            .expect(&t.token, Method::GET, &format!("/v1/webhooks/{hook}/deliveries"), None, OK)
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/webhooks/{hook}/deliveries"),
+                None,
+                OK,
+            )
             .await;
         assert_eq!(log["items"].as_array().unwrap().len(), 2, "{log}");
         // A forged stored checkpoint (no key) is named.

@@ -140,7 +140,8 @@ impl SignedCheckpoint {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| format!("line {}: not a checkpoint: {e}", i + 1))
+                serde_json::from_str(l)
+                    .map_err(|e| format!("line {}: not a checkpoint: {e}", i + 1))
             })
             .collect()
     }
@@ -207,12 +208,9 @@ mod tests {
     fn an_exported_line_round_trips_with_microseconds() {
         let key = CheckpointKey::derive(&MasterKey::from_bytes([4; 32]));
         let cp = checkpoint();
-        let line = serde_json::to_string(&SignedCheckpoint::new(
-            &cp,
-            &key.sign(&cp),
-            &key.public(),
-        ))
-        .unwrap();
+        let line =
+            serde_json::to_string(&SignedCheckpoint::new(&cp, &key.sign(&cp), &key.public()))
+                .unwrap();
         let parsed = SignedCheckpoint::parse_lines(&format!("{line}\n\n{line}\n")).unwrap();
         assert_eq!(parsed.len(), 2);
         let (back, sig) = parsed[0].parts().unwrap();

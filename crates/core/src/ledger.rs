@@ -587,7 +587,10 @@ mod tests {
         let mut v = ChainVerifier::new();
         v.pin(3, [1; 32]).unwrap();
         v.pin(3, [1; 32]).unwrap();
-        assert_eq!(v.pin(3, [2; 32]).unwrap_err().kind, BreakKind::CheckpointMismatch);
+        assert_eq!(
+            v.pin(3, [2; 32]).unwrap_err().kind,
+            BreakKind::CheckpointMismatch
+        );
     }
 
     #[test]

@@ -591,8 +591,7 @@ fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &st
         "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
     ]));
     let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let store =
-        assent_store::Store::open(url, &assent_store::StoreOptions::default()).unwrap();
+    let store = assent_store::Store::open(url, &assent_store::StoreOptions::default()).unwrap();
     let subjects = grant_news(&store, &tenant_id, 3);
     let file = d.join("checkpoints.jsonl");
     let file_arg = file.to_str().unwrap();
@@ -601,7 +600,14 @@ fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &st
     let lines = std::fs::read_to_string(&file).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
     assert!(lines.contains("\"seq\":3"), "{lines}");
-    let again = run(&["ledger", "checkpoint", "--tenant", "acme", "--out", file_arg]);
+    let again = run(&[
+        "ledger",
+        "checkpoint",
+        "--tenant",
+        "acme",
+        "--out",
+        file_arg,
+    ]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
@@ -609,7 +615,11 @@ fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &st
         "nothing new, the file unchanged"
     );
     let ok = json(&run(&[
-        "ledger", "verify", "--checkpoints", file_arg, "--json",
+        "ledger",
+        "verify",
+        "--checkpoints",
+        file_arg,
+        "--json",
     ]));
     assert_eq!(ok["tenants"][0]["checkpoints"], 2, "stored and kept: {ok}");
 
@@ -625,7 +635,9 @@ fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &st
     assert_eq!(flipped.status.code(), Some(1));
     let text = String::from_utf8_lossy(&flipped.stdout);
     assert!(
-        text.contains("acme: BROKEN") && text.contains("consent_states") && text.contains(&subjects[0]),
+        text.contains("acme: BROKEN")
+            && text.contains("consent_states")
+            && text.contains(&subjects[0]),
         "{text}"
     );
     sql(&store, "UPDATE consent_states SET status = 'granted'");

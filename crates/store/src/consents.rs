@@ -336,10 +336,12 @@ pub fn open_sealed(
     if let Ok(plain) = key.open(&event.subject_id, &event_field(&event.id), sealed) {
         return Ok(Sealed::Bound(plain));
     }
-    Ok(match key.open(&event.subject_id, LEGACY_EVENT_FIELD, sealed) {
-        Ok(plain) => Sealed::Legacy(plain),
-        Err(_) => Sealed::Foreign,
-    })
+    Ok(
+        match key.open(&event.subject_id, LEGACY_EVENT_FIELD, sealed) {
+            Ok(plain) => Sealed::Legacy(plain),
+            Err(_) => Sealed::Foreign,
+        },
+    )
 }
 
 /// Opens an event's sealed payload; `None` after erasure.

@@ -413,7 +413,10 @@ pub fn checkpoints(
         .load(conn)?)
 }
 
-fn latest_checkpoint(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Option<CheckpointRow>> {
+fn latest_checkpoint(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> StoreResult<Option<CheckpointRow>> {
     Ok(ledger_checkpoints::table
         .filter(ledger_checkpoints::tenant_id.eq(tenant_id))
         .order(ledger_checkpoints::seq.desc())
@@ -471,7 +474,9 @@ pub fn checkpoint(
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for e in batch.iter().filter(|e| e.seq <= seq) {
-            verifier.push(&e.fields(), &e.prev_hash, &e.hash).map_err(refuse)?;
+            verifier
+                .push(&e.fields(), &e.prev_hash, &e.hash)
+                .map_err(refuse)?;
         }
         if after >= seq {
             break;
@@ -572,7 +577,11 @@ pub fn audit(
         after = last.seq;
         given.extend(rows.iter().map(|r| (r.checkpoint(), r.signature.clone())));
     }
-    for line in input.checkpoints.iter().filter(|c| c.tenant_id == tenant_id) {
+    for line in input
+        .checkpoints
+        .iter()
+        .filter(|c| c.tenant_id == tenant_id)
+    {
         let (cp, sig) = line.parts().map_err(StoreError::Invalid)?;
         given.push((cp, sig));
     }
@@ -684,7 +693,14 @@ pub fn audit(
     }
 
     // The projection, pair by pair in a stable order.
-    type Row = (String, String, String, NaiveDateTime, Option<NaiveDateTime>, String);
+    type Row = (
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        String,
+    );
     let rows: Vec<Row> = consent_states::table
         .filter(consent_states::tenant_id.eq(tenant_id))
         .select((

@@ -126,7 +126,9 @@ pub async fn list_checkpoints(
     let tenant = principal.tenant_id;
     let rows = state
         .db(move |store| {
-            store.read(&tenant, |c| ledger::checkpoints(c, &tenant, after, limit + 1))
+            store.read(&tenant, |c| {
+                ledger::checkpoints(c, &tenant, after, limit + 1)
+            })
         })
         .await?;
     let more = rows.len() as i64 > limit;
@@ -147,7 +149,11 @@ pub async fn list_checkpoints(
         .collect();
     Ok(web::Json(CheckpointPage {
         public_key: public.to_hex(),
-        next_after_seq: if more { items.last().map(|c| c.seq) } else { None },
+        next_after_seq: if more {
+            items.last().map(|c| c.seq)
+        } else {
+            None
+        },
         items,
     }))
 }
