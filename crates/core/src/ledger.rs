@@ -289,10 +289,11 @@ impl ChainVerifier {
 }
 
 /// What the consent state of one subject and purpose is after a run of events,
-/// as the ledger tells it. Mirrors how `consent::transition` and the expiry sweep
-/// write `consent_states`: a grant, renewal or withdrawal replaces a state no newer
-/// than it (an imported older event is recorded but changes nothing); an expiry
-/// always does.
+/// as the ledger tells it. The same rule as `consent::project`, which writes
+/// `consent_states` (keep the two alike): a state's `since` never lies after its
+/// recording; an event older than the state changes nothing (an import of history),
+/// except a live withdrawal, which takes effect when recorded; an expiry (written by
+/// the sweeper) always applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectedState {
     pub status: &'static str,
@@ -301,33 +302,40 @@ pub struct ProjectedState {
     pub last_event_id: String,
 }
 
+/// One event as the replay sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayedEvent<'a> {
+    pub event_id: &'a str,
+    pub action: &'a str,
+    pub occurred_at_micros: i64,
+    pub recorded_at_micros: i64,
+    pub expires_at_micros: Option<i64>,
+    /// Recorded as it happened (not an import of history).
+    pub live: bool,
+}
+
 impl ProjectedState {
     /// The state after one more event (`current` when the event leaves it as is).
-    pub fn apply(
-        current: Option<ProjectedState>,
-        action: &str,
-        occurred_at_micros: i64,
-        expires_at_micros: Option<i64>,
-        event_id: &str,
-    ) -> Option<ProjectedState> {
-        let status = match action {
-            "grant" | "renew" => "granted",
-            "withdraw" => "withdrawn",
-            "expire" => "expired",
+    pub fn apply(current: Option<ProjectedState>, e: &ReplayedEvent<'_>) -> Option<ProjectedState> {
+        let (status, expires_at_micros) = match e.action {
+            "grant" | "renew" => ("granted", e.expires_at_micros),
+            "withdraw" => ("withdrawn", None),
+            "expire" => ("expired", None),
             _ => return current,
         };
-        let newer = action == "expire"
-            || current
-                .as_ref()
-                .is_none_or(|c| occurred_at_micros >= c.since_micros);
-        if !newer {
-            return current;
-        }
+        let since = e.occurred_at_micros.min(e.recorded_at_micros);
+        let newer =
+            e.action == "expire" || current.as_ref().is_none_or(|c| since >= c.since_micros);
+        let since = match (newer, e.action, e.live) {
+            (true, ..) => since,
+            (false, "withdraw", true) => e.recorded_at_micros,
+            (false, ..) => return current,
+        };
         Some(ProjectedState {
             status,
-            since_micros: occurred_at_micros,
+            since_micros: since,
             expires_at_micros,
-            last_event_id: event_id.to_owned(),
+            last_event_id: e.event_id.to_owned(),
         })
     }
 }
@@ -595,12 +603,20 @@ mod tests {
 
     #[test]
     fn projection_follows_the_newest_event_and_ignores_older_imports() {
-        let s = ProjectedState::apply(None, "grant", 100, Some(900), "e1");
+        let ev = |id, action, at: i64, expires, live| ReplayedEvent {
+            event_id: id,
+            action,
+            occurred_at_micros: at,
+            recorded_at_micros: 10_000,
+            expires_at_micros: expires,
+            live,
+        };
+        let s = ProjectedState::apply(None, &ev("e1", "grant", 100, Some(900), true));
         assert_eq!(s.as_ref().unwrap().status, "granted");
         // An imported withdrawal older than the grant is recorded but changes nothing.
-        let s = ProjectedState::apply(s, "withdraw", 50, None, "e2");
+        let s = ProjectedState::apply(s, &ev("e2", "withdraw", 50, None, false));
         assert_eq!(s.as_ref().unwrap().last_event_id, "e1");
-        let s = ProjectedState::apply(s, "renew", 200, Some(1000), "e3");
+        let s = ProjectedState::apply(s, &ev("e3", "renew", 200, Some(1000), true));
         assert_eq!(
             s,
             Some(ProjectedState {
@@ -610,9 +626,32 @@ mod tests {
                 last_event_id: "e3".into()
             })
         );
-        let s = ProjectedState::apply(s, "expire", 1000, None, "e4");
+        let s = ProjectedState::apply(s, &ev("e4", "expire", 1000, None, false));
         assert_eq!(s.as_ref().unwrap().status, "expired");
-        let s = ProjectedState::apply(s, "withdraw", 1000, None, "e5");
+        let s = ProjectedState::apply(s, &ev("e5", "withdraw", 1000, None, true));
         assert_eq!(s.as_ref().unwrap().status, "withdrawn");
+    }
+
+    #[test]
+    fn a_future_dated_grant_counts_from_its_recording_and_a_live_withdrawal_wins() {
+        let grant = ReplayedEvent {
+            event_id: "g",
+            action: "grant",
+            occurred_at_micros: 60_000,
+            recorded_at_micros: 1_000,
+            expires_at_micros: None,
+            live: true,
+        };
+        let s = ProjectedState::apply(None, &grant);
+        assert_eq!(s.as_ref().unwrap().since_micros, 1_000);
+        let withdraw = ReplayedEvent {
+            event_id: "w",
+            action: "withdraw",
+            occurred_at_micros: 500,
+            recorded_at_micros: 2_000,
+            ..grant
+        };
+        let s = ProjectedState::apply(s, &withdraw).unwrap();
+        assert_eq!((s.status, s.since_micros), ("withdrawn", 2_000));
     }
 }

@@ -5,7 +5,8 @@ use crate::schema::{consent_events, consent_states, ledger_checkpoints, ledger_h
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
 use assent_core::ledger::{
-    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, event_hash,
+    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, ReplayedEvent,
+    event_hash,
 };
 use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
@@ -650,13 +651,15 @@ pub fn audit(
                     Some((s, state)) => (Some(s), Some(state)),
                     None => (None, None),
                 };
-                if let Some(next) = ProjectedState::apply(
-                    current,
-                    &e.action,
-                    micros(e.occurred_at),
-                    e.expires_at.map(micros),
-                    &e.id,
-                ) {
+                let replayed = ReplayedEvent {
+                    event_id: &e.id,
+                    action: &e.action,
+                    occurred_at_micros: micros(e.occurred_at),
+                    recorded_at_micros: micros(e.recorded_at),
+                    expires_at_micros: e.expires_at.map(micros),
+                    live: e.import_key.is_none(),
+                };
+                if let Some(next) = ProjectedState::apply(current, &replayed) {
                     // The number of the event the state stands on, to name it.
                     let seq = match prev_seq {
                         Some(s) if next.last_event_id != e.id => s,
