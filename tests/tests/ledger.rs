@@ -464,7 +464,7 @@ async fn a_flipped_projection_is_caught() {
         rehash_all(&app.store, &t.id);
         let err = audit(&app.store, &t.id, &[]).unwrap_err();
         assert!(
-            matches!(&err.kind, BreakKind::Projection { subject_id, .. } if *subject_id == b)
+            matches!(&err.kind, BreakKind::Projection(d) if d.subject_id == b)
                 || err.kind == BreakKind::CheckpointMismatch
                 || matches!(err.kind, BreakKind::BeyondEnd { .. }),
             "{err}"

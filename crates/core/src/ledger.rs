@@ -97,12 +97,18 @@ pub enum BreakKind {
     /// The payload opens, but was sealed for another event.
     PayloadMisplaced,
     /// The consent state the send gate reads differs from what the ledger says.
-    Projection {
-        subject_id: String,
-        purpose: String,
-        stored: String,
-        ledger: String,
-    },
+    Projection(Box<ProjectionDiff>),
+}
+
+/// Where `consent_states` and the ledger part (boxed: rare and large).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionDiff {
+    pub subject_id: String,
+    pub purpose: String,
+    /// What `consent_states` holds.
+    pub stored: String,
+    /// What replaying the ledger gives.
+    pub ledger: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,14 +170,10 @@ impl fmt::Display for ChainBreak {
                 "the sealed payload of event #{} ({id}) belongs to another event",
                 self.seq
             ),
-            BreakKind::Projection {
-                subject_id,
-                purpose,
-                stored,
-                ledger,
-            } => write!(
+            BreakKind::Projection(d) => write!(
                 f,
-                "consent_states for subject {subject_id}, purpose '{purpose}' reads {stored} but the ledger says {ledger}"
+                "consent_states for subject {}, purpose '{}' reads {} but the ledger says {}",
+                d.subject_id, d.purpose, d.stored, d.ledger
             ),
         }
     }

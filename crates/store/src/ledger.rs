@@ -5,8 +5,8 @@ use crate::schema::{consent_events, consent_states, ledger_checkpoints, ledger_h
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
 use assent_core::ledger::{
-    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, ReplayedEvent,
-    event_hash,
+    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, ProjectionDiff,
+    ReplayedEvent, event_hash,
 };
 use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
@@ -764,7 +764,7 @@ pub fn audit(
         return Ok(Err(ChainBreak {
             seq: want.map_or(0, |(s, _)| *s),
             event_id: want.map(|(_, w)| w.last_event_id.clone()),
-            kind: BreakKind::Projection {
+            kind: BreakKind::Projection(Box::new(ProjectionDiff {
                 subject_id: k.0.clone(),
                 purpose: k.1.clone(),
                 stored: describe(have.map(|r| {
@@ -775,7 +775,7 @@ pub fn audit(
                     format!("{} since {} (event {})", r.2, at(r.3), r.5)
                 })),
                 ledger: describe(want.map(|(_, w)| w.to_string())),
-            },
+            })),
         }));
     }
     Ok(Ok(report))
