@@ -346,6 +346,7 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/consent-checks"),
         ("get", "/v1/ledger/verification"),
         ("get", "/v1/ledger/export"),
+        ("get", "/v1/ledger/checkpoints"),
         ("get", "/v1/audit-log"),
         ("post", "/v1/imports"),
         ("get", "/v1/imports/{id}"),

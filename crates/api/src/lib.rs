@@ -162,6 +162,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(consents::consent_checks)
                 .service(ledger::verify_ledger)
                 .service(ledger::export_ledger)
+                .service(ledger::list_checkpoints)
                 .service(audit::audit_log)
                 .service(imports::start_import)
                 .service(imports::get_import)

@@ -150,6 +150,11 @@ impl AppState {
         self
     }
 
+    /// The key that signs ledger checkpoints (derived, never stored).
+    pub fn checkpoint_key(&self) -> assent_core::checkpoint::CheckpointKey {
+        assent_core::checkpoint::CheckpointKey::derive(&self.master)
+    }
+
     /// Derives a tenant's keys (cheap: two HKDF expansions) and finds its group.
     pub fn keyring(&self, store: &Store, tenant_id: &str) -> StoreResult<Keyring> {
         let group = store.group_of(tenant_id)?;

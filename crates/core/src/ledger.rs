@@ -6,8 +6,14 @@
 //! the newest events), a reordering or an insertion breaks the chain at a point
 //! `verify` names. The chain covers identifiers and digests, never plaintext PII, so
 //! it still verifies after a subject's data is erased.
+//!
+//! The head lives in the same database, so on its own it holds only against edits
+//! made without rewriting the head. Signed checkpoints (`crate::checkpoint`) pin the
+//! chain at points a database writer cannot forge: given them, the verifier also
+//! catches truncation, a reset and a re-hashed rewrite up to the newest checkpoint.
 
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fmt;
 
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -78,6 +84,31 @@ pub enum BreakKind {
     Altered,
     /// The newest events are missing or the head was changed.
     HeadMismatch { head_seq: i64, last_seq: i64 },
+    /// The chain at this event differs from a signed checkpoint: it was rewritten
+    /// (re-hashed after a deletion, an insertion or an edit).
+    CheckpointMismatch,
+    /// A signed checkpoint covers more events than the ledger holds: the newest
+    /// events were removed (or all of them, and the head reset).
+    BeyondEnd { checkpoint_seq: i64, last_seq: i64 },
+    /// A checkpoint whose signature does not verify with the installation's key.
+    BadCheckpoint { checkpoint_seq: i64 },
+    /// The stored payload does not match the digest the event's hash covers.
+    PayloadAltered,
+    /// The payload opens, but was sealed for another event.
+    PayloadMisplaced,
+    /// The consent state the send gate reads differs from what the ledger says.
+    Projection(Box<ProjectionDiff>),
+}
+
+/// Where `consent_states` and the ledger part (boxed: rare and large).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionDiff {
+    pub subject_id: String,
+    pub purpose: String,
+    /// What `consent_states` holds.
+    pub stored: String,
+    /// What replaying the ledger gives.
+    pub ledger: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +144,37 @@ impl fmt::Display for ChainBreak {
                 f,
                 "the ledger ends at #{last_seq} but its head records #{head_seq}: newest events were removed or the head changed"
             ),
+            BreakKind::CheckpointMismatch => write!(
+                f,
+                "event #{} ({id}) differs from the signed checkpoint of #{}: the ledger was rewritten",
+                self.seq, self.seq
+            ),
+            BreakKind::BeyondEnd {
+                checkpoint_seq,
+                last_seq,
+            } => write!(
+                f,
+                "a signed checkpoint covers #{checkpoint_seq} events but the ledger ends at #{last_seq}: events were removed"
+            ),
+            BreakKind::BadCheckpoint { checkpoint_seq } => write!(
+                f,
+                "the checkpoint of #{checkpoint_seq} is not signed by this installation's key"
+            ),
+            BreakKind::PayloadAltered => write!(
+                f,
+                "the sealed payload of event #{} ({id}) does not match its digest",
+                self.seq
+            ),
+            BreakKind::PayloadMisplaced => write!(
+                f,
+                "the sealed payload of event #{} ({id}) belongs to another event",
+                self.seq
+            ),
+            BreakKind::Projection(d) => write!(
+                f,
+                "consent_states for subject {}, purpose '{}' reads {} but the ledger says {}",
+                d.subject_id, d.purpose, d.stored, d.ledger
+            ),
         }
     }
 }
@@ -122,6 +184,8 @@ impl fmt::Display for ChainBreak {
 pub struct ChainVerifier {
     next_seq: i64,
     prev: [u8; 32],
+    /// Head hashes that signed checkpoints vouch for, by event number.
+    pins: BTreeMap<i64, [u8; 32]>,
 }
 
 impl Default for ChainVerifier {
@@ -135,6 +199,34 @@ impl ChainVerifier {
         Self {
             next_seq: 1,
             prev: GENESIS,
+            pins: BTreeMap::new(),
+        }
+    }
+
+    /// Continues a chain already verified up to event `seq` with hash `head` (a
+    /// checkpoint), to check only what was appended since.
+    pub fn resume(seq: i64, head: [u8; 32]) -> Self {
+        Self {
+            next_seq: seq + 1,
+            prev: head,
+            pins: BTreeMap::new(),
+        }
+    }
+
+    /// Requires the chain to pass through `head` at event `seq` (a checkpoint whose
+    /// signature was checked). Two checkpoints of one number that disagree are
+    /// themselves proof of a rewrite.
+    pub fn pin(&mut self, seq: i64, head: [u8; 32]) -> Result<(), ChainBreak> {
+        if seq <= 0 {
+            return Ok(());
+        }
+        match self.pins.insert(seq, head) {
+            Some(other) if other != head => Err(ChainBreak {
+                seq,
+                event_id: None,
+                kind: BreakKind::CheckpointMismatch,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -162,6 +254,9 @@ impl ChainVerifier {
         if stored_hash != computed {
             return Err(fail(BreakKind::Altered));
         }
+        if self.pins.get(&fields.seq).is_some_and(|p| *p != computed) {
+            return Err(fail(BreakKind::CheckpointMismatch));
+        }
         self.prev = computed;
         self.next_seq += 1;
         Ok(())
@@ -171,6 +266,18 @@ impl ChainVerifier {
     /// Returns the number of events verified.
     pub fn finish(self, head: Option<(i64, &[u8])>) -> Result<i64, ChainBreak> {
         let last_seq = self.next_seq - 1;
+        if let Some((&checkpoint_seq, _)) = self.pins.last_key_value()
+            && checkpoint_seq > last_seq
+        {
+            return Err(ChainBreak {
+                seq: last_seq + 1,
+                event_id: None,
+                kind: BreakKind::BeyondEnd {
+                    checkpoint_seq,
+                    last_seq,
+                },
+            });
+        }
         let (head_seq, head_hash) = head.unwrap_or((0, &GENESIS[..]));
         if head_seq != last_seq || head_hash != self.prev {
             return Err(ChainBreak {
@@ -180,6 +287,79 @@ impl ChainVerifier {
             });
         }
         Ok(last_seq)
+    }
+}
+
+/// What the consent state of one subject and purpose is after a run of events,
+/// as the ledger tells it. The same rule as `consent::project`, which writes
+/// `consent_states` (keep the two alike): a state's `since` never lies after its
+/// recording; an event older than the state changes nothing (an import of history),
+/// except a live withdrawal, which takes effect when recorded; an expiry (written by
+/// the sweeper) always applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedState {
+    pub status: &'static str,
+    pub since_micros: i64,
+    pub expires_at_micros: Option<i64>,
+    pub last_event_id: String,
+}
+
+/// One event as the replay sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayedEvent<'a> {
+    pub event_id: &'a str,
+    pub action: &'a str,
+    pub occurred_at_micros: i64,
+    pub recorded_at_micros: i64,
+    pub expires_at_micros: Option<i64>,
+    /// Recorded as it happened (not an import of history).
+    pub live: bool,
+}
+
+impl ProjectedState {
+    /// The state after one more event (`current` when the event leaves it as is).
+    pub fn apply(current: Option<ProjectedState>, e: &ReplayedEvent<'_>) -> Option<ProjectedState> {
+        let (status, expires_at_micros) = match e.action {
+            "grant" | "renew" => ("granted", e.expires_at_micros),
+            "withdraw" => ("withdrawn", None),
+            "expire" => ("expired", None),
+            _ => return current,
+        };
+        let since = e.occurred_at_micros.min(e.recorded_at_micros);
+        let newer =
+            e.action == "expire" || current.as_ref().is_none_or(|c| since >= c.since_micros);
+        let since = match (newer, e.action, e.live) {
+            (true, ..) => since,
+            (false, "withdraw", true) => e.recorded_at_micros,
+            (false, ..) => return current,
+        };
+        Some(ProjectedState {
+            status,
+            since_micros: since,
+            expires_at_micros,
+            last_event_id: e.event_id.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for ProjectedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |m: i64| {
+            chrono::DateTime::from_timestamp_micros(m)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .unwrap_or_else(|| m.to_string())
+        };
+        write!(
+            f,
+            "{} since {} (event {})",
+            self.status,
+            at(self.since_micros),
+            self.last_event_id
+        )?;
+        if let Some(e) = self.expires_at_micros {
+            write!(f, " until {}", at(e))?;
+        }
+        Ok(())
     }
 }
 
@@ -237,7 +417,18 @@ mod tests {
     }
 
     fn verify(events: &[Event], head: Option<(i64, [u8; 32])>) -> Result<i64, ChainBreak> {
+        verify_pinned(events, head, &[])
+    }
+
+    fn verify_pinned(
+        events: &[Event],
+        head: Option<(i64, [u8; 32])>,
+        pins: &[(i64, [u8; 32])],
+    ) -> Result<i64, ChainBreak> {
         let mut v = ChainVerifier::new();
+        for (seq, hash) in pins {
+            v.pin(*seq, *hash)?;
+        }
         for e in events {
             v.push(&fields(e), &e.prev, &e.hash)?;
         }
@@ -339,5 +530,130 @@ mod tests {
             verify(&l, h).unwrap_err().kind,
             BreakKind::HeadMismatch { .. }
         ));
+    }
+
+    /// Re-numbers and re-hashes what is left, as a forger with database access would,
+    /// and moves the head to match.
+    fn rehash(events: &mut [Event]) -> Option<(i64, [u8; 32])> {
+        let mut prev = GENESIS;
+        for (i, e) in events.iter_mut().enumerate() {
+            e.seq = i as i64 + 1;
+            e.prev = prev;
+            e.hash = event_hash(&prev, &fields(e));
+            prev = e.hash;
+        }
+        head(events)
+    }
+
+    #[test]
+    fn truncation_with_the_head_moved_back_is_caught_by_a_checkpoint() {
+        let mut l = ledger();
+        let pin = (5, l[4].hash);
+        l.truncate(3);
+        let h = head(&l);
+        assert_eq!(verify(&l, h), Ok(3), "the head alone is fooled");
+        let err = verify_pinned(&l, h, &[pin]).unwrap_err();
+        assert_eq!(
+            (err.seq, err.kind),
+            (
+                4,
+                BreakKind::BeyondEnd {
+                    checkpoint_seq: 5,
+                    last_seq: 3
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn deleting_everything_and_resetting_the_head_is_caught_by_a_checkpoint() {
+        let l = ledger();
+        let pin = (2, l[1].hash);
+        assert_eq!(verify(&[], None), Ok(0));
+        let err = verify_pinned(&[], None, &[pin]).unwrap_err();
+        assert!(matches!(err.kind, BreakKind::BeyondEnd { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_rehashed_rewrite_is_caught_at_the_first_pinned_event_it_changed() {
+        let l = ledger();
+        let pins = [(2, l[1].hash), (6, l[5].hash)];
+        let mut without_b: Vec<Event> = l.into_iter().filter(|e| e.subject != "b").collect();
+        let h = rehash(&mut without_b);
+        assert_eq!(verify(&without_b, h), Ok(4), "the chain alone is fooled");
+        let err = verify_pinned(&without_b, h, &pins).unwrap_err();
+        assert_eq!((err.seq, err.kind), (2, BreakKind::CheckpointMismatch));
+        // A checkpoint before the rewrite still holds; the one after catches it.
+        let mut l = ledger();
+        let pins = [(1, l[0].hash), (6, l[5].hash)];
+        l[3].action = "grant";
+        let h = rehash(&mut l);
+        let err = verify_pinned(&l, h, &pins).unwrap_err();
+        assert_eq!((err.seq, err.kind), (6, BreakKind::CheckpointMismatch));
+    }
+
+    #[test]
+    fn disagreeing_checkpoints_are_a_rewrite() {
+        let mut v = ChainVerifier::new();
+        v.pin(3, [1; 32]).unwrap();
+        v.pin(3, [1; 32]).unwrap();
+        assert_eq!(
+            v.pin(3, [2; 32]).unwrap_err().kind,
+            BreakKind::CheckpointMismatch
+        );
+    }
+
+    #[test]
+    fn projection_follows_the_newest_event_and_ignores_older_imports() {
+        let ev = |id, action, at: i64, expires, live| ReplayedEvent {
+            event_id: id,
+            action,
+            occurred_at_micros: at,
+            recorded_at_micros: 10_000,
+            expires_at_micros: expires,
+            live,
+        };
+        let s = ProjectedState::apply(None, &ev("e1", "grant", 100, Some(900), true));
+        assert_eq!(s.as_ref().unwrap().status, "granted");
+        // An imported withdrawal older than the grant is recorded but changes nothing.
+        let s = ProjectedState::apply(s, &ev("e2", "withdraw", 50, None, false));
+        assert_eq!(s.as_ref().unwrap().last_event_id, "e1");
+        let s = ProjectedState::apply(s, &ev("e3", "renew", 200, Some(1000), true));
+        assert_eq!(
+            s,
+            Some(ProjectedState {
+                status: "granted",
+                since_micros: 200,
+                expires_at_micros: Some(1000),
+                last_event_id: "e3".into()
+            })
+        );
+        let s = ProjectedState::apply(s, &ev("e4", "expire", 1000, None, false));
+        assert_eq!(s.as_ref().unwrap().status, "expired");
+        let s = ProjectedState::apply(s, &ev("e5", "withdraw", 1000, None, true));
+        assert_eq!(s.as_ref().unwrap().status, "withdrawn");
+    }
+
+    #[test]
+    fn a_future_dated_grant_counts_from_its_recording_and_a_live_withdrawal_wins() {
+        let grant = ReplayedEvent {
+            event_id: "g",
+            action: "grant",
+            occurred_at_micros: 60_000,
+            recorded_at_micros: 1_000,
+            expires_at_micros: None,
+            live: true,
+        };
+        let s = ProjectedState::apply(None, &grant);
+        assert_eq!(s.as_ref().unwrap().since_micros, 1_000);
+        let withdraw = ReplayedEvent {
+            event_id: "w",
+            action: "withdraw",
+            occurred_at_micros: 500,
+            recorded_at_micros: 2_000,
+            ..grant
+        };
+        let s = ProjectedState::apply(s, &withdraw).unwrap();
+        assert_eq!((s.status, s.since_micros), ("withdrawn", 2_000));
     }
 }

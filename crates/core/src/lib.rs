@@ -39,6 +39,7 @@ macro_rules! text_enum {
 pub mod access_token;
 pub mod api_key;
 pub mod branding;
+pub mod checkpoint;
 pub mod consent;
 pub mod contact;
 pub mod crypto;

@@ -1,6 +1,8 @@
 //! The command line (API.md, "Command line").
 
 use crate::config::{self, Config, Overrides};
+use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
+use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
 use assent_store::tenants::{self, NewTenant};
 use assent_store::{Store, StoreError, StoreOptions, api_keys};
@@ -73,13 +75,29 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LedgerCommand {
-    /// Verify the hash chain; exit 0 when intact, 1 when broken (naming the first bad event).
+    /// Verify the ledger: the hash chain, every signed checkpoint (stored and given),
+    /// each payload's digest and binding, and the consent states against a replay of
+    /// the ledger. Exit 0 when intact, 1 naming the first problem.
     Verify {
         /// Only this tenant (default: every tenant).
         #[arg(long)]
         tenant: Option<String>,
+        /// Checkpoints kept off the host (JSON lines, as written by `ledger checkpoint --out`).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Sign a checkpoint now for each tenant whose ledger moved, and write every
+    /// checkpoint to FILE as JSON lines (lines already in FILE are kept). Keep FILE
+    /// away from this host.
+    Checkpoint {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Where to write; `-` for standard output.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -360,32 +378,162 @@ fn apikey(config: &Config, cmd: ApikeyCommand) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ledger(config: &Config, cmd: LedgerCommand) -> Result<ExitCode, String> {
-    let LedgerCommand::Verify { tenant, json } = cmd;
-    let store = open_store(config)?;
+fn chosen_tenants(store: &Store, tenant: Option<&str>) -> Result<Vec<tenants::Tenant>, String> {
     let all = store.system(tenants::list_tenants).map_err(store_error)?;
-    let chosen: Vec<_> = match &tenant {
+    match tenant {
         Some(slug) => {
             let t = all
                 .into_iter()
-                .find(|t| &t.slug == slug)
+                .find(|t| t.slug == slug)
                 .ok_or_else(|| format!("no tenant with slug '{slug}'"))?;
-            vec![t]
+            Ok(vec![t])
         }
-        None => all,
+        None => Ok(all),
+    }
+}
+
+fn read_checkpoints(path: &std::path::Path) -> Result<Vec<SignedCheckpoint>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    SignedCheckpoint::parse_lines(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn ledger(config: &Config, cmd: LedgerCommand) -> Result<ExitCode, String> {
+    match cmd {
+        LedgerCommand::Verify {
+            tenant,
+            checkpoints,
+            json,
+        } => ledger_verify(config, tenant.as_deref(), checkpoints.as_deref(), json),
+        LedgerCommand::Checkpoint { tenant, out } => {
+            ledger_checkpoint(config, tenant.as_deref(), &out)
+        }
+    }
+}
+
+fn ledger_checkpoint(
+    config: &Config,
+    tenant: Option<&str>,
+    out: &std::path::Path,
+) -> Result<ExitCode, String> {
+    let store = open_store(config)?;
+    let key = CheckpointKey::derive(&config.master_key()?);
+    let public = key.public();
+    let to_stdout = out.as_os_str() == "-";
+    // Keep what the file already holds: the database may since have lost some.
+    let mut lines: Vec<SignedCheckpoint> = if !to_stdout && out.exists() {
+        read_checkpoints(out)?
+    } else {
+        Vec::new()
     };
+    let mut written = 0;
+    for t in chosen_tenants(&store, tenant)? {
+        if store
+            .write(&t.id, |c| assent_store::ledger::checkpoint(c, &key, &t.id))
+            .map_err(|e| format!("{}: {e}", t.slug))?
+            .is_some()
+        {
+            written += 1;
+        }
+        let mut after = 0;
+        loop {
+            let rows = store
+                .read(&t.id, |c| {
+                    assent_store::ledger::checkpoints(c, &t.id, after, 1000)
+                })
+                .map_err(store_error)?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            lines.extend(rows.iter().map(|r| r.signed(&public)));
+        }
+    }
+    lines.sort_by(|a, b| (&a.tenant_id, a.seq).cmp(&(&b.tenant_id, b.seq)));
+    lines.dedup();
+    let mut text = String::new();
+    for line in &lines {
+        text.push_str(&serde_json::to_string(line).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    if to_stdout {
+        print!("{text}");
+    } else {
+        // Written whole and renamed, so an interrupted run leaves the old file.
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, out))
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        eprintln!(
+            "{written} new checkpoint(s); {} checkpoint(s) in {}; public key {}",
+            lines.len(),
+            out.display(),
+            public.to_hex()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger_verify(
+    config: &Config,
+    tenant: Option<&str>,
+    checkpoints: Option<&std::path::Path>,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let store = open_store(config)?;
+    let master = config.master_key()?;
+    let public = CheckpointKey::derive(&master).public();
+    let given = match checkpoints {
+        Some(path) => read_checkpoints(path)?,
+        None => Vec::new(),
+    };
+    let chosen = chosen_tenants(&store, tenant)?;
     let mut broken = false;
     let mut report = Vec::new();
+    // Checkpoints of a tenant the database no longer has: the whole ledger is gone.
+    if tenant.is_none()
+        && let Some(lost) = given
+            .iter()
+            .find(|c| !chosen.iter().any(|t| t.id == c.tenant_id))
+    {
+        broken = true;
+        let detail = format!(
+            "checkpoints name tenant {} (#{} events) which is not in the database",
+            lost.tenant_id, lost.seq
+        );
+        if !json {
+            println!("{}: BROKEN: {detail}", lost.tenant_id);
+        }
+        report.push(json!({ "tenant": lost.tenant_id, "intact": false, "detail": detail }));
+    }
     for t in chosen {
+        let keys = TenantKeys::derive(&master, &t.id);
+        let input = assent_store::ledger::AuditInput {
+            public: &public,
+            checkpoints: &given,
+            keys: Some(&keys),
+        };
         let outcome = store
-            .read(&t.id, |c| assent_store::ledger::verify(c, &t.id))
-            .map_err(store_error)?;
+            .read(&t.id, |c| assent_store::ledger::audit(c, &t.id, &input))
+            .map_err(|e| format!("{}: {e}", t.slug))?;
         match outcome {
-            Ok(n) => {
+            Ok(r) => {
                 if !json {
-                    println!("{}: intact, {n} event(s)", t.slug);
+                    println!(
+                        "{}: intact, {} event(s), {} checkpoint(s) up to #{}, {} payload(s), {} consent state(s)",
+                        t.slug, r.events, r.checkpoints, r.checkpointed_seq, r.payloads, r.states
+                    );
+                    if r.checkpoints == 0 && r.events > 0 {
+                        println!(
+                            "{}: warning: no signed checkpoint: removal of the newest events cannot be detected",
+                            t.slug
+                        );
+                    }
                 }
-                report.push(json!({ "tenant": t.slug, "intact": true, "events": n }));
+                report.push(json!({
+                    "tenant": t.slug, "intact": true, "events": r.events,
+                    "checkpoints": r.checkpoints, "checkpointed_seq": r.checkpointed_seq,
+                    "payloads": r.payloads, "legacy_payloads": r.legacy_payloads,
+                    "consent_states": r.states,
+                }));
             }
             Err(b) => {
                 broken = true;

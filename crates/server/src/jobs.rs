@@ -10,6 +10,7 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the sweeper until the process stops.
 pub async fn run(store: Store, master: MasterKey) {
+    let checkpoints = std::sync::Arc::new(assent_core::checkpoint::CheckpointKey::derive(&master));
     let master = std::sync::Arc::new(master);
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -53,6 +54,19 @@ pub async fn run(store: Store, master: MasterKey) {
             Ok(Ok(n)) => tracing::info!(acts = n, "scheduled destructions carried out"),
             Ok(Err(error)) => tracing::error!(%error, "scheduled destructions failed"),
             Err(error) => tracing::error!(%error, "scheduled destructions panicked"),
+        }
+        // Tenants whose ledger moved get a signed checkpoint (at least every minute
+        // while events arrive), so a rewrite of the database is caught later.
+        let (s, key) = (store.clone(), checkpoints.clone());
+        let signed = tokio::task::spawn_blocking(move || {
+            assent_store::ledger::checkpoint_everywhere(&s, &key)
+        })
+        .await;
+        match signed {
+            Ok(Ok(v)) if v.is_empty() => {}
+            Ok(Ok(v)) => tracing::info!(tenants = v.len(), "ledger checkpoints signed"),
+            Ok(Err(error)) => tracing::error!(%error, "ledger checkpoints failed"),
+            Err(error) => tracing::error!(%error, "ledger checkpoints panicked"),
         }
         // Anonymous surveys: answers that can no longer change lose their person.
         let (s, m) = (store.clone(), master.clone());

@@ -496,6 +496,253 @@ fn ledger_verify_names_the_first_tampered_event() {
     assert!(out.contains("altered"), "{out}");
 }
 
+/// Grants `news` to `n` new subjects (no evidence, so no payload: any key will do).
+fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<String> {
+    use assent_core::consent::{
+        Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
+    };
+    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::purposes;
+    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
+    let master = assent_core::crypto::MasterKey::generate();
+    let keys = assent_core::pii::TenantKeys::derive(&master, tenant_id);
+    let meaning = PurposeMeaning {
+        name_ru: "Новости".into(),
+        name_en: "News".into(),
+        legal_basis: LegalBasis::Consent,
+        channels: vec![Channel::Email],
+        data_categories: vec![],
+        retention_days: 30,
+        consent_term_days: None,
+    };
+    store
+        .write(tenant_id, |c| {
+            if purposes::resolve(c, tenant_id, None, "news")?.is_none() {
+                purposes::create(c, tenant_id, None, PurposeScope::Tenant, "news", &meaning)?;
+            }
+            let mut ids = Vec::new();
+            for i in 0..n {
+                let pii = SubjectPii {
+                    external_ref: Some(format!("g{i}-{}", assent_core::id::new_id())),
+                    ..SubjectPii::default()
+                };
+                let s = subjects::create(
+                    c,
+                    &Keys {
+                        tenant: &keys,
+                        group: None,
+                    },
+                    tenant_id,
+                    &SubjectInput {
+                        pii,
+                        locale: None,
+                        timezone: None,
+                    },
+                )?;
+                let request = ConsentRequest {
+                    subject_id: s.id.clone(),
+                    purpose_code: "news".into(),
+                    purpose_scope: None,
+                    action: Action::Grant,
+                    method: Method::Api,
+                    occurred_at: chrono::Utc::now(),
+                    policy_version: None,
+                    evidence: Evidence::default(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
+                };
+                consents::record(c, &keys, tenant_id, None, &request, chrono::Utc::now())?;
+                ids.push(s.id);
+            }
+            Ok(ids)
+        })
+        .unwrap()
+}
+
+fn sql(store: &assent_store::Store, text: &str) {
+    use diesel::RunQueryDsl;
+    let mut conn = store.connection().unwrap();
+    match &mut *conn {
+        assent_store::DbConnection::Sqlite(c) => diesel::sql_query(text).execute(c).unwrap(),
+        assent_store::DbConnection::Postgres(c) => diesel::sql_query(text).execute(c).unwrap(),
+    };
+}
+
+fn sql_bytes(store: &assent_store::Store, b: &[u8]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    match store.backend() {
+        assent_store::Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        assent_store::Backend::Sqlite => format!("X'{hex}'"),
+    }
+}
+
+/// The operator's story on one backend: checkpoints kept in a file catch a flipped
+/// projection, truncation with the head moved back (stored checkpoints deleted too),
+/// and a wiped ledger with its head reset.
+fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &str) {
+    use assent_store::ledger;
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = db.iter().chain(args).copied().collect();
+        assent(d, &all)
+    };
+    let tenant = json(&run(&[
+        "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
+    ]));
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let store = assent_store::Store::open(url, &assent_store::StoreOptions::default()).unwrap();
+    let subjects = grant_news(&store, &tenant_id, 3);
+    let file = d.join("checkpoints.jsonl");
+    let file_arg = file.to_str().unwrap();
+    let out = run(&["ledger", "checkpoint", "--out", file_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains("\"seq\":3"), "{lines}");
+    let again = run(&[
+        "ledger",
+        "checkpoint",
+        "--tenant",
+        "acme",
+        "--out",
+        file_arg,
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        lines,
+        "nothing new, the file unchanged"
+    );
+    let ok = json(&run(&[
+        "ledger",
+        "verify",
+        "--checkpoints",
+        file_arg,
+        "--json",
+    ]));
+    assert_eq!(ok["tenants"][0]["checkpoints"], 2, "stored and kept: {ok}");
+
+    // A flipped projection: the send gate would read `granted` for a withdrawal.
+    sql(
+        &store,
+        &format!(
+            "UPDATE consent_states SET status = 'withdrawn' WHERE subject_id = '{}'",
+            subjects[0]
+        ),
+    );
+    let flipped = run(&["ledger", "verify"]);
+    assert_eq!(flipped.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&flipped.stdout);
+    assert!(
+        text.contains("acme: BROKEN")
+            && text.contains("consent_states")
+            && text.contains(&subjects[0]),
+        "{text}"
+    );
+    sql(&store, "UPDATE consent_states SET status = 'granted'");
+    assert!(run(&["ledger", "verify"]).status.success());
+
+    // Truncation: the newest event, its state, the head and the stored checkpoints.
+    let events = store
+        .read(&tenant_id, |c| ledger::page(c, &tenant_id, 0, 10))
+        .unwrap();
+    sql(&store, "DELETE FROM consent_events WHERE seq = 3");
+    sql(
+        &store,
+        &format!(
+            "DELETE FROM consent_states WHERE subject_id = '{}'",
+            subjects[2]
+        ),
+    );
+    sql(
+        &store,
+        &format!(
+            "UPDATE ledger_heads SET seq = 2, hash = {}",
+            sql_bytes(&store, &events[1].hash)
+        ),
+    );
+    sql(&store, "DELETE FROM ledger_checkpoints");
+    let fooled = run(&["ledger", "verify"]);
+    assert!(
+        fooled.status.success(),
+        "without a checkpoint kept elsewhere this cannot be seen"
+    );
+    let caught = run(&["ledger", "verify", "--checkpoints", file_arg]);
+    assert_eq!(caught.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&caught.stdout);
+    assert!(
+        text.contains("acme: BROKEN at event #3") && text.contains("checkpoint covers #3"),
+        "{text}"
+    );
+
+    // Everything deleted and the head reset.
+    sql(&store, "DELETE FROM consent_events");
+    sql(&store, "DELETE FROM consent_states");
+    sql(
+        &store,
+        &format!(
+            "UPDATE ledger_heads SET seq = 0, hash = {}",
+            sql_bytes(&store, &[0; 32])
+        ),
+    );
+    assert!(run(&["ledger", "verify"]).status.success());
+    let caught = run(&["ledger", "verify", "--checkpoints", file_arg, "--json"]);
+    assert_eq!(caught.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&caught.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["tenants"][0]["first_break_seq"], 1, "{report}");
+    // A file that does not parse is an error, not a pass.
+    std::fs::write(&file, "not json\n").unwrap();
+    let bad = run(&["ledger", "verify", "--checkpoints", file_arg]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("line 1"), "{}", stderr(&bad));
+}
+
+#[test]
+fn ledger_checkpoints_kept_off_the_host_catch_tampering_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The first command creates the data directory and the database.
+    assert!(assent(d, &["migrate"]).status.success());
+    let url = format!("sqlite://{}", d.join("data/assent.db").display());
+    checkpoints_kept_off_the_host_catch_tampering(d, &[], &url);
+}
+
+#[test]
+fn ledger_checkpoints_kept_off_the_host_catch_tampering_on_postgresql() {
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return;
+    };
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("assent_cli_ledger_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    // The master key (which derives the signing key) lives in the data directory.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_arg = data.to_str().unwrap().to_owned();
+    checkpoints_kept_off_the_host_catch_tampering(
+        dir.path(),
+        &["--database-url", &url, "--data-dir", &data_arg],
+        &url,
+    );
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+}
+
 /// Runs `assent serve` on PostgreSQL until it prints where it listens, or until it
 /// exits; returns the exit status (None while still serving) and stderr.
 fn serve_on_postgres(dir: &Path, url: &str, extra_env: &[(&str, &str)]) -> (Option<i32>, String) {

@@ -291,11 +291,21 @@ fn write_state(
     Ok(true)
 }
 
+/// The AEAD field of an event's payload: the event's own id, so a payload moved to
+/// another event of the same subject no longer opens. Events sealed before this
+/// binding used `event` for all ([`LEGACY_EVENT_FIELD`]).
+fn event_field(event_id: &str) -> String {
+    format!("event:{event_id}")
+}
+
+const LEGACY_EVENT_FIELD: &str = "event";
+
 fn seal_payload(
     conn: &mut DbConnection,
     keys: &TenantKeys,
     tenant_id: &str,
     subject_id: &str,
+    event_id: &str,
     payload: &EventPayload,
 ) -> StoreResult<Option<Vec<u8>>> {
     let Some(wrapped) = crate::subjects::wrapped_key(conn, tenant_id, subject_id)? else {
@@ -305,9 +315,48 @@ fn seal_payload(
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     Ok(Some(key.seal(
         subject_id,
-        "event",
+        &event_field(event_id),
         &serde_json::to_vec(payload).unwrap_or_default(),
     )))
+}
+
+/// How an event's sealed payload opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sealed {
+    /// No payload, or the subject's key is destroyed (erasure): nothing to open.
+    Unreadable,
+    /// Sealed for this very event.
+    Bound(Vec<u8>),
+    /// Sealed before payloads were bound to their event (any event of the subject).
+    Legacy(Vec<u8>),
+    /// Opens for neither: sealed for another event or altered.
+    Foreign,
+}
+
+/// Opens an event's payload, telling whether it was sealed for this event.
+pub fn open_sealed(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    event: &EventRow,
+) -> StoreResult<Sealed> {
+    let Some(sealed) = &event.payload else {
+        return Ok(Sealed::Unreadable);
+    };
+    let Some(wrapped) = crate::subjects::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
+    else {
+        return Ok(Sealed::Unreadable);
+    };
+    let key = SubjectKey::unwrap(&wrapped, keys, &event.subject_id)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if let Ok(plain) = key.open(&event.subject_id, &event_field(&event.id), sealed) {
+        return Ok(Sealed::Bound(plain));
+    }
+    Ok(
+        match key.open(&event.subject_id, LEGACY_EVENT_FIELD, sealed) {
+            Ok(plain) => Sealed::Legacy(plain),
+            Err(_) => Sealed::Foreign,
+        },
+    )
 }
 
 /// Opens an event's sealed payload; `None` after erasure.
@@ -316,19 +365,14 @@ pub fn open_payload(
     keys: &TenantKeys,
     event: &EventRow,
 ) -> StoreResult<Option<EventPayload>> {
-    let Some(sealed) = &event.payload else {
-        return Ok(None);
-    };
-    let Some(wrapped) = crate::subjects::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
-    else {
-        return Ok(None);
-    };
-    let key = SubjectKey::unwrap(&wrapped, keys, &event.subject_id)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let plain = key
-        .open(&event.subject_id, "event", sealed)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok(serde_json::from_slice(&plain).ok())
+    match open_sealed(conn, keys, event)? {
+        Sealed::Unreadable => Ok(None),
+        Sealed::Bound(plain) | Sealed::Legacy(plain) => Ok(serde_json::from_slice(&plain).ok()),
+        Sealed::Foreign => Err(StoreError::Invalid(format!(
+            "the payload of event {} was not sealed for it",
+            event.id
+        ))),
+    }
 }
 
 /// Records a grant or withdrawal: the chained event, the state, all or nothing.
@@ -421,6 +465,8 @@ pub fn record_with(
         actor_name: req.actor.name.clone(),
         actor_relation: req.actor.relation.clone(),
     };
+    // The payload is sealed for this event's id (see `event_field`).
+    let event_id = assent_core::id::new_id();
     // Nothing personal to keep: no payload, no key to unwrap.
     let sealed = if payload.evidence == Evidence::default()
         && payload.actor_name.is_none()
@@ -428,10 +474,11 @@ pub fn record_with(
     {
         None
     } else {
-        seal_payload(conn, keys, tenant_id, &facts.id, &payload)?
+        seal_payload(conn, keys, tenant_id, &facts.id, &event_id, &payload)?
     };
-    let event = appender.append(
+    let event = appender.append_as(
         conn,
+        event_id,
         NewEvent {
             tenant_id: tenant_id.to_owned(),
             subject_id: facts.id.clone(),

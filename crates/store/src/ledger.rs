@@ -1,10 +1,17 @@
-//! The consent ledger: appending chained events, reading them back, verifying.
+//! The consent ledger: appending chained events, reading them back, signed
+//! checkpoints, and verifying it all (chain, checkpoints, payloads, projection).
 
-use crate::schema::{consent_events, ledger_heads};
+use crate::schema::{consent_events, consent_states, ledger_checkpoints, ledger_heads};
 use crate::{DbConnection, StoreError, StoreResult};
-use assent_core::ledger::{ChainBreak, ChainFields, ChainVerifier, GENESIS, event_hash};
+use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
+use assent_core::ledger::{
+    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, ProjectionDiff,
+    ReplayedEvent, event_hash,
+};
+use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = consent_events)]
@@ -32,7 +39,7 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    fn fields(&self) -> ChainFields<'_> {
+    pub fn fields(&self) -> ChainFields<'_> {
         let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
         ChainFields {
             tenant_id: &self.tenant_id,
@@ -150,6 +157,16 @@ impl Appender {
     }
 
     pub fn append(&mut self, conn: &mut DbConnection, new: NewEvent) -> StoreResult<EventRow> {
+        self.append_as(conn, assent_core::id::new_id(), new)
+    }
+
+    /// Appends under an id chosen by the caller (a payload sealed for it).
+    pub fn append_as(
+        &mut self,
+        conn: &mut DbConnection,
+        event_id: String,
+        new: NewEvent,
+    ) -> StoreResult<EventRow> {
         if new.tenant_id != self.tenant_id {
             return Err(StoreError::Invalid("an event of another tenant".into()));
         }
@@ -162,7 +179,7 @@ impl Appender {
         let mut row = EventRow {
             tenant_id: new.tenant_id,
             seq: self.seq + 1,
-            id: assent_core::id::new_id(),
+            id: event_id,
             receipt_id: assent_core::id::new_id(),
             subject_id: new.subject_id,
             purpose_scope: new.purpose_scope,
@@ -349,4 +366,417 @@ fn read_head(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Option<(i6
         .select((ledger_heads::seq, ledger_heads::hash))
         .first(conn)
         .optional()?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = ledger_checkpoints)]
+pub struct CheckpointRow {
+    pub tenant_id: String,
+    pub seq: i64,
+    pub head_hash: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub signature: Vec<u8>,
+}
+
+impl CheckpointRow {
+    fn checkpoint(&self) -> Checkpoint {
+        let mut head = [0u8; 32];
+        // A malformed hash stays all-zero and fails the signature check.
+        if self.head_hash.len() == 32 {
+            head.copy_from_slice(&self.head_hash);
+        }
+        Checkpoint {
+            tenant_id: self.tenant_id.clone(),
+            seq: self.seq,
+            head,
+            at: self.created_at.and_utc(),
+        }
+    }
+
+    pub fn signed(&self, public: &PublicKey) -> SignedCheckpoint {
+        SignedCheckpoint::new(&self.checkpoint(), &self.signature, public)
+    }
+}
+
+/// The tenant's stored checkpoints after `after_seq`, oldest first.
+pub fn checkpoints(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<CheckpointRow>> {
+    Ok(ledger_checkpoints::table
+        .filter(ledger_checkpoints::tenant_id.eq(tenant_id))
+        .filter(ledger_checkpoints::seq.gt(after_seq))
+        .order(ledger_checkpoints::seq.asc())
+        .limit(limit)
+        .select(CheckpointRow::as_select())
+        .load(conn)?)
+}
+
+fn latest_checkpoint(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> StoreResult<Option<CheckpointRow>> {
+    Ok(ledger_checkpoints::table
+        .filter(ledger_checkpoints::tenant_id.eq(tenant_id))
+        .order(ledger_checkpoints::seq.desc())
+        .select(CheckpointRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// True when the head has moved past the newest checkpoint.
+pub fn needs_checkpoint(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<bool> {
+    let head = read_head(conn, tenant_id)?.map_or(0, |(s, _)| s);
+    let latest = latest_checkpoint(conn, tenant_id)?.map_or(0, |c| c.seq);
+    Ok(head > latest)
+}
+
+/// Signs and stores a checkpoint of the current head, and queues the
+/// `ledger.checkpoint` webhook; `None` when nothing was appended since the last one.
+/// The events since the previous checkpoint must extend it, so a rewrite of history
+/// already vouched for is never signed.
+pub fn checkpoint(
+    conn: &mut DbConnection,
+    key: &CheckpointKey,
+    tenant_id: &str,
+) -> StoreResult<Option<SignedCheckpoint>> {
+    // Holding the head (as an append does) keeps it still while it is checked.
+    let head = Appender::lock(conn, tenant_id)?;
+    let (seq, hash) = (head.seq, head.prev);
+    let latest = latest_checkpoint(conn, tenant_id)?;
+    let public = key.public();
+    let mut verifier = match &latest {
+        Some(cp) if cp.seq >= seq => return Ok(None),
+        Some(cp) => {
+            let stated = cp.checkpoint();
+            if !public.verify(&stated, &cp.signature) {
+                return Err(StoreError::Conflict(format!(
+                    "not signing: {}",
+                    ChainBreak {
+                        seq: cp.seq,
+                        event_id: None,
+                        kind: BreakKind::BadCheckpoint {
+                            checkpoint_seq: cp.seq
+                        },
+                    }
+                )));
+            }
+            ChainVerifier::resume(stated.seq, stated.head)
+        }
+        None if seq == 0 => return Ok(None),
+        None => ChainVerifier::new(),
+    };
+    let mut after = latest.as_ref().map_or(0, |c| c.seq);
+    let refuse = |b: ChainBreak| StoreError::Conflict(format!("not signing: {b}"));
+    loop {
+        let batch = page(conn, tenant_id, after, 1000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for e in batch.iter().filter(|e| e.seq <= seq) {
+            verifier
+                .push(&e.fields(), &e.prev_hash, &e.hash)
+                .map_err(refuse)?;
+        }
+        if after >= seq {
+            break;
+        }
+    }
+    verifier.finish(Some((seq, &hash[..]))).map_err(refuse)?;
+    let stated = Checkpoint {
+        tenant_id: tenant_id.to_owned(),
+        seq,
+        head: hash,
+        at: crate::now().and_utc(),
+    };
+    let signature = key.sign(&stated);
+    diesel::insert_into(ledger_checkpoints::table)
+        .values((
+            ledger_checkpoints::tenant_id.eq(tenant_id),
+            ledger_checkpoints::seq.eq(seq),
+            ledger_checkpoints::head_hash.eq(hash.to_vec()),
+            ledger_checkpoints::created_at.eq(stated.at.naive_utc()),
+            ledger_checkpoints::signature.eq(signature.to_vec()),
+        ))
+        .execute(conn)?;
+    let signed = SignedCheckpoint::new(&stated, &signature, &public);
+    crate::messaging::emit(
+        conn,
+        tenant_id,
+        "ledger.checkpoint",
+        serde_json::to_value(&signed).unwrap_or_default(),
+    )?;
+    Ok(Some(signed))
+}
+
+/// One pass over every tenant whose head moved since its last checkpoint. A tenant
+/// whose ledger cannot be signed is logged and skipped; the others go on.
+pub fn checkpoint_everywhere(
+    store: &crate::Store,
+    key: &CheckpointKey,
+) -> StoreResult<Vec<SignedCheckpoint>> {
+    let mut written = Vec::new();
+    for tenant in store.system(crate::tenants::list_tenants)? {
+        if !store.read(&tenant.id, |c| needs_checkpoint(c, &tenant.id))? {
+            continue;
+        }
+        match store.write(&tenant.id, |c| checkpoint(c, key, &tenant.id)) {
+            Ok(Some(cp)) => written.push(cp),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(tenant = %tenant.id, %error, "ledger checkpoint refused")
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// What a full verification is given besides the database.
+pub struct AuditInput<'a> {
+    /// The key that signs this installation's checkpoints.
+    pub public: &'a PublicKey,
+    /// Checkpoints kept elsewhere (other tenants' lines are ignored).
+    pub checkpoints: &'a [SignedCheckpoint],
+    /// The tenant's keys, to check that each payload was sealed for its own event.
+    pub keys: Option<&'a TenantKeys>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub events: i64,
+    /// Checkpoints checked (stored and given).
+    pub checkpoints: usize,
+    /// The newest event number a checkpoint vouches for.
+    pub checkpointed_seq: i64,
+    pub payloads: usize,
+    /// Payloads sealed before they were bound to their event.
+    pub legacy_payloads: usize,
+    /// `consent_states` rows compared with the ledger.
+    pub states: usize,
+}
+
+/// Verifies everything about a tenant's ledger and names the first problem: the
+/// chain and head, every checkpoint (signature, and the chain's hash at its number;
+/// a checkpoint beyond the end means events were removed), each payload's digest
+/// and (with keys) that it was sealed for its own event, and that replaying the
+/// ledger gives the `consent_states` the send gate reads.
+pub fn audit(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    input: &AuditInput<'_>,
+) -> StoreResult<Result<AuditReport, ChainBreak>> {
+    let mut report = AuditReport::default();
+    let mut verifier = ChainVerifier::new();
+    // Checkpoints are read before the head: each was written after its events, so
+    // none read now can lie beyond a head read later, unless events were removed.
+    let mut given: Vec<(Checkpoint, Vec<u8>)> = Vec::new();
+    let mut after = 0;
+    loop {
+        let rows = checkpoints(conn, tenant_id, after, 1000)?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        given.extend(rows.iter().map(|r| (r.checkpoint(), r.signature.clone())));
+    }
+    for line in input
+        .checkpoints
+        .iter()
+        .filter(|c| c.tenant_id == tenant_id)
+    {
+        let (cp, sig) = line.parts().map_err(StoreError::Invalid)?;
+        given.push((cp, sig));
+    }
+    given.sort_by_key(|(cp, _)| cp.seq);
+    for (cp, sig) in &given {
+        if !input.public.verify(cp, sig) {
+            return Ok(Err(ChainBreak {
+                seq: cp.seq,
+                event_id: None,
+                kind: BreakKind::BadCheckpoint {
+                    checkpoint_seq: cp.seq,
+                },
+            }));
+        }
+        if let Err(b) = verifier.pin(cp.seq, cp.head) {
+            return Ok(Err(b));
+        }
+        report.checkpoints += 1;
+        report.checkpointed_seq = report.checkpointed_seq.max(cp.seq);
+    }
+
+    let head = read_head(conn, tenant_id)?;
+    let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
+    let mut projected: HashMap<(String, String), (i64, ProjectedState)> = HashMap::new();
+    let mut bound_seen = false;
+    let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
+    let mut after = i64::MIN;
+    loop {
+        let batch: Vec<EventRow> = page(conn, tenant_id, after, 1000)?
+            .into_iter()
+            .filter(|e| e.seq <= head_seq)
+            .collect();
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for e in &batch {
+            if let Err(b) = verifier.push(&e.fields(), &e.prev_hash, &e.hash) {
+                return Ok(Err(b));
+            }
+            let fail = |kind| ChainBreak {
+                seq: e.seq,
+                event_id: Some(e.id.clone()),
+                kind,
+            };
+            if let Some(payload) = &e.payload {
+                report.payloads += 1;
+                if assent_core::crypto::sha256(payload)[..] != e.payload_digest[..] {
+                    return Ok(Err(fail(BreakKind::PayloadAltered)));
+                }
+                if let Some(keys) = input.keys {
+                    match crate::consents::open_sealed(conn, keys, e)? {
+                        crate::consents::Sealed::Bound(_) => bound_seen = true,
+                        // Once payloads are bound, an unbound one was moved here.
+                        crate::consents::Sealed::Legacy(_) if !bound_seen => {
+                            report.legacy_payloads += 1
+                        }
+                        crate::consents::Sealed::Legacy(_) | crate::consents::Sealed::Foreign => {
+                            return Ok(Err(fail(BreakKind::PayloadMisplaced)));
+                        }
+                        crate::consents::Sealed::Unreadable => {}
+                    }
+                }
+            }
+            if e.purpose_scope == "tenant" {
+                let k = (e.subject_id.clone(), e.purpose_code.clone());
+                let (prev_seq, current) = match projected.remove(&k) {
+                    Some((s, state)) => (Some(s), Some(state)),
+                    None => (None, None),
+                };
+                let replayed = ReplayedEvent {
+                    event_id: &e.id,
+                    action: &e.action,
+                    occurred_at_micros: micros(e.occurred_at),
+                    recorded_at_micros: micros(e.recorded_at),
+                    expires_at_micros: e.expires_at.map(micros),
+                    live: e.import_key.is_none(),
+                };
+                if let Some(next) = ProjectedState::apply(current, &replayed) {
+                    // The number of the event the state stands on, to name it.
+                    let seq = match prev_seq {
+                        Some(s) if next.last_event_id != e.id => s,
+                        _ => e.seq,
+                    };
+                    projected.insert(k, (seq, next));
+                }
+            }
+        }
+    }
+    let verified = verifier.finish(head.as_ref().map(|(s, h)| (*s, h.as_slice())));
+    let events = match verified {
+        Ok(n) => n,
+        Err(b) => return Ok(Err(b)),
+    };
+    report.events = events;
+    // An event beyond the head was never appended by the ledger (see `verify`).
+    let newest: Option<i64> = consent_events::table
+        .filter(consent_events::tenant_id.eq(tenant_id))
+        .select(diesel::dsl::max(consent_events::seq))
+        .first(conn)?;
+    let current_head = read_head(conn, tenant_id)?.map_or(0, |(s, _)| s);
+    if let Some(n) = newest
+        && n > current_head
+    {
+        return Ok(Err(ChainBreak {
+            seq: current_head + 1,
+            event_id: None,
+            kind: BreakKind::HeadMismatch {
+                head_seq: current_head,
+                last_seq: n,
+            },
+        }));
+    }
+
+    // The projection, pair by pair in a stable order.
+    type Row = (
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        String,
+    );
+    let rows: Vec<Row> = consent_states::table
+        .filter(consent_states::tenant_id.eq(tenant_id))
+        .select((
+            consent_states::subject_id,
+            consent_states::purpose_code,
+            consent_states::status,
+            consent_states::since,
+            consent_states::expires_at,
+            consent_states::last_event_id,
+        ))
+        .load(conn)?;
+    let mut stored: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for r in rows {
+        stored.insert((r.0.clone(), r.1.clone()), r);
+    }
+    let mut keys: Vec<&(String, String)> = stored.keys().chain(projected.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let want = projected.get(k);
+        let have = stored.get(k);
+        let have_state = have.map(|r| ProjectedState {
+            status: match r.2.as_str() {
+                "granted" => "granted",
+                "withdrawn" => "withdrawn",
+                "expired" => "expired",
+                _ => "unknown",
+            },
+            since_micros: micros(r.3),
+            expires_at_micros: r.4.map(micros),
+            last_event_id: r.5.clone(),
+        });
+        let same = match (want, &have_state) {
+            (Some((_, w)), Some(h)) => w == h,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            report.states += 1;
+            continue;
+        }
+        // A state written by an event appended after the head was read is newer
+        // than this walk, not a forgery.
+        if let Some(h) = &have_state
+            && want.is_none_or(|(_, w)| w.last_event_id != h.last_event_id)
+        {
+            let seq: Option<i64> = consent_events::table
+                .filter(consent_events::tenant_id.eq(tenant_id))
+                .filter(consent_events::id.eq(&h.last_event_id))
+                .select(consent_events::seq)
+                .first(conn)
+                .optional()?;
+            if seq.is_some_and(|s| s > head_seq) {
+                continue;
+            }
+        }
+        let describe = |s: Option<String>| s.unwrap_or_else(|| "no state".to_owned());
+        return Ok(Err(ChainBreak {
+            seq: want.map_or(0, |(s, _)| *s),
+            event_id: want.map(|(_, w)| w.last_event_id.clone()),
+            kind: BreakKind::Projection(Box::new(ProjectionDiff {
+                subject_id: k.0.clone(),
+                purpose: k.1.clone(),
+                stored: describe(have.map(|r| {
+                    let at = |t: NaiveDateTime| {
+                        t.and_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    };
+                    format!("{} since {} (event {})", r.2, at(r.3), r.5)
+                })),
+                ledger: describe(want.map(|(_, w)| w.to_string())),
+            })),
+        }));
+    }
+    Ok(Ok(report))
 }

@@ -180,6 +180,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    ledger_checkpoints (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        head_hash -> Binary,
+        created_at -> Timestamp,
+        signature -> Binary,
+    }
+}
+
+diesel::table! {
     consent_states (tenant_id, subject_id, purpose_code) {
         tenant_id -> Text,
         subject_id -> Text,

@@ -11,15 +11,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub intact: bool,
-    /// Events verified (up to the first break).
+    /// Events verified (up to the first problem).
     pub events: i64,
-    /// The first event at which the chain no longer holds.
+    /// Signed checkpoints checked against the chain.
+    pub checkpoints: usize,
+    /// The newest event number a signed checkpoint vouches for (0: none yet).
+    pub checkpointed_seq: i64,
+    /// The event at (or before) which the first problem lies.
     pub first_break_seq: Option<i64>,
     pub first_break_event_id: Option<String>,
     pub detail: Option<String>,
 }
 
-/// Verify the tenant's hash chain.
+/// Verify the tenant's ledger: the hash chain, every stored signed checkpoint, each
+/// payload's digest and that it was sealed for its own event, and that the consent
+/// states the send gate reads are what the ledger says. Checkpoints kept elsewhere
+/// are checked by `assent ledger verify --checkpoints FILE`.
 #[utoipa::path(tag = "ledger", security(("bearer" = [])), responses((status = 200, body = Verification)))]
 #[get("/ledger/verification")]
 pub async fn verify_ledger(
@@ -28,24 +35,126 @@ pub async fn verify_ledger(
 ) -> ApiResult<web::Json<Verification>> {
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
+    let public = state.checkpoint_key().public();
     let outcome = state
-        .db(move |store| store.read(&tenant, |c| ledger::verify(c, &tenant)))
+        .db_keyed(&tenant.clone(), move |store, keys| {
+            store.read(&tenant, |c| {
+                let input = ledger::AuditInput {
+                    public: &public,
+                    checkpoints: &[],
+                    keys: Some(&keys.tenant),
+                };
+                ledger::audit(c, &tenant, &input)
+            })
+        })
         .await?;
     Ok(web::Json(match outcome {
-        Ok(n) => Verification {
+        Ok(r) => Verification {
             intact: true,
-            events: n,
+            events: r.events,
+            checkpoints: r.checkpoints,
+            checkpointed_seq: r.checkpointed_seq,
             first_break_seq: None,
             first_break_event_id: None,
             detail: None,
         },
         Err(b) => Verification {
             intact: false,
-            events: b.seq - 1,
+            events: (b.seq - 1).max(0),
+            checkpoints: 0,
+            checkpointed_seq: 0,
             first_break_seq: Some(b.seq),
             first_break_event_id: b.event_id.clone(),
             detail: Some(b.to_string()),
         },
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CheckpointQuery {
+    /// Checkpoints after this event number (default: from the start).
+    pub after_seq: Option<i64>,
+    /// At most this many (1–1000, default 100); continue with `next_after_seq`.
+    pub limit: Option<i64>,
+}
+
+/// A signed checkpoint: "the ledger of `tenant_id` had `seq` events ending in
+/// `head_hash` at `created_at`".
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointView {
+    pub tenant_id: String,
+    pub seq: i64,
+    /// Hex SHA-256 hash of event `seq`.
+    pub head_hash: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Hex Ed25519 signature over the note `assent-ledger-checkpoint/v1\ntenant {tenant_id}\nseq {seq}\nhead {head_hash}\ntime {created_at in Unix microseconds}\n`.
+    pub signature: String,
+    /// Hex Ed25519 public key that signed it.
+    pub public_key: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointPage {
+    /// Hex Ed25519 key that signs this installation's checkpoints.
+    pub public_key: String,
+    pub items: Vec<CheckpointView>,
+    /// Pass as `after_seq` for the next page; absent on the last.
+    pub next_after_seq: Option<i64>,
+}
+
+/// The tenant's signed ledger checkpoints, oldest first. Keep them outside Assent
+/// (or subscribe to the `ledger.checkpoint` webhook): with them, removing or
+/// rewriting events up to a checkpoint is caught by
+/// `assent ledger verify --checkpoints FILE`, even by whoever controls the database.
+#[utoipa::path(tag = "ledger", security(("bearer" = [])), params(CheckpointQuery), responses(
+    (status = 200, body = CheckpointPage),
+    (status = 400, description = "`limit` out of range", body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/ledger/checkpoints")]
+pub async fn list_checkpoints(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<CheckpointQuery>,
+) -> ApiResult<web::Json<CheckpointPage>> {
+    principal.require(Permission::Read)?;
+    let after = query.after_seq.unwrap_or(0);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let public = state.checkpoint_key().public();
+    let tenant = principal.tenant_id;
+    let rows = state
+        .db(move |store| {
+            store.read(&tenant, |c| {
+                ledger::checkpoints(c, &tenant, after, limit + 1)
+            })
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<CheckpointView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| {
+            let s = r.signed(&public);
+            CheckpointView {
+                tenant_id: s.tenant_id,
+                seq: s.seq,
+                head_hash: s.head_hash,
+                created_at: s.created_at,
+                signature: s.signature,
+                public_key: s.public_key,
+            }
+        })
+        .collect();
+    Ok(web::Json(CheckpointPage {
+        public_key: public.to_hex(),
+        next_after_seq: if more {
+            items.last().map(|c| c.seq)
+        } else {
+            None
+        },
+        items,
     }))
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Events a webhook can subscribe to (`*` for all).
 pub const EVENTS: &[&str] = &[
     "consent.changed",
+    "ledger.checkpoint",
     "notification.failed",
     "rights_request.changed",
     "rights_request.due_soon",
@@ -26,7 +27,7 @@ pub const EVENTS: &[&str] = &[
 pub struct CreateWebhook {
     /// An https URL of the tenant's system.
     pub url: String,
-    /// `consent.changed`, `notification.failed`, `rights_request.changed`,
+    /// `consent.changed`, `ledger.checkpoint`, `notification.failed`, `rights_request.changed`,
     /// `rights_request.due_soon`, or `*`.
     pub events: Vec<String>,
 }

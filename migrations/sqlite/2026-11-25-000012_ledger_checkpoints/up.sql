@@ -1,0 +1,12 @@
+-- Signed checkpoints of each tenant's ledger: (seq, head hash, time) signed with an
+-- Ed25519 key derived from the master key, which is never stored here. A copy in
+-- the database is a convenience; the guarantee comes from copies kept elsewhere
+-- (API, webhook, `assent ledger checkpoint --out`).
+CREATE TABLE ledger_checkpoints (
+    tenant_id   TEXT      NOT NULL REFERENCES tenants (id),
+    seq         BIGINT    NOT NULL,
+    head_hash   BLOB      NOT NULL,
+    created_at  TIMESTAMP NOT NULL,
+    signature   BLOB      NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);

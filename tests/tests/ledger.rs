@@ -1,0 +1,586 @@
+//! The ledger against its own database, on both backends: whoever can write the
+//! database (events, head, projection, stored checkpoints) is caught once a signed
+//! checkpoint exists beyond what they changed. Tampering is done in SQL, as a
+//! database owner would.
+
+use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
+use assent_core::crypto::MasterKey;
+use assent_core::ledger::{BreakKind, ChainBreak, GENESIS, event_hash};
+use assent_core::pii::TenantKeys;
+use assent_core::tenancy::Role;
+use assent_store::ledger::{self, AuditInput, AuditReport};
+use assent_store::{DbConnection, Store};
+use assent_tests::{MASTER_KEY, TenantHandle, TestApp, TestDb};
+use diesel::RunQueryDsl;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const CREATED: StatusCode = StatusCode::CREATED;
+const OK: StatusCode = StatusCode::OK;
+
+fn key() -> CheckpointKey {
+    CheckpointKey::derive(&MasterKey::from_bytes(MASTER_KEY))
+}
+
+async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
+    let t = app.tenant_with(slug, Role::Admin).await;
+    let purpose = json!({
+        "code": "news", "name": {"ru": "Рассылка", "en": "Newsletter"}, "legal_basis": "consent",
+        "channels": ["email"], "data_categories": ["email"], "retention_days": 365,
+    });
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(&purpose),
+        CREATED,
+    )
+    .await;
+    t
+}
+
+async fn subject(app: &TestApp, t: &TenantHandle, r: &str) -> String {
+    let s = app
+        .expect(
+            &t.token,
+            Method::POST,
+            "/v1/subjects",
+            Some(&json!({ "external_ref": r })),
+            CREATED,
+        )
+        .await;
+    s["id"].as_str().unwrap().to_owned()
+}
+
+/// A grant or withdrawal with evidence, so the event carries a sealed payload.
+async fn consent(app: &TestApp, t: &TenantHandle, s: &str, action: &str, ip: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&json!({"purpose": "news", "action": action, "evidence": {"ip": ip}})),
+        CREATED,
+    )
+    .await;
+}
+
+/// Events: a grant, b grant, a withdraw, b withdraw, c grant, a grant (6).
+async fn ledger_of_six(app: &TestApp, t: &TenantHandle) -> [String; 3] {
+    let a = subject(app, t, "a").await;
+    let b = subject(app, t, "b").await;
+    let c = subject(app, t, "c").await;
+    for (s, action, ip) in [
+        (&a, "grant", "203.0.113.1"),
+        (&b, "grant", "203.0.113.2"),
+        (&a, "withdraw", "203.0.113.3"),
+        (&b, "withdraw", "203.0.113.4"),
+        (&c, "grant", "203.0.113.5"),
+        (&a, "grant", "203.0.113.6"),
+    ] {
+        consent(app, t, s, action, ip).await;
+    }
+    [a, b, c]
+}
+
+fn raw(store: &Store, sql: &str) {
+    let mut conn = store.connection().unwrap();
+    match &mut *conn {
+        DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c).unwrap(),
+        DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c).unwrap(),
+    };
+}
+
+/// A bytes literal of the backend's SQL.
+fn bytes(store: &Store, b: &[u8]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    match store.backend() {
+        assent_store::Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        assent_store::Backend::Sqlite => format!("X'{hex}'"),
+    }
+}
+
+fn checkpoint(store: &Store, tenant: &str) -> SignedCheckpoint {
+    store
+        .write(tenant, |c| ledger::checkpoint(c, &key(), tenant))
+        .unwrap()
+        .expect("the head moved, so a checkpoint is signed")
+}
+
+fn audit(
+    store: &Store,
+    tenant: &str,
+    kept: &[SignedCheckpoint],
+) -> Result<AuditReport, ChainBreak> {
+    let public = key().public();
+    let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), tenant);
+    store
+        .read(tenant, |c| {
+            ledger::audit(
+                c,
+                tenant,
+                &AuditInput {
+                    public: &public,
+                    checkpoints: kept,
+                    keys: Some(&keys),
+                },
+            )
+        })
+        .unwrap()
+}
+
+/// What the API tells the tenant (stored checkpoints only).
+async fn verification(app: &TestApp, t: &TenantHandle) -> Value {
+    app.expect(&t.token, Method::GET, "/v1/ledger/verification", None, OK)
+        .await
+}
+
+/// Re-numbers and re-hashes every remaining event and moves the head to match, as
+/// someone who can write the database but lacks the signing key would.
+fn rehash_all(store: &Store, tenant: &str) {
+    let events = store
+        .read(tenant, |c| ledger::page(c, tenant, 0, 100_000))
+        .unwrap();
+    let mut prev = GENESIS;
+    for (i, e) in events.iter().enumerate() {
+        let mut e = e.clone();
+        let old_seq = e.seq;
+        e.seq = i as i64 + 1;
+        let hash = event_hash(&prev, &e.fields());
+        raw(
+            store,
+            &format!(
+                "UPDATE consent_events SET seq = {}, prev_hash = {}, hash = {} WHERE tenant_id = '{tenant}' AND seq = {old_seq}",
+                e.seq,
+                bytes(store, &prev),
+                bytes(store, &hash)
+            ),
+        );
+        prev = hash;
+    }
+    raw(
+        store,
+        &format!(
+            "UPDATE ledger_heads SET seq = {}, hash = {} WHERE tenant_id = '{tenant}'",
+            events.len(),
+            bytes(store, &prev)
+        ),
+    );
+}
+
+fn head_hash_of(store: &Store, tenant: &str, seq: i64) -> Vec<u8> {
+    store
+        .read(tenant, |c| ledger::page(c, tenant, seq - 1, 1))
+        .unwrap()[0]
+        .hash
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncating_the_newest_events_and_moving_the_head_back_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let [a, _, c] = ledger_of_six(&app, &t).await;
+        let kept = vec![checkpoint(&app.store, &t.id)];
+        assert_eq!(audit(&app.store, &t.id, &kept).map(|r| r.events), Ok(6));
+        // Remove #5 (c's grant) and #6 (a's re-grant), move the head back, and make
+        // the projection agree, so the chain and head alone look intact.
+        raw(&app.store, "DELETE FROM consent_events WHERE seq > 4");
+        let h4 = head_hash_of(&app.store, &t.id, 4);
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE ledger_heads SET seq = 4, hash = {} WHERE tenant_id = '{}'",
+                bytes(&app.store, &h4),
+                t.id
+            ),
+        );
+        raw(
+            &app.store,
+            &format!("DELETE FROM consent_states WHERE subject_id = '{c}'"),
+        );
+        let a_withdrawn = app
+            .store
+            .read(&t.id, |c| ledger::page(c, &t.id, 2, 1))
+            .unwrap()[0]
+            .clone();
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_states SET status = 'withdrawn', since = '{}', expires_at = NULL, last_event_id = '{}' WHERE subject_id = '{a}'",
+                a_withdrawn.occurred_at, a_withdrawn.id
+            ),
+        );
+        assert_eq!(
+            app.store.read(&t.id, |c| ledger::verify(c, &t.id)).unwrap(),
+            Ok(4),
+            "the chain and head alone are fooled on {}",
+            app.backend()
+        );
+        let v = verification(&app, &t).await;
+        assert_eq!(v["intact"], false, "{v}");
+        assert_eq!(v["first_break_seq"], 5, "{v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("checkpoint covers #6"),
+            "{v}"
+        );
+        // Removing the stored checkpoints too leaves the copy kept elsewhere.
+        raw(&app.store, "DELETE FROM ledger_checkpoints");
+        assert!(audit(&app.store, &t.id, &[]).is_ok());
+        let err = audit(&app.store, &t.id, &kept).unwrap_err();
+        assert_eq!(
+            err.kind,
+            BreakKind::BeyondEnd {
+                checkpoint_seq: 6,
+                last_seq: 4
+            },
+            "on {}",
+            app.backend()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_everything_and_resetting_the_head_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        ledger_of_six(&app, &t).await;
+        let kept = vec![checkpoint(&app.store, &t.id)];
+        raw(&app.store, "DELETE FROM consent_events");
+        raw(&app.store, "DELETE FROM consent_states");
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE ledger_heads SET seq = 0, hash = {}",
+                bytes(&app.store, &GENESIS)
+            ),
+        );
+        let v = verification(&app, &t).await;
+        assert_eq!(
+            (v["intact"].as_bool(), v["first_break_seq"].as_i64()),
+            (Some(false), Some(1)),
+            "{v}"
+        );
+        raw(&app.store, "DELETE FROM ledger_checkpoints");
+        let err = audit(&app.store, &t.id, &kept).unwrap_err();
+        assert!(
+            matches!(
+                err.kind,
+                BreakKind::BeyondEnd {
+                    checkpoint_seq: 6,
+                    last_seq: 0
+                }
+            ),
+            "{err} on {}",
+            app.backend()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let [_, b, _] = ledger_of_six(&app, &t).await;
+        let kept = vec![checkpoint(&app.store, &t.id)];
+        // b's two events (#2, #4) and its state go; the rest is renumbered 1..4
+        // and re-hashed, the head moved: a self-consistent ledger without b.
+        raw(
+            &app.store,
+            &format!("DELETE FROM consent_events WHERE subject_id = '{b}'"),
+        );
+        raw(
+            &app.store,
+            &format!("DELETE FROM consent_states WHERE subject_id = '{b}'"),
+        );
+        rehash_all(&app.store, &t.id);
+        assert_eq!(
+            app.store.read(&t.id, |c| ledger::verify(c, &t.id)).unwrap(),
+            Ok(4),
+            "the chain alone is fooled on {}",
+            app.backend()
+        );
+        let v = verification(&app, &t).await;
+        assert_eq!(v["intact"], false, "{v}");
+        raw(&app.store, "DELETE FROM ledger_checkpoints");
+        let err = audit(&app.store, &t.id, &kept).unwrap_err();
+        assert!(
+            matches!(
+                err.kind,
+                BreakKind::BeyondEnd {
+                    checkpoint_seq: 6,
+                    last_seq: 4
+                }
+            ),
+            "{err} on {}",
+            app.backend()
+        );
+        // Once the rewrite is as long again, the checkpoint still pins #6.
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "d").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "e").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
+        let err = audit(&app.store, &t.id, &kept).unwrap_err();
+        assert_eq!(
+            (err.seq, err.kind),
+            (6, BreakKind::CheckpointMismatch),
+            "on {}",
+            app.backend()
+        );
+        // And the signer refuses to extend a rewrite of what it vouched for.
+        consent(
+            &app,
+            &t,
+            &subject(&app, &t, "f").await,
+            "grant",
+            "203.0.113.9",
+        )
+        .await;
+        raw(&app.store, "DELETE FROM ledger_checkpoints");
+        let kept_again = kept[0].clone();
+        let (cp, sig) = kept_again.parts().unwrap();
+        raw(
+            &app.store,
+            &format!(
+                "INSERT INTO ledger_checkpoints (tenant_id, seq, head_hash, created_at, signature) VALUES ('{}', {}, {}, '{}', {})",
+                cp.tenant_id,
+                cp.seq,
+                bytes(&app.store, &cp.head),
+                cp.at.naive_utc(),
+                bytes(&app.store, &sig)
+            ),
+        );
+        let refused = app
+            .store
+            .write(&t.id, |c| ledger::checkpoint(c, &key(), &t.id))
+            .unwrap_err();
+        assert!(refused.to_string().contains("not signing"), "{refused}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_moved_between_one_subjects_events_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        ledger_of_six(&app, &t).await;
+        assert!(audit(&app.store, &t.id, &[]).is_ok());
+        let events = app
+            .store
+            .read(&t.id, |c| ledger::page(c, &t.id, 0, 10))
+            .unwrap();
+        let (first, third) = (&events[0], &events[2]);
+        assert_eq!(first.subject_id, third.subject_id);
+        // a's grant evidence moved onto a's withdrawal: the digest no longer matches.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET payload = {} WHERE seq = 3",
+                bytes(&app.store, first.payload.as_ref().unwrap())
+            ),
+        );
+        let v = verification(&app, &t).await;
+        assert_eq!(
+            (v["intact"].as_bool(), v["first_break_seq"].as_i64()),
+            (Some(false), Some(3)),
+            "{v}"
+        );
+        assert!(v["detail"].as_str().unwrap().contains("digest"), "{v}");
+        // Moving the digest too and re-hashing everything: the payload was sealed
+        // for event #1, so it does not open as #3's.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET payload_digest = {} WHERE seq = 3",
+                bytes(&app.store, &first.payload_digest)
+            ),
+        );
+        rehash_all(&app.store, &t.id);
+        let err = audit(&app.store, &t.id, &[]).unwrap_err();
+        assert_eq!(
+            (err.seq, err.kind),
+            (3, BreakKind::PayloadMisplaced),
+            "on {}",
+            app.backend()
+        );
+        let v = verification(&app, &t).await;
+        assert!(
+            v["detail"].as_str().unwrap().contains("another event"),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_projection_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let [_, b, _] = ledger_of_six(&app, &t).await;
+        checkpoint(&app.store, &t.id);
+        assert_eq!(verification(&app, &t).await["intact"], true);
+        // b withdrew; the send gate reads consent_states, so a flip there would send.
+        raw(
+            &app.store,
+            &format!("UPDATE consent_states SET status = 'granted' WHERE subject_id = '{b}'"),
+        );
+        let v = verification(&app, &t).await;
+        assert_eq!(v["intact"], false, "{v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&b)
+                && detail.contains("reads granted")
+                && detail.contains("ledger says withdrawn"),
+            "{detail}"
+        );
+        assert_eq!(v["first_break_seq"], 4, "b's withdrawal is named: {v}");
+        // A state with no event behind it is caught as well.
+        raw(
+            &app.store,
+            &format!("UPDATE consent_states SET status = 'withdrawn' WHERE subject_id = '{b}'"),
+        );
+        assert_eq!(verification(&app, &t).await["intact"], true);
+        raw(
+            &app.store,
+            &format!("DELETE FROM consent_events WHERE subject_id = '{b}'"),
+        );
+        rehash_all(&app.store, &t.id);
+        let err = audit(&app.store, &t.id, &[]).unwrap_err();
+        assert!(
+            matches!(&err.kind, BreakKind::Projection(d) if d.subject_id == b)
+                || err.kind == BreakKind::CheckpointMismatch
+                || matches!(err.kind, BreakKind::BeyondEnd { .. }),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_listed_signed_and_announced() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let auditor = app.token_for(&t, Role::Auditor).await;
+        app.expect(
+            &t.token,
+            Method::POST,
+            "/v1/webhooks",
+            Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["ledger.checkpoint"]})),
+            CREATED,
+        )
+        .await;
+        let s = subject(&app, &t, "a").await;
+        consent(&app, &t, &s, "grant", "203.0.113.1").await;
+        // The worker's pass: only tenants whose head moved get one.
+        let other = setup(&app, "quiet").await;
+        let written = ledger::checkpoint_everywhere(&app.store, &key()).unwrap();
+        assert_eq!(written.len(), 1, "only the tenant with events");
+        assert_eq!(written[0].tenant_id, t.id);
+        assert!(
+            ledger::checkpoint_everywhere(&app.store, &key())
+                .unwrap()
+                .is_empty(),
+            "nothing new, nothing signed"
+        );
+        consent(&app, &t, &s, "withdraw", "203.0.113.2").await;
+        assert_eq!(
+            ledger::checkpoint_everywhere(&app.store, &key())
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let page = app
+            .expect(
+                &auditor,
+                Method::GET,
+                "/v1/ledger/checkpoints?limit=1",
+                None,
+                OK,
+            )
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        assert_eq!(page["next_after_seq"], 1);
+        let public =
+            assent_core::checkpoint::PublicKey::from_hex(page["public_key"].as_str().unwrap())
+                .unwrap();
+        let rest = app
+            .expect(
+                &auditor,
+                Method::GET,
+                "/v1/ledger/checkpoints?after_seq=1",
+                None,
+                OK,
+            )
+            .await;
+        assert_eq!(rest["next_after_seq"], Value::Null);
+        for item in [&page["items"][0], &rest["items"][0]] {
+            let line: SignedCheckpoint = serde_json::from_value(item.clone()).unwrap();
+            let (cp, sig) = line.parts().unwrap();
+            assert!(
+                public.verify(&cp, &sig),
+                "verifiable with the published key"
+            );
+        }
+        assert_eq!(rest["items"][0]["seq"], 2);
+        let quiet = app
+            .expect(
+                &other.token,
+                Method::GET,
+                "/v1/ledger/checkpoints",
+                None,
+                OK,
+            )
+            .await;
+        assert_eq!(quiet["items"], json!([]), "another tenant sees none");
+        let v = verification(&app, &t).await;
+        assert_eq!(
+            (v["intact"].as_bool(), v["checkpoints"].as_i64()),
+            (Some(true), Some(2))
+        );
+        // Each checkpoint was queued to the tenant's webhook.
+        let hooks = app
+            .expect(&t.token, Method::GET, "/v1/webhooks", None, OK)
+            .await;
+        let hook = hooks["items"][0]["id"].as_str().unwrap();
+        let log = app
+            .expect(
+                &t.token,
+                Method::GET,
+                &format!("/v1/webhooks/{hook}/deliveries"),
+                None,
+                OK,
+            )
+            .await;
+        assert_eq!(log["items"].as_array().unwrap().len(), 2, "{log}");
+        // A forged stored checkpoint (no key) is named.
+        raw(
+            &app.store,
+            &format!(
+                "INSERT INTO ledger_checkpoints (tenant_id, seq, head_hash, created_at, signature) VALUES ('{}', 3, {}, '2026-01-01 00:00:00', {})",
+                t.id,
+                bytes(&app.store, &[1; 32]),
+                bytes(&app.store, &[2; 64])
+            ),
+        );
+        let v = verification(&app, &t).await;
+        assert!(v["detail"].as_str().unwrap().contains("not signed"), "{v}");
+    }
+}
