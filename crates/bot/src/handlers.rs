@@ -616,6 +616,7 @@ async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang
                 tenant_id: tenant_id.clone(),
                 subject_id: subject_id.clone(),
                 purpose: String::new(),
+                scope: None,
             })
             .collect(),
         ..Menu::default()

@@ -31,7 +31,10 @@ proptest! {
                 Press::AskWithdraw(menu, _) | Press::Withdraw(menu, _) | Press::Unlink(menu, _) => {
                     prop_assert!(data.contains(menu));
                 }
-                Press::RequestCompany(n) | Press::RequestFile(n, _) => prop_assert!(n < 1000),
+                Press::RequestCompany(menu, n) | Press::RequestFile(menu, n, _) => {
+                    prop_assert!(data.contains(menu));
+                    prop_assert!(n < 1000);
+                }
                 Press::Score(id, score) => {
                     prop_assert!(assent_core::id::is_id(id));
                     prop_assert!((0..=10).contains(&score));
@@ -48,15 +51,15 @@ proptest! {
         prop_assert_eq!(parsed(format!("w:{menu}:{n}")), format!("{:?}", Some(Press::AskWithdraw(&menu, n))));
         prop_assert_eq!(parsed(format!("wy:{menu}:{n}")), format!("{:?}", Some(Press::Withdraw(&menu, n))));
         prop_assert_eq!(parsed(format!("u:{menu}:{n}")), format!("{:?}", Some(Press::Unlink(&menu, n))));
-        prop_assert_eq!(parsed(format!("rqc:{n}")), format!("{:?}", Some(Press::RequestCompany(n))));
+        prop_assert_eq!(parsed(format!("rqc:{menu}:{n}")), format!("{:?}", Some(Press::RequestCompany(&menu, n))));
     }
 
     #[test]
     fn numbers_are_plain_digits(menu in "[0-9a-f]{1,8}", n in "[+ -][0-9]{1,3}|[0-9]{1,3}[ x]|[0-9]{4,30}", huge in "[1-9][0-9]{20,29}") {
-        prop_assert_eq!(parsed(format!("rqc:{n}")), "None");
+        prop_assert_eq!(parsed(format!("rqc:{menu}:{n}")), "None");
         // Beyond usize: refused, not wrapped.
         prop_assert_eq!(parsed(format!("w:{menu}:{huge}")), "None");
-        prop_assert_eq!(parsed(format!("rq:{huge}:access")), "None");
+        prop_assert_eq!(parsed(format!("rq:{menu}:{huge}:access")), "None");
     }
 
     #[test]
