@@ -58,6 +58,9 @@ pub struct DispatchConfig {
     /// Webhook deliveries in flight at once per tenant (`ASSENT_WEBHOOKS_PER_TENANT`):
     /// a slow endpoint ties up only its own tenant's slots.
     pub webhooks_per_tenant: usize,
+    /// How long a claim is this worker's (`ASSENT_DISPATCH_LEASE_SECONDS`): a worker
+    /// that dies hands its claims over once it runs out. Longer than any one send.
+    pub lease_seconds: i64,
     /// Pause when a round found nothing to do.
     pub poll_interval: Duration,
     /// This worker's name in leases.
@@ -77,6 +80,7 @@ impl Default for DispatchConfig {
             concurrency: 4,
             send_batch: 25,
             webhooks_per_tenant: 4,
+            lease_seconds: notice::LEASE_SECONDS,
             poll_interval: Duration::from_millis(500),
             owner: format!("worker-{}", assent_core::id::new_id()),
             allow_http_webhooks: false,
@@ -282,6 +286,7 @@ impl Dispatcher {
         let tenant = tenant_id.to_owned();
         let owner = self.config.owner.clone();
         let batch = self.config.batch_size;
+        let lease_seconds = self.config.lease_seconds;
         let busy = self.webhook_slots.in_flight(tenant_id);
         let free = self.config.webhooks_per_tenant.saturating_sub(busy) as i64;
         let claimed = blocking(move || {
@@ -293,7 +298,7 @@ impl Dispatcher {
                     let used = outbox::sent_since(c, &tenant, hour_ago)?;
                     limit = limit.min((i64::from(quota) - used).max(0));
                 }
-                let lease = (now + chrono::Duration::seconds(notice::LEASE_SECONDS)).naive_utc();
+                let lease = (now + chrono::Duration::seconds(lease_seconds)).naive_utc();
                 let now = now.naive_utc();
                 let people = outbox::claim(c, &tenant, &owner, Lane::People, limit, now, lease)?;
                 let hooks = outbox::claim(c, &tenant, &owner, Lane::Webhooks, free, now, lease)?;

@@ -56,6 +56,8 @@ pub struct Config {
     pub dispatch_concurrency: usize,
     /// Webhook deliveries in flight at once per tenant and worker process.
     pub webhooks_per_tenant: usize,
+    /// Seconds a claimed notice stays this worker's before another may take it.
+    pub dispatch_lease_seconds: i64,
     /// Accept plain-http webhook URLs (local development only).
     pub allow_http_webhooks: bool,
     /// Requests per minute one client address may make to the public pages.
@@ -101,6 +103,7 @@ impl Default for Config {
             smtp_pool_size: 32,
             dispatch_concurrency: 4,
             webhooks_per_tenant: 4,
+            dispatch_lease_seconds: assent_core::notice::LEASE_SECONDS,
             allow_http_webhooks: false,
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
@@ -152,6 +155,7 @@ const ENV_KEYS: &[&str] = &[
     "smtp_pool_size",
     "dispatch_concurrency",
     "webhooks_per_tenant",
+    "dispatch_lease_seconds",
     "allow_http_webhooks",
     "public_rate_limit",
     "trust_forwarded_for",
@@ -210,6 +214,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.dispatch_concurrency) {
             return Err("dispatch_concurrency must be between 1 and 64".into());
+        }
+        if !(5..=3600).contains(&self.dispatch_lease_seconds) {
+            return Err("dispatch_lease_seconds must be between 5 and 3600".into());
         }
         if !(1..=64).contains(&self.webhooks_per_tenant) {
             return Err("webhooks_per_tenant must be between 1 and 64".into());

@@ -256,6 +256,7 @@ pub fn build_dispatcher(
             message_id_domain,
             concurrency: config.dispatch_concurrency,
             webhooks_per_tenant: config.webhooks_per_tenant,
+            lease_seconds: config.dispatch_lease_seconds,
             allow_http_webhooks: config.allow_http_webhooks,
             ..DispatchConfig::default()
         },

@@ -95,7 +95,8 @@ impl From<Notice> for NotificationView {
 pub struct AttemptView {
     pub attempt: i32,
     pub channel: String,
-    /// `sent`, `retry`, `failed`, `skipped` or `fallback`.
+    /// `sent`, `retry`, `failed`, `skipped`, `fallback`, `sending` (under way) or
+    /// `interrupted` (the worker died mid-send: the message may have arrived).
     pub outcome: String,
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
