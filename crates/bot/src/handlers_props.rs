@@ -51,15 +51,17 @@ proptest! {
         prop_assert_eq!(parsed(format!("w:{menu}:{n}")), format!("{:?}", Some(Press::AskWithdraw(&menu, n))));
         prop_assert_eq!(parsed(format!("wy:{menu}:{n}")), format!("{:?}", Some(Press::Withdraw(&menu, n))));
         prop_assert_eq!(parsed(format!("u:{menu}:{n}")), format!("{:?}", Some(Press::Unlink(&menu, n))));
-        prop_assert_eq!(parsed(format!("rqc:{menu}:{n}")), format!("{:?}", Some(Press::RequestCompany(&menu, n))));
+        // Request menus are named `r…`.
+        let request_menu = format!("r{menu}");
+        prop_assert_eq!(parsed(format!("rqc:{request_menu}:{n}")), format!("{:?}", Some(Press::RequestCompany(&request_menu, n))));
     }
 
     #[test]
     fn numbers_are_plain_digits(menu in "[0-9a-f]{1,8}", n in "[+ -][0-9]{1,3}|[0-9]{1,3}[ x]|[0-9]{4,30}", huge in "[1-9][0-9]{20,29}") {
-        prop_assert_eq!(parsed(format!("rqc:{menu}:{n}")), "None");
+        prop_assert_eq!(parsed(format!("rqc:r{menu}:{n}")), "None");
         // Beyond usize: refused, not wrapped.
         prop_assert_eq!(parsed(format!("w:{menu}:{huge}")), "None");
-        prop_assert_eq!(parsed(format!("rq:{menu}:{huge}:access")), "None");
+        prop_assert_eq!(parsed(format!("rq:r{menu}:{huge}:access")), "None");
     }
 
     #[test]

@@ -215,6 +215,17 @@ impl Config {
         if !(1..=64).contains(&self.dispatch_concurrency) {
             return Err("dispatch_concurrency must be between 1 and 64".into());
         }
+        // On PostgreSQL each dispatcher batch holds its gate's connection while it
+        // records outcomes on a second one: fewer connections than that starves the
+        // pool (API requests time out, unrecorded sends go again after their lease).
+        let needed = 2 * self.dispatch_concurrency as u32 + 2;
+        if self.max_db_connections < needed {
+            return Err(format!(
+                "max_db_connections ({}) must be at least 2 x dispatch_concurrency + 2 ({needed}): \
+                 each dispatcher batch uses two connections",
+                self.max_db_connections
+            ));
+        }
         if !(5..=3600).contains(&self.dispatch_lease_seconds) {
             return Err("dispatch_lease_seconds must be between 5 and 3600".into());
         }
@@ -366,6 +377,24 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn the_pool_has_room_for_every_dispatcher_batch() {
+        let starved = Config {
+            dispatch_concurrency: 8,
+            max_db_connections: 16,
+            ..Config::default()
+        };
+        let err = starved.validate().unwrap_err();
+        assert!(err.contains("max_db_connections"), "{err}");
+        let enough = Config {
+            dispatch_concurrency: 8,
+            max_db_connections: 18,
+            ..Config::default()
+        };
+        assert_eq!(enough.validate(), Ok(()));
+        assert_eq!(Config::default().validate(), Ok(()));
     }
 
     #[test]
