@@ -10,6 +10,9 @@
 # SCHEMATHESIS_SEED, SCHEMATHESIS_REPORT_DIR (keep the JUnit/NDJSON reports there),
 # SCHEMATHESIS_CHECKS (e.g. `all` to explore), SCHEMATHESIS_EXTRA_ARGS (more flags).
 set -euo pipefail
+
+# One field of the JSON object on stdin (python3 is on every machine; jq may not be).
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 cd "$(dirname "$0")/../.."
 root="$PWD"
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -100,14 +103,17 @@ run_backend() {
   for slug in alpha beta; do
     local key id secret
     key="$("$bin" apikey create --tenant "$slug" --role admin --json)"
-    id="$(jq -r .client_id <<<"$key")"
-    secret="$(jq -r .client_secret <<<"$key")"
-    tokens+=("$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "$base/v1/auth/token" | jq -r .access_token)")
+    id="$(json_field client_id <<<"$key")"
+    secret="$(json_field client_secret <<<"$key")"
+    tokens+=("$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "$base/v1/auth/token" | json_field access_token)")
   done
   # Web Fuzzing Commons auth: two users whose objects must stay apart.
-  jq -n --arg a "Bearer ${tokens[0]}" --arg b "Bearer ${tokens[1]}" '{auth: [
-      {name: "alpha", fixedHeaders: [{name: "Authorization", value: $a}]},
-      {name: "beta", fixedHeaders: [{name: "Authorization", value: $b}]}]}' >"$auth"
+  python3 - "Bearer ${tokens[0]}" "Bearer ${tokens[1]}" >"$auth" <<'PY'
+import json, sys
+print(json.dumps({"auth": [
+    {"name": name, "fixedHeaders": [{"name": "Authorization", "value": value}]}
+    for name, value in (("alpha", sys.argv[1]), ("beta", sys.argv[2]))]}))
+PY
   cat >"$work/schemathesis.toml" <<TOML
 [auth.wfc]
 path = "$auth"

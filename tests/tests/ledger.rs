@@ -82,10 +82,27 @@ async fn ledger_of_six(app: &TestApp, t: &TenantHandle) -> [String; 3] {
     [a, b, c]
 }
 
+/// Runs `sql` as the database's owner would: on PostgreSQL as the superuser, since
+/// the application's role sees no tenant's rows outside a tenant's transaction.
 fn raw(store: &Store, sql: &str) {
     let mut conn = store.connection().unwrap();
     match &mut *conn {
-        DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c).unwrap(),
+        DbConnection::Postgres(c) => {
+            #[derive(diesel::QueryableByName)]
+            struct Name {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                name: String,
+            }
+            let db: Name = diesel::sql_query("SELECT current_database()::text AS name")
+                .get_result(c)
+                .unwrap();
+            let admin_url = std::env::var(assent_tests::POSTGRES_ENV).unwrap();
+            let mut admin = <diesel::PgConnection as diesel::Connection>::establish(
+                &assent_tests::with_database(&admin_url, &db.name),
+            )
+            .unwrap();
+            diesel::sql_query(sql).execute(&mut admin).unwrap()
+        }
         DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c).unwrap(),
     };
 }
