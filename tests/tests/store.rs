@@ -26,7 +26,12 @@ const REGISTRY_TABLES: &[&str] = &[
     "telegram_updates",
 ];
 /// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
-const GROUP_TABLES: &[&str] = &["group_purposes", "group_identities", "group_consent_states"];
+const GROUP_TABLES: &[&str] = &[
+    "group_purposes",
+    "group_identities",
+    "group_consent_states",
+    "group_purpose_codes",
+];
 
 fn new_tenant(slug: &str) -> NewTenant {
     NewTenant {
