@@ -223,8 +223,8 @@ fn email_of(n: usize) -> String {
     format!("person{n}@chaos.test")
 }
 
-/// Tenant, key, purpose and `PEOPLE` subjects who agreed to the newsletter.
-async fn campaign_audience(node: &mut Node) -> (Api, Vec<String>) {
+/// A tenant and an admin key made with the CLI, then the server started and logged in.
+async fn tenant_api(node: &mut Node) -> Api {
     node.cli(&[
         "tenant",
         "create",
@@ -238,12 +238,17 @@ async fn campaign_audience(node: &mut Node) -> (Api, Vec<String>) {
         "apikey", "create", "--tenant", "chaos", "--role", "admin", "--json",
     ]);
     node.start().await;
-    let api = Api::login(
+    Api::login(
         &node.base(),
         key["client_id"].as_str().unwrap(),
         key["client_secret"].as_str().unwrap(),
     )
-    .await;
+    .await
+}
+
+/// Tenant, key, purpose and `PEOPLE` subjects who agreed to the newsletter.
+async fn campaign_audience(node: &mut Node) -> (Api, Vec<String>) {
+    let api = tenant_api(node).await;
     api.expect(
         reqwest::Method::POST,
         "/v1/purposes",
@@ -579,25 +584,7 @@ async fn run_killed_import(db: TestDb) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let sink = SmtpSink::start();
     let mut node = Node::new(&db.url, &sink.url());
-    node.cli(&[
-        "tenant",
-        "create",
-        "--slug",
-        "chaos",
-        "--name",
-        "Chaos LLC",
-        "--json",
-    ]);
-    let key = node.cli(&[
-        "apikey", "create", "--tenant", "chaos", "--role", "admin", "--json",
-    ]);
-    node.start().await;
-    let api = Api::login(
-        &node.base(),
-        key["client_id"].as_str().unwrap(),
-        key["client_secret"].as_str().unwrap(),
-    )
-    .await;
+    let api = tenant_api(&mut node).await;
     const LINES: usize = 10_000;
     let body: String = (0..LINES)
         .map(|n| {
