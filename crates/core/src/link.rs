@@ -274,53 +274,6 @@ impl LinkKeys {
             .map_err(|_| LinkError::BadSignature)?;
         Ok(signed[2..].to_vec())
     }
-
-    /// The kind byte of rights-request tickets (the code form of `/r/{tenant_slug}`).
-    const RIGHTS_TICKET_KIND: u8 = 5;
-
-    /// A ticket for the code form of the public rights-request page: the tenant, what
-    /// the code is for (a request, or for an address nobody has on file the decoy kept
-    /// in its place, so both look alike) and when the ticket was first issued (unix
-    /// seconds). Ids and a time only, never the address; what a code entered with it
-    /// has come to (wrong codes, expiry) is kept in the database.
-    ///
-    /// Layout after version and kid: `[5][tenant: 16][request: 16][issued_at: 8]`.
-    pub fn issue_rights_ticket(
-        &self,
-        tenant_id: &str,
-        request_id: &str,
-        issued_at: i64,
-    ) -> Result<String, InvalidValue> {
-        let tenant = uuid_bytes("tenant id", tenant_id)?;
-        let request = uuid_bytes("request id", request_id)?;
-        let mut bytes = Vec::with_capacity(MIN_TOKEN_BYTES + 8);
-        bytes.extend_from_slice(&[VERSION, self.active_kid, Self::RIGHTS_TICKET_KIND]);
-        bytes.extend_from_slice(&tenant);
-        bytes.extend_from_slice(&request);
-        bytes.extend_from_slice(&issued_at.to_be_bytes());
-        let key = &self.keys[&self.active_kid];
-        let tag = mac(key, &bytes).finalize().into_bytes();
-        bytes.extend_from_slice(&tag[..MAC_LEN]);
-        Ok(b64url(&bytes))
-    }
-
-    /// `(tenant id, request id, issued_at)` of a rights ticket this installation
-    /// issued; no other kind of token is accepted as one.
-    pub fn verify_rights_ticket(&self, token: &str) -> Result<(String, String, i64), LinkError> {
-        let signed = self.authentic(token)?;
-        let (&kind, rest) = signed.split_first().ok_or(LinkError::Malformed)?;
-        if kind != Self::RIGHTS_TICKET_KIND {
-            return Err(LinkError::Malformed);
-        }
-        let (tenant, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
-        let (request, rest) = rest.split_at_checked(ID_LEN).ok_or(LinkError::Malformed)?;
-        let issued_at: [u8; 8] = rest.try_into().map_err(|_| LinkError::Malformed)?;
-        Ok((
-            uuid_text(tenant).ok_or(LinkError::Malformed)?,
-            uuid_text(request).ok_or(LinkError::Malformed)?,
-            i64::from_be_bytes(issued_at),
-        ))
-    }
 }
 
 impl fmt::Debug for LinkKeys {

@@ -1,5 +1,5 @@
 //! Property tests of the verifiers that face the internet: link tokens (`/u`, `/p`,
-//! `/s`, `/x`, rights tickets) and access tokens. Whatever arrives, they answer with an
+//! `/s`, `/x`) and access tokens. Whatever arrives, they answer with an
 //! error, never a panic, and accept only what this installation signed.
 //! `PROPTEST_CASES` overrides the number of cases (256 by default).
 
@@ -59,12 +59,11 @@ fn token_text() -> impl Strategy<Value = String> {
 }
 
 /// Every way a link token is read: each answers `Ok` or an error.
-fn verify_all(keys: &LinkKeys, token: &str) -> [bool; 4] {
+fn verify_all(keys: &LinkKeys, token: &str) -> [bool; 3] {
     [
         keys.verify(token).is_ok(),
         keys.verify_survey(token).is_ok(),
         keys.verify_export(token).is_ok(),
-        keys.verify_rights_ticket(token).is_ok(),
     ]
 }
 
@@ -139,7 +138,7 @@ proptest! {
     #[test]
     fn link_verifiers_refuse_arbitrary_text(token in token_text()) {
         // Not signed by us: a 16-byte MAC is not guessed by chance.
-        prop_assert_eq!(verify_all(&link_keys(), &token), [false; 4]);
+        prop_assert_eq!(verify_all(&link_keys(), &token), [false; 3]);
     }
 
     #[test]
@@ -147,7 +146,7 @@ proptest! {
         let keys = link_keys();
         let token = keys.issue(&claims).unwrap();
         prop_assert_eq!(keys.verify(&token), Ok(claims));
-        prop_assert_eq!(verify_all(&keys, &token), [true, false, false, false]);
+        prop_assert_eq!(verify_all(&keys, &token), [true, false, false]);
         // Signed with kid 2: an installation that no longer accepts it refuses it.
         let rotated = LinkKeys::new(&MasterKey::from_bytes([7; 32]), 3, &[1]);
         prop_assert!(rotated.verify(&token).is_err());
@@ -165,7 +164,7 @@ proptest! {
         let same_bytes = changed == token || (i == token.len() - 1
             && base64_bytes(&changed) == base64_bytes(&token));
         if !same_bytes {
-            prop_assert_eq!(verify_all(&keys, &changed), [false; 4]);
+            prop_assert_eq!(verify_all(&keys, &changed), [false; 3]);
         }
     }
 
@@ -174,17 +173,17 @@ proptest! {
         let keys = link_keys();
         let token = keys.issue(&claims).unwrap();
         let cut = &token[..cut.index(token.len())];
-        prop_assert_eq!(verify_all(&keys, cut), [false; 4]);
-        prop_assert_eq!(verify_all(&keys, &format!("{token}{tail}")), [false; 4]);
+        prop_assert_eq!(verify_all(&keys, cut), [false; 3]);
+        prop_assert_eq!(verify_all(&keys, &format!("{token}{tail}")), [false; 3]);
     }
 
     #[test]
-    fn survey_export_and_ticket_links_round_trip(tenant in id(), other in id(), score in proptest::option::of(0u8..=10), secs in -8_000_000_000i64..253_402_300_799, issued in any::<i64>()) {
+    fn survey_and_export_links_round_trip(tenant in id(), other in id(), score in proptest::option::of(0u8..=10), secs in -8_000_000_000i64..253_402_300_799) {
         let keys = link_keys();
         let survey = SurveyClaims { tenant_id: tenant.clone(), invitation_id: other.clone(), score };
         let token = keys.issue_survey(&survey).unwrap();
         prop_assert_eq!(keys.verify_survey(&token), Ok(survey));
-        prop_assert_eq!(verify_all(&keys, &token), [false, true, false, false]);
+        prop_assert_eq!(verify_all(&keys, &token), [false, true, false]);
 
         let export = ExportClaims {
             tenant_id: tenant.clone(),
@@ -193,12 +192,7 @@ proptest! {
         };
         let token = keys.issue_export(&export).unwrap();
         prop_assert_eq!(keys.verify_export(&token), Ok(export));
-        prop_assert_eq!(verify_all(&keys, &token), [false, false, true, false]);
-
-        if let Ok(ticket) = keys.issue_rights_ticket(&tenant, &other, issued) {
-            prop_assert!(keys.verify_rights_ticket(&ticket).is_ok());
-            prop_assert_eq!(verify_all(&keys, &ticket)[..3].to_vec(), vec![false; 3]);
-        }
+        prop_assert_eq!(verify_all(&keys, &token), [false, false, true]);
     }
 
     #[test]
