@@ -3,7 +3,8 @@
 //! A notice has a *kind* (`subscription_expiry`, `consent_receipt`, `message`, or a
 //! tenant's own kind such as `spring_newsletter`) and a locale (`ru` or `en`). Each
 //! kind renders from a [`TemplateSet`]: a one-line subject, a plain-text body (also
-//! used for Telegram) and an HTML body. Assent ships built-in sets; a tenant may
+//! used for Telegram) and an HTML body. Assent ships built-in sets (the files under
+//! `crates/notify/templates/<kind>/<locale>/`, embedded at build time); a tenant may
 //! override them and add kinds of its own, and every uploaded set goes through
 //! [`Templates::validate`].
 //!
@@ -860,429 +861,63 @@ fn footer(locale: &str) -> &'static Footer {
     }
 }
 
-static FOOTER_RU: Footer = Footer {
-    text: "\
-{% if unsubscribe_url or preferences_url or policy_url %}
-—
-{% if unsubscribe_url %}
-Вы получаете эти сообщения, потому что подписались на рассылку {{ tenant.name }}.
-Отписаться: {{ unsubscribe_url }}
-{% endif %}
-{% if preferences_url %}
-Настроить уведомления: {{ preferences_url }}
-{% endif %}
-{% if policy_url %}
-Политика обработки персональных данных: {{ policy_url }}
-{% endif %}
-{% endif %}",
-    html: "\
-{% if unsubscribe_url or preferences_url or policy_url %}
-<hr style=\"border:none;border-top:1px solid #d0d7de;margin:32px 0 16px\">
-<p style=\"margin:0;font-size:12px;line-height:1.6;color:#656d76\">
-{% if unsubscribe_url %}
-Вы получаете эти сообщения, потому что подписались на рассылку {{ tenant.name }}.<br>
-<a href=\"{{ unsubscribe_url }}\" style=\"color:#656d76\">Отписаться</a><br>
-{% endif %}
-{% if preferences_url %}
-<a href=\"{{ preferences_url }}\" style=\"color:#656d76\">Настроить уведомления</a><br>
-{% endif %}
-{% if policy_url %}
-<a href=\"{{ policy_url }}\" style=\"color:#656d76\">Политика обработки персональных данных</a>
-{% endif %}
-</p>
-{% endif %}",
-};
+/// The footer of one locale, from `templates/footer/<locale>/`.
+macro_rules! footer {
+    ($locale:literal) => {
+        Footer {
+            text: include_str!(concat!("../templates/footer/", $locale, "/footer.txt.j2")),
+            html: include_str!(concat!("../templates/footer/", $locale, "/footer.html.j2")),
+        }
+    };
+}
 
-static FOOTER_EN: Footer = Footer {
-    text: "\
-{% if unsubscribe_url or preferences_url or policy_url %}
-—
-{% if unsubscribe_url %}
-You receive these messages because you subscribed to updates from {{ tenant.name }}.
-Unsubscribe: {{ unsubscribe_url }}
-{% endif %}
-{% if preferences_url %}
-Notification settings: {{ preferences_url }}
-{% endif %}
-{% if policy_url %}
-Privacy policy: {{ policy_url }}
-{% endif %}
-{% endif %}",
-    html: "\
-{% if unsubscribe_url or preferences_url or policy_url %}
-<hr style=\"border:none;border-top:1px solid #d0d7de;margin:32px 0 16px\">
-<p style=\"margin:0;font-size:12px;line-height:1.6;color:#656d76\">
-{% if unsubscribe_url %}
-You receive these messages because you subscribed to updates from {{ tenant.name }}.<br>
-<a href=\"{{ unsubscribe_url }}\" style=\"color:#656d76\">Unsubscribe</a><br>
-{% endif %}
-{% if preferences_url %}
-<a href=\"{{ preferences_url }}\" style=\"color:#656d76\">Notification settings</a><br>
-{% endif %}
-{% if policy_url %}
-<a href=\"{{ policy_url }}\" style=\"color:#656d76\">Privacy policy</a>
-{% endif %}
-</p>
-{% endif %}",
-};
+static FOOTER_RU: Footer = footer!("ru");
+static FOOTER_EN: Footer = footer!("en");
+
+/// A built-in set, from `templates/<kind>/<locale>/` (embedded in the binary).
+macro_rules! builtin {
+    ($kind:literal, $locale:literal) => {
+        Builtin {
+            kind: $kind,
+            locale: $locale,
+            subject: include_str!(concat!(
+                "../templates/",
+                $kind,
+                "/",
+                $locale,
+                "/subject.txt.j2"
+            )),
+            text: include_str!(concat!(
+                "../templates/",
+                $kind,
+                "/",
+                $locale,
+                "/body.txt.j2"
+            )),
+            html: include_str!(concat!(
+                "../templates/",
+                $kind,
+                "/",
+                $locale,
+                "/body.html.j2"
+            )),
+        }
+    };
+}
 
 static BUILTINS: &[Builtin] = &[
-    Builtin {
-        kind: "subscription_expiry",
-        locale: "ru",
-        subject: "\
-{% if days_left > 0 %}Ваша подписка «{{ subscription.name }}» заканчивается через {{ days_left }} \
-{{ days_left | plural('день', 'дня', 'дней') }}\
-{% elif days_left == 0 %}Ваша подписка «{{ subscription.name }}» заканчивается сегодня\
-{% else %}Ваша подписка «{{ subscription.name }}» закончилась{% endif %}",
-        text: "\
-Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{% if days_left > 0 %}
-Ваша подписка «{{ subscription.name }}» заканчивается через {{ days_left }} {{ days_left | plural('день', 'дня', 'дней') }}.
-{% elif days_left == 0 %}
-Ваша подписка «{{ subscription.name }}» заканчивается сегодня.
-{% else %}
-Ваша подписка «{{ subscription.name }}» закончилась.
-{% endif %}
-Дата окончания: {{ subscription.expires_on }}
-{% if subscription.renew_url %}
-
-Продлить подписку: {{ subscription.renew_url }}
-{% endif %}
-
-С уважением,
-{{ tenant.name }}",
-        html: concat!(
-            "\
-<p>Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p>
-{% if days_left > 0 %}
-Ваша подписка «{{ subscription.name }}» заканчивается через <strong>{{ days_left }} {{ days_left | plural('день', 'дня', 'дней') }}</strong>.
-{% elif days_left == 0 %}
-Ваша подписка «{{ subscription.name }}» заканчивается <strong>сегодня</strong>.
-{% else %}
-Ваша подписка «{{ subscription.name }}» закончилась.
-{% endif %}
-<br>Дата окончания: {{ subscription.expires_on }}
-</p>
-{% if subscription.renew_url %}
-<p><a href=\"{{ subscription.renew_url }}\" style=\"",
-            "display:inline-block;padding:10px 20px;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:6px",
-            "\">Продлить подписку</a></p>
-{% endif %}
-<p>С уважением,<br>{{ tenant.name }}</p>"
-        ),
-    },
-    Builtin {
-        kind: "subscription_expiry",
-        locale: "en",
-        subject: "\
-{% if days_left > 0 %}Your subscription “{{ subscription.name }}” ends in {{ days_left }} \
-{{ days_left | plural('day', 'days') }}\
-{% elif days_left == 0 %}Your subscription “{{ subscription.name }}” ends today\
-{% else %}Your subscription “{{ subscription.name }}” has ended{% endif %}",
-        text: "\
-Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{% if days_left > 0 %}
-Your subscription “{{ subscription.name }}” ends in {{ days_left }} {{ days_left | plural('day', 'days') }}.
-{% elif days_left == 0 %}
-Your subscription “{{ subscription.name }}” ends today.
-{% else %}
-Your subscription “{{ subscription.name }}” has ended.
-{% endif %}
-End date: {{ subscription.expires_on }}
-{% if subscription.renew_url %}
-
-Renew your subscription: {{ subscription.renew_url }}
-{% endif %}
-
-Kind regards,
-{{ tenant.name }}",
-        html: concat!(
-            "\
-<p>Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p>
-{% if days_left > 0 %}
-Your subscription “{{ subscription.name }}” ends in <strong>{{ days_left }} {{ days_left | plural('day', 'days') }}</strong>.
-{% elif days_left == 0 %}
-Your subscription “{{ subscription.name }}” ends <strong>today</strong>.
-{% else %}
-Your subscription “{{ subscription.name }}” has ended.
-{% endif %}
-<br>End date: {{ subscription.expires_on }}
-</p>
-{% if subscription.renew_url %}
-<p><a href=\"{{ subscription.renew_url }}\" style=\"",
-            "display:inline-block;padding:10px 20px;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:6px",
-            "\">Renew subscription</a></p>
-{% endif %}
-<p>Kind regards,<br>{{ tenant.name }}</p>"
-        ),
-    },
-    Builtin {
-        kind: "consent_receipt",
-        locale: "ru",
-        subject: "{{ receipt.action | consent_action }} на «{{ receipt.purpose_name }}»",
-        text: "\
-Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{{ receipt.action | consent_action }} на «{{ receipt.purpose_name }}».
-
-Дата и время: {{ receipt.occurred_at | datetime }}
-Номер квитанции: {{ receipt.id }}
-
-Сохраните это сообщение: оно подтверждает ваше решение.
-{% if preferences_url %}
-Изменить решение можно в любой момент: {{ preferences_url }}
-{% endif %}
-
-С уважением,
-{{ tenant.name }}",
-        html: "\
-<p>Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p>{{ receipt.action | consent_action }} на «{{ receipt.purpose_name }}».</p>
-<table role=\"presentation\" style=\"border-collapse:collapse\">
-<tr><td style=\"padding:2px 12px 2px 0;color:#656d76\">Дата и время</td><td>{{ receipt.occurred_at | datetime }}</td></tr>
-<tr><td style=\"padding:2px 12px 2px 0;color:#656d76\">Номер квитанции</td><td>{{ receipt.id }}</td></tr>
-</table>
-<p>Сохраните это сообщение: оно подтверждает ваше решение.
-{% if preferences_url %}
-Изменить решение можно в любой момент на <a href=\"{{ preferences_url }}\">странице настроек</a>.
-{% endif %}
-</p>
-<p>С уважением,<br>{{ tenant.name }}</p>",
-    },
-    Builtin {
-        kind: "consent_receipt",
-        locale: "en",
-        subject: "{{ receipt.action | consent_action }} for “{{ receipt.purpose_name }}”",
-        text: "\
-Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{{ receipt.action | consent_action }} for “{{ receipt.purpose_name }}”.
-
-Date and time: {{ receipt.occurred_at | datetime }}
-Receipt number: {{ receipt.id }}
-
-Keep this message: it confirms your decision.
-{% if preferences_url %}
-You can change your decision at any time: {{ preferences_url }}
-{% endif %}
-
-Kind regards,
-{{ tenant.name }}",
-        html: "\
-<p>Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p>{{ receipt.action | consent_action }} for “{{ receipt.purpose_name }}”.</p>
-<table role=\"presentation\" style=\"border-collapse:collapse\">
-<tr><td style=\"padding:2px 12px 2px 0;color:#656d76\">Date and time</td><td>{{ receipt.occurred_at | datetime }}</td></tr>
-<tr><td style=\"padding:2px 12px 2px 0;color:#656d76\">Receipt number</td><td>{{ receipt.id }}</td></tr>
-</table>
-<p>Keep this message: it confirms your decision.
-{% if preferences_url %}
-You can change your decision at any time on the <a href=\"{{ preferences_url }}\">settings page</a>.
-{% endif %}
-</p>
-<p>Kind regards,<br>{{ tenant.name }}</p>",
-    },
-    Builtin {
-        kind: "message",
-        locale: "ru",
-        subject: "{{ data.subject }}",
-        text: "{{ data.body }}",
-        html: "<div>{{ data.body | nl2br }}</div>",
-    },
-    Builtin {
-        kind: "message",
-        locale: "en",
-        subject: "{{ data.subject }}",
-        text: "{{ data.body }}",
-        html: "<div>{{ data.body | nl2br }}</div>",
-    },
-    Builtin {
-        kind: "survey_invitation",
-        locale: "ru",
-        subject: "{{ survey.question }}",
-        text: "\
-Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{{ survey.question }}
-{% if survey.kind == 'nps' %}
-0 — точно не порекомендую, 10 — обязательно порекомендую.
-{% else %}
-1 — совсем не доволен, 5 — очень доволен.
-{% endif %}
-{% if channel != 'telegram' %}
-
-Выберите оценку, перейдя по ссылке:
-{% for s in survey.scores %}
-{{ s.score }}: {{ s.url }}
-{% endfor %}
-{% endif %}
-{% if survey.follow_up %}
-
-После оценки вы сможете добавить комментарий: {{ survey.follow_up }}
-{% endif %}
-
-Спасибо, что помогаете нам стать лучше,
-{{ tenant.name }}",
-        html: concat!(
-            "\
-<p>Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p style=\"font-size:1.1em\"><strong>{{ survey.question }}</strong></p>
-<p style=\"color:#656d76\">{% if survey.kind == 'nps' %}0 — точно не порекомендую, 10 — обязательно порекомендую.{% else %}1 — совсем не доволен, 5 — очень доволен.{% endif %}</p>
-<p>{% for s in survey.scores %}<a href=\"{{ s.url }}\" style=\"",
-            "display:inline-block;min-width:2.2em;padding:8px 0;margin:0 4px 4px 0;text-align:center;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:4px;font-weight:600",
-            "\">{{ s.score }}</a>{% endfor %}</p>
-{% if survey.follow_up %}
-<p>После оценки вы сможете добавить комментарий: {{ survey.follow_up }}</p>
-{% endif %}
-<p>Спасибо, что помогаете нам стать лучше,<br>{{ tenant.name }}</p>"
-        ),
-    },
-    Builtin {
-        kind: "survey_invitation",
-        locale: "en",
-        subject: "{{ survey.question }}",
-        text: "\
-Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-{{ survey.question }}
-{% if survey.kind == 'nps' %}
-0 means not at all likely, 10 means extremely likely.
-{% else %}
-1 means very dissatisfied, 5 means very satisfied.
-{% endif %}
-{% if channel != 'telegram' %}
-
-Choose your score by following its link:
-{% for s in survey.scores %}
-{{ s.score }}: {{ s.url }}
-{% endfor %}
-{% endif %}
-{% if survey.follow_up %}
-
-After scoring you can add a comment: {{ survey.follow_up }}
-{% endif %}
-
-Thank you for helping us improve,
-{{ tenant.name }}",
-        html: concat!(
-            "\
-<p>Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!</p>
-<p style=\"font-size:1.1em\"><strong>{{ survey.question }}</strong></p>
-<p style=\"color:#656d76\">{% if survey.kind == 'nps' %}0 means not at all likely, 10 means extremely likely.{% else %}1 means very dissatisfied, 5 means very satisfied.{% endif %}</p>
-<p>{% for s in survey.scores %}<a href=\"{{ s.url }}\" style=\"",
-            "display:inline-block;min-width:2.2em;padding:8px 0;margin:0 4px 4px 0;text-align:center;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:4px;font-weight:600",
-            "\">{{ s.score }}</a>{% endfor %}</p>
-{% if survey.follow_up %}
-<p>After scoring you can add a comment: {{ survey.follow_up }}</p>
-{% endif %}
-<p>Thank you for helping us improve,<br>{{ tenant.name }}</p>"
-        ),
-    },
-    Builtin {
-        kind: "rights_request_code",
-        locale: "ru",
-        subject: "Код подтверждения: {{ data.code }}",
-        text: "{% set types = {\"access\": \"доступ к персональным данным\", \"portability\": \"выгрузка персональных данных\", \"rectification\": \"уточнение персональных данных\", \"restriction\": \"ограничение обработки\", \"objection\": \"возражение против обработки\", \"anonymisation\": \"обезличивание персональных данных\", \"erasure\": \"уничтожение персональных данных\", \"withdraw_all\": \"отзыв всех согласий\"} %}\
-Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-Мы получили ваш запрос: {{ types[data.request.type] }}. Чтобы мы могли его выполнить, подтвердите, что он от вас: сообщите этот код сотруднику {{ tenant.name }} или введите его там, где подавали запрос.
-
-Код: {{ data.code }}
-Код действует до {{ data.expires_at | datetime(data.request.timezone) }}.
-
-Если вы не подавали запрос, просто проигнорируйте это сообщение.
-
-С уважением,
-{{ tenant.name }}",
-        html: "",
-    },
-    Builtin {
-        kind: "rights_request_code",
-        locale: "en",
-        subject: "Your confirmation code: {{ data.code }}",
-        text: "{% set types = {\"access\": \"access to your personal data\", \"portability\": \"a copy of your personal data\", \"rectification\": \"correction of your personal data\", \"restriction\": \"restriction of processing\", \"objection\": \"objection to processing\", \"anonymisation\": \"anonymisation of your personal data\", \"erasure\": \"erasure of your personal data\", \"withdraw_all\": \"withdrawal of all consents\"} %}\
-Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-We have received your request: {{ types[data.request.type] }}. To let us act on it, confirm that it is yours: give this code to {{ tenant.name }} staff or enter it where you made the request.
-
-Code: {{ data.code }}
-The code works until {{ data.expires_at | datetime(data.request.timezone) }}.
-
-If you did not make this request, ignore this message.
-
-Kind regards,
-{{ tenant.name }}",
-        html: "",
-    },
-    Builtin {
-        kind: "rights_request_update",
-        locale: "ru",
-        subject: "{% set steps = {\"request_verification\": \"ожидает подтверждения личности\", \"verify\": \"личность подтверждена, запрос принят в работу\", \"start\": \"запрос обрабатывается\", \"extend\": \"срок ответа продлён\", \"complete\": \"запрос выполнен\", \"reject\": \"в выполнении запроса отказано\"} %}Ваш запрос: {{ steps[data.step] }}",
-        text: "{% set types = {\"access\": \"доступ к персональным данным\", \"portability\": \"выгрузка персональных данных\", \"rectification\": \"уточнение персональных данных\", \"restriction\": \"ограничение обработки\", \"objection\": \"возражение против обработки\", \"anonymisation\": \"обезличивание персональных данных\", \"erasure\": \"уничтожение персональных данных\", \"withdraw_all\": \"отзыв всех согласий\"} %}{% set steps = {\"request_verification\": \"ожидает подтверждения личности\", \"verify\": \"личность подтверждена, запрос принят в работу\", \"start\": \"запрос обрабатывается\", \"extend\": \"срок ответа продлён\", \"complete\": \"запрос выполнен\", \"reject\": \"в выполнении запроса отказано\"} %}\
-Здравствуйте{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-Ваш запрос ({{ types[data.request.type] }}) от {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
-{% if data.step == 'complete' and data.done is defined and data.done %}{% if data.done.withdrawn %}
-Отозваны согласия: {{ data.done.withdrawn | join(\", \") }}.{% endif %}{% if data.done.objected %}
-Учтены возражения: {{ data.done.objected | join(\", \") }}.{% endif %}{% if data.done.restricted %}
-Обработка ваших данных ограничена: мы пишем вам только по этому запросу.{% endif %}{% if data.done.rectified %}
-Исправлено: {{ data.done.rectified | join(\", \") }}.{% endif %}{% if data.done.destruction_act %}
-Ваши персональные данные будут уничтожены сразу после отправки этого письма (акт об уничтожении № {{ data.done.destruction_act }}). Это последнее сообщение от нас.{% endif %}
-{% if data.note is defined and data.note %}
-Комментарий: {{ data.note }}
-{% endif %}{% elif data.reason %}
-Причина: {{ data.reason }}
-{% endif %}{% if data.link is defined and data.link %}
-Скачать ваши данные (ссылка действует 7 дней): {{ data.link }}
-{% endif %}
-{% if data.step == 'reject' %}
-Если вы не согласны с решением, вы можете обжаловать его в уполномоченном органе по защите прав субъектов персональных данных (Роскомнадзор) или в суде.
-{% elif data.step != 'complete' %}
-Срок ответа: {{ data.request.due_at | date(data.request.timezone) }}
-{% endif %}
-Номер запроса: {{ data.request.id }}
-
-С уважением,
-{{ tenant.name }}",
-        html: "",
-    },
-    Builtin {
-        kind: "rights_request_update",
-        locale: "en",
-        subject: "{% set steps = {\"request_verification\": \"waiting for your identity to be confirmed\", \"verify\": \"your identity is confirmed and the request accepted\", \"start\": \"the request is being handled\", \"extend\": \"the deadline has been extended\", \"complete\": \"the request is done\", \"reject\": \"the request has been refused\"} %}Your request: {{ steps[data.step] }}",
-        text: "{% set types = {\"access\": \"access to your personal data\", \"portability\": \"a copy of your personal data\", \"rectification\": \"correction of your personal data\", \"restriction\": \"restriction of processing\", \"objection\": \"objection to processing\", \"anonymisation\": \"anonymisation of your personal data\", \"erasure\": \"erasure of your personal data\", \"withdraw_all\": \"withdrawal of all consents\"} %}{% set steps = {\"request_verification\": \"waiting for your identity to be confirmed\", \"verify\": \"your identity is confirmed and the request accepted\", \"start\": \"the request is being handled\", \"extend\": \"the deadline has been extended\", \"complete\": \"the request is done\", \"reject\": \"the request has been refused\"} %}\
-Hello{% if recipient.name %}, {{ recipient.name }}{% endif %}!
-
-Your request ({{ types[data.request.type] }}) of {{ data.request.received_at | date(data.request.timezone) }}: {{ steps[data.step] }}.
-{% if data.step == 'complete' and data.done is defined and data.done %}{% if data.done.withdrawn %}
-Consents withdrawn: {{ data.done.withdrawn | join(\", \") }}.{% endif %}{% if data.done.objected %}
-Objections recorded: {{ data.done.objected | join(\", \") }}.{% endif %}{% if data.done.restricted %}
-Processing of your data is restricted: we write to you only about this request.{% endif %}{% if data.done.rectified %}
-Corrected: {{ data.done.rectified | join(\", \") }}.{% endif %}{% if data.done.destruction_act %}
-Your personal data will be destroyed as soon as this message is sent (destruction act {{ data.done.destruction_act }}). This is the last message from us.{% endif %}
-{% if data.note is defined and data.note %}
-Note: {{ data.note }}
-{% endif %}{% elif data.reason %}
-Reason: {{ data.reason }}
-{% endif %}{% if data.link is defined and data.link %}
-Download your data (the link works for 7 days): {{ data.link }}
-{% endif %}
-{% if data.step == 'reject' %}
-If you disagree, you may complain to the data protection supervisory authority or go to court.
-{% elif data.step != 'complete' %}
-We will answer by {{ data.request.due_at | date(data.request.timezone) }}.
-{% endif %}
-Request number: {{ data.request.id }}
-
-Kind regards,
-{{ tenant.name }}",
-        html: "",
-    },
+    builtin!("subscription_expiry", "ru"),
+    builtin!("subscription_expiry", "en"),
+    builtin!("consent_receipt", "ru"),
+    builtin!("consent_receipt", "en"),
+    builtin!("message", "ru"),
+    builtin!("message", "en"),
+    builtin!("survey_invitation", "ru"),
+    builtin!("survey_invitation", "en"),
+    builtin!("rights_request_code", "ru"),
+    builtin!("rights_request_code", "en"),
+    builtin!("rights_request_update", "ru"),
+    builtin!("rights_request_update", "en"),
 ];
 
 #[cfg(test)]
