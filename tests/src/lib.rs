@@ -9,6 +9,7 @@ pub mod browser;
 pub mod fake_telegram;
 pub mod mailcheck;
 pub mod notify;
+pub mod pg_cluster;
 pub mod smtp;
 pub mod unsubscribe;
 
@@ -64,20 +65,26 @@ impl TestDb {
             );
             return None;
         };
+        Some(Self::postgres_at(&admin_url))
+    }
+
+    /// A new database, as [`TestDb::postgres`] makes it, on the server `admin_url`
+    /// (a superuser URL) names: e.g. a test's own [`pg_cluster::PgCluster`].
+    pub fn postgres_at(admin_url: &str) -> Self {
         let name = format!("assent_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
         ensure_app_role(&mut admin);
         diesel::sql_query(format!("CREATE DATABASE {name} OWNER {APP_ROLE}"))
             .execute(&mut admin)
             .expect("create test database");
-        let url = as_role(&with_database(&admin_url, &name), APP_ROLE, APP_ROLE);
-        Some(Self {
+        let url = as_role(&with_database(admin_url, &name), APP_ROLE, APP_ROLE);
+        Self {
             url,
             backend: Backend::Postgres,
             _dir: None,
-            postgres: Some((admin_url, name)),
-        })
+            postgres: Some((admin_url.to_owned(), name)),
+        }
     }
 
     /// A superuser connection to this PostgreSQL test database, for what the
