@@ -806,8 +806,8 @@ async fn v1_events_keep_verifying_and_new_ones_are_v2() {
         let [a, ..] = ledger_of_six(&app, &t).await;
         rewrite_as_v1(&app.store, &t.id);
         assert_eq!(
-            audit(&app.store, &t.id, &[]).map(|r| r.events),
-            Ok(6),
+            audit(&app.store, &t.id, &[]).map(|r| (r.events, r.v1_events)),
+            Ok((6, 6)),
             "a ledger from before hash versions is intact on {}",
             app.backend()
         );

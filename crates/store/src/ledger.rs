@@ -8,8 +8,8 @@ use crate::schema::{
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
 use assent_core::ledger::{
-    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, HASH_CURRENT, ProjectedState,
-    ProjectionDiff, ReplayedEvent, event_hash,
+    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, HASH_CURRENT, HASH_V1,
+    ProjectedState, ProjectionDiff, ReplayedEvent, event_hash,
 };
 use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
@@ -566,6 +566,9 @@ pub struct AuditReport {
     pub states: usize,
     /// `group_consent_states` rows this tenant wrote last, compared with its ledger.
     pub group_states: usize,
+    /// Events hashed by the v1 rule (before hash versions): their receipt id and
+    /// import key are outside their hash.
+    pub v1_events: i64,
 }
 
 /// Verifies everything about a tenant's ledger and names the first problem: the
@@ -635,6 +638,9 @@ pub fn audit(
         for e in &batch {
             if let Err(b) = verifier.push(&e.fields(), &e.prev_hash, &e.hash) {
                 return Ok(Err(b));
+            }
+            if e.hash_version == HASH_V1 {
+                report.v1_events += 1;
             }
             let fail = |kind| ChainBreak {
                 seq: e.seq,
