@@ -5,7 +5,7 @@
 
 use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::crypto::MasterKey;
-use assent_core::ledger::{BreakKind, ChainBreak, GENESIS, event_hash};
+use assent_core::ledger::{BreakKind, ChainBreak, GENESIS, HASH_CURRENT, HASH_V1, event_hash};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::Role;
 use assent_store::ledger::{self, AuditInput, AuditReport};
@@ -599,5 +599,236 @@ async fn checkpoints_are_listed_signed_and_announced() {
         );
         let v = verification(&app, &t).await;
         assert!(v["detail"].as_str().unwrap().contains("not signed"), "{v}");
+    }
+}
+
+/// Two companies of one group with a shared consent purpose `offers` (owned by `a`).
+async fn group_of_two(app: &TestApp) -> (TenantHandle, TenantHandle) {
+    let group = app.create_group("Holding");
+    let a = app
+        .tenant_in_group("affiliate-a", Some(&group), Role::Admin)
+        .await;
+    let b = app
+        .tenant_in_group("affiliate-b", Some(&group), Role::Admin)
+        .await;
+    let purpose = json!({
+        "code": "offers", "name": {"ru": "Предложения", "en": "Offers"}, "legal_basis": "consent",
+        "channels": ["email"], "retention_days": 365, "scope": "group",
+    });
+    app.expect(
+        &a.token,
+        Method::POST,
+        "/v1/purposes",
+        Some(&purpose),
+        CREATED,
+    )
+    .await;
+    (a, b)
+}
+
+async fn person(app: &TestApp, t: &TenantHandle, email: &str) -> String {
+    app.expect(
+        &t.token,
+        Method::POST,
+        "/v1/subjects",
+        Some(&json!({ "email": email })),
+        CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn offers(app: &TestApp, t: &TenantHandle, s: &str, action: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&json!({"purpose": "offers", "action": action})),
+        CREATED,
+    )
+    .await;
+}
+
+fn assert_group_diff(err: &ChainBreak, subject: &str, stored: &str, ledger: &str) {
+    match &err.kind {
+        BreakKind::Projection(d) => assert!(
+            d.person_id.is_some()
+                && d.subject_id == subject
+                && d.purpose == "offers"
+                && d.stored.starts_with(stored)
+                && d.ledger.starts_with(ledger),
+            "{err}"
+        ),
+        _ => panic!("not a projection difference: {err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_group_consent_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (a, b) = group_of_two(&app).await;
+        // Ann acts only at A; Bob grants at A and withdraws at B (one person).
+        let ann = person(&app, &a, "ann@example.com").await;
+        offers(&app, &a, &ann, "grant").await;
+        offers(&app, &a, &ann, "withdraw").await;
+        let bob_a = person(&app, &a, "bob@example.com").await;
+        let bob_b = person(&app, &b, "bob@example.com").await;
+        offers(&app, &a, &bob_a, "grant").await;
+        offers(&app, &b, &bob_b, "withdraw").await;
+        let before_a = audit(&app.store, &a.id, &[]).unwrap();
+        let before_b = audit(&app.store, &b.id, &[]).unwrap();
+        assert_eq!(
+            (before_a.group_states, before_b.group_states),
+            (1, 1),
+            "each company vouches for the row it wrote last, on {}",
+            app.backend()
+        );
+        // Ann withdrew; the send gate reads group_consent_states, so a flip would send.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET status = 'granted' WHERE last_subject_id = '{ann}'"
+            ),
+        );
+        let err = audit(&app.store, &a.id, &[]).unwrap_err();
+        assert_group_diff(&err, &ann, "granted", "withdrawn");
+        assert_eq!(err.seq, 2, "Ann's withdrawal is named: {err}");
+        assert!(err.to_string().contains("group_consent_states"), "{err}");
+        assert!(audit(&app.store, &b.id, &[]).is_ok(), "not B's row");
+        let v = verification(&app, &a).await;
+        assert_eq!(v["intact"], false, "the API says so too: {v}");
+        // Bob's row was written last by B's withdrawal: B's verification catches it.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET status = 'granted' WHERE last_subject_id = '{bob_b}'"
+            ),
+        );
+        let err = audit(&app.store, &b.id, &[]).unwrap_err();
+        assert_group_diff(&err, &bob_b, "granted", "withdrawn");
+        // A deleted row is a state the ledger has and the table lacks.
+        raw(
+            &app.store,
+            &format!("DELETE FROM group_consent_states WHERE last_subject_id = '{ann}'"),
+        );
+        let err = audit(&app.store, &a.id, &[]).unwrap_err();
+        assert_group_diff(&err, &ann, "no state", "withdrawn");
+    }
+}
+
+/// Rewrites the whole ledger with the v1 rule, as it was stored before hash versions.
+fn rewrite_as_v1(store: &Store, tenant: &str) {
+    let events = store
+        .read(tenant, |c| ledger::page(c, tenant, 0, 100_000))
+        .unwrap();
+    let mut prev = GENESIS;
+    for e in &events {
+        let mut e = e.clone();
+        e.hash_version = HASH_V1;
+        let hash = event_hash(&prev, &e.fields());
+        raw(
+            store,
+            &format!(
+                "UPDATE consent_events SET hash_version = 1, prev_hash = {}, hash = {} WHERE tenant_id = '{tenant}' AND seq = {}",
+                bytes(store, &prev),
+                bytes(store, &hash),
+                e.seq
+            ),
+        );
+        prev = hash;
+    }
+    raw(
+        store,
+        &format!(
+            "UPDATE ledger_heads SET hash = {} WHERE tenant_id = '{tenant}'",
+            bytes(store, &prev)
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_receipt_or_import_key_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        ledger_of_six(&app, &t).await;
+        let events = app
+            .store
+            .read(&t.id, |c| ledger::page(c, &t.id, 0, 100))
+            .unwrap();
+        assert!(events.iter().all(|e| e.hash_version == HASH_CURRENT));
+        let (receipt, third) = (&events[2].receipt_id, &events[2].id);
+        // Another event's receipt now leads to #3 (receipt ids are unique).
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET receipt_id = 'moved' WHERE receipt_id = '{receipt}'"
+            ),
+        );
+        let err = audit(&app.store, &t.id, &[]).unwrap_err();
+        assert_eq!(
+            (err.seq, err.event_id.as_deref(), err.kind),
+            (3, Some(third.as_str()), BreakKind::Altered),
+            "on {}",
+            app.backend()
+        );
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET receipt_id = '{receipt}' WHERE receipt_id = 'moved'"
+            ),
+        );
+        assert!(audit(&app.store, &t.id, &[]).is_ok());
+        // An import key turns a live event into history and dedups a later import.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET import_key = 'line-7' WHERE tenant_id = '{}' AND seq = 5",
+                t.id
+            ),
+        );
+        let err = audit(&app.store, &t.id, &[]).unwrap_err();
+        assert_eq!(
+            (err.seq, err.event_id.as_deref(), err.kind),
+            (5, Some(events[4].id.as_str()), BreakKind::Altered)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_events_keep_verifying_and_new_ones_are_v2() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let [a, ..] = ledger_of_six(&app, &t).await;
+        rewrite_as_v1(&app.store, &t.id);
+        assert_eq!(
+            audit(&app.store, &t.id, &[]).map(|r| (r.events, r.v1_events)),
+            Ok((6, 6)),
+            "a ledger from before hash versions is intact on {}",
+            app.backend()
+        );
+        consent(&app, &t, &a, "withdraw", "203.0.113.7").await;
+        let kept = vec![checkpoint(&app.store, &t.id)];
+        let events = app
+            .store
+            .read(&t.id, |c| ledger::page(c, &t.id, 0, 100))
+            .unwrap();
+        assert_eq!(events[5].hash_version, HASH_V1);
+        assert_eq!(events[6].hash_version, HASH_CURRENT);
+        assert_eq!(audit(&app.store, &t.id, &kept).map(|r| r.events), Ok(7));
+        // Claiming the v1 rule for a v2 event (to leave its receipt outside) breaks it.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE consent_events SET hash_version = 1 WHERE tenant_id = '{}' AND seq = 7",
+                t.id
+            ),
+        );
+        let err = audit(&app.store, &t.id, &kept).unwrap_err();
+        assert_eq!((err.seq, err.kind), (7, BreakKind::Altered));
     }
 }

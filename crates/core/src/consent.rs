@@ -308,7 +308,8 @@ pub struct ProjectedEvent {
 /// A state's `since` never lies after the moment it was recorded (a grant dated
 /// ahead by clock skew is in force from its recording), so a withdrawal recorded
 /// later is never "older" than it. A live withdrawal always takes effect: if its
-/// date is older than the state it replaces, it takes effect when recorded.
+/// date is older than the state it replaces, it takes effect when recorded. An
+/// expiry (written by the sweeper from the state's own term) always applies.
 pub fn project(current: Option<&ConsentState>, event: &ProjectedEvent) -> Option<ConsentState> {
     let since = event.occurred_at.min(event.recorded_at);
     let (status, expires_at) = match event.action {
@@ -316,7 +317,7 @@ pub fn project(current: Option<&ConsentState>, event: &ProjectedEvent) -> Option
         Action::Withdraw => (ConsentStatus::Withdrawn, None),
         Action::Expire => (ConsentStatus::Expired, None),
     };
-    let newer = current.is_none_or(|c| since >= c.since);
+    let newer = event.action == Action::Expire || current.is_none_or(|c| since >= c.since);
     let since = match (newer, event.action, event.recording) {
         (true, ..) => since,
         (false, Action::Withdraw, Recording::Live) => event.recorded_at,

@@ -11,17 +11,35 @@
 //! made without rewriting the head. Signed checkpoints (`crate::checkpoint`) pin the
 //! chain at points a database writer cannot forge: given them, the verifier also
 //! catches truncation, a reset and a re-hashed rewrite up to the newest checkpoint.
+//!
+//! Hash versions: v1 left an event's receipt id and import key outside its hash, so
+//! they could be moved between events unnoticed; v2 covers every column of the event
+//! row but the hash itself (the payload through its digest). Events keep the version
+//! they were written with and verify by its rule; a v1 event after a v2 one is a
+//! rewrite.
 
+use crate::consent::{self, Action, ConsentState, ProjectedEvent, Recording};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub const GENESIS: [u8; 32] = [0; 32];
-const DOMAIN: &[u8] = b"assent-ledger-v1";
+const DOMAIN_V1: &[u8] = b"assent-ledger-v1";
+const DOMAIN_V2: &[u8] = b"assent-ledger-v2";
+
+/// Receipt id and import key outside the hash.
+pub const HASH_V1: i32 = 1;
+/// Every column but the hash.
+pub const HASH_V2: i32 = 2;
+/// The version new events are written with.
+pub const HASH_CURRENT: i32 = HASH_V2;
 
 /// The fields of an event that its hash covers.
 #[derive(Debug, Clone)]
 pub struct ChainFields<'a> {
+    /// Which rule hashes the event ([`HASH_V1`], [`HASH_V2`]).
+    pub hash_version: i32,
     pub tenant_id: &'a str,
     pub seq: i64,
     pub event_id: &'a str,
@@ -38,13 +56,20 @@ pub struct ChainFields<'a> {
     pub expires_at_micros: Option<i64>,
     /// SHA-256 of the encrypted evidence and actor details (empty when none).
     pub payload_digest: &'a [u8],
+    /// Covered from v2 on.
+    pub receipt_id: &'a str,
+    /// Covered from v2 on.
+    pub import_key: Option<&'a str>,
 }
 
 /// `hash = SHA-256(domain ‖ prev ‖ fields)`, every field length-prefixed so no two
-/// different events encode alike.
+/// different events encode alike. The domain names the hash version, and v2 adds the
+/// receipt id and import key; any version but 1 hashes by the v2 rule (the verifier
+/// refuses unknown versions before hashing).
 pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
+    let v1 = f.hash_version == HASH_V1;
     let mut h = Sha256::new();
-    h.update(DOMAIN);
+    h.update(if v1 { DOMAIN_V1 } else { DOMAIN_V2 });
     h.update(prev);
     let mut bytes = |b: &[u8]| {
         h.update((b.len() as u32).to_be_bytes());
@@ -60,18 +85,29 @@ pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
     bytes(f.action.as_bytes());
     bytes(f.method.as_bytes());
     bytes(f.actor_kind.as_bytes());
-    match f.policy_version {
-        Some(v) => bytes(&[&[1u8][..], v.as_bytes()].concat()),
-        None => bytes(&[0]),
-    }
+    bytes(&optional(f.policy_version.map(str::as_bytes)));
     bytes(&f.occurred_at_micros.to_be_bytes());
     bytes(&f.recorded_at_micros.to_be_bytes());
-    match f.expires_at_micros {
-        Some(v) => bytes(&[&[1u8][..], &v.to_be_bytes()[..]].concat()),
-        None => bytes(&[0]),
-    }
+    bytes(&optional(
+        f.expires_at_micros
+            .map(|v| v.to_be_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    ));
     bytes(f.payload_digest);
+    if !v1 {
+        bytes(f.receipt_id.as_bytes());
+        bytes(&optional(f.import_key.map(str::as_bytes)));
+    }
     h.finalize().into()
+}
+
+/// An optional field: a presence byte, then the value.
+fn optional(v: Option<&[u8]>) -> Vec<u8> {
+    match v {
+        Some(v) => [&[1u8][..], v].concat(),
+        None => vec![0],
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +140,8 @@ pub enum BreakKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionDiff {
     pub subject_id: String,
+    /// The person, for a group purpose (`group_consent_states`).
+    pub person_id: Option<String>,
     pub purpose: String,
     /// What `consent_states` holds.
     pub stored: String,
@@ -170,11 +208,18 @@ impl fmt::Display for ChainBreak {
                 "the sealed payload of event #{} ({id}) belongs to another event",
                 self.seq
             ),
-            BreakKind::Projection(d) => write!(
-                f,
-                "consent_states for subject {}, purpose '{}' reads {} but the ledger says {}",
-                d.subject_id, d.purpose, d.stored, d.ledger
-            ),
+            BreakKind::Projection(d) => match &d.person_id {
+                None => write!(
+                    f,
+                    "consent_states for subject {}, purpose '{}' reads {} but the ledger says {}",
+                    d.subject_id, d.purpose, d.stored, d.ledger
+                ),
+                Some(person) => write!(
+                    f,
+                    "group_consent_states for person {person} (subject {}), group purpose '{}' reads {} but the ledger says {}",
+                    d.subject_id, d.purpose, d.stored, d.ledger
+                ),
+            },
         }
     }
 }
@@ -184,6 +229,8 @@ impl fmt::Display for ChainBreak {
 pub struct ChainVerifier {
     next_seq: i64,
     prev: [u8; 32],
+    /// The hash version of the last event: versions never go back.
+    version: i32,
     /// Head hashes that signed checkpoints vouch for, by event number.
     pins: BTreeMap<i64, [u8; 32]>,
 }
@@ -199,6 +246,7 @@ impl ChainVerifier {
         Self {
             next_seq: 1,
             prev: GENESIS,
+            version: HASH_V1,
             pins: BTreeMap::new(),
         }
     }
@@ -209,6 +257,7 @@ impl ChainVerifier {
         Self {
             next_seq: seq + 1,
             prev: head,
+            version: HASH_V1,
             pins: BTreeMap::new(),
         }
     }
@@ -250,6 +299,11 @@ impl ChainVerifier {
         if stored_prev != self.prev {
             return Err(fail(BreakKind::BrokenLink));
         }
+        // An unknown version, or a v1 event after a v2 one: the version was edited to
+        // reach a rule that leaves columns out.
+        if !(self.version..=HASH_CURRENT).contains(&fields.hash_version) {
+            return Err(fail(BreakKind::Altered));
+        }
         let computed = event_hash(&self.prev, fields);
         if stored_hash != computed {
             return Err(fail(BreakKind::Altered));
@@ -258,6 +312,7 @@ impl ChainVerifier {
             return Err(fail(BreakKind::CheckpointMismatch));
         }
         self.prev = computed;
+        self.version = fields.hash_version;
         self.next_seq += 1;
         Ok(())
     }
@@ -290,12 +345,10 @@ impl ChainVerifier {
     }
 }
 
-/// What the consent state of one subject and purpose is after a run of events,
-/// as the ledger tells it. The same rule as `consent::project`, which writes
-/// `consent_states` (keep the two alike): a state's `since` never lies after its
-/// recording; an event older than the state changes nothing (an import of history),
-/// except a live withdrawal, which takes effect when recorded; an expiry (written by
-/// the sweeper) always applies.
+/// What the consent state of one subject and purpose (or one person and group
+/// purpose) is after a run of events, as the ledger tells it. Each step is
+/// [`consent::project`], the rule the write path records states with, so replay and
+/// recording cannot drift apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectedState {
     pub status: &'static str,
@@ -316,28 +369,61 @@ pub struct ReplayedEvent<'a> {
     pub live: bool,
 }
 
+fn instant(micros: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+}
+
+impl ReplayedEvent<'_> {
+    /// The event as `consent::project` takes it (`None`: an action or time the rule
+    /// does not know, which changes no state).
+    fn projected(&self) -> Option<ProjectedEvent> {
+        Some(ProjectedEvent {
+            action: self.action.parse::<Action>().ok()?,
+            occurred_at: instant(self.occurred_at_micros)?,
+            recorded_at: instant(self.recorded_at_micros)?,
+            expires_at: match self.expires_at_micros {
+                Some(m) => Some(instant(m)?),
+                None => None,
+            },
+            recording: if self.live {
+                Recording::Live
+            } else {
+                Recording::History
+            },
+        })
+    }
+}
+
 impl ProjectedState {
     /// The state after one more event (`current` when the event leaves it as is).
     pub fn apply(current: Option<ProjectedState>, e: &ReplayedEvent<'_>) -> Option<ProjectedState> {
-        let (status, expires_at_micros) = match e.action {
-            "grant" | "renew" => ("granted", e.expires_at_micros),
-            "withdraw" => ("withdrawn", None),
-            "expire" => ("expired", None),
-            _ => return current,
+        let Some(event) = e.projected() else {
+            return current;
         };
-        let since = e.occurred_at_micros.min(e.recorded_at_micros);
-        let newer =
-            e.action == "expire" || current.as_ref().is_none_or(|c| since >= c.since_micros);
-        let since = match (newer, e.action, e.live) {
-            (true, ..) => since,
-            (false, "withdraw", true) => e.recorded_at_micros,
-            (false, ..) => return current,
-        };
-        Some(ProjectedState {
-            status,
-            since_micros: since,
-            expires_at_micros,
-            last_event_id: e.event_id.to_owned(),
+        let state = current.as_ref().and_then(ProjectedState::state);
+        match consent::project(state.as_ref(), &event) {
+            Some(next) => Some(ProjectedState::from_state(&next, e.event_id)),
+            None => current,
+        }
+    }
+
+    fn from_state(s: &ConsentState, last_event_id: &str) -> ProjectedState {
+        ProjectedState {
+            status: s.status.as_str(),
+            since_micros: s.since.timestamp_micros(),
+            expires_at_micros: s.expires_at.map(|t| t.timestamp_micros()),
+            last_event_id: last_event_id.to_owned(),
+        }
+    }
+
+    fn state(&self) -> Option<ConsentState> {
+        Some(ConsentState {
+            status: self.status.parse().ok()?,
+            since: instant(self.since_micros)?,
+            expires_at: match self.expires_at_micros {
+                Some(m) => Some(instant(m)?),
+                None => None,
+            },
         })
     }
 }
@@ -378,6 +464,7 @@ mod tests {
 
     fn fields(e: &Event) -> ChainFields<'_> {
         ChainFields {
+            hash_version: HASH_CURRENT,
             tenant_id: "t",
             seq: e.seq,
             event_id: &e.id,
@@ -393,6 +480,8 @@ mod tests {
             recorded_at_micros: e.seq * 1000,
             expires_at_micros: None,
             payload_digest: b"",
+            receipt_id: "r",
+            import_key: None,
         }
     }
 
@@ -655,5 +744,155 @@ mod tests {
         };
         let s = ProjectedState::apply(s, &withdraw).unwrap();
         assert_eq!((s.status, s.since_micros), ("withdrawn", 2_000));
+    }
+
+    #[test]
+    fn v2_covers_the_receipt_and_the_import_key_and_v1_does_not() {
+        let e = &ledger()[0];
+        let v2 = fields(e);
+        let hash = event_hash(&GENESIS, &v2);
+        for moved in [
+            ChainFields {
+                receipt_id: "r2",
+                ..v2.clone()
+            },
+            ChainFields {
+                import_key: Some("line-1"),
+                ..v2.clone()
+            },
+            ChainFields {
+                hash_version: HASH_V1,
+                ..v2.clone()
+            },
+        ] {
+            assert_ne!(event_hash(&GENESIS, &moved), hash);
+        }
+        let v1 = ChainFields {
+            hash_version: HASH_V1,
+            ..v2.clone()
+        };
+        let moved_v1 = ChainFields {
+            receipt_id: "r2",
+            import_key: Some("line-1"),
+            ..v1.clone()
+        };
+        assert_eq!(
+            event_hash(&GENESIS, &v1),
+            event_hash(&GENESIS, &moved_v1),
+            "v1 events keep their v1 hashes"
+        );
+    }
+
+    /// Versions per event number, chained and pushed through a verifier.
+    fn verify_versions(versions: &[i32]) -> Result<i64, ChainBreak> {
+        let mut prev = GENESIS;
+        let mut v = ChainVerifier::new();
+        for (i, version) in versions.iter().enumerate() {
+            let e = Event {
+                seq: i as i64 + 1,
+                id: format!("e{}", i + 1),
+                subject: "a".into(),
+                action: "grant",
+                prev,
+                hash: [0; 32],
+            };
+            let f = ChainFields {
+                hash_version: *version,
+                ..fields(&e)
+            };
+            let hash = event_hash(&prev, &f);
+            v.push(&f, &prev, &hash)?;
+            prev = hash;
+        }
+        v.finish(Some((versions.len() as i64, &prev[..])))
+    }
+
+    #[test]
+    fn v1_events_verify_before_v2_ones_but_never_after() {
+        assert_eq!(verify_versions(&[1, 1, 2, 2]), Ok(4));
+        let err = verify_versions(&[1, 2, 1]).unwrap_err();
+        assert_eq!((err.seq, err.kind), (3, BreakKind::Altered));
+        assert_eq!(verify_versions(&[2, 3]).unwrap_err().seq, 2, "unknown");
+        assert_eq!(verify_versions(&[0]).unwrap_err().seq, 1);
+    }
+
+    mod replay_is_the_write_rule {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        struct Ev {
+            action: Action,
+            occurred: i64,
+            recorded: i64,
+            expires: Option<i64>,
+            live: bool,
+        }
+
+        fn event() -> impl Strategy<Value = Ev> {
+            let action = prop_oneof![
+                Just(Action::Grant),
+                Just(Action::Renew),
+                Just(Action::Withdraw),
+                Just(Action::Expire),
+            ];
+            (
+                action,
+                0i64..50,
+                0i64..10,
+                proptest::option::of(0i64..80),
+                any::<bool>(),
+            )
+                .prop_map(|(action, occurred, lag, expires, live)| Ev {
+                    action,
+                    occurred,
+                    recorded: occurred + lag,
+                    expires,
+                    live,
+                })
+        }
+
+        /// Seconds apart (and a few odd microseconds), as stored.
+        fn at(n: i64) -> DateTime<Utc> {
+            DateTime::from_timestamp_micros(1_700_000_000_000_000 + n * 1_000_003).unwrap()
+        }
+
+        proptest! {
+            /// The write path keeps its state when `consent::project` says `None`;
+            /// the verifier's replay must reach the same state after every event.
+            #[test]
+            fn over_any_sequence(events in proptest::collection::vec(event(), 0..24)) {
+                let mut written: Option<ConsentState> = None;
+                let mut replayed: Option<ProjectedState> = None;
+                for (i, e) in events.iter().enumerate() {
+                    let projected = ProjectedEvent {
+                        action: e.action,
+                        occurred_at: at(e.occurred),
+                        recorded_at: at(e.recorded),
+                        expires_at: e.expires.map(at),
+                        recording: if e.live { Recording::Live } else { Recording::History },
+                    };
+                    if let Some(next) = consent::project(written.as_ref(), &projected) {
+                        written = Some(next);
+                    }
+                    let id = format!("e{i}");
+                    replayed = ProjectedState::apply(
+                        replayed,
+                        &ReplayedEvent {
+                            event_id: &id,
+                            action: e.action.as_str(),
+                            occurred_at_micros: at(e.occurred).timestamp_micros(),
+                            recorded_at_micros: at(e.recorded).timestamp_micros(),
+                            expires_at_micros: e.expires.map(|x| at(x).timestamp_micros()),
+                            live: e.live,
+                        },
+                    );
+                    prop_assert_eq!(
+                        replayed.as_ref().and_then(ProjectedState::state),
+                        written.clone()
+                    );
+                }
+            }
+        }
     }
 }

@@ -76,8 +76,9 @@ enum Command {
 #[derive(Subcommand)]
 enum LedgerCommand {
     /// Verify the ledger: the hash chain, every signed checkpoint (stored and given),
-    /// each payload's digest and binding, and the consent states against a replay of
-    /// the ledger. Exit 0 when intact, 1 naming the first problem.
+    /// each payload's digest and binding, and the consent states (tenant and group)
+    /// against a replay of the ledger. Events are checked by their hash version.
+    /// Exit 0 when intact, 1 naming the first problem.
     Verify {
         /// Only this tenant (default: every tenant).
         #[arg(long)]
@@ -518,9 +519,21 @@ fn ledger_verify(
             Ok(r) => {
                 if !json {
                     println!(
-                        "{}: intact, {} event(s), {} checkpoint(s) up to #{}, {} payload(s), {} consent state(s)",
-                        t.slug, r.events, r.checkpoints, r.checkpointed_seq, r.payloads, r.states
+                        "{}: intact, {} event(s), {} checkpoint(s) up to #{}, {} payload(s), {} consent state(s), {} group consent state(s)",
+                        t.slug,
+                        r.events,
+                        r.checkpoints,
+                        r.checkpointed_seq,
+                        r.payloads,
+                        r.states,
+                        r.group_states
                     );
+                    if r.v1_events > 0 {
+                        println!(
+                            "{}: {} event(s) hashed by the v1 rule: their receipt id and import key are not covered",
+                            t.slug, r.v1_events
+                        );
+                    }
                     if r.checkpoints == 0 && r.events > 0 {
                         println!(
                             "{}: warning: no signed checkpoint: removal of the newest events cannot be detected",
@@ -532,7 +545,8 @@ fn ledger_verify(
                     "tenant": t.slug, "intact": true, "events": r.events,
                     "checkpoints": r.checkpoints, "checkpointed_seq": r.checkpointed_seq,
                     "payloads": r.payloads, "legacy_payloads": r.legacy_payloads,
-                    "consent_states": r.states,
+                    "consent_states": r.states, "group_consent_states": r.group_states,
+                    "v1_events": r.v1_events,
                 }));
             }
             Err(b) => {

@@ -796,10 +796,18 @@ pub fn expire_due(
                 import_key: None,
             },
         )?;
-        let state = ConsentState {
-            status: ConsentStatus::Expired,
-            since: at.and_utc(),
-            expires_at: None,
+        // The one rule for states: an expiry replaces whatever was granted.
+        let Some(state) = consent::project(
+            None,
+            &ProjectedEvent {
+                action: Action::Expire,
+                occurred_at: event.occurred_at.and_utc(),
+                recorded_at: event.recorded_at.and_utc(),
+                expires_at: None,
+                recording: Recording::Live,
+            },
+        ) else {
+            continue;
         };
         write_state(
             conn,

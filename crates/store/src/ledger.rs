@@ -1,17 +1,20 @@
 //! The consent ledger: appending chained events, reading them back, signed
 //! checkpoints, and verifying it all (chain, checkpoints, payloads, projection).
 
-use crate::schema::{consent_events, consent_states, ledger_checkpoints, ledger_heads};
+use crate::schema::{
+    consent_events, consent_states, group_consent_states, ledger_checkpoints, ledger_heads,
+    subjects,
+};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
 use assent_core::ledger::{
-    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, ProjectedState, ProjectionDiff,
-    ReplayedEvent, event_hash,
+    BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, HASH_CURRENT, HASH_V1,
+    ProjectedState, ProjectionDiff, ReplayedEvent, event_hash,
 };
 use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = consent_events)]
@@ -36,12 +39,15 @@ pub struct EventRow {
     pub import_key: Option<String>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    /// The rule `hash` was computed with (`assent_core::ledger::HASH_V1`, `HASH_V2`).
+    pub hash_version: i32,
 }
 
 impl EventRow {
     pub fn fields(&self) -> ChainFields<'_> {
         let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
         ChainFields {
+            hash_version: self.hash_version,
             tenant_id: &self.tenant_id,
             seq: self.seq,
             event_id: &self.id,
@@ -57,6 +63,8 @@ impl EventRow {
             recorded_at_micros: micros(self.recorded_at),
             expires_at_micros: self.expires_at.map(micros),
             payload_digest: &self.payload_digest,
+            receipt_id: &self.receipt_id,
+            import_key: self.import_key.as_deref(),
         }
     }
 }
@@ -197,6 +205,7 @@ impl Appender {
             import_key: new.import_key,
             prev_hash: prev.to_vec(),
             hash: Vec::new(),
+            hash_version: HASH_CURRENT,
         };
         let hash = event_hash(&prev, &row.fields());
         row.hash = hash.to_vec();
@@ -222,6 +231,7 @@ impl Appender {
                 consent_events::import_key.eq(&row.import_key),
                 consent_events::prev_hash.eq(&row.prev_hash),
                 consent_events::hash.eq(&row.hash),
+                consent_events::hash_version.eq(row.hash_version),
             ))
             .execute(conn)?;
         self.seq = row.seq;
@@ -554,13 +564,19 @@ pub struct AuditReport {
     pub legacy_payloads: usize,
     /// `consent_states` rows compared with the ledger.
     pub states: usize,
+    /// `group_consent_states` rows this tenant wrote last, compared with its ledger.
+    pub group_states: usize,
+    /// Events hashed by the v1 rule (before hash versions): their receipt id and
+    /// import key are outside their hash.
+    pub v1_events: i64,
 }
 
 /// Verifies everything about a tenant's ledger and names the first problem: the
 /// chain and head, every checkpoint (signature, and the chain's hash at its number;
 /// a checkpoint beyond the end means events were removed), each payload's digest
 /// and (with keys) that it was sealed for its own event, and that replaying the
-/// ledger gives the `consent_states` the send gate reads.
+/// ledger gives the `consent_states` the send gate reads, and the
+/// `group_consent_states` of group purposes this tenant wrote last (by person).
 pub fn audit(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -606,9 +622,11 @@ pub fn audit(
 
     let head = read_head(conn, tenant_id)?;
     let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
-    let mut projected: HashMap<(String, String), (i64, ProjectedState)> = HashMap::new();
+    let mut projected = Replay::new();
+    // Group purposes project by person, which events do not name: replayed once the
+    // walk is done.
+    let mut group_events: Vec<EventRow> = Vec::new();
     let mut bound_seen = false;
-    let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
     let mut after = i64::MIN;
     loop {
         let batch: Vec<EventRow> = page(conn, tenant_id, after, 1000)?
@@ -620,6 +638,9 @@ pub fn audit(
         for e in &batch {
             if let Err(b) = verifier.push(&e.fields(), &e.prev_hash, &e.hash) {
                 return Ok(Err(b));
+            }
+            if e.hash_version == HASH_V1 {
+                report.v1_events += 1;
             }
             let fail = |kind| ChainBreak {
                 seq: e.seq,
@@ -645,28 +666,13 @@ pub fn audit(
                     }
                 }
             }
-            if e.purpose_scope == "tenant" {
-                let k = (e.subject_id.clone(), e.purpose_code.clone());
-                let (prev_seq, current) = match projected.remove(&k) {
-                    Some((s, state)) => (Some(s), Some(state)),
-                    None => (None, None),
-                };
-                let replayed = ReplayedEvent {
-                    event_id: &e.id,
-                    action: &e.action,
-                    occurred_at_micros: micros(e.occurred_at),
-                    recorded_at_micros: micros(e.recorded_at),
-                    expires_at_micros: e.expires_at.map(micros),
-                    live: e.import_key.is_none(),
-                };
-                if let Some(next) = ProjectedState::apply(current, &replayed) {
-                    // The number of the event the state stands on, to name it.
-                    let seq = match prev_seq {
-                        Some(s) if next.last_event_id != e.id => s,
-                        _ => e.seq,
-                    };
-                    projected.insert(k, (seq, next));
-                }
+            match e.purpose_scope.as_str() {
+                "tenant" => replay(&mut projected, e.subject_id.clone(), e),
+                "group" => group_events.push(EventRow {
+                    payload: None,
+                    ..e.clone()
+                }),
+                _ => {}
             }
         }
     }
@@ -695,7 +701,100 @@ pub fn audit(
         }));
     }
 
-    // The projection, pair by pair in a stable order.
+    let stored = tenant_states(conn, tenant_id)?;
+    match compare(conn, tenant_id, head_seq, &stored, &projected, false)? {
+        Ok(n) => report.states += n,
+        Err(b) => return Ok(Err(b)),
+    }
+    let group = crate::tenants::find_tenant(conn, tenant_id)?.and_then(|t| t.group_id);
+    if let Some(group) = group {
+        let (own, others) = group_states(conn, &group, tenant_id)?;
+        let persons = persons_of(conn, tenant_id, &group_events, &own)?;
+        let mut replayed = Replay::new();
+        for e in &group_events {
+            if let Some(person) = persons.get(&e.subject_id) {
+                replay(&mut replayed, person.clone(), e);
+            }
+        }
+        // A row an affiliate wrote last is that affiliate's to vouch for.
+        replayed.retain(|k, _| own.contains_key(k) || !others.contains(k));
+        match compare(conn, tenant_id, head_seq, &own, &replayed, true)? {
+            Ok(n) => report.group_states += n,
+            Err(b) => return Ok(Err(b)),
+        }
+    }
+    Ok(Ok(report))
+}
+
+/// States as the ledger tells them, by (subject or person, purpose code): the state,
+/// the number of the event it stands on, and that event's subject.
+type Replay = HashMap<(String, String), (i64, ProjectedState, String)>;
+
+/// Applies one event to the replay, under `who` (the subject, or the person of a
+/// group purpose).
+fn replay(projected: &mut Replay, who: String, e: &EventRow) {
+    let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
+    let k = (who, e.purpose_code.clone());
+    let (prev, current) = match projected.remove(&k) {
+        Some((s, state, subject)) => (Some((s, subject)), Some(state)),
+        None => (None, None),
+    };
+    let replayed = ReplayedEvent {
+        event_id: &e.id,
+        action: &e.action,
+        occurred_at_micros: micros(e.occurred_at),
+        recorded_at_micros: micros(e.recorded_at),
+        expires_at_micros: e.expires_at.map(micros),
+        live: e.import_key.is_none(),
+    };
+    if let Some(next) = ProjectedState::apply(current, &replayed) {
+        // The event the state stands on, to name it.
+        let (seq, subject) = match prev {
+            Some(p) if next.last_event_id != e.id => p,
+            _ => (e.seq, e.subject_id.clone()),
+        };
+        projected.insert(k, (seq, next, subject));
+    }
+}
+
+/// A stored state row, as the send gate reads it.
+struct StoredRow {
+    subject_id: String,
+    status: String,
+    since: NaiveDateTime,
+    expires_at: Option<NaiveDateTime>,
+    last_event_id: String,
+}
+
+impl StoredRow {
+    fn matches(&self, p: &ProjectedState) -> bool {
+        let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
+        self.status == p.status
+            && micros(self.since) == p.since_micros
+            && self.expires_at.map(micros) == p.expires_at_micros
+            && self.last_event_id == p.last_event_id
+    }
+}
+
+impl std::fmt::Display for StoredRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = |t: NaiveDateTime| {
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        };
+        write!(
+            f,
+            "{} since {} (event {})",
+            self.status,
+            at(self.since),
+            self.last_event_id
+        )
+    }
+}
+
+type StoredStates = BTreeMap<(String, String), StoredRow>;
+
+fn tenant_states(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<StoredStates> {
     type Row = (
         String,
         String,
@@ -715,68 +814,163 @@ pub fn audit(
             consent_states::last_event_id,
         ))
         .load(conn)?;
-    let mut stored: BTreeMap<(String, String), Row> = BTreeMap::new();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let row = StoredRow {
+                subject_id: r.0.clone(),
+                status: r.2,
+                since: r.3,
+                expires_at: r.4,
+                last_event_id: r.5,
+            };
+            ((r.0, r.1), row)
+        })
+        .collect())
+}
+
+/// The group's states by (person, code): those this tenant wrote last, and the keys
+/// of those an affiliate did. On PostgreSQL the rows are visible only under the
+/// group's scope (`app.group_id`, set by `Store::read`).
+fn group_states(
+    conn: &mut DbConnection,
+    group_id: &str,
+    tenant_id: &str,
+) -> StoreResult<(StoredStates, BTreeSet<(String, String)>)> {
+    type Row = (
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        String,
+        String,
+        String,
+    );
+    let rows: Vec<Row> = group_consent_states::table
+        .filter(group_consent_states::group_id.eq(group_id))
+        .select((
+            group_consent_states::person_id,
+            group_consent_states::purpose_code,
+            group_consent_states::status,
+            group_consent_states::since,
+            group_consent_states::expires_at,
+            group_consent_states::last_event_id,
+            group_consent_states::last_tenant_id,
+            group_consent_states::last_subject_id,
+        ))
+        .load(conn)?;
+    let (mut own, mut others) = (StoredStates::new(), BTreeSet::new());
     for r in rows {
-        stored.insert((r.0.clone(), r.1.clone()), r);
+        let key = (r.0, r.1);
+        if r.6 != tenant_id {
+            others.insert(key);
+            continue;
+        }
+        own.insert(
+            key,
+            StoredRow {
+                subject_id: r.7,
+                status: r.2,
+                since: r.3,
+                expires_at: r.4,
+                last_event_id: r.5,
+            },
+        );
     }
+    Ok((own, others))
+}
+
+/// The person behind each subject of the group events: the subject's own link, else
+/// (an erased subject loses it) the person of a state the subject wrote last.
+/// Events of a subject with neither cannot be placed and are not replayed.
+fn persons_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    events: &[EventRow],
+    own: &StoredStates,
+) -> StoreResult<HashMap<String, String>> {
+    let mut ids: Vec<&str> = events.iter().map(|e| e.subject_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut persons: HashMap<String, String> = own
+        .iter()
+        .map(|((person, _), row)| (row.subject_id.clone(), person.clone()))
+        .collect();
+    for chunk in ids.chunks(500) {
+        let linked: Vec<(String, Option<String>)> = subjects::table
+            .filter(subjects::tenant_id.eq(tenant_id))
+            .filter(subjects::id.eq_any(chunk))
+            .select((subjects::id, subjects::person_id))
+            .load(conn)?;
+        for (subject, person) in linked {
+            if let Some(person) = person {
+                persons.insert(subject, person);
+            }
+        }
+    }
+    Ok(persons)
+}
+
+/// Compares stored states with the replay, key by key in a stable order, and names
+/// the first that differs. `Ok(n)`: n states agree.
+fn compare(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    head_seq: i64,
+    stored: &StoredStates,
+    projected: &Replay,
+    group: bool,
+) -> StoreResult<Result<usize, ChainBreak>> {
     let mut keys: Vec<&(String, String)> = stored.keys().chain(projected.keys()).collect();
     keys.sort();
     keys.dedup();
+    let mut agreed = 0;
     for k in keys {
         let want = projected.get(k);
         let have = stored.get(k);
-        let have_state = have.map(|r| ProjectedState {
-            status: match r.2.as_str() {
-                "granted" => "granted",
-                "withdrawn" => "withdrawn",
-                "expired" => "expired",
-                _ => "unknown",
-            },
-            since_micros: micros(r.3),
-            expires_at_micros: r.4.map(micros),
-            last_event_id: r.5.clone(),
-        });
-        let same = match (want, &have_state) {
-            (Some((_, w)), Some(h)) => w == h,
+        let same = match (want, have) {
+            (Some((_, w, _)), Some(h)) => h.matches(w),
             (None, None) => true,
             _ => false,
         };
         if same {
-            report.states += 1;
+            agreed += 1;
             continue;
         }
         // A state written by an event appended after the head was read is newer
         // than this walk, not a forgery.
-        if let Some(h) = &have_state
-            && want.is_none_or(|(_, w)| w.last_event_id != h.last_event_id)
+        if let Some(h) = have
+            && want.is_none_or(|(_, w, _)| w.last_event_id != h.last_event_id)
+            && seq_of(conn, tenant_id, &h.last_event_id)?.is_some_and(|s| s > head_seq)
         {
-            let seq: Option<i64> = consent_events::table
-                .filter(consent_events::tenant_id.eq(tenant_id))
-                .filter(consent_events::id.eq(&h.last_event_id))
-                .select(consent_events::seq)
-                .first(conn)
-                .optional()?;
-            if seq.is_some_and(|s| s > head_seq) {
-                continue;
-            }
+            continue;
         }
         let describe = |s: Option<String>| s.unwrap_or_else(|| "no state".to_owned());
+        let subject = have
+            .map(|h| h.subject_id.clone())
+            .or_else(|| want.map(|(_, _, s)| s.clone()))
+            .unwrap_or_default();
         return Ok(Err(ChainBreak {
-            seq: want.map_or(0, |(s, _)| *s),
-            event_id: want.map(|(_, w)| w.last_event_id.clone()),
+            seq: want.map_or(0, |(s, ..)| *s),
+            event_id: want.map(|(_, w, _)| w.last_event_id.clone()),
             kind: BreakKind::Projection(Box::new(ProjectionDiff {
-                subject_id: k.0.clone(),
+                subject_id: subject,
+                person_id: group.then(|| k.0.clone()),
                 purpose: k.1.clone(),
-                stored: describe(have.map(|r| {
-                    let at = |t: NaiveDateTime| {
-                        t.and_utc()
-                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                    };
-                    format!("{} since {} (event {})", r.2, at(r.3), r.5)
-                })),
-                ledger: describe(want.map(|(_, w)| w.to_string())),
+                stored: describe(have.map(|h| h.to_string())),
+                ledger: describe(want.map(|(_, w, _)| w.to_string())),
             })),
         }));
     }
-    Ok(Ok(report))
+    Ok(Ok(agreed))
+}
+
+fn seq_of(conn: &mut DbConnection, tenant_id: &str, event_id: &str) -> StoreResult<Option<i64>> {
+    Ok(consent_events::table
+        .filter(consent_events::tenant_id.eq(tenant_id))
+        .filter(consent_events::id.eq(event_id))
+        .select(consent_events::seq)
+        .first(conn)
+        .optional()?)
 }

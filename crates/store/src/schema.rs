@@ -168,6 +168,7 @@ diesel::table! {
         import_key -> Nullable<Text>,
         prev_hash -> Binary,
         hash -> Binary,
+        hash_version -> Integer,
     }
 }
 
