@@ -415,3 +415,88 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+/// Runs SQL as the database's superuser, past the API's checks and row-level security
+/// (on SQLite, the store's own connection).
+fn as_superuser(app: &TestApp, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    match app.db.admin_connection() {
+        Some(mut admin) => admin.batch_execute(sql).unwrap(),
+        None => app.store.connection().unwrap().batch_execute(sql).unwrap(),
+    }
+}
+
+/// A purpose row of `table` (`purposes` or `group_purposes`) as data from before
+/// codes were unique in a group would hold it.
+fn legacy_row(table: &str, owner: &str, code: &str, group_owner: Option<&str>) -> String {
+    let (extra_column, extra_value) = match group_owner {
+        Some(t) => (", owner_tenant_id", format!(", '{t}'")),
+        None => ("", String::new()),
+    };
+    let owner_column = if table == "purposes" {
+        "tenant_id"
+    } else {
+        "group_id"
+    };
+    format!(
+        "INSERT INTO {table} ({owner_column}, code, version, is_current, name_ru, name_en, \
+         legal_basis, channels, data_categories, retention_days, consent_term_days, \
+         created_at{extra_column}) VALUES ('{owner}', '{code}', 1, true, 'Старое', 'Old', \
+         'consent', 'email', '[]', 365, NULL, '2026-01-01 00:00:00'{extra_value});"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clashes_kept_from_before_unique_codes_are_listed() {
+    use assent_store::purposes::{self, Company};
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let (group, a, b) = group_of_two(&app).await;
+        let c = app
+            .tenant_in_group("affiliate-c", Some(&group), Role::Admin)
+            .await;
+        let alone = app.tenant_in_group("alone", None, Role::Admin).await;
+        for t in [&a, &c, &alone] {
+            create(
+                &app,
+                t,
+                consent_purpose("marketing", "tenant"),
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+        create(
+            &app,
+            &b,
+            consent_purpose("offers", "group"),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(purposes::clashes(&app.store).unwrap(), [], "{backend}");
+
+        // What the API refuses, as an older database may hold it: the group's own
+        // `marketing` over A's and C's, and B's own `offers` under the group's.
+        as_superuser(
+            &app,
+            &legacy_row("group_purposes", &group, "marketing", Some(&b.id)),
+        );
+        as_superuser(&app, &legacy_row("purposes", &b.id, "offers", None));
+        let company = |t: &TenantHandle| Company {
+            id: t.id.clone(),
+            slug: t.slug.clone(),
+        };
+        let found = purposes::clashes(&app.store).unwrap();
+        assert_eq!(found.len(), 2, "{backend}: {found:?}");
+        let (marketing, offers) = (&found[0], &found[1]);
+        assert_eq!(
+            (marketing.group_id.as_str(), marketing.code.as_str()),
+            (group.as_str(), "marketing")
+        );
+        assert_eq!(marketing.group_owner, Some(company(&b)));
+        assert_eq!(marketing.companies, [company(&a), company(&c)], "{backend}");
+        assert_eq!(offers.code, "offers");
+        assert_eq!(offers.group_owner, Some(company(&b)));
+        assert_eq!(offers.companies, [company(&b)], "{backend}");
+    }
+}

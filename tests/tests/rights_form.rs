@@ -1081,3 +1081,174 @@ async fn timing_of_repeated_filings() {
         println!("{backend}: repeated filing, median of 20: known {known:?}, unknown {unknown:?}");
     }
 }
+
+/// The least time the form takes to answer a code (`CODE_FLOOR` of
+/// `crates/api/src/routes/public/rights.rs`).
+const CODE_FLOOR: Duration = Duration::from_millis(150);
+
+/// Enters `code` with `ticket` and returns the answer's status and how long it took.
+async fn timed_entry(v: &mut Visitor, ticket: &str, code: &str) -> (StatusCode, Duration) {
+    let start = std::time::Instant::now();
+    let (status, _) = v.enter(ticket, code).await;
+    (status, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_code_takes_the_floor_for_a_request_and_a_decoy_alike() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut pair = Pair::new(&app, &sink).await;
+        let (_, [known, unknown]) = pair.file("access", true, "file").await;
+        let wrong = wrong(&pair.code);
+        for round in 0..2 {
+            let (ks, known_took) = timed_entry(&mut pair.known, &known, wrong).await;
+            let (us, unknown_took) = timed_entry(&mut pair.unknown, &unknown, wrong).await;
+            assert_eq!(
+                (ks, us),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    StatusCode::UNPROCESSABLE_ENTITY
+                )
+            );
+            for (what, took) in [("a request", known_took), ("a decoy", unknown_took)] {
+                assert!(
+                    took >= CODE_FLOOR,
+                    "{backend}, round {round}: a wrong code for {what} answered in {took:?}"
+                );
+            }
+        }
+        // A forged ticket takes it too.
+        let (status, took) = timed_entry(&mut pair.unknown, "forged", wrong).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(took >= CODE_FLOOR, "{backend}: a forged ticket in {took:?}");
+    }
+}
+
+/// Holds the subject's lock as a send to them does (PostgreSQL: its row `FOR NO KEY
+/// UPDATE` in an open transaction; SQLite: the process's hold on the person) until
+/// the returned value is dropped.
+fn hold_person(app: &TestApp, t: &TenantHandle, subject_id: &str) -> Box<dyn std::any::Any> {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    match app.db.admin_connection() {
+        Some(mut admin) => {
+            admin.batch_execute("BEGIN").unwrap();
+            let held = diesel::sql_query(
+                "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+            )
+            .bind::<diesel::sql_types::Text, _>(&t.id)
+            .bind::<diesel::sql_types::Text, _>(subject_id)
+            .execute(&mut admin)
+            .unwrap();
+            assert_eq!(held, 1, "the subject's row is locked");
+            Box::new(admin)
+        }
+        None => Box::new(
+            app.store
+                .hold_people(assent_store::person_keys(&t.id, subject_id, None))
+                .expect("SQLite holds people in the process"),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_code_does_not_wait_for_the_persons_lock() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        let anna = subject(&app, &t, "anna@example.org", "en").await;
+        let mut v = Visitor::open(&app, "acme", "en").await;
+        let (_, page) = v.file("erasure", "anna@example.org", "").await;
+        let code = code_in(&mail(&app, &sink, 1).await[0].1);
+        let id = requests(&app, &t).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ticket = hidden(&page, "ticket");
+
+        let held = hold_person(&app, &t, &anna);
+        let answer =
+            tokio::time::timeout(Duration::from_secs(5), v.enter(&ticket, wrong(&code))).await;
+        let (status, html) =
+            answer.unwrap_or_else(|_| panic!("{backend}: a wrong code waited for the person"));
+        drop(held);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("Attempts left: 4."), "{backend}: {html}");
+        assert_eq!(failures(&app, &t, &id), 1, "counted on {backend}");
+
+        // The right code still verifies the request.
+        let (status, html) = v.enter(&hidden(&html, "ticket"), &code).await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {html}");
+        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+    }
+}
+
+/// Sends `n` copies of the same code form at once; returns their statuses.
+async fn entered_at_once(v: &Visitor, ticket: &str, code: &str, n: usize) -> Vec<StatusCode> {
+    let fields = [
+        ("csrf", v.csrf.as_str()),
+        ("ticket", ticket),
+        ("code", code),
+    ];
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    let url = format!("{}/r/{}/verify", v.base, v.slug);
+    let sent: Vec<_> = (0..n)
+        .map(|_| {
+            let request = v
+                .http
+                .post(&url)
+                .header(ACCEPT_LANGUAGE, v.lang)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(COOKIE, &v.cookie)
+                .body(body.clone());
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for answer in sent {
+        statuses.push(answer.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_at_once_are_counted_one_at_a_time_for_a_request_and_a_decoy() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let backend = app.backend();
+        let sink = SmtpSink::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        subject(&app, &t, "anna@example.org", "en").await;
+        let mut pair = Pair::new(&app, &sink).await;
+        let (_, [known, unknown]) = pair.file("access", true, "file").await;
+        let wrong = wrong(&pair.code);
+        for (what, v, ticket) in [
+            ("a request", &pair.known, &known),
+            ("a decoy", &pair.unknown, &unknown),
+        ] {
+            let mut statuses = entered_at_once(v, ticket, wrong, 8).await;
+            statuses.sort();
+            let refused = statuses
+                .iter()
+                .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
+                .count();
+            let gone = statuses.iter().filter(|s| **s == StatusCode::GONE).count();
+            assert_eq!(
+                (refused, gone),
+                (5, 3),
+                "{backend}: five wrong answers, then used up, for {what}: {statuses:?}"
+            );
+        }
+        let id = requests(&app, &t).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(failures(&app, &t, &id), 5, "{backend}");
+    }
+}

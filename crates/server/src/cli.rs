@@ -4,6 +4,7 @@ use crate::config::{self, Config, Overrides};
 use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
+use assent_store::purposes::{self, Clash};
 use assent_store::tenants::{self, NewTenant};
 use assent_store::{Store, StoreError, StoreOptions, api_keys};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -71,6 +72,20 @@ enum Command {
     /// The consent ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Purposes across groups of companies.
+    #[command(subcommand)]
+    Purposes(PurposesCommand),
+}
+
+#[derive(Subcommand)]
+enum PurposesCommand {
+    /// List codes held by both a group purpose and a company's own purpose (data from
+    /// before codes were unique in a group). Exit 0 when there are none, 1 when there
+    /// are.
+    Clashes {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,7 +239,50 @@ pub fn run() -> Result<ExitCode, String> {
         Command::Tenant(cmd) => tenant(&config, cmd),
         Command::Apikey(cmd) => apikey(&config, cmd),
         Command::Ledger(cmd) => ledger(&config, cmd),
+        Command::Purposes(PurposesCommand::Clashes { json }) => purpose_clashes(&config, json),
     }
+}
+
+/// What a clash means, in a line for an operator (slugs and codes only).
+pub fn describe_clash(clash: &Clash) -> String {
+    let slugs = |list: &[purposes::Company]| {
+        list.iter()
+            .map(|c| format!("'{}'", c.slug))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let owner = clash
+        .group_owner
+        .as_ref()
+        .map(|o| format!(" (owned by '{}')", o.slug))
+        .unwrap_or_default();
+    format!(
+        "group {}: code '{}' is both the group's purpose{owner} and the own purpose of {}; \
+         there a check or consent by code alone reaches the company's own",
+        clash.group_id,
+        clash.code,
+        slugs(&clash.companies)
+    )
+}
+
+fn purpose_clashes(config: &Config, json: bool) -> Result<ExitCode, String> {
+    let store = open_store(config)?;
+    let found = purposes::clashes(&store).map_err(store_error)?;
+    if json {
+        println!("{}", json!({ "clashes": found }));
+    } else if found.is_empty() {
+        println!("no purpose code is held by both a group purpose and a company's own");
+    } else {
+        for clash in &found {
+            println!("{}", describe_clash(clash));
+        }
+        println!("to resolve: README.md, \"Purpose code clashes\"");
+    }
+    Ok(if found.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Opens the configured database, creating and migrating the embedded default, so

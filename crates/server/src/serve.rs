@@ -60,6 +60,7 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
     }
+    warn_of_purpose_clashes(&store).await;
     // SQLite's writers are serialised inside one process, which is what keeps a send
     // and a withdrawal in order (invariant 2); a second process would break that.
     if store.backend() == assent_store::Backend::Sqlite && role != ServeRole::All {
@@ -158,6 +159,29 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
     let result = server.await.map_err(|e| e.to_string());
     let _ = stop_tx.send(true);
     result
+}
+
+/// Warns of purpose codes held by both a group purpose and a company's own (kept from
+/// before codes were unique in a group): they are resolved by hand, and serving goes
+/// on meanwhile as before.
+async fn warn_of_purpose_clashes(store: &assent_store::Store) {
+    let store = store.clone();
+    let found = tokio::task::spawn_blocking(move || assent_store::purposes::clashes(&store)).await;
+    match found {
+        Ok(Ok(clashes)) => {
+            for clash in &clashes {
+                tracing::warn!(
+                    group_id = %clash.group_id,
+                    code = %clash.code,
+                    "purpose code clash: {}; see `assent purposes clashes` and README.md, \
+                     \"Purpose code clashes\"",
+                    crate::cli::describe_clash(clash)
+                );
+            }
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "could not look for purpose code clashes"),
+        Err(error) => tracing::warn!(%error, "could not look for purpose code clashes"),
+    }
 }
 
 /// The outbox dispatcher from configuration: mail transport (SMTP or `.eml` files),

@@ -819,3 +819,122 @@ fn serve_refuses_a_database_role_that_bypasses_row_level_security() {
         diesel::sql_query(sql).execute(&mut admin).unwrap();
     }
 }
+
+/// The operator's story of a purpose code clash kept from before codes were unique in
+/// a group: none reported on a clean database, then the one made behind the API's
+/// back (as the database's owner) named by group, code and companies.
+fn purpose_clashes_are_reported(d: &Path, db: &[&str], url: &str) {
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = db.iter().chain(args).copied().collect();
+        assent(d, &all)
+    };
+    let group = json(&run(&["group", "create", "--name", "Holding", "--json"]));
+    let group = group["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for slug in ["holding", "shop"] {
+        let t = json(&run(&[
+            "tenant", "create", "--slug", slug, "--name", slug, "--group", &group, "--json",
+        ]));
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let none = json(&run(&["purposes", "clashes", "--json"]));
+    assert_eq!(none["clashes"], serde_json::json!([]), "{none}");
+
+    let store = assent_store::Store::open(url, &assent_store::StoreOptions::default()).unwrap();
+    let row = |table: &str, owner_column: &str, owner: &str, extra: &str, value: &str| {
+        format!(
+            "INSERT INTO {table} ({owner_column}, code, version, is_current, name_ru, name_en, \
+             legal_basis, channels, data_categories, retention_days, consent_term_days, \
+             created_at{extra}) VALUES ('{owner}', 'marketing', 1, true, 'Реклама', 'Ads', \
+             'consent', 'email', '[]', 365, NULL, '2026-01-01 00:00:00'{value})"
+        )
+    };
+    sql(&store, &row("purposes", "tenant_id", &ids[1], "", ""));
+    let owner = format!(", '{}'", ids[0]);
+    sql(
+        &store,
+        &row(
+            "group_purposes",
+            "group_id",
+            &group,
+            ", owner_tenant_id",
+            &owner,
+        ),
+    );
+
+    let found = run(&["purposes", "clashes", "--json"]);
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "a clash exits 1: {}",
+        stderr(&found)
+    );
+    let report: Value = serde_json::from_slice(&found.stdout).expect("one JSON object");
+    let clash = &report["clashes"][0];
+    assert_eq!(clash["group_id"], group.as_str(), "{report}");
+    assert_eq!(clash["code"], "marketing");
+    assert_eq!(clash["group_owner"]["slug"], "holding");
+    assert_eq!(clash["companies"][0]["slug"], "shop");
+    assert_eq!(clash["companies"][0]["id"], ids[1].as_str());
+    assert_eq!(report["clashes"].as_array().unwrap().len(), 1, "{report}");
+    let text = run(&["purposes", "clashes"]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("code 'marketing'") && text.contains("'shop'"),
+        "{text}"
+    );
+}
+
+#[test]
+fn purpose_clashes_are_reported_on_sqlite_and_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(assent(d, &["migrate"]).status.success());
+    let url = format!("sqlite://{}", d.join("data/assent.db").display());
+    purpose_clashes_are_reported(d, &[], &url);
+
+    // `serve` warns of it as it starts, and serves.
+    let mut child = command(d, &["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next();
+    assert!(
+        matches!(&first, Some(Ok(l)) if l.contains("http://")),
+        "serving: {first:?}"
+    );
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(
+        log.contains("purpose code clash") && log.contains("code 'marketing'"),
+        "{log}"
+    );
+}
+
+#[test]
+fn purpose_clashes_are_reported_on_postgresql() {
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return;
+    };
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("assent_cli_clashes_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    purpose_clashes_are_reported(dir.path(), &["--database-url", &url], &url);
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+}

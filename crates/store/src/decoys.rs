@@ -127,16 +127,22 @@ pub fn open_or_create(
     find(conn, tenant_id, email_index, kind)?.ok_or(StoreError::NotFound)
 }
 
-/// Counts a wrong code, in SQL (two at once count twice); the caller commits before
-/// answering.
-pub fn record_failure(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
-    diesel::update(rights_decoys::table.find((tenant_id, id)))
-        .set((
-            rights_decoys::code_failures.eq(rights_decoys::code_failures + 1),
-            rights_decoys::code_failures_total.eq(rights_decoys::code_failures_total + 1),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// Counts a wrong code if the decoy is still as read (the same "code", the same count;
+/// false: it changed, check again), as a real request's wrong code is counted
+/// ([`crate::rights::check_code_within`]); the caller commits before answering.
+fn count_wrong_code(conn: &mut DbConnection, decoy: &Decoy) -> StoreResult<bool> {
+    let n = diesel::update(
+        rights_decoys::table
+            .find((&decoy.tenant_id, &decoy.id))
+            .filter(rights_decoys::code_expires_at.eq(decoy.code_expires_at))
+            .filter(rights_decoys::code_failures.eq(decoy.code_failures)),
+    )
+    .set((
+        rights_decoys::code_failures.eq(rights_decoys::code_failures + 1),
+        rights_decoys::code_failures_total.eq(rights_decoys::code_failures_total + 1),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// A code entered for a decoy, answered by the rule of real codes (with the address's
@@ -149,12 +155,16 @@ pub fn check(
     address_failures: i32,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<CodeCheck>> {
-    let Some(decoy) = get(conn, tenant_id, id)? else {
-        return Ok(None);
-    };
-    let check = rights::check_code(decoy.facts(address_failures), now);
-    if matches!(check, CodeCheck::Wrong { .. }) {
-        record_failure(conn, tenant_id, id)?;
+    for _ in 0..crate::rights::CODE_CHECK_TRIES {
+        let Some(decoy) = get(conn, tenant_id, id)? else {
+            return Ok(None);
+        };
+        let check = rights::check_code(decoy.facts(address_failures), now);
+        if !matches!(check, CodeCheck::Wrong { .. }) || count_wrong_code(conn, &decoy)? {
+            return Ok(Some(check));
+        }
     }
-    Ok(Some(check))
+    Err(StoreError::Conflict(
+        "the decoy kept changing while its code was checked; try again".into(),
+    ))
 }

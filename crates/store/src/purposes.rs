@@ -415,3 +415,82 @@ pub fn change(
     }
     current_in(conn, existing.scope, owner, code)?.ok_or(StoreError::NotFound)
 }
+
+/// A code that a group purpose and some companies' own purposes of that group both
+/// hold: data from before codes were kept unique across a group (migration
+/// `000010_group_purpose_owner` checks new purposes only). At each of those companies
+/// [`resolve`] finds the own purpose, so a check or consent given by code alone never
+/// reaches the group's there. Ids, slugs and codes only: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Clash {
+    pub group_id: String,
+    pub code: String,
+    /// The company that owns the group purpose (if recorded).
+    pub group_owner: Option<Company>,
+    /// The companies whose own purpose holds the code.
+    pub companies: Vec<Company>,
+}
+
+/// A company named in a [`Clash`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Company {
+    pub id: String,
+    pub slug: String,
+}
+
+/// The codes of the tenant's own current purposes that a current purpose of its group
+/// holds too, each with the group purpose's owner.
+pub fn clashes_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
+) -> StoreResult<Vec<(String, Option<String>)>> {
+    let own: Vec<String> = purposes::table
+        .filter(purposes::tenant_id.eq(tenant_id))
+        .filter(purposes::is_current.eq(true))
+        .select(purposes::code)
+        .load(conn)?;
+    if own.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(group_purposes::table
+        .filter(group_purposes::group_id.eq(group_id))
+        .filter(group_purposes::is_current.eq(true))
+        .filter(group_purposes::code.eq_any(own))
+        .order(group_purposes::code.asc())
+        .select((group_purposes::code, group_purposes::owner_tenant_id))
+        .load(conn)?)
+}
+
+/// Every clash of the installation, by group and code: each company of a group is
+/// read in its own unit of work (its own purposes are visible only there).
+pub fn clashes(store: &crate::Store) -> StoreResult<Vec<Clash>> {
+    let all = store.system(crate::tenants::list_tenants)?;
+    let company = |id: &str| Company {
+        id: id.to_owned(),
+        slug: all
+            .iter()
+            .find(|t| t.id == id)
+            .map_or_else(|| id.to_owned(), |t| t.slug.clone()),
+    };
+    let mut found: std::collections::BTreeMap<(String, String), Clash> = Default::default();
+    for tenant in &all {
+        let Some(group_id) = &tenant.group_id else {
+            continue;
+        };
+        let codes = store.read(&tenant.id, |c| clashes_of(c, &tenant.id, group_id))?;
+        for (code, owner) in codes {
+            found
+                .entry((group_id.clone(), code.clone()))
+                .or_insert_with(|| Clash {
+                    group_id: group_id.clone(),
+                    code,
+                    group_owner: owner.as_deref().map(company),
+                    companies: Vec::new(),
+                })
+                .companies
+                .push(company(&tenant.id));
+        }
+    }
+    Ok(found.into_values().collect())
+}

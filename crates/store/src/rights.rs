@@ -728,8 +728,20 @@ pub fn check_code(
     check_code_within(conn, keys, tenant_id, id, given, actor, 0, now)
 }
 
+/// How many times a code is checked again when another answer or a new code changed
+/// the request between reading and counting (each retry means someone else's write
+/// was committed, so this is only a guard against a bug looping forever).
+pub(crate) const CODE_CHECK_TRIES: usize = 64;
+
 /// [`check_code`] with the wrong codes already given for the address on the public
 /// form (its budget ends the code too).
+///
+/// A wrong code never takes the person's lock: it is counted by a write conditional
+/// on the request as it was read (the same code, the same count), so parallel guesses
+/// are still counted one at a time, while the person's sends neither wait for a guess
+/// nor make it wait (and a guess takes the same steps as one for a decoy). The
+/// person's lock is taken only to act on a right code, and the code is checked again
+/// under it.
 #[allow(clippy::too_many_arguments)]
 pub fn check_code_within(
     conn: &mut DbConnection,
@@ -741,11 +753,44 @@ pub fn check_code_within(
     address_failures: i32,
     now: DateTime<Utc>,
 ) -> StoreResult<(CodeCheck, Request)> {
-    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
-    // Answers to one request are checked one at a time, so parallel guesses cannot
-    // all read the same count of failures.
-    subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
-    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    let mut person_locked = false;
+    for _ in 0..CODE_CHECK_TRIES {
+        let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+        let (check, sealed) = code_check_of(conn, keys, &r, given, address_failures, now)?;
+        match check {
+            CodeCheck::Right if !person_locked => {
+                subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
+                person_locked = true;
+            }
+            CodeCheck::Right => {
+                if let Some(r) = verify_by_code(conn, keys, &r, &sealed, actor, now)? {
+                    return Ok((check, r));
+                }
+            }
+            CodeCheck::Wrong { .. } => {
+                if count_wrong_code(conn, &r, &sealed)? {
+                    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+                    return Ok((check, r));
+                }
+            }
+            CodeCheck::Expired | CodeCheck::Exhausted => return Ok((check, r)),
+        }
+    }
+    Err(StoreError::Conflict(
+        "the request kept changing while its code was checked; try again".into(),
+    ))
+}
+
+/// What the rule of codes says of `given` for the request as read, with the sealed
+/// code it was checked against (`Conflict` when the request takes no code).
+fn code_check_of(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    r: &Request,
+    given: &str,
+    address_failures: i32,
+    now: DateTime<Utc>,
+) -> StoreResult<(CodeCheck, Vec<u8>)> {
     if r.status() != RequestStatus::AwaitingVerification {
         return Err(StoreError::Conflict(format!(
             "a request that is {} takes no code",
@@ -757,7 +802,7 @@ pub fn check_code_within(
             "no code was sent for this request".into(),
         ));
     };
-    let key = subject_key(conn, keys, tenant_id, &r.subject_id)?;
+    let key = subject_key(conn, keys, &r.tenant_id, &r.subject_id)?;
     let stored = key
         .open(&r.id, CODE_FIELD, sealed)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -768,61 +813,81 @@ pub fn check_code_within(
         address_failures,
         matches: constant_time_eq(&stored, given.trim().as_bytes()),
     };
-    let check = rights::check_code(facts, now);
-    match check {
-        CodeCheck::Right => {
-            diesel::update(rights_requests::table.find((tenant_id, id)))
-                .set((
-                    rights_requests::code.eq(None::<Vec<u8>>),
-                    rights_requests::code_expires_at.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)?;
-            let r = take_step(
-                conn,
-                tenant_id,
-                id,
-                Step::Verify,
-                actor,
-                &StepChange {
-                    reason: Some("one-time code".into()),
-                    ..Default::default()
-                },
-            )?;
-            // Confirmed to the person whichever intake took the code (transactional:
-            // no group consent is involved).
-            if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
-                let data = serde_json::json!({ "step": "verify", "reason": null });
-                notify(
-                    conn,
-                    keys,
-                    tenant_id,
-                    None,
-                    &r,
-                    UPDATE_KIND,
-                    channel,
-                    data,
-                    now,
-                )?;
-            }
-            announce(conn, &r, "verify")?;
-            Ok((check, r))
-        }
-        CodeCheck::Wrong { .. } => {
-            // Counted in SQL, so two wrong answers at once count twice.
-            diesel::update(rights_requests::table.find((tenant_id, id)))
-                .set((
-                    rights_requests::code_failures.eq(rights_requests::code_failures + 1),
-                    rights_requests::code_failures_total
-                        .eq(rights_requests::code_failures_total + 1),
-                ))
-                .execute(conn)?;
-            Ok((
-                check,
-                get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?,
-            ))
-        }
-        CodeCheck::Expired | CodeCheck::Exhausted => Ok((check, r)),
+    Ok((rights::check_code(facts, now), sealed.clone()))
+}
+
+/// The request's row as `r` read it: the same code with the same count of wrong
+/// answers (what a check of a code was decided on).
+macro_rules! as_read {
+    ($r:expr, $sealed:expr) => {
+        rights_requests::table
+            .find((&$r.tenant_id, &$r.id))
+            .filter(rights_requests::code.eq($sealed))
+            .filter(rights_requests::code_failures.eq($r.code_failures))
+    };
+}
+
+/// Counts a wrong code on the request if it is still as read (false: it changed, check
+/// again). The caller commits before refusing.
+fn count_wrong_code(conn: &mut DbConnection, r: &Request, sealed: &[u8]) -> StoreResult<bool> {
+    let n = diesel::update(as_read!(r, sealed))
+        .set((
+            rights_requests::code_failures.eq(rights_requests::code_failures + 1),
+            rights_requests::code_failures_total.eq(rights_requests::code_failures_total + 1),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Verifies the request by its right code (the caller holds the person's lock) and
+/// confirms it to the person; `None` when the request changed since it was read.
+fn verify_by_code(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    r: &Request,
+    sealed: &[u8],
+    actor: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Request>> {
+    let n = diesel::update(as_read!(r, sealed))
+        .set((
+            rights_requests::code.eq(None::<Vec<u8>>),
+            rights_requests::code_expires_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    if n != 1 {
+        return Ok(None);
     }
+    let tenant_id = &r.tenant_id;
+    let r = take_step(
+        conn,
+        tenant_id,
+        &r.id,
+        Step::Verify,
+        actor,
+        &StepChange {
+            reason: Some("one-time code".into()),
+            ..Default::default()
+        },
+    )?;
+    // Confirmed to the person whichever intake took the code (transactional: no
+    // group consent is involved).
+    if let Some(channel) = confirmation_channel(conn, keys, tenant_id, &r.subject_id)? {
+        let data = serde_json::json!({ "step": "verify", "reason": null });
+        notify(
+            conn,
+            keys,
+            tenant_id,
+            None,
+            &r,
+            UPDATE_KIND,
+            channel,
+            data,
+            now,
+        )?;
+    }
+    announce(conn, &r, "verify")?;
+    Ok(Some(r))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

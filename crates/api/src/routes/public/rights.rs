@@ -15,8 +15,10 @@
 //! whichever ticket they come with, the same expiry, the same decoy named again while
 //! its code can still be used (as a repeat names the open request), renewed once it
 //! lapsed (as a new code is sent), kept as long. A repeat records nothing for a known
-//! address either, and each filing takes at least [`FILING_FLOOR`], so the time of an
-//! answer tells nothing.
+//! address either, and each filing takes at least [`FILING_FLOOR`] and each code
+//! [`CODE_FLOOR`], so the time of an answer tells nothing. A wrong code never waits
+//! for the person's lock (nor holds up what is sent to them): it is counted like a
+//! decoy's, and only a right one takes the lock to verify the request.
 //!
 //! Guessing is bounded (issue 15, hole 12): a code takes 5 wrong answers, a request
 //! [`rights::REQUEST_WRONG_CODES`] over its life and an address
@@ -59,6 +61,10 @@ const MAX_TICKET_CHARS: usize = 200;
 /// address (a request recorded, a code queued) stays inside it, so the answer's
 /// time does not tell a known address from an unknown one.
 pub const FILING_FLOOR: std::time::Duration = std::time::Duration::from_millis(150);
+/// The least time a code takes to answer, whatever it was (right, wrong, for a
+/// request, a decoy or a forged ticket): a real request's check does more work than
+/// a decoy's (its person's key, its code opened), and that stays inside it.
+pub const CODE_FLOOR: std::time::Duration = FILING_FLOOR;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Query {
@@ -747,23 +753,26 @@ pub async fn rights_form_verify(
         });
     };
     let now = Utc::now();
+    let floor = actix_web::rt::time::sleep(CODE_FLOOR);
     // A forged ticket, or another company's, fails like a wrong code on a fresh
     // ticket of no request, and nothing is counted anywhere.
     let opened = state.form_guard.open_ticket(&site.scope(), &form.ticket);
     let checked = match opened {
-        None => uncounted(ticket_of_nothing(now), now),
+        None => Ok(Ok(uncounted(ticket_of_nothing(now), now))),
         Some(ticket) => {
             let st = state.clone();
             let (code, tenant_id) = (form.code, site.id.clone());
-            match web::block(move || check(&st, &tenant_id, ticket, &code, now)).await {
-                Ok(Ok(checked)) => checked,
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "checking a rights request code from the public form failed");
-                    return super::unavailable(site.lang);
-                }
-                Err(_) => return super::unavailable(site.lang),
-            }
+            web::block(move || check(&st, &tenant_id, ticket, &code, now)).await
         }
+    };
+    floor.await;
+    let checked = match checked {
+        Ok(Ok(checked)) => checked,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "checking a rights request code from the public form failed");
+            return super::unavailable(site.lang);
+        }
+        Err(_) => return super::unavailable(site.lang),
     };
     match checked {
         Checked::Right { id, kind, due_at } => {
