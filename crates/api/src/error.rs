@@ -192,6 +192,11 @@ impl ResponseError for ApiError {
             ProblemKind::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="assent""#));
             }
+            // Every unavailability here is brief (a database reconnecting, a send
+            // to the person about to end): worth retrying soon.
+            ProblemKind::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, "2"));
+            }
             _ => {}
         }
         if self.kind == ProblemKind::InvalidClient || self.oauth_error.is_some() {
@@ -207,6 +212,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Conflict(m) => ApiError::new(ProblemKind::Conflict, m),
             StoreError::Invalid(m) => ApiError::invalid(m),
+            StoreError::Busy(m) => ApiError::new(ProblemKind::Unavailable, m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
                 ApiError::new(
