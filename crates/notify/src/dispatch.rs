@@ -487,7 +487,8 @@ impl Dispatcher {
         outbox::mark_sending_until(c, notice, send.channel(), recorded.naive_utc())?;
         let hold = match (self.store.backend(), &notice.subject_id) {
             (Backend::Sqlite, Some(subject)) => {
-                let person = subjects::facts(c, &notice.tenant_id, subject)?.and_then(|f| f.person_id);
+                let person =
+                    subjects::facts(c, &notice.tenant_id, subject)?.and_then(|f| f.person_id);
                 let people = person_keys(&notice.tenant_id, subject, person.as_deref());
                 self.store.hold_people(people, deadline + DEADLINE_GRACE)
             }

@@ -264,7 +264,8 @@ pub(crate) fn wait_for_sends(
     let started = Instant::now();
     loop {
         let now = crate::now();
-        let Some(deadline) = crate::notifications::in_flight_until(conn, tenant_id, subject_id, now)?
+        let Some(deadline) =
+            crate::notifications::in_flight_until(conn, tenant_id, subject_id, now)?
         else {
             return Ok(());
         };
@@ -449,7 +450,10 @@ mod tests {
         let started = Instant::now();
         change(&store).unwrap();
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(300), "returned after {took:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "returned after {took:?}"
+        );
         assert!(took < Duration::from_secs(5), "returned after {took:?}");
         assert_eq!(groups(&store), 1);
         release.join().unwrap();
@@ -462,7 +466,10 @@ mod tests {
         let started = Instant::now();
         change(&store).unwrap();
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(400), "returned after {took:?}");
+        assert!(
+            took >= Duration::from_millis(400),
+            "returned after {took:?}"
+        );
         assert!(took < Duration::from_secs(5), "returned after {took:?}");
     }
 
@@ -473,7 +480,10 @@ mod tests {
         let _a = held_for(&store, Duration::from_secs(30));
         let _b = held_for(&store, Duration::from_secs(30));
         let _other = store
-            .hold_people(person_keys("t", "other", None), Instant::now() + Duration::from_secs(30))
+            .hold_people(
+                person_keys("t", "other", None),
+                Instant::now() + Duration::from_secs(30),
+            )
             .unwrap();
         store
             .write("t", |c| crate::subjects::lock_for_change(c, "t", "x"))
