@@ -31,6 +31,8 @@ pub struct Wiring<'a> {
     pub concurrency: Option<usize>,
     pub send_batch: Option<usize>,
     pub pool_size: Option<u32>,
+    /// The hard deadline of one send (the dispatcher's default otherwise).
+    pub send_timeout: Option<Duration>,
 }
 
 pub fn dispatcher(app: &TestApp, wiring: Wiring<'_>) -> Dispatcher {
@@ -82,6 +84,9 @@ pub fn dispatcher_for(
     }
     if let Some(b) = wiring.send_batch {
         config.send_batch = b;
+    }
+    if let Some(t) = wiring.send_timeout {
+        config.send_timeout = t;
     }
     Dispatcher::new(
         store.clone(),

@@ -75,6 +75,10 @@ pub enum SmtpMode {
     /// next command, until the client gives up or the sink stops (connections stalled
     /// this way stay stalled after the mode changes). For client timeout tests.
     Stall,
+    /// Takes the whole message, then holds back the answer to the end of DATA until
+    /// the mode changes: a send caught in flight. The message is recorded (with the
+    /// time it was let through) when the hold ends.
+    HoldData,
 }
 
 #[derive(Default)]
@@ -84,6 +88,8 @@ struct State {
     /// Lowercased address -> reply code.
     rejects: HashMap<String, u16>,
     connections: u64,
+    /// Messages whose end of DATA was held back ([`SmtpMode::HoldData`]).
+    held: usize,
 }
 
 #[derive(Default)]
@@ -158,6 +164,11 @@ impl SmtpSink {
     /// Forgets the messages received so far.
     pub fn clear(&self) {
         self.shared.lock().messages.clear();
+    }
+
+    /// How many messages have been held at the end of DATA so far.
+    pub fn held(&self) -> usize {
+        self.shared.lock().held
     }
 
     /// How many connections the sink has accepted since it was created.
@@ -477,6 +488,12 @@ async fn session(io: &mut Io, shared: &Shared, id: u64) -> io::Result<()> {
                 }
                 let from = mail_from.take().unwrap_or_default();
                 let to = std::mem::take(&mut rcpt_to);
+                if shared.lock().mode == SmtpMode::HoldData {
+                    shared.lock().held += 1;
+                    while shared.lock().mode == SmtpMode::HoldData {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
                 // Read the mode again: it may have changed while the data was arriving.
                 let mode = shared.lock().mode;
                 match mode {

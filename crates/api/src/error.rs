@@ -192,6 +192,11 @@ impl ResponseError for ApiError {
             ProblemKind::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="assent""#));
             }
+            // Every unavailability here is brief (a database reconnecting, a send
+            // to the person about to end): worth retrying soon.
+            ProblemKind::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, "2"));
+            }
             _ => {}
         }
         if self.kind == ProblemKind::InvalidClient || self.oauth_error.is_some() {
@@ -207,6 +212,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Conflict(m) => ApiError::new(ProblemKind::Conflict, m),
             StoreError::Invalid(m) => ApiError::invalid(m),
+            StoreError::Busy(m) => ApiError::new(ProblemKind::Unavailable, m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
                 ApiError::new(
@@ -230,3 +236,16 @@ impl From<actix_web::error::BlockingError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_busy_with_a_send_is_a_retryable_503() {
+        let response =
+            ApiError::from(StoreError::Busy("a send is in flight".into())).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+}

@@ -12,6 +12,12 @@
 //! Each send is marked `sending` in the delivery log (committed) before it leaves, and
 //! its outcome is committed when it returns: a crash resends at most what was in
 //! flight, and the log keeps every attempt that may have arrived (`interrupted`).
+//!
+//! Every send has a hard deadline ([`DispatchConfig::send_timeout`], shorter than the
+//! lease), recorded with its mark: past it the send has returned or been cut off. A
+//! change to the person waits for that, not only for locks: on PostgreSQL the gate's
+//! share locks vanish with its connection, and the sends in flight recorded in the
+//! database still hold the change back; on SQLite no change waits longer than it.
 
 use crate::email::{self, Dkim, EmailParts, ListUnsubscribe};
 use crate::mail::MailTransport;
@@ -26,15 +32,15 @@ use assent_core::pii::{IndexKind, TenantKeys};
 use assent_core::survey::{self, SurveyKind};
 use assent_store::notifications::{self as outbox, Lane, Notice, Outcome};
 use assent_store::{
-    Backend, DbConnection, Store, StoreError, StoreResult, messaging, person_keys, subjects,
-    surveys, tenants,
+    Backend, DbConnection, PersonGuard, Store, StoreError, StoreResult, messaging, person_keys,
+    subjects, surveys, tenants,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 /// How the dispatcher behaves; the defaults suit the embedded single process.
@@ -61,6 +67,10 @@ pub struct DispatchConfig {
     /// How long a claim is this worker's (`ASSENT_DISPATCH_LEASE_SECONDS`): a worker
     /// that dies hands its claims over once it runs out. Longer than any one send.
     pub lease_seconds: i64,
+    /// The hard deadline of one send (at most half the lease): a send still out then
+    /// is cut off and retried later. Changes to the person wait for it, so keep it
+    /// below the store's `person_wait`.
+    pub send_timeout: Duration,
     /// Pause when a round found nothing to do.
     pub poll_interval: Duration,
     /// This worker's name in leases.
@@ -81,6 +91,7 @@ impl Default for DispatchConfig {
             send_batch: 25,
             webhooks_per_tenant: 4,
             lease_seconds: notice::LEASE_SECONDS,
+            send_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             owner: format!("worker-{}", assent_core::id::new_id()),
             allow_http_webhooks: false,
@@ -332,14 +343,15 @@ impl Dispatcher {
     }
 
     /// A batch of notices to people. Each is fenced and gated, and its send marked in
-    /// the log before it leaves; the sends go out concurrently, outside any write turn,
-    /// and each outcome is committed as soon as it is known.
+    /// the log (with its deadline) before it leaves; the sends go out concurrently,
+    /// outside any write turn, and each outcome is committed as soon as it is known.
     ///
     /// A withdrawal is never overtaken by a send: on PostgreSQL the gate's transaction
     /// keeps its share locks on the people's rows until every send of the batch has
-    /// returned (a withdrawal waits for that row only); on SQLite the people are held
-    /// in the process ([`Store::hold_people`]) and a withdrawal is acknowledged only
-    /// once no send to that person is in flight.
+    /// returned (a withdrawal waits for that row only), and should its connection die,
+    /// the sends recorded in flight hold the withdrawal back until their deadlines; on
+    /// SQLite the people are held in the process ([`Store::hold_people`]) from the gate
+    /// until each send returns, and a withdrawal is acknowledged only after.
     fn process_blocking(&self, rt: &Handle, chunk: Vec<Notice>) -> StoreResult<Vec<Done>> {
         let Some(tenant_id) = chunk.first().map(|n| n.tenant_id.clone()) else {
             return Ok(Vec::new());
@@ -350,32 +362,29 @@ impl Dispatcher {
         let ids: Vec<String> = chunk.iter().map(|n| n.id.clone()).collect();
         match self.store.backend() {
             Backend::Sqlite => {
-                let people = self.store.read(&tenant_id, |c| {
-                    let mut people = Vec::new();
-                    for subject in chunk.iter().filter_map(|n| n.subject_id.as_deref()) {
-                        let person =
-                            subjects::facts(c, &tenant_id, subject)?.and_then(|f| f.person_id);
-                        people.extend(person_keys(&tenant_id, subject, person.as_deref()));
-                    }
-                    Ok(people)
-                })?;
-                let _hold = self.store.hold_people(people);
-                let (mut done, sends) = self.store.write(&tenant_id, |c| {
+                let (mut done, flights) = self.store.write(&tenant_id, |c| {
                     let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
-                    Ok((self.record_gated(c, closed, &sends)?, sends))
+                    self.record_gated(c, closed, sends)
                 })?;
-                done.extend(self.send_all(rt, &keys, group, &tenant_id, sends));
+                done.extend(self.send_all(rt, &keys, group, &tenant_id, flights));
                 Ok(done)
             }
             Backend::Postgres => self.store.write(&tenant_id, |c| {
                 let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
                 // Recorded from another transaction, committed before the sends; this
                 // one only holds the locks.
-                let mut done = self.store.write(&tenant_id, |w| {
+                let (mut done, flights) = self.store.write(&tenant_id, |w| {
                     outbox::relax_durability(w)?;
-                    self.record_gated(w, closed, &sends)
+                    self.record_gated(w, closed, sends)
                 })?;
-                done.extend(self.send_all(rt, &keys, group, &tenant_id, sends));
+                // The locks must still stand once the marks are committed: had the
+                // connection died before, a withdrawal could have slipped in between
+                // the gate and the marks, and would not wait for these sends.
+                if let Err(error) = outbox::still_connected(c) {
+                    self.give_back(&tenant_id, flights);
+                    return Err(error);
+                }
+                done.extend(self.send_all(rt, &keys, group, &tenant_id, flights));
                 Ok(done)
             }),
         }
@@ -448,22 +457,76 @@ impl Dispatcher {
         Ok((closed, sends))
     }
 
-    /// Records the outcomes the gate decided and marks each send as under way.
+    /// Records the outcomes the gate decided and marks each send as under way, with
+    /// its deadline.
     fn record_gated(
         &self,
         c: &mut DbConnection,
         closed: Vec<(Notice, Outcome)>,
-        sends: &[Outgoing],
-    ) -> StoreResult<Vec<Done>> {
+        sends: Vec<Outgoing>,
+    ) -> StoreResult<(Vec<Done>, Vec<Flight>)> {
         let now = Utc::now();
         let mut done = Vec::with_capacity(closed.len());
         for (notice, outcome) in closed {
             done.push(self.close(c, &notice, &outcome, now)?);
         }
+        let mut flights = Vec::with_capacity(sends.len());
         for send in sends {
-            outbox::mark_sending(c, send.notice(), send.notice().channel())?;
+            flights.push(self.launch(c, send)?);
         }
-        Ok(done)
+        Ok((done, flights))
+    }
+
+    /// Marks a send under way until its deadline and, on SQLite, holds its person
+    /// until it returns. Runs in the unit of work that gated it.
+    fn launch(&self, c: &mut DbConnection, send: Outgoing) -> StoreResult<Flight> {
+        let timeout = self.send_timeout();
+        let deadline = Instant::now() + timeout;
+        let recorded = Utc::now() + timeout + DEADLINE_GRACE;
+        let notice = send.notice();
+        outbox::mark_sending_until(c, notice, send.channel(), recorded.naive_utc())?;
+        let hold = match (self.store.backend(), &notice.subject_id) {
+            (Backend::Sqlite, Some(subject)) => {
+                let person =
+                    subjects::facts(c, &notice.tenant_id, subject)?.and_then(|f| f.person_id);
+                let people = person_keys(&notice.tenant_id, subject, person.as_deref());
+                self.store.hold_people(people, deadline + DEADLINE_GRACE)
+            }
+            _ => None,
+        };
+        Ok(Flight {
+            send,
+            deadline,
+            _hold: hold,
+        })
+    }
+
+    /// The deadline of one send: the configured one, within half the lease (a send
+    /// must end before another worker may take its notice over).
+    fn send_timeout(&self) -> Duration {
+        let lease = Duration::from_secs(self.config.lease_seconds.max(1) as u64);
+        self.config.send_timeout.min(lease / 2)
+    }
+
+    /// Sends that will not go out after all (the gate's fence fell before they left):
+    /// retried later, and no longer in flight.
+    fn give_back(&self, tenant_id: &str, flights: Vec<Flight>) {
+        let given = self.store.write(tenant_id, |c| {
+            for flight in &flights {
+                let outcome = Outcome::Retry {
+                    channel: flight.send.channel(),
+                    detail: "the consent gate's database connection was lost before the send"
+                        .into(),
+                };
+                self.close(c, flight.send.notice(), &outcome, Utc::now())?;
+            }
+            Ok(())
+        });
+        if let Err(error) = given {
+            // Their deadlines bound the wait of the people's changes; the lease
+            // brings them back.
+            tracing::error!(%error, "giving back a batch whose gate was lost failed");
+        }
     }
 
     /// Sends concurrently and commits each outcome as soon as it is known, so a crash
@@ -475,7 +538,7 @@ impl Dispatcher {
         keys: &TenantKeys,
         group: Option<&str>,
         tenant_id: &str,
-        sends: Vec<Outgoing>,
+        sends: Vec<Flight>,
     ) -> Vec<Done> {
         if sends.is_empty() {
             return Vec::new();
@@ -506,7 +569,22 @@ impl Dispatcher {
         })
     }
 
-    async fn fly(&self, send: Outgoing) -> Landed {
+    /// One send, cut off at its deadline; the person's hold ends when it returns.
+    async fn fly(&self, flight: Flight) -> Landed {
+        let Flight {
+            send,
+            deadline,
+            _hold,
+        } = flight;
+        let channel = send.channel();
+        let notice = send.notice().clone();
+        match tokio::time::timeout_at(deadline.into(), self.fly_free(send)).await {
+            Ok(landed) => landed,
+            Err(_) => Landed::Cut { notice, channel },
+        }
+    }
+
+    async fn fly_free(&self, send: Outgoing) -> Landed {
         match send {
             Outgoing::Email {
                 notice,
@@ -550,6 +628,13 @@ impl Dispatcher {
     ) -> StoreResult<Recorded> {
         let now = Utc::now();
         let (notice, outcome) = match landed {
+            Landed::Cut { notice, channel } => {
+                let outcome = Outcome::Retry {
+                    channel,
+                    detail: "the send did not end within its deadline and was cut off".into(),
+                };
+                (notice, outcome)
+            }
             Landed::Email {
                 notice,
                 digest,
@@ -565,12 +650,12 @@ impl Dispatcher {
             } => match self.telegram_outcome(c, keys, group, &notice, &prepared, now, results)? {
                 Ok(outcome) => (notice, outcome),
                 Err((message, digest)) => {
-                    outbox::mark_sending(c, &notice, NoticeChannel::Email)?;
-                    return Ok(Recorded::Fallback(Box::new(Outgoing::Email {
+                    let email = Outgoing::Email {
                         notice,
                         message,
                         digest,
-                    })));
+                    };
+                    return Ok(Recorded::Fallback(Box::new(self.launch(c, email)?)));
                 }
             },
         };
@@ -1022,8 +1107,10 @@ impl Dispatcher {
         let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<_> {
             if notice.fallback_email && prepared.email.is_some() {
                 // Email must be allowed for the purpose too, not only Telegram. The
-                // person is still held (a row lock on PostgreSQL, in the process on
-                // SQLite), so this reading stands until the email is sent.
+                // person is held again for it (fenced here on PostgreSQL, whatever
+                // became of the gate's connection; on SQLite this unit holds the
+                // writer's turn and `launch` holds the person until the email is sent).
+                outbox::fence(c, &notice.tenant_id, group, notice)?;
                 if let Err(reason) = outbox::gate_on(
                     c,
                     &notice.tenant_id,
@@ -1141,10 +1228,33 @@ impl Outgoing {
             Outgoing::Email { notice, .. } | Outgoing::Telegram { notice, .. } => notice,
         }
     }
+
+    fn channel(&self) -> NoticeChannel {
+        match self {
+            Outgoing::Email { .. } => NoticeChannel::Email,
+            Outgoing::Telegram { .. } => NoticeChannel::Telegram,
+        }
+    }
 }
+
+/// A send marked in the log, with its deadline and (SQLite) its person's hold.
+struct Flight {
+    send: Outgoing,
+    deadline: Instant,
+    _hold: Option<PersonGuard>,
+}
+
+/// How far past a send's deadline it is still counted in flight: bytes written before
+/// the cut may still be on their way, and hosts' clocks differ a little.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 /// A send that returned.
 enum Landed {
+    /// Cut off at its deadline: it may or may not have arrived.
+    Cut {
+        notice: Notice,
+        channel: NoticeChannel,
+    },
     Email {
         notice: Notice,
         digest: Vec<u8>,
@@ -1160,7 +1270,9 @@ enum Landed {
 impl Landed {
     fn notice(&self) -> &Notice {
         match self {
-            Landed::Email { notice, .. } | Landed::Telegram { notice, .. } => notice,
+            Landed::Email { notice, .. }
+            | Landed::Telegram { notice, .. }
+            | Landed::Cut { notice, .. } => notice,
         }
     }
 }
@@ -1168,7 +1280,7 @@ impl Landed {
 enum Recorded {
     Done(Done),
     /// Telegram did not reach the person; this email goes instead.
-    Fallback(Box<Outgoing>),
+    Fallback(Box<Flight>),
 }
 
 /// Webhook deliveries in flight, per tenant.

@@ -12,6 +12,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A send to the person is in flight and may outlast the wait allowed for it:
+    /// nothing was changed; retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("migration failed: {0}")]
     Migration(String),
     #[error("database error: {0}")]

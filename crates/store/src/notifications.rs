@@ -478,6 +478,7 @@ pub fn claim(
                 .eq("the worker stopped during the send; the message may have arrived"),
         ))
         .execute(conn)?;
+    forget_in_flight(conn, tenant_id, &ids)?;
     diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::id.eq_any(&ids))
@@ -551,6 +552,105 @@ pub fn mark_sending(
     Ok(())
 }
 
+/// Records, before a send to a person, that it is under way on `channel` until
+/// `deadline`, by which it has returned or been cut off (PostgreSQL also keeps it in
+/// `sends_in_flight`, where a change to the person looks before it is acknowledged;
+/// SQLite holds the person in the process instead). Its outcome removes it.
+pub fn mark_sending_until(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    channel: NoticeChannel,
+    deadline: NaiveDateTime,
+) -> StoreResult<()> {
+    mark_sending(conn, notice, channel)?;
+    let (DbConnection::Postgres(pg), Some(subject_id)) = (conn, &notice.subject_id) else {
+        return Ok(());
+    };
+    diesel::sql_query(
+        "INSERT INTO sends_in_flight \
+         (tenant_id, notification_id, attempt, channel, subject_id, group_id, person_id, deadline) \
+         SELECT s.tenant_id, $3, $4, $5, s.id, NULLIF(current_setting('app.group_id', true), ''), \
+                s.person_id, $6 \
+         FROM subjects s WHERE s.tenant_id = $1 AND s.id = $2",
+    )
+    .bind::<Text, _>(&notice.tenant_id)
+    .bind::<Text, _>(subject_id)
+    .bind::<Text, _>(&notice.id)
+    .bind::<diesel::sql_types::Integer, _>(notice.attempts)
+    .bind::<Text, _>(channel.as_str())
+    .bind::<Timestamp, _>(deadline)
+    .execute(pg)?;
+    Ok(())
+}
+
+/// The latest deadline, after `now`, of the sends in flight to a subject or to the
+/// person behind it in the group (PostgreSQL; SQLite keeps none here).
+pub fn in_flight_until(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<Option<NaiveDateTime>> {
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(None);
+    };
+    let row: LatestDeadline = diesel::sql_query(
+        "SELECT max(f.deadline) AS deadline FROM sends_in_flight f \
+         WHERE f.deadline > $3 AND ((f.tenant_id = $1 AND f.subject_id = $2) \
+            OR (f.group_id = NULLIF(current_setting('app.group_id', true), '') \
+                AND f.person_id = (SELECT s.person_id FROM subjects s \
+                                   WHERE s.tenant_id = $1 AND s.id = $2)))",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Text, _>(subject_id)
+    .bind::<Timestamp, _>(now)
+    .get_result(pg)?;
+    Ok(row.deadline)
+}
+
+#[derive(QueryableByName)]
+struct LatestDeadline {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
+    deadline: Option<NaiveDateTime>,
+}
+
+/// Removes the record of a send in flight once its outcome is known.
+fn landed(conn: &mut DbConnection, notice: &Notice, channel: NoticeChannel) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = $2 \
+             AND attempt = $3 AND channel = $4",
+        )
+        .bind::<Text, _>(&notice.tenant_id)
+        .bind::<Text, _>(&notice.id)
+        .bind::<diesel::sql_types::Integer, _>(notice.attempts)
+        .bind::<Text, _>(channel.as_str())
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Forgets the sends in flight of notices claimed again (their worker stopped; their
+/// deadlines have passed, as the lease outlasts every send).
+fn forget_in_flight(conn: &mut DbConnection, tenant_id: &str, ids: &[String]) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = ANY($2)",
+        )
+        .bind::<Text, _>(tenant_id)
+        .bind::<diesel::sql_types::Array<Text>, _>(ids)
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// True while the connection still answers: on PostgreSQL, that the locks its
+/// transaction took are still held.
+pub fn still_connected(conn: &mut DbConnection) -> StoreResult<()> {
+    diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")?;
+    Ok(())
+}
+
 /// How one delivery attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -595,7 +695,7 @@ pub fn log_attempt(
         ))
         .execute(conn)?;
     if completed > 0 {
-        return Ok(());
+        return landed(conn, notice, channel);
     }
     diesel::insert_into(notification_attempts::table)
         .values((

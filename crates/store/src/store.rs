@@ -4,9 +4,9 @@ use diesel::RunQueryDsl;
 use diesel::connection::Connection;
 use diesel::sql_types::Text;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Pool = r2d2::Pool<Manager>;
 /// A connection borrowed from the pool.
@@ -16,6 +16,10 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 pub struct StoreOptions {
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// The longest a change to a person waits for sends in flight to them; one whose
+    /// deadline lies further fails at once with [`StoreError::Busy`]. Longer than the
+    /// dispatcher's send deadline, so in practice a change only waits.
+    pub person_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -23,6 +27,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 16,
             connect_timeout: Duration::from_secs(5),
+            person_wait: Duration::from_secs(60),
         }
     }
 }
@@ -39,6 +44,7 @@ pub struct Store {
     groups: Arc<RwLock<HashMap<String, Option<String>>>>,
     // SQLite: the people a send is in flight to (see [`PersonLocks`]).
     person_locks: Arc<PersonLocks>,
+    person_wait: Duration,
 }
 
 impl Store {
@@ -59,6 +65,7 @@ impl Store {
             write_turn: Arc::new(Mutex::new(())),
             groups: Arc::default(),
             person_locks: Arc::default(),
+            person_wait: options.person_wait,
         })
     }
 
@@ -99,18 +106,24 @@ impl Store {
 
     /// A unit of work for one tenant that changes data; all or nothing.
     ///
-    /// On SQLite, a unit that changed what may be sent to a person (it called
+    /// A unit that changes what may be sent to a person (it called
     /// [`crate::subjects::lock_for_change`]) returns only once no send to that person
-    /// is in flight in this process: whoever acknowledges the change to the person
-    /// does so after any send that passed the consent gate before it.
+    /// that passed the consent gate before it is in flight: whoever acknowledges the
+    /// change does so after those sends. It waits at most [`StoreOptions::person_wait`];
+    /// when a send may outlast that, it fails with [`StoreError::Busy`] and changes
+    /// nothing.
     pub fn write<T>(
         &self,
         tenant_id: &str,
         f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
-        let outer = CHANGED_PEOPLE.with(|c| c.borrow_mut().take());
-        CHANGED_PEOPLE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let unit = Unit {
+            locks: self.person_locks.clone(),
+            bound: self.person_wait,
+            waits: Vec::new(),
+        };
+        let outer = UNIT.with(|u| u.borrow_mut().replace(unit));
         let result = (|| {
             let _turn = self.write_turn();
             let mut conn = self.connection()?;
@@ -119,22 +132,26 @@ impl Store {
                 f(c)
             })
         })();
-        let changed = CHANGED_PEOPLE.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
-        // Outside the writer's turn: waiting here holds up no one else.
-        if result.is_ok() {
-            self.person_locks.wait_free(&changed.unwrap_or_default());
+        let unit = UNIT.with(|u| std::mem::replace(&mut *u.borrow_mut(), outer));
+        // Outside the writer's turn: waiting here holds up no one else. The holds were
+        // checked to end within the bound.
+        if result.is_ok()
+            && let Some(unit) = unit
+        {
+            self.person_locks.wait_released(&unit.waits);
         }
         result
     }
 
-    /// Holds the people `keys` name (see [`person_keys`]) for a send to them: a
-    /// change recorded by [`Store::write`] for any of them is not returned to its
-    /// caller until the guard is dropped. SQLite only (`None` on PostgreSQL, where the
-    /// sender holds row locks instead). Waits while another send holds any of them;
-    /// never call it holding the writer's turn.
-    pub fn hold_people(&self, keys: Vec<String>) -> Option<PersonGuard> {
+    /// Holds the people `keys` name (see [`person_keys`]) while a send to them is in
+    /// flight, until the guard is dropped or `until` (the send's deadline, by which it
+    /// has been cut off) passes: a change to any of them is acknowledged only after.
+    /// SQLite only (`None` on PostgreSQL, which records sends in flight in the
+    /// database). Never waits. Take it in the unit of work that gated the send (under
+    /// the writer's turn), so that a change is either seen by the gate or sees the hold.
+    pub fn hold_people(&self, keys: Vec<String>, until: Instant) -> Option<PersonGuard> {
         match self.backend {
-            Backend::Sqlite => Some(self.person_locks.acquire(keys)),
+            Backend::Sqlite => Some(self.person_locks.hold(keys, until)),
             Backend::Postgres => None,
         }
     }
@@ -179,9 +196,16 @@ impl Store {
 }
 
 thread_local! {
-    /// The people a [`Store::write`] on this thread changed, noted by
-    /// [`note_changed_person`]; `None` outside a write.
-    static CHANGED_PEOPLE: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// The [`Store::write`] running on this thread, if any.
+    static UNIT: RefCell<Option<Unit>> = const { RefCell::new(None) };
+}
+
+/// What a unit of work that changes data needs to know about sends in flight.
+struct Unit {
+    locks: Arc<PersonLocks>,
+    bound: Duration,
+    /// SQLite: the holds of sends in flight to the people this unit changes.
+    waits: Vec<u64>,
 }
 
 /// The keys a send to a subject is held under in the process: the subject, and the
@@ -195,68 +219,147 @@ pub fn person_keys(tenant_id: &str, subject_id: &str, person_id: Option<&str>) -
     keys
 }
 
-/// Notes that the current unit of work changes what may be sent to these people.
-pub(crate) fn note_changed_person(keys: Vec<String>) {
-    CHANGED_PEOPLE.with(|c| {
-        if let Some(changed) = c.borrow_mut().as_mut() {
-            changed.extend(keys);
-        }
-    });
+fn busy() -> StoreError {
+    StoreError::Busy("a message to this person is being sent; retry shortly".into())
 }
 
-/// The people a send is in flight to, in this process. Keyed exactly (no stripes), so
-/// one person's slow send delays only changes for that person. All of a holder's keys
-/// are taken at once, so holders cannot deadlock each other.
+/// The longest the current unit of work may wait for sends to a person.
+pub(crate) fn person_wait() -> Duration {
+    UNIT.with(|u| u.borrow().as_ref().map(|u| u.bound))
+        .unwrap_or(StoreOptions::default().person_wait)
+}
+
+/// SQLite: the current unit changes what may be sent to these people. It holds the
+/// writer's turn, so no send to them passes a gate meanwhile; the sends already in
+/// flight to them are noted, and [`Store::write`] returns only once they have ended.
+/// `Err(Busy)` (and nothing changes) when one of them may outlast the wait allowed.
+pub(crate) fn note_changed_person(keys: &[String]) -> StoreResult<()> {
+    UNIT.with(|u| {
+        let mut unit = u.borrow_mut();
+        let Some(unit) = unit.as_mut() else {
+            return Ok(());
+        };
+        let holds = unit.locks.holding(keys);
+        let limit = Instant::now() + unit.bound;
+        if holds.iter().any(|(_, until)| *until > limit) {
+            return Err(busy());
+        }
+        unit.waits.extend(holds.into_iter().map(|(id, _)| id));
+        Ok(())
+    })
+}
+
+/// PostgreSQL: waits, holding the subject's row lock, while a send to the person is
+/// recorded in flight with its deadline ahead. The gate's share locks usually make
+/// this find nothing; it matters when the gate's connection died mid-send and took
+/// its locks along. `Err(Busy)` (and the unit rolls back) when the sends' deadlines
+/// lie beyond the wait allowed.
+pub(crate) fn wait_for_sends(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    const POLL: Duration = Duration::from_millis(20);
+    let bound = person_wait();
+    let started = Instant::now();
+    loop {
+        let now = crate::now();
+        let Some(deadline) =
+            crate::notifications::in_flight_until(conn, tenant_id, subject_id, now)?
+        else {
+            return Ok(());
+        };
+        let left = (deadline - now).to_std().unwrap_or_default();
+        if started.elapsed() + left > bound {
+            return Err(busy());
+        }
+        std::thread::sleep(left.min(POLL));
+    }
+}
+
+/// The sends in flight to people, in this process (SQLite). A hold is taken in the
+/// unit of work that gated the send and dropped when the send returns; it carries the
+/// send's deadline, past which the send has been cut off, so no one waits on a hold
+/// longer than that. Holds never wait for each other.
 #[derive(Default)]
 struct PersonLocks {
-    held: Mutex<HashSet<String>>,
-    freed: Condvar,
+    holds: Mutex<Holds>,
+    released: Condvar,
+}
+
+#[derive(Default)]
+struct Holds {
+    next: u64,
+    by_id: HashMap<u64, Hold>,
+}
+
+struct Hold {
+    keys: Vec<String>,
+    until: Instant,
 }
 
 impl PersonLocks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Holds> {
+        self.holds.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn acquire(self: &Arc<Self>, mut keys: Vec<String>) -> PersonGuard {
-        keys.sort();
-        keys.dedup();
-        let mut held = self.lock();
-        while keys.iter().any(|k| held.contains(k)) {
-            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
-        }
-        held.extend(keys.iter().cloned());
+    fn hold(self: &Arc<Self>, keys: Vec<String>, until: Instant) -> PersonGuard {
+        let mut holds = self.lock();
+        let id = holds.next;
+        holds.next += 1;
+        holds.by_id.insert(id, Hold { keys, until });
         PersonGuard {
             locks: self.clone(),
-            keys,
+            id,
         }
     }
 
-    fn wait_free(&self, keys: &[String]) {
-        if keys.is_empty() {
+    /// The holds on any of `keys`, with their deadlines.
+    fn holding(&self, keys: &[String]) -> Vec<(u64, Instant)> {
+        self.lock()
+            .by_id
+            .iter()
+            .filter(|(_, h)| h.keys.iter().any(|k| keys.contains(k)))
+            .map(|(id, h)| (*id, h.until))
+            .collect()
+    }
+
+    /// Waits until each of these holds is dropped or past its deadline.
+    fn wait_released(&self, ids: &[u64]) {
+        if ids.is_empty() {
             return;
         }
-        let mut held = self.lock();
-        while keys.iter().any(|k| held.contains(k)) {
-            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        let mut holds = self.lock();
+        loop {
+            let now = Instant::now();
+            let latest = ids
+                .iter()
+                .filter_map(|id| holds.by_id.get(id))
+                .map(|h| h.until)
+                .filter(|until| *until > now)
+                .max();
+            let Some(until) = latest else {
+                return;
+            };
+            holds = self
+                .released
+                .wait_timeout(holds, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
 
-/// A send's hold on its people; dropping it lets their changes be acknowledged.
+/// A send's hold on its person; dropping it lets their changes be acknowledged.
 pub struct PersonGuard {
     locks: Arc<PersonLocks>,
-    keys: Vec<String>,
+    id: u64,
 }
 
 impl Drop for PersonGuard {
     fn drop(&mut self) {
-        let mut held = self.locks.lock();
-        for k in &self.keys {
-            held.remove(k);
-        }
-        drop(held);
-        self.locks.freed.notify_all();
+        self.locks.lock().by_id.remove(&self.id);
+        self.locks.released.notify_all();
     }
 }
 
@@ -284,5 +387,107 @@ struct LogConnectErrors;
 impl r2d2::HandleError<ConnectError> for LogConnectErrors {
     fn handle_error(&self, error: ConnectError) {
         tracing::warn!(%error, "database connection failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::tenant_groups;
+    use diesel::prelude::*;
+
+    fn sqlite(person_wait: Duration) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let options = StoreOptions {
+            person_wait,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(&url, &options).unwrap();
+        store.migrate().unwrap();
+        (dir, store)
+    }
+
+    /// Writes a row, then changes what may be sent to subject `s` of tenant `t`.
+    fn change(store: &Store) -> StoreResult<()> {
+        store.write("t", |c| {
+            crate::tenants::create_group(c, "written")?;
+            crate::subjects::lock_for_change(c, "t", "s")
+        })
+    }
+
+    fn groups(store: &Store) -> i64 {
+        store
+            .system(|c| Ok(tenant_groups::table.count().get_result(c)?))
+            .unwrap()
+    }
+
+    fn held_for(store: &Store, d: Duration) -> PersonGuard {
+        store
+            .hold_people(person_keys("t", "s", None), Instant::now() + d)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_change_fails_at_once_and_writes_nothing_when_a_send_may_outlast_the_wait() {
+        let (_dir, store) = sqlite(Duration::from_millis(200));
+        let _hold = held_for(&store, Duration::from_secs(30));
+        let started = Instant::now();
+        let err = change(&store).unwrap_err();
+        assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(groups(&store), 0, "nothing is written");
+    }
+
+    #[test]
+    fn a_change_returns_once_the_send_to_the_person_ends() {
+        let (_dir, store) = sqlite(Duration::from_secs(10));
+        let hold = held_for(&store, Duration::from_secs(5));
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(hold);
+        });
+        let started = Instant::now();
+        change(&store).unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300),
+            "returned after {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "returned after {took:?}");
+        assert_eq!(groups(&store), 1);
+        release.join().unwrap();
+    }
+
+    #[test]
+    fn a_hold_never_dropped_ends_at_its_deadline() {
+        let (_dir, store) = sqlite(Duration::from_secs(10));
+        let _stuck = held_for(&store, Duration::from_millis(400));
+        let started = Instant::now();
+        change(&store).unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(400),
+            "returned after {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "returned after {took:?}");
+    }
+
+    #[test]
+    fn holds_never_wait_and_other_people_do_not_wait_for_them() {
+        let (_dir, store) = sqlite(Duration::from_secs(10));
+        let started = Instant::now();
+        let _a = held_for(&store, Duration::from_secs(30));
+        let _b = held_for(&store, Duration::from_secs(30));
+        let _other = store
+            .hold_people(
+                person_keys("t", "other", None),
+                Instant::now() + Duration::from_secs(30),
+            )
+            .unwrap();
+        store
+            .write("t", |c| crate::subjects::lock_for_change(c, "t", "x"))
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

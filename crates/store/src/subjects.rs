@@ -372,12 +372,18 @@ pub fn objected(
 }
 
 /// Locks a subject's row for a change of what may be sent to them (consent,
-/// objection, restriction, erasure). The dispatcher holds `FOR SHARE` on the same
-/// row while it sends, so such a change waits for an in-flight send, and one lock
-/// order (subject first, then state rows) keeps writers and senders deadlock-free.
-/// On SQLite the sender holds the person in the process instead
-/// ([`crate::Store::hold_people`]): the change is noted, and [`crate::Store::write`]
-/// returns only once no send to the person is in flight.
+/// objection, restriction, erasure), and waits until no send to them is in flight.
+///
+/// PostgreSQL: the dispatcher holds `FOR SHARE` on the same row while it sends, so
+/// such a change waits for an in-flight send, and one lock order (subject first, then
+/// state rows) keeps writers and senders deadlock-free. The share locks end with the
+/// dispatcher's connection, so the change then also waits while a send to the person
+/// is recorded in flight with its deadline ahead ([`crate::notifications::mark_sending_until`]).
+/// SQLite: the sender holds the person in the process instead
+/// ([`crate::Store::hold_people`]), and [`crate::Store::write`] returns only once
+/// those sends have ended.
+///
+/// Either way the wait is bounded: `Err(Busy)` when a send may outlast it.
 pub fn lock_for_change(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -391,17 +397,17 @@ pub fn lock_for_change(
             .bind::<diesel::sql_types::Text, _>(tenant_id)
             .bind::<diesel::sql_types::Text, _>(subject_id)
             .execute(pg)?;
+            crate::store::wait_for_sends(conn, tenant_id, subject_id)
         }
         DbConnection::Sqlite(_) => {
             let person = facts(conn, tenant_id, subject_id)?.and_then(|f| f.person_id);
-            crate::store::note_changed_person(crate::store::person_keys(
+            crate::store::note_changed_person(&crate::store::person_keys(
                 tenant_id,
                 subject_id,
                 person.as_deref(),
-            ));
+            ))
         }
     }
-    Ok(())
 }
 
 /// Records an objection to a purpose (rights requests, staff).

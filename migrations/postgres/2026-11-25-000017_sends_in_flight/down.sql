@@ -1,0 +1,1 @@
+DROP TABLE sends_in_flight;
