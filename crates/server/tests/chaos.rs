@@ -840,7 +840,6 @@ async fn slow_relay(sink: &SmtpSink, delay: Duration) -> String {
 /// dies with the database, and a withdrawal answered once it is back must still not
 /// be overtaken by that send (the relay is slow: the message lands seconds later).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known: on PostgreSQL a withdrawal acknowledged after a database crash is overtaken by a send already in flight"]
 async fn a_send_in_flight_across_a_postgres_crash_does_not_overtake_a_withdrawal() {
     let Some(cluster) = PgCluster::start() else {
         return;
