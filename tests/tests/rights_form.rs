@@ -1149,7 +1149,10 @@ fn hold_person(app: &TestApp, t: &TenantHandle, subject_id: &str) -> Box<dyn std
         }
         None => Box::new(
             app.store
-                .hold_people(assent_store::person_keys(&t.id, subject_id, None))
+                .hold_people(
+                    assent_store::person_keys(&t.id, subject_id, None),
+                    std::time::Instant::now() + std::time::Duration::from_secs(30),
+                )
                 .expect("SQLite holds people in the process"),
         ),
     }
