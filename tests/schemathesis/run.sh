@@ -122,9 +122,10 @@ TOML
 
   # What must hold: no 5xx; status, content type, headers and body as documented; 405
   # for methods a path does not have; neither tenant reads the other's objects.
+  # positive_data_acceptance: a request the document calls valid is not refused (4xx).
   local checks=not_a_server_error,status_code_conformance,content_type_conformance
   checks+=,response_schema_conformance,response_headers_conformance,unsupported_method
-  checks+=,allow_header_conformance,object_level_authorization
+  checks+=,allow_header_conformance,object_level_authorization,positive_data_acceptance
   local report="${SCHEMATHESIS_REPORT_DIR:-$work/report}/$backend"
   local rc=0
   local seed=()

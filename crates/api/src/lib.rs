@@ -10,6 +10,7 @@ pub mod observe;
 pub mod rate_limit;
 pub mod revocation;
 mod routes;
+mod schema;
 pub mod state;
 
 pub use error::{ApiError, ApiResult};

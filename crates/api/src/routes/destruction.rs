@@ -69,12 +69,14 @@ pub struct ActList {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ActQuery {
+    #[param(value_type = Option<crate::schema::ActStatusName>, inline)]
     pub status: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
-const STATUSES: &[&str] = &["scheduled", "proposed", "applied", "done"];
+pub(crate) const STATUSES: &[&str] = &["scheduled", "proposed", "applied", "done"];
 
 fn actor(p: &Principal) -> String {
     format!("staff:{}", p.client_id)
@@ -124,7 +126,9 @@ pub async fn list_acts(
 pub struct ActFormat {
     /// `json` (default) or `text`: the act as a document (Russian for 152-FZ
     /// tenants, English otherwise; `lang=ru|en` to choose).
+    #[param(value_type = Option<crate::schema::ActFormatName>, inline)]
     pub format: Option<String>,
+    #[param(value_type = Option<crate::schema::LocaleName>, inline)]
     pub lang: Option<String>,
 }
 

@@ -26,7 +26,15 @@ const FILTER_CHUNK: usize = 200;
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Texts {
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub ru: String,
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub en: String,
 }
 
@@ -44,8 +52,10 @@ impl Texts {
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// Hours between the event and the invitation (0–2160).
+    #[schema(minimum = 0, maximum = 2160)]
     pub delay_hours: i32,
     /// At most one triggered invitation per person in this many days (1–3650).
+    #[schema(minimum = 1, maximum = 3650)]
     pub period_days: i32,
 }
 
@@ -64,13 +74,16 @@ impl TriggerBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateSurvey {
     /// 1–64 of a-z, 0-9, `_`, `-`, `.`.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub code: String,
     /// `nps` (0–10) or `csat` (1–5).
+    #[schema(value_type = crate::schema::SurveyKindName)]
     pub kind: String,
     pub question: Texts,
     /// An optional free-text question asked after the score.
     pub follow_up: Option<Texts>,
     /// The purpose the survey is sent under; only people it allows are asked.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: String,
     /// Answers are cut loose from people once they can no longer change.
     #[serde(default)]
@@ -219,6 +232,7 @@ pub async fn create_survey(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -312,6 +326,7 @@ pub async fn patch_survey(
 #[serde(deny_unknown_fields)]
 pub struct InvitationFilter {
     /// Only people whose locale is this (`ru` or `en`).
+    #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<String>,
 }
 
@@ -319,10 +334,12 @@ pub struct InvitationFilter {
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitations {
     /// Up to 1000 subjects; or `filter`.
+    #[schema(min_items = 1, max_items = 1000)]
     pub subject_ids: Option<Vec<String>>,
     /// Everyone the survey's purpose allows (up to 10 000), narrowed by the filter.
     pub filter: Option<InvitationFilter>,
     /// `email` (default) or `telegram`.
+    #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<String>,
     /// When to send; now by default, at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
@@ -555,12 +572,22 @@ pub async fn create_invitations(
 pub struct SurveyEvent {
     pub subject_id: String,
     /// What happened, e.g. `ticket_closed` (kept out of the notice; for your logs).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub event: Option<String>,
     /// Your id of the event: the same id twice schedules one invitation.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub event_id: Option<String>,
     /// When it happened; now by default. The delay counts from here.
     pub occurred_at: Option<DateTime<Utc>>,
     /// `email` (default) or `telegram`.
+    #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<String>,
 }
 
@@ -719,6 +746,7 @@ pub struct SurveyResults {
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// `json` (default) or `csv` (one row per answer); `Accept: text/csv` works too.
+    #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
     pub format: Option<String>,
 }
 
