@@ -134,7 +134,10 @@ pub struct ActFormat {
 
 /// One destruction act, as JSON or as the text of the act.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), params(ActFormat), responses(
-    (status = 200, body = ActView),
+    (status = 200, description = "The act: JSON, or its text with `format=text`", content(
+        (ActView = "application/json"),
+        (String = "text/plain"),
+    )),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/destruction-acts/{id}")]

@@ -860,8 +860,10 @@ fn csv_of(tally: &surveys::Tally) -> Result<Vec<u8>, csv::Error> {
 /// person does not remove it, so treat comments as personal data when you read
 /// them here.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), params(ResultsQuery), responses(
-    (status = 200, body = SurveyResults),
-    (status = 200, description = "every answer", content_type = "text/csv"),
+    (status = 200, description = "The summary (JSON), or every answer (CSV)", content(
+        (SurveyResults = "application/json"),
+        (String = "text/csv"),
+    )),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/surveys/{code}/results")]
