@@ -113,6 +113,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1;
     // After the routes are in: `ApiDoc`'s own modifiers run before any path exists.
     utoipa::Modify::modify(&ProblemResponses, &mut doc);
+    utoipa::Modify::modify(&schema::FieldRules, &mut doc);
     doc
 }
 

@@ -70,7 +70,8 @@ pub struct RecordConsent {
     pub method: Option<Method>,
     /// When the person acted; default now. May be in the past (imports), never in the future.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// Default: the version in force at `occurred_at`.
+    /// A version published with `POST /v1/policies`; default: the one in force at
+    /// `occurred_at`.
     pub policy_version: Option<String>,
     #[serde(default)]
     pub evidence: EvidenceIn,

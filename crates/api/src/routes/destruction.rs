@@ -300,7 +300,7 @@ pub struct RightsSettings {
     /// The term the company promises in its own policy, e.g.
     /// `{"unit": "months", "value": 1}` (`calendar_days`, `working_days`, `months`);
     /// the earliest of it and the legal term is the deadline. `null`: the law's.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::promise)]
     pub promise: Option<Term>,
     /// Corrections to the built-in production calendar: days off it lacks.
     #[serde(default)]

@@ -20,7 +20,7 @@ pub struct CreateNotification {
     #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: Option<String>,
     /// The template kind: a built-in one (`message`, `subscription_expiry`,
-    /// `consent_receipt`) or one the tenant uploaded.
+    /// `consent_receipt`) or one the tenant uploaded; another kind is refused (422).
     #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     pub template: String,
     /// Values for the template, under `data` in it.
@@ -41,7 +41,7 @@ pub struct CreateNotification {
     /// The subject's locale by default, then the tenant's.
     #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<String>,
-    /// Send at this time instead of now.
+    /// Send at this time instead of now; at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
     /// A repeated key returns the notice queued the first time (also accepted as
     /// the `Idempotency-Key` header).

@@ -19,7 +19,7 @@ pub struct CreatePolicy {
     )]
     pub version: String,
     /// Where the policy is published.
-    #[schema(max_length = 2000, pattern = r"^https?://[!-~]+$")]
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub url: Option<String>,
     /// The text; its SHA-256 is kept so a consent can prove what was shown.
     #[schema(pattern = r"\S")]

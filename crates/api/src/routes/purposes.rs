@@ -38,16 +38,19 @@ pub struct CreatePurpose {
     pub name: Names,
     #[schema(value_type = crate::schema::LegalBasisName)]
     pub legal_basis: LegalBasis,
-    #[schema(value_type = Vec<crate::schema::ChannelName>, min_items = 1)]
+    /// Distinct channels (a set).
+    #[schema(value_type = std::collections::BTreeSet<crate::schema::ChannelName>, min_items = 1)]
     pub channels: Vec<Channel>,
     #[serde(default)]
-    #[schema(max_items = 50)]
+    #[schema(value_type = Vec<crate::schema::DataCategory>, max_items = 50)]
     pub data_categories: Vec<String>,
     #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: i32,
+    /// Days a consent lasts; only for legal_basis `consent` (refused otherwise).
     #[schema(minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<i32>,
-    /// `tenant` (default) or `group`: shared by every company of the tenant's group.
+    /// `tenant` (default) or `group`: shared by every company of the tenant's group
+    /// (refused for a tenant in no group).
     #[serde(default = "tenant_scope")]
     #[schema(value_type = crate::schema::PurposeScopeName)]
     pub scope: PurposeScope,
@@ -65,13 +68,15 @@ pub struct PatchPurpose {
     /// Accepted only when unchanged: a new basis needs a new purpose.
     #[schema(value_type = Option<crate::schema::LegalBasisName>)]
     pub legal_basis: Option<LegalBasis>,
-    #[schema(value_type = Option<Vec<crate::schema::ChannelName>>, min_items = 1)]
+    /// Distinct channels (a set).
+    #[schema(value_type = Option<std::collections::BTreeSet<crate::schema::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<Channel>>,
-    #[schema(max_items = 50)]
+    #[schema(value_type = Option<Vec<crate::schema::DataCategory>>, max_items = 50)]
     pub data_categories: Option<Vec<String>>,
     #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: Option<i32>,
     /// `null` removes the term.
+    /// Only for a purpose whose legal basis is `consent` (refused otherwise).
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<Option<i32>>,

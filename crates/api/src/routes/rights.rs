@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a request can arrive.
-const CHANNELS: &[&str] = &[
+pub(crate) const CHANNELS: &[&str] = &[
     "api",
     "letter",
     "phone",
@@ -37,6 +37,7 @@ pub struct CreateRequest {
     /// clock starts then. Now by default; never in the future.
     pub received_at: Option<DateTime<Utc>>,
     /// `api` (default), `letter`, `phone`, `email`, `in_person`, `web`, `telegram`.
+    #[schema(value_type = Option<crate::schema::RequestChannelName>)]
     pub channel: Option<String>,
     /// What the person asked, in their words (kept sealed with their key).
     pub details: Option<serde_json::Value>,
@@ -333,8 +334,10 @@ pub struct VerifyBody {
 pub struct ReasonBody {
     /// Required to extend or reject; told to the person.
     #[schema(
+        required = true,
+        nullable = false,
         max_length = 2000,
-        pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*\S[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x09\x0B-\x1F\x7F-\x9F]*$"
     )]
     pub reason: Option<String>,
 }

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 // can clear a field on update.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubjectFields {
     /// The tenant's own id for the person (unique per tenant).
     #[schema(
@@ -42,7 +43,7 @@ pub struct SubjectFields {
     #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
     /// Messenger and social accounts, e.g. `{"telegram": "@ivan"}`.
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    #[schema(schema_with = crate::schema::handles)]
     pub handles: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<Locale>,

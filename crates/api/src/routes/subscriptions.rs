@@ -26,7 +26,7 @@ pub struct CreateSubscription {
     /// Must be in the future.
     pub expires_at: DateTime<Utc>,
     /// Where the person renews; shown in the notices.
-    #[schema(max_length = 2000, pattern = r"^https?://[!-~]+$")]
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub renew_url: Option<String>,
 }
 
@@ -40,7 +40,7 @@ pub struct PatchSubscription {
     pub name: Option<String>,
     /// A new date (a renewal or a correction) reschedules the expiry notices.
     pub expires_at: Option<DateTime<Utc>>,
-    #[schema(max_length = 2000, pattern = r"^https?://[!-~]+$")]
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub renew_url: Option<String>,
     /// `cancelled` cancels the subscription and its queued notices.
     #[schema(value_type = Option<crate::schema::SubscriptionStatusName>)]
@@ -314,7 +314,7 @@ pub async fn patch_subscription(
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// Days before expiry when notices go out (default 30, 7, 1, 0).
-    #[schema(min_items = 1, max_items = 10, value_type = Vec<u16>)]
+    #[schema(schema_with = crate::schema::expiry_offsets)]
     pub expiry_offsets: Vec<i64>,
     /// Tie expiry notices to a purpose of the tenant's own (they then need its
     /// consent); `null` sends them as service messages under the contract.

@@ -89,8 +89,10 @@ pub struct CreateSurvey {
     #[serde(default)]
     pub anonymous: bool,
     /// Days an invitation takes answers (default 30).
+    #[schema(minimum = 1, maximum = 365)]
     pub answer_days: Option<i32>,
     /// Hours an answer may still be changed (default 24).
+    #[schema(minimum = 1, maximum = 720)]
     pub change_hours: Option<i32>,
     /// Makes the survey triggered by events (`POST /v1/surveys/{code}/events`).
     pub trigger: Option<TriggerBody>,
@@ -584,7 +586,7 @@ pub struct SurveyEvent {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub event_id: Option<String>,
-    /// When it happened; now by default. The delay counts from here.
+    /// When it happened; now by default, never in the future. The delay counts from here.
     pub occurred_at: Option<DateTime<Utc>>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
