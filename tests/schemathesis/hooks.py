@@ -5,6 +5,9 @@ generated string body is sent as it is (UTF-8), the way `text/plain` is.
 """
 
 import json
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import schemathesis
 
@@ -16,3 +19,150 @@ def text_lines(ctx, value):
     if not isinstance(value, str):
         value = json.dumps(value)
     return {"data": value.encode("utf-8")}
+
+
+# Rules the document states in words because OpenAPI cannot express them; applied to
+# positive cases only, so negative testing still sends what the rules refuse.
+def _positive(case):
+    meta = getattr(case, "meta", None)
+    return meta is None or meta.generation.mode.is_positive
+
+
+# `GET /v1/subjects` takes exactly one of these query parameters.
+SUBJECT_KEYS = ("external_ref", "email", "phone")
+
+# Objects run.sh creates in tenant `alpha` before the run (the identity positive cases
+# use): a reference to an unknown subject or purpose in a body is refused (422), and a
+# generator cannot guess a real one.
+FIXTURE_SUBJECT = os.environ.get("ASSENT_ST_SUBJECT_ID")
+FIXTURE_PURPOSE = os.environ.get("ASSENT_ST_PURPOSE")
+
+# A template that is valid minijinja, renders non-empty for every kind; which source
+# renders is not a rule a schema can state.
+VALID_TEMPLATE = {"subject": "Hello", "text": "Hello {{ recipient }}", "html": "<p>Hello</p>"}
+
+
+def _integral(value):
+    """serde reads an integer field strictly: `382.0` is a float to it although JSON
+    Schema calls it an integer. Send such numbers as integers."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
+def _at(delta):
+    return (datetime.now(timezone.utc) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _references(body):
+    """Point references to a subject or purpose at the fixtures."""
+    if FIXTURE_SUBJECT and isinstance(body.get("subject_id"), str):
+        body["subject_id"] = FIXTURE_SUBJECT
+    if FIXTURE_SUBJECT and isinstance(body.get("subject_ids"), list):
+        body["subject_ids"] = [FIXTURE_SUBJECT]
+    for key in ("purpose", "expiry_purpose"):
+        if FIXTURE_PURPOSE and isinstance(body.get(key), str):
+            body[key] = FIXTURE_PURPOSE
+
+
+def _body_rules(method, path, body):
+    """Rules stated in words in the document (descriptions), one per operation."""
+    _references(body)
+    # `send_at` (notifications, invitations): at most a year ahead.
+    if body.get("send_at") is not None:
+        body["send_at"] = _at(timedelta(hours=1))
+    # `occurred_at` (consents, survey events) is never in the future.
+    if body.get("occurred_at") is not None:
+        body["occurred_at"] = _at(-timedelta(seconds=5))
+    if method == "POST" and path == "/v1/subscriptions" or method == "PATCH" and path == "/v1/subscriptions/{id}":
+        # `expires_at` must be in the future.
+        if body.get("expires_at") is not None:
+            body["expires_at"] = _at(timedelta(days=30))
+    elif method == "POST" and path == "/v1/rights-requests":
+        # `received_at`: within the last year, never in the future.
+        if body.get("received_at") is not None:
+            body["received_at"] = _at(-timedelta(days=1))
+    elif method == "POST" and path == "/v1/purposes":
+        # `scope: group` needs a tenant in a group; the Schemathesis tenants are in none.
+        body["scope"] = "tenant"
+        # `consent_term_days` only for a purpose based on consent.
+        if body.get("legal_basis") != "consent":
+            body.pop("consent_term_days", None)
+    elif method == "PATCH" and path == "/v1/purposes/{code}":
+        # `legal_basis` is accepted only when unchanged, and `consent_term_days` only for
+        # a consent purpose: the generator knows neither the current basis.
+        body.pop("legal_basis", None)
+        body.pop("consent_term_days", None)
+    elif method == "POST" and path == "/v1/rights-requests/{id}/verify":
+        # The one-time code went to the person: a generated one is wrong (422) by design.
+        # Staff approval is the other valid way.
+        if "code" in body:
+            body.clear()
+            body["documents_approved"] = True
+    elif method == "POST" and path == "/v1/subjects/{id}/consents":
+        # `policy_version` must name a published version; the run publishes none.
+        body.pop("policy_version", None)
+    elif method == "POST" and path == "/v1/subjects":
+        # A new subject needs one of external_ref, email, phone.
+        if all(body.get(k) is None for k in SUBJECT_KEYS):
+            body["external_ref"] = str(uuid.uuid4())
+    elif method == "POST" and path == "/v1/notifications":
+        # The template kind must have templates: a built-in one (`message` takes its
+        # subject and body from `data`) or a tenant's upload.
+        body["template"] = "message"
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        body["data"] = {**data, "subject": "Hello", "body": "Hello"}
+        # A transactional message cannot serve a purpose based on consent (the fixture's).
+        if body.get("category") == "transactional":
+            body.pop("purpose", None)
+    elif method == "PUT" and path == "/v1/branding":
+        # The accent colour must reach 4.5:1 contrast with white text (WCAG AA).
+        if body.get("accent_color") is not None:
+            body["accent_color"] = "#1a4d8f"
+    elif method == "PUT" and path == "/v1/templates/{kind}/{locale}":
+        body.update(VALID_TEMPLATE)
+    elif method == "POST" and path == "/v1/templates/{kind}/{locale}/preview":
+        # A kind without built-in templates previews only a given template.
+        body["template"] = dict(VALID_TEMPLATE)
+    elif method == "POST" and path == "/v1/webhooks":
+        # A public https host (literal private addresses and localhost are refused).
+        body["url"] = "https://hooks.example.com/assent"
+    if method == "POST" and path == "/v1/notifications" and body.get("idempotency_key") is not None:
+        # A key names one notification: reusing it for another is refused.
+        body["idempotency_key"] = str(uuid.uuid4())
+
+
+@schemathesis.hook
+def map_case(ctx, case):
+    if not _positive(case):
+        return case
+    method, path = case.method.upper(), case.path
+    if case.headers and "Idempotency-Key" in case.headers:
+        # A key names one request: reusing it with another body is refused.
+        case.headers["Idempotency-Key"] = str(uuid.uuid4())
+    if isinstance(case.body, dict):
+        case.body = _integral(case.body)
+        _body_rules(method, path, case.body)
+        if method == "POST" and path == "/v1/notifications" and "Idempotency-Key" in (case.headers or {}):
+            case.body.pop("idempotency_key", None)
+    if case.query:
+        # A cursor is opaque: only one a previous page returned is valid.
+        case.query.pop("cursor", None)
+        if method == "GET" and path == "/v1/subjects":
+            given = [k for k in SUBJECT_KEYS if k in case.query]
+            for extra in given[1:]:
+                del case.query[extra]
+    return case
+
+
+@schemathesis.hook
+def filter_case(ctx, case):
+    if not _positive(case):
+        return True
+    if case.method.upper() == "GET" and case.path == "/v1/subjects":
+        return any(k in (case.query or {}) for k in SUBJECT_KEYS)
+    return True

@@ -10,6 +10,7 @@ pub mod observe;
 pub mod rate_limit;
 pub mod revocation;
 mod routes;
+mod schema;
 pub mod state;
 
 pub use error::{ApiError, ApiResult};
@@ -112,6 +113,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1;
     // After the routes are in: `ApiDoc`'s own modifiers run before any path exists.
     utoipa::Modify::modify(&ProblemResponses, &mut doc);
+    utoipa::Modify::modify(&schema::FieldRules, &mut doc);
     doc
 }
 

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// One of `admin`, `privacy_officer`, `operator`, `auditor`.
-    #[schema(value_type = String, example = "operator")]
+    #[schema(value_type = crate::schema::RoleName)]
     pub role: Role,
     /// A note for people: what system or person uses the key.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub label: String,
 }
 
@@ -64,7 +65,7 @@ pub struct ApiKeyPage {
 /// `Idempotency-Key` answers 200 with the key without it: secrets are shown once.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])),
     request_body = CreateApiKey,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes a retry return the first response (1-255 visible ASCII characters)")),
     responses(
         (status = 201, body = CreatedApiKey, description = "Created; the secret is shown this once"),
         (status = 200, body = ApiKeyView, description = "A replay of the same Idempotency-Key: the key, without its secret"),

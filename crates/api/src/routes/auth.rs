@@ -15,6 +15,7 @@ const TOKEN_BODY_LIMIT: usize = 4 * 1024;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
+    #[schema(value_type = crate::schema::GrantTypeName)]
     pub grant_type: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,

@@ -15,10 +15,19 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct BrandingBody {
     /// The name people see; the legal name when `null`.
+    #[schema(
+        max_length = 120,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub display_name: Option<String>,
     /// `#rrggbb`; must reach 4.5:1 contrast with white button text (WCAG AA).
+    #[schema(pattern = r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")]
     pub accent_color: Option<String>,
     /// A PNG, JPEG, GIF or WebP image, base64, at most 48 KiB.
+    #[schema(
+        max_length = 65536,
+        pattern = r"^(iVBORw0KGg[o-r][A-Za-z0-9+/]|/9j/|R0lGODdh|R0lGODlh)([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     pub logo_base64: Option<String>,
 }
 

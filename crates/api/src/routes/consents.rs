@@ -17,11 +17,24 @@ use serde_json::Value;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceIn {
+    /// An IPv4 address here (the server also takes IPv6).
+    #[schema(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$"
+    )]
     pub ip: Option<String>,
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub user_agent: Option<String>,
     /// The page or form where consent was collected.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub url: Option<String>,
     /// SHA-256 (64 hex digits) of the text the person saw.
+    #[schema(pattern = r"^[0-9a-fA-F]{64}$")]
     pub text_hash: Option<String>,
 }
 
@@ -29,26 +42,36 @@ pub struct EvidenceIn {
 #[serde(deny_unknown_fields)]
 pub struct ActorIn {
     /// `subject` (default), `guardian` (a legal representative: name and relation required) or `staff`.
-    #[schema(value_type = String, example = "guardian")]
+    #[schema(value_type = crate::schema::ActorKindName)]
     pub kind: ActorKind,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
     /// e.g. `mother`, `legal guardian`.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub relation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordConsent {
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: String,
     /// `grant` or `withdraw`.
-    #[schema(value_type = String, example = "grant")]
+    #[schema(value_type = crate::schema::ConsentActionName)]
     pub action: Action,
     /// How it was collected; default `api`.
-    #[schema(value_type = Option<String>, example = "web_form")]
+    #[schema(value_type = Option<crate::schema::MethodName>)]
     pub method: Option<Method>,
     /// When the person acted; default now. May be in the past (imports), never in the future.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// Default: the version in force at `occurred_at`.
+    /// A version published with `POST /v1/policies`; default: the one in force at
+    /// `occurred_at`.
     pub policy_version: Option<String>,
     #[serde(default)]
     pub evidence: EvidenceIn,
@@ -143,7 +166,7 @@ pub(crate) fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
 
 /// Record a grant or a withdrawal; answers with the event, its receipt and the new state.
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = RecordConsent,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response instead of a second event")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes a retry return the first response instead of a second event (1-255 visible ASCII characters)")),
     responses(
     (status = 201, body = Recorded),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -433,11 +456,23 @@ pub async fn get_receipt(
 #[serde(deny_unknown_fields)]
 pub struct CheckIn {
     /// Exactly one of `subject_id`, `external_ref`, `email`.
+    #[schema(nullable = false)]
     pub subject_id: Option<String>,
+    #[schema(
+        nullable = false,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub external_ref: Option<String>,
+    #[schema(
+        nullable = false,
+        format = "email",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
+    )]
     pub email: Option<String>,
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: String,
-    #[schema(value_type = String, example = "email")]
+    #[schema(value_type = crate::schema::ChannelName)]
     pub channel: Channel,
 }
 
@@ -445,6 +480,7 @@ pub struct CheckIn {
 #[serde(deny_unknown_fields)]
 pub struct ConsentChecks {
     /// 1 to 1000 checks.
+    #[schema(min_items = 1, max_items = 1000)]
     pub checks: Vec<CheckIn>,
 }
 

@@ -69,12 +69,14 @@ pub struct ActList {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ActQuery {
+    #[param(value_type = Option<crate::schema::ActStatusName>, inline)]
     pub status: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
-const STATUSES: &[&str] = &["scheduled", "proposed", "applied", "done"];
+pub(crate) const STATUSES: &[&str] = &["scheduled", "proposed", "applied", "done"];
 
 fn actor(p: &Principal) -> String {
     format!("staff:{}", p.client_id)
@@ -124,13 +126,18 @@ pub async fn list_acts(
 pub struct ActFormat {
     /// `json` (default) or `text`: the act as a document (Russian for 152-FZ
     /// tenants, English otherwise; `lang=ru|en` to choose).
+    #[param(value_type = Option<crate::schema::ActFormatName>, inline)]
     pub format: Option<String>,
+    #[param(value_type = Option<crate::schema::LocaleName>, inline)]
     pub lang: Option<String>,
 }
 
 /// One destruction act, as JSON or as the text of the act.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), params(ActFormat), responses(
-    (status = 200, body = ActView),
+    (status = 200, description = "The act: JSON, or its text with `format=text`", content(
+        (ActView = "application/json"),
+        (String = "text/plain"),
+    )),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/destruction-acts/{id}")]
@@ -293,7 +300,7 @@ pub struct RightsSettings {
     /// The term the company promises in its own policy, e.g.
     /// `{"unit": "months", "value": 1}` (`calendar_days`, `working_days`, `months`);
     /// the earliest of it and the legal term is the deadline. `null`: the law's.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::promise)]
     pub promise: Option<Term>,
     /// Corrections to the built-in production calendar: days off it lacks.
     #[serde(default)]

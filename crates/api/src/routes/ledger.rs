@@ -75,6 +75,7 @@ pub struct CheckpointQuery {
     /// Checkpoints after this event number (default: from the start).
     pub after_seq: Option<i64>,
     /// At most this many (1–1000, default 100); continue with `next_after_seq`.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -163,6 +164,7 @@ pub struct ExportQuery {
     /// Export events after this number (default: from the start).
     pub after_seq: Option<i64>,
     /// At most this many events (default and maximum 10000); continue with `after_seq`.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 

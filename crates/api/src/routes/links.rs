@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
-    #[schema(value_type = String, example = "unsubscribe")]
+    #[schema(value_type = crate::schema::LinkKindName)]
     pub kind: LinkKind,
     /// Required for `unsubscribe`; for `preferences` it marks the purpose the page
     /// opens at.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: Option<String>,
 }
 

@@ -17,15 +17,18 @@ use serde::{Deserialize, Serialize};
 pub struct CreateNotification {
     pub subject_id: String,
     /// The purpose the message serves; required unless `category` is `transactional`.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: Option<String>,
     /// The template kind: a built-in one (`message`, `subscription_expiry`,
-    /// `consent_receipt`) or one the tenant uploaded.
+    /// `consent_receipt`) or one the tenant uploaded; another kind is refused (422).
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     pub template: String,
     /// Values for the template, under `data` in it.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     /// `email` (default) or `telegram`.
+    #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<String>,
     /// Telegram notices fall back to email when the chat is unreachable (default true).
     pub fallback_email: Option<bool>,
@@ -33,13 +36,16 @@ pub struct CreateNotification {
     /// or `transactional` (sent regardless of marketing consent; for messages the
     /// person asked for). A transactional message may not name a consent-based
     /// purpose (422): a consent purpose is always gated on the consent.
+    #[schema(value_type = Option<crate::schema::NoticeCategoryName>)]
     pub category: Option<String>,
     /// The subject's locale by default, then the tenant's.
+    #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<String>,
-    /// Send at this time instead of now.
+    /// Send at this time instead of now; at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
     /// A repeated key returns the notice queued the first time (also accepted as
     /// the `Idempotency-Key` header).
+    #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -317,8 +323,10 @@ pub struct NotificationQuery {
     pub subject_id: Option<String>,
     pub kind: Option<String>,
     /// queued, sending, sent, skipped, failed, dead or cancelled.
+    #[param(value_type = Option<crate::schema::NoticeStatusName>, inline)]
     pub status: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 

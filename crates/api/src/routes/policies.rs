@@ -13,10 +13,16 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
     /// The tenant's name for this version, e.g. `2026-01`.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub version: String,
     /// Where the policy is published.
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub url: Option<String>,
     /// The text; its SHA-256 is kept so a consent can prove what was shown.
+    #[schema(pattern = r"\S")]
     pub text: Option<String>,
     /// When it takes effect; default now.
     pub effective_at: Option<DateTime<Utc>>,

@@ -17,7 +17,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Names {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub ru: String,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub en: String,
 }
 
@@ -25,19 +33,26 @@ pub struct Names {
 #[serde(deny_unknown_fields)]
 pub struct CreatePurpose {
     /// Lowercase letters, digits, `_`, `-`, `.`; unique among the tenant's and its group's purposes.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub code: String,
     pub name: Names,
-    #[schema(value_type = String, example = "consent")]
+    #[schema(value_type = crate::schema::LegalBasisName)]
     pub legal_basis: LegalBasis,
-    #[schema(value_type = Vec<String>, example = json!(["email", "telegram"]))]
+    /// Distinct channels (a set).
+    #[schema(value_type = std::collections::BTreeSet<crate::schema::ChannelName>, min_items = 1)]
     pub channels: Vec<Channel>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::schema::DataCategory>, max_items = 50)]
     pub data_categories: Vec<String>,
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: i32,
+    /// Days a consent lasts; only for legal_basis `consent` (refused otherwise).
+    #[schema(minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<i32>,
-    /// `tenant` (default) or `group`: shared by every company of the tenant's group.
+    /// `tenant` (default) or `group`: shared by every company of the tenant's group
+    /// (refused for a tenant in no group).
     #[serde(default = "tenant_scope")]
-    #[schema(value_type = String, example = "tenant")]
+    #[schema(value_type = crate::schema::PurposeScopeName)]
     pub scope: PurposeScope,
 }
 
@@ -51,15 +66,19 @@ fn tenant_scope() -> PurposeScope {
 pub struct PatchPurpose {
     pub name: Option<Names>,
     /// Accepted only when unchanged: a new basis needs a new purpose.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::LegalBasisName>)]
     pub legal_basis: Option<LegalBasis>,
-    #[schema(value_type = Option<Vec<String>>)]
+    /// Distinct channels (a set).
+    #[schema(value_type = Option<std::collections::BTreeSet<crate::schema::ChannelName>>, min_items = 1)]
     pub channels: Option<Vec<Channel>>,
+    #[schema(value_type = Option<Vec<crate::schema::DataCategory>>, max_items = 50)]
     pub data_categories: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: Option<i32>,
     /// `null` removes the term.
+    /// Only for a purpose whose legal basis is `consent` (refused otherwise).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<Option<i32>>,
 }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a request can arrive.
-const CHANNELS: &[&str] = &[
+pub(crate) const CHANNELS: &[&str] = &[
     "api",
     "letter",
     "phone",
@@ -31,11 +31,13 @@ pub struct CreateRequest {
     /// `access`, `portability`, `rectification`, `restriction`, `objection`,
     /// `anonymisation`, `erasure` or `withdraw_all`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::schema::RequestTypeName)]
     pub kind: String,
     /// When the request reached the company (a letter's date of receipt); the legal
     /// clock starts then. Now by default; never in the future.
     pub received_at: Option<DateTime<Utc>>,
     /// `api` (default), `letter`, `phone`, `email`, `in_person`, `web`, `telegram`.
+    #[schema(value_type = Option<crate::schema::RequestChannelName>)]
     pub channel: Option<String>,
     /// What the person asked, in their words (kept sealed with their key).
     pub details: Option<serde_json::Value>,
@@ -234,11 +236,13 @@ pub async fn create_request(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    #[param(value_type = Option<crate::schema::RequestStatusName>, inline)]
     pub status: Option<String>,
     /// `true`: open requests past their deadline.
     pub overdue: Option<bool>,
     pub subject_id: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -329,6 +333,12 @@ pub struct VerifyBody {
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     /// Required to extend or reject; told to the person.
+    #[schema(
+        required = true,
+        nullable = false,
+        max_length = 2000,
+        pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x09\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -622,6 +632,7 @@ pub async fn extend_request(
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     /// A note for the person and the record, added to what was carried out.
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub reason: Option<String>,
     /// For a rectification: the corrected fields (`full_name`, `email`, `phone`,
     /// `external_ref`, `handles`, `locale`, `timezone`), as in `PATCH /v1/subjects`.

@@ -21,18 +21,34 @@ use std::collections::BTreeMap;
 // can clear a field on update.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubjectFields {
     /// The tenant's own id for the person (unique per tenant).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub external_ref: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub full_name: Option<String>,
+    #[schema(
+        format = "email",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
+    )]
     pub email: Option<String>,
     /// Normalised to E.164.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
     /// Messenger and social accounts, e.g. `{"telegram": "@ivan"}`.
+    #[schema(schema_with = crate::schema::handles)]
     pub handles: Option<BTreeMap<String, String>>,
-    #[schema(value_type = Option<String>, example = "ru")]
+    #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<Locale>,
     /// IANA time zone.
+    #[schema(value_type = Option<crate::schema::TimeZoneName>)]
     pub timezone: Option<String>,
 }
 
@@ -333,12 +349,30 @@ pub async fn patch_subject(
 #[serde(deny_unknown_fields)]
 pub struct SubjectLookup {
     /// Your system's id of the person. Give exactly one of the three.
+    #[schema(
+        nullable = false,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    #[param(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub external_ref: Option<String>,
     /// An email address (normalised before matching). Give exactly one of the three.
-    #[schema(format = "email")]
-    #[param(format = "email")]
+    #[schema(
+        nullable = false,
+        format = "email",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
+    )]
+    #[param(
+        format = "email",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
+    )]
     pub email: Option<String>,
     /// A phone number in international format (`+7 999 123-45-67`). Give exactly one of the three.
+    #[schema(nullable = false, pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
 }
 

@@ -18,21 +18,32 @@ use serde::{Deserialize, Serialize};
 pub struct CreateSubscription {
     pub subject_id: String,
     /// The product or plan, as the person knows it.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// Must be in the future.
     pub expires_at: DateTime<Utc>,
     /// Where the person renews; shown in the notices.
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub renew_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSubscription {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
     /// A new date (a renewal or a correction) reschedules the expiry notices.
     pub expires_at: Option<DateTime<Utc>>,
+    #[schema(max_length = 2000, pattern = r"^https?://[!-Z^-~]+$")]
     pub renew_url: Option<String>,
     /// `cancelled` cancels the subscription and its queued notices.
+    #[schema(value_type = Option<crate::schema::SubscriptionStatusName>)]
     pub status: Option<String>,
 }
 
@@ -173,6 +184,7 @@ pub async fn create_subscription(
 pub struct SubscriptionQuery {
     pub subject_id: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -302,11 +314,14 @@ pub async fn patch_subscription(
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// Days before expiry when notices go out (default 30, 7, 1, 0).
+    #[schema(schema_with = crate::schema::expiry_offsets)]
     pub expiry_offsets: Vec<i64>,
     /// Tie expiry notices to a purpose of the tenant's own (they then need its
     /// consent); `null` sends them as service messages under the contract.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub expiry_purpose: Option<String>,
     /// Notices the tenant may send per hour; `null` is unlimited.
+    #[schema(minimum = 1)]
     pub hourly_send_quota: Option<i32>,
 }
 

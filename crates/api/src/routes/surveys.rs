@@ -26,7 +26,15 @@ const FILTER_CHUNK: usize = 200;
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Texts {
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub ru: String,
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub en: String,
 }
 
@@ -44,8 +52,10 @@ impl Texts {
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// Hours between the event and the invitation (0–2160).
+    #[schema(minimum = 0, maximum = 2160)]
     pub delay_hours: i32,
     /// At most one triggered invitation per person in this many days (1–3650).
+    #[schema(minimum = 1, maximum = 3650)]
     pub period_days: i32,
 }
 
@@ -64,20 +74,25 @@ impl TriggerBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateSurvey {
     /// 1–64 of a-z, 0-9, `_`, `-`, `.`.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub code: String,
     /// `nps` (0–10) or `csat` (1–5).
+    #[schema(value_type = crate::schema::SurveyKindName)]
     pub kind: String,
     pub question: Texts,
     /// An optional free-text question asked after the score.
     pub follow_up: Option<Texts>,
     /// The purpose the survey is sent under; only people it allows are asked.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: String,
     /// Answers are cut loose from people once they can no longer change.
     #[serde(default)]
     pub anonymous: bool,
     /// Days an invitation takes answers (default 30).
+    #[schema(minimum = 1, maximum = 365)]
     pub answer_days: Option<i32>,
     /// Hours an answer may still be changed (default 24).
+    #[schema(minimum = 1, maximum = 720)]
     pub change_hours: Option<i32>,
     /// Makes the survey triggered by events (`POST /v1/surveys/{code}/events`).
     pub trigger: Option<TriggerBody>,
@@ -219,6 +234,7 @@ pub async fn create_survey(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -312,6 +328,7 @@ pub async fn patch_survey(
 #[serde(deny_unknown_fields)]
 pub struct InvitationFilter {
     /// Only people whose locale is this (`ru` or `en`).
+    #[schema(value_type = Option<crate::schema::LocaleName>)]
     pub locale: Option<String>,
 }
 
@@ -319,10 +336,12 @@ pub struct InvitationFilter {
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitations {
     /// Up to 1000 subjects; or `filter`.
+    #[schema(min_items = 1, max_items = 1000)]
     pub subject_ids: Option<Vec<String>>,
     /// Everyone the survey's purpose allows (up to 10 000), narrowed by the filter.
     pub filter: Option<InvitationFilter>,
     /// `email` (default) or `telegram`.
+    #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<String>,
     /// When to send; now by default, at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
@@ -555,12 +574,22 @@ pub async fn create_invitations(
 pub struct SurveyEvent {
     pub subject_id: String,
     /// What happened, e.g. `ticket_closed` (kept out of the notice; for your logs).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub event: Option<String>,
     /// Your id of the event: the same id twice schedules one invitation.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub event_id: Option<String>,
-    /// When it happened; now by default. The delay counts from here.
+    /// When it happened; now by default, never in the future. The delay counts from here.
     pub occurred_at: Option<DateTime<Utc>>,
     /// `email` (default) or `telegram`.
+    #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<String>,
 }
 
@@ -719,6 +748,7 @@ pub struct SurveyResults {
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// `json` (default) or `csv` (one row per answer); `Accept: text/csv` works too.
+    #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
     pub format: Option<String>,
 }
 
@@ -832,8 +862,10 @@ fn csv_of(tally: &surveys::Tally) -> Result<Vec<u8>, csv::Error> {
 /// person does not remove it, so treat comments as personal data when you read
 /// them here.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), params(ResultsQuery), responses(
-    (status = 200, body = SurveyResults),
-    (status = 200, description = "every answer", content_type = "text/csv"),
+    (status = 200, description = "The summary (JSON), or every answer (CSV)", content(
+        (SurveyResults = "application/json"),
+        (String = "text/csv"),
+    )),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/surveys/{code}/results")]

@@ -25,10 +25,13 @@ pub const EVENTS: &[&str] = &[
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// An https URL of the tenant's system.
+    /// An https URL of the tenant's system, on a public host: a literal loopback,
+    /// private or link-local address and `localhost` are refused.
+    #[schema(max_length = 2000, pattern = r"^https://[!-~]+$")]
     pub url: String,
     /// `consent.changed`, `ledger.checkpoint`, `notification.failed`, `rights_request.changed`,
     /// `rights_request.due_soon`, or `*`.
+    #[schema(value_type = Vec<crate::schema::WebhookEventName>, min_items = 1, max_items = 16)]
     pub events: Vec<String>,
 }
 
