@@ -521,3 +521,95 @@ fn sqlite_connections_are_durable_and_enforce_foreign_keys() {
         "5000"
     );
 }
+
+/// `sends_in_flight` holds a person's changes until each send's deadline: a tenant
+/// writes only its own rows, in its own group, with a near deadline (a forged row
+/// cannot hold a person for long), and sees its group's rows only for shared people.
+#[test]
+fn sends_in_flight_stay_in_their_tenant_group_and_time() {
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.store();
+    let group = store
+        .system(|c| tenants::create_group(c, "Group"))
+        .unwrap()
+        .id;
+    let other_group = store
+        .system(|c| tenants::create_group(c, "Other"))
+        .unwrap()
+        .id;
+    let member = |slug: &str| {
+        store
+            .system(|c| {
+                tenants::create_tenant(
+                    c,
+                    NewTenant {
+                        group_id: Some(group.clone()),
+                        ..new_tenant(slug)
+                    },
+                )
+            })
+            .unwrap()
+            .id
+    };
+    let (a, b) = (member("member-a"), member("member-b"));
+    let insert = |group_id: Option<&str>, person: Option<&str>, deadline: &str| {
+        store.write(&a, |c| {
+            let DbConnection::Postgres(pg) = c else {
+                unreachable!()
+            };
+            diesel::sql_query(format!(
+                "INSERT INTO sends_in_flight (tenant_id, notification_id, attempt, channel, \
+                 subject_id, group_id, person_id, deadline) \
+                 VALUES ($1, $2, 1, 'email', 'subject', $3, $4, {deadline})"
+            ))
+            .bind::<Text, _>(&a)
+            .bind::<Text, _>(uuid::Uuid::now_v7().to_string())
+            .bind::<diesel::sql_types::Nullable<Text>, _>(group_id)
+            .bind::<diesel::sql_types::Nullable<Text>, _>(person)
+            .execute(pg)?;
+            Ok(())
+        })
+    };
+    let soon = "(now() AT TIME ZONE 'UTC') + interval '30 seconds'";
+    insert(Some(&group), Some("person"), soon).expect("a send of its own");
+    insert(None, None, soon).expect("a send concerning no one else");
+    assert!(
+        insert(
+            Some(&group),
+            Some("person"),
+            "(now() AT TIME ZONE 'UTC') + interval '2 hours'"
+        )
+        .is_err(),
+        "a deadline hours ahead would hold the person for hours"
+    );
+    assert!(
+        insert(Some(&other_group), Some("person"), soon).is_err(),
+        "a row in another group would hold that group's people"
+    );
+
+    let visible = |tenant: &str| {
+        store
+            .read(tenant, |c| {
+                let DbConnection::Postgres(pg) = c else {
+                    unreachable!()
+                };
+                #[derive(QueryableByName)]
+                struct N {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                Ok(
+                    diesel::sql_query("SELECT count(*) AS n FROM sends_in_flight")
+                        .get_result::<N>(pg)?
+                        .n,
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(visible(&a), 2, "a tenant sees its own sends");
+    assert_eq!(
+        visible(&b),
+        1,
+        "an affiliate sees only the sends to a person the group shares"
+    );
+}

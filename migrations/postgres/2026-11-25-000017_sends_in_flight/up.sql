@@ -21,8 +21,15 @@ CREATE INDEX sends_in_flight_person ON sends_in_flight (group_id, person_id)
     WHERE group_id IS NOT NULL;
 ALTER TABLE sends_in_flight ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sends_in_flight FORCE ROW LEVEL SECURITY;
--- A tenant sees its own sends, and those of its group to the group's people.
+-- A tenant sees its own sends, and its group's sends to people the group shares (a
+-- row without a person concerns no one else). It writes only its own rows, in its
+-- own group, with a deadline near enough that a forged row cannot hold a person for
+-- long (a send's deadline is at most half a lease, itself at most an hour).
 CREATE POLICY tenant_or_group ON sends_in_flight
     USING (tenant_id = current_setting('app.tenant_id', true)
-           OR group_id = NULLIF(current_setting('app.group_id', true), ''))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+           OR (person_id IS NOT NULL
+               AND group_id = NULLIF(current_setting('app.group_id', true), '')))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true)
+                AND (group_id IS NULL
+                     OR group_id = NULLIF(current_setting('app.group_id', true), ''))
+                AND deadline <= (now() AT TIME ZONE 'UTC') + interval '1 hour');
