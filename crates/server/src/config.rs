@@ -58,6 +58,9 @@ pub struct Config {
     pub webhooks_per_tenant: usize,
     /// Seconds a claimed notice stays this worker's before another may take it.
     pub dispatch_lease_seconds: i64,
+    /// Seconds one send to a person may take before it is cut off (and retried): a
+    /// change to that person waits at most this long for it.
+    pub send_timeout_seconds: u64,
     /// Accept plain-http webhook URLs (local development only).
     pub allow_http_webhooks: bool,
     /// Requests per minute one client address may make to the public pages.
@@ -104,6 +107,7 @@ impl Default for Config {
             dispatch_concurrency: 4,
             webhooks_per_tenant: 4,
             dispatch_lease_seconds: assent_core::notice::LEASE_SECONDS,
+            send_timeout_seconds: 30,
             allow_http_webhooks: false,
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
@@ -156,6 +160,7 @@ const ENV_KEYS: &[&str] = &[
     "dispatch_concurrency",
     "webhooks_per_tenant",
     "dispatch_lease_seconds",
+    "send_timeout_seconds",
     "allow_http_webhooks",
     "public_rate_limit",
     "trust_forwarded_for",
@@ -228,6 +233,12 @@ impl Config {
         }
         if !(5..=3600).contains(&self.dispatch_lease_seconds) {
             return Err("dispatch_lease_seconds must be between 5 and 3600".into());
+        }
+        // A change to a person waits for sends in flight to them and gives up (503)
+        // after the store's 60 s, so a send must end well before that. (The dispatcher
+        // also keeps it within half a lease.)
+        if !(1..=45).contains(&self.send_timeout_seconds) {
+            return Err("send_timeout_seconds must be between 1 and 45".into());
         }
         if !(1..=64).contains(&self.webhooks_per_tenant) {
             return Err("webhooks_per_tenant must be between 1 and 64".into());
@@ -395,6 +406,22 @@ mod tests {
         };
         assert_eq!(enough.validate(), Ok(()));
         assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_send_ends_well_before_a_change_to_its_person_gives_up() {
+        for refused in [0, 46, 600] {
+            let c = Config {
+                send_timeout_seconds: refused,
+                ..Config::default()
+            };
+            assert!(c.validate().unwrap_err().contains("send_timeout_seconds"));
+        }
+        let c = Config {
+            send_timeout_seconds: 10,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -281,6 +281,7 @@ pub fn build_dispatcher(
             concurrency: config.dispatch_concurrency,
             webhooks_per_tenant: config.webhooks_per_tenant,
             lease_seconds: config.dispatch_lease_seconds,
+            send_timeout: std::time::Duration::from_secs(config.send_timeout_seconds),
             allow_http_webhooks: config.allow_http_webhooks,
             ..DispatchConfig::default()
         },
