@@ -830,6 +830,19 @@ async fn templates_are_validated_previewed_and_used() {
             problem["detail"].as_str().unwrap().contains("secret"),
             "{problem}"
         );
+        // A value doubled thirty times would need gigabytes of the memory every
+        // tenant shares: such a template is refused on upload, naming the line.
+        let bomb = format!(
+            "{{% set a = 'xxxxxxxx' %}}\n{}{{{{ a }}}}",
+            "{% set a = a ~ a %}".repeat(30)
+        );
+        let (status, problem) = put(json!({"subject": "Hi", "text": bomb, "html": ""})).await;
+        assert_eq!(status, INVALID, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("line 2") && detail.contains('~'),
+            "{problem}"
+        );
         let (status, _) = app
             .call(&t.token, Method::GET, "/v1/templates/spring_sale/ru", None)
             .await;

@@ -6,5 +6,6 @@ pub mod email;
 pub mod mail;
 pub mod metrics;
 pub mod telegram;
+pub mod template_guard;
 pub mod templates;
 pub mod webhook;

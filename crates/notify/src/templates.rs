@@ -111,6 +111,13 @@ pub enum TemplateError {
         line: Option<usize>,
         message: String,
     },
+    /// A construct outside what tenant templates may use ([`crate::template_guard`]).
+    #[error("the {part} template{}: {message}", at_line(*line))]
+    NotAllowed {
+        part: &'static str,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("the {part} template uses unknown variable '{name}'; allowed: {allowed}")]
     UnknownVariable {
         part: &'static str,
@@ -272,6 +279,13 @@ impl Templates {
                     line: err.line(),
                     message: describe(&err),
                 })?;
+            crate::template_guard::check(source, &name).map_err(|refused| {
+                TemplateError::NotAllowed {
+                    part,
+                    line: Some(refused.line),
+                    message: refused.message,
+                }
+            })?;
             let used: BTreeSet<String> = template.undeclared_variables(false).into_iter().collect();
             if let Some(name) = used.into_iter().find(|name| {
                 !allowed.contains(&name.as_str()) && !GLOBAL_FUNCTIONS.contains(&name.as_str())
@@ -1261,18 +1275,20 @@ mod tests {
         assert!(
             matches!(err, TemplateError::UnknownVariable { part: "subject", ref name, .. } if name == "subscription")
         );
-        // Loop variables, set variables, macros and global functions are fine.
+        // Loop variables, set variables and `range` are fine (macros are not: see
+        // `template_guard`).
         let ok = set(
             "{{ tenant.name }}",
             "{% set greeting = 'Hi' %}{{ greeting }}\n{% for item in data['items'] %}{{ loop.index }}. {{ item }}\n{% endfor %}\
-             {% for i in range(2) %}{{ i }}{% endfor %}{% macro m(x) %}{{ x }}{% endmacro %}{{ m(locale) }}",
+             {% for i in range(2) %}{{ i }}{% endfor %}{{ locale }}",
             "",
         );
         t.validate("spring_newsletter", &ok).unwrap();
+        // Functions other than `range` are refused (`debug()` would show the context).
         let debug = set("Hi", "{{ debug() }}", "");
         assert!(matches!(
             t.validate("spring_newsletter", &debug),
-            Err(TemplateError::UnknownVariable { .. })
+            Err(TemplateError::NotAllowed { .. })
         ));
     }
 

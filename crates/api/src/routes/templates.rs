@@ -158,8 +158,10 @@ pub async fn get_template(
     }))
 }
 
-/// Upload a template; syntax and variables are checked first, and a template that
-/// fails is not stored.
+/// Upload a template; syntax, variables and the template rules (nothing that grows a
+/// value: no `~ + * **`, macros or `{% set %}` blocks, literal `{% set %}` values only,
+/// at most two filters per value; see the README) are checked first, and a template
+/// that fails is not stored.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(("kind" = String, Path, pattern = r"^[a-z][a-z0-9_]{0,63}$", description = "The notice kind: a-z, 0-9 and `_`, starting with a letter"), ("locale" = inline(crate::schema::LocaleName), Path)), request_body = TemplateBody, responses(
     (status = 200, body = TemplateView),
     (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
