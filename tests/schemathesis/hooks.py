@@ -146,6 +146,12 @@ def _body_rules(method, path, body):
         # A new subject needs one of external_ref, email, phone.
         if all(body.get(k) is None for k in SUBJECT_KEYS):
             body["external_ref"] = str(uuid.uuid4())
+    elif method == "PATCH" and path == "/v1/subjects/{id}":
+        # The subject must keep one of external_ref, email, phone, and the generator does
+        # not know which it has: clear identifiers only while setting another.
+        if all(body.get(k) is None for k in SUBJECT_KEYS):
+            for k in SUBJECT_KEYS:
+                body.pop(k, None)
     elif method == "POST" and path == "/v1/notifications":
         # The template kind must have templates: a built-in one (`message` takes its
         # subject and body from `data`) or a tenant's upload.

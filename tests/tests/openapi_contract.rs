@@ -342,6 +342,22 @@ async fn what_the_server_accepts_is_valid_per_the_document() {
             .call(&t.token, Method::POST, "/v1/subjects/search", Some(&two))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // `null` stands for "not given" only where serde reads it so: not for a flag.
+        let flag = json!({"code": "123456", "documents_approved": null});
+        let path = "/v1/rights-requests/{id}/verify";
+        assert!(!valid(&doc, body_schema(&doc, "post", path), &flag));
+        let (status, _) = app
+            .call(
+                &t.token,
+                Method::POST,
+                &path.replace("{id}", &id),
+                Some(&flag),
+            )
+            .await;
+        assert!(
+            status.is_client_error() && status != StatusCode::NOT_FOUND,
+            "{status}"
+        );
         call(
             Method::POST,
             &format!("/v1/subjects/{id}/consents"),

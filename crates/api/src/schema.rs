@@ -451,11 +451,15 @@ fn split(object: &Object, combine: Combine, variants: &[Variant]) -> Schema {
         let mut v = object.clone();
         v.description = None;
         if matches!(combine, Combine::ExactlyOne) {
-            for (k, p) in v.properties.iter_mut() {
-                if exclusive.contains(&k.as_str()) && !fields.contains(&k.as_str()) {
-                    *p = ObjectBuilder::new().schema_type(Type::Null).into();
+            // Another variant's field: absent, or `null` where serde reads that as absent.
+            v.properties.retain(|k, p| {
+                if !exclusive.contains(&k.as_str()) || fields.contains(&k.as_str()) {
+                    return true;
                 }
-            }
+                let nullable = admits_null(p);
+                *p = ObjectBuilder::new().schema_type(Type::Null).into();
+                nullable
+            });
         }
         for field in *fields {
             if let Some(p) = v.properties.get_mut(*field) {
@@ -531,6 +535,21 @@ fn not_null(p: RefOr<Schema>) -> RefOr<Schema> {
             }
         }
         other => other,
+    }
+}
+
+/// Whether the property schema `p` takes `null` (an `Option` field).
+fn admits_null(p: &RefOr<Schema>) -> bool {
+    let has_null = |t: &SchemaType| match t {
+        SchemaType::Type(t) => *t == Type::Null,
+        SchemaType::Array(types) => types.contains(&Type::Null),
+        SchemaType::AnyValue => true,
+    };
+    match p {
+        RefOr::T(Schema::Object(o)) => has_null(&o.schema_type),
+        RefOr::T(Schema::Array(a)) => has_null(&a.schema_type),
+        RefOr::T(Schema::OneOf(one_of)) => one_of.items.iter().any(is_null),
+        _ => false,
     }
 }
 
