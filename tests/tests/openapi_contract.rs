@@ -197,3 +197,196 @@ async fn metrics_are_served_as_documented() {
         .unwrap();
     assert!(imports.contains_key("application/x-ndjson") && imports.contains_key("text/csv"));
 }
+
+/// Whether `value` is valid per `schema` of `doc`: the keywords the request bodies
+/// use (`$ref`, `oneOf`, `anyOf`, `type`, `enum`, `pattern`, lengths, `format`
+/// ipv4/ipv6, object properties). Enough to tell what a validating client refuses.
+fn valid(doc: &Value, schema: &Value, value: &Value) -> bool {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return valid(doc, &doc["components"]["schemas"][name], value);
+    }
+    let all = |key: &str| schema[key].as_array().cloned().unwrap_or_default();
+    let matching = |key: &str| all(key).iter().filter(|s| valid(doc, s, value)).count();
+    if schema.get("oneOf").is_some() && matching("oneOf") != 1 {
+        return false;
+    }
+    if schema.get("anyOf").is_some() && matching("anyOf") == 0 {
+        return false;
+    }
+    if all("allOf").iter().any(|s| !valid(doc, s, value)) {
+        return false;
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::Array(t) => t.iter().filter_map(Value::as_str).collect(),
+            t => t.as_str().into_iter().collect(),
+        };
+        if !types.iter().any(|t| has_type(value, t)) {
+            return false;
+        }
+    }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(value)
+    {
+        return false;
+    }
+    match value {
+        Value::String(s) => valid_string(schema, s),
+        Value::Object(o) => {
+            let props = schema["properties"].as_object();
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            required.iter().all(|r| o.contains_key(r.as_str().unwrap()))
+                && o.iter().all(|(k, v)| match props.and_then(|p| p.get(k)) {
+                    Some(s) => valid(doc, s, v),
+                    None => schema["additionalProperties"] != json!(false),
+                })
+        }
+        Value::Array(items) => items.iter().all(|i| match schema.get("items") {
+            Some(s) => valid(doc, s, i),
+            None => true,
+        }),
+        _ => true,
+    }
+}
+
+fn has_type(value: &Value, t: &str) -> bool {
+    match t {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        _ => true,
+    }
+}
+
+fn valid_string(schema: &Value, s: &str) -> bool {
+    let chars = s.chars().count() as u64;
+    let format_ok = match schema["format"].as_str() {
+        Some("ipv4") => s.parse::<std::net::Ipv4Addr>().is_ok(),
+        Some("ipv6") => s.parse::<std::net::Ipv6Addr>().is_ok(),
+        _ => true,
+    };
+    format_ok
+        && schema["maxLength"].as_u64().is_none_or(|m| chars <= m)
+        && schema["minLength"].as_u64().is_none_or(|m| chars >= m)
+        && schema["pattern"]
+            .as_str()
+            .is_none_or(|p| regex::Regex::new(p).unwrap().is_match(s))
+}
+
+fn body_schema<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+}
+
+/// A validating client generated from the document must not refuse what the server
+/// accepts: internationalised and multi-dot addresses, phones with separators, IPv6
+/// evidence, a lookup whose other identifiers are `null`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_server_accepts_is_valid_per_the_document() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = assent_tests::unsubscribe::tenant_with_news(&app, "acme").await;
+        let doc = document(&app).await;
+        let call = async |method: Method, path: &str, documented: &str, body: Value| {
+            let schema = body_schema(&doc, &method.as_str().to_lowercase(), documented);
+            assert!(schema.is_object(), "{method} {documented}");
+            let (status, answer) = app.call(&t.token, method.clone(), path, Some(&body)).await;
+            assert!(
+                status.is_success(),
+                "{method} {path} {body}: {status} {answer}"
+            );
+            assert!(
+                valid(&doc, schema, &body),
+                "the document refuses {body} ({method} {documented}) on {}",
+                app.backend()
+            );
+            answer
+        };
+        let created = call(
+            Method::POST,
+            "/v1/subjects",
+            "/v1/subjects",
+            json!({"email": "Ivan.Ivanovich.Petrov@mail.почта.пример.рф", "phone": "+7 (999) 123-45-67"}),
+        )
+        .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        call(
+            Method::POST,
+            "/v1/subjects",
+            "/v1/subjects",
+            json!({"email": "o'brien+news@example.co.uk", "phone": "8 999 765-43-21"}),
+        )
+        .await;
+        for lookup in [
+            json!({"email": "ivan.ivanovich.petrov@mail.почта.пример.рф", "external_ref": null}),
+            json!({"phone": "+7 999 123-45-67", "email": null, "external_ref": null}),
+        ] {
+            let found = call(
+                Method::POST,
+                "/v1/subjects/search",
+                "/v1/subjects/search",
+                lookup,
+            )
+            .await;
+            assert_eq!(found["items"][0]["id"], id.as_str(), "{found}");
+        }
+        // Still exactly one: two identifiers are refused by both.
+        let two = json!({"email": "a@example.com", "phone": "+79991234567"});
+        let schema = body_schema(&doc, "post", "/v1/subjects/search");
+        assert!(!valid(&doc, schema, &two));
+        let (status, _) = app
+            .call(&t.token, Method::POST, "/v1/subjects/search", Some(&two))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // `null` stands for "not given" only where serde reads it so: not for a flag.
+        let flag = json!({"code": "123456", "documents_approved": null});
+        let path = "/v1/rights-requests/{id}/verify";
+        assert!(!valid(&doc, body_schema(&doc, "post", path), &flag));
+        let (status, _) = app
+            .call(
+                &t.token,
+                Method::POST,
+                &path.replace("{id}", &id),
+                Some(&flag),
+            )
+            .await;
+        assert!(
+            status.is_client_error() && status != StatusCode::NOT_FOUND,
+            "{status}"
+        );
+        call(
+            Method::POST,
+            &format!("/v1/subjects/{id}/consents"),
+            "/v1/subjects/{id}/consents",
+            json!({"purpose": "news", "action": "grant", "evidence": {"ip": "2001:db8::1"}}),
+        )
+        .await;
+        let checked = call(
+            Method::POST,
+            "/v1/consent-checks",
+            "/v1/consent-checks",
+            json!({"checks": [{"email": "IVAN.Ivanovich.Petrov@mail.почта.пример.рф",
+                "subject_id": null, "external_ref": null, "purpose": "news", "channel": "email"}]}),
+        )
+        .await;
+        assert_eq!(checked["results"][0]["allowed"], true, "{checked}");
+        // The query form of the lookup documents the same phone forms.
+        let phone = "+7 999 123-45-67";
+        let params = doc["paths"]["/v1/subjects"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let param = params.iter().find(|p| p["name"] == "phone").unwrap();
+        assert!(valid(&doc, &param["schema"], &json!(phone)), "{param}");
+        let query = format!(
+            "/v1/subjects?phone={}",
+            phone.replace('+', "%2B").replace(' ', "%20")
+        );
+        let (status, found) = app.call(&t.token, Method::GET, &query, None).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["items"][0]["id"], id.as_str(), "{found}");
+    }
+}

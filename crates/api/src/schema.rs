@@ -13,8 +13,8 @@ use assent_core::tenancy::{Locale, Role};
 use std::borrow::Cow;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema,
-    SchemaType, Type,
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, KnownFormat, Object, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 
 fn words<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
@@ -292,7 +292,8 @@ pub fn promise() -> OneOfBuilder {
 /// Rules between fields of one body that a property cannot carry: "exactly one of"
 /// (`oneOf`) and "at least one of" (`anyOf`). Each variant is the component itself
 /// narrowed: its own fields required and not null, the other variants' fields absent
-/// (for `oneOf`), so a body matches exactly the variants the handler accepts.
+/// or `null` (for `oneOf`: the handler reads `null` as not given), so a body matches
+/// exactly the variants the handler accepts.
 pub struct FieldRules;
 
 /// How the variants of a component combine.
@@ -450,8 +451,15 @@ fn split(object: &Object, combine: Combine, variants: &[Variant]) -> Schema {
         let mut v = object.clone();
         v.description = None;
         if matches!(combine, Combine::ExactlyOne) {
-            v.properties
-                .retain(|k, _| !exclusive.contains(&k.as_str()) || fields.contains(&k.as_str()));
+            // Another variant's field: absent, or `null` where serde reads that as absent.
+            v.properties.retain(|k, p| {
+                if !exclusive.contains(&k.as_str()) || fields.contains(&k.as_str()) {
+                    return true;
+                }
+                let nullable = admits_null(p);
+                *p = ObjectBuilder::new().schema_type(Type::Null).into();
+                nullable
+            });
         }
         for field in *fields {
             if let Some(p) = v.properties.get_mut(*field) {
@@ -530,6 +538,111 @@ fn not_null(p: RefOr<Schema>) -> RefOr<Schema> {
     }
 }
 
+/// Whether the property schema `p` takes `null` (an `Option` field).
+fn admits_null(p: &RefOr<Schema>) -> bool {
+    let has_null = |t: &SchemaType| match t {
+        SchemaType::Type(t) => *t == Type::Null,
+        SchemaType::Array(types) => types.contains(&Type::Null),
+        SchemaType::AnyValue => true,
+    };
+    match p {
+        RefOr::T(Schema::Object(o)) => has_null(&o.schema_type),
+        RefOr::T(Schema::Array(a)) => has_null(&a.schema_type),
+        RefOr::T(Schema::OneOf(one_of)) => one_of.items.iter().any(is_null),
+        _ => false,
+    }
+}
+
 fn is_null(s: &RefOr<Schema>) -> bool {
     matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// Unicode white space (`char::is_whitespace`), spelt out: `\s` differs between
+/// ECMA-262 (adds U+FEFF) and Python (adds U+001C–U+001F).
+const SPACE: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// An email address as `contact::normalize_email` accepts it (before lower-casing):
+/// a local part of RFC 5322 `atext` and any non-ASCII character, dot-separated; a
+/// domain of two or more labels of letters, digits and inner hyphens (non-ASCII
+/// allowed); a top-level domain of letters or punycode (`xn--`). Wider than the server
+/// in two points a pattern cannot carry: the 64-character limit of the local part,
+/// and that a non-ASCII domain character must be a letter or digit.
+pub fn email_pattern() -> String {
+    let local = format!(r#"[^\x00-\x20"(),.:;<>@\[\\\]\x7F-\x9F{SPACE}]"#);
+    let letter = format!(r"(?:[A-Za-z]|[^\x00-\x9F{SPACE}])");
+    let alnum = format!(r"(?:[A-Za-z0-9]|[^\x00-\x9F{SPACE}])");
+    let label = format!(r"{alnum}(?:(?:{alnum}|-){{0,61}}{alnum})?");
+    let tld = format!(r"(?:{letter}{{2,63}}|[Xx][Nn]--(?:{alnum}|-){{0,58}}{alnum})");
+    format!(r"^{local}{{1,64}}(?:\.{local}{{1,64}})*@(?:{label}\.)+{tld}$")
+}
+
+/// A phone number as `contact::normalize_phone` accepts it: digits with spaces,
+/// `-`, `(`, `)` and `.` anywhere, in international form (`+` or `00`, then 8–15
+/// digits, the first not 0) or a Russian national one (11 digits from 7 or 8, or 10
+/// from 9).
+pub fn phone_pattern() -> String {
+    let sep = format!(r"[{SPACE}().-]*");
+    let digits = |n: &str| format!(r"(?:{sep}[0-9]){{{n}}}");
+    format!(
+        r"^{sep}(?:\+{sep}[1-9]{d7}|0{sep}0{sep}[1-9]{d7}|[78]{d10}|9{d9}){sep}$",
+        d7 = digits("7,14"),
+        d10 = digits("10"),
+        d9 = digits("9"),
+    )
+}
+
+fn email_of(ty: SchemaType) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .description(Some(
+            "An email address, internationalised ones too; trimmed and lower-cased. \
+             At most 64 characters before `@`.",
+        ))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::IdnEmail)))
+        .max_length(Some(254))
+        .pattern(Some(email_pattern()))
+}
+
+fn phone_of(ty: SchemaType) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .description(Some(
+            "A phone number, normalised to E.164: `+7 999 123-45-67`, `+44 20 7946 0958`, \
+             `0044 20 7946 0958`, `8 (999) 123-45-67`, `9991234567` (the last two Russian).",
+        ))
+        .pattern(Some(phone_pattern()))
+}
+
+/// An email field (`schema_with`); `null` where the field is optional.
+pub fn email() -> ObjectBuilder {
+    email_of(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// An email query parameter (`#[param(schema_with)]`).
+pub fn email_param() -> ObjectBuilder {
+    email_of(SchemaType::Type(Type::String))
+}
+
+/// A phone field (`schema_with`); `null` where the field is optional.
+pub fn phone() -> ObjectBuilder {
+    phone_of(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// A phone query parameter (`#[param(schema_with)]`).
+pub fn phone_param() -> ObjectBuilder {
+    phone_of(SchemaType::Type(Type::String))
+}
+
+/// Evidence `ip`: what `std::net::IpAddr` parses, IPv4 or IPv6, or `null`.
+pub fn ip_address() -> OneOfBuilder {
+    let ip = |format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .description(Some("The person's IPv4 or IPv6 address."))
+        .item(ip(KnownFormat::Ipv4))
+        .item(ip(KnownFormat::Ipv6))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
 }

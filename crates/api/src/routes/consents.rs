@@ -17,10 +17,7 @@ use serde_json::Value;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceIn {
-    /// An IPv4 address here (the server also takes IPv6).
-    #[schema(
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$"
-    )]
+    #[schema(schema_with = crate::schema::ip_address)]
     pub ip: Option<String>,
     #[schema(
         max_length = 1000,
@@ -456,19 +453,13 @@ pub async fn get_receipt(
 #[serde(deny_unknown_fields)]
 pub struct CheckIn {
     /// Exactly one of `subject_id`, `external_ref`, `email`.
-    #[schema(nullable = false)]
     pub subject_id: Option<String>,
     #[schema(
-        nullable = false,
         max_length = 200,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub external_ref: Option<String>,
-    #[schema(
-        nullable = false,
-        format = "email",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
-    )]
+    #[schema(schema_with = crate::schema::email)]
     pub email: Option<String>,
     #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub purpose: String,

@@ -34,13 +34,10 @@ pub struct SubjectFields {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub full_name: Option<String>,
-    #[schema(
-        format = "email",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
-    )]
+    #[schema(schema_with = crate::schema::email)]
     pub email: Option<String>,
     /// Normalised to E.164.
-    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[schema(schema_with = crate::schema::phone)]
     pub phone: Option<String>,
     /// Messenger and social accounts, e.g. `{"telegram": "@ivan"}`.
     #[schema(schema_with = crate::schema::handles)]
@@ -350,7 +347,6 @@ pub async fn patch_subject(
 pub struct SubjectLookup {
     /// Your system's id of the person. Give exactly one of the three.
     #[schema(
-        nullable = false,
         max_length = 200,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
@@ -360,19 +356,12 @@ pub struct SubjectLookup {
     )]
     pub external_ref: Option<String>,
     /// An email address (normalised before matching). Give exactly one of the three.
-    #[schema(
-        nullable = false,
-        format = "email",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
-    )]
-    #[param(
-        format = "email",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,31})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$"
-    )]
+    #[schema(schema_with = crate::schema::email)]
+    #[param(schema_with = crate::schema::email_param)]
     pub email: Option<String>,
     /// A phone number in international format (`+7 999 123-45-67`). Give exactly one of the three.
-    #[schema(nullable = false, pattern = r"^\+[1-9][0-9]{7,14}$")]
-    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[schema(schema_with = crate::schema::phone)]
+    #[param(schema_with = crate::schema::phone_param)]
     pub phone: Option<String>,
 }
 
