@@ -304,3 +304,65 @@ async fn a_cut_send_never_shares_its_connection_with_the_next() {
     let retry = sink.messages().pop().expect("the retry arrived");
     assert_ne!(retry.connection, cut, "the retry reused the cut connection");
 }
+
+/// PostgreSQL: a change to a person whose row stays locked (as a batch's gate keeps it
+/// while its sends are out) waits at most `person_wait`, then answers Busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_behind_a_held_row_lock_is_busy_after_person_wait() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let url = db.url.clone();
+    let mut admin = db.admin_connection().unwrap();
+    let app = TestApp::spawn(db).await;
+    let t = tenant_with_news(&app, "acme").await;
+    let s = granted_subject(&app, &t, "anna@example.org", None).await;
+
+    let wait = Duration::from_millis(800);
+    let options = assent_store::StoreOptions {
+        person_wait: wait,
+        ..Default::default()
+    };
+    let store = assent_store::Store::open(&url, &options).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (tenant, subject) = (t.id.clone(), s.clone());
+    let holder = std::thread::spawn(move || {
+        use diesel::Connection;
+        admin
+            .transaction::<_, diesel::result::Error, _>(|c| {
+                diesel::sql_query(
+                    "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR SHARE",
+                )
+                .bind::<diesel::sql_types::Text, _>(&tenant)
+                .bind::<diesel::sql_types::Text, _>(&subject)
+                .execute(c)?;
+                locked_tx.send(()).unwrap();
+                let _ = done_rx.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+            .unwrap();
+    });
+    locked_rx.recv().unwrap();
+
+    let (tenant, subject) = (t.id.clone(), s.clone());
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        store.write(&tenant, |c| {
+            assent_store::subjects::lock_for_change(c, &tenant, &subject)
+        })
+    })
+    .await
+    .unwrap();
+    let waited = started.elapsed();
+    let _ = done_tx.send(());
+    holder.join().unwrap();
+    assert!(
+        matches!(result, Err(assent_store::StoreError::Busy(_))),
+        "{result:?}"
+    );
+    assert!(
+        waited < wait * 3,
+        "waited {waited:?} for a lock bounded by {wait:?}"
+    );
+}

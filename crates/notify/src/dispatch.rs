@@ -371,12 +371,12 @@ impl Dispatcher {
             }
             Backend::Postgres => self.store.write(&tenant_id, |c| {
                 let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
-                // Recorded from another transaction, committed before the sends; this
-                // one only holds the locks.
-                let (mut done, flights) = self.store.write(&tenant_id, |w| {
-                    outbox::relax_durability(w)?;
-                    self.record_gated(w, closed, sends)
-                })?;
+                // Recorded from another transaction, committed (durably: the marks are
+                // what a withdrawal waits for) before the sends; this one only holds
+                // the locks.
+                let (mut done, flights) = self
+                    .store
+                    .write(&tenant_id, |w| self.record_gated(w, closed, sends))?;
                 // The locks must still stand once the marks are committed: had the
                 // connection died before, a withdrawal could have slipped in between
                 // the gate and the marks, and would not wait for these sends.

@@ -499,8 +499,10 @@ pub fn claim(
 }
 
 /// Lets the current PostgreSQL transaction commit without waiting for its WAL flush
-/// (`synchronous_commit = off` for this transaction only). For delivery records only:
-/// a lost record means a repeated send, never a lost withdrawal.
+/// (`synchronous_commit = off` for this transaction only). For outcome records only: a
+/// lost outcome means a repeated send, never a lost withdrawal. A transaction that
+/// marks a send in flight commits synchronously whatever was set before
+/// ([`mark_sending_until`]): a withdrawal relies on that row.
 pub fn relax_durability(conn: &mut DbConnection) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(pg)?;
@@ -566,6 +568,9 @@ pub fn mark_sending_until(
     let (DbConnection::Postgres(pg), Some(subject_id)) = (conn, &notice.subject_id) else {
         return Ok(());
     };
+    // Lost in a crash, the row would let a withdrawal be acknowledged while the send
+    // still goes out.
+    diesel::sql_query("SET LOCAL synchronous_commit TO ON").execute(pg)?;
     diesel::sql_query(
         "INSERT INTO sends_in_flight \
          (tenant_id, notification_id, attempt, channel, subject_id, group_id, person_id, deadline) \
