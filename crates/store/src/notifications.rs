@@ -478,7 +478,7 @@ pub fn claim(
                 .eq("the worker stopped during the send; the message may have arrived"),
         ))
         .execute(conn)?;
-    forget_in_flight(conn, tenant_id, &ids)?;
+    forget_in_flight(conn, tenant_id, &ids, now)?;
     diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::id.eq_any(&ids))
@@ -635,15 +635,23 @@ fn landed(conn: &mut DbConnection, notice: &Notice, channel: NoticeChannel) -> S
     Ok(())
 }
 
-/// Forgets the sends in flight of notices claimed again (their worker stopped; their
-/// deadlines have passed, as the lease outlasts every send).
-fn forget_in_flight(conn: &mut DbConnection, tenant_id: &str, ids: &[String]) -> StoreResult<()> {
+/// Forgets the sends in flight of notices claimed again (their worker stopped). Their
+/// deadlines have normally passed, as the lease outlasts every send; one still ahead
+/// (hosts' clocks differ) is kept until then: that send may still be on its way.
+fn forget_in_flight(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query(
-            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = ANY($2)",
+            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = ANY($2) \
+             AND deadline <= $3",
         )
         .bind::<Text, _>(tenant_id)
         .bind::<diesel::sql_types::Array<Text>, _>(ids)
+        .bind::<Timestamp, _>(now)
         .execute(pg)?;
     }
     Ok(())

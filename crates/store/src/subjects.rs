@@ -405,6 +405,21 @@ pub fn lock_for_change(
     }
 }
 
+/// PostgreSQL: looks for sends in flight to the person again, for a change that took
+/// further contended locks after [`lock_for_change`] (a group's consent state): a gate
+/// it waited for there may have died after recording its sends. SQLite holds the
+/// person in the process for the whole unit, so nothing is needed.
+pub fn recheck_sends(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    match conn {
+        DbConnection::Postgres(_) => crate::store::wait_for_sends(conn, tenant_id, subject_id),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 /// PostgreSQL: locks the subject's row against the gate's share locks, waiting at
 /// most `person_wait` (a batch's gate may hold them while all its sends are out):
 /// `Err(Busy)` past that, and the transaction is rolled back.
