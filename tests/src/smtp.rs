@@ -90,6 +90,8 @@ struct State {
     connections: u64,
     /// Messages whose end of DATA was held back ([`SmtpMode::HoldData`]).
     held: usize,
+    /// Lowercased address -> how long the answer to DATA (the 354) is held back.
+    slow: HashMap<String, Duration>,
 }
 
 #[derive(Default)]
@@ -221,6 +223,12 @@ impl SmtpSink {
     }
 
     /// Removes a [`reject_recipient`](Self::reject_recipient) override.
+    /// Holds back the go-ahead for DATA (the 354) by `delay` in transactions to
+    /// `addr`: the client writes the message only after it.
+    pub fn slow_recipient(&self, addr: &str, delay: Duration) {
+        self.shared.lock().slow.insert(addr.to_lowercase(), delay);
+    }
+
     pub fn accept_recipient(&self, addr: &str) {
         self.shared.lock().rejects.remove(&addr.to_lowercase());
     }
@@ -470,6 +478,16 @@ async fn session(io: &mut Io, shared: &Shared, id: u64) -> io::Result<()> {
                 if rcpt_to.is_empty() {
                     reply(io, "503 5.5.1 Need RCPT first\r\n").await?;
                     continue;
+                }
+                let slow = {
+                    let state = shared.lock();
+                    rcpt_to
+                        .iter()
+                        .filter_map(|to| state.slow.get(&to.to_lowercase()).copied())
+                        .max()
+                };
+                if let Some(delay) = slow {
+                    tokio::time::sleep(delay).await;
                 }
                 reply(io, "354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                 let mut data = Vec::with_capacity(4096);

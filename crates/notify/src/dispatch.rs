@@ -371,12 +371,12 @@ impl Dispatcher {
             }
             Backend::Postgres => self.store.write(&tenant_id, |c| {
                 let (closed, sends) = self.gate_batch(c, &keys, group, &tenant_id, &ids)?;
-                // Recorded from another transaction, committed before the sends; this
-                // one only holds the locks.
-                let (mut done, flights) = self.store.write(&tenant_id, |w| {
-                    outbox::relax_durability(w)?;
-                    self.record_gated(w, closed, sends)
-                })?;
+                // Recorded from another transaction, committed (durably: the marks are
+                // what a withdrawal waits for) before the sends; this one only holds
+                // the locks.
+                let (mut done, flights) = self
+                    .store
+                    .write(&tenant_id, |w| self.record_gated(w, closed, sends))?;
                 // The locks must still stand once the marks are committed: had the
                 // connection died before, a withdrawal could have slipped in between
                 // the gate and the marks, and would not wait for these sends.
@@ -532,6 +532,10 @@ impl Dispatcher {
     /// Sends concurrently and commits each outcome as soon as it is known, so a crash
     /// resends at most what was in flight. A Telegram notice that falls back to email
     /// sends again from here.
+    ///
+    /// Each send is a task of its own, reporting here when it lands: recording (a
+    /// blocking write that may wait for the database) never keeps a send from being
+    /// polled, so none is late to its deadline.
     fn send_all(
         &self,
         rt: &Handle,
@@ -543,79 +547,111 @@ impl Dispatcher {
         if sends.is_empty() {
             return Vec::new();
         }
-        rt.block_on(async {
-            let mut flights = futures_util::stream::FuturesUnordered::new();
-            for send in sends {
-                flights.push(self.fly(send));
-            }
-            let mut done = Vec::new();
-            while let Some(landed) = flights.next().await {
-                let id = landed.notice().id.clone();
-                // A blocking thread (see `process`): a short write here is fine.
-                let recorded = self.store.write(tenant_id, |c| {
-                    outbox::relax_durability(c)?;
-                    self.record_landed(c, keys, group, landed)
-                });
-                match recorded {
-                    Ok(Recorded::Done(d)) => done.push(d),
-                    Ok(Recorded::Fallback(send)) => flights.push(self.fly(*send)),
-                    // The attempt stays `sending` in the log; its lease brings it back.
-                    Err(error) => {
-                        tracing::error!(notice = %id, %error, "recording a delivery failed");
-                    }
+        let (landings, mut landed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = 0usize;
+        for send in sends {
+            self.spawn_flight(rt, send, &landings);
+            out += 1;
+        }
+        let mut done = Vec::new();
+        while out > 0 {
+            let Some(landed) = landed_rx.blocking_recv() else {
+                break;
+            };
+            out -= 1;
+            let id = landed.notice().id.clone();
+            // A blocking thread (see `process`): a write here holds up no send.
+            let recorded = self.store.write(tenant_id, |c| {
+                outbox::relax_durability(c)?;
+                self.record_landed(c, keys, group, landed)
+            });
+            match recorded {
+                Ok(Recorded::Done(d)) => done.push(d),
+                Ok(Recorded::Fallback(send)) => {
+                    self.spawn_flight(rt, *send, &landings);
+                    out += 1;
+                }
+                // The attempt stays `sending` in the log; its lease brings it back.
+                Err(error) => {
+                    tracing::error!(notice = %id, %error, "recording a delivery failed");
                 }
             }
-            done
-        })
+        }
+        done
     }
 
-    /// One send, cut off at its deadline; the person's hold ends when it returns.
+    fn spawn_flight(
+        &self,
+        rt: &Handle,
+        flight: Flight,
+        landings: &tokio::sync::mpsc::UnboundedSender<Landed>,
+    ) {
+        let this = self.clone();
+        let landings = landings.clone();
+        rt.spawn(async move {
+            let _ = landings.send(this.fly(flight).await);
+        });
+    }
+
+    /// One send, cut off at its deadline (the deadline wins a tie: nothing is written
+    /// after it). A cut send stays in flight, held, until its recorded deadline: bytes
+    /// written before the cut may still be on their way.
     async fn fly(&self, flight: Flight) -> Landed {
         let Flight {
             send,
             deadline,
             _hold,
         } = flight;
+        let deadline = tokio::time::Instant::from_std(deadline);
         let channel = send.channel();
         let notice = send.notice().clone();
-        match tokio::time::timeout_at(deadline.into(), self.fly_free(send)).await {
-            Ok(landed) => landed,
-            Err(_) => Landed::Cut { notice, channel },
-        }
-    }
-
-    async fn fly_free(&self, send: Outgoing) -> Landed {
-        match send {
+        let landed = match send {
             Outgoing::Email {
                 notice,
                 message,
                 digest,
-            } => {
-                let result = self.mail.send(message).await;
-                Landed::Email {
+            } => self
+                .mail
+                .send_by(message, deadline)
+                .await
+                .map(|result| Landed::Email {
                     notice,
                     digest,
                     result,
-                }
-            }
+                }),
             Outgoing::Telegram {
                 notice,
                 prepared,
                 chats,
-            } => {
-                let results = self
-                    .send_telegram(
-                        chats,
-                        Self::telegram_text(&prepared),
-                        prepared.buttons.clone(),
-                    )
-                    .await;
-                Landed::Telegram {
-                    notice,
-                    prepared,
-                    results,
-                }
+            } => tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => None,
+                landed = self.fly_telegram(notice, prepared, chats) => Some(landed),
+            },
+        };
+        match landed {
+            Some(landed) => landed,
+            None => {
+                tokio::time::sleep_until(deadline + DEADLINE_GRACE).await;
+                Landed::Cut { notice, channel }
             }
+        }
+    }
+
+    async fn fly_telegram(
+        &self,
+        notice: Notice,
+        prepared: Box<Prepared>,
+        chats: Vec<i64>,
+    ) -> Landed {
+        let text = Self::telegram_text(&prepared);
+        let results = self
+            .send_telegram(chats, text, prepared.buttons.clone())
+            .await;
+        Landed::Telegram {
+            notice,
+            prepared,
+            results,
         }
     }
 

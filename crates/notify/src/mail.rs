@@ -7,15 +7,17 @@
 //! `serve` warns when it is used with PostgreSQL, the production backend.
 
 use crate::email::{Failure, classify_smtp};
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
+use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::time::Instant;
 
 /// The default number of pooled SMTP connections (lettre's default too).
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 
 pub enum MailTransport {
-    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    Smtp(SmtpPool),
     Files {
         dir: PathBuf,
         transport: AsyncFileTransport<Tokio1Executor>,
@@ -52,11 +54,10 @@ impl MailTransport {
         }
         match smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::BadUrl(e.to_string()))?
-                    .pool_config(PoolConfig::new().max_size(pool_size))
-                    .build();
-                Ok(MailTransport::Smtp(Box::new(transport)))
+                    .pool_config(PoolConfig::new().max_size(pool_size));
+                Ok(MailTransport::Smtp(SmtpPool::new(builder)))
             }
             None => {
                 let dir = data_dir.join("mail");
@@ -82,11 +83,7 @@ impl MailTransport {
     /// a [`Failure::Permanent`] bounce); failing to write an `.eml` file is transient.
     pub async fn send(&self, message: Message) -> Result<(), Failure> {
         match self {
-            MailTransport::Smtp(t) => t
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| classify_smtp(&e)),
+            MailTransport::Smtp(pool) => smtp_send(pool.current(), message).await,
             MailTransport::Files { transport, dir } => {
                 let id = transport
                     .send(message)
@@ -98,6 +95,79 @@ impl MailTransport {
                     .map_err(|e| Failure::Transient(format!("cannot protect the .eml file: {e}")))
             }
         }
+    }
+}
+
+/// The SMTP transport and its pooled connections. A send cut off at its deadline
+/// leaves its connection mid-transaction: lettre would put it back in the pool (a
+/// dropped future does not mark it broken), and the next message on it would read the
+/// cut one's reply, or flush its buffered bytes. So a cut retires the whole pool.
+pub struct SmtpPool {
+    builder: AsyncSmtpTransportBuilder,
+    current: RwLock<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
+}
+
+impl SmtpPool {
+    fn new(builder: AsyncSmtpTransportBuilder) -> Self {
+        let current = RwLock::new(Arc::new(builder.clone().build()));
+        Self { builder, current }
+    }
+
+    fn current(&self) -> Arc<AsyncSmtpTransport<Tokio1Executor>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a fresh pool in place and returns the old one.
+    fn replace(&self) -> Arc<AsyncSmtpTransport<Tokio1Executor>> {
+        let fresh = Arc::new(self.builder.clone().build());
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, fresh)
+    }
+}
+
+async fn smtp_send(
+    transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
+    message: Message,
+) -> Result<(), Failure> {
+    transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| classify_smtp(&e))
+}
+
+impl MailTransport {
+    /// Sends one message unless `deadline` comes first (`None`: cut off, it may or may
+    /// not have arrived). The deadline wins a tie: nothing is written after it.
+    pub async fn send_by(
+        &self,
+        message: Message,
+        deadline: Instant,
+    ) -> Option<Result<(), Failure>> {
+        let MailTransport::Smtp(pool) = self else {
+            return tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => None,
+                r = self.send(message) => Some(r),
+            };
+        };
+        let mut send = Box::pin(smtp_send(pool.current(), message));
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline) => {}
+            r = &mut send => return Some(r),
+        }
+        // The cut connection is only dropped once its pool is shut down, so it is
+        // closed rather than recycled; new sends use the fresh pool meanwhile.
+        let old = pool.replace();
+        tokio::spawn(async move {
+            old.shutdown().await;
+            drop(send);
+        });
+        None
     }
 }
 

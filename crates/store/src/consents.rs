@@ -558,6 +558,11 @@ pub fn record_with(
             "occurred_at": event.occurred_at.and_utc().to_rfc3339(),
         }),
     )?;
+    if purpose.scope == PurposeScope::Group {
+        // The group state's row may have been waited for behind a gate that then
+        // died: look for its sends again, now that every lock is held.
+        subject_repo::recheck_sends(conn, tenant_id, &facts.id)?;
+    }
     Ok(Recorded {
         event,
         purpose,

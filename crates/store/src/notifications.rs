@@ -478,7 +478,7 @@ pub fn claim(
                 .eq("the worker stopped during the send; the message may have arrived"),
         ))
         .execute(conn)?;
-    forget_in_flight(conn, tenant_id, &ids)?;
+    forget_in_flight(conn, tenant_id, &ids, now)?;
     diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(tenant_id))
         .filter(notifications::id.eq_any(&ids))
@@ -499,8 +499,10 @@ pub fn claim(
 }
 
 /// Lets the current PostgreSQL transaction commit without waiting for its WAL flush
-/// (`synchronous_commit = off` for this transaction only). For delivery records only:
-/// a lost record means a repeated send, never a lost withdrawal.
+/// (`synchronous_commit = off` for this transaction only). For outcome records only: a
+/// lost outcome means a repeated send, never a lost withdrawal. A transaction that
+/// marks a send in flight commits synchronously whatever was set before
+/// ([`mark_sending_until`]): a withdrawal relies on that row.
 pub fn relax_durability(conn: &mut DbConnection) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(pg)?;
@@ -566,6 +568,9 @@ pub fn mark_sending_until(
     let (DbConnection::Postgres(pg), Some(subject_id)) = (conn, &notice.subject_id) else {
         return Ok(());
     };
+    // Lost in a crash, the row would let a withdrawal be acknowledged while the send
+    // still goes out.
+    diesel::sql_query("SET LOCAL synchronous_commit TO ON").execute(pg)?;
     diesel::sql_query(
         "INSERT INTO sends_in_flight \
          (tenant_id, notification_id, attempt, channel, subject_id, group_id, person_id, deadline) \
@@ -630,15 +635,23 @@ fn landed(conn: &mut DbConnection, notice: &Notice, channel: NoticeChannel) -> S
     Ok(())
 }
 
-/// Forgets the sends in flight of notices claimed again (their worker stopped; their
-/// deadlines have passed, as the lease outlasts every send).
-fn forget_in_flight(conn: &mut DbConnection, tenant_id: &str, ids: &[String]) -> StoreResult<()> {
+/// Forgets the sends in flight of notices claimed again (their worker stopped). Their
+/// deadlines have normally passed, as the lease outlasts every send; one still ahead
+/// (hosts' clocks differ) is kept until then: that send may still be on its way.
+fn forget_in_flight(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query(
-            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = ANY($2)",
+            "DELETE FROM sends_in_flight WHERE tenant_id = $1 AND notification_id = ANY($2) \
+             AND deadline <= $3",
         )
         .bind::<Text, _>(tenant_id)
         .bind::<diesel::sql_types::Array<Text>, _>(ids)
+        .bind::<Timestamp, _>(now)
         .execute(pg)?;
     }
     Ok(())

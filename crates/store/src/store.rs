@@ -219,7 +219,7 @@ pub fn person_keys(tenant_id: &str, subject_id: &str, person_id: Option<&str>) -
     keys
 }
 
-fn busy() -> StoreError {
+pub(crate) fn busy() -> StoreError {
     StoreError::Busy("a message to this person is being sent; retry shortly".into())
 }
 

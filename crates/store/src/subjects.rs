@@ -391,12 +391,7 @@ pub fn lock_for_change(
 ) -> StoreResult<()> {
     match conn {
         DbConnection::Postgres(pg) => {
-            diesel::sql_query(
-                "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-            )
-            .bind::<diesel::sql_types::Text, _>(tenant_id)
-            .bind::<diesel::sql_types::Text, _>(subject_id)
-            .execute(pg)?;
+            lock_subject_row(pg, tenant_id, subject_id)?;
             crate::store::wait_for_sends(conn, tenant_id, subject_id)
         }
         DbConnection::Sqlite(_) => {
@@ -408,6 +403,68 @@ pub fn lock_for_change(
             ))
         }
     }
+}
+
+/// PostgreSQL: looks for sends in flight to the person again, for a change that took
+/// further contended locks after [`lock_for_change`] (a group's consent state): a gate
+/// it waited for there may have died after recording its sends. SQLite holds the
+/// person in the process for the whole unit, so nothing is needed.
+pub fn recheck_sends(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    match conn {
+        DbConnection::Postgres(_) => crate::store::wait_for_sends(conn, tenant_id, subject_id),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// PostgreSQL: locks the subject's row against the gate's share locks, waiting at
+/// most `person_wait` (a batch's gate may hold them while all its sends are out):
+/// `Err(Busy)` past that, and the transaction is rolled back.
+fn lock_subject_row(
+    pg: &mut diesel::PgConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    use diesel::sql_types::Text;
+    let wait = crate::store::person_wait();
+    let previous: LockTimeout =
+        diesel::sql_query("SELECT current_setting('lock_timeout') AS value").get_result(pg)?;
+    diesel::sql_query(format!(
+        "SET LOCAL lock_timeout = {}",
+        wait.as_millis().max(1)
+    ))
+    .execute(pg)?;
+    let started = std::time::Instant::now();
+    let locked = diesel::sql_query(
+        "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Text, _>(subject_id)
+    .execute(pg);
+    match locked {
+        Ok(_) => {}
+        // 55P03; diesel does not expose the SQLSTATE, so the wait's length tells too.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("lock timeout") || started.elapsed() >= wait =>
+        {
+            return Err(crate::store::busy());
+        }
+        Err(other) => return Err(other.into()),
+    }
+    // Only this lock is bounded so; the rest of the transaction keeps its setting.
+    diesel::sql_query("SELECT set_config('lock_timeout', $1, true)")
+        .bind::<Text, _>(&previous.value)
+        .execute(pg)?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct LockTimeout {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
 }
 
 /// Records an objection to a purpose (rights requests, staff).
