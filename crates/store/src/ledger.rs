@@ -564,7 +564,8 @@ pub struct AuditReport {
     pub legacy_payloads: usize,
     /// `consent_states` rows compared with the ledger.
     pub states: usize,
-    /// `group_consent_states` rows this tenant wrote last, compared with its ledger.
+    /// `group_consent_states` rows this tenant wrote last, each standing on an event
+    /// of its ledger that can have written it.
     pub group_states: usize,
     /// Events hashed by the v1 rule (before hash versions): their receipt id and
     /// import key are outside their hash.
@@ -575,8 +576,9 @@ pub struct AuditReport {
 /// chain and head, every checkpoint (signature, and the chain's hash at its number;
 /// a checkpoint beyond the end means events were removed), each payload's digest
 /// and (with keys) that it was sealed for its own event, and that replaying the
-/// ledger gives the `consent_states` the send gate reads, and the
-/// `group_consent_states` of group purposes this tenant wrote last (by person).
+/// ledger gives the `consent_states` the send gate reads. Of `group_consent_states`,
+/// shaped by affiliates' events too, it checks what this tenant can prove alone (see
+/// `own_group_rows`); `audit_groups` replays whole groups.
 pub fn audit(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -623,7 +625,7 @@ pub fn audit(
     let head = read_head(conn, tenant_id)?;
     let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
     let mut projected = Replay::new();
-    // Group purposes project by person, which events do not name: replayed once the
+    // Group purposes project by person, which events do not name: checked once the
     // walk is done.
     let mut group_events: Vec<EventRow> = Vec::new();
     let mut bound_seen = false;
