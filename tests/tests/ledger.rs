@@ -719,6 +719,241 @@ async fn a_flipped_group_consent_is_caught() {
     }
 }
 
+/// A consent of the group purpose at a chosen time (a late report of an earlier act).
+async fn offers_at(app: &TestApp, t: &TenantHandle, s: &str, action: &str, at: &str) {
+    app.expect(
+        &t.token,
+        Method::POST,
+        &format!("/v1/subjects/{s}/consents"),
+        Some(&json!({"purpose": "offers", "action": action, "occurred_at": at})),
+        CREATED,
+    )
+    .await;
+}
+
+/// The installation-wide check of every group's shared states (the CLI's).
+fn audit_groups(store: &Store) -> Vec<ledger::GroupAudit> {
+    ledger::audit_groups(store).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_withdrawal_after_an_affiliates_grant_is_not_a_false_alarm() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (a, b) = group_of_two(&app).await;
+        // Bob grants at B now; A then learns he had withdrawn an hour ago. The row
+        // stands on A's withdrawal, dated when A recorded it (B's grant came first).
+        let bob_a = person(&app, &a, "bob@example.com").await;
+        let bob_b = person(&app, &b, "bob@example.com").await;
+        offers(&app, &b, &bob_b, "grant").await;
+        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        offers_at(&app, &a, &bob_a, "withdraw", &hour_ago).await;
+        let backend = app.backend();
+        let own = audit(&app.store, &a.id, &[]);
+        assert_eq!(
+            own.map(|r| r.group_states),
+            Ok(1),
+            "A's check, on {backend}"
+        );
+        assert!(
+            audit(&app.store, &b.id, &[]).is_ok(),
+            "B's check, on {backend}"
+        );
+        let v = verification(&app, &a).await;
+        assert_eq!(v["intact"], true, "the API agrees: {v}");
+        let groups = audit_groups(&app.store);
+        assert_eq!(groups.len(), 1, "one group");
+        let report = groups[0].outcome.as_ref().unwrap();
+        assert_eq!(
+            (
+                report.members,
+                report.events,
+                report.states,
+                report.unplaced_events
+            ),
+            (2, 2, 1, 0),
+            "the group's replay, on {backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_row_credited_to_a_stranger_is_caught_installation_wide() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (a, b) = group_of_two(&app).await;
+        let ann = person(&app, &a, "ann@example.com").await;
+        offers(&app, &a, &ann, "grant").await;
+        offers(&app, &a, &ann, "withdraw").await;
+        let bob_a = person(&app, &a, "bob@example.com").await;
+        let bob_b = person(&app, &b, "bob@example.com").await;
+        offers(&app, &a, &bob_a, "grant").await;
+        offers(&app, &b, &bob_b, "withdraw").await;
+        assert!(audit_groups(&app.store)[0].outcome.is_ok());
+        // Ann's row flipped and credited to a tenant no one has: no tenant's own
+        // check looks at it any more.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET status = 'granted', \
+                 last_tenant_id = '{}' WHERE last_subject_id = '{ann}'",
+                assent_core::id::new_id()
+            ),
+        );
+        assert!(
+            audit(&app.store, &a.id, &[]).is_ok(),
+            "not A's row any more"
+        );
+        assert!(audit(&app.store, &b.id, &[]).is_ok(), "nor B's");
+        let err = audit_groups(&app.store)[0].outcome.clone().unwrap_err();
+        assert_group_diff(&err, &ann, "granted", "withdrawn");
+        // Credited to B, status intact: B's ledger has no such event.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET status = 'withdrawn', \
+                 last_tenant_id = '{}' WHERE last_subject_id = '{ann}'",
+                b.id
+            ),
+        );
+        let err = audit(&app.store, &b.id, &[]).unwrap_err();
+        assert_group_diff(&err, &ann, "withdrawn", "no event");
+        assert!(audit_groups(&app.store)[0].outcome.is_err());
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET last_tenant_id = '{}' WHERE last_subject_id = '{ann}'",
+                a.id
+            ),
+        );
+        assert!(audit_groups(&app.store)[0].outcome.is_ok(), "restored");
+        // Bob's subject at A loses its person (and Bob's row is B's): A's grant can
+        // no longer be placed, and the report says so.
+        raw(
+            &app.store,
+            &format!("UPDATE subjects SET person_id = NULL WHERE id = '{bob_a}'"),
+        );
+        let report = audit_groups(&app.store)[0].outcome.clone().unwrap();
+        assert_eq!(report.unplaced_events, 1, "on {}", app.backend());
+    }
+}
+
+/// Recomputes each exported event's hash from its line alone, as an auditor would.
+fn rehash_export_line(line: &Value) -> (String, String) {
+    let text = |k: &str| line[k].as_str().map(str::to_owned);
+    let micros = |k: &str| {
+        text(k).map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .unwrap()
+                .timestamp_micros()
+        })
+    };
+    let unhex = |k: &str| -> Vec<u8> {
+        let h = text(k).unwrap();
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let (tenant, event, receipt, subject) = (
+        text("tenant_id").unwrap(),
+        text("event_id").unwrap(),
+        text("receipt_id").unwrap(),
+        text("subject_id").unwrap(),
+    );
+    let (scope, purpose, action, method, actor) = (
+        text("purpose_scope").unwrap(),
+        text("purpose").unwrap(),
+        text("action").unwrap(),
+        text("method").unwrap(),
+        text("actor_kind").unwrap(),
+    );
+    let (policy, import_key, digest) = (
+        text("policy_version"),
+        text("import_key"),
+        unhex("payload_sha256"),
+    );
+    let prev: [u8; 32] = unhex("prev_hash").try_into().unwrap();
+    let fields = assent_core::ledger::ChainFields {
+        hash_version: line["hash_version"].as_i64().unwrap() as i32,
+        tenant_id: &tenant,
+        seq: line["seq"].as_i64().unwrap(),
+        event_id: &event,
+        subject_id: &subject,
+        purpose_scope: &scope,
+        purpose_code: &purpose,
+        purpose_version: line["purpose_version"].as_i64().unwrap() as i32,
+        action: &action,
+        method: &method,
+        actor_kind: &actor,
+        policy_version: policy.as_deref(),
+        occurred_at_micros: micros("occurred_at").unwrap(),
+        recorded_at_micros: micros("recorded_at").unwrap(),
+        expires_at_micros: micros("expires_at"),
+        payload_digest: &digest,
+        receipt_id: &receipt,
+        import_key: import_key.as_deref(),
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    (hex(&event_hash(&prev, &fields)), text("hash").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_v2_events_rehash_outside_assent() {
+    use assent_core::consent::{Action, ActorKind, Method};
+    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let s = subject(&app, &t, "a").await;
+        consent(&app, &t, &s, "grant", "203.0.113.1").await;
+        // An imported event: its import key (and receipt id) are under a v2 hash.
+        let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), &t.id);
+        let request = ConsentRequest {
+            subject_id: s.clone(),
+            purpose_code: "news".into(),
+            purpose_scope: None,
+            action: Action::Withdraw,
+            method: Method::Import,
+            occurred_at: chrono::Utc::now() - chrono::Duration::days(1),
+            policy_version: None,
+            evidence: Evidence::default(),
+            actor: Actor {
+                kind: ActorKind::System,
+                name: None,
+                relation: None,
+            },
+            import_key: Some("crm-42".into()),
+        };
+        app.store
+            .write(&t.id, |c| {
+                consents::record(c, &keys, &t.id, None, &request, chrono::Utc::now())
+            })
+            .unwrap();
+        let export = app
+            .client
+            .get(app.url("/v1/ledger/export"))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines: Vec<Value> = export
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{export}");
+        assert_eq!(lines[1]["import_key"], "crm-42", "{export}");
+        for line in &lines {
+            assert_eq!(line["hash_version"], HASH_CURRENT, "{line}");
+            let (computed, exported) = rehash_export_line(line);
+            assert_eq!(computed, exported, "on {}: {line}", app.backend());
+        }
+    }
+}
+
 /// Rewrites the whole ledger with the v1 rule, as it was stored before hash versions.
 fn rewrite_as_v1(store: &Store, tenant: &str) {
     let events = store

@@ -407,6 +407,40 @@ impl ProjectedState {
         }
     }
 
+    /// The state after one more event of a group purpose. Affiliates share the row,
+    /// so the write path stores a step back in time only for a live withdrawal;
+    /// otherwise as [`ProjectedState::apply`].
+    pub fn apply_group(
+        current: Option<ProjectedState>,
+        e: &ReplayedEvent<'_>,
+    ) -> Option<ProjectedState> {
+        let next = Self::apply(current.clone(), e);
+        let overriding = e.live && e.action == Action::Withdraw.as_str();
+        match (&current, &next) {
+            (Some(c), Some(n)) if n.since_micros < c.since_micros && !overriding => current,
+            _ => next,
+        }
+    }
+
+    /// Whether this can be the state `e` wrote, whatever stood before it: what a
+    /// tenant can vouch for alone when affiliates' events also shaped the row.
+    pub fn written_by(&self, e: &ReplayedEvent<'_>) -> bool {
+        let Some(event) = e.projected() else {
+            return false;
+        };
+        // The event found no state, or a later one (a live withdrawal then takes
+        // its recording time).
+        let later = ConsentState {
+            status: consent::ConsentStatus::Granted,
+            since: DateTime::<Utc>::MAX_UTC,
+            expires_at: None,
+        };
+        [None, Some(&later)]
+            .into_iter()
+            .filter_map(|current| consent::project(current, &event))
+            .any(|s| ProjectedState::from_state(&s, e.event_id) == *self)
+    }
+
     fn from_state(s: &ConsentState, last_event_id: &str) -> ProjectedState {
         ProjectedState {
             status: s.status.as_str(),
@@ -446,6 +480,26 @@ impl fmt::Display for ProjectedState {
             write!(f, " until {}", at(e))?;
         }
         Ok(())
+    }
+}
+
+/// Interleaves tenants' event streams (each in its ledger order) in the order the
+/// write path met them: by recording time, each stream keeping its own order, ties
+/// to the earlier stream.
+pub fn interleave<T>(streams: Vec<Vec<T>>, recorded_at: impl Fn(&T) -> i64) -> Vec<T> {
+    let mut streams: Vec<std::iter::Peekable<std::vec::IntoIter<T>>> = streams
+        .into_iter()
+        .map(|s| s.into_iter().peekable())
+        .collect();
+    let mut out = Vec::new();
+    loop {
+        let next = streams
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.peek().map(|e| (recorded_at(e), i)))
+            .min();
+        let Some((_, i)) = next else { return out };
+        out.extend(streams[i].next());
     }
 }
 
@@ -893,6 +947,59 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    mod group_replay {
+        use super::super::*;
+
+        fn ev<'a>(id: &'a str, action: &'a str, occurred: i64, recorded: i64) -> ReplayedEvent<'a> {
+            ReplayedEvent {
+                event_id: id,
+                action,
+                occurred_at_micros: occurred,
+                recorded_at_micros: recorded,
+                expires_at_micros: None,
+                live: true,
+            }
+        }
+
+        #[test]
+        fn a_late_live_withdrawal_takes_its_recording_time_and_stands_on_its_event() {
+            let grant = ev("g", "grant", 100, 100);
+            let withdraw = ev("w", "withdraw", 50, 110);
+            let granted = ProjectedState::apply_group(None, &grant);
+            let s = ProjectedState::apply_group(granted, &withdraw).unwrap();
+            assert_eq!((s.status, s.since_micros), ("withdrawn", 110));
+            assert!(s.written_by(&withdraw), "after a later state");
+            let alone = ProjectedState::apply_group(None, &withdraw).unwrap();
+            assert_eq!(alone.since_micros, 50);
+            assert!(alone.written_by(&withdraw), "on no state");
+            let flipped = ProjectedState {
+                status: "granted",
+                ..s.clone()
+            };
+            assert!(!flipped.written_by(&withdraw));
+            assert!(!s.written_by(&grant), "another event");
+        }
+
+        #[test]
+        fn a_group_row_does_not_step_back_but_for_a_live_withdrawal() {
+            let expired = ProjectedState::apply_group(None, &ev("x", "grant", 100, 100));
+            // An expiry dated before the stored state is not stored by the write path.
+            let kept = ProjectedState::apply_group(expired.clone(), &ev("e", "expire", 90, 120));
+            assert_eq!(kept, expired);
+        }
+
+        #[test]
+        fn streams_interleave_by_recording_time_keeping_their_order() {
+            let a = vec![(1, "a1"), (5, "a2"), (3, "a3")];
+            let b = vec![(2, "b1"), (5, "b2")];
+            let order: Vec<&str> = interleave(vec![a, b], |e| e.0)
+                .into_iter()
+                .map(|e| e.1)
+                .collect();
+            assert_eq!(order, ["a1", "b1", "a2", "a3", "b2"]);
         }
     }
 }

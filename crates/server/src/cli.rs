@@ -93,7 +93,8 @@ enum LedgerCommand {
     /// Verify the ledger: the hash chain, every signed checkpoint (stored and given),
     /// each payload's digest and binding, and the consent states (tenant and group)
     /// against a replay of the ledger. Events are checked by their hash version.
-    /// Exit 0 when intact, 1 naming the first problem.
+    /// Without --tenant, each group's shared states are also replayed from all its
+    /// members' events together. Exit 0 when intact, 1 naming the first problem.
     Verify {
         /// Only this tenant (default: every tenant).
         #[arg(long)]
@@ -619,12 +620,58 @@ fn ledger_verify(
             }
         }
     }
+    // Installation-wide only: each tenant vouches for the group rows it wrote last,
+    // but only all members' events together tell what every row must read.
+    let mut groups = Vec::new();
+    if tenant.is_none() {
+        for g in assent_store::ledger::audit_groups(&store).map_err(store_error)? {
+            broken |= g.outcome.is_err();
+            groups.push(group_verdict(&g, json));
+        }
+    }
     if json {
-        println!("{}", json!({ "intact": !broken, "tenants": report }));
+        println!(
+            "{}",
+            json!({ "intact": !broken, "tenants": report, "groups": groups })
+        );
     }
     Ok(if broken {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints (unless `json`) and returns one group's verdict.
+fn group_verdict(g: &assent_store::ledger::GroupAudit, json: bool) -> serde_json::Value {
+    match &g.outcome {
+        Ok(r) => {
+            if !json {
+                println!(
+                    "group {}: intact, {} member(s), {} group event(s), {} group consent state(s)",
+                    g.group_id, r.members, r.events, r.states
+                );
+                if r.unplaced_events > 0 {
+                    println!(
+                        "group {}: warning: {} event(s) of subjects with no known person could not be replayed",
+                        g.group_id, r.unplaced_events
+                    );
+                }
+            }
+            json!({
+                "group": g.group_id, "intact": true, "members": r.members,
+                "events": r.events, "group_consent_states": r.states,
+                "unplaced_events": r.unplaced_events,
+            })
+        }
+        Err(b) => {
+            if !json {
+                println!("group {}: BROKEN: {b}", g.group_id);
+            }
+            json!({
+                "group": g.group_id, "intact": false, "first_break_event_id": b.event_id,
+                "detail": b.to_string(),
+            })
+        }
+    }
 }

@@ -496,6 +496,101 @@ fn ledger_verify_names_the_first_tampered_event() {
     assert!(out.contains("altered"), "{out}");
 }
 
+/// A group row credited to a tenant that does not exist is no tenant's to vouch for:
+/// only the installation-wide verification (no --tenant) catches it.
+#[test]
+fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
+    use assent_core::consent::{
+        Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
+    };
+    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
+    use assent_store::{Store, StoreOptions, purposes};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let group = json(&assent(
+        d,
+        &["group", "create", "--name", "Holding", "--json"],
+    ));
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let tenant = json(&assent(
+        d,
+        &[
+            "tenant", "create", "--slug", "acme", "--name", "Acme", "--group", &group_id, "--json",
+        ],
+    ));
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let url = format!("sqlite://{}", d.join("data/assent.db").display());
+    let store = Store::open(&url, &StoreOptions::default()).unwrap();
+    let master = assent_core::crypto::MasterKey::generate();
+    let keys = assent_core::pii::TenantKeys::derive(&master, &tenant_id);
+    let meaning = PurposeMeaning {
+        name_ru: "Предложения".into(),
+        name_en: "Offers".into(),
+        legal_basis: LegalBasis::Consent,
+        channels: vec![Channel::Email],
+        data_categories: vec![],
+        retention_days: 30,
+        consent_term_days: None,
+    };
+    store
+        .write(&tenant_id, |c| {
+            let g = Some(group_id.as_str());
+            purposes::create(c, &tenant_id, g, PurposeScope::Group, "offers", &meaning)?;
+            let pii = SubjectPii {
+                external_ref: Some("s1".into()),
+                ..SubjectPii::default()
+            };
+            let input = SubjectInput {
+                pii,
+                locale: None,
+                timezone: None,
+            };
+            let keys_of = Keys {
+                tenant: &keys,
+                group: None,
+            };
+            let s = subjects::create(c, &keys_of, &tenant_id, &input)?;
+            for action in [Action::Grant, Action::Withdraw] {
+                let request = ConsentRequest {
+                    subject_id: s.id.clone(),
+                    purpose_code: "offers".into(),
+                    purpose_scope: None,
+                    action,
+                    method: Method::Api,
+                    occurred_at: chrono::Utc::now(),
+                    policy_version: None,
+                    evidence: Evidence::default(),
+                    actor: Actor {
+                        kind: ActorKind::Subject,
+                        name: None,
+                        relation: None,
+                    },
+                    import_key: None,
+                };
+                consents::record(c, &keys, &tenant_id, g, &request, chrono::Utc::now())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let intact = json(&assent(d, &["ledger", "verify", "--json"]));
+    assert_eq!(intact["intact"], true, "{intact}");
+    assert_eq!(intact["groups"][0]["group_consent_states"], 1, "{intact}");
+    sql(
+        &store,
+        &format!(
+            "UPDATE group_consent_states SET status = 'granted', last_tenant_id = '{}'",
+            assent_core::id::new_id()
+        ),
+    );
+    let own = assent(d, &["ledger", "verify", "--tenant", "acme"]);
+    assert!(own.status.success(), "not acme's row any more");
+    let broken = assent(d, &["ledger", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "a forged group row exits 1");
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains(&format!("group {group_id}: BROKEN")), "{out}");
+}
+
 /// Grants `news` to `n` new subjects (no evidence, so no payload: any key will do).
 fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<String> {
     use assent_core::consent::{

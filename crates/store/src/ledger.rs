@@ -9,12 +9,12 @@ use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::checkpoint::{Checkpoint, CheckpointKey, PublicKey, SignedCheckpoint};
 use assent_core::ledger::{
     BreakKind, ChainBreak, ChainFields, ChainVerifier, GENESIS, HASH_CURRENT, HASH_V1,
-    ProjectedState, ProjectionDiff, ReplayedEvent, event_hash,
+    ProjectedState, ProjectionDiff, ReplayedEvent, event_hash, interleave,
 };
 use assent_core::pii::TenantKeys;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = consent_events)]
@@ -564,7 +564,8 @@ pub struct AuditReport {
     pub legacy_payloads: usize,
     /// `consent_states` rows compared with the ledger.
     pub states: usize,
-    /// `group_consent_states` rows this tenant wrote last, compared with its ledger.
+    /// `group_consent_states` rows this tenant wrote last, each standing on an event
+    /// of its ledger that can have written it.
     pub group_states: usize,
     /// Events hashed by the v1 rule (before hash versions): their receipt id and
     /// import key are outside their hash.
@@ -575,8 +576,9 @@ pub struct AuditReport {
 /// chain and head, every checkpoint (signature, and the chain's hash at its number;
 /// a checkpoint beyond the end means events were removed), each payload's digest
 /// and (with keys) that it was sealed for its own event, and that replaying the
-/// ledger gives the `consent_states` the send gate reads, and the
-/// `group_consent_states` of group purposes this tenant wrote last (by person).
+/// ledger gives the `consent_states` the send gate reads. Of `group_consent_states`,
+/// shaped by affiliates' events too, it checks what this tenant can prove alone (see
+/// `own_group_rows`); `audit_groups` replays whole groups.
 pub fn audit(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -623,7 +625,7 @@ pub fn audit(
     let head = read_head(conn, tenant_id)?;
     let head_seq = head.as_ref().map_or(0, |(s, _)| *s);
     let mut projected = Replay::new();
-    // Group purposes project by person, which events do not name: replayed once the
+    // Group purposes project by person, which events do not name: checked once the
     // walk is done.
     let mut group_events: Vec<EventRow> = Vec::new();
     let mut bound_seen = false;
@@ -667,7 +669,7 @@ pub fn audit(
                 }
             }
             match e.purpose_scope.as_str() {
-                "tenant" => replay(&mut projected, e.subject_id.clone(), e),
+                "tenant" => replay(&mut projected, e.subject_id.clone(), e, false),
                 "group" => group_events.push(EventRow {
                     payload: None,
                     ..e.clone()
@@ -702,23 +704,16 @@ pub fn audit(
     }
 
     let stored = tenant_states(conn, tenant_id)?;
-    match compare(conn, tenant_id, head_seq, &stored, &projected, false)? {
+    let newer = |h: &StoredRow| {
+        Ok(seq_of(conn, tenant_id, &h.last_event_id)?.is_some_and(|s| s > head_seq))
+    };
+    match compare(&stored, &projected, false, newer)? {
         Ok(n) => report.states += n,
         Err(b) => return Ok(Err(b)),
     }
     let group = crate::tenants::find_tenant(conn, tenant_id)?.and_then(|t| t.group_id);
     if let Some(group) = group {
-        let (own, others) = group_states(conn, &group, tenant_id)?;
-        let persons = persons_of(conn, tenant_id, &group_events, &own)?;
-        let mut replayed = Replay::new();
-        for e in &group_events {
-            if let Some(person) = persons.get(&e.subject_id) {
-                replay(&mut replayed, person.clone(), e);
-            }
-        }
-        // A row an affiliate wrote last is that affiliate's to vouch for.
-        replayed.retain(|k, _| own.contains_key(k) || !others.contains(k));
-        match compare(conn, tenant_id, head_seq, &own, &replayed, true)? {
+        match own_group_rows(conn, tenant_id, &group, head_seq, &group_events)? {
             Ok(n) => report.group_states += n,
             Err(b) => return Ok(Err(b)),
         }
@@ -726,40 +721,64 @@ pub fn audit(
     Ok(Ok(report))
 }
 
-/// States as the ledger tells them, by (subject or person, purpose code): the state,
-/// the number of the event it stands on, and that event's subject.
-type Replay = HashMap<(String, String), (i64, ProjectedState, String)>;
+/// Where a state stands in the ledger: the state and the event that wrote it.
+#[derive(Debug, Clone)]
+struct Stand {
+    seq: i64,
+    state: ProjectedState,
+    subject_id: String,
+    tenant_id: String,
+}
 
-/// Applies one event to the replay, under `who` (the subject, or the person of a
-/// group purpose).
-fn replay(projected: &mut Replay, who: String, e: &EventRow) {
-    let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
-    let k = (who, e.purpose_code.clone());
-    let (prev, current) = match projected.remove(&k) {
-        Some((s, state, subject)) => (Some((s, subject)), Some(state)),
-        None => (None, None),
-    };
-    let replayed = ReplayedEvent {
+/// States as the ledger tells them, by (subject or person, purpose code).
+type Replay = HashMap<(String, String), Stand>;
+
+fn micros(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_micros()
+}
+
+fn replayed_event(e: &EventRow) -> ReplayedEvent<'_> {
+    ReplayedEvent {
         event_id: &e.id,
         action: &e.action,
         occurred_at_micros: micros(e.occurred_at),
         recorded_at_micros: micros(e.recorded_at),
         expires_at_micros: e.expires_at.map(micros),
         live: e.import_key.is_none(),
-    };
-    if let Some(next) = ProjectedState::apply(current, &replayed) {
-        // The event the state stands on, to name it.
-        let (seq, subject) = match prev {
-            Some(p) if next.last_event_id != e.id => p,
-            _ => (e.seq, e.subject_id.clone()),
-        };
-        projected.insert(k, (seq, next, subject));
     }
 }
 
+/// Applies one event to the replay, under `who` (the subject, or the person of a
+/// group purpose, whose row affiliates share).
+fn replay(projected: &mut Replay, who: String, e: &EventRow, group: bool) {
+    let k = (who, e.purpose_code.clone());
+    let prev = projected.remove(&k);
+    let current = prev.as_ref().map(|p| p.state.clone());
+    let next = if group {
+        ProjectedState::apply_group(current, &replayed_event(e))
+    } else {
+        ProjectedState::apply(current, &replayed_event(e))
+    };
+    let Some(next) = next else { return };
+    let stand = match prev {
+        // The state still stands on an earlier event.
+        Some(p) if next.last_event_id != e.id => Stand { state: next, ..p },
+        _ => Stand {
+            seq: e.seq,
+            state: next,
+            subject_id: e.subject_id.clone(),
+            tenant_id: e.tenant_id.clone(),
+        },
+    };
+    projected.insert(k, stand);
+}
+
 /// A stored state row, as the send gate reads it.
+#[derive(Debug, Clone)]
 struct StoredRow {
     subject_id: String,
+    /// The tenant whose event wrote it (for a tenant's own states, that tenant).
+    tenant_id: String,
     status: String,
     since: NaiveDateTime,
     expires_at: Option<NaiveDateTime>,
@@ -767,28 +786,53 @@ struct StoredRow {
 }
 
 impl StoredRow {
-    fn matches(&self, p: &ProjectedState) -> bool {
-        let micros = |t: NaiveDateTime| t.and_utc().timestamp_micros();
-        self.status == p.status
-            && micros(self.since) == p.since_micros
-            && self.expires_at.map(micros) == p.expires_at_micros
-            && self.last_event_id == p.last_event_id
+    fn matches(&self, w: &Stand) -> bool {
+        self.status == w.state.status
+            && micros(self.since) == w.state.since_micros
+            && self.expires_at.map(micros) == w.state.expires_at_micros
+            && self.last_event_id == w.state.last_event_id
+            && self.subject_id == w.subject_id
+            && self.tenant_id == w.tenant_id
     }
-}
 
-impl std::fmt::Display for StoredRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    /// Whether `e` alone can have written this row.
+    fn written_by(&self, e: &EventRow) -> bool {
+        let Ok(status) = self.status.parse::<assent_core::consent::ConsentStatus>() else {
+            return false;
+        };
+        ProjectedState {
+            status: status.as_str(),
+            since_micros: micros(self.since),
+            expires_at_micros: self.expires_at.map(micros),
+            last_event_id: self.last_event_id.clone(),
+        }
+        .written_by(&replayed_event(e))
+    }
+
+    fn describe(&self, group: bool) -> String {
         let at = |t: NaiveDateTime| {
             t.and_utc()
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         };
-        write!(
-            f,
+        let mut text = format!(
             "{} since {} (event {})",
             self.status,
             at(self.since),
             self.last_event_id
-        )
+        );
+        if group {
+            text.push_str(&format!(" of tenant {}", self.tenant_id));
+        }
+        text
+    }
+}
+
+impl Stand {
+    fn describe(&self, group: bool) -> String {
+        match group {
+            true => format!("{} of tenant {}", self.state, self.tenant_id),
+            false => self.state.to_string(),
+        }
     }
 }
 
@@ -819,6 +863,7 @@ fn tenant_states(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Stored
         .map(|r| {
             let row = StoredRow {
                 subject_id: r.0.clone(),
+                tenant_id: tenant_id.to_owned(),
                 status: r.2,
                 since: r.3,
                 expires_at: r.4,
@@ -829,14 +874,10 @@ fn tenant_states(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Stored
         .collect())
 }
 
-/// The group's states by (person, code): those this tenant wrote last, and the keys
-/// of those an affiliate did. On PostgreSQL the rows are visible only under the
-/// group's scope (`app.group_id`, set by `Store::read`).
-fn group_states(
-    conn: &mut DbConnection,
-    group_id: &str,
-    tenant_id: &str,
-) -> StoreResult<(StoredStates, BTreeSet<(String, String)>)> {
+/// Every state of the group by (person, code), whoever wrote it. On PostgreSQL the
+/// rows are visible only under the group's scope (`app.group_id`, set by
+/// `Store::read` for any member).
+fn group_rows(conn: &mut DbConnection, group_id: &str) -> StoreResult<StoredStates> {
     type Row = (
         String,
         String,
@@ -860,67 +901,154 @@ fn group_states(
             group_consent_states::last_subject_id,
         ))
         .load(conn)?;
-    let (mut own, mut others) = (StoredStates::new(), BTreeSet::new());
-    for r in rows {
-        let key = (r.0, r.1);
-        if r.6 != tenant_id {
-            others.insert(key);
-            continue;
-        }
-        own.insert(
-            key,
-            StoredRow {
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let row = StoredRow {
                 subject_id: r.7,
+                tenant_id: r.6,
                 status: r.2,
                 since: r.3,
                 expires_at: r.4,
                 last_event_id: r.5,
-            },
-        );
-    }
-    Ok((own, others))
+            };
+            ((r.0, r.1), row)
+        })
+        .collect())
 }
 
-/// The person behind each subject of the group events: the subject's own link, else
-/// (an erased subject loses it) the person of a state the subject wrote last.
-/// Events of a subject with neither cannot be placed and are not replayed.
-fn persons_of(
+/// The persons linked to the subjects of `events` in the tenant's `subjects`.
+fn linked_persons(
     conn: &mut DbConnection,
     tenant_id: &str,
     events: &[EventRow],
-    own: &StoredStates,
 ) -> StoreResult<HashMap<String, String>> {
     let mut ids: Vec<&str> = events.iter().map(|e| e.subject_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut persons: HashMap<String, String> = own
-        .iter()
-        .map(|((person, _), row)| (row.subject_id.clone(), person.clone()))
-        .collect();
+    let mut persons = HashMap::new();
     for chunk in ids.chunks(500) {
         let linked: Vec<(String, Option<String>)> = subjects::table
             .filter(subjects::tenant_id.eq(tenant_id))
             .filter(subjects::id.eq_any(chunk))
             .select((subjects::id, subjects::person_id))
             .load(conn)?;
-        for (subject, person) in linked {
-            if let Some(person) = person {
-                persons.insert(subject, person);
-            }
-        }
+        persons.extend(linked.into_iter().filter_map(|(s, p)| Some((s, p?))));
     }
     Ok(persons)
 }
 
-/// Compares stored states with the replay, key by key in a stable order, and names
-/// the first that differs. `Ok(n)`: n states agree.
-fn compare(
+/// The person behind each subject of the tenant's group events: the subject's own
+/// link, else (an erased subject loses it) the person of a state the subject wrote
+/// last.
+fn persons_of(
     conn: &mut DbConnection,
     tenant_id: &str,
+    events: &[EventRow],
+    rows: &StoredStates,
+) -> StoreResult<HashMap<String, String>> {
+    let mut persons: HashMap<String, String> = rows
+        .iter()
+        .filter(|(_, row)| row.tenant_id == tenant_id)
+        .map(|((person, _), row)| (row.subject_id.clone(), person.clone()))
+        .collect();
+    persons.extend(linked_persons(conn, tenant_id, events)?);
+    Ok(persons)
+}
+
+/// What a tenant can vouch for alone, since affiliates' events shape the group's
+/// rows too: each row it wrote last stands on an event of its ledger, of that person
+/// and purpose, that can have written it; and each person and group purpose its
+/// ledger names has a row. `Ok(n)`: n rows vouched for.
+fn own_group_rows(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
     head_seq: i64,
+    events: &[EventRow],
+) -> StoreResult<Result<usize, ChainBreak>> {
+    let rows = group_rows(conn, group_id)?;
+    let persons = persons_of(conn, tenant_id, events, &rows)?;
+    let by_id: HashMap<&str, &EventRow> = events.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut agreed = 0;
+    for (k, row) in rows.iter().filter(|(_, r)| r.tenant_id == tenant_id) {
+        let event = by_id.get(row.last_event_id.as_str()).filter(|e| {
+            e.purpose_code == k.1
+                && e.subject_id == row.subject_id
+                && persons.get(&e.subject_id) == Some(&k.0)
+        });
+        let diff = |ledger: String| ProjectionDiff {
+            subject_id: row.subject_id.clone(),
+            person_id: Some(k.0.clone()),
+            purpose: k.1.clone(),
+            stored: row.describe(true),
+            ledger,
+        };
+        match event {
+            Some(e) if row.written_by(e) => agreed += 1,
+            Some(e) => {
+                let alone = ProjectedState::apply(None, &replayed_event(e));
+                let ledger = alone.map_or_else(|| "no state".to_owned(), |s| s.to_string());
+                return Ok(Err(projection_break(
+                    e.seq,
+                    Some(e.id.clone()),
+                    diff(ledger),
+                )));
+            }
+            // Written by an event appended after the head was read.
+            None if seq_of(conn, tenant_id, &row.last_event_id)?.is_some_and(|s| s > head_seq) => {}
+            None => {
+                let ledger = format!(
+                    "no event {} of this tenant for this person and purpose",
+                    row.last_event_id
+                );
+                return Ok(Err(projection_break(0, None, diff(ledger))));
+            }
+        }
+    }
+    // A person and purpose the tenant's events name must have a row.
+    let mut own = Replay::new();
+    for e in events {
+        if let Some(person) = persons.get(&e.subject_id) {
+            replay(&mut own, person.clone(), e, true);
+        }
+    }
+    let mut missing: Vec<(&(String, String), &Stand)> =
+        own.iter().filter(|(k, _)| !rows.contains_key(*k)).collect();
+    missing.sort_by_key(|(k, _)| *k);
+    if let Some((k, w)) = missing.first() {
+        let diff = ProjectionDiff {
+            subject_id: w.subject_id.clone(),
+            person_id: Some(k.0.clone()),
+            purpose: k.1.clone(),
+            stored: "no state".to_owned(),
+            ledger: w.describe(false),
+        };
+        return Ok(Err(projection_break(
+            w.seq,
+            Some(w.state.last_event_id.clone()),
+            diff,
+        )));
+    }
+    Ok(Ok(agreed))
+}
+
+fn projection_break(seq: i64, event_id: Option<String>, diff: ProjectionDiff) -> ChainBreak {
+    ChainBreak {
+        seq,
+        event_id,
+        kind: BreakKind::Projection(Box::new(diff)),
+    }
+}
+
+/// Compares stored states with the replay, key by key in a stable order, and names
+/// the first that differs; `newer` tells a row written after the replay's events
+/// were read (not a forgery). `Ok(n)`: n states agree.
+fn compare(
     stored: &StoredStates,
     projected: &Replay,
     group: bool,
+    mut newer: impl FnMut(&StoredRow) -> StoreResult<bool>,
 ) -> StoreResult<Result<usize, ChainBreak>> {
     let mut keys: Vec<&(String, String)> = stored.keys().chain(projected.keys()).collect();
     keys.sort();
@@ -930,7 +1058,7 @@ fn compare(
         let want = projected.get(k);
         let have = stored.get(k);
         let same = match (want, have) {
-            (Some((_, w, _)), Some(h)) => h.matches(w),
+            (Some(w), Some(h)) => h.matches(w),
             (None, None) => true,
             _ => false,
         };
@@ -938,30 +1066,29 @@ fn compare(
             agreed += 1;
             continue;
         }
-        // A state written by an event appended after the head was read is newer
-        // than this walk, not a forgery.
         if let Some(h) = have
-            && want.is_none_or(|(_, w, _)| w.last_event_id != h.last_event_id)
-            && seq_of(conn, tenant_id, &h.last_event_id)?.is_some_and(|s| s > head_seq)
+            && want.is_none_or(|w| w.state.last_event_id != h.last_event_id)
+            && newer(h)?
         {
             continue;
         }
         let describe = |s: Option<String>| s.unwrap_or_else(|| "no state".to_owned());
         let subject = have
             .map(|h| h.subject_id.clone())
-            .or_else(|| want.map(|(_, _, s)| s.clone()))
+            .or_else(|| want.map(|w| w.subject_id.clone()))
             .unwrap_or_default();
-        return Ok(Err(ChainBreak {
-            seq: want.map_or(0, |(s, ..)| *s),
-            event_id: want.map(|(_, w, _)| w.last_event_id.clone()),
-            kind: BreakKind::Projection(Box::new(ProjectionDiff {
-                subject_id: subject,
-                person_id: group.then(|| k.0.clone()),
-                purpose: k.1.clone(),
-                stored: describe(have.map(|h| h.to_string())),
-                ledger: describe(want.map(|(_, w, _)| w.to_string())),
-            })),
-        }));
+        let diff = ProjectionDiff {
+            subject_id: subject,
+            person_id: group.then(|| k.0.clone()),
+            purpose: k.1.clone(),
+            stored: describe(have.map(|h| h.describe(group))),
+            ledger: describe(want.map(|w| w.describe(group))),
+        };
+        return Ok(Err(projection_break(
+            want.map_or(0, |w| w.seq),
+            want.map(|w| w.state.last_event_id.clone()),
+            diff,
+        )));
     }
     Ok(Ok(agreed))
 }
@@ -973,4 +1100,133 @@ fn seq_of(conn: &mut DbConnection, tenant_id: &str, event_id: &str) -> StoreResu
         .select(consent_events::seq)
         .first(conn)
         .optional()?)
+}
+
+/// The installation-wide check of one group's shared states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAudit {
+    pub group_id: String,
+    pub outcome: Result<GroupReport, ChainBreak>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupReport {
+    /// Member tenants whose ledgers were read.
+    pub members: usize,
+    /// Group-purpose events replayed or counted as unplaced.
+    pub events: usize,
+    /// `group_consent_states` rows that agree with the replay.
+    pub states: usize,
+    /// Events whose subject has no known person (erased, or its link removed):
+    /// they could not be replayed.
+    pub unplaced_events: usize,
+}
+
+/// Replays every group's states from the events of all its members, merged as the
+/// write path met them, and compares every row of the group with it, whoever it
+/// names as its writer. Each member's ledger is read in its own unit of work (on
+/// PostgreSQL a tenant sees only its own events); chains are `audit`'s to check.
+pub fn audit_groups(store: &crate::Store) -> StoreResult<Vec<GroupAudit>> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in store.system(crate::tenants::list_tenants)? {
+        if let Some(g) = t.group_id {
+            groups.entry(g).or_default().push(t.id);
+        }
+    }
+    let mut audits = Vec::new();
+    for (group_id, mut members) in groups {
+        members.sort();
+        let outcome = audit_group(store, &group_id, &members)?;
+        audits.push(GroupAudit { group_id, outcome });
+    }
+    Ok(audits)
+}
+
+/// A member's group-purpose events up to its head, and their subjects' persons.
+struct MemberLedger {
+    tenant_id: String,
+    head_seq: i64,
+    events: Vec<EventRow>,
+    persons: HashMap<String, String>,
+}
+
+fn member_ledger(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<MemberLedger> {
+    let head_seq = read_head(conn, tenant_id)?.map_or(0, |(s, _)| s);
+    let mut events = Vec::new();
+    let mut after = i64::MIN;
+    loop {
+        let batch: Vec<EventRow> = consent_events::table
+            .filter(consent_events::tenant_id.eq(tenant_id))
+            .filter(consent_events::purpose_scope.eq("group"))
+            .filter(consent_events::seq.gt(after))
+            .filter(consent_events::seq.le(head_seq))
+            .order(consent_events::seq.asc())
+            .limit(1000)
+            .select(EventRow::as_select())
+            .load(conn)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        events.extend(batch.into_iter().map(|e| EventRow { payload: None, ..e }));
+    }
+    let persons = linked_persons(conn, tenant_id, &events)?;
+    Ok(MemberLedger {
+        tenant_id: tenant_id.to_owned(),
+        head_seq,
+        events,
+        persons,
+    })
+}
+
+fn audit_group(
+    store: &crate::Store,
+    group_id: &str,
+    members: &[String],
+) -> StoreResult<Result<GroupReport, ChainBreak>> {
+    let ledgers = members
+        .iter()
+        .map(|m| store.read(m, |c| member_ledger(c, m)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    // Read after the events: a row written since stands on a newer event (below).
+    let rows = store.read(&members[0], |c| group_rows(c, group_id))?;
+    // An erased subject loses its person; a row it wrote last still names it.
+    let mut persons: HashMap<(String, String), String> = rows
+        .iter()
+        .map(|((person, _), r)| ((r.tenant_id.clone(), r.subject_id.clone()), person.clone()))
+        .collect();
+    for l in &ledgers {
+        for (subject, person) in &l.persons {
+            persons.insert((l.tenant_id.clone(), subject.clone()), person.clone());
+        }
+    }
+    let heads: HashMap<String, i64> = ledgers
+        .iter()
+        .map(|l| (l.tenant_id.clone(), l.head_seq))
+        .collect();
+    let mut report = GroupReport {
+        members: members.len(),
+        ..GroupReport::default()
+    };
+    let streams = ledgers.into_iter().map(|l| l.events).collect();
+    let mut replayed = Replay::new();
+    for e in interleave(streams, |e: &EventRow| micros(e.recorded_at)) {
+        report.events += 1;
+        match persons.get(&(e.tenant_id.clone(), e.subject_id.clone())) {
+            Some(person) => replay(&mut replayed, person.clone(), &e, true),
+            None => report.unplaced_events += 1,
+        }
+    }
+    // Only a member's event beyond the head read above is newer; a writer that is
+    // no member, or an event its ledger lacks, is reported.
+    let newer = |h: &StoredRow| {
+        let Some(&head) = heads.get(&h.tenant_id) else {
+            return Ok(false);
+        };
+        let seq = store.read(&h.tenant_id, |c| seq_of(c, &h.tenant_id, &h.last_event_id))?;
+        Ok(seq.is_some_and(|s| s > head))
+    };
+    match compare(&rows, &replayed, true, newer)? {
+        Ok(n) => report.states = n,
+        Err(b) => return Ok(Err(b)),
+    }
+    Ok(Ok(report))
 }

@@ -168,8 +168,12 @@ pub struct ExportQuery {
     pub limit: Option<i64>,
 }
 
+/// An event with every field its hash covers, so it can be re-hashed outside Assent.
 #[derive(Serialize)]
 struct ExportLine<'a> {
+    /// The rule the hash was computed with (1: receipt id and import key not covered).
+    hash_version: i32,
+    tenant_id: &'a str,
     seq: i64,
     event_id: &'a str,
     receipt_id: &'a str,
@@ -185,6 +189,8 @@ struct ExportLine<'a> {
     recorded_at: chrono::DateTime<chrono::Utc>,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     payload_sha256: String,
+    /// The idempotency key the tenant imported the event under, if any.
+    import_key: Option<&'a str>,
     prev_hash: String,
     hash: String,
 }
@@ -193,8 +199,9 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The ledger as NDJSON, one event per line: pseudonymous ids and digests, never
-/// personal data, so it can be handed to an auditor and re-verified outside Assent.
+/// The ledger as NDJSON, one event per line: pseudonymous ids, the tenant's own
+/// import keys and digests, never personal data; each line carries every field its
+/// hash covers, so it can be handed to an auditor and re-verified outside Assent.
 #[utoipa::path(tag = "ledger", security(("bearer" = [])), params(ExportQuery), responses(
     (status = 200, description = "NDJSON, one event per line; header `X-Next-After-Seq` when more remain", content_type = "application/x-ndjson"),
 ))]
@@ -220,6 +227,8 @@ pub async fn export_ledger(
     let mut body = String::new();
     for e in rows.iter().take(limit as usize) {
         let line = ExportLine {
+            hash_version: e.hash_version,
+            tenant_id: &e.tenant_id,
             seq: e.seq,
             event_id: &e.id,
             receipt_id: &e.receipt_id,
@@ -235,6 +244,7 @@ pub async fn export_ledger(
             recorded_at: e.recorded_at.and_utc(),
             expires_at: e.expires_at.map(|t| t.and_utc()),
             payload_sha256: hex(&e.payload_digest),
+            import_key: e.import_key.as_deref(),
             prev_hash: hex(&e.prev_hash),
             hash: hex(&e.hash),
         };
