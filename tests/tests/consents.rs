@@ -590,6 +590,33 @@ async fn bad_consent_requests_change_nothing() {
             )
             .await;
         }
+        // Ids and codes no subject or purpose can have (PostgreSQL refuses text
+        // holding NUL) are unknown, not a server error.
+        let odd = app
+            .expect(
+                &t.token,
+                Method::POST,
+                "/v1/consent-checks",
+                Some(&json!({"checks": [
+                    {"subject_id": "x\u{0}y", "purpose": "news", "channel": "email"},
+                    {"subject_id": s, "purpose": "ne\u{0}ws", "channel": "email"},
+                    {"external_ref": "r\u{0}", "purpose": "news", "channel": "email"},
+                ]})),
+                StatusCode::OK,
+            )
+            .await;
+        let reasons: Vec<&str> = odd["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            reasons,
+            ["unknown_subject", "unknown_purpose", "unknown_subject"],
+            "{odd} on {}",
+            app.backend()
+        );
         let many: Vec<Value> = (0..1001)
             .map(|_| json!({"subject_id": s, "purpose": "news", "channel": "email"}))
             .collect();

@@ -8,8 +8,9 @@
 //! exhaust the memory of the process every tenant shares. So a template may print,
 //! test and loop over the values it is given, name only literal values, and pass a
 //! value through at most [`MAX_FILTER_DEPTH`] filters, each from [`FILTERS`] (each
-//! makes its input at most a few times larger). Every intermediate value is then at
-//! most a small multiple of the notice's data or the template itself.
+//! makes its input at most a few times larger; `join` and `range`, which multiply
+//! sizes, are bounded where the environment is built). Every intermediate value is
+//! then at most a small multiple of the notice's data or the template itself.
 //!
 //! The check walks the syntax tree (minijinja's `unstable_machinery` parser, pinned
 //! by `Cargo.lock`); what it refuses, it names with its line.
@@ -55,7 +56,6 @@ pub const FILTERS: &[&str] = &[
     "round",
     "safe",
     "sort",
-    "string",
     "title",
     "trim",
     "truncate",

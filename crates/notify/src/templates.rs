@@ -225,6 +225,10 @@ impl Templates {
         env.add_filter("datetime", datetime_filter);
         env.add_filter("nl2br", nl2br_filter);
         env.add_filter("consent_action", consent_action_filter);
+        // `join` and `range` multiply sizes (`range(100000) | join(big)` would build
+        // gigabytes before the output cap sees a byte): both are bounded here.
+        env.add_filter("join", capped_join);
+        env.add_function("range", capped_range);
         Templates { env }
     }
 
@@ -817,6 +821,58 @@ fn datetime_filter(state: &State, value: Value, tz: Option<String>) -> Result<St
     })
 }
 
+/// The most items `range(…)` makes in a tenant template.
+pub const MAX_RANGE: usize = 1000;
+
+/// minijinja's `range`, up to [`MAX_RANGE`] items.
+fn capped_range(lower: isize, upper: Option<isize>, step: Option<isize>) -> Result<Value, Error> {
+    let range = minijinja::functions::range(lower, upper, step)?;
+    if range.len().is_some_and(|n| n > MAX_RANGE) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("range has more than {MAX_RANGE} items"),
+        ));
+    }
+    Ok(range)
+}
+
+/// minijinja's `join` (items escaped in an auto-escaped part), stopped as soon as the
+/// result passes [`MAX_OUTPUT_BYTES`].
+fn capped_join(state: &State, value: Value, joiner: Option<String>) -> Result<Value, Error> {
+    undefined_check(&value)?;
+    let joiner = joiner.unwrap_or_default();
+    let html = state.auto_escape() == AutoEscape::Html;
+    let items = value.try_iter().map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot join value of type {}", value.kind()),
+        )
+    })?;
+    let mut out = String::new();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(&joiner);
+        }
+        match (item.as_str(), html && !item.is_safe()) {
+            (Some(text), true) => out.push_str(&escape_html(text)),
+            (Some(text), false) => out.push_str(text),
+            (None, true) => out.push_str(&escape_html(&item.to_string())),
+            (None, false) => out.push_str(&item.to_string()),
+        }
+        if out.len() > MAX_OUTPUT_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("join makes more than {MAX_OUTPUT_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(if html {
+        Value::from_safe_string(out)
+    } else {
+        Value::from(out)
+    })
+}
+
 fn nl2br_filter(value: Value) -> Result<Value, Error> {
     undefined_check(&value)?;
     if value.is_safe() {
@@ -1293,6 +1349,37 @@ mod tests {
     }
 
     #[test]
+    fn join_and_range_cannot_multiply_a_value() {
+        let t = Templates::new();
+        let ctx = sample_context("message", "en");
+        let long = "A".repeat(1000);
+        for text in [
+            format!("{{{{ range(900) | join('{long}') }}}}"),
+            "{{ range(100000) | join(',') }}".to_owned(),
+        ] {
+            let set = set("Hi", &text, "");
+            assert_eq!(t.validate("message", &set), Ok(()), "{text}");
+            let err = t.render("message", "en", Some(&set), &ctx).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    TemplateError::Render { .. } | TemplateError::LimitExceeded { .. }
+                ),
+                "{text}: {err:?}"
+            );
+        }
+        // Ordinary joins still work, escaped in HTML.
+        let ok = set(
+            "Hi",
+            "{{ range(3) | join(', ') }}",
+            "<p>{{ ['<b>', 'x'] | join(' & ') }}</p>",
+        );
+        let r = t.render("message", "en", Some(&ok), &ctx).unwrap();
+        assert!(r.text.starts_with("0, 1, 2"), "{}", r.text);
+        assert!(r.html.contains("<p>&lt;b&gt; & x</p>"), "{}", r.html);
+    }
+
+    #[test]
     fn size_and_empty_limits() {
         let t = Templates::new();
         let big = set("Hi", &"x".repeat(MAX_PART_BYTES + 1), "");
@@ -1413,7 +1500,7 @@ mod tests {
         // Loops with output hit the output limit (and the fuel budget when enabled).
         let loud = set(
             "Hi",
-            "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+            "{% for i in range(1000) %}{% for j in range(1000) %}xxxxxxxxxx{% endfor %}{% endfor %}",
             "",
         );
         let err = t
@@ -1430,7 +1517,7 @@ mod tests {
         }
         let silent = set(
             "Hi",
-            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
             "",
         );
         let err = t

@@ -161,6 +161,10 @@ pub fn resolve(
     group_id: Option<&str>,
     code: &str,
 ) -> StoreResult<Option<Purpose>> {
+    // No purpose has a malformed code; and PostgreSQL refuses text holding NUL.
+    if assent_core::consent::validate_purpose_code(code).is_err() {
+        return Ok(None);
+    }
     if let Some(p) = current_in(conn, PurposeScope::Tenant, tenant_id, code)? {
         return Ok(Some(p));
     }

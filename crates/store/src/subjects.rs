@@ -344,6 +344,10 @@ pub fn facts(
     tenant_id: &str,
     id: &str,
 ) -> StoreResult<Option<SubjectFacts>> {
+    // No subject has a malformed id; and PostgreSQL refuses text holding NUL.
+    if !assent_core::id::is_id(id) {
+        return Ok(None);
+    }
     Ok(subjects::table
         .filter(subjects::tenant_id.eq(tenant_id))
         .filter(subjects::id.eq(id))
