@@ -549,13 +549,21 @@ impl Dispatcher {
         }
         let (landings, mut landed_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut out = 0usize;
+        // Every flight lands by its deadline plus grace; waiting longer than the last
+        // of them means one was lost (its runtime shutting down): stop waiting, and
+        // let the lease bring back whatever was not recorded.
+        let mut last_landing = Instant::now();
         for send in sends {
+            last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
             self.spawn_flight(rt, send, &landings);
             out += 1;
         }
         let mut done = Vec::new();
         while out > 0 {
-            let Some(landed) = landed_rx.blocking_recv() else {
+            let wait = last_landing.saturating_duration_since(Instant::now()) + LANDING_MARGIN;
+            let landed = rt.block_on(tokio::time::timeout(wait, landed_rx.recv()));
+            let Ok(Some(landed)) = landed else {
+                tracing::error!(in_flight = out, "sends did not land by their deadlines");
                 break;
             };
             out -= 1;
@@ -568,6 +576,7 @@ impl Dispatcher {
             match recorded {
                 Ok(Recorded::Done(d)) => done.push(d),
                 Ok(Recorded::Fallback(send)) => {
+                    last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
                     self.spawn_flight(rt, *send, &landings);
                     out += 1;
                 }
@@ -588,8 +597,22 @@ impl Dispatcher {
     ) {
         let this = self.clone();
         let landings = landings.clone();
+        let notice = flight.send.notice().clone();
+        let channel = flight.send.channel();
+        let deadline = tokio::time::Instant::from_std(flight.deadline);
+        let flying = rt.spawn(async move { this.fly(flight).await });
         rt.spawn(async move {
-            let _ = landings.send(this.fly(flight).await);
+            // A flight that panicked still lands, as cut (it may have been sent), so
+            // its batch does not wait for it and its outcome is recorded.
+            let landed = match flying.await {
+                Ok(landed) => landed,
+                Err(error) => {
+                    tracing::error!(notice = %notice.id, %error, "a send failed unexpectedly");
+                    tokio::time::sleep_until(deadline + DEADLINE_GRACE).await;
+                    Landed::Cut { notice, channel }
+                }
+            };
+            let _ = landings.send(landed);
         });
     }
 
@@ -1283,6 +1306,8 @@ struct Flight {
 /// How far past a send's deadline it is still counted in flight: bytes written before
 /// the cut may still be on their way, and hosts' clocks differ a little.
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+/// How long past the last deadline (plus grace) a batch still waits for a landing.
+const LANDING_MARGIN: Duration = Duration::from_secs(5);
 
 /// A send that returned.
 enum Landed {
