@@ -709,6 +709,22 @@ async fn a_flipped_group_consent_is_caught() {
         );
         let err = audit(&app.store, &b.id, &[]).unwrap_err();
         assert_group_diff(&err, &bob_b, "granted", "withdrawn");
+        // Ann's row rolled back to her grant, exactly as the grant wrote it: the
+        // withdrawal after it always writes the row, so A's own check catches it.
+        raw(
+            &app.store,
+            &format!(
+                "UPDATE group_consent_states SET status = 'granted', expires_at = g.expires_at, \
+                 last_event_id = g.id, \
+                 since = CASE WHEN g.occurred_at < g.recorded_at THEN g.occurred_at ELSE g.recorded_at END \
+                 FROM (SELECT id, occurred_at, recorded_at, expires_at FROM consent_events \
+                       WHERE subject_id = '{ann}' AND action = 'grant') AS g \
+                 WHERE last_subject_id = '{ann}'"
+            ),
+        );
+        let err = audit(&app.store, &a.id, &[]).unwrap_err();
+        assert_eq!(err.seq, 2, "the withdrawal after the grant is named: {err}");
+        assert!(err.to_string().contains("withdrawn by event #2"), "{err}");
         // A deleted row is a state the ledger has and the table lacks.
         raw(
             &app.store,

@@ -984,8 +984,29 @@ fn own_group_rows(
             stored: row.describe(true),
             ledger,
         };
+        // A live withdrawal always writes the row: a row resting on an earlier event
+        // of this tenant than its latest live withdrawal was rolled back.
+        let withdrawn_after = |e: &EventRow| {
+            events.iter().find(|w| {
+                w.seq > e.seq
+                    && w.import_key.is_none()
+                    && w.action == assent_core::consent::Action::Withdraw.as_str()
+                    && w.purpose_code == k.1
+                    && persons.get(&w.subject_id) == Some(&k.0)
+            })
+        };
         match event {
-            Some(e) if row.written_by(e) => agreed += 1,
+            Some(e) if row.written_by(e) => match withdrawn_after(e) {
+                None => agreed += 1,
+                Some(w) => {
+                    let ledger = format!("withdrawn by event #{} after event #{}", w.seq, e.seq);
+                    return Ok(Err(projection_break(
+                        w.seq,
+                        Some(w.id.clone()),
+                        diff(ledger),
+                    )));
+                }
+            },
             Some(e) => {
                 let alone = ProjectedState::apply(None, &replayed_event(e));
                 let ledger = alone.map_or_else(|| "no state".to_owned(), |s| s.to_string());
