@@ -433,14 +433,13 @@ fn lock_subject_row(
     subject_id: &str,
 ) -> StoreResult<()> {
     use diesel::sql_types::Text;
-    let wait = crate::store::person_wait();
+    // Whole milliseconds: what `lock_timeout` is set to, so a timeout's wait is never
+    // shorter than the bound it is compared with below.
+    let wait =
+        std::time::Duration::from_millis(crate::store::person_wait().as_millis().max(1) as u64);
     let previous: LockTimeout =
         diesel::sql_query("SELECT current_setting('lock_timeout') AS value").get_result(pg)?;
-    diesel::sql_query(format!(
-        "SET LOCAL lock_timeout = {}",
-        wait.as_millis().max(1)
-    ))
-    .execute(pg)?;
+    diesel::sql_query(format!("SET LOCAL lock_timeout = {}", wait.as_millis())).execute(pg)?;
     let started = std::time::Instant::now();
     let locked = diesel::sql_query(
         "SELECT id FROM subjects WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
@@ -450,7 +449,8 @@ fn lock_subject_row(
     .execute(pg);
     match locked {
         Ok(_) => {}
-        // 55P03; diesel does not expose the SQLSTATE, so the wait's length tells too.
+        // 55P03; diesel does not expose the SQLSTATE, and the text depends on the
+        // server's `lc_messages`, so the wait's length tells too.
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.message().contains("lock timeout") || started.elapsed() >= wait =>
         {
