@@ -437,8 +437,6 @@ fn lock_subject_row(
     // shorter than the bound it is compared with below.
     let wait =
         std::time::Duration::from_millis(crate::store::person_wait().as_millis().max(1) as u64);
-    let previous: LockTimeout =
-        diesel::sql_query("SELECT current_setting('lock_timeout') AS value").get_result(pg)?;
     diesel::sql_query(format!("SET LOCAL lock_timeout = {}", wait.as_millis())).execute(pg)?;
     let started = std::time::Instant::now();
     let locked = diesel::sql_query(
@@ -458,17 +456,11 @@ fn lock_subject_row(
         }
         Err(other) => return Err(other.into()),
     }
-    // Only this lock is bounded so; the rest of the transaction keeps its setting.
-    diesel::sql_query("SELECT set_config('lock_timeout', $1, true)")
-        .bind::<Text, _>(&previous.value)
-        .execute(pg)?;
+    // Only this lock is bounded so. Assent never sets `lock_timeout` for a session,
+    // so the default (the server's, role's or database's) is what was in force: one
+    // round trip fewer on every change than reading it first.
+    diesel::sql_query("SET LOCAL lock_timeout TO DEFAULT").execute(pg)?;
     Ok(())
-}
-
-#[derive(diesel::QueryableByName)]
-struct LockTimeout {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    value: String,
 }
 
 /// Records an objection to a purpose (rights requests, staff).
