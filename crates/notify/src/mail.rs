@@ -120,11 +120,13 @@ impl SmtpPool {
             .clone()
     }
 
-    /// Puts a fresh pool in place and returns the old one.
-    fn replace(&self) -> Arc<AsyncSmtpTransport<Tokio1Executor>> {
-        let fresh = Arc::new(self.builder.clone().build());
+    /// Puts a fresh pool in place of `used`, unless another cut already has (two cuts
+    /// at once must not retire the fresh pool the first put in).
+    fn retire(&self, used: &Arc<AsyncSmtpTransport<Tokio1Executor>>) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *current, fresh)
+        if Arc::ptr_eq(&current, used) {
+            *current = Arc::new(self.builder.clone().build());
+        }
     }
 }
 
@@ -154,7 +156,8 @@ impl MailTransport {
                 r = self.send(message) => Some(r),
             };
         };
-        let mut send = Box::pin(smtp_send(pool.current(), message));
+        let used = pool.current();
+        let mut send = Box::pin(smtp_send(used.clone(), message));
         tokio::select! {
             biased;
             _ = tokio::time::sleep_until(deadline) => {}
@@ -162,9 +165,9 @@ impl MailTransport {
         }
         // The cut connection is only dropped once its pool is shut down, so it is
         // closed rather than recycled; new sends use the fresh pool meanwhile.
-        let old = pool.replace();
+        pool.retire(&used);
         tokio::spawn(async move {
-            old.shutdown().await;
+            used.shutdown().await;
             drop(send);
         });
         None
@@ -196,6 +199,23 @@ fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn two_cuts_on_one_pool_retire_it_once() {
+        let pool = SmtpPool::new(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            "localhost",
+        ));
+        let used = pool.current();
+        pool.retire(&used);
+        let fresh = pool.current();
+        assert!(!Arc::ptr_eq(&used, &fresh), "the cut pool is replaced");
+        pool.retire(&used);
+        assert!(
+            Arc::ptr_eq(&fresh, &pool.current()),
+            "a second cut of the same pool keeps the fresh one"
+        );
+    }
+
     use super::*;
 
     #[tokio::test]
