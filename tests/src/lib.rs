@@ -17,8 +17,10 @@ use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
 use assent_core::crypto::MasterKey;
 use assent_core::tenancy::{Jurisdiction, Locale, Role};
-use assent_store::tenants::{self, NewTenant};
-use assent_store::{Backend, Store, StoreOptions, api_keys};
+use assent_store::flows::registry;
+use assent_store::tables::api_keys;
+use assent_store::tables::tenants::{self, NewTenant};
+use assent_store::{Backend, Store, StoreOptions};
 use diesel::PgConnection;
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
@@ -265,7 +267,7 @@ impl TestApp {
             default_locale: Locale::Ru,
         };
         self.store
-            .system(|c| tenants::create_tenant(c, new))
+            .system(|c| registry::create_tenant(c, new))
             .expect("create tenant")
             .id
     }

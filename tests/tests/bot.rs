@@ -331,7 +331,7 @@ async fn linking_asks_first_and_each_token_works_once() {
         assert_eq!(bot.get_responses().answered_callback_queries.len(), 1);
         let links = app
             .store
-            .system(|c| assent_store::telegram::links_of_chat(c, STRANGER as i64))
+            .system(|c| assent_store::tables::telegram::links_of_chat(c, STRANGER as i64))
             .unwrap();
         assert!(links.is_empty());
         // Without a bot the API says so.
@@ -501,7 +501,7 @@ async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
         // by the server-side check, not by the menu.
         app.store
             .write(&t.id, |c| {
-                assent_store::telegram::unlink(c, &t.id, &s, ANNA as i64)
+                assent_store::tables::telegram::unlink(c, &t.id, &s, ANNA as i64)
             })
             .unwrap();
         bot.update(press(ANNA, "ru", list, &confirm_data));
@@ -588,7 +588,9 @@ async fn language_switches_and_unlink_unlinks() {
         );
         // Back to Russian for the next backend's round.
         app.store
-            .system(|c| assent_store::telegram::put_chat_state(c, ANNA as i64, &Default::default()))
+            .system(|c| {
+                assent_store::tables::telegram::put_chat_state(c, ANNA as i64, &Default::default())
+            })
             .unwrap();
     }
 }
@@ -747,7 +749,7 @@ async fn webhook_checks_the_secret_and_handles_each_update_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_tokens_and_update_ids_are_pruned() {
-    use assent_store::telegram::{self, LinkToken};
+    use assent_store::tables::telegram::{self, LinkToken};
     for db in TestDb::all() {
         let app = spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
@@ -981,7 +983,7 @@ async fn linked_news_subject(app: &TestApp, bot: &mut Bot) -> (TenantHandle, Str
 fn reachable(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<i64> {
     app.store
         .read(&t.id, |c| {
-            assent_store::messaging::reachable_chats(c, &t.id, s)
+            assent_store::tables::telegram::reachable_chats(c, &t.id, s)
         })
         .unwrap()
 }
@@ -1284,7 +1286,9 @@ fn due_day(r: &Value) -> String {
 
 fn code_failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
     app.store
-        .read(&t.id, |c| assent_store::rights::get(c, &t.id, id))
+        .read(&t.id, |c| {
+            assent_store::tables::rights_requests::get(c, &t.id, id)
+        })
         .unwrap()
         .unwrap()
         .code_failures

@@ -2,7 +2,9 @@
 //! consent events, state, receipts, the consent check, the hash chain, isolation.
 
 use assent_core::tenancy::Role;
-use assent_store::{DbConnection, consents, ledger, subjects};
+use assent_store::DbConnection;
+use assent_store::flows::consents;
+use assent_store::tables::{ledger, subjects};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use diesel::{QueryDsl, RunQueryDsl};
 use reqwest::{Method, StatusCode};

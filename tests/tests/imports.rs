@@ -304,7 +304,7 @@ async fn an_oversize_body_is_refused_with_413_and_leaves_no_spool_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_a_killed_server_left_behind_are_failed_and_their_spool_deleted_at_start() {
-    use assent_store::imports;
+    use assent_store::tables::imports;
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;

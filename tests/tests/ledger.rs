@@ -8,7 +8,10 @@ use assent_core::crypto::MasterKey;
 use assent_core::ledger::{BreakKind, ChainBreak, GENESIS, HASH_CURRENT, HASH_V1, event_hash};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::Role;
-use assent_store::ledger::{self, AuditInput, AuditReport};
+use assent_store::flows::ledger_audit;
+use assent_store::flows::ledger_audit::AuditInput;
+use assent_store::flows::ledger_audit::AuditReport;
+use assent_store::tables::ledger::{self};
 use assent_store::{DbConnection, Store};
 use assent_tests::{MASTER_KEY, TenantHandle, TestApp, TestDb};
 use diesel::RunQueryDsl;
@@ -118,7 +121,7 @@ fn bytes(store: &Store, b: &[u8]) -> String {
 
 fn checkpoint(store: &Store, tenant: &str) -> SignedCheckpoint {
     store
-        .write(tenant, |c| ledger::checkpoint(c, &key(), tenant))
+        .write(tenant, |c| ledger_audit::checkpoint(c, &key(), tenant))
         .unwrap()
         .expect("the head moved, so a checkpoint is signed")
 }
@@ -132,7 +135,7 @@ fn audit(
     let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), tenant);
     store
         .read(tenant, |c| {
-            ledger::audit(
+            ledger_audit::audit(
                 c,
                 tenant,
                 &AuditInput {
@@ -386,7 +389,7 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
         );
         let refused = app
             .store
-            .write(&t.id, |c| ledger::checkpoint(c, &key(), &t.id))
+            .write(&t.id, |c| ledger_audit::checkpoint(c, &key(), &t.id))
             .unwrap_err();
         assert!(refused.to_string().contains("not signing"), "{refused}");
     }
@@ -507,18 +510,18 @@ async fn checkpoints_are_listed_signed_and_announced() {
         consent(&app, &t, &s, "grant", "203.0.113.1").await;
         // The worker's pass: only tenants whose head moved get one.
         let other = setup(&app, "quiet").await;
-        let written = ledger::checkpoint_everywhere(&app.store, &key()).unwrap();
+        let written = ledger_audit::checkpoint_everywhere(&app.store, &key()).unwrap();
         assert_eq!(written.len(), 1, "only the tenant with events");
         assert_eq!(written[0].tenant_id, t.id);
         assert!(
-            ledger::checkpoint_everywhere(&app.store, &key())
+            ledger_audit::checkpoint_everywhere(&app.store, &key())
                 .unwrap()
                 .is_empty(),
             "nothing new, nothing signed"
         );
         consent(&app, &t, &s, "withdraw", "203.0.113.2").await;
         assert_eq!(
-            ledger::checkpoint_everywhere(&app.store, &key())
+            ledger_audit::checkpoint_everywhere(&app.store, &key())
                 .unwrap()
                 .len(),
             1
@@ -748,8 +751,8 @@ async fn offers_at(app: &TestApp, t: &TenantHandle, s: &str, action: &str, at: &
 }
 
 /// The installation-wide check of every group's shared states (the CLI's).
-fn audit_groups(store: &Store) -> Vec<ledger::GroupAudit> {
-    ledger::audit_groups(store).unwrap()
+fn audit_groups(store: &Store) -> Vec<ledger_audit::GroupAudit> {
+    ledger_audit::audit_groups(store).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -917,7 +920,7 @@ fn rehash_export_line(line: &Value) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_v2_events_rehash_outside_assent() {
     use assent_core::consent::{Action, ActorKind, Method};
-    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;

@@ -3,7 +3,9 @@
 //! arrived is parsed and checked (RFC 8058 headers, DKIM, parts, Russian text).
 
 use assent_core::tenancy::Role;
-use assent_store::{messaging, notifications as outbox, subjects};
+use assent_store::flows::outbox_gate;
+use assent_store::tables::telegram;
+use assent_store::tables::{notifications as outbox, subjects};
 use assent_tests::fake_telegram::FakeTelegram;
 use assent_tests::mailcheck::{self, test_dkim_ed25519, verify_dkim};
 use assent_tests::notify::{self, Wiring, make_due};
@@ -545,7 +547,7 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
         let s = subject(&app, &t, "anna@example.org").await;
         consent(&app, &t, &s, "grant").await;
         app.store
-            .write(&t.id, |c| messaging::bind_chat(c, &t.id, &s, 1001))
+            .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, 1001))
             .unwrap();
         let d = notify::dispatcher(
             &app,
@@ -600,7 +602,7 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
         assert_eq!(sink.count(), 1);
         let chats = app
             .store
-            .read(&t.id, |c| messaging::reachable_chats(c, &t.id, &s))
+            .read(&t.id, |c| telegram::reachable_chats(c, &t.id, &s))
             .unwrap();
         assert!(chats.is_empty(), "the chat is marked unreachable");
         let state = app
@@ -1321,7 +1323,7 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
         let queued = app
             .store
             .write(&t.id, |c| {
-                outbox::enqueue(
+                outbox_gate::enqueue(
                     c,
                     &keys,
                     &t.id,

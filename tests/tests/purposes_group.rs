@@ -3,6 +3,7 @@
 //! acts on the one they saw, and only the owner changes a group purpose.
 
 use assent_core::tenancy::Role;
+use assent_store::flows::registry;
 use assent_store::schema::group_purposes;
 use assent_tests::{TenantHandle, TestApp, TestDb};
 use diesel::prelude::*;
@@ -448,7 +449,7 @@ fn legacy_row(table: &str, owner: &str, code: &str, group_owner: Option<&str>) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clashes_kept_from_before_unique_codes_are_listed() {
-    use assent_store::purposes::{self, Company};
+    use assent_store::tables::purposes::Company;
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let backend = app.backend();
@@ -473,7 +474,7 @@ async fn clashes_kept_from_before_unique_codes_are_listed() {
             StatusCode::CREATED,
         )
         .await;
-        assert_eq!(purposes::clashes(&app.store).unwrap(), [], "{backend}");
+        assert_eq!(registry::clashes(&app.store).unwrap(), [], "{backend}");
 
         // What the API refuses, as an older database may hold it: the group's own
         // `marketing` over A's and C's, and B's own `offers` under the group's.
@@ -486,7 +487,7 @@ async fn clashes_kept_from_before_unique_codes_are_listed() {
             id: t.id.clone(),
             slug: t.slug.clone(),
         };
-        let found = purposes::clashes(&app.store).unwrap();
+        let found = registry::clashes(&app.store).unwrap();
         assert_eq!(found.len(), 2, "{backend}: {found:?}");
         let (marketing, offers) = (&found[0], &found[1]);
         assert_eq!(

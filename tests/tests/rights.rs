@@ -704,7 +704,7 @@ async fn staff_are_reminded_once_per_deadline() {
         )
         .await;
         file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
-        let remind = |at| assent_store::rights::remind_everywhere(&app.store, at).unwrap();
+        let remind = |at| assent_store::flows::rights::remind_everywhere(&app.store, at).unwrap();
         assert_eq!(remind(Utc::now()), 1);
         assert_eq!(remind(Utc::now()), 0, "once per deadline");
         let deliveries = app
@@ -727,7 +727,7 @@ async fn staff_are_reminded_once_per_deadline() {
             .store
             .read(&t.id, |c| {
                 let id = deliveries["items"][0]["id"].as_str().unwrap();
-                assent_store::notifications::get(c, &t.id, id)
+                assent_store::tables::notifications::get(c, &t.id, id)
             })
             .unwrap()
             .unwrap()
@@ -896,7 +896,8 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
                 "anonymisation" | "erasure" => {
                     assert!(text.contains("последнее сообщение"), "{text}");
                     // The data stays until the confirmation is out, then goes.
-                    let n = assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap();
+                    let n = assent_store::flows::erasure::run_everywhere(&app.store, Utc::now())
+                        .unwrap();
                     assert_eq!(n, 1, "{kind}");
                     let v = subject_view(&app, &t, &s).await;
                     assert!(v["email"].is_null() && v["full_name"].is_null(), "{v}");
@@ -961,8 +962,9 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         let chat = 777_001_i64;
         app.store
             .write(&t.id, |c| {
-                let (token, _) = assent_store::telegram::issue_link_token(c, &t.id, &s, now)?;
-                assent_store::telegram::consume_and_link(c, &token, chat, now)
+                let (token, _) =
+                    assent_store::tables::telegram::issue_link_token(c, &t.id, &s, now)?;
+                assent_store::tables::telegram::consume_and_link(c, &token, chat, now)
             })
             .unwrap();
         let access = verified_by_code(&app, &sink, &t, &s, "access").await;
@@ -1016,13 +1018,13 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         assert_eq!(status, StatusCode::OK, "{v}");
         // Until the confirmation is out, nothing is destroyed.
         assert_eq!(
-            assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
+            assent_store::flows::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
             0
         );
         assert_eq!(subject_view(&app, &t, &s).await["email"], email);
         assert_eq!(mail(&app, &sink, 1).await.len(), 1);
         assert_eq!(
-            assent_store::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
+            assent_store::flows::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
             1
         );
 
@@ -1069,7 +1071,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         assert!(!history.to_string().contains("203.0.113.77"), "{history}");
         assert!(
             app.store
-                .system(|c| assent_store::telegram::links_of_chat(c, chat))
+                .system(|c| assent_store::tables::telegram::links_of_chat(c, chat))
                 .unwrap()
                 .is_empty(),
             "the chat link is gone"
@@ -1172,7 +1174,9 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         .await;
         let wrapped = app
             .store
-            .read(&t.id, |c| assent_store::subjects::wrapped_key(c, &t.id, &s))
+            .read(&t.id, |c| {
+                assent_store::tables::subjects::wrapped_key(c, &t.id, &s)
+            })
             .unwrap()
             .expect("a live subject has a key");
         let key: String = wrapped.iter().map(|b| format!("{b:02x}")).collect();
@@ -1195,11 +1199,11 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
 
         app.store
             .write(&t.id, |c| {
-                assent_store::erasure::destroy_subject(
+                assent_store::flows::erasure::destroy_subject(
                     c,
                     &t.id,
                     &s,
-                    assent_store::erasure::Method::Erasure,
+                    assent_store::flows::erasure::Method::Erasure,
                 )
             })
             .unwrap();
@@ -1215,7 +1219,9 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         );
         assert_eq!(
             app.store
-                .read(&t.id, |c| assent_store::subjects::wrapped_key(c, &t.id, &s))
+                .read(&t.id, |c| assent_store::tables::subjects::wrapped_key(
+                    c, &t.id, &s
+                ))
                 .unwrap(),
             None
         );
@@ -1534,7 +1540,7 @@ async fn a_change_that_commits_while_a_retention_run_applies_is_respected() {
     use assent_core::crypto::MasterKey;
     use assent_core::pii::TenantKeys;
     use assent_core::rights::RequestType;
-    use assent_store::rights::{self as repo, Intake};
+    use assent_store::flows::rights::{self as repo, Intake};
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let backend = app.backend();

@@ -88,7 +88,9 @@ async fn notices(app: &TestApp, t: &TenantHandle) -> usize {
 /// Wrong codes counted on a request so far (not in the API view).
 fn failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
     app.store
-        .read(&t.id, |c| assent_store::rights::get(c, &t.id, id))
+        .read(&t.id, |c| {
+            assent_store::tables::rights_requests::get(c, &t.id, id)
+        })
         .unwrap()
         .expect("the request")
         .code_failures

@@ -2,9 +2,10 @@
 
 use assent_core::page::PageRequest;
 use assent_core::tenancy::{Jurisdiction, Locale, Role};
-use assent_store::api_keys::{self, ClientRejected};
-use assent_store::idempotency::{self, StoredResponse};
-use assent_store::tenants::{self, NewTenant};
+use assent_store::flows::registry;
+use assent_store::tables::api_keys::{self, ClientRejected};
+use assent_store::tables::idempotency::{self, StoredResponse};
+use assent_store::tables::tenants::{self, NewTenant};
 use assent_store::{Backend, DbConnection, Store, StoreError};
 use assent_tests::{TestDb, with_database};
 use diesel::prelude::*;
@@ -46,7 +47,7 @@ fn new_tenant(slug: &str) -> NewTenant {
 
 fn tenant(store: &Store, slug: &str) -> String {
     store
-        .system(|c| tenants::create_tenant(c, new_tenant(slug)))
+        .system(|c| registry::create_tenant(c, new_tenant(slug)))
         .unwrap()
         .id
 }
@@ -301,7 +302,7 @@ fn tenants_have_unique_slugs_and_known_groups() {
         let store = db.store();
         tenant(&store, "acme");
         let err = store
-            .system(|c| tenants::create_tenant(c, new_tenant("acme")))
+            .system(|c| registry::create_tenant(c, new_tenant("acme")))
             .unwrap_err();
         assert!(
             matches!(err, StoreError::Conflict(_)),
@@ -311,7 +312,7 @@ fn tenants_have_unique_slugs_and_known_groups() {
         let mut orphan = new_tenant("orphan");
         orphan.group_id = Some(assent_core::id::new_id());
         let err = store
-            .system(|c| tenants::create_tenant(c, orphan))
+            .system(|c| registry::create_tenant(c, orphan))
             .unwrap_err();
         assert!(
             matches!(err, StoreError::Invalid(_)),
@@ -323,7 +324,9 @@ fn tenants_have_unique_slugs_and_known_groups() {
             .unwrap();
         let mut member = new_tenant("member");
         member.group_id = Some(group.id.clone());
-        let member = store.system(|c| tenants::create_tenant(c, member)).unwrap();
+        let member = store
+            .system(|c| registry::create_tenant(c, member))
+            .unwrap();
         assert_eq!(member.group_id, Some(group.id));
         let slugs: Vec<_> = store
             .system(tenants::list_tenants)
@@ -540,7 +543,7 @@ fn sends_in_flight_stay_in_their_tenant_group_and_time() {
     let member = |slug: &str| {
         store
             .system(|c| {
-                tenants::create_tenant(
+                registry::create_tenant(
                     c,
                     NewTenant {
                         group_id: Some(group.clone()),

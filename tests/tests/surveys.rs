@@ -633,8 +633,9 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         let stale = open(&http, &url).await;
         let master = assent_core::crypto::MasterKey::from_bytes(assent_tests::MASTER_KEY);
         let now = chrono::Utc::now();
-        let settle =
-            |at| assent_store::surveys::settle_everywhere(&app.store, &master, at).unwrap();
+        let settle = |at| {
+            assent_store::flows::surveying::settle_everywhere(&app.store, &master, at).unwrap()
+        };
         assert_eq!(settle(now), 0);
         assert_eq!(settle(now + chrono::Duration::minutes(61)), 1);
         assert_eq!(settle(now + chrono::Duration::minutes(62)), 0);
@@ -645,7 +646,9 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         assert_eq!(r["comments"][0]["answered_at"], Value::Null);
         let inv = app
             .store
-            .read(&t.id, |c| assent_store::surveys::invitation(c, &t.id, &id))
+            .read(&t.id, |c| {
+                assent_store::tables::surveys::invitation(c, &t.id, &id)
+            })
             .unwrap()
             .unwrap();
         assert_eq!((inv.score, inv.comment.is_none()), (None, true));

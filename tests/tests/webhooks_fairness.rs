@@ -3,7 +3,8 @@
 //! webhook endpoint or the Bot API, while other tenants, other people and the delivery
 //! record are watched.
 
-use assent_store::{messaging, notifications as outbox};
+use assent_store::tables::notifications as outbox;
+use assent_store::tables::telegram;
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
 use assent_tests::unsubscribe::{granted_subject, mailed_link, tenant_with_news};
@@ -215,7 +216,7 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
         )
         .await;
         app.store
-            .write(&t.id, |c| messaging::bind_chat(c, &t.id, &slow, 7001))
+            .write(&t.id, |c| telegram::bind_chat(c, &t.id, &slow, 7001))
             .unwrap();
         let stuck = newsletter(
             &app,

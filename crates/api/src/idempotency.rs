@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use assent_store::idempotency::{self, StoredResponse};
+use assent_store::tables::idempotency::{self, StoredResponse};
 use assent_store::{DbConnection, StoreResult};
 
 pub const HEADER: &str = "idempotency-key";

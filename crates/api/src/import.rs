@@ -14,10 +14,10 @@ use crate::routes::subjects::apply;
 use crate::state::{AppState, Keyring};
 use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
-use assent_store::consents::{self, ConsentRequest};
-use assent_store::imports::{self, LineError, MAX_ERRORS, Progress};
-use assent_store::ledger::Appender;
-use assent_store::subjects::{self, SubjectInput, SubjectPii};
+use assent_store::flows::consents::{self, ConsentRequest};
+use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
+use assent_store::tables::ledger::Appender;
+use assent_store::tables::subjects::{self, SubjectInput, SubjectPii};
 use assent_store::{DbConnection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use diesel::Connection;
@@ -695,7 +695,7 @@ pub fn recover(store: &assent_store::Store, spool_dir: &Path) -> StoreResult<usi
     let stale_before = (Utc::now() - ABANDONED_AFTER).naive_utc();
     let mut failed = 0;
     let mut alive = HashSet::new();
-    for tenant in store.system(assent_store::tenants::list_tenants)? {
+    for tenant in store.system(assent_store::tables::tenants::list_tenants)? {
         failed += store.write(&tenant.id, |c| {
             let mut failed = 0;
             for import in imports::unfinished(c, &tenant.id)? {

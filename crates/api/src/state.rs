@@ -52,8 +52,8 @@ impl Keyring {
         self.group.as_ref().map(|(g, _)| g.as_str())
     }
 
-    pub fn subject_keys(&self) -> assent_store::subjects::Keys<'_> {
-        assent_store::subjects::Keys {
+    pub fn subject_keys(&self) -> assent_store::tables::subjects::Keys<'_> {
+        assent_store::tables::subjects::Keys {
             tenant: &self.tenant,
             group: self.group.as_ref().map(|(g, k)| (g.as_str(), k)),
         }

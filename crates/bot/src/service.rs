@@ -11,11 +11,14 @@ use assent_core::rights::{
     CODE_ATTEMPTS, CodeCheck, REQUEST_WRONG_CODES, RequestStatus, RequestType,
 };
 use assent_core::survey::AnswerDecision;
-use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
-use assent_store::rights::{self, Intake};
-use assent_store::surveys::{self, Answer};
-use assent_store::telegram::{self, ChatState, LinkToken};
-use assent_store::{Store, StoreError, StoreResult, messaging, notifications, subjects, tenants};
+use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
+use assent_store::flows::rights::{self, Intake};
+use assent_store::flows::surveying::{self, Answer};
+use assent_store::tables::rights_requests;
+use assent_store::tables::surveys;
+use assent_store::tables::telegram::{self, ChatState, LinkToken};
+use assent_store::tables::{notifications, subjects, tenants};
+use assent_store::{Store, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use std::sync::Arc;
 pub struct CompanyRequests {
     pub company: String,
     pub timezone: chrono_tz::Tz,
-    pub requests: Vec<assent_store::rights::Request>,
+    pub requests: Vec<assent_store::tables::rights_requests::Request>,
 }
 
 /// A company and, masked, the contact its record of the person holds.
@@ -136,7 +139,7 @@ pub struct Filed {
     pub timezone: chrono_tz::Tz,
     /// The new request, or the open one of the same type this one repeats: its
     /// deadline is the one that runs.
-    pub request: rights::Request,
+    pub request: rights_requests::Request,
     pub duplicate: bool,
     pub code: CodeNote,
 }
@@ -221,9 +224,9 @@ impl BotService {
             .store
             .system(|c| tenants::find_tenant(c, tenant_id))?
             .ok_or(StoreError::NotFound)?;
-        let branding = self
-            .store
-            .read(tenant_id, |c| assent_store::branding::get(c, tenant_id))?;
+        let branding = self.store.read(tenant_id, |c| {
+            assent_store::tables::branding::get(c, tenant_id)
+        })?;
         Ok(branding.display_name.unwrap_or(tenant.legal_name))
     }
 
@@ -296,12 +299,12 @@ impl BotService {
                 .ok_or(StoreError::NotFound)?;
             let page = assent_core::page::PageRequest::parse(None, Some(50))
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let filter = assent_store::rights::ListFilter {
+            let filter = assent_store::tables::rights_requests::ListFilter {
                 subject_id: Some(subject_id.clone()),
                 ..Default::default()
             };
             let (mut requests, _) = self.store.read(&tenant_id, |c| {
-                assent_store::rights::list(c, &tenant_id, &filter, &page)
+                assent_store::tables::rights_requests::list(c, &tenant_id, &filter, &page)
             })?;
             requests.retain(|r| r.duplicate_of.is_none());
             requests.reverse();
@@ -370,7 +373,7 @@ impl BotService {
         let purpose = self
             .store
             .read(&target.tenant_id, |c| {
-                assent_store::purposes::resolve_in(
+                assent_store::tables::purposes::resolve_in(
                     c,
                     &target.tenant_id,
                     group.as_deref(),
@@ -549,7 +552,7 @@ impl BotService {
                     channel: "telegram",
                 };
                 let (decision, inv) =
-                    surveys::answer(c, &keys, &tenant_id, invitation_id, &answer, now)?;
+                    surveying::answer(c, &keys, &tenant_id, invitation_id, &answer, now)?;
                 Ok(Some(SurveyAnswered {
                     decision,
                     tenant_id: tenant_id.clone(),
@@ -688,7 +691,7 @@ impl BotService {
                 };
                 return Ok(Ok((r, false, code)));
             };
-            let first = rights::get(c, &tenant_id, first)?.ok_or(StoreError::NotFound)?;
+            let first = rights_requests::get(c, &tenant_id, first)?.ok_or(StoreError::NotFound)?;
             let waits = matches!(
                 first.status(),
                 RequestStatus::Received | RequestStatus::AwaitingVerification
@@ -759,7 +762,7 @@ impl BotService {
         let timezone = self.timezone(tenant_id)?;
         let now = Utc::now();
         let checked = self.store.write(tenant_id, |c| {
-            let Some(r) = rights::get(c, tenant_id, &awaiting.request_id)? else {
+            let Some(r) = rights_requests::get(c, tenant_id, &awaiting.request_id)? else {
                 return Ok(None);
             };
             if !telegram::is_linked(c, chat_id, tenant_id, &r.subject_id)? {
@@ -795,7 +798,7 @@ impl BotService {
     /// The bot was blocked or removed: the chat is unreachable for every tenant (not
     /// a withdrawal of anything).
     pub fn chat_blocked(&self, chat_id: i64) -> StoreResult<()> {
-        self.in_each_tenant_of(chat_id, messaging::mark_chat_unreachable)
+        self.in_each_tenant_of(chat_id, telegram::mark_chat_unreachable)
     }
 
     /// The person wrote to the bot: a chat marked unreachable works again.

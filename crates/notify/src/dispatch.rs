@@ -30,10 +30,18 @@ use assent_core::link::{LinkClaims, LinkKeys, LinkKind, SURVEY_ROUTE_PREFIX, Sur
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::{IndexKind, TenantKeys};
 use assent_core::survey::{self, SurveyKind};
-use assent_store::notifications::{self as outbox, Lane, Notice, Outcome};
+use assent_store::flows::outbox_gate;
+use assent_store::flows::webhook_events;
+use assent_store::tables::notifications::{self as outbox, Lane, Notice, Outcome};
+use assent_store::tables::settings;
+use assent_store::tables::suppressions;
+use assent_store::tables::surveys;
+use assent_store::tables::telegram;
+use assent_store::tables::templates;
+use assent_store::tables::webhooks;
+use assent_store::tables::{subjects, tenants};
 use assent_store::{
-    Backend, DbConnection, PersonGuard, Store, StoreError, StoreResult, messaging, person_keys,
-    subjects, surveys, tenants,
+    Backend, DbConnection, PersonGuard, Store, StoreError, StoreResult, person_keys,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -304,7 +312,7 @@ impl Dispatcher {
             store.write(&tenant, |c| {
                 let now = Utc::now();
                 let mut limit = batch;
-                if let Some(quota) = messaging::settings(c, &tenant)?.hourly_send_quota {
+                if let Some(quota) = settings::settings(c, &tenant)?.hourly_send_quota {
                     let hour_ago = (now - chrono::Duration::hours(1)).naive_utc();
                     let used = outbox::sent_since(c, &tenant, hour_ago)?;
                     limit = limit.min((i64::from(quota) - used).max(0));
@@ -414,7 +422,7 @@ impl Dispatcher {
                 continue;
             }
             outbox::fence(c, tenant_id, group, &notice)?;
-            if let Err(reason) = outbox::gate(c, tenant_id, group, &notice, now)? {
+            if let Err(reason) = outbox_gate::gate(c, tenant_id, group, &notice, now)? {
                 closed.push((notice, Outcome::Skipped { reason }));
                 continue;
             }
@@ -433,7 +441,7 @@ impl Dispatcher {
                     Ok(prepared) => {
                         let subject = notice.subject_id.clone().unwrap_or_default();
                         let chats = match &self.telegram {
-                            Some(_) => messaging::reachable_chats(c, tenant_id, &subject)?,
+                            Some(_) => telegram::reachable_chats(c, tenant_id, &subject)?,
                             None => Vec::new(),
                         };
                         sends.push(Outgoing::Telegram {
@@ -761,7 +769,7 @@ impl Dispatcher {
                     return Ok(Err(Some(this.close(c, &notice, &outcome, now)?)));
                 }
                 let hook = match &notice.target {
-                    Some(id) => messaging::webhook(c, &tenant, id)?,
+                    Some(id) => webhooks::webhook(c, &tenant, id)?,
                     None => None,
                 };
                 let Some(hook) = hook.filter(|h| h.active) else {
@@ -807,7 +815,7 @@ impl Dispatcher {
                         detail: Some(format!("HTTP {status}")),
                     },
                     Err(WebhookFailure::Permanent(detail)) => {
-                        messaging::deactivate_webhook(c, &tenant, &hook.id)?;
+                        webhooks::deactivate_webhook(c, &tenant, &hook.id)?;
                         Outcome::Failed { channel, detail }
                     }
                     Err(WebhookFailure::Transient(detail)) => Outcome::Retry { channel, detail },
@@ -831,7 +839,7 @@ impl Dispatcher {
         if matches!(status, NoticeStatus::Failed | NoticeStatus::Dead)
             && notice.channel() != NoticeChannel::Webhook
         {
-            messaging::emit(
+            webhook_events::emit(
                 c,
                 &notice.tenant_id,
                 "notification.failed",
@@ -883,7 +891,7 @@ impl Dispatcher {
                 reason: "erased".into(),
             }));
         };
-        let data = outbox::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
+        let data = outbox_gate::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
         let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
         let unsubscribe_url = (notice.category() == NoticeCategory::Subscribed)
             .then(|| self.link(LinkKind::Unsubscribe, notice, subject_id))
@@ -891,7 +899,7 @@ impl Dispatcher {
         let preferences_url = self.link(LinkKind::Preferences, notice, subject_id);
         if cache.policy_url.is_none() {
             cache.policy_url = Some(
-                assent_store::policies::in_force(c, tenant_id, now.naive_utc())?
+                assent_store::tables::policies::in_force(c, tenant_id, now.naive_utc())?
                     .and_then(|p| p.url),
             );
         }
@@ -930,7 +938,7 @@ impl Dispatcher {
         }
         let key = (notice.kind.clone(), notice.locale.clone());
         if !cache.templates.contains_key(&key) {
-            let stored = messaging::template(c, tenant_id, &notice.kind, &notice.locale)?;
+            let stored = templates::template(c, tenant_id, &notice.kind, &notice.locale)?;
             let set = stored.map(|t| TemplateSet {
                 subject: t.subject,
                 text: t.text_body,
@@ -1054,7 +1062,7 @@ impl Dispatcher {
             }));
         };
         let digest = keys.blind_index(IndexKind::Email, address);
-        if messaging::is_suppressed(c, &notice.tenant_id, &digest)? {
+        if suppressions::is_suppressed(c, &notice.tenant_id, &digest)? {
             return Ok(Err(Outcome::Skipped {
                 reason: "suppressed".into(),
             }));
@@ -1113,7 +1121,7 @@ impl Dispatcher {
             },
             Err(email::Failure::Permanent { code, message }) => {
                 let detail = format!("bounce {}: {}", code.unwrap_or(0), redact(&message));
-                if messaging::record_bounce(c, &notice.tenant_id, digest, &detail)? {
+                if suppressions::record_bounce(c, &notice.tenant_id, digest, &detail)? {
                     tracing::warn!(notice = %notice.id, "an address is suppressed after repeated hard bounces");
                 }
                 Outcome::Failed { channel, detail }
@@ -1170,7 +1178,7 @@ impl Dispatcher {
                 // became of the gate's connection; on SQLite this unit holds the
                 // writer's turn and `launch` holds the person until the email is sent).
                 outbox::fence(c, &notice.tenant_id, group, notice)?;
-                if let Err(reason) = outbox::gate_on(
+                if let Err(reason) = outbox_gate::gate_on(
                     c,
                     &notice.tenant_id,
                     group,
@@ -1204,7 +1212,7 @@ impl Dispatcher {
                 Ok(()) => delivered += 1,
                 Err(TelegramFailure::Unreachable(why)) => {
                     tracing::info!(notice = %notice.id, reason = %why, "a Telegram chat is unreachable");
-                    messaging::mark_chat_unreachable(c, &notice.tenant_id, chat)?;
+                    telegram::mark_chat_unreachable(c, &notice.tenant_id, chat)?;
                 }
                 Err(TelegramFailure::Transient(why)) => transient = Some(why),
                 Err(TelegramFailure::Permanent(why)) => {
@@ -1236,7 +1244,7 @@ impl Dispatcher {
                     for (status, n) in outbox::depth(c, &t.id)? {
                         *total.entry(status).or_default() += n;
                     }
-                    overdue += assent_store::rights::overdue_count(c, &t.id, now)?;
+                    overdue += assent_store::tables::rights_requests::overdue_count(c, &t.id, now)?;
                     Ok(())
                 })?;
             }
@@ -1405,7 +1413,7 @@ fn withdraw_button(notice: &Notice) -> Option<crate::telegram::Buttons> {
 /// What a batch looks up once: the tenant, its policy URL and template overrides.
 #[derive(Default)]
 struct Lookups {
-    tenant: Option<assent_store::tenants::Tenant>,
+    tenant: Option<assent_store::tables::tenants::Tenant>,
     /// The URL of the privacy policy in force, once looked up.
     policy_url: Option<Option<String>>,
     templates: std::collections::HashMap<(String, String), Option<TemplateSet>>,

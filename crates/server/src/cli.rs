@@ -4,9 +4,11 @@ use crate::config::{self, Config, Overrides};
 use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
-use assent_store::purposes::{self, Clash};
-use assent_store::tenants::{self, NewTenant};
-use assent_store::{Store, StoreError, StoreOptions, api_keys};
+use assent_store::flows::registry;
+use assent_store::tables::api_keys;
+use assent_store::tables::purposes::{self, Clash};
+use assent_store::tables::tenants::{self, NewTenant};
+use assent_store::{Store, StoreError, StoreOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
@@ -268,7 +270,7 @@ pub fn describe_clash(clash: &Clash) -> String {
 
 fn purpose_clashes(config: &Config, json: bool) -> Result<ExitCode, String> {
     let store = open_store(config)?;
-    let found = purposes::clashes(&store).map_err(store_error)?;
+    let found = registry::clashes(&store).map_err(store_error)?;
     if json {
         println!("{}", json!({ "clashes": found }));
     } else if found.is_empty() {
@@ -349,7 +351,7 @@ fn tenant(config: &Config, cmd: TenantCommand) -> Result<ExitCode, String> {
                 default_locale: locale,
             };
             let tenant = store
-                .system(|c| tenants::create_tenant(c, new))
+                .system(|c| registry::create_tenant(c, new))
                 .map_err(store_error)?;
             if json {
                 println!("{}", json!({ "id": tenant.id, "slug": tenant.slug }));
@@ -489,7 +491,9 @@ fn ledger_checkpoint(
     let mut written = 0;
     for t in chosen_tenants(&store, tenant)? {
         if store
-            .write(&t.id, |c| assent_store::ledger::checkpoint(c, &key, &t.id))
+            .write(&t.id, |c| {
+                assent_store::flows::ledger_audit::checkpoint(c, &key, &t.id)
+            })
             .map_err(|e| format!("{}: {e}", t.slug))?
             .is_some()
         {
@@ -499,7 +503,7 @@ fn ledger_checkpoint(
         loop {
             let rows = store
                 .read(&t.id, |c| {
-                    assent_store::ledger::checkpoints(c, &t.id, after, 1000)
+                    assent_store::tables::ledger::checkpoints(c, &t.id, after, 1000)
                 })
                 .map_err(store_error)?;
             let Some(last) = rows.last() else { break };
@@ -566,13 +570,15 @@ fn ledger_verify(
     }
     for t in chosen {
         let keys = TenantKeys::derive(&master, &t.id);
-        let input = assent_store::ledger::AuditInput {
+        let input = assent_store::flows::ledger_audit::AuditInput {
             public: &public,
             checkpoints: &given,
             keys: Some(&keys),
         };
         let outcome = store
-            .read(&t.id, |c| assent_store::ledger::audit(c, &t.id, &input))
+            .read(&t.id, |c| {
+                assent_store::flows::ledger_audit::audit(c, &t.id, &input)
+            })
             .map_err(|e| format!("{}: {e}", t.slug))?;
         match outcome {
             Ok(r) => {
@@ -624,7 +630,7 @@ fn ledger_verify(
     // but only all members' events together tell what every row must read.
     let mut groups = Vec::new();
     if tenant.is_none() {
-        for g in assent_store::ledger::audit_groups(&store).map_err(store_error)? {
+        for g in assent_store::flows::ledger_audit::audit_groups(&store).map_err(store_error)? {
             broken |= g.outcome.is_err();
             groups.push(group_verdict(&g, json));
         }
@@ -643,7 +649,10 @@ fn ledger_verify(
 }
 
 /// Prints (unless `json`) and returns one group's verdict.
-fn group_verdict(g: &assent_store::ledger::GroupAudit, json: bool) -> serde_json::Value {
+fn group_verdict(
+    g: &assent_store::flows::ledger_audit::GroupAudit,
+    json: bool,
+) -> serde_json::Value {
     match &g.outcome {
         Ok(r) => {
             if !json {

@@ -2,7 +2,7 @@
 
 use assent_core::crypto::MasterKey;
 use assent_store::Store;
-use assent_store::consents::expire_consents;
+use assent_store::flows::consents::expire_consents;
 use std::time::Duration;
 
 /// Expired consent terms are turned into `expire` events this often.
@@ -24,7 +24,7 @@ pub async fn run(store: Store, master: MasterKey) {
         }
         let s = store.clone();
         let pruned = tokio::task::spawn_blocking(move || {
-            s.system(|c| assent_store::telegram::prune(c, chrono::Utc::now()))
+            s.system(|c| assent_store::tables::telegram::prune(c, chrono::Utc::now()))
         })
         .await;
         if let Ok(Err(error)) = pruned {
@@ -33,7 +33,7 @@ pub async fn run(store: Store, master: MasterKey) {
         // Staff hear of rights requests two working days before their deadline.
         let s = store.clone();
         let reminded = tokio::task::spawn_blocking(move || {
-            assent_store::rights::remind_everywhere(&s, chrono::Utc::now())
+            assent_store::flows::rights::remind_everywhere(&s, chrono::Utc::now())
         })
         .await;
         match reminded {
@@ -46,7 +46,7 @@ pub async fn run(store: Store, master: MasterKey) {
         // carried out: the subject key is destroyed and the act completed.
         let s = store.clone();
         let destroyed = tokio::task::spawn_blocking(move || {
-            assent_store::erasure::run_everywhere(&s, chrono::Utc::now())
+            assent_store::flows::erasure::run_everywhere(&s, chrono::Utc::now())
         })
         .await;
         match destroyed {
@@ -59,7 +59,7 @@ pub async fn run(store: Store, master: MasterKey) {
         // while events arrive), so a rewrite of the database is caught later.
         let (s, key) = (store.clone(), checkpoints.clone());
         let signed = tokio::task::spawn_blocking(move || {
-            assent_store::ledger::checkpoint_everywhere(&s, &key)
+            assent_store::flows::ledger_audit::checkpoint_everywhere(&s, &key)
         })
         .await;
         match signed {
@@ -71,7 +71,7 @@ pub async fn run(store: Store, master: MasterKey) {
         // Anonymous surveys: answers that can no longer change lose their person.
         let (s, m) = (store.clone(), master.clone());
         let settled = tokio::task::spawn_blocking(move || {
-            assent_store::surveys::settle_everywhere(&s, &m, chrono::Utc::now())
+            assent_store::flows::surveying::settle_everywhere(&s, &m, chrono::Utc::now())
         })
         .await;
         match settled {

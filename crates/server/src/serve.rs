@@ -166,7 +166,8 @@ async fn run(config: Config, role: ServeRole) -> Result<(), String> {
 /// on meanwhile as before.
 async fn warn_of_purpose_clashes(store: &assent_store::Store) {
     let store = store.clone();
-    let found = tokio::task::spawn_blocking(move || assent_store::purposes::clashes(&store)).await;
+    let found =
+        tokio::task::spawn_blocking(move || assent_store::flows::registry::clashes(&store)).await;
     match found {
         Ok(Ok(clashes)) => {
             for clash in &clashes {

@@ -400,9 +400,10 @@ fn ledger_verify_names_the_first_tampered_event() {
     use assent_core::consent::{
         Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
     };
-    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
-    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
-    use assent_store::{Store, StoreOptions, purposes};
+    use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::tables::purposes;
+    use assent_store::tables::subjects::{self, Keys, SubjectInput, SubjectPii};
+    use assent_store::{Store, StoreOptions};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tenant = json(&assent(
@@ -503,9 +504,10 @@ fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
     use assent_core::consent::{
         Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
     };
-    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
-    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
-    use assent_store::{Store, StoreOptions, purposes};
+    use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::tables::purposes;
+    use assent_store::tables::subjects::{self, Keys, SubjectInput, SubjectPii};
+    use assent_store::{Store, StoreOptions};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let group = json(&assent(
@@ -596,9 +598,9 @@ fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<Str
     use assent_core::consent::{
         Action, ActorKind, Channel, LegalBasis, Method, PurposeMeaning, PurposeScope,
     };
-    use assent_store::consents::{self, Actor, ConsentRequest, Evidence};
-    use assent_store::purposes;
-    use assent_store::subjects::{self, Keys, SubjectInput, SubjectPii};
+    use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
+    use assent_store::tables::purposes;
+    use assent_store::tables::subjects::{self, Keys, SubjectInput, SubjectPii};
     let master = assent_core::crypto::MasterKey::generate();
     let keys = assent_core::pii::TenantKeys::derive(&master, tenant_id);
     let meaning = PurposeMeaning {
@@ -679,7 +681,7 @@ fn sql_bytes(store: &assent_store::Store, b: &[u8]) -> String {
 /// projection, truncation with the head moved back (stored checkpoints deleted too),
 /// and a wiped ledger with its head reset.
 fn checkpoints_kept_off_the_host_catch_tampering(d: &Path, db: &[&str], url: &str) {
-    use assent_store::ledger;
+    use assent_store::tables::ledger;
     let run = |args: &[&str]| {
         let all: Vec<&str> = db.iter().chain(args).copied().collect();
         assent(d, &all)

@@ -5,33 +5,14 @@
 //! [`Store::write`] (scoped to one tenant) or [`Store::system`] (installation-level
 //! registry only).
 
-pub mod api_keys;
-pub mod audit;
-pub mod branding;
 mod conn;
-pub mod consents;
 pub mod db_role;
-pub mod decoys;
-pub mod erasure;
 mod error;
-pub mod export;
-pub mod form_limits;
-pub mod idempotency;
-pub mod imports;
-pub mod ledger;
-pub mod messaging;
+pub mod flows;
 pub mod migrate;
-pub mod notifications;
-pub mod policies;
-pub mod purposes;
-pub mod rights;
 pub mod schema;
 mod store;
-pub mod subjects;
-pub mod subscriptions;
-pub mod surveys;
-pub mod telegram;
-pub mod tenants;
+pub mod tables;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};
 pub use error::StoreError;

@@ -107,7 +107,7 @@ impl Store {
     /// A unit of work for one tenant that changes data; all or nothing.
     ///
     /// A unit that changes what may be sent to a person (it called
-    /// [`crate::subjects::lock_for_change`]) returns only once no send to that person
+    /// [`crate::tables::subjects::lock_for_change`]) returns only once no send to that person
     /// that passed the consent gate before it is in flight: whoever acknowledges the
     /// change does so after those sends. It waits at most [`StoreOptions::person_wait`];
     /// when a send may outlast that, it fails with [`StoreError::Busy`] and changes
@@ -175,7 +175,7 @@ impl Store {
             return Ok(group.clone());
         }
         let mut conn = self.connection()?;
-        let Some(tenant) = crate::tenants::find_tenant(&mut conn, tenant_id)? else {
+        let Some(tenant) = crate::tables::tenants::find_tenant(&mut conn, tenant_id)? else {
             return Ok(None);
         };
         self.groups
@@ -265,7 +265,7 @@ pub(crate) fn wait_for_sends(
     loop {
         let now = crate::now();
         let Some(deadline) =
-            crate::notifications::in_flight_until(conn, tenant_id, subject_id, now)?
+            crate::tables::notifications::in_flight_until(conn, tenant_id, subject_id, now)?
         else {
             return Ok(());
         };
@@ -411,8 +411,8 @@ mod tests {
     /// Writes a row, then changes what may be sent to subject `s` of tenant `t`.
     fn change(store: &Store) -> StoreResult<()> {
         store.write("t", |c| {
-            crate::tenants::create_group(c, "written")?;
-            crate::subjects::lock_for_change(c, "t", "s")
+            crate::tables::tenants::create_group(c, "written")?;
+            crate::tables::subjects::lock_for_change(c, "t", "s")
         })
     }
 
@@ -486,7 +486,9 @@ mod tests {
             )
             .unwrap();
         store
-            .write("t", |c| crate::subjects::lock_for_change(c, "t", "x"))
+            .write("t", |c| {
+                crate::tables::subjects::lock_for_change(c, "t", "x")
+            })
             .unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
     }

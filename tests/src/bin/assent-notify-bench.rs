@@ -11,8 +11,9 @@
 
 use assent_core::notice::{NoticeCategory, NoticeChannel};
 use assent_core::tenancy::Role;
-use assent_store::notifications::{self as outbox, NewNotice};
+use assent_store::flows::outbox_gate;
 use assent_store::schema::{notifications, subjects};
+use assent_store::tables::notifications::NewNotice;
 use assent_tests::fake_telegram::FakeTelegram;
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
@@ -146,7 +147,7 @@ fn queue(
             .write(&t.id, |c| {
                 for i in chunk {
                     let (subject, _) = &subjects[i % subjects.len()];
-                    outbox::enqueue(
+                    outbox_gate::enqueue(
                         c,
                         &keys,
                         &t.id,
@@ -339,7 +340,7 @@ async fn main() {
                 let chat = 10_000 + i as i64;
                 app.store
                     .write(&t.id, |c| {
-                        assent_store::messaging::bind_chat(c, &t.id, subject, chat)
+                        assent_store::tables::telegram::bind_chat(c, &t.id, subject, chat)
                     })
                     .expect("bind");
             }

@@ -6,7 +6,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::tenancy::{Permission, Role};
-use assent_store::api_keys::{self, ApiKey};
+use assent_store::tables::api_keys::{self, ApiKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@ use crate::extract::{PageQuery, Principal};
 use crate::state::AppState;
 use actix_web::{get, web};
 use assent_core::tenancy::Permission;
-use assent_store::audit;
+use assent_store::tables::audit;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

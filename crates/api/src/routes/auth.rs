@@ -5,7 +5,7 @@ use crate::error::{ApiError, ProblemKind};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use assent_store::api_keys::ClientRejected;
+use assent_store::tables::api_keys::ClientRejected;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{get, put, web};
 use assent_core::branding;
 use assent_core::tenancy::Permission;
-use assent_store::branding::{self as repo, Branding};
+use assent_store::tables::branding::{self as repo, Branding};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};

@@ -8,8 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, Channel, ConsentStatus, Method, PurposeScope};
 use assent_core::contact;
 use assent_core::tenancy::Permission;
-use assent_store::consents::{self, Actor, CheckRequest, ConsentRequest, Evidence, SubjectRef};
-use assent_store::{StoreError, audit, ledger, subjects, tenants};
+use assent_store::StoreError;
+use assent_store::flows::consents::{
+    self, Actor, CheckRequest, ConsentRequest, Evidence, SubjectRef,
+};
+use assent_store::tables::{audit, ledger, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -8,9 +8,13 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, put, web};
 use assent_core::deadline::Term;
 use assent_core::tenancy::Permission;
-use assent_store::erasure::{self, Act, Candidate};
-use assent_store::rights::{self as repo, ClockSettings};
-use assent_store::{StoreError, tenants};
+use assent_store::StoreError;
+use assent_store::flows::erasure::{self, Candidate};
+use assent_store::tables::destruction_acts;
+use assent_store::tables::destruction_acts::Act;
+use assent_store::tables::rights_requests;
+use assent_store::tables::rights_requests::ClockSettings;
+use assent_store::tables::tenants;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +115,7 @@ pub async fn list_acts(
     let (items, next) = state
         .db(move |store| {
             store.read(&tenant, |c| {
-                erasure::list_acts(c, &tenant, q.status.as_deref(), &page)
+                destruction_acts::list_acts(c, &tenant, q.status.as_deref(), &page)
             })
         })
         .await?;
@@ -163,7 +167,8 @@ pub async fn get_act(
     let (act, t) = state
         .db(move |store| {
             store.read(&tenant, |c| {
-                let act = erasure::get_act(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let act =
+                    destruction_acts::get_act(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
                 Ok((act, t))
             })
@@ -330,7 +335,7 @@ pub async fn get_rights_settings(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let s = state
-        .db(move |store| store.read(&tenant, |c| repo::clock_settings(c, &tenant)))
+        .db(move |store| store.read(&tenant, |c| rights_requests::clock_settings(c, &tenant)))
         .await?;
     Ok(web::Json(s.into()))
 }
@@ -372,7 +377,11 @@ pub async fn put_rights_settings(
     let tenant = principal.tenant_id;
     let saved = settings.clone();
     state
-        .db(move |store| store.write(&tenant, |c| repo::set_clock_settings(c, &tenant, &saved)))
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                rights_requests::set_clock_settings(c, &tenant, &saved)
+            })
+        })
         .await?;
     Ok(web::Json(settings.into()))
 }

@@ -8,7 +8,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::tenancy::Permission;
-use assent_store::imports::{self as repo, LineError};
+use assent_store::tables::imports::{self as repo, LineError};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;

@@ -5,7 +5,8 @@ use crate::extract::Principal;
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
 use assent_core::tenancy::Permission;
-use assent_store::ledger;
+use assent_store::flows::ledger_audit;
+use assent_store::tables::ledger;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,12 +40,12 @@ pub async fn verify_ledger(
     let outcome = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.read(&tenant, |c| {
-                let input = ledger::AuditInput {
+                let input = ledger_audit::AuditInput {
                     public: &public,
                     checkpoints: &[],
                     keys: Some(&keys.tenant),
                 };
-                ledger::audit(c, &tenant, &input)
+                ledger_audit::audit(c, &tenant, &input)
             })
         })
         .await?;

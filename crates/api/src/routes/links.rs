@@ -7,7 +7,8 @@ use crate::{ApiError, ApiResult};
 use actix_web::{post, web};
 use assent_core::link::{LinkClaims, LinkKind};
 use assent_core::tenancy::Permission;
-use assent_store::{StoreError, purposes, subjects};
+use assent_store::StoreError;
+use assent_store::tables::{purposes, subjects};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,7 +126,7 @@ pub async fn create_telegram_link(
                     Some(f) if f.erased_at.is_none() => {}
                     _ => return Err(StoreError::NotFound),
                 }
-                assent_store::telegram::issue_link_token(
+                assent_store::tables::telegram::issue_link_token(
                     c,
                     &tenant,
                     &subject_id,

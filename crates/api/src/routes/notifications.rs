@@ -7,8 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::LegalBasis;
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::tenancy::{Locale, Permission};
-use assent_store::notifications::{self as outbox, Attempt, ListFilter, NewNotice, Notice};
-use assent_store::{StoreError, messaging, purposes, subjects};
+use assent_store::StoreError;
+use assent_store::flows::outbox_gate;
+use assent_store::tables::notifications::{self as outbox, Attempt, ListFilter, NewNotice, Notice};
+use assent_store::tables::templates;
+use assent_store::tables::{purposes, subjects};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -226,7 +229,7 @@ pub async fn create_notification(
                             && existing.kind == b.template
                             && existing.purpose_code == b.purpose
                             && existing.channel == channel.as_str()
-                            && outbox::open_data(c, &keyring.tenant, &existing)?
+                            && outbox_gate::open_data(c, &keyring.tenant, &existing)?
                                 .is_none_or(|d| d == b.data);
                         if !same {
                             // Not Conflict: that one means "a concurrent repeat won" below.
@@ -256,7 +259,7 @@ pub async fn create_notification(
                             )));
                         }
                     }
-                    let t = assent_store::tenants::find_tenant(c, &tenant)?
+                    let t = assent_store::tables::tenants::find_tenant(c, &tenant)?
                         .ok_or(StoreError::NotFound)?;
                     let locale = match locale {
                         Some(l) => l.as_str().to_owned(),
@@ -266,7 +269,7 @@ pub async fn create_notification(
                     };
                     // Render once now, so an unknown template or a variable the data does
                     // not supply is the caller's error, not a dead notice later.
-                    let stored = messaging::template(c, &tenant, &b.template, &locale)?;
+                    let stored = templates::template(c, &tenant, &b.template, &locale)?;
                     let set = stored.map(super::templates::to_set);
                     let sample = super::templates::sample_context(
                         &b.template,
@@ -296,10 +299,15 @@ pub async fn create_notification(
                         due_at: b.send_at.unwrap_or(now).naive_utc(),
                         max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
                     };
-                    Ok(
-                        outbox::enqueue(c, &keyring.tenant, &tenant, keyring.group_id(), new, now)?
-                            .into_notice(),
-                    )
+                    Ok(outbox_gate::enqueue(
+                        c,
+                        &keyring.tenant,
+                        &tenant,
+                        keyring.group_id(),
+                        new,
+                        now,
+                    )?
+                    .into_notice())
                 })
                 .or_else(|e| match (e, &replay_key) {
                     // A concurrent request with the same key won the insert: answer

@@ -5,7 +5,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, web};
 use assent_core::tenancy::Permission;
-use assent_store::policies::{self, NewPolicy, Policy};
+use assent_store::tables::policies::{self, NewPolicy, Policy};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

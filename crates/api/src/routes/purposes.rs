@@ -10,7 +10,7 @@ use assent_core::consent::{
     validate_purpose_code,
 };
 use assent_core::tenancy::Permission;
-use assent_store::purposes::{self, Purpose};
+use assent_store::tables::purposes::{self, Purpose};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -261,7 +261,7 @@ pub async fn patch_purpose(
                     let owner = existing
                         .owner_tenant_id
                         .as_deref()
-                        .map(|t| assent_store::tenants::find_tenant(c, t))
+                        .map(|t| assent_store::tables::tenants::find_tenant(c, t))
                         .transpose()?
                         .flatten()
                         .map_or_else(|| "another company".to_owned(), |t| format!("'{}'", t.slug));

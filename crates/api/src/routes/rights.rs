@@ -9,7 +9,11 @@ use assent_core::deadline;
 use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
-use assent_store::rights::{self as repo, Intake, ListFilter, Request, StepChange};
+use assent_store::flows::rights::{self as repo, Intake, StepChange};
+use assent_store::flows::rights_record;
+use assent_store::tables::rights_requests;
+use assent_store::tables::rights_requests::ListFilter;
+use assent_store::tables::rights_requests::Request;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +107,7 @@ fn view(
         None
     };
     let events = if with_events {
-        repo::events(c, &r.tenant_id, &r.id)?
+        rights_requests::events(c, &r.tenant_id, &r.id)?
             .into_iter()
             .map(|e| EventView {
                 seq: e.seq,
@@ -278,7 +282,7 @@ pub async fn list_requests(
     let list = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.read(&tenant, |c| {
-                let (items, next) = repo::list(c, &tenant, &filter, &page)?;
+                let (items, next) = rights_requests::list(c, &tenant, &filter, &page)?;
                 let items = items
                     .into_iter()
                     .map(|r| view(c, &keyring.tenant, r, false, false))
@@ -311,7 +315,7 @@ pub async fn get_request(
     let v = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.read(&tenant, |c| {
-                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 view(c, &keyring.tenant, r, with_details, true)
             })
         })
@@ -500,10 +504,10 @@ async fn staff_step(
                 };
                 // Checked once up front: a step out of order says so before anything
                 // else is looked at or carried out.
-                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
                 if step == Step::Extend {
-                    let clock = repo::clock(c, &tenant)?;
+                    let clock = rights_record::clock(c, &tenant)?;
                     let due = deadline::extended_due_at(
                         clock.law,
                         r.received_at.and_utc(),
@@ -518,9 +522,13 @@ async fn staff_step(
                 if step == Step::Complete {
                     let corrected = match (&input.changes, r.kind()) {
                         (Some(changes), RequestType::Rectification) => {
-                            let current =
-                                assent_store::subjects::get(c, keys, &tenant, &r.subject_id)?
-                                    .ok_or(StoreError::NotFound)?;
+                            let current = assent_store::tables::subjects::get(
+                                c,
+                                keys,
+                                &tenant,
+                                &r.subject_id,
+                            )?
+                            .ok_or(StoreError::NotFound)?;
                             let mut draft = crate::routes::subjects::draft_of(&current)?;
                             crate::routes::subjects::apply(&mut draft, changes)
                                 .map_err(|e| StoreError::Invalid(e.detail))?;
@@ -729,7 +737,7 @@ pub async fn export_request(
     let doc = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                let r = repo::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
                     return Err(StoreError::Conflict(format!(
                         "a {} request has no export",
@@ -747,7 +755,7 @@ pub async fn export_request(
                         "the person's identity is not checked yet".into(),
                     ));
                 }
-                let doc = assent_store::export::subject_export(
+                let doc = assent_store::flows::export::subject_export(
                     c,
                     &keyring.tenant,
                     &tenant,
@@ -755,7 +763,7 @@ pub async fn export_request(
                     &r.subject_id,
                     Utc::now(),
                 )?;
-                assent_store::audit::record(
+                assent_store::tables::audit::record(
                     c,
                     &tenant,
                     &principal.client_id,

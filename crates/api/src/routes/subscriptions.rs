@@ -6,10 +6,13 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, put, web};
 use assent_core::notice;
 use assent_core::tenancy::Permission;
-use assent_store::messaging::{self, Settings};
-use assent_store::notifications::{self as outbox, ListFilter};
-use assent_store::subscriptions::{self, NewSubscription, Subscription, SubscriptionPatch};
-use assent_store::{StoreError, purposes};
+use assent_store::StoreError;
+use assent_store::flows::subscribing;
+use assent_store::tables::notifications::{self as outbox, ListFilter};
+use assent_store::tables::purposes;
+use assent_store::tables::settings;
+use assent_store::tables::settings::Settings;
+use assent_store::tables::subscriptions::{self, NewSubscription, Subscription, SubscriptionPatch};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +158,7 @@ pub async fn create_subscription(
     let view = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                if !assent_store::subjects::exists(c, &tenant, &b.subject_id)? {
+                if !assent_store::tables::subjects::exists(c, &tenant, &b.subject_id)? {
                     return Err(StoreError::Invalid("unknown subject_id".into()));
                 }
                 let new = NewSubscription {
@@ -164,7 +167,7 @@ pub async fn create_subscription(
                     expires_at: b.expires_at,
                     renew_url: b.renew_url.clone(),
                 };
-                let sub = subscriptions::create(
+                let sub = subscribing::create(
                     c,
                     &keyring.tenant,
                     &tenant,
@@ -294,7 +297,7 @@ pub async fn patch_subscription(
     let view = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                let sub = subscriptions::update(
+                let sub = subscribing::update(
                     c,
                     &keyring.tenant,
                     &tenant,
@@ -335,7 +338,7 @@ pub async fn get_settings(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let s = state
-        .db(move |store| store.read(&tenant, |c| messaging::settings(c, &tenant)))
+        .db(move |store| store.read(&tenant, |c| settings::settings(c, &tenant)))
         .await?;
     Ok(web::Json(NotificationSettings {
         expiry_offsets: s.expiry_offsets.iter().map(|d| i64::from(*d)).collect(),
@@ -376,7 +379,7 @@ pub async fn put_settings(
                 {
                     return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
                 }
-                messaging::put_settings(c, &tenant, &settings)
+                settings::put_settings(c, &tenant, &settings)
             })
         })
         .await?;

@@ -10,8 +10,12 @@ use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
 use assent_core::survey::{self, SurveyKind, Trigger};
 use assent_core::tenancy::Permission;
-use assent_store::surveys::{self, Invite, Invited, Survey, SurveyPatch};
-use assent_store::{StoreError, subjects};
+use assent_store::StoreError;
+use assent_store::flows::surveying::{self, Invite, Invited};
+use assent_store::tables::subjects;
+use assent_store::tables::surveys;
+use assent_store::tables::surveys::Survey;
+use assent_store::tables::surveys::SurveyPatch;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -223,7 +227,7 @@ pub async fn create_survey(
     let survey = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                surveys::create(c, &tenant, keyring.group_id(), new.clone())
+                surveying::create(c, &tenant, keyring.group_id(), new.clone())
             })
         })
         .await?;
@@ -319,7 +323,7 @@ pub async fn patch_survey(
     let code = path.into_inner();
     let tenant = principal.tenant_id;
     let survey = state
-        .db(move |store| store.write(&tenant, |c| surveys::update(c, &tenant, &code, patch)))
+        .db(move |store| store.write(&tenant, |c| surveying::update(c, &tenant, &code, patch)))
         .await?;
     Ok(web::Json(survey.into()))
 }
@@ -504,7 +508,7 @@ pub async fn create_invitations(
                         ))
                     }
                     Some(locale) => {
-                        let mut ids = surveys::filter_targets(
+                        let mut ids = surveying::filter_targets(
                             c,
                             group,
                             &survey,
@@ -540,7 +544,7 @@ pub async fn create_invitations(
                             event_key: None,
                             triggered: false,
                         };
-                        match surveys::invite(
+                        match surveying::invite(
                             c,
                             &keyring.tenant,
                             &tenant,
@@ -660,7 +664,7 @@ pub async fn survey_event(
                     event_key: b.event_id.clone(),
                     triggered: true,
                 };
-                let invited = surveys::invite(
+                let invited = surveying::invite(
                     c,
                     &keyring.tenant,
                     &tenant,
@@ -752,7 +756,7 @@ pub struct ResultsQuery {
     pub format: Option<String>,
 }
 
-fn results_of(survey: &Survey, tally: surveys::Tally) -> SurveyResults {
+fn results_of(survey: &Survey, tally: surveying::Tally) -> SurveyResults {
     let kind = survey.kind();
     let delivery = |(sent, pending, failed): (u64, u64, u64)| Delivery {
         sent,
@@ -773,7 +777,7 @@ fn results_of(survey: &Survey, tally: surveys::Tally) -> SurveyResults {
     let by_channel = channels
         .into_iter()
         .map(|(channel, d)| {
-            let answers: Vec<&surveys::AnswerRow> = tally
+            let answers: Vec<&surveying::AnswerRow> = tally
                 .answers
                 .iter()
                 .filter(|a| a.invitation_channel == channel)
@@ -836,7 +840,7 @@ fn csv_safe(text: &str) -> String {
     }
 }
 
-fn csv_of(tally: &surveys::Tally) -> Result<Vec<u8>, csv::Error> {
+fn csv_of(tally: &surveying::Tally) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["channel", "score", "comment", "answered_at", "subject_id"])?;
     for a in &tally.answers {
@@ -899,13 +903,13 @@ pub async fn survey_results(
             // audited read, like reading a subject.
             store.write(&tenant, |c| {
                 let survey = surveys::get(c, &tenant, &code)?.ok_or(StoreError::NotFound)?;
-                let tally = surveys::tally(c, &keyring.tenant, &survey)?;
+                let tally = surveying::tally(c, &keyring.tenant, &survey)?;
                 if tally
                     .answers
                     .iter()
                     .any(|a| a.comment.as_deref().is_some_and(|t| !t.trim().is_empty()))
                 {
-                    assent_store::audit::record(
+                    assent_store::tables::audit::record(
                         c,
                         &tenant,
                         &principal.client_id,

@@ -8,8 +8,10 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use assent_core::notice;
 use assent_core::tenancy::{Locale, Permission};
 use assent_notify::templates::{TemplateSet, Templates};
-use assent_store::messaging::{self, StoredTemplate};
-use assent_store::{StoreError, tenants};
+use assent_store::StoreError;
+use assent_store::tables::templates;
+use assent_store::tables::templates::StoredTemplate;
+use assent_store::tables::tenants;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +115,7 @@ pub async fn list_templates(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let list = state
-        .db(move |store| store.read(&tenant, |c| messaging::list_templates(c, &tenant)))
+        .db(move |store| store.read(&tenant, |c| templates::list_templates(c, &tenant)))
         .await?;
     Ok(web::Json(TemplateList {
         items: list.into_iter().map(view).collect(),
@@ -139,7 +141,7 @@ pub async fn get_template(
     let stored = state
         .db(move |store| {
             store.read(&tenant, |c| {
-                messaging::template(c, &tenant, &k, locale.as_str())
+                templates::template(c, &tenant, &k, locale.as_str())
             })
         })
         .await?;
@@ -190,7 +192,7 @@ pub async fn put_template(
     let stored = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                messaging::put_template(
+                templates::put_template(
                     c,
                     &tenant,
                     &kind,
@@ -223,7 +225,7 @@ pub async fn delete_template(
     let deleted = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                messaging::delete_template(c, &tenant, &kind, locale.as_str())
+                templates::delete_template(c, &tenant, &kind, locale.as_str())
             })
         })
         .await?;
@@ -257,7 +259,7 @@ pub async fn preview_template(
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
                 Ok((
                     t.legal_name,
-                    messaging::template(c, &tenant, &k, locale.as_str())?,
+                    templates::template(c, &tenant, &k, locale.as_str())?,
                 ))
             })
         })

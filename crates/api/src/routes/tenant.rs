@@ -3,7 +3,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{get, web};
 use assent_core::tenancy::Permission;
-use assent_store::tenants::{self, Tenant};
+use assent_store::tables::tenants::{self, Tenant};
 use serde::Serialize;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -8,8 +8,9 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, delete, get, post, web};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
-use assent_store::messaging::{self, Webhook};
-use assent_store::notifications::{self as outbox, ListFilter};
+use assent_store::tables::notifications::{self as outbox, ListFilter};
+use assent_store::tables::webhooks;
+use assent_store::tables::webhooks::Webhook;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +114,7 @@ pub async fn create_webhook(
     let hook = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                messaging::create_webhook(c, &tenant, url.as_str(), &events)
+                webhooks::create_webhook(c, &tenant, url.as_str(), &events)
             })
         })
         .await?;
@@ -134,7 +135,7 @@ pub async fn list_webhooks(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let list = state
-        .db(move |store| store.read(&tenant, |c| messaging::list_webhooks(c, &tenant)))
+        .db(move |store| store.read(&tenant, |c| webhooks::list_webhooks(c, &tenant)))
         .await?;
     Ok(web::Json(WebhookList {
         items: list.into_iter().map(view).collect(),
@@ -156,7 +157,7 @@ pub async fn delete_webhook(
     let id = path.into_inner();
     let tenant = principal.tenant_id;
     let found = state
-        .db(move |store| store.write(&tenant, |c| messaging::deactivate_webhook(c, &tenant, &id)))
+        .db(move |store| store.write(&tenant, |c| webhooks::deactivate_webhook(c, &tenant, &id)))
         .await?;
     if !found {
         return Err(ApiError::not_found());
@@ -183,7 +184,7 @@ pub async fn webhook_deliveries(
     let list = state
         .db(move |store| {
             store.read(&tenant, |c| {
-                messaging::webhook(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                webhooks::webhook(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let filter = ListFilter {
                     target: Some(id.clone()),
                     ..Default::default()

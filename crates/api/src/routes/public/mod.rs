@@ -18,8 +18,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use assent_core::branding::DEFAULT_ACCENT;
-use assent_store::branding::Branding;
-use assent_store::consents::Evidence;
+use assent_store::flows::consents::Evidence;
+use assent_store::tables::branding::Branding;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 

@@ -12,8 +12,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::link::{LinkClaims, LinkKind};
-use assent_store::consents::{self, Actor, ConsentRequest};
-use assent_store::{StoreError, branding, policies, subjects, tenants};
+use assent_store::StoreError;
+use assent_store::flows::consents::{self, Actor, ConsentRequest};
+use assent_store::tables::{branding, policies, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -651,7 +652,7 @@ fn apply(
     claims: &LinkClaims,
     (scope, code): (Option<&str>, &str),
     choice: Choice,
-    mut evidence: assent_store::consents::Evidence,
+    mut evidence: assent_store::flows::consents::Evidence,
     shown: (Option<Lang>, String),
 ) -> Result<Applied, StoreError> {
     let (shown_in, shown_policy) = shown;

@@ -10,7 +10,7 @@
 //! unknown one get the same status and the same page, and the code form carries a
 //! sealed ticket either way ([`assent_core::form_guard::RightsTicket`]: encrypted, so
 //! neither the request it names nor that request's time can be read from it). For an
-//! unknown address the ticket names a decoy ([`assent_store::decoys`]), kept in the
+//! unknown address the ticket names a decoy ([`assent_store::tables::decoys`]), kept in the
 //! database like a real request's code and by the same rules: wrong codes counted
 //! whichever ticket they come with, the same expiry, the same decoy named again while
 //! its code can still be used (as a repeat names the open request), renewed once it
@@ -23,7 +23,7 @@
 //! Guessing is bounded (issue 15, hole 12): a code takes 5 wrong answers, a request
 //! [`rights::REQUEST_WRONG_CODES`] over its life and an address
 //! [`rights::ADDRESS_WRONG_CODES`] across every request and type
-//! ([`assent_store::form_limits`], by blind index), and an address gets at most
+//! ([`assent_store::tables::form_limits`], by blind index), and an address gets at most
 //! [`rights::CODES_PER_WINDOW`] new codes an hour; all of it alike for a known and an
 //! unknown address. A verified request covers every subject with the address
 //! ([`repo::cover_namesakes`]). The address is never in a URL, a ticket or a log line,
@@ -44,8 +44,10 @@ use assent_core::contact::normalize_email;
 use assent_core::form_guard::{RightsTicket, TICKET_INDEX_LEN};
 use assent_core::pii::IndexKind;
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestType};
-use assent_store::rights::{self as repo, Intake};
-use assent_store::{StoreError, StoreResult, branding, decoys, form_limits, subjects, tenants};
+use assent_store::flows::rights::{self as repo, Intake};
+use assent_store::tables::rights_requests;
+use assent_store::tables::{branding, decoys, form_limits, subjects, tenants};
+use assent_store::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -507,7 +509,7 @@ fn file_request(
             // A repeat names the open request and records nothing: no row, event or
             // webhook that an unknown address would not cause, before anyone is
             // verified. A new code goes out only by the rule decoys follow too.
-            let r = match repo::open_of_kind(c, tenant_id, &subject_id, kind)? {
+            let r = match rights_requests::open_of_kind(c, tenant_id, &subject_id, kind)? {
                 Some(open) => open,
                 None => {
                     let intake = Intake {
@@ -560,7 +562,7 @@ fn check(
     let index = ticket.email_index;
     let checked = state.store.write(tenant_id, |c| {
         let address = form_limits::get(c, tenant_id, &index, now)?.wrong_codes;
-        let checked = match repo::get(c, tenant_id, &ticket.target_id)? {
+        let checked = match rights_requests::get(c, tenant_id, &ticket.target_id)? {
             None => match decoys::check(c, tenant_id, &ticket.target_id, address, now)? {
                 Some(check) => Checked::of(check, ticket),
                 None => uncounted(ticket, now),

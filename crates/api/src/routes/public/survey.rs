@@ -16,8 +16,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::survey::{self, AnswerDecision, SurveyKind};
-use assent_store::surveys::{self, Answer};
-use assent_store::{StoreError, branding, subjects, tenants};
+use assent_store::StoreError;
+use assent_store::flows::surveying::{self, Answer};
+use assent_store::tables::surveys;
+use assent_store::tables::{branding, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -83,7 +85,7 @@ fn load(
         };
         let locale = subjects::locale_of(c, tenant_id, &facts.id)?;
         let lang = choose_lang(switch, locale.as_deref(), browser, &tenant.default_locale);
-        let comment = surveys::comment_of(c, &keyring.tenant, &inv)?;
+        let comment = surveying::comment_of(c, &keyring.tenant, &inv)?;
         let first = inv.first_answered_at.map(|t| t.and_utc());
         let expires_at = inv.expires_at.and_utc();
         let changeable_until = first
@@ -372,7 +374,7 @@ pub async fn survey_answer(
     let recorded = web::block(move || {
         let keys = st.keyring(&st.store, &c.tenant_id)?;
         st.store.write(&c.tenant_id, |conn| {
-            surveys::answer(
+            surveying::answer(
                 conn,
                 &keys.tenant,
                 &c.tenant_id,

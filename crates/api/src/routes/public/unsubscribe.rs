@@ -11,8 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
 use assent_core::link::{LinkClaims, LinkKind};
-use assent_store::consents::{self, Actor, ConsentRequest};
-use assent_store::{StoreError, branding, purposes, subjects, tenants};
+use assent_store::StoreError;
+use assent_store::flows::consents::{self, Actor, ConsentRequest};
+use assent_store::tables::{branding, purposes, subjects, tenants};
 use chrono::Utc;
 
 /// What the page needs, read in one unit of work.

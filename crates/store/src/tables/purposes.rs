@@ -465,36 +465,3 @@ pub fn clashes_of(
         .select((group_purposes::code, group_purposes::owner_tenant_id))
         .load(conn)?)
 }
-
-/// Every clash of the installation, by group and code: each company of a group is
-/// read in its own unit of work (its own purposes are visible only there).
-pub fn clashes(store: &crate::Store) -> StoreResult<Vec<Clash>> {
-    let all = store.system(crate::tenants::list_tenants)?;
-    let company = |id: &str| Company {
-        id: id.to_owned(),
-        slug: all
-            .iter()
-            .find(|t| t.id == id)
-            .map_or_else(|| id.to_owned(), |t| t.slug.clone()),
-    };
-    let mut found: std::collections::BTreeMap<(String, String), Clash> = Default::default();
-    for tenant in &all {
-        let Some(group_id) = &tenant.group_id else {
-            continue;
-        };
-        let codes = store.read(&tenant.id, |c| clashes_of(c, &tenant.id, group_id))?;
-        for (code, owner) in codes {
-            found
-                .entry((group_id.clone(), code.clone()))
-                .or_insert_with(|| Clash {
-                    group_id: group_id.clone(),
-                    code,
-                    group_owner: owner.as_deref().map(company),
-                    companies: Vec::new(),
-                })
-                .companies
-                .push(company(&tenant.id));
-        }
-    }
-    Ok(found.into_values().collect())
-}

@@ -4,12 +4,15 @@
 //! expect: their profile, consents and their history, receipts, the messages sent to
 //! them, their requests, subscriptions, survey answers and what was corrected.
 
-use crate::ledger::EventRow;
+use crate::flows::consents;
+use crate::flows::{rights, surveying};
 use crate::schema::{
     consent_events, notifications, objections, rights_requests, subject_changes, subscriptions,
     survey_invitations, telegram_chats,
 };
-use crate::{DbConnection, StoreError, StoreResult, consents, rights, subjects, surveys};
+use crate::tables::ledger::EventRow;
+use crate::tables::subjects::{self, change_field};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::pii::TenantKeys;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -33,7 +36,8 @@ pub fn subject_export(
     now: DateTime<Utc>,
 ) -> StoreResult<Value> {
     let subject = subjects::get(conn, keys, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
-    let tenant = crate::tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    let tenant =
+        crate::tables::tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
 
     let states = consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
         .into_iter()
@@ -118,15 +122,15 @@ pub fn subject_export(
         ))
         .load(conn)?;
 
-    let requests: Vec<rights::Request> = rights_requests::table
+    let requests: Vec<crate::tables::rights_requests::Request> = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
         .filter(rights_requests::subject_id.eq(subject_id))
         .order(rights_requests::id.asc())
-        .select(rights::Request::as_select())
+        .select(crate::tables::rights_requests::Request::as_select())
         .load(conn)?;
     let mut request_docs = Vec::with_capacity(requests.len());
     for r in &requests {
-        let steps = rights::events(conn, tenant_id, &r.id)?
+        let steps = crate::tables::rights_requests::events(conn, tenant_id, &r.id)?
             .into_iter()
             .map(|e| {
                 json!({
@@ -146,18 +150,18 @@ pub fn subject_export(
         }));
     }
 
-    let subs: Vec<crate::subscriptions::Subscription> = subscriptions::table
+    let subs: Vec<crate::tables::subscriptions::Subscription> = subscriptions::table
         .filter(subscriptions::tenant_id.eq(tenant_id))
         .filter(subscriptions::subject_id.eq(subject_id))
         .order(subscriptions::id.asc())
-        .select(crate::subscriptions::Subscription::as_select())
+        .select(crate::tables::subscriptions::Subscription::as_select())
         .load(conn)?;
 
-    let invitations: Vec<surveys::Invitation> = survey_invitations::table
+    let invitations: Vec<crate::tables::surveys::Invitation> = survey_invitations::table
         .filter(survey_invitations::tenant_id.eq(tenant_id))
         .filter(survey_invitations::subject_id.eq(subject_id))
         .order(survey_invitations::id.asc())
-        .select(surveys::Invitation::as_select())
+        .select(crate::tables::surveys::Invitation::as_select())
         .load(conn)?;
     let mut answers = Vec::new();
     for inv in &invitations {
@@ -166,7 +170,7 @@ pub fn subject_export(
             "channel": inv.channel,
             "sent_at": utc(inv.send_at),
             "score": inv.score,
-            "comment": surveys::comment_of(conn, keys, inv)?,
+            "comment": surveying::comment_of(conn, keys, inv)?,
             "answered_at": inv.answered_at.map(utc),
         }));
     }
@@ -260,9 +264,4 @@ pub fn rectification_history(
             })
         })
         .collect())
-}
-
-/// The sealing context of one change's previous values.
-pub fn change_field(seq: i32) -> String {
-    format!("rectification-{seq}")
 }

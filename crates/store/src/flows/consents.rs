@@ -1,12 +1,14 @@
 //! Recording consent and answering the consent check: the ledger event, the state
 //! projection and the receipt, in one unit of work.
 
-use crate::ledger::{self, EventRow, NewEvent};
-use crate::purposes::{self, Purpose};
+use crate::flows::webhook_events;
 use crate::schema::{consent_states, group_consent_states, subjects};
-use crate::subjects::{self as subject_repo, SubjectFacts};
-use crate::tenants::Tenant;
-use crate::{DbConnection, StoreError, StoreResult, policies};
+use crate::tables::ledger::{self, EventRow, NewEvent};
+use crate::tables::policies;
+use crate::tables::purposes::{self, Purpose};
+use crate::tables::subjects::{self as subject_repo, SubjectFacts};
+use crate::tables::tenants::Tenant;
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::{
     self, Action, ActorKind, Channel, CheckFacts, ConsentRuleError, ConsentState, ConsentStatus,
     DenyReason, LegalBasis, Method, ProjectedEvent, PurposeScope, Recording,
@@ -308,7 +310,7 @@ fn seal_payload(
     event_id: &str,
     payload: &EventPayload,
 ) -> StoreResult<Option<Vec<u8>>> {
-    let Some(wrapped) = crate::subjects::wrapped_key(conn, tenant_id, subject_id)? else {
+    let Some(wrapped) = subject_repo::wrapped_key(conn, tenant_id, subject_id)? else {
         return Ok(None);
     };
     let key = SubjectKey::unwrap(&wrapped, keys, subject_id)
@@ -342,7 +344,7 @@ pub fn open_sealed(
     let Some(sealed) = &event.payload else {
         return Ok(Sealed::Unreadable);
     };
-    let Some(wrapped) = crate::subjects::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
+    let Some(wrapped) = subject_repo::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
     else {
         return Ok(Sealed::Unreadable);
     };
@@ -543,7 +545,7 @@ pub fn record_with(
         None => current.map(|c| c.state),
     };
     // Tenant systems learn of the change in the same transaction (outbox).
-    crate::messaging::emit(
+    webhook_events::emit(
         conn,
         tenant_id,
         "consent.changed",
@@ -894,7 +896,7 @@ pub fn receipt(
 pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
     const BATCH: i64 = 500;
     let mut total = 0;
-    for tenant in store.system(crate::tenants::list_tenants)? {
+    for tenant in store.system(crate::tables::tenants::list_tenants)? {
         let group = tenant.group_id.clone();
         loop {
             let n = store.write(&tenant.id, |c| {

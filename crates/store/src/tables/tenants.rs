@@ -1,7 +1,7 @@
 //! The installation-level registry: tenant groups and tenants.
 
 use crate::schema::{tenant_groups, tenants};
-use crate::{DbConnection, StoreError, StoreResult};
+use crate::{DbConnection, StoreResult};
 use assent_core::tenancy::{Jurisdiction, Locale};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -55,39 +55,6 @@ pub fn find_group(conn: &mut DbConnection, id: &str) -> StoreResult<Option<Tenan
         .select(TenantGroup::as_select())
         .first(conn)
         .optional()?)
-}
-
-pub fn create_tenant(conn: &mut DbConnection, new: NewTenant) -> StoreResult<Tenant> {
-    if let Some(group) = &new.group_id
-        && find_group(conn, group)?.is_none()
-    {
-        return Err(StoreError::Invalid(format!(
-            "no tenant group with id '{group}'"
-        )));
-    }
-    if find_tenant_by_slug(conn, &new.slug)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "the slug '{}' is taken",
-            new.slug
-        )));
-    }
-    let tenant = Tenant {
-        id: assent_core::id::new_id(),
-        slug: new.slug,
-        legal_name: new.legal_name,
-        group_id: new.group_id,
-        jurisdiction: new.jurisdiction.to_string(),
-        timezone: new.timezone,
-        default_locale: new.default_locale.to_string(),
-        created_at: crate::now(),
-    };
-    diesel::insert_into(tenants::table)
-        .values(&tenant)
-        .execute(conn)?;
-    // The ledger head is a tenant row: write it within the new tenant's scope.
-    crate::store::scope_to_tenant(conn, &tenant.id, tenant.group_id.as_deref())?;
-    crate::ledger::init_head(conn, &tenant.id)?;
-    Ok(tenant)
 }
 
 pub fn list_tenants(conn: &mut DbConnection) -> StoreResult<Vec<Tenant>> {

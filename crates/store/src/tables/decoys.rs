@@ -34,6 +34,12 @@ pub struct Decoy {
     pub code_failures_total: i32,
 }
 
+/// How many times a code is checked again when another answer or a new code changed
+/// the request between reading and counting (each retry means someone else's write
+/// was committed, so this is only a guard against a bug looping forever). A decoy
+/// is checked the same number of times as a real request.
+pub const CODE_CHECK_TRIES: usize = 64;
+
 impl Decoy {
     /// What a code entered for it is checked against: nothing ever matches.
     pub fn facts(&self, address_failures: i32) -> CodeFacts {
@@ -129,7 +135,7 @@ pub fn open_or_create(
 
 /// Counts a wrong code if the decoy is still as read (the same "code", the same count;
 /// false: it changed, check again), as a real request's wrong code is counted
-/// ([`crate::rights::check_code_within`]); the caller commits before answering.
+/// ([`crate::flows::rights::check_code_within`]); the caller commits before answering.
 fn count_wrong_code(conn: &mut DbConnection, decoy: &Decoy) -> StoreResult<bool> {
     let n = diesel::update(
         rights_decoys::table
@@ -155,7 +161,7 @@ pub fn check(
     address_failures: i32,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<CodeCheck>> {
-    for _ in 0..crate::rights::CODE_CHECK_TRIES {
+    for _ in 0..CODE_CHECK_TRIES {
         let Some(decoy) = get(conn, tenant_id, id)? else {
             return Ok(None);
         };

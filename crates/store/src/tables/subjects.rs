@@ -382,7 +382,7 @@ pub fn objected(
 /// such a change waits for an in-flight send, and one lock order (subject first, then
 /// state rows) keeps writers and senders deadlock-free. The share locks end with the
 /// dispatcher's connection, so the change then also waits while a send to the person
-/// is recorded in flight with its deadline ahead ([`crate::notifications::mark_sending_until`]).
+/// is recorded in flight with its deadline ahead ([`crate::tables::notifications::mark_sending_until`]).
 /// SQLite: the sender holds the person in the process instead
 /// ([`crate::Store::hold_people`]), and [`crate::Store::write`] returns only once
 /// those sends have ended.
@@ -617,7 +617,7 @@ pub fn rectify(
     let seq = seq.unwrap_or(0) + 1;
     let sealed = key.seal(
         &existing.id,
-        &crate::export::change_field(seq),
+        &change_field(seq),
         &serde_json::to_vec(&previous).unwrap_or_default(),
     );
     diesel::insert_into(subject_changes::table)
@@ -634,4 +634,9 @@ pub fn rectify(
         .execute(conn)?;
     replace(conn, keys, existing, input)?;
     Ok(fields)
+}
+
+/// The sealing context of one change's previous values.
+pub fn change_field(seq: i32) -> String {
+    format!("rectification-{seq}")
 }

@@ -4,13 +4,13 @@
 //!
 //! The bot learns the tenant only from a token or from this index, so these tables
 //! are installation-level; the tenant-owned record of a binding stays in
-//! `telegram_chats` (see `messaging::bind_chat`), written in the same transaction.
+//! `telegram_chats` ([`bind_chat`]), written in the same transaction.
 
 use crate::schema::{
     telegram_chat_directory, telegram_chat_state, telegram_chats, telegram_link_tokens,
     telegram_updates,
 };
-use crate::{DbConnection, StoreResult, messaging};
+use crate::{DbConnection, StoreResult};
 use assent_core::crypto::{b64url, random_bytes, sha256};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -111,7 +111,7 @@ pub fn consume_and_link(
     if taken != 1 {
         return Ok(LinkToken::Used);
     }
-    messaging::bind_chat(conn, tenant_id, subject_id, chat_id)?;
+    bind_chat(conn, tenant_id, subject_id, chat_id)?;
     let known = telegram_chat_directory::table
         .find((chat_id, tenant_id, subject_id))
         .count()
@@ -264,4 +264,59 @@ pub fn prune(conn: &mut DbConnection, now: DateTime<Utc>) -> StoreResult<usize> 
     )
     .execute(conn)?;
     Ok(updates + tokens)
+}
+
+// ---- the tenant-owned record of bound chats -------------------------------------------------------------
+
+/// Binds a chat to a subject (the bot does this after the person confirms).
+pub fn bind_chat(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+    chat_id: i64,
+) -> StoreResult<()> {
+    let updated = diesel::update(telegram_chats::table.find((tenant_id, subject_id, chat_id)))
+        .set(telegram_chats::unreachable_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(telegram_chats::table)
+            .values((
+                telegram_chats::tenant_id.eq(tenant_id),
+                telegram_chats::subject_id.eq(subject_id),
+                telegram_chats::chat_id.eq(chat_id),
+                telegram_chats::linked_at.eq(crate::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The chats of a subject that the bot can still write to.
+pub fn reachable_chats(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<Vec<i64>> {
+    Ok(telegram_chats::table
+        .filter(telegram_chats::tenant_id.eq(tenant_id))
+        .filter(telegram_chats::subject_id.eq(subject_id))
+        .filter(telegram_chats::unreachable_at.is_null())
+        .order(telegram_chats::linked_at.asc())
+        .select(telegram_chats::chat_id)
+        .load(conn)?)
+}
+
+/// The chat blocked the bot or was deactivated: not a withdrawal, only a channel
+/// that no longer works until the person writes to the bot again.
+pub fn mark_chat_unreachable(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    chat_id: i64,
+) -> StoreResult<usize> {
+    Ok(diesel::update(telegram_chats::table)
+        .filter(telegram_chats::tenant_id.eq(tenant_id))
+        .filter(telegram_chats::chat_id.eq(chat_id))
+        .filter(telegram_chats::unreachable_at.is_null())
+        .set(telegram_chats::unreachable_at.eq(crate::now()))
+        .execute(conn)?)
 }

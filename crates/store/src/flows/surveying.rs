@@ -8,114 +8,21 @@
 //! In anonymous mode a settled answer moves to `survey_anonymous_answers`, which
 //! keeps neither the person, the invitation nor the time.
 
-use crate::notifications::{self as outbox, NewNotice};
+use crate::flows::consents;
+use crate::flows::outbox_gate;
 use crate::schema::{survey_anonymous_answers, survey_invitations, surveys};
-use crate::{DbConnection, StoreError, StoreResult, purposes, subjects, tenants};
+use crate::tables::notifications::{self, NewNotice};
+use crate::tables::surveys::{INVITATION_KIND, Invitation, Survey, SurveyPatch, get, invitation};
+use crate::tables::{purposes, subjects, tenants};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
-use assent_core::page::{PageRequest, split_page};
 use assent_core::pii::{SubjectKey, TenantKeys};
-use assent_core::survey::{self, AnswerDecision, AnswerFacts, SurveyKind, Trigger};
+use assent_core::survey::{self, AnswerDecision, AnswerFacts};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::HashMap;
 
-/// The template kind of survey invitations.
-pub const INVITATION_KIND: &str = "survey_invitation";
 const COMMENT_FIELD: &str = "survey-comment";
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = surveys)]
-pub struct Survey {
-    pub tenant_id: String,
-    pub code: String,
-    pub kind: String,
-    pub question_ru: String,
-    pub question_en: String,
-    pub follow_up_ru: Option<String>,
-    pub follow_up_en: Option<String>,
-    pub purpose_code: String,
-    pub anonymous: bool,
-    pub answer_days: i32,
-    pub change_hours: i32,
-    pub trigger_delay_hours: Option<i32>,
-    pub trigger_period_days: Option<i32>,
-    pub active: bool,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-impl Survey {
-    pub fn kind(&self) -> SurveyKind {
-        self.kind.parse().unwrap_or(SurveyKind::Nps)
-    }
-
-    pub fn trigger(&self) -> Option<Trigger> {
-        Some(Trigger {
-            delay_hours: self.trigger_delay_hours?,
-            period_days: self.trigger_period_days?,
-        })
-    }
-
-    /// The question in `locale` (Russian unless it is English).
-    pub fn question(&self, locale: &str) -> &str {
-        if locale.starts_with("en") {
-            &self.question_en
-        } else {
-            &self.question_ru
-        }
-    }
-
-    pub fn follow_up(&self, locale: &str) -> Option<&str> {
-        if locale.starts_with("en") {
-            self.follow_up_en.as_deref()
-        } else {
-            self.follow_up_ru.as_deref()
-        }
-    }
-
-    /// The `source` of its notices, to cancel them with the survey.
-    pub fn source(&self) -> String {
-        format!("survey:{}", self.code)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = survey_invitations)]
-pub struct Invitation {
-    pub tenant_id: String,
-    pub id: String,
-    pub survey_code: String,
-    pub subject_id: String,
-    pub channel: String,
-    pub notice_id: String,
-    pub event_key: Option<String>,
-    pub send_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub score: Option<i32>,
-    pub comment: Option<Vec<u8>>,
-    pub answered_channel: Option<String>,
-    pub first_answered_at: Option<NaiveDateTime>,
-    pub answered_at: Option<NaiveDateTime>,
-    pub changes: i32,
-    pub settled_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-}
-
-impl Invitation {
-    /// Answered, settled or not (a settled anonymous answer keeps no time).
-    pub fn answered(&self) -> bool {
-        self.first_answered_at.is_some() || self.settled_at.is_some()
-    }
-}
-
-/// What a survey may change after it is created.
-#[derive(Debug, Default)]
-pub struct SurveyPatch {
-    pub question: Option<(String, String)>,
-    pub follow_up: Option<Option<(String, String)>>,
-    pub active: Option<bool>,
-    pub trigger: Option<Option<Trigger>>,
-}
 
 pub fn create(
     conn: &mut DbConnection,
@@ -139,31 +46,6 @@ pub fn create(
         .values(&new)
         .execute(conn)?;
     get(conn, tenant_id, &new.code)?.ok_or(StoreError::NotFound)
-}
-
-pub fn get(conn: &mut DbConnection, tenant_id: &str, code: &str) -> StoreResult<Option<Survey>> {
-    Ok(surveys::table
-        .find((tenant_id, code))
-        .select(Survey::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-pub fn list(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    page: &PageRequest,
-) -> StoreResult<(Vec<Survey>, Option<String>)> {
-    let mut query = surveys::table
-        .filter(surveys::tenant_id.eq(tenant_id))
-        .select(Survey::as_select())
-        .order(surveys::code.asc())
-        .limit(i64::from(page.limit) + 1)
-        .into_boxed();
-    if let Some(after) = &page.after {
-        query = query.filter(surveys::code.gt(after.clone()));
-    }
-    Ok(split_page(query.load(conn)?, page.limit, |s| &s.code))
 }
 
 /// Changes a survey; deactivating it cancels the invitations still queued.
@@ -190,7 +72,7 @@ pub fn update(
     }
     if let Some(active) = patch.active {
         if survey.active && !active {
-            outbox::cancel_source(conn, tenant_id, &survey.source())?;
+            notifications::cancel_source(conn, tenant_id, &survey.source())?;
         }
         survey.active = active;
     }
@@ -280,7 +162,7 @@ pub fn invite(
     ];
     let mut reached = Vec::with_capacity(earlier.len());
     for inv in earlier.drain(..) {
-        let status = outbox::get(conn, tenant_id, &inv.notice_id)?.map(|n| n.status);
+        let status = notifications::get(conn, tenant_id, &inv.notice_id)?.map(|n| n.status);
         if inv.answered() || status.is_some_and(|s| live.contains(&s.as_str())) {
             reached.push(inv);
         }
@@ -330,7 +212,7 @@ pub fn invite(
         due_at: send_at,
         max_attempts: assent_core::notice::DEFAULT_MAX_ATTEMPTS,
     };
-    let queued = outbox::enqueue(conn, keys, tenant_id, group_id, notice, now)?.into_notice();
+    let queued = outbox_gate::enqueue(conn, keys, tenant_id, group_id, notice, now)?.into_notice();
     if queued.status() == NoticeStatus::Skipped {
         return Ok(Invited::Skipped(
             queued.reason.unwrap_or_else(|| "skipped".into()),
@@ -357,18 +239,6 @@ pub fn invite(
     ))
 }
 
-pub fn invitation(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<Invitation>> {
-    Ok(survey_invitations::table
-        .find((tenant_id, id))
-        .select(Invitation::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 /// Whom an invitation by filter reaches: subjects whose consent to the survey's
 /// purpose is on file (the gate still decides for each), leaving out those invited
 /// to this survey within its answer window, so a repeated request (after `limit` was
@@ -393,7 +263,7 @@ pub fn filter_targets(
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = crate::consents::granted_subjects(
+        let page = consents::granted_subjects(
             conn,
             &survey.tenant_id,
             group_id,

@@ -2,26 +2,19 @@
 //! claimed by workers with a lease, and closed with their outcome.
 //!
 //! Delivery is at-least-once; a per-tenant idempotency key and a stable Message-ID
-//! make it effectively once. The consent gate runs when a notice is queued and again
-//! inside the transaction that sends it, under share locks on the rows a withdrawal
-//! must change (PostgreSQL), or inside the writer's turn (SQLite): a withdrawal that
-//! has committed is always seen, and one that commits later waits for the send.
+//! make it effectively once. The consent gate runs when a notice is queued
+//! (`flows::outbox_gate`) and again inside the transaction that sends it, under share
+//! locks on the rows a withdrawal must change (PostgreSQL), or inside the writer's
+//! turn (SQLite): a withdrawal that has committed is always seen, and one that
+//! commits later waits for the send.
 
 use crate::schema::{notification_attempts, notifications};
-use crate::subjects as subject_repo;
-use crate::{DbConnection, StoreError, StoreResult, consents, purposes};
-use assent_core::consent::{self, Channel, CheckFacts, LegalBasis};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::page::{PageRequest, split_page};
-use assent_core::pii::TenantKeys;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
-
-const DATA_FIELD: &str = "notice-data";
-/// An objection to every processing the tenant does on a legitimate basis; it also
-/// stops service messages (policy 3.2).
-pub const OBJECT_ALL: &str = "*";
 
 /// A notice to queue.
 #[derive(Debug, Clone)]
@@ -142,64 +135,7 @@ pub fn by_idempotency_key(
         .optional()?)
 }
 
-/// Queues a notice, running the consent gate first: a notice the gate refuses is
-/// recorded as `skipped` with the reason, so the caller sees why nothing went out.
-pub fn enqueue(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    tenant_id: &str,
-    group_id: Option<&str>,
-    new: NewNotice,
-    now: DateTime<Utc>,
-) -> StoreResult<Enqueued> {
-    if let Some(key) = &new.idempotency_key
-        && let Some(existing) = by_idempotency_key(conn, tenant_id, key)?
-    {
-        return Ok(Enqueued::Existing(existing));
-    }
-    let id = assent_core::id::new_id();
-    let plain = serde_json::to_vec(&new.data).unwrap_or_default();
-    let data = match &new.subject_id {
-        Some(subject_id) => subject_repo::data_key(conn, keys, tenant_id, subject_id)?
-            .map(|k| k.seal(&id, DATA_FIELD, &plain)),
-        None => Some(plain),
-    };
-    let stamp = crate::now();
-    let mut row = Notice {
-        tenant_id: tenant_id.to_owned(),
-        id,
-        subject_id: new.subject_id,
-        kind: new.kind,
-        category: new.category.as_str().to_owned(),
-        purpose_code: new.purpose_code,
-        channel: new.channel.as_str().to_owned(),
-        fallback_email: new.fallback_email,
-        locale: new.locale,
-        data,
-        target: new.target,
-        idempotency_key: new.idempotency_key,
-        source: new.source,
-        status: NoticeStatus::Queued.as_str().to_owned(),
-        reason: None,
-        attempts: 0,
-        max_attempts: new.max_attempts,
-        due_at: new.due_at,
-        lease_owner: None,
-        lease_until: None,
-        sent_channel: None,
-        sent_at: None,
-        created_at: stamp,
-        updated_at: stamp,
-    };
-    if let Err(reason) = gate(conn, tenant_id, group_id, &row, now)? {
-        row.status = NoticeStatus::Skipped.as_str().to_owned();
-        row.reason = Some(reason);
-    }
-    insert(conn, &row)?;
-    Ok(Enqueued::Created(row))
-}
-
-fn insert(conn: &mut DbConnection, n: &Notice) -> StoreResult<()> {
+pub fn insert(conn: &mut DbConnection, n: &Notice) -> StoreResult<()> {
     diesel::insert_into(notifications::table)
         .values((
             notifications::tenant_id.eq(&n.tenant_id),
@@ -227,132 +163,10 @@ fn insert(conn: &mut DbConnection, n: &Notice) -> StoreResult<()> {
     Ok(())
 }
 
-/// The data a notice carries, opened with the subject's key. `None` once the
-/// subject's key is destroyed (erasure).
-pub fn open_data(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    notice: &Notice,
-) -> StoreResult<Option<serde_json::Value>> {
-    let Some(data) = &notice.data else {
-        return Ok(None);
-    };
-    let plain = match &notice.subject_id {
-        Some(subject_id) => {
-            match subject_repo::data_key(conn, keys, &notice.tenant_id, subject_id)? {
-                Some(key) => key
-                    .open(&notice.id, DATA_FIELD, data)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                None => return Ok(None),
-            }
-        }
-        None => data.clone(),
-    };
-    Ok(serde_json::from_slice(&plain).ok())
-}
-
-fn consent_channel(channel: NoticeChannel) -> Option<Channel> {
-    match channel {
-        NoticeChannel::Email => Some(Channel::Email),
-        NoticeChannel::Telegram => Some(Channel::Telegram),
-        NoticeChannel::Webhook => None,
-    }
-}
-
-/// The consent gate: `Ok(Err(reason))` when the notice must not go out.
-///
-/// Transactional notices always pass; service notices stop for a restriction or an
-/// objection to all processing; subscribed notices need their purpose's consent
-/// (or, on another legal basis, no objection) and no restriction.
-pub fn gate(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    group_id: Option<&str>,
-    notice: &Notice,
-    now: DateTime<Utc>,
-) -> StoreResult<Result<(), String>> {
-    gate_on(conn, tenant_id, group_id, notice, notice.channel(), now)
-}
-
-/// The gate for sending the notice on `channel` (a fallback channel must be allowed
-/// by the purpose as well).
-pub fn gate_on(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    group_id: Option<&str>,
-    notice: &Notice,
-    channel: NoticeChannel,
-    now: DateTime<Utc>,
-) -> StoreResult<Result<(), String>> {
-    let Some(channel) = consent_channel(channel) else {
-        return Ok(Ok(()));
-    };
-    let Some(subject_id) = &notice.subject_id else {
-        return Ok(Err("unknown_subject".into()));
-    };
-    let Some(facts) = subject_repo::facts(conn, tenant_id, subject_id)? else {
-        return Ok(Err("unknown_subject".into()));
-    };
-    if facts.erased_at.is_some() {
-        return Ok(Err("erased".into()));
-    }
-    let purpose = match &notice.purpose_code {
-        Some(code) => purposes::resolve(conn, tenant_id, group_id, code)?,
-        None => None,
-    };
-    // A notice naming a consent-based purpose is gated on that consent whatever its
-    // category: a mislabelled marketing message must not ignore a withdrawal.
-    let consent_purpose = purpose
-        .as_ref()
-        .is_some_and(|p| p.meaning.legal_basis == LegalBasis::Consent);
-    match notice.category() {
-        NoticeCategory::Transactional if !consent_purpose => Ok(Ok(())),
-        NoticeCategory::Service if !consent_purpose => {
-            if facts.restricted_at.is_some() {
-                return Ok(Err("restricted".into()));
-            }
-            if subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)? {
-                return Ok(Err("objected".into()));
-            }
-            Ok(Ok(()))
-        }
-        _ => {
-            let Some(purpose) = purpose else {
-                return Ok(Err("unknown_purpose".into()));
-            };
-            let state = consents::state_of(
-                conn,
-                tenant_id,
-                group_id,
-                &purpose,
-                subject_id,
-                facts.person_id.as_deref(),
-            )?;
-            let objected = purpose.meaning.legal_basis != LegalBasis::Consent
-                && (subject_repo::objected(conn, tenant_id, subject_id, &purpose.code)?
-                    || subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)?);
-            // Reachability is the sender's business (a chat may be blocked, an
-            // address suppressed); the gate answers only whether sending is allowed.
-            Ok(consent::decide(
-                &CheckFacts {
-                    meaning: &purpose.meaning,
-                    state: state.as_ref().map(|s| &s.state),
-                    restricted: facts.restricted_at.is_some(),
-                    objected,
-                    reachable: true,
-                },
-                channel,
-                now,
-            )
-            .map_err(|r| r.as_str().to_owned()))
-        }
-    }
-}
-
 /// Takes share locks on what a withdrawal, restriction or objection must change, so
 /// none of them can commit between the gate and the send (PostgreSQL; on SQLite the
 /// writer's turn already excludes them): the subject's row, which every such writer
-/// locks first ([`crate::subjects::lock_for_change`]), and for a group purpose the
+/// locks first ([`crate::tables::subjects::lock_for_change`]), and for a group purpose the
 /// person's group state, which an affiliate's withdrawal changes.
 pub fn fence(
     conn: &mut DbConnection,

@@ -16,13 +16,18 @@
 //! queued for the person (or at the act's deadline), so the last message still
 //! reaches them.
 
+use crate::flows::consents;
+use crate::flows::rights_record;
 use crate::schema::{
     consent_events, destruction_acts, group_identities, idempotency_keys, notifications,
     rights_decoys, rights_request_events, rights_requests, subject_changes, subjects,
     subscriptions, survey_invitations, telegram_chat_directory, telegram_chat_state,
     telegram_chats, telegram_link_tokens,
 };
-use crate::{DbConnection, StoreError, StoreResult, messaging, subjects as subject_repo};
+use crate::tables::destruction_acts::{Act, NewAct, get_act, record_act};
+use crate::tables::subjects as subject_repo;
+use crate::tables::{form_limits, suppressions};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::NoticeStatus;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -50,140 +55,8 @@ impl Method {
     }
 }
 
-/// The categories an act lists as destroyed, in the order of the act.
-pub const CATEGORIES: &[&str] = &[
-    "identification and contact data (name, email, phone, external reference)",
-    "Telegram chat identifiers",
-    "contents of messages sent",
-    "consent evidence (IP address, user agent)",
-    "texts of rights requests and rectification history",
-    "survey comments",
-];
-
 /// What a staff note on an erased person's request reads afterwards.
 pub const ERASED_NOTE: &str = "[removed with the person's data]";
-
-/// How the destruction is done, as the act states it.
-pub const HOW: &str = "cryptographic erasure: the subject's AES-256-GCM data key is destroyed, \
-so every copy sealed with it is unreadable; blind indexes, chat identifiers, link tokens and \
-cached responses are deleted from the database";
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
-#[diesel(table_name = destruction_acts)]
-pub struct Act {
-    #[serde(skip)]
-    pub tenant_id: String,
-    pub id: String,
-    /// `erasure`, `anonymisation` or `retention`.
-    pub kind: String,
-    /// `scheduled`, `proposed` (a dry run), `done` or `void`.
-    pub status: String,
-    pub request_id: Option<String>,
-    pub report_id: Option<String>,
-    pub subject_ids: String,
-    pub categories: String,
-    pub method: String,
-    pub reason: String,
-    pub actor: String,
-    pub notice_id: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub due_at: Option<NaiveDateTime>,
-    pub done_at: Option<NaiveDateTime>,
-}
-
-impl Act {
-    pub fn subjects(&self) -> Vec<String> {
-        serde_json::from_str(&self.subject_ids).unwrap_or_default()
-    }
-    pub fn category_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.categories).unwrap_or_default()
-    }
-}
-
-/// A new act.
-pub struct NewAct<'a> {
-    pub kind: &'a str,
-    pub status: &'a str,
-    pub request_id: Option<&'a str>,
-    pub report_id: Option<&'a str>,
-    pub subject_ids: &'a [String],
-    pub reason: &'a str,
-    pub actor: &'a str,
-    pub due_at: Option<NaiveDateTime>,
-}
-
-pub fn record_act(conn: &mut DbConnection, tenant_id: &str, new: &NewAct<'_>) -> StoreResult<Act> {
-    let id = assent_core::id::new_id();
-    let now = crate::now();
-    let done = (new.status == "done").then_some(now);
-    diesel::insert_into(destruction_acts::table)
-        .values((
-            destruction_acts::tenant_id.eq(tenant_id),
-            destruction_acts::id.eq(&id),
-            destruction_acts::kind.eq(new.kind),
-            destruction_acts::status.eq(new.status),
-            destruction_acts::request_id.eq(new.request_id),
-            destruction_acts::report_id.eq(new.report_id),
-            destruction_acts::subject_ids
-                .eq(serde_json::to_string(new.subject_ids).unwrap_or_else(|_| "[]".into())),
-            destruction_acts::categories
-                .eq(serde_json::to_string(CATEGORIES).unwrap_or_else(|_| "[]".into())),
-            destruction_acts::method.eq(HOW),
-            destruction_acts::reason.eq(new.reason),
-            destruction_acts::actor.eq(new.actor),
-            destruction_acts::created_at.eq(now),
-            destruction_acts::due_at.eq(new.due_at),
-            destruction_acts::done_at.eq(done),
-        ))
-        .execute(conn)?;
-    get_act(conn, tenant_id, &id)?.ok_or(StoreError::NotFound)
-}
-
-pub fn get_act(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Act>> {
-    Ok(destruction_acts::table
-        .find((tenant_id, id))
-        .select(Act::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-/// Acts, newest first, `limit` per page after the `cursor` id.
-pub fn list_acts(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    status: Option<&str>,
-    page: &assent_core::page::PageRequest,
-) -> StoreResult<(Vec<Act>, Option<String>)> {
-    let mut q = destruction_acts::table
-        .filter(destruction_acts::tenant_id.eq(tenant_id))
-        .select(Act::as_select())
-        .order(destruction_acts::id.desc())
-        .limit(i64::from(page.limit) + 1)
-        .into_boxed();
-    if let Some(s) = status {
-        q = q.filter(destruction_acts::status.eq(s.to_owned()));
-    }
-    if let Some(after) = &page.after {
-        q = q.filter(destruction_acts::id.lt(after.clone()));
-    }
-    let rows = q.load(conn)?;
-    Ok(assent_core::page::split_page(rows, page.limit, |a| &a.id))
-}
-
-/// The act scheduled for a request, if any.
-pub fn act_of_request(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    request_id: &str,
-) -> StoreResult<Option<Act>> {
-    Ok(destruction_acts::table
-        .filter(destruction_acts::tenant_id.eq(tenant_id))
-        .filter(destruction_acts::request_id.eq(request_id))
-        .select(Act::as_select())
-        .order(destruction_acts::id.desc())
-        .first(conn)
-        .optional()?)
-}
 
 /// Cancels everything still queued for a subject (the person is leaving).
 pub fn cancel_queued(
@@ -245,7 +118,7 @@ pub fn destroy_subject(
     }
     let now = crate::now();
     if let Some(digest) = email_index {
-        messaging::suppress(conn, tenant_id, &digest, "erasure")?;
+        suppressions::suppress(conn, tenant_id, &digest, "erasure")?;
         // The public form's stand-ins for this address hold its blind index too.
         diesel::delete(
             rights_decoys::table
@@ -253,7 +126,7 @@ pub fn destroy_subject(
                 .filter(rights_decoys::email_index.eq(&digest)),
         )
         .execute(conn)?;
-        crate::form_limits::forget(conn, tenant_id, &digest)?;
+        form_limits::forget(conn, tenant_id, &digest)?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
     // The group's keyed digests of the person's email and phone would still say
@@ -479,7 +352,7 @@ pub fn run_scheduled(
         .execute(conn)?;
         if claimed == 1 {
             if let Some(request_id) = &act.request_id {
-                crate::rights::record_destruction(conn, tenant_id, request_id, &act.id)?;
+                rights_record::record_destruction(conn, tenant_id, request_id, &act.id)?;
             }
             done += 1;
         }
@@ -491,7 +364,7 @@ pub fn run_scheduled(
 /// A tenant that fails is logged and skipped, so it never holds up the others.
 pub fn run_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut done = 0;
-    for tenant in store.system(crate::tenants::list_tenants)? {
+    for tenant in store.system(crate::tables::tenants::list_tenants)? {
         match store.write(&tenant.id, |c| run_scheduled(c, &tenant.id, now)) {
             Ok(n) => done += n,
             Err(error) => {
@@ -541,25 +414,24 @@ pub fn retention_due_for(
     let contracts: i64 = subscriptions::table
         .filter(subscriptions::tenant_id.eq(tenant_id))
         .filter(subscriptions::subject_id.eq(subject_id))
-        .filter(subscriptions::status.eq(crate::subscriptions::ACTIVE))
+        .filter(subscriptions::status.eq(crate::tables::subscriptions::ACTIVE))
         .filter(subscriptions::expires_at.gt(now.naive_utc()))
         .count()
         .get_result(conn)?;
     if contracts > 0 {
         return Ok(None);
     }
-    let holds: Vec<Hold> =
-        crate::consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
-            .into_iter()
-            .filter_map(|(p, s)| {
-                s.map(|s| Hold {
-                    basis: p.meaning.legal_basis,
-                    retention_days: p.meaning.retention_days,
-                    status: s.state.status,
-                    since: s.state.since,
-                })
+    let holds: Vec<Hold> = consents::subject_states(conn, tenant_id, group_id, subject_id, now)?
+        .into_iter()
+        .filter_map(|(p, s)| {
+            s.map(|s| Hold {
+                basis: p.meaning.legal_basis,
+                retention_days: p.meaning.retention_days,
+                status: s.state.status,
+                since: s.state.since,
             })
-            .collect();
+        })
+        .collect();
     Ok(keep_until(law, &holds).filter(|t| *t <= now))
 }
 
@@ -570,7 +442,7 @@ pub fn retention_due(
     group_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Candidate>> {
-    let law = crate::rights::clock(conn, tenant_id)?.law;
+    let law = rights_record::clock(conn, tenant_id)?.law;
     let mut out = Vec::new();
     let mut after = String::new();
     // Everyone is looked at, in pages by id; the run proposes at most a batch.
@@ -669,7 +541,7 @@ pub fn apply_retention(
             "the run was carried out meanwhile".into(),
         ));
     }
-    let law = crate::rights::clock(conn, tenant_id)?.law;
+    let law = rights_record::clock(conn, tenant_id)?.law;
     let mut destroyed = Vec::new();
     let mut skipped = Vec::new();
     for id in report.subjects() {

@@ -6,16 +6,18 @@
 //! and `assent_core::rights`; this module stores what they decide, in the caller's
 //! unit of work, so a refused step writes nothing.
 
-use crate::notifications::{self as outbox, NewNotice};
-use crate::schema::{rights_request_events, rights_requests, rights_settings};
-use crate::{DbConnection, StoreError, StoreResult, messaging, subjects, tenants};
-use assent_core::deadline::{Term, WorkCalendar};
+use crate::flows::rights_record::{Clock, announce, clock};
+use crate::flows::{erasure, outbox_gate, webhook_events};
+use crate::schema::rights_requests;
+use crate::tables::decoys::CODE_CHECK_TRIES;
+use crate::tables::notifications::NewNotice;
+use crate::tables::rights_requests::{Request, get, record_event};
+use crate::tables::{subjects, telegram, tenants};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel};
-use assent_core::page::{PageRequest, split_page};
 use assent_core::pii::{SubjectKey, TenantKeys};
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType, Step};
-use assent_core::tenancy::Jurisdiction;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 /// The template kind of the one-time code.
@@ -24,79 +26,6 @@ pub const CODE_KIND: &str = "rights_request_code";
 pub const UPDATE_KIND: &str = "rights_request_update";
 const CODE_FIELD: &str = "rights-code";
 const DETAILS_FIELD: &str = "rights-details";
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = rights_requests)]
-pub struct Request {
-    pub tenant_id: String,
-    pub id: String,
-    pub subject_id: String,
-    pub kind: String,
-    pub status: String,
-    pub channel: String,
-    pub received_at: NaiveDateTime,
-    pub due_at: NaiveDateTime,
-    pub extended: bool,
-    pub representative: bool,
-    pub duplicate_of: Option<String>,
-    pub details: Option<Vec<u8>>,
-    pub code: Option<Vec<u8>>,
-    pub code_expires_at: Option<NaiveDateTime>,
-    pub code_failures: i32,
-    /// Wrong codes over the request's whole life (every code it was sent).
-    pub code_failures_total: i32,
-    /// When staff were reminded of the current deadline.
-    pub reminded_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub closed_at: Option<NaiveDateTime>,
-}
-
-impl Request {
-    pub fn status(&self) -> RequestStatus {
-        self.status.parse().unwrap_or(RequestStatus::Received)
-    }
-    pub fn kind(&self) -> RequestType {
-        self.kind.parse().unwrap_or(RequestType::Access)
-    }
-
-    /// Whether the request waits for the person's code (not verified yet, not a
-    /// representative's, whose documents staff check instead).
-    pub fn waits_for_code(&self) -> bool {
-        matches!(
-            self.status(),
-            RequestStatus::Received | RequestStatus::AwaitingVerification
-        ) && !self.representative
-    }
-
-    /// The facts of the code on file (`matches` false), `None` when none was sent.
-    pub fn code_facts(&self, address_failures: i32) -> Option<CodeFacts> {
-        let expires_at = self.code_expires_at.filter(|_| self.code.is_some())?;
-        Some(CodeFacts {
-            expires_at: expires_at.and_utc(),
-            failures: self.code_failures,
-            lifetime_failures: self.code_failures_total,
-            address_failures,
-            matches: false,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
-#[diesel(table_name = rights_request_events)]
-pub struct Event {
-    #[serde(skip)]
-    pub tenant_id: String,
-    #[serde(skip)]
-    pub request_id: String,
-    pub seq: i32,
-    pub step: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub actor: String,
-    pub reason: Option<String>,
-    pub at: NaiveDateTime,
-}
 
 /// A request as received.
 #[derive(Debug, Clone)]
@@ -121,107 +50,6 @@ pub struct Intake {
     pub received_at: DateTime<Utc>,
     pub representative: bool,
     pub details: Option<serde_json::Value>,
-}
-
-/// What the deadlines of a tenant are counted by.
-#[derive(Debug, Clone)]
-pub struct Clock {
-    pub law: Jurisdiction,
-    pub tz: chrono_tz::Tz,
-    pub calendar: WorkCalendar,
-    /// The shorter term the company promises in its own policy, if any.
-    pub promise: Option<Term>,
-}
-
-/// A tenant's own settings of the clock.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClockSettings {
-    pub promise: Option<Term>,
-    /// Days the built-in calendar counts as working that are not (a new decree).
-    pub days_off: Vec<NaiveDate>,
-    /// Days the built-in calendar counts as off that are working (a moved Saturday).
-    pub working_days: Vec<NaiveDate>,
-}
-
-fn dates_text(dates: &[NaiveDate]) -> String {
-    dates
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn dates_of(text: &str) -> Vec<NaiveDate> {
-    text.split(',').filter_map(|d| d.parse().ok()).collect()
-}
-
-/// The tenant's clock settings (defaults when never set).
-pub fn clock_settings(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<ClockSettings> {
-    let row: Option<(Option<String>, String, String)> = rights_settings::table
-        .find(tenant_id)
-        .select((
-            rights_settings::promise,
-            rights_settings::days_off,
-            rights_settings::working_days,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(match row {
-        None => ClockSettings::default(),
-        Some((promise, off, working)) => ClockSettings {
-            promise: promise.and_then(|p| serde_json::from_str(&p).ok()),
-            days_off: dates_of(&off),
-            working_days: dates_of(&working),
-        },
-    })
-}
-
-/// Replaces the tenant's clock settings. Open requests keep the deadline they were
-/// given (it was confirmed to the person); new ones follow the new settings.
-pub fn set_clock_settings(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    settings: &ClockSettings,
-) -> StoreResult<()> {
-    let promise = settings
-        .promise
-        .map(|p| serde_json::to_string(&p).unwrap_or_default());
-    let off = dates_text(&settings.days_off);
-    let working = dates_text(&settings.working_days);
-    let now = crate::now();
-    let n = diesel::update(rights_settings::table.find(tenant_id))
-        .set((
-            rights_settings::promise.eq(&promise),
-            rights_settings::days_off.eq(&off),
-            rights_settings::working_days.eq(&working),
-            rights_settings::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    if n == 0 {
-        diesel::insert_into(rights_settings::table)
-            .values((
-                rights_settings::tenant_id.eq(tenant_id),
-                rights_settings::promise.eq(&promise),
-                rights_settings::days_off.eq(&off),
-                rights_settings::working_days.eq(&working),
-                rights_settings::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// The tenant's law, time zone, working-day calendar (with its corrections) and
-/// promise.
-pub fn clock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Clock> {
-    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let settings = clock_settings(conn, tenant_id)?;
-    Ok(Clock {
-        law: tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
-        tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
-        calendar: WorkCalendar::russia().with_overrides(&settings.days_off, &settings.working_days),
-        promise: settings.promise,
-    })
 }
 
 /// Files a request from any intake: records it with its deadline, then starts the
@@ -293,26 +121,6 @@ pub fn record(
     create(conn, keys, tenant_id, &new, actor)
 }
 
-/// The open request of `kind` for the subject that others of its kind repeat (the
-/// first one not linked to another), if any.
-pub fn open_of_kind(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-    kind: RequestType,
-) -> StoreResult<Option<Request>> {
-    Ok(rights_requests::table
-        .filter(rights_requests::tenant_id.eq(tenant_id))
-        .filter(rights_requests::subject_id.eq(subject_id))
-        .filter(rights_requests::kind.eq(kind.as_str()))
-        .filter(rights_requests::closed_at.is_null())
-        .filter(rights_requests::duplicate_of.is_null())
-        .order(rights_requests::received_at.asc())
-        .select(Request::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 fn subject_key(
     conn: &mut DbConnection,
     keys: &TenantKeys,
@@ -320,23 +128,6 @@ fn subject_key(
     subject_id: &str,
 ) -> StoreResult<SubjectKey> {
     subjects::data_key(conn, keys, tenant_id, subject_id)?.ok_or(StoreError::NotFound)
-}
-
-pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Request>> {
-    Ok(rights_requests::table
-        .find((tenant_id, id))
-        .select(Request::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-pub fn events(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Vec<Event>> {
-    Ok(rights_request_events::table
-        .filter(rights_request_events::tenant_id.eq(tenant_id))
-        .filter(rights_request_events::request_id.eq(id))
-        .order(rights_request_events::seq.asc())
-        .select(Event::as_select())
-        .load(conn)?)
 }
 
 /// The details of a request, opened with its person's key.
@@ -357,89 +148,6 @@ pub fn details_of(
         .open(&r.id, DETAILS_FIELD, sealed)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok()))
-}
-
-#[derive(Debug, Default)]
-pub struct ListFilter {
-    pub status: Option<RequestStatus>,
-    /// Open requests past their deadline at `now`.
-    pub overdue_at: Option<NaiveDateTime>,
-    pub subject_id: Option<String>,
-}
-
-pub fn list(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    filter: &ListFilter,
-    page: &PageRequest,
-) -> StoreResult<(Vec<Request>, Option<String>)> {
-    let mut query = rights_requests::table
-        .filter(rights_requests::tenant_id.eq(tenant_id))
-        .select(Request::as_select())
-        .order(rights_requests::id.asc())
-        .limit(i64::from(page.limit) + 1)
-        .into_boxed();
-    if let Some(s) = filter.status {
-        query = query.filter(rights_requests::status.eq(s.as_str()));
-    }
-    if let Some(now) = filter.overdue_at {
-        query = query
-            .filter(rights_requests::closed_at.is_null())
-            .filter(rights_requests::duplicate_of.is_null())
-            .filter(rights_requests::due_at.lt(now));
-    }
-    if let Some(s) = &filter.subject_id {
-        query = query.filter(rights_requests::subject_id.eq(s.clone()));
-    }
-    if let Some(after) = &page.after {
-        query = query.filter(rights_requests::id.gt(after.clone()));
-    }
-    Ok(split_page(query.load(conn)?, page.limit, |r| &r.id))
-}
-
-/// Open requests past due, per tenant (for `/metrics`).
-pub fn overdue_count(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    now: NaiveDateTime,
-) -> StoreResult<i64> {
-    Ok(rights_requests::table
-        .filter(rights_requests::tenant_id.eq(tenant_id))
-        .filter(rights_requests::closed_at.is_null())
-        .filter(rights_requests::duplicate_of.is_null())
-        .filter(rights_requests::due_at.lt(now))
-        .count()
-        .get_result(conn)?)
-}
-
-fn record_event(
-    conn: &mut DbConnection,
-    r: &Request,
-    step: &str,
-    from: Option<RequestStatus>,
-    to: RequestStatus,
-    actor: &str,
-    reason: Option<&str>,
-) -> StoreResult<()> {
-    let seq: Option<i32> = rights_request_events::table
-        .filter(rights_request_events::tenant_id.eq(&r.tenant_id))
-        .filter(rights_request_events::request_id.eq(&r.id))
-        .select(diesel::dsl::max(rights_request_events::seq))
-        .first(conn)?;
-    diesel::insert_into(rights_request_events::table)
-        .values((
-            rights_request_events::tenant_id.eq(&r.tenant_id),
-            rights_request_events::request_id.eq(&r.id),
-            rights_request_events::seq.eq(seq.unwrap_or(0) + 1),
-            rights_request_events::step.eq(step),
-            rights_request_events::from_status.eq(from.map(|s| s.as_str())),
-            rights_request_events::to_status.eq(to.as_str()),
-            rights_request_events::actor.eq(actor),
-            rights_request_events::reason.eq(reason),
-            rights_request_events::at.eq(crate::now()),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Records a request. A second open request of the same type for the same subject is
@@ -728,11 +436,6 @@ pub fn check_code(
     check_code_within(conn, keys, tenant_id, id, given, actor, 0, now)
 }
 
-/// How many times a code is checked again when another answer or a new code changed
-/// the request between reading and counting (each retry means someone else's write
-/// was committed, so this is only a guard against a bug looping forever).
-pub(crate) const CODE_CHECK_TRIES: usize = 64;
-
 /// [`check_code`] with the wrong codes already given for the address on the public
 /// form (its budget ends the code too).
 ///
@@ -908,7 +611,7 @@ pub fn confirmation_channel(
     if has_email {
         return Ok(Some(NoticeChannel::Email));
     }
-    if !messaging::reachable_chats(conn, tenant_id, subject_id)?.is_empty() {
+    if !telegram::reachable_chats(conn, tenant_id, subject_id)?.is_empty() {
         return Ok(Some(NoticeChannel::Telegram));
     }
     Ok(None)
@@ -944,7 +647,7 @@ pub fn notify(
     if let (serde_json::Value::Object(d), serde_json::Value::Object(e)) = (&mut data, extra) {
         d.extend(e);
     }
-    outbox::enqueue(
+    outbox_gate::enqueue(
         conn,
         keys,
         tenant_id,
@@ -1007,25 +710,6 @@ pub fn step_and_confirm(
     Ok(r)
 }
 
-/// Tells the tenant's systems (webhook event `rights_request.changed`), in the same
-/// transaction. Ids only: no personal data leaves in events.
-pub fn announce(conn: &mut DbConnection, r: &Request, step: &str) -> StoreResult<()> {
-    messaging::emit(
-        conn,
-        &r.tenant_id,
-        "rights_request.changed",
-        serde_json::json!({
-            "request_id": r.id,
-            "subject_id": r.subject_id,
-            "type": r.kind,
-            "status": r.status,
-            "step": step,
-            "due_at": r.due_at.and_utc().to_rfc3339(),
-        }),
-    )?;
-    Ok(())
-}
-
 /// What carrying out a request changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Fulfilment {
@@ -1066,7 +750,7 @@ pub fn fulfil(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Fulfilment> {
-    use crate::consents::{self, Actor, ConsentRequest, Evidence};
+    use crate::flows::consents::{self, Actor, ConsentRequest, Evidence};
     use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
     let tenant_id = &r.tenant_id;
     let group_id = keys.group.map(|(g, _)| g);
@@ -1098,8 +782,8 @@ pub fn fulfil(
         _ => {}
     }
     let destroy = match r.kind() {
-        RequestType::Erasure => Some(crate::erasure::Method::Erasure),
-        RequestType::Anonymisation => Some(crate::erasure::Method::Anonymisation),
+        RequestType::Erasure => Some(erasure::Method::Erasure),
+        RequestType::Anonymisation => Some(erasure::Method::Anonymisation),
         _ => None,
     };
     let states = consents::subject_states(conn, tenant_id, group_id, &r.subject_id, now)?;
@@ -1167,37 +851,11 @@ pub fn fulfil(
     if let Some(method) = destroy {
         subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
         done.restricted = true;
-        crate::erasure::cancel_queued(conn, tenant_id, &r.subject_id)?;
-        let act =
-            crate::erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;
+        erasure::cancel_queued(conn, tenant_id, &r.subject_id)?;
+        let act = erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;
         done.destruction_act = Some(act.id);
     }
     Ok(done)
-}
-
-/// Records on a completed request that the destruction it asked for was carried out.
-pub fn record_destruction(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    request_id: &str,
-    act_id: &str,
-) -> StoreResult<()> {
-    let Some(r) = get(conn, tenant_id, request_id)? else {
-        return Ok(());
-    };
-    let status = r.status();
-    record_event(
-        conn,
-        &r,
-        "destroy",
-        Some(status),
-        status,
-        "system",
-        Some(&format!(
-            "personal data destroyed (destruction act {act_id})"
-        )),
-    )?;
-    announce(conn, &r, "destroy")
 }
 
 /// Reminds staff (webhook event `rights_request.due_soon`) of each open request whose
@@ -1231,7 +889,7 @@ pub fn remind_due(
         .set(rights_requests::reminded_at.eq(now.naive_utc()))
         .execute(conn)?;
         if claimed == 1 {
-            messaging::emit(
+            webhook_events::emit(
                 conn,
                 tenant_id,
                 "rights_request.due_soon",

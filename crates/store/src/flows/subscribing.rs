@@ -1,92 +1,21 @@
-//! Subscriptions of subjects (policy 2.3) and the expiry notices scheduled from them.
+//! Creating and changing subscriptions with their expiry notices (policy 2.3).
 //!
 //! Each (subscription, expiry date, offset) gets at most one notice: its idempotency
 //! key names all three, so a reschedule never sends an offset twice for the same
 //! date, while a renewal (a new date) starts a new cycle.
 
-use crate::notifications::{self as outbox, NewNotice};
+use crate::flows::outbox_gate;
 use crate::schema::subscriptions;
-use crate::{DbConnection, StoreError, StoreResult, messaging};
+use crate::tables::notifications::{self, NewNotice};
+use crate::tables::subscriptions::{
+    ACTIVE, CANCELLED, NewSubscription, Subscription, SubscriptionPatch, get,
+};
+use crate::tables::{settings, subjects, tenants};
+use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
-use assent_core::page::{PageRequest, split_page};
 use assent_core::pii::TenantKeys;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-
-pub const ACTIVE: &str = "active";
-pub const CANCELLED: &str = "cancelled";
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = subscriptions)]
-pub struct Subscription {
-    pub tenant_id: String,
-    pub id: String,
-    pub subject_id: String,
-    pub name: String,
-    pub expires_at: NaiveDateTime,
-    pub renew_url: Option<String>,
-    pub status: String,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-impl Subscription {
-    pub fn source(&self) -> String {
-        source_of(&self.id)
-    }
-}
-
-pub fn source_of(id: &str) -> String {
-    format!("subscription:{id}")
-}
-
-pub struct NewSubscription {
-    pub subject_id: String,
-    pub name: String,
-    pub expires_at: DateTime<Utc>,
-    pub renew_url: Option<String>,
-}
-
-#[derive(Default)]
-pub struct SubscriptionPatch {
-    pub name: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub renew_url: Option<Option<String>>,
-    pub cancel: bool,
-}
-
-pub fn get(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<Subscription>> {
-    Ok(subscriptions::table
-        .find((tenant_id, id))
-        .select(Subscription::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-pub fn list(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: Option<&str>,
-    page: &PageRequest,
-) -> StoreResult<(Vec<Subscription>, Option<String>)> {
-    let mut query = subscriptions::table
-        .filter(subscriptions::tenant_id.eq(tenant_id))
-        .select(Subscription::as_select())
-        .order(subscriptions::id.asc())
-        .limit(i64::from(page.limit) + 1)
-        .into_boxed();
-    if let Some(s) = subject_id {
-        query = query.filter(subscriptions::subject_id.eq(s.to_owned()));
-    }
-    if let Some(after) = &page.after {
-        query = query.filter(subscriptions::id.gt(after.clone()));
-    }
-    Ok(split_page(query.load(conn)?, page.limit, |s| &s.id))
-}
 
 /// Creates a subscription and schedules its expiry notices in the same transaction.
 pub fn create(
@@ -97,7 +26,7 @@ pub fn create(
     new: &NewSubscription,
     now: DateTime<Utc>,
 ) -> StoreResult<Subscription> {
-    if !crate::subjects::exists(conn, tenant_id, &new.subject_id)? {
+    if !subjects::exists(conn, tenant_id, &new.subject_id)? {
         return Err(StoreError::NotFound);
     }
     let id = assent_core::id::new_id();
@@ -167,7 +96,7 @@ pub fn update(
         .execute(conn)?;
     let sub = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     if patch.cancel {
-        outbox::cancel_source(conn, tenant_id, &sub.source())?;
+        notifications::cancel_source(conn, tenant_id, &sub.source())?;
     } else if date_changed {
         schedule(conn, keys, tenant_id, group_id, &sub, now)?;
     }
@@ -184,14 +113,14 @@ fn schedule(
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
     let source = sub.source();
-    outbox::cancel_source(conn, tenant_id, &source)?;
-    let tenant = crate::tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    notifications::cancel_source(conn, tenant_id, &source)?;
+    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let settings = messaging::settings(conn, tenant_id)?;
+    let settings = settings::settings(conn, tenant_id)?;
     let expires_at = sub.expires_at.and_utc();
     let plan = notice::expiry_schedule(expires_at, &settings.expiry_offsets, tz, now)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let locale = crate::subjects::locale_of(conn, tenant_id, &sub.subject_id)?
+    let locale = subjects::locale_of(conn, tenant_id, &sub.subject_id)?
         .unwrap_or(tenant.default_locale.clone());
     let (category, purpose_code) = match &settings.expiry_purpose {
         Some(p) => (NoticeCategory::Subscribed, Some(p.clone())),
@@ -200,16 +129,16 @@ fn schedule(
     let mut queued = 0;
     for step in plan {
         let key = format!("{source}:{}:{}", expires_at.timestamp(), step.offset_days);
-        if let Some(existing) = outbox::by_idempotency_key(conn, tenant_id, &key)? {
+        if let Some(existing) = notifications::by_idempotency_key(conn, tenant_id, &key)? {
             // The same date came back: revive what a reschedule cancelled, never
             // repeat what went out.
             if existing.status() == NoticeStatus::Cancelled {
-                outbox::revive(conn, tenant_id, &existing.id, step.due_at.naive_utc())?;
+                notifications::revive(conn, tenant_id, &existing.id, step.due_at.naive_utc())?;
                 queued += 1;
             }
             continue;
         }
-        outbox::enqueue(
+        outbox_gate::enqueue(
             conn,
             keys,
             tenant_id,

@@ -1,0 +1,27 @@
+//! One module per table (or tight group of tables), each knowing only the schema
+//! and the shared infrastructure: never a sibling table and never a flow, so a
+//! table's queries can be read on their own. Workflows that touch several tables
+//! are in [`crate::flows`]; `conventions` below keeps it that way.
+
+pub mod api_keys;
+pub mod audit;
+pub mod branding;
+pub mod decoys;
+pub mod destruction_acts;
+pub mod form_limits;
+pub mod idempotency;
+pub mod imports;
+pub mod ledger;
+pub mod notifications;
+pub mod policies;
+pub mod purposes;
+pub mod rights_requests;
+pub mod settings;
+pub mod subjects;
+pub mod subscriptions;
+pub mod suppressions;
+pub mod surveys;
+pub mod telegram;
+pub mod templates;
+pub mod tenants;
+pub mod webhooks;
