@@ -9,6 +9,8 @@ mod conn;
 pub mod db_role;
 mod error;
 pub mod flows;
+#[cfg(test)]
+mod layers;
 pub mod migrate;
 pub mod schema;
 mod store;
