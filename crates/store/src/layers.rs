@@ -136,9 +136,10 @@ fn flow_graph(flows: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<Str
     flows
         .iter()
         .map(|(name, src)| {
-            let by_crate = paths_after(src, "crate::")
-                .into_iter()
-                .filter_map(|p| p.strip_prefix("flows::").map(|t| first_segment(t).to_owned()));
+            let by_crate = paths_after(src, "crate::").into_iter().filter_map(|p| {
+                p.strip_prefix("flows::")
+                    .map(|t| first_segment(t).to_owned())
+            });
             let by_super = paths_after(src, "super::")
                 .into_iter()
                 .map(|p| first_segment(&p).to_owned());
@@ -213,9 +214,15 @@ fn flows_use_each_other_without_a_circle() {
 #[test]
 fn the_checks_see_what_they_must_refuse() {
     let tables: BTreeMap<String, String> = [
-        ("a", "use crate::schema::a;\nuse crate::{DbConnection, tables::b};"),
+        (
+            "a",
+            "use crate::schema::a;\nuse crate::{DbConnection, tables::b};",
+        ),
         ("b", "use super::a::Row;\nfn f() { crate::flows::x::go(); }"),
-        ("c", "// [`crate::tables::a`]\nuse crate::{now, StoreResult};"),
+        (
+            "c",
+            "// [`crate::tables::a`]\nuse crate::{now, StoreResult};",
+        ),
     ]
     .into_iter()
     .map(|(n, s)| (n.to_owned(), without_comments(s)))

@@ -11,9 +11,7 @@ use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::rights::{self as repo, Intake, StepChange};
 use assent_store::flows::rights_record;
-use assent_store::tables::rights_requests;
-use assent_store::tables::rights_requests::ListFilter;
-use assent_store::tables::rights_requests::Request;
+use assent_store::tables::rights_requests::{self, ListFilter, Request};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

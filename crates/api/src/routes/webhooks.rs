@@ -9,8 +9,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::tables::notifications::{self as outbox, ListFilter};
-use assent_store::tables::webhooks;
-use assent_store::tables::webhooks::Webhook;
+use assent_store::tables::webhooks::{self, Webhook};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -382,10 +382,10 @@ pub fn objected(
 /// such a change waits for an in-flight send, and one lock order (subject first, then
 /// state rows) keeps writers and senders deadlock-free. The share locks end with the
 /// dispatcher's connection, so the change then also waits while a send to the person
-/// is recorded in flight with its deadline ahead ([`crate::tables::notifications::mark_sending_until`]).
-/// SQLite: the sender holds the person in the process instead
-/// ([`crate::Store::hold_people`]), and [`crate::Store::write`] returns only once
-/// those sends have ended.
+/// is recorded in flight with its deadline ahead
+/// ([`crate::tables::notifications::mark_sending_until`]). SQLite: the sender holds
+/// the person in the process instead ([`crate::Store::hold_people`]), and
+/// [`crate::Store::write`] returns only once those sends have ended.
 ///
 /// Either way the wait is bounded: `Err(Busy)` when a send may outlast it.
 pub fn lock_for_change(

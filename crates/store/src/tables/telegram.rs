@@ -266,7 +266,7 @@ pub fn prune(conn: &mut DbConnection, now: DateTime<Utc>) -> StoreResult<usize> 
     Ok(updates + tokens)
 }
 
-// ---- the tenant-owned record of bound chats -------------------------------------------------------------
+// ---- the tenant-owned record of bound chats ------------------------------------
 
 /// Binds a chat to a subject (the bot does this after the person confirms).
 pub fn bind_chat(
