@@ -1,5 +1,6 @@
 //! Destruction of a person's data (erasure, anonymisation, retention) and the acts
-//! that record it (152-FZ art. 21; Roskomnadzor order No. 179 of 28.10.2022).
+//! that record it (152-FZ art. 21; Roskomnadzor order No. 179 of 28.10.2022; the
+//! acts as stored are in `tables::destruction_acts`).
 //!
 //! Personal data is sealed with the subject's own key, so destroying that key makes
 //! every sealed copy (profile, notice data, consent evidence, request details, survey

@@ -1,7 +1,9 @@
 //! Workflows: each composes tables in the caller's unit of work, so what one step
 //! of the domain changes commits or fails together. Flows may use tables and lower
-//! flows, never in a circle (from the bottom: webhook events, consent, the outbox,
-//! the rights record, erasure, rights; then export and the ledger audit).
+//! flows, never in a circle; from the bottom: `webhook_events` and `registry`;
+//! `consents`; `outbox_gate`, `rights_record` and `ledger_audit` (on consents);
+//! `erasure`; `rights`; `subscribing` and `surveying` (on the outbox gate); and
+//! `export`, which reads what all of them keep.
 
 pub mod consents;
 pub mod erasure;
