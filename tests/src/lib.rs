@@ -233,8 +233,10 @@ impl TestApp {
         adjust: impl FnOnce(AppState) -> AppState,
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("data dir");
-        let mut config = Config::default();
-        config.data_dir = data_dir.path().to_owned();
+        let mut config = Config {
+            data_dir: data_dir.path().to_owned(),
+            ..Config::default()
+        };
         config.database.url = Some(db.url.clone().into());
         config.http.listen = "127.0.0.1:0".into();
         config.http.workers = 2;
