@@ -146,12 +146,13 @@ impl Default for KeysConfig {
 pub struct MailConfig {
     /// SMTP relay (may carry a password); unset: `.eml` files in the data directory.
     pub smtp_url: Option<SecretString>,
-    pub from: Option<String>,
     /// SMTP connections kept open.
     pub smtp_pool_size: u32,
+    pub dkim: DkimConfig,
+    /// The sender; default `Assent <noreply@localhost>`.
+    pub from: Option<String>,
     /// A `mailto:` target added to `List-Unsubscribe`, when the operator runs one.
     pub unsubscribe_mailto: Option<String>,
-    pub dkim: DkimConfig,
 }
 
 impl Default for MailConfig {
@@ -211,12 +212,12 @@ impl DkimAlgorithm {
 pub struct TelegramConfig {
     /// The bot token; unset: no bot.
     pub token: Option<SecretString>,
-    /// A self-hosted Bot API server (for the bot and for sending).
-    pub api_url: Option<String>,
     pub mode: TelegramMode,
     /// Checked against `X-Telegram-Bot-Api-Secret-Token` in webhook mode.
     pub webhook_secret: Option<SecretString>,
-    /// The bot's username for `t.me` links; asked of Telegram (`getMe`) when unset.
+    /// A self-hosted Bot API server (for the bot and for sending), and the bot's
+    /// username for `t.me` links (asked of Telegram with `getMe` when unset).
+    pub api_url: Option<String>,
     pub bot_username: Option<String>,
 }
 

@@ -28,13 +28,45 @@ pub trait BackgroundJob: Send + Sync {
 
 /// Every job, in the order a sweep runs them.
 pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
+    let checkpoints = CheckpointKey::derive(master);
+    let master = master.clone();
     vec![
-        Arc::new(ExpireConsents),
-        Arc::new(PruneTelegram),
-        Arc::new(RemindRightsDeadlines),
-        Arc::new(ScheduledDestructions),
-        Arc::new(LedgerCheckpoints(CheckpointKey::derive(master))),
-        Arc::new(SettleSurveyAnswers(master.clone())),
+        sweep("expiry sweep", Some("consent terms expired"), |store, _| {
+            assent_store::consents::expire_consents(store)
+        }),
+        // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day.
+        sweep("pruning Telegram bookkeeping", None, |store, now| {
+            store.system(|c| assent_store::telegram::prune(c, now))
+        }),
+        // Staff hear of rights requests two working days before their deadline.
+        sweep(
+            "rights request reminders",
+            Some("staff reminded of rights request deadlines"),
+            assent_store::rights::remind_everywhere,
+        ),
+        // Erasures whose confirmation has gone out (or whose grace ran out) are
+        // carried out: the subject key is destroyed and the act completed.
+        sweep(
+            "scheduled destructions",
+            Some("scheduled destructions carried out"),
+            assent_store::erasure::run_everywhere,
+        ),
+        // Tenants whose ledger moved get a signed checkpoint (at least every minute
+        // while events arrive), so a rewrite of the database is caught later.
+        sweep(
+            "ledger checkpoints",
+            Some("ledger checkpoints signed"),
+            move |store, _| {
+                assent_store::ledger::checkpoint_everywhere(store, &checkpoints)
+                    .map(|signed| signed.len())
+            },
+        ),
+        // Anonymous surveys: answers that can no longer change lose their person.
+        sweep(
+            "settling survey answers",
+            Some("anonymous survey answers settled"),
+            move |store, now| assent_store::surveys::settle_everywhere(store, &master, now),
+        ),
     ]
 }
 
@@ -73,93 +105,31 @@ async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
     }
 }
 
-struct ExpireConsents;
-
-impl BackgroundJob for ExpireConsents {
-    fn name(&self) -> &'static str {
-        "expiry sweep"
-    }
-    fn done(&self) -> Option<&'static str> {
-        Some("consent terms expired")
-    }
-    fn run(&self, store: &Store, _now: DateTime<Utc>) -> StoreResult<usize> {
-        assent_store::consents::expire_consents(store)
-    }
+/// A job that is one function run every [`SWEEP_INTERVAL`].
+struct Sweep<F> {
+    name: &'static str,
+    done: Option<&'static str>,
+    work: F,
 }
 
-/// Telegram's bookkeeping (seen updates, spent link tokens) is kept a day.
-struct PruneTelegram;
+fn sweep<F>(name: &'static str, done: Option<&'static str>, work: F) -> Arc<dyn BackgroundJob>
+where
+    F: Fn(&Store, DateTime<Utc>) -> StoreResult<usize> + Send + Sync + 'static,
+{
+    Arc::new(Sweep { name, done, work })
+}
 
-impl BackgroundJob for PruneTelegram {
+impl<F> BackgroundJob for Sweep<F>
+where
+    F: Fn(&Store, DateTime<Utc>) -> StoreResult<usize> + Send + Sync,
+{
     fn name(&self) -> &'static str {
-        "pruning Telegram bookkeeping"
+        self.name
     }
     fn done(&self) -> Option<&'static str> {
-        None
+        self.done
     }
     fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
-        store.system(|c| assent_store::telegram::prune(c, now))
-    }
-}
-
-/// Staff hear of rights requests two working days before their deadline.
-struct RemindRightsDeadlines;
-
-impl BackgroundJob for RemindRightsDeadlines {
-    fn name(&self) -> &'static str {
-        "rights request reminders"
-    }
-    fn done(&self) -> Option<&'static str> {
-        Some("staff reminded of rights request deadlines")
-    }
-    fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
-        assent_store::rights::remind_everywhere(store, now)
-    }
-}
-
-/// Erasures whose confirmation has gone out (or whose grace ran out) are carried
-/// out: the subject key is destroyed and the act completed.
-struct ScheduledDestructions;
-
-impl BackgroundJob for ScheduledDestructions {
-    fn name(&self) -> &'static str {
-        "scheduled destructions"
-    }
-    fn done(&self) -> Option<&'static str> {
-        Some("scheduled destructions carried out")
-    }
-    fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
-        assent_store::erasure::run_everywhere(store, now)
-    }
-}
-
-/// Tenants whose ledger moved get a signed checkpoint (at least every minute while
-/// events arrive), so a rewrite of the database is caught later.
-struct LedgerCheckpoints(CheckpointKey);
-
-impl BackgroundJob for LedgerCheckpoints {
-    fn name(&self) -> &'static str {
-        "ledger checkpoints"
-    }
-    fn done(&self) -> Option<&'static str> {
-        Some("ledger checkpoints signed")
-    }
-    fn run(&self, store: &Store, _now: DateTime<Utc>) -> StoreResult<usize> {
-        assent_store::ledger::checkpoint_everywhere(store, &self.0).map(|signed| signed.len())
-    }
-}
-
-/// Anonymous surveys: answers that can no longer change lose their person.
-struct SettleSurveyAnswers(MasterKey);
-
-impl BackgroundJob for SettleSurveyAnswers {
-    fn name(&self) -> &'static str {
-        "settling survey answers"
-    }
-    fn done(&self) -> Option<&'static str> {
-        Some("anonymous survey answers settled")
-    }
-    fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
-        assent_store::surveys::settle_everywhere(store, &self.0, now)
+        (self.work)(store, now)
     }
 }
