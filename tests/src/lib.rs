@@ -13,6 +13,8 @@ pub mod pg_cluster;
 pub mod smtp;
 pub mod unsubscribe;
 
+use assent::app::{App, ServeRole, StopHandle};
+use assent::config::{Config, TelegramConfig, TelegramMode};
 use assent_api::AppState;
 use assent_core::access_token::AccessTokens;
 use assent_core::crypto::MasterKey;
@@ -25,7 +27,6 @@ use diesel::PgConnection;
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::net::TcpListener;
 use tempfile::TempDir;
 
 pub const POSTGRES_ENV: &str = "ASSENT_TEST_POSTGRES_URL";
@@ -184,7 +185,8 @@ pub struct TenantHandle {
     pub token: String,
 }
 
-/// A running server on a free port, over one test database.
+/// A running server on a free port, over one test database, started as `serve`
+/// starts it ([`App::build`], role `api`: the tests run dispatchers of their own).
 pub struct TestApp {
     pub base: String,
     pub store: Store,
@@ -194,7 +196,7 @@ pub struct TestApp {
     pub delivery: std::sync::Arc<assent_notify::metrics::DeliveryMetrics>,
     /// A data directory of this app (`.eml` files when no SMTP server is given).
     pub data_dir: TempDir,
-    server: actix_web::dev::ServerHandle,
+    server: StopHandle,
 }
 
 impl TestApp {
@@ -204,37 +206,67 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the application state adjusted by `configure`.
     pub async fn spawn_with(db: TestDb, configure: impl FnOnce(AppState) -> AppState) -> Self {
-        let store = db.store();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let delivery = std::sync::Arc::new(assent_notify::metrics::DeliveryMetrics::new());
-        let server = assent_api::build_server(
-            configure(
-                AppState::new(
-                    store.clone(),
-                    access_tokens("k1", &[]),
-                    MasterKey::from_bytes(MASTER_KEY),
-                )
-                .with_delivery_metrics(&delivery)
-                .with_http_webhooks(true)
-                .with_public_url(crate::notify::PUBLIC_URL)
-                // Tests make many requests from one address; the limit has its own test.
-                .with_public_rate_limit(100_000, false),
-            ),
-            listener,
-            2,
-        )
-        .expect("server");
-        let handle = server.handle();
-        tokio::spawn(server);
+        Self::start(db, |_| {}, configure).await
+    }
+
+    /// Like [`TestApp::spawn`], with the configuration adjusted by `configure`.
+    pub async fn spawn_configured(db: TestDb, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(db, configure, |state| state).await
+    }
+
+    /// An app whose bot takes updates at `POST /telegram/webhook` with `secret`,
+    /// talking to the Bot API at `api_url` (a [`fake_telegram::FakeTelegram`]).
+    pub async fn spawn_with_webhook(db: TestDb, api_url: &str, secret: &str) -> Self {
+        Self::spawn_configured(db, |config| {
+            config.telegram = TelegramConfig {
+                token: Some(crate::notify::BOT_TOKEN.into()),
+                api_url: Some(api_url.to_owned()),
+                mode: TelegramMode::Webhook,
+                webhook_secret: Some(secret.into()),
+                bot_username: Some("assent_test_bot".into()),
+            };
+        })
+        .await
+    }
+
+    async fn start(
+        db: TestDb,
+        configure: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let mut config = Config {
+            data_dir: data_dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.database.url = Some(db.url.clone().into());
+        config.http.listen = "127.0.0.1:0".into();
+        config.http.workers = 2;
+        config.http.public_url = Some(crate::notify::PUBLIC_URL.into());
+        // Tests make many requests from one address; the limit has its own test.
+        config.http.public_rate_limit = 100_000;
+        config.keys.master_key = Some(MasterKey::from_bytes(MASTER_KEY).to_base64().into());
+        config.keys.token_issuer = Some(ISSUER.into());
+        config.dispatch.allow_http_webhooks = true;
+        configure(&mut config);
+        let app = App::build_with(config, ServeRole::Api, adjust)
+            .await
+            .expect("the app starts");
+        let base = format!("http://{}", app.address().expect("the API listens"));
+        let (store, delivery, server) = (
+            app.store().clone(),
+            app.delivery_metrics(),
+            app.stop_handle(),
+        );
+        tokio::spawn(app.run_until_stopped());
         Self {
             base,
             store,
             client: reqwest::Client::new(),
             db,
             delivery,
-            data_dir: tempfile::tempdir().expect("data dir"),
-            server: handle,
+            data_dir,
+            server,
         }
     }
 
@@ -371,8 +403,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop accepting and drop the pool before the database is removed.
-        // The stop command is sent when `stop` is called; awaiting only waits for it.
-        drop(self.server.stop(false));
+        self.server.stop();
     }
 }
 

@@ -693,16 +693,7 @@ async fn webhook_checks_the_secret_and_handles_each_update_once() {
     const SECRET: &str = "webhook-secret-0123456789";
     for db in TestDb::all() {
         let telegram = FakeTelegram::start();
-        let store = db.store();
-        let bot = assent_bot::client(notify::BOT_TOKEN, Some(&telegram.api_url())).unwrap();
-        let svc = Arc::new(BotService::new(
-            store,
-            Arc::new(MasterKey::from_bytes(MASTER_KEY)),
-        ));
-        let app = TestApp::spawn_with(db, |s| {
-            s.with_webhook(Some(assent_bot::Webhook::new(bot, svc, SECRET.into())))
-        })
-        .await;
+        let app = TestApp::spawn_with_webhook(db, &telegram.api_url(), SECRET).await;
         let update = json!({"update_id": 1001, "message": {"message_id": 5, "date": 1_700_000_000,
             "chat": {"id": ANNA, "type": "private", "first_name": "Anna"},
             "from": {"id": ANNA, "is_bot": false, "first_name": "Anna", "language_code": "en"},

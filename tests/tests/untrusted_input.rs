@@ -5,17 +5,13 @@
 //! dropped connection (a panicking handler). `PROPTEST_CASES` overrides the number of
 //! cases (48 here: each case is a few HTTP round trips on each backend).
 
-use assent_bot::service::BotService;
-use assent_core::crypto::MasterKey;
 use assent_tests::fake_telegram::FakeTelegram;
-use assent_tests::notify;
 use assent_tests::unsubscribe::{granted_subject, news_status, tenant_with_news};
-use assent_tests::{MASTER_KEY, TestApp, TestDb};
+use assent_tests::{TestApp, TestDb};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -186,16 +182,7 @@ fn update_kind() -> impl Strategy<Value = Value> {
 async fn telegram_webhook_survives_any_update() {
     for db in TestDb::all() {
         let telegram = FakeTelegram::start();
-        let store = db.store();
-        let bot = assent_bot::client(notify::BOT_TOKEN, Some(&telegram.api_url())).unwrap();
-        let svc = Arc::new(BotService::new(
-            store,
-            Arc::new(MasterKey::from_bytes(MASTER_KEY)),
-        ));
-        let app = TestApp::spawn_with(db, |s| {
-            s.with_webhook(Some(assent_bot::Webhook::new(bot, svc, SECRET.into())))
-        })
-        .await;
+        let app = TestApp::spawn_with_webhook(db, &telegram.api_url(), SECRET).await;
         let http = no_redirects();
         let url = app.url("/telegram/webhook");
         let next_id = AtomicU64::new(1);

@@ -278,12 +278,18 @@ async fn no_route(req: actix_web::HttpRequest, routes: web::Data<RouteTable>) ->
     }
 }
 
-/// Binds the API to `listener`; the caller runs the returned server.
-pub fn build_server(
+/// Binds the API to `listener`; the caller runs the returned server. `extra` adds
+/// routes the caller composes from other crates (the Telegram webhook), so this
+/// crate need not know them.
+pub fn build_server<F>(
     state: AppState,
     listener: TcpListener,
     workers: usize,
-) -> std::io::Result<Server> {
+    extra: F,
+) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     let document = openapi();
     let route_table = web::Data::new(RouteTable::from_doc(&document));
     let doc = web::Data::new(OpenApiJson(
@@ -306,7 +312,7 @@ pub fn build_server(
             .service(routes::public::rights::rights_form)
             .service(routes::public::rights::rights_form_submit)
             .service(routes::public::rights::rights_form_verify)
-            .service(routes::telegram::telegram_webhook)
+            .configure(extra.clone())
             .app_data(state.clone())
             .app_data(doc.clone())
             .app_data(route_table.clone())

@@ -35,8 +35,6 @@ pub struct AppState {
     pub public_limit: Arc<crate::rate_limit::PublicRateLimit>,
     /// The bot's username, when a Telegram bot runs (for `t.me` links).
     pub telegram_bot: Option<String>,
-    /// Handles `POST /telegram/webhook` when the bot runs in webhook mode.
-    pub telegram_webhook: Option<Arc<assent_bot::Webhook>>,
     /// Recently checked API keys, so a revoked key's tokens stop at once.
     pub revoked_keys: Arc<crate::revocation::RevokedKeys>,
 }
@@ -69,7 +67,6 @@ impl AppState {
             links: Arc::new(assent_core::link::LinkKeys::new(&master, 1, &[])),
             public_url: "http://localhost:8080".into(),
             telegram_bot: None,
-            telegram_webhook: None,
             form_guard: Arc::new(assent_core::form_guard::FormGuard::new(&master)),
             public_limit: Arc::new(crate::rate_limit::PublicRateLimit::new(
                 DEFAULT_PUBLIC_RATE_PER_MINUTE,
@@ -102,12 +99,6 @@ impl AppState {
     /// The username of the installation's Telegram bot.
     pub fn with_telegram_bot(mut self, username: Option<String>) -> Self {
         self.telegram_bot = username;
-        self
-    }
-
-    /// Serves the bot's webhook.
-    pub fn with_webhook(mut self, webhook: Option<assent_bot::Webhook>) -> Self {
-        self.telegram_webhook = webhook.map(Arc::new);
         self
     }
 

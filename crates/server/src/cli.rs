@@ -1,15 +1,16 @@
 //! The command line (API.md, "Command line").
 
-use crate::config::{self, Config, Overrides};
+use assent::app::{ServeRole, open_unmigrated};
+use assent::config::{Config, LogFormat, Overrides};
+use assent::describe_clash;
 use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
 use assent_store::flows::registry;
-use assent_store::tables::api_keys;
-use assent_store::tables::purposes::{self, Clash};
 use assent_store::tables::tenants::{self, NewTenant};
-use assent_store::{Store, StoreError, StoreOptions};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use assent_store::tables::api_keys;
+use assent_store::{Store, StoreError};
+use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,12 +42,6 @@ struct GlobalArgs {
     /// Log format.
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -118,25 +113,6 @@ enum LedgerCommand {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServeRole {
-    All,
-    Api,
-    Worker,
-    Bot,
-}
-
-impl ServeRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServeRole::All => "all",
-            ServeRole::Api => "api",
-            ServeRole::Worker => "worker",
-            ServeRole::Bot => "bot",
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -217,17 +193,15 @@ pub fn run() -> Result<ExitCode, String> {
         listen,
         data_dir: cli.global.data_dir.clone(),
         database_url: cli.global.database_url.clone(),
-        log_format: cli.global.log_format.map(|f| match f {
-            LogFormat::Text => "text".to_owned(),
-            LogFormat::Json => "json".to_owned(),
-        }),
+        log_format: cli.global.log_format,
     };
-    let config = Config::load(cli.global.config.as_deref(), overrides)?;
+    let config =
+        Config::load(cli.global.config.as_deref(), overrides).map_err(|e| e.to_string())?;
     crate::serve::init_tracing(&config);
     match cli.command {
-        Command::Serve { role, .. } => {
-            crate::serve::serve(config, role).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Serve { role, .. } => crate::serve::serve(config, role)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
         Command::Migrate => {
             let store = open_store(&config)?;
             let applied = store.migrate().map_err(|e| e.to_string())?;
@@ -244,28 +218,6 @@ pub fn run() -> Result<ExitCode, String> {
         Command::Ledger(cmd) => ledger(&config, cmd),
         Command::Purposes(PurposesCommand::Clashes { json }) => purpose_clashes(&config, json),
     }
-}
-
-/// What a clash means, in a line for an operator (slugs and codes only).
-pub fn describe_clash(clash: &Clash) -> String {
-    let slugs = |list: &[purposes::Company]| {
-        list.iter()
-            .map(|c| format!("'{}'", c.slug))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let owner = clash
-        .group_owner
-        .as_ref()
-        .map(|o| format!(" (owned by '{}')", o.slug))
-        .unwrap_or_default();
-    format!(
-        "group {}: code '{}' is both the group's purpose{owner} and the own purpose of {}; \
-         there a check or consent by code alone reaches the company's own",
-        clash.group_id,
-        clash.code,
-        slugs(&clash.companies)
-    )
 }
 
 fn purpose_clashes(config: &Config, json: bool) -> Result<ExitCode, String> {
@@ -291,21 +243,9 @@ fn purpose_clashes(config: &Config, json: bool) -> Result<ExitCode, String> {
 /// Opens the configured database, creating and migrating the embedded default, so
 /// every command works on a fresh data directory.
 pub fn open_store(config: &Config) -> Result<Store, String> {
-    let store = open_unmigrated(config)?;
+    let store = open_unmigrated(config).map_err(|e| e.to_string())?;
     store.migrate().map_err(|e| e.to_string())?;
     Ok(store)
-}
-
-/// The store, before its migrations: for checks that must come first.
-pub fn open_unmigrated(config: &Config) -> Result<Store, String> {
-    if config.database_url.is_none() {
-        config::ensure_data_dir(&config.data_dir)?;
-    }
-    let options = StoreOptions {
-        max_connections: config.max_db_connections,
-        ..StoreOptions::default()
-    };
-    Store::open(&config.database_url(), &options).map_err(|e| e.to_string())
 }
 
 fn store_error(e: StoreError) -> String {
@@ -479,7 +419,7 @@ fn ledger_checkpoint(
     out: &std::path::Path,
 ) -> Result<ExitCode, String> {
     let store = open_store(config)?;
-    let key = CheckpointKey::derive(&config.master_key()?);
+    let key = CheckpointKey::derive(&config.master_key().map_err(|e| e.to_string())?);
     let public = key.public();
     let to_stdout = out.as_os_str() == "-";
     // Keep what the file already holds: the database may since have lost some.
@@ -491,9 +431,7 @@ fn ledger_checkpoint(
     let mut written = 0;
     for t in chosen_tenants(&store, tenant)? {
         if store
-            .write(&t.id, |c| {
-                assent_store::flows::ledger_audit::checkpoint(c, &key, &t.id)
-            })
+            .write(&t.id, |c| assent_store::flows::ledger_audit::checkpoint(c, &key, &t.id))
             .map_err(|e| format!("{}: {e}", t.slug))?
             .is_some()
         {
@@ -543,7 +481,7 @@ fn ledger_verify(
     json: bool,
 ) -> Result<ExitCode, String> {
     let store = open_store(config)?;
-    let master = config.master_key()?;
+    let master = config.master_key().map_err(|e| e.to_string())?;
     let public = CheckpointKey::derive(&master).public();
     let given = match checkpoints {
         Some(path) => read_checkpoints(path)?,
@@ -576,9 +514,7 @@ fn ledger_verify(
             keys: Some(&keys),
         };
         let outcome = store
-            .read(&t.id, |c| {
-                assent_store::flows::ledger_audit::audit(c, &t.id, &input)
-            })
+            .read(&t.id, |c| assent_store::flows::ledger_audit::audit(c, &t.id, &input))
             .map_err(|e| format!("{}: {e}", t.slug))?;
         match outcome {
             Ok(r) => {
@@ -649,10 +585,7 @@ fn ledger_verify(
 }
 
 /// Prints (unless `json`) and returns one group's verdict.
-fn group_verdict(
-    g: &assent_store::flows::ledger_audit::GroupAudit,
-    json: bool,
-) -> serde_json::Value {
+fn group_verdict(g: &assent_store::flows::ledger_audit::GroupAudit, json: bool) -> serde_json::Value {
     match &g.outcome {
         Ok(r) => {
             if !json {

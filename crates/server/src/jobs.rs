@@ -1,84 +1,135 @@
-//! Background work run by `serve` (roles `all` and `worker`).
+//! Background work run by `serve` (roles `all` and `worker`): a list of jobs, each
+//! with its interval, and one runner that logs their outcomes and failures.
 
+use assent_core::checkpoint::CheckpointKey;
 use assent_core::crypto::MasterKey;
-use assent_store::Store;
-use assent_store::flows::consents::expire_consents;
+use assent_store::{Store, StoreResult};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Expired consent terms are turned into `expire` events this often.
+/// Expired consent terms are turned into `expire` events this often (and the other
+/// sweeps run as often).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Runs the sweeper until the process stops.
-pub async fn run(store: Store, master: MasterKey) {
-    let checkpoints = std::sync::Arc::new(assent_core::checkpoint::CheckpointKey::derive(&master));
-    let master = std::sync::Arc::new(master);
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        tick.tick().await;
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || expire_consents(&s)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(expired = n, "consent terms expired"),
-            Ok(Err(error)) => tracing::error!(%error, "expiry sweep failed"),
-            Err(error) => tracing::error!(%error, "expiry sweep panicked"),
-        }
-        let s = store.clone();
-        let pruned = tokio::task::spawn_blocking(move || {
-            s.system(|c| assent_store::tables::telegram::prune(c, chrono::Utc::now()))
-        })
-        .await;
-        if let Ok(Err(error)) = pruned {
-            tracing::error!(%error, "pruning Telegram bookkeeping failed");
-        }
+/// One kind of periodic work on the whole installation.
+pub trait BackgroundJob: Send + Sync {
+    /// What the job does, as a log line names it (`"{name} failed"`).
+    fn name(&self) -> &'static str;
+    /// How often it runs.
+    fn interval(&self) -> Duration {
+        SWEEP_INTERVAL
+    }
+    /// The log line for a run that did something, or `None` for work not worth a line.
+    fn done(&self) -> Option<&'static str>;
+    /// Does one run (blocking), returning how many things it handled.
+    fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize>;
+}
+
+/// Every job, in the order a sweep runs them.
+pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
+    let checkpoints = CheckpointKey::derive(master);
+    let master = master.clone();
+    vec![
+        sweep("expiry sweep", Some("consent terms expired"), |store, _| {
+            assent_store::flows::consents::expire_consents(store)
+        }),
+        // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day.
+        sweep("pruning Telegram bookkeeping", None, |store, now| {
+            store.system(|c| assent_store::tables::telegram::prune(c, now))
+        }),
         // Staff hear of rights requests two working days before their deadline.
-        let s = store.clone();
-        let reminded = tokio::task::spawn_blocking(move || {
-            assent_store::flows::rights::remind_everywhere(&s, chrono::Utc::now())
-        })
-        .await;
-        match reminded {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(reminded = n, "staff reminded of rights request deadlines"),
-            Ok(Err(error)) => tracing::error!(%error, "rights request reminders failed"),
-            Err(error) => tracing::error!(%error, "rights request reminders panicked"),
-        }
+        sweep(
+            "rights request reminders",
+            Some("staff reminded of rights request deadlines"),
+            assent_store::flows::rights::remind_everywhere,
+        ),
         // Erasures whose confirmation has gone out (or whose grace ran out) are
         // carried out: the subject key is destroyed and the act completed.
-        let s = store.clone();
-        let destroyed = tokio::task::spawn_blocking(move || {
-            assent_store::flows::erasure::run_everywhere(&s, chrono::Utc::now())
-        })
-        .await;
-        match destroyed {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(acts = n, "scheduled destructions carried out"),
-            Ok(Err(error)) => tracing::error!(%error, "scheduled destructions failed"),
-            Err(error) => tracing::error!(%error, "scheduled destructions panicked"),
-        }
+        sweep(
+            "scheduled destructions",
+            Some("scheduled destructions carried out"),
+            assent_store::flows::erasure::run_everywhere,
+        ),
         // Tenants whose ledger moved get a signed checkpoint (at least every minute
         // while events arrive), so a rewrite of the database is caught later.
-        let (s, key) = (store.clone(), checkpoints.clone());
-        let signed = tokio::task::spawn_blocking(move || {
-            assent_store::flows::ledger_audit::checkpoint_everywhere(&s, &key)
-        })
-        .await;
-        match signed {
-            Ok(Ok(v)) if v.is_empty() => {}
-            Ok(Ok(v)) => tracing::info!(tenants = v.len(), "ledger checkpoints signed"),
-            Ok(Err(error)) => tracing::error!(%error, "ledger checkpoints failed"),
-            Err(error) => tracing::error!(%error, "ledger checkpoints panicked"),
-        }
+        sweep(
+            "ledger checkpoints",
+            Some("ledger checkpoints signed"),
+            move |store, _| {
+                assent_store::flows::ledger_audit::checkpoint_everywhere(store, &checkpoints)
+                    .map(|signed| signed.len())
+            },
+        ),
         // Anonymous surveys: answers that can no longer change lose their person.
-        let (s, m) = (store.clone(), master.clone());
-        let settled = tokio::task::spawn_blocking(move || {
-            assent_store::flows::surveying::settle_everywhere(&s, &m, chrono::Utc::now())
-        })
-        .await;
-        match settled {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(settled = n, "anonymous survey answers settled"),
-            Ok(Err(error)) => tracing::error!(%error, "settling survey answers failed"),
-            Err(error) => tracing::error!(%error, "settling survey answers panicked"),
+        sweep(
+            "settling survey answers",
+            Some("anonymous survey answers settled"),
+            move |store, now| assent_store::flows::surveying::settle_everywhere(store, &master, now),
+        ),
+    ]
+}
+
+/// Runs `jobs` until the process stops: each when its interval has passed since its
+/// last run, in list order, one at a time (as SQLite serialises writers anyway).
+pub async fn run(store: Store, jobs: Vec<Arc<dyn BackgroundJob>>) {
+    let Some(period) = jobs.iter().map(|job| job.interval()).min() else {
+        return;
+    };
+    let mut next = vec![tokio::time::Instant::now(); jobs.len()];
+    let mut tick = tokio::time::interval(period);
+    loop {
+        let now = tick.tick().await;
+        for (job, next) in jobs.iter().zip(next.iter_mut()) {
+            if *next > now {
+                continue;
+            }
+            *next = now + job.interval();
+            run_once(&store, job.clone()).await;
         }
+    }
+}
+
+/// One run of `job` on the blocking pool, with its outcome logged.
+async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
+    let (s, j) = (store.clone(), job.clone());
+    match tokio::task::spawn_blocking(move || j.run(&s, Utc::now())).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => {
+            if let Some(done) = job.done() {
+                tracing::info!(job = job.name(), count, "{done}");
+            }
+        }
+        Ok(Err(error)) => tracing::error!(%error, "{} failed", job.name()),
+        Err(error) => tracing::error!(%error, "{} panicked", job.name()),
+    }
+}
+
+/// A job that is one function run every [`SWEEP_INTERVAL`].
+struct Sweep<F> {
+    name: &'static str,
+    done: Option<&'static str>,
+    work: F,
+}
+
+fn sweep<F>(name: &'static str, done: Option<&'static str>, work: F) -> Arc<dyn BackgroundJob>
+where
+    F: Fn(&Store, DateTime<Utc>) -> StoreResult<usize> + Send + Sync + 'static,
+{
+    Arc::new(Sweep { name, done, work })
+}
+
+impl<F> BackgroundJob for Sweep<F>
+where
+    F: Fn(&Store, DateTime<Utc>) -> StoreResult<usize> + Send + Sync,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn done(&self) -> Option<&'static str> {
+        self.done
+    }
+    fn run(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
+        (self.work)(store, now)
     }
 }

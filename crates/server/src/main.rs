@@ -1,8 +1,6 @@
 //! `assent`: the server and the operator's command line.
 
 mod cli;
-mod config;
-mod jobs;
 mod serve;
 
 use std::process::ExitCode;

@@ -16,7 +16,6 @@ pub mod rights;
 pub mod subjects;
 pub mod subscriptions;
 pub mod surveys;
-pub mod telegram;
 pub mod templates;
 pub mod tenant;
 pub mod webhooks;
