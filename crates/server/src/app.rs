@@ -328,7 +328,8 @@ fn link_keys(config: &Config, master: &MasterKey) -> LinkKeys {
 /// on meanwhile as before.
 async fn warn_of_purpose_clashes(store: &Store) {
     let store = store.clone();
-    let found = tokio::task::spawn_blocking(move || assent_store::flows::registry::clashes(&store)).await;
+    let found =
+        tokio::task::spawn_blocking(move || assent_store::flows::registry::clashes(&store)).await;
     match found {
         Ok(Ok(clashes)) => {
             for clash in &clashes {

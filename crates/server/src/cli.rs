@@ -7,8 +7,8 @@ use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
 use assent_store::flows::registry;
-use assent_store::tables::tenants::{self, NewTenant};
 use assent_store::tables::api_keys;
+use assent_store::tables::tenants::{self, NewTenant};
 use assent_store::{Store, StoreError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -431,7 +431,9 @@ fn ledger_checkpoint(
     let mut written = 0;
     for t in chosen_tenants(&store, tenant)? {
         if store
-            .write(&t.id, |c| assent_store::flows::ledger_audit::checkpoint(c, &key, &t.id))
+            .write(&t.id, |c| {
+                assent_store::flows::ledger_audit::checkpoint(c, &key, &t.id)
+            })
             .map_err(|e| format!("{}: {e}", t.slug))?
             .is_some()
         {
@@ -514,7 +516,9 @@ fn ledger_verify(
             keys: Some(&keys),
         };
         let outcome = store
-            .read(&t.id, |c| assent_store::flows::ledger_audit::audit(c, &t.id, &input))
+            .read(&t.id, |c| {
+                assent_store::flows::ledger_audit::audit(c, &t.id, &input)
+            })
             .map_err(|e| format!("{}: {e}", t.slug))?;
         match outcome {
             Ok(r) => {
@@ -585,7 +589,10 @@ fn ledger_verify(
 }
 
 /// Prints (unless `json`) and returns one group's verdict.
-fn group_verdict(g: &assent_store::flows::ledger_audit::GroupAudit, json: bool) -> serde_json::Value {
+fn group_verdict(
+    g: &assent_store::flows::ledger_audit::GroupAudit,
+    json: bool,
+) -> serde_json::Value {
     match &g.outcome {
         Ok(r) => {
             if !json {

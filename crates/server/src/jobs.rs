@@ -65,7 +65,9 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
         sweep(
             "settling survey answers",
             Some("anonymous survey answers settled"),
-            move |store, now| assent_store::flows::surveying::settle_everywhere(store, &master, now),
+            move |store, now| {
+                assent_store::flows::surveying::settle_everywhere(store, &master, now)
+            },
         ),
     ]
 }
