@@ -6,9 +6,12 @@
 //! otherwise they are skipped with a line saying so.
 
 pub mod browser;
+pub mod client;
 pub mod fake_telegram;
+pub mod fixtures;
 pub mod mailcheck;
 pub mod notify;
+pub mod pages;
 pub mod pg_cluster;
 pub mod smtp;
 pub mod unsubscribe;
@@ -23,6 +26,7 @@ use assent_store::flows::registry;
 use assent_store::tables::api_keys;
 use assent_store::tables::tenants::{self, NewTenant};
 use assent_store::{Backend, Store, StoreOptions};
+use client::{ApiClient, Request, RequestHelper};
 use diesel::PgConnection;
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
@@ -177,12 +181,20 @@ pub fn access_tokens(active_kid: &str, accepted: &[&str]) -> AccessTokens {
     )
 }
 
-/// A tenant of the test installation with an access token of one role.
+/// A tenant of the test installation with an access token of one role; it calls
+/// the API with that token (`t.get(path).expect(StatusCode::OK)`).
 #[derive(Debug, Clone)]
 pub struct TenantHandle {
     pub id: String,
     pub slug: String,
     pub token: String,
+    pub api: ApiClient,
+}
+
+impl RequestHelper for TenantHandle {
+    fn request(&self, method: Method, path: &str) -> Request {
+        self.api.request(method, path).bearer(&self.token)
+    }
 }
 
 /// A running server on a free port, over one test database, started as `serve`
@@ -348,55 +360,33 @@ impl TestApp {
             id,
             slug: slug.to_owned(),
             token,
+            api: self.api(),
         }
+    }
+
+    /// The same tenant through a new key of `role`.
+    pub async fn with_role(&self, tenant: &TenantHandle, role: Role) -> TenantHandle {
+        TenantHandle {
+            token: self.token_for(tenant, role).await,
+            ..tenant.clone()
+        }
+    }
+
+    /// A client of this server without a token (public pages, operations, or a
+    /// token the test sets with [`Request::bearer`]).
+    pub fn api(&self) -> ApiClient {
+        ApiClient::new(self.client.clone(), &self.base, self.backend())
+    }
+
+    /// A client of this server calling with `token`.
+    pub fn bearer(&self, token: &str) -> ApiClient {
+        self.api().with_token(token)
     }
 
     /// Another token of `role` for an existing tenant.
     pub async fn token_for(&self, tenant: &TenantHandle, role: Role) -> String {
         let (client, secret) = self.create_key(&tenant.id, role);
         self.token(&client, &secret).await
-    }
-
-    /// Calls and asserts the status, returning the body.
-    pub async fn expect(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        status: StatusCode,
-    ) -> Value {
-        let (got, value) = self.call(token, method.clone(), path, body).await;
-        assert_eq!(
-            got,
-            status,
-            "{method} {path} on {}: {value}",
-            self.backend()
-        );
-        value
-    }
-
-    pub async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
     }
 }
 
@@ -433,7 +423,6 @@ impl Call {
 /// answers 404 with problem+json, and what `owner` reads at `check_path` afterwards
 /// is exactly what it read before.
 pub async fn assert_isolated(
-    app: &TestApp,
     owner: &TenantHandle,
     intruder: &TenantHandle,
     id: &str,
@@ -441,33 +430,19 @@ pub async fn assert_isolated(
     check_path: &str,
 ) {
     let check = check_path.replace("{id}", id);
-    let (status, before) = app.call(&owner.token, Method::GET, &check, None).await;
-    assert_eq!(status, StatusCode::OK, "the owner can read {check}");
+    let before = owner.get(&check).expect(StatusCode::OK).await.into_value();
     for call in calls {
         let path = call.path.replace("{id}", id);
-        let (status, body) = app
-            .call(
-                &intruder.token,
-                call.method.clone(),
-                &path,
-                call.body.as_ref(),
-            )
+        let mut request = intruder.request(call.method.clone(), &path);
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        // Another tenant's resource does not exist for the intruder.
+        request
+            .expect_problem(StatusCode::NOT_FOUND, "not-found")
             .await;
-        assert_eq!(
-            status,
-            StatusCode::NOT_FOUND,
-            "{} {} by another tenant must answer 404 on {}, got {body}",
-            call.method,
-            call.path,
-            app.backend()
-        );
-        assert_eq!(
-            body["type"], "urn:assent:problem:not-found",
-            "{} {}",
-            call.method, call.path
-        );
     }
-    let (_, after) = app.call(&owner.token, Method::GET, &check, None).await;
+    let after = owner.get(&check).await.into_value();
     assert_eq!(before, after, "calls by another tenant changed {check}");
 }
 

@@ -3,11 +3,13 @@
 //! consent-based `news` purpose, a subject who granted it, and the link taken from a
 //! newsletter that really went through SMTP.
 
-use crate::notify::{self, PUBLIC_URL, Wiring};
+use crate::client::RequestHelper;
+use crate::fixtures::{create_purpose, create_subject, deliver_mail, purpose, record_consent};
+use crate::notify::PUBLIC_URL;
 use crate::smtp::SmtpSink;
 use crate::{TenantHandle, TestApp, mailcheck};
 use assent_core::tenancy::Role;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -15,65 +17,26 @@ use std::time::Duration;
 /// `news`, named "Новости и акции" / "News and offers".
 pub async fn tenant_with_news(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&json!({
-            "code": "news", "name": {"ru": "Новости и акции", "en": "News and offers"},
-            "legal_basis": "consent", "channels": ["email"],
-            "data_categories": ["email"], "retention_days": 365,
-        })),
-        StatusCode::CREATED,
-    )
-    .await;
+    let names = ("Новости и акции", "News and offers");
+    create_purpose(&t, &purpose("news", "consent", names, &["email"])).await;
     t
 }
 
 /// A new subject with `email` (and `locale`, if given) who granted `news`; its id.
-pub async fn granted_subject(
-    app: &TestApp,
-    t: &TenantHandle,
-    email: &str,
-    locale: Option<&str>,
-) -> String {
-    let s = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/subjects",
-            Some(&json!({"email": email, "locale": locale})),
-            StatusCode::CREATED,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": "news", "action": "grant"})),
-        StatusCode::CREATED,
-    )
-    .await;
+pub async fn granted_subject(t: &TenantHandle, email: &str, locale: Option<&str>) -> String {
+    let s = create_subject(t, &json!({"email": email, "locale": locale})).await;
+    record_consent(t, &s, "news", "grant").await;
     s
 }
 
 /// The subject's `news` status as the API reports it (`granted`, `withdrawn`, …).
-pub async fn news_status(app: &TestApp, t: &TenantHandle, s: &str) -> String {
-    let states = app
-        .expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/subjects/{s}/consents"),
-            None,
-            StatusCode::OK,
-        )
+pub async fn news_status(t: &TenantHandle, s: &str) -> String {
+    let states = t
+        .get(&format!("/v1/subjects/{s}/consents"))
+        .expect(StatusCode::OK)
         .await;
     states
-        .as_array()
-        .unwrap()
+        .array()
         .iter()
         .find(|p| p["purpose"] == "news")
         .map(|p| p["status"].as_str().unwrap().to_owned())
@@ -81,18 +44,11 @@ pub async fn news_status(app: &TestApp, t: &TenantHandle, s: &str) -> String {
 }
 
 /// The subject's consent history, as the API lists it.
-pub async fn history(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/subjects/{s}/consents/history"),
-        None,
-        StatusCode::OK,
-    )
-    .await["items"]
-        .as_array()
-        .unwrap()
-        .clone()
+pub async fn history(t: &TenantHandle, s: &str) -> Vec<Value> {
+    t.get(&format!("/v1/subjects/{s}/consents/history"))
+        .expect(StatusCode::OK)
+        .await
+        .items()
 }
 
 /// Queues a `news` message for `subject`, delivers it to `sink`, and returns the
@@ -105,27 +61,14 @@ pub async fn mailed_link(
     subject: &str,
     email: &str,
 ) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
+    t.post(
         "/v1/notifications",
-        Some(
-            &json!({"subject_id": subject, "purpose": "news", "template": "message",
+        &json!({"subject_id": subject, "purpose": "news", "template": "message",
             "data": {"subject": "Новости", "body": "Текст"}}),
-        ),
-        StatusCode::ACCEPTED,
     )
+    .expect(StatusCode::ACCEPTED)
     .await;
-    notify::dispatcher(
-        app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
+    deliver_mail(app, sink).await;
     let got = sink.wait_for(1, Duration::from_secs(5)).await;
     let raw = &got
         .iter()

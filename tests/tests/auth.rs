@@ -1,6 +1,7 @@
 //! `POST /v1/auth/token` and bearer-token checks over HTTP, on both backends.
 
 use assent_core::tenancy::Role;
+use assent_tests::client::RequestHelper;
 use assent_tests::{MASTER_KEY, TestApp, TestDb, access_tokens};
 use base64::Engine;
 use reqwest::{Method, StatusCode};
@@ -183,20 +184,20 @@ async fn a_revoked_keys_tokens_stop_working() {
         let admin = app.token(&admin_id, &admin_secret).await;
         let (crm_id, crm_secret) = app.create_key(&t, Role::Operator);
         let crm = app.token(&crm_id, &crm_secret).await;
-        let (status, _) = app.call(&crm, Method::GET, "/v1/tenant", None).await;
-        assert_eq!(status, StatusCode::OK);
-
-        let (status, _) = app
-            .call(
-                &admin,
-                Method::POST,
-                &format!("/v1/api-keys/{crm_id}/revoke"),
-                None,
-            )
+        app.bearer(&crm)
+            .get("/v1/tenant")
+            .expect(StatusCode::OK)
             .await;
-        assert_eq!(status, StatusCode::OK);
-        let (status, body) = app.call(&crm, Method::GET, "/v1/tenant", None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+        app.bearer(&admin)
+            .request(Method::POST, &format!("/v1/api-keys/{crm_id}/revoke"))
+            .expect(StatusCode::OK)
+            .await;
+        let body = app
+            .bearer(&crm)
+            .get("/v1/tenant")
+            .expect(StatusCode::UNAUTHORIZED)
+            .await;
         assert!(
             body["detail"].as_str().unwrap().contains("revoked"),
             "{body}"
@@ -208,8 +209,10 @@ async fn a_revoked_keys_tokens_stop_working() {
             assent_api::revocation::ACTIVE_TTL + std::time::Duration::from_millis(100),
         )
         .await;
-        let (status, body) = app.call(&admin, Method::GET, "/v1/api-keys", None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        app.bearer(&admin)
+            .get("/v1/api-keys")
+            .expect(StatusCode::UNAUTHORIZED)
+            .await;
     })
     .await;
 }
@@ -361,7 +364,7 @@ async fn the_api_refuses_every_kind_of_bad_token() {
             ),
         ];
         for (what, token, expected) in cases {
-            let (status, body) = app.call(&token, Method::GET, "/v1/tenant", None).await;
+            let (status, body) = app.bearer(&token).get("/v1/tenant").await.parts();
             assert_eq!(status, expected, "{what} on {}: {body}", app.backend());
             if expected == StatusCode::UNAUTHORIZED {
                 assert_eq!(body["type"], "urn:assent:problem:unauthenticated", "{what}");
@@ -400,52 +403,38 @@ async fn roles_are_enforced_per_route() {
         let body = json!({"role": "operator"});
         for role in [Role::PrivacyOfficer, Role::Operator, Role::Auditor] {
             let token = app.token_for(&admin, role).await;
-            let (status, problem) = app
-                .call(&token, Method::POST, "/v1/api-keys", Some(&body))
-                .await;
+            let (status, problem) = app.bearer(&token).post("/v1/api-keys", &body).await.parts();
             assert_eq!(
                 status,
                 StatusCode::FORBIDDEN,
                 "{role} may not create keys: {problem}"
             );
             assert_eq!(problem["type"], "urn:assent:problem:forbidden");
-            let (status, _) = app.call(&token, Method::GET, "/v1/api-keys", None).await;
+            let (status, _) = app.bearer(&token).get("/v1/api-keys").await.parts();
             assert_eq!(status, StatusCode::OK, "{role} may list keys");
-            let (status, _) = app.call(&token, Method::GET, "/v1/tenant", None).await;
+            let (status, _) = app.bearer(&token).get("/v1/tenant").await.parts();
             assert_eq!(status, StatusCode::OK, "{role} may read the tenant");
         }
-        let (_, page) = app
-            .call(&admin.token, Method::GET, "/v1/api-keys", None)
-            .await;
+        let (_, page) = admin.get("/v1/api-keys").await.parts();
         let victim = page["items"][0]["client_id"].as_str().unwrap().to_owned();
         let auditor = app.token_for(&admin, Role::Auditor).await;
         let (status, _) = app
-            .call(
-                &auditor,
-                Method::POST,
-                &format!("/v1/api-keys/{victim}/revoke"),
-                None,
-            )
-            .await;
+            .bearer(&auditor)
+            .request(Method::POST, &format!("/v1/api-keys/{victim}/revoke"))
+            .await
+            .parts();
         assert_eq!(status, StatusCode::FORBIDDEN, "an auditor may not revoke");
-        let (_, key) = app
-            .call(
-                &admin.token,
-                Method::GET,
-                &format!("/v1/api-keys/{victim}"),
-                None,
-            )
-            .await;
+        let (_, key) = admin.get(&format!("/v1/api-keys/{victim}")).await.parts();
         assert!(
             key["revoked_at"].is_null(),
             "a refused call changes nothing"
         );
         // 4 keys were made with the admin's; the refused creations added none.
         assert_eq!(page["items"].as_array().unwrap().len(), 4);
-        let (status, created) = app
-            .call(&admin.token, Method::POST, "/v1/api-keys", Some(&body))
+        admin
+            .post("/v1/api-keys", &body)
+            .expect(StatusCode::CREATED)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
     })
     .await;
 }

@@ -7,8 +7,10 @@
 use assent_bot::service::BotService;
 use assent_core::crypto::MasterKey;
 use assent_core::tenancy::Role;
+use assent_tests::client::RequestHelper;
 use assent_tests::fake_telegram::FakeTelegram;
-use assent_tests::notify::{self, Wiring};
+use assent_tests::fixtures::{code_in, create_subject, deliver_telegram, record_consent};
+use assent_tests::notify::{self};
 use assent_tests::{MASTER_KEY, TenantHandle, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -58,61 +60,29 @@ async fn spawn(db: TestDb) -> TestApp {
 }
 
 /// A consent purpose `code` of the tenant (or of its group).
-async fn purpose(app: &TestApp, t: &TenantHandle, code: &str, ru: &str, en: &str, scope: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn purpose(t: &TenantHandle, code: &str, ru: &str, en: &str, scope: &str) {
+    t.post(
         "/v1/purposes",
-        Some(
-            &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": "consent",
+        &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": "consent",
             "channels": ["email", "telegram"], "retention_days": 30, "scope": scope}),
-        ),
-        StatusCode::CREATED,
     )
+    .expect(StatusCode::CREATED)
     .await;
 }
 
-async fn subject_granting(
-    app: &TestApp,
-    t: &TenantHandle,
-    email: &str,
-    purposes: &[&str],
-) -> String {
-    let s = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/subjects",
-            Some(&json!({"email": email})),
-            StatusCode::CREATED,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+async fn subject_granting(t: &TenantHandle, email: &str, purposes: &[&str]) -> String {
+    let s = create_subject(t, &json!({"email": email})).await;
     for p in purposes {
-        app.expect(
-            &t.token,
-            Method::POST,
-            &format!("/v1/subjects/{s}/consents"),
-            Some(&json!({"purpose": p, "action": "grant"})),
-            StatusCode::CREATED,
-        )
-        .await;
+        record_consent(t, &s, p, "grant").await;
     }
     s
 }
 
 /// The `start` token of a fresh `t.me` link for the subject.
-async fn start_token(app: &TestApp, t: &TenantHandle, s: &str) -> String {
-    let v = app
-        .expect(
-            &t.token,
-            Method::POST,
-            &format!("/v1/subjects/{s}/telegram-link"),
-            None,
-            StatusCode::CREATED,
-        )
+async fn start_token(t: &TenantHandle, s: &str) -> String {
+    let v = t
+        .request(Method::POST, &format!("/v1/subjects/{s}/telegram-link"))
+        .expect(StatusCode::CREATED)
         .await;
     let url = v["url"].as_str().unwrap();
     let token = url
@@ -128,15 +98,10 @@ async fn start_token(app: &TestApp, t: &TenantHandle, s: &str) -> String {
     token.to_owned()
 }
 
-async fn status(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> String {
-    let v = app
-        .expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/subjects/{s}/consents"),
-            None,
-            StatusCode::OK,
-        )
+async fn status(t: &TenantHandle, s: &str, purpose: &str) -> String {
+    let v = t
+        .get(&format!("/v1/subjects/{s}/consents"))
+        .expect(StatusCode::OK)
         .await;
     v.as_array()
         .unwrap()
@@ -225,8 +190,8 @@ async fn linking_asks_first_and_each_token_works_once() {
         let app = spawn(db).await;
         bot.dependencies(deps![service(&app)]);
         let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "Новости", "News", "tenant").await;
-        let s = subject_granting(&app, &t, "anna.petrova@example.org", &["news"]).await;
+        purpose(&t, "news", "Новости", "News", "tenant").await;
+        let s = subject_granting(&t, "anna.petrova@example.org", &["news"]).await;
 
         // A plain /start: help, in the user's language.
         bot.update(text_from(ANNA, "ru", "/start"));
@@ -234,7 +199,7 @@ async fn linking_asks_first_and_each_token_works_once() {
         assert!(last_text(&bot).contains("/consents"), "{}", last_text(&bot));
 
         // Valid: the bot asks, naming the company and the masked address.
-        let token = start_token(&app, &t, &s).await;
+        let token = start_token(&t, &s).await;
         bot.update(text_from(ANNA, "ru", &format!("/start {token}")));
         bot.dispatch().await;
         let question = bot.get_responses().sent_messages.last().cloned().unwrap();
@@ -296,7 +261,7 @@ async fn linking_asks_first_and_each_token_works_once() {
         );
 
         // Expired.
-        let old = start_token(&app, &t, &s).await;
+        let old = start_token(&t, &s).await;
         expire_tokens(&app);
         bot.update(text_from(ANNA, "en", &format!("/start {old}")));
         bot.dispatch().await;
@@ -337,27 +302,17 @@ async fn linking_asks_first_and_each_token_works_once() {
         // Without a bot the API says so.
         let plain = TestApp::spawn(TestDb::sqlite()).await;
         let other = plain.tenant_with("x", Role::Admin).await;
-        let s2 = subject_granting(&plain, &other, "b@example.org", &[]).await;
-        let (code, problem) = plain
-            .call(
-                &other.token,
-                Method::POST,
-                &format!("/v1/subjects/{s2}/telegram-link"),
-                None,
-            )
+        let s2 = subject_granting(&other, "b@example.org", &[]).await;
+        other
+            .request(Method::POST, &format!("/v1/subjects/{s2}/telegram-link"))
+            .expect(StatusCode::CONFLICT)
             .await;
-        assert_eq!(code, StatusCode::CONFLICT, "{problem}");
         // Another tenant's subject: 404.
         let intruder = app.tenant_with("intruder", Role::Admin).await;
-        let (code, _) = app
-            .call(
-                &intruder.token,
-                Method::POST,
-                &format!("/v1/subjects/{s}/telegram-link"),
-                None,
-            )
+        intruder
+            .request(Method::POST, &format!("/v1/subjects/{s}/telegram-link"))
+            .expect(StatusCode::NOT_FOUND)
             .await;
-        assert_eq!(code, StatusCode::NOT_FOUND);
     }
 }
 
@@ -372,13 +327,13 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
             .tenant_in_group("alpha", Some(&group), Role::Admin)
             .await;
         let b = app.tenant_in_group("beta", Some(&group), Role::Admin).await;
-        purpose(&app, &a, "news", "Новости Альфы", "Alpha news", "tenant").await;
-        purpose(&app, &b, "tips", "Советы Беты", "Beta tips", "tenant").await;
-        let sa = subject_granting(&app, &a, "anna@example.org", &["news"]).await;
-        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
-        let token = start_token(&app, &a, &sa).await;
+        purpose(&a, "news", "Новости Альфы", "Alpha news", "tenant").await;
+        purpose(&b, "tips", "Советы Беты", "Beta tips", "tenant").await;
+        let sa = subject_granting(&a, "anna@example.org", &["news"]).await;
+        let sb = subject_granting(&b, "anna@example.org", &[]).await;
+        let token = start_token(&a, &sa).await;
         link(&mut bot, ANNA, &token).await;
-        let token = start_token(&app, &b, &sb).await;
+        let token = start_token(&b, &sb).await;
         assert!(link(&mut bot, ANNA, &token).await.contains("beta LLC"));
 
         bot.update(text_from(ANNA, "ru", "/consents"));
@@ -406,7 +361,7 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
             confirm.text(),
             Some("Отозвать согласие на «Новости Альфы», данное alpha LLC?")
         );
-        assert_eq!(status(&app, &a, &sa, "news").await, "granted");
+        assert_eq!(status(&a, &sa, "news").await, "granted");
         let yes = buttons(&confirm)
             .into_iter()
             .find(|(_, d)| d.starts_with("wy:"))
@@ -421,15 +376,10 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
             receipt.starts_with("Согласие отозвано.") && receipt.contains("Квитанция: "),
             "{receipt}"
         );
-        assert_eq!(status(&app, &a, &sa, "news").await, "withdrawn");
-        let history = app
-            .expect(
-                &a.token,
-                Method::GET,
-                &format!("/v1/subjects/{sa}/consents/history"),
-                None,
-                StatusCode::OK,
-            )
+        assert_eq!(status(&a, &sa, "news").await, "withdrawn");
+        let history = a
+            .get(&format!("/v1/subjects/{sa}/consents/history"))
+            .expect(StatusCode::OK)
             .await;
         let last = history["items"]
             .as_array()
@@ -452,14 +402,9 @@ async fn consents_across_affiliates_withdrawn_by_button_with_a_receipt() {
             "{}",
             last_text(&bot)
         );
-        let after = app
-            .expect(
-                &a.token,
-                Method::GET,
-                &format!("/v1/subjects/{sa}/consents/history"),
-                None,
-                StatusCode::OK,
-            )
+        let after = a
+            .get(&format!("/v1/subjects/{sa}/consents/history"))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(
             after["items"].as_array().unwrap().len(),
@@ -495,7 +440,7 @@ async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
             "{}",
             last_text(&bot)
         );
-        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        assert_eq!(status(&t, &s, "news").await, "granted");
 
         // The chat's own button after it was unlinked (by another device): refused
         // by the server-side check, not by the menu.
@@ -511,7 +456,7 @@ async fn buttons_for_subjects_not_linked_to_the_chat_are_refused() {
             "{}",
             last_text(&bot)
         );
-        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        assert_eq!(status(&t, &s, "news").await, "granted");
 
         // Garbage data is answered and refused.
         let msg = bot.get_responses().sent_messages.last().cloned();
@@ -578,7 +523,7 @@ async fn language_switches_and_unlink_unlinks() {
         assert!(done.contains("unlinked from acme LLC"), "{done}");
         let chats = reachable(&app, &t, &s);
         assert!(chats.is_empty(), "{chats:?}");
-        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        assert_eq!(status(&t, &s, "news").await, "granted");
         bot.update(text_from(ANNA, "ru", "/consents"));
         bot.dispatch().await;
         assert!(
@@ -664,22 +609,20 @@ async fn a_notice_reaches_the_linked_chat_and_its_button_unsubscribes() {
             "{}",
             last_text(&bot)
         );
-        assert_eq!(status(&app, &t, &s, "news").await, "withdrawn");
+        assert_eq!(status(&t, &s, "news").await, "withdrawn");
 
         // Blocking the bot makes the chat unreachable; it is not a withdrawal.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{s}/consents"),
-            Some(&json!({"purpose": "news", "action": "grant"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "news", "action": "grant"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
         bot.update(kicked(ANNA));
         bot.dispatch().await;
         let chats = reachable(&app, &t, &s);
         assert!(chats.is_empty(), "unreachable after kicked");
-        assert_eq!(status(&app, &t, &s, "news").await, "granted");
+        assert_eq!(status(&t, &s, "news").await, "granted");
         // Writing to the bot again makes it reachable.
         bot.update(text_from(ANNA, "en", "/help"));
         bot.dispatch().await;
@@ -744,9 +687,9 @@ async fn old_tokens_and_update_ids_are_pruned() {
     for db in TestDb::all() {
         let app = spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject_granting(&app, &t, "anna@example.org", &[]).await;
+        let s = subject_granting(&t, "anna@example.org", &[]).await;
         let now = chrono::Utc::now();
-        let old = start_token(&app, &t, &s).await;
+        let old = start_token(&t, &s).await;
         app.store
             .system(|c| telegram::first_sight_of_update(c, 42))
             .unwrap();
@@ -785,22 +728,18 @@ async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
         bot.dependencies(deps![service(&app)]);
         let telegram = FakeTelegram::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": "tips", "name": {"ru": "Советы", "en": "Tips"},
+            &json!({"code": "tips", "name": {"ru": "Советы", "en": "Tips"},
                 "legal_basis": "legitimate_interest", "channels": ["email", "telegram"],
                 "retention_days": 30}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let s = subject_granting(&app, &t, "anna@example.org", &[]).await;
+        let s = subject_granting(&t, "anna@example.org", &[]).await;
 
         // A link token used in a group links nothing, and the bot stays silent there.
-        let token = start_token(&app, &t, &s).await;
+        let token = start_token(&t, &s).await;
         let group = teloxide_tests::MockGroupChat::new().id(-100_500).build();
         bot.update(
             MockMessageText::new()
@@ -836,7 +775,7 @@ async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
         // Pressed by someone else in a forwarded copy: nothing happens.
         bot.update(press(STRANGER, "en", confirm.clone(), &yes.1));
         bot.dispatch().await;
-        assert_eq!(tips_check(&app, &t, &s).await["allowed"], true);
+        assert_eq!(tips_check(&t, &s).await["allowed"], true);
         bot.update(press(ANNA, "en", confirm, &yes.1));
         bot.dispatch().await;
         assert!(
@@ -844,21 +783,16 @@ async fn groups_are_ignored_and_other_bases_unsubscribe_by_objection() {
             "{}",
             last_text(&bot)
         );
-        assert_eq!(tips_check(&app, &t, &s).await["reason"], "objected");
+        assert_eq!(tips_check(&t, &s).await["reason"], "objected");
     }
 }
 
-async fn tips_check(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
+async fn tips_check(t: &TenantHandle, s: &str) -> Value {
     // By email: the check knows the subject's address, not its chats.
     let body = json!({"checks": [{"subject_id": s, "purpose": "tips", "channel": "email"}]});
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/consent-checks",
-        Some(&body),
-        StatusCode::OK,
-    )
-    .await["results"][0]
+    t.post("/v1/consent-checks", &body)
+        .expect(StatusCode::OK)
+        .await["results"][0]
         .clone()
 }
 
@@ -872,32 +806,18 @@ async fn deliver(
     title: &str,
     telegram: &FakeTelegram,
 ) -> (Value, Vec<assent_tests::fake_telegram::SentMessage>) {
-    let queued = app
-        .expect(
-            &t.token,
-            Method::POST,
+    let queued = t
+        .post(
             "/v1/notifications",
-            Some(
-                &json!({"subject_id": s, "purpose": purpose, "template": "message",
+            &json!({"subject_id": s, "purpose": purpose, "template": "message",
                 "channel": "telegram", "locale": "en",
                 "data": {"subject": title, "body": "Body"}}),
-            ),
-            StatusCode::ACCEPTED,
         )
+        .expect(StatusCode::ACCEPTED)
         .await;
-    let api_url = telegram.api_url();
-    notify::dispatcher(
-        app,
-        Wiring {
-            telegram_api_url: Some(&api_url),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
+    deliver_telegram(app, &telegram).await;
     let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
-    (queued, sent)
+    (queued.into_value(), sent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -910,11 +830,11 @@ async fn a_long_consent_list_is_split_within_telegram_limits() {
     let codes: Vec<String> = (0..120).map(|i| format!("p{i:03}")).collect();
     for code in &codes {
         let long = format!("{code} {}", "newsletter about our products ".repeat(2));
-        purpose(&app, &t, code, &long, &long, "tenant").await;
+        purpose(&t, code, &long, &long, "tenant").await;
     }
     let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
-    let s = subject_granting(&app, &t, "anna@example.org", &refs).await;
-    link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+    let s = subject_granting(&t, "anna@example.org", &refs).await;
+    link(&mut bot, ANNA, &start_token(&t, &s).await).await;
     bot.update(text_from(ANNA, "en", "/consents"));
     bot.dispatch().await;
     let sent = bot.get_responses().sent_messages;
@@ -964,9 +884,9 @@ fn new_bot(first: MockMessageText) -> Bot {
 /// linked to that subject.
 async fn linked_news_subject(app: &TestApp, bot: &mut Bot) -> (TenantHandle, String) {
     let t = app.tenant_with("acme", Role::Admin).await;
-    purpose(app, &t, "news", "Новости", "News", "tenant").await;
-    let s = subject_granting(app, &t, "anna@example.org", &["news"]).await;
-    link(bot, ANNA, &start_token(app, &t, &s).await).await;
+    purpose(&t, "news", "Новости", "News", "tenant").await;
+    let s = subject_granting(&t, "anna@example.org", &["news"]).await;
+    link(bot, ANNA, &start_token(&t, &s).await).await;
     (t, s)
 }
 
@@ -987,37 +907,23 @@ async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
         bot.dependencies(deps![service(&app)]);
         let telegram = FakeTelegram::start();
         let (t, s) = linked_news_subject(&app, &mut bot).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/surveys",
-            Some(&json!({"code": "nps", "kind": "nps", "purpose": "news",
+            &json!({"code": "nps", "kind": "nps", "purpose": "news",
                 "question": {"ru": "Порекомендуете нас?", "en": "Would you recommend us?"},
-                "follow_up": {"ru": "Почему?", "en": "Why?"}})),
-            StatusCode::CREATED,
+                "follow_up": {"ru": "Почему?", "en": "Why?"}}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let invited = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let invited = t
+            .post(
                 "/v1/surveys/nps/invitations",
-                Some(&json!({"subject_ids": [s], "channel": "telegram"})),
-                StatusCode::ACCEPTED,
+                &json!({"subject_ids": [s], "channel": "telegram"}),
             )
+            .expect(StatusCode::ACCEPTED)
             .await;
         let invitation = invited["invitations"][0]["id"].as_str().unwrap().to_owned();
-        let api_url = telegram.api_url();
-        notify::dispatcher(
-            &app,
-            Wiring {
-                telegram_api_url: Some(&api_url),
-                ..Default::default()
-            },
-        )
-        .drain()
-        .await
-        .unwrap();
+        deliver_telegram(&app, &telegram).await;
         let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(sent[0].chat_id, ANNA as i64);
         assert!(
@@ -1085,14 +991,9 @@ async fn a_survey_invitation_is_scored_and_commented_in_the_chat() {
         bot.dispatch().await;
         assert_ne!(last_text(&bot), "Thank you for your comment!");
 
-        let r = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/surveys/nps/results",
-                None,
-                StatusCode::OK,
-            )
+        let r = t
+            .get("/v1/surveys/nps/results")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(r["answers"], 1, "{r}");
         assert_eq!(r["distribution"][9]["count"], 1);
@@ -1126,39 +1027,31 @@ async fn requests_lists_the_persons_rights_requests_with_their_deadlines() {
         let later = chrono::Utc::now() - chrono::Duration::days(1);
         let day =
             |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&msk).format("%d.%m.%Y").to_string();
-        let r = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let r = t
+            .post(
                 "/v1/rights-requests",
-                Some(
-                    &json!({"subject_id": s, "type": "access", "channel": "letter",
+                &json!({"subject_id": s, "type": "access", "channel": "letter",
                     "received_at": received.to_rfc3339()}),
-                ),
-                StatusCode::CREATED,
             )
+            .expect(StatusCode::CREATED)
             .await;
         assert_eq!(r["status"], "awaiting_verification", "{r}");
-        let done = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let done = t
+            .post(
                 "/v1/rights-requests",
-                Some(&json!({"subject_id": s, "type": "withdraw_all",
-                    "received_at": later.to_rfc3339()})),
-                StatusCode::CREATED,
+                &json!({"subject_id": s, "type": "withdraw_all",
+                    "received_at": later.to_rfc3339()}),
             )
+            .expect(StatusCode::CREATED)
             .await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!(
                 "/v1/rights-requests/{}/reject",
                 done["id"].as_str().unwrap()
             ),
-            Some(&json!({"reason": "Filed by mistake"})),
-            StatusCode::OK,
+            &json!({"reason": "Filed by mistake"}),
         )
+        .expect(StatusCode::OK)
         .await;
         bot.update(text_from(ANNA, "en", "/requests"));
         bot.dispatch().await;
@@ -1185,57 +1078,35 @@ async fn a_rights_request_code_and_its_confirmation_reach_the_linked_chat() {
         let telegram = FakeTelegram::start();
         let t = app.tenant_with("acme", Role::Admin).await;
         // No email on file: the linked chat is the channel for the code.
-        let s = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/subjects",
-                Some(&json!({"phone": "+79161234567"})),
-                StatusCode::CREATED,
-            )
+        let s = t
+            .post("/v1/subjects", &json!({"phone": "+79161234567"}))
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
-        let r = app
-            .expect(
-                &t.token,
-                Method::POST,
+        link(&mut bot, ANNA, &start_token(&t, &s).await).await;
+        let r = t
+            .post(
                 "/v1/rights-requests",
-                Some(&json!({"subject_id": s, "type": "erasure"})),
-                StatusCode::CREATED,
+                &json!({"subject_id": s, "type": "erasure"}),
             )
+            .expect(StatusCode::CREATED)
             .await;
         assert_eq!(r["code_sent"], true, "{r}");
-        let api_url = telegram.api_url();
-        let dispatcher = notify::dispatcher(
-            &app,
-            Wiring {
-                telegram_api_url: Some(&api_url),
-                ..Default::default()
-            },
-        );
-        dispatcher.drain().await.unwrap();
+        deliver_telegram(&app, &telegram).await;
         let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(sent[0].chat_id, ANNA as i64);
-        let code = sent[0]
-            .text
-            .lines()
-            .find_map(|l| l.strip_prefix("Код: "))
-            .unwrap_or_else(|| panic!("a code in {}", sent[0].text))
-            .to_owned();
-        let v = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let code = code_in(&sent[0].text);
+        let v = t
+            .post(
                 &format!("/v1/rights-requests/{}/verify", r["id"].as_str().unwrap()),
-                Some(&json!({"code": code})),
-                StatusCode::OK,
+                &json!({"code": code}),
             )
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(v["status"], "verified");
-        dispatcher.drain().await.unwrap();
+        deliver_telegram(&app, &telegram).await;
         let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
         assert_eq!(sent.len(), 2, "confirmed once: {sent:?}");
         assert!(
@@ -1249,15 +1120,10 @@ async fn a_rights_request_code_and_its_confirmation_reach_the_linked_chat() {
 }
 
 /// The subject's rights requests through the API, oldest first.
-async fn rights_requests(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
-    let mut items = app
-        .expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/rights-requests?subject_id={s}"),
-            None,
-            StatusCode::OK,
-        )
+async fn rights_requests(t: &TenantHandle, s: &str) -> Vec<Value> {
+    let mut items = t
+        .get(&format!("/v1/rights-requests?subject_id={s}"))
+        .expect(StatusCode::OK)
         .await["items"]
         .as_array()
         .unwrap()
@@ -1302,19 +1168,14 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         let telegram = FakeTelegram::start();
         let t = app.tenant_with("acme", Role::Admin).await;
         // No email on file: the code comes to the linked chat.
-        let s = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/subjects",
-                Some(&json!({"phone": "+79161234567"})),
-                StatusCode::CREATED,
-            )
+        let s = t
+            .post("/v1/subjects", &json!({"phone": "+79161234567"}))
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        link(&mut bot, ANNA, &start_token(&app, &t, &s).await).await;
+        link(&mut bot, ANNA, &start_token(&t, &s).await).await;
 
         // "File a request" under the /requests list; one company: straight to the types.
         bot.update(text_from(ANNA, "en", "/requests"));
@@ -1387,12 +1248,12 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
             last_text(&bot),
             "This button no longer works. Open /request again."
         );
-        assert!(rights_requests(&app, &t, &s).await.is_empty());
+        assert!(rights_requests(&t, &s).await.is_empty());
 
         // The press files the request, by Telegram, with its legal deadline.
         bot.update(press(ANNA, "en", menu.clone(), &erase.1));
         bot.dispatch().await;
-        let filed = rights_requests(&app, &t, &s).await;
+        let filed = rights_requests(&t, &s).await;
         assert_eq!(filed.len(), 1, "{filed:?}");
         let r = filed[0].clone();
         let id = r["id"].as_str().unwrap().to_owned();
@@ -1411,23 +1272,10 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         );
 
         // The code reaches the chat through the outbox.
-        let api_url = telegram.api_url();
-        let dispatcher = notify::dispatcher(
-            &app,
-            Wiring {
-                telegram_api_url: Some(&api_url),
-                ..Default::default()
-            },
-        );
-        dispatcher.drain().await.unwrap();
+        deliver_telegram(&app, &telegram).await;
         let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(sent[0].chat_id, ANNA as i64);
-        let code = sent[0]
-            .text
-            .lines()
-            .find_map(|l| l.strip_prefix("Код: "))
-            .unwrap_or_else(|| panic!("a code in {}", sent[0].text))
-            .to_owned();
+        let code = code_in(&sent[0].text);
 
         // Other text meanwhile is a plain message, and waiting goes on.
         bot.update(text_from(ANNA, "en", "hello"));
@@ -1444,7 +1292,7 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
         assert_eq!(last_text(&bot), "Wrong code, 4 attempts left.");
         assert_eq!(code_failures(&app, &t, &id), 1);
         assert_eq!(
-            rights_requests(&app, &t, &s).await[0]["status"],
+            rights_requests(&t, &s).await[0]["status"],
             "awaiting_verification"
         );
 
@@ -1455,14 +1303,9 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
             last_text(&bot),
             format!("✅ Confirmed, it is you. Request to acme LLC: erasure. Answer by {due}.")
         );
-        let v = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/rights-requests/{id}"),
-                None,
-                StatusCode::OK,
-            )
+        let v = t
+            .get(&format!("/v1/rights-requests/{id}"))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(v["status"], "verified", "{v}");
         assert_eq!(v["channel"], "telegram");
@@ -1483,11 +1326,11 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
             steps.last().unwrap(),
             &("verify".into(), "telegram:chat".into())
         );
-        let listed = rights_requests(&app, &t, &s).await;
+        let listed = rights_requests(&t, &s).await;
         assert_eq!(listed[0]["status"], "verified");
         assert_eq!(listed[0]["channel"], "telegram");
         // The step is confirmed to the person like any other.
-        dispatcher.drain().await.unwrap();
+        deliver_telegram(&app, &telegram).await;
         let sent = telegram.wait_for(2, Duration::from_secs(5)).await;
         assert_eq!(sent.len(), 2, "confirmed once: {sent:?}");
         assert!(
@@ -1513,7 +1356,7 @@ async fn a_request_filed_in_the_chat_is_confirmed_by_the_code_sent_back() {
             last_text(&bot),
             format!("This request to acme LLC is already being handled: erasure. Answer by {due}.")
         );
-        let listed = rights_requests(&app, &t, &s).await;
+        let listed = rights_requests(&t, &s).await;
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[1]["duplicate_of"], id.as_str());
     }
@@ -1527,10 +1370,10 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
         bot.dependencies(deps![service(&app)]);
         let a = app.tenant_with("alpha", Role::Admin).await;
         let b = app.tenant_with("beta", Role::Admin).await;
-        let sa = subject_granting(&app, &a, "anna@example.org", &[]).await;
-        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
-        link(&mut bot, ANNA, &start_token(&app, &a, &sa).await).await;
-        link(&mut bot, ANNA, &start_token(&app, &b, &sb).await).await;
+        let sa = subject_granting(&a, "anna@example.org", &[]).await;
+        let sb = subject_granting(&b, "anna@example.org", &[]).await;
+        link(&mut bot, ANNA, &start_token(&a, &sa).await).await;
+        link(&mut bot, ANNA, &start_token(&b, &sb).await).await;
 
         bot.update(text_from(ANNA, "en", "/request"));
         bot.dispatch().await;
@@ -1570,8 +1413,8 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
         // With an email on file, the code goes there.
         bot.update(press(ANNA, "en", menu.clone(), &access.1));
         bot.dispatch().await;
-        assert!(rights_requests(&app, &a, &sa).await.is_empty());
-        let filed = rights_requests(&app, &b, &sb).await;
+        assert!(rights_requests(&a, &sa).await.is_empty());
+        let filed = rights_requests(&b, &sb).await;
         assert_eq!(filed.len(), 1);
         let id = filed[0]["id"].as_str().unwrap().to_owned();
         let due = due_day(&filed[0]);
@@ -1605,7 +1448,7 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
             "The code has expired. File the request again: /request"
         );
         assert_eq!(
-            rights_requests(&app, &b, &sb).await[0]["status"],
+            rights_requests(&b, &sb).await[0]["status"],
             "awaiting_verification"
         );
 
@@ -1620,7 +1463,7 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
                  is you."
             )
         );
-        let listed = rights_requests(&app, &b, &sb).await;
+        let listed = rights_requests(&b, &sb).await;
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[1]["duplicate_of"], id.as_str());
 
@@ -1656,7 +1499,7 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
             "I did not understand that. Commands: /help"
         );
         assert_eq!(
-            rights_requests(&app, &b, &sb).await[0]["status"],
+            rights_requests(&b, &sb).await[0]["status"],
             "awaiting_verification"
         );
     }
@@ -1673,10 +1516,10 @@ async fn a_request_button_files_at_its_own_company_after_an_unlink() {
         bot.dependencies(deps![service(&app)]);
         let a = app.tenant_with("alpha", Role::Admin).await;
         let b = app.tenant_with("beta", Role::Admin).await;
-        let sa = subject_granting(&app, &a, "anna@example.org", &[]).await;
-        let sb = subject_granting(&app, &b, "anna@example.org", &[]).await;
-        link(&mut bot, ANNA, &start_token(&app, &a, &sa).await).await;
-        link(&mut bot, ANNA, &start_token(&app, &b, &sb).await).await;
+        let sa = subject_granting(&a, "anna@example.org", &[]).await;
+        let sb = subject_granting(&b, "anna@example.org", &[]).await;
+        link(&mut bot, ANNA, &start_token(&a, &sa).await).await;
+        link(&mut bot, ANNA, &start_token(&b, &sb).await).await;
 
         bot.update(text_from(ANNA, "en", "/request"));
         bot.dispatch().await;
@@ -1710,9 +1553,9 @@ async fn a_request_button_files_at_its_own_company_after_an_unlink() {
             "{backend}"
         );
         assert!(
-            rights_requests(&app, &b, &sb).await.is_empty(),
+            rights_requests(&b, &sb).await.is_empty(),
             "nothing filed at beta on {backend}"
         );
-        assert!(rights_requests(&app, &a, &sa).await.is_empty());
+        assert!(rights_requests(&a, &sa).await.is_empty());
     }
 }

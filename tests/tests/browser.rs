@@ -11,6 +11,7 @@
 //! installed (see `assent_tests::browser`).
 
 use assent_tests::browser::Browser;
+use assent_tests::client::RequestHelper;
 use assent_tests::smtp::SmtpSink;
 use assent_tests::unsubscribe::{
     granted_subject, history, mailed_link, news_status, tenant_with_news,
@@ -18,7 +19,7 @@ use assent_tests::unsubscribe::{
 use assent_tests::{TestApp, TestDb};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ async fn unsubscribe_in_browser() {
         let t = tenant_with_news(&app, "acme").await;
         for (case, browser) in CASES.iter().zip(&browsers) {
             let c = &browser.client;
-            let s = granted_subject(&app, &t, case.email, Some(case.locale)).await;
+            let s = granted_subject(&t, case.email, Some(case.locale)).await;
             sink.clear();
             let url = mailed_link(&app, &t, &sink, &s, case.email).await;
             let what = format!("{} on {backend}", case.locale);
@@ -114,11 +115,11 @@ async fn unsubscribe_in_browser() {
                 .expect("the page has a submit button");
             assert_eq!(button.text().await.unwrap(), case.button, "{what}");
             assert_eq!(
-                news_status(&app, &t, &s).await,
+                news_status(&t, &s).await,
                 "granted",
                 "{what}: opening the page never unsubscribes"
             );
-            let events = history(&app, &t, &s).await.len();
+            let events = history(&t, &s).await.len();
 
             // Pressing the button withdraws, by email link, and says so.
             button.click().await.expect("press the button");
@@ -131,8 +132,8 @@ async fn unsubscribe_in_browser() {
                     panic!("{what}: no result page ({e}):\n{}", browser.driver_log())
                 });
             assert!(body_text(c).await.contains(case.purpose), "{what}");
-            assert_eq!(news_status(&app, &t, &s).await, "withdrawn", "{what}");
-            let after = history(&app, &t, &s).await;
+            assert_eq!(news_status(&t, &s).await, "withdrawn", "{what}");
+            let after = history(&t, &s).await;
             assert_eq!(after.len(), events + 1, "{what}: one new event");
             let last = after.last().unwrap();
             assert_eq!(last["action"], "withdraw", "{what}: {last}");
@@ -204,20 +205,16 @@ async fn preferences_in_browser() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/policies",
-            Some(
-                &json!({"version": "v7", "url": "https://acme.example/privacy",
+            &json!({"version": "v7", "url": "https://acme.example/privacy",
                 "text": "Policy", "effective_at": "2026-01-01T00:00:00Z", "material": true}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
         for (case, words) in CASES.iter().zip(&PREFS) {
             let what = format!("{} on {backend}", case.locale);
-            let s = granted_subject(&app, &t, case.email, Some(case.locale)).await;
+            let s = granted_subject(&t, case.email, Some(case.locale)).await;
             sink.clear();
             mailed_link(&app, &t, &sink, &s, case.email).await;
             let text = assent_tests::mailcheck::text_body(&sink.messages()[0].data);
@@ -227,7 +224,7 @@ async fn preferences_in_browser() {
             assert_eq!(html_lang(c).await, case.locale, "{what}");
             let heading = c.find(Locator::Css("h1")).await.unwrap();
             assert_eq!(heading.text().await.unwrap(), words.title, "{what}");
-            assert_eq!(news_status(&app, &t, &s).await, "granted", "{what}");
+            assert_eq!(news_status(&t, &s).await, "granted", "{what}");
 
             // Withdraw with a click.
             let button = c
@@ -243,8 +240,8 @@ async fn preferences_in_browser() {
             );
             button.click().await.expect("press withdraw");
             wait_for_status(&browser, words.withdrawn, &what).await;
-            assert_eq!(news_status(&app, &t, &s).await, "withdrawn", "{what}");
-            let last = history(&app, &t, &s).await.last().cloned().unwrap();
+            assert_eq!(news_status(&t, &s).await, "withdrawn", "{what}");
+            let last = history(&t, &s).await.last().cloned().unwrap();
             assert_eq!(last["action"], "withdraw", "{what}: {last}");
             assert_eq!(last["method"], "preference_centre", "{what}: {last}");
 
@@ -267,8 +264,8 @@ async fn preferences_in_browser() {
                 .await
                 .expect("press Enter on the button");
             wait_for_status(&browser, words.given, &what).await;
-            assert_eq!(news_status(&app, &t, &s).await, "granted", "{what}");
-            let last = history(&app, &t, &s).await.last().cloned().unwrap();
+            assert_eq!(news_status(&t, &s).await, "granted", "{what}");
+            let last = history(&t, &s).await.last().cloned().unwrap();
             assert_eq!(last["action"], "grant", "{what}: {last}");
             assert_eq!(last["method"], "preference_centre", "{what}: {last}");
             assert_eq!(last["policy_version"], "v7", "{what}: {last}");
@@ -339,25 +336,18 @@ async fn survey_in_browser() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
+        t.post(
             "/v1/surveys",
-            Some(&json!({"code": "nps", "kind": "nps", "purpose": "news",
+            &json!({"code": "nps", "kind": "nps", "purpose": "news",
                 "question": {"ru": "Порекомендуете ли вы нас?", "en": "Would you recommend us?"},
-                "follow_up": {"ru": "Что улучшить?", "en": "What should we improve?"}})),
-            StatusCode::CREATED,
+                "follow_up": {"ru": "Что улучшить?", "en": "What should we improve?"}}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        app.expect(
-            &t.token,
-            Method::POST,
-            "/v1/surveys/nps/invitations",
-            Some(&json!({"subject_ids": [s]})),
-            StatusCode::ACCEPTED,
-        )
-        .await;
+        t.post("/v1/surveys/nps/invitations", &json!({"subject_ids": [s]}))
+            .expect(StatusCode::ACCEPTED)
+            .await;
         assent_tests::notify::dispatcher(
             &app,
             assent_tests::notify::Wiring {
@@ -462,13 +452,11 @@ async fn rights_form_in_browser() {
         let t = app
             .tenant_with("acme", assent_core::tenancy::Role::Admin)
             .await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/subjects",
-            Some(&json!({"email": "anna@example.org", "locale": "ru"})),
-            StatusCode::CREATED,
+            &json!({"email": "anna@example.org", "locale": "ru"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
         let what = format!("rights form on {backend}");
 
@@ -546,15 +534,7 @@ async fn rights_form_in_browser() {
             "{what}: {page}"
         );
 
-        let list = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-requests",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let list = t.get("/v1/rights-requests").expect(StatusCode::OK).await;
         let r = &list["items"][0];
         assert_eq!(r["status"], "verified", "{what}: {list}");
         assert_eq!(r["channel"], "web", "{what}: {list}");

@@ -5,6 +5,8 @@ use assent_core::tenancy::Role;
 use assent_store::DbConnection;
 use assent_store::flows::consents;
 use assent_store::tables::{ledger, subjects};
+use assent_tests::client::{RequestHelper, Response};
+use assent_tests::fixtures::create_subject;
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use diesel::{QueryDsl, RunQueryDsl};
 use reqwest::{Method, StatusCode};
@@ -24,66 +26,36 @@ fn purpose(code: &str, basis: &str, term: Option<i32>) -> Value {
 
 async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&purpose("news", "consent", None)),
-        CREATED,
-    )
-    .await;
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&purpose("billing", "contract", None)),
-        CREATED,
-    )
-    .await;
+    t.post("/v1/purposes", &purpose("news", "consent", None))
+        .expect(CREATED)
+        .await;
+    t.post("/v1/purposes", &purpose("billing", "contract", None))
+        .expect(CREATED)
+        .await;
     t
 }
 
-async fn subject(app: &TestApp, t: &TenantHandle, body: Value) -> String {
-    let s = app
-        .expect(&t.token, Method::POST, "/v1/subjects", Some(&body), CREATED)
-        .await;
-    s["id"].as_str().unwrap().to_owned()
+async fn subject(t: &TenantHandle, body: Value) -> String {
+    create_subject(t, &body).await
 }
 
-async fn consent(
-    app: &TestApp,
-    t: &TenantHandle,
-    subject: &str,
-    body: Value,
-    status: StatusCode,
-) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{subject}/consents"),
-        Some(&body),
-        status,
-    )
-    .await
+async fn consent(t: &TenantHandle, subject: &str, body: Value, status: StatusCode) -> Response {
+    t.post(&format!("/v1/subjects/{subject}/consents"), &body)
+        .expect(status)
+        .await
 }
 
-async fn check(app: &TestApp, t: &TenantHandle, checks: Value) -> Vec<Value> {
-    let r = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/consent-checks",
-            Some(&json!({ "checks": checks })),
-            OK,
-        )
-        .await;
-    r["results"].as_array().unwrap().clone()
+async fn check(t: &TenantHandle, checks: Value) -> Vec<Value> {
+    t.post("/v1/consent-checks", &json!({ "checks": checks }))
+        .expect(OK)
+        .await["results"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
-async fn ledger_events(app: &TestApp, t: &TenantHandle) -> i64 {
-    let v = app
-        .expect(&t.token, Method::GET, "/v1/ledger/verification", None, OK)
-        .await;
+async fn ledger_events(t: &TenantHandle) -> i64 {
+    let v = t.get("/v1/ledger/verification").expect(OK).await;
     assert_eq!(v["intact"], true, "{v}");
     v["events"].as_i64().unwrap()
 }
@@ -93,54 +65,28 @@ async fn purposes_are_versioned_by_meaning() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let p = app
-            .expect(&t.token, Method::GET, "/v1/purposes/news", None, OK)
-            .await;
+        let p = t.get("/v1/purposes/news").expect(OK).await;
         assert_eq!(
             (p["version"].as_i64(), p["withdrawable"].as_bool()),
             (Some(1), Some(true))
         );
-        app.expect(
-            &t.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&purpose("news", "consent", None)),
-            StatusCode::CONFLICT,
-        )
-        .await;
-        let same = app
-            .expect(
-                &t.token,
-                Method::PATCH,
-                "/v1/purposes/news",
-                Some(&json!({"retention_days": 365})),
-                OK,
-            )
+        t.post("/v1/purposes", &purpose("news", "consent", None))
+            .expect(StatusCode::CONFLICT)
+            .await;
+        let same = t
+            .patch("/v1/purposes/news", &json!({"retention_days": 365}))
+            .expect(OK)
             .await;
         assert_eq!(same["version"], 1, "no change, no new version");
-        let changed = app
-            .expect(
-                &t.token,
-                Method::PATCH,
-                "/v1/purposes/news",
-                Some(&json!({"consent_term_days": 30})),
-                OK,
-            )
+        let changed = t
+            .patch("/v1/purposes/news", &json!({"consent_term_days": 30}))
+            .expect(OK)
             .await;
         assert_eq!(changed["version"], 2);
         assert_eq!(changed["consent_term_days"], 30);
         let basis = json!({"legal_basis": "legitimate_interest"});
-        app.expect(
-            &t.token,
-            Method::PATCH,
-            "/v1/purposes/news",
-            Some(&basis),
-            INVALID,
-        )
-        .await;
-        let list = app
-            .expect(&t.token, Method::GET, "/v1/purposes", None, OK)
-            .await;
+        t.patch("/v1/purposes/news", &basis).expect(INVALID).await;
+        let list = t.get("/v1/purposes").expect(OK).await;
         let codes: Vec<_> = list["items"]
             .as_array()
             .unwrap()
@@ -156,26 +102,14 @@ async fn purposes_are_versioned_by_meaning() {
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["pigeon"], "retention_days": 1}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email"], "retention_days": 1, "scope": "group"}),
         ] {
-            app.expect(&t.token, Method::POST, "/v1/purposes", Some(&bad), INVALID)
-                .await;
+            t.post("/v1/purposes", &bad).expect(INVALID).await;
         }
-        app.expect(
-            &t.token,
-            Method::GET,
-            "/v1/purposes/x",
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-        let operator = app.token_for(&t, Role::Operator).await;
-        app.expect(
-            &operator,
-            Method::POST,
-            "/v1/purposes",
-            Some(&purpose("y", "consent", None)),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        t.get("/v1/purposes/x").expect(StatusCode::NOT_FOUND).await;
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .post("/v1/purposes", &purpose("y", "consent", None))
+            .expect(StatusCode::FORBIDDEN)
+            .await;
     }
 }
 
@@ -186,20 +120,16 @@ async fn subjects_are_normalised_encrypted_and_audited() {
         let t = setup(&app, "acme").await;
         let body = json!({"external_ref": "crm-1", "full_name": "Иван Петров", "email": " Ivan.Petrov@Example.ORG ",
                           "phone": "8 (912) 345-67-89", "handles": {"telegram": "@ivan"}, "locale": "ru"});
-        let created = app
-            .expect(&t.token, Method::POST, "/v1/subjects", Some(&body), CREATED)
-            .await;
+        let created = t.post("/v1/subjects", &body).expect(CREATED).await;
         let id = created["id"].as_str().unwrap().to_owned();
         assert_eq!(created["email"], "ivan.petrov@example.org");
         assert_eq!(created["phone"], "+79123456789");
-        let again = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let again = t
+            .post(
                 "/v1/subjects",
-                Some(&json!({"external_ref": "crm-1", "full_name": "Иван П."})),
-                OK,
+                &json!({"external_ref": "crm-1", "full_name": "Иван П."}),
             )
+            .expect(OK)
             .await;
         assert_eq!(
             (again["id"].as_str(), again["full_name"].as_str()),
@@ -209,14 +139,9 @@ async fn subjects_are_normalised_encrypted_and_audited() {
             again["email"], "ivan.petrov@example.org",
             "fields not given are kept"
         );
-        let patched = app
-            .expect(
-                &t.token,
-                Method::PATCH,
-                &format!("/v1/subjects/{id}"),
-                Some(&json!({"phone": null})),
-                OK,
-            )
+        let patched = t
+            .patch(&format!("/v1/subjects/{id}"), &json!({"phone": null}))
+            .expect(OK)
             .await;
         assert!(patched["phone"].is_null());
 
@@ -248,34 +173,22 @@ async fn subjects_are_normalised_encrypted_and_audited() {
             "PII is encrypted at rest"
         );
 
-        let by_email = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/subjects?email=IVAN.petrov@example.org",
-                None,
-                OK,
-            )
+        let by_email = t
+            .get("/v1/subjects?email=IVAN.petrov@example.org")
+            .expect(OK)
             .await;
         assert_eq!(by_email["items"][0]["id"], id.as_str());
-        let by_ref = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/subjects/search",
-                Some(&json!({"external_ref": "crm-1"})),
-                OK,
-            )
+        let by_ref = t
+            .post("/v1/subjects/search", &json!({"external_ref": "crm-1"}))
+            .expect(OK)
             .await;
         assert_eq!(by_ref["items"].as_array().unwrap().len(), 1);
-        let none = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let none = t
+            .post(
                 "/v1/subjects/search",
-                Some(&json!({"email": "nobody@example.org"})),
-                OK,
+                &json!({"email": "nobody@example.org"}),
             )
+            .expect(OK)
             .await;
         assert!(none["items"].as_array().unwrap().is_empty());
 
@@ -288,45 +201,26 @@ async fn subjects_are_normalised_encrypted_and_audited() {
             json!({"external_ref": "x", "timezone": "Mars/Base"}),
             json!({"external_ref": 5}),
         ] {
-            let p = app
-                .expect(&t.token, Method::POST, "/v1/subjects", Some(&bad), INVALID)
-                .await;
+            let p = t.post("/v1/subjects", &bad).expect(INVALID).await;
             assert!(
                 !p["detail"].as_str().unwrap().contains("not-an-email"),
                 "errors do not echo PII"
             );
         }
-        let list = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/subjects/search",
-                Some(&json!({"external_ref": "x"})),
-                OK,
-            )
+        let list = t
+            .post("/v1/subjects/search", &json!({"external_ref": "x"}))
+            .expect(OK)
             .await;
         assert!(
             list["items"].as_array().unwrap().is_empty(),
             "nothing was written"
         );
 
-        app.expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/subjects/{id}"),
-            None,
-            OK,
-        )
-        .await;
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let log = app
-            .expect(
-                &auditor,
-                Method::GET,
-                &format!("/v1/audit-log?subject_id={id}"),
-                None,
-                OK,
-            )
+        t.get(&format!("/v1/subjects/{id}")).expect(OK).await;
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        let log = auditor
+            .get(&format!("/v1/audit-log?subject_id={id}"))
+            .expect(OK)
             .await;
         let actions: Vec<_> = log["items"]
             .as_array()
@@ -338,15 +232,11 @@ async fn subjects_are_normalised_encrypted_and_audited() {
             actions.contains(&"subject.read") && actions.contains(&"subject.lookup"),
             "{actions:?}"
         );
-        let operator = app.token_for(&t, Role::Operator).await;
-        app.expect(
-            &operator,
-            Method::GET,
-            "/v1/audit-log",
-            None,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .get("/v1/audit-log")
+            .expect(StatusCode::FORBIDDEN)
+            .await;
     }
 }
 
@@ -355,28 +245,21 @@ async fn grants_withdrawals_receipts_and_checks() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        app.expect(&t.token, Method::POST, "/v1/policies", Some(&json!({"version": "2026-01", "url": "https://acme.test/privacy", "text": "We promise.", "effective_at": "2026-01-01T00:00:00Z"})), CREATED).await;
-        let s = subject(
-            &app,
-            &t,
-            json!({"external_ref": "c1", "email": "a@example.org"}),
-        )
-        .await;
-        let granted = consent(&app, &t, &s, json!({"purpose": "news", "action": "grant", "method": "web_form",
+        t.post("/v1/policies", &json!({"version": "2026-01", "url": "https://acme.test/privacy", "text": "We promise.", "effective_at": "2026-01-01T00:00:00Z"})).expect(CREATED).await;
+        let s = subject(&t, json!({"external_ref": "c1", "email": "a@example.org"})).await;
+        let granted = consent(&t, &s, json!({"purpose": "news", "action": "grant", "method": "web_form",
             "evidence": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "url": "https://acme.test/form"}}), CREATED).await;
         assert_eq!(granted["state"]["status"], "granted");
         assert_eq!(
             granted["state"]["policy_version"], "2026-01",
             "the version in force is recorded"
         );
-        let receipt = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/receipts/{}", granted["receipt_id"].as_str().unwrap()),
-                None,
-                OK,
-            )
+        let receipt = t
+            .get(&format!(
+                "/v1/receipts/{}",
+                granted["receipt_id"].as_str().unwrap()
+            ))
+            .expect(OK)
             .await;
         assert_eq!(receipt["version"], "KI-CR-v1.1.0");
         assert_eq!(receipt["piiControllers"][0]["piiController"], "acme LLC");
@@ -389,7 +272,6 @@ async fn grants_withdrawals_receipts_and_checks() {
         );
 
         let results = check(
-            &app,
             &t,
             json!([
                 {"subject_id": s, "purpose": "news", "channel": "email"},
@@ -422,7 +304,6 @@ async fn grants_withdrawals_receipts_and_checks() {
         );
 
         let withdrawn = consent(
-            &app,
             &t,
             &s,
             json!({"purpose": "news", "action": "withdraw", "method": "email_link"}),
@@ -432,20 +313,14 @@ async fn grants_withdrawals_receipts_and_checks() {
         assert_eq!(withdrawn["state"]["status"], "withdrawn");
         assert_ne!(withdrawn["receipt_id"], granted["receipt_id"]);
         let r = check(
-            &app,
             &t,
             json!([{"subject_id": s, "purpose": "news", "channel": "email"}]),
         )
         .await;
         assert_eq!(r[0]["reason"], "withdrawn");
-        let states = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents"),
-                None,
-                OK,
-            )
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(OK)
             .await;
         let news = states
             .as_array()
@@ -462,30 +337,20 @@ async fn grants_withdrawals_receipts_and_checks() {
             .unwrap();
         assert_eq!(billing["status"], "none");
 
-        let history = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents/history?limit=1"),
-                None,
-                OK,
-            )
+        let history = t
+            .get(&format!("/v1/subjects/{s}/consents/history?limit=1"))
+            .expect(OK)
             .await;
         assert_eq!(history["items"][0]["action"], "grant");
         assert_eq!(history["items"][0]["evidence"]["ip"], "203.0.113.7");
         let next = history["next_cursor"].as_str().unwrap();
-        let rest = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents/history?cursor={next}"),
-                None,
-                OK,
-            )
+        let rest = t
+            .get(&format!("/v1/subjects/{s}/consents/history?cursor={next}"))
+            .expect(OK)
             .await;
         assert_eq!(rest["items"][0]["action"], "withdraw");
         assert!(rest["next_cursor"].is_null());
-        assert_eq!(ledger_events(&app, &t).await, 2);
+        assert_eq!(ledger_events(&t).await, 2);
 
         // Restriction and objection come from rights requests; the check honours them.
         let tenant_id = t.id.clone();
@@ -495,7 +360,6 @@ async fn grants_withdrawals_receipts_and_checks() {
             })
             .unwrap();
         let r = check(
-            &app,
             &t,
             json!([{"subject_id": s, "purpose": "billing", "channel": "email"}]),
         )
@@ -507,7 +371,6 @@ async fn grants_withdrawals_receipts_and_checks() {
             })
             .unwrap();
         let r = check(
-            &app,
             &t,
             json!([{"subject_id": s, "purpose": "billing", "channel": "email"}]),
         )
@@ -521,7 +384,7 @@ async fn bad_consent_requests_change_nothing() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, json!({"external_ref": "c1"})).await;
+        let s = subject(&t, json!({"external_ref": "c1"})).await;
         let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
         let cases = [
             (
@@ -561,19 +424,17 @@ async fn bad_consent_requests_change_nothing() {
             ),
         ];
         for (body, status) in cases {
-            let p = consent(&app, &t, &s, body.clone(), status).await;
+            let p = consent(&t, &s, body.clone(), status).await;
             assert_eq!(p["status"], status.as_u16(), "{body}");
         }
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/subjects/no-such-subject/consents",
-            Some(&json!({"purpose": "news", "action": "grant"})),
-            StatusCode::NOT_FOUND,
+            &json!({"purpose": "news", "action": "grant"}),
         )
+        .expect(StatusCode::NOT_FOUND)
         .await;
         assert_eq!(
-            ledger_events(&app, &t).await,
+            ledger_events(&t).await,
             0,
             "no event was written on {}",
             app.backend()
@@ -583,29 +444,20 @@ async fn bad_consent_requests_change_nothing() {
             json!({"checks": [{"purpose": "news", "channel": "email"}]}),
             json!({"checks": [{"email": "bad", "purpose": "news", "channel": "email"}]}),
         ] {
-            app.expect(
-                &t.token,
-                Method::POST,
-                "/v1/consent-checks",
-                Some(&bad),
-                INVALID,
-            )
-            .await;
+            t.post("/v1/consent-checks", &bad).expect(INVALID).await;
         }
         // Ids and codes no subject or purpose can have (PostgreSQL refuses text
         // holding NUL) are unknown, not a server error.
-        let odd = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let odd = t
+            .post(
                 "/v1/consent-checks",
-                Some(&json!({"checks": [
+                &json!({"checks": [
                     {"subject_id": "x\u{0}y", "purpose": "news", "channel": "email"},
                     {"subject_id": s, "purpose": "ne\u{0}ws", "channel": "email"},
                     {"external_ref": "r\u{0}", "purpose": "news", "channel": "email"},
-                ]})),
-                StatusCode::OK,
+                ]}),
             )
+            .expect(StatusCode::OK)
             .await;
         let reasons: Vec<&str> = odd["results"]
             .as_array()
@@ -622,14 +474,9 @@ async fn bad_consent_requests_change_nothing() {
         let many: Vec<Value> = (0..1001)
             .map(|_| json!({"subject_id": s, "purpose": "news", "channel": "email"}))
             .collect();
-        app.expect(
-            &t.token,
-            Method::POST,
-            "/v1/consent-checks",
-            Some(&json!({"checks": many})),
-            INVALID,
-        )
-        .await;
+        t.post("/v1/consent-checks", &json!({"checks": many}))
+            .expect(INVALID)
+            .await;
     }
 }
 
@@ -638,14 +485,8 @@ async fn a_guardian_consents_for_a_child() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let child = subject(
-            &app,
-            &t,
-            json!({"external_ref": "child-1", "full_name": "Маша"}),
-        )
-        .await;
+        let child = subject(&t, json!({"external_ref": "child-1", "full_name": "Маша"})).await;
         consent(
-            &app,
             &t,
             &child,
             json!({"purpose": "news", "action": "grant",
@@ -653,14 +494,9 @@ async fn a_guardian_consents_for_a_child() {
             CREATED,
         )
         .await;
-        let h = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{child}/consents/history"),
-                None,
-                OK,
-            )
+        let h = t
+            .get(&format!("/v1/subjects/{child}/consents/history"))
+            .expect(OK)
             .await;
         let e = &h["items"][0];
         assert_eq!(
@@ -671,16 +507,7 @@ async fn a_guardian_consents_for_a_child() {
             ),
             (Some("guardian"), Some("Анна Иванова"), Some("mother"))
         );
-        let export = app
-            .client
-            .get(app.url("/v1/ledger/export"))
-            .bearer_auth(&t.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let export = t.get("/v1/ledger/export").await.text;
         assert!(export.contains("\"actor_kind\":\"guardian\""));
         assert!(
             !export.contains("Анна"),
@@ -694,18 +521,12 @@ async fn consent_terms_expire_by_the_sweeper() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        app.expect(
-            &t.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&purpose("promo", "consent", Some(1))),
-            CREATED,
-        )
-        .await;
-        let s = subject(&app, &t, json!({"email": "a@example.org"})).await;
+        t.post("/v1/purposes", &purpose("promo", "consent", Some(1)))
+            .expect(CREATED)
+            .await;
+        let s = subject(&t, json!({"email": "a@example.org"})).await;
         let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
         consent(
-            &app,
             &t,
             &s,
             json!({"purpose": "promo", "action": "grant", "occurred_at": two_days_ago}),
@@ -713,7 +534,6 @@ async fn consent_terms_expire_by_the_sweeper() {
         )
         .await;
         let r = check(
-            &app,
             &t,
             json!([{"subject_id": s, "purpose": "promo", "channel": "email"}]),
         )
@@ -724,14 +544,9 @@ async fn consent_terms_expire_by_the_sweeper() {
         );
         assert_eq!(consents::expire_consents(&app.store).unwrap(), 1);
         assert_eq!(consents::expire_consents(&app.store).unwrap(), 0, "once");
-        let h = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents/history"),
-                None,
-                OK,
-            )
+        let h = t
+            .get(&format!("/v1/subjects/{s}/consents/history"))
+            .expect(OK)
             .await;
         let actions: Vec<_> = h["items"]
             .as_array()
@@ -740,18 +555,12 @@ async fn consent_terms_expire_by_the_sweeper() {
             .map(|e| e["action"].as_str().unwrap())
             .collect();
         assert_eq!(actions, ["grant", "expire"]);
-        let states = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents"),
-                None,
-                OK,
-            )
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(OK)
             .await;
         assert_eq!(states[0]["status"], "expired");
         let renewed = consent(
-            &app,
             &t,
             &s,
             json!({"purpose": "promo", "action": "grant"}),
@@ -760,7 +569,6 @@ async fn consent_terms_expire_by_the_sweeper() {
         .await;
         assert_eq!(renewed["action"], "grant");
         let again = consent(
-            &app,
             &t,
             &s,
             json!({"purpose": "promo", "action": "grant"}),
@@ -771,7 +579,7 @@ async fn consent_terms_expire_by_the_sweeper() {
             again["action"], "renew",
             "a grant of a granted consent renews its term"
         );
-        assert_eq!(ledger_events(&app, &t).await, 4);
+        assert_eq!(ledger_events(&t).await, 4);
     }
 }
 
@@ -788,49 +596,26 @@ async fn group_purposes_follow_the_person_across_affiliates() {
             .await;
         let mut shared = purpose("group.marketing", "consent", None);
         shared["scope"] = "group".into();
-        app.expect(
-            &a.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&shared),
-            CREATED,
-        )
-        .await;
-        let seen_by_b = app
-            .expect(
-                &b.token,
-                Method::GET,
-                "/v1/purposes/group.marketing",
-                None,
-                OK,
-            )
-            .await;
+        a.post("/v1/purposes", &shared).expect(CREATED).await;
+        let seen_by_b = b.get("/v1/purposes/group.marketing").expect(OK).await;
         assert_eq!(seen_by_b["scope"], "group");
-        app.expect(
-            &b.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&shared),
-            StatusCode::CONFLICT,
-        )
-        .await;
+        b.post("/v1/purposes", &shared)
+            .expect(StatusCode::CONFLICT)
+            .await;
         let at_a = subject(
-            &app,
             &a,
             json!({"external_ref": "a-1", "email": "Same@Example.org"}),
         )
         .await;
         let at_b = subject(
-            &app,
             &b,
             json!({"external_ref": "b-9", "email": "same@example.org"}),
         )
         .await;
         let q =
             |s: &str| json!([{"subject_id": s, "purpose": "group.marketing", "channel": "email"}]);
-        assert_eq!(check(&app, &b, q(&at_b)).await[0]["reason"], "no_consent");
+        assert_eq!(check(&b, q(&at_b)).await[0]["reason"], "no_consent");
         consent(
-            &app,
             &a,
             &at_a,
             json!({"purpose": "group.marketing", "action": "grant"}),
@@ -838,13 +623,12 @@ async fn group_purposes_follow_the_person_across_affiliates() {
         )
         .await;
         assert_eq!(
-            check(&app, &b, q(&at_b)).await[0]["allowed"],
+            check(&b, q(&at_b)).await[0]["allowed"],
             true,
             "a grant at A covers B on {}",
             app.backend()
         );
         consent(
-            &app,
             &b,
             &at_b,
             json!({"purpose": "group.marketing", "action": "withdraw"}),
@@ -852,22 +636,18 @@ async fn group_purposes_follow_the_person_across_affiliates() {
         )
         .await;
         assert_eq!(
-            check(&app, &a, q(&at_a)).await[0]["reason"],
+            check(&a, q(&at_a)).await[0]["reason"],
             "withdrawn",
             "a withdrawal at B withdraws at A"
         );
         // Each affiliate's ledger holds the events given there.
-        assert_eq!(ledger_events(&app, &a).await, 1);
-        assert_eq!(ledger_events(&app, &b).await, 1);
+        assert_eq!(ledger_events(&a).await, 1);
+        assert_eq!(ledger_events(&b).await, 1);
         let receipt_owner = app.tenant_with("outsider", Role::Admin).await;
-        app.expect(
-            &receipt_owner.token,
-            Method::GET,
-            "/v1/purposes/group.marketing",
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        receipt_owner
+            .get("/v1/purposes/group.marketing")
+            .expect(StatusCode::NOT_FOUND)
+            .await;
     }
 }
 
@@ -876,11 +656,10 @@ async fn a_tampered_ledger_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let s1 = subject(&app, &t, json!({"external_ref": "1"})).await;
-        let s2 = subject(&app, &t, json!({"external_ref": "2"})).await;
+        let s1 = subject(&t, json!({"external_ref": "1"})).await;
+        let s2 = subject(&t, json!({"external_ref": "2"})).await;
         for s in [&s1, &s2, &s1, &s2] {
             consent(
-                &app,
                 &t,
                 s,
                 json!({"purpose": "news", "action": "grant"}),
@@ -889,14 +668,13 @@ async fn a_tampered_ledger_is_caught() {
             .await;
         }
         consent(
-            &app,
             &t,
             &s1,
             json!({"purpose": "news", "action": "withdraw"}),
             CREATED,
         )
         .await;
-        assert_eq!(ledger_events(&app, &t).await, 5);
+        assert_eq!(ledger_events(&t).await, 5);
         let tenant = t.id.clone();
         let verify = || {
             app.store
@@ -926,9 +704,7 @@ async fn a_tampered_ledger_is_caught() {
             b.seq, 3,
             "deleting one subject's events breaks the chain after the first gap"
         );
-        let v = app
-            .expect(&t.token, Method::GET, "/v1/ledger/verification", None, OK)
-            .await;
+        let v = t.get("/v1/ledger/verification").expect(OK).await;
         assert_eq!(
             (v["intact"].as_bool(), v["first_break_seq"].as_i64()),
             (Some(false), Some(3))
@@ -943,13 +719,11 @@ async fn another_tenant_sees_none_of_it() {
         let owner = setup(&app, "owner").await;
         let intruder = setup(&app, "intruder").await;
         let s = subject(
-            &app,
             &owner,
             json!({"external_ref": "c1", "email": "a@example.org"}),
         )
         .await;
         let g = consent(
-            &app,
             &owner,
             &s,
             json!({"purpose": "news", "action": "grant"}),
@@ -958,7 +732,6 @@ async fn another_tenant_sees_none_of_it() {
         .await;
         let receipt = g["receipt_id"].as_str().unwrap().to_owned();
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             &s,
@@ -977,7 +750,6 @@ async fn another_tenant_sees_none_of_it() {
         )
         .await;
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             &receipt,
@@ -986,59 +758,33 @@ async fn another_tenant_sees_none_of_it() {
         )
         .await;
         // Lookups and checks by another tenant find nothing.
-        let found = app
-            .expect(
-                &intruder.token,
-                Method::POST,
-                "/v1/subjects/search",
-                Some(&json!({"email": "a@example.org"})),
-                OK,
-            )
+        let found = intruder
+            .post("/v1/subjects/search", &json!({"email": "a@example.org"}))
+            .expect(OK)
             .await;
         assert!(found["items"].as_array().unwrap().is_empty());
-        let r = check(&app, &intruder, json!([{"subject_id": s, "purpose": "news", "channel": "email"},
+        let r = check(&intruder, json!([{"subject_id": s, "purpose": "news", "channel": "email"},
                                                {"external_ref": "c1", "purpose": "news", "channel": "email"}])).await;
         assert!(r.iter().all(|x| x["reason"] == "unknown_subject"));
-        let export = app
-            .client
-            .get(app.url("/v1/ledger/export"))
-            .bearer_auth(&intruder.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let export = intruder.get("/v1/ledger/export").await.text;
         assert!(export.is_empty(), "another tenant's export is empty");
         assert_eq!(
-            ledger_events(&app, &owner).await,
+            ledger_events(&owner).await,
             1,
             "the intruder's withdrawal did not land"
         );
         // Policies and the audit log are per tenant.
-        app.expect(
-            &owner.token,
-            Method::POST,
-            "/v1/policies",
-            Some(&json!({"version": "v1", "url": "https://owner.test/p"})),
-            CREATED,
-        )
-        .await;
-        let theirs = app
-            .expect(&intruder.token, Method::GET, "/v1/policies", None, OK)
+        owner
+            .post(
+                "/v1/policies",
+                &json!({"version": "v1", "url": "https://owner.test/p"}),
+            )
+            .expect(CREATED)
             .await;
+        let theirs = intruder.get("/v1/policies").expect(OK).await;
         assert!(theirs["items"].as_array().unwrap().is_empty());
-        app.expect(
-            &owner.token,
-            Method::GET,
-            &format!("/v1/subjects/{s}"),
-            None,
-            OK,
-        )
-        .await;
-        let log = app
-            .expect(&intruder.token, Method::GET, "/v1/audit-log", None, OK)
-            .await;
+        owner.get(&format!("/v1/subjects/{s}")).expect(OK).await;
+        let log = intruder.get("/v1/audit-log").expect(OK).await;
         assert!(
             log["items"].as_array().unwrap().is_empty(),
             "another tenant's audit log is invisible"
@@ -1046,33 +792,16 @@ async fn another_tenant_sees_none_of_it() {
         // Tenant-owned purposes are private too.
         let mut private = purpose("secret", "consent", None);
         private["code"] = "secret".into();
-        app.expect(
-            &owner.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&private),
-            CREATED,
-        )
-        .await;
-        app.expect(
-            &intruder.token,
-            Method::GET,
-            "/v1/purposes/secret",
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-        app.expect(
-            &intruder.token,
-            Method::PATCH,
-            "/v1/purposes/secret",
-            Some(&json!({"retention_days": 2})),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-        let p = app
-            .expect(&owner.token, Method::GET, "/v1/purposes/secret", None, OK)
+        owner.post("/v1/purposes", &private).expect(CREATED).await;
+        intruder
+            .get("/v1/purposes/secret")
+            .expect(StatusCode::NOT_FOUND)
             .await;
+        intruder
+            .patch("/v1/purposes/secret", &json!({"retention_days": 2}))
+            .expect(StatusCode::NOT_FOUND)
+            .await;
+        let p = owner.get("/v1/purposes/secret").expect(OK).await;
         assert_eq!(p["retention_days"], 365);
     }
 }
@@ -1082,33 +811,20 @@ async fn a_retried_consent_with_an_idempotency_key_is_recorded_once() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, json!({"external_ref": "c1"})).await;
-        let post = |key: &'static str, body: Value| {
-            app.client
-                .post(app.url(&format!("/v1/subjects/{s}/consents")))
-                .bearer_auth(&t.token)
-                .header("Idempotency-Key", key)
-                .json(&body)
-                .send()
-        };
+        let s = subject(&t, json!({"external_ref": "c1"})).await;
+        let path = format!("/v1/subjects/{s}/consents");
+        let post = |key: &'static str, body: Value| t.post(&path, &body).idempotency_key(key);
         let grant = json!({"purpose": "news", "action": "grant"});
-        let first: Value = post("k-1", grant.clone())
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let again = post("k-1", grant).await.unwrap();
-        assert_eq!(again.status(), CREATED);
-        assert_eq!(again.headers()["idempotent-replayed"], "true");
-        let again: Value = again.json().await.unwrap();
+        let first = post("k-1", grant.clone()).await;
+        let again = post("k-1", grant).expect(CREATED).await;
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
         assert_eq!(again["event_id"], first["event_id"]);
-        let other = post("k-1", json!({"purpose": "news", "action": "withdraw"}))
-            .await
-            .unwrap();
-        assert_eq!(other.status(), INVALID, "a key reused for another request");
+        // A key reused for another request.
+        post("k-1", json!({"purpose": "news", "action": "withdraw"}))
+            .expect(INVALID)
+            .await;
         assert_eq!(
-            ledger_events(&app, &t).await,
+            ledger_events(&t).await,
             1,
             "one event for one key on {}",
             app.backend()

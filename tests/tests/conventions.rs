@@ -3,15 +3,17 @@
 //! document, and tenant isolation.
 
 use assent_core::tenancy::Role;
+use assent_tests::client::RequestHelper;
 use assent_tests::{Call, TestApp, TestDb, assert_isolated};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn key_count(app: &TestApp, token: &str) -> usize {
-    let (status, page) = app
-        .call(token, Method::GET, "/v1/api-keys?limit=200", None)
+    let page = app
+        .bearer(token)
+        .get("/v1/api-keys?limit=200")
+        .expect(StatusCode::OK)
         .await;
-    assert_eq!(status, StatusCode::OK);
     page["items"].as_array().unwrap().len()
 }
 
@@ -157,8 +159,7 @@ async fn lists_page_with_cursors() {
         let mut seen = Vec::new();
         let mut path = "/v1/api-keys?limit=2".to_owned();
         loop {
-            let (status, page) = app.call(&admin.token, Method::GET, &path, None).await;
-            assert_eq!(status, StatusCode::OK, "{page}");
+            let page = admin.get(&path).expect(StatusCode::OK).await;
             let items = page["items"].as_array().unwrap();
             assert!(items.len() <= 2);
             seen.extend(
@@ -182,7 +183,7 @@ async fn lists_page_with_cursors() {
             "/v1/api-keys?cursor=bogus",
             "/v1/api-keys?limit=x",
         ] {
-            let (status, problem) = app.call(&admin.token, Method::GET, bad, None).await;
+            let (status, problem) = admin.get(bad).await.parts();
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         }
     }
@@ -268,13 +269,10 @@ async fn operations_endpoints_answer() {
         assert_eq!(health.status(), StatusCode::OK);
         let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
-        app.call(
-            &admin.token,
-            Method::GET,
-            &format!("/v1/api-keys/{}", admin.id),
-            None,
-        )
-        .await;
+        admin
+            .get(&format!("/v1/api-keys/{}", admin.id))
+            .await
+            .parts();
         let metrics = app
             .client
             .get(app.url("/metrics"))
@@ -432,17 +430,12 @@ async fn another_tenants_keys_answer_404_and_stay_unchanged() {
         let app = TestApp::spawn(db).await;
         let owner = app.tenant_with("owner", Role::Admin).await;
         let intruder = app.tenant_with("intruder", Role::Admin).await;
-        let (_, created) = app
-            .call(
-                &owner.token,
-                Method::POST,
-                "/v1/api-keys",
-                Some(&json!({"role": "operator"})),
-            )
-            .await;
+        let (_, created) = owner
+            .post("/v1/api-keys", &json!({"role": "operator"}))
+            .await
+            .parts();
         let id = created["client_id"].as_str().unwrap();
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             id,
@@ -453,9 +446,7 @@ async fn another_tenants_keys_answer_404_and_stay_unchanged() {
             "/v1/api-keys/{id}",
         )
         .await;
-        let (_, theirs) = app
-            .call(&intruder.token, Method::GET, "/v1/api-keys", None)
-            .await;
+        let (_, theirs) = intruder.get("/v1/api-keys").await.parts();
         let ids: Vec<_> = theirs["items"]
             .as_array()
             .unwrap()
@@ -466,9 +457,7 @@ async fn another_tenants_keys_answer_404_and_stay_unchanged() {
             !ids.contains(&json!(id)),
             "lists show only the caller's tenant"
         );
-        let (_, tenant) = app
-            .call(&intruder.token, Method::GET, "/v1/tenant", None)
-            .await;
+        let (_, tenant) = intruder.get("/v1/tenant").await.parts();
         assert_eq!(tenant["slug"], "intruder");
     }
 }

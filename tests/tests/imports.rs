@@ -1,40 +1,23 @@
 //! Bulk import over HTTP on both backends.
 
 use assent_core::tenancy::Role;
+use assent_tests::client::{Request, RequestHelper, Response};
+use assent_tests::fixtures::create_purpose;
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn start(
-    app: &TestApp,
-    t: &TenantHandle,
-    content_type: &str,
-    body: String,
-) -> (StatusCode, Value) {
-    let r = app
-        .client
-        .post(app.url("/v1/imports"))
-        .bearer_auth(&t.token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+fn start(t: &TenantHandle, content_type: &str, body: String) -> Request {
+    t.request(Method::POST, "/v1/imports")
+        .body(content_type, body)
 }
 
-async fn finished(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
+async fn finished(t: &TenantHandle, id: &str) -> Response {
     for _ in 0..500 {
-        let v = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/imports/{id}"),
-                None,
-                StatusCode::OK,
-            )
+        let v = t
+            .get(&format!("/v1/imports/{id}"))
+            .expect(StatusCode::OK)
             .await;
         if v["status"] == "completed" || v["status"] == "failed" {
             return v;
@@ -44,15 +27,10 @@ async fn finished(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
     panic!("import {id} did not finish");
 }
 
-async fn events(app: &TestApp, t: &TenantHandle) -> i64 {
-    let v = app
-        .expect(
-            &t.token,
-            Method::GET,
-            "/v1/ledger/verification",
-            None,
-            StatusCode::OK,
-        )
+async fn events(t: &TenantHandle) -> i64 {
+    let v = t
+        .get("/v1/ledger/verification")
+        .expect(StatusCode::OK)
         .await;
     assert_eq!(v["intact"], true);
     v["events"].as_i64().unwrap()
@@ -62,14 +40,7 @@ async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
     let p = json!({"code": "news", "name": {"ru": "Рассылка", "en": "News"}, "legal_basis": "consent",
                    "channels": ["email"], "retention_days": 365});
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&p),
-        StatusCode::CREATED,
-    )
-    .await;
+    create_purpose(&t, &p).await;
     t
 }
 
@@ -93,9 +64,10 @@ async fn ndjson_imports_land_good_lines_and_report_bad_ones() {
             r#"{"type":"consent","external_ref":"ghost","purpose":"news","action":"grant"}"#,
         ]
         .join("\n");
-        let (status, started) = start(&app, &t, "application/x-ndjson", lines.clone()).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        let started = start(&t, "application/x-ndjson", lines.clone())
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "completed", "{done}");
         assert_eq!(
             (
@@ -122,28 +94,26 @@ async fn ndjson_imports_land_good_lines_and_report_bad_ones() {
             !done.to_string().contains("broken"),
             "errors do not echo personal data"
         );
-        assert_eq!(events(&app, &t).await, 3);
+        assert_eq!(events(&t).await, 3);
 
-        let r = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let r = t
+            .post(
                 "/v1/consent-checks",
-                Some(&json!({"checks": [
+                &json!({"checks": [
             {"external_ref": "c1", "purpose": "news", "channel": "email"},
-            {"email": "two@example.org", "purpose": "news", "channel": "email"}]})),
-                StatusCode::OK,
+            {"email": "two@example.org", "purpose": "news", "channel": "email"}]}),
             )
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(r["results"][0]["allowed"], true);
         assert_eq!(r["results"][1]["reason"], "withdrawn");
 
         // The same file again changes nothing in the ledger.
-        let (_, again) = start(&app, &t, "application/x-ndjson", lines).await;
-        let again = finished(&app, &t, again["id"].as_str().unwrap()).await;
+        let (_, again) = start(&t, "application/x-ndjson", lines).await.parts();
+        let again = finished(&t, again["id"].as_str().unwrap()).await;
         assert_eq!(again["lines_ok"], 5);
         assert_eq!(
-            events(&app, &t).await,
+            events(&t).await,
             3,
             "idempotent per line on {}",
             app.backend()
@@ -160,9 +130,10 @@ async fn csv_imports_and_bad_requests() {
                    subject,k1,k1@example.org,,,,,,,\n\
                    consent,k1,,news,grant,2025-01-01T00:00:00Z,192.0.2.1,guardian,Анна,mother\n\
                    consent,k1,,news,grant,2025-01-01T00:00:00Z,,guardian,,\n";
-        let (status, started) = start(&app, &t, "text/csv", csv.into()).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        let started = start(&t, "text/csv", csv.into())
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
         assert_eq!(
             (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
             (Some(2), Some(1)),
@@ -172,21 +143,18 @@ async fn csv_imports_and_bad_requests() {
             done["errors"][0]["line"], 4,
             "a guardian without a name, on CSV line 4"
         );
-        assert_eq!(events(&app, &t).await, 1);
+        assert_eq!(events(&t).await, 1);
 
-        let (status, problem) = start(&app, &t, "application/json", "{}".into()).await;
-        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{problem}");
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let forbidden = TenantHandle {
-            token: auditor,
-            ..t.clone()
-        };
-        let (status, _) = start(&app, &forbidden, "text/csv", "type\n".into()).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
+        start(&t, "application/json", "{}".into())
+            .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .await;
+        let forbidden = app.with_role(&t, Role::Auditor).await;
+        start(&forbidden, "text/csv", "type\n".into())
+            .expect(StatusCode::FORBIDDEN)
+            .await;
 
         let intruder = app.tenant_with("intruder", Role::Admin).await;
         assert_isolated(
-            &app,
             &t,
             &intruder,
             started["id"].as_str().unwrap(),
@@ -227,9 +195,10 @@ async fn an_overlong_line_is_skipped_with_its_error_without_being_held_in_memory
         .join("\n");
         drop(long);
         let before = peak_rss_kib();
-        let (status, started) = start(&app, &t, "application/x-ndjson", body).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        let started = start(&t, "application/x-ndjson", body)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "completed", "{done}");
         assert_eq!(
             (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
@@ -249,9 +218,10 @@ async fn an_overlong_line_is_skipped_with_its_error_without_being_held_in_memory
             "type,external_ref,full_name\nsubject,c1,\"two\nlines\"\nsubject,c2,\"{}\"\nsubject,c3,Третий\n",
             "x".repeat(100_000)
         );
-        let (status, started) = start(&app, &t, "text/csv", csv).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let done = finished(&app, &t, started["id"].as_str().unwrap()).await;
+        let started = start(&t, "text/csv", csv)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
         assert_eq!(
             (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
             (Some(1), Some(2)),
@@ -297,8 +267,9 @@ async fn an_oversize_body_is_refused_with_413_and_leaves_no_spool_file() {
         );
         assert_eq!(std::fs::read_dir(spool.path()).map_or(0, |d| d.count()), 0);
         // Under the limit it is taken.
-        let (status, _) = start(&app, &t, "application/x-ndjson", line.into()).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
+        start(&t, "application/x-ndjson", line.into())
+            .expect(StatusCode::ACCEPTED)
+            .await;
     }
 }
 
@@ -341,28 +312,18 @@ async fn imports_a_killed_server_left_behind_are_failed_and_their_spool_deleted_
         // SQLite runs in one process only, so nothing there can still be running.
         assert_eq!(failed, if sqlite { 3 } else { 2 });
         for id in left {
-            let v = app
-                .expect(
-                    &t.token,
-                    Method::GET,
-                    &format!("/v1/imports/{id}"),
-                    None,
-                    StatusCode::OK,
-                )
+            let v = t
+                .get(&format!("/v1/imports/{id}"))
+                .expect(StatusCode::OK)
                 .await;
             assert_eq!(v["status"], "failed", "{v}");
             assert!(v["finished_at"].is_string(), "{v}");
             let reason = v["errors"][0]["error"].as_str().unwrap();
             assert!(reason.contains("server stopped"), "{reason}");
         }
-        let elsewhere = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/imports/01-elsewhere",
-                None,
-                StatusCode::OK,
-            )
+        let elsewhere = t
+            .get("/v1/imports/01-elsewhere")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(
             elsewhere["status"],

@@ -11,9 +11,11 @@ use assent_core::tenancy::Role;
 use assent_store::flows::ledger_audit::{self, AuditInput, AuditReport};
 use assent_store::tables::ledger;
 use assent_store::{DbConnection, Store};
+use assent_tests::client::{RequestHelper, Response};
+use assent_tests::fixtures::{create_purpose, create_subject, purpose, record_consent};
 use assent_tests::{MASTER_KEY, TenantHandle, TestApp, TestDb};
 use diesel::RunQueryDsl;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const CREATED: StatusCode = StatusCode::CREATED;
@@ -25,51 +27,30 @@ fn key() -> CheckpointKey {
 
 async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
-    let purpose = json!({
-        "code": "news", "name": {"ru": "Рассылка", "en": "Newsletter"}, "legal_basis": "consent",
-        "channels": ["email"], "data_categories": ["email"], "retention_days": 365,
-    });
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&purpose),
-        CREATED,
-    )
-    .await;
+    let names = ("Рассылка", "Newsletter");
+    create_purpose(&t, &purpose("news", "consent", names, &["email"])).await;
     t
 }
 
-async fn subject(app: &TestApp, t: &TenantHandle, r: &str) -> String {
-    let s = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/subjects",
-            Some(&json!({ "external_ref": r })),
-            CREATED,
-        )
-        .await;
-    s["id"].as_str().unwrap().to_owned()
+async fn subject(t: &TenantHandle, r: &str) -> String {
+    create_subject(t, &json!({ "external_ref": r })).await
 }
 
 /// A grant or withdrawal with evidence, so the event carries a sealed payload.
-async fn consent(app: &TestApp, t: &TenantHandle, s: &str, action: &str, ip: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn consent(t: &TenantHandle, s: &str, action: &str, ip: &str) {
+    t.post(
         &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": "news", "action": action, "evidence": {"ip": ip}})),
-        CREATED,
+        &json!({"purpose": "news", "action": action, "evidence": {"ip": ip}}),
     )
+    .expect(CREATED)
     .await;
 }
 
 /// Events: a grant, b grant, a withdraw, b withdraw, c grant, a grant (6).
-async fn ledger_of_six(app: &TestApp, t: &TenantHandle) -> [String; 3] {
-    let a = subject(app, t, "a").await;
-    let b = subject(app, t, "b").await;
-    let c = subject(app, t, "c").await;
+async fn ledger_of_six(t: &TenantHandle) -> [String; 3] {
+    let a = subject(t, "a").await;
+    let b = subject(t, "b").await;
+    let c = subject(t, "c").await;
     for (s, action, ip) in [
         (&a, "grant", "203.0.113.1"),
         (&b, "grant", "203.0.113.2"),
@@ -78,7 +59,7 @@ async fn ledger_of_six(app: &TestApp, t: &TenantHandle) -> [String; 3] {
         (&c, "grant", "203.0.113.5"),
         (&a, "grant", "203.0.113.6"),
     ] {
-        consent(app, t, s, action, ip).await;
+        consent(t, s, action, ip).await;
     }
     [a, b, c]
 }
@@ -147,9 +128,8 @@ fn audit(
 }
 
 /// What the API tells the tenant (stored checkpoints only).
-async fn verification(app: &TestApp, t: &TenantHandle) -> Value {
-    app.expect(&t.token, Method::GET, "/v1/ledger/verification", None, OK)
-        .await
+async fn verification(t: &TenantHandle) -> Response {
+    t.get("/v1/ledger/verification").expect(OK).await
 }
 
 /// Re-numbers and re-hashes every remaining event and moves the head to match, as
@@ -198,7 +178,7 @@ async fn truncating_the_newest_events_and_moving_the_head_back_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let [a, _, c] = ledger_of_six(&app, &t).await;
+        let [a, _, c] = ledger_of_six(&t).await;
         let kept = vec![checkpoint(&app.store, &t.id)];
         assert_eq!(audit(&app.store, &t.id, &kept).map(|r| r.events), Ok(6));
         // Remove #5 (c's grant) and #6 (a's re-grant), move the head back, and make
@@ -235,7 +215,7 @@ async fn truncating_the_newest_events_and_moving_the_head_back_is_caught() {
             "the chain and head alone are fooled on {}",
             app.backend()
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(v["intact"], false, "{v}");
         assert_eq!(v["first_break_seq"], 5, "{v}");
         assert!(
@@ -266,7 +246,7 @@ async fn deleting_everything_and_resetting_the_head_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        ledger_of_six(&app, &t).await;
+        ledger_of_six(&t).await;
         let kept = vec![checkpoint(&app.store, &t.id)];
         raw(&app.store, "DELETE FROM consent_events");
         raw(&app.store, "DELETE FROM consent_states");
@@ -277,7 +257,7 @@ async fn deleting_everything_and_resetting_the_head_is_caught() {
                 bytes(&app.store, &GENESIS)
             ),
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(
             (v["intact"].as_bool(), v["first_break_seq"].as_i64()),
             (Some(false), Some(1)),
@@ -304,7 +284,7 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let [_, b, _] = ledger_of_six(&app, &t).await;
+        let [_, b, _] = ledger_of_six(&t).await;
         let kept = vec![checkpoint(&app.store, &t.id)];
         // b's two events (#2, #4) and its state go; the rest is renumbered 1..4
         // and re-hashed, the head moved: a self-consistent ledger without b.
@@ -323,7 +303,7 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
             "the chain alone is fooled on {}",
             app.backend()
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(v["intact"], false, "{v}");
         raw(&app.store, "DELETE FROM ledger_checkpoints");
         let err = audit(&app.store, &t.id, &kept).unwrap_err();
@@ -339,22 +319,8 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
             app.backend()
         );
         // Once the rewrite is as long again, the checkpoint still pins #6.
-        consent(
-            &app,
-            &t,
-            &subject(&app, &t, "d").await,
-            "grant",
-            "203.0.113.9",
-        )
-        .await;
-        consent(
-            &app,
-            &t,
-            &subject(&app, &t, "e").await,
-            "grant",
-            "203.0.113.9",
-        )
-        .await;
+        consent(&t, &subject(&t, "d").await, "grant", "203.0.113.9").await;
+        consent(&t, &subject(&t, "e").await, "grant", "203.0.113.9").await;
         let err = audit(&app.store, &t.id, &kept).unwrap_err();
         assert_eq!(
             (err.seq, err.kind),
@@ -363,14 +329,7 @@ async fn one_subjects_events_removed_and_all_rehashed_is_caught() {
             app.backend()
         );
         // And the signer refuses to extend a rewrite of what it vouched for.
-        consent(
-            &app,
-            &t,
-            &subject(&app, &t, "f").await,
-            "grant",
-            "203.0.113.9",
-        )
-        .await;
+        consent(&t, &subject(&t, "f").await, "grant", "203.0.113.9").await;
         raw(&app.store, "DELETE FROM ledger_checkpoints");
         let kept_again = kept[0].clone();
         let (cp, sig) = kept_again.parts().unwrap();
@@ -398,7 +357,7 @@ async fn a_payload_moved_between_one_subjects_events_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        ledger_of_six(&app, &t).await;
+        ledger_of_six(&t).await;
         assert!(audit(&app.store, &t.id, &[]).is_ok());
         let events = app
             .store
@@ -414,7 +373,7 @@ async fn a_payload_moved_between_one_subjects_events_is_caught() {
                 bytes(&app.store, first.payload.as_ref().unwrap())
             ),
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(
             (v["intact"].as_bool(), v["first_break_seq"].as_i64()),
             (Some(false), Some(3)),
@@ -438,7 +397,7 @@ async fn a_payload_moved_between_one_subjects_events_is_caught() {
             "on {}",
             app.backend()
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert!(
             v["detail"].as_str().unwrap().contains("another event"),
             "{v}"
@@ -451,15 +410,15 @@ async fn a_flipped_projection_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let [_, b, _] = ledger_of_six(&app, &t).await;
+        let [_, b, _] = ledger_of_six(&t).await;
         checkpoint(&app.store, &t.id);
-        assert_eq!(verification(&app, &t).await["intact"], true);
+        assert_eq!(verification(&t).await["intact"], true);
         // b withdrew; the send gate reads consent_states, so a flip there would send.
         raw(
             &app.store,
             &format!("UPDATE consent_states SET status = 'granted' WHERE subject_id = '{b}'"),
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(v["intact"], false, "{v}");
         let detail = v["detail"].as_str().unwrap();
         assert!(
@@ -474,7 +433,7 @@ async fn a_flipped_projection_is_caught() {
             &app.store,
             &format!("UPDATE consent_states SET status = 'withdrawn' WHERE subject_id = '{b}'"),
         );
-        assert_eq!(verification(&app, &t).await["intact"], true);
+        assert_eq!(verification(&t).await["intact"], true);
         raw(
             &app.store,
             &format!("DELETE FROM consent_events WHERE subject_id = '{b}'"),
@@ -495,17 +454,15 @@ async fn checkpoints_are_listed_signed_and_announced() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        t.post(
             "/v1/webhooks",
-            Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["ledger.checkpoint"]})),
-            CREATED,
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["ledger.checkpoint"]}),
         )
+        .expect(CREATED)
         .await;
-        let s = subject(&app, &t, "a").await;
-        consent(&app, &t, &s, "grant", "203.0.113.1").await;
+        let s = subject(&t, "a").await;
+        consent(&t, &s, "grant", "203.0.113.1").await;
         // The worker's pass: only tenants whose head moved get one.
         let other = setup(&app, "quiet").await;
         let written = ledger_audit::checkpoint_everywhere(&app.store, &key()).unwrap();
@@ -517,7 +474,7 @@ async fn checkpoints_are_listed_signed_and_announced() {
                 .is_empty(),
             "nothing new, nothing signed"
         );
-        consent(&app, &t, &s, "withdraw", "203.0.113.2").await;
+        consent(&t, &s, "withdraw", "203.0.113.2").await;
         assert_eq!(
             ledger_audit::checkpoint_everywhere(&app.store, &key())
                 .unwrap()
@@ -525,28 +482,18 @@ async fn checkpoints_are_listed_signed_and_announced() {
             1
         );
 
-        let page = app
-            .expect(
-                &auditor,
-                Method::GET,
-                "/v1/ledger/checkpoints?limit=1",
-                None,
-                OK,
-            )
+        let page = auditor
+            .get("/v1/ledger/checkpoints?limit=1")
+            .expect(OK)
             .await;
         assert_eq!(page["items"].as_array().unwrap().len(), 1);
         assert_eq!(page["next_after_seq"], 1);
         let public =
             assent_core::checkpoint::PublicKey::from_hex(page["public_key"].as_str().unwrap())
                 .unwrap();
-        let rest = app
-            .expect(
-                &auditor,
-                Method::GET,
-                "/v1/ledger/checkpoints?after_seq=1",
-                None,
-                OK,
-            )
+        let rest = auditor
+            .get("/v1/ledger/checkpoints?after_seq=1")
+            .expect(OK)
             .await;
         assert_eq!(rest["next_after_seq"], Value::Null);
         for item in [&page["items"][0], &rest["items"][0]] {
@@ -558,34 +505,19 @@ async fn checkpoints_are_listed_signed_and_announced() {
             );
         }
         assert_eq!(rest["items"][0]["seq"], 2);
-        let quiet = app
-            .expect(
-                &other.token,
-                Method::GET,
-                "/v1/ledger/checkpoints",
-                None,
-                OK,
-            )
-            .await;
+        let quiet = other.get("/v1/ledger/checkpoints").expect(OK).await;
         assert_eq!(quiet["items"], json!([]), "another tenant sees none");
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert_eq!(
             (v["intact"].as_bool(), v["checkpoints"].as_i64()),
             (Some(true), Some(2))
         );
         // Each checkpoint was queued to the tenant's webhook.
-        let hooks = app
-            .expect(&t.token, Method::GET, "/v1/webhooks", None, OK)
-            .await;
+        let hooks = t.get("/v1/webhooks").expect(OK).await;
         let hook = hooks["items"][0]["id"].as_str().unwrap();
-        let log = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/webhooks/{hook}/deliveries"),
-                None,
-                OK,
-            )
+        let log = t
+            .get(&format!("/v1/webhooks/{hook}/deliveries"))
+            .expect(OK)
             .await;
         assert_eq!(log["items"].as_array().unwrap().len(), 2, "{log}");
         // A forged stored checkpoint (no key) is named.
@@ -598,7 +530,7 @@ async fn checkpoints_are_listed_signed_and_announced() {
                 bytes(&app.store, &[2; 64])
             ),
         );
-        let v = verification(&app, &t).await;
+        let v = verification(&t).await;
         assert!(v["detail"].as_str().unwrap().contains("not signed"), "{v}");
     }
 }
@@ -616,40 +548,29 @@ async fn group_of_two(app: &TestApp) -> (TenantHandle, TenantHandle) {
         "code": "offers", "name": {"ru": "Предложения", "en": "Offers"}, "legal_basis": "consent",
         "channels": ["email"], "retention_days": 365, "scope": "group",
     });
-    app.expect(
-        &a.token,
-        Method::POST,
-        "/v1/purposes",
-        Some(&purpose),
-        CREATED,
-    )
-    .await;
+    a.post("/v1/purposes", &purpose).expect(CREATED).await;
     (a, b)
 }
 
-async fn person(app: &TestApp, t: &TenantHandle, email: &str) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/subjects",
-        Some(&json!({ "email": email })),
-        CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn person(t: &TenantHandle, email: &str) -> String {
+    create_subject(t, &json!({ "email": email })).await
 }
 
-async fn offers(app: &TestApp, t: &TenantHandle, s: &str, action: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": "offers", "action": action})),
-        CREATED,
-    )
-    .await;
+async fn offers(t: &TenantHandle, s: &str, action: &str) {
+    record_consent(t, s, "offers", action).await;
+}
+
+/// Ann acts only at A; Bob grants at A and withdraws at B (one person): Ann's id,
+/// and Bob's at A and at B.
+async fn ann_and_bob(a: &TenantHandle, b: &TenantHandle) -> (String, String, String) {
+    let ann = person(a, "ann@example.com").await;
+    offers(a, &ann, "grant").await;
+    offers(a, &ann, "withdraw").await;
+    let bob_a = person(a, "bob@example.com").await;
+    let bob_b = person(b, "bob@example.com").await;
+    offers(a, &bob_a, "grant").await;
+    offers(b, &bob_b, "withdraw").await;
+    (ann, bob_a, bob_b)
 }
 
 fn assert_group_diff(err: &ChainBreak, subject: &str, stored: &str, ledger: &str) {
@@ -671,14 +592,7 @@ async fn a_flipped_group_consent_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (a, b) = group_of_two(&app).await;
-        // Ann acts only at A; Bob grants at A and withdraws at B (one person).
-        let ann = person(&app, &a, "ann@example.com").await;
-        offers(&app, &a, &ann, "grant").await;
-        offers(&app, &a, &ann, "withdraw").await;
-        let bob_a = person(&app, &a, "bob@example.com").await;
-        let bob_b = person(&app, &b, "bob@example.com").await;
-        offers(&app, &a, &bob_a, "grant").await;
-        offers(&app, &b, &bob_b, "withdraw").await;
+        let (ann, bob_a, bob_b) = ann_and_bob(&a, &b).await;
         let before_a = audit(&app.store, &a.id, &[]).unwrap();
         let before_b = audit(&app.store, &b.id, &[]).unwrap();
         assert_eq!(
@@ -699,7 +613,7 @@ async fn a_flipped_group_consent_is_caught() {
         assert_eq!(err.seq, 2, "Ann's withdrawal is named: {err}");
         assert!(err.to_string().contains("group_consent_states"), "{err}");
         assert!(audit(&app.store, &b.id, &[]).is_ok(), "not B's row");
-        let v = verification(&app, &a).await;
+        let v = verification(&a).await;
         assert_eq!(v["intact"], false, "the API says so too: {v}");
         // Bob's row was written last by B's withdrawal: B's verification catches it.
         raw(
@@ -737,14 +651,12 @@ async fn a_flipped_group_consent_is_caught() {
 }
 
 /// A consent of the group purpose at a chosen time (a late report of an earlier act).
-async fn offers_at(app: &TestApp, t: &TenantHandle, s: &str, action: &str, at: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn offers_at(t: &TenantHandle, s: &str, action: &str, at: &str) {
+    t.post(
         &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": "offers", "action": action, "occurred_at": at})),
-        CREATED,
+        &json!({"purpose": "offers", "action": action, "occurred_at": at}),
     )
+    .expect(CREATED)
     .await;
 }
 
@@ -760,11 +672,11 @@ async fn a_late_withdrawal_after_an_affiliates_grant_is_not_a_false_alarm() {
         let (a, b) = group_of_two(&app).await;
         // Bob grants at B now; A then learns he had withdrawn an hour ago. The row
         // stands on A's withdrawal, dated when A recorded it (B's grant came first).
-        let bob_a = person(&app, &a, "bob@example.com").await;
-        let bob_b = person(&app, &b, "bob@example.com").await;
-        offers(&app, &b, &bob_b, "grant").await;
+        let bob_a = person(&a, "bob@example.com").await;
+        let bob_b = person(&b, "bob@example.com").await;
+        offers(&b, &bob_b, "grant").await;
         let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-        offers_at(&app, &a, &bob_a, "withdraw", &hour_ago).await;
+        offers_at(&a, &bob_a, "withdraw", &hour_ago).await;
         let backend = app.backend();
         let own = audit(&app.store, &a.id, &[]);
         assert_eq!(
@@ -776,7 +688,7 @@ async fn a_late_withdrawal_after_an_affiliates_grant_is_not_a_false_alarm() {
             audit(&app.store, &b.id, &[]).is_ok(),
             "B's check, on {backend}"
         );
-        let v = verification(&app, &a).await;
+        let v = verification(&a).await;
         assert_eq!(v["intact"], true, "the API agrees: {v}");
         let groups = audit_groups(&app.store);
         assert_eq!(groups.len(), 1, "one group");
@@ -799,13 +711,7 @@ async fn a_group_row_credited_to_a_stranger_is_caught_installation_wide() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (a, b) = group_of_two(&app).await;
-        let ann = person(&app, &a, "ann@example.com").await;
-        offers(&app, &a, &ann, "grant").await;
-        offers(&app, &a, &ann, "withdraw").await;
-        let bob_a = person(&app, &a, "bob@example.com").await;
-        let bob_b = person(&app, &b, "bob@example.com").await;
-        offers(&app, &a, &bob_a, "grant").await;
-        offers(&app, &b, &bob_b, "withdraw").await;
+        let (ann, bob_a, bob_b) = ann_and_bob(&a, &b).await;
         assert!(audit_groups(&app.store)[0].outcome.is_ok());
         // Ann's row flipped and credited to a tenant no one has: no tenant's own
         // check looks at it any more.
@@ -922,8 +828,8 @@ async fn exported_v2_events_rehash_outside_assent() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "a").await;
-        consent(&app, &t, &s, "grant", "203.0.113.1").await;
+        let s = subject(&t, "a").await;
+        consent(&t, &s, "grant", "203.0.113.1").await;
         // An imported event: its import key (and receipt id) are under a v2 hash.
         let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), &t.id);
         let request = ConsentRequest {
@@ -947,16 +853,7 @@ async fn exported_v2_events_rehash_outside_assent() {
                 consents::record(c, &keys, &t.id, None, &request, chrono::Utc::now())
             })
             .unwrap();
-        let export = app
-            .client
-            .get(app.url("/v1/ledger/export"))
-            .bearer_auth(&t.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let export = t.get("/v1/ledger/export").await.text;
         let lines: Vec<Value> = export
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -1006,7 +903,7 @@ async fn a_moved_receipt_or_import_key_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        ledger_of_six(&app, &t).await;
+        ledger_of_six(&t).await;
         let events = app
             .store
             .read(&t.id, |c| ledger::page(c, &t.id, 0, 100))
@@ -1055,7 +952,7 @@ async fn v1_events_keep_verifying_and_new_ones_are_v2() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let [a, ..] = ledger_of_six(&app, &t).await;
+        let [a, ..] = ledger_of_six(&t).await;
         rewrite_as_v1(&app.store, &t.id);
         assert_eq!(
             audit(&app.store, &t.id, &[]).map(|r| (r.events, r.v1_events)),
@@ -1063,7 +960,7 @@ async fn v1_events_keep_verifying_and_new_ones_are_v2() {
             "a ledger from before hash versions is intact on {}",
             app.backend()
         );
-        consent(&app, &t, &a, "withdraw", "203.0.113.7").await;
+        consent(&t, &a, "withdraw", "203.0.113.7").await;
         let kept = vec![checkpoint(&app.store, &t.id)];
         let events = app
             .store

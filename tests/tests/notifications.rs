@@ -6,7 +6,11 @@ use assent_core::tenancy::Role;
 use assent_store::flows::outbox_gate;
 use assent_store::tables::telegram;
 use assent_store::tables::{notifications as outbox, subjects};
+use assent_tests::client::{RequestHelper, Response};
 use assent_tests::fake_telegram::FakeTelegram;
+use assent_tests::fixtures::{
+    create_purpose, create_subject, deliver_mail, mail_dispatcher, merged, purpose, record_consent,
+};
 use assent_tests::mailcheck::{self, test_dkim_ed25519, verify_dkim};
 use assent_tests::notify::{self, Wiring, make_due};
 use assent_tests::smtp::{SmtpMode, SmtpSink};
@@ -23,73 +27,33 @@ const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
     for (code, basis) in [("news", "consent"), ("billing", "contract")] {
-        app.expect(
-            &t.token,
-            Method::POST,
-            "/v1/purposes",
-            Some(&json!({
-                "code": code, "name": {"ru": "Рассылка новостей", "en": "Newsletter"},
-                "legal_basis": basis, "channels": ["email", "telegram"],
-                "data_categories": ["email"], "retention_days": 365,
-            })),
-            CREATED,
-        )
-        .await;
+        let names = ("Рассылка новостей", "Newsletter");
+        create_purpose(&t, &purpose(code, basis, names, &["email", "telegram"])).await;
     }
     t
 }
 
-async fn subject(app: &TestApp, t: &TenantHandle, email: &str) -> String {
-    let s = app
-        .expect(
-            &t.token,
-            Method::POST,
-            "/v1/subjects",
-            Some(&json!({"email": email, "full_name": "Анна Смирнова", "locale": "ru"})),
-            CREATED,
-        )
-        .await;
-    s["id"].as_str().unwrap().to_owned()
+async fn subject(t: &TenantHandle, email: &str) -> String {
+    let body = json!({"email": email, "full_name": "Анна Смирнова", "locale": "ru"});
+    create_subject(t, &body).await
 }
 
-async fn consent(app: &TestApp, t: &TenantHandle, subject: &str, action: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{subject}/consents"),
-        Some(&json!({"purpose": "news", "action": action})),
-        CREATED,
-    )
-    .await;
+async fn consent(t: &TenantHandle, subject: &str, action: &str) {
+    record_consent(t, subject, "news", action).await;
 }
 
-async fn newsletter(app: &TestApp, t: &TenantHandle, subject: &str, extra: Value) -> Value {
-    let mut body = json!({
+async fn newsletter(t: &TenantHandle, subject: &str, extra: Value) -> Response {
+    let body = json!({
         "subject_id": subject, "purpose": "news", "template": "message",
         "data": {"subject": "Новости ноября", "body": "Здравствуйте! Скидки до 30 %."},
     });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/notifications",
-        Some(&body),
-        ACCEPTED,
-    )
-    .await
+    t.post("/v1/notifications", &merged(body, extra))
+        .expect(ACCEPTED)
+        .await
 }
 
-async fn notice(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/notifications/{id}"),
-        None,
-        OK,
-    )
-    .await
+async fn notice(t: &TenantHandle, id: &str) -> Response {
+    t.get(&format!("/v1/notifications/{id}")).expect(OK).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,19 +62,13 @@ async fn a_newsletter_arrives_signed_with_one_click_unsubscribe() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let queued = newsletter(&app, &t, &s, json!({})).await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let queued = newsletter(&t, &s, json!({})).await;
         assert_eq!(queued["status"], "queued", "{queued}");
         let id = queued["id"].as_str().unwrap();
 
-        let dispatcher = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let dispatcher = mail_dispatcher(&app, &sink);
         let done = dispatcher.drain().await.unwrap();
         assert_eq!(done.len(), 1, "{done:?}");
         let got = sink.wait_for(1, Duration::from_secs(5)).await;
@@ -174,7 +132,7 @@ async fn a_newsletter_arrives_signed_with_one_click_unsubscribe() {
             "the HTML part shows the unsubscribe link: {html}"
         );
 
-        let n = notice(&app, &t, id).await;
+        let n = notice(&t, id).await;
         assert_eq!(n["status"], "sent", "{n}");
         assert_eq!(n["sent_channel"], "email");
         assert_eq!(n["delivery_attempts"][0]["outcome"], "sent", "{n}");
@@ -200,10 +158,10 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let a = newsletter(&app, &t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
-        let b = newsletter(&app, &t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let a = newsletter(&t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
+        let b = newsletter(&t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
         assert_eq!(a["id"], b["id"]);
         // The same key for another message is refused, not answered with the first.
         for other in [
@@ -217,14 +175,10 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
             for (k, v) in other.as_object().unwrap() {
                 body[k] = v.clone();
             }
-            let (status, problem) = app
-                .call(&t.token, Method::POST, "/v1/notifications", Some(&body))
+            let problem = t
+                .post("/v1/notifications", &body)
+                .expect(reqwest::StatusCode::UNPROCESSABLE_ENTITY)
                 .await;
-            assert_eq!(
-                status,
-                reqwest::StatusCode::UNPROCESSABLE_ENTITY,
-                "{problem}"
-            );
             assert!(
                 problem["detail"]
                     .as_str()
@@ -233,15 +187,9 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
                 "{problem}"
             );
         }
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();
-        let c = newsletter(&app, &t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
+        let c = newsletter(&t, &s, json!({"idempotency_key": "nov-2026-anna"})).await;
         assert_eq!(
             (c["id"].clone(), c["status"].as_str()),
             (a["id"].clone(), Some("sent"))
@@ -257,30 +205,24 @@ async fn the_gate_stops_notices_at_queueing_and_before_sending() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
 
         // Never consented: skipped when queued, with the reason.
-        let never = subject(&app, &t, "never@example.org").await;
-        let n = newsletter(&app, &t, &never, json!({})).await;
+        let never = subject(&t, "never@example.org").await;
+        let n = newsletter(&t, &never, json!({})).await;
         assert_eq!(
             (n["status"].as_str(), n["reason"].as_str()),
             (Some("skipped"), Some("no_consent"))
         );
 
         // Withdrawn between queueing and sending: not sent.
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let n = newsletter(&app, &t, &s, json!({})).await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let n = newsletter(&t, &s, json!({})).await;
         assert_eq!(n["status"], "queued");
-        consent(&app, &t, &s, "withdraw").await;
+        consent(&t, &s, "withdraw").await;
         d.drain().await.unwrap();
-        let after = notice(&app, &t, n["id"].as_str().unwrap()).await;
+        let after = notice(&t, n["id"].as_str().unwrap()).await;
         assert_eq!(
             (after["status"].as_str(), after["reason"].as_str()),
             (Some("skipped"), Some("withdrawn")),
@@ -288,21 +230,19 @@ async fn the_gate_stops_notices_at_queueing_and_before_sending() {
         );
 
         // Restricted processing stops a service notice too; a transactional one goes.
-        let r = subject(&app, &t, "restricted@example.org").await;
+        let r = subject(&t, "restricted@example.org").await;
         app.store
             .write(&t.id, |c| subjects::set_restricted(c, &t.id, &r, true))
             .unwrap();
-        let tx = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let tx = t
+            .post(
                 "/v1/notifications",
-                Some(&json!({
+                &json!({
                     "subject_id": r, "template": "message", "category": "transactional",
                     "data": {"subject": "Код подтверждения", "body": "123456"},
-                })),
-                ACCEPTED,
+                }),
             )
+            .expect(ACCEPTED)
             .await;
         assert_eq!(tx["status"], "queued");
         d.drain().await.unwrap();
@@ -312,15 +252,7 @@ async fn the_gate_stops_notices_at_queueing_and_before_sending() {
             0,
             "transactional mail has no List-Unsubscribe"
         );
-        let skipped = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/notifications?status=skipped",
-                None,
-                OK,
-            )
-            .await;
+        let skipped = t.get("/v1/notifications?status=skipped").expect(OK).await;
         assert_eq!(skipped["items"].as_array().unwrap().len(), 2, "{skipped}");
     }
 }
@@ -333,26 +265,20 @@ async fn smtp_down_then_back_delivers_everything_once() {
         let t = setup(&app, "acme").await;
         let mut ids = Vec::new();
         for i in 0..5 {
-            let s = subject(&app, &t, &format!("p{i}@example.org")).await;
-            consent(&app, &t, &s, "grant").await;
+            let s = subject(&t, &format!("p{i}@example.org")).await;
+            consent(&t, &s, "grant").await;
             ids.push(
-                newsletter(&app, &t, &s, json!({})).await["id"]
+                newsletter(&t, &s, json!({})).await["id"]
                     .as_str()
                     .unwrap()
                     .to_owned(),
             );
         }
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         sink.stop();
         d.drain().await.unwrap();
         for id in &ids {
-            let n = notice(&app, &t, id).await;
+            let n = notice(&t, id).await;
             assert_eq!(
                 (n["status"].as_str(), n["attempts"].as_i64()),
                 (Some("queued"), Some(1)),
@@ -377,7 +303,7 @@ async fn smtp_down_then_back_delivers_everything_once() {
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 5, "each delivered once");
         for id in &ids {
-            assert_eq!(notice(&app, &t, id).await["status"], "sent");
+            assert_eq!(notice(&t, id).await["status"], "sent");
         }
     }
 }
@@ -388,28 +314,22 @@ async fn hard_bounces_fail_and_then_suppress_the_address() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "gone@example.org").await;
-        consent(&app, &t, &s, "grant").await;
+        let s = subject(&t, "gone@example.org").await;
+        consent(&t, &s, "grant").await;
         sink.reject_recipient("gone@example.org", 550);
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
-        let first = newsletter(&app, &t, &s, json!({})).await;
-        let second = newsletter(&app, &t, &s, json!({})).await;
+        let d = mail_dispatcher(&app, &sink);
+        let first = newsletter(&t, &s, json!({})).await;
+        let second = newsletter(&t, &s, json!({})).await;
         d.drain().await.unwrap();
         for n in [&first, &second] {
-            let n = notice(&app, &t, n["id"].as_str().unwrap()).await;
+            let n = notice(&t, n["id"].as_str().unwrap()).await;
             assert_eq!(n["status"], "failed", "{n}");
             assert!(n["reason"].as_str().unwrap().contains("550"), "{n}");
         }
         sink.accept_recipient("gone@example.org");
-        let third = newsletter(&app, &t, &s, json!({})).await;
+        let third = newsletter(&t, &s, json!({})).await;
         d.drain().await.unwrap();
-        let n = notice(&app, &t, third["id"].as_str().unwrap()).await;
+        let n = notice(&t, third["id"].as_str().unwrap()).await;
         assert_eq!(
             (n["status"].as_str(), n["reason"].as_str()),
             (Some("skipped"), Some("suppressed")),
@@ -425,40 +345,27 @@ async fn dead_notices_can_be_requeued_and_live_ones_cannot() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let n = newsletter(&app, &t, &s, json!({})).await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let n = newsletter(&t, &s, json!({})).await;
         let id = n["id"].as_str().unwrap().to_owned();
         let path = format!("/v1/notifications/{id}/requeue");
-        app.expect(&t.token, Method::POST, &path, None, StatusCode::CONFLICT)
+        t.request(Method::POST, &path)
+            .expect(StatusCode::CONFLICT)
             .await;
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         sink.set_mode(SmtpMode::TempFail);
         for _ in 0..assent_core::notice::DEFAULT_MAX_ATTEMPTS {
             make_due(&app.store, &t.id);
             d.drain().await.unwrap();
         }
-        let dead = notice(&app, &t, &id).await;
+        let dead = notice(&t, &id).await;
         assert_eq!(dead["status"], "dead", "{dead}");
         assert_eq!(dead["attempts"], assent_core::notice::DEFAULT_MAX_ATTEMPTS);
-        let listed = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/notifications?status=dead",
-                None,
-                OK,
-            )
-            .await;
+        let listed = t.get("/v1/notifications?status=dead").expect(OK).await;
         assert_eq!(listed["items"][0]["id"], id.as_str());
         sink.set_mode(SmtpMode::Accept);
-        let again = app.expect(&t.token, Method::POST, &path, None, OK).await;
+        let again = t.request(Method::POST, &path).expect(OK).await;
         assert_eq!(again["status"], "queued", "{again}");
         assert!(
             again["max_attempts"].as_i64() > again["attempts"].as_i64(),
@@ -466,7 +373,7 @@ async fn dead_notices_can_be_requeued_and_live_ones_cannot() {
         );
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 1);
-        assert_eq!(notice(&app, &t, &id).await["status"], "sent");
+        assert_eq!(notice(&t, &id).await["status"], "sent");
     }
 }
 
@@ -477,9 +384,9 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
         for i in 0..6 {
-            let s = subject(&app, &t, &format!("p{i}@example.org")).await;
-            consent(&app, &t, &s, "grant").await;
-            newsletter(&app, &t, &s, json!({})).await;
+            let s = subject(&t, &format!("p{i}@example.org")).await;
+            consent(&t, &s, "grant").await;
+            newsletter(&t, &s, json!({})).await;
         }
         // A worker claims a batch and dies before sending anything.
         let now = chrono::Utc::now().naive_utc();
@@ -498,13 +405,7 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
             })
             .unwrap();
         assert_eq!(claimed.len(), 4);
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 2, "claims under a live lease are left alone");
         // The lease runs out.
@@ -524,15 +425,7 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
             .unwrap();
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 6, "nothing lost, nothing twice");
-        let sent = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/notifications?status=sent",
-                None,
-                OK,
-            )
-            .await;
+        let sent = t.get("/v1/notifications?status=sent").expect(OK).await;
         assert_eq!(sent["items"].as_array().unwrap().len(), 6);
     }
 }
@@ -544,8 +437,8 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
         let sink = SmtpSink::start();
         let bot = FakeTelegram::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
         app.store
             .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, 1001))
             .unwrap();
@@ -560,7 +453,7 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
 
         // Delivered, after waiting out one 429.
         bot.rate_limit_next(1001, 1);
-        let n = newsletter(&app, &t, &s, json!({"channel": "telegram"})).await;
+        let n = newsletter(&t, &s, json!({"channel": "telegram"})).await;
         d.drain().await.unwrap();
         let got = bot.sent_to(1001);
         assert_eq!(got.len(), 1, "{got:?}");
@@ -570,15 +463,15 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
             got[0].text
         );
         assert_eq!(
-            notice(&app, &t, n["id"].as_str().unwrap()).await["sent_channel"],
+            notice(&t, n["id"].as_str().unwrap()).await["sent_channel"],
             "telegram"
         );
 
         // The person blocks the bot: the chat is unreachable (no withdrawal), email instead.
         bot.block_chat(1001);
-        let n = newsletter(&app, &t, &s, json!({"channel": "telegram"})).await;
+        let n = newsletter(&t, &s, json!({"channel": "telegram"})).await;
         d.drain().await.unwrap();
-        let after = notice(&app, &t, n["id"].as_str().unwrap()).await;
+        let after = notice(&t, n["id"].as_str().unwrap()).await;
         assert_eq!(
             (after["status"].as_str(), after["sent_channel"].as_str()),
             (Some("sent"), Some("email")),
@@ -605,14 +498,9 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
             .read(&t.id, |c| telegram::reachable_chats(c, &t.id, &s))
             .unwrap();
         assert!(chats.is_empty(), "the chat is marked unreachable");
-        let state = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents"),
-                None,
-                OK,
-            )
+        let state = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(OK)
             .await;
         let news = state
             .as_array()
@@ -628,14 +516,13 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
 
         // Without fallback, nothing is sent and the reason says why.
         let n = newsletter(
-            &app,
             &t,
             &s,
             json!({"channel": "telegram", "fallback_email": false}),
         )
         .await;
         d.drain().await.unwrap();
-        let after = notice(&app, &t, n["id"].as_str().unwrap()).await;
+        let after = notice(&t, n["id"].as_str().unwrap()).await;
         assert_eq!(
             (after["status"].as_str(), after["reason"].as_str()),
             (Some("skipped"), Some("no_channel")),
@@ -643,35 +530,25 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
         );
 
         // A purpose for Telegram only: its notices never fall back to email.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(&json!({
+            &json!({
                 "code": "tg_news", "name": {"ru": "Новости в Telegram", "en": "Telegram news"},
                 "legal_basis": "consent", "channels": ["telegram"],
                 "data_categories": ["telegram"], "retention_days": 365,
-            })),
-            CREATED,
+            }),
         )
+        .expect(CREATED)
         .await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{s}/consents"),
-            Some(&json!({"purpose": "tg_news", "action": "grant"})),
-            CREATED,
+            &json!({"purpose": "tg_news", "action": "grant"}),
         )
+        .expect(CREATED)
         .await;
-        let n = newsletter(
-            &app,
-            &t,
-            &s,
-            json!({"channel": "telegram", "purpose": "tg_news"}),
-        )
-        .await;
+        let n = newsletter(&t, &s, json!({"channel": "telegram", "purpose": "tg_news"})).await;
         d.drain().await.unwrap();
-        let after = notice(&app, &t, n["id"].as_str().unwrap()).await;
+        let after = notice(&t, n["id"].as_str().unwrap()).await;
         assert_eq!(
             (after["status"].as_str(), after["reason"].as_str()),
             (Some("skipped"), Some("no_channel")),
@@ -687,16 +564,14 @@ async fn subscriptions_schedule_expiry_notices_once_and_reschedule() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
+        let s = subject(&t, "anna@example.org").await;
         let now = chrono::Utc::now();
         // Created three days before expiry: inside the 7-day window, so that notice
         // goes now; the 30-day one is not sent at all.
-        let sub = app
-            .expect(&t.token, Method::POST, "/v1/subscriptions", Some(&json!({
+        let sub = t.post("/v1/subscriptions", &json!({
                 "subject_id": s, "name": "Премиум", "expires_at": (now + chrono::Duration::days(3) + chrono::Duration::hours(1)).to_rfc3339(),
                 "renew_url": "https://acme.example/renew",
-            })), CREATED)
-            .await;
+            })).expect(CREATED).await;
         let offsets: Vec<i64> = sub["notices"]
             .as_array()
             .unwrap()
@@ -704,13 +579,7 @@ async fn subscriptions_schedule_expiry_notices_once_and_reschedule() {
             .map(|n| n["offset_days"].as_i64().unwrap())
             .collect();
         assert_eq!(offsets, vec![7, 1, 0], "{sub}");
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 1, "one notice now, the rest later");
@@ -731,16 +600,14 @@ async fn subscriptions_schedule_expiry_notices_once_and_reschedule() {
 
         // Renewed: the queued notices are cancelled and the new date's scheduled.
         let id = sub["id"].as_str().unwrap();
-        let renewed = app
-            .expect(
-                &t.token,
-                Method::PATCH,
+        let renewed = t
+            .patch(
                 &format!("/v1/subscriptions/{id}"),
-                Some(&json!({
+                &json!({
                     "expires_at": (now + chrono::Duration::days(60)).to_rfc3339(),
-                })),
-                OK,
+                }),
             )
+            .expect(OK)
             .await;
         let offsets: Vec<i64> = renewed["notices"]
             .as_array()
@@ -749,15 +616,7 @@ async fn subscriptions_schedule_expiry_notices_once_and_reschedule() {
             .map(|n| n["offset_days"].as_i64().unwrap())
             .collect();
         assert_eq!(offsets, vec![30, 7, 1, 0], "{renewed}");
-        let cancelled = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/notifications?status=cancelled",
-                None,
-                OK,
-            )
-            .await;
+        let cancelled = t.get("/v1/notifications?status=cancelled").expect(OK).await;
         assert_eq!(
             cancelled["items"].as_array().unwrap().len(),
             2,
@@ -767,33 +626,23 @@ async fn subscriptions_schedule_expiry_notices_once_and_reschedule() {
         assert_eq!(sink.count(), 1, "nothing due yet");
 
         // Cancelled: every queued notice goes with it.
-        let gone = app
-            .expect(
-                &t.token,
-                Method::PATCH,
+        let gone = t
+            .patch(
                 &format!("/v1/subscriptions/{id}"),
-                Some(&json!({"status": "cancelled"})),
-                OK,
+                &json!({"status": "cancelled"}),
             )
+            .expect(OK)
             .await;
         assert_eq!(gone["notices"].as_array().unwrap().len(), 0, "{gone}");
 
         // Bad input changes nothing.
-        let (status, _) = app
-            .call(&t.token, Method::POST, "/v1/subscriptions", Some(&json!({
+        t.post("/v1/subscriptions", &json!({
                 "subject_id": s, "name": "Старая", "expires_at": (now - chrono::Duration::days(1)).to_rfc3339(),
-            })))
-            .await;
-        assert_eq!(status, INVALID);
-        let (status, _) = app
-            .call(&t.token, Method::POST, "/v1/subscriptions", Some(&json!({
+            })).expect(INVALID).await;
+        t.post("/v1/subscriptions", &json!({
                 "subject_id": "00000000-0000-7000-8000-000000000000", "name": "X", "expires_at": (now + chrono::Duration::days(9)).to_rfc3339(),
-            })))
-            .await;
-        assert_eq!(status, INVALID);
-        let all = app
-            .expect(&t.token, Method::GET, "/v1/subscriptions", None, OK)
-            .await;
+            })).expect(INVALID).await;
+        let all = t.get("/v1/subscriptions").expect(OK).await;
         assert_eq!(all["items"].as_array().unwrap().len(), 1);
     }
 }
@@ -804,19 +653,16 @@ async fn templates_are_validated_previewed_and_used() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
         let put = |body: Value| {
             let app = &app;
             let token = t.token.clone();
             async move {
-                app.call(
-                    &token,
-                    Method::PUT,
-                    "/v1/templates/spring_sale/ru",
-                    Some(&body),
-                )
-                .await
+                app.bearer(&token)
+                    .put("/v1/templates/spring_sale/ru", &body)
+                    .await
+                    .parts()
             }
         };
         let (status, problem) = put(json!({"subject": "{% if %}", "text": "x", "html": "x"})).await;
@@ -845,9 +691,7 @@ async fn templates_are_validated_previewed_and_used() {
             detail.contains("line 2") && detail.contains('~'),
             "{problem}"
         );
-        let (status, _) = app
-            .call(&t.token, Method::GET, "/v1/templates/spring_sale/ru", None)
-            .await;
+        let (status, _) = t.get("/v1/templates/spring_sale/ru").await.parts();
         assert_eq!(
             status,
             StatusCode::NOT_FOUND,
@@ -861,14 +705,12 @@ async fn templates_are_validated_previewed_and_used() {
         }))
         .await;
         assert_eq!(status, OK, "{stored}");
-        let preview = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let preview = t
+            .post(
                 "/v1/templates/spring_sale/ru/preview",
-                Some(&json!({"data": {"discount": "<25>"}})),
-                OK,
+                &json!({"data": {"discount": "<25>"}}),
             )
+            .expect(OK)
             .await;
         assert!(
             preview["html"].as_str().unwrap().contains("&lt;25&gt;"),
@@ -880,17 +722,14 @@ async fn templates_are_validated_previewed_and_used() {
         );
 
         // A notice whose data lacks a variable is refused and nothing is queued.
-        let (status, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/notifications",
-                Some(&json!({
-                    "subject_id": s, "purpose": "news", "template": "spring_sale", "data": {},
-                })),
-            )
-            .await;
-        assert_eq!(status, INVALID, "{problem}");
+        t.post(
+            "/v1/notifications",
+            &json!({
+                "subject_id": s, "purpose": "news", "template": "spring_sale", "data": {},
+            }),
+        )
+        .expect(INVALID)
+        .await;
         for (body, what) in [
             (
                 json!({"subject_id": s, "purpose": "news", "template": "no_such_kind", "data": {}}),
@@ -913,9 +752,7 @@ async fn templates_are_validated_previewed_and_used() {
                 "unknown channel",
             ),
         ] {
-            let (status, problem) = app
-                .call(&t.token, Method::POST, "/v1/notifications", Some(&body))
-                .await;
+            let (status, problem) = t.post("/v1/notifications", &body).await.parts();
             assert_eq!(status, INVALID, "{what}: {problem}");
             assert_eq!(
                 problem["type"]
@@ -924,26 +761,17 @@ async fn templates_are_validated_previewed_and_used() {
                 Some(true)
             );
         }
-        let none = app
-            .expect(&t.token, Method::GET, "/v1/notifications", None, OK)
-            .await;
+        let none = t.get("/v1/notifications").expect(OK).await;
         assert_eq!(
             none["items"].as_array().unwrap().len(),
             0,
             "nothing queued by bad input"
         );
 
-        app.expect(&t.token, Method::POST, "/v1/notifications", Some(&json!({
+        t.post("/v1/notifications", &json!({
             "subject_id": s, "purpose": "news", "template": "spring_sale", "data": {"discount": 25},
-        })), ACCEPTED)
-        .await;
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        })).expect(ACCEPTED).await;
+        let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();
         let raw = &sink.wait_for(1, Duration::from_secs(5)).await[0].data;
         assert_eq!(
@@ -1004,28 +832,23 @@ async fn webhooks_are_signed_retried_and_logged() {
         fail_first.store(true, std::sync::atomic::Ordering::SeqCst);
         let app = TestApp::spawn(db).await;
         let t = setup(&app, "acme").await;
-        let (status, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
+        t.post(
+            "/v1/webhooks",
+            &json!({"url": hook_url, "events": ["nonsense"]}),
+        )
+        .expect(INVALID)
+        .await;
+        let created = t
+            .post(
                 "/v1/webhooks",
-                Some(&json!({"url": hook_url, "events": ["nonsense"]})),
+                &json!({"url": hook_url, "events": ["consent.changed"]}),
             )
-            .await;
-        assert_eq!(status, INVALID, "{problem}");
-        let created = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/webhooks",
-                Some(&json!({"url": hook_url, "events": ["consent.changed"]})),
-                CREATED,
-            )
+            .expect(CREATED)
             .await;
         let secret =
             assent_core::webhook::parse_secret(created["secret"].as_str().unwrap()).unwrap();
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
         let d = notify::dispatcher(&app, Wiring::default());
         d.drain().await.unwrap();
         assert!(
@@ -1055,14 +878,9 @@ async fn webhooks_are_signed_retried_and_logged() {
             "ids only, no PII"
         );
         let hook = created["id"].as_str().unwrap();
-        let log = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/webhooks/{hook}/deliveries"),
-                None,
-                OK,
-            )
+        let log = t
+            .get(&format!("/v1/webhooks/{hook}/deliveries"))
+            .expect(OK)
             .await;
         let outcomes: Vec<_> = log["items"][0]["attempts_log"]
             .as_array()
@@ -1081,12 +899,11 @@ async fn notices_subscriptions_and_webhooks_are_isolated_between_tenants() {
         let app = TestApp::spawn(db).await;
         let a = setup(&app, "alpha").await;
         let b = setup(&app, "beta").await;
-        let s = subject(&app, &a, "anna@example.org").await;
-        consent(&app, &a, &s, "grant").await;
-        let n = newsletter(&app, &a, &s, json!({})).await;
+        let s = subject(&a, "anna@example.org").await;
+        consent(&a, &s, "grant").await;
+        let n = newsletter(&a, &s, json!({})).await;
         let id = n["id"].as_str().unwrap();
         assert_isolated(
-            &app,
             &a,
             &b,
             id,
@@ -1097,13 +914,10 @@ async fn notices_subscriptions_and_webhooks_are_isolated_between_tenants() {
             "/v1/notifications/{id}",
         )
         .await;
-        let sub = app
-            .expect(&a.token, Method::POST, "/v1/subscriptions", Some(&json!({
+        let sub = a.post("/v1/subscriptions", &json!({
                 "subject_id": s, "name": "Премиум", "expires_at": (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339(),
-            })), CREATED)
-            .await;
+            })).expect(CREATED).await;
         assert_isolated(
-            &app,
             &a,
             &b,
             sub["id"].as_str().unwrap(),
@@ -1115,17 +929,14 @@ async fn notices_subscriptions_and_webhooks_are_isolated_between_tenants() {
             "/v1/subscriptions/{id}",
         )
         .await;
-        let hook = app
-            .expect(
-                &a.token,
-                Method::POST,
+        let hook = a
+            .post(
                 "/v1/webhooks",
-                Some(&json!({"url": "https://hooks.example/a", "events": ["*"]})),
-                CREATED,
+                &json!({"url": "https://hooks.example/a", "events": ["*"]}),
             )
+            .expect(CREATED)
             .await;
         assert_isolated(
-            &app,
             &a,
             &b,
             hook["id"].as_str().unwrap(),
@@ -1137,43 +948,29 @@ async fn notices_subscriptions_and_webhooks_are_isolated_between_tenants() {
         )
         .await;
         // B cannot queue to A's subject, and sees none of A's notices.
-        let (status, _) = app
-            .call(&b.token, Method::POST, "/v1/notifications", Some(&json!({
+        b.post("/v1/notifications", &json!({
                 "subject_id": s, "purpose": "news", "template": "message", "data": {"subject": "x", "body": "y"},
-            })))
-            .await;
-        assert_eq!(status, INVALID);
-        let listed = app
-            .expect(&b.token, Method::GET, "/v1/notifications", None, OK)
-            .await;
+            })).expect(INVALID).await;
+        let listed = b.get("/v1/notifications").expect(OK).await;
         assert_eq!(listed["items"].as_array().unwrap().len(), 0);
-        let listed = app
-            .expect(
-                &b.token,
-                Method::GET,
-                &format!("/v1/subscriptions?subject_id={s}"),
-                None,
-                OK,
-            )
+        let listed = b
+            .get(&format!("/v1/subscriptions?subject_id={s}"))
+            .expect(OK)
             .await;
         assert_eq!(listed["items"].as_array().unwrap().len(), 0);
         // Roles: an auditor reads but cannot send or configure.
-        let auditor = app.token_for(&a, Role::Auditor).await;
-        let (status, _) = app.call(&auditor, Method::POST, "/v1/notifications", Some(&json!({
+        let auditor = app.with_role(&a, Role::Auditor).await;
+        auditor.post("/v1/notifications", &json!({
             "subject_id": s, "purpose": "news", "template": "message", "data": {"subject": "x", "body": "y"},
-        }))).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = app
-            .call(
-                &auditor,
-                Method::PUT,
+        })).expect(StatusCode::FORBIDDEN).await;
+        auditor
+            .put(
                 "/v1/templates/message/ru",
-                Some(&json!({"subject": "a", "text": "b", "html": "c"})),
+                &json!({"subject": "a", "text": "b", "html": "c"}),
             )
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        app.expect(&auditor, Method::GET, "/v1/notifications", None, OK)
-            .await;
+        auditor.get("/v1/notifications").expect(OK).await;
     }
 }
 
@@ -1183,9 +980,7 @@ async fn settings_set_offsets_quota_and_an_expiry_purpose() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let defaults = app
-            .expect(&t.token, Method::GET, "/v1/notification-settings", None, OK)
-            .await;
+        let defaults = t.get("/v1/notification-settings").expect(OK).await;
         assert_eq!(defaults["expiry_offsets"], json!([30, 7, 1, 0]));
         for bad in [
             json!({"expiry_offsets": [-1], "expiry_purpose": null, "hourly_send_quota": null}),
@@ -1193,44 +988,31 @@ async fn settings_set_offsets_quota_and_an_expiry_purpose() {
             json!({"expiry_offsets": [7], "expiry_purpose": "nope", "hourly_send_quota": null}),
             json!({"expiry_offsets": [7], "expiry_purpose": null, "hourly_send_quota": 0}),
         ] {
-            let (status, problem) = app
-                .call(
-                    &t.token,
-                    Method::PUT,
-                    "/v1/notification-settings",
-                    Some(&bad),
-                )
-                .await;
+            let (status, problem) = t.put("/v1/notification-settings", &bad).await.parts();
             assert_eq!(status, INVALID, "{bad}: {problem}");
         }
-        let unchanged = app
-            .expect(&t.token, Method::GET, "/v1/notification-settings", None, OK)
-            .await;
+        let unchanged = t.get("/v1/notification-settings").expect(OK).await;
         assert_eq!(unchanged, defaults, "bad input changes nothing");
-        app.expect(
-            &t.token,
-            Method::PUT,
+        t.put(
             "/v1/notification-settings",
-            Some(&json!({"expiry_offsets": [0, 10], "expiry_purpose": "news", "hourly_send_quota": 2})),
-            OK,
+            &json!({"expiry_offsets": [0, 10], "expiry_purpose": "news", "hourly_send_quota": 2}),
         )
+        .expect(OK)
         .await;
 
         // Expiry notices tied to a purpose are subscribed: they need its consent and
         // carry List-Unsubscribe.
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let sub = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let sub = t
+            .post(
                 "/v1/subscriptions",
-                Some(&json!({
+                &json!({
                     "subject_id": s, "name": "Премиум",
                     "expires_at": (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339(),
-                })),
-                CREATED,
+                }),
             )
+            .expect(CREATED)
             .await;
         let offsets: Vec<i64> = sub["notices"]
             .as_array()
@@ -1240,26 +1022,12 @@ async fn settings_set_offsets_quota_and_an_expiry_purpose() {
             .collect();
         assert_eq!(offsets, vec![10, 0], "{sub}");
         for _ in 0..3 {
-            newsletter(&app, &t, &s, json!({})).await;
+            newsletter(&t, &s, json!({})).await;
         }
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();
         assert_eq!(sink.count(), 2, "the hourly quota holds the rest back");
-        let queued = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/notifications?status=queued",
-                None,
-                OK,
-            )
-            .await;
+        let queued = t.get("/v1/notifications?status=queued").expect(OK).await;
         assert_eq!(queued["items"].as_array().unwrap().len(), 3, "{queued}");
         let expiry = sink
             .messages()
@@ -1279,21 +1047,19 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = setup(&app, "acme").await;
-        let s = subject(&app, &t, "anna@example.org").await;
-        consent(&app, &t, &s, "grant").await;
-        let (status, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        let problem = t
+            .post(
                 "/v1/notifications",
-                Some(&json!({
+                &json!({
                     "subject_id": s, "purpose": "news", "template": "message",
                     "category": "transactional",
                     "data": {"subject": "Скидки", "body": "Только сегодня"},
-                })),
+                }),
             )
+            .expect(INVALID)
             .await;
-        assert_eq!(status, INVALID, "{problem}");
         assert!(
             problem["detail"]
                 .as_str()
@@ -1302,17 +1068,15 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
             "{problem}"
         );
         // A transactional message for a purpose on another basis is still fine.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/notifications",
-            Some(&json!({
+            &json!({
                 "subject_id": s, "purpose": "billing", "template": "message",
                 "category": "transactional",
                 "data": {"subject": "Счёт", "body": "Ваш счёт готов"},
-            })),
-            ACCEPTED,
+            }),
         )
+        .expect(ACCEPTED)
         .await;
 
         // A mislabelled row queued before the rule, then the person withdraws.
@@ -1349,18 +1113,9 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
             .unwrap()
             .into_notice();
         assert_eq!(queued.status, "queued");
-        consent(&app, &t, &s, "withdraw").await;
-        notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        )
-        .drain()
-        .await
-        .unwrap();
-        let after = notice(&app, &t, &queued.id).await;
+        consent(&t, &s, "withdraw").await;
+        deliver_mail(&app, &sink).await;
+        let after = notice(&t, &queued.id).await;
         assert_eq!(
             (after["status"].as_str(), after["reason"].as_str()),
             (Some("skipped"), Some("withdrawn")),

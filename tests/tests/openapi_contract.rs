@@ -4,6 +4,7 @@
 //! `cargo test` catches them again.
 
 use assent_core::tenancy::Role;
+use assent_tests::client::RequestHelper;
 use assent_tests::{TestApp, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -148,14 +149,7 @@ async fn preview_data_must_be_the_object_it_is_declared_as() {
     let admin = app.tenant_with("acme", Role::Admin).await;
     let path = "/v1/templates/message/en/preview";
     for data in [json!(3.5e164), json!("text"), json!([1, 2]), json!(true)] {
-        let (status, problem) = app
-            .call(
-                &admin.token,
-                Method::POST,
-                path,
-                Some(&json!({"data": data})),
-            )
-            .await;
+        let (status, problem) = admin.post(path, &json!({"data": data})).await.parts();
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -168,9 +162,7 @@ async fn preview_data_must_be_the_object_it_is_declared_as() {
         json!({"data": null, "template": {"subject": "Hi", "text": "Text", "html": ""}}),
         json!({"template": {"subject": "Hi", "text": "Text", "html": ""}}),
     ] {
-        let (status, preview) = app
-            .call(&admin.token, Method::POST, path, Some(&body))
-            .await;
+        let (status, preview) = admin.post(path, &body).await.parts();
         assert_eq!(status, StatusCode::OK, "{body}: {preview}");
         assert!(preview["subject"].is_string());
     }
@@ -294,7 +286,7 @@ async fn what_the_server_accepts_is_valid_per_the_document() {
         let call = async |method: Method, path: &str, documented: &str, body: Value| {
             let schema = body_schema(&doc, &method.as_str().to_lowercase(), documented);
             assert!(schema.is_object(), "{method} {documented}");
-            let (status, answer) = app.call(&t.token, method.clone(), path, Some(&body)).await;
+            let (status, answer) = t.request(method.clone(), path).json(&body).await.parts();
             assert!(
                 status.is_success(),
                 "{method} {path} {body}: {status} {answer}"
@@ -338,22 +330,14 @@ async fn what_the_server_accepts_is_valid_per_the_document() {
         let two = json!({"email": "a@example.com", "phone": "+79991234567"});
         let schema = body_schema(&doc, "post", "/v1/subjects/search");
         assert!(!valid(&doc, schema, &two));
-        let (status, _) = app
-            .call(&t.token, Method::POST, "/v1/subjects/search", Some(&two))
+        t.post("/v1/subjects/search", &two)
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         // `null` stands for "not given" only where serde reads it so: not for a flag.
         let flag = json!({"code": "123456", "documents_approved": null});
         let path = "/v1/rights-requests/{id}/verify";
         assert!(!valid(&doc, body_schema(&doc, "post", path), &flag));
-        let (status, _) = app
-            .call(
-                &t.token,
-                Method::POST,
-                &path.replace("{id}", &id),
-                Some(&flag),
-            )
-            .await;
+        let (status, _) = t.post(&path.replace("{id}", &id), &flag).await.parts();
         assert!(
             status.is_client_error() && status != StatusCode::NOT_FOUND,
             "{status}"
@@ -385,8 +369,7 @@ async fn what_the_server_accepts_is_valid_per_the_document() {
             "/v1/subjects?phone={}",
             phone.replace('+', "%2B").replace(' ', "%20")
         );
-        let (status, found) = app.call(&t.token, Method::GET, &query, None).await;
-        assert_eq!(status, StatusCode::OK, "{found}");
+        let found = t.get(&query).expect(StatusCode::OK).await;
         assert_eq!(found["items"][0]["id"], id.as_str(), "{found}");
     }
 }

@@ -3,21 +3,16 @@
 
 use assent_core::link::{LinkClaims, LinkKind};
 use assent_core::tenancy::Role;
+use assent_tests::client::{RequestHelper, Response};
 use assent_tests::notify::{self, PUBLIC_URL};
+use assent_tests::pages::{FormPage, browser, submit};
 use assent_tests::unsubscribe::{granted_subject, news_status, tenant_with_news};
 use assent_tests::{TenantHandle, TestApp, TestDb};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A 1×1 PNG.
 const LOGO_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// `acme` with `news` (consent), `analytics` (legitimate interest), `billing`
 /// (contract), a policy in force and its branding.
@@ -27,39 +22,27 @@ async fn setup(app: &TestApp) -> TenantHandle {
         ("analytics", "Аналитика", "Analytics", "legitimate_interest"),
         ("billing", "Расчёты", "Billing", "contract"),
     ] {
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": basis,
+            &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": basis,
                 "channels": ["email"], "data_categories": ["email"], "retention_days": 30}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
     }
-    app.expect(
-        &t.token,
-        Method::POST,
+    t.post(
         "/v1/policies",
-        Some(
-            &json!({"version": "2026-01", "url": "https://acme.example/privacy",
+        &json!({"version": "2026-01", "url": "https://acme.example/privacy",
             "text": "Policy text", "effective_at": "2026-01-01T00:00:00Z", "material": true}),
-        ),
-        StatusCode::CREATED,
     )
+    .expect(StatusCode::CREATED)
     .await;
-    app.expect(
-        &t.token,
-        Method::PUT,
+    t.put(
         "/v1/branding",
-        Some(
-            &json!({"display_name": "Acme <Shop>", "accent_color": "#0A5C36",
+        &json!({"display_name": "Acme <Shop>", "accent_color": "#0A5C36",
             "logo_base64": LOGO_PNG}),
-        ),
-        StatusCode::OK,
     )
+    .expect(StatusCode::OK)
     .await;
     t
 }
@@ -71,77 +54,43 @@ async fn link(
     kind: &str,
     purpose: Option<&str>,
 ) -> String {
-    let v = app
-        .expect(
-            &t.token,
-            Method::POST,
+    let v = t
+        .post(
             &format!("/v1/subjects/{s}/links"),
-            Some(&json!({"kind": kind, "purpose": purpose})),
-            StatusCode::OK,
+            &json!({"kind": kind, "purpose": purpose}),
         )
+        .expect(StatusCode::OK)
         .await;
     let url = v["url"].as_str().unwrap();
     assert!(url.starts_with(PUBLIC_URL), "{url}");
     url.replacen(PUBLIC_URL, &app.base, 1)
 }
 
-/// The page's form token and the cookie it was issued for.
-struct Session {
-    cookie: String,
-    csrf: String,
-    /// The policy version the page's statements name.
-    policy: String,
-    html: String,
-}
-
-async fn open(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> Session {
-    let mut req = http.get(url);
-    if let Some(c) = cookie {
-        req = req.header("cookie", format!("assent_form={c}"));
-    }
-    let r = req.send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+/// Opens a preference page as a browser would, with the form cookie if it has one;
+/// the page allows no outside resources but inlined images.
+async fn open(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> FormPage {
+    let page = FormPage::open(http, url, cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(
         csp.contains("default-src 'none'") && csp.contains("img-src data:"),
         "{csp}"
     );
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let cookie = match (set, cookie) {
-        (Some(set), _) => {
-            assert!(
-                set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-                "{set}"
-            );
-            set.split(';').next().unwrap()["assent_form=".len()..].to_owned()
-        }
-        (None, Some(c)) => c.to_owned(),
-        (None, None) => panic!("no cookie was set"),
-    };
-    let html = r.text().await.unwrap();
-    let field = |name: &str| {
-        html.split(&format!("name=\"{name}\" value=\""))
-            .nth(1)
-            .map(|rest| rest.split('"').next().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (csrf, policy) = (field("csrf"), field("policy"));
-    Session {
-        cookie,
-        csrf,
-        policy,
-        html,
+    if let Some(set) = &page.set_cookie {
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
     }
+    assert!(page.cookie.is_some(), "no cookie was set");
+    page
 }
 
 /// The fields of one of the page's forms.
-fn fields(page: &Session, action: &str, purpose: &str, lang: &str) -> Vec<(&'static str, String)> {
+fn fields(page: &FormPage, action: &str, purpose: &str, lang: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("csrf", page.csrf.clone()),
-        ("policy", page.policy.clone()),
+        ("csrf", page.field("csrf")),
+        ("policy", page.field("policy")),
         ("purpose", purpose.to_owned()),
         ("action", action.to_owned()),
         ("lang", lang.to_owned()),
@@ -154,45 +103,29 @@ async fn post(
     cookie: Option<&str>,
     form: &[(&'static str, String)],
 ) -> reqwest::Response {
-    let mut req = http.post(url).form(form);
-    if let Some(c) = cookie {
-        req = req.header("cookie", format!("assent_form={c}"));
-    }
-    req.send().await.unwrap()
+    submit(http, url, cookie, form).await
 }
 
-async fn statuses(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/subjects/{s}/consents"),
-        None,
-        StatusCode::OK,
-    )
-    .await
+async fn statuses(t: &TenantHandle, s: &str) -> Response {
+    t.get(&format!("/v1/subjects/{s}/consents"))
+        .expect(StatusCode::OK)
+        .await
 }
 
-async fn history(app: &TestApp, t: &TenantHandle, s: &str) -> Vec<Value> {
-    let v = app
-        .expect(
-            &t.token,
-            Method::GET,
-            &format!("/v1/subjects/{s}/consents/history"),
-            None,
-            StatusCode::OK,
-        )
+async fn history(t: &TenantHandle, s: &str) -> Vec<Value> {
+    let v = t
+        .get(&format!("/v1/subjects/{s}/consents/history"))
+        .expect(StatusCode::OK)
         .await;
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
-async fn check(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn check(t: &TenantHandle, s: &str, purpose: &str) -> Value {
+    t.post(
         "/v1/consent-checks",
-        Some(&json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]})),
-        StatusCode::OK,
+        &json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]}),
     )
+    .expect(StatusCode::OK)
     .await["results"][0]
         .clone()
 }
@@ -203,7 +136,7 @@ async fn links_are_handed_out_for_existing_subjects_and_purposes() {
         let app = TestApp::spawn(db).await;
         let t = tenant_with_news(&app, "acme").await;
         let other = tenant_with_news(&app, "other").await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
         let path = format!("/v1/subjects/{s}/links");
         for (body, status) in [
             (
@@ -216,36 +149,26 @@ async fn links_are_handed_out_for_existing_subjects_and_purposes() {
             ),
             (json!({"kind": "login"}), StatusCode::UNPROCESSABLE_ENTITY),
         ] {
-            let (got, problem) = app.call(&t.token, Method::POST, &path, Some(&body)).await;
+            let (got, problem) = t.post(&path, &body).await.parts();
             assert_eq!(got, status, "{body} → {problem}");
             assert!(problem["detail"].is_string(), "{problem}");
         }
         // Another tenant's subject: 404, as everywhere.
-        let (got, _) = app
-            .call(
-                &other.token,
-                Method::POST,
-                &path,
-                Some(&json!({"kind": "preferences"})),
-            )
+        other
+            .post(&path, &json!({"kind": "preferences"}))
+            .expect(StatusCode::NOT_FOUND)
             .await;
-        assert_eq!(got, StatusCode::NOT_FOUND);
         // An auditor may read but not mint credentials for a subject.
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let (got, _) = app
-            .call(
-                &auditor,
-                Method::POST,
-                &path,
-                Some(&json!({"kind": "preferences"})),
-            )
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        auditor
+            .post(&path, &json!({"kind": "preferences"}))
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(got, StatusCode::FORBIDDEN);
 
         // The unsubscribe link works like the one in Assent's own emails.
         let url = link(&app, &t, &s, "unsubscribe", Some("news")).await;
         assert!(!url.contains("anna"), "no personal data in links: {url}");
-        let http = client();
+        let http = browser();
         let r = http
             .post(&url)
             .body("List-Unsubscribe=One-Click")
@@ -253,7 +176,7 @@ async fn links_are_handed_out_for_existing_subjects_and_purposes() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
         // The confirmation does not lead to the preference centre: a /u token (which
         // mail providers hold too) must not yield a token that can grant consents.
         let page = r.text().await.unwrap();
@@ -266,9 +189,9 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app).await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
         let url = link(&app, &t, &s, "preferences", Some("news")).await;
-        let http = client();
+        let http = browser();
 
         let page = open(&http, &url, None).await;
         let html = &page.html;
@@ -295,7 +218,7 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
             "{html}"
         );
         assert!(!html.contains("<script"), "no script on the page");
-        let before = history(&app, &t, &s).await.len();
+        let before = history(&t, &s).await.len();
 
         // Refused, changing nothing: no cookie; a form token of another page; a
         // cross-site POST; garbage.
@@ -303,9 +226,9 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         let r = post(&http, &url, None, &pairs).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "no cookie");
         assert!(r.text().await.unwrap().contains("Страница устарела"));
-        let other_subject = granted_subject(&app, &t, "boris@example.org", None).await;
+        let other_subject = granted_subject(&t, "boris@example.org", None).await;
         let other_url = link(&app, &t, &other_subject, "preferences", None).await;
-        let r = post(&http, &other_url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &other_url, Some(page.cookie()), &pairs).await;
         assert_eq!(
             r.status(),
             StatusCode::FORBIDDEN,
@@ -313,7 +236,7 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         );
         let r = http
             .post(&url)
-            .header("cookie", format!("assent_form={}", page.cookie))
+            .header("cookie", format!("assent_form={}", page.cookie()))
             .header("sec-fetch-site", "cross-site")
             .form(&pairs)
             .send()
@@ -322,40 +245,32 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "cross-site");
         let r = http
             .post(&url)
-            .header("cookie", format!("assent_form={}", page.cookie))
+            .header("cookie", format!("assent_form={}", page.cookie()))
             .body("%%%")
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "garbage");
-        assert_eq!(news_status(&app, &t, &s).await, "granted");
-        assert_eq!(
-            history(&app, &t, &s).await.len(),
-            before,
-            "nothing recorded"
-        );
+        assert_eq!(news_status(&t, &s).await, "granted");
+        assert_eq!(history(&t, &s).await.len(), before, "nothing recorded");
 
         // Withdraw: 303 back to the page, which says so.
-        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &url, Some(page.cookie()), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let location = r.headers()["location"].to_str().unwrap().to_owned();
         assert!(
             location.contains("done=withdraw&purpose=news"),
             "{location}"
         );
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
-        let events = history(&app, &t, &s).await;
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
+        let events = history(&t, &s).await;
         let last = events.iter().find(|e| e["action"] == "withdraw").unwrap();
         assert_eq!(last["method"], "preference_centre", "{last}");
         // The same form again (a second tab, a double click): nothing more recorded.
-        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &url, Some(page.cookie()), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(
-            history(&app, &t, &s).await.len(),
-            events.len(),
-            "idempotent"
-        );
-        let after = open(&http, &app.url(&location), Some(&page.cookie)).await;
+        assert_eq!(history(&t, &s).await.len(), events.len(), "idempotent");
+        let after = open(&http, &app.url(&location), Some(page.cookie())).await;
         assert!(
             after
                 .html
@@ -366,29 +281,25 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
         // Give it again: recorded with the policy in force and the statement's hash.
         // A new policy takes effect while the page is open: the grant is refused
         // (409, nothing written) and the page shows the new statement.
-        assert_eq!(after.policy, "2026-01");
-        app.expect(
-            &t.token,
-            Method::POST,
+        assert_eq!(after.field("policy"), "2026-01");
+        t.post(
             "/v1/policies",
-            Some(
-                &json!({"version": "2026-11", "url": "https://acme.example/privacy-2",
+            &json!({"version": "2026-11", "url": "https://acme.example/privacy-2",
                 "text": "New text", "effective_at": "2026-11-01T00:00:00Z", "material": true}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
         let stale = fields(&after, "grant", "news", "ru");
-        let count = history(&app, &t, &s).await.len();
-        let r = post(&http, &url, Some(&page.cookie), &stale).await;
+        let count = history(&t, &s).await.len();
+        let r = post(&http, &url, Some(page.cookie()), &stale).await;
         assert_eq!(r.status(), StatusCode::CONFLICT);
         assert!(r.text().await.unwrap().contains("редакция 2026-11"));
-        assert_eq!(history(&app, &t, &s).await.len(), count, "nothing recorded");
-        let after = open(&http, &url, Some(&page.cookie)).await;
+        assert_eq!(history(&t, &s).await.len(), count, "nothing recorded");
+        let after = open(&http, &url, Some(page.cookie())).await;
         let pairs = fields(&after, "grant", "news", "ru");
-        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &url, Some(page.cookie()), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let news = statuses(&app, &t, &s).await;
+        let news = statuses(&t, &s).await;
         let news = news
             .as_array()
             .unwrap()
@@ -398,7 +309,7 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
             .clone();
         assert_eq!(news["status"], "granted");
         assert_eq!(news["policy_version"], "2026-11");
-        let events = history(&app, &t, &s).await;
+        let events = history(&t, &s).await;
         let grant_event = events
             .iter()
             .rfind(|e| e["action"] == "grant" && e["method"] == "preference_centre")
@@ -409,22 +320,22 @@ async fn the_preference_centre_withdraws_regrants_and_objects() {
 
         // Object to the legitimate-interest purpose, then take it back.
         let pairs = fields(&after, "object", "analytics", "ru");
-        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &url, Some(page.cookie()), &pairs).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
+        assert_eq!(check(&t, &s, "analytics").await["reason"], "objected");
         let pairs = fields(&after, "unobject", "analytics", "ru");
-        post(&http, &url, Some(&page.cookie), &pairs).await;
-        assert_eq!(check(&app, &t, &s, "analytics").await["allowed"], true);
+        post(&http, &url, Some(page.cookie()), &pairs).await;
+        assert_eq!(check(&t, &s, "analytics").await["allowed"], true);
 
         // A choice that does not fit the purpose changes nothing.
-        let count = history(&app, &t, &s).await.len();
+        let count = history(&t, &s).await.len();
         let pairs = fields(&after, "withdraw", "billing", "ru");
-        let r = post(&http, &url, Some(&page.cookie), &pairs).await;
+        let r = post(&http, &url, Some(page.cookie()), &pairs).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(history(&app, &t, &s).await.len(), count);
+        assert_eq!(history(&t, &s).await.len(), count);
 
         // English by switch, and by the browser for a subject without a locale.
-        let en = open(&http, &format!("{url}?lang=en"), Some(&page.cookie)).await;
+        let en = open(&http, &format!("{url}?lang=en"), Some(page.cookie())).await;
         assert!(en.html.contains("lang=\"en\"") && en.html.contains("Your consent settings"));
         let boris = open(&http, &other_url, None).await;
         assert!(boris.html.contains("lang=\"ru\""), "the tenant's default");
@@ -449,51 +360,40 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
         let b = app
             .tenant_in_group("affiliate-b", Some(&group), Role::Admin)
             .await;
-        app.expect(
-            &a.token,
-            Method::POST,
+        a.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": "group.marketing", "name": {"ru": "Предложения группы",
+            &json!({"code": "group.marketing", "name": {"ru": "Предложения группы",
                 "en": "Group offers"}, "legal_basis": "consent", "channels": ["email"],
                 "retention_days": 30, "scope": "group"}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
         let mut ids = Vec::new();
         for t in [&a, &b] {
-            let s = app
-                .expect(
-                    &t.token,
-                    Method::POST,
+            let s = t
+                .post(
                     "/v1/subjects",
-                    Some(&json!({"email": "same@example.org", "locale": "en"})),
-                    StatusCode::CREATED,
+                    &json!({"email": "same@example.org", "locale": "en"}),
                 )
+                .expect(StatusCode::CREATED)
                 .await["id"]
                 .as_str()
                 .unwrap()
                 .to_owned();
             ids.push(s);
         }
-        app.expect(
-            &a.token,
-            Method::POST,
+        a.post(
             &format!("/v1/subjects/{}/consents", ids[0]),
-            Some(&json!({"purpose": "group.marketing", "action": "grant"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "group.marketing", "action": "grant"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        assert_eq!(
-            check(&app, &b, &ids[1], "group.marketing").await["allowed"],
-            true
-        );
+        assert_eq!(check(&b, &ids[1], "group.marketing").await["allowed"], true);
 
         // B's preference centre shows the shared purpose; withdrawing it there
         // withdraws it for the person in the whole group.
         let url = link(&app, &b, &ids[1], "preferences", Some("group.marketing")).await;
-        let http = client();
+        let http = browser();
         let page = open(&http, &url, None).await;
         assert!(
             page.html.contains("Shared by the companies of Holding")
@@ -505,13 +405,13 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
         let r = post(
             &http,
             &url,
-            Some(&page.cookie),
+            Some(page.cookie()),
             &fields(&page, "withdraw", "group.marketing", "en"),
         )
         .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(
-            check(&app, &a, &ids[0], "group.marketing").await["reason"],
+            check(&a, &ids[0], "group.marketing").await["reason"],
             "withdrawn"
         );
 
@@ -552,7 +452,7 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
             let r = post(
                 &http,
                 &u,
-                Some(&page.cookie),
+                Some(page.cookie()),
                 &fields(&page, "grant", "group.marketing", "en"),
             )
             .await;
@@ -561,7 +461,7 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
         assert!(bodies.windows(2).all(|w| w[0] == w[1]), "one neutral page");
         assert!(!bodies[0].contains("Holding") && !bodies[0].contains("affiliate"));
         assert_eq!(
-            check(&app, &a, &ids[0], "group.marketing").await["reason"],
+            check(&a, &ids[0], "group.marketing").await["reason"],
             "withdrawn"
         );
     }
@@ -581,9 +481,7 @@ async fn branding_is_validated_and_isolated() {
             json!({"display_name": "  "}),
             json!({"colour": "#000000"}),
         ] {
-            let (status, problem) = app
-                .call(&t.token, Method::PUT, "/v1/branding", Some(&body))
-                .await;
+            let (status, problem) = t.put("/v1/branding", &body).await.parts();
             assert_eq!(
                 status,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -591,40 +489,28 @@ async fn branding_is_validated_and_isolated() {
             );
             assert!(problem["detail"].is_string(), "{problem}");
         }
-        let empty = app
-            .expect(&t.token, Method::GET, "/v1/branding", None, StatusCode::OK)
-            .await;
+        let empty = t.get("/v1/branding").expect(StatusCode::OK).await;
         assert_eq!(empty["accent_color"], Value::Null, "nothing was written");
-        let saved = app
-            .expect(
-                &t.token,
-                Method::PUT,
+        let saved = t
+            .put(
                 "/v1/branding",
-                Some(&json!({"accent_color": "#0A5C36", "logo_base64": LOGO_PNG})),
-                StatusCode::OK,
+                &json!({"accent_color": "#0A5C36", "logo_base64": LOGO_PNG}),
             )
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(saved["accent_color"], "#0a5c36");
         assert_eq!(saved["logo_type"], "image/png");
-        let theirs = app
-            .expect(
-                &other.token,
-                Method::GET,
-                "/v1/branding",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let theirs = other.get("/v1/branding").expect(StatusCode::OK).await;
         assert_eq!(
             theirs["accent_color"],
             Value::Null,
             "another tenant's branding"
         );
-        let operator = app.token_for(&t, Role::Operator).await;
-        let (status, _) = app
-            .call(&operator, Method::PUT, "/v1/branding", Some(&json!({})))
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .put("/v1/branding", &json!({}))
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
     }
 }
 
@@ -634,7 +520,7 @@ async fn public_pages_are_rate_limited_per_address() {
         state.with_public_rate_limit(5, false)
     })
     .await;
-    let http = client();
+    let http = browser();
     let url = app.url("/p/not-a-token");
     for _ in 0..5 {
         let r = http.get(&url).send().await.unwrap();
@@ -655,8 +541,10 @@ async fn public_pages_are_rate_limited_per_address() {
     assert!((1..=60).contains(&wait), "{wait}");
     assert!(r.text().await.unwrap().contains("Too many requests"));
     // The API is not limited by the public pages' quota.
-    let (status, _) = app.call("nope", Method::GET, "/v1/tenant", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.bearer("nope")
+        .get("/v1/tenant")
+        .expect(StatusCode::UNAUTHORIZED)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,7 +553,7 @@ async fn emails_link_the_policy_in_force_and_the_preference_centre() {
         let app = TestApp::spawn(db).await;
         let sink = assent_tests::smtp::SmtpSink::start();
         let t = setup(&app).await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
         assent_tests::unsubscribe::mailed_link(&app, &t, &sink, &s, "anna@example.org").await;
         let raw = &sink.messages()[0].data;
         let text = assent_tests::mailcheck::text_body(raw);
@@ -677,7 +565,7 @@ async fn emails_link_the_policy_in_force_and_the_preference_centre() {
             .split_whitespace()
             .next()
             .unwrap();
-        let page = open(&client(), &app.url(&format!("/p/{prefs}")), None).await;
+        let page = open(&browser(), &app.url(&format!("/p/{prefs}")), None).await;
         assert!(page.html.contains("Согласие дано"), "{}", page.html);
     }
 }
@@ -690,34 +578,30 @@ async fn a_withdrawal_wins_over_a_grant_dated_ahead() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = setup(&app).await;
-        let s = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let s = t
+            .post(
                 "/v1/subjects",
-                Some(&json!({"email": "ahead@example.org", "locale": "en"})),
-                StatusCode::CREATED,
+                &json!({"email": "ahead@example.org", "locale": "en"}),
             )
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
             .to_owned();
         let grant_ahead = || {
             let ahead = (chrono::Utc::now() + chrono::Duration::seconds(50)).to_rfc3339();
-            let (app, t, s) = (&app, &t, s.clone());
+            let (t, s) = (&t, s.clone());
             async move {
-                app.expect(
-                    &t.token,
-                    Method::POST,
+                t.post(
                     &format!("/v1/subjects/{s}/consents"),
-                    Some(&json!({"purpose": "news", "action": "grant", "occurred_at": ahead})),
-                    StatusCode::CREATED,
+                    &json!({"purpose": "news", "action": "grant", "occurred_at": ahead}),
                 )
+                .expect(StatusCode::CREATED)
                 .await;
-                assert_eq!(news_status(app, t, &s).await, "granted");
+                assert_eq!(news_status(t, &s).await, "granted");
             }
         };
-        let http = client();
+        let http = browser();
 
         // One-click unsubscribe right after the grant.
         grant_ahead().await;
@@ -730,18 +614,14 @@ async fn a_withdrawal_wins_over_a_grant_dated_ahead() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
-        let n = app
-            .expect(
-                &t.token,
-                Method::POST,
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
+        let n = t
+            .post(
                 "/v1/notifications",
-                Some(
-                    &json!({"subject_id": s, "purpose": "news", "template": "message",
+                &json!({"subject_id": s, "purpose": "news", "template": "message",
                              "data": {"subject": "News", "body": "Text"}}),
-                ),
-                StatusCode::ACCEPTED,
             )
+            .expect(StatusCode::ACCEPTED)
             .await;
         assert_eq!(
             (n["status"].as_str(), n["reason"].as_str()),
@@ -756,12 +636,12 @@ async fn a_withdrawal_wins_over_a_grant_dated_ahead() {
         let r = post(
             &http,
             &url,
-            Some(&page.cookie),
+            Some(page.cookie()),
             &fields(&page, "withdraw", "news", "en"),
         )
         .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
-        assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
+        assert_eq!(check(&t, &s, "news").await["reason"], "withdrawn");
     }
 }

@@ -4,6 +4,7 @@
 
 use assent_core::link::{LinkClaims, LinkKind};
 use assent_tests::notify;
+use assent_tests::pages::browser;
 use assent_tests::smtp::SmtpSink;
 use assent_tests::unsubscribe::{
     granted_subject, history, mailed_link, news_status, tenant_with_news,
@@ -11,22 +12,15 @@ use assent_tests::unsubscribe::{
 use assent_tests::{TestApp, TestDb};
 use reqwest::StatusCode;
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_click_unsubscribe_from_a_mailed_link() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
         let url = mailed_link(&app, &t, &sink, &s, "anna@example.org").await;
-        let http = client();
+        let http = browser();
 
         // A GET (a mail scanner, or the person) shows the page and changes nothing.
         for _ in 0..2 {
@@ -49,11 +43,11 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             );
         }
         assert_eq!(
-            news_status(&app, &t, &s).await,
+            news_status(&t, &s).await,
             "granted",
             "a GET never unsubscribes"
         );
-        let events = history(&app, &t, &s).await.len();
+        let events = history(&t, &s).await.len();
 
         // RFC 8058 one-click, urlencoded: 200, no redirect, withdrawn by email link.
         let r = http
@@ -66,8 +60,8 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.unwrap().contains("Вы отписались"));
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
-        let after = history(&app, &t, &s).await;
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
+        let after = history(&t, &s).await;
         assert_eq!(after.len(), events + 1);
         let last = after
             .iter()
@@ -83,10 +77,10 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             .await
             .unwrap();
         assert_eq!(again.status(), StatusCode::OK);
-        assert_eq!(history(&app, &t, &s).await.len(), events + 1, "idempotent");
+        assert_eq!(history(&t, &s).await.len(), events + 1, "idempotent");
 
         // multipart/form-data, for another subject.
-        let s2 = granted_subject(&app, &t, "boris@example.org", Some("en")).await;
+        let s2 = granted_subject(&t, "boris@example.org", Some("en")).await;
         sink.clear();
         let url2 = mailed_link(&app, &t, &sink, &s2, "boris@example.org").await;
         let boundary = "assentboundary42";
@@ -110,7 +104,7 @@ async fn one_click_unsubscribe_from_a_mailed_link() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.unwrap().contains("You are unsubscribed"));
-        assert_eq!(news_status(&app, &t, &s2).await, "withdrawn");
+        assert_eq!(news_status(&t, &s2).await, "withdrawn");
     }
 }
 
@@ -120,7 +114,7 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
         let app = TestApp::spawn(db).await;
         let a = tenant_with_news(&app, "alpha").await;
         let b = tenant_with_news(&app, "beta").await;
-        let s = granted_subject(&app, &a, "anna@example.org", None).await;
+        let s = granted_subject(&a, "anna@example.org", None).await;
         let keys = notify::link_keys();
         let good = keys
             .issue(&LinkClaims {
@@ -153,7 +147,7 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
                 purpose: Some("news".into()),
             })
             .unwrap();
-        let http = client();
+        let http = browser();
         let mut bodies = Vec::new();
         for token in [
             tampered.as_str(),
@@ -184,11 +178,7 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
             "one neutral page for every bad token"
         );
         assert!(!bodies[0].contains("alpha") && !bodies[0].contains("beta"));
-        assert_eq!(
-            news_status(&app, &a, &s).await,
-            "granted",
-            "nothing changed"
-        );
+        assert_eq!(news_status(&a, &s).await, "granted", "nothing changed");
         // The genuine token still works.
         let r = http
             .post(app.url(&format!("/u/{good}")))
@@ -197,6 +187,6 @@ async fn forged_and_foreign_tokens_get_a_neutral_404() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(news_status(&app, &a, &s).await, "withdrawn");
+        assert_eq!(news_status(&a, &s).await, "withdrawn");
     }
 }

@@ -5,9 +5,12 @@
 use assent_core::tenancy::Role;
 use assent_store::flows::registry;
 use assent_store::schema::group_purposes;
+use assent_tests::client::{RequestHelper, Response};
+use assent_tests::fixtures::{create_subject, record_consent};
+use assent_tests::pages::browser;
 use assent_tests::{TenantHandle, TestApp, TestDb};
 use diesel::prelude::*;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn consent_purpose(code: &str, scope: &str) -> Value {
@@ -16,9 +19,8 @@ fn consent_purpose(code: &str, scope: &str) -> Value {
            "scope": scope})
 }
 
-async fn create(app: &TestApp, t: &TenantHandle, body: Value, status: StatusCode) -> Value {
-    app.expect(&t.token, Method::POST, "/v1/purposes", Some(&body), status)
-        .await
+async fn create(t: &TenantHandle, body: Value, status: StatusCode) -> Response {
+    t.post("/v1/purposes", &body).expect(status).await
 }
 
 async fn group_of_two(app: &TestApp) -> (String, TenantHandle, TenantHandle) {
@@ -32,39 +34,16 @@ async fn group_of_two(app: &TestApp) -> (String, TenantHandle, TenantHandle) {
     (group, a, b)
 }
 
-async fn subject(app: &TestApp, t: &TenantHandle, email: &str) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/subjects",
-        Some(&json!({"email": email, "locale": "en"})),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn subject(t: &TenantHandle, email: &str) -> String {
+    create_subject(t, &json!({"email": email, "locale": "en"})).await
 }
 
-async fn consent(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str, action: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{s}/consents"),
-        Some(&json!({"purpose": purpose, "action": action})),
-        StatusCode::CREATED,
-    )
-    .await;
-}
-
-async fn check(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn check(t: &TenantHandle, s: &str, purpose: &str) -> Value {
+    t.post(
         "/v1/consent-checks",
-        Some(&json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]})),
-        StatusCode::OK,
+        &json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]}),
     )
+    .expect(StatusCode::OK)
     .await["results"][0]
         .clone()
 }
@@ -77,14 +56,12 @@ async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
 
         // A has its own `marketing`: an affiliate cannot put a group purpose over it.
         create(
-            &app,
             &a,
             consent_purpose("marketing", "tenant"),
             StatusCode::CREATED,
         )
         .await;
         let problem = create(
-            &app,
             &b,
             consent_purpose("marketing", "group"),
             StatusCode::CONFLICT,
@@ -97,7 +74,6 @@ async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
         );
         // B may still have its own `marketing`: it shadows nothing.
         create(
-            &app,
             &b,
             consent_purpose("marketing", "tenant"),
             StatusCode::CREATED,
@@ -105,21 +81,10 @@ async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
         .await;
 
         // And the other way round: a group purpose's code is taken in every company.
-        create(
-            &app,
-            &a,
-            consent_purpose("offers", "group"),
-            StatusCode::CREATED,
-        )
-        .await;
+        create(&a, consent_purpose("offers", "group"), StatusCode::CREATED).await;
         for t in [&a, &b] {
-            let problem = create(
-                &app,
-                t,
-                consent_purpose("offers", "tenant"),
-                StatusCode::CONFLICT,
-            )
-            .await;
+            let problem =
+                create(t, consent_purpose("offers", "tenant"), StatusCode::CONFLICT).await;
             assert!(
                 problem["detail"]
                     .as_str()
@@ -128,9 +93,7 @@ async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
                 "{problem}"
             );
         }
-        let listed = app
-            .expect(&b.token, Method::GET, "/v1/purposes", None, StatusCode::OK)
-            .await;
+        let listed = b.get("/v1/purposes").expect(StatusCode::OK).await;
         let offers: Vec<&Value> = listed["items"]
             .as_array()
             .unwrap()
@@ -170,20 +133,12 @@ fn legacy_group_purpose(app: &TestApp, group: &str, owner: &TenantHandle, code: 
         .unwrap();
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (group, a, b) = group_of_two(&app).await;
         create(
-            &app,
             &a,
             consent_purpose("marketing", "tenant"),
             StatusCode::CREATED,
@@ -191,29 +146,27 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
         .await;
         legacy_group_purpose(&app, &group, &b, "marketing");
         // One person at both companies: A's own consent and the group's.
-        let sa = subject(&app, &a, "same@example.org").await;
-        let sb = subject(&app, &b, "same@example.org").await;
-        consent(&app, &a, &sa, "marketing", "grant").await;
-        consent(&app, &b, &sb, "marketing", "grant").await;
-        assert_eq!(check(&app, &b, &sb, "marketing").await["allowed"], true);
+        let sa = subject(&a, "same@example.org").await;
+        let sb = subject(&b, "same@example.org").await;
+        record_consent(&a, &sa, "marketing", "grant").await;
+        record_consent(&b, &sb, "marketing", "grant").await;
+        assert_eq!(check(&b, &sb, "marketing").await["allowed"], true);
 
         // A's preference centre lists both; "withdraw" on the group's entry withdraws
         // the group consent, and only it.
-        let v = app
-            .expect(
-                &a.token,
-                Method::POST,
+        let v = a
+            .post(
                 &format!("/v1/subjects/{sa}/links"),
-                Some(&json!({"kind": "preferences"})),
-                StatusCode::OK,
+                &json!({"kind": "preferences"}),
             )
+            .expect(StatusCode::OK)
             .await;
         let url =
             v["url"]
                 .as_str()
                 .unwrap()
                 .replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
-        let http = client();
+        let http = browser();
         let r = http.get(&url).send().await.unwrap();
         let cookie = r.headers()["set-cookie"]
             .to_str()
@@ -257,12 +210,12 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
             "{location}"
         );
         assert_eq!(
-            check(&app, &b, &sb, "marketing").await["reason"],
+            check(&b, &sb, "marketing").await["reason"],
             "withdrawn",
             "the affiliate's next marketing notice is not sent"
         );
         assert_eq!(
-            check(&app, &a, &sa, "marketing").await["allowed"],
+            check(&a, &sa, "marketing").await["allowed"],
             true,
             "A's own consent is untouched"
         );
@@ -281,15 +234,13 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
         );
 
         // A completed "withdraw all" at A withdraws the group consent too.
-        consent(&app, &b, &sb, "marketing", "grant").await;
-        let r = app
-            .expect(
-                &a.token,
-                Method::POST,
+        record_consent(&b, &sb, "marketing", "grant").await;
+        let r = a
+            .post(
                 "/v1/rights-requests",
-                Some(&json!({"subject_id": sa, "type": "withdraw_all"})),
-                StatusCode::CREATED,
+                &json!({"subject_id": sa, "type": "withdraw_all"}),
             )
+            .expect(StatusCode::CREATED)
             .await;
         let id = r["id"].as_str().unwrap().to_owned();
         for (step, body) in [
@@ -297,24 +248,14 @@ async fn withdrawals_reach_the_group_consent_even_under_a_legacy_clash() {
             ("start", json!({})),
             ("complete", json!({})),
         ] {
-            let (status, v) = app
-                .call(
-                    &a.token,
-                    Method::POST,
-                    &format!("/v1/rights-requests/{id}/{step}"),
-                    Some(&body),
-                )
-                .await;
+            let (status, v) = a
+                .post(&format!("/v1/rights-requests/{id}/{step}"), &body)
+                .await
+                .parts();
             assert_eq!(status, StatusCode::OK, "{step}: {v}");
         }
-        assert_eq!(
-            check(&app, &b, &sb, "marketing").await["reason"],
-            "withdrawn"
-        );
-        assert_eq!(
-            check(&app, &a, &sa, "marketing").await["reason"],
-            "withdrawn"
-        );
+        assert_eq!(check(&b, &sb, "marketing").await["reason"], "withdrawn");
+        assert_eq!(check(&a, &sa, "marketing").await["reason"], "withdrawn");
     }
 }
 
@@ -323,16 +264,10 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (group, a, b) = group_of_two(&app).await;
-        create(
-            &app,
-            &a,
-            consent_purpose("offers", "group"),
-            StatusCode::CREATED,
-        )
-        .await;
+        create(&a, consent_purpose("offers", "group"), StatusCode::CREATED).await;
         let patch = |t: &TenantHandle, code: &str, body: Value| {
             let (app, token, path) = (&app, t.token.clone(), format!("/v1/purposes/{code}"));
-            async move { app.call(&token, Method::PATCH, &path, Some(&body)).await }
+            async move { app.bearer(&token).patch(&path, &body).await.parts() }
         };
 
         // An affiliate cannot shorten the retention of (or otherwise change) A's purpose.
@@ -345,15 +280,7 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
                 .contains("owned by 'affiliate-a'"),
             "{problem}"
         );
-        let seen = app
-            .expect(
-                &b.token,
-                Method::GET,
-                "/v1/purposes/offers",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let seen = b.get("/v1/purposes/offers").expect(StatusCode::OK).await;
         assert_eq!(
             (seen["version"].as_i64(), seen["retention_days"].as_i64()),
             (Some(1), Some(365))
@@ -378,24 +305,13 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
                 .contains("fresh consent"),
             "{problem}"
         );
-        create(
-            &app,
-            &a,
-            consent_purpose("news", "tenant"),
-            StatusCode::CREATED,
-        )
-        .await;
+        create(&a, consent_purpose("news", "tenant"), StatusCode::CREATED).await;
         let (status, _) = patch(&a, "news", json!({"channels": ["telegram"]})).await;
         assert_eq!(status, StatusCode::CONFLICT);
         for code in ["offers", "news"] {
-            let p = app
-                .expect(
-                    &a.token,
-                    Method::GET,
-                    &format!("/v1/purposes/{code}"),
-                    None,
-                    StatusCode::OK,
-                )
+            let p = a
+                .get(&format!("/v1/purposes/{code}"))
+                .expect(StatusCode::OK)
                 .await;
             assert_eq!(p["channels"], json!(["email"]), "{p}");
         }
@@ -404,7 +320,7 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
         assert_eq!(status, StatusCode::OK);
         let mut billing = consent_purpose("billing", "tenant");
         billing["legal_basis"] = "contract".into();
-        create(&app, &a, billing, StatusCode::CREATED).await;
+        create(&a, billing, StatusCode::CREATED).await;
         let (status, v) = patch(&a, "billing", json!({"channels": ["email", "sms"]})).await;
         assert_eq!(status, StatusCode::OK, "{v}");
 
@@ -460,20 +376,13 @@ async fn clashes_kept_from_before_unique_codes_are_listed() {
         let alone = app.tenant_in_group("alone", None, Role::Admin).await;
         for t in [&a, &c, &alone] {
             create(
-                &app,
                 t,
                 consent_purpose("marketing", "tenant"),
                 StatusCode::CREATED,
             )
             .await;
         }
-        create(
-            &app,
-            &b,
-            consent_purpose("offers", "group"),
-            StatusCode::CREATED,
-        )
-        .await;
+        create(&b, consent_purpose("offers", "group"), StatusCode::CREATED).await;
         assert_eq!(registry::clashes(&app.store).unwrap(), [], "{backend}");
 
         // What the API refuses, as an older database may hold it: the group's own

@@ -7,103 +7,35 @@
 
 use assent_core::deadline::{self, WorkCalendar};
 use assent_core::tenancy::{Jurisdiction, Role};
+use assent_tests::client::{Request, RequestHelper, Response};
+use assent_tests::fixtures::{code_in, create_subject, mails, merged};
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
-use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated, mailcheck};
+use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn subject(app: &TestApp, t: &TenantHandle, email: Option<&str>) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/subjects",
-        Some(
-            &json!({"email": email, "external_ref": format!("ref-{}", email.unwrap_or("child")),
-                     "full_name": "Анна Петрова", "locale": "ru"}),
-        ),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn subject(t: &TenantHandle, email: Option<&str>) -> String {
+    let body = json!({"email": email, "external_ref": format!("ref-{}", email.unwrap_or("child")),
+                      "full_name": "Анна Петрова", "locale": "ru"});
+    create_subject(t, &body).await
 }
 
-async fn file(app: &TestApp, t: &TenantHandle, body: Value) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/rights-requests",
-        Some(&body),
-        StatusCode::CREATED,
-    )
-    .await
+async fn file(t: &TenantHandle, body: Value) -> Response {
+    t.post("/v1/rights-requests", &body)
+        .expect(StatusCode::CREATED)
+        .await
 }
 
-async fn step(
-    app: &TestApp,
-    t: &TenantHandle,
-    id: &str,
-    step: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    app.call(
-        &t.token,
-        Method::POST,
-        &format!("/v1/rights-requests/{id}/{step}"),
-        Some(&body),
-    )
-    .await
+fn step(t: &TenantHandle, id: &str, step: &str, body: Value) -> Request {
+    t.post(&format!("/v1/rights-requests/{id}/{step}"), &body)
 }
 
-async fn get(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/rights-requests/{id}"),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-/// Delivers what is queued and returns the (subject, text) of each email since the
-/// last `sink.clear()`.
-async fn mail(app: &TestApp, sink: &SmtpSink, expect: usize) -> Vec<(String, String)> {
-    notify::dispatcher(
-        app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
-    let got = sink
-        .wait_for(expect, std::time::Duration::from_secs(5))
-        .await;
-    let out = got
-        .iter()
-        .map(|m| {
-            (
-                mailcheck::subject(&m.data).unwrap_or_default(),
-                mailcheck::text_body(&m.data),
-            )
-        })
-        .collect();
-    sink.clear();
-    out
-}
-
-fn code_in(text: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix("Код: "))
-        .unwrap_or_else(|| panic!("a code in {text}"))
-        .trim()
-        .to_owned()
+async fn get(t: &TenantHandle, id: &str) -> Response {
+    t.get(&format!("/v1/rights-requests/{id}"))
+        .expect(StatusCode::OK)
+        .await
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -116,12 +48,10 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let s = subject(&t, Some("anna@example.org")).await;
         // Received by letter yesterday: the clock started then, not now.
         let received = Utc::now() - Duration::days(1);
-        let r = file(
-            &app,
-            &t,
+        let r = file(&t,
             json!({"subject_id": s, "type": "access", "channel": "letter",
                    "received_at": received.to_rfc3339(), "details": {"text": "Что вы обо мне храните?"}}),
         )
@@ -136,7 +66,7 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         assert_eq!(time(&r["due_at"]), due.trunc_subsecs(0));
 
         // The code arrives by email.
-        let got = mail(&app, &sink, 1).await;
+        let got = mails(&app, &sink, 1).await;
         assert!(got[0].0.starts_with("Код подтверждения: "), "{}", got[0].0);
         assert!(
             got[0].1.contains("доступ к персональным данным"),
@@ -148,8 +78,9 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
 
         // A wrong code is counted and refused; nothing moves.
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let (status, problem) = step(&app, &t, &id, "verify", json!({"code": wrong})).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        let problem = step(&t, &id, "verify", json!({"code": wrong}))
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(
             problem["detail"]
                 .as_str()
@@ -157,10 +88,11 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
                 .contains("4 attempts left"),
             "{problem}"
         );
-        assert_eq!(get(&app, &t, &id).await["status"], "awaiting_verification");
+        assert_eq!(get(&t, &id).await["status"], "awaiting_verification");
         // Out of order: work cannot start before the identity is checked.
-        let (status, problem) = step(&app, &t, &id, "start", json!({})).await;
-        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        let problem = step(&t, &id, "start", json!({}))
+            .expect(StatusCode::CONFLICT)
+            .await;
         assert!(
             problem["detail"]
                 .as_str()
@@ -168,35 +100,25 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
                 .contains("verify the person's identity first")
         );
 
-        let (status, v) = step(&app, &t, &id, "verify", json!({"code": code})).await;
-        assert_eq!(
-            (status, v["status"].clone()),
-            (StatusCode::OK, json!("verified")),
-            "{v}"
-        );
-        let (status, v) = step(&app, &t, &id, "start", json!({})).await;
-        assert_eq!(
-            (status, v["status"].clone()),
-            (StatusCode::OK, json!("in_progress")),
-            "{v}"
-        );
+        let v = step(&t, &id, "verify", json!({"code": code}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(v["status"], "verified", "{v}");
+        let v = step(&t, &id, "start", json!({}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(v["status"], "in_progress", "{v}");
 
         // Extended once, with a reason: 5 more working days.
-        let (status, problem) = step(&app, &t, &id, "extend", json!({})).await;
+        let (status, problem) = step(&t, &id, "extend", json!({})).await.parts();
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,
             "a reason is required: {problem}"
         );
-        let (status, v) = step(
-            &app,
-            &t,
-            &id,
-            "extend",
-            json!({"reason": "Данные в архиве"}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
+        let v = step(&t, &id, "extend", json!({"reason": "Данные в архиве"}))
+            .expect(StatusCode::OK)
+            .await;
         assert_eq!(v["status"], "extended");
         let extended = deadline::extended_due_at(
             Jurisdiction::Ru152Fz,
@@ -208,24 +130,23 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         )
         .unwrap();
         assert_eq!(time(&v["due_at"]), extended.trunc_subsecs(0));
-        let (status, _) = step(&app, &t, &id, "extend", json!({"reason": "Ещё"})).await;
-        assert_eq!(status, StatusCode::CONFLICT);
+        step(&t, &id, "extend", json!({"reason": "Ещё"}))
+            .expect(StatusCode::CONFLICT)
+            .await;
 
-        let (status, v) = step(
-            &app,
+        let v = step(
             &t,
             &id,
             "complete",
             json!({"reason": "Ответ отправлен письмом"}),
         )
+        .expect(StatusCode::OK)
         .await;
-        assert_eq!(
-            (status, v["status"].clone()),
-            (StatusCode::OK, json!("completed")),
-            "{v}"
-        );
+        assert_eq!(v["status"], "completed", "{v}");
         assert!(v["closed_at"].is_string());
-        let (status, _) = step(&app, &t, &id, "reject", json!({"reason": "x"})).await;
+        let (status, _) = step(&t, &id, "reject", json!({"reason": "x"}))
+            .await
+            .parts();
         assert_eq!(
             status,
             StatusCode::CONFLICT,
@@ -233,7 +154,7 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         );
 
         // Every step is recorded with who and why, and confirmed to the person.
-        let events = get(&app, &t, &id).await["events"].clone();
+        let events = get(&t, &id).await["events"].clone();
         let steps: Vec<&str> = events
             .as_array()
             .unwrap()
@@ -253,7 +174,7 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         );
         assert_eq!(events[4]["reason"], "Данные в архиве");
         assert!(events[3]["actor"].as_str().unwrap().starts_with("staff:"));
-        let got = mail(&app, &sink, 4).await;
+        let got = mails(&app, &sink, 4).await;
         let subjects: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
         assert!(
             subjects.contains(&"Ваш запрос: срок ответа продлён"),
@@ -277,18 +198,17 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
-        let first = file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
-        let again = file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
+        let s = subject(&t, Some("anna@example.org")).await;
+        let first = file(&t, json!({"subject_id": s, "type": "erasure"})).await;
+        let again = file(&t, json!({"subject_id": s, "type": "erasure"})).await;
         assert_eq!(again["duplicate_of"], first["id"], "{again}");
         assert_eq!(again["status"], "received", "a repeat sends no second code");
-        let other = file(&app, &t, json!({"subject_id": s, "type": "access"})).await;
+        let other = file(&t, json!({"subject_id": s, "type": "access"})).await;
         assert_eq!(other["duplicate_of"], Value::Null);
 
         // A parent asks for a child: staff approve the documents instead of a code.
-        let child = subject(&app, &t, None).await;
+        let child = subject(&t, None).await;
         let r = file(
-            &app,
             &t,
             json!({"subject_id": child, "type": "withdraw_all", "representative": true}),
         )
@@ -296,32 +216,27 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
         assert_eq!(r["status"], "awaiting_verification");
         assert_eq!(r["code_sent"], false);
         let id = r["id"].as_str().unwrap();
-        let (status, v) = step(&app, &t, id, "verify", json!({"documents_approved": true})).await;
-        assert_eq!(
-            (status, v["status"].clone()),
-            (StatusCode::OK, json!("verified")),
-            "{v}"
-        );
+        let v = step(&t, id, "verify", json!({"documents_approved": true}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(v["status"], "verified", "{v}");
 
         // Refused with a reason: the person hears they may complain.
         sink.clear();
         let fid = first["id"].as_str().unwrap();
-        let (status, problem) = step(&app, &t, fid, "reject", json!({})).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        let (status, v) = step(
-            &app,
+        step(&t, fid, "reject", json!({}))
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+        let v = step(
             &t,
             fid,
             "reject",
             json!({"reason": "Данные нужны по закону о бухучёте"}),
         )
+        .expect(StatusCode::OK)
         .await;
-        assert_eq!(
-            (status, v["status"].clone()),
-            (StatusCode::OK, json!("rejected")),
-            "{v}"
-        );
-        let got = mail(&app, &sink, 3).await;
+        assert_eq!(v["status"], "rejected", "{v}");
+        let got = mails(&app, &sink, 3).await;
         let refusal = got
             .iter()
             .find(|(s, _)| s == "Ваш запрос: в выполнении запроса отказано")
@@ -335,7 +250,6 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
 
         // Received a month ago by letter and still open: overdue.
         let late = file(
-            &app,
             &t,
             json!({"subject_id": s, "type": "rectification",
                    "received_at": (Utc::now() - Duration::days(30)).to_rfc3339()}),
@@ -361,14 +275,9 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
                 .any(|l| l == "assent_rights_requests_overdue 1"),
             "{metrics}"
         );
-        let list = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-requests?overdue=true",
-                None,
-                StatusCode::OK,
-            )
+        let list = t
+            .get("/v1/rights-requests?overdue=true")
+            .expect(StatusCode::OK)
             .await;
         let ids: Vec<&Value> = list["items"]
             .as_array()
@@ -377,14 +286,9 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
             .map(|r| &r["id"])
             .collect();
         assert_eq!(ids, vec![&late["id"]]);
-        let list = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-requests?status=rejected",
-                None,
-                StatusCode::OK,
-            )
+        let list = t
+            .get("/v1/rights-requests?status=rejected")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         assert!(list["items"][0].get("details").is_none());
@@ -396,7 +300,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let s = subject(&t, Some("anna@example.org")).await;
         let future = (Utc::now() + Duration::hours(2)).to_rfc3339();
         for body in [
             json!({"subject_id": s, "type": "forget_me"}),
@@ -405,9 +309,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
             json!({"subject_id": s, "type": "access", "channel": "pigeon"}),
             json!({"subject_id": s}),
         ] {
-            let (status, problem) = app
-                .call(&t.token, Method::POST, "/v1/rights-requests", Some(&body))
-                .await;
+            let (status, problem) = t.post("/v1/rights-requests", &body).await.parts();
             assert_eq!(
                 status,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -415,57 +317,34 @@ async fn bad_requests_are_refused_and_change_nothing() {
             );
             assert_eq!(problem["status"], 422);
         }
-        let list = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-requests",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let list = t.get("/v1/rights-requests").expect(StatusCode::OK).await;
         assert_eq!(list["items"], json!([]), "nothing was recorded");
-        let (status, _) = app
-            .call(
-                &t.token,
-                Method::GET,
-                "/v1/rights-requests?status=lost",
-                None,
-            )
+        t.get("/v1/rights-requests?status=lost")
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
         // Roles: an operator files, a privacy officer handles, an auditor reads.
-        let operator = app.token_for(&t, Role::Operator).await;
-        let r = app
-            .expect(
-                &operator,
-                Method::POST,
+        let operator = app.with_role(&t, Role::Operator).await;
+        let r = operator
+            .post(
                 "/v1/rights-requests",
-                Some(&json!({"subject_id": s, "type": "objection"})),
-                StatusCode::CREATED,
+                &json!({"subject_id": s, "type": "objection"}),
             )
+            .expect(StatusCode::CREATED)
             .await;
         let id = r["id"].as_str().unwrap();
-        let (status, _) = app
-            .call(
-                &operator,
-                Method::POST,
+        operator
+            .post(
                 &format!("/v1/rights-requests/{id}/reject"),
-                Some(&json!({"reason": "x"})),
+                &json!({"reason": "x"}),
             )
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let (status, v) = app
-            .call(
-                &auditor,
-                Method::GET,
-                &format!("/v1/rights-requests/{id}"),
-                None,
-            )
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        let v = auditor
+            .get(&format!("/v1/rights-requests/{id}"))
+            .expect(StatusCode::OK)
             .await;
-        assert_eq!(status, StatusCode::OK);
         assert!(
             v.get("details").is_none(),
             "auditors do not see what was asked"
@@ -479,11 +358,10 @@ async fn another_tenant_cannot_see_or_move_a_request() {
         let app = TestApp::spawn(db).await;
         let owner = app.tenant_with("acme", Role::Admin).await;
         let intruder = app.tenant_with("rival", Role::Admin).await;
-        let s = subject(&app, &owner, Some("anna@example.org")).await;
-        let r = file(&app, &owner, json!({"subject_id": s, "type": "access"})).await;
+        let s = subject(&owner, Some("anna@example.org")).await;
+        let r = file(&owner, json!({"subject_id": s, "type": "access"})).await;
         let id = r["id"].as_str().unwrap();
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             id,
@@ -502,68 +380,53 @@ async fn another_tenant_cannot_see_or_move_a_request() {
             "/v1/rights-requests/{id}",
         )
         .await;
-        let (status, _) = app
-            .call(
-                &intruder.token,
-                Method::POST,
+        let (status, _) = intruder
+            .post(
                 "/v1/rights-requests",
-                Some(&json!({"subject_id": s, "type": "access"})),
+                &json!({"subject_id": s, "type": "access"}),
             )
-            .await;
+            .await
+            .parts();
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,
             "another tenant's subject is unknown"
         );
-        let list = app
-            .expect(
-                &intruder.token,
-                Method::GET,
-                "/v1/rights-requests",
-                None,
-                StatusCode::OK,
-            )
+        let list = intruder
+            .get("/v1/rights-requests")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(list["items"], json!([]));
     }
 }
 
-async fn purpose(app: &TestApp, t: &TenantHandle, code: &str, basis: &str) {
-    app.expect(
-        &t.token,
-        Method::POST,
+async fn purpose(t: &TenantHandle, code: &str, basis: &str) {
+    t.post(
         "/v1/purposes",
-        Some(
-            &json!({"code": code, "name": {"ru": code, "en": code}, "legal_basis": basis,
+        &json!({"code": code, "name": {"ru": code, "en": code}, "legal_basis": basis,
                      "channels": ["email"], "retention_days": 30}),
-        ),
-        StatusCode::CREATED,
     )
+    .expect(StatusCode::CREATED)
     .await;
 }
 
-async fn check(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str) -> Value {
+async fn check(t: &TenantHandle, s: &str, purpose: &str) -> Value {
     let body = json!({"checks": [{"subject_id": s, "purpose": purpose, "channel": "email"}]});
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/consent-checks",
-        Some(&body),
-        StatusCode::OK,
-    )
-    .await["results"][0]
+    t.post("/v1/consent-checks", &body)
+        .expect(StatusCode::OK)
+        .await["results"][0]
         .clone()
 }
 
 /// Files a request of `kind`, verifies and starts it; its id.
-async fn verified(app: &TestApp, t: &TenantHandle, s: &str, kind: &str) -> String {
-    let r = file(app, t, json!({"subject_id": s, "type": kind})).await;
+async fn verified(t: &TenantHandle, s: &str, kind: &str) -> String {
+    let r = file(t, json!({"subject_id": s, "type": kind})).await;
     let id = r["id"].as_str().unwrap().to_owned();
     for (name, body) in [
         ("verify", json!({"documents_approved": true})),
         ("start", json!({})),
     ] {
-        let (status, v) = step(app, t, &id, name, body).await;
+        let (status, v) = step(t, &id, name, body).await.parts();
         assert_eq!(status, StatusCode::OK, "{name}: {v}");
     }
     id
@@ -574,86 +437,78 @@ async fn withdrawals_restrictions_and_objections_are_carried_out_on_completion()
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "consent").await;
-        purpose(&app, &t, "tips", "consent").await;
-        purpose(&app, &t, "analytics", "legitimate_interest").await;
-        purpose(&app, &t, "billing", "contract").await;
-        let hook = app
-            .expect(
-                &t.token,
-                Method::POST,
+        purpose(&t, "news", "consent").await;
+        purpose(&t, "tips", "consent").await;
+        purpose(&t, "analytics", "legitimate_interest").await;
+        purpose(&t, "billing", "contract").await;
+        let hook = t
+            .post(
                 "/v1/webhooks",
-                Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.changed"]})),
-                StatusCode::CREATED,
+                &json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.changed"]}),
             )
+            .expect(StatusCode::CREATED)
             .await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let s = subject(&t, Some("anna@example.org")).await;
         for p in ["news", "tips"] {
-            app.expect(
-                &t.token,
-                Method::POST,
+            t.post(
                 &format!("/v1/subjects/{s}/consents"),
-                Some(&json!({"purpose": p, "action": "grant"})),
-                StatusCode::CREATED,
+                &json!({"purpose": p, "action": "grant"}),
             )
+            .expect(StatusCode::CREATED)
             .await;
         }
 
         // Withdraw every consent: both withdrawn, by staff on the person's behalf.
-        let id = verified(&app, &t, &s, "withdraw_all").await;
-        let (status, v) = step(&app, &t, &id, "complete", json!({})).await;
-        assert_eq!(status, StatusCode::OK, "{v}");
+        let id = verified(&t, &s, "withdraw_all").await;
+        let v = step(&t, &id, "complete", json!({}))
+            .expect(StatusCode::OK)
+            .await;
         let last = v["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["reason"], "consents withdrawn: news, tips", "{last}");
-        assert_eq!(check(&app, &t, &s, "news").await["allowed"], false);
-        assert_eq!(check(&app, &t, &s, "tips").await["reason"], "withdrawn");
+        assert_eq!(check(&t, &s, "news").await["allowed"], false);
+        assert_eq!(check(&t, &s, "tips").await["reason"], "withdrawn");
 
         // An objection to a purpose needed for the contract is refused: nothing moves.
-        let id = verified(&app, &t, &s, "objection").await;
-        let (status, problem) =
-            step(&app, &t, &id, "complete", json!({"purposes": ["billing"]})).await;
+        let id = verified(&t, &s, "objection").await;
+        let (status, problem) = step(&t, &id, "complete", json!({"purposes": ["billing"]}))
+            .await
+            .parts();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        assert_eq!(get(&app, &t, &id).await["status"], "in_progress");
-        let (status, v) = step(
-            &app,
-            &t,
-            &id,
-            "complete",
-            json!({"purposes": ["analytics"]}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
-        assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
+        assert_eq!(get(&t, &id).await["status"], "in_progress");
+        step(&t, &id, "complete", json!({"purposes": ["analytics"]}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(check(&t, &s, "analytics").await["reason"], "objected");
 
         // Restriction: nothing but transactional notices, and the check says so.
-        let id = verified(&app, &t, &s, "restriction").await;
-        let (status, _) = step(&app, &t, &id, "complete", json!({})).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(check(&app, &t, &s, "billing").await["reason"], "restricted");
+        let id = verified(&t, &s, "restriction").await;
+        step(&t, &id, "complete", json!({}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(check(&t, &s, "billing").await["reason"], "restricted");
 
         // A rectification needs the corrected data; a bad field changes nothing.
-        let id = verified(&app, &t, &s, "rectification").await;
-        let (status, problem) = step(&app, &t, &id, "complete", json!({})).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        let (status, problem) = step(
-            &app,
+        let id = verified(&t, &s, "rectification").await;
+        step(&t, &id, "complete", json!({}))
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+        step(
             &t,
             &id,
             "complete",
             json!({"changes": {"email": "not an address"}}),
         )
+        .expect(StatusCode::UNPROCESSABLE_ENTITY)
         .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        assert_eq!(get(&app, &t, &id).await["status"], "in_progress");
-        let (status, v) = step(
-            &app,
+        assert_eq!(get(&t, &id).await["status"], "in_progress");
+        let v = step(
             &t,
             &id,
             "complete",
             json!({"changes": {"full_name": "Анна Иванова"}, "reason": "Фамилия сменилась"}),
         )
+        .expect(StatusCode::OK)
         .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
         let last = v["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(
             last["reason"], "corrected: full_name. Фамилия сменилась",
@@ -661,17 +516,12 @@ async fn withdrawals_restrictions_and_objections_are_carried_out_on_completion()
         );
 
         // The tenant's systems heard of every step (ids only).
-        let deliveries = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!(
-                    "/v1/webhooks/{}/deliveries?limit=200",
-                    hook["id"].as_str().unwrap()
-                ),
-                None,
-                StatusCode::OK,
-            )
+        let deliveries = t
+            .get(&format!(
+                "/v1/webhooks/{}/deliveries?limit=200",
+                hook["id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
             .await;
         let n = deliveries["items"].as_array().unwrap().len();
         // 4 requests: receive, verify, start, complete each (the refused one wrote none).
@@ -685,36 +535,31 @@ async fn staff_are_reminded_once_per_deadline() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        let hook = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let hook = t
+            .post(
                 "/v1/webhooks",
-                Some(&json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.due_soon"]})),
-                StatusCode::CREATED,
+                &json!({"url": "http://127.0.0.1:9/hook", "events": ["rights_request.due_soon"]}),
             )
+            .expect(StatusCode::CREATED)
             .await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
+        let s = subject(&t, Some("anna@example.org")).await;
         // Received 12 days ago: due within two working days (or past). And one just now.
         let old = file(
-            &app,
             &t,
             json!({"subject_id": s, "type": "access",
                    "received_at": (Utc::now() - Duration::days(12)).to_rfc3339()}),
         )
         .await;
-        file(&app, &t, json!({"subject_id": s, "type": "erasure"})).await;
+        file(&t, json!({"subject_id": s, "type": "erasure"})).await;
         let remind = |at| assent_store::flows::rights::remind_everywhere(&app.store, at).unwrap();
         assert_eq!(remind(Utc::now()), 1);
         assert_eq!(remind(Utc::now()), 0, "once per deadline");
-        let deliveries = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap()),
-                None,
-                StatusCode::OK,
-            )
+        let deliveries = t
+            .get(&format!(
+                "/v1/webhooks/{}/deliveries",
+                hook["id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(
             deliveries["items"].as_array().unwrap().len(),
@@ -758,51 +603,39 @@ async fn verified_by_code(
     kind: &str,
 ) -> String {
     let r = file(
-        app,
         t,
         json!({"subject_id": s, "type": kind, "channel": "email"}),
     )
     .await;
     let id = r["id"].as_str().unwrap().to_owned();
-    let got = mail(app, sink, 1).await;
-    let (status, v) = step(app, t, &id, "verify", json!({"code": code_in(&got[0].1)})).await;
+    let got = mails(app, sink, 1).await;
+    let (status, v) = step(t, &id, "verify", json!({"code": code_in(&got[0].1)}))
+        .await
+        .parts();
     assert_eq!(status, StatusCode::OK, "{kind}: {v}");
     assert_eq!(v["status"], "verified");
     assert!(
-        mail(app, sink, 1).await[0]
+        mails(app, sink, 1).await[0]
             .0
             .contains("личность подтверждена")
     );
-    let (status, v) = step(app, t, &id, "start", json!({})).await;
+    let (status, v) = step(t, &id, "start", json!({})).await.parts();
     assert_eq!(status, StatusCode::OK, "{kind}: {v}");
-    assert_eq!(mail(app, sink, 1).await.len(), 1);
+    assert_eq!(mails(app, sink, 1).await.len(), 1);
     id
 }
 
-async fn grant(app: &TestApp, t: &TenantHandle, s: &str, purpose: &str, body: Value) {
-    let mut b = json!({"purpose": purpose, "action": "grant"});
-    b.as_object_mut()
-        .unwrap()
-        .extend(body.as_object().unwrap().clone());
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/subjects/{s}/consents"),
-        Some(&b),
-        StatusCode::CREATED,
-    )
-    .await;
+async fn grant(t: &TenantHandle, s: &str, purpose: &str, body: Value) {
+    let b = merged(json!({"purpose": purpose, "action": "grant"}), body);
+    t.post(&format!("/v1/subjects/{s}/consents"), &b)
+        .expect(StatusCode::CREATED)
+        .await;
 }
 
-async fn subject_view(app: &TestApp, t: &TenantHandle, s: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/subjects/{s}"),
-        None,
-        StatusCode::OK,
-    )
-    .await
+async fn subject_view(t: &TenantHandle, s: &str) -> Response {
+    t.get(&format!("/v1/subjects/{s}"))
+        .expect(StatusCode::OK)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -811,8 +644,8 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "consent").await;
-        purpose(&app, &t, "analytics", "legitimate_interest").await;
+        purpose(&t, "news", "consent").await;
+        purpose(&t, "analytics", "legitimate_interest").await;
         for kind in [
             "access",
             "portability",
@@ -824,17 +657,17 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
             "withdraw_all",
         ] {
             let email = format!("{kind}@example.org");
-            let s = subject(&app, &t, Some(&email)).await;
-            grant(&app, &t, &s, "news", json!({})).await;
+            let s = subject(&t, Some(&email)).await;
+            grant(&t, &s, "news", json!({})).await;
             let id = verified_by_code(&app, &sink, &t, &s, kind).await;
             let body = match kind {
                 "rectification" => json!({"changes": {"full_name": "Анна Иванова"}}),
                 _ => json!({}),
             };
-            let (status, v) = step(&app, &t, &id, "complete", body).await;
+            let (status, v) = step(&t, &id, "complete", body).await.parts();
             assert_eq!(status, StatusCode::OK, "{kind}: {v}");
             assert_eq!(v["status"], "completed");
-            let got = mail(&app, &sink, 1).await;
+            let got = mails(&app, &sink, 1).await;
             assert_eq!(got.len(), 1, "{kind}: the completion is confirmed");
             let (subject_line, text) = &got[0];
             assert!(
@@ -861,14 +694,9 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
                     assert!(doc["notices"].as_array().unwrap().len() >= 4, "{doc}");
                     assert_eq!(doc["rights_requests"][0]["id"], id.as_str());
                     // The staff copy is the same document; the download was audited.
-                    let staff = app
-                        .expect(
-                            &t.token,
-                            Method::GET,
-                            &format!("/v1/rights-requests/{id}/export"),
-                            None,
-                            StatusCode::OK,
-                        )
+                    let staff = t
+                        .get(&format!("/v1/rights-requests/{id}/export"))
+                        .expect(StatusCode::OK)
                         .await;
                     assert_eq!(staff["subject"], doc["subject"]);
                     // A link changed by one character opens nothing.
@@ -879,19 +707,19 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
                     assert_eq!(status, StatusCode::NOT_FOUND);
                 }
                 "rectification" => {
-                    let v = subject_view(&app, &t, &s).await;
+                    let v = subject_view(&t, &s).await;
                     assert_eq!(v["full_name"], "Анна Иванова", "{v}");
                     assert!(text.contains("Исправлено: full_name."), "{text}");
                 }
                 "restriction" => {
-                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "restricted");
+                    assert_eq!(check(&t, &s, "news").await["reason"], "restricted");
                 }
                 "objection" => {
-                    assert_eq!(check(&app, &t, &s, "analytics").await["reason"], "objected");
-                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+                    assert_eq!(check(&t, &s, "analytics").await["reason"], "objected");
+                    assert_eq!(check(&t, &s, "news").await["reason"], "withdrawn");
                 }
                 "withdraw_all" => {
-                    assert_eq!(check(&app, &t, &s, "news").await["reason"], "withdrawn");
+                    assert_eq!(check(&t, &s, "news").await["reason"], "withdrawn");
                 }
                 "anonymisation" | "erasure" => {
                     assert!(text.contains("последнее сообщение"), "{text}");
@@ -899,20 +727,12 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
                     let n = assent_store::flows::erasure::run_everywhere(&app.store, Utc::now())
                         .unwrap();
                     assert_eq!(n, 1, "{kind}");
-                    let v = subject_view(&app, &t, &s).await;
+                    let v = subject_view(&t, &s).await;
                     assert!(v["email"].is_null() && v["full_name"].is_null(), "{v}");
-                    let events = get(&app, &t, &id).await["events"].clone();
+                    let events = get(&t, &id).await["events"].clone();
                     let last = events.as_array().unwrap().last().unwrap().clone();
                     assert_eq!(last["step"], "destroy", "{events}");
-                    let acts = app
-                        .expect(
-                            &t.token,
-                            Method::GET,
-                            "/v1/destruction-acts",
-                            None,
-                            StatusCode::OK,
-                        )
-                        .await;
+                    let acts = t.get("/v1/destruction-acts").expect(StatusCode::OK).await;
                     assert_eq!(acts["items"][0]["kind"], kind);
                     assert_eq!(acts["items"][0]["status"], "done");
                     assert_eq!(acts["items"][0]["subject_ids"], json!([s]));
@@ -931,26 +751,21 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         // In a group, so the person's group identities are there to be removed.
         let group = app.create_group("Holding");
         let t = app.tenant_in_group("acme", Some(&group), Role::Admin).await;
-        purpose(&app, &t, "news", "consent").await;
+        purpose(&t, "news", "consent").await;
         let email = "erase.me@example.org";
         let phone = "+79161234567";
-        let s = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let s = t
+            .post(
                 "/v1/subjects",
-                Some(
-                    &json!({"email": email, "phone": phone, "external_ref": "crm-8812",
+                &json!({"email": email, "phone": phone, "external_ref": "crm-8812",
                              "full_name": "Зинаида Уникальная", "locale": "ru"}),
-                ),
-                StatusCode::CREATED,
             )
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
             .to_owned();
         grant(
-            &app,
             &t,
             &s,
             "news",
@@ -968,15 +783,13 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             })
             .unwrap();
         let access = verified_by_code(&app, &sink, &t, &s, "access").await;
-        step(&app, &t, &access, "complete", json!({})).await;
-        let export_url = url_in(&app, &mail(&app, &sink, 1).await[0].1, "/x/");
-        app.expect(
-            &t.token,
-            Method::PATCH,
+        step(&t, &access, "complete", json!({})).await;
+        let export_url = url_in(&app, &mails(&app, &sink, 1).await[0].1, "/x/");
+        t.patch(
             &format!("/v1/subjects/{s}"),
-            Some(&json!({"full_name": "Зинаида Исправленная"})),
-            StatusCode::OK,
+            &json!({"full_name": "Зинаида Исправленная"}),
         )
+        .expect(StatusCode::OK)
         .await;
 
         let person: Option<String> = app
@@ -1007,22 +820,21 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
 
         let id = verified_by_code(&app, &sink, &t, &s, "erasure").await;
         // A staff note may quote the person: it goes with their data.
-        let (status, v) = step(
-            &app,
+        step(
             &t,
             &id,
             "complete",
             json!({"reason": "Зинаида просила удалить всё"}),
         )
+        .expect(StatusCode::OK)
         .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
         // Until the confirmation is out, nothing is destroyed.
         assert_eq!(
             assent_store::flows::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
             0
         );
-        assert_eq!(subject_view(&app, &t, &s).await["email"], email);
-        assert_eq!(mail(&app, &sink, 1).await.len(), 1);
+        assert_eq!(subject_view(&t, &s).await["email"], email);
+        assert_eq!(mails(&app, &sink, 1).await.len(), 1);
         assert_eq!(
             assent_store::flows::erasure::run_everywhere(&app.store, Utc::now()).unwrap(),
             1
@@ -1047,7 +859,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             );
         }
         // The API and the export: nothing either.
-        let v = subject_view(&app, &t, &s).await;
+        let v = subject_view(&t, &s).await;
         assert!(
             !v.to_string().contains(email) && !v.to_string().contains("Зинаида"),
             "{v}"
@@ -1059,14 +871,9 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
         for needle in [email, phone, "Зинаида", "203.0.113.77"] {
             assert!(!doc.contains(needle), "{needle} in the export: {doc}");
         }
-        let history = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/subjects/{s}/consents/history"),
-                None,
-                StatusCode::OK,
-            )
+        let history = t
+            .get(&format!("/v1/subjects/{s}/consents/history"))
+            .expect(StatusCode::OK)
             .await;
         assert!(!history.to_string().contains("203.0.113.77"), "{history}");
         assert!(
@@ -1077,25 +884,15 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             "the chat link is gone"
         );
         // The ledger still verifies: it holds digests, not the data.
-        let verification = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/ledger/verification",
-                None,
-                StatusCode::OK,
-            )
+        let verification = t
+            .get("/v1/ledger/verification")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(verification["intact"], true, "{verification}");
         // The act, as the document 152-FZ asks for, names the subject by id only.
-        let acts = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/destruction-acts?status=done",
-                None,
-                StatusCode::OK,
-            )
+        let acts = t
+            .get("/v1/destruction-acts?status=done")
+            .expect(StatusCode::OK)
             .await;
         let act = acts["items"][0]["id"].as_str().unwrap();
         let url = app.url(&format!("/v1/destruction-acts/{act}?format=text"));
@@ -1118,33 +915,25 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
             "{doc}"
         );
         // Suppressed: the same address, entered again, receives nothing.
-        let again = subject(&app, &t, Some(email)).await;
-        file(&app, &t, json!({"subject_id": again, "type": "access"})).await;
+        let again = subject(&t, Some(email)).await;
+        file(&t, json!({"subject_id": again, "type": "access"})).await;
         assert!(
-            mail(&app, &sink, 0).await.is_empty(),
+            mails(&app, &sink, 0).await.is_empty(),
             "mail to an erased address"
         );
-        let notices = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/notifications?subject_id={again}"),
-                None,
-                StatusCode::OK,
-            )
+        let notices = t
+            .get(&format!("/v1/notifications?subject_id={again}"))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(notices["items"][0]["status"], "skipped", "{notices}");
         assert_eq!(notices["items"][0]["reason"], "suppressed", "{notices}");
         // An erased subject takes no new request.
-        let (status, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/rights-requests",
-                Some(&json!({"subject_id": s, "type": "access"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        t.post(
+            "/v1/rights-requests",
+            &json!({"subject_id": s, "type": "access"}),
+        )
+        .expect(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     }
 }
 
@@ -1162,16 +951,9 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        purpose(&app, &t, "news", "consent").await;
-        let s = subject(&app, &t, Some("keyed@example.org")).await;
-        grant(
-            &app,
-            &t,
-            &s,
-            "news",
-            json!({"evidence": {"ip": "203.0.113.9"}}),
-        )
-        .await;
+        purpose(&t, "news", "consent").await;
+        let s = subject(&t, Some("keyed@example.org")).await;
+        grant(&t, &s, "news", json!({"evidence": {"ip": "203.0.113.9"}})).await;
         let wrapped = app
             .store
             .read(&t.id, |c| {
@@ -1235,74 +1017,56 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
         let t = app.tenant_with("acme", Role::Admin).await;
         // 152-FZ: a withdrawn consent's data goes within 30 days, whatever the purpose
         // says; a contract still in force (a running subscription) keeps it.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
+            &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
                          "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
         let now = Utc::now();
         let ago = |days: i64| (now - Duration::days(days)).to_rfc3339();
         let withdrawn = |s: String, days: i64| {
-            let app = &app;
             let t = &t;
             async move {
-                grant(app, t, &s, "promo", json!({"occurred_at": ago(60)})).await;
-                app.expect(
-                    &t.token,
-                    Method::POST,
+                grant(t, &s, "promo", json!({"occurred_at": ago(60)})).await;
+                t.post(
                     &format!("/v1/subjects/{s}/consents"),
-                    Some(&json!({"purpose": "promo", "action": "withdraw", "occurred_at": ago(days)})),
-                    StatusCode::CREATED,
+                    &json!({"purpose": "promo", "action": "withdraw", "occurred_at": ago(days)}),
                 )
+                .expect(StatusCode::CREATED)
                 .await;
                 s
             }
         };
-        let due = withdrawn(subject(&app, &t, Some("due@example.org")).await, 40).await;
-        let recent = withdrawn(subject(&app, &t, Some("recent@example.org")).await, 5).await;
-        let customer = withdrawn(subject(&app, &t, Some("customer@example.org")).await, 40).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        let due = withdrawn(subject(&t, Some("due@example.org")).await, 40).await;
+        let recent = withdrawn(subject(&t, Some("recent@example.org")).await, 5).await;
+        let customer = withdrawn(subject(&t, Some("customer@example.org")).await, 40).await;
+        t.post(
             "/v1/subscriptions",
-            Some(&json!({"subject_id": customer, "name": "Тариф «Бизнес»",
-                         "expires_at": (now + Duration::days(200)).to_rfc3339()})),
-            StatusCode::CREATED,
+            &json!({"subject_id": customer, "name": "Тариф «Бизнес»",
+                         "expires_at": (now + Duration::days(200)).to_rfc3339()}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let changed_mind = withdrawn(subject(&app, &t, Some("back@example.org")).await, 40).await;
-        let _never = subject(&app, &t, Some("never@example.org")).await;
+        let changed_mind = withdrawn(subject(&t, Some("back@example.org")).await, 40).await;
+        let _never = subject(&t, Some("never@example.org")).await;
         // A consent whose 10-day term ran out 25 days ago: kept 30 days from the end
         // of the term, not from the grant.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
+            &json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
                          "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
                          "consent_term_days": 10}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let lapsed = subject(&app, &t, Some("lapsed@example.org")).await;
-        grant(&app, &t, &lapsed, "trial", json!({"occurred_at": ago(35)})).await;
+        let lapsed = subject(&t, Some("lapsed@example.org")).await;
+        grant(&t, &lapsed, "trial", json!({"occurred_at": ago(35)})).await;
 
-        let report = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/retention/runs",
-                None,
-                StatusCode::CREATED,
-            )
+        let report = t
+            .request(Method::POST, "/v1/retention/runs")
+            .expect(StatusCode::CREATED)
             .await;
         let mut listed: Vec<&str> = report["due"]
             .as_array()
@@ -1317,65 +1081,40 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
         assert!(!listed.contains(&recent.as_str()) && !listed.contains(&customer.as_str()));
         assert_eq!(report["act"]["status"], "proposed");
         // A dry run destroys nothing.
-        assert_eq!(
-            subject_view(&app, &t, &due).await["email"],
-            "due@example.org"
-        );
+        assert_eq!(subject_view(&t, &due).await["email"], "due@example.org");
         let act = report["act"]["id"].as_str().unwrap().to_owned();
-        let draft = app
-            .client
-            .get(app.url(&format!("/v1/destruction-acts/{act}?format=text")))
-            .bearer_auth(&t.token)
-            .send()
+        let draft = t
+            .get(&format!("/v1/destruction-acts/{act}?format=text"))
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text;
         assert!(draft.starts_with("ПРОЕКТ АКТА"), "{draft}");
 
         // Someone consents again before the run is carried out: they are skipped.
-        grant(&app, &t, &changed_mind, "promo", json!({})).await;
-        let done = app
-            .expect(
-                &t.token,
-                Method::POST,
-                &format!("/v1/retention/runs/{act}/apply"),
-                None,
-                StatusCode::OK,
-            )
+        grant(&t, &changed_mind, "promo", json!({})).await;
+        let done = t
+            .request(Method::POST, &format!("/v1/retention/runs/{act}/apply"))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(done["act"]["status"], "done");
         assert_eq!(done["act"]["report_id"], act.as_str());
         assert_eq!(done["act"]["subject_ids"], json!([due]));
         assert_eq!(done["skipped"], json!([changed_mind]));
-        assert!(subject_view(&app, &t, &due).await["email"].is_null());
+        assert!(subject_view(&t, &due).await["email"].is_null());
         assert_eq!(
-            subject_view(&app, &t, &changed_mind).await["email"],
+            subject_view(&t, &changed_mind).await["email"],
             "back@example.org"
         );
         // Once only.
-        let (status, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
-                &format!("/v1/retention/runs/{act}/apply"),
-                None,
-            )
+        t.request(Method::POST, &format!("/v1/retention/runs/{act}/apply"))
+            .expect(StatusCode::CONFLICT)
             .await;
-        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     }
 }
 
-async fn put_settings(app: &TestApp, t: &TenantHandle, body: &Value) {
-    app.expect(
-        &t.token,
-        Method::PUT,
-        "/v1/rights-settings",
-        Some(body),
-        StatusCode::OK,
-    )
-    .await;
+async fn put_settings(t: &TenantHandle, body: &Value) {
+    t.put("/v1/rights-settings", body)
+        .expect(StatusCode::OK)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1383,16 +1122,12 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject(&app, &t, Some("anna@example.org")).await;
-        let settings = app
-            .expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-settings",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let s = subject(&t, Some("anna@example.org")).await;
+        let settings = t
+            .get("/v1/rights-settings")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
         assert_eq!(
             settings,
             json!({"promise": null, "days_off": [], "working_days": []})
@@ -1404,20 +1139,11 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
             json!({"days_off": ["2027-01-04"], "working_days": ["2027-01-04"]}),
             json!({"days_off": ["not a date"]}),
         ] {
-            let (status, problem) = app
-                .call(&t.token, Method::PUT, "/v1/rights-settings", Some(&bad))
-                .await;
+            let (status, problem) = t.put("/v1/rights-settings", &bad).await.parts();
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         }
         assert_eq!(
-            app.expect(
-                &t.token,
-                Method::GET,
-                "/v1/rights-settings",
-                None,
-                StatusCode::OK
-            )
-            .await,
+            t.get("/v1/rights-settings").expect(StatusCode::OK).await,
             settings
         );
         // A correction: the next working day (Moscow) becomes a day off.
@@ -1427,9 +1153,8 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
         let today = deadline::received_on(received, tz);
         let next = calendar.add_working_days(today, 1);
         let put = json!({"promise": null, "days_off": [next.to_string()], "working_days": []});
-        put_settings(&app, &t, &put).await;
+        put_settings(&t, &put).await;
         let r = file(
-            &app,
             &t,
             json!({"subject_id": s, "type": "access", "received_at": received}),
         )
@@ -1443,9 +1168,8 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
         );
         // A promise of 3 calendar days is earlier than 10 working days: it wins.
         let put = json!({"promise": {"unit": "calendar_days", "value": 3}});
-        put_settings(&app, &t, &put).await;
+        put_settings(&t, &put).await;
         let r = file(
-            &app,
             &t,
             json!({"subject_id": s, "type": "erasure", "received_at": received}),
         )
@@ -1459,11 +1183,11 @@ async fn a_promise_and_calendar_corrections_set_the_deadline() {
         );
         assert_eq!(time(&r["due_at"]), want);
         // Only those who configure may change it.
-        let operator = app.token_for(&t, Role::Operator).await;
-        let (status, _) = app
-            .call(&operator, Method::PUT, "/v1/rights-settings", Some(&put))
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .put("/v1/rights-settings", &put)
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
     }
 }
 
@@ -1473,10 +1197,9 @@ async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
         let app = TestApp::spawn(db).await;
         let owner = app.tenant_with("acme", Role::Admin).await;
         let intruder = app.tenant_with("rival", Role::Admin).await;
-        let s = subject(&app, &owner, Some("anna@example.org")).await;
-        let id = verified(&app, &owner, &s, "access").await;
+        let s = subject(&owner, Some("anna@example.org")).await;
+        let id = verified(&owner, &s, "access").await;
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             &id,
@@ -1484,18 +1207,12 @@ async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
             "/v1/rights-requests/{id}",
         )
         .await;
-        let report = app
-            .expect(
-                &owner.token,
-                Method::POST,
-                "/v1/retention/runs",
-                None,
-                StatusCode::CREATED,
-            )
+        let report = owner
+            .request(Method::POST, "/v1/retention/runs")
+            .expect(StatusCode::CREATED)
             .await;
         let act = report["act"]["id"].as_str().unwrap();
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             act,
@@ -1506,27 +1223,17 @@ async fn another_tenant_cannot_read_exports_or_acts_or_run_retention() {
             "/v1/destruction-acts/{id}",
         )
         .await;
-        let list = app
-            .expect(
-                &intruder.token,
-                Method::GET,
-                "/v1/destruction-acts",
-                None,
-                StatusCode::OK,
-            )
+        let list = intruder
+            .get("/v1/destruction-acts")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(list["items"], json!([]));
         // Settings are the tenant's own.
         let settings = json!({"promise": {"unit": "months", "value": 1}});
-        put_settings(&app, &owner, &settings).await;
-        let theirs = app
-            .expect(
-                &intruder.token,
-                Method::GET,
-                "/v1/rights-settings",
-                None,
-                StatusCode::OK,
-            )
+        put_settings(&owner, &settings).await;
+        let theirs = intruder
+            .get("/v1/rights-settings")
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(theirs["promise"], Value::Null);
     }
@@ -1545,37 +1252,26 @@ async fn a_change_that_commits_while_a_retention_run_applies_is_respected() {
         let app = TestApp::spawn(db).await;
         let backend = app.backend();
         let t = app.tenant_with("acme", Role::Admin).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(
-                &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
+            &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
                          "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
-            ),
-            StatusCode::CREATED,
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let s = subject(&app, &t, Some("late@example.org")).await;
+        let s = subject(&t, Some("late@example.org")).await;
         let ago = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
         for (action, days) in [("grant", 60), ("withdraw", 40)] {
-            app.expect(
-                &t.token,
-                Method::POST,
+            t.post(
                 &format!("/v1/subjects/{s}/consents"),
-                Some(&json!({"purpose": "promo", "action": action, "occurred_at": ago(days)})),
-                StatusCode::CREATED,
+                &json!({"purpose": "promo", "action": action, "occurred_at": ago(days)}),
             )
+            .expect(StatusCode::CREATED)
             .await;
         }
-        let report = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/retention/runs",
-                None,
-                StatusCode::CREATED,
-            )
+        let report = t
+            .request(Method::POST, "/v1/retention/runs")
+            .expect(StatusCode::CREATED)
             .await;
         assert_eq!(report["due"][0]["subject_id"], s.as_str(), "{report}");
         let act = report["act"]["id"].as_str().unwrap().to_owned();
@@ -1608,20 +1304,15 @@ async fn a_change_that_commits_while_a_retention_run_applies_is_respected() {
         });
         // On SQLite the run waits for the writer's turn; on PostgreSQL it reads first.
         wait.recv().unwrap();
-        let done = app
-            .expect(
-                &t.token,
-                Method::POST,
-                &format!("/v1/retention/runs/{act}/apply"),
-                None,
-                StatusCode::OK,
-            )
+        let done = t
+            .request(Method::POST, &format!("/v1/retention/runs/{act}/apply"))
+            .expect(StatusCode::OK)
             .await;
         filing.join().unwrap();
         assert_eq!(done["skipped"], json!([s]), "{backend}: {done}");
         assert_eq!(done["act"]["subject_ids"], json!([]), "{backend}");
         assert_eq!(
-            subject_view(&app, &t, &s).await["email"],
+            subject_view(&t, &s).await["email"],
             "late@example.org",
             "not destroyed on {backend}"
         );

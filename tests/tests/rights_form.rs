@@ -8,12 +8,14 @@
 //! (repeats, replayed tickets, codes that lapse).
 
 use assent_core::tenancy::Role;
-use assent_tests::notify::{self, Wiring};
+use assent_tests::client::{RequestHelper, Response};
+use assent_tests::fixtures::{code_in, create_subject, mails, wrong_code};
+use assent_tests::pages::{FORM_COOKIE, FormPage, browser, field};
 use assent_tests::smtp::SmtpSink;
-use assent_tests::{TenantHandle, TestApp, TestDb, mailcheck};
+use assent_tests::{TenantHandle, TestApp, TestDb};
 use chrono::Utc;
+use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -22,66 +24,30 @@ const SENT_RU: &str = "Если у нас есть данные, связанн�
 const SENT_EN: &str =
     "If we hold data linked to this address, we have sent a code to it. Enter it below.";
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+async fn subject(t: &TenantHandle, email: &str, locale: &str) -> String {
+    let body = json!({"email": email, "external_ref": format!("ref-{email}"),
+                      "full_name": "Анна Петрова", "locale": locale});
+    create_subject(t, &body).await
 }
 
-async fn subject(app: &TestApp, t: &TenantHandle, email: &str, locale: &str) -> String {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/subjects",
-        Some(
-            &json!({"email": email, "external_ref": format!("ref-{email}"),
-                     "full_name": "Анна Петрова", "locale": locale}),
-        ),
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn requests(t: &TenantHandle) -> Vec<Value> {
+    t.get("/v1/rights-requests")
+        .expect(StatusCode::OK)
+        .await
+        .items()
 }
 
-async fn requests(app: &TestApp, t: &TenantHandle) -> Vec<Value> {
-    app.expect(
-        &t.token,
-        Method::GET,
-        "/v1/rights-requests",
-        None,
-        StatusCode::OK,
-    )
-    .await["items"]
-        .as_array()
-        .unwrap()
-        .clone()
+async fn request(t: &TenantHandle, id: &str) -> Response {
+    t.get(&format!("/v1/rights-requests/{id}"))
+        .expect(StatusCode::OK)
+        .await
 }
 
-async fn request(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/rights-requests/{id}"),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn notices(app: &TestApp, t: &TenantHandle) -> usize {
-    app.expect(
-        &t.token,
-        Method::GET,
-        "/v1/notifications?limit=200",
-        None,
-        StatusCode::OK,
-    )
-    .await["items"]
-        .as_array()
-        .unwrap()
+async fn notices(t: &TenantHandle) -> usize {
+    t.get("/v1/notifications?limit=200")
+        .expect(StatusCode::OK)
+        .await
+        .items()
         .len()
 }
 
@@ -98,51 +64,14 @@ fn failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
 
 /// Delivers what is queued and returns the (subject, text) of each email.
 async fn mail(app: &TestApp, sink: &SmtpSink, expect: usize) -> Vec<(String, String)> {
-    notify::dispatcher(
-        app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
-    let got = sink.wait_for(expect, Duration::from_secs(5)).await;
+    let got = mails(app, sink, expect).await;
     assert_eq!(got.len(), expect, "emails delivered");
-    let out = got
-        .iter()
-        .map(|m| {
-            (
-                mailcheck::subject(&m.data).unwrap_or_default(),
-                mailcheck::text_body(&m.data),
-            )
-        })
-        .collect();
-    sink.clear();
-    out
-}
-
-fn code_in(text: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix("Код: ").or_else(|| l.strip_prefix("Code: ")))
-        .unwrap_or_else(|| panic!("a code in {text}"))
-        .trim()
-        .to_owned()
-}
-
-fn wrong(code: &str) -> &'static str {
-    if code == "000000" { "111111" } else { "000000" }
+    got
 }
 
 /// The value of the hidden input `name` of a page.
 fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
+    field(html, name).unwrap_or_else(|| panic!("no {name} in {html}"))
 }
 
 /// A page with the values of its form token and ticket blanked: what must not differ
@@ -171,28 +100,18 @@ struct Visitor {
 impl Visitor {
     /// Opens `/r/{slug}` and keeps the cookie it sets.
     async fn open(app: &TestApp, slug: &str, lang: &'static str) -> Self {
-        let http = client();
-        let page = http
-            .get(app.url(&format!("/r/{slug}")))
-            .header(ACCEPT_LANGUAGE, lang)
-            .send()
+        let http = browser();
+        let url = app.url(&format!("/r/{slug}"));
+        let page = FormPage::open_with(&http, &url, ACCEPT_LANGUAGE.as_str(), lang)
             .await
-            .unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        let set = page.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-        assert!(
-            set.contains("Path=/r/") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-            "{set}"
-        );
-        let cookie = set.split(';').next().unwrap().to_owned();
-        let html = page.text().await.unwrap();
+            .expect_form(Some("/r/"));
         Self {
             http,
             base: app.base.clone(),
             slug: slug.to_owned(),
             lang,
-            csrf: hidden(&html, "csrf"),
-            cookie,
+            csrf: page.csrf(),
+            cookie: format!("{FORM_COOKIE}={}", page.cookie()),
         }
     }
 
@@ -255,10 +174,10 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        let s = subject(&app, &t, "anna@example.org", "ru").await;
+        let s = subject(&t, "anna@example.org", "ru").await;
 
         // The form, in Russian by the browser, in English by the switch.
-        let http = client();
+        let http = browser();
         let page = http
             .get(app.url("/r/acme"))
             .header(ACCEPT_LANGUAGE, "ru-RU,ru;q=0.9")
@@ -320,10 +239,10 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         );
         let ticket = hidden(&html, "ticket");
         assert!(!ticket.contains("anna"), "{ticket}");
-        let filed = requests(&app, &t).await;
+        let filed = requests(&t).await;
         assert_eq!(filed.len(), 1, "{filed:?}");
         let id = filed[0]["id"].as_str().unwrap().to_owned();
-        let r = request(&app, &t, &id).await;
+        let r = request(&t, &id).await;
         assert_eq!(r["subject_id"], s.as_str());
         assert_eq!(r["channel"], "web");
         assert_eq!(r["type"], "access");
@@ -338,7 +257,7 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         let code = code_in(&got[0].1);
 
         // A wrong code is refused and counted.
-        let (status, html) = v.enter(&ticket, wrong(&code)).await;
+        let (status, html) = v.enter(&ticket, wrong_code(&code)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
         assert!(
             html.contains("Неверный или устаревший код. Осталось попыток: 4."),
@@ -351,7 +270,7 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         // The right one confirms the request and tells the deadline.
         let (status, html) = v.enter(&next, &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
-        let r = request(&app, &t, &id).await;
+        let r = request(&t, &id).await;
         assert_eq!(r["status"], "verified", "{r}");
         assert_eq!(r["channel"], "web");
         let due: chrono::DateTime<chrono::Utc> = r["due_at"].as_str().unwrap().parse().unwrap();
@@ -379,7 +298,7 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         // The used code does not work twice; it fails like any wrong code.
         let (status, html) = v.enter(&next, &code).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
-        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+        assert_eq!(request(&t, &id).await["status"], "verified");
     }
 }
 
@@ -390,14 +309,14 @@ async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut known = Visitor::open(&app, "acme", "en").await;
         let mut stranger = Visitor::open(&app, "acme", "en").await;
 
         let (known_status, known_page) = known
             .file("erasure", "anna@example.org", "Please delete me")
             .await;
-        let before = notices(&app, &t).await;
+        let before = notices(&t).await;
         let (unknown_status, unknown_page) = stranger
             .file("erasure", "nobody@example.org", "Please delete me")
             .await;
@@ -415,12 +334,9 @@ async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
             hidden(&known_page, "ticket").len(),
             hidden(&unknown_page, "ticket").len()
         );
-        assert_eq!(requests(&app, &t).await.len(), 1, "only the known one");
-        assert_eq!(notices(&app, &t).await, before, "nothing queued");
-        let id = requests(&app, &t).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        assert_eq!(requests(&t).await.len(), 1, "only the known one");
+        assert_eq!(notices(&t).await, before, "nothing queued");
+        let id = requests(&t).await[0]["id"].as_str().unwrap().to_owned();
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
 
         // A code on either page fails the same way, counting down the same way, to
@@ -428,7 +344,7 @@ async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
         let mut known_ticket = hidden(&known_page, "ticket");
         let mut unknown_ticket = hidden(&unknown_page, "ticket");
         for left in (0..5).rev() {
-            let (ks, kp) = known.enter(&known_ticket, wrong(&code)).await;
+            let (ks, kp) = known.enter(&known_ticket, wrong_code(&code)).await;
             let (us, up) = stranger.enter(&unknown_ticket, "123456").await;
             assert_eq!(
                 (ks, us),
@@ -452,26 +368,22 @@ async fn an_unknown_address_gets_the_same_pages_and_nothing_is_written() {
         assert!(kp.contains("Too many wrong codes"), "{kp}");
         assert_eq!(kp, up, "used up alike");
         assert_eq!(
-            request(&app, &t, &id).await["status"],
+            request(&t, &id).await["status"],
             "awaiting_verification",
             "a right code after five wrong ones is refused"
         );
-        assert_eq!(requests(&app, &t).await.len(), 1);
+        assert_eq!(requests(&t).await.len(), 1);
 
         // Asking again gets a new code for the first request (the repeat records
         // nothing before anyone is verified), and it confirms the first request.
         let (status, page) = known.file("erasure", "anna@example.org", "").await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            requests(&app, &t).await.len(),
-            1,
-            "a repeat records nothing"
-        );
+        assert_eq!(requests(&t).await.len(), 1, "a repeat records nothing");
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
         let (status, html) = known.enter(&hidden(&page, "ticket"), &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("Your request is confirmed"), "{html}");
-        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+        assert_eq!(request(&t, &id).await["status"], "verified");
     }
 }
 
@@ -483,8 +395,8 @@ async fn refusals_write_nothing_and_tickets_cannot_be_forged_or_moved() {
         let sink = SmtpSink::start();
         let a = app.tenant_with("alpha", Role::Admin).await;
         let b = app.tenant_with("beta", Role::Admin).await;
-        subject(&app, &a, "anna@example.org", "ru").await;
-        subject(&app, &b, "anna@example.org", "ru").await;
+        subject(&a, "anna@example.org", "ru").await;
+        subject(&b, "anna@example.org", "ru").await;
         let mut v = Visitor::open(&app, "alpha", "ru").await;
         let good = [
             ("type", "access"),
@@ -582,39 +494,30 @@ async fn refusals_write_nothing_and_tickets_cannot_be_forged_or_moved() {
                 && html.contains("&lt;i&gt;</textarea>"),
             "what was typed comes back escaped: {html}"
         );
-        assert!(
-            requests(&app, &a).await.is_empty(),
-            "nothing filed on {backend}"
-        );
-        assert_eq!(notices(&app, &a).await, 0, "nothing queued on {backend}");
+        assert!(requests(&a).await.is_empty(), "nothing filed on {backend}");
+        assert_eq!(notices(&a).await, 0, "nothing queued on {backend}");
 
         // Filed at alpha; alpha's ticket taken to beta's page fails there like a wrong
         // code, even with the right code, and nothing is counted anywhere.
         let (status, page) = v.file("access", "anna@example.org", "").await;
         assert_eq!(status, StatusCode::OK, "{page}");
         let ticket = hidden(&page, "ticket");
-        let id = requests(&app, &a).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = requests(&a).await[0]["id"].as_str().unwrap().to_owned();
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
         let mut at_beta = Visitor::open(&app, "beta", "ru").await;
         let (status, html) = at_beta.enter(&ticket, &code).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
         assert!(html.contains("Осталось попыток: 4."), "{html}");
         assert_eq!(failures(&app, &a, &id), 0, "not counted");
-        assert_eq!(
-            request(&app, &a, &id).await["status"],
-            "awaiting_verification"
-        );
-        assert!(requests(&app, &b).await.is_empty());
+        assert_eq!(request(&a, &id).await["status"], "awaiting_verification");
+        assert!(requests(&b).await.is_empty());
 
         // A forged or garbled ticket: the same as a wrong code, nothing counted.
         let mut chars: Vec<char> = ticket.chars().collect();
         let i = chars.len() / 2;
         chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
         let tampered: String = chars.into_iter().collect();
-        let (_, wrong_page) = v.enter(&ticket, wrong(&code)).await;
+        let (_, wrong_page) = v.enter(&ticket, wrong_code(&code)).await;
         assert_eq!(failures(&app, &a, &id), 1, "a wrong code is counted");
         for bad in [tampered.as_str(), "nonsense", ""] {
             let (status, html) = v.enter(bad, &code).await;
@@ -632,15 +535,12 @@ async fn refusals_write_nothing_and_tickets_cannot_be_forged_or_moved() {
             html.contains("name=\"code\"") && html.contains(&ticket),
             "{html}"
         );
-        assert_eq!(
-            request(&app, &a, &id).await["status"],
-            "awaiting_verification"
-        );
+        assert_eq!(request(&a, &id).await["status"], "awaiting_verification");
 
         // The genuine ticket at its own company still works.
         let (status, html) = v.enter(&ticket, &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
-        assert_eq!(request(&app, &a, &id).await["status"], "verified");
+        assert_eq!(request(&a, &id).await["status"], "verified");
     }
 }
 
@@ -779,7 +679,7 @@ impl<'a> Pair<'a> {
         tickets: &[String; 2],
         what: &str,
     ) -> (StatusCode, String, Option<[String; 2]>) {
-        let wrong = wrong(&self.code);
+        let wrong = wrong_code(&self.code);
         let k = self.known.enter(&tickets[0], wrong).await;
         let u = self.unknown.enter(&tickets[1], wrong).await;
         self.same(what, &k, &u);
@@ -797,7 +697,7 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut pair = Pair::new(&app, &sink).await;
         let left = |n: i32| format!("Wrong or expired code. Attempts left: {n}.");
 
@@ -873,7 +773,7 @@ async fn repeats_replays_and_lapsed_codes_do_not_tell_a_known_address_from_an_un
         assert!(page.contains(&left(4)), "{backend}: {page}");
 
         // Nothing was filed for the unknown address, and its decoys name no address.
-        let filed = requests(&app, &t).await;
+        let filed = requests(&t).await;
         assert_eq!(
             filed.len(),
             3,
@@ -928,7 +828,7 @@ async fn a_ticket_gives_away_neither_the_request_nor_its_time() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut pair = Pair::new(&app, &sink).await;
         let (_, first) = pair.file("access", true, "first").await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -964,7 +864,7 @@ async fn wrong_codes_and_new_codes_have_budgets_for_known_and_unknown_alike() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut pair = Pair::new(&app, &sink).await;
         let left = |n: i32| format!("Attempts left: {n}.");
         let use_up = async |pair: &mut Pair<'_>, tickets: [String; 2], what: &str| {
@@ -1016,15 +916,13 @@ async fn a_verified_request_covers_every_subject_with_the_address() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        let older = subject(&app, &t, "anna@example.org", "en").await;
-        let newer = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let older = subject(&t, "anna@example.org", "en").await;
+        let newer = t
+            .post(
                 "/v1/subjects",
-                Some(&json!({"email": "Anna@example.org", "external_ref": "second-record"})),
-                StatusCode::CREATED,
+                &json!({"email": "Anna@example.org", "external_ref": "second-record"}),
             )
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
@@ -1034,7 +932,7 @@ async fn a_verified_request_covers_every_subject_with_the_address() {
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
         let (status, html) = v.enter(&hidden(&page, "ticket"), &code).await;
         assert_eq!(status, StatusCode::OK, "{html}");
-        let filed = requests(&app, &t).await;
+        let filed = requests(&t).await;
         let of = |s: &str| {
             filed
                 .iter()
@@ -1043,7 +941,7 @@ async fn a_verified_request_covers_every_subject_with_the_address() {
                 .clone()
         };
         for s in [&older, &newer] {
-            let r = request(&app, &t, of(s)["id"].as_str().unwrap()).await;
+            let r = request(&t, of(s)["id"].as_str().unwrap()).await;
             assert_eq!(r["type"], "erasure", "{r}");
             assert_eq!(r["status"], "verified", "{backend}: {r}");
             assert_eq!(r["details"]["text"], "Delete me");
@@ -1061,7 +959,7 @@ async fn timing_of_repeated_filings() {
         let app = TestApp::spawn(db).await;
         let backend = app.backend();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut v = Visitor::open(&app, "acme", "en").await;
         let addresses = ["anna@example.org", "nobody@example.org"];
         for email in addresses {
@@ -1102,10 +1000,10 @@ async fn a_wrong_code_takes_the_floor_for_a_request_and_a_decoy_alike() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut pair = Pair::new(&app, &sink).await;
         let (_, [known, unknown]) = pair.file("access", true, "file").await;
-        let wrong = wrong(&pair.code);
+        let wrong = wrong_code(&pair.code);
         for round in 0..2 {
             let (ks, known_took) = timed_entry(&mut pair.known, &known, wrong).await;
             let (us, unknown_took) = timed_entry(&mut pair.unknown, &unknown, wrong).await;
@@ -1167,19 +1065,16 @@ async fn a_wrong_code_does_not_wait_for_the_persons_lock() {
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        let anna = subject(&app, &t, "anna@example.org", "en").await;
+        let anna = subject(&t, "anna@example.org", "en").await;
         let mut v = Visitor::open(&app, "acme", "en").await;
         let (_, page) = v.file("erasure", "anna@example.org", "").await;
         let code = code_in(&mail(&app, &sink, 1).await[0].1);
-        let id = requests(&app, &t).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = requests(&t).await[0]["id"].as_str().unwrap().to_owned();
         let ticket = hidden(&page, "ticket");
 
         let held = hold_person(&app, &t, &anna);
         let answer =
-            tokio::time::timeout(Duration::from_secs(5), v.enter(&ticket, wrong(&code))).await;
+            tokio::time::timeout(Duration::from_secs(5), v.enter(&ticket, wrong_code(&code))).await;
         let (status, html) =
             answer.unwrap_or_else(|_| panic!("{backend}: a wrong code waited for the person"));
         drop(held);
@@ -1190,7 +1085,7 @@ async fn a_wrong_code_does_not_wait_for_the_persons_lock() {
         // The right code still verifies the request.
         let (status, html) = v.enter(&hidden(&html, "ticket"), &code).await;
         assert_eq!(status, StatusCode::OK, "{backend}: {html}");
-        assert_eq!(request(&app, &t, &id).await["status"], "verified");
+        assert_eq!(request(&t, &id).await["status"], "verified");
     }
 }
 
@@ -1229,10 +1124,10 @@ async fn wrong_codes_at_once_are_counted_one_at_a_time_for_a_request_and_a_decoy
         let backend = app.backend();
         let sink = SmtpSink::start();
         let t = app.tenant_with("acme", Role::Admin).await;
-        subject(&app, &t, "anna@example.org", "en").await;
+        subject(&t, "anna@example.org", "en").await;
         let mut pair = Pair::new(&app, &sink).await;
         let (_, [known, unknown]) = pair.file("access", true, "file").await;
-        let wrong = wrong(&pair.code);
+        let wrong = wrong_code(&pair.code);
         for (what, v, ticket) in [
             ("a request", &pair.known, &known),
             ("a decoy", &pair.unknown, &unknown),
@@ -1250,10 +1145,7 @@ async fn wrong_codes_at_once_are_counted_one_at_a_time_for_a_request_and_a_decoy
                 "{backend}: five wrong answers, then used up, for {what}: {statuses:?}"
             );
         }
-        let id = requests(&app, &t).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = requests(&t).await[0]["id"].as_str().unwrap().to_owned();
         assert_eq!(failures(&app, &t, &id), 5, "{backend}");
     }
 }

@@ -2,55 +2,32 @@
 //! unbounded: a withdrawal acknowledged to a person has no send to them in flight
 //! behind it (DESIGN.md, invariant 2).
 
+use assent_tests::client::RequestHelper;
+use assent_tests::fixtures::{deliver_mail, mail_dispatcher, notice, queue_news};
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::{SmtpMode, SmtpSink};
 use assent_tests::unsubscribe::{granted_subject, tenant_with_news};
 use assent_tests::{TenantHandle, TestApp, TestDb};
 use diesel::RunQueryDsl;
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
 
-async fn notice(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/notifications/{id}"),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn newsletter(app: &TestApp, t: &TenantHandle, subject: &str) -> String {
-    let body = json!({
-        "subject_id": subject, "purpose": "news", "template": "message",
-        "data": {"subject": "Новости", "body": "Текст"},
-    });
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/notifications",
-        Some(&body),
-        StatusCode::ACCEPTED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn newsletter(t: &TenantHandle, subject: &str) -> String {
+    queue_news(t, subject, ("Новости", "Текст"), json!({}))
+        .await
+        .id()
 }
 
 /// Starts the withdrawal of `news` by `subject`; the task ends with the moment its
 /// acknowledgement arrived.
-fn withdraw(app: &TestApp, t: &TenantHandle, subject: &str) -> tokio::task::JoinHandle<SystemTime> {
-    let request = app
-        .client
-        .post(app.url(&format!("/v1/subjects/{subject}/consents")))
-        .bearer_auth(&t.token)
-        .json(&json!({"purpose": "news", "action": "withdraw"}));
+fn withdraw(t: &TenantHandle, subject: &str) -> tokio::task::JoinHandle<SystemTime> {
+    let request = t.post(
+        &format!("/v1/subjects/{subject}/consents"),
+        &json!({"purpose": "news", "action": "withdraw"}),
+    );
     tokio::spawn(async move {
-        let r = request.send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
+        request.expect(StatusCode::CREATED).await;
         SystemTime::now()
     })
 }
@@ -83,17 +60,11 @@ async fn a_withdrawal_waits_for_a_send_whose_gate_connection_died() {
     let app = TestApp::spawn(db).await;
     let sink = SmtpSink::start();
     let t = tenant_with_news(&app, "acme").await;
-    let s = granted_subject(&app, &t, "anna@example.org", None).await;
-    let id = newsletter(&app, &t, &s).await;
+    let s = granted_subject(&t, "anna@example.org", None).await;
+    let id = newsletter(&t, &s).await;
 
     sink.set_mode(SmtpMode::HoldData);
-    let d = notify::dispatcher(
-        &app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    );
+    let d = mail_dispatcher(&app, &sink);
     let round = tokio::spawn(async move { d.run_once().await });
     in_flight(&sink).await;
 
@@ -109,7 +80,7 @@ async fn a_withdrawal_waits_for_a_send_whose_gate_connection_died() {
     assert_eq!(killed.len(), 1, "one gate transaction was out");
     assert!(killed[0].terminated);
 
-    let withdrawal = withdraw(&app, &t, &s);
+    let withdrawal = withdraw(&t, &s);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         !withdrawal.is_finished(),
@@ -123,7 +94,7 @@ async fn a_withdrawal_waits_for_a_send_whose_gate_connection_died() {
         "acknowledged at {acknowledged:?}, before the send ended at {arrived:?}"
     );
     let _ = round.await.unwrap();
-    let n = notice(&app, &t, &id).await;
+    let n = notice(&t, &id).await;
     assert_eq!(n["delivery_attempts"][0]["outcome"], "sent", "{n}");
 }
 
@@ -136,8 +107,8 @@ async fn a_stalled_send_is_cut_off_at_its_deadline_and_the_withdrawal_then_ackno
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", None).await;
-        let id = newsletter(&app, &t, &s).await;
+        let s = granted_subject(&t, "anna@example.org", None).await;
+        let id = newsletter(&t, &s).await;
 
         sink.set_mode(SmtpMode::HoldData);
         let deadline = Duration::from_secs(2);
@@ -153,7 +124,7 @@ async fn a_stalled_send_is_cut_off_at_its_deadline_and_the_withdrawal_then_ackno
         let round = tokio::spawn(async move { d.run_once().await.unwrap() });
         in_flight(&sink).await;
 
-        let withdrawal = withdraw(&app, &t, &s);
+        let withdrawal = withdraw(&t, &s);
         tokio::time::timeout(deadline * 4, withdrawal)
             .await
             .expect("the withdrawal is acknowledged once the send is cut off")
@@ -164,23 +135,14 @@ async fn a_stalled_send_is_cut_off_at_its_deadline_and_the_withdrawal_then_ackno
             "acknowledged after {waited:?}, before the send's deadline"
         );
         round.await.unwrap();
-        let n = notice(&app, &t, &id).await;
+        let n = notice(&t, &id).await;
         assert_eq!(n["status"], "queued", "the cut send is retried: {n}");
         assert_eq!(n["delivery_attempts"][0]["outcome"], "retry", "{n}");
         sink.set_mode(SmtpMode::Accept);
 
         notify::make_due(&app.store, &t.id);
-        notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        )
-        .drain()
-        .await
-        .unwrap();
-        let n = notice(&app, &t, &id).await;
+        deliver_mail(&app, &sink).await;
+        let n = notice(&t, &id).await;
         assert_eq!(
             (n["status"].as_str(), n["reason"].as_str()),
             (Some("skipped"), Some("withdrawn")),
@@ -230,10 +192,10 @@ async fn a_send_is_cut_off_at_its_deadline_while_recording_is_stalled() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let fast = granted_subject(&app, &t, "fast@example.org", None).await;
-        let slow = granted_subject(&app, &t, "slow@example.org", None).await;
-        newsletter(&app, &t, &fast).await;
-        newsletter(&app, &t, &slow).await;
+        let fast = granted_subject(&t, "fast@example.org", None).await;
+        let slow = granted_subject(&t, "slow@example.org", None).await;
+        newsletter(&t, &fast).await;
+        newsletter(&t, &slow).await;
 
         let deadline = Duration::from_secs(2);
         sink.slow_recipient("fast@example.org", Duration::from_millis(500));
@@ -279,8 +241,8 @@ async fn a_cut_send_never_shares_its_connection_with_the_next() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let sink = SmtpSink::start();
     let t = tenant_with_news(&app, "acme").await;
-    let s = granted_subject(&app, &t, "anna@example.org", None).await;
-    let id = newsletter(&app, &t, &s).await;
+    let s = granted_subject(&t, "anna@example.org", None).await;
+    let id = newsletter(&t, &s).await;
 
     sink.set_mode(SmtpMode::HoldData);
     let d = notify::dispatcher(
@@ -292,14 +254,14 @@ async fn a_cut_send_never_shares_its_connection_with_the_next() {
         },
     );
     d.run_once().await.unwrap();
-    let n = notice(&app, &t, &id).await;
+    let n = notice(&t, &id).await;
     assert_eq!(n["delivery_attempts"][0]["outcome"], "retry", "{n}");
     let cut = sink.connections();
 
     sink.set_mode(SmtpMode::Accept);
     notify::make_due(&app.store, &t.id);
     d.drain().await.unwrap();
-    let n = notice(&app, &t, &id).await;
+    let n = notice(&t, &id).await;
     assert_eq!(n["status"], "sent", "{n}");
     let retry = sink.messages().pop().expect("the retry arrived");
     assert_ne!(retry.connection, cut, "the retry reused the cut connection");
@@ -316,7 +278,7 @@ async fn a_change_behind_a_held_row_lock_is_busy_after_person_wait() {
     let mut admin = db.admin_connection().unwrap();
     let app = TestApp::spawn(db).await;
     let t = tenant_with_news(&app, "acme").await;
-    let s = granted_subject(&app, &t, "anna@example.org", None).await;
+    let s = granted_subject(&t, "anna@example.org", None).await;
 
     let wait = Duration::from_millis(800);
     let options = assent_store::StoreOptions {

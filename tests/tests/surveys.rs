@@ -5,7 +5,10 @@
 
 use assent_core::link::SurveyClaims;
 use assent_core::tenancy::Role;
-use assent_tests::notify::{self, PUBLIC_URL, Wiring};
+use assent_tests::client::{RequestHelper, Response};
+use assent_tests::fixtures::deliver_mail;
+use assent_tests::notify::{self, PUBLIC_URL};
+use assent_tests::pages::{FormPage, browser};
 use assent_tests::smtp::SmtpSink;
 use assent_tests::unsubscribe::{granted_subject, tenant_with_news};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated, mailcheck};
@@ -13,22 +16,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn create_survey(app: &TestApp, t: &TenantHandle, body: Value) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/surveys",
-        Some(&body),
-        StatusCode::CREATED,
-    )
-    .await
+async fn create_survey(t: &TenantHandle, body: Value) -> Response {
+    t.post("/v1/surveys", &body)
+        .expect(StatusCode::CREATED)
+        .await
 }
 
 fn nps(code: &str) -> Value {
@@ -39,39 +30,16 @@ fn nps(code: &str) -> Value {
     })
 }
 
-async fn invite(app: &TestApp, t: &TenantHandle, code: &str, body: Value) -> Value {
-    app.expect(
-        &t.token,
-        Method::POST,
-        &format!("/v1/surveys/{code}/invitations"),
-        Some(&body),
-        StatusCode::ACCEPTED,
-    )
-    .await
+async fn invite(t: &TenantHandle, code: &str, body: Value) -> Response {
+    t.post(&format!("/v1/surveys/{code}/invitations"), &body)
+        .expect(StatusCode::ACCEPTED)
+        .await
 }
 
-async fn results(app: &TestApp, t: &TenantHandle, code: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/surveys/{code}/results"),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn deliver(app: &TestApp, sink: &SmtpSink) {
-    notify::dispatcher(
-        app,
-        Wiring {
-            smtp_url: Some(&sink.url()),
-            ..Default::default()
-        },
-    )
-    .drain()
-    .await
-    .unwrap();
+async fn results(t: &TenantHandle, code: &str) -> Response {
+    t.get(&format!("/v1/surveys/{code}/results"))
+        .expect(StatusCode::OK)
+        .await
 }
 
 /// The survey link of `invitation` for `score`, as the dispatcher makes it, on this
@@ -87,51 +55,25 @@ fn score_url(app: &TestApp, t: &TenantHandle, invitation: &str, score: Option<u8
     app.url(&format!("/s/{token}"))
 }
 
-/// A page's form token and the cookie it was issued for.
-struct Session {
-    cookie: String,
-    csrf: String,
-    html: String,
-}
-
-async fn open(http: &reqwest::Client, url: &str) -> Session {
-    let r = http.get(url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "GET {url}");
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        set.contains("Path=/s/") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-        "{set}"
-    );
-    let cookie = set.split(';').next().unwrap()["assent_form=".len()..].to_owned();
-    let html = r.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a form token")
-        .to_owned();
-    Session { cookie, csrf, html }
+/// Opens a survey page; it sets its form cookie for `/s/` only.
+async fn open(http: &reqwest::Client, url: &str) -> FormPage {
+    FormPage::open(http, url, None)
+        .await
+        .expect_form(Some("/s/"))
 }
 
 async fn post(
     http: &reqwest::Client,
     url: &str,
-    session: &Session,
+    page: &FormPage,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut fields = vec![("csrf", session.csrf.as_str())];
-    fields.extend_from_slice(form);
-    http.post(url)
-        .header("cookie", format!("assent_form={}", session.cookie))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap()
+    page.submit(http, url, form).await
 }
 
 /// Answers through the page, as a person would: open the link, post the form.
 async fn answer(app: &TestApp, t: &TenantHandle, invitation: &str, score: u8, comment: &str) {
-    let http = client();
+    let http = browser();
     let url = score_url(app, t, invitation, Some(score));
     let page = open(&http, &url).await;
     let score = score.to_string();
@@ -145,7 +87,7 @@ async fn answer(app: &TestApp, t: &TenantHandle, invitation: &str, score: u8, co
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
-fn invitation_ids(v: &Value) -> Vec<String> {
+fn invitation_ids(v: &Response) -> Vec<String> {
     v["invitations"]
         .as_array()
         .unwrap()
@@ -160,13 +102,13 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("ru")).await;
-        let survey = create_survey(&app, &t, nps("nps-2026")).await;
+        let s = granted_subject(&t, "anna@example.org", Some("ru")).await;
+        let survey = create_survey(&t, nps("nps-2026")).await;
         assert_eq!(survey["active"], true);
         assert_eq!(survey["answer_days"], 30);
-        let invited = invite(&app, &t, "nps-2026", json!({"subject_ids": [s]})).await;
+        let invited = invite(&t, "nps-2026", json!({"subject_ids": [s]})).await;
         assert_eq!(invited["invited"], 1, "{invited}");
-        deliver(&app, &sink).await;
+        deliver_mail(&app, &sink).await;
 
         // The invitation arrived with one link per score and List-Unsubscribe.
         let got = sink.wait_for(1, Duration::from_secs(5)).await;
@@ -197,7 +139,7 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         let url = links[9].replacen(PUBLIC_URL, &app.base, 1);
 
         // Opening it (a mail scanner does too) records nothing; 9 is pre-selected.
-        let http = client();
+        let http = browser();
         for _ in 0..3 {
             open(&http, &url).await;
         }
@@ -208,12 +150,12 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
             page.html
         );
         assert!(page.html.contains("Что улучшить?"));
-        assert_eq!(results(&app, &t, "nps-2026").await["answers"], 0);
+        assert_eq!(results(&t, "nps-2026").await["answers"], 0);
 
         // A post without the page's cookie, or off the scale, changes nothing.
         let r = http
             .post(&url)
-            .form(&[("csrf", page.csrf.as_str()), ("score", "9")])
+            .form(&[("csrf", page.csrf().as_str()), ("score", "9")])
             .send()
             .await
             .unwrap();
@@ -222,7 +164,7 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let r = post(&http, &url, &page, &[("score", "")]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(results(&app, &t, "nps-2026").await["answers"], 0);
+        assert_eq!(results(&t, "nps-2026").await["answers"], 0);
 
         // Posted twice: one answer.
         for _ in 0..2 {
@@ -243,7 +185,7 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         }
         let done = open(&http, &format!("{url}?done=1")).await;
         assert!(done.html.contains("Ваш ответ записан"), "{}", done.html);
-        let r = results(&app, &t, "nps-2026").await;
+        let r = results(&t, "nps-2026").await;
         assert_eq!(r["answers"], 1, "{r}");
         assert_eq!(r["score"], 100.0);
         assert_eq!(r["invitations"]["sent"], 1);
@@ -254,7 +196,7 @@ async fn an_emailed_score_link_records_one_answer_however_often_it_is_used() {
         // Changed within the window: still one answer, now a detractor's.
         let r = post(&http, &url, &page, &[("score", "6"), ("comment", "")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let r = results(&app, &t, "nps-2026").await;
+        let r = results(&t, "nps-2026").await;
         assert_eq!(
             (r["answers"].clone(), r["score"].clone()),
             (json!(1), json!(-100.0))
@@ -276,32 +218,24 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let asked = granted_subject(&app, &t, "anna@example.org", None).await;
-        let withdrew = granted_subject(&app, &t, "boris@example.org", None).await;
-        let late = granted_subject(&app, &t, "vera@example.org", None).await;
-        let never = app
-            .expect(
-                &t.token,
-                Method::POST,
-                "/v1/subjects",
-                Some(&json!({"email": "gleb@example.org"})),
-                StatusCode::CREATED,
-            )
+        let asked = granted_subject(&t, "anna@example.org", None).await;
+        let withdrew = granted_subject(&t, "boris@example.org", None).await;
+        let late = granted_subject(&t, "vera@example.org", None).await;
+        let never = t
+            .post("/v1/subjects", &json!({"email": "gleb@example.org"}))
+            .expect(StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{withdrew}/consents"),
-            Some(&json!({"purpose": "news", "action": "withdraw"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "news", "action": "withdraw"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        create_survey(&app, &t, nps("nps")).await;
+        create_survey(&t, nps("nps")).await;
         let v = invite(
-            &app,
             &t,
             "nps",
             json!({"subject_ids": [asked, withdrew, late, never]}),
@@ -317,15 +251,13 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
         assert_eq!(skipped, vec![withdrew.as_str(), never.as_str()]);
 
         // Vera withdraws after being invited, before the send: nothing reaches her.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{late}/consents"),
-            Some(&json!({"purpose": "news", "action": "withdraw"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "news", "action": "withdraw"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        deliver(&app, &sink).await;
+        deliver_mail(&app, &sink).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let to: Vec<String> = sink
             .messages()
@@ -333,7 +265,7 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
             .map(|m| m.rcpt_to[0].clone())
             .collect();
         assert_eq!(to, vec!["anna@example.org".to_owned()]);
-        let r = results(&app, &t, "nps").await;
+        let r = results(&t, "nps").await;
         assert_eq!(
             r["invitations"],
             json!({"sent": 1, "pending": 0, "not_delivered": 1})
@@ -341,24 +273,22 @@ async fn people_who_withdrew_the_purpose_receive_nothing() {
 
         // By filter: only those whose consent is on file and who were not asked yet
         // (Anna was), so a repeated request moves on to the rest.
-        let v = invite(&app, &t, "nps", json!({"filter": {}})).await;
+        let v = invite(&t, "nps", json!({"filter": {}})).await;
         assert_eq!(v["invited"], 0, "{v}");
         assert_eq!(v["skipped"], json!([]), "{v}");
-        let fresh = granted_subject(&app, &t, "dina@example.org", None).await;
-        let v = invite(&app, &t, "nps", json!({"filter": {}})).await;
+        let fresh = granted_subject(&t, "dina@example.org", None).await;
+        let v = invite(&t, "nps", json!({"filter": {}})).await;
         assert_eq!(v["invited"], 1, "{v}");
         assert_eq!(v["invitations"][0]["subject_id"], fresh.as_str());
 
         // Vera's invitation never reached her: once she consents again, she is asked.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{late}/consents"),
-            Some(&json!({"purpose": "news", "action": "grant"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "news", "action": "grant"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        let v = invite(&app, &t, "nps", json!({"subject_ids": [late, asked]})).await;
+        let v = invite(&t, "nps", json!({"subject_ids": [late, asked]})).await;
         assert_eq!(v["invited"], 1, "{v}");
         assert_eq!(v["invitations"][0]["subject_id"], late.as_str());
         assert_eq!(v["skipped"][0]["reason"], "already_invited");
@@ -373,18 +303,17 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
         let t = tenant_with_news(&app, "acme").await;
         let mut people = Vec::new();
         for i in 0..12 {
-            people.push(granted_subject(&app, &t, &format!("p{i}@example.org"), None).await);
+            people.push(granted_subject(&t, &format!("p{i}@example.org"), None).await);
         }
-        create_survey(&app, &t, nps("nps")).await;
+        create_survey(&t, nps("nps")).await;
         let mut csat = nps("csat");
         csat["kind"] = json!("csat");
         csat["follow_up"] = Value::Null;
-        create_survey(&app, &t, csat).await;
-        let nps_ids =
-            invitation_ids(&invite(&app, &t, "nps", json!({"subject_ids": people})).await);
+        create_survey(&t, csat).await;
+        let nps_ids = invitation_ids(&invite(&t, "nps", json!({"subject_ids": people})).await);
         let csat_ids =
-            invitation_ids(&invite(&app, &t, "csat", json!({"subject_ids": people[..8]})).await);
-        deliver(&app, &sink).await;
+            invitation_ids(&invite(&t, "csat", json!({"subject_ids": people[..8]})).await);
+        deliver_mail(&app, &sink).await;
 
         // 5 promoters, 3 passives, 2 detractors of 12 invited: NPS 30.
         let scores = [10, 9, 9, 10, 9, 7, 8, 8, 0, 6];
@@ -392,7 +321,7 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             let comment = if score == 0 { "=HYPERLINK(\"x\")" } else { "" };
             answer(&app, &t, id, score, comment).await;
         }
-        let r = results(&app, &t, "nps").await;
+        let r = results(&t, "nps").await;
         assert_eq!(r["answers"], 10);
         assert_eq!(r["score"], 30.0);
         assert_eq!(
@@ -409,7 +338,7 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
         for (id, score) in csat_ids.iter().zip([5, 4, 4, 3, 1, 5, 2, 5]) {
             answer(&app, &t, id, score, "").await;
         }
-        let r = results(&app, &t, "csat").await;
+        let r = results(&t, "csat").await;
         assert_eq!(
             (r["answers"].clone(), r["score"].clone()),
             (json!(8), json!(62.5))
@@ -441,10 +370,8 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             "{body}"
         );
         // Comments can name a person: each read of results that hold one is audited.
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let log = app
-            .expect(&auditor, Method::GET, "/v1/audit-log", None, StatusCode::OK)
-            .await;
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        let log = auditor.get("/v1/audit-log").expect(StatusCode::OK).await;
         let reads = log["items"]
             .as_array()
             .unwrap()
@@ -452,15 +379,9 @@ async fn nps_and_csat_are_right_on_a_fixed_data_set() {
             .filter(|e| e["action"] == "survey.results.read")
             .count();
         assert_eq!(reads, 2, "the JSON and the CSV read of NPS results: {log}");
-        let (status, _) = app
-            .call(
-                &t.token,
-                Method::GET,
-                "/v1/surveys/nps/results?format=xml",
-                None,
-            )
+        t.get("/v1/surveys/nps/results?format=xml")
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
 
@@ -470,28 +391,22 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let t = tenant_with_news(&app, "acme").await;
-        let anna = granted_subject(&app, &t, "anna@example.org", None).await;
-        let boris = granted_subject(&app, &t, "boris@example.org", None).await;
+        let anna = granted_subject(&t, "anna@example.org", None).await;
+        let boris = granted_subject(&t, "boris@example.org", None).await;
         let mut body = nps("after-ticket");
         body["trigger"] = json!({"delay_hours": 48, "period_days": 30});
-        create_survey(&app, &t, body).await;
+        create_survey(&t, body).await;
         let event = |subject: &str, id: &str, occurred_at: chrono::DateTime<chrono::Utc>| {
             json!({"subject_id": subject, "event": "ticket_closed", "event_id": id,
                    "occurred_at": occurred_at.to_rfc3339()})
         };
         let now = chrono::Utc::now();
         let post = |body: Value| {
-            let app = &app;
             let t = &t;
             async move {
-                app.expect(
-                    &t.token,
-                    Method::POST,
-                    "/v1/surveys/after-ticket/events",
-                    Some(&body),
-                    StatusCode::ACCEPTED,
-                )
-                .await
+                t.post("/v1/surveys/after-ticket/events", &body)
+                    .expect(StatusCode::ACCEPTED)
+                    .await
             }
         };
 
@@ -509,32 +424,24 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
                 .abs()
                 <= 1
         );
-        let notice = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!(
-                    "/v1/notifications/{}",
-                    first["invitation"]["notification_id"].as_str().unwrap()
-                ),
-                None,
-                StatusCode::OK,
-            )
+        let notice = t
+            .get(&format!(
+                "/v1/notifications/{}",
+                first["invitation"]["notification_id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(notice["status"], "queued");
         // The same event again: the same invitation. Another within the period: none.
         let again = post(event(&anna, "T-1", now)).await;
         assert_eq!(again["invitation"]["id"], first["invitation"]["id"]);
         // The same event id for someone else is a mistake, not their invitation.
-        let (got, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/surveys/after-ticket/events",
-                Some(&event(&boris, "T-1", now)),
-            )
-            .await;
-        assert_eq!(got, StatusCode::CONFLICT, "{problem}");
+        t.post(
+            "/v1/surveys/after-ticket/events",
+            &event(&boris, "T-1", now),
+        )
+        .expect(StatusCode::CONFLICT)
+        .await;
         let second = post(event(&anna, "T-2", now)).await;
         assert_eq!(second["status"], "skipped");
         assert_eq!(second["reason"], "recently_invited");
@@ -542,7 +449,7 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
         // Boris's ticket closed two days ago: due now, and delivered.
         let due = post(event(&boris, "T-3", now - chrono::Duration::hours(49))).await;
         assert_eq!(due["status"], "scheduled");
-        deliver(&app, &sink).await;
+        deliver_mail(&app, &sink).await;
         let got = sink.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(got.len(), 1, "only Boris's is due");
         assert_eq!(got[0].rcpt_to[0], "boris@example.org");
@@ -556,55 +463,34 @@ async fn a_triggered_survey_waits_and_asks_each_person_once_per_period() {
             ),
             (json!({"subject_id": anna, "channel": "pigeon"}), 422),
         ] {
-            let (got, problem) = app
-                .call(
-                    &t.token,
-                    Method::POST,
-                    "/v1/surveys/after-ticket/events",
-                    Some(&body),
-                )
-                .await;
+            let (got, problem) = t
+                .post("/v1/surveys/after-ticket/events", &body)
+                .await
+                .parts();
             assert_eq!(got.as_u16(), status, "{body}: {problem}");
         }
-        create_survey(&app, &t, nps("plain")).await;
-        let (got, problem) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/surveys/plain/events",
-                Some(&json!({"subject_id": anna})),
-            )
+        create_survey(&t, nps("plain")).await;
+        t.post("/v1/surveys/plain/events", &json!({"subject_id": anna}))
+            .expect(StatusCode::CONFLICT)
             .await;
-        assert_eq!(got, StatusCode::CONFLICT, "{problem}");
-        let r = results(&app, &t, "after-ticket").await;
+        let r = results(&t, "after-ticket").await;
         assert_eq!(
             r["invitations"],
             json!({"sent": 1, "pending": 1, "not_delivered": 0})
         );
 
         // Stopping the survey cancels what is still queued.
-        app.expect(
-            &t.token,
-            Method::PATCH,
-            "/v1/surveys/after-ticket",
-            Some(&json!({"active": false})),
-            StatusCode::OK,
-        )
-        .await;
-        let r = results(&app, &t, "after-ticket").await;
+        t.patch("/v1/surveys/after-ticket", &json!({"active": false}))
+            .expect(StatusCode::OK)
+            .await;
+        let r = results(&t, "after-ticket").await;
         assert_eq!(
             r["invitations"],
             json!({"sent": 1, "pending": 0, "not_delivered": 1})
         );
-        let (got, _) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/surveys/after-ticket/events",
-                Some(&event(&anna, "T-4", now)),
-            )
+        t.post("/v1/surveys/after-ticket/events", &event(&anna, "T-4", now))
+            .expect(StatusCode::CONFLICT)
             .await;
-        assert_eq!(got, StatusCode::CONFLICT);
     }
 }
 
@@ -613,22 +499,22 @@ async fn anonymous_answers_lose_their_person_once_settled() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", None).await;
+        let s = granted_subject(&t, "anna@example.org", None).await;
         let mut body = nps("anon");
         body["anonymous"] = json!(true);
         body["change_hours"] = json!(1);
-        create_survey(&app, &t, body).await;
-        let invited = invite(&app, &t, "anon", json!({"subject_ids": [s]})).await;
+        create_survey(&t, body).await;
+        let invited = invite(&t, "anon", json!({"subject_ids": [s]})).await;
         // No answer page in the API: it would show staff this person's answer.
         assert_eq!(invited["invitations"][0]["url"], Value::Null, "{invited}");
         let id = invitation_ids(&invited).remove(0);
         answer(&app, &t, &id, 8, "Хорошо").await;
-        let r = results(&app, &t, "anon").await;
+        let r = results(&t, "anon").await;
         assert_eq!(r["comments"][0]["subject_id"], Value::Null, "{r}");
 
         // Not yet settled: nothing moves. An hour later it does.
         // A page opened now, posted after the answer settled.
-        let http = client();
+        let http = browser();
         let url = score_url(&app, &t, &id, Some(3));
         let stale = open(&http, &url).await;
         let master = assent_core::crypto::MasterKey::from_bytes(assent_tests::MASTER_KEY);
@@ -639,7 +525,7 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         assert_eq!(settle(now), 0);
         assert_eq!(settle(now + chrono::Duration::minutes(61)), 1);
         assert_eq!(settle(now + chrono::Duration::minutes(62)), 0);
-        let r = results(&app, &t, "anon").await;
+        let r = results(&t, "anon").await;
         assert_eq!(r["answers"], 1);
         assert_eq!(r["distribution"][8]["count"], 1);
         assert_eq!(r["comments"][0]["comment"], "Хорошо");
@@ -663,10 +549,7 @@ async fn anonymous_answers_lose_their_person_once_settled() {
         assert!(!page.contains("<form"), "no form once final: {page}");
         let r = post(&http, &url, &stale, &[("score", "3")]).await;
         assert_eq!(r.status(), StatusCode::CONFLICT);
-        assert_eq!(
-            results(&app, &t, "anon").await["distribution"][3]["count"],
-            0
-        );
+        assert_eq!(results(&t, "anon").await["distribution"][3]["count"], 0);
     }
 }
 
@@ -675,7 +558,7 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", None).await;
+        let s = granted_subject(&t, "anna@example.org", None).await;
         let mut cases = Vec::new();
         for (field, value) in [
             ("kind", json!("ces")),
@@ -692,9 +575,7 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             cases.push(body);
         }
         for body in cases {
-            let (status, problem) = app
-                .call(&t.token, Method::POST, "/v1/surveys", Some(&body))
-                .await;
+            let (status, problem) = t.post("/v1/surveys", &body).await.parts();
             assert_eq!(
                 status,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -702,15 +583,12 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             );
             assert_eq!(problem["status"], 422);
         }
-        let list = app
-            .expect(&t.token, Method::GET, "/v1/surveys", None, StatusCode::OK)
-            .await;
+        let list = t.get("/v1/surveys").expect(StatusCode::OK).await;
         assert_eq!(list["items"], json!([]));
-        create_survey(&app, &t, nps("nps")).await;
-        let (status, _) = app
-            .call(&t.token, Method::POST, "/v1/surveys", Some(&nps("nps")))
+        create_survey(&t, nps("nps")).await;
+        t.post("/v1/surveys", &nps("nps"))
+            .expect(StatusCode::CONFLICT)
             .await;
-        assert_eq!(status, StatusCode::CONFLICT);
 
         for body in [
             json!({"subject_ids": [s, "00000000-0000-4000-8000-000000000000"]}),
@@ -721,30 +599,20 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
             json!({"filter": {"locale": "de"}}),
             json!({"subject_ids": [s], "send_at": "2099-01-01T00:00:00Z"}),
         ] {
-            let (status, problem) = app
-                .call(
-                    &t.token,
-                    Method::POST,
-                    "/v1/surveys/nps/invitations",
-                    Some(&body),
-                )
-                .await;
+            let (status, problem) = t.post("/v1/surveys/nps/invitations", &body).await.parts();
             assert_eq!(
                 status,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "{body}: {problem}"
             );
         }
-        let (status, _) = app
-            .call(
-                &t.token,
-                Method::POST,
-                "/v1/surveys/missing/invitations",
-                Some(&json!({"subject_ids": [s]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        let r = results(&app, &t, "nps").await;
+        t.post(
+            "/v1/surveys/missing/invitations",
+            &json!({"subject_ids": [s]}),
+        )
+        .expect(StatusCode::NOT_FOUND)
+        .await;
+        let r = results(&t, "nps").await;
         assert_eq!(
             r["invitations"],
             json!({"sent": 0, "pending": 0, "not_delivered": 0})
@@ -753,7 +621,6 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
         // At a time: queued until then; the invitation carries its answer page.
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
         let v = invite(
-            &app,
             &t,
             "nps",
             json!({"subject_ids": [s], "send_at": later.to_rfc3339()}),
@@ -762,17 +629,12 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
         let inv = &v["invitations"][0];
         let url = inv["url"].as_str().unwrap();
         assert!(url.starts_with(&format!("{PUBLIC_URL}/s/")), "{url}");
-        let notice = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!(
-                    "/v1/notifications/{}",
-                    inv["notification_id"].as_str().unwrap()
-                ),
-                None,
-                StatusCode::OK,
-            )
+        let notice = t
+            .get(&format!(
+                "/v1/notifications/{}",
+                inv["notification_id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
             .await;
         assert_eq!(notice["status"], "queued");
         let due: chrono::DateTime<chrono::Utc> =
@@ -780,25 +642,20 @@ async fn bad_definitions_and_invitations_are_refused_and_change_nothing() {
         assert!((due - later).num_seconds().abs() <= 1, "{notice}");
 
         // An operator may invite but not define; an auditor only reads.
-        let operator = app.token_for(&t, Role::Operator).await;
-        let (status, _) = app
-            .call(&operator, Method::POST, "/v1/surveys", Some(&nps("other")))
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .post("/v1/surveys", &nps("other"))
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let auditor = app.token_for(&t, Role::Auditor).await;
-        let (status, _) = app
-            .call(
-                &auditor,
-                Method::POST,
-                "/v1/surveys/nps/invitations",
-                Some(&json!({"subject_ids": [s]})),
-            )
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        auditor
+            .post("/v1/surveys/nps/invitations", &json!({"subject_ids": [s]}))
+            .expect(StatusCode::FORBIDDEN)
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = app
-            .call(&auditor, Method::GET, "/v1/surveys/nps/results", None)
+        auditor
+            .get("/v1/surveys/nps/results")
+            .expect(StatusCode::OK)
             .await;
-        assert_eq!(status, StatusCode::OK);
     }
 }
 
@@ -808,17 +665,16 @@ async fn another_tenant_cannot_see_or_touch_a_survey() {
         let app = TestApp::spawn(db).await;
         let owner = tenant_with_news(&app, "acme").await;
         let intruder = tenant_with_news(&app, "rival").await;
-        let s = granted_subject(&app, &owner, "anna@example.org", None).await;
-        let rival_subject = granted_subject(&app, &intruder, "boris@example.org", None).await;
-        create_survey(&app, &owner, nps("nps")).await;
+        let s = granted_subject(&owner, "anna@example.org", None).await;
+        let rival_subject = granted_subject(&intruder, "boris@example.org", None).await;
+        create_survey(&owner, nps("nps")).await;
         let mut body = nps("trig");
         body["trigger"] = json!({"delay_hours": 1, "period_days": 1});
-        create_survey(&app, &owner, body).await;
-        let id = invitation_ids(&invite(&app, &owner, "nps", json!({"subject_ids": [s]})).await)
-            .remove(0);
+        create_survey(&owner, body).await;
+        let id =
+            invitation_ids(&invite(&owner, "nps", json!({"subject_ids": [s]})).await).remove(0);
         answer(&app, &owner, &id, 9, "Отлично").await;
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             "nps",
@@ -833,7 +689,6 @@ async fn another_tenant_cannot_see_or_touch_a_survey() {
         )
         .await;
         assert_isolated(
-            &app,
             &owner,
             &intruder,
             "trig",
@@ -842,20 +697,12 @@ async fn another_tenant_cannot_see_or_touch_a_survey() {
             "/v1/surveys/{id}/results",
         )
         .await;
-        let listed = app
-            .expect(
-                &intruder.token,
-                Method::GET,
-                "/v1/surveys",
-                None,
-                StatusCode::OK,
-            )
-            .await;
+        let listed = intruder.get("/v1/surveys").expect(StatusCode::OK).await;
         assert_eq!(listed["items"], json!([]));
         // A link made for one tenant's invitation under another tenant's id is a 404.
         let forged = score_url(&app, &intruder, &id, Some(9));
         assert_eq!(
-            client().get(&forged).send().await.unwrap().status(),
+            browser().get(&forged).send().await.unwrap().status(),
             StatusCode::NOT_FOUND
         );
     }

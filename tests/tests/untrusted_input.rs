@@ -5,6 +5,7 @@
 //! dropped connection (a panicking handler). `PROPTEST_CASES` overrides the number of
 //! cases (48 here: each case is a few HTTP round trips on each backend).
 
+use assent_tests::client::RequestHelper;
 use assent_tests::fake_telegram::FakeTelegram;
 use assent_tests::unsubscribe::{granted_subject, news_status, tenant_with_news};
 use assent_tests::{TestApp, TestDb};
@@ -86,15 +87,13 @@ async fn one_click_unsubscribe_withdraws_whatever_the_body() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", Some("en")).await;
-        let url = app
-            .expect(
-                &t.token,
-                Method::POST,
+        let s = granted_subject(&t, "anna@example.org", Some("en")).await;
+        let url = t
+            .post(
                 &format!("/v1/subjects/{s}/links"),
-                Some(&json!({"kind": "unsubscribe", "purpose": "news"})),
-                StatusCode::OK,
+                &json!({"kind": "unsubscribe", "purpose": "news"}),
             )
+            .expect(StatusCode::OK)
             .await["url"]
             .as_str()
             .unwrap()
@@ -102,13 +101,11 @@ async fn one_click_unsubscribe_withdraws_whatever_the_body() {
         let path = &url[url.find("/u/").unwrap()..];
         let http = no_redirects();
         check(one_click_body(), async |(content_type, body)| {
-            app.expect(
-                &t.token,
-                Method::POST,
+            t.post(
                 &format!("/v1/subjects/{s}/consents"),
-                Some(&json!({"purpose": "news", "action": "grant"})),
-                StatusCode::CREATED,
+                &json!({"purpose": "news", "action": "grant"}),
             )
+            .expect(StatusCode::CREATED)
             .await;
             let response = http
                 .post(app.url(path))
@@ -118,7 +115,7 @@ async fn one_click_unsubscribe_withdraws_whatever_the_body() {
                 .await
                 .map_err(|e| TestCaseError::fail(format!("no answer: {e}")))?;
             prop_assert_eq!(response.status(), StatusCode::OK);
-            prop_assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
+            prop_assert_eq!(news_status(&t, &s).await, "withdrawn");
             Ok(())
         });
         // Tokens nobody issued: 404, whatever they look like.
@@ -143,7 +140,7 @@ async fn one_click_unsubscribe_withdraws_whatever_the_body() {
                 Ok(())
             },
         );
-        assert_eq!(news_status(&app, &t, &s).await, "withdrawn");
+        assert_eq!(news_status(&t, &s).await, "withdrawn");
     }
 }
 
@@ -347,15 +344,11 @@ async fn imports_report_every_bad_line_and_never_fail_the_server() {
                 .to_owned();
             let mut view = Value::Null;
             for _ in 0..300 {
-                view = app
-                    .expect(
-                        &t.token,
-                        Method::GET,
-                        &format!("/v1/imports/{id}"),
-                        None,
-                        StatusCode::OK,
-                    )
-                    .await;
+                view = t
+                    .get(&format!("/v1/imports/{id}"))
+                    .expect(StatusCode::OK)
+                    .await
+                    .into_value();
                 if view["finished_at"].is_string() {
                     break;
                 }

@@ -5,11 +5,13 @@
 
 use assent_store::tables::notifications as outbox;
 use assent_store::tables::telegram;
+use assent_tests::client::RequestHelper;
+use assent_tests::fixtures::{mail_dispatcher, notice, queue_news};
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
 use assent_tests::unsubscribe::{granted_subject, mailed_link, tenant_with_news};
 use assent_tests::{TenantHandle, TestApp, TestDb};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,36 +61,10 @@ impl Tarpit {
     }
 }
 
-async fn notice(app: &TestApp, t: &TenantHandle, id: &str) -> Value {
-    app.expect(
-        &t.token,
-        Method::GET,
-        &format!("/v1/notifications/{id}"),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-async fn newsletter(app: &TestApp, t: &TenantHandle, subject: &str, extra: Value) -> String {
-    let mut body = json!({
-        "subject_id": subject, "purpose": "news", "template": "message",
-        "data": {"subject": "Новости", "body": "Текст"},
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    app.expect(
-        &t.token,
-        Method::POST,
-        "/v1/notifications",
-        Some(&body),
-        StatusCode::ACCEPTED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+async fn newsletter(t: &TenantHandle, subject: &str, extra: Value) -> String {
+    queue_news(t, subject, ("Новости", "Текст"), extra)
+        .await
+        .id()
 }
 
 /// Runs `f` and fails unless it took less than [`FAST`].
@@ -111,30 +87,22 @@ async fn a_tarpit_webhook_of_one_tenant_slows_no_other_tenant() {
 
         // Tenant B: a subscriber with a one-click unsubscribe link from a real newsletter.
         let b = tenant_with_news(&app, "beta").await;
-        let anna = granted_subject(&app, &b, "anna@example.org", Some("ru")).await;
+        let anna = granted_subject(&b, "anna@example.org", Some("ru")).await;
         let link = mailed_link(&app, &b, &sink, &anna, "anna@example.org").await;
-        let boris = granted_subject(&app, &b, "boris@example.org", Some("ru")).await;
+        let boris = granted_subject(&b, "boris@example.org", Some("ru")).await;
         sink.clear();
 
         // Tenant A: a webhook at the tarpit, and an event for it.
         let a = tenant_with_news(&app, "alpha").await;
-        app.expect(
-            &a.token,
-            Method::POST,
+        a.post(
             "/v1/webhooks",
-            Some(&json!({"url": format!("{}hook", tarpit.url), "events": ["consent.changed"]})),
-            StatusCode::CREATED,
+            &json!({"url": format!("{}hook", tarpit.url), "events": ["consent.changed"]}),
         )
+        .expect(StatusCode::CREATED)
         .await;
-        granted_subject(&app, &a, "vera@example.org", None).await;
+        granted_subject(&a, "vera@example.org", None).await;
 
-        let d = notify::dispatcher(
-            &app,
-            Wiring {
-                smtp_url: Some(&sink.url()),
-                ..Default::default()
-            },
-        );
+        let d = mail_dispatcher(&app, &sink);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let running = tokio::spawn(d.run(stopped));
         tarpit.wait_for_connection().await;
@@ -142,14 +110,9 @@ async fn a_tarpit_webhook_of_one_tenant_slows_no_other_tenant() {
 
         // B's API and public pages answer at once.
         quickly("another tenant's POST /v1/subjects", async {
-            app.expect(
-                &b.token,
-                Method::POST,
-                "/v1/subjects",
-                Some(&json!({"email": "gleb@example.org"})),
-                StatusCode::CREATED,
-            )
-            .await
+            b.post("/v1/subjects", &json!({"email": "gleb@example.org"}))
+                .expect(StatusCode::CREATED)
+                .await
         })
         .await;
         let http = reqwest::Client::new();
@@ -164,10 +127,10 @@ async fn a_tarpit_webhook_of_one_tenant_slows_no_other_tenant() {
         .await;
         assert_eq!(r.status(), StatusCode::OK);
         // And B's notices still go out while A's delivery hangs.
-        let id = newsletter(&app, &b, &boris, json!({})).await;
+        let id = newsletter(&b, &boris, json!({})).await;
         quickly("another tenant's newsletter", sink.wait_for(1, FAST * 5)).await;
         let until = Instant::now() + FAST;
-        while notice(&app, &b, &id).await["status"] != "sent" {
+        while notice(&b, &id).await["status"] != "sent" {
             assert!(Instant::now() < until, "B's notice is recorded as sent");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -188,43 +151,33 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
         let sink = SmtpSink::start();
         let tarpit = Tarpit::start().await;
         let t = tenant_with_news(&app, "acme").await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             "/v1/purposes",
-            Some(&json!({
+            &json!({
                 "code": "chat", "name": {"ru": "Новости в Telegram", "en": "News in Telegram"},
                 "legal_basis": "consent", "channels": ["telegram"],
                 "data_categories": ["telegram"], "retention_days": 365,
-            })),
-            StatusCode::CREATED,
+            }),
         )
+        .expect(StatusCode::CREATED)
         .await;
         // One batch: three emails and a Telegram message whose Bot API never answers.
         let mut emails = Vec::new();
         for i in 0..3 {
-            let s = granted_subject(&app, &t, &format!("p{i}@example.org"), None).await;
-            emails.push(newsletter(&app, &t, &s, json!({})).await);
+            let s = granted_subject(&t, &format!("p{i}@example.org"), None).await;
+            emails.push(newsletter(&t, &s, json!({})).await);
         }
-        let slow = granted_subject(&app, &t, "slow@example.org", None).await;
-        app.expect(
-            &t.token,
-            Method::POST,
+        let slow = granted_subject(&t, "slow@example.org", None).await;
+        t.post(
             &format!("/v1/subjects/{slow}/consents"),
-            Some(&json!({"purpose": "chat", "action": "grant"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "chat", "action": "grant"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
         app.store
             .write(&t.id, |c| telegram::bind_chat(c, &t.id, &slow, 7001))
             .unwrap();
-        let stuck = newsletter(
-            &app,
-            &t,
-            &slow,
-            json!({"purpose": "chat", "channel": "telegram"}),
-        )
-        .await;
+        let stuck = newsletter(&t, &slow, json!({"purpose": "chat", "channel": "telegram"})).await;
 
         let d = notify::dispatcher(
             &app,
@@ -242,7 +195,7 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
         sink.wait_for(3, Duration::from_secs(10)).await;
         let until = Instant::now() + FAST;
         for id in &emails {
-            while notice(&app, &t, id).await["status"] != "sent" {
+            while notice(&t, id).await["status"] != "sent" {
                 assert!(
                     Instant::now() < until,
                     "each outcome is committed when it is known"
@@ -252,22 +205,20 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
         }
         assert!(!round.is_finished(), "the batch is still out");
         // The send in flight is in the delivery log already.
-        let n = notice(&app, &t, &stuck).await;
+        let n = notice(&t, &stuck).await;
         assert_eq!(n["status"], "sending", "{n}");
         assert_eq!(n["delivery_attempts"][0]["outcome"], "sending", "{n}");
 
         // Another person's withdrawal is acknowledged at once (one outside the batch:
         // the batch's people are held until its sends return); the slow person's waits
         // for the send to them to end (it must not overtake the acknowledgement).
-        let other = granted_subject(&app, &t, "other@example.org", None).await;
+        let other = granted_subject(&t, "other@example.org", None).await;
         quickly("another person's withdrawal", async {
-            app.expect(
-                &t.token,
-                Method::POST,
+            t.post(
                 &format!("/v1/subjects/{other}/consents"),
-                Some(&json!({"purpose": "news", "action": "withdraw"})),
-                StatusCode::CREATED,
+                &json!({"purpose": "news", "action": "withdraw"}),
             )
+            .expect(StatusCode::CREATED)
             .await
         })
         .await;
@@ -291,7 +242,7 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
         let acknowledged = withdrawal.await.unwrap();
         assert!(acknowledged >= released);
         round.await.unwrap();
-        let n = notice(&app, &t, &stuck).await;
+        let n = notice(&t, &stuck).await;
         assert_eq!(n["status"], "queued", "the failed send is retried: {n}");
         assert_eq!(n["delivery_attempts"][0]["outcome"], "retry", "{n}");
         // Its retry meets the withdrawal.
@@ -300,7 +251,7 @@ async fn a_slow_send_holds_only_its_person_and_the_others_outcomes_are_recorded_
             .drain()
             .await
             .unwrap();
-        let n = notice(&app, &t, &stuck).await;
+        let n = notice(&t, &stuck).await;
         assert_eq!(
             (n["status"].as_str(), n["reason"].as_str()),
             (Some("skipped"), Some("withdrawn")),
@@ -314,8 +265,8 @@ async fn a_send_cut_short_by_a_crash_stays_in_the_delivery_log() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let t = tenant_with_news(&app, "acme").await;
-        let s = granted_subject(&app, &t, "anna@example.org", None).await;
-        let id = newsletter(&app, &t, &s, json!({})).await;
+        let s = granted_subject(&t, "anna@example.org", None).await;
+        let id = newsletter(&t, &s, json!({})).await;
         // A worker claims the notice, marks the send and dies while it is out.
         let now = chrono::Utc::now().naive_utc();
         app.store
@@ -333,19 +284,17 @@ async fn a_send_cut_short_by_a_crash_stays_in_the_delivery_log() {
             })
             .unwrap();
         // The person withdraws; the lease has run out; another worker takes over.
-        app.expect(
-            &t.token,
-            Method::POST,
+        t.post(
             &format!("/v1/subjects/{s}/consents"),
-            Some(&json!({"purpose": "news", "action": "withdraw"})),
-            StatusCode::CREATED,
+            &json!({"purpose": "news", "action": "withdraw"}),
         )
+        .expect(StatusCode::CREATED)
         .await;
         notify::dispatcher(&app, Wiring::default())
             .drain()
             .await
             .unwrap();
-        let n = notice(&app, &t, &id).await;
+        let n = notice(&t, &id).await;
         assert_eq!(n["status"], "skipped", "{n}");
         let log: Vec<(i64, String)> = n["delivery_attempts"]
             .as_array()

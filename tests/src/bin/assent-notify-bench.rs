@@ -14,13 +14,13 @@ use assent_core::tenancy::Role;
 use assent_store::flows::outbox_gate;
 use assent_store::schema::{notifications, subjects};
 use assent_store::tables::notifications::NewNotice;
+use assent_tests::client::RequestHelper;
 use assent_tests::fake_telegram::FakeTelegram;
 use assent_tests::notify::{self, Wiring};
 use assent_tests::smtp::SmtpSink;
 use assent_tests::{TenantHandle, TestApp, TestDb};
 use clap::{Parser, ValueEnum};
 use diesel::prelude::*;
-use reqwest::Method;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -62,17 +62,13 @@ struct Args {
 
 async fn seed(app: &TestApp, subjects_n: usize) -> (TenantHandle, Vec<(String, String)>) {
     let t = app.tenant_with("bench", Role::Admin).await;
-    app.expect(
-        &t.token,
-        Method::POST,
+    t.post(
         "/v1/purposes",
-        Some(
-            &json!({"code": "news", "name": {"ru": "Рассылка", "en": "Newsletter"},
+        &json!({"code": "news", "name": {"ru": "Рассылка", "en": "Newsletter"},
             "legal_basis": "consent", "channels": ["email", "telegram"],
             "data_categories": ["email"], "retention_days": 365}),
-        ),
-        reqwest::StatusCode::CREATED,
     )
+    .expect(reqwest::StatusCode::CREATED)
     .await;
     let mut ndjson = String::new();
     for s in 0..subjects_n {
@@ -95,14 +91,9 @@ async fn seed(app: &TestApp, subjects_n: usize) -> (TenantHandle, Vec<(String, S
         .expect("import json");
     let id = r["id"].as_str().expect("import id").to_owned();
     loop {
-        let s = app
-            .expect(
-                &t.token,
-                Method::GET,
-                &format!("/v1/imports/{id}"),
-                None,
-                reqwest::StatusCode::OK,
-            )
+        let s = t
+            .get(&format!("/v1/imports/{id}"))
+            .expect(reqwest::StatusCode::OK)
             .await;
         if s["status"] == "completed" {
             break;
@@ -280,13 +271,11 @@ async fn main() {
                     tokio::task::yield_now().await;
                     continue;
                 }
-                app.expect(
-                    &t.token,
-                    Method::POST,
+                t.post(
                     &format!("/v1/subjects/{subject}/consents"),
-                    Some(&json!({"purpose": "news", "action": "withdraw", "method": "email_link"})),
-                    reqwest::StatusCode::CREATED,
+                    &json!({"purpose": "news", "action": "withdraw", "method": "email_link"}),
                 )
+                .expect(reqwest::StatusCode::CREATED)
                 .await;
                 acked.insert(email.clone(), SystemTime::now());
             }
