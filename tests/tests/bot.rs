@@ -815,7 +815,7 @@ async fn deliver(
         )
         .expect(StatusCode::ACCEPTED)
         .await;
-    deliver_telegram(app, &telegram).await;
+    deliver_telegram(app, telegram).await;
     let sent = telegram.wait_for(1, Duration::from_secs(5)).await;
     (queued.into_value(), sent)
 }

@@ -592,7 +592,7 @@ async fn a_flipped_group_consent_is_caught() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (a, b) = group_of_two(&app).await;
-        let (ann, bob_a, bob_b) = ann_and_bob(&a, &b).await;
+        let (ann, _, bob_b) = ann_and_bob(&a, &b).await;
         let before_a = audit(&app.store, &a.id, &[]).unwrap();
         let before_b = audit(&app.store, &b.id, &[]).unwrap();
         assert_eq!(
@@ -711,7 +711,7 @@ async fn a_group_row_credited_to_a_stranger_is_caught_installation_wide() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let (a, b) = group_of_two(&app).await;
-        let (ann, bob_a, bob_b) = ann_and_bob(&a, &b).await;
+        let (ann, bob_a, _) = ann_and_bob(&a, &b).await;
         assert!(audit_groups(&app.store)[0].outcome.is_ok());
         // Ann's row flipped and credited to a tenant no one has: no tenant's own
         // check looks at it any more.

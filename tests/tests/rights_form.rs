@@ -177,16 +177,14 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         let s = subject(&t, "anna@example.org", "ru").await;
 
         // The form, in Russian by the browser, in English by the switch.
-        let http = browser();
-        let page = http
-            .get(app.url("/r/acme"))
-            .header(ACCEPT_LANGUAGE, "ru-RU,ru;q=0.9")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        assert_eq!(page.headers()["cache-control"], "no-store");
-        let html = page.text().await.unwrap();
+        let page = app
+            .api()
+            .get("/r/acme")
+            .header("accept-language", "ru-RU,ru;q=0.9")
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        let html = &page.text;
         for needle in [
             "lang=\"ru\"",
             "acme LLC",
@@ -199,28 +197,24 @@ async fn a_request_filed_on_the_form_is_confirmed_with_the_emailed_code() {
         ] {
             assert!(html.contains(needle), "{needle} on {backend}: {html}");
         }
-        let en = http
-            .get(app.url("/r/acme?lang=en"))
-            .header(ACCEPT_LANGUAGE, "ru")
-            .send()
+        let en = app
+            .api()
+            .get("/r/acme?lang=en")
+            .header("accept-language", "ru")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text;
         assert!(
             en.contains("lang=\"en\"")
                 && en.contains("<option value=\"access\">Access to my personal data</option>"),
             "{en}"
         );
-        let unknown = http
-            .get(app.url("/r/nobody-here"))
-            .header(ACCEPT_LANGUAGE, "en")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-        assert!(unknown.text().await.unwrap().contains("<h1>"));
+        let unknown = app
+            .api()
+            .get("/r/nobody-here")
+            .header("accept-language", "en")
+            .expect(StatusCode::NOT_FOUND)
+            .await;
+        assert!(unknown.text.contains("<h1>"));
 
         // Filed with the address as typed (normalised to find the subject).
         let mut v = Visitor::open(&app, "acme", "ru").await;
