@@ -1,5 +1,7 @@
 //! Test support for Assent's end-to-end tests: databases on both backends, a real
 //! server on a free port, tenants with tokens, and the cross-tenant call matrix.
+//! A tenant's handle calls the API itself ([`client`]: `t.get(path).expect(StatusCode::OK)`);
+//! what several test files set up alike is in [`fixtures`], the public form pages in [`pages`].
 //!
 //! PostgreSQL tests run when `ASSENT_TEST_POSTGRES_URL` names a database the tests
 //! may create databases from (e.g. `postgres://postgres@127.0.0.1:5432/test`);
