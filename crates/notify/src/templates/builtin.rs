@@ -28,8 +28,16 @@ pub(super) fn footer(locale: &str) -> &'static Footer {
 macro_rules! footer {
     ($locale:literal) => {
         Footer {
-            text: include_str!(concat!("../../templates/footer/", $locale, "/footer.txt.j2")),
-            html: include_str!(concat!("../../templates/footer/", $locale, "/footer.html.j2")),
+            text: include_str!(concat!(
+                "../../templates/footer/",
+                $locale,
+                "/footer.txt.j2"
+            )),
+            html: include_str!(concat!(
+                "../../templates/footer/",
+                $locale,
+                "/footer.html.j2"
+            )),
         }
     };
 }

@@ -3,8 +3,8 @@
 use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 
 use super::filters::{
-    capped_join, capped_range, consent_action_filter, date_filter, datetime_filter,
-    nl2br_filter, plural_filter,
+    capped_join, capped_range, consent_action_filter, date_filter, datetime_filter, nl2br_filter,
+    plural_filter,
 };
 use super::render::escape_html;
 use super::{FUEL, Templates};

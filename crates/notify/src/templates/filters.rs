@@ -106,7 +106,10 @@ pub(super) fn parse_tz(tz: Option<&str>) -> Result<Option<Tz>, Error> {
 }
 
 /// A time in `tz`, or with its own offset; the zone as an abbreviation or "UTC±hh:mm".
-pub(super) fn local_parts(t: DateTime<FixedOffset>, tz: Option<Tz>) -> (NaiveDate, u32, u32, String) {
+pub(super) fn local_parts(
+    t: DateTime<FixedOffset>,
+    tz: Option<Tz>,
+) -> (NaiveDate, u32, u32, String) {
     match tz {
         Some(tz) => {
             let local = t.with_timezone(&tz);
@@ -128,7 +131,11 @@ pub(super) fn local_parts(t: DateTime<FixedOffset>, tz: Option<Tz>) -> (NaiveDat
     }
 }
 
-pub(super) fn date_filter(state: &State, value: Value, tz: Option<String>) -> Result<String, Error> {
+pub(super) fn date_filter(
+    state: &State,
+    value: Value,
+    tz: Option<String>,
+) -> Result<String, Error> {
     let tz = parse_tz(tz.as_deref())?;
     let locale = state_locale(state);
     Ok(match parse_when(&value)? {
@@ -138,7 +145,11 @@ pub(super) fn date_filter(state: &State, value: Value, tz: Option<String>) -> Re
     })
 }
 
-pub(super) fn datetime_filter(state: &State, value: Value, tz: Option<String>) -> Result<String, Error> {
+pub(super) fn datetime_filter(
+    state: &State,
+    value: Value,
+    tz: Option<String>,
+) -> Result<String, Error> {
     let tz = parse_tz(tz.as_deref())?;
     let locale = state_locale(state);
     Ok(match parse_when(&value)? {
@@ -160,7 +171,11 @@ pub(super) fn datetime_filter(state: &State, value: Value, tz: Option<String>) -
 pub const MAX_RANGE: usize = 1000;
 
 /// minijinja's `range`, up to [`MAX_RANGE`] items.
-pub(super) fn capped_range(lower: isize, upper: Option<isize>, step: Option<isize>) -> Result<Value, Error> {
+pub(super) fn capped_range(
+    lower: isize,
+    upper: Option<isize>,
+    step: Option<isize>,
+) -> Result<Value, Error> {
     let range = minijinja::functions::range(lower, upper, step)?;
     if range.len().is_some_and(|n| n > MAX_RANGE) {
         return Err(Error::new(
@@ -173,7 +188,11 @@ pub(super) fn capped_range(lower: isize, upper: Option<isize>, step: Option<isiz
 
 /// minijinja's `join` (items escaped in an auto-escaped part), stopped as soon as the
 /// result passes [`MAX_OUTPUT_BYTES`].
-pub(super) fn capped_join(state: &State, value: Value, joiner: Option<String>) -> Result<Value, Error> {
+pub(super) fn capped_join(
+    state: &State,
+    value: Value,
+    joiner: Option<String>,
+) -> Result<Value, Error> {
     undefined_check(&value)?;
     let joiner = joiner.unwrap_or_default();
     let html = state.auto_escape() == AutoEscape::Html;

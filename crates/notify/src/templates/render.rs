@@ -10,8 +10,8 @@ use serde_json::{Map, Value as Json};
 use super::builtin::footer;
 use super::context::allowed_variables;
 use super::{
-    FUEL, GLOBAL_FUNCTIONS, HTML, HTML_FOOTER, MAX_OUTPUT_BYTES, MAX_PART_BYTES, Rendered,
-    SUBJECT, TEXT, TEXT_FOOTER, TemplateError, TemplateSet, Templates, normalize_locale,
+    FUEL, GLOBAL_FUNCTIONS, HTML, HTML_FOOTER, MAX_OUTPUT_BYTES, MAX_PART_BYTES, Rendered, SUBJECT,
+    TEXT, TEXT_FOOTER, TemplateError, TemplateSet, Templates, normalize_locale,
 };
 
 impl Templates {
@@ -176,7 +176,11 @@ pub(super) fn template_name(kind: &str, part: &str) -> String {
     format!("{kind}.{}.{ext}", part.replace(' ', "_"))
 }
 
-pub(super) fn prepare_context(kind: &str, locale: &'static str, ctx: &Json) -> Result<Value, TemplateError> {
+pub(super) fn prepare_context(
+    kind: &str,
+    locale: &'static str,
+    ctx: &Json,
+) -> Result<Value, TemplateError> {
     let Json::Object(map) = ctx else {
         return Err(TemplateError::Context(
             "the context must be a JSON object".to_owned(),

@@ -631,8 +631,7 @@ fn filters() {
 
 #[test]
 fn template_set_json_shape() {
-    let set: TemplateSet =
-        serde_json::from_value(json!({"subject": "s", "text": "t"})).unwrap();
+    let set: TemplateSet = serde_json::from_value(json!({"subject": "s", "text": "t"})).unwrap();
     assert_eq!(set.html, "");
     let back = serde_json::to_value(&set).unwrap();
     assert_eq!(back, json!({"subject": "s", "text": "t", "html": ""}));
