@@ -8,7 +8,8 @@
 use crate::service::{
     ActionError, AwaitingComment, BotService, CodeAnswer, Menu, SurveyAnswered, Target, TokenCheck,
 };
-use crate::text::{self, Lang};
+use crate::text;
+use assent_core::locale::Locale;
 use assent_core::rights::RequestType;
 use assent_core::survey::AnswerDecision;
 use std::sync::Arc;
@@ -46,14 +47,14 @@ async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(&svc)).await?)
 }
 
-async fn lang_of(svc: &Arc<BotService>, chat: i64, language_code: Option<String>) -> Lang {
+async fn lang_of(svc: &Arc<BotService>, chat: i64, language_code: Option<String>) -> Locale {
     let chosen = blocking(svc, move |s| {
         s.chat_state(chat).ok().and_then(|c| c.language)
     })
     .await
     .ok()
     .flatten();
-    Lang::choose(chosen.as_deref(), language_code.as_deref())
+    text::chat_locale(chosen.as_deref(), language_code.as_deref())
 }
 
 fn keyboard(rows: Rows) -> InlineKeyboardMarkup {
@@ -138,7 +139,7 @@ async fn start_with_token(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     token: &str,
 ) -> HandlerResult {
     // Telegram allows 64 characters of [A-Za-z0-9_-]; anything else is not ours.
@@ -171,7 +172,7 @@ async fn start_with_token(
     Ok(())
 }
 
-fn token_problem<T>(lang: Lang, check: &TokenCheck<T>) -> &'static str {
+fn token_problem<T>(lang: Locale, check: &TokenCheck<T>) -> &'static str {
     match check {
         TokenCheck::Expired => text::token_expired(lang),
         TokenCheck::Used => text::token_used(lang),
@@ -183,7 +184,7 @@ async fn show_consents(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
 ) -> HandlerResult {
     let id = chat.0;
     let companies = blocking(svc, move |s| s.consents(id)).await??;
@@ -244,7 +245,12 @@ async fn show_consents(
     Ok(())
 }
 
-async fn show_unlink(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang) -> HandlerResult {
+async fn show_unlink(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Locale,
+) -> HandlerResult {
     let id = chat.0;
     let links = blocking(svc, move |s| s.links(id)).await??;
     if links.is_empty() {
@@ -393,7 +399,7 @@ async fn handle_press(
     svc: &Arc<BotService>,
     chat: ChatId,
     message_id: MessageId,
-    lang: Lang,
+    lang: Locale,
     press: Press<'_>,
 ) -> HandlerResult {
     let id = chat.0;
@@ -404,7 +410,7 @@ async fn handle_press(
         }
         Press::Language(code) => {
             let code = code.to_owned();
-            let chosen = Lang::choose(Some(&code), None);
+            let chosen = text::chat_locale(Some(&code), None);
             blocking(svc, move |s| s.set_language(id, &code)).await??;
             bot.edit_message_text(chat, message_id, text::language_set(chosen))
                 .await?;
@@ -550,7 +556,7 @@ async fn show_requests(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
 ) -> HandlerResult {
     let id = chat.0;
     let (linked, companies) = blocking(svc, move |s| {
@@ -600,7 +606,12 @@ async fn show_requests(
 /// `/request`: the types of request at the only linked company, or first the
 /// company when the chat is linked at several. The companies are remembered as the
 /// chat's menu (like the consent and unlink menus), so a press files where it says.
-async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang) -> HandlerResult {
+async fn request_menu(
+    bot: &Bot,
+    svc: &Arc<BotService>,
+    chat: ChatId,
+    lang: Locale,
+) -> HandlerResult {
     let id = chat.0;
     let links = blocking(svc, move |s| s.links(id)).await??;
     if links.is_empty() {
@@ -645,7 +656,7 @@ async fn request_menu(bot: &Bot, svc: &Arc<BotService>, chat: ChatId, lang: Lang
 async fn request_types(
     bot: &Bot,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     menu: &str,
     n: usize,
     company: &str,
@@ -672,7 +683,7 @@ async fn file_request(
     svc: &Arc<BotService>,
     chat: ChatId,
     message_id: MessageId,
-    lang: Lang,
+    lang: Locale,
     target: Target,
     kind: RequestType,
 ) -> HandlerResult {
@@ -718,7 +729,7 @@ async fn request_code(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     text_in: &str,
 ) -> Result<bool, HandlerError> {
     let id = chat.0;
@@ -751,7 +762,7 @@ async fn survey_reply(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     answered: Result<SurveyAnswered, ActionError>,
 ) -> HandlerResult {
     let a = match answered {
@@ -802,7 +813,7 @@ async fn survey_comment(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     text_in: &str,
 ) -> Result<bool, HandlerError> {
     let id = chat.0;
@@ -848,7 +859,7 @@ async fn ask_withdraw(
     bot: &Bot,
     svc: &Arc<BotService>,
     chat: ChatId,
-    lang: Lang,
+    lang: Locale,
     target: Target,
     menu: String,
     n: usize,

@@ -1,46 +1,23 @@
 //! What the bot says, in Russian and English.
 
 use assent_core::consent::ConsentStatus;
+use assent_core::locale::Locale;
 use assent_core::notice::NoticeChannel;
 use assent_core::plural::plural;
 use assent_core::rights::RequestType;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Ru,
-    En,
-}
-
-impl Lang {
-    /// The chat's chosen language, else Telegram's `language_code`, else Russian
-    /// (the installation's home audience).
-    pub fn choose(chosen: Option<&str>, language_code: Option<&str>) -> Self {
-        match chosen.or(language_code) {
-            Some(code) if code.starts_with("en") => Self::En,
-            Some(code) if code.starts_with("ru") => Self::Ru,
-            // Anyone else reads English more likely than Russian.
-            Some(_) => Self::En,
-            None => Self::Ru,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Ru => "ru",
-            Self::En => "en",
-        }
-    }
-
-    pub fn pick<'a>(self, ru: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Self::Ru => ru,
-            Self::En => en,
-        }
+/// The chat's chosen language, else Telegram's `language_code`, else Russian (the
+/// installation's home audience).
+pub fn chat_locale(chosen: Option<&str>, language_code: Option<&str>) -> Locale {
+    match chosen.or(language_code) {
+        // Anyone whose language is neither reads English more likely than Russian.
+        Some(code) => Locale::from_tag(code).unwrap_or(Locale::En),
+        None => Locale::Ru,
     }
 }
 
-pub fn help(l: Lang) -> &'static str {
+pub fn help(l: Locale) -> &'static str {
     l.pick(
         "Я помогаю управлять согласиями на обработку персональных данных.\n\n\
          /consents — ваши согласия и их отзыв\n\
@@ -61,57 +38,57 @@ pub fn help(l: Lang) -> &'static str {
     )
 }
 
-pub fn confirm_link(l: Lang, company: &str, contact: Option<&str>) -> String {
+pub fn confirm_link(l: Locale, company: &str, contact: Option<&str>) -> String {
     match (l, contact) {
-        (Lang::Ru, Some(c)) => format!("Привязать этот чат к {company} ({c})?"),
-        (Lang::Ru, None) => format!("Привязать этот чат к {company}?"),
-        (Lang::En, Some(c)) => format!("Link this chat to {company} ({c})?"),
-        (Lang::En, None) => format!("Link this chat to {company}?"),
+        (Locale::Ru, Some(c)) => format!("Привязать этот чат к {company} ({c})?"),
+        (Locale::Ru, None) => format!("Привязать этот чат к {company}?"),
+        (Locale::En, Some(c)) => format!("Link this chat to {company} ({c})?"),
+        (Locale::En, None) => format!("Link this chat to {company}?"),
     }
 }
 
-pub fn linked(l: Lang, company: &str) -> String {
+pub fn linked(l: Locale, company: &str) -> String {
     match l {
-        Lang::Ru => format!(
+        Locale::Ru => format!(
             "Готово: чат привязан к {company}. Сообщения компании будут приходить сюда. \
              Ваши согласия: /consents"
         ),
-        Lang::En => format!(
+        Locale::En => format!(
             "Done: this chat is linked to {company}. The company's messages will come here. \
              Your consents: /consents"
         ),
     }
 }
 
-pub fn token_expired(l: Lang) -> &'static str {
+pub fn token_expired(l: Locale) -> &'static str {
     l.pick(
         "Срок действия ссылки истёк. Попросите компанию прислать новую.",
         "This link has expired. Ask the company for a new one.",
     )
 }
 
-pub fn token_used(l: Lang) -> &'static str {
+pub fn token_used(l: Locale) -> &'static str {
     l.pick(
         "Эта ссылка уже использована. Если чат не привязан, попросите компанию прислать новую.",
         "This link has already been used. If the chat is not linked, ask the company for a new one.",
     )
 }
 
-pub fn token_unknown(l: Lang) -> &'static str {
+pub fn token_unknown(l: Locale) -> &'static str {
     l.pick(
         "Ссылка не распознана. Проверьте, что открыли её целиком, или попросите новую.",
         "This link was not recognised. Check that you opened all of it, or ask for a new one.",
     )
 }
 
-pub fn not_linked_yet(l: Lang) -> &'static str {
+pub fn not_linked_yet(l: Locale) -> &'static str {
     l.pick(
         "Этот чат пока не привязан ни к одной компании. Откройте ссылку, которую прислала компания.",
         "This chat is not linked to any company yet. Open the link the company sent you.",
     )
 }
 
-pub fn status(l: Lang, s: ConsentStatus) -> &'static str {
+pub fn status(l: Locale, s: ConsentStatus) -> &'static str {
     match s {
         ConsentStatus::Granted => l.pick("дано", "given"),
         ConsentStatus::Withdrawn => l.pick("отозвано", "withdrawn"),
@@ -120,55 +97,55 @@ pub fn status(l: Lang, s: ConsentStatus) -> &'static str {
     }
 }
 
-pub fn consents_header(l: Lang) -> &'static str {
+pub fn consents_header(l: Locale) -> &'static str {
     l.pick("Ваши согласия", "Your consents")
 }
 
-pub fn nothing_to_show(l: Lang) -> &'static str {
+pub fn nothing_to_show(l: Locale) -> &'static str {
     l.pick(
         "Согласий для отображения нет.",
         "There are no consents to show.",
     )
 }
 
-pub fn withdraw_button(l: Lang, purpose: &str) -> String {
+pub fn withdraw_button(l: Locale, purpose: &str) -> String {
     match l {
-        Lang::Ru => format!("Отозвать: {purpose}"),
-        Lang::En => format!("Withdraw: {purpose}"),
+        Locale::Ru => format!("Отозвать: {purpose}"),
+        Locale::En => format!("Withdraw: {purpose}"),
     }
 }
 
-pub fn confirm_withdraw(l: Lang, company: &str, purpose: &str) -> String {
+pub fn confirm_withdraw(l: Locale, company: &str, purpose: &str) -> String {
     match l {
-        Lang::Ru => format!("Отозвать согласие на «{purpose}», данное {company}?"),
-        Lang::En => format!("Withdraw your consent to “{purpose}” from {company}?"),
+        Locale::Ru => format!("Отозвать согласие на «{purpose}», данное {company}?"),
+        Locale::En => format!("Withdraw your consent to “{purpose}” from {company}?"),
     }
 }
 
-pub fn yes(l: Lang) -> &'static str {
+pub fn yes(l: Locale) -> &'static str {
     l.pick("Да", "Yes")
 }
 
-pub fn cancel(l: Lang) -> &'static str {
+pub fn cancel(l: Locale) -> &'static str {
     l.pick("Отмена", "Cancel")
 }
 
-pub fn cancelled(l: Lang) -> &'static str {
+pub fn cancelled(l: Locale) -> &'static str {
     l.pick(
         "Отменено, ничего не изменилось.",
         "Cancelled; nothing changed.",
     )
 }
 
-pub fn withdrawn(l: Lang, company: &str, purpose: &str) -> String {
+pub fn withdrawn(l: Locale, company: &str, purpose: &str) -> String {
     match l {
-        Lang::Ru => format!("✅ Согласие на «{purpose}», данное {company}, отозвано."),
-        Lang::En => format!("✅ Consent to “{purpose}” withdrawn from {company}."),
+        Locale::Ru => format!("✅ Согласие на «{purpose}», данное {company}, отозвано."),
+        Locale::En => format!("✅ Consent to “{purpose}” withdrawn from {company}."),
     }
 }
 
 pub fn receipt(
-    l: Lang,
+    l: Locale,
     company: &str,
     purpose: &str,
     receipt_id: Option<&str>,
@@ -176,47 +153,47 @@ pub fn receipt(
 ) -> String {
     let at = at.format("%Y-%m-%d %H:%M UTC");
     match (l, receipt_id) {
-        (Lang::Ru, Some(id)) => format!(
+        (Locale::Ru, Some(id)) => format!(
             "Согласие отозвано.\nКомпания: {company}\nЦель: {purpose}\nКогда: {at}\n\
              Квитанция: {id}\nСообщения с этой целью больше не придут."
         ),
-        (Lang::Ru, None) => format!(
+        (Locale::Ru, None) => format!(
             "Возражение записано.\nКомпания: {company}\nЦель: {purpose}\nКогда: {at}\n\
              Сообщения с этой целью больше не придут."
         ),
-        (Lang::En, Some(id)) => format!(
+        (Locale::En, Some(id)) => format!(
             "Consent withdrawn.\nCompany: {company}\nPurpose: {purpose}\nWhen: {at}\n\
              Receipt: {id}\nYou will get no more messages for this purpose."
         ),
-        (Lang::En, None) => format!(
+        (Locale::En, None) => format!(
             "Objection recorded.\nCompany: {company}\nPurpose: {purpose}\nWhen: {at}\n\
              You will get no more messages for this purpose."
         ),
     }
 }
 
-pub fn not_withdrawable(l: Lang) -> &'static str {
+pub fn not_withdrawable(l: Locale) -> &'static str {
     l.pick(
         "Это согласие уже не действует, отзывать нечего.",
         "This consent is no longer in force; there is nothing to withdraw.",
     )
 }
 
-pub fn refused(l: Lang) -> &'static str {
+pub fn refused(l: Locale) -> &'static str {
     l.pick(
         "Эта кнопка больше не действует. Откройте /consents заново.",
         "This button no longer works. Open /consents again.",
     )
 }
 
-pub fn failed(l: Lang) -> &'static str {
+pub fn failed(l: Locale) -> &'static str {
     l.pick(
         "Не получилось. Попробуйте ещё раз чуть позже.",
         "Something went wrong. Please try again shortly.",
     )
 }
 
-pub fn no_requests(l: Lang) -> &'static str {
+pub fn no_requests(l: Locale) -> &'static str {
     l.pick(
         "Запросов о персональных данных пока нет. Чтобы получить доступ к своим данным, \
          исправить или удалить их, подайте запрос: /request. Компания ответит в установленный \
@@ -226,7 +203,7 @@ pub fn no_requests(l: Lang) -> &'static str {
     )
 }
 
-fn request_type(l: Lang, kind: &str) -> &'static str {
+fn request_type(l: Locale, kind: &str) -> &'static str {
     match kind {
         "access" => l.pick("доступ к данным", "access to data"),
         "portability" => l.pick("выгрузка данных", "copy of data"),
@@ -240,7 +217,7 @@ fn request_type(l: Lang, kind: &str) -> &'static str {
     }
 }
 
-fn request_status(l: Lang, status: &str) -> &'static str {
+fn request_status(l: Locale, status: &str) -> &'static str {
     match status {
         "received" => l.pick("получен", "received"),
         "awaiting_verification" => l.pick("ждёт подтверждения личности", "awaiting identity check"),
@@ -255,7 +232,7 @@ fn request_status(l: Lang, status: &str) -> &'static str {
 
 /// One line per request: what, since when, where it is and, while open, by when.
 pub fn request_line(
-    l: Lang,
+    l: Locale,
     kind: &str,
     status: &str,
     received: DateTime<Utc>,
@@ -268,93 +245,93 @@ pub fn request_line(
     let what = request_type(l, kind);
     let state = request_status(l, status);
     match (l, open) {
-        (Lang::Ru, true) => format!("• {what} от {received}: {state}, ответ до {due}"),
-        (Lang::Ru, false) => format!("• {what} от {received}: {state}"),
-        (Lang::En, true) => format!("• {what} of {received}: {state}, answer by {due}"),
-        (Lang::En, false) => format!("• {what} of {received}: {state}"),
+        (Locale::Ru, true) => format!("• {what} от {received}: {state}, ответ до {due}"),
+        (Locale::Ru, false) => format!("• {what} от {received}: {state}"),
+        (Locale::En, true) => format!("• {what} of {received}: {state}, answer by {due}"),
+        (Locale::En, false) => format!("• {what} of {received}: {state}"),
     }
 }
 
-pub fn choose_language(l: Lang) -> &'static str {
+pub fn choose_language(l: Locale) -> &'static str {
     l.pick("Выберите язык:", "Choose a language:")
 }
 
-pub fn language_set(l: Lang) -> &'static str {
+pub fn language_set(l: Locale) -> &'static str {
     l.pick("Язык: русский.", "Language: English.")
 }
 
-pub fn unlink_which(l: Lang) -> &'static str {
+pub fn unlink_which(l: Locale) -> &'static str {
     l.pick(
         "От какой компании отвязать этот чат?",
         "Which company should this chat be unlinked from?",
     )
 }
 
-pub fn unlinked(l: Lang, company: &str) -> String {
+pub fn unlinked(l: Locale, company: &str) -> String {
     match l {
-        Lang::Ru => format!(
+        Locale::Ru => format!(
             "Чат отвязан от {company}. Сообщения компании сюда больше не придут; \
              ваши согласия не изменились."
         ),
-        Lang::En => format!(
+        Locale::En => format!(
             "This chat is unlinked from {company}. Its messages will no longer come here; \
              your consents are unchanged."
         ),
     }
 }
 
-pub fn unknown_command(l: Lang) -> &'static str {
+pub fn unknown_command(l: Locale) -> &'static str {
     l.pick(
         "Команда не распознана. Список команд: /help",
         "I did not understand that. Commands: /help",
     )
 }
 
-pub fn survey_recorded(l: Lang, score: i32) -> String {
+pub fn survey_recorded(l: Locale, score: i32) -> String {
     match l {
-        Lang::Ru => format!("Спасибо! Ваша оценка {score} записана."),
-        Lang::En => format!("Thank you! Your score of {score} is recorded."),
+        Locale::Ru => format!("Спасибо! Ваша оценка {score} записана."),
+        Locale::En => format!("Thank you! Your score of {score} is recorded."),
     }
 }
 
-pub fn survey_final(l: Lang) -> &'static str {
+pub fn survey_final(l: Locale) -> &'static str {
     l.pick(
         "Ваш ответ уже окончательный и не может быть изменён.",
         "Your answer is final and can no longer be changed.",
     )
 }
 
-pub fn survey_closed(l: Lang) -> &'static str {
+pub fn survey_closed(l: Locale) -> &'static str {
     l.pick(
         "Опрос завершён, ответы больше не принимаются.",
         "This survey has closed and no longer takes answers.",
     )
 }
 
-pub fn ask_comment(l: Lang, question: &str) -> String {
+pub fn ask_comment(l: Locale, question: &str) -> String {
     match l {
-        Lang::Ru => format!("{question}\nНапишите ответ одним сообщением, если хотите."),
-        Lang::En => format!("{question}\nReply in one message if you like."),
+        Locale::Ru => format!("{question}\nНапишите ответ одним сообщением, если хотите."),
+        Locale::En => format!("{question}\nReply in one message if you like."),
     }
 }
 
-pub fn comment_saved(l: Lang) -> &'static str {
+pub fn comment_saved(l: Locale) -> &'static str {
     l.pick("Спасибо за комментарий!", "Thank you for your comment!")
 }
 
-pub fn survey_refused(l: Lang) -> &'static str {
+pub fn survey_refused(l: Locale) -> &'static str {
     l.pick(
         "Этот опрос недоступен в этом чате.",
         "This survey is not available in this chat.",
     )
 }
 
-pub fn file_request_button(l: Lang) -> &'static str {
+pub fn file_request_button(l: Locale) -> &'static str {
     l.pick("Подать запрос", "File a request")
 }
 
 /// The label of a request type on its button.
-pub fn request_type_button(l: Lang, kind: RequestType) -> &'static str {
+pub fn request_type_button(l: Locale, kind: RequestType) -> &'static str {
     match kind {
         RequestType::Access => l.pick("Какие мои данные у вас есть", "What data you hold on me"),
         RequestType::Portability => l.pick("Копия моих данных", "A copy of my data"),
@@ -367,26 +344,26 @@ pub fn request_type_button(l: Lang, kind: RequestType) -> &'static str {
     }
 }
 
-pub fn request_which_company(l: Lang) -> &'static str {
+pub fn request_which_company(l: Locale) -> &'static str {
     l.pick(
         "В какую компанию подать запрос?",
         "Which company is the request for?",
     )
 }
 
-pub fn request_which_type(l: Lang, company: &str) -> String {
+pub fn request_which_type(l: Locale, company: &str) -> String {
     match l {
-        Lang::Ru => format!("Что вы просите у {company}?"),
-        Lang::En => format!("What do you ask {company} for?"),
+        Locale::Ru => format!("Что вы просите у {company}?"),
+        Locale::En => format!("What do you ask {company} for?"),
     }
 }
 
 /// The type menu after the press, without its buttons.
-pub fn request_chosen(l: Lang, kind: RequestType, company: &str) -> String {
+pub fn request_chosen(l: Locale, kind: RequestType, company: &str) -> String {
     let what = request_type(l, kind.as_str());
     match l {
-        Lang::Ru => format!("Запрос в {company}: {what}."),
-        Lang::En => format!("Request to {company}: {what}."),
+        Locale::Ru => format!("Запрос в {company}: {what}."),
+        Locale::En => format!("Request to {company}: {what}."),
     }
 }
 
@@ -405,7 +382,7 @@ pub enum CodeNote {
     None,
 }
 
-fn code_note(l: Lang, note: CodeNote, new: bool) -> &'static str {
+fn code_note(l: Locale, note: CodeNote, new: bool) -> &'static str {
     match (note, new) {
         (CodeNote::Sent(NoticeChannel::Telegram), true) => l.pick(
             "\nМы отправили одноразовый код в этот чат: пришлите его сюда, чтобы подтвердить, \
@@ -438,7 +415,7 @@ fn code_note(l: Lang, note: CodeNote, new: bool) -> &'static str {
 
 /// The reply to a request filed in the chat.
 pub fn request_filed(
-    l: Lang,
+    l: Locale,
     kind: &str,
     company: &str,
     due: DateTime<Utc>,
@@ -449,14 +426,14 @@ pub fn request_filed(
     let due = day(due, tz);
     let note = code_note(l, note, true);
     match l {
-        Lang::Ru => format!("Запрос подан в {company}: {what}. Ответ до {due}.{note}"),
-        Lang::En => format!("Request filed at {company}: {what}. Answer by {due}.{note}"),
+        Locale::Ru => format!("Запрос подан в {company}: {what}. Ответ до {due}.{note}"),
+        Locale::En => format!("Request filed at {company}: {what}. Answer by {due}.{note}"),
     }
 }
 
 /// The reply when the same request is already open: its deadline is the one that runs.
 pub fn request_already_open(
-    l: Lang,
+    l: Locale,
     kind: &str,
     company: &str,
     due: DateTime<Utc>,
@@ -467,15 +444,17 @@ pub fn request_already_open(
     let due = day(due, tz);
     let note = code_note(l, note, false);
     match l {
-        Lang::Ru => format!("Такой запрос в {company} уже в работе: {what}. Ответ до {due}.{note}"),
-        Lang::En => format!(
+        Locale::Ru => {
+            format!("Такой запрос в {company} уже в работе: {what}. Ответ до {due}.{note}")
+        }
+        Locale::En => format!(
             "This request to {company} is already being handled: {what}. Answer by {due}.{note}"
         ),
     }
 }
 
 pub fn code_right(
-    l: Lang,
+    l: Locale,
     kind: &str,
     company: &str,
     due: DateTime<Utc>,
@@ -484,63 +463,65 @@ pub fn code_right(
     let what = request_type(l, kind);
     let due = day(due, tz);
     match l {
-        Lang::Ru => format!("✅ Подтверждено, это вы. Запрос в {company}: {what}. Ответ до {due}."),
-        Lang::En => {
+        Locale::Ru => {
+            format!("✅ Подтверждено, это вы. Запрос в {company}: {what}. Ответ до {due}.")
+        }
+        Locale::En => {
             format!("✅ Confirmed, it is you. Request to {company}: {what}. Answer by {due}.")
         }
     }
 }
 
-pub fn code_wrong(l: Lang, attempts_left: i32) -> String {
+pub fn code_wrong(l: Locale, attempts_left: i32) -> String {
     let n = i64::from(attempts_left);
     match (l, attempts_left) {
-        (Lang::Ru, 0) => "Неверный код, попыток больше нет. Подайте запрос заново через \
+        (Locale::Ru, 0) => "Неверный код, попыток больше нет. Подайте запрос заново через \
                           полчаса: /request"
             .into(),
-        (Lang::En, 0) => "Wrong code, no attempts left. File the request again in half an \
+        (Locale::En, 0) => "Wrong code, no attempts left. File the request again in half an \
                           hour: /request"
             .into(),
-        (Lang::Ru, _) => format!(
+        (Locale::Ru, _) => format!(
             "Неверный код, {} {attempts_left} {}.",
             plural("ru", n, &["осталась", "осталось", "осталось"]),
             plural("ru", n, &["попытка", "попытки", "попыток"]),
         ),
-        (Lang::En, _) => format!(
+        (Locale::En, _) => format!(
             "Wrong code, {attempts_left} {} left.",
             plural("en", n, &["attempt", "attempts"]),
         ),
     }
 }
 
-pub fn code_expired(l: Lang) -> &'static str {
+pub fn code_expired(l: Locale) -> &'static str {
     l.pick(
         "Срок действия кода истёк. Подайте запрос заново: /request",
         "The code has expired. File the request again: /request",
     )
 }
 
-pub fn code_exhausted(l: Lang) -> &'static str {
+pub fn code_exhausted(l: Locale) -> &'static str {
     l.pick(
         "Слишком много неверных попыток. Подайте запрос заново через полчаса: /request",
         "Too many wrong attempts. File the request again in half an hour: /request",
     )
 }
 
-pub fn code_not_needed(l: Lang) -> &'static str {
+pub fn code_not_needed(l: Locale) -> &'static str {
     l.pick(
         "Этот запрос больше не ждёт кода. Ваши запросы: /requests",
         "This request no longer takes a code. Your requests: /requests",
     )
 }
 
-pub fn request_refused(l: Lang) -> &'static str {
+pub fn request_refused(l: Locale) -> &'static str {
     l.pick(
         "Эта кнопка больше не действует. Откройте /request заново.",
         "This button no longer works. Open /request again.",
     )
 }
 
-pub fn request_impossible(l: Lang) -> &'static str {
+pub fn request_impossible(l: Locale) -> &'static str {
     l.pick(
         "Компания не может принять этот запрос здесь. Обратитесь в неё напрямую.",
         "The company cannot take this request here. Please contact it directly.",
@@ -553,18 +534,27 @@ mod tests {
 
     #[test]
     fn attempts_left_take_their_plural_forms() {
-        assert_eq!(code_wrong(Lang::Ru, 4), "Неверный код, осталось 4 попытки.");
-        assert_eq!(code_wrong(Lang::Ru, 1), "Неверный код, осталась 1 попытка.");
-        assert_eq!(code_wrong(Lang::Ru, 5), "Неверный код, осталось 5 попыток.");
-        assert_eq!(code_wrong(Lang::En, 1), "Wrong code, 1 attempt left.");
-        assert_eq!(code_wrong(Lang::En, 2), "Wrong code, 2 attempts left.");
-        assert!(code_wrong(Lang::Ru, 0).contains("/request"));
+        assert_eq!(
+            code_wrong(Locale::Ru, 4),
+            "Неверный код, осталось 4 попытки."
+        );
+        assert_eq!(
+            code_wrong(Locale::Ru, 1),
+            "Неверный код, осталась 1 попытка."
+        );
+        assert_eq!(
+            code_wrong(Locale::Ru, 5),
+            "Неверный код, осталось 5 попыток."
+        );
+        assert_eq!(code_wrong(Locale::En, 1), "Wrong code, 1 attempt left.");
+        assert_eq!(code_wrong(Locale::En, 2), "Wrong code, 2 attempts left.");
+        assert!(code_wrong(Locale::Ru, 0).contains("/request"));
     }
 
     #[test]
     fn every_request_type_has_a_label_in_both_languages() {
         for kind in RequestType::ALL {
-            for l in [Lang::Ru, Lang::En] {
+            for l in [Locale::Ru, Locale::En] {
                 assert!(!request_type_button(l, *kind).is_empty());
                 assert_ne!(request_type(l, kind.as_str()), request_type(l, "unknown"));
             }

@@ -3,6 +3,7 @@
 //! a name, since the name is what was destroyed; categories; information system;
 //! method; reason; who destroyed it; when), and in English for the others.
 
+use crate::locale::Locale;
 use chrono::{DateTime, Utc};
 
 /// What an act states.
@@ -80,9 +81,12 @@ const EN: Labels = Labels {
     signature: "Signature",
 };
 
-/// The act as plain text, in Russian (`ru`) or English.
-pub fn render(facts: &ActFacts<'_>, russian: bool) -> String {
-    let l = if russian { &RU } else { &EN };
+/// The act as plain text, in Russian or English.
+pub fn render(facts: &ActFacts<'_>, locale: Locale) -> String {
+    let l = match locale {
+        Locale::Ru => &RU,
+        Locale::En => &EN,
+    };
     let when = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_else(|| l.not_done.to_owned())
@@ -149,7 +153,7 @@ mod tests {
             created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             done_at: DateTime::from_timestamp(1_800_000_100, 0),
         };
-        let ru = render(&facts, true);
+        let ru = render(&facts, Locale::Ru);
         for part in [
             "АКТ об уничтожении",
             "ООО «Ромашка»",
@@ -168,7 +172,7 @@ mod tests {
                 done_at: None,
                 ..facts
             },
-            false,
+            Locale::En,
         );
         assert!(draft.starts_with("DRAFT ACT"), "{draft}");
         assert!(draft.contains("Destroyed: not carried out"), "{draft}");

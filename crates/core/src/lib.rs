@@ -49,6 +49,7 @@ pub mod form_guard;
 pub mod id;
 pub mod ledger;
 pub mod link;
+pub mod locale;
 pub mod notice;
 pub mod page;
 pub mod pii;

@@ -29,13 +29,8 @@ text_enum!(
     }
 );
 
-text_enum!(
-    /// A language Assent speaks to people in.
-    Locale, "locale" {
-        Ru => "ru",
-        En => "en",
-    }
-);
+/// Tenants keep their default language as a [`Locale`]; it lives in its own module.
+pub use crate::locale::Locale;
 
 /// What a caller wants to do; each route asks for one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, put, web};
 use assent_core::deadline::Term;
+use assent_core::locale::Locale;
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::erasure::{self, Candidate};
@@ -175,15 +176,12 @@ pub async fn get_act(
     if !text {
         return Ok(HttpResponse::Ok().json(ActView::from(act)));
     }
-    let russian = match q.lang.as_deref() {
-        Some("ru") => true,
-        Some("en") => false,
-        None => t.jurisdiction == "ru-152fz",
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown lang '{other}'; expected ru or en"
-            )));
-        }
+    let locale = match q.lang.as_deref() {
+        Some(lang) => lang
+            .parse::<Locale>()
+            .map_err(|_| ApiError::invalid(format!("unknown lang '{lang}'; expected ru or en")))?,
+        None if t.jurisdiction == "ru-152fz" => Locale::Ru,
+        None => Locale::En,
     };
     let subjects = act.subjects();
     let categories = act.category_list();
@@ -201,7 +199,7 @@ pub async fn get_act(
             created_at: act.created_at.and_utc(),
             done_at: act.done_at.map(|d| d.and_utc()),
         },
-        russian,
+        locale,
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

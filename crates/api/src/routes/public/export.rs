@@ -3,7 +3,7 @@
 //! names only the request, and stops working after its expiry. The document is built
 //! on download, so no second copy of the data is kept, and each download is audited.
 
-use super::{Lang, Page, accept_language, not_found, render, security_headers};
+use super::{Locale, accept_language, not_found, security_headers};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -14,18 +14,8 @@ use assent_store::tables::audit;
 use assent_store::tables::rights_requests;
 use chrono::Utc;
 
-fn expired(lang: Lang) -> HttpResponse {
-    render(
-        StatusCode::GONE,
-        Page::message(
-            lang,
-            lang.pick("Ссылка устарела", "Link expired"),
-            lang.pick(
-                "Срок действия ссылки на выгрузку истёк. Чтобы получить данные снова, подайте новый запрос.",
-                "This download link has expired. To receive your data again, please file a new request.",
-            ),
-        ),
-    )
+fn expired(lang: Locale) -> HttpResponse {
+    super::view::said(StatusCode::GONE, lang, "export_expired")
 }
 
 #[get("/x/{token}")]
@@ -37,7 +27,7 @@ pub async fn export_download(
     if let Some(slow_down) = super::rate_limited(&state, &req) {
         return slow_down;
     }
-    let lang = accept_language(&req).unwrap_or(Lang::Ru);
+    let lang = accept_language(&req).unwrap_or(Locale::Ru);
     let Ok(claims) = state.links.verify_export(&path.into_inner()) else {
         return not_found(lang);
     };

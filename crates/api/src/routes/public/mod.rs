@@ -12,12 +12,14 @@ pub mod preferences;
 pub mod rights;
 pub mod survey;
 pub mod unsubscribe;
+pub mod view;
 
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use assent_core::branding::DEFAULT_ACCENT;
+pub use assent_core::locale::Locale;
 use assent_store::flows::consents::Evidence;
 use assent_store::tables::branding::Branding;
 use base64::Engine;
@@ -28,48 +30,13 @@ use base64::engine::general_purpose::STANDARD;
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A page language: Russian or English.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Ru,
-    En,
-}
-
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Ru => "ru",
-            Self::En => "en",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        let tag = text.trim().to_ascii_lowercase();
-        if tag.starts_with("ru") {
-            Some(Self::Ru)
-        } else if tag.starts_with("en") {
-            Some(Self::En)
-        } else {
-            None
-        }
-    }
-
-    /// The Russian or the English text.
-    pub fn pick<'a>(self, ru: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Self::Ru => ru,
-            Self::En => en,
-        }
-    }
-}
-
 /// The first of Russian or English in the browser's `Accept-Language`, by q-value.
-pub fn accept_language(req: &HttpRequest) -> Option<Lang> {
+pub fn accept_language(req: &HttpRequest) -> Option<Locale> {
     let header = req.headers().get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
-    let mut best: Option<(f32, Lang)> = None;
+    let mut best: Option<(f32, Locale)> = None;
     for part in header.split(',') {
         let mut pieces = part.split(';');
-        let Some(lang) = pieces.next().and_then(Lang::parse) else {
+        let Some(lang) = pieces.next().and_then(Locale::from_tag) else {
             continue;
         };
         let q = pieces
@@ -86,35 +53,20 @@ pub fn accept_language(req: &HttpRequest) -> Option<Lang> {
 /// The language of a page: the person's explicit switch, their locale on file, the
 /// browser's preference, the tenant's default.
 pub fn choose_lang(
-    switch: Option<Lang>,
+    switch: Option<Locale>,
     subject_locale: Option<&str>,
-    browser: Option<Lang>,
+    browser: Option<Locale>,
     tenant_default: &str,
-) -> Lang {
+) -> Locale {
     switch
-        .or_else(|| subject_locale.and_then(Lang::parse))
+        .or_else(|| subject_locale.and_then(Locale::from_tag))
         .or(browser)
-        .or_else(|| Lang::parse(tenant_default))
-        .unwrap_or(Lang::Ru)
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+        .or_else(|| Locale::from_tag(tenant_default))
+        .unwrap_or(Locale::Ru)
 }
 
 /// How a tenant's pages look, ready for the frame.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Brand {
     pub name: String,
     pub accent: String,
@@ -138,93 +90,6 @@ impl Brand {
     }
 }
 
-pub struct Page {
-    pub lang: Lang,
-    pub title: String,
-    /// Already-escaped HTML of the main content.
-    pub body: String,
-    pub brand: Option<Brand>,
-}
-
-impl Page {
-    /// A page with a heading and one paragraph (errors, confirmations).
-    pub fn message(lang: Lang, title: &str, text: &str) -> Self {
-        Self {
-            lang,
-            title: title.to_owned(),
-            body: format!(
-                "<h1>{}</h1><p role=\"status\">{}</p>",
-                escape(title),
-                escape(text)
-            ),
-            brand: None,
-        }
-    }
-}
-
-/// Colours meet WCAG AA (the accent is checked for 4.5:1 against white when set);
-/// focus is always visible; the layout is one column that fits a phone.
-pub fn render(status: StatusCode, page: Page) -> HttpResponse {
-    let (accent, header) = match &page.brand {
-        Some(b) => {
-            let logo = b
-                .logo_data_url
-                .as_deref()
-                .map(|src| format!("<img src=\"{}\" alt=\"\" height=\"40\">", escape(src)))
-                .unwrap_or_default();
-            (
-                b.accent.clone(),
-                format!(
-                    "<header class=\"brand\">{logo}<span>{}</span></header>",
-                    escape(&b.name)
-                ),
-            )
-        }
-        None => (DEFAULT_ACCENT.to_hex(), String::new()),
-    };
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <style>:root{{--accent:{accent}}}\
-         body{{font-family:system-ui,Arial,sans-serif;max-width:40rem;margin:2rem auto;\
-         padding:0 1rem;color:#1f2328;background:#fff;line-height:1.5}}\
-         .brand{{display:flex;align-items:center;gap:.75rem;font-weight:600;font-size:1.1rem;\
-         margin-bottom:1.5rem}}.brand img{{max-height:40px;width:auto}}\
-         a{{color:var(--accent)}}\
-         button{{font-size:1rem;padding:.6rem 1.2rem;background:var(--accent);color:#fff;\
-         border:2px solid var(--accent);border-radius:.3rem;cursor:pointer}}\
-         button.secondary{{background:#fff;color:var(--accent)}}\
-         button:focus-visible,a:focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
-         ul.purposes{{list-style:none;padding:0}}\
-         .purpose{{border:1px solid #d0d7de;border-radius:.4rem;padding:1rem;margin:0 0 1rem}}\
-         .purpose.current{{border-color:var(--accent);border-width:2px}}\
-         .purpose h3{{margin:0 0 .25rem;font-size:1.05rem}}\
-         .state{{margin:.25rem 0 .75rem;color:#424a53}}\
-         .notice{{background:#eaf2ff;border-left:4px solid var(--accent);padding:.5rem 1rem}}\
-         .alert{{background:#fff1f0;border-left:4px solid #b42318;padding:.5rem 1rem}}\
-         fieldset{{border:none;padding:0;margin:0}}legend{{font-weight:600;margin-bottom:.5rem}}\
-         .scores{{display:flex;flex-wrap:wrap;gap:.4rem}}\
-         .score{{display:inline-flex;align-items:center;gap:.3rem;border:1px solid #d0d7de;\
-         border-radius:.3rem;padding:.45rem .7rem;cursor:pointer;min-width:2.5rem}}\
-         .score:has(input:checked){{border-color:var(--accent);border-width:2px;font-weight:700}}\
-         .score input:focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
-         textarea{{width:100%;box-sizing:border-box;font:inherit;padding:.5rem}}\
-         .field input,.field select{{width:100%;box-sizing:border-box;font:inherit;\
-         padding:.5rem;border:1px solid #57606a;border-radius:.3rem;background:#fff}}\
-         .field :focus-visible{{outline:3px solid #1f2328;outline-offset:2px}}\
-         footer{{margin-top:2rem;font-size:.9rem;color:#424a53}}\
-         footer a{{margin-right:1rem}}</style></head>\
-         <body>{header}<main>{body}</main></body></html>",
-        lang = page.lang.code(),
-        title = escape(&page.title),
-        body = page.body,
-    );
-    let mut response = HttpResponse::build(status);
-    security_headers(&mut response);
-    response.content_type("text/html; charset=utf-8").body(html)
-}
-
 pub fn security_headers(response: &mut actix_web::HttpResponseBuilder) {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
@@ -238,33 +103,13 @@ pub fn security_headers(response: &mut actix_web::HttpResponseBuilder) {
 }
 
 /// The same neutral page for a tampered, unknown or foreign token: it reveals nothing.
-pub fn not_found(lang: Lang) -> HttpResponse {
-    render(
-        StatusCode::NOT_FOUND,
-        Page::message(
-            lang,
-            lang.pick("Ссылка недействительна", "Link not valid"),
-            lang.pick(
-                "Эта ссылка недействительна или устарела.",
-                "This link is not valid or no longer works.",
-            ),
-        ),
-    )
+pub fn not_found(lang: Locale) -> HttpResponse {
+    view::said(StatusCode::NOT_FOUND, lang, "not_found")
 }
 
 /// The page for a failure of ours; the person is asked to try again.
-pub fn unavailable(lang: Lang) -> HttpResponse {
-    render(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Page::message(
-            lang,
-            lang.pick("Не получилось", "Something went wrong"),
-            lang.pick(
-                "Не удалось сохранить изменение. Попробуйте ещё раз чуть позже.",
-                "We could not save the change. Please try again shortly.",
-            ),
-        ),
-    )
+pub fn unavailable(lang: Locale) -> HttpResponse {
+    view::said(StatusCode::SERVICE_UNAVAILABLE, lang, "unavailable")
 }
 
 /// The cookie of the forms' CSRF guard (see `assent_core::form_guard`).
@@ -329,18 +174,8 @@ pub fn claims_of(
 /// `Some(429 page)` when this client has made too many requests.
 pub fn rate_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     let wait = state.public_limit.check(req).err()?;
-    let lang = accept_language(req).unwrap_or(Lang::Ru);
-    let mut response = render(
-        StatusCode::TOO_MANY_REQUESTS,
-        Page::message(
-            lang,
-            lang.pick("Слишком много запросов", "Too many requests"),
-            lang.pick(
-                "Подождите минуту и попробуйте снова.",
-                "Please wait a minute and try again.",
-            ),
-        ),
-    );
+    let lang = accept_language(req).unwrap_or(Locale::Ru);
+    let mut response = view::said(StatusCode::TOO_MANY_REQUESTS, lang, "rate_limited");
     let secs = wait.as_secs().max(1).to_string();
     if let Ok(v) = HeaderValue::from_str(&secs) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -378,33 +213,25 @@ mod tests {
                     .to_http_request(),
             )
         };
-        assert_eq!(lang("ru-RU,ru;q=0.9,en;q=0.8"), Some(Lang::Ru));
-        assert_eq!(lang("de-DE,en;q=0.5,ru;q=0.4"), Some(Lang::En));
-        assert_eq!(lang("en;q=0.3, ru;q=0.7"), Some(Lang::Ru));
-        assert_eq!(lang("ru;q=0, en;q=0.1"), Some(Lang::En));
+        assert_eq!(lang("ru-RU,ru;q=0.9,en;q=0.8"), Some(Locale::Ru));
+        assert_eq!(lang("de-DE,en;q=0.5,ru;q=0.4"), Some(Locale::En));
+        assert_eq!(lang("en;q=0.3, ru;q=0.7"), Some(Locale::Ru));
+        assert_eq!(lang("ru;q=0, en;q=0.1"), Some(Locale::En));
         assert_eq!(lang("de, fr"), None);
     }
 
     #[test]
     fn an_explicit_switch_beats_the_locale_which_beats_the_browser() {
         assert_eq!(
-            choose_lang(Some(Lang::En), Some("ru"), Some(Lang::Ru), "ru"),
-            Lang::En
+            choose_lang(Some(Locale::En), Some("ru"), Some(Locale::Ru), "ru"),
+            Locale::En
         );
         assert_eq!(
-            choose_lang(None, Some("en"), Some(Lang::Ru), "ru"),
-            Lang::En
+            choose_lang(None, Some("en"), Some(Locale::Ru), "ru"),
+            Locale::En
         );
-        assert_eq!(choose_lang(None, None, Some(Lang::En), "ru"), Lang::En);
-        assert_eq!(choose_lang(None, None, None, "en"), Lang::En);
-        assert_eq!(choose_lang(None, Some("de"), None, "xx"), Lang::Ru);
-    }
-
-    #[test]
-    fn tenant_text_is_escaped() {
-        assert_eq!(
-            escape("<b onclick='x'>&\"</b>"),
-            "&lt;b onclick=&#39;x&#39;&gt;&amp;&quot;&lt;/b&gt;"
-        );
+        assert_eq!(choose_lang(None, None, Some(Locale::En), "ru"), Locale::En);
+        assert_eq!(choose_lang(None, None, None, "en"), Locale::En);
+        assert_eq!(choose_lang(None, Some("de"), None, "xx"), Locale::Ru);
     }
 }

@@ -5,7 +5,7 @@
 //! form carries a CSRF token bound to a `SameSite=Strict` cookie (`form_guard`). After
 //! a change the browser is sent back to the page (303), so a reload never repeats it.
 
-use super::{Brand, Lang, Page, accept_language, choose_lang, escape, evidence, not_found, render};
+use super::{Brand, Locale, accept_language, choose_lang, evidence, not_found, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -16,7 +16,7 @@ use assent_store::StoreError;
 use assent_store::flows::consents::{self, Actor, ConsentRequest};
 use assent_store::tables::{branding, policies, subjects, tenants};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a person may do with one purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,7 +56,7 @@ struct Item {
 }
 
 struct View {
-    lang: Lang,
+    lang: Locale,
     brand: Brand,
     group_name: Option<String>,
     items: Vec<Item>,
@@ -95,8 +95,8 @@ fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
 fn load(
     state: &AppState,
     claims: &LinkClaims,
-    switch: Option<Lang>,
-    browser: Option<Lang>,
+    switch: Option<Locale>,
+    browser: Option<Locale>,
 ) -> Result<Option<View>, StoreError> {
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let tenant_id = &claims.tenant_id;
@@ -120,8 +120,8 @@ fn load(
                 && subjects::objected(c, tenant_id, &facts.id, &purpose.code)?;
             items.push(Item {
                 name: match lang {
-                    Lang::Ru => purpose.meaning.name_ru,
-                    Lang::En => purpose.meaning.name_en,
+                    Locale::Ru => purpose.meaning.name_ru,
+                    Locale::En => purpose.meaning.name_en,
                 },
                 code: purpose.code,
                 scope: purpose.scope,
@@ -151,154 +151,96 @@ fn load(
 
 /// The sentence a person agrees to by pressing "give consent"; its hash is kept as
 /// evidence of what they saw.
-fn statement(lang: Lang, company: &str, purpose: &str, policy: Option<&str>) -> String {
-    match (lang, policy) {
-        (Lang::Ru, Some(v)) => format!(
-            "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}» \
-             в соответствии с политикой обработки персональных данных (редакция {v})."
+fn statement(lang: Locale, company: &str, purpose: &str, policy: Option<&str>) -> String {
+    match policy {
+        Some(version) => view::fill_in(
+            view::word(lang, "preferences.statement_policy"),
+            &[
+                ("company", company),
+                ("purpose", purpose),
+                ("version", version),
+            ],
         ),
-        (Lang::Ru, None) => format!(
-            "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}»."
+        None => view::fill_in(
+            view::word(lang, "preferences.statement"),
+            &[("company", company), ("purpose", purpose)],
         ),
-        (Lang::En, Some(v)) => format!(
-            "I consent to {company} processing my personal data for “{purpose}” under its \
-             privacy policy (version {v})."
-        ),
-        (Lang::En, None) => {
-            format!("I consent to {company} processing my personal data for “{purpose}”.")
-        }
     }
 }
 
-fn date(lang: Lang, at: DateTime<Utc>) -> String {
+fn date(lang: Locale, at: DateTime<Utc>) -> String {
     match lang {
-        Lang::Ru => at.format("%d.%m.%Y").to_string(),
-        Lang::En => at.format("%Y-%m-%d").to_string(),
+        Locale::Ru => at.format("%d.%m.%Y").to_string(),
+        Locale::En => at.format("%Y-%m-%d").to_string(),
     }
 }
 
-/// The state line and the forms of one purpose.
-fn item_html(view: &View, item: &Item, csrf: &str, current: Option<&str>) -> String {
+/// One purpose as the page shows it: its state line and the one form that changes it.
+#[derive(Serialize)]
+struct Shown {
+    code: String,
+    scope: &'static str,
+    anchor: String,
+    name: String,
+    current: bool,
+    state: String,
+    /// The sentence agreed to by the "give consent" button.
+    statement: Option<String>,
+    action: Option<&'static str>,
+    button: &'static str,
+    secondary: bool,
+}
+
+fn shown(view: &View, item: &Item, current: Option<&str>) -> Shown {
     let lang = view.lang;
-    let name = escape(&item.name);
-    let heading_id = format!("{}-title", anchor(item));
+    let word = |key: &str| view::word(lang, &format!("preferences.{key}"));
     let since = item
         .since
         .map(|s| format!(" {}", date(lang, s)))
         .unwrap_or_default();
-    let form = |choice: Choice, label: &str, secondary: bool| {
-        format!(
-            "<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <input type=\"hidden\" name=\"purpose\" value=\"{code}\">\
-             <input type=\"hidden\" name=\"scope\" value=\"{scope}\">\
-             <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
-             <input type=\"hidden\" name=\"policy\" value=\"{policy}\">\
-             <button type=\"submit\" name=\"action\" value=\"{action}\"{class} \
-             aria-describedby=\"{heading_id}\">{label}</button></form>",
-            code = escape(&item.code),
-            scope = item.scope.as_str(),
-            action = choice.as_str(),
-            class = if secondary {
-                " class=\"secondary\""
-            } else {
-                ""
-            },
-            lang = lang.code(),
-            policy = escape(view.policy.as_ref().map_or("", |(v, _)| v.as_str())),
-        )
-    };
-    let (state, controls) = match item.basis {
+    let mut statement = None;
+    let (state, action) = match item.basis {
         LegalBasis::Consent => match item.status {
             ConsentStatus::Granted => (
-                format!("{}{since}", lang.pick("Согласие дано", "Consent given")),
-                form(
-                    Choice::Withdraw,
-                    lang.pick("Отозвать согласие", "Withdraw consent"),
-                    true,
-                ),
+                format!("{}{since}", word("granted")),
+                Some(Choice::Withdraw),
             ),
             other => {
-                let state = match other {
-                    ConsentStatus::Withdrawn => {
-                        format!(
-                            "{}{since}",
-                            lang.pick("Согласие отозвано", "Consent withdrawn")
-                        )
-                    }
-                    ConsentStatus::Expired => lang
-                        .pick("Срок согласия истёк", "Consent expired")
-                        .to_owned(),
-                    _ => lang
-                        .pick("Согласие не давалось", "No consent given")
-                        .to_owned(),
-                };
-                let text = statement(
+                statement = Some(self::statement(
                     lang,
                     &view.brand.name,
                     &item.name,
                     view.policy.as_ref().map(|(v, _)| v.as_str()),
-                );
-                (
-                    state,
-                    format!(
-                        "<p class=\"statement\">{}</p>{}",
-                        escape(&text),
-                        form(
-                            Choice::Grant,
-                            lang.pick("Дать согласие", "Give consent"),
-                            false
-                        )
-                    ),
-                )
+                ));
+                let state = match other {
+                    ConsentStatus::Withdrawn => format!("{}{since}", word("withdrawn")),
+                    ConsentStatus::Expired => word("expired").to_owned(),
+                    _ => word("none").to_owned(),
+                };
+                (state, Some(Choice::Grant))
             }
         },
-        LegalBasis::LegitimateInterest if item.objected => (
-            lang.pick(
-                "Вы возразили против этой обработки",
-                "You objected to this processing",
-            )
-            .to_owned(),
-            form(
-                Choice::Unobject,
-                lang.pick("Отменить возражение", "Withdraw my objection"),
-                true,
-            ),
-        ),
-        LegalBasis::LegitimateInterest => (
-            lang.pick(
-                "Обработка в законных интересах компании; вы можете возразить",
-                "Processed in the company's legitimate interest; you may object",
-            )
-            .to_owned(),
-            form(Choice::Object, lang.pick("Возразить", "Object"), true),
-        ),
-        LegalBasis::Contract => (
-            lang.pick(
-                "Необходимо для исполнения договора с вами",
-                "Needed to perform your contract",
-            )
-            .to_owned(),
-            String::new(),
-        ),
-        LegalBasis::LegalObligation => (
-            lang.pick("Требуется по закону", "Required by law")
-                .to_owned(),
-            String::new(),
-        ),
+        LegalBasis::LegitimateInterest if item.objected => {
+            (word("objected").to_owned(), Some(Choice::Unobject))
+        }
+        LegalBasis::LegitimateInterest => {
+            (word("legitimate_interest").to_owned(), Some(Choice::Object))
+        }
+        LegalBasis::Contract => (word("contract").to_owned(), None),
+        LegalBasis::LegalObligation => (word("legal_obligation").to_owned(), None),
     };
-    let is_current = current == Some(item.code.as_str());
-    format!(
-        "<li class=\"purpose{cls}\" id=\"{id}\"{aria}>\
-         <h3 id=\"{heading_id}\">{name}</h3><p class=\"state\">{state}</p>{controls}</li>",
-        cls = if is_current { " current" } else { "" },
-        aria = if is_current {
-            " aria-current=\"true\""
-        } else {
-            ""
-        },
-        id = escape(&anchor(item)),
-        state = escape(&state),
-    )
+    Shown {
+        code: item.code.clone(),
+        scope: item.scope.as_str(),
+        anchor: anchor(item),
+        name: item.name.clone(),
+        current: current == Some(item.code.as_str()),
+        state,
+        statement,
+        action: action.map(Choice::as_str),
+        button: action.map_or("", |c| word(c.as_str())),
+        secondary: action != Some(Choice::Grant),
+    }
 }
 
 /// The element id of a purpose's entry: its code, prefixed for the group's, so the
@@ -320,128 +262,51 @@ fn find_item<'a>(items: &'a [Item], scope: Option<&str>, code: &str) -> Option<&
     named.next().is_none().then_some(first)
 }
 
-fn notice(lang: Lang, q: &Query, items: &[Item]) -> String {
+/// The line saying what the last change did, after the redirect back.
+fn notice(lang: Locale, q: &Query, items: &[Item]) -> Option<String> {
     let (Some(done), Some(code)) = (q.done.as_deref(), q.purpose.as_deref()) else {
-        return String::new();
+        return None;
     };
-    let Some(item) = find_item(items, q.scope.as_deref(), code) else {
-        return String::new();
-    };
-    let name = escape(&item.name);
-    let text = match (Choice::parse(done), lang) {
-        (Some(Choice::Withdraw), Lang::Ru) => format!("Согласие «{name}» отозвано."),
-        (Some(Choice::Withdraw), Lang::En) => format!("Consent to “{name}” withdrawn."),
-        (Some(Choice::Grant), Lang::Ru) => format!("Согласие «{name}» дано. Спасибо!"),
-        (Some(Choice::Grant), Lang::En) => format!("Consent to “{name}” given. Thank you!"),
-        (Some(Choice::Object), Lang::Ru) => format!("Возражение против «{name}» записано."),
-        (Some(Choice::Object), Lang::En) => format!("Your objection to “{name}” is recorded."),
-        (Some(Choice::Unobject), Lang::Ru) => format!("Возражение против «{name}» отменено."),
-        (Some(Choice::Unobject), Lang::En) => {
-            format!("Your objection to “{name}” is withdrawn.")
-        }
-        (None, _) => return String::new(),
-    };
-    format!("<p class=\"notice\" role=\"status\">{text}</p>")
+    let item = find_item(items, q.scope.as_deref(), code)?;
+    let choice = Choice::parse(done)?;
+    Some(view::fill_in(
+        view::word(lang, &format!("preferences.done_{}", choice.as_str())),
+        &[("purpose", &item.name)],
+    ))
 }
 
-fn page_html(
-    view: View,
+/// What the preference centre (`preferences.html.j2`) shows; `alert` is a key of the
+/// strings.
+fn page_context(
+    view: &View,
     q: &Query,
     csrf: &str,
     current: Option<&str>,
     alert: Option<&str>,
-) -> Page {
+) -> minijinja::Value {
     let lang = view.lang;
-    let company = escape(&view.brand.name);
-    let title = lang.pick("Настройки согласий", "Your consent settings");
-    let intro = match lang {
-        Lang::Ru => format!(
-            "Здесь видно, для чего {company} может использовать ваши данные. \
-             Вы можете изменить решение в любой момент."
-        ),
-        Lang::En => format!(
-            "Here you can see what {company} may use your data for, and change your mind \
-             at any time."
-        ),
+    let in_scope = |scope: PurposeScope| -> Vec<Shown> {
+        view.items
+            .iter()
+            .filter(|i| i.scope == scope)
+            .map(|i| shown(view, i, current))
+            .collect()
     };
-    let mut body = format!("<h1>{title}</h1><p>{intro}</p>");
-    if let Some(alert) = alert {
-        body.push_str(&format!(
-            "<p class=\"alert\" role=\"alert\">{}</p>",
-            escape(alert)
-        ));
-    }
-    body.push_str(&notice(lang, q, &view.items));
-    let section = |items: Vec<&Item>| {
-        let mut out = String::from("<ul class=\"purposes\">");
-        for item in items {
-            out.push_str(&item_html(&view, item, csrf, current));
-        }
-        out.push_str("</ul>");
-        out
-    };
-    let own: Vec<&Item> = view
-        .items
-        .iter()
-        .filter(|i| i.scope == PurposeScope::Tenant)
-        .collect();
-    let shared: Vec<&Item> = view
-        .items
-        .iter()
-        .filter(|i| i.scope == PurposeScope::Group)
-        .collect();
-    if own.is_empty() && shared.is_empty() {
-        body.push_str(&format!(
-            "<p>{}</p>",
-            lang.pick("Пока настраивать нечего.", "There is nothing to set yet.")
-        ));
-    }
-    if !own.is_empty() {
-        body.push_str(&format!(
-            "<section aria-labelledby=\"own\"><h2 id=\"own\">{company}</h2>{}</section>",
-            section(own)
-        ));
-    }
-    if !shared.is_empty() {
-        let group = escape(view.group_name.as_deref().unwrap_or_default());
-        let (heading, note) = match lang {
-            Lang::Ru => (
-                format!("Общие для компаний группы {group}"),
-                "Изменение здесь действует во всех компаниях группы.",
-            ),
-            Lang::En => (
-                format!("Shared by the companies of {group}"),
-                "A change here applies in every company of the group.",
-            ),
-        };
-        body.push_str(&format!(
-            "<section aria-labelledby=\"shared\"><h2 id=\"shared\">{heading}</h2><p>{note}</p>{}</section>",
-            section(shared)
-        ));
-    }
-    let mut footer = String::from("<footer>");
-    if let Some((_, Some(url))) = &view.policy
-        && (url.starts_with("https://") || url.starts_with("http://"))
-    {
-        footer.push_str(&format!(
-            "<a href=\"{}\">{}</a>",
-            escape(url),
-            lang.pick("Политика обработки персональных данных", "Privacy policy")
-        ));
-    }
-    let (other, other_label) = match lang {
-        Lang::Ru => ("en", "English"),
-        Lang::En => ("ru", "Русский"),
-    };
-    footer.push_str(&format!(
-        "<a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></footer>"
-    ));
-    body.push_str(&footer);
-    Page {
-        lang,
-        title: title.to_owned(),
-        body,
-        brand: Some(view.brand),
+    let policy_url = view
+        .policy
+        .as_ref()
+        .and_then(|(_, url)| url.as_deref())
+        .filter(|url| url.starts_with("https://") || url.starts_with("http://"));
+    minijinja::context! {
+            title => view::word(lang, "preferences.title"),
+            alert => alert.map(|key| view::word(lang, key)),
+            notice => notice(lang, q, &view.items),
+            own => in_scope(PurposeScope::Tenant),
+            shared => in_scope(PurposeScope::Group),
+            group_name => view.group_name.as_deref().unwrap_or_default(),
+            csrf,
+            policy_version => view.policy.as_ref().map_or("", |(v, _)| v.as_str()),
+            policy_url,
     }
 }
 
@@ -453,11 +318,11 @@ async fn show(
     claims: LinkClaims,
     q: Query,
     status: StatusCode,
-    alert: Option<(&str, &str)>,
+    alert: Option<&str>,
 ) -> HttpResponse {
     let browser = accept_language(req);
-    let switch = q.lang.as_deref().and_then(Lang::parse);
-    let fallback = switch.or(browser).unwrap_or(Lang::Ru);
+    let switch = q.lang.as_deref().and_then(Locale::from_tag);
+    let fallback = switch.or(browser).unwrap_or(Locale::Ru);
     let st = state.clone();
     let current = claims.purpose.clone();
     let view = web::block(move || load(&st, &claims, switch, browser)).await;
@@ -471,9 +336,14 @@ async fn show(
         Err(_) => return super::unavailable(fallback),
     };
     let (csrf, new_cookie) = super::form_token(&state, req, token);
-    let alert = alert.map(|(ru, en)| view.lang.pick(ru, en).to_owned());
-    let page = page_html(view, &q, &csrf, current.as_deref(), alert.as_deref());
-    let mut response = render(status, page);
+    let ctx = page_context(&view, &q, &csrf, current.as_deref(), alert);
+    let mut response = view::page(
+        status,
+        "preferences.html.j2",
+        view.lang,
+        Some(&view.brand),
+        ctx,
+    );
     if let Some(cookie) = new_cookie {
         super::set_form_cookie(req, &mut response, &cookie, "/p/");
     }
@@ -492,7 +362,7 @@ pub async fn preferences_page(
     }
     let token = path.into_inner();
     let Some(claims) = claims_of(&state, &token) else {
-        return not_found(accept_language(&req).unwrap_or(Lang::Ru));
+        return not_found(accept_language(&req).unwrap_or(Locale::Ru));
     };
     show(
         state,
@@ -517,7 +387,7 @@ pub async fn preferences_change(
         return slow_down;
     }
     let token = path.into_inner();
-    let lang = accept_language(&req).unwrap_or(Lang::Ru);
+    let lang = accept_language(&req).unwrap_or(Locale::Ru);
     let Some(claims) = claims_of(&state, &token) else {
         return not_found(lang);
     };
@@ -542,10 +412,7 @@ pub async fn preferences_change(
             claims,
             Query::default(),
             StatusCode::FORBIDDEN,
-            Some((
-                "Страница устарела, поэтому ничего не изменилось. Нажмите кнопку ещё раз.",
-                "This page was out of date, so nothing changed. Please press the button again.",
-            )),
+            Some("preferences.stale"),
         )
         .await;
     };
@@ -554,7 +421,7 @@ pub async fn preferences_change(
     let for_write = claims.clone();
     let code = form.purpose.clone();
     let scope = form.scope.clone();
-    let shown_in = form.lang.as_deref().and_then(Lang::parse);
+    let shown_in = form.lang.as_deref().and_then(Locale::from_tag);
     let shown = (shown_in, form.policy.clone());
     let result = web::block(move || {
         apply(
@@ -568,14 +435,14 @@ pub async fn preferences_change(
     })
     .await;
     let again = Query {
-        lang: shown_in.map(|l| l.code().to_owned()),
+        lang: shown_in.map(|l| l.as_str().to_owned()),
         ..Query::default()
     };
     match result {
         Ok(Ok(Applied::Done)) => {
             // The code was matched against the subject's purposes ([a-z0-9._-]).
             let lang = shown_in
-                .map(|l| format!("&lang={}", l.code()))
+                .map(|l| format!("&lang={}", l.as_str()))
                 .unwrap_or_default();
             let (scope, anchor) = match form.scope.as_deref() {
                 Some("group") => ("&scope=group", "purpose-group-"),
@@ -602,12 +469,7 @@ pub async fn preferences_change(
                 claims,
                 again,
                 StatusCode::CONFLICT,
-                Some((
-                    "Политика обработки персональных данных изменилась. Прочтите обновлённый \
-                     текст согласия и нажмите кнопку ещё раз; пока ничего не изменилось.",
-                    "The privacy policy has changed. Please read the updated consent text and \
-                     press the button again; nothing has changed yet.",
-                )),
+                Some("preferences.policy_changed"),
             )
             .await
         }
@@ -619,10 +481,7 @@ pub async fn preferences_change(
                 claims,
                 again,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some((
-                    "Это действие недоступно для выбранной цели; ничего не изменилось.",
-                    "That is not possible for this purpose; nothing changed.",
-                )),
+                Some("preferences.not_fitting"),
             )
             .await
         }
@@ -653,7 +512,7 @@ fn apply(
     (scope, code): (Option<&str>, &str),
     choice: Choice,
     mut evidence: assent_store::flows::consents::Evidence,
-    shown: (Option<Lang>, String),
+    shown: (Option<Locale>, String),
 ) -> Result<Applied, StoreError> {
     let (shown_in, shown_policy) = shown;
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
@@ -754,4 +613,90 @@ fn apply(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn item(code: &str, scope: PurposeScope, basis: LegalBasis, status: ConsentStatus) -> Item {
+        Item {
+            code: code.to_owned(),
+            scope,
+            name: format!("«{code}»"),
+            basis,
+            status,
+            since: Utc.with_ymd_and_hms(2026, 3, 5, 14, 30, 0).single(),
+            objected: false,
+        }
+    }
+
+    fn sample(lang: Locale) -> View {
+        use ConsentStatus::*;
+        use LegalBasis::*;
+        use PurposeScope::*;
+        let mut objected = item("analytics", Tenant, LegitimateInterest, None);
+        objected.objected = true;
+        View {
+            lang,
+            brand: view::sample::brand(),
+            group_name: Some("Holding <One>".to_owned()),
+            items: vec![
+                item("news", Tenant, Consent, Granted),
+                item("offers", Tenant, Consent, Withdrawn),
+                item("survey", Tenant, Consent, Expired),
+                item("calls", Tenant, Consent, None),
+                objected,
+                item("fraud", Tenant, LegitimateInterest, None),
+                item("delivery", Tenant, Contract, None),
+                item("tax", Tenant, LegalObligation, None),
+                item("group-offers", Group, Consent, None),
+            ],
+            policy: Some((
+                "2026-11".to_owned(),
+                Some("https://acme.example/privacy?a=1&b=2".to_owned()),
+            )),
+        }
+    }
+
+    #[test]
+    fn preference_pages() {
+        for lang in Locale::ALL {
+            let view = sample(*lang);
+            let q = Query {
+                done: Some("withdraw".to_owned()),
+                purpose: Some("news".to_owned()),
+                scope: Some("tenant".to_owned()),
+                ..Query::default()
+            };
+            let ctx = page_context(&view, &q, "CSRF", Some("news"), Some("preferences.stale"));
+            let html = view::html("preferences.html.j2", *lang, Some(&view.brand), ctx).unwrap();
+            insta::assert_snapshot!(format!("preferences__{lang}"), html);
+
+            let empty = View {
+                items: Vec::new(),
+                policy: None,
+                ..sample(*lang)
+            };
+            let ctx = page_context(&empty, &Query::default(), "CSRF", None, None);
+            let html = view::html("preferences.html.j2", *lang, Some(&empty.brand), ctx).unwrap();
+            insta::assert_snapshot!(format!("preferences_empty__{lang}"), html);
+        }
+    }
+
+    #[test]
+    fn the_statement_agreed_to_is_unchanged() {
+        // Its hash is evidence: the wording must not drift when the strings move.
+        assert_eq!(
+            statement(Locale::Ru, "ООО «Полка»", "Новости", Some("2026-11")),
+            "Я даю согласие ООО «Полка» на обработку моих персональных данных для цели \
+             «Новости» в соответствии с политикой обработки персональных данных (редакция \
+             2026-11)."
+        );
+        assert_eq!(
+            statement(Locale::En, "Shelf", "News", None),
+            "I consent to Shelf processing my personal data for “News”."
+        );
+    }
 }

@@ -34,9 +34,7 @@
 //! `SameSite=Strict` cookie, the per-client limit, readable pages in Russian and
 //! English for every outcome.
 
-use super::{
-    Brand, Lang, Page, accept_language, choose_lang, escape, not_found, render, set_form_cookie,
-};
+use super::{Brand, Locale, accept_language, choose_lang, not_found, set_form_cookie, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -101,7 +99,7 @@ struct CodeForm {
 struct Site {
     id: String,
     slug: String,
-    lang: Lang,
+    lang: Locale,
     tz: chrono_tz::Tz,
     brand: Brand,
 }
@@ -112,8 +110,9 @@ impl Site {
         format!("rights-form:{}", self.id)
     }
 
-    fn pick<'a>(&self, ru: &'a str, en: &'a str) -> &'a str {
-        self.lang.pick(ru, en)
+    /// One of the form's strings (`rights.<key>`) in the page's language.
+    fn word(&self, key: &str) -> &'static str {
+        view::word(self.lang, &format!("rights.{key}"))
     }
 }
 
@@ -186,35 +185,8 @@ fn uncounted(ticket: Ticket, now: DateTime<Utc>) -> Checked {
 }
 
 /// A human name of each request type.
-fn type_label(lang: Lang, kind: RequestType) -> &'static str {
-    match kind {
-        RequestType::Access => lang.pick(
-            "Узнать, какие мои данные у вас есть",
-            "Access to my personal data",
-        ),
-        RequestType::Portability => lang.pick(
-            "Получить мои данные в машиночитаемом виде",
-            "A copy of my data to take elsewhere",
-        ),
-        RequestType::Rectification => {
-            lang.pick("Исправить мои данные", "Correction of my personal data")
-        }
-        RequestType::Restriction => lang.pick(
-            "Ограничить обработку моих данных",
-            "Restriction of processing",
-        ),
-        RequestType::Objection => lang.pick(
-            "Возразить против обработки моих данных",
-            "Objection to processing",
-        ),
-        RequestType::Anonymisation => {
-            lang.pick("Обезличить мои данные", "Anonymisation of my personal data")
-        }
-        RequestType::Erasure => lang.pick("Удалить мои данные", "Erasure of my personal data"),
-        RequestType::WithdrawAll => {
-            lang.pick("Отозвать все мои согласия", "Withdrawal of all my consents")
-        }
-    }
+fn type_label(lang: Locale, kind: RequestType) -> &'static str {
+    view::word(lang, &format!("rights.types.{}", kind.as_str()))
 }
 
 /// The company by its slug, with its branding, in the page's language (never the
@@ -222,8 +194,8 @@ fn type_label(lang: Lang, kind: RequestType) -> &'static str {
 fn load_site(
     state: &AppState,
     slug: &str,
-    switch: Option<Lang>,
-    browser: Option<Lang>,
+    switch: Option<Locale>,
+    browser: Option<Locale>,
 ) -> StoreResult<Option<Site>> {
     if assent_core::tenancy::validate_slug(slug).is_err() {
         return Ok(None);
@@ -251,10 +223,10 @@ async fn site_or_page(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     slug: String,
-    switch: Option<Lang>,
+    switch: Option<Locale>,
 ) -> Result<Site, HttpResponse> {
     let browser = accept_language(req);
-    let fallback = switch.or(browser).unwrap_or(Lang::Ru);
+    let fallback = switch.or(browser).unwrap_or(Locale::Ru);
     let st = state.clone();
     match web::block(move || load_site(&st, &slug, switch, browser)).await {
         Ok(Ok(Some(site))) => Ok(site),
@@ -278,26 +250,27 @@ fn guarded(state: &AppState, req: &HttpRequest, csrf: &str, scope: &str) -> bool
         })
 }
 
-/// Renders a page of the site with a fresh form token, setting the form cookie when
-/// the browser has none yet.
+/// Renders page `name` of the site with a fresh form token, setting the form cookie
+/// when the browser has none yet.
 fn respond(
     state: &AppState,
     req: &HttpRequest,
     site: &Site,
     status: StatusCode,
-    page: impl FnOnce(&str) -> String,
+    name: &str,
+    ctx: minijinja::Value,
 ) -> HttpResponse {
     let (csrf, new_cookie) = super::form_token(state, req, &site.scope());
-    let body = page(&csrf);
-    let mut response = render(
+    let mut response = view::page(
         status,
-        Page {
-            lang: site.lang,
-            title: site
-                .pick("Запрос о персональных данных", "Personal data request")
-                .to_owned(),
-            body,
-            brand: Some(site.brand.clone()),
+        name,
+        site.lang,
+        Some(&site.brand),
+        minijinja::context! {
+            title => site.word("title"),
+            site_path => format!("{ROUTE_PREFIX}{}", site.slug),
+            csrf,
+            ..ctx
         },
     );
     if let Some(cookie) = new_cookie {
@@ -306,157 +279,38 @@ fn respond(
     response
 }
 
-fn alert_html(alerts: &[&str]) -> String {
-    match alerts {
-        [] => String::new(),
-        [one] => format!("<p class=\"alert\" role=\"alert\">{}</p>", escape(one)),
-        many => format!(
-            "<div class=\"alert\" role=\"alert\"><ul>{}</ul></div>",
-            many.iter()
-                .map(|a| format!("<li>{}</li>", escape(a)))
-                .collect::<String>()
-        ),
-    }
-}
-
 /// What the person typed, shown again when something needs fixing.
-#[derive(Default)]
+#[derive(Default, serde::Serialize)]
 struct Filled<'a> {
     kind: &'a str,
     email: &'a str,
     details: &'a str,
 }
 
-/// The request form.
-fn form_html(site: &Site, csrf: &str, filled: &Filled<'_>, alerts: &[&str]) -> String {
-    let lang = site.lang;
-    let company = escape(&site.brand.name);
-    let intro = match lang {
-        Lang::Ru => format!(
-            "Здесь можно направить {company} запрос о ваших персональных данных. Чтобы \
-             убедиться, что запрос от вас, мы отправим код подтверждения на адрес \
-             электронной почты, который у нас уже есть."
-        ),
-        Lang::En => format!(
-            "Here you can send {company} a request about your personal data. To make sure \
-             the request is yours, we send a confirmation code to the email address we \
-             already have for you."
-        ),
-    };
-    let options: String = RequestType::ALL
-        .iter()
-        .map(|&kind| {
-            let selected = if kind.as_str() == filled.kind {
-                " selected"
-            } else {
-                ""
-            };
-            format!(
-                "<option value=\"{}\"{selected}>{}</option>",
-                kind.as_str(),
-                escape(type_label(lang, kind))
-            )
-        })
-        .collect();
-    let (other, other_label) = match lang {
-        Lang::Ru => ("en", "English"),
-        Lang::En => ("ru", "Русский"),
-    };
-    format!(
-        "<h1>{title}</h1><p>{intro}</p>{alerts}\
-         <form method=\"post\" action=\"{prefix}{slug}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"lang\" value=\"{lang_code}\">\
-         <p class=\"field\"><label for=\"type\">{type_label}</label><br>\
-         <select id=\"type\" name=\"type\" required>\
-         <option value=\"\">{choose}</option>{options}</select></p>\
-         <p class=\"field\"><label for=\"email\">{email_label}</label><br>\
-         <input type=\"email\" id=\"email\" name=\"email\" required maxlength=\"254\" \
-         autocomplete=\"email\" aria-describedby=\"email-hint\" value=\"{email}\"></p>\
-         <p class=\"state\" id=\"email-hint\">{email_hint}</p>\
-         <p class=\"field\"><label for=\"details\">{details_label}</label><br>\
-         <textarea id=\"details\" name=\"details\" rows=\"5\" maxlength=\"{max}\">{details}</textarea></p>\
-         <p><button type=\"submit\">{send}</button></p></form>\
-         <footer><a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></footer>",
-        title = site.pick("Запрос о персональных данных", "Personal data request"),
-        alerts = alert_html(alerts),
-        prefix = ROUTE_PREFIX,
-        slug = escape(&site.slug),
-        csrf = escape(csrf),
-        lang_code = lang.code(),
-        type_label = site.pick("Что вы хотите сделать", "What you ask for"),
-        choose = site.pick("— выберите —", "— choose —"),
-        email_label = site.pick("Адрес электронной почты", "Email address"),
-        email = escape(filled.email),
-        email_hint = site.pick(
-            "Тот, который вы сообщали компании: код придёт на него.",
-            "The one you gave the company: the code is sent there.",
-        ),
-        details_label = site.pick("Подробности (необязательно)", "Details (optional)"),
-        max = MAX_DETAILS_CHARS,
-        details = escape(filled.details),
-        send = site.pick("Отправить запрос", "Send request"),
-    )
+/// The request form (`rights_form.html.j2`).
+fn form_page(filled: &Filled<'_>, alerts: &[&str]) -> minijinja::Value {
+    let kinds: Vec<&str> = RequestType::ALL.iter().map(|k| k.as_str()).collect();
+    minijinja::context! {
+        kinds,
+        filled,
+        alerts,
+        max_details => MAX_DETAILS_CHARS,
+    }
 }
 
-/// The page that asks for the code: the same whether or not the address is known.
-fn code_html(site: &Site, csrf: &str, ticket: &str, alert: Option<&str>) -> String {
-    format!(
-        "<h1>{title}</h1><p class=\"notice\" role=\"status\">{sent}</p>{alert}\
-         <form method=\"post\" action=\"{prefix}{slug}/verify\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"lang\" value=\"{lang_code}\">\
-         <input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
-         <p class=\"field\"><label for=\"code\">{code_label}</label><br>\
-         <input type=\"text\" id=\"code\" name=\"code\" required inputmode=\"numeric\" \
-         autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" \
-         aria-describedby=\"code-hint\"></p>\
-         <p class=\"state\" id=\"code-hint\">{hint}</p>\
-         <p><button type=\"submit\">{send}</button></p></form>",
-        title = site.pick("Подтвердите запрос", "Confirm your request"),
-        sent = site.pick(
-            "Если у нас есть данные, связанные с этим адресом, мы отправили на него код. \
-             Введите его ниже.",
-            "If we hold data linked to this address, we have sent a code to it. Enter it below.",
-        ),
-        alert = alert.map(|a| alert_html(&[a])).unwrap_or_default(),
-        prefix = ROUTE_PREFIX,
-        slug = escape(&site.slug),
-        csrf = escape(csrf),
-        lang_code = site.lang.code(),
-        ticket = escape(ticket),
-        code_label = site.pick("Код из письма", "Code from the email"),
-        hint = match site.lang {
-            Lang::Ru => format!(
-                "Шесть цифр. Код действует {} минут.",
-                rights::CODE_TTL_MINUTES
-            ),
-            Lang::En => format!(
-                "Six digits. The code works for {} minutes.",
-                rights::CODE_TTL_MINUTES
-            ),
-        },
-        send = site.pick("Подтвердить", "Confirm"),
-    )
+/// The page that asks for the code (`rights_code.html.j2`): the same whether or not
+/// the address is known.
+fn code_page(ticket: &str, alert: Option<&str>) -> minijinja::Value {
+    minijinja::context! {
+        ticket,
+        alerts => alert.into_iter().collect::<Vec<_>>(),
+        code_minutes => rights::CODE_TTL_MINUTES,
+    }
 }
 
-/// A page with a heading, a paragraph and, if given, a link back to the form.
-fn message_html(site: &Site, title: &str, text: &str, again: bool) -> String {
-    let link = if again {
-        format!(
-            "<p><a href=\"{ROUTE_PREFIX}{}?lang={}\">{}</a></p>",
-            escape(&site.slug),
-            site.lang.code(),
-            site.pick("Подать запрос заново", "File the request again")
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "<h1>{}</h1><p role=\"status\">{}</p>{link}",
-        escape(title),
-        escape(text)
-    )
+/// A page with a heading, a paragraph and, if `again`, a link back to the form.
+fn message_page(heading: &str, text: &str, again: bool) -> minijinja::Value {
+    minijinja::context! { heading, text, again }
 }
 
 /// The free text as kept: control characters other than line breaks dropped (a
@@ -613,8 +467,8 @@ fn check(
 fn deadline_text(site: &Site, due_at: DateTime<Utc>) -> String {
     let local = due_at.with_timezone(&site.tz);
     match site.lang {
-        Lang::Ru => local.format("%d.%m.%Y").to_string(),
-        Lang::En => local.format("%-d %B %Y").to_string(),
+        Locale::Ru => local.format("%d.%m.%Y").to_string(),
+        Locale::En => local.format("%-d %B %Y").to_string(),
     }
 }
 
@@ -628,14 +482,19 @@ pub async fn rights_form(
     if let Some(slow_down) = super::rate_limited(&state, &req) {
         return slow_down;
     }
-    let switch = query.lang.as_deref().and_then(Lang::parse);
+    let switch = query.lang.as_deref().and_then(Locale::from_tag);
     let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
         Ok(site) => site,
         Err(page) => return page,
     };
-    respond(&state, &req, &site, StatusCode::OK, |csrf| {
-        form_html(&site, csrf, &Filled::default(), &[])
-    })
+    respond(
+        &state,
+        &req,
+        &site,
+        StatusCode::OK,
+        "rights_form.html.j2",
+        form_page(&Filled::default(), &[]),
+    )
 }
 
 #[post("/r/{slug}")]
@@ -652,19 +511,20 @@ pub async fn rights_form_submit(
     let switch = form
         .as_ref()
         .and_then(|f| f.lang.as_deref())
-        .and_then(Lang::parse);
+        .and_then(Locale::from_tag);
     let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
         Ok(site) => site,
         Err(page) => return page,
     };
     let Some(form) = form.filter(|f| guarded(&state, &req, &f.csrf, &site.scope())) else {
-        let alert = site.pick(
-            "Страница устарела, поэтому запрос не отправлен. Заполните форму ещё раз.",
-            "This page was out of date, so your request was not sent. Please fill in the form again.",
+        return respond(
+            &state,
+            &req,
+            &site,
+            StatusCode::FORBIDDEN,
+            "rights_form.html.j2",
+            form_page(&Filled::default(), &[site.word("stale_form")]),
         );
-        return respond(&state, &req, &site, StatusCode::FORBIDDEN, |csrf| {
-            form_html(&site, csrf, &Filled::default(), &[alert])
-        });
     };
     let kind = form.kind.trim().parse::<RequestType>().ok();
     let email = normalize_email(&form.email).ok();
@@ -672,22 +532,13 @@ pub async fn rights_form_submit(
     let (Some(kind), Some(email), Ok(details)) = (kind, email.as_deref(), details.as_ref()) else {
         let mut alerts = Vec::new();
         if kind.is_none() {
-            alerts.push(site.pick(
-                "Выберите, что вы хотите сделать.",
-                "Please choose what you ask for.",
-            ));
+            alerts.push(site.word("no_type"));
         }
         if email.is_none() {
-            alerts.push(site.pick(
-                "Введите адрес электронной почты полностью, например name@example.ru.",
-                "Please enter a whole email address, such as name@example.com.",
-            ));
+            alerts.push(site.word("bad_email"));
         }
         if details.is_err() {
-            alerts.push(site.pick(
-                "Подробности — не длиннее 4000 знаков.",
-                "Please keep the details to 4000 characters.",
-            ));
+            alerts.push(site.word("long_details"));
         }
         let filled = Filled {
             kind: form.kind.trim(),
@@ -699,7 +550,8 @@ pub async fn rights_form_submit(
             &req,
             &site,
             StatusCode::UNPROCESSABLE_ENTITY,
-            |csrf| form_html(&site, csrf, &filled, &alerts),
+            "rights_form.html.j2",
+            form_page(&filled, &alerts),
         );
     };
     let now = Utc::now();
@@ -719,9 +571,14 @@ pub async fn rights_form_submit(
     let Some(ticket) = issue(&state, &site, &new_ticket(&named, index, now)) else {
         return super::unavailable(site.lang);
     };
-    respond(&state, &req, &site, StatusCode::OK, |csrf| {
-        code_html(&site, csrf, &ticket, None)
-    })
+    respond(
+        &state,
+        &req,
+        &site,
+        StatusCode::OK,
+        "rights_code.html.j2",
+        code_page(&ticket, None),
+    )
 }
 
 #[post("/r/{slug}/verify")]
@@ -738,7 +595,7 @@ pub async fn rights_form_verify(
     let switch = form
         .as_ref()
         .and_then(|f| f.lang.as_deref())
-        .and_then(Lang::parse);
+        .and_then(Locale::from_tag);
     let site = match site_or_page(&state, &req, path.into_inner(), switch).await {
         Ok(site) => site,
         Err(page) => return page,
@@ -746,13 +603,14 @@ pub async fn rights_form_verify(
     let Some(form) = form.filter(|f| guarded(&state, &req, &f.csrf, &site.scope())) else {
         // The code form again, so the code can still be entered.
         let ticket = form_ticket(&body);
-        let alert = site.pick(
-            "Страница устарела, поэтому код не проверен. Введите его ещё раз.",
-            "This page was out of date, so the code was not checked. Please enter it again.",
+        return respond(
+            &state,
+            &req,
+            &site,
+            StatusCode::FORBIDDEN,
+            "rights_code.html.j2",
+            code_page(&ticket, Some(site.word("stale_code"))),
         );
-        return respond(&state, &req, &site, StatusCode::FORBIDDEN, |csrf| {
-            code_html(&site, csrf, &ticket, Some(alert))
-        });
     };
     let now = Utc::now();
     let floor = actix_web::rt::time::sleep(CODE_FLOOR);
@@ -778,24 +636,27 @@ pub async fn rights_form_verify(
     };
     match checked {
         Checked::Right { id, kind, due_at } => {
-            let title = site.pick("Запрос подтверждён", "Your request is confirmed");
-            let text = match site.lang {
-                Lang::Ru => format!(
-                    "Спасибо! Ваш запрос «{}» подтверждён. Мы ответим не позднее {}. \
-                     Номер запроса: {id}.",
-                    type_label(site.lang, kind),
-                    deadline_text(&site, due_at),
-                ),
-                Lang::En => format!(
-                    "Thank you! Your request ({}) is confirmed. The deadline for our answer \
-                     is {}. Request number: {id}.",
-                    type_label(site.lang, kind).to_lowercase(),
-                    deadline_text(&site, due_at),
-                ),
+            let label = type_label(site.lang, kind);
+            let label = match site.lang {
+                Locale::Ru => label.to_owned(),
+                Locale::En => label.to_lowercase(),
             };
-            respond(&state, &req, &site, StatusCode::OK, |_| {
-                message_html(&site, title, &text, false)
-            })
+            let text = view::fill_in(
+                site.word("confirmed"),
+                &[
+                    ("type", &label),
+                    ("due", &deadline_text(&site, due_at)),
+                    ("id", &id),
+                ],
+            );
+            respond(
+                &state,
+                &req,
+                &site,
+                StatusCode::OK,
+                "rights_message.html.j2",
+                message_page(site.word("confirmed_title"), &text, false),
+            )
         }
         Checked::Wrong {
             attempts_left,
@@ -804,40 +665,33 @@ pub async fn rights_form_verify(
             let Some(ticket) = issue(&state, &site, &ticket) else {
                 return super::unavailable(site.lang);
             };
-            let alert = match site.lang {
-                Lang::Ru => {
-                    format!("Неверный или устаревший код. Осталось попыток: {attempts_left}.")
-                }
-                Lang::En => format!("Wrong or expired code. Attempts left: {attempts_left}."),
-            };
+            let alert = view::fill_in(
+                site.word("wrong_code"),
+                &[("left", &attempts_left.to_string())],
+            );
             respond(
                 &state,
                 &req,
                 &site,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                |csrf| code_html(&site, csrf, &ticket, Some(&alert)),
+                "rights_code.html.j2",
+                code_page(&ticket, Some(&alert)),
             )
         }
         ended @ (Checked::Expired | Checked::Exhausted) => {
             let text = if matches!(ended, Checked::Expired) {
-                site.pick(
-                    "Срок действия кода истёк. Подайте запрос заново — мы отправим новый код.",
-                    "The code has expired. Please file the request again and we will send a new code.",
-                )
+                site.word("expired")
             } else {
-                site.pick(
-                    "Слишком много неверных попыток. Подайте запрос заново позже — мы отправим новый \
-                     код, если попытки ещё остались. Если не получается, обратитесь в компанию \
-                     другим способом.",
-                    "Too many wrong codes were entered. Please file the request again later and we \
-                     will send a new code if attempts are left. If that does not help, please \
-                     contact the company another way.",
-                )
+                site.word("exhausted")
             };
-            let title = site.pick("Код больше не действует", "The code no longer works");
-            respond(&state, &req, &site, StatusCode::GONE, |_| {
-                message_html(&site, title, text, true)
-            })
+            respond(
+                &state,
+                &req,
+                &site,
+                StatusCode::GONE,
+                "rights_message.html.j2",
+                message_page(site.word("ended_title"), text, true),
+            )
         }
     }
 }
@@ -906,7 +760,62 @@ mod tests {
     #[test]
     fn every_type_has_a_label_in_both_languages() {
         for &kind in RequestType::ALL {
-            assert_ne!(type_label(Lang::Ru, kind), type_label(Lang::En, kind));
+            assert_ne!(type_label(Locale::Ru, kind), type_label(Locale::En, kind));
+        }
+    }
+
+    #[test]
+    fn rights_pages() {
+        for lang in Locale::ALL {
+            let frame = |ctx: minijinja::Value| {
+                let ctx = minijinja::context! {
+                    title => view::word(*lang, "rights.title"),
+                    site_path => "/r/acme",
+                    csrf => "CSRF",
+                    ..ctx
+                };
+                view::html(
+                    "rights_form.html.j2",
+                    *lang,
+                    Some(&view::sample::brand()),
+                    ctx,
+                )
+            };
+            let blank = frame(form_page(&Filled::default(), &[])).unwrap();
+            insta::assert_snapshot!(format!("rights_form__{lang}"), blank);
+            let filled = Filled {
+                kind: "erasure",
+                email: "<b>x@example.org",
+                details: "<i></textarea>",
+            };
+            let alerts = [
+                view::word(*lang, "rights.no_type"),
+                view::word(*lang, "rights.bad_email"),
+            ];
+            let again = frame(form_page(&filled, &alerts)).unwrap();
+            insta::assert_snapshot!(format!("rights_form_again__{lang}"), again);
+
+            let render = |name: &str, ctx: minijinja::Value| {
+                let ctx = minijinja::context! {
+                    title => view::word(*lang, "rights.title"),
+                    site_path => "/r/acme",
+                    csrf => "CSRF",
+                    ..ctx
+                };
+                view::html(name, *lang, Some(&view::sample::brand()), ctx).unwrap()
+            };
+            let wrong = view::fill_in(view::word(*lang, "rights.wrong_code"), &[("left", "4")]);
+            let code = render("rights_code.html.j2", code_page("TICKET", Some(&wrong)));
+            insta::assert_snapshot!(format!("rights_code__{lang}"), code);
+            let ended = render(
+                "rights_message.html.j2",
+                message_page(
+                    view::word(*lang, "rights.ended_title"),
+                    view::word(*lang, "rights.expired"),
+                    true,
+                ),
+            );
+            insta::assert_snapshot!(format!("rights_ended__{lang}"), ended);
         }
     }
 }

@@ -7,9 +7,7 @@
 //! back to the page (303), so a reload never posts again; posting the same answer
 //! twice records it once.
 
-use super::{
-    Brand, Lang, Page, accept_language, choose_lang, escape, not_found, render, set_form_cookie,
-};
+use super::{Brand, Locale, accept_language, choose_lang, not_found, set_form_cookie, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -40,7 +38,7 @@ struct Form {
 
 /// What the page shows.
 struct View {
-    lang: Lang,
+    lang: Locale,
     brand: Brand,
     kind: SurveyKind,
     question: String,
@@ -61,8 +59,8 @@ fn claims_of(state: &AppState, token: &str) -> Option<SurveyClaims> {
 fn load(
     state: &AppState,
     claims: &SurveyClaims,
-    switch: Option<Lang>,
-    browser: Option<Lang>,
+    switch: Option<Locale>,
+    browser: Option<Locale>,
 ) -> Result<Option<View>, StoreError> {
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let tenant_id = &claims.tenant_id;
@@ -95,8 +93,8 @@ fn load(
             lang,
             brand: Brand::of(&tenant.legal_name, branding::get(c, tenant_id)?),
             kind: survey.kind(),
-            question: survey.question(lang.code()).to_owned(),
-            follow_up: survey.follow_up(lang.code()).map(str::to_owned),
+            question: survey.question(lang.as_str()).to_owned(),
+            follow_up: survey.follow_up(lang.as_str()).map(str::to_owned),
             score: inv.score,
             comment,
             settled: inv.settled_at.is_some() || (first.is_some() && changeable_until.is_none()),
@@ -107,116 +105,43 @@ fn load(
     })
 }
 
-fn scale_hint(lang: Lang, kind: SurveyKind) -> &'static str {
-    match kind {
-        SurveyKind::Nps => lang.pick(
-            "0 — точно не порекомендую, 10 — обязательно порекомендую",
-            "0 means not at all likely, 10 means extremely likely",
-        ),
-        SurveyKind::Csat => lang.pick(
-            "1 — совсем не доволен, 5 — очень доволен",
-            "1 means very dissatisfied, 5 means very satisfied",
-        ),
-    }
-}
-
-fn page_html(
+/// What the survey page (`survey.html.j2`) shows; `status` and `alert` are keys of
+/// the strings.
+fn page_context(
     view: &View,
     token: &str,
     csrf: &str,
     preselect: Option<i32>,
     status: Option<&str>,
     alert: Option<&str>,
-) -> Page {
+) -> minijinja::Value {
     let lang = view.lang;
-    let mut body = format!("<h1>{}</h1>", escape(&view.question));
-    if let Some(text) = alert {
-        body.push_str(&format!(
-            "<p class=\"alert\" role=\"alert\">{}</p>",
-            escape(text)
-        ));
-    }
-    if let Some(text) = status {
-        body.push_str(&format!(
-            "<p class=\"notice\" role=\"status\">{}</p>",
-            escape(text)
-        ));
-    }
-    if let Some(score) = view.score {
-        let mut line = format!("{} {score}.", lang.pick("Ваша оценка:", "Your score:"));
-        if let Some(until) = view.changeable_until {
-            let local = until.with_timezone(&view.timezone).format("%d.%m.%Y %H:%M");
-            line.push(' ');
-            line.push_str(&match lang {
-                Lang::Ru => format!("Её можно изменить до {local}."),
-                Lang::En => format!("You can change it until {local}."),
-            });
-        }
-        body.push_str(&format!("<p>{}</p>", escape(&line)));
-    }
-    let open = !view.settled && !view.expired;
-    if open {
-        let selected = preselect.or(view.score);
-        let scores: String = view
-            .kind
-            .scale()
-            .map(|s| {
-                let checked = if Some(s) == selected { " checked" } else { "" };
-                format!(
-                    "<label class=\"score\"><input type=\"radio\" name=\"score\" value=\"{s}\" \
-                     required{checked}><span>{s}</span></label>"
-                )
-            })
-            .collect();
-        let follow_up = view
-            .follow_up
-            .as_deref()
-            .map(|q| {
-                format!(
-                    "<p><label for=\"comment\">{}</label><br><textarea id=\"comment\" \
-                     name=\"comment\" rows=\"4\" maxlength=\"{}\">{}</textarea></p>",
-                    escape(q),
-                    survey::MAX_COMMENT_CHARS,
-                    escape(view.comment.as_deref().unwrap_or("")),
-                )
-            })
-            .unwrap_or_default();
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"{prefix}{token}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <input type=\"hidden\" name=\"lang\" value=\"{lang_code}\">\
-             <fieldset><legend>{legend}</legend><div class=\"scores\">{scores}</div>\
-             <p class=\"state\" id=\"scale-hint\">{hint}</p></fieldset>{follow_up}\
-             <p><button type=\"submit\">{send}</button></p></form>",
-            prefix = SURVEY_ROUTE_PREFIX,
-            token = escape(token),
-            csrf = escape(csrf),
-            lang_code = lang.code(),
-            legend = lang.pick("Ваша оценка", "Your score"),
-            hint = escape(scale_hint(lang, view.kind)),
-            send = lang.pick("Отправить ответ", "Send answer"),
-        ));
-    } else if view.expired {
-        body.push_str(&format!(
-            "<p>{}</p>",
-            lang.pick(
-                "Опрос завершён, ответы больше не принимаются. Спасибо!",
-                "This survey has closed and no longer takes answers. Thank you!",
-            )
-        ));
-    }
-    let (other, other_label) = match lang {
-        Lang::Ru => ("en", "English"),
-        Lang::En => ("ru", "Русский"),
+    let hint = match view.kind {
+        SurveyKind::Nps => "survey.hint_nps",
+        SurveyKind::Csat => "survey.hint_csat",
     };
-    body.push_str(&format!(
-        "<footer><a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></footer>"
-    ));
-    Page {
-        lang,
-        title: view.question.clone(),
-        body,
-        brand: Some(view.brand.clone()),
+    let changeable_until = view.changeable_until.map(|until| {
+        until
+            .with_timezone(&view.timezone)
+            .format("%d.%m.%Y %H:%M")
+            .to_string()
+    });
+    minijinja::context! {
+            title => &view.question,
+            alert => alert.map(|key| view::word(lang, key)),
+            status => status.map(|key| view::word(lang, key)),
+            score => view.score,
+            changeable_until,
+            open => !view.settled && !view.expired,
+            expired => view.expired,
+            action => format!("{SURVEY_ROUTE_PREFIX}{token}"),
+            csrf,
+            scale => view.kind.scale().collect::<Vec<_>>(),
+            selected => preselect.or(view.score),
+            hint => view::word(lang, hint),
+            follow_up => &view.follow_up,
+            comment => view.comment.as_deref().unwrap_or(""),
+            max_comment => survey::MAX_COMMENT_CHARS,
     }
 }
 
@@ -227,13 +152,13 @@ async fn show(
     req: &HttpRequest,
     token: &str,
     claims: SurveyClaims,
-    switch: Option<Lang>,
+    switch: Option<Locale>,
     status_code: StatusCode,
-    status: Option<(&str, &str)>,
-    alert: Option<(&str, &str)>,
+    status: Option<&str>,
+    alert: Option<&str>,
 ) -> HttpResponse {
     let browser = accept_language(req);
-    let fallback = switch.or(browser).unwrap_or(Lang::Ru);
+    let fallback = switch.or(browser).unwrap_or(Locale::Ru);
     let st = state.clone();
     let preselect = claims.score.map(i32::from);
     let view = web::block(move || load(&st, &claims, switch, browser)).await;
@@ -247,22 +172,13 @@ async fn show(
         Err(_) => return super::unavailable(fallback),
     };
     let (csrf, new_cookie) = super::form_token(&state, req, token);
-    let pick = |t: Option<(&str, &str)>| t.map(|(ru, en)| view.lang.pick(ru, en).to_owned());
-    let (status, alert) = (pick(status), pick(alert));
     let code = if view.expired && status_code == StatusCode::OK {
         StatusCode::GONE
     } else {
         status_code
     };
-    let page = page_html(
-        &view,
-        token,
-        &csrf,
-        preselect,
-        status.as_deref(),
-        alert.as_deref(),
-    );
-    let mut response = render(code, page);
+    let ctx = page_context(&view, token, &csrf, preselect, status, alert);
+    let mut response = view::page(code, "survey.html.j2", view.lang, Some(&view.brand), ctx);
     if let Some(cookie) = new_cookie {
         set_form_cookie(req, &mut response, &cookie, SURVEY_ROUTE_PREFIX);
     }
@@ -281,14 +197,11 @@ pub async fn survey_page(
     }
     let token = path.into_inner();
     let Some(claims) = claims_of(&state, &token) else {
-        return not_found(accept_language(&req).unwrap_or(Lang::Ru));
+        return not_found(accept_language(&req).unwrap_or(Locale::Ru));
     };
     let q = query.into_inner();
-    let thanks = q.done.is_some().then_some((
-        "Спасибо! Ваш ответ записан.",
-        "Thank you! Your answer is recorded.",
-    ));
-    let switch = q.lang.as_deref().and_then(Lang::parse);
+    let thanks = q.done.is_some().then_some("survey.thanks");
+    let switch = q.lang.as_deref().and_then(Locale::from_tag);
     show(
         state,
         &req,
@@ -313,7 +226,7 @@ pub async fn survey_answer(
         return slow_down;
     }
     let token = path.into_inner();
-    let lang = accept_language(&req).unwrap_or(Lang::Ru);
+    let lang = accept_language(&req).unwrap_or(Locale::Ru);
     let Some(claims) = claims_of(&state, &token) else {
         return not_found(lang);
     };
@@ -321,7 +234,7 @@ pub async fn survey_answer(
     let switch = form
         .as_ref()
         .and_then(|f| f.lang.as_deref())
-        .and_then(Lang::parse);
+        .and_then(Locale::from_tag);
     let guarded = !super::cross_site(&req)
         && form.as_ref().is_some_and(|f| {
             super::form_cookie(&req).is_some_and(|cookie| {
@@ -340,10 +253,7 @@ pub async fn survey_answer(
             switch,
             StatusCode::FORBIDDEN,
             None,
-            Some((
-                "Страница устарела, поэтому ответ не записан. Отправьте его ещё раз.",
-                "This page was out of date, so your answer was not recorded. Please send it again.",
-            )),
+            Some("survey.stale"),
         )
         .await;
     };
@@ -360,7 +270,7 @@ pub async fn survey_answer(
             switch,
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
-            Some(("Выберите оценку.", "Please choose a score.")),
+            Some("survey.choose_score"),
         )
         .await;
     };
@@ -388,7 +298,7 @@ pub async fn survey_answer(
     match recorded {
         Ok(Ok((AnswerDecision::Record | AnswerDecision::Change | AnswerDecision::Same, _))) => {
             let lang = switch
-                .map(|l| format!("&lang={}", l.code()))
+                .map(|l| format!("&lang={}", l.as_str()))
                 .unwrap_or_default();
             let location = format!("{SURVEY_ROUTE_PREFIX}{token}?done=1{lang}");
             let mut response = HttpResponse::SeeOther();
@@ -408,10 +318,7 @@ pub async fn survey_answer(
                 switch,
                 StatusCode::CONFLICT,
                 None,
-                Some((
-                    "Ответ уже окончательный и не может быть изменён.",
-                    "Your answer is final and can no longer be changed.",
-                )),
+                Some("survey.final"),
             )
             .await
         }
@@ -437,10 +344,7 @@ pub async fn survey_answer(
                 switch,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
-                Some((
-                    "Выберите оценку из шкалы.",
-                    "Please choose a score on the scale.",
-                )),
+                Some("survey.off_scale"),
             )
             .await
         }
@@ -450,5 +354,58 @@ pub async fn survey_answer(
             super::unavailable(switch.unwrap_or(lang))
         }
         Err(_) => super::unavailable(switch.unwrap_or(lang)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample(lang: Locale) -> View {
+        View {
+            lang,
+            brand: view::sample::brand(),
+            kind: SurveyKind::Nps,
+            question: lang
+                .pick("Порекомендуете ли вы нас?", "Would you recommend us?")
+                .to_owned(),
+            follow_up: Some(
+                lang.pick("Что улучшить?", "What should we improve?")
+                    .to_owned(),
+            ),
+            score: Some(9),
+            comment: Some("<i>fast</i>".to_owned()),
+            changeable_until: Utc.with_ymd_and_hms(2026, 3, 6, 12, 0, 0).single(),
+            settled: false,
+            expired: false,
+            timezone: chrono_tz::Europe::Moscow,
+        }
+    }
+
+    #[test]
+    fn survey_pages() {
+        for lang in Locale::ALL {
+            let open = page_context(
+                &sample(*lang),
+                "tok",
+                "CSRF",
+                Some(10),
+                Some("survey.thanks"),
+                None,
+            );
+            let closed = View {
+                score: None,
+                expired: true,
+                changeable_until: None,
+                ..sample(*lang)
+            };
+            let closed = page_context(&closed, "tok", "CSRF", None, None, Some("survey.final"));
+            for (name, ctx) in [("open", open), ("closed", closed)] {
+                let html =
+                    view::html("survey.html.j2", *lang, Some(&view::sample::brand()), ctx).unwrap();
+                insta::assert_snapshot!(format!("survey_{name}__{lang}"), html);
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! one-click POST (`List-Unsubscribe=One-Click`, urlencoded or multipart) needs no
 //! cookie or login, answers 200 without a redirect, and is idempotent.
 
-use super::{Brand, Lang, Page, accept_language, choose_lang, escape, evidence, not_found, render};
+use super::{Brand, Locale, accept_language, choose_lang, evidence, not_found, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -18,7 +18,7 @@ use chrono::Utc;
 
 /// What the page needs, read in one unit of work.
 struct Context {
-    lang: Lang,
+    lang: Locale,
     brand: Brand,
     purpose_name: String,
     withdrawn: bool,
@@ -27,7 +27,7 @@ struct Context {
 fn load(
     state: &AppState,
     claims: &LinkClaims,
-    browser: Option<Lang>,
+    browser: Option<Locale>,
 ) -> Result<Option<Context>, StoreError> {
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let Some(code) = &claims.purpose else {
@@ -69,8 +69,8 @@ fn load(
             lang,
             brand,
             purpose_name: match lang {
-                Lang::Ru => purpose.meaning.name_ru,
-                Lang::En => purpose.meaning.name_en,
+                Locale::Ru => purpose.meaning.name_ru,
+                Locale::En => purpose.meaning.name_en,
             },
             withdrawn,
         }))
@@ -82,22 +82,23 @@ fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
     super::claims_of(state, token, LinkKind::Unsubscribe).filter(|c| c.purpose.is_some())
 }
 
-/// The confirmation. It links nowhere else: a `/u` token (which mail providers
-/// also hold) must not yield a preference-centre token, which can grant consents.
-fn done_page(ctx: Context) -> Page {
-    let lang = ctx.lang;
-    let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
-    let text = match lang {
-        Lang::Ru => format!("Вы больше не будете получать сообщения «{name}» от {company}."),
-        Lang::En => format!("You will no longer receive “{name}” from {company}."),
-    };
-    let title = lang.pick("Вы отписались", "You are unsubscribed");
-    Page {
-        lang,
-        body: format!("<h1>{title}</h1><p role=\"status\">{text}</p>"),
-        title: title.to_owned(),
-        brand: Some(ctx.brand),
-    }
+/// The confirmation (`unsubscribed.html.j2`).
+fn done_page(ctx: Context) -> HttpResponse {
+    page(&ctx, "unsubscribed.html.j2", "unsubscribe.done_title")
+}
+
+/// Page `name` about the context's purpose, titled with the string `title`.
+fn page(ctx: &Context, name: &str, title: &str) -> HttpResponse {
+    view::page(
+        StatusCode::OK,
+        name,
+        ctx.lang,
+        Some(&ctx.brand),
+        minijinja::context! {
+            title => view::word(ctx.lang, title),
+            purpose => &ctx.purpose_name,
+        },
+    )
 }
 
 /// The unsubscribe page: names the company and the purpose, with one button.
@@ -111,7 +112,7 @@ pub async fn unsubscribe_page(
         return slow_down;
     }
     let browser = accept_language(&req);
-    let lang = browser.unwrap_or(Lang::Ru);
+    let lang = browser.unwrap_or(Locale::Ru);
     let Some(claims) = claims_of(&state, &path) else {
         return not_found(lang);
     };
@@ -127,29 +128,9 @@ pub async fn unsubscribe_page(
         Err(_) => return super::unavailable(lang),
     };
     if ctx.withdrawn {
-        return render(StatusCode::OK, done_page(ctx));
+        return done_page(ctx);
     }
-    let lang = ctx.lang;
-    let (name, company) = (escape(&ctx.purpose_name), escape(&ctx.brand.name));
-    let question = match lang {
-        Lang::Ru => format!("Отписаться от сообщений «{name}» компании {company}?"),
-        Lang::En => format!("Unsubscribe from “{name}” by {company}?"),
-    };
-    let title = lang.pick("Отписка от рассылки", "Unsubscribe");
-    let button = lang.pick("Отписаться", "Unsubscribe");
-    render(
-        StatusCode::OK,
-        Page {
-            lang,
-            title: title.into(),
-            body: format!(
-                "<h1>{title}</h1><p>{question}</p><form method=\"post\">\
-                 <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-                 <button type=\"submit\">{button}</button></form>"
-            ),
-            brand: Some(ctx.brand),
-        },
-    )
+    page(&ctx, "unsubscribe.html.j2", "unsubscribe.title")
 }
 
 /// Withdraws (RFC 8058 one-click, or the page's button). Idempotent; 200, no redirect.
@@ -164,7 +145,7 @@ pub async fn unsubscribe(
         return slow_down;
     }
     let browser = accept_language(&req);
-    let lang = browser.unwrap_or(Lang::Ru);
+    let lang = browser.unwrap_or(Locale::Ru);
     let Some(claims) = claims_of(&state, &path) else {
         return not_found(lang);
     };
@@ -239,7 +220,7 @@ pub async fn unsubscribe(
     })
     .await;
     match result {
-        Ok(Ok(Some(ctx))) => render(StatusCode::OK, done_page(ctx)),
+        Ok(Ok(Some(ctx))) => done_page(ctx),
         Ok(Ok(None)) => not_found(lang),
         Ok(Err(error)) => {
             tracing::error!(%error, "an unsubscribe failed");
