@@ -161,6 +161,7 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         // Out of order: work cannot start before the identity is checked.
         let (status, problem) = step(&app, &t, &id, "start", json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert_eq!(problem["code"], "request_out_of_order", "{problem}");
         assert!(
             problem["detail"]
                 .as_str()

@@ -53,6 +53,7 @@ pub mod notice;
 pub mod page;
 pub mod pii;
 pub mod plural;
+pub mod problem;
 pub mod receipt;
 pub mod retention;
 pub mod rights;
