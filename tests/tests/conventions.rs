@@ -106,7 +106,9 @@ async fn bad_bodies_get_problem_json_and_write_nothing() {
             );
             assert_eq!(problem["status"], status.as_u16(), "{what}");
             assert!(
-                problem["title"].is_string() && problem["detail"].is_string(),
+                problem["title"].is_string()
+                    && problem["detail"].is_string()
+                    && problem["code"].is_string(),
                 "{what}: {problem}"
             );
         }

@@ -186,6 +186,7 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
                     .contains("different notification"),
                 "{problem}"
             );
+            assert_eq!(problem["code"], "idempotency_key_reused", "{problem}");
         }
         let d = mail_dispatcher(&app, &sink);
         d.drain().await.unwrap();

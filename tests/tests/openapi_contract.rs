@@ -3,6 +3,7 @@
 //! check is `tests/schemathesis/run.sh`; these are the cases it found, kept here so
 //! `cargo test` catches them again.
 
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::Role;
 use assent_tests::client::RequestHelper;
 use assent_tests::{TestApp, TestDb};
@@ -368,5 +369,99 @@ async fn what_the_server_accepts_is_valid_per_the_document() {
         );
         let found = t.get(&query).expect(StatusCode::OK).await;
         assert_eq!(found["items"][0]["id"], id.as_str(), "{found}");
+    }
+}
+
+/// Issue 16 point 5: every stable code is in the document, in the `ProblemCode`
+/// schema that `Problem.code` points at and in the description of its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_lists_every_problem_code() {
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let listed = schemas["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ProblemCode schema: {}", schemas["ProblemCode"]));
+    assert!(
+        schemas["Problem"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("code"))),
+        "{}",
+        schemas["Problem"]
+    );
+    assert_eq!(
+        schemas["Problem"]["properties"]["code"]["$ref"],
+        "#/components/schemas/ProblemCode"
+    );
+    // An operation with a body documents every status a code can have but 405 and 500.
+    let responses = &doc["paths"]["/v1/purposes"]["post"]["responses"];
+    for code in ProblemCode::ALL {
+        assert!(
+            listed.contains(&json!(code.as_str())),
+            "{code} is not in ProblemCode"
+        );
+        if [405, 500].contains(&code.status()) {
+            continue;
+        }
+        let description = responses[code.status().to_string()]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains(&format!("`{code}`")),
+            "{code} is not named by {}: {description}",
+            code.status()
+        );
+    }
+    assert_eq!(listed.len(), ProblemCode::ALL.len());
+}
+
+/// Clients match on `code`: the store's refusals and the edge's own problems carry it
+/// next to the `type` of their kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problems_carry_their_stable_code() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let admin = app.tenant_with("acme", Role::Admin).await;
+        let policy = json!({"version": "2026-01", "url": "https://acme.test/privacy", "text": "We promise.", "effective_at": "2026-01-01T00:00:00Z"});
+        app.expect(
+            &admin.token,
+            Method::POST,
+            "/v1/policies",
+            Some(&policy),
+            StatusCode::CREATED,
+        )
+        .await;
+        let taken = app
+            .expect(
+                &admin.token,
+                Method::POST,
+                "/v1/policies",
+                Some(&policy),
+                StatusCode::CONFLICT,
+            )
+            .await;
+        assert_eq!(taken["code"], "already_exists", "{taken}");
+        assert_eq!(taken["type"], "urn:assent:problem:conflict", "{taken}");
+        let unknown = app
+            .expect(
+                &admin.token,
+                Method::GET,
+                "/v1/purposes/nothing-here",
+                None,
+                StatusCode::NOT_FOUND,
+            )
+            .await;
+        assert_eq!(unknown["code"], "not_found", "{unknown}");
+        let bad = app
+            .expect(
+                &admin.token,
+                Method::POST,
+                "/v1/api-keys",
+                Some(&json!({"role": "root"})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        assert_eq!(bad["code"], "validation_failed", "{bad}");
+        assert_eq!(bad["type"], "urn:assent:problem:validation-failed", "{bad}");
     }
 }

@@ -67,6 +67,7 @@ async fn a_group_purpose_cannot_shadow_an_affiliates_own_purpose() {
             StatusCode::CONFLICT,
         )
         .await;
+        assert_eq!(problem["code"], "already_exists", "{problem}");
         let detail = problem["detail"].as_str().unwrap();
         assert!(
             detail.contains("'affiliate-a'") && detail.contains("own purpose"),
@@ -305,6 +306,7 @@ async fn only_the_owner_changes_a_group_purpose_and_no_purpose_gains_a_channel_s
                 .contains("fresh consent"),
             "{problem}"
         );
+        assert_eq!(problem["code"], "meaning_needs_consent", "{problem}");
         create(&a, consent_purpose("news", "tenant"), StatusCode::CREATED).await;
         let (status, _) = patch(&a, "news", json!({"channels": ["telegram"]})).await;
         assert_eq!(status, StatusCode::CONFLICT);

@@ -93,6 +93,7 @@ async fn a_request_goes_from_intake_through_the_code_to_completion() {
         let problem = step(&t, &id, "start", json!({}))
             .expect(StatusCode::CONFLICT)
             .await;
+        assert_eq!(problem["code"], "request_out_of_order", "{problem}");
         assert!(
             problem["detail"]
                 .as_str()

@@ -1,6 +1,7 @@
 //! The store on both backends: schema parity, row-level security, repositories.
 
 use assent_core::page::PageRequest;
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::{Jurisdiction, Locale, Role};
 use assent_store::flows::registry;
 use assent_store::tables::api_keys::{self, ClientRejected};
@@ -304,21 +305,13 @@ fn tenants_have_unique_slugs_and_known_groups() {
         let err = store
             .system(|c| registry::create_tenant(c, new_tenant("acme")))
             .unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(_)),
-            "{} {err:?}",
-            db.backend
-        );
+        assert!(err.is(ProblemCode::AlreadyExists), "{} {err:?}", db.backend);
         let mut orphan = new_tenant("orphan");
         orphan.group_id = Some(assent_core::id::new_id());
         let err = store
             .system(|c| registry::create_tenant(c, orphan))
             .unwrap_err();
-        assert!(
-            matches!(err, StoreError::Invalid(_)),
-            "{} {err:?}",
-            db.backend
-        );
+        assert!(err.is(ProblemCode::UnknownGroup), "{} {err:?}", db.backend);
         let group = store
             .system(|c| tenants::create_group(c, "Holding"))
             .unwrap();
@@ -452,7 +445,7 @@ fn idempotency_keys_replay_and_refuse_reuse() {
         assert_eq!(found, Some(stored));
         let reuse = store.read(&t, |c| idempotency::find(c, &t, "k", "POST /x", b"other"));
         assert!(
-            matches!(reuse, Err(StoreError::Invalid(_))),
+            matches!(reuse, Err(e) if e.is(ProblemCode::IdempotencyKeyReused)),
             "{}",
             db.backend
         );
@@ -473,7 +466,7 @@ fn a_failed_unit_of_work_writes_nothing() {
         let t = tenant(&store, "acme");
         let result: Result<(), StoreError> = store.write(&t, |c| {
             api_keys::create(c, &t, Role::Admin, "half")?;
-            Err(StoreError::Invalid("stop".into()))
+            Err(StoreError::invalid("stop"))
         });
         assert!(result.is_err());
         let page = PageRequest::parse(None, None).unwrap();

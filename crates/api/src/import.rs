@@ -404,10 +404,10 @@ fn run_batch(
                 Ok(value) => c
                     .transaction::<_, StoreError, _>(|c| {
                         apply_line(c, &mut appender, keys, tenant, value, &raw)
-                            .map_err(StoreError::Invalid)
+                            .map_err(StoreError::invalid)
                     })
                     .map_err(|e| match e {
-                        StoreError::Invalid(m) => m,
+                        StoreError::Refused { detail, .. } => detail,
                         other => other.to_string(),
                     }),
                 Err(e) => Err(e),
@@ -511,8 +511,8 @@ fn process(
 ) -> StoreResult<()> {
     let keys = state.keyring(&state.store, tenant)?;
     let file =
-        std::fs::File::open(path).map_err(|e| StoreError::Invalid(format!("spool file: {e}")))?;
-    let read_error = |e: std::io::Error| StoreError::Invalid(format!("spool file: {e}"));
+        std::fs::File::open(path).map_err(|e| StoreError::invalid(format!("spool file: {e}")))?;
+    let read_error = |e: std::io::Error| StoreError::invalid(format!("spool file: {e}"));
     let mut records = Records {
         reader: std::io::BufReader::with_capacity(64 * 1024, file),
         csv: format == Format::Csv,
@@ -547,15 +547,15 @@ fn process(
         Format::Csv => {
             let headers = match records.next(&mut buf).map_err(read_error)? {
                 Some(Record::Fits) => {
-                    csv_record(&buf).map_err(|e| StoreError::Invalid(format!("CSV header: {e}")))?
+                    csv_record(&buf).map_err(|e| StoreError::invalid(format!("CSV header: {e}")))?
                 }
                 Some(Record::TooLong(_)) => {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(StoreError::invalid(format!(
                         "CSV header: longer than {} KiB",
                         MAX_LINE / 1024
                     )));
                 }
-                None => return Err(StoreError::Invalid("CSV header: the file is empty".into())),
+                None => return Err(StoreError::invalid("CSV header: the file is empty")),
             };
             // Line 1 is the header; a record is counted as one line.
             let mut number = 1u64;

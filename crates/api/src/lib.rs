@@ -39,18 +39,6 @@ struct ProblemResponses;
 
 impl utoipa::Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    error::PROBLEM_JSON,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
                 continue;
@@ -63,27 +51,15 @@ impl utoipa::Modify for ProblemResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                let mut common = vec![
-                    (
-                        "400",
-                        "The request could not be read (malformed JSON, query or header)",
-                    ),
-                    ("401", "No valid access token (or client credentials)"),
-                    ("403", "The role of this key does not allow this"),
-                    ("404", "No such resource in this tenant"),
-                    ("409", "The request conflicts with the current state"),
-                    ("422", "The request is not valid; `detail` says why"),
-                    ("503", "The database is unavailable; retry later"),
-                ];
+                let mut statuses = error::Problems::STATUSES.to_vec();
                 if operation.request_body.is_some() {
-                    common.push(("413", "The request body is too large"));
-                    common.push(("415", "The content type is not supported"));
+                    statuses.extend([413, 415]);
                 }
                 let responses = &mut operation.responses.responses;
-                for (status, description) in common {
+                for status in statuses {
                     responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| problem(description).into());
+                        .entry(status.to_string())
+                        .or_insert_with(|| error::problem_response(status).into());
                 }
             }
         }

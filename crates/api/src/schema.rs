@@ -7,6 +7,7 @@
 use assent_core::consent::{ActorKind, Channel, LegalBasis, Method, PurposeScope};
 use assent_core::link::LinkKind;
 use assent_core::notice::NoticeStatus;
+use assent_core::problem::ProblemCode;
 use assent_core::rights::{RequestStatus, RequestType};
 use assent_core::survey::SurveyKind;
 use assent_core::tenancy::{Locale, Role};
@@ -58,6 +59,12 @@ fn all_but<T: Copy + PartialEq>(
         .map(as_str)
 }
 
+word_schema!(
+    ProblemCodeName,
+    "ProblemCode",
+    "The stable code of a problem; the README's \"Error codes\" table says what each means.",
+    ProblemCode::ALL.iter().map(|c| c.as_str())
+);
 word_schema!(
     RoleName,
     "Role",

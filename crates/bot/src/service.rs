@@ -7,6 +7,7 @@ use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method,
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
+use assent_core::problem::{ProblemCode, ProblemKind};
 use assent_core::rights::{
     CODE_ATTEMPTS, CodeCheck, REQUEST_WRONG_CODES, RequestStatus, RequestType,
 };
@@ -298,7 +299,7 @@ impl BotService {
                 .system(|c| tenants::find_tenant(c, &tenant_id))?
                 .ok_or(StoreError::NotFound)?;
             let page = assent_core::page::PageRequest::parse(None, Some(50))
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                .map_err(|e| StoreError::invalid(e.to_string()))?;
             let filter = assent_store::tables::rights_requests::ListFilter {
                 subject_id: Some(subject_id.clone()),
                 ..Default::default()
@@ -465,8 +466,9 @@ impl BotService {
             )?;
             // Never acknowledge a withdrawal that did not take effect.
             if !recorded.withdrawn() {
-                return Err(StoreError::Conflict(
-                    "the withdrawal did not change the consent".into(),
+                return Err(StoreError::refused(
+                    ProblemCode::WithdrawalUnchanged,
+                    "the withdrawal did not change the consent",
                 ));
             }
             Ok(Ok(Withdrawal {
@@ -565,7 +567,9 @@ impl BotService {
                 Ok(Some(a)) => return Ok(a),
                 Ok(None) => continue,
                 // A score off the scale: the button was not ours.
-                Err(StoreError::Invalid(_)) => return Err(ActionError::NotLinked),
+                Err(e) if e.is_kind(ProblemKind::ValidationFailed) => {
+                    return Err(ActionError::NotLinked);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -582,8 +586,7 @@ impl BotService {
                 .and_then(|t| serde_json::from_str(t).ok())
                 .unwrap_or_default();
             change(&mut menu);
-            s.state =
-                Some(serde_json::to_string(&menu).map_err(|e| StoreError::Invalid(e.to_string()))?);
+            s.state = Some(serde_json::to_string(&menu).map_err(StoreError::unreadable)?);
             telegram::put_chat_state(c, chat_id, &s)
         })
     }
@@ -724,7 +727,9 @@ impl BotService {
         let (request, duplicate, code) = match filed {
             Ok(outcome) => outcome?,
             // An unknown or erased subject: the link is stale.
-            Err(StoreError::Invalid(_)) => return Err(ActionError::NotLinked),
+            Err(e) if e.is_kind(ProblemKind::ValidationFailed) => {
+                return Err(ActionError::NotLinked);
+            }
             Err(e) => return Err(e.into()),
         };
         if code != CodeNote::None {
@@ -786,7 +791,8 @@ impl BotService {
             Ok(Some((CodeCheck::Expired, _))) => CodeAnswer::Expired,
             Ok(Some((CodeCheck::Exhausted, _))) => CodeAnswer::Exhausted,
             // Gone, unlinked, or no longer waiting for a code (verified by staff).
-            Ok(None) | Err(StoreError::NotFound | StoreError::Conflict(_)) => CodeAnswer::NotNeeded,
+            Ok(None) | Err(StoreError::NotFound) => CodeAnswer::NotNeeded,
+            Err(e) if e.is_kind(ProblemKind::Conflict) => CodeAnswer::NotNeeded,
             Err(e) => return Err(e.into()),
         };
         if !matches!(answer, CodeAnswer::Wrong { .. }) {
@@ -854,8 +860,7 @@ impl BotService {
                     .and_then(|t| serde_json::from_str::<Menu>(t).ok())
                     .and_then(|m| m.awaiting_code);
             }
-            s.state =
-                Some(serde_json::to_string(&menu).map_err(|e| StoreError::Invalid(e.to_string()))?);
+            s.state = Some(serde_json::to_string(&menu).map_err(StoreError::unreadable)?);
             telegram::put_chat_state(c, chat_id, &s)
         })
     }

@@ -54,6 +54,7 @@ pub mod notice;
 pub mod page;
 pub mod pii;
 pub mod plural;
+pub mod problem;
 pub mod receipt;
 pub mod retention;
 pub mod rights;

@@ -1,15 +1,20 @@
+use assent_core::problem::{ErrorCode, ProblemCode, ProblemKind};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::fmt::Display;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A unique key is taken; the message names what, without values.
-    #[error("{0}")]
-    Conflict(String),
-    /// The caller's request contradicts stored state in a way it can fix.
-    #[error("{0}")]
-    Invalid(String),
+    /// The request contradicts stored state or the domain's rules, in a way the caller
+    /// can see and fix; `code` is what clients match on, `detail` names what, without
+    /// personal values.
+    #[error("{detail}")]
+    Refused { code: ProblemCode, detail: String },
+    /// Stored data could not be read back (corrupt, or sealed with another key): a
+    /// fault of ours, never the caller's.
+    #[error("unreadable stored data: {0}")]
+    Internal(String),
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// A send to the person is in flight and may outlast the wait allowed for it:
@@ -22,12 +27,63 @@ pub enum StoreError {
     Database(DieselError),
 }
 
+impl StoreError {
+    pub fn refused(code: ProblemCode, detail: impl Into<String>) -> Self {
+        StoreError::Refused {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A domain error from `assent-core`, with its own code.
+    pub fn lift(e: impl ErrorCode + Display) -> Self {
+        Self::refused(e.code(), e.to_string())
+    }
+
+    /// A field of the request is not valid (`validation_failed`).
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::refused(ProblemCode::ValidationFailed, detail)
+    }
+
+    /// Stored data could not be read back.
+    pub fn unreadable(e: impl Display) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+
+    /// Whether this is a refusal with `code`.
+    pub fn is(&self, code: ProblemCode) -> bool {
+        matches!(self, StoreError::Refused { code: c, .. } if *c == code)
+    }
+
+    /// Whether this is a refusal of `kind`, whatever its code.
+    pub fn is_kind(&self, kind: ProblemKind) -> bool {
+        matches!(self, StoreError::Refused { code, .. } if code.kind() == kind)
+    }
+}
+
+impl ErrorCode for StoreError {
+    fn code(&self) -> ProblemCode {
+        match self {
+            StoreError::NotFound => ProblemCode::NotFound,
+            StoreError::Refused { code, .. } => *code,
+            StoreError::Busy(_) => ProblemCode::PersonBusy,
+            StoreError::Unavailable(_) => ProblemCode::Unavailable,
+            StoreError::Internal(_) | StoreError::Migration(_) | StoreError::Database(_) => {
+                ProblemCode::Internal
+            }
+        }
+    }
+}
+
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match e {
             DieselError::NotFound => StoreError::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                StoreError::Conflict("a record with the same key already exists".into())
+                StoreError::refused(
+                    ProblemCode::AlreadyExists,
+                    "a record with the same key already exists",
+                )
             }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())

@@ -49,7 +49,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
-        let url = DbUrl::parse(url).map_err(StoreError::Invalid)?;
+        let url = DbUrl::parse(url).map_err(StoreError::invalid)?;
         let backend = url.backend();
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections)

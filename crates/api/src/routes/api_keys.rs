@@ -69,8 +69,7 @@ pub struct ApiKeyPage {
     responses(
         (status = 201, body = CreatedApiKey, description = "Created; the secret is shown this once"),
         (status = 200, body = ApiKeyView, description = "A replay of the same Idempotency-Key: the key, without its secret"),
-        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+        crate::error::Problems,
     ))]
 #[post("/api-keys")]
 pub async fn create_api_key(
@@ -146,7 +145,7 @@ pub async fn list_api_keys(
 /// One API key of the tenant.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])), responses(
     (status = 200, body = ApiKeyView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/api-keys/{client_id}")]
 pub async fn get_api_key(
@@ -170,7 +169,7 @@ pub async fn get_api_key(
 /// Revoke an API key: it can no longer obtain tokens. Repeating is harmless.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])), responses(
     (status = 200, body = ApiKeyView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/api-keys/{client_id}/revoke")]
 pub async fn revoke_api_key(

@@ -96,8 +96,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
     request_body(content = TokenRequest, description = "Form (`application/x-www-form-urlencoded`) or JSON; client credentials by HTTP Basic or in the body", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, body = TokenResponse),
-        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        crate::error::Problems,
     )
 )]
 #[post("/auth/token")]

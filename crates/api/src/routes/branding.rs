@@ -70,7 +70,7 @@ pub async fn get_branding(
 /// Replace the branding of the public pages.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])), request_body = BrandingBody, responses(
     (status = 200, body = BrandingView),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[put("/branding")]
 pub async fn put_branding(

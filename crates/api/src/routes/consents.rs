@@ -169,9 +169,7 @@ pub(crate) fn actor(a: Option<ActorIn>) -> Result<Actor, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes a retry return the first response instead of a second event (1-255 visible ASCII characters)")),
     responses(
     (status = 201, body = Recorded),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json", description = "Withdrawal of a purpose not based on consent"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/subjects/{id}/consents")]
 pub async fn record_consent(
@@ -266,7 +264,7 @@ pub async fn record_consent(
 /// The state of every purpose for a subject (`none` where nothing was recorded).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
     (status = 200, body = Vec<StateView>),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/subjects/{id}/consents")]
 pub async fn subject_consents(
@@ -330,7 +328,7 @@ pub struct HistoryPage {
 /// Every event of a subject, oldest first, with its evidence (the read is audited).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, body = HistoryPage),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/subjects/{id}/consents/history")]
 pub async fn consent_history(
@@ -429,7 +427,7 @@ fn decode_seq_cursor(c: &str) -> Option<i64> {
 /// A consent receipt (Kantara Consent Receipt 1.1 fields).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
     (status = 200, description = "The receipt", body = Object),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/receipts/{id}")]
 pub async fn get_receipt(
@@ -497,7 +495,7 @@ pub const MAX_CHECKS: usize = 1000;
 /// May we contact this person for this purpose on this channel now? Answers in order.
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = ConsentChecks, responses(
     (status = 200, body = CheckResults),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/consent-checks")]
 pub async fn consent_checks(

@@ -141,7 +141,7 @@ pub struct ActFormat {
         (ActView = "application/json"),
         (String = "text/plain"),
     )),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/destruction-acts/{id}")]
 pub async fn get_act(
@@ -269,8 +269,7 @@ pub struct RetentionDone {
 /// records the destruction act. Each dry run is carried out once.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
     (status = 200, body = RetentionDone),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/retention/runs/{id}/apply")]
 pub async fn apply_retention(
@@ -340,7 +339,7 @@ pub async fn get_rights_settings(
 /// new requests follow the new settings.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = RightsSettings, responses(
     (status = 200, body = RightsSettings),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[put("/rights-settings")]
 pub async fn put_rights_settings(

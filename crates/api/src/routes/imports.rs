@@ -77,8 +77,7 @@ fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
         content((String = "application/x-ndjson"), (String = "text/csv"))),
     responses(
         (status = 202, body = ImportView),
-        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        crate::error::Problems,
     ))]
 #[post("/imports")]
 pub async fn start_import(
@@ -173,7 +172,7 @@ fn view(i: repo::Import) -> ImportView {
 /// Progress and errors of an import.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
     (status = 200, body = ImportView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/imports/{id}")]
 pub async fn get_import(

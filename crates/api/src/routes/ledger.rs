@@ -110,6 +110,7 @@ pub struct CheckpointPage {
 /// `assent ledger verify --checkpoints FILE`, even by whoever controls the database.
 #[utoipa::path(tag = "ledger", security(("bearer" = [])), params(CheckpointQuery), responses(
     (status = 200, body = CheckpointPage),
+    crate::error::Problems,
     (status = 400, description = "`limit` out of range", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/ledger/checkpoints")]

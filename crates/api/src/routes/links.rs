@@ -6,6 +6,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{post, web};
 use assent_core::link::{LinkClaims, LinkKind};
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::tables::{purposes, subjects};
@@ -34,8 +35,7 @@ pub struct LinkView {
 /// no personal data, cannot be forged and does not expire.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = LinkRequest, responses(
     (status = 200, body = LinkView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/subjects/{id}/links")]
 pub async fn create_link(
@@ -64,7 +64,10 @@ pub async fn create_link(
                 if let Some(code) = &code
                     && purposes::resolve(c, &tenant, keys.group_id(), code)?.is_none()
                 {
-                    return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                    return Err(StoreError::refused(
+                        ProblemCode::UnknownPurpose,
+                        format!("unknown purpose '{code}'"),
+                    ));
                 }
                 Ok(())
             })
@@ -101,8 +104,7 @@ pub struct TelegramLinkView {
 /// A one-time link that binds the person's Telegram chat to this subject.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
     (status = 201, body = TelegramLinkView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/subjects/{id}/telegram-link")]
 pub async fn create_telegram_link(

@@ -6,6 +6,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::LegalBasis;
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::{Locale, Permission};
 use assent_store::StoreError;
 use assent_store::flows::outbox_gate;
@@ -152,7 +153,7 @@ fn parse_channel(text: Option<&str>) -> ApiResult<NoticeChannel> {
 /// `skipped` with the reason and answered with 202 as well, so the caller sees why.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = CreateNotification, responses(
     (status = 202, body = NotificationView),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/notifications")]
 pub async fn create_notification(
@@ -233,25 +234,30 @@ pub async fn create_notification(
                                 .is_none_or(|d| d == b.data);
                         if !same {
                             // Not Conflict: that one means "a concurrent repeat won" below.
-                            return Err(StoreError::Invalid(
-                                "this idempotency key was used for a different notification".into(),
+                            return Err(StoreError::refused(
+                                ProblemCode::IdempotencyKeyReused,
+                                "this idempotency key was used for a different notification",
                             ));
                         }
                         return Ok(existing);
                     }
-                    let facts = subjects::facts(c, &tenant, &b.subject_id)?
-                        .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
+                    let facts = subjects::facts(c, &tenant, &b.subject_id)?.ok_or_else(|| {
+                        StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id")
+                    })?;
                     if let Some(code) = &b.purpose {
                         let purpose = purposes::resolve(c, &tenant, keyring.group_id(), code)?
                             .ok_or_else(|| {
-                                StoreError::Invalid(format!("unknown purpose '{code}'"))
+                                StoreError::refused(
+                                    ProblemCode::UnknownPurpose,
+                                    format!("unknown purpose '{code}'"),
+                                )
                             })?;
                         // A consent purpose is always gated on the consent: a message
                         // that serves one is subscribed, whatever it is called.
                         if category == NoticeCategory::Transactional
                             && purpose.meaning.legal_basis == LegalBasis::Consent
                         {
-                            return Err(StoreError::Invalid(format!(
+                            return Err(StoreError::invalid(format!(
                                 "a transactional message cannot serve '{code}': that purpose is \
                                  based on consent, so its messages are subscribed (sent only while \
                                  the consent is in force, with an unsubscribe link); send it as \
@@ -279,7 +285,7 @@ pub async fn create_notification(
                     );
                     templates
                         .render(&b.template, &locale, set.as_ref(), &sample)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        .map_err(|e| StoreError::invalid(e.to_string()))?;
                     let new = NewNotice {
                         subject_id: Some(facts.id),
                         kind: b.template.clone(),
@@ -312,7 +318,7 @@ pub async fn create_notification(
                 .or_else(|e| match (e, &replay_key) {
                     // A concurrent request with the same key won the insert: answer
                     // with its notice, as a repeat would get.
-                    (StoreError::Conflict(_), Some(key)) => {
+                    (e, Some(key)) if e.is(ProblemCode::AlreadyExists) => {
                         let key = format!("api:{key}");
                         store
                             .read(&tenant, |c| outbox::by_idempotency_key(c, &tenant, &key))?
@@ -382,7 +388,7 @@ pub async fn list_notifications(
 /// One notice with its delivery attempts.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
     (status = 200, body = NotificationDetail),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/notifications/{id}")]
 pub async fn get_notification(
@@ -411,8 +417,7 @@ pub async fn get_notification(
 /// Put a dead or failed notice back in the queue.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
     (status = 200, body = NotificationView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/notifications/{id}/requeue")]
 pub async fn requeue_notification(

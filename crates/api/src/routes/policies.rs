@@ -62,8 +62,7 @@ pub struct PolicyList {
 /// Publish a policy version.
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = CreatePolicy, responses(
     (status = 201, body = PolicyView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/policies")]
 pub async fn create_policy(

@@ -1,13 +1,11 @@
 //! Purposes: what data is processed for, on which legal basis, through which channels.
 
-use crate::error::ProblemKind;
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::consent::{
-    Channel, LegalBasis, MeaningChangeError, PurposeMeaning, PurposeScope, check_change,
-    validate_purpose_code,
+    Channel, LegalBasis, PurposeMeaning, PurposeScope, check_change, validate_purpose_code,
 };
 use assent_core::tenancy::Permission;
 use assent_store::tables::purposes::{self, Purpose};
@@ -144,8 +142,7 @@ fn invalid(e: assent_core::tenancy::InvalidValue) -> ApiError {
 /// Define a purpose (version 1).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = CreatePurpose, responses(
     (status = 201, body = PurposeView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/purposes")]
 pub async fn create_purpose(
@@ -213,7 +210,7 @@ async fn find(state: &AppState, tenant: String, code: String) -> ApiResult<Purpo
 /// One purpose, current version.
 #[utoipa::path(tag = "consents", security(("bearer" = [])), responses(
     (status = 200, body = PurposeView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/purposes/{code}")]
 pub async fn get_purpose(
@@ -235,10 +232,7 @@ pub async fn get_purpose(
 /// were shown; define a new purpose or ask them again).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = PatchPurpose, responses(
     (status = 200, body = PurposeView),
-    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[patch("/purposes/{code}")]
 pub async fn patch_purpose(
@@ -290,17 +284,10 @@ pub async fn patch_purpose(
                 if let Some(v) = b.consent_term_days {
                     m.consent_term_days = v;
                 }
-                match check_change(&existing.meaning, &m) {
-                    Ok(()) => {}
-                    Err(e @ MeaningChangeError::BasisChanged) => {
-                        return Ok(Err(ApiError::invalid(e.to_string())));
-                    }
-                    Err(e @ MeaningChangeError::ChannelNeedsConsent(..)) => {
-                        return Ok(Err(ApiError::new(ProblemKind::Conflict, e.to_string())));
-                    }
+                if let Err(e) = check_change(&existing.meaning, &m) {
+                    return Ok(Err(ApiError::lift(e)));
                 }
-                m.validate()
-                    .map_err(|e| assent_store::StoreError::Invalid(e.0))?;
+                m.validate().map_err(assent_store::StoreError::lift)?;
                 purposes::change(c, &existing, &m).map(Ok)
             })
         })

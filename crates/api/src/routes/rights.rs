@@ -6,6 +6,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, web};
 use assent_core::deadline;
+use assent_core::problem::ProblemCode;
 use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
@@ -182,8 +183,7 @@ fn actor(p: &Principal) -> String {
 /// one-time code goes to the person's email or Telegram to check it is theirs.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = CreateRequest, responses(
     (status = 201, body = RequestView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests")]
 pub async fn create_request(
@@ -298,7 +298,7 @@ pub async fn list_requests(
 /// One request with every step taken (who, when, why).
 #[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
     (status = 200, body = RequestView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/rights-requests/{id}")]
 pub async fn get_request(
@@ -363,9 +363,7 @@ fn reason_of(body: Option<Json<ReasonBody>>, required: bool) -> ApiResult<Option
 /// Check the person's one-time code, or approve a representative's documents.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = VerifyBody, responses(
     (status = 200, body = RequestView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/verify")]
 pub async fn verify_request(
@@ -408,8 +406,8 @@ pub async fn verify_request(
                         (CodeCheck::Right, r)
                     }
                     _ => {
-                        return Err(StoreError::Invalid(
-                            "give either code or documents_approved: true".into(),
+                        return Err(StoreError::invalid(
+                            "give either code or documents_approved: true",
                         ));
                     }
                 };
@@ -435,8 +433,7 @@ pub async fn verify_request(
 /// Send a new one-time code (the earlier one stops working).
 #[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
     (status = 200, body = RequestView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/code")]
 pub async fn resend_code(
@@ -503,7 +500,7 @@ async fn staff_step(
                 // Checked once up front: a step out of order says so before anything
                 // else is looked at or carried out.
                 let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
-                rights::next(r.status(), step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+                rights::next(r.status(), step).map_err(StoreError::lift)?;
                 if step == Step::Extend {
                     let clock = rights_record::clock(c, &tenant)?;
                     let due = deadline::extended_due_at(
@@ -514,7 +511,7 @@ async fn staff_step(
                         r.extended,
                         now,
                     )
-                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
+                    .map_err(StoreError::lift)?;
                     change.due_at = Some(due);
                 }
                 if step == Step::Complete {
@@ -529,11 +526,11 @@ async fn staff_step(
                             .ok_or(StoreError::NotFound)?;
                             let mut draft = crate::routes::subjects::draft_of(&current)?;
                             crate::routes::subjects::apply(&mut draft, changes)
-                                .map_err(|e| StoreError::Invalid(e.detail))?;
+                                .map_err(|e| StoreError::refused(e.code, e.detail))?;
                             Some(draft)
                         }
                         (Some(_), kind) => {
-                            return Err(StoreError::Invalid(format!(
+                            return Err(StoreError::invalid(format!(
                                 "'changes' is for a rectification, not a {kind} request"
                             )));
                         }
@@ -552,7 +549,7 @@ async fn staff_step(
                                 request_id: r.id.clone(),
                                 expires_at: now + chrono::Duration::days(EXPORT_LINK_DAYS),
                             })
-                            .map_err(|e| StoreError::Invalid(e.0))?;
+                            .map_err(StoreError::lift)?;
                         change.link = Some(format!(
                             "{}{}{token}",
                             links.public_url.trim_end_matches('/'),
@@ -588,8 +585,7 @@ async fn staff_step(
 /// Start work on a verified request.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
     (status = 200, body = RequestView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/start")]
 pub async fn start_request(
@@ -610,8 +606,7 @@ pub async fn start_request(
 /// Extend the deadline once, as the law allows, with a reasoned notice to the person.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
     (status = 200, body = RequestView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/extend")]
 pub async fn extend_request(
@@ -656,8 +651,7 @@ pub struct CompleteBody {
 /// destroy the data once this confirmation has gone out, with a destruction act.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = CompleteBody, responses(
     (status = 200, body = RequestView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/complete")]
 pub async fn complete_request(
@@ -691,8 +685,7 @@ pub async fn complete_request(
 /// supervisory authority (policy 6.3).
 #[utoipa::path(tag = "rights", security(("bearer" = [])), request_body = ReasonBody, responses(
     (status = 200, body = RequestView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/rights-requests/{id}/reject")]
 pub async fn reject_request(
@@ -720,8 +713,7 @@ pub async fn reject_request(
 /// way). The read is audited.
 #[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
     (status = 200, description = "The export document (`format`: assent.subject-export/1)"),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/rights-requests/{id}/export")]
 pub async fn export_request(
@@ -737,10 +729,10 @@ pub async fn export_request(
             store.write(&tenant, |c| {
                 let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
-                    return Err(StoreError::Conflict(format!(
-                        "a {} request has no export",
-                        r.kind()
-                    )));
+                    return Err(StoreError::refused(
+                        ProblemCode::NoExport,
+                        format!("a {} request has no export", r.kind()),
+                    ));
                 }
                 if !matches!(
                     r.status(),
@@ -749,8 +741,9 @@ pub async fn export_request(
                         | RequestStatus::Extended
                         | RequestStatus::Completed
                 ) {
-                    return Err(StoreError::Conflict(
-                        "the person's identity is not checked yet".into(),
+                    return Err(StoreError::refused(
+                        ProblemCode::IdentityNotVerified,
+                        "the person's identity is not checked yet",
                     ));
                 }
                 let doc = assent_store::flows::export::subject_export(

@@ -7,6 +7,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::contact;
 use assent_core::pii::IndexKind;
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::{self, Locale, Permission};
 use assent_store::StoreError;
 use assent_store::tables::audit;
@@ -205,10 +206,9 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 pub(crate) fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
-    let pii = s
-        .pii
-        .clone()
-        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let pii = s.pii.clone().ok_or_else(|| {
+        StoreError::refused(ProblemCode::SubjectErased, "the subject's data was erased")
+    })?;
     Ok(SubjectInput {
         pii,
         locale: s.locale.clone(),
@@ -220,7 +220,7 @@ pub(crate) fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = SubjectFields, responses(
     (status = 201, body = SubjectView, description = "Created"),
     (status = 200, body = SubjectView, description = "Updated the subject with this external_ref"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/subjects")]
 pub async fn create_subject(
@@ -253,7 +253,8 @@ pub async fn create_subject(
                         let current = subjects::get(c, &keys.tenant, &tenant, &id)?
                             .ok_or(StoreError::NotFound)?;
                         let mut draft = draft_of(&current)?;
-                        apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
+                        apply(&mut draft, &body)
+                            .map_err(|e| StoreError::refused(e.code, e.detail))?;
                         Ok((
                             subjects::replace(c, &keys.subject_keys(), &current, &draft)?,
                             false,
@@ -278,7 +279,7 @@ pub async fn create_subject(
 /// A subject with their personal data (the read is audited).
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), responses(
     (status = 200, body = SubjectView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/subjects/{id}")]
 pub async fn get_subject(
@@ -311,8 +312,7 @@ pub async fn get_subject(
 /// Change a subject's data; `null` clears a field.
 #[utoipa::path(tag = "subjects", security(("bearer" = [])), request_body = SubjectFields, responses(
     (status = 200, body = SubjectView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[patch("/subjects/{id}")]
 pub async fn patch_subject(
@@ -332,7 +332,7 @@ pub async fn patch_subject(
                 let current =
                     subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let mut draft = draft_of(&current)?;
-                apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
+                apply(&mut draft, &body).map_err(|e| StoreError::refused(e.code, e.detail))?;
                 // A correction keeps its history (previous values sealed).
                 subjects::rectify(c, &keys.subject_keys(), &current, &draft, None, &who)?;
                 subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)

@@ -5,6 +5,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, put, web};
 use assent_core::notice;
+use assent_core::problem::ProblemCode;
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::subscribing;
@@ -99,7 +100,7 @@ fn with_notices(
         ..Default::default()
     };
     let page = assent_core::page::PageRequest::parse(None, Some(200))
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(|e| StoreError::invalid(e.to_string()))?;
     let (mut notices, _) = outbox::list(c, &sub.tenant_id, &filter, &page)?;
     // Only the notices of the current date: earlier dates' belong to past cycles.
     let current = format!("{}:{}:", sub.source(), sub.expires_at.and_utc().timestamp());
@@ -138,7 +139,7 @@ fn with_notices(
 /// Record a subscription; its expiry notices are scheduled in the same transaction.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = CreateSubscription, responses(
     (status = 201, body = SubscriptionView),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/subscriptions")]
 pub async fn create_subscription(
@@ -158,7 +159,10 @@ pub async fn create_subscription(
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
                 if !assent_store::tables::subjects::exists(c, &tenant, &b.subject_id)? {
-                    return Err(StoreError::Invalid("unknown subject_id".into()));
+                    return Err(StoreError::refused(
+                        ProblemCode::UnknownSubject,
+                        "unknown subject_id",
+                    ));
                 }
                 let new = NewSubscription {
                     subject_id: b.subject_id.clone(),
@@ -229,7 +233,7 @@ pub async fn list_subscriptions(
 /// One subscription with its scheduled notices.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
     (status = 200, body = SubscriptionView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/subscriptions/{id}")]
 pub async fn get_subscription(
@@ -254,9 +258,7 @@ pub async fn get_subscription(
 /// Change, renew or cancel a subscription.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = PatchSubscription, responses(
     (status = 200, body = SubscriptionView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[patch("/subscriptions/{id}")]
 pub async fn patch_subscription(
@@ -349,7 +351,7 @@ pub async fn get_settings(
 /// Replace the settings. New offsets apply to subscriptions scheduled afterwards.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = NotificationSettings, responses(
     (status = 200, body = NotificationSettings),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[put("/notification-settings")]
 pub async fn put_settings(
@@ -376,7 +378,10 @@ pub async fn put_settings(
                 if let Some(code) = &settings.expiry_purpose
                     && purposes::resolve(c, &tenant, keyring.group_id(), code)?.is_none()
                 {
-                    return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                    return Err(StoreError::refused(
+                        ProblemCode::UnknownPurpose,
+                        format!("unknown purpose '{code}'"),
+                    ));
                 }
                 settings::put_settings(c, &tenant, &settings)
             })

@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
+use assent_core::problem::ProblemCode;
 use assent_core::survey::{self, SurveyKind, Trigger};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
@@ -177,8 +178,7 @@ pub struct SurveyList {
 /// Define a survey.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = CreateSurvey, responses(
     (status = 201, body = SurveyView),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/surveys")]
 pub async fn create_survey(
@@ -270,7 +270,7 @@ pub async fn list_surveys(
 /// One survey.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), responses(
     (status = 200, body = SurveyView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/surveys/{code}")]
 pub async fn get_survey(
@@ -294,8 +294,7 @@ pub async fn get_survey(
 /// Change the texts or the trigger of a survey, or stop it.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = PatchSurvey, responses(
     (status = 200, body = SurveyView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[patch("/surveys/{code}")]
 pub async fn patch_survey(
@@ -425,9 +424,10 @@ fn active_survey(
 ) -> assent_store::StoreResult<Survey> {
     let survey = surveys::get(c, tenant, code)?.ok_or(StoreError::NotFound)?;
     if !survey.active {
-        return Err(StoreError::Conflict(format!(
-            "the survey '{code}' is stopped"
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::SurveyStopped,
+            format!("the survey '{code}' is stopped"),
+        ));
     }
     Ok(survey)
 }
@@ -437,9 +437,7 @@ fn active_survey(
 /// again when sent.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = CreateInvitations, responses(
     (status = 202, body = InvitationsResult),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/surveys/{code}/invitations")]
 pub async fn create_invitations(
@@ -494,9 +492,10 @@ pub async fn create_invitations(
                         let ids = b.subject_ids.clone().unwrap_or_default();
                         for id in &ids {
                             if !subjects::exists(c, &tenant, id)? {
-                                return Err(StoreError::Invalid(format!(
-                                    "unknown subject_id '{id}'"
-                                )));
+                                return Err(StoreError::refused(
+                                    ProblemCode::UnknownSubject,
+                                    format!("unknown subject_id '{id}'"),
+                                ));
                             }
                         }
                         let mut seen = std::collections::HashSet::new();
@@ -608,9 +607,7 @@ pub struct EventResult {
 /// invitation goes out the survey's delay later, at most once per person per period.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = SurveyEvent, responses(
     (status = 202, body = EventResult),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/surveys/{code}/events")]
 pub async fn survey_event(
@@ -645,13 +642,13 @@ pub async fn survey_event(
             store.write(&tenant, |c| {
                 let survey = active_survey(c, &tenant, &code)?;
                 let Some(trigger) = survey.trigger() else {
-                    return Err(StoreError::Conflict(format!(
-                        "the survey '{code}' has no trigger; set one with PATCH or invite directly"
+                    return Err(StoreError::refused(ProblemCode::SurveyWithoutTrigger, format!(
+"the survey '{code}' has no trigger; set one with PATCH or invite directly"
                     )));
                 };
                 if !subjects::exists(c, &tenant, &b.subject_id)? {
-                    return Err(StoreError::Invalid(format!(
-                        "unknown subject_id '{}'",
+                    return Err(StoreError::refused(ProblemCode::UnknownSubject, format!(
+"unknown subject_id '{}'",
                         b.subject_id
                     )));
                 }
@@ -868,7 +865,7 @@ fn csv_of(tally: &surveying::Tally) -> Result<Vec<u8>, csv::Error> {
         (SurveyResults = "application/json"),
         (String = "text/csv"),
     )),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/surveys/{code}/results")]
 pub async fn survey_results(

@@ -124,7 +124,7 @@ pub async fn list_templates(
 /// The template in force for a kind and locale: the tenant's, else the built-in one.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(("kind" = String, Path, pattern = r"^[a-z][a-z0-9_]{0,63}$", description = "The notice kind: a-z, 0-9 and `_`, starting with a letter"), ("locale" = inline(crate::schema::LocaleName), Path)), responses(
     (status = 200, body = TemplateView),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/templates/{kind}/{locale}")]
 pub async fn get_template(
@@ -165,7 +165,7 @@ pub async fn get_template(
 /// that fails is not stored.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(("kind" = String, Path, pattern = r"^[a-z][a-z0-9_]{0,63}$", description = "The notice kind: a-z, 0-9 and `_`, starting with a letter"), ("locale" = inline(crate::schema::LocaleName), Path)), request_body = TemplateBody, responses(
     (status = 200, body = TemplateView),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[put("/templates/{kind}/{locale}")]
 pub async fn put_template(
@@ -209,7 +209,7 @@ pub async fn put_template(
 /// Remove an uploaded template; the built-in one (if any) applies again.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(("kind" = String, Path, pattern = r"^[a-z][a-z0-9_]{0,63}$", description = "The notice kind: a-z, 0-9 and `_`, starting with a letter"), ("locale" = inline(crate::schema::LocaleName), Path)), responses(
     (status = 204),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[delete("/templates/{kind}/{locale}")]
 pub async fn delete_template(
@@ -237,7 +237,7 @@ pub async fn delete_template(
 /// Render a template with sample values and the given `data`, without sending.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(("kind" = String, Path, pattern = r"^[a-z][a-z0-9_]{0,63}$", description = "The notice kind: a-z, 0-9 and `_`, starting with a letter"), ("locale" = inline(crate::schema::LocaleName), Path)), request_body = PreviewRequest, responses(
     (status = 200, body = PreviewView),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/templates/{kind}/{locale}/preview")]
 pub async fn preview_template(

@@ -36,7 +36,7 @@ impl From<Tenant> for TenantView {
 /// The tenant the access token belongs to.
 #[utoipa::path(tag = "tenancy", security(("bearer" = [])), responses(
     (status = 200, body = TenantView),
-    (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/tenant")]
 pub async fn current_tenant(

@@ -83,7 +83,7 @@ fn view(w: Webhook) -> WebhookView {
 /// Register an endpoint; the answer carries its signing secret once.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), request_body = CreateWebhook, responses(
     (status = 201, body = CreatedWebhook),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[post("/webhooks")]
 pub async fn create_webhook(
@@ -144,7 +144,7 @@ pub async fn list_webhooks(
 /// Stop delivering to an endpoint.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), responses(
     (status = 204),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[delete("/webhooks/{id}")]
 pub async fn delete_webhook(
@@ -167,7 +167,7 @@ pub async fn delete_webhook(
 /// The delivery log of an endpoint, newest first.
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, body = DeliveryList),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    crate::error::Problems,
 ))]
 #[get("/webhooks/{id}/deliveries")]
 pub async fn webhook_deliveries(

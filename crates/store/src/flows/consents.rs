@@ -14,6 +14,7 @@ use assent_core::consent::{
     DenyReason, LegalBasis, Method, ProjectedEvent, PurposeScope, Recording,
 };
 use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
+use assent_core::problem::ProblemCode;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -83,10 +84,7 @@ impl Recorded {
 }
 
 fn rule_error(e: ConsentRuleError) -> StoreError {
-    match e {
-        ConsentRuleError::NotWithdrawable(..) => StoreError::Conflict(e.to_string()),
-        _ => StoreError::Invalid(e.to_string()),
-    }
+    StoreError::lift(e)
 }
 
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
@@ -109,7 +107,7 @@ fn to_state(r: &StateRow) -> StoreResult<ConsentState> {
         status: r
             .0
             .parse::<ConsentStatus>()
-            .map_err(|e| StoreError::Invalid(e.0))?,
+            .map_err(StoreError::unreadable)?,
         since: r.1.and_utc(),
         expires_at: r.2.map(|t| t.and_utc()),
     })
@@ -237,8 +235,9 @@ fn write_state(
         }
         PurposeScope::Group => {
             let (Some(g), Some(p)) = (group_id, person_id) else {
-                return Err(StoreError::Invalid(
-                    "a group purpose needs a tenant of that group".into(),
+                return Err(StoreError::refused(
+                    ProblemCode::UnknownGroup,
+                    "a group purpose needs a tenant of that group",
                 ));
             };
             // Affiliates append to different ledgers, so two of them may write one
@@ -313,8 +312,7 @@ fn seal_payload(
     let Some(wrapped) = subject_repo::wrapped_key(conn, tenant_id, subject_id)? else {
         return Ok(None);
     };
-    let key = SubjectKey::unwrap(&wrapped, keys, subject_id)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let key = SubjectKey::unwrap(&wrapped, keys, subject_id).map_err(StoreError::unreadable)?;
     Ok(Some(key.seal(
         subject_id,
         &event_field(event_id),
@@ -348,8 +346,8 @@ pub fn open_sealed(
     else {
         return Ok(Sealed::Unreadable);
     };
-    let key = SubjectKey::unwrap(&wrapped, keys, &event.subject_id)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let key =
+        SubjectKey::unwrap(&wrapped, keys, &event.subject_id).map_err(StoreError::unreadable)?;
     if let Ok(plain) = key.open(&event.subject_id, &event_field(&event.id), sealed) {
         return Ok(Sealed::Bound(plain));
     }
@@ -370,7 +368,7 @@ pub fn open_payload(
     match open_sealed(conn, keys, event)? {
         Sealed::Unreadable => Ok(None),
         Sealed::Bound(plain) | Sealed::Legacy(plain) => Ok(serde_json::from_slice(&plain).ok()),
-        Sealed::Foreign => Err(StoreError::Invalid(format!(
+        Sealed::Foreign => Err(StoreError::Internal(format!(
             "the payload of event {} was not sealed for it",
             event.id
         ))),
@@ -426,17 +424,28 @@ pub fn record_with(
         req.purpose_scope,
         &req.purpose_code,
     )?
-    .ok_or_else(|| StoreError::Invalid(format!("unknown purpose '{}'", req.purpose_code)))?;
+    .ok_or_else(|| {
+        StoreError::refused(
+            ProblemCode::UnknownPurpose,
+            format!("unknown purpose '{}'", req.purpose_code),
+        )
+    })?;
     if facts.erased_at.is_some() && req.action == Action::Grant {
-        return Err(StoreError::Conflict(
-            "the subject's data was erased: consent cannot be given".into(),
+        return Err(StoreError::refused(
+            ProblemCode::SubjectErased,
+            "the subject's data was erased: consent cannot be given",
         ));
     }
     let occurred = naive(req.occurred_at);
     let policy_version = match &req.policy_version {
         Some(v) => Some(
             policies::get(conn, tenant_id, v)?
-                .ok_or_else(|| StoreError::Invalid(format!("unknown policy version '{v}'")))?
+                .ok_or_else(|| {
+                    StoreError::refused(
+                        ProblemCode::UnknownPolicyVersion,
+                        format!("unknown policy version '{v}'"),
+                    )
+                })?
                 .version,
         ),
         None => policies::in_force(conn, tenant_id, occurred)?.map(|p| p.version),
@@ -845,7 +854,7 @@ pub fn receipt(
     let scope: PurposeScope = event
         .purpose_scope
         .parse()
-        .map_err(|e: assent_core::tenancy::InvalidValue| StoreError::Invalid(e.0))?;
+        .map_err(StoreError::unreadable)?;
     let owner = match scope {
         PurposeScope::Tenant => tenant.id.clone(),
         PurposeScope::Group => tenant.group_id.clone().unwrap_or_default(),

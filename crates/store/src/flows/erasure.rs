@@ -30,6 +30,7 @@ use crate::tables::subjects as subject_repo;
 use crate::tables::{form_limits, suppressions};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::NoticeStatus;
+use assent_core::problem::ProblemCode;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -525,10 +526,13 @@ pub fn apply_retention(
 ) -> StoreResult<Applied> {
     let report = get_act(conn, tenant_id, report_id)?.ok_or(StoreError::NotFound)?;
     if report.kind != "retention" || report.status != "proposed" {
-        return Err(StoreError::Conflict(format!(
-            "only a proposed retention run can be carried out; this act is {} ({})",
-            report.status, report.kind
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::ActNotProposed,
+            format!(
+                "only a proposed retention run can be carried out; this act is {} ({})",
+                report.status, report.kind
+            ),
+        ));
     }
     let claimed = diesel::update(
         destruction_acts::table
@@ -538,8 +542,9 @@ pub fn apply_retention(
     .set(destruction_acts::status.eq("applied"))
     .execute(conn)?;
     if claimed != 1 {
-        return Err(StoreError::Conflict(
-            "the run was carried out meanwhile".into(),
+        return Err(StoreError::refused(
+            ProblemCode::ChangedMeanwhile,
+            "the run was carried out meanwhile",
         ));
     }
     let law = rights_record::clock(conn, tenant_id)?.law;

@@ -18,6 +18,7 @@ use assent_core::ledger::{
     interleave,
 };
 use assent_core::pii::TenantKeys;
+use assent_core::problem::ProblemCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -41,16 +42,19 @@ pub fn checkpoint(
         Some(cp) => {
             let stated = cp.checkpoint();
             if !public.verify(&stated, &cp.signature) {
-                return Err(StoreError::Conflict(format!(
-                    "not signing: {}",
-                    ChainBreak {
-                        seq: cp.seq,
-                        event_id: None,
-                        kind: BreakKind::BadCheckpoint {
-                            checkpoint_seq: cp.seq
-                        },
-                    }
-                )));
+                return Err(StoreError::refused(
+                    ProblemCode::LedgerBroken,
+                    format!(
+                        "not signing: {}",
+                        ChainBreak {
+                            seq: cp.seq,
+                            event_id: None,
+                            kind: BreakKind::BadCheckpoint {
+                                checkpoint_seq: cp.seq
+                            },
+                        }
+                    ),
+                ));
             }
             ChainVerifier::resume(stated.seq, stated.head)
         }
@@ -58,7 +62,8 @@ pub fn checkpoint(
         None => ChainVerifier::new(),
     };
     let mut after = latest.as_ref().map_or(0, |c| c.seq);
-    let refuse = |b: ChainBreak| StoreError::Conflict(format!("not signing: {b}"));
+    let refuse =
+        |b: ChainBreak| StoreError::refused(ProblemCode::LedgerBroken, format!("not signing: {b}"));
     loop {
         let batch = page(conn, tenant_id, after, 1000)?;
         let Some(last) = batch.last() else { break };
@@ -180,7 +185,7 @@ pub fn audit(
         .iter()
         .filter(|c| c.tenant_id == tenant_id)
     {
-        let (cp, sig) = line.parts().map_err(StoreError::Invalid)?;
+        let (cp, sig) = line.parts().map_err(StoreError::invalid)?;
         given.push((cp, sig));
     }
     given.sort_by_key(|(cp, _)| cp.seq);

@@ -89,7 +89,7 @@ pub fn open_data(
             match subject_repo::data_key(conn, keys, &notice.tenant_id, subject_id)? {
                 Some(key) => key
                     .open(&notice.id, DATA_FIELD, data)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    .map_err(StoreError::unreadable)?,
                 None => return Ok(None),
             }
         }

@@ -6,21 +6,23 @@ use crate::tables::ledger;
 use crate::tables::purposes::{Clash, Company, clashes_of};
 use crate::tables::tenants::{NewTenant, Tenant, find_group, find_tenant_by_slug};
 use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::problem::ProblemCode;
 use diesel::prelude::*;
 
 pub fn create_tenant(conn: &mut DbConnection, new: NewTenant) -> StoreResult<Tenant> {
     if let Some(group) = &new.group_id
         && find_group(conn, group)?.is_none()
     {
-        return Err(StoreError::Invalid(format!(
-            "no tenant group with id '{group}'"
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::UnknownGroup,
+            format!("no tenant group with id '{group}'"),
+        ));
     }
     if find_tenant_by_slug(conn, &new.slug)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "the slug '{}' is taken",
-            new.slug
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::AlreadyExists,
+            format!("the slug '{}' is taken", new.slug),
+        ));
     }
     let tenant = Tenant {
         id: assent_core::id::new_id(),

@@ -16,6 +16,7 @@ use crate::tables::{subjects, telegram, tenants};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel};
 use assent_core::pii::{SubjectKey, TenantKeys};
+use assent_core::problem::ProblemCode;
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestStatus, RequestType, Step};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -101,7 +102,7 @@ pub fn record(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Request> {
-    rights::validate_received_at(intake.received_at, now).map_err(|e| StoreError::Invalid(e.0))?;
+    rights::validate_received_at(intake.received_at, now).map_err(StoreError::lift)?;
     let clock = clock(conn, tenant_id)?;
     let new = NewRequest {
         due_at: assent_core::deadline::due_at(
@@ -161,9 +162,10 @@ pub fn create(
 ) -> StoreResult<Request> {
     subjects::lock_for_change(conn, tenant_id, &new.subject_id)?;
     let facts = subjects::facts(conn, tenant_id, &new.subject_id)?
-        .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
+        .ok_or_else(|| StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id"))?;
+    // 422 as before: for a new request an erased subject is no valid subject.
     if facts.erased_at.is_some() {
-        return Err(StoreError::Invalid("the subject's data was erased".into()));
+        return Err(StoreError::invalid("the subject's data was erased"));
     }
     let first: Option<String> = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
@@ -304,7 +306,7 @@ pub fn take_step(
 ) -> StoreResult<Request> {
     let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     let from = r.status();
-    let to = rights::next(from, step).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let to = rights::next(from, step).map_err(StoreError::lift)?;
     let stamp = crate::now();
     let closed = to.is_final().then_some(stamp);
     let due = change.due_at.map(|d| d.naive_utc()).unwrap_or(r.due_at);
@@ -328,8 +330,9 @@ pub fn take_step(
     ))
     .execute(conn)?;
     if n != 1 {
-        return Err(StoreError::Conflict(
-            "the request changed meanwhile; try again".into(),
+        return Err(StoreError::refused(
+            ProblemCode::ChangedMeanwhile,
+            "the request changed meanwhile; try again",
         ));
     }
     let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
@@ -371,21 +374,23 @@ pub fn send_code(
         }
         RequestStatus::AwaitingVerification => {}
         other => {
-            return Err(StoreError::Conflict(format!(
-                "a request that is {other} needs no code"
-            )));
+            return Err(StoreError::refused(
+                ProblemCode::RequestOutOfOrder,
+                format!("a request that is {other} needs no code"),
+            ));
         }
     }
     // Its whole budget of wrong codes is spent: more codes would only be more guesses.
     if r.code_failures_total >= rights::REQUEST_WRONG_CODES {
-        return Err(StoreError::Conflict(
-            "too many wrong codes were given for this request; verify the person another way"
-                .into(),
+        return Err(StoreError::refused(
+            ProblemCode::TooManyWrongCodes,
+            "too many wrong codes were given for this request; verify the person another way",
         ));
     }
     let channel = confirmation_channel(conn, keys, tenant_id, &r.subject_id)?.ok_or_else(|| {
-        StoreError::Conflict(
-            "no email or Telegram chat is on file for the subject; verify in person".into(),
+        StoreError::refused(
+            ProblemCode::NoContact,
+            "no email or Telegram chat is on file for the subject; verify in person",
         )
     })?;
     let code = loop {
@@ -479,8 +484,9 @@ pub fn check_code_within(
             CodeCheck::Expired | CodeCheck::Exhausted => return Ok((check, r)),
         }
     }
-    Err(StoreError::Conflict(
-        "the request kept changing while its code was checked; try again".into(),
+    Err(StoreError::refused(
+        ProblemCode::ChangedMeanwhile,
+        "the request kept changing while its code was checked; try again",
     ))
 }
 
@@ -495,20 +501,21 @@ fn code_check_of(
     now: DateTime<Utc>,
 ) -> StoreResult<(CodeCheck, Vec<u8>)> {
     if r.status() != RequestStatus::AwaitingVerification {
-        return Err(StoreError::Conflict(format!(
-            "a request that is {} takes no code",
-            r.status()
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::RequestOutOfOrder,
+            format!("a request that is {} takes no code", r.status()),
+        ));
     }
     let (Some(sealed), Some(expires_at)) = (&r.code, r.code_expires_at) else {
-        return Err(StoreError::Conflict(
-            "no code was sent for this request".into(),
+        return Err(StoreError::refused(
+            ProblemCode::NoCodeSent,
+            "no code was sent for this request",
         ));
     };
     let key = subject_key(conn, keys, &r.tenant_id, &r.subject_id)?;
     let stored = key
         .open(&r.id, CODE_FIELD, sealed)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(StoreError::unreadable)?;
     let facts = CodeFacts {
         expires_at: expires_at.and_utc(),
         failures: r.code_failures,
@@ -769,8 +776,8 @@ pub fn fulfil(
         }
         RequestType::Rectification => {
             let corrected = how.corrected.ok_or_else(|| {
-                StoreError::Invalid(
-                    "a rectification is completed with the corrected data in 'changes'".into(),
+                StoreError::invalid(
+                    "a rectification is completed with the corrected data in 'changes'",
                 )
             })?;
             let current = subjects::get(conn, keys.tenant, tenant_id, &r.subject_id)?
@@ -790,7 +797,10 @@ pub fn fulfil(
     if let Some(named) = purposes {
         for code in named {
             if !states.iter().any(|(p, _)| &p.code == code) {
-                return Err(StoreError::Invalid(format!("unknown purpose '{code}'")));
+                return Err(StoreError::refused(
+                    ProblemCode::UnknownPurpose,
+                    format!("unknown purpose '{code}'"),
+                ));
             }
         }
     }
@@ -841,10 +851,13 @@ pub fn fulfil(
                 done.objected.push(purpose.code);
             }
             _ => {
-                return Err(StoreError::Invalid(format!(
-                    "'{}' is needed for a contract or by law; it cannot be objected to",
-                    purpose.code
-                )));
+                return Err(StoreError::refused(
+                    ProblemCode::NotObjectable,
+                    format!(
+                        "'{}' is needed for a contract or by law; it cannot be objected to",
+                        purpose.code
+                    ),
+                ));
             }
         }
     }

@@ -14,6 +14,7 @@ use crate::tables::{settings, subjects, tenants};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::TenantKeys;
+use assent_core::problem::ProblemCode;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -72,7 +73,10 @@ pub fn update(
     }
     let current = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     if current.status == CANCELLED {
-        return Err(StoreError::Conflict("the subscription is cancelled".into()));
+        return Err(StoreError::refused(
+            ProblemCode::SubscriptionCancelled,
+            "the subscription is cancelled",
+        ));
     }
     let expires_at = patch
         .expires_at
@@ -80,9 +84,7 @@ pub fn update(
         .unwrap_or(current.expires_at);
     let date_changed = expires_at != current.expires_at;
     if date_changed && expires_at <= now.naive_utc() {
-        return Err(StoreError::Invalid(
-            "expires_at must be in the future".into(),
-        ));
+        return Err(StoreError::invalid("expires_at must be in the future"));
     }
     diesel::update(subscriptions::table.find((tenant_id, id)))
         .set((
@@ -119,7 +121,7 @@ fn schedule(
     let settings = settings::settings(conn, tenant_id)?;
     let expires_at = sub.expires_at.and_utc();
     let plan = notice::expiry_schedule(expires_at, &settings.expiry_offsets, tz, now)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(StoreError::lift)?;
     let locale = subjects::locale_of(conn, tenant_id, &sub.subject_id)?
         .unwrap_or(tenant.default_locale.clone());
     let (category, purpose_code) = match &settings.expiry_purpose {

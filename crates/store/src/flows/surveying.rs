@@ -17,6 +17,7 @@ use crate::tables::{purposes, subjects, tenants};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::{SubjectKey, TenantKeys};
+use assent_core::problem::ProblemCode;
 use assent_core::survey::{self, AnswerDecision, AnswerFacts};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -31,16 +32,16 @@ pub fn create(
     new: Survey,
 ) -> StoreResult<Survey> {
     if purposes::resolve(conn, tenant_id, group_id, &new.purpose_code)?.is_none() {
-        return Err(StoreError::Invalid(format!(
-            "unknown purpose '{}'",
-            new.purpose_code
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::UnknownPurpose,
+            format!("unknown purpose '{}'", new.purpose_code),
+        ));
     }
     if get(conn, tenant_id, &new.code)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "a survey with the code '{}' exists",
-            new.code
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::AlreadyExists,
+            format!("a survey with the code '{}' exists", new.code),
+        ));
     }
     diesel::insert_into(surveys::table)
         .values(&new)
@@ -140,8 +141,9 @@ pub fn invite(
             .optional()?
     {
         if existing.subject_id != invite.subject_id {
-            return Err(StoreError::Conflict(
-                "this event_id was reported for another subject".into(),
+            return Err(StoreError::refused(
+                ProblemCode::EventOfAnotherSubject,
+                "this event_id was reported for another subject",
             ));
         }
         return Ok(Invited::Existing(existing));
@@ -332,12 +334,9 @@ pub fn answer(
         let score = match given.score.or(inv.score) {
             Some(score) => score,
             None if inv.settled_at.is_some() => return Ok((AnswerDecision::Settled, inv)),
-            None => return Err(StoreError::Invalid("give a score first".into())),
+            None => return Err(StoreError::invalid("give a score first")),
         };
-        survey
-            .kind()
-            .validate(score)
-            .map_err(|e| StoreError::Invalid(e.0))?;
+        survey.kind().validate(score).map_err(StoreError::lift)?;
         if inv.settled_at.is_some() {
             return Ok((AnswerDecision::Settled, inv));
         }
@@ -392,8 +391,9 @@ pub fn answer(
             return Ok((decision, inv));
         }
     }
-    Err(StoreError::Conflict(
-        "the answer changed meanwhile; try again".into(),
+    Err(StoreError::refused(
+        ProblemCode::ChangedMeanwhile,
+        "the answer changed meanwhile; try again",
     ))
 }
 

@@ -17,6 +17,7 @@
 
 use crate::schema::rights_decoys;
 use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::problem::ProblemCode;
 use assent_core::rights::{self, AddressBudget, CodeCheck, CodeFacts, RequestType};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -170,7 +171,8 @@ pub fn check(
             return Ok(Some(check));
         }
     }
-    Err(StoreError::Conflict(
-        "the decoy kept changing while its code was checked; try again".into(),
+    Err(StoreError::refused(
+        ProblemCode::ChangedMeanwhile,
+        "the decoy kept changing while its code was checked; try again",
     ))
 }

@@ -3,6 +3,7 @@
 
 use crate::schema::idempotency_keys;
 use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::problem::ProblemCode;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,9 @@ pub fn find(
                 body,
             }))
         }
-        Some(_) => Err(StoreError::Invalid(
-            "this Idempotency-Key was already used for a different request".into(),
+        Some(_) => Err(StoreError::refused(
+            ProblemCode::IdempotencyKeyReused,
+            "this Idempotency-Key was already used for a different request",
         )),
     }
 }

@@ -135,11 +135,11 @@ impl Appender {
                     .optional()?
             }
         };
-        let head = head.ok_or_else(|| StoreError::Invalid("the tenant has no ledger".into()))?;
+        let head = head.ok_or_else(|| StoreError::Internal("the tenant has no ledger".into()))?;
         let prev: [u8; 32] = head
             .hash
             .try_into()
-            .map_err(|_| StoreError::Invalid("the ledger head is corrupt".into()))?;
+            .map_err(|_| StoreError::Internal("the ledger head is corrupt".into()))?;
         Ok(Self {
             tenant_id: tenant_id.to_owned(),
             seq: head.seq,
@@ -170,7 +170,7 @@ impl Appender {
         new: NewEvent,
     ) -> StoreResult<EventRow> {
         if new.tenant_id != self.tenant_id {
-            return Err(StoreError::Invalid("an event of another tenant".into()));
+            return Err(StoreError::Internal("an event of another tenant".into()));
         }
         let prev = self.prev;
         let payload_digest = new

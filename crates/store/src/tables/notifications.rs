@@ -12,6 +12,7 @@ use crate::schema::{notification_attempts, notifications};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::page::{PageRequest, split_page};
+use assent_core::problem::ProblemCode;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
@@ -613,10 +614,13 @@ pub fn finish(
 pub fn requeue(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Notice> {
     let notice = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
     if !notice.status().can_requeue() {
-        return Err(StoreError::Conflict(format!(
-            "only dead or failed notices can be requeued; this one is {}",
-            notice.status
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::NoticeNotRequeueable,
+            format!(
+                "only dead or failed notices can be requeued; this one is {}",
+                notice.status
+            ),
+        ));
     }
     let stamp = crate::now();
     diesel::update(notifications::table.find((tenant_id, id)))

@@ -3,6 +3,7 @@
 
 use crate::schema::policies;
 use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::problem::ProblemCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -29,10 +30,10 @@ pub struct NewPolicy {
 
 pub fn create(conn: &mut DbConnection, tenant_id: &str, new: NewPolicy) -> StoreResult<Policy> {
     if get(conn, tenant_id, &new.version)?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "policy version '{}' already exists",
-            new.version
-        )));
+        return Err(StoreError::refused(
+            ProblemCode::AlreadyExists,
+            format!("policy version '{}' already exists", new.version),
+        ));
     }
     let digest = new.body.as_deref().map(|b| hex_digest(b.as_bytes()));
     diesel::insert_into(policies::table)

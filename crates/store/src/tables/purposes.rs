@@ -8,6 +8,7 @@
 use crate::schema::{group_purpose_codes, group_purposes, purposes, tenants};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::{Channel, LegalBasis, PurposeMeaning, PurposeScope};
+use assent_core::problem::ProblemCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -65,7 +66,7 @@ fn from_group_row(r: GroupRow) -> StoreResult<Purpose> {
 }
 
 fn from_row(scope: PurposeScope, r: Row) -> StoreResult<Purpose> {
-    let corrupt = |what: &str| StoreError::Invalid(format!("stored purpose has a bad {what}"));
+    let corrupt = |what: &str| StoreError::Internal(format!("stored purpose has a bad {what}"));
     let legal_basis: LegalBasis = r.6.parse().map_err(|_| corrupt("legal basis"))?;
     let channels =
         r.7.split(',')
@@ -328,14 +329,17 @@ pub fn create(
     let owner = match scope {
         PurposeScope::Tenant => tenant_id,
         PurposeScope::Group => group_id.ok_or_else(|| {
-            StoreError::Invalid("this tenant belongs to no group: scope must be 'tenant'".into())
+            StoreError::refused(
+                ProblemCode::UnknownGroup,
+                "this tenant belongs to no group: scope must be 'tenant'",
+            )
         })?,
     };
     if let Some(g) = group_id {
         lock_group_codes(conn, g)?;
     }
     if let Some(taken) = clash(conn, tenant_id, group_id, scope, code)? {
-        return Err(StoreError::Conflict(taken));
+        return Err(StoreError::refused(ProblemCode::AlreadyExists, taken));
     }
     let now = crate::now();
     match scope {

@@ -8,6 +8,7 @@ use crate::schema::{group_identities, objections, subject_keys, subjects};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::Channel;
 use assent_core::pii::{GroupLinkKey, IndexKind, SubjectKey, TenantKeys};
+use assent_core::problem::ProblemCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -100,14 +101,14 @@ impl Row {
     fn open(self, keys: &TenantKeys, wrapped_key: Option<Vec<u8>>) -> StoreResult<Subject> {
         let pii = match (&wrapped_key, &self.pii) {
             (Some(wrapped), Some(sealed)) => {
-                let key = SubjectKey::unwrap(wrapped, keys, &self.id)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let key =
+                    SubjectKey::unwrap(wrapped, keys, &self.id).map_err(StoreError::unreadable)?;
                 let plain = key
                     .open(&self.id, PII_FIELD, sealed)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    .map_err(StoreError::unreadable)?;
                 Some(
                     serde_json::from_slice(&plain)
-                        .map_err(|_| StoreError::Invalid("stored PII is unreadable".into()))?,
+                        .map_err(|_| StoreError::Internal("stored PII is unreadable".into()))?,
                 )
             }
             _ => None,
@@ -125,6 +126,11 @@ impl Row {
             erased_at: self.erased_at,
         })
     }
+}
+
+/// The refusal of a change to a subject whose personal data is gone.
+fn erased() -> StoreError {
+    StoreError::refused(ProblemCode::SubjectErased, "the subject's data was erased")
 }
 
 fn index(keys: &TenantKeys, kind: IndexKind, value: &Option<String>) -> Option<Vec<u8>> {
@@ -237,9 +243,10 @@ pub fn create(
         ))
         .execute(conn)
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("a subject with this external_ref already exists".into())
-            }
+            e if e.is(ProblemCode::AlreadyExists) => StoreError::refused(
+                ProblemCode::AlreadyExists,
+                "a subject with this external_ref already exists",
+            ),
             other => other,
         })?;
     diesel::insert_into(subject_keys::table)
@@ -261,10 +268,9 @@ pub fn replace(
     input: &SubjectInput,
 ) -> StoreResult<Subject> {
     if existing.erased_at.is_some() {
-        return Err(StoreError::Conflict("the subject's data was erased".into()));
+        return Err(erased());
     }
-    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?
-        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or_else(erased)?;
     let sealed = key.seal(
         &existing.id,
         PII_FIELD,
@@ -289,9 +295,10 @@ pub fn replace(
         ))
         .execute(conn)
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("another subject has this external_ref".into())
-            }
+            e if e.is(ProblemCode::AlreadyExists) => StoreError::refused(
+                ProblemCode::AlreadyExists,
+                "another subject has this external_ref",
+            ),
             other => other,
         })?;
     get(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or(StoreError::NotFound)
@@ -557,9 +564,7 @@ pub fn data_key(
     subject_id: &str,
 ) -> StoreResult<Option<SubjectKey>> {
     wrapped_key(conn, tenant_id, subject_id)?
-        .map(|w| {
-            SubjectKey::unwrap(&w, keys, subject_id).map_err(|e| StoreError::Invalid(e.to_string()))
-        })
+        .map(|w| SubjectKey::unwrap(&w, keys, subject_id).map_err(StoreError::unreadable))
         .transpose()
 }
 
@@ -576,10 +581,7 @@ pub fn rectify(
 ) -> StoreResult<Vec<String>> {
     use crate::schema::subject_changes;
     lock_for_change(conn, &existing.tenant_id, &existing.id)?;
-    let before = existing
-        .pii
-        .clone()
-        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let before = existing.pii.clone().ok_or_else(erased)?;
     let mut fields = Vec::new();
     let mut previous = serde_json::Map::new();
     let mut differs = |name: &str, old: serde_json::Value, new: serde_json::Value| {
@@ -607,8 +609,7 @@ pub fn rectify(
     if fields.is_empty() {
         return Ok(fields);
     }
-    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?
-        .ok_or_else(|| StoreError::Conflict("the subject's data was erased".into()))?;
+    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or_else(erased)?;
     let seq: Option<i32> = subject_changes::table
         .filter(subject_changes::tenant_id.eq(&existing.tenant_id))
         .filter(subject_changes::subject_id.eq(&existing.id))

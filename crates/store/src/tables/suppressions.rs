@@ -2,6 +2,7 @@
 
 use crate::schema::suppressions;
 use crate::{DbConnection, StoreError, StoreResult};
+use assent_core::problem::ProblemCode;
 use diesel::prelude::*;
 
 pub const SUPPRESS_EMAIL: &str = "email";
@@ -80,7 +81,7 @@ pub fn record_bounce(
         })
         .map(|_| true)
         .or_else(|e| match e {
-            StoreError::Conflict(_) => Ok(false),
+            e if e.is(ProblemCode::AlreadyExists) => Ok(false),
             e => Err(e),
         })?;
     if !inserted {

@@ -12,6 +12,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::link::{LinkClaims, LinkKind};
+use assent_core::problem::ProblemCode;
 use assent_store::StoreError;
 use assent_store::flows::consents::{self, Actor, ConsentRequest};
 use assent_store::tables::{branding, policies, subjects, tenants};
@@ -599,8 +600,9 @@ fn apply(
             )
             // Never acknowledge a withdrawal that did not take effect.
             .and_then(|r| match (choice, r.withdrawn()) {
-                (Choice::Withdraw, false) => Err(StoreError::Conflict(
-                    "the withdrawal did not change the consent".into(),
+                (Choice::Withdraw, false) => Err(StoreError::refused(
+                    ProblemCode::WithdrawalUnchanged,
+                    "the withdrawal did not change the consent",
                 )),
                 _ => Ok(Applied::Done),
             }),

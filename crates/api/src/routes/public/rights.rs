@@ -41,6 +41,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::contact::normalize_email;
 use assent_core::form_guard::{RightsTicket, TICKET_INDEX_LEN};
 use assent_core::pii::IndexKind;
+use assent_core::problem::ProblemKind;
 use assent_core::rights::{self, CodeCheck, CodeFacts, RequestType};
 use assent_store::flows::rights::{self as repo, Intake};
 use assent_store::tables::rights_requests;
@@ -346,7 +347,7 @@ fn file_request(
     let index: [u8; TICKET_INDEX_LEN] = email_index
         .as_slice()
         .try_into()
-        .map_err(|_| StoreError::Invalid("a blind index of an unexpected length".into()))?;
+        .map_err(|_| StoreError::Internal("a blind index of an unexpected length".into()))?;
     let named = state.store.write(tenant_id, |c| {
         form_limits::purge(c, tenant_id, now)?;
         let mut budget = form_limits::get(c, tenant_id, &email_index, now)?;
@@ -459,7 +460,8 @@ fn check(
     match checked {
         // Changed meanwhile, or the person's data erased: rolled back, and answered
         // like any code for no request.
-        Err(StoreError::NotFound | StoreError::Conflict(_)) => Ok(uncounted(fallback, now)),
+        Err(StoreError::NotFound) => Ok(uncounted(fallback, now)),
+        Err(e) if e.is_kind(ProblemKind::Conflict) => Ok(uncounted(fallback, now)),
         other => other,
     }
 }

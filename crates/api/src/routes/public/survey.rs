@@ -13,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
+use assent_core::problem::ProblemKind;
 use assent_core::survey::{self, AnswerDecision, SurveyKind};
 use assent_store::StoreError;
 use assent_store::flows::surveying::{self, Answer};
@@ -335,7 +336,7 @@ pub async fn survey_answer(
             )
             .await
         }
-        Ok(Err(StoreError::Invalid(_))) => {
+        Ok(Err(e)) if e.is_kind(ProblemKind::ValidationFailed) => {
             show(
                 state,
                 &req,

@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
 use assent_core::link::{LinkClaims, LinkKind};
+use assent_core::problem::ProblemCode;
 use assent_store::StoreError;
 use assent_store::flows::consents::{self, Actor, ConsentRequest};
 use assent_store::tables::{branding, purposes, subjects, tenants};
@@ -209,8 +210,9 @@ pub async fn unsubscribe(
         })?;
         // Never acknowledge what did not take effect.
         if !took_effect {
-            return Err(StoreError::Conflict(
-                "the withdrawal did not change the consent".into(),
+            return Err(StoreError::refused(
+                ProblemCode::WithdrawalUnchanged,
+                "the withdrawal did not change the consent",
             ));
         }
         Ok(Some(Context {
