@@ -54,6 +54,7 @@ pub mod page;
 pub mod pii;
 pub mod plural;
 pub mod receipt;
+pub mod refusal;
 pub mod retention;
 pub mod rights;
 pub mod survey;
