@@ -542,3 +542,34 @@ fn macro_arguments(rest: &str) -> String {
     }
     out
 }
+
+/// Handlers share validation through their own modules (`consent_input`,
+/// `subject_input`) and workflows through the store's flows, never by calling into
+/// another route's file: a review found rights requests and imports borrowing the
+/// subject and consent handlers' checks.
+#[test]
+fn handlers_do_not_borrow_from_other_routes() {
+    let api = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/api/src");
+    let mut files = vec![api.join("import.rs")];
+    let mut stack = vec![api.join("routes")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut offenders = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path).unwrap();
+        for lender in ["crate::routes::", "super::subjects::", "super::consents::"] {
+            if source.contains(lender) {
+                offenders.push(format!("{} uses {lender}", path.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "handlers borrowing: {offenders:#?}");
+}

@@ -423,45 +423,24 @@ async fn problems_carry_their_stable_code() {
         let app = TestApp::spawn(db).await;
         let admin = app.tenant_with("acme", Role::Admin).await;
         let policy = json!({"version": "2026-01", "url": "https://acme.test/privacy", "text": "We promise.", "effective_at": "2026-01-01T00:00:00Z"});
-        app.expect(
-            &admin.token,
-            Method::POST,
-            "/v1/policies",
-            Some(&policy),
-            StatusCode::CREATED,
-        )
-        .await;
-        let taken = app
-            .expect(
-                &admin.token,
-                Method::POST,
-                "/v1/policies",
-                Some(&policy),
-                StatusCode::CONFLICT,
-            )
+        admin
+            .post("/v1/policies", &policy)
+            .expect(StatusCode::CREATED)
+            .await;
+        let taken = admin
+            .post("/v1/policies", &policy)
+            .expect_problem(StatusCode::CONFLICT, "conflict")
             .await;
         assert_eq!(taken["code"], "already_exists", "{taken}");
-        assert_eq!(taken["type"], "urn:assent:problem:conflict", "{taken}");
-        let unknown = app
-            .expect(
-                &admin.token,
-                Method::GET,
-                "/v1/purposes/nothing-here",
-                None,
-                StatusCode::NOT_FOUND,
-            )
+        let unknown = admin
+            .get("/v1/purposes/nothing-here")
+            .expect(StatusCode::NOT_FOUND)
             .await;
         assert_eq!(unknown["code"], "not_found", "{unknown}");
-        let bad = app
-            .expect(
-                &admin.token,
-                Method::POST,
-                "/v1/api-keys",
-                Some(&json!({"role": "root"})),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+        let bad = admin
+            .post("/v1/api-keys", &json!({"role": "root"}))
+            .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed")
             .await;
         assert_eq!(bad["code"], "validation_failed", "{bad}");
-        assert_eq!(bad["type"], "urn:assent:problem:validation-failed", "{bad}");
     }
 }

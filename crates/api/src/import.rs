@@ -9,15 +9,16 @@
 //! The body waits in a spool file; a server killed mid-import fails the import and
 //! deletes the file at its next start ([`recover`]).
 
-use crate::routes::consents::{ActorIn, EvidenceIn, actor, evidence};
-use crate::routes::subjects::apply;
+use crate::consent_input::{ActorIn, EvidenceIn, actor, evidence};
 use crate::state::{AppState, Keyring};
+use crate::subject_input::{apply, draft_of};
 use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
 use assent_store::flows::consents::{self, ConsentRequest};
+use assent_store::flows::subject_records;
 use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
 use assent_store::tables::ledger::Appender;
-use assent_store::tables::subjects::{self, SubjectInput, SubjectPii};
+use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
 use assent_store::{DbConnection, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use diesel::Connection;
@@ -171,44 +172,23 @@ fn line_subject(
     mut map: Map<String, Value>,
 ) -> Result<(), String> {
     map.remove("type");
-    let Some(Value::String(reference)) = map.get("external_ref").cloned() else {
+    let Some(Value::String(_)) = map.get("external_ref") else {
         return Err("a subject line needs external_ref (it makes the line idempotent)".into());
     };
-    let existing = subjects::find_ids(
-        c,
-        &keys.tenant,
-        tenant,
-        IndexKind::ExternalRef,
-        reference.trim(),
-    )
-    .map_err(|e| e.to_string())?
-    .into_iter()
-    .next();
-    match existing {
-        Some(id) => {
-            let current = subjects::get(c, &keys.tenant, tenant, &id)
-                .map_err(|e| e.to_string())?
-                .ok_or("subject vanished")?;
-            let pii = current.pii.clone().ok_or("the subject's data was erased")?;
-            let mut draft = SubjectInput {
-                pii,
-                locale: current.locale.clone(),
-                timezone: current.timezone.clone(),
-            };
-            apply(&mut draft, &map).map_err(|e| e.detail)?;
-            subjects::replace(c, &keys.subject_keys(), &current, &draft)
-                .map_err(|e| e.to_string())?;
-        }
-        None => {
-            let mut draft = SubjectInput {
-                pii: SubjectPii::default(),
-                locale: None,
-                timezone: None,
-            };
-            apply(&mut draft, &map).map_err(|e| e.detail)?;
-            subjects::create(c, &keys.subject_keys(), tenant, &draft).map_err(|e| e.to_string())?;
-        }
-    }
+    let mut fresh = SubjectInput {
+        pii: SubjectPii::default(),
+        locale: None,
+        timezone: None,
+    };
+    apply(&mut fresh, &map).map_err(|e| e.detail)?;
+    // A subject already imported under this reference takes the line's fields.
+    let update = |current: &Subject| -> StoreResult<SubjectInput> {
+        let mut draft = draft_of(current)?;
+        apply(&mut draft, &map).map_err(|e| StoreError::refused(e.code, e.detail))?;
+        Ok(draft)
+    };
+    subject_records::create_or_update(c, &keys.subject_keys(), tenant, &fresh, &update)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

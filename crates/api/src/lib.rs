@@ -1,6 +1,7 @@
 //! The HTTP face of Assent: the `/v1` API for tenant staff and systems, health and
 //! metrics endpoints, and (in later work) the public pages.
 
+mod consent_input;
 pub mod error;
 pub mod extract;
 mod idempotency;
@@ -12,6 +13,7 @@ pub mod revocation;
 mod routes;
 mod schema;
 pub mod state;
+mod subject_input;
 
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;

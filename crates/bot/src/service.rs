@@ -3,16 +3,17 @@
 //! that the chat is linked to it (callback data is never trusted).
 
 use crate::text::CodeNote;
-use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
+use assent_core::consent::{ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
-use assent_core::problem::{ProblemCode, ProblemKind};
+use assent_core::problem::ProblemKind;
 use assent_core::rights::{
     CODE_ATTEMPTS, CodeCheck, REQUEST_WRONG_CODES, RequestStatus, RequestType,
 };
 use assent_core::survey::AnswerDecision;
-use assent_store::flows::consents::{self, Actor, ConsentRequest, Evidence};
+use assent_store::flows::consents::{self, Evidence};
+use assent_store::flows::refusal::{self, RefusalRequest};
 use assent_store::flows::rights::{self, Intake};
 use assent_store::flows::surveying::{self, Answer};
 use assent_store::tables::rights_requests;
@@ -415,68 +416,33 @@ impl BotService {
             if !telegram::is_linked(c, chat_id, &target.tenant_id, &target.subject_id)? {
                 return Ok(Err(ActionError::NotLinked));
             }
-            let standing = consents::standing(
-                c,
-                &target.tenant_id,
-                group.as_deref(),
-                &target.subject_id,
-                target.scope,
-                &target.purpose,
-                now,
-            )?;
-            let meaning = standing.purpose.meaning.clone();
-            if meaning.legal_basis != LegalBasis::Consent {
-                if standing.objected {
-                    return Ok(Err(ActionError::NotWithdrawable));
-                }
-                subjects::object(c, &target.tenant_id, &target.subject_id, &target.purpose)?;
-                return Ok(Ok(Withdrawal {
-                    company: company.clone(),
-                    name_ru: meaning.name_ru,
-                    name_en: meaning.name_en,
-                    receipt_id: None,
-                    at: now,
-                }));
-            }
-            if !standing.granted {
+            let request = RefusalRequest {
+                subject_id: target.subject_id.clone(),
+                purpose_code: target.purpose.clone(),
+                scope: target.scope,
+                method: Method::Telegram,
+                policy_version: None,
+                evidence: Evidence::default(),
+            };
+            let refused =
+                refusal::refuse(c, &keys, &target.tenant_id, group.as_deref(), &request, now)?;
+            if refused.already {
                 return Ok(Err(ActionError::NotWithdrawable));
             }
-            let recorded = consents::record(
-                c,
-                &keys,
-                &target.tenant_id,
-                group.as_deref(),
-                &ConsentRequest {
-                    subject_id: target.subject_id.clone(),
-                    purpose_code: target.purpose.clone(),
-                    purpose_scope: Some(standing.purpose.scope),
-                    action: Action::Withdraw,
-                    method: Method::Telegram,
-                    occurred_at: now,
-                    policy_version: None,
-                    evidence: Evidence::default(),
-                    actor: Actor {
-                        kind: ActorKind::Subject,
-                        name: None,
-                        relation: None,
-                    },
-                    import_key: None,
-                },
-                now,
-            )?;
-            // Never acknowledge a withdrawal that did not take effect.
-            if !recorded.withdrawn() {
-                return Err(StoreError::refused(
-                    ProblemCode::WithdrawalUnchanged,
-                    "the withdrawal did not change the consent",
-                ));
-            }
+            let meaning = refused.purpose.meaning;
+            let (receipt_id, at) = match refused.recorded {
+                Some(recorded) => (
+                    Some(recorded.event.receipt_id),
+                    recorded.event.recorded_at.and_utc(),
+                ),
+                None => (None, now),
+            };
             Ok(Ok(Withdrawal {
                 company: company.clone(),
                 name_ru: meaning.name_ru,
                 name_en: meaning.name_en,
-                receipt_id: Some(recorded.event.receipt_id),
-                at: recorded.event.recorded_at.and_utc(),
+                receipt_id,
+                at,
             }))
         })?
     }

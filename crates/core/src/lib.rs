@@ -56,6 +56,7 @@ pub mod pii;
 pub mod plural;
 pub mod problem;
 pub mod receipt;
+pub mod refusal;
 pub mod retention;
 pub mod rights;
 pub mod survey;

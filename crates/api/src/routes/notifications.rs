@@ -4,15 +4,12 @@ use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use assent_core::consent::LegalBasis;
 use assent_core::notice::{self, NoticeCategory, NoticeChannel, NoticeStatus};
-use assent_core::problem::ProblemCode;
 use assent_core::tenancy::{Locale, Permission};
+use assent_notify::templates::Templates;
 use assent_store::StoreError;
-use assent_store::flows::outbox_gate;
-use assent_store::tables::notifications::{self as outbox, Attempt, ListFilter, NewNotice, Notice};
-use assent_store::tables::templates;
-use assent_store::tables::{purposes, subjects};
+use assent_store::flows::send_notice::{self, NoticeRequest, TrialRender};
+use assent_store::tables::notifications::{self as outbox, Attempt, ListFilter, Notice};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +144,82 @@ fn parse_channel(text: Option<&str>) -> ApiResult<NoticeChannel> {
     }
 }
 
+impl CreateNotification {
+    /// The message asked for, checked for form; the caller's key may also come as
+    /// the `Idempotency-Key` header (the two must agree).
+    fn parse(self, header_key: Option<String>, now: DateTime<Utc>) -> ApiResult<NoticeRequest> {
+        let idempotency_key = match (self.idempotency_key.clone(), header_key) {
+            (Some(a), Some(h)) if a != h => {
+                return Err(ApiError::invalid(
+                    "idempotency_key and the Idempotency-Key header differ",
+                ));
+            }
+            (a, h) => a.or(h),
+        };
+        if idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 255)
+        {
+            return Err(ApiError::invalid(
+                "idempotency_key must be 1-255 characters",
+            ));
+        }
+        notice::validate_kind(&self.template).map_err(|e| ApiError::invalid(e.0))?;
+        let channel = parse_channel(self.channel.as_deref())?;
+        let category = match self.category.as_deref() {
+            None | Some("subscribed") => NoticeCategory::Subscribed,
+            Some("transactional") => NoticeCategory::Transactional,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "unknown category '{other}'; expected subscribed or transactional"
+                )));
+            }
+        };
+        if category == NoticeCategory::Subscribed && self.purpose.is_none() {
+            return Err(ApiError::invalid(
+                "purpose is required for a subscribed message",
+            ));
+        }
+        if !self.data.is_object() && !self.data.is_null() {
+            return Err(ApiError::invalid("data must be a JSON object"));
+        }
+        let locale = self
+            .locale
+            .as_deref()
+            .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
+            .transpose()?;
+        if self
+            .send_at
+            .is_some_and(|t| t > now + chrono::Duration::days(366))
+        {
+            return Err(ApiError::invalid("send_at is more than a year away"));
+        }
+        Ok(NoticeRequest {
+            subject_id: self.subject_id,
+            template: self.template,
+            purpose: self.purpose,
+            category,
+            channel,
+            fallback_email: self.fallback_email.unwrap_or(true),
+            locale,
+            data: self.data,
+            send_at: self.send_at,
+            idempotency_key,
+        })
+    }
+}
+
+/// Renders the message once with the data given, as the dispatcher will.
+fn trial_render(templates: &Templates, trial: TrialRender<'_>) -> Result<(), String> {
+    let set = trial.stored.map(super::templates::to_set);
+    let sample =
+        super::templates::sample_context(trial.kind, trial.tenant_name, trial.locale, trial.data);
+    templates
+        .render(trial.kind, trial.locale, set.as_ref(), &sample)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Queue a message to a subject through the consent gate.
 ///
 /// A message the gate refuses right away (withdrawn, restricted, …) is recorded as
@@ -163,169 +236,22 @@ pub async fn create_notification(
     body: Json<CreateNotification>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
-    let Json(b) = body;
-    let header_key = crate::idempotency::key_of(&req)?;
-    let idempotency_key = match (b.idempotency_key.clone(), header_key) {
-        (Some(a), Some(h)) if a != h => {
-            return Err(ApiError::invalid(
-                "idempotency_key and the Idempotency-Key header differ",
-            ));
-        }
-        (a, h) => a.or(h),
-    };
-    if idempotency_key
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 255)
-    {
-        return Err(ApiError::invalid(
-            "idempotency_key must be 1-255 characters",
-        ));
-    }
-    notice::validate_kind(&b.template).map_err(|e| ApiError::invalid(e.0))?;
-    let channel = parse_channel(b.channel.as_deref())?;
-    let category = match b.category.as_deref() {
-        None | Some("subscribed") => NoticeCategory::Subscribed,
-        Some("transactional") => NoticeCategory::Transactional,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown category '{other}'; expected subscribed or transactional"
-            )));
-        }
-    };
-    if category == NoticeCategory::Subscribed && b.purpose.is_none() {
-        return Err(ApiError::invalid(
-            "purpose is required for a subscribed message",
-        ));
-    }
-    if !b.data.is_object() && !b.data.is_null() {
-        return Err(ApiError::invalid("data must be a JSON object"));
-    }
-    let locale = b
-        .locale
-        .as_deref()
-        .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
-        .transpose()?;
     let now = Utc::now();
-    if b.send_at
-        .is_some_and(|t| t > now + chrono::Duration::days(366))
-    {
-        return Err(ApiError::invalid("send_at is more than a year away"));
-    }
+    let request = body.0.parse(crate::idempotency::key_of(&req)?, now)?;
     let tenant = principal.tenant_id.clone();
     let templates = state.templates.clone();
-    let replay_key = idempotency_key.clone();
     let enqueued = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
-            store
-                .write(&tenant, |c| {
-                    // The caller's keys live in their own namespace, apart from the keys
-                    // Assent derives (e.g. for expiry notices).
-                    let idempotency_key = idempotency_key.as_ref().map(|k| format!("api:{k}"));
-                    if let Some(key) = &idempotency_key
-                        && let Some(existing) = outbox::by_idempotency_key(c, &tenant, key)?
-                    {
-                        // A repeat answers with the notice queued then; the same key
-                        // for another notification is the caller's mistake.
-                        let same = existing.subject_id.as_deref() == Some(b.subject_id.as_str())
-                            && existing.kind == b.template
-                            && existing.purpose_code == b.purpose
-                            && existing.channel == channel.as_str()
-                            && outbox_gate::open_data(c, &keyring.tenant, &existing)?
-                                .is_none_or(|d| d == b.data);
-                        if !same {
-                            // Not Conflict: that one means "a concurrent repeat won" below.
-                            return Err(StoreError::refused(
-                                ProblemCode::IdempotencyKeyReused,
-                                "this idempotency key was used for a different notification",
-                            ));
-                        }
-                        return Ok(existing);
-                    }
-                    let facts = subjects::facts(c, &tenant, &b.subject_id)?.ok_or_else(|| {
-                        StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id")
-                    })?;
-                    if let Some(code) = &b.purpose {
-                        let purpose = purposes::resolve(c, &tenant, keyring.group_id(), code)?
-                            .ok_or_else(|| {
-                                StoreError::refused(
-                                    ProblemCode::UnknownPurpose,
-                                    format!("unknown purpose '{code}'"),
-                                )
-                            })?;
-                        // A consent purpose is always gated on the consent: a message
-                        // that serves one is subscribed, whatever it is called.
-                        if category == NoticeCategory::Transactional
-                            && purpose.meaning.legal_basis == LegalBasis::Consent
-                        {
-                            return Err(StoreError::invalid(format!(
-                                "a transactional message cannot serve '{code}': that purpose is \
-                                 based on consent, so its messages are subscribed (sent only while \
-                                 the consent is in force, with an unsubscribe link); send it as \
-                                 subscribed, or without a purpose if the person asked for it"
-                            )));
-                        }
-                    }
-                    let t = assent_store::tables::tenants::find_tenant(c, &tenant)?
-                        .ok_or(StoreError::NotFound)?;
-                    let locale = match locale {
-                        Some(l) => l.as_str().to_owned(),
-                        None => {
-                            subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale)
-                        }
-                    };
-                    // Render once now, so an unknown template or a variable the data does
-                    // not supply is the caller's error, not a dead notice later.
-                    let stored = templates::template(c, &tenant, &b.template, &locale)?;
-                    let set = stored.map(super::templates::to_set);
-                    let sample = super::templates::sample_context(
-                        &b.template,
-                        &t.legal_name,
-                        &locale,
-                        &b.data,
-                    );
-                    templates
-                        .render(&b.template, &locale, set.as_ref(), &sample)
-                        .map_err(|e| StoreError::invalid(e.to_string()))?;
-                    let new = NewNotice {
-                        subject_id: Some(facts.id),
-                        kind: b.template.clone(),
-                        category,
-                        purpose_code: b.purpose.clone(),
-                        channel,
-                        fallback_email: b.fallback_email.unwrap_or(true),
-                        locale,
-                        data: if b.data.is_null() {
-                            serde_json::json!({})
-                        } else {
-                            b.data.clone()
-                        },
-                        target: None,
-                        idempotency_key: idempotency_key.clone(),
-                        source: Some("api".into()),
-                        due_at: b.send_at.unwrap_or(now).naive_utc(),
-                        max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
-                    };
-                    Ok(outbox_gate::enqueue(
-                        c,
-                        &keyring.tenant,
-                        &tenant,
-                        keyring.group_id(),
-                        new,
-                        now,
-                    )?
-                    .into_notice())
-                })
-                .or_else(|e| match (e, &replay_key) {
-                    // A concurrent request with the same key won the insert: answer
-                    // with its notice, as a repeat would get.
-                    (e, Some(key)) if e.is(ProblemCode::AlreadyExists) => {
-                        let key = format!("api:{key}");
-                        store
-                            .read(&tenant, |c| outbox::by_idempotency_key(c, &tenant, &key))?
-                            .ok_or(StoreError::NotFound)
-                    }
-                    (e, _) => Err(e),
-                })
+            let group = keyring.group_id();
+            send_notice::send(
+                store,
+                &keyring.tenant,
+                &tenant,
+                group,
+                &request,
+                |trial| trial_render(&templates, trial),
+                now,
+            )
         })
         .await?;
     Ok(HttpResponse::Accepted().json(NotificationView::from(enqueued)))

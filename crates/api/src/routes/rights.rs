@@ -3,16 +3,19 @@
 
 use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
+use crate::subject_input::{apply, draft_of};
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, web};
 use assent_core::deadline;
-use assent_core::problem::ProblemCode;
-use assent_core::rights::{self, CodeCheck, RequestStatus, RequestType, Step};
+use assent_core::link::{EXPORT_ROUTE_PREFIX, ExportClaims};
+use assent_core::rights::{CodeCheck, RequestStatus, RequestType, Step};
 use assent_core::tenancy::Permission;
-use assent_store::StoreError;
-use assent_store::flows::rights::{self as repo, Intake, StepChange};
-use assent_store::flows::rights_record;
+use assent_store::flows::export;
+use assent_store::flows::rights::{self as repo, Intake};
+use assent_store::flows::staff_steps::{self, StaffStep, Verification};
 use assent_store::tables::rights_requests::{self, ListFilter, Request};
+use assent_store::tables::subjects::{Subject, SubjectInput};
+use assent_store::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -144,36 +147,6 @@ fn view(
 }
 
 /// What carrying out a request did, as the person and the record are told.
-fn done_text(done: &repo::Fulfilment) -> String {
-    let mut what = Vec::new();
-    if !done.withdrawn.is_empty() {
-        what.push(format!("consents withdrawn: {}", done.withdrawn.join(", ")));
-    }
-    if !done.objected.is_empty() {
-        what.push(format!("objections recorded: {}", done.objected.join(", ")));
-    }
-    if done.restricted {
-        what.push("processing restricted".to_owned());
-    }
-    if !done.rectified.is_empty() {
-        what.push(format!("corrected: {}", done.rectified.join(", ")));
-    }
-    if done.export {
-        what.push(format!(
-            "an export of your data is ready to download for {EXPORT_LINK_DAYS} days"
-        ));
-    }
-    if let Some(act) = &done.destruction_act {
-        what.push(format!(
-            "your personal data will be destroyed once this message is sent (destruction act {act})"
-        ));
-    }
-    if what.is_empty() {
-        what.push("nothing was in force to change".to_owned());
-    }
-    what.join("; ")
-}
-
 fn actor(p: &Principal) -> String {
     format!("staff:{}", p.client_id)
 }
@@ -380,37 +353,18 @@ pub async fn verify_request(
     let now = Utc::now();
     let (check, v) = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
+            let how = match (&b.code, b.documents_approved) {
+                (Some(code), false) => Verification::Code(code),
+                (None, true) => Verification::DocumentsApproved,
+                _ => {
+                    return Err(StoreError::invalid(
+                        "give either code or documents_approved: true",
+                    ));
+                }
+            };
+            let (keys, group) = (&keyring.tenant, keyring.group_id());
             store.write(&tenant, |c| {
-                let keys = &keyring.tenant;
-                let group = keyring.group_id();
-                let (check, r) = match (&b.code, b.documents_approved) {
-                    (Some(code), false) => {
-                        repo::check_code(c, keys, &tenant, &id, code, &who, now)?
-                    }
-                    (None, true) => {
-                        let change = StepChange {
-                            reason: Some("documents approved by staff".into()),
-                            ..Default::default()
-                        };
-                        let r = repo::step_and_confirm(
-                            c,
-                            keys,
-                            &tenant,
-                            group,
-                            &id,
-                            Step::Verify,
-                            &who,
-                            &change,
-                            now,
-                        )?;
-                        (CodeCheck::Right, r)
-                    }
-                    _ => {
-                        return Err(StoreError::invalid(
-                            "give either code or documents_approved: true",
-                        ));
-                    }
-                };
+                let (check, r) = staff_steps::verify(c, keys, &tenant, group, &id, how, &who, now)?;
                 Ok((check, view(c, keys, r, true, true)?))
             })
         })
@@ -464,9 +418,6 @@ pub async fn resend_code(
     Ok(web::Json(v))
 }
 
-/// How long the download link of an export works.
-const EXPORT_LINK_DAYS: i64 = 7;
-
 /// What staff give with a step.
 #[derive(Default)]
 struct StepInput {
@@ -476,7 +427,7 @@ struct StepInput {
 }
 
 /// Takes a staff step and confirms it to the person. Completing a request carries it
-/// out in the same transaction (see `repo::fulfil`).
+/// out in the same transaction (see `staff_steps::take`).
 async fn staff_step(
     state: web::Data<AppState>,
     principal: Principal,
@@ -491,91 +442,51 @@ async fn staff_step(
     let links = state.clone();
     let v = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
-            store.write(&tenant, |c| {
-                let keys = &keyring.tenant;
-                let mut change = StepChange {
-                    reason: input.reason,
-                    ..Default::default()
+            // The corrections apply to the data held when the request completes.
+            let changes = input.changes;
+            let correct = |current: &Subject| -> StoreResult<SubjectInput> {
+                let mut draft = draft_of(current)?;
+                if let Some(changes) = &changes {
+                    apply(&mut draft, changes)
+                        .map_err(|e| StoreError::refused(e.code, e.detail))?;
+                }
+                Ok(draft)
+            };
+            let export_link = |r: &Request, expires_at: DateTime<Utc>| -> StoreResult<String> {
+                let claims = ExportClaims {
+                    tenant_id: r.tenant_id.clone(),
+                    request_id: r.id.clone(),
+                    expires_at,
                 };
-                // Checked once up front: a step out of order says so before anything
-                // else is looked at or carried out.
-                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
-                rights::next(r.status(), step).map_err(StoreError::lift)?;
-                if step == Step::Extend {
-                    let clock = rights_record::clock(c, &tenant)?;
-                    let due = deadline::extended_due_at(
-                        clock.law,
-                        r.received_at.and_utc(),
-                        clock.tz,
-                        &clock.calendar,
-                        r.extended,
-                        now,
-                    )
+                let token = links
+                    .links
+                    .issue_export(&claims)
                     .map_err(StoreError::lift)?;
-                    change.due_at = Some(due);
-                }
-                if step == Step::Complete {
-                    let corrected = match (&input.changes, r.kind()) {
-                        (Some(changes), RequestType::Rectification) => {
-                            let current = assent_store::tables::subjects::get(
-                                c,
-                                keys,
-                                &tenant,
-                                &r.subject_id,
-                            )?
-                            .ok_or(StoreError::NotFound)?;
-                            let mut draft = crate::routes::subjects::draft_of(&current)?;
-                            crate::routes::subjects::apply(&mut draft, changes)
-                                .map_err(|e| StoreError::refused(e.code, e.detail))?;
-                            Some(draft)
-                        }
-                        (Some(_), kind) => {
-                            return Err(StoreError::invalid(format!(
-                                "'changes' is for a rectification, not a {kind} request"
-                            )));
-                        }
-                        (None, _) => None,
-                    };
-                    let how = repo::Completion {
-                        purposes: input.purposes.as_deref(),
-                        corrected: corrected.as_ref(),
-                    };
-                    let done = repo::fulfil(c, &keyring.subject_keys(), &r, &how, &who, now)?;
-                    if done.export {
-                        let token = links
-                            .links
-                            .issue_export(&assent_core::link::ExportClaims {
-                                tenant_id: tenant.clone(),
-                                request_id: r.id.clone(),
-                                expires_at: now + chrono::Duration::days(EXPORT_LINK_DAYS),
-                            })
-                            .map_err(StoreError::lift)?;
-                        change.link = Some(format!(
-                            "{}{}{token}",
-                            links.public_url.trim_end_matches('/'),
-                            assent_core::link::EXPORT_ROUTE_PREFIX
-                        ));
-                    }
-                    let what = done_text(&done);
-                    change.note = change.reason.clone();
-                    change.done = serde_json::to_value(&done).ok();
-                    change.reason = Some(match change.reason.take() {
-                        Some(note) => format!("{what}. {note}"),
-                        None => what,
-                    });
-                }
-                let r = repo::step_and_confirm(
+                let base = links.public_url.trim_end_matches('/');
+                Ok(format!("{base}{EXPORT_ROUTE_PREFIX}{token}"))
+            };
+            let given = StaffStep {
+                reason: input.reason,
+                purposes: input.purposes,
+            };
+            let correct = changes
+                .is_some()
+                .then_some(&correct as staff_steps::Correct<'_>);
+            store.write(&tenant, |c| {
+                let keys = keyring.subject_keys();
+                let r = staff_steps::take(
                     c,
-                    keys,
+                    &keys,
                     &tenant,
-                    keyring.group_id(),
                     &id,
                     step,
+                    given,
+                    correct,
+                    &export_link,
                     &who,
-                    &change,
                     now,
                 )?;
-                view(c, keys, r, true, true)
+                view(c, &keyring.tenant, r, true, true)
             })
         })
         .await?;
@@ -726,42 +637,10 @@ pub async fn export_request(
     let tenant = principal.tenant_id.clone();
     let doc = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
+            let (keys, group) = (&keyring.tenant, keyring.group_id());
+            let reader = &principal.client_id;
             store.write(&tenant, |c| {
-                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
-                if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
-                    return Err(StoreError::refused(
-                        ProblemCode::NoExport,
-                        format!("a {} request has no export", r.kind()),
-                    ));
-                }
-                if !matches!(
-                    r.status(),
-                    RequestStatus::Verified
-                        | RequestStatus::InProgress
-                        | RequestStatus::Extended
-                        | RequestStatus::Completed
-                ) {
-                    return Err(StoreError::refused(
-                        ProblemCode::IdentityNotVerified,
-                        "the person's identity is not checked yet",
-                    ));
-                }
-                let doc = assent_store::flows::export::subject_export(
-                    c,
-                    &keyring.tenant,
-                    &tenant,
-                    keyring.group_id(),
-                    &r.subject_id,
-                    Utc::now(),
-                )?;
-                assent_store::tables::audit::record(
-                    c,
-                    &tenant,
-                    &principal.client_id,
-                    "subject.export",
-                    Some(&r.subject_id),
-                )?;
-                Ok(doc)
+                export::for_staff(c, keys, &tenant, group, &id, reader, Utc::now())
             })
         })
         .await?;

@@ -3,15 +3,16 @@
 
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
+use crate::subject_input::{apply, draft_of};
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::contact;
 use assent_core::pii::IndexKind;
-use assent_core::problem::ProblemCode;
-use assent_core::tenancy::{self, Locale, Permission};
-use assent_store::StoreError;
+use assent_core::tenancy::{Locale, Permission};
+use assent_store::flows::subject_records;
 use assent_store::tables::audit;
 use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
+use assent_store::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -94,126 +95,11 @@ pub struct SubjectList {
     pub items: Vec<SubjectView>,
 }
 
-const FIELDS: &[&str] = &[
-    "external_ref",
-    "full_name",
-    "email",
-    "phone",
-    "handles",
-    "locale",
-    "timezone",
-];
-
-fn text(key: &str, v: &Value) -> Result<Option<String>, ApiError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(ApiError::invalid(format!("{key} must be a string or null"))),
-    }
-}
-
-/// Applies the fields of a JSON object onto a draft subject, validating each.
-pub(crate) fn apply(draft: &mut SubjectInput, body: &Map<String, Value>) -> Result<(), ApiError> {
-    for key in body.keys() {
-        if !FIELDS.contains(&key.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "unknown field `{key}`, expected one of {}",
-                FIELDS.join(", ")
-            )));
-        }
-    }
-    let pii = &mut draft.pii;
-    if let Some(v) = body.get("external_ref") {
-        pii.external_ref = text("external_ref", v)?.map(|r| r.trim().to_owned());
-        if let Some(r) = &pii.external_ref
-            && (r.is_empty() || r.chars().count() > 200 || r.chars().any(char::is_control))
-        {
-            return Err(ApiError::invalid(
-                "external_ref must be 1-200 characters without control characters",
-            ));
-        }
-    }
-    if let Some(v) = body.get("full_name") {
-        pii.full_name = text("full_name", v)?.map(|n| n.trim().to_owned());
-        if let Some(n) = &pii.full_name {
-            tenancy::validate_name("full_name", n).map_err(|e| ApiError::invalid(e.0))?;
-        }
-    }
-    if let Some(v) = body.get("email") {
-        pii.email = text("email", v)?
-            .map(|e| contact::normalize_email(&e))
-            .transpose()
-            .map_err(|e| ApiError::invalid(e.0))?;
-    }
-    if let Some(v) = body.get("phone") {
-        pii.phone = text("phone", v)?
-            .map(|p| contact::normalize_phone(&p))
-            .transpose()
-            .map_err(|e| ApiError::invalid(e.0))?;
-    }
-    if let Some(v) = body.get("handles") {
-        pii.handles = match v {
-            Value::Null => BTreeMap::new(),
-            _ => serde_json::from_value(v.clone())
-                .map_err(|_| ApiError::invalid("handles must map names to strings"))?,
-        };
-        if pii.handles.len() > 20 {
-            return Err(ApiError::invalid("at most 20 handles"));
-        }
-        for (k, h) in &pii.handles {
-            let key_ok = (1..=32).contains(&k.len())
-                && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-            if !key_ok
-                || h.trim().is_empty()
-                || h.chars().count() > 200
-                || h.chars().any(char::is_control)
-            {
-                return Err(ApiError::invalid(
-                    "handles: names of lowercase letters and '_', values of 1-200 characters",
-                ));
-            }
-        }
-    }
-    if let Some(v) = body.get("locale") {
-        draft.locale = match text("locale", v)? {
-            Some(l) => Some(
-                l.parse::<Locale>()
-                    .map_err(|e| ApiError::invalid(e.0))?
-                    .to_string(),
-            ),
-            None => None,
-        };
-    }
-    if let Some(v) = body.get("timezone") {
-        draft.timezone = text("timezone", v)?;
-        if let Some(tz) = &draft.timezone {
-            tenancy::validate_timezone(tz).map_err(|e| ApiError::invalid(e.0))?;
-        }
-    }
-    if pii.external_ref.is_none() && pii.email.is_none() && pii.phone.is_none() {
-        return Err(ApiError::invalid(
-            "a subject needs at least one of external_ref, email, phone",
-        ));
-    }
-    Ok(())
-}
-
 fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::invalid("the body must be a JSON object")),
     }
-}
-
-pub(crate) fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
-    let pii = s.pii.clone().ok_or_else(|| {
-        StoreError::refused(ProblemCode::SubjectErased, "the subject's data was erased")
-    })?;
-    Ok(SubjectInput {
-        pii,
-        locale: s.locale.clone(),
-        timezone: s.timezone.clone(),
-    })
 }
 
 /// Create a subject, or update the one with the same `external_ref` (200).
@@ -239,32 +125,14 @@ pub async fn create_subject(
     let tenant = principal.tenant_id.clone();
     let (subject, created) = state
         .db_keyed(&tenant.clone(), move |store, keys| {
+            // A known subject takes the fields given onto the data it holds.
+            let update = |current: &Subject| -> StoreResult<SubjectInput> {
+                let mut draft = draft_of(current)?;
+                apply(&mut draft, &body).map_err(|e| StoreError::refused(e.code, e.detail))?;
+                Ok(draft)
+            };
             store.write(&tenant, |c| {
-                let existing = match &fresh.pii.external_ref {
-                    Some(r) => {
-                        subjects::find_ids(c, &keys.tenant, &tenant, IndexKind::ExternalRef, r)?
-                            .into_iter()
-                            .next()
-                    }
-                    None => None,
-                };
-                match existing {
-                    Some(id) => {
-                        let current = subjects::get(c, &keys.tenant, &tenant, &id)?
-                            .ok_or(StoreError::NotFound)?;
-                        let mut draft = draft_of(&current)?;
-                        apply(&mut draft, &body)
-                            .map_err(|e| StoreError::refused(e.code, e.detail))?;
-                        Ok((
-                            subjects::replace(c, &keys.subject_keys(), &current, &draft)?,
-                            false,
-                        ))
-                    }
-                    None => Ok((
-                        subjects::create(c, &keys.subject_keys(), &tenant, &fresh)?,
-                        true,
-                    )),
-                }
+                subject_records::create_or_update(c, &keys.subject_keys(), &tenant, &fresh, &update)
             })
         })
         .await?;

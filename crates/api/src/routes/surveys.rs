@@ -8,23 +8,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
-use assent_core::problem::ProblemCode;
 use assent_core::survey::{self, SurveyKind, Trigger};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
-use assent_store::flows::surveying::{self, Invite, Invited};
-use assent_store::tables::subjects;
+use assent_store::flows::invitations::{self, Audience, MAX_SUBJECT_IDS};
+use assent_store::flows::surveying::{self, Invited};
 use assent_store::tables::surveys::{self, Survey, SurveyPatch};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// Subjects named in one invitation request.
-const MAX_SUBJECT_IDS: usize = 1000;
-/// Subjects one invitation request may reach through a filter.
-const MAX_FILTER_SUBJECTS: usize = 10_000;
-/// Subjects invited per transaction when inviting by filter.
-const FILTER_CHUNK: usize = 200;
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -407,6 +399,55 @@ pub struct InvitationsResult {
     pub truncated: bool,
 }
 
+impl CreateInvitations {
+    /// Whom to invite: named subjects, or a filter, never both.
+    fn audience(self) -> ApiResult<Audience> {
+        Ok(match (self.subject_ids, self.filter) {
+            (Some(ids), None) => {
+                if ids.is_empty() || ids.len() > MAX_SUBJECT_IDS {
+                    return Err(ApiError::invalid(format!(
+                        "subject_ids must name 1-{MAX_SUBJECT_IDS} subjects"
+                    )));
+                }
+                Audience::Subjects(ids)
+            }
+            (None, Some(f)) => {
+                if let Some(l) = &f.locale
+                    && !matches!(l.as_str(), "ru" | "en")
+                {
+                    return Err(ApiError::invalid("filter.locale must be ru or en"));
+                }
+                Audience::Filter { locale: f.locale }
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "give either subject_ids or filter, not both",
+                ));
+            }
+        })
+    }
+}
+
+impl InvitationsResult {
+    fn of(state: &AppState, done: invitations::Invitations) -> Self {
+        let anonymous = done.anonymous;
+        Self {
+            invited: done.invited.len(),
+            invitations: done
+                .invited
+                .into_iter()
+                .map(|i| invitation_view(state, i, anonymous))
+                .collect(),
+            skipped: done
+                .skipped
+                .into_iter()
+                .map(|(subject_id, reason)| SkippedView { subject_id, reason })
+                .collect(),
+            truncated: done.truncated,
+        }
+    }
+}
+
 fn channel_of(text: Option<&str>) -> ApiResult<NoticeChannel> {
     match text.unwrap_or("email") {
         "email" => Ok(NoticeChannel::Email),
@@ -415,21 +456,6 @@ fn channel_of(text: Option<&str>) -> ApiResult<NoticeChannel> {
             "unknown channel '{other}'; expected email or telegram"
         ))),
     }
-}
-
-fn active_survey(
-    c: &mut assent_store::DbConnection,
-    tenant: &str,
-    code: &str,
-) -> assent_store::StoreResult<Survey> {
-    let survey = surveys::get(c, tenant, code)?.ok_or(StoreError::NotFound)?;
-    if !survey.active {
-        return Err(StoreError::refused(
-            ProblemCode::SurveyStopped,
-            format!("the survey '{code}' is stopped"),
-        ));
-    }
-    Ok(survey)
 }
 
 /// Invite chosen subjects, or everyone the purpose allows, now or at a time. Each
@@ -454,119 +480,18 @@ pub async fn create_invitations(
     if send_at > now + Duration::days(366) {
         return Err(ApiError::invalid("send_at must be within a year"));
     }
-    let filter = match (&b.subject_ids, &b.filter) {
-        (Some(ids), None) => {
-            if ids.is_empty() || ids.len() > MAX_SUBJECT_IDS {
-                return Err(ApiError::invalid(format!(
-                    "subject_ids must name 1-{MAX_SUBJECT_IDS} subjects"
-                )));
-            }
-            None
-        }
-        (None, Some(f)) => {
-            if let Some(l) = &f.locale
-                && !matches!(l.as_str(), "ru" | "en")
-            {
-                return Err(ApiError::invalid("filter.locale must be ru or en"));
-            }
-            Some(f.locale.clone())
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "give either subject_ids or filter, not both",
-            ));
-        }
-    };
+    let audience = b.audience()?;
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
-    let st = state.clone();
-    let result = state
+    let done = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
-            let group = keyring.group_id();
-            // Who: the named subjects (all must exist, or nothing is written), or
-            // those the purpose allows.
-            let (targets, truncated) = store.read(&tenant, |c| {
-                let survey = active_survey(c, &tenant, &code)?;
-                match filter {
-                    None => {
-                        let ids = b.subject_ids.clone().unwrap_or_default();
-                        for id in &ids {
-                            if !subjects::exists(c, &tenant, id)? {
-                                return Err(StoreError::refused(
-                                    ProblemCode::UnknownSubject,
-                                    format!("unknown subject_id '{id}'"),
-                                ));
-                            }
-                        }
-                        let mut seen = std::collections::HashSet::new();
-                        Ok((
-                            ids.into_iter().filter(|i| seen.insert(i.clone())).collect(),
-                            false,
-                        ))
-                    }
-                    Some(locale) => {
-                        let mut ids = surveying::filter_targets(
-                            c,
-                            group,
-                            &survey,
-                            locale.as_deref(),
-                            now,
-                            MAX_FILTER_SUBJECTS + 1,
-                        )?;
-                        let truncated = ids.len() > MAX_FILTER_SUBJECTS;
-                        ids.truncate(MAX_FILTER_SUBJECTS);
-                        Ok((ids, truncated))
-                    }
-                }
-            })?;
-            let mut out = InvitationsResult {
-                invited: 0,
-                invitations: Vec::new(),
-                skipped: Vec::new(),
-                truncated,
-            };
-            let chunk_size = if b.subject_ids.is_some() {
-                MAX_SUBJECT_IDS
-            } else {
-                FILTER_CHUNK
-            };
-            for chunk in targets.chunks(chunk_size) {
-                store.write(&tenant, |c| {
-                    let survey = active_survey(c, &tenant, &code)?;
-                    for subject_id in chunk {
-                        let invite = Invite {
-                            subject_id: subject_id.clone(),
-                            channel,
-                            send_at,
-                            event_key: None,
-                            triggered: false,
-                        };
-                        match surveying::invite(
-                            c,
-                            &keyring.tenant,
-                            &tenant,
-                            group,
-                            &survey,
-                            &invite,
-                            now,
-                        )? {
-                            Invited::Created(i) | Invited::Existing(i) => {
-                                out.invited += 1;
-                                out.invitations
-                                    .push(invitation_view(&st, i, survey.anonymous));
-                            }
-                            Invited::Skipped(reason) => out.skipped.push(SkippedView {
-                                subject_id: subject_id.clone(),
-                                reason,
-                            }),
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok(out)
+            let (keys, group) = (&keyring.tenant, keyring.group_id());
+            invitations::invite_many(
+                store, keys, &tenant, group, &code, audience, channel, send_at, now,
+            )
         })
         .await?;
+    let result = InvitationsResult::of(&state, done);
     Ok(HttpResponse::Accepted().json(result))
 }
 
@@ -603,6 +528,51 @@ pub struct EventResult {
     pub reason: Option<String>,
 }
 
+impl SurveyEvent {
+    /// The event, checked for form: it happened by now (a few minutes of clock skew
+    /// allowed).
+    fn parse(self, now: DateTime<Utc>) -> ApiResult<invitations::SurveyEvent> {
+        let channel = channel_of(self.channel.as_deref())?;
+        let occurred_at = self.occurred_at.unwrap_or(now);
+        if occurred_at > now + Duration::minutes(5) {
+            return Err(ApiError::invalid("occurred_at must not be in the future"));
+        }
+        for (name, value) in [("event", &self.event), ("event_id", &self.event_id)] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.is_empty() || v.len() > 200 || v.chars().any(char::is_control))
+            {
+                return Err(ApiError::invalid(format!(
+                    "{name} must be 1-200 characters without control characters"
+                )));
+            }
+        }
+        Ok(invitations::SurveyEvent {
+            subject_id: self.subject_id,
+            event_id: self.event_id,
+            occurred_at,
+            channel,
+        })
+    }
+}
+
+impl EventResult {
+    fn of(state: &AppState, survey: &Survey, invited: Invited) -> Self {
+        match invited {
+            Invited::Created(i) | Invited::Existing(i) => EventResult {
+                status: "scheduled".into(),
+                invitation: Some(invitation_view(state, i, survey.anonymous)),
+                reason: None,
+            },
+            Invited::Skipped(reason) => EventResult {
+                status: "skipped".into(),
+                invitation: None,
+                reason: Some(reason),
+            },
+        }
+    }
+}
+
 /// Report an event (say, a closed service ticket) for a triggered survey: the
 /// invitation goes out the survey's delay later, at most once per person per period.
 #[utoipa::path(tag = "surveys", security(("bearer" = [])), request_body = SurveyEvent, responses(
@@ -617,72 +587,19 @@ pub async fn survey_event(
     body: Json<SurveyEvent>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
-    let Json(b) = body;
-    let channel = channel_of(b.channel.as_deref())?;
     let now = Utc::now();
-    let occurred_at = b.occurred_at.unwrap_or(now);
-    if occurred_at > now + Duration::minutes(5) {
-        return Err(ApiError::invalid("occurred_at must not be in the future"));
-    }
-    for (name, value) in [("event", &b.event), ("event_id", &b.event_id)] {
-        if value
-            .as_ref()
-            .is_some_and(|v| v.is_empty() || v.len() > 200 || v.chars().any(char::is_control))
-        {
-            return Err(ApiError::invalid(format!(
-                "{name} must be 1-200 characters without control characters"
-            )));
-        }
-    }
+    let event = body.0.parse(now)?;
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
-    let st = state.clone();
-    let result = state
+    let (survey, invited) = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
+            let (keys, group) = (&keyring.tenant, keyring.group_id());
             store.write(&tenant, |c| {
-                let survey = active_survey(c, &tenant, &code)?;
-                let Some(trigger) = survey.trigger() else {
-                    return Err(StoreError::refused(ProblemCode::SurveyWithoutTrigger, format!(
-"the survey '{code}' has no trigger; set one with PATCH or invite directly"
-                    )));
-                };
-                if !subjects::exists(c, &tenant, &b.subject_id)? {
-                    return Err(StoreError::refused(ProblemCode::UnknownSubject, format!(
-"unknown subject_id '{}'",
-                        b.subject_id
-                    )));
-                }
-                let invite = Invite {
-                    subject_id: b.subject_id.clone(),
-                    channel,
-                    send_at: trigger.send_at(occurred_at).max(now),
-                    event_key: b.event_id.clone(),
-                    triggered: true,
-                };
-                let invited = surveying::invite(
-                    c,
-                    &keyring.tenant,
-                    &tenant,
-                    keyring.group_id(),
-                    &survey,
-                    &invite,
-                    now,
-                )?;
-                Ok(match invited {
-                    Invited::Created(i) | Invited::Existing(i) => EventResult {
-                        status: "scheduled".into(),
-                        invitation: Some(invitation_view(&st, i, survey.anonymous)),
-                        reason: None,
-                    },
-                    Invited::Skipped(reason) => EventResult {
-                        status: "skipped".into(),
-                        invitation: None,
-                        reason: Some(reason),
-                    },
-                })
+                invitations::on_event(c, keys, &tenant, group, &code, &event, now)
             })
         })
         .await?;
+    let result = EventResult::of(&state, &survey, invited);
     Ok(HttpResponse::Accepted().json(result))
 }
 

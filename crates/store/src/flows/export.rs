@@ -10,10 +10,14 @@ use crate::schema::{
     consent_events, notifications, objections, rights_requests, subject_changes, subscriptions,
     survey_invitations, telegram_chats,
 };
+use crate::tables::audit;
 use crate::tables::ledger::EventRow;
+use crate::tables::rights_requests as requests;
 use crate::tables::subjects::{self, change_field};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::pii::TenantKeys;
+use assent_core::problem::ProblemCode;
+use assent_core::rights::{RequestStatus, RequestType};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
@@ -23,6 +27,87 @@ pub const FORMAT: &str = "assent.subject-export/1";
 
 fn utc(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339()
+}
+
+/// The export of an access or portability request for staff to hand over another
+/// way, once the person's identity is checked; the read is audited under `reader`.
+/// Refused (`no_export`, `identity_not_verified`) for another kind of request or one
+/// not yet verified.
+pub fn for_staff(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    request_id: &str,
+    reader: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Value> {
+    let r = requests::get(conn, tenant_id, request_id)?.ok_or(StoreError::NotFound)?;
+    if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
+        return Err(StoreError::refused(
+            ProblemCode::NoExport,
+            format!("a {} request has no export", r.kind()),
+        ));
+    }
+    if !matches!(
+        r.status(),
+        RequestStatus::Verified
+            | RequestStatus::InProgress
+            | RequestStatus::Extended
+            | RequestStatus::Completed
+    ) {
+        return Err(StoreError::refused(
+            ProblemCode::IdentityNotVerified,
+            "the person's identity is not checked yet",
+        ));
+    }
+    let doc = subject_export(conn, keys, tenant_id, group_id, &r.subject_id, now)?;
+    audit::record(
+        conn,
+        tenant_id,
+        reader,
+        "subject.export",
+        Some(&r.subject_id),
+    )?;
+    Ok(doc)
+}
+
+/// The export behind a person's download link: only a completed access or
+/// portability request of a subject not erased (after an erasure there is nothing
+/// left to give, and the link says so like any other dead link). The download is
+/// audited as the link's.
+pub fn for_link(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Value>> {
+    let Some(r) = requests::get(conn, tenant_id, request_id)? else {
+        return Ok(None);
+    };
+    let exportable = matches!(r.kind(), RequestType::Access | RequestType::Portability)
+        && r.status() == RequestStatus::Completed;
+    let erased =
+        subjects::facts(conn, tenant_id, &r.subject_id)?.is_none_or(|f| f.erased_at.is_some());
+    if !exportable || erased {
+        return Ok(None);
+    }
+    let doc = match subject_export(conn, keys, tenant_id, group_id, &r.subject_id, now) {
+        Ok(doc) => doc,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let reader = format!("link:{}", r.id);
+    audit::record(
+        conn,
+        tenant_id,
+        &reader,
+        "subject.export",
+        Some(&r.subject_id),
+    )?;
+    Ok(Some(doc))
 }
 
 /// The export of one subject. `NotFound` for an unknown subject; an erased subject

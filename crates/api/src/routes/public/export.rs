@@ -7,11 +7,7 @@ use super::{Locale, accept_language, not_found, security_headers};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use assent_core::rights::{RequestStatus, RequestType};
-use assent_store::StoreError;
 use assent_store::flows::export;
-use assent_store::tables::audit;
-use assent_store::tables::rights_requests;
 use chrono::Utc;
 
 fn expired(lang: Locale) -> HttpResponse {
@@ -38,39 +34,9 @@ pub async fn export_download(
     let tenant = claims.tenant_id.clone();
     let found = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
+            let (keys, group) = (&keyring.tenant, keyring.group_id());
             store.write(&tenant, |c| {
-                let Some(r) = rights_requests::get(c, &tenant, &claims.request_id)? else {
-                    return Ok(None);
-                };
-                let exportable = matches!(r.kind(), RequestType::Access | RequestType::Portability)
-                    && r.status() == RequestStatus::Completed;
-                // After an erasure there is nothing left to give, and the link says so
-                // like any other dead link.
-                let erased = assent_store::tables::subjects::facts(c, &tenant, &r.subject_id)?
-                    .is_none_or(|f| f.erased_at.is_some());
-                if !exportable || erased {
-                    return Ok(None);
-                }
-                let doc = match export::subject_export(
-                    c,
-                    &keyring.tenant,
-                    &tenant,
-                    keyring.group_id(),
-                    &r.subject_id,
-                    now,
-                ) {
-                    Ok(doc) => doc,
-                    Err(StoreError::NotFound) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                audit::record(
-                    c,
-                    &tenant,
-                    &format!("link:{}", r.id),
-                    "subject.export",
-                    Some(&r.subject_id),
-                )?;
-                Ok(Some(doc))
+                export::for_link(c, keys, &tenant, group, &claims.request_id, now)
             })
         })
         .await;

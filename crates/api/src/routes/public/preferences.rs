@@ -10,11 +10,12 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method, PurposeScope};
+use assent_core::consent::{ConsentStatus, LegalBasis, Method, PurposeScope};
 use assent_core::link::{LinkClaims, LinkKind};
-use assent_core::problem::ProblemCode;
+use assent_core::refusal::Refusal;
 use assent_store::StoreError;
-use assent_store::flows::consents::{self, Actor, ConsentRequest};
+use assent_store::flows::consents;
+use assent_store::flows::refusal::{self, RefusalRequest};
 use assent_store::tables::{branding, policies, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -524,14 +525,12 @@ fn apply(
         return Ok(Applied::NotFitting);
     };
     let scope = item.scope;
-    let fits = matches!(
-        (item.basis, choice),
-        (LegalBasis::Consent, Choice::Withdraw | Choice::Grant)
-            | (
-                LegalBasis::LegitimateInterest,
-                Choice::Object | Choice::Unobject
-            )
-    );
+    // Granting undoes a withdrawal, and lifting an objection undoes an objection.
+    let refusal = match choice {
+        Choice::Withdraw | Choice::Grant => Refusal::Withdraw,
+        Choice::Object | Choice::Unobject => Refusal::Object,
+    };
+    let fits = refusal.offered_on_page(item.basis);
     if !fits {
         return Ok(Applied::NotFitting);
     }
@@ -548,73 +547,27 @@ fn apply(
         );
         evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
     }
+    let request = RefusalRequest {
+        subject_id: claims.subject_id.clone(),
+        purpose_code: code.to_owned(),
+        scope: Some(scope),
+        method: Method::PreferenceCentre,
+        policy_version,
+        evidence,
+    };
+    let (keys, group) = (&keyring.tenant, keyring.group_id());
     state.store.write(tenant_id, |c| {
         let now = Utc::now();
-        let standing = consents::standing(
-            c,
-            tenant_id,
-            keyring.group_id(),
-            &claims.subject_id,
-            Some(scope),
-            code,
-            now,
-        )?;
-        // Already so (a second tab, a double click): nothing to record. Decided under
-        // the subject's lock, so of two concurrent presses only one writes.
-        let already = match choice {
-            Choice::Withdraw => !standing.granted,
-            Choice::Grant => standing.granted,
-            Choice::Object => standing.objected,
-            Choice::Unobject => !standing.objected,
-        };
-        if already {
-            return Ok(Applied::Done);
-        }
         match choice {
-            Choice::Withdraw | Choice::Grant => consents::record(
-                c,
-                &keyring.tenant,
-                tenant_id,
-                keyring.group_id(),
-                &ConsentRequest {
-                    subject_id: claims.subject_id.clone(),
-                    purpose_code: code.to_owned(),
-                    purpose_scope: Some(scope),
-                    action: if choice == Choice::Grant {
-                        Action::Grant
-                    } else {
-                        Action::Withdraw
-                    },
-                    method: Method::PreferenceCentre,
-                    occurred_at: now,
-                    policy_version: policy_version.clone(),
-                    evidence: evidence.clone(),
-                    actor: Actor {
-                        kind: ActorKind::Subject,
-                        name: None,
-                        relation: None,
-                    },
-                    import_key: None,
-                },
-                now,
-            )
-            // Never acknowledge a withdrawal that did not take effect.
-            .and_then(|r| match (choice, r.withdrawn()) {
-                (Choice::Withdraw, false) => Err(StoreError::refused(
-                    ProblemCode::WithdrawalUnchanged,
-                    "the withdrawal did not change the consent",
-                )),
-                _ => Ok(Applied::Done),
-            }),
-            Choice::Object => {
-                subjects::object(c, tenant_id, &claims.subject_id, code).map(|_| Applied::Done)
+            Choice::Withdraw | Choice::Object => {
+                refusal::refuse(c, keys, tenant_id, group, &request, now).map(|_| ())
             }
-            Choice::Unobject => {
-                subjects::withdraw_objection(c, tenant_id, &claims.subject_id, code)
-                    .map(|_| Applied::Done)
+            Choice::Grant | Choice::Unobject => {
+                refusal::take_back(c, keys, tenant_id, group, &request, now)
             }
         }
-    })
+    })?;
+    Ok(Applied::Done)
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@ use super::{Brand, Locale, accept_language, choose_lang, evidence, not_found, vi
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use assent_core::consent::{Action, ActorKind, ConsentStatus, LegalBasis, Method};
+use assent_core::consent::{ConsentStatus, Method};
 use assent_core::link::{LinkClaims, LinkKind};
-use assent_core::problem::ProblemCode;
+use assent_core::refusal::Refusal;
 use assent_store::StoreError;
-use assent_store::flows::consents::{self, Actor, ConsentRequest};
+use assent_store::flows::consents;
+use assent_store::flows::refusal::{self, RefusalRequest};
 use assent_store::tables::{branding, purposes, subjects, tenants};
 use chrono::Utc;
 
@@ -58,12 +59,12 @@ fn load(
             &facts.id,
             facts.person_id.as_deref(),
         )?;
-        let withdrawn = match purpose.meaning.legal_basis {
-            LegalBasis::Consent => !matches!(
+        let withdrawn = match Refusal::of(purpose.meaning.legal_basis) {
+            Refusal::Withdraw => !matches!(
                 state_now.map(|s| s.state.status),
                 Some(ConsentStatus::Granted)
             ),
-            _ => subjects::objected(c, &claims.tenant_id, &facts.id, &purpose.code)?,
+            Refusal::Object => subjects::objected(c, &claims.tenant_id, &facts.id, &purpose.code)?,
         };
         let brand = Brand::of(&tenant.legal_name, branding::get(c, &claims.tenant_id)?);
         Ok(Some(Context {
@@ -162,59 +163,25 @@ pub async fn unsubscribe(
             return Ok(Some(ctx));
         }
         let keyring = st.keyring(&st.store, &claims.tenant_id)?;
-        let code = claims.purpose.clone().unwrap_or_default();
-        let took_effect = st.store.write(&claims.tenant_id, |c| {
-            let now = Utc::now();
-            let standing = consents::standing(
-                c,
-                &claims.tenant_id,
-                keyring.group_id(),
-                &claims.subject_id,
-                None,
-                &code,
-                now,
-            )?;
-            if standing.purpose.meaning.legal_basis != LegalBasis::Consent {
-                // Not consent-based: unsubscribing is an objection to this purpose.
-                subjects::object(c, &claims.tenant_id, &claims.subject_id, &code)?;
-                return Ok(true);
-            }
-            if !standing.granted {
-                // Withdrawn meanwhile (another click, the provider's one-click POST).
-                return Ok(true);
-            }
-            let recorded = consents::record(
+        let request = RefusalRequest {
+            subject_id: claims.subject_id.clone(),
+            purpose_code: claims.purpose.clone().unwrap_or_default(),
+            scope: None,
+            method: Method::EmailLink,
+            policy_version: None,
+            evidence,
+        };
+        // Withdrawn meanwhile (another click, the provider's one-click POST) is done too.
+        st.store.write(&claims.tenant_id, |c| {
+            refusal::refuse(
                 c,
                 &keyring.tenant,
                 &claims.tenant_id,
                 keyring.group_id(),
-                &ConsentRequest {
-                    subject_id: claims.subject_id.clone(),
-                    purpose_code: code.clone(),
-                    purpose_scope: None,
-                    action: Action::Withdraw,
-                    method: Method::EmailLink,
-                    occurred_at: now,
-                    policy_version: None,
-                    evidence: evidence.clone(),
-                    actor: Actor {
-                        kind: ActorKind::Subject,
-                        name: None,
-                        relation: None,
-                    },
-                    import_key: None,
-                },
-                now,
-            )?;
-            Ok(recorded.withdrawn())
+                &request,
+                Utc::now(),
+            )
         })?;
-        // Never acknowledge what did not take effect.
-        if !took_effect {
-            return Err(StoreError::refused(
-                ProblemCode::WithdrawalUnchanged,
-                "the withdrawal did not change the consent",
-            ));
-        }
         Ok(Some(Context {
             withdrawn: true,
             ..ctx
