@@ -7,7 +7,7 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, put, web};
 use assent_core::deadline::Term;
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Jurisdiction, Locale, Permission};
 use assent_store::StoreError;
 use assent_store::flows::erasure::{self, Candidate};
 use assent_store::tables::destruction_acts::{self, Act};
@@ -131,7 +131,7 @@ pub struct ActFormat {
     #[param(value_type = Option<crate::schema::ActFormatName>, inline)]
     pub format: Option<String>,
     #[param(value_type = Option<crate::schema::LocaleName>, inline)]
-    pub lang: Option<String>,
+    pub lang: Option<Locale>,
 }
 
 /// One destruction act, as JSON or as the text of the act.
@@ -175,15 +175,10 @@ pub async fn get_act(
     if !text {
         return Ok(HttpResponse::Ok().json(ActView::from(act)));
     }
-    let russian = match q.lang.as_deref() {
-        Some("ru") => true,
-        Some("en") => false,
-        None => t.jurisdiction == "ru-152fz",
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown lang '{other}'; expected ru or en"
-            )));
-        }
+    let russian = match q.lang {
+        Some(Locale::Ru) => true,
+        Some(Locale::En) => false,
+        None => t.jurisdiction == Jurisdiction::Ru152Fz,
     };
     let subjects = act.subjects();
     let categories = act.category_list();
@@ -333,7 +328,7 @@ pub async fn get_rights_settings(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let s = state
-        .db(move |store| store.read(&tenant, |c| rights_requests::clock_settings(c, &tenant)))
+        .db(move |store| store.read(&tenant, |c| rights_requests::clock_settings(c)))
         .await?;
     Ok(web::Json(s.into()))
 }
@@ -375,11 +370,7 @@ pub async fn put_rights_settings(
     let tenant = principal.tenant_id;
     let saved = settings.clone();
     state
-        .db(move |store| {
-            store.write(&tenant, |c| {
-                rights_requests::set_clock_settings(c, &tenant, &saved)
-            })
-        })
+        .db(move |store| store.write(&tenant, |c| rights_requests::set_clock_settings(c, &saved)))
         .await?;
     Ok(web::Json(settings.into()))
 }

@@ -32,7 +32,7 @@ pub struct CreateNotification {
     pub data: serde_json::Value,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
     /// Telegram notices fall back to email when the chat is unreachable (default true).
     pub fallback_email: Option<bool>,
     /// `subscribed` (default: needs the purpose's consent, carries List-Unsubscribe)
@@ -40,10 +40,10 @@ pub struct CreateNotification {
     /// person asked for). A transactional message may not name a consent-based
     /// purpose (422): a consent purpose is always gated on the consent.
     #[schema(value_type = Option<crate::schema::NoticeCategoryName>)]
-    pub category: Option<String>,
+    pub category: Option<NoticeCategory>,
     /// The subject's locale by default, then the tenant's.
     #[schema(value_type = Option<crate::schema::LocaleName>)]
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
     /// Send at this time instead of now; at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
     /// A repeated key returns the notice queued the first time (also accepted as
@@ -78,13 +78,13 @@ impl From<Notice> for NotificationView {
     fn from(n: Notice) -> Self {
         Self {
             id: n.id,
-            status: n.status,
+            status: n.status.to_string(),
             reason: n.reason,
             subject_id: n.subject_id,
             kind: n.kind,
-            category: n.category,
+            category: n.category.to_string(),
             purpose: n.purpose_code,
-            channel: n.channel,
+            channel: n.channel.to_string(),
             locale: n.locale,
             attempts: n.attempts,
             max_attempts: n.max_attempts,
@@ -136,13 +136,13 @@ pub struct NotificationList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_channel(text: Option<&str>) -> ApiResult<NoticeChannel> {
-    match text.unwrap_or("email") {
-        "email" => Ok(NoticeChannel::Email),
-        "telegram" => Ok(NoticeChannel::Telegram),
-        other => Err(ApiError::invalid(format!(
-            "unknown channel '{other}'; expected email or telegram"
-        ))),
+/// The channels a caller may send on: webhooks are the tenant's own events.
+fn parse_channel(channel: Option<NoticeChannel>) -> ApiResult<NoticeChannel> {
+    match channel.unwrap_or(NoticeChannel::Email) {
+        NoticeChannel::Webhook => Err(ApiError::invalid(
+            "unknown channel 'webhook'; expected email or telegram",
+        )),
+        ok => Ok(ok),
     }
 }
 
@@ -181,14 +181,15 @@ pub async fn create_notification(
         ));
     }
     notice::validate_kind(&b.template).map_err(|e| ApiError::invalid(e.0))?;
-    let channel = parse_channel(b.channel.as_deref())?;
-    let category = match b.category.as_deref() {
-        None | Some("subscribed") => NoticeCategory::Subscribed,
-        Some("transactional") => NoticeCategory::Transactional,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown category '{other}'; expected subscribed or transactional"
-            )));
+    let channel = parse_channel(b.channel)?;
+    let category = match b.category {
+        None | Some(NoticeCategory::Subscribed) => NoticeCategory::Subscribed,
+        Some(NoticeCategory::Transactional) => NoticeCategory::Transactional,
+        // Service messages are Assent's own (subscription expiry).
+        Some(NoticeCategory::Service) => {
+            return Err(ApiError::invalid(
+                "unknown category 'service'; expected subscribed or transactional",
+            ));
         }
     };
     if category == NoticeCategory::Subscribed && b.purpose.is_none() {
@@ -199,11 +200,7 @@ pub async fn create_notification(
     if !b.data.is_object() && !b.data.is_null() {
         return Err(ApiError::invalid("data must be a JSON object"));
     }
-    let locale = b
-        .locale
-        .as_deref()
-        .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
-        .transpose()?;
+    let locale = b.locale;
     let now = Utc::now();
     if b.send_at
         .is_some_and(|t| t > now + chrono::Duration::days(366))
@@ -228,7 +225,7 @@ pub async fn create_notification(
                         let same = existing.subject_id.as_deref() == Some(b.subject_id.as_str())
                             && existing.kind == b.template
                             && existing.purpose_code == b.purpose
-                            && existing.channel == channel.as_str()
+                            && existing.channel == channel
                             && outbox_gate::open_data(c, &keyring.tenant, &existing)?
                                 .is_none_or(|d| d == b.data);
                         if !same {
@@ -239,7 +236,7 @@ pub async fn create_notification(
                         }
                         return Ok(existing);
                     }
-                    let facts = subjects::facts(c, &tenant, &b.subject_id)?
+                    let facts = subjects::facts(c, &b.subject_id)?
                         .ok_or_else(|| StoreError::Invalid("unknown subject_id".into()))?;
                     if let Some(code) = &b.purpose {
                         let purpose = purposes::resolve(c, &tenant, keyring.group_id(), code)?
@@ -263,9 +260,8 @@ pub async fn create_notification(
                         .ok_or(StoreError::NotFound)?;
                     let locale = match locale {
                         Some(l) => l.as_str().to_owned(),
-                        None => {
-                            subjects::locale_of(c, &tenant, &facts.id)?.unwrap_or(t.default_locale)
-                        }
+                        None => subjects::locale_of(c, &facts.id)?
+                            .unwrap_or_else(|| t.default_locale.to_string()),
                     };
                     // Render once now, so an unknown template or a variable the data does
                     // not supply is the caller's error, not a dead notice later.
@@ -332,7 +328,7 @@ pub struct NotificationQuery {
     pub kind: Option<String>,
     /// queued, sending, sent, skipped, failed, dead or cancelled.
     #[param(value_type = Option<crate::schema::NoticeStatusName>, inline)]
-    pub status: Option<String>,
+    pub status: Option<NoticeStatus>,
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -355,14 +351,7 @@ pub async fn list_notifications(
         limit: q.limit,
     }
     .to_request()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<NoticeStatus>()
-                .map_err(|e| ApiError::invalid(e.0))
-        })
-        .transpose()?;
+    let status = q.status;
     let filter = ListFilter {
         subject_id: q.subject_id,
         kind: q.kind,

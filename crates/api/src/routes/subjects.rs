@@ -241,17 +241,15 @@ pub async fn create_subject(
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
                 let existing = match &fresh.pii.external_ref {
-                    Some(r) => {
-                        subjects::find_ids(c, &keys.tenant, &tenant, IndexKind::ExternalRef, r)?
-                            .into_iter()
-                            .next()
-                    }
+                    Some(r) => subjects::find_ids(c, &keys.tenant, IndexKind::ExternalRef, r)?
+                        .into_iter()
+                        .next(),
                     None => None,
                 };
                 match existing {
                     Some(id) => {
-                        let current = subjects::get(c, &keys.tenant, &tenant, &id)?
-                            .ok_or(StoreError::NotFound)?;
+                        let current =
+                            subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
                         let mut draft = draft_of(&current)?;
                         apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
                         Ok((
@@ -259,10 +257,7 @@ pub async fn create_subject(
                             false,
                         ))
                     }
-                    None => Ok((
-                        subjects::create(c, &keys.subject_keys(), &tenant, &fresh)?,
-                        true,
-                    )),
+                    None => Ok((subjects::create(c, &keys.subject_keys(), &fresh)?, true)),
                 }
             })
         })
@@ -292,8 +287,7 @@ pub async fn get_subject(
     let subject = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                let s =
-                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let s = subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
                 audit::record(
                     c,
                     &tenant,
@@ -329,13 +323,12 @@ pub async fn patch_subject(
     let subject = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                let current =
-                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let current = subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let mut draft = draft_of(&current)?;
                 apply(&mut draft, &body).map_err(|e| StoreError::Invalid(e.detail))?;
                 // A correction keeps its history (previous values sealed).
                 subjects::rectify(c, &keys.subject_keys(), &current, &draft, None, &who)?;
-                subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)
+                subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)
             })
         })
         .await?;
@@ -393,8 +386,8 @@ async fn lookup(
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
                 let mut out = Vec::new();
-                for id in subjects::find_ids(c, &keys.tenant, &tenant, kind, &value)? {
-                    if let Some(s) = subjects::get(c, &keys.tenant, &tenant, &id)? {
+                for id in subjects::find_ids(c, &keys.tenant, kind, &value)? {
+                    if let Some(s) = subjects::get(c, &keys.tenant, &id)? {
                         audit::record(
                             c,
                             &tenant,

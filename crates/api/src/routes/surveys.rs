@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
 use assent_core::survey::{self, SurveyKind, Trigger};
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Locale, Permission};
 use assent_store::StoreError;
 use assent_store::flows::surveying::{self, Invite, Invited};
 use assent_store::tables::subjects;
@@ -80,7 +80,7 @@ pub struct CreateSurvey {
     pub code: String,
     /// `nps` (0–10) or `csat` (1–5).
     #[schema(value_type = crate::schema::SurveyKindName)]
-    pub kind: String,
+    pub kind: SurveyKind,
     pub question: Texts,
     /// An optional free-text question asked after the score.
     pub follow_up: Option<Texts>,
@@ -152,7 +152,7 @@ impl From<Survey> for SurveyView {
                 _ => None,
             },
             code: s.code,
-            kind: s.kind,
+            kind: s.kind.to_string(),
             question: Texts {
                 ru: s.question_ru,
                 en: s.question_en,
@@ -190,12 +190,7 @@ pub async fn create_survey(
     let Json(b) = body;
     assent_core::consent::validate_purpose_code(&b.code)
         .map_err(|e| ApiError::invalid(e.0.replace("purpose code", "survey code")))?;
-    let kind: SurveyKind = b.kind.parse().map_err(|_| {
-        ApiError::invalid(format!(
-            "unknown survey kind '{}'; expected nps or csat",
-            b.kind
-        ))
-    })?;
+    let kind = b.kind;
     let (question_ru, question_en) = b.question.validate("question")?;
     let follow_up = b.follow_up.map(|f| f.validate("follow_up")).transpose()?;
     let answer_days = b.answer_days.unwrap_or(survey::DEFAULT_ANSWER_DAYS);
@@ -206,7 +201,7 @@ pub async fn create_survey(
     let new = Survey {
         tenant_id: principal.tenant_id.clone(),
         code: b.code,
-        kind: kind.as_str().to_owned(),
+        kind,
         question_ru,
         question_en,
         follow_up_ru: follow_up.as_ref().map(|f| f.0.clone()),
@@ -331,7 +326,7 @@ pub async fn patch_survey(
 pub struct InvitationFilter {
     /// Only people whose locale is this (`ru` or `en`).
     #[schema(value_type = Option<crate::schema::LocaleName>)]
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -344,7 +339,7 @@ pub struct CreateInvitations {
     pub filter: Option<InvitationFilter>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
     /// When to send; now by default, at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
 }
@@ -408,13 +403,13 @@ pub struct InvitationsResult {
     pub truncated: bool,
 }
 
-fn channel_of(text: Option<&str>) -> ApiResult<NoticeChannel> {
-    match text.unwrap_or("email") {
-        "email" => Ok(NoticeChannel::Email),
-        "telegram" => Ok(NoticeChannel::Telegram),
-        other => Err(ApiError::invalid(format!(
-            "unknown channel '{other}'; expected email or telegram"
-        ))),
+/// The channels an invitation may go by: webhooks carry the tenant's own events.
+fn channel_of(channel: Option<NoticeChannel>) -> ApiResult<NoticeChannel> {
+    match channel.unwrap_or(NoticeChannel::Email) {
+        NoticeChannel::Webhook => Err(ApiError::invalid(
+            "unknown channel 'webhook'; expected email or telegram",
+        )),
+        ok => Ok(ok),
     }
 }
 
@@ -450,7 +445,7 @@ pub async fn create_invitations(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let channel = channel_of(b.channel.as_deref())?;
+    let channel = channel_of(b.channel)?;
     let now = Utc::now();
     let send_at = b.send_at.unwrap_or(now).max(now);
     if send_at > now + Duration::days(366) {
@@ -465,14 +460,7 @@ pub async fn create_invitations(
             }
             None
         }
-        (None, Some(f)) => {
-            if let Some(l) = &f.locale
-                && !matches!(l.as_str(), "ru" | "en")
-            {
-                return Err(ApiError::invalid("filter.locale must be ru or en"));
-            }
-            Some(f.locale.clone())
-        }
+        (None, Some(f)) => Some(f.locale.map(|l| l.as_str().to_owned())),
         _ => {
             return Err(ApiError::invalid(
                 "give either subject_ids or filter, not both",
@@ -493,7 +481,7 @@ pub async fn create_invitations(
                     None => {
                         let ids = b.subject_ids.clone().unwrap_or_default();
                         for id in &ids {
-                            if !subjects::exists(c, &tenant, id)? {
+                            if !subjects::exists(c, id)? {
                                 return Err(StoreError::Invalid(format!(
                                     "unknown subject_id '{id}'"
                                 )));
@@ -592,7 +580,7 @@ pub struct SurveyEvent {
     pub occurred_at: Option<DateTime<Utc>>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -621,7 +609,7 @@ pub async fn survey_event(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let channel = channel_of(b.channel.as_deref())?;
+    let channel = channel_of(b.channel)?;
     let now = Utc::now();
     let occurred_at = b.occurred_at.unwrap_or(now);
     if occurred_at > now + Duration::minutes(5) {
@@ -649,7 +637,7 @@ pub async fn survey_event(
                         "the survey '{code}' has no trigger; set one with PATCH or invite directly"
                     )));
                 };
-                if !subjects::exists(c, &tenant, &b.subject_id)? {
+                if !subjects::exists(c, &b.subject_id)? {
                     return Err(StoreError::Invalid(format!(
                         "unknown subject_id '{}'",
                         b.subject_id
@@ -807,7 +795,7 @@ fn results_of(survey: &Survey, tally: surveying::Tally) -> SurveyResults {
         .collect();
     SurveyResults {
         survey: survey.code.clone(),
-        kind: survey.kind.clone(),
+        kind: survey.kind.to_string(),
         anonymous: survey.anonymous,
         invitations: delivery(total),
         answers: summary.answers,

@@ -49,14 +49,14 @@ pub async fn export_download(
     let found = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                let Some(r) = rights_requests::get(c, &tenant, &claims.request_id)? else {
+                let Some(r) = rights_requests::get(c, &claims.request_id)? else {
                     return Ok(None);
                 };
                 let exportable = matches!(r.kind(), RequestType::Access | RequestType::Portability)
                     && r.status() == RequestStatus::Completed;
                 // After an erasure there is nothing left to give, and the link says so
                 // like any other dead link.
-                let erased = assent_store::tables::subjects::facts(c, &tenant, &r.subject_id)?
+                let erased = assent_store::tables::subjects::facts(c, &r.subject_id)?
                     .is_none_or(|f| f.erased_at.is_some());
                 if !exportable || erased {
                     return Ok(None);

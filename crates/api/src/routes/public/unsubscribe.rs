@@ -37,7 +37,7 @@ fn load(
         let Some(tenant) = tenants::find_tenant(c, &claims.tenant_id)? else {
             return Ok(None);
         };
-        let Some(facts) = subjects::facts(c, &claims.tenant_id, &claims.subject_id)? else {
+        let Some(facts) = subjects::facts(c, &claims.subject_id)? else {
             return Ok(None);
         };
         if facts.erased_at.is_some() {
@@ -47,8 +47,13 @@ fn load(
         else {
             return Ok(None);
         };
-        let locale = subjects::locale_of(c, &claims.tenant_id, &facts.id)?;
-        let lang = choose_lang(None, locale.as_deref(), browser, &tenant.default_locale);
+        let locale = subjects::locale_of(c, &facts.id)?;
+        let lang = choose_lang(
+            None,
+            locale.as_deref(),
+            browser,
+            tenant.default_locale.as_str(),
+        );
         let state_now = consents::state_of(
             c,
             &claims.tenant_id,
@@ -62,7 +67,7 @@ fn load(
                 state_now.map(|s| s.state.status),
                 Some(ConsentStatus::Granted)
             ),
-            _ => subjects::objected(c, &claims.tenant_id, &facts.id, &purpose.code)?,
+            _ => subjects::objected(c, &facts.id, &purpose.code)?,
         };
         let brand = Brand::of(&tenant.legal_name, branding::get(c, &claims.tenant_id)?);
         Ok(Some(Context {
@@ -194,7 +199,7 @@ pub async fn unsubscribe(
             )?;
             if standing.purpose.meaning.legal_basis != LegalBasis::Consent {
                 // Not consent-based: unsubscribing is an objection to this purpose.
-                subjects::object(c, &claims.tenant_id, &claims.subject_id, &code)?;
+                subjects::object(c, &claims.subject_id, &code)?;
                 return Ok(true);
             }
             if !standing.granted {
