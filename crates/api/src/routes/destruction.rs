@@ -328,7 +328,7 @@ pub async fn get_rights_settings(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let s = state
-        .db(move |store| store.read(&tenant, |c| rights_requests::clock_settings(c)))
+        .db(move |store| store.read(&tenant, rights_requests::clock_settings))
         .await?;
     Ok(web::Json(s.into()))
 }
