@@ -17,10 +17,8 @@ macro_rules! impl_text_sql {
             String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                                    diesel::sql_types::Text,
-                                    DB,
-                                >>::from_sql(bytes)?;
+                use diesel::deserialize::FromSql;
+                let text: String = FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
                 text.parse::<$name>()
                     .map_err(|e| format!(concat!("stored ", stringify!($name), ": {}"), e).into())
             }
