@@ -309,13 +309,14 @@ impl TestApp {
             legal_name: format!("{slug} LLC"),
             group_id: group_id.map(str::to_owned),
             jurisdiction: Jurisdiction::Ru152Fz,
-            timezone: "Europe/Moscow".into(),
+            timezone: chrono_tz::Europe::Moscow.into(),
             default_locale: Locale::Ru,
         };
         self.store
             .system(|c| registry::create_tenant(c, new))
             .expect("create tenant")
             .id
+            .into()
     }
 
     /// A new API key: (client id, secret).

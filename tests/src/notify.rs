@@ -110,7 +110,7 @@ pub fn make_due(store: &Store, tenant_id: &str) {
                 .filter(notifications::tenant_id.eq(tenant_id))
                 .filter(notifications::status.eq("queued"))
                 .set(notifications::due_at.eq(assent_store::now()))
-                .execute(c)?;
+                .execute(c.conn())?;
             Ok(())
         })
         .expect("make due");

@@ -1143,9 +1143,7 @@ fn due_day(r: &Value) -> String {
 
 fn code_failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
     app.store
-        .read(&t.id, |c| {
-            assent_store::tables::rights_requests::get(c, &t.id, id)
-        })
+        .read(&t.id, |c| assent_store::tables::rights_requests::get(c, id))
         .unwrap()
         .unwrap()
         .code_failures
@@ -1437,7 +1435,7 @@ async fn a_request_asks_for_the_company_first_and_a_lapsed_code_is_sent_again() 
                             code_expires_at
                                 .eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)),
                         )
-                        .execute(c)?)
+                        .execute(c.conn())?)
                 })
                 .unwrap();
         }

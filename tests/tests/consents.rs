@@ -355,9 +355,7 @@ async fn grants_withdrawals_receipts_and_checks() {
         // Restriction and objection come from rights requests; the check honours them.
         let tenant_id = t.id.clone();
         app.store
-            .write(&tenant_id, |c| {
-                subjects::object(c, &tenant_id, &s, "billing")
-            })
+            .write(&tenant_id, |c| subjects::object(c, &s, "billing"))
             .unwrap();
         let r = check(
             &t,
@@ -366,9 +364,7 @@ async fn grants_withdrawals_receipts_and_checks() {
         .await;
         assert_eq!(r[0]["reason"], "objected");
         app.store
-            .write(&tenant_id, |c| {
-                subjects::set_restricted(c, &tenant_id, &s, true)
-            })
+            .write(&tenant_id, |c| subjects::set_restricted(c, &s, true))
             .unwrap();
         let r = check(
             &t,

@@ -233,7 +233,7 @@ async fn the_gate_stops_notices_at_queueing_and_before_sending() {
         // Restricted processing stops a service notice too; a transactional one goes.
         let r = subject(&t, "restricted@example.org").await;
         app.store
-            .write(&t.id, |c| subjects::set_restricted(c, &t.id, &r, true))
+            .write(&t.id, |c| subjects::set_restricted(c, &r, true))
             .unwrap();
         let tx = t
             .post(
@@ -420,7 +420,7 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
                         .filter(n::status.eq("sending")),
                 )
                 .set(n::lease_until.eq(now - chrono::Duration::seconds(1)))
-                .execute(c)?;
+                .execute(c.conn())?;
                 Ok(())
             })
             .unwrap();
@@ -1111,7 +1111,7 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
             })
             .unwrap()
             .into_notice();
-        assert_eq!(queued.status, "queued");
+        assert_eq!(queued.status.as_str(), "queued");
         consent(&t, &s, "withdraw").await;
         deliver_mail(&app, &sink).await;
         let after = notice(&t, &queued.id).await;

@@ -128,7 +128,7 @@ fn legacy_group_purpose(app: &TestApp, group: &str, owner: &TenantHandle, code: 
                     group_purposes::created_at.eq(now),
                     group_purposes::owner_tenant_id.eq(Some(owner.id.as_str())),
                 ))
-                .execute(c)?;
+                .execute(c.conn())?;
             Ok(())
         })
         .unwrap();

@@ -793,7 +793,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
                 Ok(sj::subjects
                     .filter(sj::id.eq(&s))
                     .select(sj::person_id)
-                    .first(c)?)
+                    .first(c.conn())?)
             })
             .unwrap();
         let person = person.expect("a group person");
@@ -805,7 +805,7 @@ async fn an_erasure_leaves_no_personal_data_and_the_ledger_still_verifies() {
                     Ok(gi::group_identities
                         .filter(gi::person_id.eq(&person))
                         .count()
-                        .get_result(c)?)
+                        .get_result(c.conn())?)
                 })
                 .unwrap()
         };
@@ -950,7 +950,7 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         let wrapped = app
             .store
             .read(&t.id, |c| {
-                assent_store::tables::subjects::wrapped_key(c, &t.id, &s)
+                assent_store::tables::subjects::wrapped_key(c, &s)
             })
             .unwrap()
             .expect("a live subject has a key");
@@ -995,7 +995,7 @@ async fn the_subject_key_lives_apart_from_the_data_and_erasure_deletes_its_row()
         assert_eq!(
             app.store
                 .read(&t.id, |c| assent_store::tables::subjects::wrapped_key(
-                    c, &t.id, &s
+                    c, &s
                 ))
                 .unwrap(),
             None

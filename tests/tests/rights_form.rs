@@ -54,9 +54,7 @@ async fn notices(t: &TenantHandle) -> usize {
 /// Wrong codes counted on a request so far (not in the API view).
 fn failures(app: &TestApp, t: &TenantHandle, id: &str) -> i32 {
     app.store
-        .read(&t.id, |c| {
-            assent_store::tables::rights_requests::get(c, &t.id, id)
-        })
+        .read(&t.id, |c| assent_store::tables::rights_requests::get(c, id))
         .unwrap()
         .expect("the request")
         .code_failures
@@ -576,14 +574,14 @@ fn move_expiry(
                     .filter(rights_requests::code_expires_at.is_not_null()),
             )
             .set(rights_requests::code_expires_at.eq(at))
-            .execute(c)?;
+            .execute(c.conn())?;
             let decoys = diesel::update(
                 rights_decoys::table
                     .filter(rights_decoys::tenant_id.eq(&t.id))
                     .filter(rights_decoys::kind.eq(kind)),
             )
             .set(rights_decoys::code_expires_at.eq(at))
-            .execute(c)?;
+            .execute(c.conn())?;
             Ok((requests, decoys))
         })
         .unwrap()
@@ -600,7 +598,7 @@ fn new_window(app: &TestApp, t: &TenantHandle) {
                 rights_form_limits::table.filter(rights_form_limits::tenant_id.eq(&t.id)),
             )
             .set(rights_form_limits::window_started_at.eq(hour_ago))
-            .execute(c)?)
+            .execute(c.conn())?)
         })
         .unwrap();
 }
@@ -615,7 +613,7 @@ fn decoy_kinds(app: &TestApp, t: &TenantHandle) -> Vec<String> {
                 .filter(rights_decoys::tenant_id.eq(&t.id))
                 .select(rights_decoys::kind)
                 .order(rights_decoys::kind.asc())
-                .load::<String>(c)?)
+                .load::<String>(c.conn())?)
         })
         .unwrap()
 }
@@ -801,12 +799,12 @@ fn ids_on_file(app: &TestApp, t: &TenantHandle) -> Vec<String> {
             let mut ids: Vec<String> = rights_requests::table
                 .filter(rights_requests::tenant_id.eq(&t.id))
                 .select(rights_requests::id)
-                .load(c)?;
+                .load(c.conn())?;
             ids.extend(
                 rights_decoys::table
                     .filter(rights_decoys::tenant_id.eq(&t.id))
                     .select(rights_decoys::id)
-                    .load::<String>(c)?,
+                    .load::<String>(c.conn())?,
             );
             Ok(ids)
         })

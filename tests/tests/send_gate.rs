@@ -311,7 +311,7 @@ async fn a_change_behind_a_held_row_lock_is_busy_after_person_wait() {
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         store.write(&tenant, |c| {
-            assent_store::tables::subjects::lock_for_change(c, &tenant, &subject)
+            assent_store::tables::subjects::lock_for_change(c, &subject)
         })
     })
     .await

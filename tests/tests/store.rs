@@ -41,7 +41,7 @@ fn new_tenant(slug: &str) -> NewTenant {
         legal_name: format!("{slug} LLC"),
         group_id: None,
         jurisdiction: Jurisdiction::Gdpr,
-        timezone: "UTC".into(),
+        timezone: chrono_tz::UTC.into(),
         default_locale: Locale::En,
     }
 }
@@ -51,6 +51,7 @@ fn tenant(store: &Store, slug: &str) -> String {
         .system(|c| registry::create_tenant(c, new_tenant(slug)))
         .unwrap()
         .id
+        .into()
 }
 
 #[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -320,7 +321,7 @@ fn tenants_have_unique_slugs_and_known_groups() {
         let member = store
             .system(|c| registry::create_tenant(c, member))
             .unwrap();
-        assert_eq!(member.group_id, Some(group.id));
+        assert_eq!(member.group_id, Some(group.id.into()));
         let slugs: Vec<_> = store
             .system(tenants::list_tenants)
             .unwrap()
@@ -379,6 +380,52 @@ fn api_keys_authenticate_until_revoked() {
             store.revoke_client("nobody"),
             Err(StoreError::NotFound)
         ));
+    }
+}
+
+/// A value outside its set, written behind Assent's back (a hand edit, a bad
+/// restore), fails the read that meets it; it never turns into a default.
+#[test]
+fn a_stored_value_outside_its_set_is_an_error_not_a_default() {
+    use assent_store::schema;
+    let is_unreadable = |e: &StoreError| {
+        matches!(
+            e,
+            StoreError::Database(diesel::result::Error::DeserializationError(_))
+        )
+    };
+    for db in TestDb::all() {
+        let store = db.store();
+        let id = tenant(&store, "odd");
+        let key = store
+            .write(&id, |c| api_keys::create(c, &id, Role::Operator, "k"))
+            .unwrap()
+            .key;
+        assert_eq!(key.role(), Role::Operator);
+
+        store
+            .write(&id, |c| {
+                Ok(diesel::update(schema::api_keys::table)
+                    .filter(schema::api_keys::id.eq(&key.id))
+                    .set(schema::api_keys::role.eq("root"))
+                    .execute(c.conn())?)
+            })
+            .unwrap();
+        let err = store
+            .read(&id, |c| api_keys::get(c, &id, &key.id))
+            .unwrap_err();
+        assert!(is_unreadable(&err), "{}: {err:?}", db.backend);
+
+        store
+            .system(|c| {
+                Ok(diesel::update(schema::tenants::table.find(&id))
+                    .set(schema::tenants::timezone.eq("Mars/Olympus"))
+                    .execute(c)?)
+            })
+            .unwrap();
+        let err = store.system(|c| tenants::find_tenant(c, &id)).unwrap_err();
+        assert!(is_unreadable(&err), "{}: {err:?}", db.backend);
+        assert!(format!("{err:?}").contains("Mars/Olympus"), "{err:?}");
     }
 }
 
@@ -550,7 +597,7 @@ fn sends_in_flight_stay_in_their_tenant_group_and_time() {
     let (a, b) = (member("member-a"), member("member-b"));
     let insert = |group_id: Option<&str>, person: Option<&str>, deadline: &str| {
         store.write(&a, |c| {
-            let DbConnection::Postgres(pg) = c else {
+            let DbConnection::Postgres(pg) = c.conn() else {
                 unreachable!()
             };
             diesel::sql_query(format!(
@@ -586,7 +633,7 @@ fn sends_in_flight_stay_in_their_tenant_group_and_time() {
     let visible = |tenant: &str| {
         store
             .read(tenant, |c| {
-                let DbConnection::Postgres(pg) = c else {
+                let DbConnection::Postgres(pg) = c.conn() else {
                     unreachable!()
                 };
                 #[derive(QueryableByName)]

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use assent_store::tables::idempotency::{self, StoredResponse};
-use assent_store::{DbConnection, StoreResult};
+use assent_store::{StoreResult, Tx};
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -40,9 +40,9 @@ pub struct Request<'a> {
 /// Replays a stored response, or runs `f` and stores the response it describes
 /// (status and the body safe to replay).
 pub fn run<T>(
-    conn: &mut DbConnection,
+    conn: &mut Tx<'_>,
     req: &Request<'_>,
-    f: impl FnOnce(&mut DbConnection) -> StoreResult<(T, u16, String)>,
+    f: impl FnOnce(&mut Tx<'_>) -> StoreResult<(T, u16, String)>,
 ) -> StoreResult<Outcome<T>> {
     if let Some(key) = req.key
         && let Some(stored) =

@@ -19,9 +19,8 @@ use assent_store::flows::subject_records;
 use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
 use assent_store::tables::ledger::Appender;
 use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
-use assent_store::{DbConnection, StoreError, StoreResult};
+use assent_store::{StoreError, StoreResult, Tx};
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{HashSet, VecDeque};
@@ -165,12 +164,7 @@ struct ConsentLine {
     id: Option<String>,
 }
 
-fn line_subject(
-    c: &mut DbConnection,
-    keys: &Keyring,
-    tenant: &str,
-    mut map: Map<String, Value>,
-) -> Result<(), String> {
+fn line_subject(c: &mut Tx<'_>, keys: &Keyring, mut map: Map<String, Value>) -> Result<(), String> {
     map.remove("type");
     let Some(Value::String(_)) = map.get("external_ref") else {
         return Err("a subject line needs external_ref (it makes the line idempotent)".into());
@@ -187,13 +181,13 @@ fn line_subject(
         apply(&mut draft, &map).map_err(|e| StoreError::refused(e.code, e.detail))?;
         Ok(draft)
     };
-    subject_records::create_or_update(c, &keys.subject_keys(), tenant, &fresh, &update)
+    subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
         .map_err(|e| e.to_string())?;
     Ok(())
 }
 
 fn line_consent(
-    c: &mut DbConnection,
+    c: &mut Tx<'_>,
     appender: &mut Appender,
     keys: &Keyring,
     tenant: &str,
@@ -207,13 +201,11 @@ fn line_consent(
     }
     let subject_id = match (line.subject_id, line.external_ref) {
         (Some(id), None) => id,
-        (None, Some(r)) => {
-            subjects::find_ids(c, &keys.tenant, tenant, IndexKind::ExternalRef, r.trim())
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .next()
-                .ok_or("no subject with this external_ref (import the subject first)")?
-        }
+        (None, Some(r)) => subjects::find_ids(c, &keys.tenant, IndexKind::ExternalRef, r.trim())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .ok_or("no subject with this external_ref (import the subject first)")?,
         _ => return Err("give exactly one of subject_id, external_ref".into()),
     };
     let import_key = match line.id {
@@ -264,7 +256,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn apply_line(
-    c: &mut DbConnection,
+    c: &mut Tx<'_>,
     appender: &mut Appender,
     keys: &Keyring,
     tenant: &str,
@@ -275,7 +267,7 @@ fn apply_line(
         return Err("each line must be a JSON object".into());
     };
     match map.get("type").and_then(Value::as_str) {
-        Some("subject") => line_subject(c, keys, tenant, map),
+        Some("subject") => line_subject(c, keys, map),
         Some("consent") => line_consent(c, appender, keys, tenant, map, raw),
         _ => Err("type must be \"subject\" or \"consent\"".into()),
     }

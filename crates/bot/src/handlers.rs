@@ -581,8 +581,8 @@ async fn show_requests(
         for r in &c.requests {
             block.push_str(&text::request_line(
                 lang,
-                &r.kind,
-                &r.status,
+                r.kind.as_str(),
+                r.status.as_str(),
                 r.received_at.and_utc(),
                 r.due_at.and_utc(),
                 r.status().is_open(),
@@ -710,9 +710,23 @@ async fn file_request(
     }
     let due = f.request.due_at.and_utc();
     let reply = if f.duplicate {
-        text::request_already_open(lang, &f.request.kind, &f.company, due, f.timezone, f.code)
+        text::request_already_open(
+            lang,
+            f.request.kind.as_str(),
+            &f.company,
+            due,
+            f.timezone,
+            f.code,
+        )
     } else {
-        text::request_filed(lang, &f.request.kind, &f.company, due, f.timezone, f.code)
+        text::request_filed(
+            lang,
+            f.request.kind.as_str(),
+            &f.company,
+            due,
+            f.timezone,
+            f.code,
+        )
     };
     bot.send_message(chat, reply).await?;
     Ok(())

@@ -243,9 +243,9 @@ impl BotService {
             Err(problem) => return Ok(problem),
         };
         let keys = self.tenant_keys(&tenant_id);
-        let subject = self.store.read(&tenant_id, |c| {
-            subjects::get(c, &keys, &tenant_id, &subject_id)
-        })?;
+        let subject = self
+            .store
+            .read(&tenant_id, |c| subjects::get(c, &keys, &subject_id))?;
         let Some(pii) = subject.and_then(|s| s.pii) else {
             return Ok(TokenCheck::Unknown);
         };
@@ -306,14 +306,14 @@ impl BotService {
                 ..Default::default()
             };
             let (mut requests, _) = self.store.read(&tenant_id, |c| {
-                assent_store::tables::rights_requests::list(c, &tenant_id, &filter, &page)
+                assent_store::tables::rights_requests::list(c, &filter, &page)
             })?;
             requests.retain(|r| r.duplicate_of.is_none());
             requests.reverse();
             if !requests.is_empty() {
                 out.push(CompanyRequests {
                     company,
-                    timezone: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+                    timezone: tenant.timezone.tz(),
                     requests,
                 });
             }
@@ -608,7 +608,7 @@ impl BotService {
             .store
             .system(|c| tenants::find_tenant(c, tenant_id))?
             .ok_or(StoreError::NotFound)?;
-        Ok(tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow))
+        Ok(tenant.timezone.tz())
     }
 
     /// Files a rights request of `kind` for the subject a request menu's button stood
@@ -660,7 +660,7 @@ impl BotService {
                 };
                 return Ok(Ok((r, false, code)));
             };
-            let first = rights_requests::get(c, &tenant_id, first)?.ok_or(StoreError::NotFound)?;
+            let first = rights_requests::get(c, first)?.ok_or(StoreError::NotFound)?;
             let waits = matches!(
                 first.status(),
                 RequestStatus::Received | RequestStatus::AwaitingVerification
@@ -733,7 +733,7 @@ impl BotService {
         let timezone = self.timezone(tenant_id)?;
         let now = Utc::now();
         let checked = self.store.write(tenant_id, |c| {
-            let Some(r) = rights_requests::get(c, tenant_id, &awaiting.request_id)? else {
+            let Some(r) = rights_requests::get(c, &awaiting.request_id)? else {
                 return Ok(None);
             };
             if !telegram::is_linked(c, chat_id, tenant_id, &r.subject_id)? {
@@ -749,7 +749,7 @@ impl BotService {
                 company,
                 timezone,
                 due_at: request.due_at.and_utc(),
-                kind: request.kind,
+                kind: request.kind.to_string(),
             },
             Ok(Some((CodeCheck::Wrong { attempts_left }, _))) => {
                 CodeAnswer::Wrong { attempts_left }

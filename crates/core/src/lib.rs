@@ -6,7 +6,15 @@ macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(
+            feature = "diesel",
+            derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow),
+            diesel(sql_type = diesel::sql_types::Text)
+        )]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        #[cfg(feature = "diesel")]
+        $crate::impl_text_sql!($name);
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -35,6 +43,10 @@ macro_rules! text_enum {
         }
     };
 }
+
+#[cfg(feature = "diesel")]
+#[doc(hidden)]
+pub mod sql;
 
 pub mod access_token;
 pub mod api_key;

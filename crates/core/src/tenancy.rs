@@ -81,6 +81,60 @@ pub fn validate_slug(slug: &str) -> Result<(), InvalidValue> {
     }
 }
 
+/// A tenant's (or a person's) IANA time zone, stored as its name. Reading back a
+/// name that is not a zone is an error, never a fallback to some other zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow),
+    diesel(sql_type = diesel::sql_types::Text)
+)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl TimeZone {
+    pub fn tz(self) -> chrono_tz::Tz {
+        self.0
+    }
+    pub fn as_str(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        validate_timezone(s).map(TimeZone)
+    }
+}
+
+impl From<chrono_tz::Tz> for TimeZone {
+    fn from(tz: chrono_tz::Tz) -> Self {
+        TimeZone(tz)
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "diesel")]
+crate::impl_text_sql!(TimeZone);
+
 /// An IANA time zone name such as `Europe/Moscow`.
 pub fn validate_timezone(tz: &str) -> Result<chrono_tz::Tz, InvalidValue> {
     tz.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -171,6 +225,9 @@ mod tests {
         assert!(validate_timezone("Europe/Moscow").is_ok());
         assert!(validate_timezone("UTC").is_ok());
         assert!(validate_timezone("Mars/Olympus").is_err());
+        let tz: TimeZone = "Europe/Moscow".parse().unwrap();
+        assert_eq!(tz.to_string(), "Europe/Moscow");
+        assert!("Mars/Olympus".parse::<TimeZone>().is_err());
     }
 
     #[test]

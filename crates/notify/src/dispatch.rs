@@ -40,9 +40,7 @@ use assent_store::tables::telegram;
 use assent_store::tables::templates;
 use assent_store::tables::webhooks;
 use assent_store::tables::{subjects, tenants};
-use assent_store::{
-    Backend, DbConnection, PersonGuard, Store, StoreError, StoreResult, person_keys,
-};
+use assent_store::{Backend, PersonGuard, Store, StoreError, StoreResult, Tx, person_keys};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -402,7 +400,7 @@ impl Dispatcher {
     /// outcomes known already (skipped, failed), and the sends.
     fn gate_batch(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         group: Option<&str>,
         tenant_id: &str,
@@ -469,7 +467,7 @@ impl Dispatcher {
     /// its deadline.
     fn record_gated(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         closed: Vec<(Notice, Outcome)>,
         sends: Vec<Outgoing>,
     ) -> StoreResult<(Vec<Done>, Vec<Flight>)> {
@@ -487,7 +485,7 @@ impl Dispatcher {
 
     /// Marks a send under way until its deadline and, on SQLite, holds its person
     /// until it returns. Runs in the unit of work that gated it.
-    fn launch(&self, c: &mut DbConnection, send: Outgoing) -> StoreResult<Flight> {
+    fn launch(&self, c: &mut Tx<'_>, send: Outgoing) -> StoreResult<Flight> {
         let timeout = self.send_timeout();
         let deadline = Instant::now() + timeout;
         let recorded = Utc::now() + timeout + DEADLINE_GRACE;
@@ -495,8 +493,7 @@ impl Dispatcher {
         outbox::mark_sending_until(c, notice, send.channel(), recorded.naive_utc())?;
         let hold = match (self.store.backend(), &notice.subject_id) {
             (Backend::Sqlite, Some(subject)) => {
-                let person =
-                    subjects::facts(c, &notice.tenant_id, subject)?.and_then(|f| f.person_id);
+                let person = subjects::facts(c, subject)?.and_then(|f| f.person_id);
                 let people = person_keys(&notice.tenant_id, subject, person.as_deref());
                 self.store.hold_people(people, deadline + DEADLINE_GRACE)
             }
@@ -688,7 +685,7 @@ impl Dispatcher {
 
     fn record_landed(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         group: Option<&str>,
         landed: Landed,
@@ -829,7 +826,7 @@ impl Dispatcher {
     /// same transaction.
     fn close(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         notice: &Notice,
         outcome: &Outcome,
         now: DateTime<Utc>,
@@ -869,7 +866,7 @@ impl Dispatcher {
     /// Renders the notice for its subject. `Err(outcome)` when it cannot be sent.
     fn prepare(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         notice: &Notice,
         now: DateTime<Utc>,
@@ -881,7 +878,7 @@ impl Dispatcher {
             cache.tenant = Some(tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?);
         }
         let tenant = cache.tenant.clone().ok_or(StoreError::NotFound)?;
-        let Some(subject) = subjects::get(c, keys, tenant_id, subject_id)? else {
+        let Some(subject) = subjects::get(c, keys, subject_id)? else {
             return Ok(Err(Outcome::Skipped {
                 reason: "unknown_subject".into(),
             }));
@@ -892,7 +889,7 @@ impl Dispatcher {
             }));
         };
         let data = outbox_gate::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
-        let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let tz: chrono_tz::Tz = tenant.timezone.tz();
         let unsubscribe_url = (notice.category() == NoticeCategory::Subscribed)
             .then(|| self.link(LinkKind::Unsubscribe, notice, subject_id))
             .flatten();
@@ -928,7 +925,7 @@ impl Dispatcher {
                 }));
             };
             ctx["survey"] = survey;
-            ctx["channel"] = notice.channel.clone().into();
+            ctx["channel"] = notice.channel.as_str().into();
             buttons = Some(
                 keyboard
                     .into_iter()
@@ -1036,7 +1033,7 @@ impl Dispatcher {
     /// Renders and composes the email of a notice, or the outcome that stops it.
     fn build_email(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         notice: &Notice,
         now: DateTime<Utc>,
@@ -1050,7 +1047,7 @@ impl Dispatcher {
 
     fn compose_email(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         notice: &Notice,
         prepared: &Prepared,
@@ -1104,7 +1101,7 @@ impl Dispatcher {
     /// suppressing the address.
     fn email_outcome(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         notice: &Notice,
         digest: &[u8],
         result: Result<(), email::Failure>,
@@ -1162,7 +1159,7 @@ impl Dispatcher {
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn telegram_outcome(
         &self,
-        c: &mut DbConnection,
+        c: &mut Tx<'_>,
         keys: &TenantKeys,
         group: Option<&str>,
         notice: &Notice,
@@ -1171,7 +1168,7 @@ impl Dispatcher {
         results: Vec<(i64, Result<(), TelegramFailure>)>,
     ) -> StoreResult<Result<Outcome, (lettre::Message, Vec<u8>)>> {
         let channel = NoticeChannel::Telegram;
-        let fallback = |c: &mut DbConnection, why: &str| -> StoreResult<_> {
+        let fallback = |c: &mut Tx<'_>, why: &str| -> StoreResult<_> {
             if notice.fallback_email && prepared.email.is_some() {
                 // Email must be allowed for the purpose too, not only Telegram. The
                 // person is held again for it (fenced here on PostgreSQL, whatever
@@ -1244,7 +1241,7 @@ impl Dispatcher {
                     for (status, n) in outbox::depth(c, &t.id)? {
                         *total.entry(status).or_default() += n;
                     }
-                    overdue += assent_store::tables::rights_requests::overdue_count(c, &t.id, now)?;
+                    overdue += assent_store::tables::rights_requests::overdue_count(c, now)?;
                     Ok(())
                 })?;
             }

@@ -280,14 +280,14 @@ fn tenant(config: &Config, cmd: TenantCommand) -> Result<ExitCode, String> {
         } => {
             tenancy::validate_slug(&slug).map_err(|e| e.0)?;
             tenancy::validate_name("--name", &name).map_err(|e| e.0)?;
-            tenancy::validate_timezone(&timezone).map_err(|e| e.0)?;
+            let timezone = tenancy::validate_timezone(&timezone).map_err(|e| e.0)?;
             let store = open_store(config)?;
             let new = NewTenant {
                 slug,
                 legal_name: name.trim().to_owned(),
                 group_id: group,
                 jurisdiction,
-                timezone,
+                timezone: timezone.into(),
                 default_locale: locale,
             };
             let tenant = store

@@ -444,7 +444,6 @@ fn ledger_verify_names_the_first_tampered_event() {
                         tenant: &keys,
                         group: None,
                     },
-                    &tenant_id,
                     &SubjectInput {
                         pii,
                         locale: None,
@@ -552,7 +551,7 @@ fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
                 tenant: &keys,
                 group: None,
             };
-            let s = subjects::create(c, &keys_of, &tenant_id, &input)?;
+            let s = subjects::create(c, &keys_of, &input)?;
             for action in [Action::Grant, Action::Withdraw] {
                 let request = ConsentRequest {
                     subject_id: s.id.clone(),
@@ -629,7 +628,6 @@ fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<Str
                         tenant: &keys,
                         group: None,
                     },
-                    tenant_id,
                     &SubjectInput {
                         pii,
                         locale: None,

@@ -20,6 +20,8 @@ const INFRASTRUCTURE: &[&str] = &[
     "store",
     "conn",
     "error",
+    "Tx",
+    "tx",
 ];
 
 /// The `.rs` files of `src/<dir>`, by module name, with comments removed.

@@ -15,10 +15,12 @@ pub mod migrate;
 pub mod schema;
 mod store;
 pub mod tables;
+mod tx;
 
 pub use conn::{Backend, DbConnection, DbUrl, Manager};
 pub use error::StoreError;
 pub use store::{PersonGuard, Store, StoreOptions, person_keys};
+pub use tx::Tx;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -1,5 +1,7 @@
 use crate::conn::{ConnectError, Manager};
+use crate::tx::Tx;
 use crate::{Backend, DbConnection, DbUrl, StoreError, StoreResult};
+use assent_core::id::GroupId;
 use diesel::RunQueryDsl;
 use diesel::connection::Connection;
 use diesel::sql_types::Text;
@@ -94,13 +96,17 @@ impl Store {
     pub fn read<T>(
         &self,
         tenant_id: &str,
-        f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
         let mut conn = self.connection()?;
         (*conn).transaction(|c: &mut DbConnection| {
             scope_to_tenant(c, tenant_id, group.as_deref())?;
-            f(c)
+            f(&mut Tx::opened(
+                c,
+                tenant_id.into(),
+                group.map(GroupId::from),
+            ))
         })
     }
 
@@ -115,7 +121,7 @@ impl Store {
     pub fn write<T>(
         &self,
         tenant_id: &str,
-        f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
         let unit = Unit {
@@ -129,7 +135,11 @@ impl Store {
             let mut conn = self.connection()?;
             (*conn).transaction(|c: &mut DbConnection| {
                 scope_to_tenant(c, tenant_id, group.as_deref())?;
-                f(c)
+                f(&mut Tx::opened(
+                    c,
+                    tenant_id.into(),
+                    group.map(GroupId::from),
+                ))
             })
         })();
         let unit = UNIT.with(|u| std::mem::replace(&mut *u.borrow_mut(), outer));
@@ -181,8 +191,11 @@ impl Store {
         self.groups
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant_id.to_owned(), tenant.group_id.clone());
-        Ok(tenant.group_id)
+            .insert(
+                tenant_id.to_owned(),
+                tenant.group_id.clone().map(String::from),
+            );
+        Ok(tenant.group_id.map(String::from))
     }
 
     fn write_turn(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
@@ -412,7 +425,7 @@ mod tests {
     fn change(store: &Store) -> StoreResult<()> {
         store.write("t", |c| {
             crate::tables::tenants::create_group(c, "written")?;
-            crate::tables::subjects::lock_for_change(c, "t", "s")
+            crate::tables::subjects::lock_for_change(c, "s")
         })
     }
 
@@ -486,9 +499,7 @@ mod tests {
             )
             .unwrap();
         store
-            .write("t", |c| {
-                crate::tables::subjects::lock_for_change(c, "t", "x")
-            })
+            .write("t", |c| crate::tables::subjects::lock_for_change(c, "x"))
             .unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
     }

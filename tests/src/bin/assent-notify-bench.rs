@@ -109,7 +109,7 @@ async fn seed(app: &TestApp, subjects_n: usize) -> (TenantHandle, Vec<(String, S
                 .filter(subjects::tenant_id.eq(&tenant))
                 .select(subjects::id)
                 .order(subjects::id.asc())
-                .load(c)?)
+                .load(c.conn())?)
         })
         .expect("subject ids");
     // Emails follow the import order, which is the id order (UUIDv7).
@@ -175,7 +175,7 @@ fn open_count(app: &TestApp, tenant: &str) -> i64 {
                 .filter(notifications::tenant_id.eq(tenant))
                 .filter(notifications::status.eq_any(["queued", "sending"]))
                 .count()
-                .get_result(c)?)
+                .get_result(c.conn())?)
         })
         .expect("count")
 }
@@ -305,7 +305,7 @@ async fn main() {
                         .filter(notifications::tenant_id.eq(&t.id))
                         .filter(notifications::status.eq("skipped"))
                         .count()
-                        .get_result::<i64>(c)?)
+                        .get_result::<i64>(c.conn())?)
                 })
                 .expect("skipped");
             println!(

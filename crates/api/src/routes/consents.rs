@@ -253,7 +253,7 @@ pub async fn consent_history(
     let (events, more) = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                if !subjects::exists(c, &tenant, &id)? {
+                if !subjects::exists(c, &id)? {
                     return Err(StoreError::NotFound);
                 }
                 audit::record(

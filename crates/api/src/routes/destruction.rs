@@ -8,7 +8,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, put, web};
 use assent_core::deadline::Term;
 use assent_core::locale::Locale;
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Jurisdiction, Permission};
 use assent_store::StoreError;
 use assent_store::flows::erasure::{self, Candidate};
 use assent_store::tables::destruction_acts::{self, Act};
@@ -132,7 +132,7 @@ pub struct ActFormat {
     #[param(value_type = Option<crate::schema::ActFormatName>, inline)]
     pub format: Option<String>,
     #[param(value_type = Option<crate::schema::LocaleName>, inline)]
-    pub lang: Option<String>,
+    pub lang: Option<Locale>,
 }
 
 /// One destruction act, as JSON or as the text of the act.
@@ -176,11 +176,9 @@ pub async fn get_act(
     if !text {
         return Ok(HttpResponse::Ok().json(ActView::from(act)));
     }
-    let locale = match q.lang.as_deref() {
-        Some(lang) => lang
-            .parse::<Locale>()
-            .map_err(|_| ApiError::invalid(format!("unknown lang '{lang}'; expected ru or en")))?,
-        None if t.jurisdiction == "ru-152fz" => Locale::Ru,
+    let locale = match q.lang {
+        Some(l) => l,
+        None if t.jurisdiction == Jurisdiction::Ru152Fz => Locale::Ru,
         None => Locale::En,
     };
     let subjects = act.subjects();
@@ -330,7 +328,7 @@ pub async fn get_rights_settings(
     principal.require(Permission::Read)?;
     let tenant = principal.tenant_id;
     let s = state
-        .db(move |store| store.read(&tenant, |c| rights_requests::clock_settings(c, &tenant)))
+        .db(move |store| store.read(&tenant, rights_requests::clock_settings))
         .await?;
     Ok(web::Json(s.into()))
 }
@@ -372,11 +370,7 @@ pub async fn put_rights_settings(
     let tenant = principal.tenant_id;
     let saved = settings.clone();
     state
-        .db(move |store| {
-            store.write(&tenant, |c| {
-                rights_requests::set_clock_settings(c, &tenant, &saved)
-            })
-        })
+        .db(move |store| store.write(&tenant, |c| rights_requests::set_clock_settings(c, &saved)))
         .await?;
     Ok(web::Json(settings.into()))
 }

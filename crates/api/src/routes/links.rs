@@ -57,7 +57,7 @@ pub async fn create_link(
     state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.read(&tenant, |c| {
-                match subjects::facts(c, &tenant, &sid)? {
+                match subjects::facts(c, &sid)? {
                     Some(f) if f.erased_at.is_none() => {}
                     _ => return Err(StoreError::NotFound),
                 }
@@ -124,7 +124,7 @@ pub async fn create_telegram_link(
     let (token, expires_at) = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                match subjects::facts(c, &tenant, &subject_id)? {
+                match subjects::facts(c, &subject_id)? {
                     Some(f) if f.erased_at.is_none() => {}
                     _ => return Err(StoreError::NotFound),
                 }

@@ -30,7 +30,7 @@ pub struct CreateNotification {
     pub data: serde_json::Value,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
     /// Telegram notices fall back to email when the chat is unreachable (default true).
     pub fallback_email: Option<bool>,
     /// `subscribed` (default: needs the purpose's consent, carries List-Unsubscribe)
@@ -38,10 +38,10 @@ pub struct CreateNotification {
     /// person asked for). A transactional message may not name a consent-based
     /// purpose (422): a consent purpose is always gated on the consent.
     #[schema(value_type = Option<crate::schema::NoticeCategoryName>)]
-    pub category: Option<String>,
+    pub category: Option<NoticeCategory>,
     /// The subject's locale by default, then the tenant's.
     #[schema(value_type = Option<crate::schema::LocaleName>)]
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
     /// Send at this time instead of now; at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
     /// A repeated key returns the notice queued the first time (also accepted as
@@ -76,13 +76,13 @@ impl From<Notice> for NotificationView {
     fn from(n: Notice) -> Self {
         Self {
             id: n.id,
-            status: n.status,
+            status: n.status.to_string(),
             reason: n.reason,
             subject_id: n.subject_id,
             kind: n.kind,
-            category: n.category,
+            category: n.category.to_string(),
             purpose: n.purpose_code,
-            channel: n.channel,
+            channel: n.channel.to_string(),
             locale: n.locale,
             attempts: n.attempts,
             max_attempts: n.max_attempts,
@@ -134,13 +134,13 @@ pub struct NotificationList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_channel(text: Option<&str>) -> ApiResult<NoticeChannel> {
-    match text.unwrap_or("email") {
-        "email" => Ok(NoticeChannel::Email),
-        "telegram" => Ok(NoticeChannel::Telegram),
-        other => Err(ApiError::invalid(format!(
-            "unknown channel '{other}'; expected email or telegram"
-        ))),
+/// The channels a caller may send on: webhooks are the tenant's own events.
+fn parse_channel(channel: Option<NoticeChannel>) -> ApiResult<NoticeChannel> {
+    match channel.unwrap_or(NoticeChannel::Email) {
+        NoticeChannel::Webhook => Err(ApiError::invalid(
+            "unknown channel 'webhook'; expected email or telegram",
+        )),
+        ok => Ok(ok),
     }
 }
 
@@ -165,14 +165,15 @@ impl CreateNotification {
             ));
         }
         notice::validate_kind(&self.template).map_err(|e| ApiError::invalid(e.0))?;
-        let channel = parse_channel(self.channel.as_deref())?;
-        let category = match self.category.as_deref() {
-            None | Some("subscribed") => NoticeCategory::Subscribed,
-            Some("transactional") => NoticeCategory::Transactional,
-            Some(other) => {
-                return Err(ApiError::invalid(format!(
-                    "unknown category '{other}'; expected subscribed or transactional"
-                )));
+        let channel = parse_channel(self.channel)?;
+        let category = match self.category {
+            None | Some(NoticeCategory::Subscribed) => NoticeCategory::Subscribed,
+            Some(NoticeCategory::Transactional) => NoticeCategory::Transactional,
+            // Service messages are Assent's own (subscription expiry).
+            Some(NoticeCategory::Service) => {
+                return Err(ApiError::invalid(
+                    "unknown category 'service'; expected subscribed or transactional",
+                ));
             }
         };
         if category == NoticeCategory::Subscribed && self.purpose.is_none() {
@@ -183,11 +184,7 @@ impl CreateNotification {
         if !self.data.is_object() && !self.data.is_null() {
             return Err(ApiError::invalid("data must be a JSON object"));
         }
-        let locale = self
-            .locale
-            .as_deref()
-            .map(|l| l.parse::<Locale>().map_err(|e| ApiError::invalid(e.0)))
-            .transpose()?;
+        let locale = self.locale;
         if self
             .send_at
             .is_some_and(|t| t > now + chrono::Duration::days(366))
@@ -264,7 +261,7 @@ pub struct NotificationQuery {
     pub kind: Option<String>,
     /// queued, sending, sent, skipped, failed, dead or cancelled.
     #[param(value_type = Option<crate::schema::NoticeStatusName>, inline)]
-    pub status: Option<String>,
+    pub status: Option<NoticeStatus>,
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -287,14 +284,7 @@ pub async fn list_notifications(
         limit: q.limit,
     }
     .to_request()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<NoticeStatus>()
-                .map_err(|e| ApiError::invalid(e.0))
-        })
-        .transpose()?;
+    let status = q.status;
     let filter = ListFilter {
         subject_id: q.subject_id,
         kind: q.kind,

@@ -38,7 +38,7 @@ pub struct CreateRequest {
     /// `anonymisation`, `erasure` or `withdraw_all`.
     #[serde(rename = "type")]
     #[schema(value_type = crate::schema::RequestTypeName)]
-    pub kind: String,
+    pub kind: RequestType,
     /// When the request reached the company (a letter's date of receipt); the legal
     /// clock starts then. Now by default; never in the future.
     pub received_at: Option<DateTime<Utc>>,
@@ -96,7 +96,7 @@ pub struct RequestList {
 }
 
 fn view(
-    c: &mut assent_store::DbConnection,
+    c: &mut assent_store::Tx<'_>,
     keys: &assent_core::pii::TenantKeys,
     r: Request,
     with_details: bool,
@@ -109,7 +109,7 @@ fn view(
         None
     };
     let events = if with_events {
-        rights_requests::events(c, &r.tenant_id, &r.id)?
+        rights_requests::events(c, &r.id)?
             .into_iter()
             .map(|e| EventView {
                 seq: e.seq,
@@ -133,8 +133,8 @@ fn view(
         events,
         id: r.id,
         subject_id: r.subject_id,
-        kind: r.kind,
-        status: r.status,
+        kind: r.kind.to_string(),
+        status: r.status.to_string(),
         channel: r.channel,
         received_at: r.received_at.and_utc(),
         due_at: r.due_at.and_utc(),
@@ -166,10 +166,7 @@ pub async fn create_request(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let kind: RequestType = b
-        .kind
-        .parse()
-        .map_err(|e: assent_core::tenancy::InvalidValue| ApiError::invalid(e.0))?;
+    let kind = b.kind;
     let now = Utc::now();
     let received_at = b.received_at.unwrap_or(now);
     let channel = b.channel.clone().unwrap_or_else(|| "api".into());
@@ -212,7 +209,7 @@ pub async fn create_request(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[param(value_type = Option<crate::schema::RequestStatusName>, inline)]
-    pub status: Option<String>,
+    pub status: Option<RequestStatus>,
     /// `true`: open requests past their deadline.
     pub overdue: Option<bool>,
     pub subject_id: Option<String>,
@@ -233,12 +230,7 @@ pub async fn list_requests(
 ) -> ApiResult<web::Json<RequestList>> {
     principal.require(Permission::Read)?;
     let q = query.into_inner();
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<RequestStatus>)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.0))?;
+    let status = q.status;
     let page = PageQuery {
         cursor: q.cursor,
         limit: q.limit,
@@ -253,7 +245,7 @@ pub async fn list_requests(
     let list = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.read(&tenant, |c| {
-                let (items, next) = rights_requests::list(c, &tenant, &filter, &page)?;
+                let (items, next) = rights_requests::list(c, &filter, &page)?;
                 let items = items
                     .into_iter()
                     .map(|r| view(c, &keyring.tenant, r, false, false))
@@ -286,7 +278,7 @@ pub async fn get_request(
     let v = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.read(&tenant, |c| {
-                let r = rights_requests::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let r = rights_requests::get(c, &id)?.ok_or(StoreError::NotFound)?;
                 view(c, &keyring.tenant, r, with_details, true)
             })
         })

@@ -132,7 +132,7 @@ pub async fn create_subject(
                 Ok(draft)
             };
             store.write(&tenant, |c| {
-                subject_records::create_or_update(c, &keys.subject_keys(), &tenant, &fresh, &update)
+                subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
             })
         })
         .await?;
@@ -161,8 +161,7 @@ pub async fn get_subject(
     let subject = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                let s =
-                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let s = subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
                 audit::record(
                     c,
                     &tenant,
@@ -197,13 +196,12 @@ pub async fn patch_subject(
     let subject = state
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
-                let current =
-                    subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let current = subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
                 let mut draft = draft_of(&current)?;
                 apply(&mut draft, &body).map_err(|e| StoreError::refused(e.code, e.detail))?;
                 // A correction keeps its history (previous values sealed).
                 subjects::rectify(c, &keys.subject_keys(), &current, &draft, None, &who)?;
-                subjects::get(c, &keys.tenant, &tenant, &id)?.ok_or(StoreError::NotFound)
+                subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)
             })
         })
         .await?;
@@ -261,8 +259,8 @@ async fn lookup(
         .db_keyed(&tenant.clone(), move |store, keys| {
             store.write(&tenant, |c| {
                 let mut out = Vec::new();
-                for id in subjects::find_ids(c, &keys.tenant, &tenant, kind, &value)? {
-                    if let Some(s) = subjects::get(c, &keys.tenant, &tenant, &id)? {
+                for id in subjects::find_ids(c, &keys.tenant, kind, &value)? {
+                    if let Some(s) = subjects::get(c, &keys.tenant, &id)? {
                         audit::record(
                             c,
                             &tenant,

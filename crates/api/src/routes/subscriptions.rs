@@ -105,7 +105,7 @@ fn with_notices(
     // Only the notices of the current date: earlier dates' belong to past cycles.
     let current = format!("{}:{}:", sub.source(), sub.expires_at.and_utc().timestamp());
     notices.retain(|n| {
-        n.status != "cancelled"
+        n.status != assent_core::notice::NoticeStatus::Cancelled
             && n.idempotency_key
                 .as_deref()
                 .is_some_and(|k| k.starts_with(&current))
@@ -121,7 +121,7 @@ fn with_notices(
                     .and_then(|k| k.rsplit(':').next())
                     .and_then(|d| d.parse().ok()),
                 notification_id: n.id,
-                status: n.status,
+                status: n.status.to_string(),
                 due_at: n.due_at.and_utc(),
             })
             .collect(),
@@ -158,7 +158,7 @@ pub async fn create_subscription(
     let view = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                if !assent_store::tables::subjects::exists(c, &tenant, &b.subject_id)? {
+                if !assent_store::tables::subjects::exists(c, &b.subject_id)? {
                     return Err(StoreError::refused(
                         ProblemCode::UnknownSubject,
                         "unknown subject_id",

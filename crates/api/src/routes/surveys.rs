@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
 use assent_core::survey::{self, SurveyKind, Trigger};
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Locale, Permission};
 use assent_store::StoreError;
 use assent_store::flows::invitations::{self, Audience, MAX_SUBJECT_IDS};
 use assent_store::flows::surveying::{self, Invited};
@@ -73,7 +73,7 @@ pub struct CreateSurvey {
     pub code: String,
     /// `nps` (0–10) or `csat` (1–5).
     #[schema(value_type = crate::schema::SurveyKindName)]
-    pub kind: String,
+    pub kind: SurveyKind,
     pub question: Texts,
     /// An optional free-text question asked after the score.
     pub follow_up: Option<Texts>,
@@ -145,7 +145,7 @@ impl From<Survey> for SurveyView {
                 _ => None,
             },
             code: s.code,
-            kind: s.kind,
+            kind: s.kind.to_string(),
             question: Texts {
                 ru: s.question_ru,
                 en: s.question_en,
@@ -182,12 +182,7 @@ pub async fn create_survey(
     let Json(b) = body;
     assent_core::consent::validate_purpose_code(&b.code)
         .map_err(|e| ApiError::invalid(e.0.replace("purpose code", "survey code")))?;
-    let kind: SurveyKind = b.kind.parse().map_err(|_| {
-        ApiError::invalid(format!(
-            "unknown survey kind '{}'; expected nps or csat",
-            b.kind
-        ))
-    })?;
+    let kind = b.kind;
     let (question_ru, question_en) = b.question.validate("question")?;
     let follow_up = b.follow_up.map(|f| f.validate("follow_up")).transpose()?;
     let answer_days = b.answer_days.unwrap_or(survey::DEFAULT_ANSWER_DAYS);
@@ -198,7 +193,7 @@ pub async fn create_survey(
     let new = Survey {
         tenant_id: principal.tenant_id.clone(),
         code: b.code,
-        kind: kind.as_str().to_owned(),
+        kind,
         question_ru,
         question_en,
         follow_up_ru: follow_up.as_ref().map(|f| f.0.clone()),
@@ -322,7 +317,7 @@ pub async fn patch_survey(
 pub struct InvitationFilter {
     /// Only people whose locale is this (`ru` or `en`).
     #[schema(value_type = Option<crate::schema::LocaleName>)]
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -335,7 +330,7 @@ pub struct CreateInvitations {
     pub filter: Option<InvitationFilter>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
     /// When to send; now by default, at most a year ahead.
     pub send_at: Option<DateTime<Utc>>,
 }
@@ -411,14 +406,9 @@ impl CreateInvitations {
                 }
                 Audience::Subjects(ids)
             }
-            (None, Some(f)) => {
-                if let Some(l) = &f.locale
-                    && !matches!(l.as_str(), "ru" | "en")
-                {
-                    return Err(ApiError::invalid("filter.locale must be ru or en"));
-                }
-                Audience::Filter { locale: f.locale }
-            }
+            (None, Some(f)) => Audience::Filter {
+                locale: f.locale.map(|l| l.as_str().to_owned()),
+            },
             _ => {
                 return Err(ApiError::invalid(
                     "give either subject_ids or filter, not both",
@@ -448,13 +438,13 @@ impl InvitationsResult {
     }
 }
 
-fn channel_of(text: Option<&str>) -> ApiResult<NoticeChannel> {
-    match text.unwrap_or("email") {
-        "email" => Ok(NoticeChannel::Email),
-        "telegram" => Ok(NoticeChannel::Telegram),
-        other => Err(ApiError::invalid(format!(
-            "unknown channel '{other}'; expected email or telegram"
-        ))),
+/// The channels an invitation may go by: webhooks carry the tenant's own events.
+fn channel_of(channel: Option<NoticeChannel>) -> ApiResult<NoticeChannel> {
+    match channel.unwrap_or(NoticeChannel::Email) {
+        NoticeChannel::Webhook => Err(ApiError::invalid(
+            "unknown channel 'webhook'; expected email or telegram",
+        )),
+        ok => Ok(ok),
     }
 }
 
@@ -474,7 +464,7 @@ pub async fn create_invitations(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let channel = channel_of(b.channel.as_deref())?;
+    let channel = channel_of(b.channel)?;
     let now = Utc::now();
     let send_at = b.send_at.unwrap_or(now).max(now);
     if send_at > now + Duration::days(366) {
@@ -516,7 +506,7 @@ pub struct SurveyEvent {
     pub occurred_at: Option<DateTime<Utc>>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
-    pub channel: Option<String>,
+    pub channel: Option<NoticeChannel>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -532,7 +522,7 @@ impl SurveyEvent {
     /// The event, checked for form: it happened by now (a few minutes of clock skew
     /// allowed).
     fn parse(self, now: DateTime<Utc>) -> ApiResult<invitations::SurveyEvent> {
-        let channel = channel_of(self.channel.as_deref())?;
+        let channel = channel_of(self.channel)?;
         let occurred_at = self.occurred_at.unwrap_or(now);
         if occurred_at > now + Duration::minutes(5) {
             return Err(ApiError::invalid("occurred_at must not be in the future"));
@@ -721,7 +711,7 @@ fn results_of(survey: &Survey, tally: surveying::Tally) -> SurveyResults {
         .collect();
     SurveyResults {
         survey: survey.code.clone(),
-        kind: survey.kind.clone(),
+        kind: survey.kind.to_string(),
         anonymous: survey.anonymous,
         invitations: delivery(total),
         answers: summary.answers,

@@ -21,13 +21,13 @@ pub struct TenantView {
 impl From<Tenant> for TenantView {
     fn from(t: Tenant) -> Self {
         Self {
-            id: t.id,
+            id: t.id.into(),
             slug: t.slug,
             legal_name: t.legal_name,
-            group_id: t.group_id,
-            jurisdiction: t.jurisdiction,
-            timezone: t.timezone,
-            default_locale: t.default_locale,
+            group_id: t.group_id.map(String::from),
+            jurisdiction: t.jurisdiction.to_string(),
+            timezone: t.timezone.to_string(),
+            default_locale: t.default_locale.to_string(),
             created_at: t.created_at.and_utc(),
         }
     }

@@ -1,6 +1,7 @@
 //! Recording consent and answering the consent check: the ledger event, the state
 //! projection and the receipt, in one unit of work.
 
+use crate::Tx;
 use crate::flows::webhook_events;
 use crate::schema::{consent_states, group_consent_states, subjects};
 use crate::tables::ledger::{self, EventRow, NewEvent};
@@ -15,6 +16,7 @@ use assent_core::consent::{
 };
 use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
 use assent_core::problem::ProblemCode;
+use assent_core::tenancy::Locale;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -309,7 +311,8 @@ fn seal_payload(
     event_id: &str,
     payload: &EventPayload,
 ) -> StoreResult<Option<Vec<u8>>> {
-    let Some(wrapped) = subject_repo::wrapped_key(conn, tenant_id, subject_id)? else {
+    let Some(wrapped) = subject_repo::wrapped_key(&mut Tx::reenter(conn, tenant_id), subject_id)?
+    else {
         return Ok(None);
     };
     let key = SubjectKey::unwrap(&wrapped, keys, subject_id).map_err(StoreError::unreadable)?;
@@ -342,7 +345,8 @@ pub fn open_sealed(
     let Some(sealed) = &event.payload else {
         return Ok(Sealed::Unreadable);
     };
-    let Some(wrapped) = subject_repo::wrapped_key(conn, &event.tenant_id, &event.subject_id)?
+    let Some(wrapped) =
+        subject_repo::wrapped_key(&mut Tx::reenter(conn, &event.tenant_id), &event.subject_id)?
     else {
         return Ok(Sealed::Unreadable);
     };
@@ -414,9 +418,9 @@ pub fn record_with(
             replayed: true,
         });
     }
-    subject_repo::lock_for_change(conn, tenant_id, &req.subject_id)?;
-    let facts =
-        subject_repo::facts(conn, tenant_id, &req.subject_id)?.ok_or(StoreError::NotFound)?;
+    subject_repo::lock_for_change(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?;
+    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?
+        .ok_or(StoreError::NotFound)?;
     let purpose = purposes::resolve_in(
         conn,
         tenant_id,
@@ -572,7 +576,7 @@ pub fn record_with(
     if purpose.scope == PurposeScope::Group {
         // The group state's row may have been waited for behind a gate that then
         // died: look for its sends again, now that every lock is held.
-        subject_repo::recheck_sends(conn, tenant_id, &facts.id)?;
+        subject_repo::recheck_sends(&mut Tx::reenter(conn, tenant_id), &facts.id)?;
     }
     Ok(Recorded {
         event,
@@ -605,8 +609,9 @@ pub fn standing(
     code: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Standing> {
-    subject_repo::lock_for_change(conn, tenant_id, subject_id)?;
-    let facts = subject_repo::facts(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    subject_repo::lock_for_change(&mut Tx::reenter(conn, tenant_id), subject_id)?;
+    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?
+        .ok_or(StoreError::NotFound)?;
     if facts.erased_at.is_some() {
         return Err(StoreError::NotFound);
     }
@@ -623,7 +628,7 @@ pub fn standing(
     let granted = state.is_some_and(|s| {
         s.state.status == ConsentStatus::Granted && !consent::is_expired(&s.state, now)
     });
-    let objected = subject_repo::objected(conn, tenant_id, subject_id, code)?;
+    let objected = subject_repo::objected(&mut Tx::reenter(conn, tenant_id), subject_id, code)?;
     Ok(Standing {
         purpose,
         granted,
@@ -639,7 +644,8 @@ pub fn subject_states(
     subject_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<(Purpose, Option<StoredState>)>> {
-    let facts = subject_repo::facts(conn, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?
+        .ok_or(StoreError::NotFound)?;
     let mut out = Vec::new();
     for purpose in purposes::list(conn, tenant_id, group_id)? {
         let mut state = state_of(
@@ -696,19 +702,25 @@ pub fn check(
     for req in requests {
         let subject_id = match &req.subject {
             SubjectRef::Id(id) => Some(id.clone()),
-            SubjectRef::ExternalRef(r) => {
-                subject_repo::find_ids(conn, keys, tenant_id, IndexKind::ExternalRef, r)?
-                    .into_iter()
-                    .next()
-            }
-            SubjectRef::Email(e) => {
-                subject_repo::find_ids(conn, keys, tenant_id, IndexKind::Email, e)?
-                    .into_iter()
-                    .next()
-            }
+            SubjectRef::ExternalRef(r) => subject_repo::find_ids(
+                &mut Tx::reenter(conn, tenant_id),
+                keys,
+                IndexKind::ExternalRef,
+                r,
+            )?
+            .into_iter()
+            .next(),
+            SubjectRef::Email(e) => subject_repo::find_ids(
+                &mut Tx::reenter(conn, tenant_id),
+                keys,
+                IndexKind::Email,
+                e,
+            )?
+            .into_iter()
+            .next(),
         };
         let facts = match subject_id {
-            Some(id) => subject_repo::facts(conn, tenant_id, &id)?,
+            Some(id) => subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &id)?,
             None => None,
         };
         let Some(facts) = facts else {
@@ -732,7 +744,7 @@ pub fn check(
             facts.person_id.as_deref(),
         )?;
         let objected = purpose.meaning.legal_basis != consent::LegalBasis::Consent
-            && subject_repo::objected(conn, tenant_id, &facts.id, &purpose.code)?;
+            && subject_repo::objected(&mut Tx::reenter(conn, tenant_id), &facts.id, &purpose.code)?;
         let decision = consent::decide(
             &CheckFacts {
                 meaning: &purpose.meaning,
@@ -791,8 +803,8 @@ pub fn expire_due(
     for (subject_id, code, expires_at) in due {
         let purpose =
             purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
-        let facts =
-            subject_repo::facts(conn, tenant_id, &subject_id)?.ok_or(StoreError::NotFound)?;
+        let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &subject_id)?
+            .ok_or(StoreError::NotFound)?;
         let at = expires_at.unwrap_or(cutoff);
         let event = appender.append(
             conn,
@@ -856,8 +868,12 @@ pub fn receipt(
         .parse()
         .map_err(StoreError::unreadable)?;
     let owner = match scope {
-        PurposeScope::Tenant => tenant.id.clone(),
-        PurposeScope::Group => tenant.group_id.clone().unwrap_or_default(),
+        PurposeScope::Tenant => tenant.id.to_string(),
+        PurposeScope::Group => tenant
+            .group_id
+            .clone()
+            .map(String::from)
+            .unwrap_or_default(),
     };
     let purpose = purposes::version(
         conn,
@@ -871,7 +887,7 @@ pub fn receipt(
         Some(v) => policies::get(conn, &tenant.id, v)?,
         None => None,
     };
-    let name = if tenant.default_locale == "ru" {
+    let name = if tenant.default_locale == Locale::Ru {
         &purpose.meaning.name_ru
     } else {
         &purpose.meaning.name_en
@@ -881,8 +897,8 @@ pub fn receipt(
             receipt_id: &event.receipt_id,
             event_id: &event.id,
             issued_at: event.recorded_at.and_utc(),
-            jurisdiction: &tenant.jurisdiction,
-            language: &tenant.default_locale,
+            jurisdiction: tenant.jurisdiction.as_str(),
+            language: tenant.default_locale.as_str(),
             controller_name: &tenant.legal_name,
             policy_url: policy.as_ref().and_then(|p| p.url.as_deref()),
             policy_version: event.policy_version.as_deref(),

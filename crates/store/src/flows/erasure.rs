@@ -17,6 +17,7 @@
 //! queued for the person (or at the act's deadline), so the last message still
 //! reaches them.
 
+use crate::Tx;
 use crate::flows::consents;
 use crate::flows::rights_record;
 use crate::schema::{
@@ -101,7 +102,7 @@ pub fn destroy_subject(
     subject_id: &str,
     method: Method,
 ) -> StoreResult<bool> {
-    subject_repo::lock_for_change(conn, tenant_id, subject_id)?;
+    subject_repo::lock_for_change(&mut Tx::reenter(conn, tenant_id), subject_id)?;
     #[allow(clippy::type_complexity)]
     let row: Option<(Option<Vec<u8>>, Option<String>, Option<NaiveDateTime>)> = subjects::table
         .find((tenant_id, subject_id))
@@ -139,7 +140,7 @@ pub fn destroy_subject(
             .execute(conn)?;
     }
     let erasure = method == Method::Erasure;
-    subject_repo::destroy_key(conn, tenant_id, subject_id)?;
+    subject_repo::destroy_key(&mut Tx::reenter(conn, tenant_id), subject_id)?;
     diesel::update(subjects::table.find((tenant_id, subject_id)))
         .set((
             subjects::pii.eq(None::<Vec<u8>>),
@@ -399,7 +400,7 @@ pub fn retention_due_for(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     use assent_core::retention::{Hold, keep_until};
-    let facts = subject_repo::facts(conn, tenant_id, subject_id)?;
+    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?;
     if facts.is_none_or(|f| f.erased_at.is_some()) {
         return Ok(None);
     }
@@ -553,7 +554,7 @@ pub fn apply_retention(
     for id in report.subjects() {
         // Decided under the person's lock: a grant or a request that commits while
         // the run goes on is either seen here or waits until the person is gone.
-        subject_repo::lock_for_change(conn, tenant_id, &id)?;
+        subject_repo::lock_for_change(&mut Tx::reenter(conn, tenant_id), &id)?;
         if retention_due_for(conn, tenant_id, group_id, law, &id, now)?.is_some() {
             destroy_subject(conn, tenant_id, &id, Method::Erasure)?;
             destroyed.push(id);

@@ -4,6 +4,7 @@
 //! expect: their profile, consents and their history, receipts, the messages sent to
 //! them, their requests, subscriptions, survey answers and what was corrected.
 
+use crate::Tx;
 use crate::flows::consents;
 use crate::flows::{rights, surveying};
 use crate::schema::{
@@ -42,7 +43,8 @@ pub fn for_staff(
     reader: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Value> {
-    let r = requests::get(conn, tenant_id, request_id)?.ok_or(StoreError::NotFound)?;
+    let r = requests::get(&mut Tx::reenter(conn, tenant_id), request_id)?
+        .ok_or(StoreError::NotFound)?;
     if !matches!(r.kind(), RequestType::Access | RequestType::Portability) {
         return Err(StoreError::refused(
             ProblemCode::NoExport,
@@ -84,13 +86,13 @@ pub fn for_link(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Value>> {
-    let Some(r) = requests::get(conn, tenant_id, request_id)? else {
+    let Some(r) = requests::get(&mut Tx::reenter(conn, tenant_id), request_id)? else {
         return Ok(None);
     };
     let exportable = matches!(r.kind(), RequestType::Access | RequestType::Portability)
         && r.status() == RequestStatus::Completed;
-    let erased =
-        subjects::facts(conn, tenant_id, &r.subject_id)?.is_none_or(|f| f.erased_at.is_some());
+    let erased = subjects::facts(&mut Tx::reenter(conn, tenant_id), &r.subject_id)?
+        .is_none_or(|f| f.erased_at.is_some());
     if !exportable || erased {
         return Ok(None);
     }
@@ -120,7 +122,8 @@ pub fn subject_export(
     subject_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Value> {
-    let subject = subjects::get(conn, keys, tenant_id, subject_id)?.ok_or(StoreError::NotFound)?;
+    let subject = subjects::get(&mut Tx::reenter(conn, tenant_id), keys, subject_id)?
+        .ok_or(StoreError::NotFound)?;
     let tenant =
         crate::tables::tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
 
@@ -215,14 +218,15 @@ pub fn subject_export(
         .load(conn)?;
     let mut request_docs = Vec::with_capacity(requests.len());
     for r in &requests {
-        let steps = crate::tables::rights_requests::events(conn, tenant_id, &r.id)?
-            .into_iter()
-            .map(|e| {
-                json!({
-                    "step": e.step, "status": e.to_status, "reason": e.reason, "at": utc(e.at),
+        let steps =
+            crate::tables::rights_requests::events(&mut Tx::reenter(conn, tenant_id), &r.id)?
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "step": e.step, "status": e.to_status, "reason": e.reason, "at": utc(e.at),
+                    })
                 })
-            })
-            .collect::<Vec<_>>();
+                .collect::<Vec<_>>();
         request_docs.push(json!({
             "id": r.id,
             "type": r.kind,
@@ -328,7 +332,7 @@ pub fn rectification_history(
             subject_changes::at,
         ))
         .load(conn)?;
-    let key = subjects::data_key(conn, keys, tenant_id, subject_id)?;
+    let key = subjects::data_key(&mut Tx::reenter(conn, tenant_id), keys, subject_id)?;
     Ok(rows
         .into_iter()
         .map(|(seq, request_id, fields, previous, actor, at)| {

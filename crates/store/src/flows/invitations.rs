@@ -6,7 +6,7 @@
 use crate::flows::surveying::{self, Invite, Invited};
 use crate::tables::subjects;
 use crate::tables::surveys::{self, Invitation, Survey};
-use crate::{DbConnection, Store, StoreError, StoreResult};
+use crate::{DbConnection, Store, StoreError, StoreResult, Tx};
 use assent_core::notice::NoticeChannel;
 use assent_core::pii::TenantKeys;
 use assent_core::problem::ProblemCode;
@@ -83,7 +83,7 @@ pub fn invite_many(
         let (targets, truncated) = match audience {
             Audience::Subjects(ids) => {
                 for id in &ids {
-                    if !subjects::exists(c, tenant, id)? {
+                    if !subjects::exists(c, id)? {
                         return Err(unknown_subject(id));
                     }
                 }
@@ -162,7 +162,7 @@ pub fn on_event(
             format!("the survey '{code}' has no trigger; set one with PATCH or invite directly"),
         ));
     };
-    if !subjects::exists(conn, tenant, &event.subject_id)? {
+    if !subjects::exists(&mut Tx::reenter(conn, tenant), &event.subject_id)? {
         return Err(unknown_subject(&event.subject_id));
     }
     let invite = Invite {

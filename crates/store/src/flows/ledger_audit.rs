@@ -733,7 +733,7 @@ pub fn audit_groups(store: &crate::Store) -> StoreResult<Vec<GroupAudit>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in store.system(tenants::list_tenants)? {
         if let Some(g) = t.group_id {
-            groups.entry(g).or_default().push(t.id);
+            groups.entry(g.into()).or_default().push(t.id.into());
         }
     }
     let mut audits = Vec::new();

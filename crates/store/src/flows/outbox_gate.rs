@@ -2,6 +2,7 @@
 //! `skipped` with its reason. The gate runs again inside the transaction that sends
 //! (see [`crate::tables::notifications::fence`]), so a withdrawal is never missed.
 
+use crate::Tx;
 use crate::flows::consents;
 use crate::tables::notifications::{self, Enqueued, NewNotice, Notice};
 use crate::tables::purposes;
@@ -35,8 +36,10 @@ pub fn enqueue(
     let id = assent_core::id::new_id();
     let plain = serde_json::to_vec(&new.data).unwrap_or_default();
     let data = match &new.subject_id {
-        Some(subject_id) => subject_repo::data_key(conn, keys, tenant_id, subject_id)?
-            .map(|k| k.seal(&id, DATA_FIELD, &plain)),
+        Some(subject_id) => {
+            subject_repo::data_key(&mut Tx::reenter(conn, tenant_id), keys, subject_id)?
+                .map(|k| k.seal(&id, DATA_FIELD, &plain))
+        }
         None => Some(plain),
     };
     let stamp = crate::now();
@@ -45,16 +48,16 @@ pub fn enqueue(
         id,
         subject_id: new.subject_id,
         kind: new.kind,
-        category: new.category.as_str().to_owned(),
+        category: new.category,
         purpose_code: new.purpose_code,
-        channel: new.channel.as_str().to_owned(),
+        channel: new.channel,
         fallback_email: new.fallback_email,
         locale: new.locale,
         data,
         target: new.target,
         idempotency_key: new.idempotency_key,
         source: new.source,
-        status: NoticeStatus::Queued.as_str().to_owned(),
+        status: NoticeStatus::Queued,
         reason: None,
         attempts: 0,
         max_attempts: new.max_attempts,
@@ -67,7 +70,7 @@ pub fn enqueue(
         updated_at: stamp,
     };
     if let Err(reason) = gate(conn, tenant_id, group_id, &row, now)? {
-        row.status = NoticeStatus::Skipped.as_str().to_owned();
+        row.status = NoticeStatus::Skipped;
         row.reason = Some(reason);
     }
     notifications::insert(conn, &row)?;
@@ -86,7 +89,11 @@ pub fn open_data(
     };
     let plain = match &notice.subject_id {
         Some(subject_id) => {
-            match subject_repo::data_key(conn, keys, &notice.tenant_id, subject_id)? {
+            match subject_repo::data_key(
+                &mut Tx::reenter(conn, &notice.tenant_id),
+                keys,
+                subject_id,
+            )? {
                 Some(key) => key
                     .open(&notice.id, DATA_FIELD, data)
                     .map_err(StoreError::unreadable)?,
@@ -137,7 +144,7 @@ pub fn gate_on(
     let Some(subject_id) = &notice.subject_id else {
         return Ok(Err("unknown_subject".into()));
     };
-    let Some(facts) = subject_repo::facts(conn, tenant_id, subject_id)? else {
+    let Some(facts) = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)? else {
         return Ok(Err("unknown_subject".into()));
     };
     if facts.erased_at.is_some() {
@@ -158,7 +165,7 @@ pub fn gate_on(
             if facts.restricted_at.is_some() {
                 return Ok(Err("restricted".into()));
             }
-            if subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)? {
+            if subject_repo::objected(&mut Tx::reenter(conn, tenant_id), subject_id, OBJECT_ALL)? {
                 return Ok(Err("objected".into()));
             }
             Ok(Ok(()))
@@ -176,8 +183,15 @@ pub fn gate_on(
                 facts.person_id.as_deref(),
             )?;
             let objected = purpose.meaning.legal_basis != LegalBasis::Consent
-                && (subject_repo::objected(conn, tenant_id, subject_id, &purpose.code)?
-                    || subject_repo::objected(conn, tenant_id, subject_id, OBJECT_ALL)?);
+                && (subject_repo::objected(
+                    &mut Tx::reenter(conn, tenant_id),
+                    subject_id,
+                    &purpose.code,
+                )? || subject_repo::objected(
+                    &mut Tx::reenter(conn, tenant_id),
+                    subject_id,
+                    OBJECT_ALL,
+                )?);
             // Reachability is the sender's business (a chat may be blocked, an
             // address suppressed); the gate answers only whether sending is allowed.
             Ok(consent::decide(

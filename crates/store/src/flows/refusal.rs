@@ -7,7 +7,7 @@
 use crate::flows::consents::{self, Actor, ConsentRequest, Evidence, Recorded};
 use crate::tables::purposes::Purpose;
 use crate::tables::subjects;
-use crate::{DbConnection, StoreError, StoreResult};
+use crate::{DbConnection, StoreError, StoreResult, Tx};
 use assent_core::consent::{Action, ActorKind, Method, PurposeScope};
 use assent_core::pii::TenantKeys;
 use assent_core::problem::ProblemCode;
@@ -69,7 +69,11 @@ pub fn refuse(
     }
     match refusal {
         Refusal::Object => {
-            subjects::object(conn, tenant_id, &req.subject_id, &req.purpose_code)?;
+            subjects::object(
+                &mut Tx::reenter(conn, tenant_id),
+                &req.subject_id,
+                &req.purpose_code,
+            )?;
         }
         Refusal::Withdraw => {
             let event = consent_event(req, &refused.purpose, Action::Withdraw, now);
@@ -112,7 +116,11 @@ pub fn take_back(
     }
     match refusal {
         Refusal::Object => {
-            subjects::withdraw_objection(conn, tenant_id, &req.subject_id, &req.purpose_code)?;
+            subjects::withdraw_objection(
+                &mut Tx::reenter(conn, tenant_id),
+                &req.subject_id,
+                &req.purpose_code,
+            )?;
         }
         Refusal::Withdraw => {
             let event = consent_event(req, &standing.purpose, Action::Grant, now);

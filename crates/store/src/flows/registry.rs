@@ -25,13 +25,13 @@ pub fn create_tenant(conn: &mut DbConnection, new: NewTenant) -> StoreResult<Ten
         ));
     }
     let tenant = Tenant {
-        id: assent_core::id::new_id(),
+        id: assent_core::id::new_id().into(),
         slug: new.slug,
         legal_name: new.legal_name,
-        group_id: new.group_id,
-        jurisdiction: new.jurisdiction.to_string(),
+        group_id: new.group_id.map(Into::into),
+        jurisdiction: new.jurisdiction,
         timezone: new.timezone,
-        default_locale: new.default_locale.to_string(),
+        default_locale: new.default_locale,
         created_at: crate::now(),
     };
     diesel::insert_into(tenants::table)
@@ -62,9 +62,9 @@ pub fn clashes(store: &crate::Store) -> StoreResult<Vec<Clash>> {
         let codes = store.read(&tenant.id, |c| clashes_of(c, &tenant.id, group_id))?;
         for (code, owner) in codes {
             found
-                .entry((group_id.clone(), code.clone()))
+                .entry((group_id.to_string(), code.clone()))
                 .or_insert_with(|| Clash {
-                    group_id: group_id.clone(),
+                    group_id: group_id.to_string(),
                     code,
                     group_owner: owner.as_deref().map(company),
                     companies: Vec::new(),

@@ -6,6 +6,7 @@
 //! and `assent_core::rights`; this module stores what they decide, in the caller's
 //! unit of work, so a refused step writes nothing.
 
+use crate::Tx;
 use crate::flows::rights_record::{Clock, announce, clock};
 use crate::flows::{erasure, outbox_gate, webhook_events};
 use crate::schema::rights_requests;
@@ -128,7 +129,8 @@ fn subject_key(
     tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<SubjectKey> {
-    subjects::data_key(conn, keys, tenant_id, subject_id)?.ok_or(StoreError::NotFound)
+    subjects::data_key(&mut Tx::reenter(conn, tenant_id), keys, subject_id)?
+        .ok_or(StoreError::NotFound)
 }
 
 /// The details of a request, opened with its person's key.
@@ -160,8 +162,8 @@ pub fn create(
     new: &NewRequest,
     actor: &str,
 ) -> StoreResult<Request> {
-    subjects::lock_for_change(conn, tenant_id, &new.subject_id)?;
-    let facts = subjects::facts(conn, tenant_id, &new.subject_id)?
+    subjects::lock_for_change(&mut Tx::reenter(conn, tenant_id), &new.subject_id)?;
+    let facts = subjects::facts(&mut Tx::reenter(conn, tenant_id), &new.subject_id)?
         .ok_or_else(|| StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id"))?;
     // 422 as before: for a new request an erased subject is no valid subject.
     if facts.erased_at.is_some() {
@@ -207,9 +209,9 @@ pub fn create(
             rights_requests::updated_at.eq(stamp),
         ))
         .execute(conn)?;
-    let r = get(conn, tenant_id, &id)?.ok_or(StoreError::NotFound)?;
+    let r = get(&mut Tx::reenter(conn, tenant_id), &id)?.ok_or(StoreError::NotFound)?;
     record_event(
-        conn,
+        &mut Tx::reenter(conn, tenant_id),
         &r,
         "receive",
         None,
@@ -304,7 +306,7 @@ pub fn take_step(
     actor: &str,
     change: &StepChange,
 ) -> StoreResult<Request> {
-    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    let r = get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)?;
     let from = r.status();
     let to = rights::next(from, step).map_err(StoreError::lift)?;
     let stamp = crate::now();
@@ -335,9 +337,9 @@ pub fn take_step(
             "the request changed meanwhile; try again",
         ));
     }
-    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    let r = get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)?;
     record_event(
-        conn,
+        &mut Tx::reenter(conn, tenant_id),
         &r,
         step.as_str(),
         Some(from),
@@ -360,7 +362,7 @@ pub fn send_code(
     actor: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Request> {
-    let mut r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    let mut r = get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)?;
     match r.status() {
         RequestStatus::Received => {
             r = take_step(
@@ -420,7 +422,7 @@ pub fn send_code(
         serde_json::json!({ "code": code, "expires_at": expires.to_rfc3339() }),
         now,
     )?;
-    get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)
+    get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)
 }
 
 fn rand_u32() -> u32 {
@@ -463,11 +465,11 @@ pub fn check_code_within(
 ) -> StoreResult<(CodeCheck, Request)> {
     let mut person_locked = false;
     for _ in 0..CODE_CHECK_TRIES {
-        let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+        let r = get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)?;
         let (check, sealed) = code_check_of(conn, keys, &r, given, address_failures, now)?;
         match check {
             CodeCheck::Right if !person_locked => {
-                subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
+                subjects::lock_for_change(&mut Tx::reenter(conn, tenant_id), &r.subject_id)?;
                 person_locked = true;
             }
             CodeCheck::Right => {
@@ -477,7 +479,8 @@ pub fn check_code_within(
             }
             CodeCheck::Wrong { .. } => {
                 if count_wrong_code(conn, &r, &sealed)? {
-                    let r = get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)?;
+                    let r =
+                        get(&mut Tx::reenter(conn, tenant_id), id)?.ok_or(StoreError::NotFound)?;
                     return Ok((check, r));
                 }
             }
@@ -611,7 +614,7 @@ pub fn confirmation_channel(
     tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<Option<NoticeChannel>> {
-    let subject = subjects::get(conn, keys, tenant_id, subject_id)?;
+    let subject = subjects::get(&mut Tx::reenter(conn, tenant_id), keys, subject_id)?;
     let has_email = subject
         .and_then(|s| s.pii)
         .is_some_and(|p| p.email.is_some());
@@ -639,8 +642,8 @@ pub fn notify(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let locale =
-        subjects::locale_of(conn, tenant_id, &r.subject_id)?.unwrap_or(tenant.default_locale);
+    let locale = subjects::locale_of(&mut Tx::reenter(conn, tenant_id), &r.subject_id)?
+        .unwrap_or_else(|| tenant.default_locale.to_string());
     let mut data = serde_json::json!({
         "request": {
             "id": r.id,
@@ -762,11 +765,11 @@ pub fn fulfil(
     let tenant_id = &r.tenant_id;
     let group_id = keys.group.map(|(g, _)| g);
     let purposes = how.purposes;
-    subjects::lock_for_change(conn, tenant_id, &r.subject_id)?;
+    subjects::lock_for_change(&mut Tx::reenter(conn, tenant_id), &r.subject_id)?;
     let mut done = Fulfilment::default();
     match r.kind() {
         RequestType::Restriction => {
-            subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
+            subjects::set_restricted(&mut Tx::reenter(conn, tenant_id), &r.subject_id, true)?;
             done.restricted = true;
             return Ok(done);
         }
@@ -780,10 +783,20 @@ pub fn fulfil(
                     "a rectification is completed with the corrected data in 'changes'",
                 )
             })?;
-            let current = subjects::get(conn, keys.tenant, tenant_id, &r.subject_id)?
-                .ok_or(StoreError::NotFound)?;
-            done.rectified =
-                subjects::rectify(conn, keys, &current, corrected, Some(&r.id), actor)?;
+            let current = subjects::get(
+                &mut Tx::reenter(conn, tenant_id),
+                keys.tenant,
+                &r.subject_id,
+            )?
+            .ok_or(StoreError::NotFound)?;
+            done.rectified = subjects::rectify(
+                &mut Tx::reenter(conn, tenant_id),
+                keys,
+                &current,
+                corrected,
+                Some(&r.id),
+                actor,
+            )?;
             return Ok(done);
         }
         _ => {}
@@ -847,7 +860,11 @@ pub fn fulfil(
                 }
             }
             LegalBasis::LegitimateInterest => {
-                subjects::object(conn, tenant_id, &r.subject_id, &purpose.code)?;
+                subjects::object(
+                    &mut Tx::reenter(conn, tenant_id),
+                    &r.subject_id,
+                    &purpose.code,
+                )?;
                 done.objected.push(purpose.code);
             }
             _ => {
@@ -862,7 +879,7 @@ pub fn fulfil(
         }
     }
     if let Some(method) = destroy {
-        subjects::set_restricted(conn, tenant_id, &r.subject_id, true)?;
+        subjects::set_restricted(&mut Tx::reenter(conn, tenant_id), &r.subject_id, true)?;
         done.restricted = true;
         erasure::cancel_queued(conn, tenant_id, &r.subject_id)?;
         let act = erasure::schedule(conn, tenant_id, &r.id, &r.subject_id, method, actor, now)?;

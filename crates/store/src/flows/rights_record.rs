@@ -2,6 +2,7 @@
 //! clock, the webhook that announces a step, and the note that the destruction a
 //! request asked for was carried out.
 
+use crate::Tx;
 use crate::flows::webhook_events;
 use crate::tables::rights_requests::{Request, clock_settings, get, record_event};
 use crate::tables::tenants;
@@ -23,10 +24,10 @@ pub struct Clock {
 /// promise.
 pub fn clock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Clock> {
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let settings = clock_settings(conn, tenant_id)?;
+    let settings = clock_settings(&mut Tx::reenter(conn, tenant_id))?;
     Ok(Clock {
-        law: tenant.jurisdiction.parse().unwrap_or(Jurisdiction::Ru152Fz),
-        tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+        law: tenant.jurisdiction,
+        tz: tenant.timezone.tz(),
         calendar: WorkCalendar::russia().with_overrides(&settings.days_off, &settings.working_days),
         promise: settings.promise,
     })
@@ -58,12 +59,12 @@ pub fn record_destruction(
     request_id: &str,
     act_id: &str,
 ) -> StoreResult<()> {
-    let Some(r) = get(conn, tenant_id, request_id)? else {
+    let Some(r) = get(&mut Tx::reenter(conn, tenant_id), request_id)? else {
         return Ok(());
     };
     let status = r.status();
     record_event(
-        conn,
+        &mut Tx::reenter(conn, tenant_id),
         &r,
         "destroy",
         Some(status),

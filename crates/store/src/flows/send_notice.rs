@@ -73,7 +73,7 @@ pub fn send(
                 let same = existing.subject_id.as_deref() == Some(req.subject_id.as_str())
                     && existing.kind == req.template
                     && existing.purpose_code == req.purpose
-                    && existing.channel == req.channel.as_str()
+                    && existing.channel == req.channel
                     && outbox_gate::open_data(c, keys, &existing)?.is_none_or(|d| d == req.data);
                 if !same {
                     // Not already_exists: that one means "a concurrent repeat won" below.
@@ -84,7 +84,7 @@ pub fn send(
                 }
                 return Ok(existing);
             }
-            let facts = subjects::facts(c, tenant, &req.subject_id)?.ok_or_else(|| {
+            let facts = subjects::facts(c, &req.subject_id)?.ok_or_else(|| {
                 StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id")
             })?;
             if let Some(code) = &req.purpose {
@@ -110,7 +110,8 @@ pub fn send(
             let t = tenants::find_tenant(c, tenant)?.ok_or(StoreError::NotFound)?;
             let locale = match req.locale {
                 Some(l) => l.as_str().to_owned(),
-                None => subjects::locale_of(c, tenant, &facts.id)?.unwrap_or(t.default_locale),
+                None => subjects::locale_of(c, &facts.id)?
+                    .unwrap_or_else(|| t.default_locale.to_string()),
             };
             render(TrialRender {
                 kind: &req.template,

@@ -6,7 +6,7 @@ use crate::flows::rights::{self, Completion, Fulfilment, StepChange};
 use crate::flows::rights_record;
 use crate::tables::rights_requests::{self, Request};
 use crate::tables::subjects::{self, Subject, SubjectInput};
-use crate::{DbConnection, StoreError, StoreResult};
+use crate::{DbConnection, StoreError, StoreResult, Tx};
 use assent_core::deadline;
 use assent_core::pii::TenantKeys;
 use assent_core::rights::{CodeCheck, RequestType, Step};
@@ -50,7 +50,8 @@ pub fn take(
         reason: input.reason,
         ..Default::default()
     };
-    let r = rights_requests::get(conn, tenant, id)?.ok_or(StoreError::NotFound)?;
+    let r =
+        rights_requests::get(&mut Tx::reenter(conn, tenant), id)?.ok_or(StoreError::NotFound)?;
     assent_core::rights::next(r.status(), step).map_err(StoreError::lift)?;
     if step == Step::Extend {
         let clock = rights_record::clock(conn, tenant)?;
@@ -68,8 +69,9 @@ pub fn take(
     if step == Step::Complete {
         let corrected = match (correct, r.kind()) {
             (Some(correct), RequestType::Rectification) => {
-                let current = subjects::get(conn, keys.tenant, tenant, &r.subject_id)?
-                    .ok_or(StoreError::NotFound)?;
+                let current =
+                    subjects::get(&mut Tx::reenter(conn, tenant), keys.tenant, &r.subject_id)?
+                        .ok_or(StoreError::NotFound)?;
                 Some(correct(&current)?)
             }
             (Some(_), kind) => {

@@ -2,7 +2,7 @@
 //! `external_ref` (the tenant's own id makes a repeated create an update).
 
 use crate::tables::subjects::{self, Keys, Subject, SubjectInput};
-use crate::{DbConnection, StoreError, StoreResult};
+use crate::{StoreError, StoreResult, Tx};
 use assent_core::pii::IndexKind;
 
 /// The changes asked for, applied to the data a known subject holds now.
@@ -11,25 +11,23 @@ pub type Update<'a> = &'a dyn Fn(&Subject) -> StoreResult<SubjectInput>;
 /// Creates `fresh`, or, when a subject with its `external_ref` exists, replaces that
 /// one's data with `update` of it. True when the subject was created.
 pub fn create_or_update(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     keys: &Keys<'_>,
-    tenant_id: &str,
     fresh: &SubjectInput,
     update: Update<'_>,
 ) -> StoreResult<(Subject, bool)> {
     let existing = match &fresh.pii.external_ref {
-        Some(r) => subjects::find_ids(conn, keys.tenant, tenant_id, IndexKind::ExternalRef, r)?
+        Some(r) => subjects::find_ids(tx, keys.tenant, IndexKind::ExternalRef, r)?
             .into_iter()
             .next(),
         None => None,
     };
     match existing {
         Some(id) => {
-            let current =
-                subjects::get(conn, keys.tenant, tenant_id, &id)?.ok_or(StoreError::NotFound)?;
+            let current = subjects::get(tx, keys.tenant, &id)?.ok_or(StoreError::NotFound)?;
             let draft = update(&current)?;
-            Ok((subjects::replace(conn, keys, &current, &draft)?, false))
+            Ok((subjects::replace(tx, keys, &current, &draft)?, false))
         }
-        None => Ok((subjects::create(conn, keys, tenant_id, fresh)?, true)),
+        None => Ok((subjects::create(tx, keys, fresh)?, true)),
     }
 }

@@ -4,6 +4,7 @@
 //! key names all three, so a reschedule never sends an offset twice for the same
 //! date, while a renewal (a new date) starts a new cycle.
 
+use crate::Tx;
 use crate::flows::outbox_gate;
 use crate::schema::subscriptions;
 use crate::tables::notifications::{self, NewNotice};
@@ -27,7 +28,7 @@ pub fn create(
     new: &NewSubscription,
     now: DateTime<Utc>,
 ) -> StoreResult<Subscription> {
-    if !subjects::exists(conn, tenant_id, &new.subject_id)? {
+    if !subjects::exists(&mut Tx::reenter(conn, tenant_id), &new.subject_id)? {
         return Err(StoreError::NotFound);
     }
     let id = assent_core::id::new_id();
@@ -117,13 +118,13 @@ fn schedule(
     let source = sub.source();
     notifications::cancel_source(conn, tenant_id, &source)?;
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz: chrono_tz::Tz = tenant.timezone.tz();
     let settings = settings::settings(conn, tenant_id)?;
     let expires_at = sub.expires_at.and_utc();
     let plan = notice::expiry_schedule(expires_at, &settings.expiry_offsets, tz, now)
         .map_err(StoreError::lift)?;
-    let locale = subjects::locale_of(conn, tenant_id, &sub.subject_id)?
-        .unwrap_or(tenant.default_locale.clone());
+    let locale = subjects::locale_of(&mut Tx::reenter(conn, tenant_id), &sub.subject_id)?
+        .unwrap_or_else(|| tenant.default_locale.to_string());
     let (category, purpose_code) = match &settings.expiry_purpose {
         Some(p) => (NoticeCategory::Subscribed, Some(p.clone())),
         None => (NoticeCategory::Service, None),

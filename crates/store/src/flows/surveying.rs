@@ -8,6 +8,7 @@
 //! In anonymous mode a settled answer moves to `survey_anonymous_answers`, which
 //! keeps neither the person, the invitation nor the time.
 
+use crate::Tx;
 use crate::flows::consents;
 use crate::flows::outbox_gate;
 use crate::schema::{survey_anonymous_answers, survey_invitations, surveys};
@@ -125,9 +126,9 @@ pub fn invite(
     invite: &Invite,
     now: DateTime<Utc>,
 ) -> StoreResult<Invited> {
-    subjects::lock_for_change(conn, tenant_id, &invite.subject_id)?;
-    let facts =
-        subjects::facts(conn, tenant_id, &invite.subject_id)?.ok_or(StoreError::NotFound)?;
+    subjects::lock_for_change(&mut Tx::reenter(conn, tenant_id), &invite.subject_id)?;
+    let facts = subjects::facts(&mut Tx::reenter(conn, tenant_id), &invite.subject_id)?
+        .ok_or(StoreError::NotFound)?;
     if facts.erased_at.is_some() {
         return Ok(Invited::Skipped("erased".into()));
     }
@@ -188,8 +189,8 @@ pub fn invite(
         return Ok(Invited::Skipped("already_invited".into()));
     }
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
-    let locale =
-        subjects::locale_of(conn, tenant_id, &invite.subject_id)?.unwrap_or(tenant.default_locale);
+    let locale = subjects::locale_of(&mut Tx::reenter(conn, tenant_id), &invite.subject_id)?
+        .unwrap_or_else(|| tenant.default_locale.to_string());
     let id = assent_core::id::new_id();
     let notice = NewNotice {
         subject_id: Some(invite.subject_id.clone()),
@@ -298,7 +299,12 @@ pub fn comment_of(
     let Some(sealed) = &inv.comment else {
         return Ok(None);
     };
-    let Some(key) = subjects::data_key(conn, keys, &inv.tenant_id, &inv.subject_id)? else {
+    let Some(key) = subjects::data_key(
+        &mut Tx::reenter(conn, &inv.tenant_id),
+        keys,
+        &inv.subject_id,
+    )?
+    else {
         return Ok(None);
     };
     Ok(key
@@ -340,7 +346,7 @@ pub fn answer(
         if inv.settled_at.is_some() {
             return Ok((AnswerDecision::Settled, inv));
         }
-        let key = subjects::data_key(conn, keys, tenant_id, &inv.subject_id)?
+        let key = subjects::data_key(&mut Tx::reenter(conn, tenant_id), keys, &inv.subject_id)?
             .ok_or(StoreError::NotFound)?;
         let old_comment = comment_of(conn, keys, &inv)?;
         let new_comment = match &given.comment {
@@ -448,7 +454,7 @@ pub fn tally(conn: &mut DbConnection, keys: &TenantKeys, survey: &Survey) -> Sto
         }
         let Some(score) = inv.score else { continue };
         if !key_cache.contains_key(&inv.subject_id) {
-            let key = subjects::data_key(conn, keys, tenant_id, &inv.subject_id)?;
+            let key = subjects::data_key(&mut Tx::reenter(conn, tenant_id), keys, &inv.subject_id)?;
             key_cache.insert(inv.subject_id.clone(), key);
         }
         let comment = match (&inv.comment, key_cache.get(&inv.subject_id)) {

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 pub struct ApiKey {
     pub tenant_id: String,
     pub id: String,
-    pub role: String,
+    pub role: Role,
     pub label: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
@@ -23,8 +23,7 @@ pub struct ApiKey {
 
 impl ApiKey {
     pub fn role(&self) -> Role {
-        // Only valid roles are ever written.
-        self.role.parse().unwrap_or(Role::Auditor)
+        self.role
     }
 }
 
@@ -33,7 +32,7 @@ impl ApiKey {
 struct NewKeyRow<'a> {
     tenant_id: &'a str,
     id: &'a str,
-    role: &'a str,
+    role: Role,
     label: &'a str,
     secret_digest: &'a [u8],
     created_at: NaiveDateTime,
@@ -64,7 +63,7 @@ pub fn create(
         .values(NewKeyRow {
             tenant_id,
             id: &id,
-            role: role.as_str(),
+            role,
             label,
             secret_digest: &secret.digest,
             created_at,
@@ -147,7 +146,7 @@ impl Store {
                 .filter(api_keys::tenant_id.eq(&tenant_id))
                 .filter(api_keys::id.eq(client_id))
                 .select((ApiKey::as_select(), api_keys::secret_digest))
-                .first(c)
+                .first(c.conn())
                 .optional()?;
             let Some((key, digest)) = row else {
                 return Ok(Err(ClientRejected::UnknownClient));
@@ -162,7 +161,7 @@ impl Store {
                 .filter(api_keys::tenant_id.eq(&tenant_id))
                 .filter(api_keys::id.eq(client_id))
                 .set(api_keys::last_used_at.eq(crate::now()))
-                .execute(c)?;
+                .execute(c.conn())?;
             Ok(Ok(key))
         })
     }
@@ -175,7 +174,7 @@ impl Store {
                 .filter(api_keys::tenant_id.eq(tenant_id))
                 .filter(api_keys::id.eq(client_id))
                 .select(api_keys::revoked_at)
-                .first(c)
+                .first(c.conn())
                 .optional()?;
             Ok(revoked.is_none_or(|at| at.is_some()))
         })

@@ -45,16 +45,16 @@ pub struct Notice {
     pub id: String,
     pub subject_id: Option<String>,
     pub kind: String,
-    pub category: String,
+    pub category: NoticeCategory,
     pub purpose_code: Option<String>,
-    pub channel: String,
+    pub channel: NoticeChannel,
     pub fallback_email: bool,
     pub locale: String,
     pub data: Option<Vec<u8>>,
     pub target: Option<String>,
     pub idempotency_key: Option<String>,
     pub source: Option<String>,
-    pub status: String,
+    pub status: NoticeStatus,
     pub reason: Option<String>,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -69,15 +69,13 @@ pub struct Notice {
 
 impl Notice {
     pub fn status(&self) -> NoticeStatus {
-        self.status.parse().unwrap_or(NoticeStatus::Queued)
+        self.status
     }
     pub fn category(&self) -> NoticeCategory {
         self.category
-            .parse()
-            .unwrap_or(NoticeCategory::Transactional)
     }
     pub fn channel(&self) -> NoticeChannel {
-        self.channel.parse().unwrap_or(NoticeChannel::Email)
+        self.channel
     }
 }
 
@@ -760,16 +758,16 @@ pub fn enqueue_webhook(
             id: message_id.to_owned(),
             subject_id: None,
             kind: payload["type"].as_str().unwrap_or("event").to_owned(),
-            category: NoticeCategory::Transactional.as_str().to_owned(),
+            category: NoticeCategory::Transactional,
             purpose_code: None,
-            channel: NoticeChannel::Webhook.as_str().to_owned(),
+            channel: NoticeChannel::Webhook,
             fallback_email: false,
             locale: "en".into(),
             data: Some(serde_json::to_vec(&payload).unwrap_or_default()),
             target: Some(webhook_id.to_owned()),
             idempotency_key: None,
             source: Some(format!("webhook:{webhook_id}")),
-            status: NoticeStatus::Queued.as_str().to_owned(),
+            status: NoticeStatus::Queued,
             reason: None,
             attempts: 0,
             max_attempts: assent_core::notice::DEFAULT_MAX_ATTEMPTS,

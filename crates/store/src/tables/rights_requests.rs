@@ -3,7 +3,7 @@
 //! `flows::rights`.
 
 use crate::schema::{rights_request_events, rights_requests, rights_settings};
-use crate::{DbConnection, StoreResult};
+use crate::{StoreError, StoreResult, Tx};
 use assent_core::deadline::Term;
 use assent_core::page::{PageRequest, split_page};
 use assent_core::rights::{CodeFacts, RequestStatus, RequestType};
@@ -16,8 +16,8 @@ pub struct Request {
     pub tenant_id: String,
     pub id: String,
     pub subject_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: RequestType,
+    pub status: RequestStatus,
     pub channel: String,
     pub received_at: NaiveDateTime,
     pub due_at: NaiveDateTime,
@@ -39,10 +39,10 @@ pub struct Request {
 
 impl Request {
     pub fn status(&self) -> RequestStatus {
-        self.status.parse().unwrap_or(RequestStatus::Received)
+        self.status
     }
     pub fn kind(&self) -> RequestType {
-        self.kind.parse().unwrap_or(RequestType::Access)
+        self.kind
     }
 
     /// Whether the request waits for the person's code (not verified yet, not a
@@ -106,15 +106,16 @@ fn dates_of(text: &str) -> Vec<NaiveDate> {
 }
 
 /// The tenant's clock settings (defaults when never set).
-pub fn clock_settings(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<ClockSettings> {
+pub fn clock_settings(tx: &mut Tx<'_>) -> StoreResult<ClockSettings> {
+    let tenant_id = tx.tenant_id().clone();
     let row: Option<(Option<String>, String, String)> = rights_settings::table
-        .find(tenant_id)
+        .find(&tenant_id)
         .select((
             rights_settings::promise,
             rights_settings::days_off,
             rights_settings::working_days,
         ))
-        .first(conn)
+        .first(tx.conn())
         .optional()?;
     Ok(match row {
         None => ClockSettings::default(),
@@ -128,35 +129,32 @@ pub fn clock_settings(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<C
 
 /// Replaces the tenant's clock settings. Open requests keep the deadline they were
 /// given (it was confirmed to the person); new ones follow the new settings.
-pub fn set_clock_settings(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    settings: &ClockSettings,
-) -> StoreResult<()> {
+pub fn set_clock_settings(tx: &mut Tx<'_>, settings: &ClockSettings) -> StoreResult<()> {
+    let tenant_id = tx.tenant_id().clone();
     let promise = settings
         .promise
         .map(|p| serde_json::to_string(&p).unwrap_or_default());
     let off = dates_text(&settings.days_off);
     let working = dates_text(&settings.working_days);
     let now = crate::now();
-    let n = diesel::update(rights_settings::table.find(tenant_id))
+    let n = diesel::update(rights_settings::table.find(&tenant_id))
         .set((
             rights_settings::promise.eq(&promise),
             rights_settings::days_off.eq(&off),
             rights_settings::working_days.eq(&working),
             rights_settings::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     if n == 0 {
         diesel::insert_into(rights_settings::table)
             .values((
-                rights_settings::tenant_id.eq(tenant_id),
+                rights_settings::tenant_id.eq(&tenant_id),
                 rights_settings::promise.eq(&promise),
                 rights_settings::days_off.eq(&off),
                 rights_settings::working_days.eq(&working),
                 rights_settings::updated_at.eq(now),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
     }
     Ok(())
 }
@@ -164,38 +162,40 @@ pub fn set_clock_settings(
 /// The open request of `kind` for the subject that others of its kind repeat (the
 /// first one not linked to another), if any.
 pub fn open_of_kind(
-    conn: &mut DbConnection,
-    tenant_id: &str,
+    tx: &mut Tx<'_>,
     subject_id: &str,
     kind: RequestType,
 ) -> StoreResult<Option<Request>> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(rights_requests::table
-        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::tenant_id.eq(&tenant_id))
         .filter(rights_requests::subject_id.eq(subject_id))
-        .filter(rights_requests::kind.eq(kind.as_str()))
+        .filter(rights_requests::kind.eq(kind))
         .filter(rights_requests::closed_at.is_null())
         .filter(rights_requests::duplicate_of.is_null())
         .order(rights_requests::received_at.asc())
         .select(Request::as_select())
-        .first(conn)
+        .first(tx.conn())
         .optional()?)
 }
 
-pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Request>> {
+pub fn get(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<Request>> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(rights_requests::table
-        .find((tenant_id, id))
+        .find((&tenant_id, id))
         .select(Request::as_select())
-        .first(conn)
+        .first(tx.conn())
         .optional()?)
 }
 
-pub fn events(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Vec<Event>> {
+pub fn events(tx: &mut Tx<'_>, id: &str) -> StoreResult<Vec<Event>> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(rights_request_events::table
-        .filter(rights_request_events::tenant_id.eq(tenant_id))
+        .filter(rights_request_events::tenant_id.eq(&tenant_id))
         .filter(rights_request_events::request_id.eq(id))
         .order(rights_request_events::seq.asc())
         .select(Event::as_select())
-        .load(conn)?)
+        .load(tx.conn())?)
 }
 
 #[derive(Debug, Default)]
@@ -207,11 +207,11 @@ pub struct ListFilter {
 }
 
 pub fn list(
-    conn: &mut DbConnection,
-    tenant_id: &str,
+    tx: &mut Tx<'_>,
     filter: &ListFilter,
     page: &PageRequest,
 ) -> StoreResult<(Vec<Request>, Option<String>)> {
+    let tenant_id = tx.tenant_id().clone();
     let mut query = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))
         .select(Request::as_select())
@@ -219,7 +219,7 @@ pub fn list(
         .limit(i64::from(page.limit) + 1)
         .into_boxed();
     if let Some(s) = filter.status {
-        query = query.filter(rights_requests::status.eq(s.as_str()));
+        query = query.filter(rights_requests::status.eq(s));
     }
     if let Some(now) = filter.overdue_at {
         query = query
@@ -233,26 +233,23 @@ pub fn list(
     if let Some(after) = &page.after {
         query = query.filter(rights_requests::id.gt(after.clone()));
     }
-    Ok(split_page(query.load(conn)?, page.limit, |r| &r.id))
+    Ok(split_page(query.load(tx.conn())?, page.limit, |r| &r.id))
 }
 
 /// Open requests past due, per tenant (for `/metrics`).
-pub fn overdue_count(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    now: NaiveDateTime,
-) -> StoreResult<i64> {
+pub fn overdue_count(tx: &mut Tx<'_>, now: NaiveDateTime) -> StoreResult<i64> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(rights_requests::table
-        .filter(rights_requests::tenant_id.eq(tenant_id))
+        .filter(rights_requests::tenant_id.eq(&tenant_id))
         .filter(rights_requests::closed_at.is_null())
         .filter(rights_requests::duplicate_of.is_null())
         .filter(rights_requests::due_at.lt(now))
         .count()
-        .get_result(conn)?)
+        .get_result(tx.conn())?)
 }
 
 pub fn record_event(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     r: &Request,
     step: &str,
     from: Option<RequestStatus>,
@@ -260,23 +257,28 @@ pub fn record_event(
     actor: &str,
     reason: Option<&str>,
 ) -> StoreResult<()> {
+    // A request read in another tenant's unit is not this unit's to log.
+    if r.tenant_id != tx.tenant_id().as_str() {
+        return Err(StoreError::NotFound);
+    }
+    let tenant_id = tx.tenant_id().clone();
     let seq: Option<i32> = rights_request_events::table
-        .filter(rights_request_events::tenant_id.eq(&r.tenant_id))
+        .filter(rights_request_events::tenant_id.eq(&tenant_id))
         .filter(rights_request_events::request_id.eq(&r.id))
         .select(diesel::dsl::max(rights_request_events::seq))
-        .first(conn)?;
+        .first(tx.conn())?;
     diesel::insert_into(rights_request_events::table)
         .values((
-            rights_request_events::tenant_id.eq(&r.tenant_id),
+            rights_request_events::tenant_id.eq(&tenant_id),
             rights_request_events::request_id.eq(&r.id),
             rights_request_events::seq.eq(seq.unwrap_or(0) + 1),
             rights_request_events::step.eq(step),
-            rights_request_events::from_status.eq(from.map(|s| s.as_str())),
-            rights_request_events::to_status.eq(to.as_str()),
+            rights_request_events::from_status.eq(from),
+            rights_request_events::to_status.eq(to),
             rights_request_events::actor.eq(actor),
             rights_request_events::reason.eq(reason),
             rights_request_events::at.eq(crate::now()),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     Ok(())
 }

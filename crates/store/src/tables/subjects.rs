@@ -5,7 +5,7 @@
 //! and the same delete can be replayed against a restored backup.
 
 use crate::schema::{group_identities, objections, subject_keys, subjects};
-use crate::{DbConnection, StoreError, StoreResult};
+use crate::{DbConnection, StoreError, StoreResult, Tx};
 use assent_core::consent::Channel;
 use assent_core::pii::{GroupLinkKey, IndexKind, SubjectKey, TenantKeys};
 use assent_core::problem::ProblemCode;
@@ -207,12 +207,8 @@ pub struct SubjectInput {
     pub timezone: Option<String>,
 }
 
-pub fn create(
-    conn: &mut DbConnection,
-    keys: &Keys<'_>,
-    tenant_id: &str,
-    input: &SubjectInput,
-) -> StoreResult<Subject> {
+pub fn create(tx: &mut Tx<'_>, keys: &Keys<'_>, input: &SubjectInput) -> StoreResult<Subject> {
+    let tenant_id = tx.tenant_id().clone();
     let id = assent_core::id::new_id();
     let key = SubjectKey::generate();
     let sealed = key.seal(
@@ -220,11 +216,11 @@ pub fn create(
         PII_FIELD,
         &serde_json::to_vec(&input.pii).unwrap_or_default(),
     );
-    let person = link_person(conn, keys, &input.pii, None)?;
+    let person = link_person(tx.conn(), keys, &input.pii, None)?;
     let now = crate::now();
     diesel::insert_into(subjects::table)
         .values((
-            subjects::tenant_id.eq(tenant_id),
+            subjects::tenant_id.eq(&tenant_id),
             subjects::id.eq(&id),
             subjects::person_id.eq(&person),
             subjects::external_ref_index.eq(index(
@@ -241,7 +237,7 @@ pub fn create(
             subjects::created_at.eq(now),
             subjects::updated_at.eq(now),
         ))
-        .execute(conn)
+        .execute(tx.conn())
         .map_err(|e| match StoreError::from(e) {
             e if e.is(ProblemCode::AlreadyExists) => StoreError::refused(
                 ProblemCode::AlreadyExists,
@@ -251,33 +247,34 @@ pub fn create(
         })?;
     diesel::insert_into(subject_keys::table)
         .values((
-            subject_keys::tenant_id.eq(tenant_id),
+            subject_keys::tenant_id.eq(&tenant_id),
             subject_keys::subject_id.eq(&id),
             subject_keys::wrapped_key.eq(key.wrap(keys.tenant, &id)),
             subject_keys::created_at.eq(now),
         ))
-        .execute(conn)?;
-    get(conn, keys.tenant, tenant_id, &id)?.ok_or(StoreError::NotFound)
+        .execute(tx.conn())?;
+    get(tx, keys.tenant, &id)?.ok_or(StoreError::NotFound)
 }
 
 /// Replaces a subject's data (the caller merges a patch first).
 pub fn replace(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     keys: &Keys<'_>,
     existing: &Subject,
     input: &SubjectInput,
 ) -> StoreResult<Subject> {
+    let tenant_id = same_tenant(tx, existing)?;
     if existing.erased_at.is_some() {
         return Err(erased());
     }
-    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or_else(erased)?;
+    let key = data_key(tx, keys.tenant, &existing.id)?.ok_or_else(erased)?;
     let sealed = key.seal(
         &existing.id,
         PII_FIELD,
         &serde_json::to_vec(&input.pii).unwrap_or_default(),
     );
-    let person = link_person(conn, keys, &input.pii, existing.person_id.as_deref())?;
-    diesel::update(subjects::table.find((&existing.tenant_id, &existing.id)))
+    let person = link_person(tx.conn(), keys, &input.pii, existing.person_id.as_deref())?;
+    diesel::update(subjects::table.find((&tenant_id, &existing.id)))
         .set((
             subjects::person_id.eq(&person),
             subjects::external_ref_index.eq(index(
@@ -293,7 +290,7 @@ pub fn replace(
             subjects::channels.eq(channels_text(&input.pii)),
             subjects::updated_at.eq(crate::now()),
         ))
-        .execute(conn)
+        .execute(tx.conn())
         .map_err(|e| match StoreError::from(e) {
             e if e.is(ProblemCode::AlreadyExists) => StoreError::refused(
                 ProblemCode::AlreadyExists,
@@ -301,39 +298,45 @@ pub fn replace(
             ),
             other => other,
         })?;
-    get(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or(StoreError::NotFound)
+    get(tx, keys.tenant, &existing.id)?.ok_or(StoreError::NotFound)
 }
 
-pub fn get(
-    conn: &mut DbConnection,
-    keys: &TenantKeys,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<Subject>> {
+/// The unit's tenant, when `existing` was read in it; a subject of another tenant is
+/// not there to change.
+fn same_tenant(tx: &Tx<'_>, existing: &Subject) -> StoreResult<assent_core::id::TenantId> {
+    if existing.tenant_id != tx.tenant_id().as_str() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(tx.tenant_id().clone())
+}
+
+pub fn get(tx: &mut Tx<'_>, keys: &TenantKeys, id: &str) -> StoreResult<Option<Subject>> {
+    let tenant_id = tx.tenant_id().clone();
     let row: Option<Row> = subjects::table
-        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::tenant_id.eq(&tenant_id))
         .filter(subjects::id.eq(id))
         .select(Row::as_select())
-        .first(conn)
+        .first(tx.conn())
         .optional()?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let wrapped = wrapped_key(conn, tenant_id, id)?;
+    let wrapped = wrapped_key(tx, id)?;
     row.open(keys, wrapped).map(Some)
 }
 
 /// Ids of subjects whose `kind` value is `normalized`, oldest first.
 pub fn find_ids(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     keys: &TenantKeys,
-    tenant_id: &str,
     kind: IndexKind,
     normalized: &str,
 ) -> StoreResult<Vec<String>> {
     let digest = keys.blind_index(kind, normalized);
+    let tenant_id = tx.tenant_id().clone();
+    let conn = tx.conn();
     let query = subjects::table
-        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::tenant_id.eq(&tenant_id))
         .select(subjects::id)
         .order(subjects::id.asc())
         .limit(100);
@@ -346,38 +349,31 @@ pub fn find_ids(
     })
 }
 
-pub fn facts(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<SubjectFacts>> {
+pub fn facts(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<SubjectFacts>> {
     // No subject has a malformed id; and PostgreSQL refuses text holding NUL.
     if !assent_core::id::is_id(id) {
         return Ok(None);
     }
+    let tenant_id = tx.tenant_id().clone();
     Ok(subjects::table
-        .filter(subjects::tenant_id.eq(tenant_id))
+        .filter(subjects::tenant_id.eq(&tenant_id))
         .filter(subjects::id.eq(id))
         .select(SubjectFacts::as_select())
-        .first(conn)
+        .first(tx.conn())
         .optional()?)
 }
 
 /// Subject ids that exist, for validating references.
-pub fn exists(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<bool> {
-    Ok(facts(conn, tenant_id, id)?.is_some())
+pub fn exists(tx: &mut Tx<'_>, id: &str) -> StoreResult<bool> {
+    Ok(facts(tx, id)?.is_some())
 }
 
-pub fn objected(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-    purpose_code: &str,
-) -> StoreResult<bool> {
+pub fn objected(tx: &mut Tx<'_>, subject_id: &str, purpose_code: &str) -> StoreResult<bool> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(objections::table
-        .find((tenant_id, subject_id, purpose_code))
+        .find((&tenant_id, subject_id, purpose_code))
         .select(objections::created_at)
-        .first::<NaiveDateTime>(conn)
+        .first::<NaiveDateTime>(tx.conn())
         .optional()?
         .is_some())
 }
@@ -395,20 +391,17 @@ pub fn objected(
 /// [`crate::Store::write`] returns only once those sends have ended.
 ///
 /// Either way the wait is bounded: `Err(Busy)` when a send may outlast it.
-pub fn lock_for_change(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-) -> StoreResult<()> {
-    match conn {
+pub fn lock_for_change(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<()> {
+    let tenant_id = tx.tenant_id().clone();
+    match tx.conn() {
         DbConnection::Postgres(pg) => {
-            lock_subject_row(pg, tenant_id, subject_id)?;
-            crate::store::wait_for_sends(conn, tenant_id, subject_id)
+            lock_subject_row(pg, &tenant_id, subject_id)?;
+            crate::store::wait_for_sends(tx.conn(), &tenant_id, subject_id)
         }
         DbConnection::Sqlite(_) => {
-            let person = facts(conn, tenant_id, subject_id)?.and_then(|f| f.person_id);
+            let person = facts(tx, subject_id)?.and_then(|f| f.person_id);
             crate::store::note_changed_person(&crate::store::person_keys(
-                tenant_id,
+                &tenant_id,
                 subject_id,
                 person.as_deref(),
             ))
@@ -420,13 +413,12 @@ pub fn lock_for_change(
 /// further contended locks after [`lock_for_change`] (a group's consent state): a gate
 /// it waited for there may have died after recording its sends. SQLite holds the
 /// person in the process for the whole unit, so nothing is needed.
-pub fn recheck_sends(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-) -> StoreResult<()> {
-    match conn {
-        DbConnection::Postgres(_) => crate::store::wait_for_sends(conn, tenant_id, subject_id),
+pub fn recheck_sends(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<()> {
+    let tenant_id = tx.tenant_id().clone();
+    match tx.conn() {
+        DbConnection::Postgres(_) => {
+            crate::store::wait_for_sends(tx.conn(), &tenant_id, subject_id)
+        }
         DbConnection::Sqlite(_) => Ok(()),
     }
 }
@@ -471,37 +463,29 @@ fn lock_subject_row(
 }
 
 /// Records an objection to a purpose (rights requests, staff).
-pub fn object(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-    purpose_code: &str,
-) -> StoreResult<()> {
-    lock_for_change(conn, tenant_id, subject_id)?;
-    if !objected(conn, tenant_id, subject_id, purpose_code)? {
+pub fn object(tx: &mut Tx<'_>, subject_id: &str, purpose_code: &str) -> StoreResult<()> {
+    lock_for_change(tx, subject_id)?;
+    if !objected(tx, subject_id, purpose_code)? {
+        let tenant_id = tx.tenant_id().clone();
         diesel::insert_into(objections::table)
             .values((
-                objections::tenant_id.eq(tenant_id),
+                objections::tenant_id.eq(&tenant_id),
                 objections::subject_id.eq(subject_id),
                 objections::purpose_code.eq(purpose_code),
                 objections::created_at.eq(crate::now()),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
     }
     Ok(())
 }
 
 /// Restricts (or lifts the restriction of) all processing of a subject's data.
-pub fn set_restricted(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    subject_id: &str,
-    restricted: bool,
-) -> StoreResult<()> {
+pub fn set_restricted(tx: &mut Tx<'_>, subject_id: &str, restricted: bool) -> StoreResult<()> {
     let at = restricted.then(crate::now);
-    let n = diesel::update(subjects::table.find((tenant_id, subject_id)))
+    let tenant_id = tx.tenant_id().clone();
+    let n = diesel::update(subjects::table.find((&tenant_id, subject_id)))
         .set(subjects::restricted_at.eq(at))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     if n == 0 {
         Err(StoreError::NotFound)
     } else {
@@ -510,60 +494,55 @@ pub fn set_restricted(
 }
 
 /// The subject's wrapped data key (`None` for an unknown subject or after erasure).
-pub fn wrapped_key(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<Vec<u8>>> {
+pub fn wrapped_key(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<Vec<u8>>> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(subject_keys::table
-        .find((tenant_id, id))
+        .find((&tenant_id, id))
         .select(subject_keys::wrapped_key)
-        .first::<Vec<u8>>(conn)
+        .first::<Vec<u8>>(tx.conn())
         .optional()?)
 }
 
 /// Destroys a subject's data key: everything sealed with it becomes unreadable, in
 /// this database and in every backup that is restored without the key row.
-pub fn destroy_key(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
-    diesel::delete(subject_keys::table.find((tenant_id, id))).execute(conn)?;
+pub fn destroy_key(tx: &mut Tx<'_>, id: &str) -> StoreResult<()> {
+    let tenant_id = tx.tenant_id().clone();
+    diesel::delete(subject_keys::table.find((&tenant_id, id))).execute(tx.conn())?;
     Ok(())
 }
 
 /// The subject's preferred locale, if they have one.
-pub fn locale_of(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<String>> {
+pub fn locale_of(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<String>> {
+    let tenant_id = tx.tenant_id().clone();
     Ok(subjects::table
-        .find((tenant_id, id))
+        .find((&tenant_id, id))
         .select(subjects::locale)
-        .first::<Option<String>>(conn)
+        .first::<Option<String>>(tx.conn())
         .optional()?
         .flatten())
 }
 
 /// Takes back an objection (the person changed their mind in the preference centre).
 pub fn withdraw_objection(
-    conn: &mut DbConnection,
-    tenant_id: &str,
+    tx: &mut Tx<'_>,
     subject_id: &str,
     purpose_code: &str,
 ) -> StoreResult<()> {
-    lock_for_change(conn, tenant_id, subject_id)?;
-    diesel::delete(objections::table.find((tenant_id, subject_id, purpose_code))).execute(conn)?;
+    lock_for_change(tx, subject_id)?;
+    let tenant_id = tx.tenant_id().clone();
+    diesel::delete(objections::table.find((&tenant_id, subject_id, purpose_code)))
+        .execute(tx.conn())?;
     Ok(())
 }
 
 /// The subject's data key, to seal or open what is kept about them; `None` for an
 /// unknown subject or after erasure (the key is gone, so is what it sealed).
 pub fn data_key(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     keys: &TenantKeys,
-    tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<Option<SubjectKey>> {
-    wrapped_key(conn, tenant_id, subject_id)?
+    wrapped_key(tx, subject_id)?
         .map(|w| SubjectKey::unwrap(&w, keys, subject_id).map_err(StoreError::unreadable))
         .transpose()
 }
@@ -572,7 +551,7 @@ pub fn data_key(
 /// previous values sealed with the subject's key), by whom and on which request.
 /// Returns the fields that changed; nothing is recorded when none did.
 pub fn rectify(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     keys: &Keys<'_>,
     existing: &Subject,
     input: &SubjectInput,
@@ -580,7 +559,8 @@ pub fn rectify(
     actor: &str,
 ) -> StoreResult<Vec<String>> {
     use crate::schema::subject_changes;
-    lock_for_change(conn, &existing.tenant_id, &existing.id)?;
+    let tenant_id = same_tenant(tx, existing)?;
+    lock_for_change(tx, &existing.id)?;
     let before = existing.pii.clone().ok_or_else(erased)?;
     let mut fields = Vec::new();
     let mut previous = serde_json::Map::new();
@@ -609,12 +589,12 @@ pub fn rectify(
     if fields.is_empty() {
         return Ok(fields);
     }
-    let key = data_key(conn, keys.tenant, &existing.tenant_id, &existing.id)?.ok_or_else(erased)?;
+    let key = data_key(tx, keys.tenant, &existing.id)?.ok_or_else(erased)?;
     let seq: Option<i32> = subject_changes::table
-        .filter(subject_changes::tenant_id.eq(&existing.tenant_id))
+        .filter(subject_changes::tenant_id.eq(&tenant_id))
         .filter(subject_changes::subject_id.eq(&existing.id))
         .select(diesel::dsl::max(subject_changes::seq))
-        .first(conn)?;
+        .first(tx.conn())?;
     let seq = seq.unwrap_or(0) + 1;
     let sealed = key.seal(
         &existing.id,
@@ -623,7 +603,7 @@ pub fn rectify(
     );
     diesel::insert_into(subject_changes::table)
         .values((
-            subject_changes::tenant_id.eq(&existing.tenant_id),
+            subject_changes::tenant_id.eq(&tenant_id),
             subject_changes::subject_id.eq(&existing.id),
             subject_changes::seq.eq(seq),
             subject_changes::request_id.eq(request_id),
@@ -632,8 +612,8 @@ pub fn rectify(
             subject_changes::actor.eq(actor),
             subject_changes::at.eq(crate::now()),
         ))
-        .execute(conn)?;
-    replace(conn, keys, existing, input)?;
+        .execute(tx.conn())?;
+    replace(tx, keys, existing, input)?;
     Ok(fields)
 }
 

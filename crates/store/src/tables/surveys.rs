@@ -15,7 +15,7 @@ pub const INVITATION_KIND: &str = "survey_invitation";
 pub struct Survey {
     pub tenant_id: String,
     pub code: String,
-    pub kind: String,
+    pub kind: SurveyKind,
     pub question_ru: String,
     pub question_en: String,
     pub follow_up_ru: Option<String>,
@@ -33,7 +33,7 @@ pub struct Survey {
 
 impl Survey {
     pub fn kind(&self) -> SurveyKind {
-        self.kind.parse().unwrap_or(SurveyKind::Nps)
+        self.kind
     }
 
     pub fn trigger(&self) -> Option<Trigger> {

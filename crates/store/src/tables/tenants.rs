@@ -2,7 +2,8 @@
 
 use crate::schema::{tenant_groups, tenants};
 use crate::{DbConnection, StoreResult};
-use assent_core::tenancy::{Jurisdiction, Locale};
+use assent_core::id::{GroupId, TenantId};
+use assent_core::tenancy::{Jurisdiction, Locale, TimeZone};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -17,13 +18,13 @@ pub struct TenantGroup {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tenants)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub slug: String,
     pub legal_name: String,
-    pub group_id: Option<String>,
-    pub jurisdiction: String,
-    pub timezone: String,
-    pub default_locale: String,
+    pub group_id: Option<GroupId>,
+    pub jurisdiction: Jurisdiction,
+    pub timezone: TimeZone,
+    pub default_locale: Locale,
     pub created_at: NaiveDateTime,
 }
 
@@ -33,7 +34,7 @@ pub struct NewTenant {
     pub legal_name: String,
     pub group_id: Option<String>,
     pub jurisdiction: Jurisdiction,
-    pub timezone: String,
+    pub timezone: TimeZone,
     pub default_locale: Locale,
 }
 

@@ -106,20 +106,25 @@ fn load(
         let Some(tenant) = tenants::find_tenant(c, tenant_id)? else {
             return Ok(None);
         };
-        let Some(facts) = subjects::facts(c, tenant_id, &claims.subject_id)? else {
+        let Some(facts) = subjects::facts(c, &claims.subject_id)? else {
             return Ok(None);
         };
         if facts.erased_at.is_some() {
             return Ok(None);
         }
-        let locale = subjects::locale_of(c, tenant_id, &facts.id)?;
-        let lang = choose_lang(switch, locale.as_deref(), browser, &tenant.default_locale);
+        let locale = subjects::locale_of(c, &facts.id)?;
+        let lang = choose_lang(
+            switch,
+            locale.as_deref(),
+            browser,
+            tenant.default_locale.as_str(),
+        );
         let states =
             consents::subject_states(c, tenant_id, keyring.group_id(), &facts.id, Utc::now())?;
         let mut items = Vec::with_capacity(states.len());
         for (purpose, stored) in states {
             let objected = purpose.meaning.legal_basis != LegalBasis::Consent
-                && subjects::objected(c, tenant_id, &facts.id, &purpose.code)?;
+                && subjects::objected(c, &facts.id, &purpose.code)?;
             items.push(Item {
                 name: match lang {
                     Locale::Ru => purpose.meaning.name_ru,

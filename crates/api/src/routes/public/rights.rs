@@ -211,11 +211,11 @@ fn load_site(
         .store
         .read(&tenant.id, |c| branding::get(c, &tenant.id))?;
     Ok(Some(Site {
-        lang: choose_lang(switch, None, browser, &tenant.default_locale),
-        tz: tenant.timezone.parse().unwrap_or(chrono_tz::Europe::Moscow),
+        lang: choose_lang(switch, None, browser, tenant.default_locale.as_str()),
+        tz: tenant.timezone.tz(),
         brand: Brand::of(&tenant.legal_name, brand),
         slug: tenant.slug,
-        id: tenant.id,
+        id: tenant.id.into(),
     }))
 }
 
@@ -353,8 +353,8 @@ fn file_request(
         let mut budget = form_limits::get(c, tenant_id, &email_index, now)?;
         // Ids are time-ordered, so the first one is the oldest subject.
         let mut subject = None;
-        for id in subjects::find_ids(c, keys, tenant_id, IndexKind::Email, email)? {
-            if subjects::facts(c, tenant_id, &id)?.is_some_and(|f| f.erased_at.is_none()) {
+        for id in subjects::find_ids(c, keys, IndexKind::Email, email)? {
+            if subjects::facts(c, &id)?.is_some_and(|f| f.erased_at.is_none()) {
                 subject = Some(id);
                 break;
             }
@@ -364,7 +364,7 @@ fn file_request(
             // A repeat names the open request and records nothing: no row, event or
             // webhook that an unknown address would not cause, before anyone is
             // verified. A new code goes out only by the rule decoys follow too.
-            let r = match rights_requests::open_of_kind(c, tenant_id, &subject_id, kind)? {
+            let r = match rights_requests::open_of_kind(c, &subject_id, kind)? {
                 Some(open) => open,
                 None => {
                     let intake = Intake {
@@ -417,7 +417,7 @@ fn check(
     let index = ticket.email_index;
     let checked = state.store.write(tenant_id, |c| {
         let address = form_limits::get(c, tenant_id, &index, now)?.wrong_codes;
-        let checked = match rights_requests::get(c, tenant_id, &ticket.target_id)? {
+        let checked = match rights_requests::get(c, &ticket.target_id)? {
             None => match decoys::check(c, tenant_id, &ticket.target_id, address, now)? {
                 Some(check) => Checked::of(check, ticket),
                 None => uncounted(ticket, now),

@@ -73,7 +73,7 @@ fn load(
         let Some(inv) = surveys::invitation(c, tenant_id, &claims.invitation_id)? else {
             return Ok(None);
         };
-        let Some(facts) = subjects::facts(c, tenant_id, &inv.subject_id)? else {
+        let Some(facts) = subjects::facts(c, &inv.subject_id)? else {
             return Ok(None);
         };
         if facts.erased_at.is_some() {
@@ -82,8 +82,13 @@ fn load(
         let Some(survey) = surveys::get(c, tenant_id, &inv.survey_code)? else {
             return Ok(None);
         };
-        let locale = subjects::locale_of(c, tenant_id, &facts.id)?;
-        let lang = choose_lang(switch, locale.as_deref(), browser, &tenant.default_locale);
+        let locale = subjects::locale_of(c, &facts.id)?;
+        let lang = choose_lang(
+            switch,
+            locale.as_deref(),
+            browser,
+            tenant.default_locale.as_str(),
+        );
         let comment = surveying::comment_of(c, &keyring.tenant, &inv)?;
         let first = inv.first_answered_at.map(|t| t.and_utc());
         let expires_at = inv.expires_at.and_utc();
@@ -101,7 +106,7 @@ fn load(
             settled: inv.settled_at.is_some() || (first.is_some() && changeable_until.is_none()),
             expired: first.is_none() && expires_at <= now,
             changeable_until,
-            timezone: tenant.timezone.parse().unwrap_or(chrono_tz::UTC),
+            timezone: tenant.timezone.tz(),
         }))
     })
 }

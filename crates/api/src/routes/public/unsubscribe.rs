@@ -39,7 +39,7 @@ fn load(
         let Some(tenant) = tenants::find_tenant(c, &claims.tenant_id)? else {
             return Ok(None);
         };
-        let Some(facts) = subjects::facts(c, &claims.tenant_id, &claims.subject_id)? else {
+        let Some(facts) = subjects::facts(c, &claims.subject_id)? else {
             return Ok(None);
         };
         if facts.erased_at.is_some() {
@@ -49,8 +49,13 @@ fn load(
         else {
             return Ok(None);
         };
-        let locale = subjects::locale_of(c, &claims.tenant_id, &facts.id)?;
-        let lang = choose_lang(None, locale.as_deref(), browser, &tenant.default_locale);
+        let locale = subjects::locale_of(c, &facts.id)?;
+        let lang = choose_lang(
+            None,
+            locale.as_deref(),
+            browser,
+            tenant.default_locale.as_str(),
+        );
         let state_now = consents::state_of(
             c,
             &claims.tenant_id,
@@ -64,7 +69,7 @@ fn load(
                 state_now.map(|s| s.state.status),
                 Some(ConsentStatus::Granted)
             ),
-            Refusal::Object => subjects::objected(c, &claims.tenant_id, &facts.id, &purpose.code)?,
+            Refusal::Object => subjects::objected(c, &facts.id, &purpose.code)?,
         };
         let brand = Brand::of(&tenant.legal_name, branding::get(c, &claims.tenant_id)?);
         Ok(Some(Context {
