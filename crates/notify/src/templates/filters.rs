@@ -136,12 +136,8 @@ pub(super) fn date_filter(
     value: Value,
     tz: Option<String>,
 ) -> Result<String, Error> {
-    let tz = parse_tz(tz.as_deref())?;
-    let locale = state_locale(state);
-    Ok(match parse_when(&value)? {
-        Some(Parsed::Instant(t)) => format_date(locale, local_parts(t, tz).0),
-        Some(Parsed::Date(d)) => format_date(locale, d),
-        None => value.to_string(),
+    when(state, value, tz, |locale, (date, ..)| {
+        format_date(locale, date)
     })
 }
 
@@ -150,18 +146,28 @@ pub(super) fn datetime_filter(
     value: Value,
     tz: Option<String>,
 ) -> Result<String, Error> {
+    when(state, value, tz, |locale, (date, hour, minute, zone)| {
+        let date = format_date(locale, date);
+        if locale == "ru" {
+            format!("{date} в {hour:02}:{minute:02} ({zone})")
+        } else {
+            format!("{date} at {hour:02}:{minute:02} ({zone})")
+        }
+    })
+}
+
+/// A date or instant in the notice's locale: an instant is shown by `instant` from
+/// its local parts in `tz`, a bare date as a date, anything else as it is.
+fn when(
+    state: &State,
+    value: Value,
+    tz: Option<String>,
+    instant: impl Fn(&str, (NaiveDate, u32, u32, String)) -> String,
+) -> Result<String, Error> {
     let tz = parse_tz(tz.as_deref())?;
     let locale = state_locale(state);
     Ok(match parse_when(&value)? {
-        Some(Parsed::Instant(t)) => {
-            let (date, hour, minute, zone) = local_parts(t, tz);
-            let date = format_date(locale, date);
-            if locale == "ru" {
-                format!("{date} в {hour:02}:{minute:02} ({zone})")
-            } else {
-                format!("{date} at {hour:02}:{minute:02} ({zone})")
-            }
-        }
+        Some(Parsed::Instant(t)) => instant(locale, local_parts(t, tz)),
         Some(Parsed::Date(d)) => format_date(locale, d),
         None => value.to_string(),
     })

@@ -37,14 +37,7 @@ impl Templates {
                 continue;
             }
             let name = template_name(kind, part);
-            let template = self
-                .env
-                .template_from_named_str(&name, source)
-                .map_err(|err| TemplateError::Syntax {
-                    part,
-                    line: err.line(),
-                    message: describe(&err),
-                })?;
+            let template = self.compile(&name, part, source)?;
             crate::template_guard::check(source, &name).map_err(|refused| {
                 TemplateError::NotAllowed {
                     part,
@@ -123,6 +116,22 @@ impl Templates {
         })
     }
 
+    /// Compiles `source`; a syntax error names the part and line.
+    fn compile<'s>(
+        &'s self,
+        name: &'s str,
+        part: &'static str,
+        source: &'s str,
+    ) -> Result<minijinja::Template<'s, 's>, TemplateError> {
+        self.env
+            .template_from_named_str(name, source)
+            .map_err(|err| TemplateError::Syntax {
+                part,
+                line: err.line(),
+                message: describe(&err),
+            })
+    }
+
     fn render_part(
         &self,
         kind: &str,
@@ -131,14 +140,7 @@ impl Templates {
         ctx: &Value,
     ) -> Result<String, TemplateError> {
         let name = template_name(kind, part);
-        let template = self
-            .env
-            .template_from_named_str(&name, source)
-            .map_err(|err| TemplateError::Syntax {
-                part,
-                line: err.line(),
-                message: describe(&err),
-            })?;
+        let template = self.compile(&name, part, source)?;
         let mut out = CappedWriter::default();
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => {}

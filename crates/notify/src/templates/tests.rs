@@ -15,6 +15,16 @@ fn set(subject: &str, text: &str, html: &str) -> TemplateSet {
     }
 }
 
+/// Renders `kind` in `locale` with a tenant's own set and the sample data.
+fn render_own(
+    t: &Templates,
+    kind: &str,
+    locale: &str,
+    set: &TemplateSet,
+) -> Result<Rendered, TemplateError> {
+    t.render(kind, locale, Some(set), &sample_context(kind, locale))
+}
+
 #[test]
 fn every_builtin_renders_in_both_locales() {
     let t = Templates::new();
@@ -218,14 +228,7 @@ fn footer_has_unsubscribe_link_only_when_url_is_set() {
 fn footer_goes_inside_a_full_document() {
     let t = Templates::new();
     let custom = set("Hi", "Body", "<html><body><p>Body</p></BODY></html>");
-    let r = t
-        .render(
-            "spring_newsletter",
-            "en",
-            Some(&custom),
-            &sample_context("x", "en"),
-        )
-        .unwrap();
+    let r = render_own(&t, "spring_newsletter", "en", &custom).unwrap();
     assert!(r.html.starts_with("<html><body><p>Body</p>\n<hr"));
     assert!(r.html.ends_with("</p>\n</BODY></html>"));
 }
@@ -234,14 +237,7 @@ fn footer_goes_inside_a_full_document() {
 fn blank_html_is_made_from_text() {
     let t = Templates::new();
     let custom = set("Hi", "Hello {{ recipient.name }} & co\nbye", "");
-    let r = t
-        .render(
-            "spring_newsletter",
-            "en",
-            Some(&custom),
-            &sample_context("x", "en"),
-        )
-        .unwrap();
+    let r = render_own(&t, "spring_newsletter", "en", &custom).unwrap();
     assert!(
         r.html.contains("<div>Hello Anna &amp; co<br>\nbye</div>"),
         "{}",
@@ -286,14 +282,7 @@ fn syntax_error_names_the_part_and_line() {
         "{err}"
     );
     // render validates overrides too
-    let err = t
-        .render(
-            "message",
-            "en",
-            Some(&bad),
-            &sample_context("message", "en"),
-        )
-        .unwrap_err();
+    let err = render_own(&t, "message", "en", &bad).unwrap_err();
     assert!(matches!(
         err,
         TemplateError::Syntax {
@@ -417,14 +406,7 @@ fn subject_must_render_to_one_line() {
 fn missing_data_is_an_error_naming_it() {
     let t = Templates::new();
     let custom = set("Hi {{ data.first_name }}", "Body", "");
-    let err = t
-        .render(
-            "spring_newsletter",
-            "ru",
-            Some(&custom),
-            &sample_context("x", "ru"),
-        )
-        .unwrap_err();
+    let err = render_own(&t, "spring_newsletter", "ru", &custom).unwrap_err();
     match &err {
         TemplateError::MissingVariable {
             part: "subject",
@@ -439,14 +421,7 @@ fn missing_data_is_an_error_naming_it() {
     assert!(err.to_string().contains("'data.first_name'"), "{err}");
 
     let custom = set("Hi", "Body\n{% if data.missing %}x{% endif %}", "");
-    let err = t
-        .render(
-            "spring_newsletter",
-            "ru",
-            Some(&custom),
-            &sample_context("x", "ru"),
-        )
-        .unwrap_err();
+    let err = render_own(&t, "spring_newsletter", "ru", &custom).unwrap_err();
     assert!(
         matches!(
             err,

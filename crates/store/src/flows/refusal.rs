@@ -48,15 +48,7 @@ pub fn refuse(
     req: &RefusalRequest,
     now: DateTime<Utc>,
 ) -> StoreResult<Refused> {
-    let standing = consents::standing(
-        conn,
-        tenant_id,
-        group_id,
-        &req.subject_id,
-        req.scope,
-        &req.purpose_code,
-        now,
-    )?;
+    let standing = standing(conn, tenant_id, group_id, req, now)?;
     let refusal = Refusal::of(standing.purpose.meaning.legal_basis);
     let mut refused = Refused {
         already: refusal.already_done(standing.granted, standing.objected),
@@ -101,15 +93,7 @@ pub fn take_back(
     req: &RefusalRequest,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let standing = consents::standing(
-        conn,
-        tenant_id,
-        group_id,
-        &req.subject_id,
-        req.scope,
-        &req.purpose_code,
-        now,
-    )?;
+    let standing = standing(conn, tenant_id, group_id, req, now)?;
     let refusal = Refusal::of(standing.purpose.meaning.legal_basis);
     if !refusal.already_done(standing.granted, standing.objected) {
         return Ok(());
@@ -131,6 +115,25 @@ pub fn take_back(
 }
 
 /// The person's own consent event for `purpose`.
+/// Where the person stands on the purpose `req` names.
+fn standing(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    req: &RefusalRequest,
+    now: DateTime<Utc>,
+) -> StoreResult<consents::Standing> {
+    consents::standing(
+        conn,
+        tenant_id,
+        group_id,
+        &req.subject_id,
+        req.scope,
+        &req.purpose_code,
+        now,
+    )
+}
+
 fn consent_event(
     req: &RefusalRequest,
     purpose: &Purpose,
