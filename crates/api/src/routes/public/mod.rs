@@ -22,6 +22,8 @@ use assent_core::branding::DEFAULT_ACCENT;
 pub use assent_core::locale::Locale;
 use assent_store::flows::consents::Evidence;
 use assent_store::tables::branding::Branding;
+use assent_store::tables::subjects;
+use assent_store::{StoreResult, Tx};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -56,13 +58,30 @@ pub fn choose_lang(
     switch: Option<Locale>,
     subject_locale: Option<&str>,
     browser: Option<Locale>,
-    tenant_default: &str,
+    tenant_default: Locale,
 ) -> Locale {
     switch
         .or_else(|| subject_locale.and_then(Locale::from_tag))
         .or(browser)
-        .or_else(|| Locale::from_tag(tenant_default))
-        .unwrap_or(Locale::Ru)
+        .unwrap_or(tenant_default)
+}
+
+/// The language of a page about one person: [`choose_lang`] with the locale kept for
+/// them.
+pub fn person_lang(
+    c: &mut Tx<'_>,
+    subject_id: &str,
+    switch: Option<Locale>,
+    browser: Option<Locale>,
+    tenant_default: Locale,
+) -> StoreResult<Locale> {
+    let locale = subjects::locale_of(c, subject_id)?;
+    Ok(choose_lang(
+        switch,
+        locale.as_deref(),
+        browser,
+        tenant_default,
+    ))
 }
 
 /// How a tenant's pages look, ready for the frame.
@@ -223,15 +242,18 @@ mod tests {
     #[test]
     fn an_explicit_switch_beats_the_locale_which_beats_the_browser() {
         assert_eq!(
-            choose_lang(Some(Locale::En), Some("ru"), Some(Locale::Ru), "ru"),
+            choose_lang(Some(Locale::En), Some("ru"), Some(Locale::Ru), Locale::Ru),
             Locale::En
         );
         assert_eq!(
-            choose_lang(None, Some("en"), Some(Locale::Ru), "ru"),
+            choose_lang(None, Some("en"), Some(Locale::Ru), Locale::Ru),
             Locale::En
         );
-        assert_eq!(choose_lang(None, None, Some(Locale::En), "ru"), Locale::En);
-        assert_eq!(choose_lang(None, None, None, "en"), Locale::En);
-        assert_eq!(choose_lang(None, Some("de"), None, "xx"), Locale::Ru);
+        assert_eq!(
+            choose_lang(None, None, Some(Locale::En), Locale::Ru),
+            Locale::En
+        );
+        assert_eq!(choose_lang(None, None, None, Locale::En), Locale::En);
+        assert_eq!(choose_lang(None, Some("de"), None, Locale::En), Locale::En);
     }
 }

@@ -5,7 +5,7 @@
 //! form carries a CSRF token bound to a `SameSite=Strict` cookie (`form_guard`). After
 //! a change the browser is sent back to the page (303), so a reload never repeats it.
 
-use super::{Brand, Locale, accept_language, choose_lang, evidence, not_found, view};
+use super::{Brand, Locale, accept_language, evidence, not_found, person_lang, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -112,13 +112,7 @@ fn load(
         if facts.erased_at.is_some() {
             return Ok(None);
         }
-        let locale = subjects::locale_of(c, &facts.id)?;
-        let lang = choose_lang(
-            switch,
-            locale.as_deref(),
-            browser,
-            tenant.default_locale.as_str(),
-        );
+        let lang = person_lang(c, &facts.id, switch, browser, tenant.default_locale)?;
         let states =
             consents::subject_states(c, tenant_id, keyring.group_id(), &facts.id, Utc::now())?;
         let mut items = Vec::with_capacity(states.len());

@@ -211,7 +211,7 @@ fn load_site(
         .store
         .read(&tenant.id, |c| branding::get(c, &tenant.id))?;
     Ok(Some(Site {
-        lang: choose_lang(switch, None, browser, tenant.default_locale.as_str()),
+        lang: choose_lang(switch, None, browser, tenant.default_locale),
         tz: tenant.timezone.tz(),
         brand: Brand::of(&tenant.legal_name, brand),
         slug: tenant.slug,

@@ -7,7 +7,7 @@
 //! back to the page (303), so a reload never posts again; posting the same answer
 //! twice records it once.
 
-use super::{Brand, Locale, accept_language, choose_lang, not_found, set_form_cookie, view};
+use super::{Brand, Locale, accept_language, not_found, person_lang, set_form_cookie, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -82,13 +82,7 @@ fn load(
         let Some(survey) = surveys::get(c, tenant_id, &inv.survey_code)? else {
             return Ok(None);
         };
-        let locale = subjects::locale_of(c, &facts.id)?;
-        let lang = choose_lang(
-            switch,
-            locale.as_deref(),
-            browser,
-            tenant.default_locale.as_str(),
-        );
+        let lang = person_lang(c, &facts.id, switch, browser, tenant.default_locale)?;
         let comment = surveying::comment_of(c, &keyring.tenant, &inv)?;
         let first = inv.first_answered_at.map(|t| t.and_utc());
         let expires_at = inv.expires_at.and_utc();

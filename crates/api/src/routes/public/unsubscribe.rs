@@ -5,7 +5,7 @@
 //! one-click POST (`List-Unsubscribe=One-Click`, urlencoded or multipart) needs no
 //! cookie or login, answers 200 without a redirect, and is idempotent.
 
-use super::{Brand, Locale, accept_language, choose_lang, evidence, not_found, view};
+use super::{Brand, Locale, accept_language, evidence, not_found, person_lang, view};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -49,13 +49,7 @@ fn load(
         else {
             return Ok(None);
         };
-        let locale = subjects::locale_of(c, &facts.id)?;
-        let lang = choose_lang(
-            None,
-            locale.as_deref(),
-            browser,
-            tenant.default_locale.as_str(),
-        );
+        let lang = person_lang(c, &facts.id, None, browser, tenant.default_locale)?;
         let state_now = consents::state_of(
             c,
             &claims.tenant_id,
