@@ -200,6 +200,49 @@ async fn a_repeated_idempotency_key_queues_once_and_sends_once() {
     }
 }
 
+/// Two requests with one key and different bodies at the same moment: one is queued,
+/// the other refused, even when the second lost the race to insert (it used to get
+/// the first one's notice back without a comparison).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_for_two_bodies_at_once_queues_one_and_refuses_the_other() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        for round in 0..25 {
+            let key = format!("race-{round}");
+            let send = |body: &str| {
+                let request = t.post(
+                    "/v1/notifications",
+                    &json!({
+                        "subject_id": s, "purpose": "news", "template": "message",
+                        "idempotency_key": key,
+                        "data": {"subject": "Новости", "body": body},
+                    }),
+                );
+                request.send()
+            };
+            let (a, b) = tokio::join!(send("first"), send("second"));
+            let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [202, 422],
+                "round {round}: {} / {}",
+                a.text,
+                b.text
+            );
+            let refused = if a.status.as_u16() == 422 { &a } else { &b };
+            assert_eq!(
+                refused["code"], "idempotency_key_reused",
+                "{}",
+                refused.text
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_stops_notices_at_queueing_and_before_sending() {
     for db in TestDb::all() {

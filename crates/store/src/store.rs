@@ -125,6 +125,7 @@ impl Store {
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
         let unit = Unit {
+            tenant: tenant_id.to_owned(),
             locks: self.person_locks.clone(),
             bound: self.person_wait,
             waits: Vec::new(),
@@ -215,6 +216,8 @@ thread_local! {
 
 /// What a unit of work that changes data needs to know about sends in flight.
 struct Unit {
+    /// The tenant the unit was opened for (row-level security's scope).
+    tenant: String,
     locks: Arc<PersonLocks>,
     bound: Duration,
     /// SQLite: the holds of sends in flight to the people this unit changes.
@@ -234,6 +237,12 @@ pub fn person_keys(tenant_id: &str, subject_id: &str, person_id: Option<&str>) -
 
 pub(crate) fn busy() -> StoreError {
     StoreError::Busy("a message to this person is being sent; retry shortly".into())
+}
+
+/// Whether `tenant_id` is the scope of the unit of work running on this thread (true
+/// when none is): a workflow re-entering a scope must re-enter its own.
+pub(crate) fn in_unit_of(tenant_id: &str) -> bool {
+    UNIT.with(|u| u.borrow().as_ref().is_none_or(|u| u.tenant == tenant_id))
 }
 
 /// The longest the current unit of work may wait for sends to a person.

@@ -37,6 +37,11 @@ impl<'c> Tx<'c> {
     /// The scope of the unit of work `conn` belongs to, for workflows that still take
     /// a connection and a tenant id: their caller opened `conn` for `tenant_id`.
     pub(crate) fn reenter(conn: &'c mut DbConnection, tenant_id: &str) -> Self {
+        // SQLite has no row-level security behind a wrong scope: catch it in tests.
+        debug_assert!(
+            crate::store::in_unit_of(tenant_id),
+            "a unit of work re-entered for another tenant"
+        );
         Self {
             conn,
             tenant: TenantId::from(tenant_id),

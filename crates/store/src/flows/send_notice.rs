@@ -3,10 +3,10 @@
 //! a trial render, then the outbox behind the consent gate.
 
 use crate::flows::outbox_gate;
-use crate::tables::notifications::{self as outbox, NewNotice, Notice};
+use crate::tables::notifications::{self as outbox, Enqueued, NewNotice, Notice};
 use crate::tables::templates::{self, StoredTemplate};
 use crate::tables::{purposes, subjects, tenants};
-use crate::{Store, StoreError, StoreResult};
+use crate::{DbConnection, Store, StoreError, StoreResult};
 use assent_core::consent::LegalBasis;
 use assent_core::notice::{self, NoticeCategory, NoticeChannel};
 use assent_core::pii::TenantKeys;
@@ -49,6 +49,29 @@ fn namespaced(key: &str) -> String {
     format!("api:{key}")
 }
 
+/// A repeat answers with the notice queued then; the same key for another
+/// notification is the caller's mistake, whether the first one was queued before this
+/// request began or while it ran.
+fn replay(
+    c: &mut DbConnection,
+    keys: &TenantKeys,
+    req: &NoticeRequest,
+    existing: Notice,
+) -> StoreResult<Notice> {
+    let same = existing.subject_id.as_deref() == Some(req.subject_id.as_str())
+        && existing.kind == req.template
+        && existing.purpose_code == req.purpose
+        && existing.channel == req.channel
+        && outbox_gate::open_data(c, keys, &existing)?.is_none_or(|d| d == req.data);
+    if !same {
+        return Err(StoreError::refused(
+            ProblemCode::IdempotencyKeyReused,
+            "this idempotency key was used for a different notification",
+        ));
+    }
+    Ok(existing)
+}
+
 /// Queues the message (or answers with the one a repeated key queued). A message the
 /// gate refuses is kept as `skipped` with the reason. `render` tries the template
 /// once now, so an unknown template or a variable the data lacks is the caller's
@@ -68,21 +91,7 @@ pub fn send(
             if let Some(key) = &idempotency_key
                 && let Some(existing) = outbox::by_idempotency_key(c, tenant, key)?
             {
-                // A repeat answers with the notice queued then; the same key for
-                // another notification is the caller's mistake.
-                let same = existing.subject_id.as_deref() == Some(req.subject_id.as_str())
-                    && existing.kind == req.template
-                    && existing.purpose_code == req.purpose
-                    && existing.channel == req.channel
-                    && outbox_gate::open_data(c, keys, &existing)?.is_none_or(|d| d == req.data);
-                if !same {
-                    // Not already_exists: that one means "a concurrent repeat won" below.
-                    return Err(StoreError::refused(
-                        ProblemCode::IdempotencyKeyReused,
-                        "this idempotency key was used for a different notification",
-                    ));
-                }
-                return Ok(existing);
+                return replay(c, keys, req, existing);
             }
             let facts = subjects::facts(c, &req.subject_id)?.ok_or_else(|| {
                 StoreError::refused(ProblemCode::UnknownSubject, "unknown subject_id")
@@ -140,16 +149,22 @@ pub fn send(
                 due_at: req.send_at.unwrap_or(now).naive_utc(),
                 max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
             };
-            Ok(outbox_gate::enqueue(c, keys, tenant, group_id, new, now)?.into_notice())
+            match outbox_gate::enqueue(c, keys, tenant, group_id, new, now)? {
+                Enqueued::Created(notice) => Ok(notice),
+                // Queued by a concurrent request with the key since the check above.
+                Enqueued::Existing(existing) => replay(c, keys, req, existing),
+            }
         })
         .or_else(|e| match (e, &req.idempotency_key) {
             // A concurrent request with the same key won the insert: answer with its
             // notice, as a repeat would get.
             (e, Some(key)) if e.is(ProblemCode::AlreadyExists) => {
                 let key = namespaced(key);
-                store
-                    .read(tenant, |c| outbox::by_idempotency_key(c, tenant, &key))?
-                    .ok_or(StoreError::NotFound)
+                store.read(tenant, |c| {
+                    let existing =
+                        outbox::by_idempotency_key(c, tenant, &key)?.ok_or(StoreError::NotFound)?;
+                    replay(c, keys, req, existing)
+                })
             }
             (e, _) => Err(e),
         })
