@@ -503,7 +503,14 @@ fn bulk_batch(
         }
         for i in deferred {
             let (_, parsed, raw) = &lines[i];
-            outcomes[i] = Some(one_line(c, &mut appender, keys, tenant, parsed.clone(), raw));
+            outcomes[i] = Some(one_line(
+                c,
+                &mut appender,
+                keys,
+                tenant,
+                parsed.clone(),
+                raw,
+            ));
         }
         appender.finish(c)?;
         let next = tally(n, lines, outcomes.into_iter().flatten().collect());

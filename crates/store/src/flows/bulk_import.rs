@@ -358,8 +358,9 @@ fn decide(
     let purpose = match cx.purposes.get(&req.purpose_code) {
         Some(p) => p.clone(),
         None => {
-            let p = purposes::resolve_in(conn, tenant_id, None, req.purpose_scope, &req.purpose_code)
-                .map_err(fail)?;
+            let p =
+                purposes::resolve_in(conn, tenant_id, None, req.purpose_scope, &req.purpose_code)
+                    .map_err(fail)?;
             cx.purposes.insert(req.purpose_code.clone(), p.clone());
             p
         }
@@ -379,7 +380,9 @@ fn decide(
             let found = match cx.policies.get(v) {
                 Some(found) => found.clone(),
                 None => {
-                    let found = policies::get(conn, tenant_id, v).map_err(fail)?.map(|p| p.version);
+                    let found = policies::get(conn, tenant_id, v)
+                        .map_err(fail)?
+                        .map(|p| p.version);
                     cx.policies.insert(v.clone(), found.clone());
                     found
                 }
@@ -486,13 +489,7 @@ fn decide(
     })
 }
 
-type StateRow = (
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
+type StateRow = (String, String, String, NaiveDateTime, Option<NaiveDateTime>);
 
 /// The stored states of these subjects (tenant purposes).
 fn load_states(conn: &mut DbConnection, tenant_id: &str, ids: &[&str]) -> StoreResult<States> {

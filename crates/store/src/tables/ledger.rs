@@ -494,8 +494,7 @@ impl<'a> From<&'a EventRow> for EventInsert<'a> {
 
 impl Appender {
     /// Appends a batch of events (ids chosen by the caller, all recorded at
-    /// `recorded_at`): numbered and chained in memory, written with one statement
-    /// (PostgreSQL: `COPY`; SQLite: multi-row inserts). Bulk import's path.
+    /// `recorded_at`): numbered and chained in memory, written with multi-row inserts. Bulk import's path.
     pub fn append_all(
         &mut self,
         conn: &mut DbConnection,
@@ -545,20 +544,17 @@ impl Appender {
             return Ok(rows);
         }
         let inserts: Vec<EventInsert<'_>> = rows.iter().map(EventInsert::from).collect();
-        match conn {
-            DbConnection::Postgres(pg) => {
-                diesel::copy_from(consent_events::table)
-                    .from_insertable(&inserts)
-                    .execute(pg)?;
-            }
-            DbConnection::Sqlite(lite) => {
-                // SQLite binds at most 32766 parameters per statement.
-                for chunk in inserts.chunks(32766 / 21) {
-                    diesel::insert_into(consent_events::table)
-                        .values(chunk)
-                        .execute(lite)?;
-                }
-            }
+        // Multi-row inserts: PostgreSQL refuses `COPY FROM` into a table under
+        // row-level security. Parameters per statement: SQLite binds at most 32766.
+        for chunk in inserts.chunks(32766 / 21) {
+            match conn {
+                DbConnection::Postgres(pg) => diesel::insert_into(consent_events::table)
+                    .values(chunk)
+                    .execute(pg)?,
+                DbConnection::Sqlite(lite) => diesel::insert_into(consent_events::table)
+                    .values(chunk)
+                    .execute(lite)?,
+            };
         }
         self.seq = seq;
         self.prev = prev;

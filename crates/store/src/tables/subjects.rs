@@ -657,7 +657,7 @@ pub struct Created {
 }
 
 /// Creates many subjects of a tenant without a group (no group person to link) in
-/// one statement per table (PostgreSQL: `COPY`; SQLite: multi-row inserts). The
+/// multi-row inserts. The
 /// caller has made sure no `external_ref` is taken.
 pub fn create_all(
     tx: &mut Tx<'_>,
@@ -710,28 +710,27 @@ pub fn create_all(
     if rows.is_empty() {
         return Ok(created);
     }
-    match tx.conn() {
-        DbConnection::Postgres(pg) => {
-            diesel::copy_from(subjects::table)
-                .from_insertable(&rows)
-                .execute(pg)?;
-            diesel::copy_from(subject_keys::table)
-                .from_insertable(&key_rows)
-                .execute(pg)?;
-        }
-        DbConnection::Sqlite(lite) => {
-            // SQLite binds at most 32766 parameters per statement.
-            for chunk in rows.chunks(32766 / 14) {
-                diesel::insert_into(subjects::table)
-                    .values(chunk)
-                    .execute(lite)?;
-            }
-            for chunk in key_rows.chunks(32766 / 4) {
-                diesel::insert_into(subject_keys::table)
-                    .values(chunk)
-                    .execute(lite)?;
-            }
-        }
+    // Multi-row inserts: PostgreSQL refuses `COPY FROM` into a table under
+    // row-level security. Parameters per statement: SQLite binds at most 32766.
+    for chunk in rows.chunks(32766 / 14) {
+        match tx.conn() {
+            DbConnection::Postgres(pg) => diesel::insert_into(subjects::table)
+                .values(chunk)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(subjects::table)
+                .values(chunk)
+                .execute(lite)?,
+        };
+    }
+    for chunk in key_rows.chunks(32766 / 4) {
+        match tx.conn() {
+            DbConnection::Postgres(pg) => diesel::insert_into(subject_keys::table)
+                .values(chunk)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(subject_keys::table)
+                .values(chunk)
+                .execute(lite)?,
+        };
     }
     Ok(created)
 }
