@@ -395,6 +395,8 @@ impl Counters {
 struct Batch {
     lines: Vec<(u64, Result<Value, String>, String)>,
     bytes: usize,
+    /// Batches of this import run so far.
+    runs: u64,
 }
 
 impl Batch {
@@ -424,15 +426,27 @@ fn run_batch(
 ) -> StoreResult<()> {
     let lines = std::mem::take(&mut batch.lines);
     batch.bytes = 0;
+    batch.runs += 1;
+    let mut done = false;
     if keys.group_id().is_none() {
         match bulk_batch(state, keys, tenant, id, &lines, n) {
-            Ok(()) => return Ok(()),
+            Ok(()) => done = true,
             Err(e) => {
                 tracing::warn!(import = id, error = %e, "a batch failed in bulk; it runs line by line")
             }
         }
     }
-    line_batch(state, keys, tenant, id, lines, n)
+    if !done {
+        line_batch(state, keys, tenant, id, lines, n)?;
+    }
+    // The tables grow fast under an import: fresh statistics after batches 1, 4, 16,
+    // 64 and 256 keep the planner off plans chosen for nearly empty tables.
+    if batch.runs.is_power_of_two() && batch.runs.trailing_zeros() % 2 == 0 && batch.runs <= 256 {
+        if let Err(e) = state.store.write(tenant, |c| imports::analyze(c)) {
+            tracing::warn!(import = id, error = %e, "could not analyze the imported tables");
+        }
+    }
+    Ok(())
 }
 
 /// The counters after a batch whose lines ended as `outcomes` (in line order).

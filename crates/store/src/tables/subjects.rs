@@ -656,9 +656,8 @@ pub struct Created {
     pub key: SubjectKey,
 }
 
-/// Creates many subjects of a tenant without a group (no group person to link) in
-/// multi-row inserts. The
-/// caller has made sure no `external_ref` is taken.
+/// Creates many subjects of a tenant without a group (no group person to link) with
+/// multi-row inserts. The caller has made sure no `external_ref` is taken.
 pub fn create_all(
     tx: &mut Tx<'_>,
     keys: &TenantKeys,
