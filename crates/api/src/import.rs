@@ -441,10 +441,12 @@ fn run_batch(
     }
     // The tables grow fast under an import: fresh statistics after batches 1, 4, 16,
     // 64 and 256 keep the planner off plans chosen for nearly empty tables.
-    if batch.runs.is_power_of_two() && batch.runs.trailing_zeros() % 2 == 0 && batch.runs <= 256 {
-        if let Err(e) = state.store.write(tenant, |c| imports::analyze(c)) {
-            tracing::warn!(import = id, error = %e, "could not analyze the imported tables");
-        }
+    if batch.runs.is_power_of_two()
+        && batch.runs.trailing_zeros().is_multiple_of(2)
+        && batch.runs <= 256
+        && let Err(e) = state.store.write(tenant, |c| imports::analyze(c))
+    {
+        tracing::warn!(import = id, error = %e, "could not analyze the imported tables");
     }
     Ok(())
 }
