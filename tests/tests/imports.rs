@@ -14,7 +14,7 @@ fn start(t: &TenantHandle, content_type: &str, body: String) -> Request {
 }
 
 async fn finished(t: &TenantHandle, id: &str) -> Response {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let v = t
             .get(&format!("/v1/imports/{id}"))
             .expect(StatusCode::OK)
@@ -116,6 +116,114 @@ async fn ndjson_imports_land_good_lines_and_report_bad_ones() {
             events(&t).await,
             3,
             "idempotent per line on {}",
+            app.backend()
+        );
+    }
+}
+
+async fn allowed(t: &TenantHandle, refs: &[&str]) -> Vec<Value> {
+    let checks: Vec<Value> = refs
+        .iter()
+        .map(|r| json!({"external_ref": r, "purpose": "news", "channel": "email"}))
+        .collect();
+    let r = t
+        .post("/v1/consent-checks", &json!({ "checks": checks }))
+        .expect(StatusCode::OK)
+        .await;
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["allowed"].clone())
+        .collect()
+}
+
+/// Several batches (1,000 lines each), with bad lines at a batch's end and in the
+/// middle of another: each is reported with its number, its neighbours land, the
+/// ledger verifies intact, the same file sent again writes nothing, and a later
+/// file of consents for the subjects already there lands on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lines_mid_batch_are_reported_and_their_neighbours_land() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        // Line 2k+1: subject k; line 2k+2: its grant.
+        let mut lines: Vec<String> = (0..1500)
+            .flat_map(|k| {
+                [
+                    format!(r#"{{"type":"subject","external_ref":"m{k}","email":"m{k}@example.org"}}"#),
+                    format!(
+                        r#"{{"type":"consent","external_ref":"m{k}","purpose":"news","action":"grant","occurred_at":"2024-05-01T10:00:00Z","id":"g-{k}"}}"#
+                    ),
+                ]
+            })
+            .collect();
+        lines[999] = r#"{"type":"consent","external_ref":"m499","purpose":"news","action":"expire","id":"x"}"#.into();
+        lines[1499] = r#"{"type":"consent","external_ref":"m749","purpose":"nope","action":"grant","id":"y"}"#.into();
+        lines[1500] = r#"{"type":"subject","external_ref":"m750",#"#.into();
+        let body = lines.join("\n");
+        let started = start(&t, "application/x-ndjson", body.clone())
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        let bad: Vec<i64> = done["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["line"].as_i64().unwrap())
+            .collect();
+        assert_eq!(bad, vec![1000, 1500, 1501, 1502], "on {}", app.backend());
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(2996), Some(4)),
+            "{done}"
+        );
+        assert_eq!(events(&t).await, 1497, "on {}", app.backend());
+        assert_eq!(
+            allowed(&t, &["m498", "m500", "m748", "m749", "m750", "m751"]).await,
+            vec![
+                json!(true),
+                json!(true),
+                json!(true),
+                json!(false),
+                json!(false),
+                json!(true)
+            ],
+            "the neighbours of the bad lines landed on {}",
+            app.backend()
+        );
+
+        // Sent again (as after a crash): nothing is written twice.
+        let again = start(&t, "application/x-ndjson", body)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let again = finished(&t, again["id"].as_str().unwrap()).await;
+        assert_eq!(again["lines_ok"], 2996, "{again}");
+        assert_eq!(events(&t).await, 1497, "idempotent on {}", app.backend());
+
+        // Consents for subjects imported before, in a file of their own.
+        let withdrawals: String = (0..100)
+            .map(|k| {
+                format!(
+                    "{{\"type\":\"consent\",\"external_ref\":\"m{k}\",\"purpose\":\"news\",\"action\":\"withdraw\",\"occurred_at\":\"2024-06-01T10:00:00Z\",\"id\":\"w-{k}\"}}\n"
+                )
+            })
+            .collect();
+        let w = start(&t, "application/x-ndjson", withdrawals)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let w = finished(&t, w["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (w["lines_ok"].as_i64(), w["lines_failed"].as_i64()),
+            (Some(100), Some(0)),
+            "{w}"
+        );
+        assert_eq!(events(&t).await, 1597, "on {}", app.backend());
+        assert_eq!(
+            allowed(&t, &["m0", "m99", "m100"]).await,
+            vec![json!(false), json!(false), json!(true)],
+            "on {}",
             app.backend()
         );
     }

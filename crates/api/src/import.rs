@@ -14,6 +14,7 @@ use crate::state::{AppState, Keyring};
 use crate::subject_input::{apply, draft_of};
 use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
+use assent_store::flows::bulk_import::{self, Line, LineSubject, Outcome};
 use assent_store::flows::consents::{self, ConsentRequest};
 use assent_store::flows::subject_records;
 use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
@@ -208,21 +209,7 @@ fn line_consent(
             .ok_or("no subject with this external_ref (import the subject first)")?,
         _ => return Err("give exactly one of subject_id, external_ref".into()),
     };
-    let import_key = match line.id {
-        Some(id) if !id.trim().is_empty() && id.len() <= 200 => format!("id:{id}"),
-        Some(_) => return Err("id must be 1-200 characters".into()),
-        // Without its own id a line is known by its content, which names a moment
-        // only if it carries occurred_at; "grant now" twice is two events.
-        None if line.occurred_at.is_some() => format!(
-            "line:{}",
-            hex(&assent_core::crypto::sha256(raw.trim().as_bytes()))
-        ),
-        None => {
-            return Err(
-                "a consent line needs id or occurred_at (either makes it idempotent)".into(),
-            );
-        }
-    };
+    let import_key = import_key(line.id, line.occurred_at.is_some(), raw)?;
     let request = ConsentRequest {
         subject_id,
         purpose_code: line.purpose,
@@ -251,6 +238,25 @@ fn line_consent(
     Ok(())
 }
 
+/// The idempotency key of a consent line.
+fn import_key(id: Option<String>, dated: bool, raw: &str) -> Result<String, String> {
+    Ok(match id {
+        Some(id) if !id.trim().is_empty() && id.len() <= 200 => format!("id:{id}"),
+        Some(_) => return Err("id must be 1-200 characters".into()),
+        // Without its own id a line is known by its content, which names a moment
+        // only if it carries occurred_at; "grant now" twice is two events.
+        None if dated => format!(
+            "line:{}",
+            hex(&assent_core::crypto::sha256(raw.trim().as_bytes()))
+        ),
+        None => {
+            return Err(
+                "a consent line needs id or occurred_at (either makes it idempotent)".into(),
+            );
+        }
+    })
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -269,6 +275,61 @@ fn apply_line(
     match map.get("type").and_then(Value::as_str) {
         Some("subject") => line_subject(c, keys, map),
         Some("consent") => line_consent(c, appender, keys, tenant, map, raw),
+        _ => Err("type must be \"subject\" or \"consent\"".into()),
+    }
+}
+
+/// A subject line as the bulk path takes it: validated, not yet written.
+fn prepare_subject(map: &Map<String, Value>) -> Result<Line, String> {
+    let Some(Value::String(_)) = map.get("external_ref") else {
+        return Err("a subject line needs external_ref (it makes the line idempotent)".into());
+    };
+    let mut map = map.clone();
+    map.remove("type");
+    let mut fresh = SubjectInput {
+        pii: SubjectPii::default(),
+        locale: None,
+        timezone: None,
+    };
+    apply(&mut fresh, &map).map_err(|e| e.detail)?;
+    Ok(Line::Subject(fresh))
+}
+
+/// A consent line as the bulk path takes it: every check that needs no database.
+fn prepare_consent(map: &Map<String, Value>, raw: &str) -> Result<Line, String> {
+    let line: ConsentLine =
+        serde_json::from_value(Value::Object(map.clone())).map_err(|e| e.to_string())?;
+    if matches!(line.action, Action::Expire | Action::Renew) {
+        return Err("action must be grant or withdraw".into());
+    }
+    let subject = match (line.subject_id, line.external_ref) {
+        (Some(id), None) => LineSubject::Id(id),
+        (None, Some(r)) => LineSubject::ExternalRef(r.trim().to_owned()),
+        _ => return Err("give exactly one of subject_id, external_ref".into()),
+    };
+    let import_key = import_key(line.id, line.occurred_at.is_some(), raw)?;
+    let request = ConsentRequest {
+        subject_id: String::new(),
+        purpose_code: line.purpose,
+        purpose_scope: None,
+        action: line.action,
+        method: line.method.unwrap_or(Method::Import),
+        occurred_at: line.occurred_at.unwrap_or_else(Utc::now),
+        policy_version: line.policy_version,
+        evidence: evidence(line.evidence).map_err(|e| e.detail)?,
+        actor: actor(line.actor).map_err(|e| e.detail)?,
+        import_key: Some(import_key),
+    };
+    Ok(Line::Consent(subject, request))
+}
+
+fn prepare(value: &Value, raw: &str) -> Result<Line, String> {
+    let Value::Object(map) = value else {
+        return Err("each line must be a JSON object".into());
+    };
+    match map.get("type").and_then(Value::as_str) {
+        Some("subject") => prepare_subject(map),
+        Some("consent") => prepare_consent(map, raw),
         _ => Err("type must be \"subject\" or \"consent\"".into()),
     }
 }
@@ -334,6 +395,8 @@ impl Counters {
 struct Batch {
     lines: Vec<(u64, Result<Value, String>, String)>,
     bytes: usize,
+    /// Batches of this import run so far.
+    runs: u64,
 }
 
 impl Batch {
@@ -347,8 +410,12 @@ impl Batch {
     }
 }
 
-/// Runs a batch in one transaction; each line in a savepoint of its own, so a bad
-/// line rolls back only itself.
+type Lines = Vec<(u64, Result<Value, String>, String)>;
+
+/// Runs a batch in one transaction. Tenants without a group take the bulk path
+/// (lines validated first, then one statement per table); should that fail as a
+/// whole, or for a tenant of a group (whose subjects link people across companies),
+/// the batch runs line by line.
 fn run_batch(
     state: &AppState,
     keys: &Keyring,
@@ -357,61 +424,170 @@ fn run_batch(
     batch: &mut Batch,
     n: &mut Counters,
 ) -> StoreResult<()> {
-    // Count into a copy: if the batch's transaction fails, none of it happened.
+    let lines = std::mem::take(&mut batch.lines);
+    batch.bytes = 0;
+    batch.runs += 1;
+    let mut done = false;
+    if keys.group_id().is_none() {
+        match bulk_batch(state, keys, tenant, id, &lines, n) {
+            Ok(()) => done = true,
+            Err(e) => {
+                tracing::warn!(import = id, error = %e, "a batch failed in bulk; it runs line by line")
+            }
+        }
+    }
+    if !done {
+        line_batch(state, keys, tenant, id, lines, n)?;
+    }
+    // The tables grow fast under an import: fresh statistics after batches 1, 4, 16,
+    // 64 and 256 keep the planner off plans chosen for nearly empty tables.
+    if batch.runs.is_power_of_two()
+        && batch.runs.trailing_zeros().is_multiple_of(2)
+        && batch.runs <= 256
+        && let Err(e) = state.store.write(tenant, |c| imports::analyze(c))
+    {
+        tracing::warn!(import = id, error = %e, "could not analyze the imported tables");
+    }
+    Ok(())
+}
+
+/// The counters after a batch whose lines ended as `outcomes` (in line order).
+fn tally(n: &Counters, lines: &Lines, outcomes: Vec<Result<(), String>>) -> Counters {
     let mut next = Counters {
         total: n.total,
         ok: n.ok,
         failed: n.failed,
         errors: n.errors.clone(),
     };
-    let lines = std::mem::take(&mut batch.lines);
-    batch.bytes = 0;
-    let outcome = state.store.write(tenant, |c| {
-        let n = &mut next;
-        let mut appender = Appender::lock(c, tenant)?;
-        for (line, parsed, raw) in lines {
-            n.total += 1;
-            let mark = appender.mark();
-            let outcome = match parsed {
-                Ok(value) => c
-                    .transaction::<_, StoreError, _>(|c| {
-                        apply_line(c, &mut appender, keys, tenant, value, &raw)
-                            .map_err(StoreError::invalid)
-                    })
-                    .map_err(|e| match e {
-                        StoreError::Refused { detail, .. } => detail,
-                        other => other.to_string(),
-                    }),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(()) => n.ok += 1,
-                Err(e) => {
-                    // The line's savepoint was rolled back, events included.
-                    appender.reset(mark);
-                    n.fail(line, e);
-                }
+    for ((line, _, _), outcome) in lines.iter().zip(outcomes) {
+        next.total += 1;
+        match outcome {
+            Ok(()) => next.ok += 1,
+            Err(e) => next.fail(*line, e),
+        }
+    }
+    next
+}
+
+fn running(n: &Counters) -> Progress<'_> {
+    Progress {
+        status: "running",
+        lines_total: n.total,
+        lines_ok: n.ok,
+        lines_failed: n.failed,
+        errors: &n.errors,
+        finished: false,
+    }
+}
+
+/// The bulk path: every line validated in memory, the valid ones written together
+/// ([`bulk_import::write`]); the few it hands back (updates of known subjects) run
+/// line by line after it, in the same transaction.
+fn bulk_batch(
+    state: &AppState,
+    keys: &Keyring,
+    tenant: &str,
+    id: &str,
+    lines: &Lines,
+    n: &mut Counters,
+) -> StoreResult<()> {
+    let mut outcomes: Vec<Option<Result<(), String>>> = vec![None; lines.len()];
+    let mut prepared = Vec::with_capacity(lines.len());
+    let mut at = Vec::with_capacity(lines.len());
+    for (i, (_, parsed, raw)) in lines.iter().enumerate() {
+        match parsed.clone().and_then(|v| prepare(&v, raw)) {
+            Ok(line) => {
+                prepared.push(line);
+                at.push(i);
             }
+            Err(e) => outcomes[i] = Some(Err(e)),
+        }
+    }
+    let next = state.store.write(tenant, |c| {
+        let mut appender = Appender::lock(c, tenant)?;
+        let written = bulk_import::write(c, &mut appender, &keys.tenant, prepared, Utc::now())?;
+        let mut deferred = Vec::new();
+        for (i, outcome) in at.iter().zip(written) {
+            outcomes[*i] = match outcome {
+                Outcome::Written | Outcome::Replayed => Some(Ok(())),
+                Outcome::Failed(e) => Some(Err(e)),
+                Outcome::Deferred => {
+                    deferred.push(*i);
+                    None
+                }
+            };
+        }
+        for i in deferred {
+            let (_, parsed, raw) = &lines[i];
+            outcomes[i] = Some(one_line(
+                c,
+                &mut appender,
+                keys,
+                tenant,
+                parsed.clone(),
+                raw,
+            ));
         }
         appender.finish(c)?;
-        imports::update(
-            c,
-            tenant,
-            id,
-            &Progress {
-                status: "running",
-                lines_total: n.total,
-                lines_ok: n.ok,
-                lines_failed: n.failed,
-                errors: &n.errors,
-                finished: false,
-            },
-        )
-    });
-    if outcome.is_ok() {
-        *n = next;
+        let next = tally(n, lines, outcomes.into_iter().flatten().collect());
+        imports::update(c, tenant, id, &running(&next))?;
+        Ok(next)
+    })?;
+    *n = next;
+    Ok(())
+}
+
+/// One line in a savepoint of its own, so a bad line rolls back only itself.
+fn one_line(
+    c: &mut Tx<'_>,
+    appender: &mut Appender,
+    keys: &Keyring,
+    tenant: &str,
+    parsed: Result<Value, String>,
+    raw: &str,
+) -> Result<(), String> {
+    let mark = appender.mark();
+    let outcome = match parsed {
+        Ok(value) => c
+            .transaction::<_, StoreError, _>(|c| {
+                apply_line(c, appender, keys, tenant, value, raw).map_err(StoreError::invalid)
+            })
+            .map_err(|e| match e {
+                StoreError::Refused { detail, .. } => detail,
+                other => other.to_string(),
+            }),
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        // The line's savepoint was rolled back, events included.
+        appender.reset(mark);
     }
     outcome
+}
+
+/// The line-by-line path: each line in a savepoint of its own.
+fn line_batch(
+    state: &AppState,
+    keys: &Keyring,
+    tenant: &str,
+    id: &str,
+    lines: Lines,
+    n: &mut Counters,
+) -> StoreResult<()> {
+    // Count into a copy: if the batch's transaction fails, none of it happened.
+    let next = state.store.write(tenant, |c| {
+        let mut appender = Appender::lock(c, tenant)?;
+        let outcomes = lines
+            .iter()
+            .map(|(_, parsed, raw)| one_line(c, &mut appender, keys, tenant, parsed.clone(), raw))
+            .collect();
+        appender.finish(c)?;
+        let next = tally(n, &lines, outcomes);
+        imports::update(c, tenant, id, &running(&next))?;
+        Ok(next)
+    })?;
+    *n = next;
+    Ok(())
 }
 
 /// Processes a spooled import to the end and records the outcome.

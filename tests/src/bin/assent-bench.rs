@@ -32,6 +32,10 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Measure the import only (with the rate of each tenth of the file), not the
+    /// consent checks and events.
+    #[arg(long)]
+    import_only: bool,
 }
 
 async fn token(client: &Client, a: &Args) -> String {
@@ -163,8 +167,10 @@ async fn main() {
             .await
             .expect("import json");
         let id = r["id"].as_str().expect("import id").to_owned();
+        // The rate of each tenth of the file, to see whether it slows as tables grow.
+        let (mut tenth, mut tenth_lines, mut tenth_at) = (1usize, 0i64, Instant::now());
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(if a.import_only { 100 } else { 500 })).await;
             // Tokens last 15 minutes; a long import outlives one.
             let token = self::token(&client, &a).await;
             let v: Value = client
@@ -176,6 +182,18 @@ async fn main() {
                 .json()
                 .await
                 .expect("progress json");
+            let total = v["lines_total"].as_i64().unwrap_or(0);
+            if a.import_only && tenth <= 10 && total as usize >= lines * tenth / 10 {
+                let secs = tenth_at.elapsed().as_secs_f64();
+                println!(
+                    "import tenth {tenth}: lines {tenth_lines}..{total} at {:.0} rows/s",
+                    (total - tenth_lines) as f64 / secs
+                );
+                while tenth <= 10 && total as usize >= lines * tenth / 10 {
+                    tenth += 1;
+                }
+                (tenth_lines, tenth_at) = (total, Instant::now());
+            }
             if v["status"] != "queued" && v["status"] != "running" {
                 let secs = started.elapsed().as_secs_f64();
                 println!(
@@ -191,6 +209,9 @@ async fn main() {
         }
     }
 
+    if a.import_only {
+        return;
+    }
     let token = self::token(&client, &a).await;
     let auth = format!("Bearer {token}");
     let (base, n, purposes) = (

@@ -144,3 +144,17 @@ pub fn abandon(
     .execute(conn)?;
     Ok(())
 }
+
+/// PostgreSQL: refreshes the planner's statistics of the tables an import fills.
+/// A large import into nearly empty tables would otherwise run on plans chosen for
+/// empty tables until autovacuum got round to them. Tables the role does not own
+/// are skipped with a warning, never an error.
+pub fn analyze(conn: &mut DbConnection) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "ANALYZE subjects, subject_keys, consent_events, consent_states, ledger_heads",
+        )
+        .execute(pg)?;
+    }
+    Ok(())
+}

@@ -621,3 +621,155 @@ pub fn rectify(
 pub fn change_field(seq: i32) -> String {
     format!("rectification-{seq}")
 }
+
+#[derive(Insertable)]
+#[diesel(table_name = subjects, treat_none_as_default_value = false)]
+struct SubjectInsert<'a> {
+    tenant_id: &'a str,
+    id: &'a str,
+    person_id: Option<&'a str>,
+    external_ref_index: Option<Vec<u8>>,
+    email_index: Option<Vec<u8>>,
+    phone_index: Option<Vec<u8>>,
+    pii: Option<Vec<u8>>,
+    locale: Option<&'a str>,
+    timezone: Option<&'a str>,
+    channels: String,
+    restricted_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    erased_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = subject_keys, treat_none_as_default_value = false)]
+struct KeyInsert<'a> {
+    tenant_id: &'a str,
+    subject_id: &'a str,
+    wrapped_key: Vec<u8>,
+    created_at: NaiveDateTime,
+}
+
+/// A subject created by [`create_all`]: its id and its data key.
+pub struct Created {
+    pub id: String,
+    pub key: SubjectKey,
+}
+
+/// Creates many subjects of a tenant without a group (no group person to link) with
+/// multi-row inserts. The caller has made sure no `external_ref` is taken.
+pub fn create_all(
+    tx: &mut Tx<'_>,
+    keys: &TenantKeys,
+    inputs: &[&SubjectInput],
+) -> StoreResult<Vec<Created>> {
+    let tenant_id = tx.tenant_id().clone();
+    let tenant_id = tenant_id.as_str();
+    let now = crate::now();
+    let created: Vec<Created> = inputs
+        .iter()
+        .map(|_| Created {
+            id: assent_core::id::new_id(),
+            key: SubjectKey::generate(),
+        })
+        .collect();
+    let rows: Vec<SubjectInsert<'_>> = created
+        .iter()
+        .zip(inputs)
+        .map(|(c, input)| SubjectInsert {
+            tenant_id,
+            id: &c.id,
+            person_id: None,
+            external_ref_index: index(keys, IndexKind::ExternalRef, &input.pii.external_ref),
+            email_index: index(keys, IndexKind::Email, &input.pii.email),
+            phone_index: index(keys, IndexKind::Phone, &input.pii.phone),
+            pii: Some(c.key.seal(
+                &c.id,
+                PII_FIELD,
+                &serde_json::to_vec(&input.pii).unwrap_or_default(),
+            )),
+            locale: input.locale.as_deref(),
+            timezone: input.timezone.as_deref(),
+            channels: channels_text(&input.pii),
+            restricted_at: None,
+            created_at: now,
+            updated_at: now,
+            erased_at: None,
+        })
+        .collect();
+    let key_rows: Vec<KeyInsert<'_>> = created
+        .iter()
+        .map(|c| KeyInsert {
+            tenant_id,
+            subject_id: &c.id,
+            wrapped_key: c.key.wrap(keys, &c.id),
+            created_at: now,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(created);
+    }
+    // Multi-row inserts: PostgreSQL refuses `COPY FROM` into a table under
+    // row-level security. Parameters per statement: SQLite binds at most 32766.
+    for chunk in rows.chunks(32766 / 14) {
+        match tx.conn() {
+            DbConnection::Postgres(pg) => diesel::insert_into(subjects::table)
+                .values(chunk)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(subjects::table)
+                .values(chunk)
+                .execute(lite)?,
+        };
+    }
+    for chunk in key_rows.chunks(32766 / 4) {
+        match tx.conn() {
+            DbConnection::Postgres(pg) => diesel::insert_into(subject_keys::table)
+                .values(chunk)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(subject_keys::table)
+                .values(chunk)
+                .execute(lite)?,
+        };
+    }
+    Ok(created)
+}
+
+/// The ids of the subjects holding these `external_ref` blind indexes.
+pub fn ids_by_external_ref(
+    tx: &mut Tx<'_>,
+    digests: &[Vec<u8>],
+) -> StoreResult<Vec<(Vec<u8>, String)>> {
+    let tenant_id = tx.tenant_id().clone();
+    let mut out = Vec::new();
+    for chunk in digests.chunks(1000) {
+        let found: Vec<(Option<Vec<u8>>, String)> = subjects::table
+            .filter(subjects::tenant_id.eq(&tenant_id))
+            .filter(subjects::external_ref_index.eq_any(chunk))
+            .select((subjects::external_ref_index, subjects::id))
+            .order(subjects::id.asc())
+            .load(tx.conn())?;
+        out.extend(found.into_iter().filter_map(|(d, id)| Some((d?, id))));
+    }
+    Ok(out)
+}
+
+/// The facts of the subjects with these ids (those that exist).
+pub fn facts_of(tx: &mut Tx<'_>, ids: &[&str]) -> StoreResult<Vec<SubjectFacts>> {
+    let tenant_id = tx.tenant_id().clone();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(1000) {
+        out.extend(
+            subjects::table
+                .filter(subjects::tenant_id.eq(&tenant_id))
+                .filter(subjects::id.eq_any(chunk))
+                .select(SubjectFacts::as_select())
+                .load(tx.conn())?,
+        );
+    }
+    Ok(out)
+}
+
+/// The blind index of an `external_ref`, as stored.
+pub fn external_ref_digest(keys: &TenantKeys, normalized: &str) -> Vec<u8> {
+    keys.blind_index(IndexKind::ExternalRef, normalized)
+}
