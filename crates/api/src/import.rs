@@ -183,7 +183,7 @@ fn line_subject(c: &mut Tx<'_>, keys: &Keyring, mut map: Map<String, Value>) -> 
         Ok(draft)
     };
     subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.caller_text())?;
     Ok(())
 }
 
@@ -203,7 +203,7 @@ fn line_consent(
     let subject_id = match (line.subject_id, line.external_ref) {
         (Some(id), None) => id,
         (None, Some(r)) => subjects::find_ids(c, &keys.tenant, IndexKind::ExternalRef, r.trim())
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.caller_text())?
             .into_iter()
             .next()
             .ok_or("no subject with this external_ref (import the subject first)")?,
@@ -233,7 +233,7 @@ fn line_consent(
     )
     .map_err(|e| match e {
         StoreError::NotFound => "no such subject".to_owned(),
-        other => other.to_string(),
+        other => other.caller_text(),
     })?;
     Ok(())
 }
@@ -552,10 +552,7 @@ fn one_line(
             .transaction::<_, StoreError, _>(|c| {
                 apply_line(c, appender, keys, tenant, value, raw).map_err(StoreError::invalid)
             })
-            .map_err(|e| match e {
-                StoreError::Refused { detail, .. } => detail,
-                other => other.to_string(),
-            }),
+            .map_err(|e| e.caller_text()),
         Err(e) => Err(e),
     };
     if outcome.is_err() {

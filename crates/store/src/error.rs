@@ -50,6 +50,23 @@ impl StoreError {
         StoreError::Internal(e.to_string())
     }
 
+    /// What a caller may read of this error where it is reported as text (an import's
+    /// line errors): a refusal's own detail; for a fault of ours a sentence without
+    /// internals, the fault itself logged here.
+    pub fn caller_text(&self) -> String {
+        match self {
+            StoreError::Refused { detail, .. } => detail.clone(),
+            StoreError::NotFound => "not found".into(),
+            StoreError::Busy(_) | StoreError::Unavailable(_) => {
+                "the database was busy or unavailable: send the line again".into()
+            }
+            fault => {
+                tracing::error!(error = %fault, "a line could not be written");
+                "internal error: the line was not written".into()
+            }
+        }
+    }
+
     /// Whether this is a refusal with `code`.
     pub fn is(&self, code: ProblemCode) -> bool {
         matches!(self, StoreError::Refused { code: c, .. } if *c == code)
@@ -96,5 +113,25 @@ impl From<DieselError> for StoreError {
 impl From<r2d2::Error> for StoreError {
     fn from(e: r2d2::Error) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_reported_to_a_caller_hides_its_internals() {
+        let fault = StoreError::Database(DieselError::QueryBuilderError(
+            "relation \"subjects\" column \"pii\" exploded".into(),
+        ));
+        assert_eq!(
+            fault.caller_text(),
+            "internal error: the line was not written"
+        );
+        let unreadable = StoreError::unreadable("wrong key for sealed field");
+        assert!(!unreadable.caller_text().contains("key"));
+        let refused = StoreError::refused(ProblemCode::UnknownPurpose, "unknown purpose 'x'");
+        assert_eq!(refused.caller_text(), "unknown purpose 'x'");
     }
 }

@@ -345,7 +345,7 @@ fn decide(
     recorded_at: NaiveDateTime,
     now: DateTime<Utc>,
 ) -> Result<Decided, String> {
-    let fail = |e: StoreError| e.to_string();
+    let fail = |e: StoreError| e.caller_text();
     let is_new = cx.new_ids.contains(subject_id);
     let erased = if is_new {
         false
