@@ -1,6 +1,7 @@
-//! Bulk import of subjects and consent events from NDJSON or CSV, line by line:
-//! good lines land, bad lines are reported with their numbers, a repeated line
-//! changes nothing (consent lines carry an idempotency key).
+//! Bulk import of subjects and consent events from NDJSON or CSV, a batch of lines
+//! at a time: each batch is validated in memory and written with one statement per
+//! table ([`bulk_import`]); good lines land, bad lines are reported with their
+//! numbers, a repeated line changes nothing (consent lines carry an idempotency key).
 //!
 //! Bounded on every side: a line (or CSV record) longer than [`MAX_LINE`] is skipped
 //! with an error without ever being held whole, a batch holds at most [`BATCH`] lines
