@@ -4,6 +4,7 @@
 use crate::Tx;
 use crate::flows::webhook_events;
 use crate::schema::{consent_states, group_consent_states, subjects};
+use crate::tables::check_facts;
 use crate::tables::ledger::{self, EventRow, NewEvent};
 use crate::tables::policies;
 use crate::tables::purposes::{self, Purpose};
@@ -20,7 +21,6 @@ use assent_core::tenancy::Locale;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -688,7 +688,9 @@ pub struct CheckRequest {
     pub channel: Channel,
 }
 
-/// The consent check for a batch, answers in order.
+/// The consent check for a batch, answers in order. Each check is one statement
+/// ([`check_facts::read`]) in the caller's read-only unit of work: nothing is
+/// written, so a check never waits for the writer.
 pub fn check(
     conn: &mut DbConnection,
     keys: &TenantKeys,
@@ -697,66 +699,41 @@ pub fn check(
     requests: &[CheckRequest],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Result<(), DenyReason>>> {
-    let mut purpose_cache: HashMap<String, Option<Purpose>> = HashMap::new();
     let mut out = Vec::with_capacity(requests.len());
     for req in requests {
-        let subject_id = match &req.subject {
-            SubjectRef::Id(id) => Some(id.clone()),
-            SubjectRef::ExternalRef(r) => subject_repo::find_ids(
-                &mut Tx::reenter(conn, tenant_id),
-                keys,
+        let lookup = match &req.subject {
+            SubjectRef::Id(id) => check_facts::Lookup::Id(id),
+            SubjectRef::ExternalRef(r) => check_facts::Lookup::Index(
                 IndexKind::ExternalRef,
-                r,
-            )?
-            .into_iter()
-            .next(),
-            SubjectRef::Email(e) => subject_repo::find_ids(
-                &mut Tx::reenter(conn, tenant_id),
-                keys,
+                keys.blind_index(IndexKind::ExternalRef, r),
+            ),
+            SubjectRef::Email(e) => check_facts::Lookup::Index(
                 IndexKind::Email,
-                e,
-            )?
-            .into_iter()
-            .next(),
+                keys.blind_index(IndexKind::Email, e),
+            ),
         };
-        let facts = match subject_id {
-            Some(id) => subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &id)?,
-            None => None,
-        };
-        let Some(facts) = facts else {
+        let Some(row) = check_facts::read(conn, tenant_id, group_id, &lookup, &req.purpose)?
+        else {
             out.push(Err(DenyReason::UnknownSubject));
             continue;
         };
-        if !purpose_cache.contains_key(&req.purpose) {
-            let p = purposes::resolve(conn, tenant_id, group_id, &req.purpose)?;
-            purpose_cache.insert(req.purpose.clone(), p);
-        }
-        let Some(purpose) = purpose_cache.get(&req.purpose).cloned().flatten() else {
+        let Some(purpose) = &row.purpose else {
             out.push(Err(DenyReason::UnknownPurpose));
             continue;
         };
-        let state = state_of(
-            conn,
-            tenant_id,
-            group_id,
-            &purpose,
-            &facts.id,
-            facts.person_id.as_deref(),
-        )?;
-        let objected = purpose.meaning.legal_basis != consent::LegalBasis::Consent
-            && subject_repo::objected(&mut Tx::reenter(conn, tenant_id), &facts.id, &purpose.code)?;
-        let decision = consent::decide(
+        let reachable = !row.erased && row.channels.split(',').any(|c| c == req.channel.as_str());
+        out.push(consent::decide(
             &CheckFacts {
                 meaning: &purpose.meaning,
-                state: state.as_ref().map(|s| &s.state),
-                restricted: facts.restricted_at.is_some(),
-                objected,
-                reachable: facts.reachable(req.channel),
+                state: row.state.as_ref(),
+                restricted: row.restricted,
+                // An objection counts against a purpose not based on consent.
+                objected: purpose.meaning.legal_basis != LegalBasis::Consent && row.objected,
+                reachable,
             },
             req.channel,
             now,
-        );
-        out.push(decision);
+        ));
     }
     Ok(out)
 }
