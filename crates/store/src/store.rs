@@ -80,6 +80,23 @@ impl Store {
         crate::migrate::run(&mut *self.connection()?)
     }
 
+    /// Keeps the planner's statistics current. SQLite has none until `ANALYZE`
+    /// runs, and plans without them can walk a whole primary key: `PRAGMA optimize`
+    /// analyses (with a bounded sample) the tables that changed much since last time,
+    /// taking the writer's turn, so run it at start and now and then, never on a
+    /// request. PostgreSQL's autovacuum keeps its statistics.
+    pub fn optimize(&self) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            let _turn = self.write_turn();
+            let mut conn = self.connection()?;
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut *conn,
+                "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
+            )?;
+        }
+        Ok(())
+    }
+
     /// A connection outside any unit of work: for migrations, checks and tests.
     pub fn connection(&self) -> StoreResult<PooledConnection> {
         Ok(self.pool.get()?)

@@ -707,13 +707,11 @@ pub fn check(
                 IndexKind::ExternalRef,
                 keys.blind_index(IndexKind::ExternalRef, r),
             ),
-            SubjectRef::Email(e) => check_facts::Lookup::Index(
-                IndexKind::Email,
-                keys.blind_index(IndexKind::Email, e),
-            ),
+            SubjectRef::Email(e) => {
+                check_facts::Lookup::Index(IndexKind::Email, keys.blind_index(IndexKind::Email, e))
+            }
         };
-        let Some(row) = check_facts::read(conn, tenant_id, group_id, &lookup, &req.purpose)?
-        else {
+        let Some(row) = check_facts::read(conn, tenant_id, group_id, &lookup, &req.purpose)? else {
             out.push(Err(DenyReason::UnknownSubject));
             continue;
         };

@@ -54,16 +54,8 @@ type Raw = (
     ),
     (Option<String>, Option<String>),
     (Option<String>, Option<String>),
-    (
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    ),
-    (
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    ),
+    (Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>),
+    (Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>),
     Option<NaiveDateTime>,
 );
 
@@ -93,7 +85,11 @@ macro_rules! joined {
             .left_join(
                 group_consent_states::table.on(group_consent_states::group_id
                     .eq($group)
-                    .and(group_consent_states::person_id.nullable().eq(subjects::person_id))
+                    .and(
+                        group_consent_states::person_id
+                            .nullable()
+                            .eq(subjects::person_id),
+                    )
                     .and(group_consent_states::purpose_code.eq($code))),
             )
             .left_join(
@@ -232,11 +228,7 @@ fn purpose(scope: PurposeScope, basis: &str, channels: &str) -> StoreResult<Chec
 }
 
 fn state(
-    r: (
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    ),
+    r: (Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>),
 ) -> StoreResult<Option<ConsentState>> {
     let (Some(status), Some(since)) = (r.0, r.1) else {
         return Ok(None);
@@ -254,7 +246,9 @@ fn state(
 /// `EXPLAIN QUERY PLAN` in tests.
 pub fn plan_sql(kind: IndexKind) -> String {
     let digest: Vec<u8> = Vec::new();
-    let q = joined!("", String::new(), String::new()).order(subjects::id.asc()).limit(1);
+    let q = joined!("", String::new(), String::new())
+        .order(subjects::id.asc())
+        .limit(1);
     let sql = match kind {
         IndexKind::Email => diesel::debug_query::<diesel::sqlite::Sqlite, _>(
             &q.filter(subjects::email_index.eq(&digest)),
@@ -269,5 +263,8 @@ pub fn plan_sql(kind: IndexKind) -> String {
         )
         .to_string(),
     };
-    sql.split(" -- binds:").next().unwrap_or_default().to_owned()
+    sql.split(" -- binds:")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
