@@ -21,6 +21,7 @@ use assent_core::tenancy::Locale;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -636,6 +637,57 @@ pub fn standing(
     })
 }
 
+/// The stored states of a subject by purpose code: its own, and its person's in the
+/// group.
+#[allow(clippy::type_complexity)]
+fn all_states_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subject_id: &str,
+    person_id: Option<&str>,
+) -> StoreResult<(HashMap<String, StoredState>, HashMap<String, StoredState>)> {
+    let own: Vec<(String, StateRow)> = consent_states::table
+        .filter(consent_states::tenant_id.eq(tenant_id))
+        .filter(consent_states::subject_id.eq(subject_id))
+        .select((
+            consent_states::purpose_code,
+            (
+                consent_states::status,
+                consent_states::since,
+                consent_states::expires_at,
+                consent_states::purpose_version,
+                consent_states::policy_version,
+                consent_states::last_event_id,
+            ),
+        ))
+        .load(conn)?;
+    let shared: Vec<(String, StateRow)> = match (group_id, person_id) {
+        (Some(g), Some(p)) => group_consent_states::table
+            .filter(group_consent_states::group_id.eq(g))
+            .filter(group_consent_states::person_id.eq(p))
+            .select((
+                group_consent_states::purpose_code,
+                (
+                    group_consent_states::status,
+                    group_consent_states::since,
+                    group_consent_states::expires_at,
+                    group_consent_states::purpose_version,
+                    group_consent_states::policy_version,
+                    group_consent_states::last_event_id,
+                ),
+            ))
+            .load(conn)?,
+        _ => Vec::new(),
+    };
+    let by_code = |rows: Vec<(String, StateRow)>| {
+        rows.into_iter()
+            .map(|(code, r)| Ok((code, stored(r)?)))
+            .collect::<StoreResult<HashMap<_, _>>>()
+    };
+    Ok((by_code(own)?, by_code(shared)?))
+}
+
 /// The state of every purpose the tenant sees, for one subject.
 pub fn subject_states(
     conn: &mut DbConnection,
@@ -646,16 +698,20 @@ pub fn subject_states(
 ) -> StoreResult<Vec<(Purpose, Option<StoredState>)>> {
     let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?
         .ok_or(StoreError::NotFound)?;
+    // Every state of the subject (and of its person) in two queries, not one per purpose.
+    let (own, shared) = all_states_of(
+        conn,
+        tenant_id,
+        group_id,
+        subject_id,
+        facts.person_id.as_deref(),
+    )?;
     let mut out = Vec::new();
     for purpose in purposes::list(conn, tenant_id, group_id)? {
-        let mut state = state_of(
-            conn,
-            tenant_id,
-            group_id,
-            &purpose,
-            subject_id,
-            facts.person_id.as_deref(),
-        )?;
+        let mut state = match purpose.scope {
+            PurposeScope::Tenant => own.get(&purpose.code).cloned(),
+            PurposeScope::Group => shared.get(&purpose.code).cloned(),
+        };
         // A term that ran out reads as expired even before the sweeper writes it.
         if let Some(s) = &mut state
             && consent::is_expired(&s.state, now)
