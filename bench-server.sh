@@ -5,9 +5,14 @@
 work="$(mktemp -d)"
 export ASSENT_DATA_DIR="$work/data" ASSENT_LISTEN="127.0.0.1:$port" ASSENT_LOG=warn
 if [ "$backend" = postgres ]; then
+  # As in production (deploy/postgres-init.sh): a plain role owning its database, so
+  # row-level security holds; `admin` is only used to create and drop them.
   db="assent_bench_${port}_$$"
-  psql "$admin" -qc "CREATE DATABASE $db"
-  export ASSENT_DATABASE_URL="${admin%/*}/$db"
+  psql "$admin" -qc "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'assent_bench')
+    THEN CREATE ROLE assent_bench LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'assent_bench'; END IF; END \$\$"
+  psql "$admin" -qc "CREATE DATABASE $db OWNER assent_bench"
+  hostpart="${admin#*@}"
+  export ASSENT_DATABASE_URL="postgres://assent_bench:assent_bench@${hostpart%/*}/$db"
 fi
 bin=target/release/assent
 $bin tenant create --slug bench --name "Bench LLC" --json >/dev/null

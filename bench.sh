@@ -4,6 +4,8 @@
 #   ./bench.sh sqlite            # or: ./bench.sh postgres [URL]
 # Environment: SUBJECTS (100000), PURPOSES (5), BENCH_SECONDS (20), CONCURRENCY (32),
 # IMPORT_ONLY=1 to measure the import alone (with the rate of each tenth of the file).
+# CHECK_BY (external_ref; comma-separated of external_ref,email,subject_id),
+# ONLY_CHECKS (set: skip the consent events).
 set -euo pipefail
 cd "$(dirname "$0")"
 backend="${1:-sqlite}"
@@ -14,5 +16,6 @@ source ./bench-server.sh
 echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
 target/release/assent-bench --base "http://$ASSENT_LISTEN" --client-id "$id" --client-secret "$secret" \
   --subjects "${SUBJECTS:-100000}" --purposes "${PURPOSES:-5}" --seconds "${BENCH_SECONDS:-20}" --concurrency "${CONCURRENCY:-32}" \
-  ${IMPORT_ONLY:+--import-only}
+  ${IMPORT_ONLY:+--import-only} \
+  --check-by "${CHECK_BY:-external_ref}" ${ONLY_CHECKS:+--only-checks}
 echo "server peak resident memory: $(grep VmHWM /proc/$server/status | awk '{print $2/1024 " MB"}')"

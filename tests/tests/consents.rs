@@ -827,3 +827,76 @@ async fn a_retried_consent_with_an_idempotency_key_is_recorded_once() {
         );
     }
 }
+
+/// A check reads the purpose as it is now: a purpose changed or created through the
+/// API is what the very next check sees, by id, by external_ref and by email alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_check_sees_a_purpose_changed_a_moment_ago() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let s = subject(
+            &t,
+            json!({"external_ref": "c1", "email": "Ann@Example.org", "handles": {"telegram": "ann"}}),
+        )
+        .await;
+        consent(
+            &t,
+            &s,
+            json!({"purpose": "news", "action": "grant"}),
+            CREATED,
+        )
+        .await;
+        let ways = [
+            json!({"subject_id": s}),
+            json!({"external_ref": "c1"}),
+            json!({"email": "ann@example.org"}),
+        ];
+        let all = |purpose: &str, channel: &str| {
+            ways.iter()
+                .map(|w| {
+                    let mut c = w.clone();
+                    c["purpose"] = json!(purpose);
+                    c["channel"] = json!(channel);
+                    c
+                })
+                .collect::<Vec<_>>()
+        };
+        let answers = |r: Vec<Value>| {
+            r.iter()
+                .map(|a| a["reason"].as_str().unwrap_or("allowed").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            answers(check(&t, json!(all("news", "email"))).await),
+            ["allowed"; 3]
+        );
+        t.patch("/v1/purposes/news", &json!({"channels": ["telegram"]}))
+            .expect(OK)
+            .await;
+        assert_eq!(
+            answers(check(&t, json!(all("news", "email"))).await),
+            ["no_channel"; 3],
+            "email was taken off the purpose"
+        );
+        assert_eq!(
+            answers(check(&t, json!(all("news", "telegram"))).await),
+            ["allowed"; 3]
+        );
+        assert_eq!(
+            answers(check(&t, json!(all("promo", "email"))).await),
+            ["unknown_purpose"; 3]
+        );
+        t.post(
+            "/v1/purposes",
+            &purpose("promo", "legitimate_interest", None),
+        )
+        .expect(CREATED)
+        .await;
+        assert_eq!(
+            answers(check(&t, json!(all("promo", "email"))).await),
+            ["allowed"; 3],
+            "a purpose created a moment ago"
+        );
+    }
+}

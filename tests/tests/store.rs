@@ -656,3 +656,79 @@ fn sends_in_flight_stay_in_their_tenant_group_and_time() {
         "an affiliate sees only the sends to a person the group shares"
     );
 }
+
+#[derive(QueryableByName, Debug)]
+struct PlanStep {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+fn check_plan(store: &Store, kind: assent_core::pii::IndexKind) -> Vec<String> {
+    let sql = assent_store::tables::check_facts::plan_sql(kind);
+    let mut conn = store.connection().unwrap();
+    let DbConnection::Sqlite(c) = &mut *conn else {
+        unreachable!()
+    };
+    diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+        .load::<PlanStep>(c)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.detail)
+        .collect()
+}
+
+/// A check by email finds its subject through the blind index, on a file of 20,000
+/// subjects, before statistics exist and after `PRAGMA optimize` gathered them;
+/// not by walking the tenant's primary key (which a lookup ordered by id did).
+#[test]
+fn a_check_by_email_or_phone_uses_the_blind_index_as_the_table_grows() {
+    use assent_core::pii::IndexKind;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+    let store = Store::open(&url, &Default::default()).unwrap();
+    store.migrate().unwrap();
+    let t = tenant(&store, "plans");
+    {
+        let mut conn = store.connection().unwrap();
+        diesel::sql_query(
+            "INSERT INTO subjects (tenant_id, id, email_index, phone_index, channels, \
+             created_at, updated_at) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             SELECT ?, printf('%036d', i), randomblob(32), randomblob(32), 'email', \
+             '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM n",
+        )
+        .bind::<Text, _>(&t)
+        .execute(&mut *conn)
+        .unwrap();
+    }
+    for when in ["without statistics", "after PRAGMA optimize"] {
+        for (kind, index) in [
+            (IndexKind::Email, "subjects_email"),
+            (IndexKind::Phone, "subjects_phone"),
+        ] {
+            let plan = check_plan(&store, kind);
+            let subjects = plan
+                .iter()
+                .find(|s| s.contains("subjects"))
+                .unwrap_or_else(|| panic!("{when}: no step on subjects: {plan:?}"));
+            assert!(
+                subjects.contains(&format!("INDEX {index} (tenant_id=? AND")),
+                "{when}: {kind:?} lookup by {subjects:?} ({plan:?})"
+            );
+            assert!(
+                !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{when}: the answer is sorted apart: {plan:?}"
+            );
+        }
+        store.optimize().unwrap();
+    }
+    let DbConnection::Sqlite(c) = &mut *store.connection().unwrap() else {
+        unreachable!()
+    };
+    let analysed =
+        diesel::sql_query("SELECT idx AS detail FROM sqlite_stat1 WHERE tbl = 'subjects'")
+            .load::<PlanStep>(c)
+            .unwrap()
+            .len();
+    assert!(analysed > 0, "PRAGMA optimize analysed subjects");
+}

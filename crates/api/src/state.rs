@@ -37,6 +37,8 @@ pub struct AppState {
     pub telegram_bot: Option<String>,
     /// Recently checked API keys, so a revoked key's tokens stop at once.
     pub revoked_keys: Arc<crate::revocation::RevokedKeys>,
+    /// What the public pages show of each company, kept a few seconds.
+    pub tenant_pages: Arc<crate::routes::public::tenant_page::TenantPages>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -81,6 +83,7 @@ impl AppState {
             templates: Arc::new(assent_notify::templates::Templates::new()),
             allow_http_webhooks: false,
             revoked_keys: Arc::new(crate::revocation::RevokedKeys::new()),
+            tenant_pages: Arc::default(),
         }
     }
 

@@ -61,6 +61,9 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
                     .map(|signed| signed.len())
             },
         ),
+        // Planner statistics (SQLite: `PRAGMA optimize`), so lookups keep their
+        // index as the tables grow.
+        Arc::new(Optimize),
         // Anonymous surveys: answers that can no longer change lose their person.
         sweep(
             "settling survey answers",
@@ -104,6 +107,24 @@ async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
         }
         Ok(Err(error)) => tracing::error!(%error, "{} failed", job.name()),
         Err(error) => tracing::error!(%error, "{} panicked", job.name()),
+    }
+}
+
+/// Refreshes the planner's statistics every ten minutes (cheap when little changed).
+struct Optimize;
+
+impl BackgroundJob for Optimize {
+    fn name(&self) -> &'static str {
+        "refreshing planner statistics"
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(600)
+    }
+    fn done(&self) -> Option<&'static str> {
+        None
+    }
+    fn run(&self, store: &Store, _now: DateTime<Utc>) -> StoreResult<usize> {
+        store.optimize().map(|()| 0)
     }
 }
 

@@ -470,7 +470,14 @@ diesel::table! {
 }
 
 // Invitations by filter select subjects by their consent state in a subquery.
-diesel::allow_tables_to_appear_in_same_query!(subjects, consent_states, group_consent_states);
+diesel::allow_tables_to_appear_in_same_query!(
+    subjects,
+    consent_states,
+    group_consent_states,
+    purposes,
+    group_purposes,
+    objections
+);
 
 diesel::table! {
     rights_requests (tenant_id, id) {

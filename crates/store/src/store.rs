@@ -80,6 +80,23 @@ impl Store {
         crate::migrate::run(&mut *self.connection()?)
     }
 
+    /// Keeps the planner's statistics current. SQLite has none until `ANALYZE`
+    /// runs, and plans without them can walk a whole primary key: `PRAGMA optimize`
+    /// analyses (with a bounded sample) the tables that changed much since last time,
+    /// taking the writer's turn, so run it at start and now and then, never on a
+    /// request. PostgreSQL's autovacuum keeps its statistics.
+    pub fn optimize(&self) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            let _turn = self.write_turn();
+            let mut conn = self.connection()?;
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut *conn,
+                "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
+            )?;
+        }
+        Ok(())
+    }
+
     /// A connection outside any unit of work: for migrations, checks and tests.
     pub fn connection(&self) -> StoreResult<PooledConnection> {
         Ok(self.pool.get()?)
@@ -100,6 +117,15 @@ impl Store {
     ) -> StoreResult<T> {
         let group = self.group_of(tenant_id)?;
         let mut conn = self.connection()?;
+        if let Some(begin) = begin_scoped(&conn, tenant_id, group.as_deref()) {
+            return read_scoped(&mut conn, &begin, |c| {
+                f(&mut Tx::opened(
+                    c,
+                    tenant_id.into(),
+                    group.map(GroupId::from),
+                ))
+            });
+        }
         (*conn).transaction(|c: &mut DbConnection| {
             scope_to_tenant(c, tenant_id, group.as_deref())?;
             f(&mut Tx::opened(
@@ -401,6 +427,51 @@ pub(crate) fn scope_to_tenant(
         .execute(pg)?;
     }
     Ok(())
+}
+
+/// PostgreSQL: `BEGIN` and the tenant scope of [`scope_to_tenant`] as one message
+/// (one round trip instead of two), for ids that are canonical UUIDs and so safe
+/// as literals; `None` otherwise (and on SQLite), for the usual path.
+fn begin_scoped(conn: &DbConnection, tenant_id: &str, group_id: Option<&str>) -> Option<String> {
+    let safe = assent_core::id::is_id(tenant_id) && group_id.is_none_or(assent_core::id::is_id);
+    (matches!(conn, DbConnection::Postgres(_)) && safe).then(|| {
+        format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true), \
+             set_config('app.group_id', '{}', true)",
+            group_id.unwrap_or("")
+        )
+    })
+}
+
+/// A transaction on PostgreSQL opened by `begin`, committed when `f` succeeds and
+/// rolled back when it fails (as `Connection::transaction` would).
+fn read_scoped<T>(
+    conn: &mut DbConnection,
+    begin: &str,
+    f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Postgres(pg) = conn else {
+        return Err(StoreError::Internal(
+            "a scoped begin is for PostgreSQL".into(),
+        ));
+    };
+    AnsiTransactionManager::begin_transaction_sql(pg, begin)?;
+    let result = f(conn);
+    let DbConnection::Postgres(pg) = conn else {
+        unreachable!("the connection's backend does not change")
+    };
+    match result {
+        Ok(value) => {
+            <AnsiTransactionManager as TransactionManager<diesel::PgConnection>>::commit_transaction(pg)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The error that ended the unit is the one to report.
+            let _ = <AnsiTransactionManager as TransactionManager<diesel::PgConnection>>::rollback_transaction(pg);
+            Err(e)
+        }
+    }
 }
 
 #[derive(Debug)]

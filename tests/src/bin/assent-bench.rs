@@ -36,6 +36,13 @@ struct Args {
     /// consent checks and events.
     #[arg(long)]
     import_only: bool,
+    /// How checks name the subject, one measurement each: `external_ref`, `email`,
+    /// `subject_id` (comma-separated).
+    #[arg(long, default_value = "external_ref", value_delimiter = ',')]
+    check_by: Vec<String>,
+    /// Measure only the checks (no consent events).
+    #[arg(long)]
+    only_checks: bool,
 }
 
 async fn token(client: &Client, a: &Args) -> String {
@@ -219,18 +226,14 @@ async fn main() {
         a.subjects.max(1) as u64,
         a.purposes.max(1) as u64,
     );
-    let check_auth = auth.clone();
-    measure("consent checks (1 per request)", &a, &client, move |c, i| {
-        let s = (i.wrapping_mul(2_654_435_761)) % n;
-        c.post(format!("{base}/v1/consent-checks"))
-            .header("authorization", &check_auth)
-            .json(&json!({"checks": [{"external_ref": format!("s{s}"), "purpose": format!("p{}", i % purposes), "channel": "email"}]}))
-    })
-    .await;
-
-    // Subject ids for the event writes.
+    // Subject ids, for checks by id (a sample) and the event writes (the first 200).
+    let sample = if a.check_by.iter().any(|b| b == "subject_id") {
+        1000
+    } else {
+        200
+    };
     let mut ids = Vec::new();
-    for s in 0..200u64.min(n) {
+    for s in 0..sample.min(n) {
         let v: Value = client
             .post(format!("{}/v1/subjects/search", a.base))
             .header("authorization", &auth)
@@ -245,6 +248,35 @@ async fn main() {
             ids.push(id.to_owned());
         }
     }
+    let ids = Arc::new(ids);
+    for by in a.check_by.clone() {
+        let (check_auth, base, ids) = (auth.clone(), base.clone(), ids.clone());
+        if by == "subject_id" && ids.is_empty() {
+            println!("no subjects found: skipping the checks by subject_id");
+            continue;
+        }
+        let name = format!("consent checks by {by} (1 per request)");
+        measure(&name, &a, &client, move |c, i| {
+            let s = (i.wrapping_mul(2_654_435_761)) % n;
+            let subject = match by.as_str() {
+                "email" => json!({"email": format!("s{s}@example.org")}),
+                "subject_id" => json!({"subject_id": ids[(s as usize) % ids.len()]}),
+                _ => json!({"external_ref": format!("s{s}")}),
+            };
+            let mut check = subject;
+            check["purpose"] = json!(format!("p{}", i % purposes));
+            check["channel"] = json!("email");
+            c.post(format!("{base}/v1/consent-checks"))
+                .header("authorization", &check_auth)
+                .json(&json!({ "checks": [check] }))
+        })
+        .await;
+    }
+    if a.only_checks {
+        return;
+    }
+    let ids: Vec<String> = ids.iter().take(200).cloned().collect();
+
     if ids.is_empty() {
         println!("no subjects found: skipping the event benchmark");
         return;

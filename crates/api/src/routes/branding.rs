@@ -112,8 +112,10 @@ pub async fn put_branding(
     };
     let tenant = principal.tenant_id;
     let saved = new.clone();
+    let changed = tenant.clone();
     state
         .db(move |store| store.write(&tenant, |c| repo::put(c, &tenant, &saved)))
         .await?;
+    state.tenant_pages.forget(&changed);
     Ok(web::Json(new.into()))
 }

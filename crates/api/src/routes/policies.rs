@@ -97,9 +97,11 @@ pub async fn create_policy(
         material: b.material,
     };
     let tenant = principal.tenant_id;
+    let changed = tenant.clone();
     let policy = state
         .db(move |store| store.write(&tenant, |c| policies::create(c, &tenant, new)))
         .await?;
+    state.tenant_pages.forget(&changed);
     Ok(HttpResponse::Created().json(PolicyView::from(policy)))
 }
 

@@ -4,6 +4,7 @@
 use crate::Tx;
 use crate::flows::webhook_events;
 use crate::schema::{consent_states, group_consent_states, subjects};
+use crate::tables::check_facts;
 use crate::tables::ledger::{self, EventRow, NewEvent};
 use crate::tables::policies;
 use crate::tables::purposes::{self, Purpose};
@@ -636,6 +637,57 @@ pub fn standing(
     })
 }
 
+/// The stored states of a subject by purpose code: its own, and its person's in the
+/// group.
+#[allow(clippy::type_complexity)]
+fn all_states_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subject_id: &str,
+    person_id: Option<&str>,
+) -> StoreResult<(HashMap<String, StoredState>, HashMap<String, StoredState>)> {
+    let own: Vec<(String, StateRow)> = consent_states::table
+        .filter(consent_states::tenant_id.eq(tenant_id))
+        .filter(consent_states::subject_id.eq(subject_id))
+        .select((
+            consent_states::purpose_code,
+            (
+                consent_states::status,
+                consent_states::since,
+                consent_states::expires_at,
+                consent_states::purpose_version,
+                consent_states::policy_version,
+                consent_states::last_event_id,
+            ),
+        ))
+        .load(conn)?;
+    let shared: Vec<(String, StateRow)> = match (group_id, person_id) {
+        (Some(g), Some(p)) => group_consent_states::table
+            .filter(group_consent_states::group_id.eq(g))
+            .filter(group_consent_states::person_id.eq(p))
+            .select((
+                group_consent_states::purpose_code,
+                (
+                    group_consent_states::status,
+                    group_consent_states::since,
+                    group_consent_states::expires_at,
+                    group_consent_states::purpose_version,
+                    group_consent_states::policy_version,
+                    group_consent_states::last_event_id,
+                ),
+            ))
+            .load(conn)?,
+        _ => Vec::new(),
+    };
+    let by_code = |rows: Vec<(String, StateRow)>| {
+        rows.into_iter()
+            .map(|(code, r)| Ok((code, stored(r)?)))
+            .collect::<StoreResult<HashMap<_, _>>>()
+    };
+    Ok((by_code(own)?, by_code(shared)?))
+}
+
 /// The state of every purpose the tenant sees, for one subject.
 pub fn subject_states(
     conn: &mut DbConnection,
@@ -646,16 +698,20 @@ pub fn subject_states(
 ) -> StoreResult<Vec<(Purpose, Option<StoredState>)>> {
     let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?
         .ok_or(StoreError::NotFound)?;
+    // Every state of the subject (and of its person) in two queries, not one per purpose.
+    let (own, shared) = all_states_of(
+        conn,
+        tenant_id,
+        group_id,
+        subject_id,
+        facts.person_id.as_deref(),
+    )?;
     let mut out = Vec::new();
     for purpose in purposes::list(conn, tenant_id, group_id)? {
-        let mut state = state_of(
-            conn,
-            tenant_id,
-            group_id,
-            &purpose,
-            subject_id,
-            facts.person_id.as_deref(),
-        )?;
+        let mut state = match purpose.scope {
+            PurposeScope::Tenant => own.get(&purpose.code).cloned(),
+            PurposeScope::Group => shared.get(&purpose.code).cloned(),
+        };
         // A term that ran out reads as expired even before the sweeper writes it.
         if let Some(s) = &mut state
             && consent::is_expired(&s.state, now)
@@ -688,7 +744,9 @@ pub struct CheckRequest {
     pub channel: Channel,
 }
 
-/// The consent check for a batch, answers in order.
+/// The consent check for a batch, answers in order. Each check is one statement
+/// ([`check_facts::read`]) in the caller's read-only unit of work: nothing is
+/// written, so a check never waits for the writer.
 pub fn check(
     conn: &mut DbConnection,
     keys: &TenantKeys,
@@ -697,66 +755,39 @@ pub fn check(
     requests: &[CheckRequest],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Result<(), DenyReason>>> {
-    let mut purpose_cache: HashMap<String, Option<Purpose>> = HashMap::new();
     let mut out = Vec::with_capacity(requests.len());
     for req in requests {
-        let subject_id = match &req.subject {
-            SubjectRef::Id(id) => Some(id.clone()),
-            SubjectRef::ExternalRef(r) => subject_repo::find_ids(
-                &mut Tx::reenter(conn, tenant_id),
-                keys,
+        let lookup = match &req.subject {
+            SubjectRef::Id(id) => check_facts::Lookup::Id(id),
+            SubjectRef::ExternalRef(r) => check_facts::Lookup::Index(
                 IndexKind::ExternalRef,
-                r,
-            )?
-            .into_iter()
-            .next(),
-            SubjectRef::Email(e) => subject_repo::find_ids(
-                &mut Tx::reenter(conn, tenant_id),
-                keys,
-                IndexKind::Email,
-                e,
-            )?
-            .into_iter()
-            .next(),
+                keys.blind_index(IndexKind::ExternalRef, r),
+            ),
+            SubjectRef::Email(e) => {
+                check_facts::Lookup::Index(IndexKind::Email, keys.blind_index(IndexKind::Email, e))
+            }
         };
-        let facts = match subject_id {
-            Some(id) => subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &id)?,
-            None => None,
-        };
-        let Some(facts) = facts else {
+        let Some(row) = check_facts::read(conn, tenant_id, group_id, &lookup, &req.purpose)? else {
             out.push(Err(DenyReason::UnknownSubject));
             continue;
         };
-        if !purpose_cache.contains_key(&req.purpose) {
-            let p = purposes::resolve(conn, tenant_id, group_id, &req.purpose)?;
-            purpose_cache.insert(req.purpose.clone(), p);
-        }
-        let Some(purpose) = purpose_cache.get(&req.purpose).cloned().flatten() else {
+        let Some(purpose) = &row.purpose else {
             out.push(Err(DenyReason::UnknownPurpose));
             continue;
         };
-        let state = state_of(
-            conn,
-            tenant_id,
-            group_id,
-            &purpose,
-            &facts.id,
-            facts.person_id.as_deref(),
-        )?;
-        let objected = purpose.meaning.legal_basis != consent::LegalBasis::Consent
-            && subject_repo::objected(&mut Tx::reenter(conn, tenant_id), &facts.id, &purpose.code)?;
-        let decision = consent::decide(
+        let reachable = !row.erased && row.channels.split(',').any(|c| c == req.channel.as_str());
+        out.push(consent::decide(
             &CheckFacts {
                 meaning: &purpose.meaning,
-                state: state.as_ref().map(|s| &s.state),
-                restricted: facts.restricted_at.is_some(),
-                objected,
-                reachable: facts.reachable(req.channel),
+                state: row.state.as_ref(),
+                restricted: row.restricted,
+                // An objection counts against a purpose not based on consent.
+                objected: purpose.meaning.legal_basis != LegalBasis::Consent && row.objected,
+                reachable,
             },
             req.channel,
             now,
-        );
-        out.push(decision);
+        ));
     }
     Ok(out)
 }

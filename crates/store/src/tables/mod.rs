@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod branding;
+pub mod check_facts;
 pub mod decoys;
 pub mod destruction_acts;
 pub mod form_limits;

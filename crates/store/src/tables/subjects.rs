@@ -378,6 +378,21 @@ pub fn objected(tx: &mut Tx<'_>, subject_id: &str, purpose_code: &str) -> StoreR
         .is_some())
 }
 
+/// The codes of every purpose the subject objected to, in one query.
+pub fn objected_codes(
+    tx: &mut Tx<'_>,
+    subject_id: &str,
+) -> StoreResult<std::collections::HashSet<String>> {
+    let tenant_id = tx.tenant_id().clone();
+    Ok(objections::table
+        .filter(objections::tenant_id.eq(&tenant_id))
+        .filter(objections::subject_id.eq(subject_id))
+        .select(objections::purpose_code)
+        .load::<String>(tx.conn())?
+        .into_iter()
+        .collect())
+}
+
 /// Locks a subject's row for a change of what may be sent to them (consent,
 /// objection, restriction, erasure), and waits until no send to them is in flight.
 ///

@@ -11,6 +11,7 @@ pub mod export;
 pub mod preferences;
 pub mod rights;
 pub mod survey;
+pub mod tenant_page;
 pub mod unsubscribe;
 pub mod view;
 

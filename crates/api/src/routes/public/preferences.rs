@@ -16,7 +16,7 @@ use assent_core::refusal::Refusal;
 use assent_store::StoreError;
 use assent_store::flows::consents;
 use assent_store::flows::refusal::{self, RefusalRequest};
-use assent_store::tables::{branding, policies, subjects, tenants};
+use assent_store::tables::subjects;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,7 @@ fn load(
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let tenant_id = &claims.tenant_id;
     state.store.read(tenant_id, |c| {
-        let Some(tenant) = tenants::find_tenant(c, tenant_id)? else {
+        let Some(tenant) = state.tenant_pages.get(c, tenant_id, keyring.group_id())? else {
             return Ok(None);
         };
         let Some(facts) = subjects::facts(c, &claims.subject_id)? else {
@@ -115,10 +115,11 @@ fn load(
         let lang = person_lang(c, &facts.id, switch, browser, tenant.default_locale)?;
         let states =
             consents::subject_states(c, tenant_id, keyring.group_id(), &facts.id, Utc::now())?;
+        let objections = subjects::objected_codes(c, &facts.id)?;
         let mut items = Vec::with_capacity(states.len());
         for (purpose, stored) in states {
             let objected = purpose.meaning.legal_basis != LegalBasis::Consent
-                && subjects::objected(c, &facts.id, &purpose.code)?;
+                && objections.contains(&purpose.code);
             items.push(Item {
                 name: match lang {
                     Locale::Ru => purpose.meaning.name_ru,
@@ -134,18 +135,12 @@ fn load(
                 objected,
             });
         }
-        let group_name = match keyring.group_id() {
-            Some(g) => tenants::find_group(c, g)?.map(|g| g.name),
-            None => None,
-        };
-        let policy =
-            policies::in_force(c, tenant_id, Utc::now().naive_utc())?.map(|p| (p.version, p.url));
         Ok(Some(View {
             lang,
-            brand: Brand::of(&tenant.legal_name, branding::get(c, tenant_id)?),
-            group_name,
+            brand: tenant.brand.clone(),
+            group_name: tenant.group_name.clone(),
             items,
-            policy,
+            policy: tenant.policy.clone(),
         }))
     })
 }

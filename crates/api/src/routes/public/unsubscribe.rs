@@ -15,7 +15,7 @@ use assent_core::refusal::Refusal;
 use assent_store::StoreError;
 use assent_store::flows::consents;
 use assent_store::flows::refusal::{self, RefusalRequest};
-use assent_store::tables::{branding, purposes, subjects, tenants};
+use assent_store::tables::{purposes, subjects};
 use chrono::Utc;
 
 /// What the page needs, read in one unit of work.
@@ -36,7 +36,10 @@ fn load(
         return Ok(None);
     };
     state.store.read(&claims.tenant_id, |c| {
-        let Some(tenant) = tenants::find_tenant(c, &claims.tenant_id)? else {
+        let Some(tenant) = state
+            .tenant_pages
+            .get(c, &claims.tenant_id, keyring.group_id())?
+        else {
             return Ok(None);
         };
         let Some(facts) = subjects::facts(c, &claims.subject_id)? else {
@@ -65,7 +68,7 @@ fn load(
             ),
             Refusal::Object => subjects::objected(c, &facts.id, &purpose.code)?,
         };
-        let brand = Brand::of(&tenant.legal_name, branding::get(c, &claims.tenant_id)?);
+        let brand = tenant.brand.clone();
         Ok(Some(Context {
             lang,
             brand,
