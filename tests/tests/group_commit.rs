@@ -175,7 +175,7 @@ fn grant_in_group(
     let (store, tenant, subject) = (store.clone(), tenant.to_owned(), subject.to_owned());
     std::thread::spawn(move || {
         let keys = TenantKeys::derive(&MasterKey::from_bytes(MASTER_KEY), &tenant);
-        store.append(&tenant.clone(), move |tx, appender| {
+        store.append(&tenant.clone(), &subject.clone(), move |tx, appender| {
             if let Some((started, release)) = hold {
                 started.send(()).unwrap();
                 release.recv().unwrap();

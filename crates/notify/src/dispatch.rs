@@ -409,18 +409,25 @@ impl Dispatcher {
         let mut closed = Vec::new();
         let mut sends = Vec::new();
         let mut cache = Lookups::default();
-        for notice in outbox::still_claimed(c, tenant_id, ids, &self.config.owner)? {
-            let now = Utc::now();
-            if notice.attempts > notice.max_attempts {
-                let outcome = Outcome::Retry {
-                    channel: notice.channel(),
-                    detail: "the worker holding it stopped too often".into(),
-                };
-                closed.push((notice, outcome));
-                continue;
-            }
-            outbox::fence(c, tenant_id, group, &notice)?;
-            if let Err(reason) = outbox_gate::gate(c, tenant_id, group, &notice, now)? {
+        let (worn, claimed): (Vec<Notice>, Vec<Notice>) =
+            outbox::still_claimed(c, tenant_id, ids, &self.config.owner)?
+                .into_iter()
+                .partition(|n| n.attempts > n.max_attempts);
+        for notice in worn {
+            let outcome = Outcome::Retry {
+                channel: notice.channel(),
+                detail: "the worker holding it stopped too often".into(),
+            };
+            closed.push((notice, outcome));
+        }
+        // The whole batch is fenced before it is gated, and gated in one go.
+        let now = Utc::now();
+        outbox::fence_all(c, tenant_id, group, &claimed.iter().collect::<Vec<_>>())?;
+        let asked: Vec<(&Notice, NoticeChannel)> =
+            claimed.iter().map(|n| (n, n.channel())).collect();
+        let answers = outbox_gate::gate_all(c, tenant_id, group, &asked, now)?;
+        for (notice, answer) in claimed.into_iter().zip(answers) {
+            if let Err(reason) = answer {
                 closed.push((notice, Outcome::Skipped { reason }));
                 continue;
             }
@@ -476,21 +483,36 @@ impl Dispatcher {
         for (notice, outcome) in closed {
             done.push(self.close(c, &notice, &outcome, now)?);
         }
-        let mut flights = Vec::with_capacity(sends.len());
-        for send in sends {
-            flights.push(self.launch(c, send)?);
-        }
-        Ok((done, flights))
+        self.launch_all(c, sends).map(|flights| (done, flights))
     }
 
     /// Marks a send under way until its deadline and, on SQLite, holds its person
     /// until it returns. Runs in the unit of work that gated it.
     fn launch(&self, c: &mut Tx<'_>, send: Outgoing) -> StoreResult<Flight> {
+        let mut flights = self.launch_all(c, vec![send])?;
+        flights
+            .pop()
+            .ok_or_else(|| StoreError::Internal("a send was not launched".into()))
+    }
+
+    /// [`Self::launch`] for a batch: the marks written in one statement per table.
+    fn launch_all(&self, c: &mut Tx<'_>, sends: Vec<Outgoing>) -> StoreResult<Vec<Flight>> {
         let timeout = self.send_timeout();
         let deadline = Instant::now() + timeout;
         let recorded = Utc::now() + timeout + DEADLINE_GRACE;
+        let marks: Vec<(&Notice, NoticeChannel)> =
+            sends.iter().map(|s| (s.notice(), s.channel())).collect();
+        outbox::mark_all_sending_until(c, &marks, recorded.naive_utc())?;
+        let mut flights = Vec::with_capacity(sends.len());
+        for send in sends {
+            flights.push(self.hold(c, send, deadline)?);
+        }
+        Ok(flights)
+    }
+
+    /// A marked send, its person held on SQLite until it returns.
+    fn hold(&self, c: &mut Tx<'_>, send: Outgoing, deadline: Instant) -> StoreResult<Flight> {
         let notice = send.notice();
-        outbox::mark_sending_until(c, notice, send.channel(), recorded.naive_utc())?;
         let hold = match (self.store.backend(), &notice.subject_id) {
             (Backend::Sqlite, Some(subject)) => {
                 let person = subjects::facts(c, subject)?.and_then(|f| f.person_id);

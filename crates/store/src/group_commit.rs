@@ -38,6 +38,8 @@ impl Queues {
 
 /// One caller's append, type-erased so that one queue holds them all.
 trait Entry: Send {
+    /// The subject the append changes (see [`commit`]).
+    fn subject(&self) -> &str;
     /// Runs the append in its savepoint of the group's transaction.
     fn run(&mut self, tx: &mut Tx<'_>, appender: &mut Appender);
     /// Answers the caller once the group's transaction has ended.
@@ -49,6 +51,7 @@ trait Entry: Send {
 type Reply<T> = (StoreResult<T>, Vec<u64>);
 
 struct Pending<T, F> {
+    subject: String,
     work: Option<F>,
     done: Option<StoreResult<T>>,
     waits: Vec<u64>,
@@ -60,6 +63,10 @@ where
     T: Send,
     F: FnOnce(&mut Tx<'_>, &mut Appender) -> StoreResult<T> + Send,
 {
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+
     fn run(&mut self, tx: &mut Tx<'_>, appender: &mut Appender) {
         let Some(work) = self.work.take() else {
             return;
@@ -110,6 +117,7 @@ pub(crate) fn submit<T, F>(
     store: &Store,
     queues: &std::sync::Arc<Queues>,
     tenant_id: &str,
+    subject_id: &str,
     work: F,
 ) -> StoreResult<Reply<T>>
 where
@@ -118,6 +126,7 @@ where
 {
     let (reply, answer) = mpsc::channel();
     let entry: Box<dyn Entry> = Box::new(Pending {
+        subject: subject_id.to_owned(),
         work: Some(work),
         done: None,
         waits: Vec::new(),
@@ -211,7 +220,13 @@ impl Drop for Turn {
 
 /// One transaction for the group: the head locked once, each append in its
 /// savepoint, the head written once, one commit; then every caller is answered.
+///
+/// The appends run in the order of their subjects' ids (one subject's in the order
+/// they came): a group locks several subjects' rows, and in this order, the one the
+/// dispatcher's gate takes its share locks in, neither waits for the other in a
+/// circle.
 fn commit(store: &Store, tenant_id: &str, mut group: Vec<Box<dyn Entry>>) {
+    group.sort_by(|a, b| a.subject().cmp(b.subject()));
     let (committed, _) = store.write_unwaited(tenant_id, |tx| {
         let mut appender = Appender::lock(tx, tenant_id)?;
         for entry in &mut group {

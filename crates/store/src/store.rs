@@ -140,13 +140,15 @@ impl Store {
     /// transaction shared with the appends that arrived meanwhile, under the head
     /// they share, and this returns once that transaction has committed (and, as
     /// with [`Store::write`], once the sends in flight to a person `f` changed have
-    /// ended). An error of `f` undoes `f` alone. See [`crate::group_commit`].
-    pub fn append<T, F>(&self, tenant_id: &str, f: F) -> StoreResult<T>
+    /// ended). An error of `f` undoes `f` alone. `subject_id` names the subject `f`
+    /// changes, which orders the group's appends. See [`crate::group_commit`].
+    pub fn append<T, F>(&self, tenant_id: &str, subject_id: &str, f: F) -> StoreResult<T>
     where
         F: FnOnce(&mut Tx<'_>, &mut Appender) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (result, waits) = crate::group_commit::submit(self, &self.groups_commit, tenant_id, f)?;
+        let (result, waits) =
+            crate::group_commit::submit(self, &self.groups_commit, tenant_id, subject_id, f)?;
         if result.is_ok() {
             self.person_locks.wait_released(&waits);
         }

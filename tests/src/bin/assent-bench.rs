@@ -32,6 +32,9 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Run only this measurement (`checks` or `events`); all when not given.
+    #[arg(long, value_parser = ["checks", "events"])]
+    only: Option<String>,
 }
 
 async fn token(client: &Client, a: &Args) -> String {
@@ -199,13 +202,18 @@ async fn main() {
         a.purposes.max(1) as u64,
     );
     let check_auth = auth.clone();
-    measure("consent checks (1 per request)", &a, &client, move |c, i| {
-        let s = (i.wrapping_mul(2_654_435_761)) % n;
-        c.post(format!("{base}/v1/consent-checks"))
-            .header("authorization", &check_auth)
-            .json(&json!({"checks": [{"external_ref": format!("s{s}"), "purpose": format!("p{}", i % purposes), "channel": "email"}]}))
-    })
-    .await;
+    if a.only.as_deref() != Some("events") {
+        measure("consent checks (1 per request)", &a, &client, move |c, i| {
+            let s = (i.wrapping_mul(2_654_435_761)) % n;
+            c.post(format!("{base}/v1/consent-checks"))
+                .header("authorization", &check_auth)
+                .json(&json!({"checks": [{"external_ref": format!("s{s}"), "purpose": format!("p{}", i % purposes), "channel": "email"}]}))
+        })
+        .await;
+    }
+    if a.only.as_deref() == Some("checks") {
+        return;
+    }
 
     // Subject ids for the event writes.
     let mut ids = Vec::new();

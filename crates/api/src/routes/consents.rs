@@ -116,7 +116,8 @@ pub async fn record_consent(
         .db_keyed(&tenant.clone(), move |store, keys| {
             let (tenant_keys, group) = (keys.tenant.clone(), keys.group_id().map(str::to_owned));
             // Committed together with the events of the tenant arriving meanwhile.
-            store.append(&tenant.clone(), move |c, appender| {
+            let subject = request.subject_id.clone();
+            store.append(&tenant.clone(), &subject, move |c, appender| {
                 let scope = idempotency::Request {
                     tenant_id: &tenant,
                     key: key.as_deref(),

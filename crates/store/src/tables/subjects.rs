@@ -621,3 +621,42 @@ pub fn rectify(
 pub fn change_field(seq: i32) -> String {
     format!("rectification-{seq}")
 }
+
+/// [`facts`] of many subjects in one query, by id (unknown ids are absent).
+pub fn facts_of_all(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, SubjectFacts>> {
+    let ids: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| assent_core::id::is_id(id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let tenant_id = tx.tenant_id().clone();
+    let rows: Vec<SubjectFacts> = subjects::table
+        .filter(subjects::tenant_id.eq(&tenant_id))
+        .filter(subjects::id.eq_any(&ids))
+        .select(SubjectFacts::as_select())
+        .load(tx.conn())?;
+    Ok(rows.into_iter().map(|f| (f.id.clone(), f)).collect())
+}
+
+/// The objections of many subjects in one query, as (subject, purpose code).
+pub fn objections_of_all(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashSet<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let tenant_id = tx.tenant_id().clone();
+    let rows: Vec<(String, String)> = objections::table
+        .filter(objections::tenant_id.eq(&tenant_id))
+        .filter(objections::subject_id.eq_any(ids))
+        .select((objections::subject_id, objections::purpose_code))
+        .load(tx.conn())?;
+    Ok(rows.into_iter().collect())
+}
