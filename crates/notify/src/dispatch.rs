@@ -593,23 +593,42 @@ impl Dispatcher {
                 tracing::error!(in_flight = out, "sends did not land by their deadlines");
                 break;
             };
-            out -= 1;
-            let id = landed.notice().id.clone();
+            // The sends that landed meanwhile are recorded in the same transaction,
+            // each in a savepoint of its own.
+            let mut batch = vec![landed];
+            while let Ok(more) = landed_rx.try_recv() {
+                batch.push(more);
+            }
+            out -= batch.len();
+            let ids: Vec<String> = batch.iter().map(|l| l.notice().id.clone()).collect();
             // A blocking thread (see `process`): a write here holds up no send.
             let recorded = self.store.write(tenant_id, |c| {
                 outbox::relax_durability(c)?;
-                self.record_landed(c, keys, group, landed)
+                Ok(batch
+                    .into_iter()
+                    .map(|landed| c.transaction(|c| self.record_landed(c, keys, group, landed)))
+                    .collect::<Vec<_>>())
             });
-            match recorded {
-                Ok(Recorded::Done(d)) => done.push(d),
-                Ok(Recorded::Fallback(send)) => {
-                    last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
-                    self.spawn_flight(rt, *send, &landings);
-                    out += 1;
-                }
-                // The attempt stays `sending` in the log; its lease brings it back.
+            let recorded = match recorded {
+                Ok(each) => each,
+                // The attempts stay `sending` in the log; their lease brings them back.
                 Err(error) => {
-                    tracing::error!(notice = %id, %error, "recording a delivery failed");
+                    tracing::error!(notices = ids.len(), first = %ids[0], %error, "recording deliveries failed");
+                    continue;
+                }
+            };
+            for (id, recorded) in ids.iter().zip(recorded) {
+                match recorded {
+                    Ok(Recorded::Done(d)) => done.push(d),
+                    Ok(Recorded::Fallback(send)) => {
+                        last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
+                        self.spawn_flight(rt, *send, &landings);
+                        out += 1;
+                    }
+                    // The attempt stays `sending` in the log; its lease brings it back.
+                    Err(error) => {
+                        tracing::error!(notice = %id, %error, "recording a delivery failed");
+                    }
                 }
             }
         }
