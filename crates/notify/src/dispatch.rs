@@ -409,18 +409,25 @@ impl Dispatcher {
         let mut closed = Vec::new();
         let mut sends = Vec::new();
         let mut cache = Lookups::default();
-        for notice in outbox::still_claimed(c, tenant_id, ids, &self.config.owner)? {
-            let now = Utc::now();
-            if notice.attempts > notice.max_attempts {
-                let outcome = Outcome::Retry {
-                    channel: notice.channel(),
-                    detail: "the worker holding it stopped too often".into(),
-                };
-                closed.push((notice, outcome));
-                continue;
-            }
-            outbox::fence(c, tenant_id, group, &notice)?;
-            if let Err(reason) = outbox_gate::gate(c, tenant_id, group, &notice, now)? {
+        let (worn, claimed): (Vec<Notice>, Vec<Notice>) =
+            outbox::still_claimed(c, tenant_id, ids, &self.config.owner)?
+                .into_iter()
+                .partition(|n| n.attempts > n.max_attempts);
+        for notice in worn {
+            let outcome = Outcome::Retry {
+                channel: notice.channel(),
+                detail: "the worker holding it stopped too often".into(),
+            };
+            closed.push((notice, outcome));
+        }
+        // The whole batch is fenced before it is gated, and gated in one go.
+        let now = Utc::now();
+        outbox::fence_all(c, tenant_id, group, &claimed.iter().collect::<Vec<_>>())?;
+        let asked: Vec<(&Notice, NoticeChannel)> =
+            claimed.iter().map(|n| (n, n.channel())).collect();
+        let answers = outbox_gate::gate_all(c, tenant_id, group, &asked, now)?;
+        for (notice, answer) in claimed.into_iter().zip(answers) {
+            if let Err(reason) = answer {
                 closed.push((notice, Outcome::Skipped { reason }));
                 continue;
             }
@@ -476,21 +483,36 @@ impl Dispatcher {
         for (notice, outcome) in closed {
             done.push(self.close(c, &notice, &outcome, now)?);
         }
-        let mut flights = Vec::with_capacity(sends.len());
-        for send in sends {
-            flights.push(self.launch(c, send)?);
-        }
-        Ok((done, flights))
+        self.launch_all(c, sends).map(|flights| (done, flights))
     }
 
     /// Marks a send under way until its deadline and, on SQLite, holds its person
     /// until it returns. Runs in the unit of work that gated it.
     fn launch(&self, c: &mut Tx<'_>, send: Outgoing) -> StoreResult<Flight> {
+        let mut flights = self.launch_all(c, vec![send])?;
+        flights
+            .pop()
+            .ok_or_else(|| StoreError::Internal("a send was not launched".into()))
+    }
+
+    /// [`Self::launch`] for a batch: the marks written in one statement per table.
+    fn launch_all(&self, c: &mut Tx<'_>, sends: Vec<Outgoing>) -> StoreResult<Vec<Flight>> {
         let timeout = self.send_timeout();
         let deadline = Instant::now() + timeout;
         let recorded = Utc::now() + timeout + DEADLINE_GRACE;
+        let marks: Vec<(&Notice, NoticeChannel)> =
+            sends.iter().map(|s| (s.notice(), s.channel())).collect();
+        outbox::mark_all_sending_until(c, &marks, recorded.naive_utc())?;
+        let mut flights = Vec::with_capacity(sends.len());
+        for send in sends {
+            flights.push(self.hold(c, send, deadline)?);
+        }
+        Ok(flights)
+    }
+
+    /// A marked send, its person held on SQLite until it returns.
+    fn hold(&self, c: &mut Tx<'_>, send: Outgoing, deadline: Instant) -> StoreResult<Flight> {
         let notice = send.notice();
-        outbox::mark_sending_until(c, notice, send.channel(), recorded.naive_utc())?;
         let hold = match (self.store.backend(), &notice.subject_id) {
             (Backend::Sqlite, Some(subject)) => {
                 let person = subjects::facts(c, subject)?.and_then(|f| f.person_id);
@@ -571,23 +593,42 @@ impl Dispatcher {
                 tracing::error!(in_flight = out, "sends did not land by their deadlines");
                 break;
             };
-            out -= 1;
-            let id = landed.notice().id.clone();
+            // The sends that landed meanwhile are recorded in the same transaction,
+            // each in a savepoint of its own.
+            let mut batch = vec![landed];
+            while let Ok(more) = landed_rx.try_recv() {
+                batch.push(more);
+            }
+            out -= batch.len();
+            let ids: Vec<String> = batch.iter().map(|l| l.notice().id.clone()).collect();
             // A blocking thread (see `process`): a write here holds up no send.
             let recorded = self.store.write(tenant_id, |c| {
                 outbox::relax_durability(c)?;
-                self.record_landed(c, keys, group, landed)
+                Ok(batch
+                    .into_iter()
+                    .map(|landed| c.transaction(|c| self.record_landed(c, keys, group, landed)))
+                    .collect::<Vec<_>>())
             });
-            match recorded {
-                Ok(Recorded::Done(d)) => done.push(d),
-                Ok(Recorded::Fallback(send)) => {
-                    last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
-                    self.spawn_flight(rt, *send, &landings);
-                    out += 1;
-                }
-                // The attempt stays `sending` in the log; its lease brings it back.
+            let recorded = match recorded {
+                Ok(each) => each,
+                // The attempts stay `sending` in the log; their lease brings them back.
                 Err(error) => {
-                    tracing::error!(notice = %id, %error, "recording a delivery failed");
+                    tracing::error!(notices = ids.len(), first = %ids[0], %error, "recording deliveries failed");
+                    continue;
+                }
+            };
+            for (id, recorded) in ids.iter().zip(recorded) {
+                match recorded {
+                    Ok(Recorded::Done(d)) => done.push(d),
+                    Ok(Recorded::Fallback(send)) => {
+                        last_landing = last_landing.max(send.deadline + DEADLINE_GRACE);
+                        self.spawn_flight(rt, *send, &landings);
+                        out += 1;
+                    }
+                    // The attempt stays `sending` in the log; its lease brings it back.
+                    Err(error) => {
+                        tracing::error!(notice = %id, %error, "recording a delivery failed");
+                    }
                 }
             }
         }

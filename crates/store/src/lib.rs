@@ -9,6 +9,7 @@ mod conn;
 pub mod db_role;
 mod error;
 pub mod flows;
+mod group_commit;
 #[cfg(test)]
 mod layers;
 pub mod migrate;

@@ -1,4 +1,5 @@
 use crate::conn::{ConnectError, Manager};
+use crate::tables::ledger::Appender;
 use crate::tx::Tx;
 use crate::{Backend, DbConnection, DbUrl, StoreError, StoreResult};
 use assent_core::id::GroupId;
@@ -47,6 +48,8 @@ pub struct Store {
     // SQLite: the people a send is in flight to (see [`PersonLocks`]).
     person_locks: Arc<PersonLocks>,
     person_wait: Duration,
+    // The ledger appends waiting for their tenant's commit in flight.
+    groups_commit: Arc<crate::group_commit::Queues>,
 }
 
 impl Store {
@@ -68,6 +71,7 @@ impl Store {
             groups: Arc::default(),
             person_locks: Arc::default(),
             person_wait: options.person_wait,
+            groups_commit: Arc::default(),
         })
     }
 
@@ -149,7 +153,45 @@ impl Store {
         tenant_id: &str,
         f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let group = self.group_of(tenant_id)?;
+        let (result, waits) = self.write_unwaited(tenant_id, f);
+        // Outside the writer's turn: waiting here holds up no one else. The holds were
+        // checked to end within the bound.
+        if result.is_ok() {
+            self.person_locks.wait_released(&waits);
+        }
+        result
+    }
+
+    /// Appends to the tenant's ledger by group commit: `f` runs in a savepoint of a
+    /// transaction shared with the appends that arrived meanwhile, under the head
+    /// they share, and this returns once that transaction has committed (and, as
+    /// with [`Store::write`], once the sends in flight to a person `f` changed have
+    /// ended). An error of `f` undoes `f` alone. `subject_id` names the subject `f`
+    /// changes, which orders the group's appends. See [`crate::group_commit`].
+    pub fn append<T, F>(&self, tenant_id: &str, subject_id: &str, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut Tx<'_>, &mut Appender) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (result, waits) =
+            crate::group_commit::submit(self, &self.groups_commit, tenant_id, subject_id, f)?;
+        if result.is_ok() {
+            self.person_locks.wait_released(&waits);
+        }
+        result
+    }
+
+    /// [`Store::write`] without its waits for sends in flight: it returns the holds
+    /// the unit must wait for before whatever it changed is acknowledged.
+    pub(crate) fn write_unwaited<T>(
+        &self,
+        tenant_id: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
+    ) -> (StoreResult<T>, Vec<u64>) {
+        let group = match self.group_of(tenant_id) {
+            Ok(g) => g,
+            Err(e) => return (Err(e), Vec::new()),
+        };
         let unit = Unit {
             tenant: tenant_id.to_owned(),
             locks: self.person_locks.clone(),
@@ -170,14 +212,7 @@ impl Store {
             })
         })();
         let unit = UNIT.with(|u| std::mem::replace(&mut *u.borrow_mut(), outer));
-        // Outside the writer's turn: waiting here holds up no one else. The holds were
-        // checked to end within the bound.
-        if result.is_ok()
-            && let Some(unit) = unit
-        {
-            self.person_locks.wait_released(&unit.waits);
-        }
-        result
+        (result, unit.map(|u| u.waits).unwrap_or_default())
     }
 
     /// Holds the people `keys` name (see [`person_keys`]) while a send to them is in
@@ -275,6 +310,22 @@ pub(crate) fn in_unit_of(tenant_id: &str) -> bool {
 pub(crate) fn person_wait() -> Duration {
     UNIT.with(|u| u.borrow().as_ref().map(|u| u.bound))
         .unwrap_or(StoreOptions::default().person_wait)
+}
+
+/// How many holds the current unit of work has noted so far (see
+/// [`note_changed_person`]): with [`noted_since`], the holds one part of it noted.
+pub(crate) fn noted_count() -> usize {
+    UNIT.with(|u| u.borrow().as_ref().map_or(0, |u| u.waits.len()))
+}
+
+/// The holds the current unit noted after the first `count`.
+pub(crate) fn noted_since(count: usize) -> Vec<u64> {
+    UNIT.with(|u| {
+        u.borrow()
+            .as_ref()
+            .map(|u| u.waits.get(count..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
+    })
 }
 
 /// SQLite: the current unit changes what may be sent to these people. It holds the

@@ -32,17 +32,15 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Measure the import only (with the rate of each tenth of the file), not the
-    /// consent checks and events.
-    #[arg(long)]
-    import_only: bool,
     /// How checks name the subject, one measurement each: `external_ref`, `email`,
     /// `subject_id` (comma-separated).
     #[arg(long, default_value = "external_ref", value_delimiter = ',')]
     check_by: Vec<String>,
-    /// Measure only the checks (no consent events).
-    #[arg(long)]
-    only_checks: bool,
+    /// Run only this measurement: `import` (with the rate of each tenth of the file),
+    /// `checks` or `events` (the last two on the subjects already there, imported
+    /// when missing); all when not given.
+    #[arg(long, value_parser = ["import", "checks", "events"])]
+    only: Option<String>,
 }
 
 async fn token(client: &Client, a: &Args) -> String {
@@ -177,7 +175,7 @@ async fn main() {
         // The rate of each tenth of the file, to see whether it slows as tables grow.
         let (mut tenth, mut tenth_lines, mut tenth_at) = (1usize, 0i64, Instant::now());
         loop {
-            tokio::time::sleep(Duration::from_millis(if a.import_only { 100 } else { 500 })).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
             // Tokens last 15 minutes; a long import outlives one.
             let token = self::token(&client, &a).await;
             let v: Value = client
@@ -190,7 +188,7 @@ async fn main() {
                 .await
                 .expect("progress json");
             let total = v["lines_total"].as_i64().unwrap_or(0);
-            if a.import_only && tenth <= 10 && total as usize >= lines * tenth / 10 {
+            if tenth <= 10 && total as usize >= lines * tenth / 10 {
                 let secs = tenth_at.elapsed().as_secs_f64();
                 println!(
                     "import tenth {tenth}: lines {tenth_lines}..{total} at {:.0} rows/s",
@@ -216,7 +214,7 @@ async fn main() {
         }
     }
 
-    if a.import_only {
+    if a.only.as_deref() == Some("import") {
         return;
     }
     let token = self::token(&client, &a).await;
@@ -249,7 +247,11 @@ async fn main() {
         }
     }
     let ids = Arc::new(ids);
-    for by in a.check_by.clone() {
+    let check_by = match a.only.as_deref() {
+        Some("events") => Vec::new(),
+        _ => a.check_by.clone(),
+    };
+    for by in check_by {
         let (check_auth, base, ids) = (auth.clone(), base.clone(), ids.clone());
         if by == "subject_id" && ids.is_empty() {
             println!("no subjects found: skipping the checks by subject_id");
@@ -272,7 +274,7 @@ async fn main() {
         })
         .await;
     }
-    if a.only_checks {
+    if a.only.as_deref() == Some("checks") {
         return;
     }
     let ids: Vec<String> = ids.iter().take(200).cloned().collect();

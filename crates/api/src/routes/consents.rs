@@ -114,7 +114,10 @@ pub async fn record_consent(
     let tenant = principal.tenant_id.clone();
     let outcome = state
         .db_keyed(&tenant.clone(), move |store, keys| {
-            store.write(&tenant, |c| {
+            let (tenant_keys, group) = (keys.tenant.clone(), keys.group_id().map(str::to_owned));
+            // Committed together with the events of the tenant arriving meanwhile.
+            let subject = request.subject_id.clone();
+            store.append(&tenant.clone(), &subject, move |c, appender| {
                 let scope = idempotency::Request {
                     tenant_id: &tenant,
                     key: key.as_deref(),
@@ -122,11 +125,12 @@ pub async fn record_consent(
                     body_digest: digest,
                 };
                 idempotency::run(c, &scope, |c| {
-                    let r = consents::record(
+                    let r = consents::record_with(
                         c,
-                        &keys.tenant,
+                        appender,
+                        &tenant_keys,
                         &tenant,
-                        keys.group_id(),
+                        group.as_deref(),
                         &request,
                         Utc::now(),
                     )?;

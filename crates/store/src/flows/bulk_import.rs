@@ -211,7 +211,7 @@ pub fn write(
         }
     }
     let mut facts: HashMap<String, SubjectFacts> = HashMap::new();
-    for f in subject_repo::facts_of(tx, &existing)? {
+    for f in subject_repo::facts_of_all(tx, &existing)?.into_values() {
         facts.insert(f.id.clone(), f);
     }
     for id in &existing {
@@ -226,7 +226,7 @@ pub fn write(
         .filter(|id| facts.contains_key(*id))
         .collect();
     facts.clear();
-    for f in subject_repo::facts_of(tx, &present)? {
+    for f in subject_repo::facts_of_all(tx, &present)?.into_values() {
         facts.insert(f.id.clone(), f);
     }
     let mut states = load_states(tx.conn(), &tenant_id, &present)?;

@@ -174,6 +174,96 @@ pub fn state_of(
     row.map(stored).transpose()
 }
 
+/// The stored states of many subjects, read in one query per scope (see
+/// [`states_of_all`]); [`StatesOf::get`] answers as [`state_of`] would.
+#[derive(Debug, Default)]
+pub struct StatesOf {
+    /// Tenant purposes, by (subject, code).
+    tenant: HashMap<(String, String), StoredState>,
+    /// Group purposes, by (person, code).
+    group: HashMap<(String, String), StoredState>,
+}
+
+impl StatesOf {
+    pub fn get(
+        &self,
+        purpose: &Purpose,
+        subject_id: &str,
+        person_id: Option<&str>,
+    ) -> Option<&StoredState> {
+        match purpose.scope {
+            PurposeScope::Tenant => self
+                .tenant
+                .get(&(subject_id.to_owned(), purpose.code.clone())),
+            PurposeScope::Group => self
+                .group
+                .get(&(person_id?.to_owned(), purpose.code.clone())),
+        }
+    }
+}
+
+/// The states of every purpose of these subjects (and, in a group, of the people
+/// behind them): one query for the tenant's purposes, one for the group's.
+pub fn states_of_all(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subjects: &[&SubjectFacts],
+) -> StoreResult<StatesOf> {
+    let mut out = StatesOf::default();
+    if subjects.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<&str> = subjects.iter().map(|f| f.id.as_str()).collect();
+    let rows: Vec<(String, String, StateRow)> = consent_states::table
+        .filter(consent_states::tenant_id.eq(tenant_id))
+        .filter(consent_states::subject_id.eq_any(&ids))
+        .select((
+            consent_states::subject_id,
+            consent_states::purpose_code,
+            (
+                consent_states::status,
+                consent_states::since,
+                consent_states::expires_at,
+                consent_states::purpose_version,
+                consent_states::policy_version,
+                consent_states::last_event_id,
+            ),
+        ))
+        .load(conn)?;
+    for (subject, code, row) in rows {
+        out.tenant.insert((subject, code), stored(row)?);
+    }
+    let people: Vec<&str> = subjects
+        .iter()
+        .filter_map(|f| f.person_id.as_deref())
+        .collect();
+    if let Some(g) = group_id
+        && !people.is_empty()
+    {
+        let rows: Vec<(String, String, StateRow)> = group_consent_states::table
+            .filter(group_consent_states::group_id.eq(g))
+            .filter(group_consent_states::person_id.eq_any(&people))
+            .select((
+                group_consent_states::person_id,
+                group_consent_states::purpose_code,
+                (
+                    group_consent_states::status,
+                    group_consent_states::since,
+                    group_consent_states::expires_at,
+                    group_consent_states::purpose_version,
+                    group_consent_states::policy_version,
+                    group_consent_states::last_event_id,
+                ),
+            ))
+            .load(conn)?;
+        for (person, code, row) in rows {
+            out.group.insert((person, code), stored(row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// A group purpose follows the person; a subject with no contact data gets a
 /// person of its own.
 fn ensure_person(

@@ -5,13 +5,14 @@
 use crate::Tx;
 use crate::flows::consents;
 use crate::tables::notifications::{self, Enqueued, NewNotice, Notice};
-use crate::tables::purposes;
-use crate::tables::subjects as subject_repo;
+use crate::tables::purposes::{self, Purpose};
+use crate::tables::subjects::{self as subject_repo, SubjectFacts};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::{self, Channel, CheckFacts, LegalBasis};
 use assent_core::notice::{NoticeCategory, NoticeChannel, NoticeStatus};
 use assent_core::pii::TenantKeys;
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 
 const DATA_FIELD: &str = "notice-data";
 /// An objection to every processing the tenant does on a legitimate basis; it also
@@ -138,66 +139,108 @@ pub fn gate_on(
     channel: NoticeChannel,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<(), String>> {
+    let mut answers = gate_all(conn, tenant_id, group_id, &[(notice, channel)], now)?;
+    Ok(answers
+        .pop()
+        .unwrap_or_else(|| Err("unknown_subject".into())))
+}
+
+/// The gate for a batch of notices, answers in order: what it reads of the batch's
+/// subjects (facts, consent states, objections) is read in one query each, and each
+/// purpose once.
+pub fn gate_all(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    notices: &[(&Notice, NoticeChannel)],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Result<(), String>>> {
+    let ids: Vec<&str> = notices
+        .iter()
+        .filter(|(_, channel)| consent_channel(*channel).is_some())
+        .filter_map(|(n, _)| n.subject_id.as_deref())
+        .collect();
+    let facts = subject_repo::facts_of_all(&mut Tx::reenter(conn, tenant_id), &ids)?;
+    let live: Vec<&SubjectFacts> = facts.values().filter(|f| f.erased_at.is_none()).collect();
+    let states = consents::states_of_all(conn, tenant_id, group_id, &live)?;
+    let live_ids: Vec<&str> = live.iter().map(|f| f.id.as_str()).collect();
+    let objections = subject_repo::objections_of_all(&mut Tx::reenter(conn, tenant_id), &live_ids)?;
+    let mut purposes: HashMap<String, Option<Purpose>> = HashMap::new();
+    let mut answers = Vec::with_capacity(notices.len());
+    for (notice, channel) in notices {
+        let purpose = match &notice.purpose_code {
+            Some(code) => {
+                if !purposes.contains_key(code) {
+                    let p = purposes::resolve(conn, tenant_id, group_id, code)?;
+                    purposes.insert(code.clone(), p);
+                }
+                purposes.get(code).cloned().flatten()
+            }
+            None => None,
+        };
+        answers.push(decide(
+            notice,
+            *channel,
+            &facts,
+            purpose.as_ref(),
+            &states,
+            &objections,
+            now,
+        ));
+    }
+    Ok(answers)
+}
+
+/// The gate's rule for one notice, over what [`gate_all`] read.
+fn decide(
+    notice: &Notice,
+    channel: NoticeChannel,
+    facts: &HashMap<String, SubjectFacts>,
+    purpose: Option<&Purpose>,
+    states: &consents::StatesOf,
+    objections: &HashSet<(String, String)>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let Some(channel) = consent_channel(channel) else {
-        return Ok(Ok(()));
+        return Ok(());
     };
     let Some(subject_id) = &notice.subject_id else {
-        return Ok(Err("unknown_subject".into()));
+        return Err("unknown_subject".into());
     };
-    let Some(facts) = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)? else {
-        return Ok(Err("unknown_subject".into()));
+    let Some(facts) = facts.get(subject_id) else {
+        return Err("unknown_subject".into());
     };
     if facts.erased_at.is_some() {
-        return Ok(Err("erased".into()));
+        return Err("erased".into());
     }
-    let purpose = match &notice.purpose_code {
-        Some(code) => purposes::resolve(conn, tenant_id, group_id, code)?,
-        None => None,
-    };
+    let objected_to = |code: &str| objections.contains(&(subject_id.clone(), code.to_owned()));
     // A notice naming a consent-based purpose is gated on that consent whatever its
     // category: a mislabelled marketing message must not ignore a withdrawal.
-    let consent_purpose = purpose
-        .as_ref()
-        .is_some_and(|p| p.meaning.legal_basis == LegalBasis::Consent);
+    let consent_purpose = purpose.is_some_and(|p| p.meaning.legal_basis == LegalBasis::Consent);
     match notice.category() {
-        NoticeCategory::Transactional if !consent_purpose => Ok(Ok(())),
+        NoticeCategory::Transactional if !consent_purpose => Ok(()),
         NoticeCategory::Service if !consent_purpose => {
             if facts.restricted_at.is_some() {
-                return Ok(Err("restricted".into()));
+                return Err("restricted".into());
             }
-            if subject_repo::objected(&mut Tx::reenter(conn, tenant_id), subject_id, OBJECT_ALL)? {
-                return Ok(Err("objected".into()));
+            if objected_to(OBJECT_ALL) {
+                return Err("objected".into());
             }
-            Ok(Ok(()))
+            Ok(())
         }
         _ => {
             let Some(purpose) = purpose else {
-                return Ok(Err("unknown_purpose".into()));
+                return Err("unknown_purpose".into());
             };
-            let state = consents::state_of(
-                conn,
-                tenant_id,
-                group_id,
-                &purpose,
-                subject_id,
-                facts.person_id.as_deref(),
-            )?;
+            let state = states.get(purpose, subject_id, facts.person_id.as_deref());
             let objected = purpose.meaning.legal_basis != LegalBasis::Consent
-                && (subject_repo::objected(
-                    &mut Tx::reenter(conn, tenant_id),
-                    subject_id,
-                    &purpose.code,
-                )? || subject_repo::objected(
-                    &mut Tx::reenter(conn, tenant_id),
-                    subject_id,
-                    OBJECT_ALL,
-                )?);
+                && (objected_to(&purpose.code) || objected_to(OBJECT_ALL));
             // Reachability is the sender's business (a chat may be blocked, an
             // address suppressed); the gate answers only whether sending is allowed.
-            Ok(consent::decide(
+            consent::decide(
                 &CheckFacts {
                     meaning: &purpose.meaning,
-                    state: state.as_ref().map(|s| &s.state),
+                    state: state.map(|s| &s.state),
                     restricted: facts.restricted_at.is_some(),
                     objected,
                     reachable: true,
@@ -205,7 +248,7 @@ pub fn gate_on(
                 channel,
                 now,
             )
-            .map_err(|r| r.as_str().to_owned()))
+            .map_err(|r| r.as_str().to_owned())
         }
     }
 }

@@ -206,6 +206,75 @@ pub fn fence(
     Ok(())
 }
 
+/// [`fence`] for a batch of notices: the subjects' rows in one statement, the group
+/// states in another.
+pub fn fence_all(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    notices: &[&Notice],
+) -> StoreResult<()> {
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(());
+    };
+    let mut ids: Vec<&str> = notices
+        .iter()
+        .filter_map(|n| n.subject_id.as_deref())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // One order for every batch's share locks.
+    ids.sort_unstable();
+    ids.dedup();
+    let people: Vec<SubjectPerson> = diesel::sql_query(
+        "SELECT id, person_id FROM subjects WHERE tenant_id = $1 AND id = ANY($2) \
+         ORDER BY id FOR SHARE",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<diesel::sql_types::Array<Text>, _>(&ids)
+    .load(pg)?;
+    let Some(group) = group_id else {
+        return Ok(());
+    };
+    let person_of: std::collections::HashMap<&str, &str> = people
+        .iter()
+        .filter_map(|p| Some((p.id.as_str(), p.person_id.as_deref()?)))
+        .collect();
+    let mut pairs: Vec<(&str, &str)> = notices
+        .iter()
+        .filter_map(|n| {
+            let person = person_of.get(n.subject_id.as_deref()?)?;
+            Some((*person, n.purpose_code.as_deref()?))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (persons, codes): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
+    diesel::sql_query(
+        "SELECT 1 AS one FROM group_consent_states \
+         WHERE group_id = $1 AND (person_id, purpose_code) IN \
+               (SELECT * FROM unnest($2::text[], $3::text[])) \
+         ORDER BY person_id, purpose_code FOR SHARE",
+    )
+    .bind::<Text, _>(group)
+    .bind::<diesel::sql_types::Array<Text>, _>(&persons)
+    .bind::<diesel::sql_types::Array<Text>, _>(&codes)
+    .load::<One>(pg)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct SubjectPerson {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    person_id: Option<String>,
+}
+
 #[derive(QueryableByName)]
 struct PersonRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
@@ -396,6 +465,82 @@ pub fn mark_sending_until(
     .bind::<Text, _>(&notice.id)
     .bind::<diesel::sql_types::Integer, _>(notice.attempts)
     .bind::<Text, _>(channel.as_str())
+    .bind::<Timestamp, _>(deadline)
+    .execute(pg)?;
+    Ok(())
+}
+
+/// [`mark_sending_until`] for a batch of sends, in one statement per table.
+pub fn mark_all_sending_until(
+    conn: &mut DbConnection,
+    sends: &[(&Notice, NoticeChannel)],
+    deadline: NaiveDateTime,
+) -> StoreResult<()> {
+    if sends.is_empty() {
+        return Ok(());
+    }
+    let at = crate::now();
+    let rows: Vec<_> = sends
+        .iter()
+        .map(|(notice, channel)| {
+            (
+                notification_attempts::tenant_id.eq(notice.tenant_id.as_str()),
+                notification_attempts::notification_id.eq(notice.id.as_str()),
+                notification_attempts::attempt.eq(notice.attempts),
+                notification_attempts::channel.eq(channel.as_str()),
+                notification_attempts::outcome.eq(SENDING),
+                notification_attempts::detail.eq(None::<String>),
+                notification_attempts::at.eq(at),
+            )
+        })
+        .collect();
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::insert_into(notification_attempts::table)
+                .values(&rows)
+                .execute(pg)?;
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::insert_into(notification_attempts::table)
+                .values(&rows)
+                .execute(lite)?;
+        }
+    }
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(());
+    };
+    let mut subjects = Vec::new();
+    let mut ids = Vec::new();
+    let mut attempts = Vec::new();
+    let mut channels = Vec::new();
+    for (notice, channel) in sends {
+        if let Some(subject) = &notice.subject_id {
+            subjects.push(subject.as_str());
+            ids.push(notice.id.as_str());
+            attempts.push(notice.attempts);
+            channels.push(channel.as_str());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // Lost in a crash, the rows would let a withdrawal be acknowledged while the
+    // sends still go out.
+    diesel::sql_query("SET LOCAL synchronous_commit TO ON").execute(pg)?;
+    diesel::sql_query(
+        "INSERT INTO sends_in_flight \
+         (tenant_id, notification_id, attempt, channel, subject_id, group_id, person_id, deadline) \
+         SELECT s.tenant_id, v.notification_id, v.attempt, v.channel, s.id, \
+                NULLIF(current_setting('app.group_id', true), ''), s.person_id, $6 \
+         FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) \
+              AS v(subject_id, notification_id, attempt, channel) \
+         JOIN subjects s ON s.tenant_id = $1 AND s.id = v.subject_id",
+    )
+    .bind::<Text, _>(&sends[0].0.tenant_id)
+    .bind::<diesel::sql_types::Array<Text>, _>(&subjects)
+    .bind::<diesel::sql_types::Array<Text>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(&attempts)
+    .bind::<diesel::sql_types::Array<Text>, _>(&channels)
     .bind::<Timestamp, _>(deadline)
     .execute(pg)?;
     Ok(())

@@ -768,23 +768,47 @@ pub fn ids_by_external_ref(
     Ok(out)
 }
 
-/// The facts of the subjects with these ids (those that exist).
-pub fn facts_of(tx: &mut Tx<'_>, ids: &[&str]) -> StoreResult<Vec<SubjectFacts>> {
+/// The blind index of an `external_ref`, as stored.
+pub fn external_ref_digest(keys: &TenantKeys, normalized: &str) -> Vec<u8> {
+    keys.blind_index(IndexKind::ExternalRef, normalized)
+}
+
+/// [`facts`] of many subjects, by id (unknown ids are absent): one query per thousand.
+pub fn facts_of_all(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, SubjectFacts>> {
+    let ids: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| assent_core::id::is_id(id))
+        .collect();
     let tenant_id = tx.tenant_id().clone();
-    let mut out = Vec::new();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
-        out.extend(
-            subjects::table
-                .filter(subjects::tenant_id.eq(&tenant_id))
-                .filter(subjects::id.eq_any(chunk))
-                .select(SubjectFacts::as_select())
-                .load(tx.conn())?,
-        );
+        let rows: Vec<SubjectFacts> = subjects::table
+            .filter(subjects::tenant_id.eq(&tenant_id))
+            .filter(subjects::id.eq_any(chunk))
+            .select(SubjectFacts::as_select())
+            .load(tx.conn())?;
+        out.extend(rows.into_iter().map(|f| (f.id.clone(), f)));
     }
     Ok(out)
 }
 
-/// The blind index of an `external_ref`, as stored.
-pub fn external_ref_digest(keys: &TenantKeys, normalized: &str) -> Vec<u8> {
-    keys.blind_index(IndexKind::ExternalRef, normalized)
+/// The objections of many subjects in one query, as (subject, purpose code).
+pub fn objections_of_all(
+    tx: &mut Tx<'_>,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashSet<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let tenant_id = tx.tenant_id().clone();
+    let rows: Vec<(String, String)> = objections::table
+        .filter(objections::tenant_id.eq(&tenant_id))
+        .filter(objections::subject_id.eq_any(ids))
+        .select((objections::subject_id, objections::purpose_code))
+        .load(tx.conn())?;
+    Ok(rows.into_iter().collect())
 }
