@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 backend="${1:-sqlite}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --locked -p assent --bin assent
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -p assent --bin assent
 # The per-IP limit would answer wrk with 429s; this measures the pages themselves.
-export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_PUBLIC_URL=http://127.0.0.1:18182
-port=18182
+port="${PORT:-18182}"
+export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_PUBLIC_URL=http://127.0.0.1:$port
 admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
 source ./bench-server.sh
 token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/token \

@@ -1,20 +1,77 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: a release server on SQLite (default) or PostgreSQL,
-# seeded through the API, measured by assent-bench.
-#   ./bench.sh sqlite            # or: ./bench.sh postgres [URL]
-# Environment: SUBJECTS (100000), PURPOSES (5), BENCH_SECONDS (20), CONCURRENCY (32),
-# ONLY (import|checks|events: run only that measurement; import prints the rate of each
-# tenth of the file), CHECK_BY (external_ref; comma-separated of external_ref,email,
-# subject_id), PORT (18181).
+# Every row of BENCHMARKS.md's table on both backends in one run, printed as one table:
+# the import (600,000 NDJSON lines, with the rate of each tenth), consent checks by
+# external_ref, email and subject_id, durable consent events, emails to a local SMTP
+# server, and the /u and /p pages. A release server on a fresh data directory or a
+# fresh PostgreSQL database (as a plain role), seeded through the API.
+#   ./bench.sh                       # SQLite, then PostgreSQL
+#   ./bench.sh sqlite|postgres [URL] # one backend (URL: a PostgreSQL superuser, used
+#                                    # only to create and drop the role and database)
+# Environment: SUBJECTS (100000), PURPOSES (5), BENCH_SECONDS (20 per measurement),
+# CONCURRENCY (32), MESSAGES (10000 emails), PORT (18181); ONLY (import|checks|events:
+# the API part alone, no emails or pages), CHECK_BY (external_ref,email,subject_id).
+# Needs wrk (Debian package `wrk`) for the pages.
 set -euo pipefail
 cd "$(dirname "$0")"
-backend="${1:-sqlite}"
-cargo build --release --locked -p assent -p assent-tests --bin assent --bin assent-bench
-port="${PORT:-18181}"
+backends="${1:-sqlite postgres}"
 admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
-source ./bench-server.sh
-echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
-target/release/assent-bench --base "http://$ASSENT_LISTEN" --client-id "$id" --client-secret "$secret" \
-  --subjects "${SUBJECTS:-100000}" --purposes "${PURPOSES:-5}" --seconds "${BENCH_SECONDS:-20}" --concurrency "${CONCURRENCY:-32}" \
-  --check-by "${CHECK_BY:-external_ref}" ${ONLY:+--only "$ONLY"}
-echo "server peak resident memory: $(grep VmHWM /proc/$server/status | awk '{print $2/1024 " MB"}')"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --locked -p assent -p assent-tests \
+  --bin assent --bin assent-bench --bin assent-notify-bench
+out="$(mktemp -d)"
+echo "== $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD); logs in $out"
+
+api_part() { # the server benchmark: import, checks, events, peak memory
+  local backend=$1 port=${PORT:-18181}
+  source ./bench-server.sh
+  target/release/assent-bench --base "http://$ASSENT_LISTEN" --client-id "$id" --client-secret "$secret" \
+    --subjects "${SUBJECTS:-100000}" --purposes "${PURPOSES:-5}" --seconds "${BENCH_SECONDS:-20}" \
+    --concurrency "${CONCURRENCY:-32}" --check-by "${CHECK_BY:-external_ref,email,subject_id}" \
+    ${ONLY:+--only "$ONLY"}
+  echo "server peak resident memory: $(grep VmHWM /proc/$server/status | awk '{print $2/1024 " MB"}')"
+}
+
+for backend in $backends; do
+  echo "== $backend: import, checks, events"
+  (api_part "$backend") | tee "$out/$backend.api"
+  [ -n "${ONLY:-}" ] && continue
+  echo "== $backend: emails"
+  pg=(); [ "$backend" = postgres ] && pg=(--postgres --concurrency 2 --pool 64)
+  ASSENT_TEST_POSTGRES_URL="$admin" target/release/assent-notify-bench email \
+    --messages "${MESSAGES:-10000}" "${pg[@]}" | tee "$out/$backend.email"
+  echo "== $backend: pages"
+  SKIP_BUILD=1 PORT=$(( ${PORT:-18181} + 1 )) ./bench-pages.sh "$backend" "$admin" | tee "$out/$backend.pages"
+done
+
+# One table: a column per backend.
+row() { # label, then a command that prints the value for a backend's logs
+  local label=$1; shift
+  printf '| %s |' "$label"
+  for backend in $backends; do printf ' %s |' "$("$@" "$backend" 2>/dev/null || true)"; done
+  echo
+}
+api() { grep -h "$2" "$out/$1.api" | head -1; }
+rate() { api "$1" "$2" | sed -n 's/.*: \([0-9]*\/s\).*p99 \([0-9.]*\).*/\1, p99 \2 ms/p'; }
+import_rate() { api "$1" '^import:' | sed -n 's/.*= \([0-9]*\) rows\/s.*/\1 rows\/s/p'; }
+tenths() { grep -h '^import tenth' "$out/$1.api" | sed -n '1p;$p' | sed 's/.* at \([0-9]*\) rows\/s/\1/' | paste -sd' ' | awk '{printf "%s → %s rows/s", $1, $2}'; }
+emails() { grep -h '^email:' "$out/$1.email" | sed 's/.*= \([0-9]*\) emails\/s.*/\1\/s/'; }
+page() { grep -h -A6 -- "-- GET /$2/" "$out/$1.pages" | grep 'Requests/sec' | awk '{printf "%.0f/s", $2}'; }
+pagep99() { grep -h -A6 -- "-- GET /$2/" "$out/$1.pages" | grep ' 99%' | awk '{print $2}'; }
+ledger() { api "$1" '^ledger verification' | sed 's/ledger verification: //'; }
+rss() { api "$1" 'peak resident' | sed 's/.*: //'; }
+echo
+printf '| Path |'; for b in $backends; do printf ' %s |' "$b"; done; echo
+printf '|---|'; for _ in $backends; do printf -- '---|'; done; echo
+row "Import (NDJSON, subjects + grants)" import_rate
+row "Import, first → last tenth" tenths
+row "Consent check by external_ref" rate 'checks by external_ref'
+row "Consent check by email" rate 'checks by email'
+row "Consent check by subject_id" rate 'checks by subject_id'
+row "Consent events (durable)" rate 'consent events'
+row "Emails to a local SMTP server" emails
+row "/u page" page u
+row "/u p99" pagep99 u
+row "/p page" page p
+row "/p p99" pagep99 p
+row "Ledger after the run" ledger
+row "Server peak RSS" rss

@@ -381,3 +381,27 @@ async fn imports_report_every_bad_line_and_never_fail_the_server() {
         });
     }
 }
+
+/// A list filtered by a value no stored row can hold (a NUL, which PostgreSQL refuses
+/// in text; a subject "id" that is no id) is an empty page, not a 500 (found by
+/// Schemathesis on `GET /v1/rights-requests?subject_id=…%00…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_no_row_can_match_give_an_empty_page() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app
+            .tenant_with("acme", assent_core::tenancy::Role::Admin)
+            .await;
+        for path in [
+            "/v1/rights-requests?subject_id=%F2%84%9C%BE%00x&status=completed",
+            "/v1/rights-requests?subject_id=not-an-id",
+            "/v1/notifications?subject_id=a%00b",
+            "/v1/notifications?kind=message%00",
+            "/v1/subscriptions?subject_id=%00",
+            "/v1/audit-log?subject_id=%00",
+        ] {
+            let page = t.get(path).expect(StatusCode::OK).await;
+            assert_eq!(page["items"], json!([]), "{path}: {}", page.text);
+        }
+    }
+}

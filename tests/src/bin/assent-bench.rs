@@ -215,7 +215,7 @@ async fn main() {
     }
 
     if a.only.as_deref() == Some("import") {
-        return;
+        return verify_ledger(&client, &a).await;
     }
     let token = self::token(&client, &a).await;
     let auth = format!("Bearer {token}");
@@ -275,13 +275,13 @@ async fn main() {
         .await;
     }
     if a.only.as_deref() == Some("checks") {
-        return;
+        return verify_ledger(&client, &a).await;
     }
     let ids: Vec<String> = ids.iter().take(200).cloned().collect();
 
     if ids.is_empty() {
         println!("no subjects found: skipping the event benchmark");
-        return;
+        return verify_ledger(&client, &a).await;
     }
     let ids = Arc::new(ids);
     let base = a.base.clone();
@@ -302,4 +302,23 @@ async fn main() {
         },
     )
     .await;
+    verify_ledger(&client, &a).await;
+}
+
+/// The ledger after the run: every benchmark must leave it intact.
+async fn verify_ledger(client: &Client, a: &Args) {
+    let token = self::token(client, a).await;
+    let v: Value = client
+        .get(format!("{}/v1/ledger/verification", a.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("verification")
+        .json()
+        .await
+        .expect("verification json");
+    println!(
+        "ledger verification: intact {} ({} events)",
+        v["intact"], v["events"]
+    );
 }

@@ -814,6 +814,19 @@ pub fn list(
     filter: &ListFilter,
     page: &PageRequest,
 ) -> StoreResult<(Vec<Notice>, Option<String>)> {
+    // No stored value holds a NUL (PostgreSQL refuses one in text), and no stored
+    // subject id is anything but an id: such filters match nothing.
+    let nul = |v: &Option<String>| v.as_deref().is_some_and(|v| v.contains('\0'));
+    if filter
+        .subject_id
+        .as_deref()
+        .is_some_and(|s| !assent_core::id::is_id(s))
+        || [&filter.kind, &filter.source, &filter.target]
+            .into_iter()
+            .any(nul)
+    {
+        return Ok((Vec::new(), None));
+    }
     let mut query = notifications::table
         .filter(notifications::tenant_id.eq(tenant_id))
         .select(Notice::as_select())

@@ -211,6 +211,15 @@ pub fn list(
     filter: &ListFilter,
     page: &PageRequest,
 ) -> StoreResult<(Vec<Request>, Option<String>)> {
+    // No stored subject id is anything but an id (and PostgreSQL refuses a NUL in
+    // text): any other filter matches nothing.
+    if filter
+        .subject_id
+        .as_deref()
+        .is_some_and(|s| !assent_core::id::is_id(s))
+    {
+        return Ok((Vec::new(), None));
+    }
     let tenant_id = tx.tenant_id().clone();
     let mut query = rights_requests::table
         .filter(rights_requests::tenant_id.eq(tenant_id))

@@ -67,6 +67,11 @@ pub fn list(
     subject_id: Option<&str>,
     page: &PageRequest,
 ) -> StoreResult<(Vec<Subscription>, Option<String>)> {
+    // No stored subject id is anything but an id (and PostgreSQL refuses a NUL in
+    // text): any other filter matches nothing.
+    if subject_id.is_some_and(|s| !assent_core::id::is_id(s)) {
+        return Ok((Vec::new(), None));
+    }
     let mut query = subscriptions::table
         .filter(subscriptions::tenant_id.eq(tenant_id))
         .select(Subscription::as_select())
