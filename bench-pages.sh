@@ -9,9 +9,11 @@ cd "$(dirname "$0")"
 backend="${1:-sqlite}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -p assent --bin assent
-# The per-IP limit would answer wrk with 429s; this measures the pages themselves.
+# The per-IP limit (at most 100,000 a minute) would answer wrk with 429s: each request
+# comes from another address (X-Forwarded-For, trusted for the run), so this measures
+# the pages themselves.
 port="${PORT:-18182}"
-export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_PUBLIC_URL=http://127.0.0.1:$port
+export ASSENT_PUBLIC_RATE_LIMIT=100000 ASSENT_TRUST_FORWARDED_FOR=true ASSENT_PUBLIC_URL=http://127.0.0.1:$port
 admin="${2:-postgres://postgres@127.0.0.1:5432/test}"
 source ./bench-server.sh
 token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/token \
@@ -29,8 +31,14 @@ api -d '{"code":"nps","kind":"nps","purpose":"news","question":{"ru":"Порек
 tomorrow=$(date -u -d tomorrow +%Y-%m-%dT%H:%M:%SZ)
 s=$(api -d "{\"subject_ids\":[\"$subject\"],\"send_at\":\"$tomorrow\"}" $base/v1/surveys/nps/invitations \
   | sed 's/.*"url":"\([^"]*\)".*/\1/')
+cat > "$work/spread.lua" <<'LUA'
+request = function()
+  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+  return wrk.format()
+end
+LUA
 echo "== $backend on $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD)"
 for url in "$u" "$p" "$s"; do
   echo "-- GET ${url%%/${url##*/}}/{token}"
-  wrk -t2 -c"${CONNECTIONS:-32}" -d"${SECONDS_EACH:-15}"s --latency "$url" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx"
+  wrk -t2 -c"${CONNECTIONS:-32}" -d"${SECONDS_EACH:-15}"s --latency -s "$work/spread.lua" "$url" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx"
 done

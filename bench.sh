@@ -44,34 +44,35 @@ for backend in $backends; do
 done
 
 # One table: a column per backend.
-row() { # label, then a command that prints the value for a backend's logs
-  local label=$1; shift
+row() { # label, a function and its arguments; the function gets the backend first
+  local label=$1 f=$2; shift 2
   printf '| %s |' "$label"
-  for backend in $backends; do printf ' %s |' "$("$@" "$backend" 2>/dev/null || true)"; done
+  for backend in $backends; do printf ' %s |' "$("$f" "$backend" "$@" 2>/dev/null || true)"; done
   echo
 }
-api() { grep -h "$2" "$out/$1.api" | head -1; }
-rate() { api "$1" "$2" | sed -n 's/.*: \([0-9]*\/s\).*p99 \([0-9.]*\).*/\1, p99 \2 ms/p'; }
+api() { grep -h -- "$2" "$out/$1.api" | head -1; }
+rate() { api "$1" "$2" | sed -n 's/.*: \([0-9]*\/s\) over.*p99 \([0-9.]*\) max.*/\1, p99 \2 ms/p'; }
 import_rate() { api "$1" '^import:' | sed -n 's/.*= \([0-9]*\) rows\/s.*/\1 rows\/s/p'; }
-tenths() { grep -h '^import tenth' "$out/$1.api" | sed -n '1p;$p' | sed 's/.* at \([0-9]*\) rows\/s/\1/' | paste -sd' ' | awk '{printf "%s → %s rows/s", $1, $2}'; }
+tenths() { grep -h '^import tenth' "$out/$1.api" | sed 's/.* at \([0-9]*\) rows\/s/\1/' | awk 'NR==1{f=$1} {l=$1} END{if (NR) printf "%s → %s rows/s (%.0f %%)", f, l, 100*l/f}'; }
 emails() { grep -h '^email:' "$out/$1.email" | sed 's/.*= \([0-9]*\) emails\/s.*/\1\/s/'; }
-page() { grep -h -A6 -- "-- GET /$2/" "$out/$1.pages" | grep 'Requests/sec' | awk '{printf "%.0f/s", $2}'; }
-pagep99() { grep -h -A6 -- "-- GET /$2/" "$out/$1.pages" | grep ' 99%' | awk '{print $2}'; }
+page() { awk -v p="/$2/" '$1=="--" && index($3,p){on=1} on && /99%/{q=$2} on && /Non-2xx/{bad=$NF} on && /Requests\/sec/{printf "%.0f/s, p99 %s%s", $2, q, (bad ? ", " bad " not 2xx" : ""); exit}' "$out/$1.pages"; }
 ledger() { api "$1" '^ledger verification' | sed 's/ledger verification: //'; }
 rss() { api "$1" 'peak resident' | sed 's/.*: //'; }
-echo
-printf '| Path |'; for b in $backends; do printf ' %s |' "$b"; done; echo
-printf '|---|'; for _ in $backends; do printf -- '---|'; done; echo
-row "Import (NDJSON, subjects + grants)" import_rate
-row "Import, first → last tenth" tenths
-row "Consent check by external_ref" rate 'checks by external_ref'
-row "Consent check by email" rate 'checks by email'
-row "Consent check by subject_id" rate 'checks by subject_id'
-row "Consent events (durable)" rate 'consent events'
-row "Emails to a local SMTP server" emails
-row "/u page" page u
-row "/u p99" pagep99 u
-row "/p page" page p
-row "/p p99" pagep99 p
-row "Ledger after the run" ledger
-row "Server peak RSS" rss
+table() {
+  echo
+  printf '| Path |'; for b in $backends; do printf ' %s |' "$b"; done; echo
+  printf '|---|'; for _ in $backends; do printf -- '---|'; done; echo
+  row "Import (NDJSON, subjects + grants)" import_rate
+  row "Import, first → last tenth" tenths
+  row "Consent check by external_ref" rate 'checks by external_ref'
+  row "Consent check by email" rate 'checks by email'
+  row "Consent check by subject_id" rate 'checks by subject_id'
+  row "Consent events (durable)" rate 'consent events'
+  row "Emails to a local SMTP server" emails
+  row "/u page" page u
+  row "/p page" page p
+  row "/s page" page s
+  row "Ledger after the run" ledger
+  row "Server peak RSS" rss
+}
+table
