@@ -9,9 +9,7 @@
 //! line-by-line path.
 
 use crate::Tx;
-use crate::flows::consents::{
-    Actor, ConsentRequest, EventPayload, Evidence, event_field_of, naive_of,
-};
+use crate::flows::consents::{Actor, ConsentRequest, EventPayload, event_field_of, naive_of};
 use crate::flows::webhook_events;
 use crate::schema::{consent_events, consent_states, webhooks};
 use crate::tables::ledger::{Appender, NewEvent};
@@ -407,16 +405,9 @@ fn decide(
         now,
     )
     .map_err(|e| StoreError::lift(e).to_string())?;
-    let payload = EventPayload {
-        evidence: req.evidence.clone(),
-        actor_name: req.actor.name.clone(),
-        actor_relation: req.actor.relation.clone(),
-    };
+    let payload = EventPayload::of(req);
     let event_id = assent_core::id::new_id();
-    let sealed = if payload.evidence == Evidence::default()
-        && payload.actor_name.is_none()
-        && payload.actor_relation.is_none()
-    {
+    let sealed = if payload.is_empty() {
         None
     } else {
         let subject_key = if is_new {

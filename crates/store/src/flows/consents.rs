@@ -47,6 +47,24 @@ pub struct EventPayload {
     pub actor_relation: Option<String>,
 }
 
+impl EventPayload {
+    /// What of `req` is kept sealed with its event.
+    pub(crate) fn of(req: &ConsentRequest) -> Self {
+        Self {
+            evidence: req.evidence.clone(),
+            actor_name: req.actor.name.clone(),
+            actor_relation: req.actor.relation.clone(),
+        }
+    }
+
+    /// Nothing personal to keep: no payload, no key to unwrap.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.evidence == Evidence::default()
+            && self.actor_name.is_none()
+            && self.actor_relation.is_none()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsentRequest {
     pub subject_id: String,
@@ -566,18 +584,10 @@ pub fn record_with(
         now,
     )
     .map_err(rule_error)?;
-    let payload = EventPayload {
-        evidence: req.evidence.clone(),
-        actor_name: req.actor.name.clone(),
-        actor_relation: req.actor.relation.clone(),
-    };
+    let payload = EventPayload::of(req);
     // The payload is sealed for this event's id (see `event_field`).
     let event_id = assent_core::id::new_id();
-    // Nothing personal to keep: no payload, no key to unwrap.
-    let sealed = if payload.evidence == Evidence::default()
-        && payload.actor_name.is_none()
-        && payload.actor_relation.is_none()
-    {
+    let sealed = if payload.is_empty() {
         None
     } else {
         seal_payload(conn, keys, tenant_id, &facts.id, &event_id, &payload)?

@@ -169,40 +169,15 @@ impl Appender {
         event_id: String,
         new: NewEvent,
     ) -> StoreResult<EventRow> {
-        if new.tenant_id != self.tenant_id {
-            return Err(StoreError::Internal("an event of another tenant".into()));
-        }
         let prev = self.prev;
-        let payload_digest = new
-            .payload
-            .as_deref()
-            .map(|p| assent_core::crypto::sha256(p).to_vec())
-            .unwrap_or_default();
-        let mut row = EventRow {
-            tenant_id: new.tenant_id,
-            seq: self.seq + 1,
-            id: event_id,
-            receipt_id: assent_core::id::new_id(),
-            subject_id: new.subject_id,
-            purpose_scope: new.purpose_scope,
-            purpose_code: new.purpose_code,
-            purpose_version: new.purpose_version,
-            action: new.action,
-            method: new.method,
-            actor_kind: new.actor_kind,
-            policy_version: new.policy_version,
-            payload: new.payload,
-            payload_digest,
-            occurred_at: new.occurred_at,
-            recorded_at: crate::now(),
-            expires_at: new.expires_at,
-            import_key: new.import_key,
-            prev_hash: prev.to_vec(),
-            hash: Vec::new(),
-            hash_version: HASH_CURRENT,
-        };
-        let hash = event_hash(&prev, &row.fields());
-        row.hash = hash.to_vec();
+        let (row, hash) = chained(
+            &self.tenant_id,
+            self.seq + 1,
+            prev,
+            event_id,
+            new,
+            crate::now(),
+        )?;
         diesel::insert_into(consent_events::table)
             .values((
                 consent_events::tenant_id.eq(&row.tenant_id),
@@ -492,6 +467,52 @@ impl<'a> From<&'a EventRow> for EventInsert<'a> {
     }
 }
 
+/// The event `new` as number `seq` of its tenant's chain, linked to `prev`, with its
+/// hash (the next event's `prev`).
+fn chained(
+    tenant_id: &str,
+    seq: i64,
+    prev: [u8; 32],
+    event_id: String,
+    new: NewEvent,
+    recorded_at: NaiveDateTime,
+) -> StoreResult<(EventRow, [u8; 32])> {
+    if new.tenant_id != tenant_id {
+        return Err(StoreError::Internal("an event of another tenant".into()));
+    }
+    let payload_digest = new
+        .payload
+        .as_deref()
+        .map(|p| assent_core::crypto::sha256(p).to_vec())
+        .unwrap_or_default();
+    let mut row = EventRow {
+        tenant_id: new.tenant_id,
+        seq,
+        id: event_id,
+        receipt_id: assent_core::id::new_id(),
+        subject_id: new.subject_id,
+        purpose_scope: new.purpose_scope,
+        purpose_code: new.purpose_code,
+        purpose_version: new.purpose_version,
+        action: new.action,
+        method: new.method,
+        actor_kind: new.actor_kind,
+        policy_version: new.policy_version,
+        payload: new.payload,
+        payload_digest,
+        occurred_at: new.occurred_at,
+        recorded_at,
+        expires_at: new.expires_at,
+        import_key: new.import_key,
+        prev_hash: prev.to_vec(),
+        hash: Vec::new(),
+        hash_version: HASH_CURRENT,
+    };
+    let hash = event_hash(&prev, &row.fields());
+    row.hash = hash.to_vec();
+    Ok((row, hash))
+}
+
 impl Appender {
     /// Appends a batch of events (ids chosen by the caller, all recorded at
     /// `recorded_at`): numbered and chained in memory, written with multi-row inserts. Bulk import's path.
@@ -504,40 +525,9 @@ impl Appender {
         let mut rows = Vec::with_capacity(events.len());
         let (mut seq, mut prev) = (self.seq, self.prev);
         for (event_id, new) in events {
-            if new.tenant_id != self.tenant_id {
-                return Err(StoreError::Internal("an event of another tenant".into()));
-            }
-            let payload_digest = new
-                .payload
-                .as_deref()
-                .map(|p| assent_core::crypto::sha256(p).to_vec())
-                .unwrap_or_default();
             seq += 1;
-            let mut row = EventRow {
-                tenant_id: new.tenant_id,
-                seq,
-                id: event_id,
-                receipt_id: assent_core::id::new_id(),
-                subject_id: new.subject_id,
-                purpose_scope: new.purpose_scope,
-                purpose_code: new.purpose_code,
-                purpose_version: new.purpose_version,
-                action: new.action,
-                method: new.method,
-                actor_kind: new.actor_kind,
-                policy_version: new.policy_version,
-                payload: new.payload,
-                payload_digest,
-                occurred_at: new.occurred_at,
-                recorded_at,
-                expires_at: new.expires_at,
-                import_key: new.import_key,
-                prev_hash: prev.to_vec(),
-                hash: Vec::new(),
-                hash_version: HASH_CURRENT,
-            };
-            prev = event_hash(&prev, &row.fields());
-            row.hash = prev.to_vec();
+            let row;
+            (row, prev) = chained(&self.tenant_id, seq, prev, event_id, new, recorded_at)?;
             rows.push(row);
         }
         if rows.is_empty() {
