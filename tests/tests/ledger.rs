@@ -981,3 +981,64 @@ async fn v1_events_keep_verifying_and_new_ones_are_v2() {
         assert_eq!((err.seq, err.kind), (7, BreakKind::Altered));
     }
 }
+
+/// The states are compared with the ledger a chunk of subjects at a time (so a
+/// large tenant's check holds little in memory): a forged state is caught in the
+/// last chunk as in the first, and every state is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_state_past_the_first_chunk_of_subjects_is_caught() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let n = 1_200;
+        let lines: Vec<String> = (0..n)
+            .flat_map(|i| {
+                [
+                    format!(r#"{{"type":"subject","external_ref":"r{i}"}}"#),
+                    format!(
+                        r#"{{"type":"consent","external_ref":"r{i}","purpose":"news","action":"grant","occurred_at":"2024-05-01T10:00:00Z"}}"#
+                    ),
+                ]
+            })
+            .collect();
+        let started = t
+            .request(reqwest::Method::POST, "/v1/imports")
+            .body("application/x-ndjson", lines.join("\n"))
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let id = started["id"].as_str().unwrap().to_owned();
+        for _ in 0..3000 {
+            let v = t.get(&format!("/v1/imports/{id}")).expect(OK).await;
+            if v["status"] == "completed" {
+                assert_eq!(v["lines_ok"], 2 * n, "{v}");
+                break;
+            }
+            assert_ne!(v["status"], "failed", "{v}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let v = verification(&t).await;
+        assert_eq!(
+            (v["intact"].clone(), v["events"].clone()),
+            (json!(true), json!(n)),
+            "{v}"
+        );
+        let report = audit(&app.store, &t.id, &[]).expect("intact");
+        assert_eq!(report.states, n as usize, "each state counted once");
+        // The subject that sorts last, in the last chunk.
+        let last = app
+            .store
+            .read(&t.id, |c| ledger::page(c, &t.id, 0, 100_000))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.subject_id)
+            .max()
+            .unwrap();
+        raw(
+            &app.store,
+            &format!("UPDATE consent_states SET status = 'withdrawn' WHERE subject_id = '{last}'"),
+        );
+        let v = verification(&t).await;
+        assert_eq!(v["intact"], false, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(&last), "{v}");
+    }
+}

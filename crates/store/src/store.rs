@@ -122,7 +122,7 @@ impl Store {
         let group = self.group_of(tenant_id)?;
         let mut conn = self.connection()?;
         if let Some(begin) = begin_scoped(&conn, tenant_id, group.as_deref()) {
-            return read_scoped(&mut conn, &begin, |c| {
+            return scoped_transaction(&mut conn, &begin, |c| {
                 f(&mut Tx::opened(
                     c,
                     tenant_id.into(),
@@ -202,6 +202,15 @@ impl Store {
         let result = (|| {
             let _turn = self.write_turn();
             let mut conn = self.connection()?;
+            if let Some(begin) = begin_scoped(&conn, tenant_id, group.as_deref()) {
+                return scoped_transaction(&mut conn, &begin, |c| {
+                    f(&mut Tx::opened(
+                        c,
+                        tenant_id.into(),
+                        group.map(GroupId::from),
+                    ))
+                });
+            }
             (*conn).transaction(|c: &mut DbConnection| {
                 scope_to_tenant(c, tenant_id, group.as_deref())?;
                 f(&mut Tx::opened(
@@ -496,7 +505,7 @@ fn begin_scoped(conn: &DbConnection, tenant_id: &str, group_id: Option<&str>) ->
 
 /// A transaction on PostgreSQL opened by `begin`, committed when `f` succeeds and
 /// rolled back when it fails (as `Connection::transaction` would).
-fn read_scoped<T>(
+fn scoped_transaction<T>(
     conn: &mut DbConnection,
     begin: &str,
     f: impl FnOnce(&mut DbConnection) -> StoreResult<T>,

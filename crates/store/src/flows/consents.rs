@@ -413,18 +413,16 @@ fn event_field(event_id: &str) -> String {
 const LEGACY_EVENT_FIELD: &str = "event";
 
 fn seal_payload(
-    conn: &mut DbConnection,
+    wrapped: Option<&[u8]>,
     keys: &TenantKeys,
-    tenant_id: &str,
     subject_id: &str,
     event_id: &str,
     payload: &EventPayload,
 ) -> StoreResult<Option<Vec<u8>>> {
-    let Some(wrapped) = subject_repo::wrapped_key(&mut Tx::reenter(conn, tenant_id), subject_id)?
-    else {
+    let Some(wrapped) = wrapped else {
         return Ok(None);
     };
-    let key = SubjectKey::unwrap(&wrapped, keys, subject_id).map_err(StoreError::unreadable)?;
+    let key = SubjectKey::unwrap(wrapped, keys, subject_id).map_err(StoreError::unreadable)?;
     Ok(Some(key.seal(
         subject_id,
         &event_field(event_id),
@@ -527,22 +525,24 @@ pub fn record_with(
             replayed: true,
         });
     }
-    subject_repo::lock_for_change(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?;
-    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?
+    let locked = subject_repo::lock_and_read(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?
         .ok_or(StoreError::NotFound)?;
-    let purpose = purposes::resolve_in(
-        conn,
-        tenant_id,
-        group_id,
-        req.purpose_scope,
-        &req.purpose_code,
-    )?
-    .ok_or_else(|| {
-        StoreError::refused(
-            ProblemCode::UnknownPurpose,
-            format!("unknown purpose '{}'", req.purpose_code),
-        )
-    })?;
+    let facts = locked.facts;
+    let reads = appender.memo::<GroupReads>();
+    let purpose = reads
+        .purpose(
+            conn,
+            tenant_id,
+            group_id,
+            req.purpose_scope,
+            &req.purpose_code,
+        )?
+        .ok_or_else(|| {
+            StoreError::refused(
+                ProblemCode::UnknownPurpose,
+                format!("unknown purpose '{}'", req.purpose_code),
+            )
+        })?;
     if facts.erased_at.is_some() && req.action == Action::Grant {
         return Err(StoreError::refused(
             ProblemCode::SubjectErased,
@@ -551,17 +551,13 @@ pub fn record_with(
     }
     let occurred = naive(req.occurred_at);
     let policy_version = match &req.policy_version {
-        Some(v) => Some(
-            policies::get(conn, tenant_id, v)?
-                .ok_or_else(|| {
-                    StoreError::refused(
-                        ProblemCode::UnknownPolicyVersion,
-                        format!("unknown policy version '{v}'"),
-                    )
-                })?
-                .version,
-        ),
-        None => policies::in_force(conn, tenant_id, occurred)?.map(|p| p.version),
+        Some(v) => Some(reads.policy(conn, tenant_id, v)?.ok_or_else(|| {
+            StoreError::refused(
+                ProblemCode::UnknownPolicyVersion,
+                format!("unknown policy version '{v}'"),
+            )
+        })?),
+        None => reads.policy_in_force(conn, tenant_id, occurred)?,
     };
     let person = match purpose.scope {
         PurposeScope::Group => Some(ensure_person(conn, tenant_id, &facts)?),
@@ -590,7 +586,13 @@ pub fn record_with(
     let sealed = if payload.is_empty() {
         None
     } else {
-        seal_payload(conn, keys, tenant_id, &facts.id, &event_id, &payload)?
+        seal_payload(
+            locked.wrapped_key.as_deref(),
+            keys,
+            &facts.id,
+            &event_id,
+            &payload,
+        )?
     };
     let event = appender.append_as(
         conn,
@@ -659,9 +661,11 @@ pub fn record_with(
         None => current.map(|c| c.state),
     };
     // Tenant systems learn of the change in the same transaction (outbox).
-    webhook_events::emit(
+    let hooks = appender.memo::<GroupReads>().webhooks(conn, tenant_id)?;
+    webhook_events::emit_to(
         conn,
         tenant_id,
+        hooks,
         "consent.changed",
         serde_json::json!({
             "event_id": event.id,
@@ -685,6 +689,87 @@ pub fn record_with(
         state,
         replayed: false,
     })
+}
+
+/// What the events of one unit of work read once, kept in its [`ledger::Appender`]:
+/// purposes, policy versions and webhook endpoints change by other requests, never
+/// by an event, and the unit holds the tenant's ledger head for the milliseconds it
+/// runs, so its events see them as they were when it began.
+#[derive(Default)]
+struct GroupReads {
+    purposes: HashMap<(Option<PurposeScope>, String), Option<Purpose>>,
+    policies: Option<Vec<(String, NaiveDateTime)>>,
+    webhooks: Option<Vec<crate::tables::webhooks::Webhook>>,
+}
+
+impl GroupReads {
+    fn purpose(
+        &mut self,
+        conn: &mut DbConnection,
+        tenant_id: &str,
+        group_id: Option<&str>,
+        scope: Option<PurposeScope>,
+        code: &str,
+    ) -> StoreResult<Option<Purpose>> {
+        let key = (scope, code.to_owned());
+        if let Some(known) = self.purposes.get(&key) {
+            return Ok(known.clone());
+        }
+        let found = purposes::resolve_in(conn, tenant_id, group_id, scope, code)?;
+        self.purposes.insert(key, found.clone());
+        Ok(found)
+    }
+
+    fn policies(
+        &mut self,
+        conn: &mut DbConnection,
+        tenant_id: &str,
+    ) -> StoreResult<&[(String, NaiveDateTime)]> {
+        if self.policies.is_none() {
+            self.policies = Some(policies::effective_dates(conn, tenant_id)?);
+        }
+        Ok(self.policies.as_deref().unwrap_or_default())
+    }
+
+    /// The version named, if the tenant has it.
+    fn policy(
+        &mut self,
+        conn: &mut DbConnection,
+        tenant_id: &str,
+        version: &str,
+    ) -> StoreResult<Option<String>> {
+        let all = self.policies(conn, tenant_id)?;
+        Ok(all
+            .iter()
+            .find(|(v, _)| v == version)
+            .map(|(v, _)| v.clone()))
+    }
+
+    /// The version in force at `at` (the latest to take effect by then).
+    fn policy_in_force(
+        &mut self,
+        conn: &mut DbConnection,
+        tenant_id: &str,
+        at: NaiveDateTime,
+    ) -> StoreResult<Option<String>> {
+        let all = self.policies(conn, tenant_id)?;
+        Ok(all
+            .iter()
+            .filter(|(_, effective)| *effective <= at)
+            .max_by_key(|(_, effective)| *effective)
+            .map(|(v, _)| v.clone()))
+    }
+
+    fn webhooks(
+        &mut self,
+        conn: &mut DbConnection,
+        tenant_id: &str,
+    ) -> StoreResult<&[crate::tables::webhooks::Webhook]> {
+        if self.webhooks.is_none() {
+            self.webhooks = Some(webhook_events::active(conn, tenant_id)?);
+        }
+        Ok(self.webhooks.as_deref().unwrap_or_default())
+    }
 }
 
 /// Where a subject stands on one purpose, read under the subject's lock.

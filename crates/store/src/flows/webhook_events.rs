@@ -16,11 +16,28 @@ pub fn emit(
     event: &str,
     data: serde_json::Value,
 ) -> StoreResult<usize> {
-    let hooks: Vec<Webhook> = webhooks::table
+    let hooks = active(conn, tenant_id)?;
+    emit_to(conn, tenant_id, &hooks, event, data)
+}
+
+/// The tenant's active endpoints, for [`emit_to`] (a unit of work that emits many
+/// events reads them once).
+pub fn active(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<Webhook>> {
+    Ok(webhooks::table
         .filter(webhooks::tenant_id.eq(tenant_id))
         .filter(webhooks::active.eq(true))
         .select(Webhook::as_select())
-        .load(conn)?;
+        .load(conn)?)
+}
+
+/// [`emit`] to endpoints already read with [`active`] in this transaction.
+pub fn emit_to(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    hooks: &[Webhook],
+    event: &str,
+    data: serde_json::Value,
+) -> StoreResult<usize> {
     let now = chrono::Utc::now();
     let mut queued = 0;
     for hook in hooks.iter().filter(|h| h.wants(event)) {

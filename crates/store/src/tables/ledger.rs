@@ -103,6 +103,8 @@ pub struct Appender {
     pub(crate) seq: i64,
     pub(crate) prev: [u8; 32],
     dirty: bool,
+    /// What the unit's appends read once, by type (see [`Appender::memo`]).
+    memo: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -145,7 +147,24 @@ impl Appender {
             seq: head.seq,
             prev,
             dirty: false,
+            memo: Vec::new(),
         })
+    }
+
+    /// A value of type `T` kept for as long as the head is locked: reads the unit's
+    /// appends share (what no append changes, such as the tenant's purposes), made
+    /// once per unit of work instead of once per event.
+    pub fn memo<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let at = match self.memo.iter().position(|m| m.is::<T>()) {
+            Some(i) => i,
+            None => {
+                self.memo.push(Box::new(T::default()));
+                self.memo.len() - 1
+            }
+        };
+        self.memo[at]
+            .downcast_mut::<T>()
+            .expect("the memo at this place is of this type")
     }
 
     pub fn mark(&self) -> Mark {

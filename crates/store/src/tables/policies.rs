@@ -77,6 +77,18 @@ pub fn list(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<Policy>
 }
 
 /// The version in force at `at`: the latest that took effect by then.
+/// Every version of the tenant's policy with the moment it takes effect: small, and
+/// read once by a unit of work that records many events.
+pub fn effective_dates(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> StoreResult<Vec<(String, NaiveDateTime)>> {
+    Ok(policies::table
+        .filter(policies::tenant_id.eq(tenant_id))
+        .select((policies::version, policies::effective_at))
+        .load(conn)?)
+}
+
 pub fn in_force(
     conn: &mut DbConnection,
     tenant_id: &str,

@@ -424,6 +424,103 @@ pub fn lock_for_change(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<()> {
     }
 }
 
+/// A subject locked for a change, with what the change reads of it.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub facts: SubjectFacts,
+    /// The subject's data key, wrapped with the tenant's (none once erased).
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    person_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    channels: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    restricted_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    erased_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    wrapped_key: Option<Vec<u8>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    sends_until: Option<NaiveDateTime>,
+}
+
+/// [`lock_for_change`], then the subject's facts and wrapped key: `None` when there
+/// is no such subject. On PostgreSQL one round trip (`assent_lock_subject`) where the
+/// calls it replaces took six; it waits for sends in flight as `lock_for_change` does.
+pub fn lock_and_read(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<Option<Locked>> {
+    use diesel::sql_types::{Integer, Text, Timestamp};
+    if !assent_core::id::is_id(subject_id) {
+        return Ok(None);
+    }
+    let tenant_id = tx.tenant_id().clone();
+    let DbConnection::Postgres(pg) = tx.conn() else {
+        lock_for_change(tx, subject_id)?;
+        let Some(facts) = facts(tx, subject_id)? else {
+            return Ok(None);
+        };
+        let wrapped_key = wrapped_key(tx, subject_id)?;
+        return Ok(Some(Locked { facts, wrapped_key }));
+    };
+    let wait = lock_wait();
+    let started = std::time::Instant::now();
+    let row = diesel::sql_query("SELECT * FROM assent_lock_subject($1, $2, $3, $4)")
+        .bind::<Text, _>(&tenant_id)
+        .bind::<Text, _>(subject_id)
+        .bind::<Integer, _>(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
+        .bind::<Timestamp, _>(crate::now())
+        .get_result::<LockedRow>(pg)
+        .optional();
+    let Some(row) = within(row, wait, started)? else {
+        return Ok(None);
+    };
+    if row.sends_until.is_some() {
+        // Rare: a gate died mid-send; wait for its deadline as lock_for_change does.
+        crate::store::wait_for_sends(tx.conn(), &tenant_id, subject_id)?;
+    }
+    Ok(Some(Locked {
+        facts: SubjectFacts {
+            id: row.id,
+            person_id: row.person_id,
+            channels: row.channels,
+            restricted_at: row.restricted_at,
+            erased_at: row.erased_at,
+        },
+        wrapped_key: row.wrapped_key,
+    }))
+}
+
+/// How long a change waits for a subject's row lock, in whole milliseconds: what
+/// `lock_timeout` is set to, so a timeout's wait is never shorter than the bound
+/// [`within`] compares it with.
+fn lock_wait() -> std::time::Duration {
+    std::time::Duration::from_millis(crate::store::person_wait().as_millis().max(1) as u64)
+}
+
+/// A lock taken within `wait`, or `Err(Busy)` (and the transaction rolls back).
+fn within<T>(
+    locked: Result<T, diesel::result::Error>,
+    wait: std::time::Duration,
+    started: std::time::Instant,
+) -> StoreResult<T> {
+    match locked {
+        Ok(t) => Ok(t),
+        // 55P03; diesel does not expose the SQLSTATE, and the text depends on the
+        // server's `lc_messages`, so the wait's length tells too.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("lock timeout") || started.elapsed() >= wait =>
+        {
+            Err(crate::store::busy())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// PostgreSQL: looks for sends in flight to the person again, for a change that took
 /// further contended locks after [`lock_for_change`] (a group's consent state): a gate
 /// it waited for there may have died after recording its sends. SQLite holds the
@@ -447,10 +544,7 @@ fn lock_subject_row(
     subject_id: &str,
 ) -> StoreResult<()> {
     use diesel::sql_types::Text;
-    // Whole milliseconds: what `lock_timeout` is set to, so a timeout's wait is never
-    // shorter than the bound it is compared with below.
-    let wait =
-        std::time::Duration::from_millis(crate::store::person_wait().as_millis().max(1) as u64);
+    let wait = lock_wait();
     diesel::sql_query(format!("SET LOCAL lock_timeout = {}", wait.as_millis())).execute(pg)?;
     let started = std::time::Instant::now();
     let locked = diesel::sql_query(
@@ -459,17 +553,7 @@ fn lock_subject_row(
     .bind::<Text, _>(tenant_id)
     .bind::<Text, _>(subject_id)
     .execute(pg);
-    match locked {
-        Ok(_) => {}
-        // 55P03; diesel does not expose the SQLSTATE, and the text depends on the
-        // server's `lc_messages`, so the wait's length tells too.
-        Err(diesel::result::Error::DatabaseError(_, info))
-            if info.message().contains("lock timeout") || started.elapsed() >= wait =>
-        {
-            return Err(crate::store::busy());
-        }
-        Err(other) => return Err(other.into()),
-    }
+    within(locked, wait, started)?;
     // Only this lock is bounded so. Assent never sets `lock_timeout` for a session,
     // so the default (the server's, role's or database's) is what was in force: one
     // round trip fewer on every change than reading it first.

@@ -1,0 +1,1 @@
+DROP FUNCTION assent_lock_subject(TEXT, TEXT, INTEGER, TIMESTAMP);
