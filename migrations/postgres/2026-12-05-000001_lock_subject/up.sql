@@ -6,17 +6,19 @@
 -- the lock, so it sees sends committed while the lock was waited for.
 --
 -- SECURITY INVOKER (the default): row-level security applies as to any query of
--- the caller, with the tenant and group scope of its transaction.
+-- the caller, with the tenant and group scope of its transaction. The search path
+-- is pinned (pg_catalog first), so no operator or function a role creates in
+-- another schema can stand in for a built-in one here.
 CREATE FUNCTION assent_lock_subject(p_tenant TEXT, p_subject TEXT, p_wait_ms INTEGER,
                                     p_now TIMESTAMP)
 RETURNS TABLE (id TEXT, person_id TEXT, channels TEXT, restricted_at TIMESTAMP,
                erased_at TIMESTAMP, wrapped_key BYTEA, sends_until TIMESTAMP)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 DECLARE
     previous TEXT := current_setting('lock_timeout');
     s RECORD;
 BEGIN
-    PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+    PERFORM set_config('lock_timeout', format('%sms', p_wait_ms), true);
     SELECT x.id, x.person_id, x.channels, x.restricted_at, x.erased_at INTO s
       FROM subjects x WHERE x.tenant_id = p_tenant AND x.id = p_subject
       FOR NO KEY UPDATE;

@@ -693,11 +693,14 @@ pub fn record_with(
 
 /// What the events of one unit of work read once, kept in its [`ledger::Appender`]:
 /// purposes, policy versions and webhook endpoints change by other requests, never
-/// by an event, and the unit holds the tenant's ledger head for the milliseconds it
-/// runs, so its events see them as they were when it began.
+/// by an event, and the unit holds the tenant's ledger head while it runs (a group
+/// commit's milliseconds, an import batch's second), so its events see them as they
+/// were when it began: each was queued before the unit's transaction opened.
 #[derive(Default)]
 struct GroupReads {
-    purposes: HashMap<(Option<PurposeScope>, String), Option<Purpose>>,
+    /// By (group, scope, code): each append names its tenant's group, which may
+    /// change between the moment it was queued and the commit.
+    purposes: HashMap<(Option<String>, Option<PurposeScope>, String), Option<Purpose>>,
     policies: Option<Vec<(String, NaiveDateTime)>>,
     webhooks: Option<Vec<crate::tables::webhooks::Webhook>>,
 }
@@ -711,7 +714,7 @@ impl GroupReads {
         scope: Option<PurposeScope>,
         code: &str,
     ) -> StoreResult<Option<Purpose>> {
-        let key = (scope, code.to_owned());
+        let key = (group_id.map(str::to_owned), scope, code.to_owned());
         if let Some(known) = self.purposes.get(&key) {
             return Ok(known.clone());
         }
@@ -753,10 +756,10 @@ impl GroupReads {
         at: NaiveDateTime,
     ) -> StoreResult<Option<String>> {
         let all = self.policies(conn, tenant_id)?;
+        // In the order they take effect: the last by `at` is in force.
         Ok(all
             .iter()
-            .filter(|(_, effective)| *effective <= at)
-            .max_by_key(|(_, effective)| *effective)
+            .rfind(|(_, effective)| *effective <= at)
             .map(|(v, _)| v.clone()))
     }
 

@@ -450,34 +450,48 @@ fn tenant_states_agree(
     Ok(Ok(agreed))
 }
 
-/// The next [`STATE_CHUNK`] subjects after `after` that have events or states.
+/// The next [`STATE_CHUNK`] subjects after `after` that have events or states. The
+/// database orders and compares them (in its collation, for every step of the walk),
+/// so a chunk's last id is always a bound the next chunk starts after.
 fn next_subjects(
     conn: &mut DbConnection,
     tenant_id: &str,
     after: &str,
 ) -> StoreResult<Vec<String>> {
-    let mut ids: Vec<String> = consent_events::table
-        .filter(consent_events::tenant_id.eq(tenant_id))
-        .filter(consent_events::subject_id.gt(after))
-        .select(consent_events::subject_id)
-        .distinct()
-        .order(consent_events::subject_id.asc())
-        .limit(STATE_CHUNK)
-        .load(conn)?;
-    ids.extend(
-        consent_states::table
-            .filter(consent_states::tenant_id.eq(tenant_id))
-            .filter(consent_states::subject_id.gt(after))
-            .select(consent_states::subject_id)
-            .distinct()
-            .order(consent_states::subject_id.asc())
-            .limit(STATE_CHUNK)
-            .load::<String>(conn)?,
-    );
-    ids.sort_unstable();
-    ids.dedup();
-    ids.truncate(STATE_CHUNK as usize);
-    Ok(ids)
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        subject_id: String,
+    }
+    let one = |table: &str, p: [&str; 3]| {
+        format!(
+            "SELECT subject_id FROM (SELECT DISTINCT subject_id FROM {table} \
+             WHERE tenant_id = {} AND subject_id > {} ORDER BY subject_id LIMIT {}) {table}_ids",
+            p[0], p[1], p[2]
+        )
+    };
+    let query = |p: [&str; 3]| {
+        format!(
+            "SELECT subject_id FROM ({} UNION {}) ids ORDER BY subject_id LIMIT {}",
+            one("consent_events", p),
+            one("consent_states", p),
+            p[2]
+        )
+    };
+    let ids: Vec<Id> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(query(["$1", "$2", "$3"]))
+            .bind::<Text, _>(tenant_id)
+            .bind::<Text, _>(after)
+            .bind::<BigInt, _>(STATE_CHUNK)
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(query(["?1", "?2", "?3"]))
+            .bind::<Text, _>(tenant_id)
+            .bind::<Text, _>(after)
+            .bind::<BigInt, _>(STATE_CHUNK)
+            .load(lite)?,
+    };
+    Ok(ids.into_iter().map(|i| i.subject_id).collect())
 }
 
 /// The tenant-purpose events of these subjects up to `head_seq`, in ledger order.

@@ -76,19 +76,26 @@ pub fn list(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<Policy>
         .load(conn)?)
 }
 
-/// The version in force at `at`: the latest that took effect by then.
-/// Every version of the tenant's policy with the moment it takes effect: small, and
-/// read once by a unit of work that records many events.
+/// Every version of the tenant's policy with the moment it takes effect, in the
+/// order they take effect (ties: the later published last, as [`in_force`] breaks
+/// them): small, and read once by a unit of work that records many events.
 pub fn effective_dates(
     conn: &mut DbConnection,
     tenant_id: &str,
 ) -> StoreResult<Vec<(String, NaiveDateTime)>> {
     Ok(policies::table
         .filter(policies::tenant_id.eq(tenant_id))
+        .order((
+            policies::effective_at.asc(),
+            policies::created_at.asc(),
+            policies::version.asc(),
+        ))
         .select((policies::version, policies::effective_at))
         .load(conn)?)
 }
 
+/// The version in force at `at`: the latest that took effect by then (of two taking
+/// effect at once, the later published).
 pub fn in_force(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -97,7 +104,11 @@ pub fn in_force(
     Ok(policies::table
         .filter(policies::tenant_id.eq(tenant_id))
         .filter(policies::effective_at.le(at))
-        .order(policies::effective_at.desc())
+        .order((
+            policies::effective_at.desc(),
+            policies::created_at.desc(),
+            policies::version.desc(),
+        ))
         .select(Policy::as_select())
         .first(conn)
         .optional()?)
