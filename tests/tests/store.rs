@@ -732,3 +732,58 @@ fn a_check_by_email_or_phone_uses_the_blind_index_as_the_table_grows() {
             .len();
     assert!(analysed > 0, "PRAGMA optimize analysed subjects");
 }
+
+/// On PostgreSQL a self-scoped read runs each statement in its own transaction, with
+/// no BEGIN or COMMIT: the check's function sets the tenant scope itself and finds
+/// the subject (one round trip); a statement that does not sees nothing, as
+/// row-level security has no tenant for it.
+#[test]
+fn a_self_scoped_read_sees_only_what_scopes_itself() {
+    use assent_store::tables::check_facts::{self, Lookup};
+    use assent_store::tables::subjects;
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.store();
+    let t = tenant(&store, "self-scoped");
+    let other = tenant(&store, "someone-else");
+    let id = assent_core::id::new_id();
+    store
+        .write(&t, |tx| {
+            let tenant_id = tx.tenant_id().to_string();
+            diesel::sql_query(
+                "INSERT INTO subjects (tenant_id, id, channels, created_at, updated_at) \
+                 VALUES ($1, $2, 'email', now(), now())",
+            )
+            .bind::<Text, _>(tenant_id)
+            .bind::<Text, _>(&id)
+            .execute(tx.conn())?;
+            Ok(())
+        })
+        .unwrap();
+    let found = store
+        .read_self_scoped(&t, |tx| {
+            let tenant_id = tx.tenant_id().to_string();
+            check_facts::read(tx.conn(), &tenant_id, None, &Lookup::Id(&id), "news")
+        })
+        .unwrap()
+        .expect("the function scopes itself and finds the subject");
+    assert_eq!(found.subject_id, id);
+    assert!(found.purpose.is_none(), "no such purpose");
+    let unscoped = store
+        .read_self_scoped(&t, |tx| subjects::facts(tx, &id))
+        .unwrap();
+    assert!(unscoped.is_none(), "a statement without scope sees nothing");
+    assert!(
+        store
+            .read(&t, |tx| subjects::facts(tx, &id))
+            .unwrap()
+            .is_some(),
+        "the same statement in a scoped read sees it"
+    );
+    let foreign = store
+        .read_self_scoped(&other, |tx| {
+            let tenant_id = tx.tenant_id().to_string();
+            check_facts::read(tx.conn(), &tenant_id, None, &Lookup::Id(&id), "news")
+        })
+        .unwrap();
+    assert!(foreign.is_none(), "another tenant's check finds nothing");
+}

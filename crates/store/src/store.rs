@@ -140,6 +140,30 @@ impl Store {
         })
     }
 
+    /// A read made only of statements that set the tenant scope themselves (on
+    /// PostgreSQL the table functions that take the tenant, such as
+    /// [`crate::tables::check_facts::read`]): each runs in its own implicit
+    /// transaction, with no `BEGIN` and `COMMIT` around it, so a consent check is one
+    /// round trip. Any other statement here sees nothing, as row-level security has
+    /// no tenant for it. The statements need not see one snapshot. SQLite: as
+    /// [`Store::read`].
+    pub fn read_self_scoped<T>(
+        &self,
+        tenant_id: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        if self.backend != Backend::Postgres {
+            return self.read(tenant_id, f);
+        }
+        let group = self.group_of(tenant_id)?;
+        let mut conn = self.connection()?;
+        f(&mut Tx::opened(
+            &mut conn,
+            tenant_id.into(),
+            group.map(GroupId::from),
+        ))
+    }
+
     /// A unit of work for one tenant that changes data; all or nothing.
     ///
     /// A unit that changes what may be sent to a person (it called

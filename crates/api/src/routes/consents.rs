@@ -434,7 +434,8 @@ pub async fn consent_checks(
     let tenant = principal.tenant_id.clone();
     let answers = state
         .db_keyed(&tenant.clone(), move |store, keys| {
-            store.read(&tenant, |c| {
+            // Each check sets its own scope (one round trip on PostgreSQL).
+            store.read_self_scoped(&tenant, |c| {
                 consents::check(
                     c,
                     &keys.tenant,

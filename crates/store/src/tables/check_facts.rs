@@ -14,6 +14,7 @@ use assent_core::consent::{
 use assent_core::pii::IndexKind;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types as sql;
 
 /// Who the check is about, as the table can find them.
 pub enum Lookup<'a> {
@@ -147,6 +148,11 @@ pub fn read(
         String::new()
     };
     let group = group_id.unwrap_or("").to_owned();
+    if let DbConnection::Postgres(pg) = conn {
+        return read_pg(pg, tenant_id, &group, lookup, &code)?
+            .map(|r| to_row(r, group_id.is_some()))
+            .transpose();
+    }
     let raw: Option<Raw> = match lookup {
         Lookup::Id(id) => {
             if !assent_core::id::is_id(id) {
@@ -176,6 +182,84 @@ pub fn read(
         }
     };
     raw.map(|r| to_row(r, group_id.is_some())).transpose()
+}
+
+/// The row of `assent_check_facts`, the same statement with the tenant scope set
+/// inside it (migration `2026-12-05-000002_check_facts`).
+#[derive(QueryableByName)]
+struct PgRow {
+    #[diesel(sql_type = sql::Text)]
+    id: String,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    person_id: Option<String>,
+    #[diesel(sql_type = sql::Text)]
+    channels: String,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    restricted_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    erased_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    own_basis: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    own_channels: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    group_basis: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    group_channels: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    own_status: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    own_since: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    own_expires_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    group_status: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    group_since: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    group_expires_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
+    objected_at: Option<NaiveDateTime>,
+}
+
+/// PostgreSQL: one call that sets the tenant scope and reads, so it needs no
+/// transaction around it ([`crate::Store::read_self_scoped`]): one round trip.
+fn read_pg(
+    pg: &mut diesel::PgConnection,
+    tenant_id: &str,
+    group: &str,
+    lookup: &Lookup<'_>,
+    code: &str,
+) -> StoreResult<Option<Raw>> {
+    let (subject, kind, digest): (Option<&str>, Option<&str>, Option<&[u8]>) = match lookup {
+        Lookup::Id(id) => {
+            if !assent_core::id::is_id(id) {
+                return Ok(None);
+            }
+            (Some(*id), None, None)
+        }
+        Lookup::Index(kind, digest) => (None, Some(kind.tag()), Some(digest.as_slice())),
+    };
+    let row: Option<PgRow> =
+        diesel::sql_query("SELECT * FROM assent_check_facts($1, $2, $3, $4, $5, $6)")
+            .bind::<sql::Text, _>(tenant_id)
+            .bind::<sql::Text, _>(group)
+            .bind::<sql::Text, _>(code)
+            .bind::<sql::Nullable<sql::Text>, _>(subject)
+            .bind::<sql::Nullable<sql::Text>, _>(kind)
+            .bind::<sql::Nullable<sql::Binary>, _>(digest)
+            .get_result(pg)
+            .optional()?;
+    Ok(row.map(|r| {
+        (
+            (r.id, r.person_id, r.channels, r.restricted_at, r.erased_at),
+            (r.own_basis, r.own_channels),
+            (r.group_basis, r.group_channels),
+            (r.own_status, r.own_since, r.own_expires_at),
+            (r.group_status, r.group_since, r.group_expires_at),
+            r.objected_at,
+        )
+    }))
 }
 
 fn to_row(r: Raw, in_group: bool) -> StoreResult<CheckRow> {

@@ -1,0 +1,1 @@
+DROP FUNCTION assent_check_facts(TEXT, TEXT, TEXT, TEXT, TEXT, BYTEA);
