@@ -61,6 +61,11 @@ impl Store {
             // No idle minimum: r2d2 refills it from background threads, and a
             // refill racing process exit crashes inside libpq/OpenSSL teardown.
             .min_idle(Some(0))
+            // No `SELECT 1` before each unit of work: it was a round trip on every
+            // one (a consent check's second). A connection that broke while idle
+            // fails its next unit, which reports the error, and is dropped on its
+            // return (`has_broken`).
+            .test_on_check_out(false)
             .connection_timeout(options.connect_timeout)
             .error_handler(Box::new(LogConnectErrors))
             .build(Manager { url })?;
@@ -540,7 +545,12 @@ fn scoped_transaction<T>(
             "a scoped begin is for PostgreSQL".into(),
         ));
     };
-    AnsiTransactionManager::begin_transaction_sql(pg, begin)?;
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(pg, begin) {
+        // `BEGIN` may have run before the scope failed: leave no transaction open
+        // on a connection that goes back to the pool.
+        let _ = diesel::connection::SimpleConnection::batch_execute(pg, "ROLLBACK");
+        return Err(e.into());
+    }
     let result = f(conn);
     let DbConnection::Postgres(pg) = conn else {
         unreachable!("the connection's backend does not change")
