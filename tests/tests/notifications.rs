@@ -1166,3 +1166,40 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
         assert_eq!(sink.count(), 1, "only the billing message went out");
     }
 }
+
+/// `/metrics` of a process that runs no dispatcher (role `api`, as the test app is)
+/// shows the outbox as the database holds it, summed over tenants: a dashboard
+/// scraping any process sees the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_only_process_reports_the_outbox_depth_from_the_database() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let scrape = || async {
+            app.client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        for slug in ["acme", "globex"] {
+            let t = setup(&app, slug).await;
+            let s = subject(&t, &format!("anna@{slug}.example")).await;
+            consent(&t, &s, "grant").await;
+            newsletter(&t, &s, json!({})).await;
+        }
+        let after = scrape().await;
+        assert!(
+            after
+                .lines()
+                .any(|l| l == "assent_outbox_depth{status=\"queued\"} 2"),
+            "{after}"
+        );
+        assert!(
+            !after.contains("acme") && !after.contains("globex"),
+            "no tenant in metrics"
+        );
+    }
+}

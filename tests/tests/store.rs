@@ -26,6 +26,7 @@ const REGISTRY_TABLES: &[&str] = &[
     "telegram_chat_directory",
     "telegram_chat_state",
     "telegram_updates",
+    "job_schedule",
 ];
 /// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
 const GROUP_TABLES: &[&str] = &[
@@ -786,4 +787,60 @@ fn a_self_scoped_read_sees_only_what_scopes_itself() {
         })
         .unwrap();
     assert!(foreign.is_none(), "another tenant's check finds nothing");
+}
+
+/// Periodic jobs run once per interval across the installation: of many workers
+/// (here eight threads over two stores, each store its own pool, as two processes
+/// have) that find a job due at once, exactly one claims it; none until its next due
+/// time; then again exactly one.
+#[test]
+fn a_due_job_is_claimed_by_exactly_one_of_many_workers() {
+    use assent_store::tables::job_schedule;
+    for db in TestDb::all() {
+        let stores = [db.store(), db.store()];
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        let minute = chrono::Duration::seconds(60);
+        let claims_at = |now: chrono::NaiveDateTime| -> usize {
+            std::thread::scope(|s| {
+                let workers: Vec<_> = (0..8)
+                    .map(|i| {
+                        let store = &stores[i % 2];
+                        s.spawn(move || {
+                            store
+                                .system(|c| {
+                                    job_schedule::claim(
+                                        c,
+                                        "expiry sweep",
+                                        now,
+                                        minute,
+                                        &format!("w{i}"),
+                                    )
+                                })
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap())
+                    .filter(|claimed| *claimed)
+                    .count()
+            })
+        };
+        assert_eq!(claims_at(start), 1, "{:?}: the first run", db.backend);
+        assert_eq!(
+            claims_at(start + chrono::Duration::seconds(59)),
+            0,
+            "{:?}: not yet due again",
+            db.backend
+        );
+        assert_eq!(claims_at(start + minute), 1, "{:?}: due again", db.backend);
+        let schedule = stores[0].system(job_schedule::all).unwrap();
+        assert_eq!(schedule.len(), 1);
+        assert_eq!(schedule[0].next_due_at, start + minute + minute, "next due");
+        assert_eq!(schedule[0].claimed_at, Some(start + minute));
+    }
 }

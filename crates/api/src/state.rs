@@ -39,6 +39,8 @@ pub struct AppState {
     pub revoked_keys: Arc<crate::revocation::RevokedKeys>,
     /// What the public pages show of each company, kept a few seconds.
     pub tenant_pages: Arc<crate::routes::public::tenant_page::TenantPages>,
+    /// The outbox and rights-request gauges, read from the database when scraped.
+    pub backlog: Option<Arc<crate::backlog_gauges::BacklogGauges>>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -84,6 +86,7 @@ impl AppState {
             allow_http_webhooks: false,
             revoked_keys: Arc::new(crate::revocation::RevokedKeys::new()),
             tenant_pages: Arc::default(),
+            backlog: None,
         }
     }
 
@@ -123,9 +126,12 @@ impl AppState {
     /// Shows the dispatcher's delivery metrics on `/metrics` too.
     pub fn with_delivery_metrics(
         mut self,
-        delivery: &assent_notify::metrics::DeliveryMetrics,
+        delivery: &Arc<assent_notify::metrics::DeliveryMetrics>,
     ) -> Self {
         self.metrics = Arc::new(Metrics::with(|registry| delivery.register(registry)));
+        self.backlog = Some(Arc::new(crate::backlog_gauges::BacklogGauges::new(
+            delivery.clone(),
+        )));
         self
     }
 

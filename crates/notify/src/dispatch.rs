@@ -1272,29 +1272,11 @@ impl Dispatcher {
     /// What is waiting: the outbox by status, and rights requests past their deadline.
     async fn update_depth(&self) {
         let store = self.store.clone();
-        let depth = blocking(move || {
-            let tenants = store.system(tenants::list_tenants)?;
-            let mut total: std::collections::BTreeMap<String, i64> = Default::default();
-            let mut overdue = 0;
-            let now = Utc::now().naive_utc();
-            for t in tenants {
-                store.read(&t.id, |c| {
-                    for (status, n) in outbox::depth(c, &t.id)? {
-                        *total.entry(status).or_default() += n;
-                    }
-                    overdue += assent_store::tables::rights_requests::overdue_count(c, now)?;
-                    Ok(())
-                })?;
-            }
-            Ok((total, overdue))
-        })
-        .await;
-        if let Ok((depth, overdue)) = depth {
-            for status in ["queued", "sending", "dead"] {
-                self.metrics
-                    .set_depth(status, depth.get(status).copied().unwrap_or(0));
-            }
-            self.metrics.set_overdue_requests(overdue);
+        let backlog =
+            blocking(move || assent_store::flows::backlog::read(&store, Utc::now().naive_utc()))
+                .await;
+        if let Ok(backlog) = backlog {
+            self.metrics.show_backlog(&backlog);
         }
     }
 

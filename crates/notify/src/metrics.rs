@@ -71,8 +71,12 @@ impl DeliveryMetrics {
         );
     }
 
-    pub fn set_overdue_requests(&self, n: i64) {
-        self.overdue_requests.set(n);
+    /// Shows the installation's backlog (read from the database by any process).
+    pub fn show_backlog(&self, backlog: &assent_store::flows::backlog::Backlog) {
+        for (status, n) in &backlog.outbox {
+            self.set_depth(status, *n);
+        }
+        self.overdue_requests.set(backlog.overdue_requests);
     }
 
     fn channel(c: NoticeChannel) -> ChannelLabels {

@@ -3,6 +3,7 @@
 
 use assent_core::checkpoint::CheckpointKey;
 use assent_core::crypto::MasterKey;
+use assent_store::tables::job_schedule;
 use assent_store::{Store, StoreResult};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -95,10 +96,23 @@ pub async fn run(store: Store, jobs: Vec<Arc<dyn BackgroundJob>>) {
     }
 }
 
-/// One run of `job` on the blocking pool, with its outcome logged.
+/// One run of `job` on the blocking pool, with its outcome logged, when this process
+/// claims it: of all the worker processes of the installation, one runs each job
+/// per interval (see [`assent_store::tables::job_schedule`]).
 async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
     let (s, j) = (store.clone(), job.clone());
-    match tokio::task::spawn_blocking(move || j.run(&s, Utc::now())).await {
+    let run = move || {
+        let now = Utc::now();
+        let interval = chrono::Duration::from_std(j.interval()).unwrap_or(chrono::Duration::MAX);
+        let claimed = s.system(|c| {
+            job_schedule::claim(c, j.name(), now.naive_utc(), interval, &process_name())
+        })?;
+        if !claimed {
+            return Ok(0);
+        }
+        j.run(&s, now)
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(Ok(0)) => {}
         Ok(Ok(count)) => {
             if let Some(done) = job.done() {
@@ -108,6 +122,12 @@ async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
         Ok(Err(error)) => tracing::error!(%error, "{} failed", job.name()),
         Err(error) => tracing::error!(%error, "{} panicked", job.name()),
     }
+}
+
+/// This process, as a job's claim names it: host and process id.
+fn process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), std::process::id())
 }
 
 /// Refreshes the planner's statistics every ten minutes (cheap when little changed).

@@ -584,3 +584,12 @@ diesel::table! {
         code_failures_total -> Integer,
     }
 }
+
+diesel::table! {
+    job_schedule (job) {
+        job -> Text,
+        next_due_at -> Timestamp,
+        claimed_at -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
+    }
+}

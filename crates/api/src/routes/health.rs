@@ -27,6 +27,9 @@ pub async fn readyz(state: web::Data<AppState>) -> crate::ApiResult<HttpResponse
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Metrics in the OpenMetrics text format (which Prometheus reads)", content_type = "application/openmetrics-text")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(backlog) = &state.backlog {
+        backlog.refresh(&state.store).await;
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode())

@@ -1,11 +1,12 @@
 //! Workflows: each composes tables in the caller's unit of work, so what one step
 //! of the domain changes commits or fails together. Flows may use tables and lower
-//! flows, never in a circle; from the bottom: `webhook_events`, `registry` and
+//! flows, never in a circle; from the bottom: `webhook_events`, `registry`, `backlog` and
 //! `subject_records`; `consents`; `outbox_gate`, `refusal`, `rights_record` and
 //! `ledger_audit` (on consents); `bulk_import` (on consents); `send_notice` (on the outbox gate); `erasure`;
 //! `rights` and `staff_steps`; `subscribing`, `surveying` and `invitations` (on the
 //! outbox gate); and `export`, which reads what all of them keep.
 
+pub mod backlog;
 pub mod bulk_import;
 pub mod consents;
 pub mod erasure;

@@ -12,6 +12,7 @@ pub mod destruction_acts;
 pub mod form_limits;
 pub mod idempotency;
 pub mod imports;
+pub mod job_schedule;
 pub mod ledger;
 pub mod notifications;
 pub mod policies;

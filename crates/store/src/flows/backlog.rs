@@ -1,0 +1,37 @@
+//! What is waiting across the installation, for operators' gauges: the outbox by
+//! status and the rights requests past their deadline. Read from the database, so
+//! every process (an API-only one too) reports the same numbers.
+
+use crate::tables::{notifications, rights_requests, tenants};
+use crate::{Store, StoreResult};
+use std::collections::BTreeMap;
+
+/// The installation's backlog, summed over tenants (no tenant appears in it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Notices by status: `queued`, `sending` and `dead` (each present, 0 if none).
+    pub outbox: BTreeMap<&'static str, i64>,
+    /// Open rights requests past their legal deadline.
+    pub overdue_requests: i64,
+}
+
+/// Reads the backlog, one tenant at a time under its own scope.
+pub fn read(store: &Store, now: chrono::NaiveDateTime) -> StoreResult<Backlog> {
+    let mut backlog = Backlog {
+        outbox: ["queued", "sending", "dead"].map(|s| (s, 0)).into(),
+        overdue_requests: 0,
+    };
+    for t in store.system(tenants::list_tenants)? {
+        store.read(&t.id, |tx| {
+            let tenant_id = tx.tenant_id().to_string();
+            for (status, n) in notifications::depth(tx.conn(), &tenant_id)? {
+                if let Some(total) = backlog.outbox.get_mut(status.as_str()) {
+                    *total += n;
+                }
+            }
+            backlog.overdue_requests += rights_requests::overdue_count(tx, now)?;
+            Ok(())
+        })?;
+    }
+    Ok(backlog)
+}
