@@ -110,6 +110,7 @@ async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
         if !claimed {
             return Ok(0);
         }
+        tracing::debug!(job = j.name(), "running a periodic job");
         j.run(&s, now)
     };
     match tokio::task::spawn_blocking(run).await {

@@ -47,6 +47,8 @@ struct Node {
     smtp_url: String,
     port: u16,
     child: Option<Child>,
+    /// The tracing filter the server logs with (`ASSENT_LOG`).
+    log: &'static str,
 }
 
 impl Node {
@@ -62,6 +64,7 @@ impl Node {
             smtp_url: smtp_url.to_owned(),
             port,
             child: None,
+            log: "warn",
         }
     }
 
@@ -77,7 +80,7 @@ impl Node {
             }
         }
         cmd.args(args)
-            .env("ASSENT_LOG", "warn")
+            .env("ASSENT_LOG", self.log)
             .env("ASSENT_DATA_DIR", self.data.path())
             .env("ASSENT_DATABASE_URL", &self.database_url)
             .env("ASSENT_MASTER_KEY", MASTER_KEY)
@@ -893,4 +896,54 @@ async fn a_send_in_flight_across_a_postgres_crash_does_not_overtake_a_withdrawal
         "a message reached the relay {:?} after the withdrawal was answered",
         late[0].duration_since(acknowledged).unwrap()
     );
+}
+
+/// Two worker processes on one PostgreSQL, as a scaled-out deployment runs them: each
+/// periodic job runs once per interval across both (claimed in `job_schedule`), not
+/// once in each process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_run_each_periodic_job_once() {
+    let Some(db) = TestDb::postgres() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sink = SmtpSink::start();
+    let mut nodes = [
+        Node::new(&db.url, &sink.url()),
+        Node::new(&db.url, &sink.url()),
+    ];
+    for node in &mut nodes {
+        node.log = "warn,assent::jobs=debug";
+        // One after the other: each migrates the database as it starts.
+        node.start().await;
+    }
+    // Both have ticked through every job at start; the next run is a minute away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut runs: Vec<String> = Vec::new();
+    for node in &mut nodes {
+        let child = node.child.as_mut().unwrap();
+        assert!(child.try_wait().unwrap().is_none(), "a worker exited");
+        node.kill9();
+        let log = std::fs::read_to_string(node.data.path().join("server.log")).unwrap();
+        runs.extend(
+            log.lines()
+                .filter(|l| l.contains("running a periodic job"))
+                .map(str::to_owned),
+        );
+    }
+    let jobs = [
+        "expiry sweep",
+        "pruning Telegram bookkeeping",
+        "rights request reminders",
+        "scheduled destructions",
+        "ledger checkpoints",
+        "refreshing planner statistics",
+        "settling survey answers",
+    ];
+    for job in jobs {
+        let n = runs
+            .iter()
+            .filter(|l| l.contains(&format!("\"{job}\"")))
+            .count();
+        assert_eq!(n, 1, "{job} ran once across both workers: {runs:#?}");
+    }
+    assert_eq!(runs.len(), jobs.len(), "{runs:#?}");
 }
