@@ -102,16 +102,18 @@ pub async fn run(store: Store, jobs: Vec<Arc<dyn BackgroundJob>>) {
 async fn run_once(store: &Store, job: Arc<dyn BackgroundJob>) {
     let (s, j) = (store.clone(), job.clone());
     let run = move || {
-        let now = Utc::now();
-        let interval = chrono::Duration::from_std(j.interval()).unwrap_or(chrono::Duration::MAX);
+        // Intervals are minutes; a day bounds any that could not be represented.
+        let interval =
+            chrono::Duration::from_std(j.interval()).unwrap_or(chrono::Duration::days(1));
         let claimed = s.system(|c| {
-            job_schedule::claim(c, j.name(), now.naive_utc(), interval, &process_name())
+            let now = job_schedule::now(c)?;
+            job_schedule::claim(c, j.name(), now, interval, &process_name())
         })?;
         if !claimed {
             return Ok(0);
         }
         tracing::debug!(job = j.name(), "running a periodic job");
-        j.run(&s, now)
+        j.run(&s, Utc::now())
     };
     match tokio::task::spawn_blocking(run).await {
         Ok(Ok(0)) => {}

@@ -15,23 +15,31 @@ pub struct Backlog {
     pub overdue_requests: i64,
 }
 
-/// Reads the backlog, one tenant at a time under its own scope.
+/// Reads the backlog, one tenant at a time under its own scope. A tenant whose read
+/// fails is left out (and logged), so one cannot stop the gauges for all.
 pub fn read(store: &Store, now: chrono::NaiveDateTime) -> StoreResult<Backlog> {
     let mut backlog = Backlog {
         outbox: ["queued", "sending", "dead"].map(|s| (s, 0)).into(),
         overdue_requests: 0,
     };
     for t in store.system(tenants::list_tenants)? {
-        store.read(&t.id, |tx| {
+        let (mut outbox, mut overdue) = (Vec::new(), 0);
+        let read = store.read(&t.id, |tx| {
             let tenant_id = tx.tenant_id().to_string();
-            for (status, n) in notifications::depth(tx.conn(), &tenant_id)? {
-                if let Some(total) = backlog.outbox.get_mut(status.as_str()) {
-                    *total += n;
-                }
-            }
-            backlog.overdue_requests += rights_requests::overdue_count(tx, now)?;
+            outbox = notifications::depth(tx.conn(), &tenant_id)?;
+            overdue = rights_requests::overdue_count(tx, now)?;
             Ok(())
-        })?;
+        });
+        if let Err(error) = read {
+            tracing::warn!(%error, tenant = %t.id, "a tenant's backlog could not be read");
+            continue;
+        }
+        for (status, n) in outbox {
+            if let Some(total) = backlog.outbox.get_mut(status.as_str()) {
+                *total += n;
+            }
+        }
+        backlog.overdue_requests += overdue;
     }
     Ok(backlog)
 }

@@ -7,9 +7,36 @@ use crate::{DbConnection, StoreResult};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-/// Claims `job` for a run at `now` when it is due, moving its next due time to
-/// `now + interval`: `true` for the one caller that should run it. A job never
-/// claimed before is due. `claimed_by` names the process, for operators.
+/// How early a job may be claimed: a tick that comes a little sooner after the last
+/// one than the interval (timers, earlier jobs of the tick) still runs it.
+fn slack(interval: chrono::Duration) -> chrono::Duration {
+    (interval / 10).min(chrono::Duration::seconds(5))
+}
+
+/// The database's clock (PostgreSQL), which every worker process shares, so that a
+/// process whose own clock is off neither runs a job again early nor pushes it far
+/// ahead; the process's clock on SQLite, where one process is all there is.
+pub fn now(conn: &mut DbConnection) -> StoreResult<NaiveDateTime> {
+    #[derive(QueryableByName)]
+    struct Clock {
+        #[diesel(sql_type = diesel::sql_types::Timestamp)]
+        now: NaiveDateTime,
+    }
+    Ok(match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query("SELECT (now() AT TIME ZONE 'UTC') AS now")
+                .get_result::<Clock>(pg)?
+                .now
+        }
+        DbConnection::Sqlite(_) => crate::now(),
+    })
+}
+
+/// Claims `job` for a run at `now` (see [`now`]) when it is due (within a little
+/// slack), moving its next due time to `now + interval`: `true` for the one caller
+/// that should run it. A job never claimed before is due, and so is one due further
+/// ahead than an interval (set by a clock that has since been corrected).
+/// `claimed_by` names the process, for operators.
 pub fn claim(
     conn: &mut DbConnection,
     job: &str,
@@ -29,7 +56,11 @@ pub fn claim(
     let claimed = diesel::update(
         job_schedule::table
             .filter(job_schedule::job.eq(job))
-            .filter(job_schedule::next_due_at.le(now)),
+            .filter(
+                job_schedule::next_due_at
+                    .le(now + slack(interval))
+                    .or(job_schedule::next_due_at.gt(now + interval)),
+            ),
     )
     .set((
         job_schedule::next_due_at.eq(now + interval),
