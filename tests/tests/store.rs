@@ -851,3 +851,42 @@ fn a_due_job_is_claimed_by_exactly_one_of_many_workers() {
         assert_eq!(claims_at(at(210)), 0);
     }
 }
+
+/// With the statement cache off (for PgBouncer in transaction mode before 1.21), a
+/// connection keeps no prepared statement between statements: nothing a pooler could
+/// hand to another client's server connection. With it on (the default), the queries
+/// run are kept prepared.
+#[test]
+fn without_the_statement_cache_no_prepared_statement_outlives_its_statement() {
+    use assent_store::StoreOptions;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let Some(db) = TestDb::postgres() else { return };
+    db.store();
+    for (cache, kept) in [(false, false), (true, true)] {
+        let options = StoreOptions {
+            statement_cache: cache,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(&db.url, &options).unwrap();
+        let mut conn = store.connection().unwrap();
+        for _ in 0..2 {
+            tenants::list_tenants(&mut conn).unwrap();
+        }
+        let DbConnection::Postgres(pg) = &mut *conn else {
+            unreachable!()
+        };
+        let prepared: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+            .get_result(pg)
+            .unwrap();
+        assert_eq!(
+            prepared.n > 0,
+            kept,
+            "statement cache {cache}: {} prepared",
+            prepared.n
+        );
+    }
+}

@@ -309,6 +309,7 @@ pub fn open_unmigrated(config: &Config) -> Result<Store, StartError> {
     }
     let options = StoreOptions {
         max_connections: config.database.max_connections,
+        statement_cache: config.database.statement_cache,
         ..StoreOptions::default()
     };
     Ok(Store::open(&config.database_url(), &options)?)

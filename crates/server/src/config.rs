@@ -94,6 +94,9 @@ pub struct DatabaseConfig {
     /// Serve even when the PostgreSQL role is superuser or `BYPASSRLS` (which skips
     /// row-level security). For a throwaway development database only.
     pub allow_privileged_role: bool,
+    /// Keep prepared statements per connection; `false` behind PgBouncer in
+    /// transaction mode before 1.21 (no prepared-statement support there).
+    pub statement_cache: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -102,6 +105,7 @@ impl Default for DatabaseConfig {
             url: None,
             max_connections: 16,
             allow_privileged_role: false,
+            statement_cache: true,
         }
     }
 }
@@ -276,6 +280,7 @@ pub const FLAT_NAMES: &[(&str, &str)] = &[
     ("database_url", "database.url"),
     ("max_db_connections", "database.max_connections"),
     ("allow_privileged_db_role", "database.allow_privileged_role"),
+    ("db_statement_cache", "database.statement_cache"),
     ("master_key", "keys.master_key"),
     ("access_token_ttl_seconds", "keys.access_token_ttl_seconds"),
     ("token_kid", "keys.token_kid"),

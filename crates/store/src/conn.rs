@@ -78,6 +78,8 @@ pub enum ConnectError {
 
 pub struct Manager {
     pub(crate) url: DbUrl,
+    /// See [`crate::StoreOptions::statement_cache`].
+    pub(crate) statement_cache: bool,
 }
 
 /// Durability and concurrency settings of every SQLite connection: WAL so readers do
@@ -92,7 +94,13 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, ConnectError> {
         match &self.url {
-            DbUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+            DbUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                if !self.statement_cache {
+                    conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+                }
+                Ok(DbConnection::Postgres(conn))
+            }
             DbUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
                 conn.batch_execute(SQLITE_PRAGMAS)?;

@@ -23,6 +23,11 @@ pub struct StoreOptions {
     /// deadline lies further fails at once with [`StoreError::Busy`]. Longer than the
     /// dispatcher's send deadline, so in practice a change only waits.
     pub person_wait: Duration,
+    /// Keep prepared statements on each connection (diesel's statement cache). Off
+    /// for a pooler in transaction mode without prepared-statement support
+    /// (PgBouncer before 1.21): each statement is then prepared unnamed, in the
+    /// transaction that runs it.
+    pub statement_cache: bool,
 }
 
 impl Default for StoreOptions {
@@ -31,6 +36,7 @@ impl Default for StoreOptions {
             max_connections: 16,
             connect_timeout: Duration::from_secs(5),
             person_wait: Duration::from_secs(60),
+            statement_cache: true,
         }
     }
 }
@@ -68,7 +74,10 @@ impl Store {
             .test_on_check_out(false)
             .connection_timeout(options.connect_timeout)
             .error_handler(Box::new(LogConnectErrors))
-            .build(Manager { url })?;
+            .build(Manager {
+                url,
+                statement_cache: options.statement_cache,
+            })?;
         Ok(Self {
             pool,
             backend,
