@@ -292,6 +292,12 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// What `GET /metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub fn create_tenant(&self, slug: &str) -> String {
         self.create_tenant_in(slug, None)
     }

@@ -275,15 +275,7 @@ async fn operations_endpoints_answer() {
             .get(&format!("/v1/api-keys/{}", admin.id))
             .await
             .parts();
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(metrics.contains("assent_http_requests_total{"), "{metrics}");
         assert!(
             metrics.contains("route=\"/v1/api-keys/{client_id}\""),

@@ -136,15 +136,7 @@ async fn a_newsletter_arrives_signed_with_one_click_unsubscribe() {
         assert_eq!(n["status"], "sent", "{n}");
         assert_eq!(n["sent_channel"], "email");
         assert_eq!(n["delivery_attempts"][0]["outcome"], "sent", "{n}");
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("assent_notifications_sent_total{channel=\"email\"} 1"),
             "{metrics}"
@@ -1174,23 +1166,13 @@ async fn a_transactional_notice_naming_a_consent_purpose_is_still_gated() {
 async fn an_api_only_process_reports_the_outbox_depth_from_the_database() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
-        let scrape = || async {
-            app.client
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        };
         for slug in ["acme", "globex"] {
             let t = setup(&app, slug).await;
             let s = subject(&t, &format!("anna@{slug}.example")).await;
             consent(&t, &s, "grant").await;
             newsletter(&t, &s, json!({})).await;
         }
-        let after = scrape().await;
+        let after = app.metrics().await;
         assert!(
             after
                 .lines()

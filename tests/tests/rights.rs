@@ -257,15 +257,7 @@ async fn duplicates_representatives_refusals_and_overdue_requests() {
         notify::dispatcher(&app, Wiring::default())
             .refresh_gauges()
             .await;
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics
                 .lines()

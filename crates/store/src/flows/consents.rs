@@ -152,6 +152,40 @@ fn stored(r: StateRow) -> StoreResult<StoredState> {
     })
 }
 
+/// The columns of a stored state ([`StateRow`]), of the tenant's own purposes.
+const OWN_STATE: (
+    consent_states::status,
+    consent_states::since,
+    consent_states::expires_at,
+    consent_states::purpose_version,
+    consent_states::policy_version,
+    consent_states::last_event_id,
+) = (
+    consent_states::status,
+    consent_states::since,
+    consent_states::expires_at,
+    consent_states::purpose_version,
+    consent_states::policy_version,
+    consent_states::last_event_id,
+);
+
+/// The same columns of a group purpose's state, shared by the person's affiliates.
+const GROUP_STATE: (
+    group_consent_states::status,
+    group_consent_states::since,
+    group_consent_states::expires_at,
+    group_consent_states::purpose_version,
+    group_consent_states::policy_version,
+    group_consent_states::last_event_id,
+) = (
+    group_consent_states::status,
+    group_consent_states::since,
+    group_consent_states::expires_at,
+    group_consent_states::purpose_version,
+    group_consent_states::policy_version,
+    group_consent_states::last_event_id,
+);
+
 pub fn state_of(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -163,27 +197,13 @@ pub fn state_of(
     let row: Option<StateRow> = match purpose.scope {
         PurposeScope::Tenant => consent_states::table
             .find((tenant_id, subject_id, &purpose.code))
-            .select((
-                consent_states::status,
-                consent_states::since,
-                consent_states::expires_at,
-                consent_states::purpose_version,
-                consent_states::policy_version,
-                consent_states::last_event_id,
-            ))
+            .select(OWN_STATE)
             .first(conn)
             .optional()?,
         PurposeScope::Group => match (group_id, person_id) {
             (Some(g), Some(p)) => group_consent_states::table
                 .find((g, p, &purpose.code))
-                .select((
-                    group_consent_states::status,
-                    group_consent_states::since,
-                    group_consent_states::expires_at,
-                    group_consent_states::purpose_version,
-                    group_consent_states::policy_version,
-                    group_consent_states::last_event_id,
-                ))
+                .select(GROUP_STATE)
                 .first(conn)
                 .optional()?,
             _ => None,
@@ -239,14 +259,7 @@ pub fn states_of_all(
         .select((
             consent_states::subject_id,
             consent_states::purpose_code,
-            (
-                consent_states::status,
-                consent_states::since,
-                consent_states::expires_at,
-                consent_states::purpose_version,
-                consent_states::policy_version,
-                consent_states::last_event_id,
-            ),
+            OWN_STATE,
         ))
         .load(conn)?;
     for (subject, code, row) in rows {
@@ -265,14 +278,7 @@ pub fn states_of_all(
             .select((
                 group_consent_states::person_id,
                 group_consent_states::purpose_code,
-                (
-                    group_consent_states::status,
-                    group_consent_states::since,
-                    group_consent_states::expires_at,
-                    group_consent_states::purpose_version,
-                    group_consent_states::policy_version,
-                    group_consent_states::last_event_id,
-                ),
+                GROUP_STATE,
             ))
             .load(conn)?;
         for (person, code, row) in rows {
@@ -838,33 +844,13 @@ fn all_states_of(
     let own: Vec<(String, StateRow)> = consent_states::table
         .filter(consent_states::tenant_id.eq(tenant_id))
         .filter(consent_states::subject_id.eq(subject_id))
-        .select((
-            consent_states::purpose_code,
-            (
-                consent_states::status,
-                consent_states::since,
-                consent_states::expires_at,
-                consent_states::purpose_version,
-                consent_states::policy_version,
-                consent_states::last_event_id,
-            ),
-        ))
+        .select((consent_states::purpose_code, OWN_STATE))
         .load(conn)?;
     let shared: Vec<(String, StateRow)> = match (group_id, person_id) {
         (Some(g), Some(p)) => group_consent_states::table
             .filter(group_consent_states::group_id.eq(g))
             .filter(group_consent_states::person_id.eq(p))
-            .select((
-                group_consent_states::purpose_code,
-                (
-                    group_consent_states::status,
-                    group_consent_states::since,
-                    group_consent_states::expires_at,
-                    group_consent_states::purpose_version,
-                    group_consent_states::policy_version,
-                    group_consent_states::last_event_id,
-                ),
-            ))
+            .select((group_consent_states::purpose_code, GROUP_STATE))
             .load(conn)?,
         _ => Vec::new(),
     };
