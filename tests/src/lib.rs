@@ -15,6 +15,7 @@ pub mod mailcheck;
 pub mod notify;
 pub mod pages;
 pub mod pg_cluster;
+pub mod pgbouncer;
 pub mod smtp;
 pub mod unsubscribe;
 

@@ -189,13 +189,13 @@ fn newest_bin_dir() -> Option<PathBuf> {
         .map(|(_, bin)| bin)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// The uid and gid of the `postgres` OS user.
-fn os_user_ids() -> (u32, u32) {
+pub(crate) fn os_user_ids() -> (u32, u32) {
     let name = std::ffi::CString::new(OS_USER).unwrap();
     // SAFETY: `name` is a valid C string; the entry is read before any other
     // getpw* call could overwrite it.
@@ -208,7 +208,7 @@ fn os_user_ids() -> (u32, u32) {
     unsafe { ((*entry).pw_uid, (*entry).pw_gid) }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -27,6 +27,7 @@ const REGISTRY_TABLES: &[&str] = &[
     "telegram_chat_state",
     "telegram_updates",
     "job_schedule",
+    "telegram_send_slots",
 ];
 /// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
 const GROUP_TABLES: &[&str] = &[

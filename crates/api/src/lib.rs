@@ -260,6 +260,26 @@ async fn no_route(req: actix_web::HttpRequest, routes: web::Data<RouteTable>) ->
 /// Binds the API to `listener`; the caller runs the returned server. `extra` adds
 /// routes the caller composes from other crates (the Telegram webhook), so this
 /// crate need not know them.
+/// A server of the operations endpoints alone (`/healthz`, `/readyz`, `/metrics`):
+/// for processes that serve no API (workers, the bot), and to keep metrics off the
+/// public listener's path (`ASSENT_OPS_LISTEN`).
+pub fn build_ops_server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .service(routes::health::healthz)
+            .service(routes::health::readyz)
+            .service(routes::health::metrics)
+            .app_data(state.clone())
+            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 pub fn build_server<F>(
     state: AppState,
     listener: TcpListener,

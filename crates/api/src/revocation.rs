@@ -4,8 +4,9 @@
 //! working at the next request, not when they expire. Checking the database on
 //! every call would cost a read per request, so answers are kept briefly: a
 //! revocation is final and kept for good, an active key is re-checked after
-//! [`ACTIVE_TTL`]. A revocation made in this process takes effect at once; one made
-//! by another process (the CLI, another API instance) within `ACTIVE_TTL`.
+//! [`ACTIVE_TTL`]. A revocation made in this process takes effect at once, and so
+//! does one made by another process on PostgreSQL (announced as a
+//! [`Change`](assent_store::changes::Change)); otherwise within `ACTIVE_TTL`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,6 +38,13 @@ impl RevokedKeys {
             Some((false, at)) if at.elapsed() < ACTIVE_TTL => Some(false),
             _ => None,
         }
+    }
+
+    /// Forgets every active key, so each is asked about again (changes may have been
+    /// missed); revocations are final and kept.
+    pub fn forget_active(&self) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.retain(|_, (revoked, _)| *revoked);
     }
 
     /// Records what the database said about a key.

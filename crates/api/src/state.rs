@@ -1,4 +1,5 @@
 use crate::metrics::Metrics;
+use assent_store::changes::Change;
 use assent_core::access_token::AccessTokens;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::{GroupLinkKey, TenantKeys};
@@ -87,6 +88,20 @@ impl AppState {
             revoked_keys: Arc::new(crate::revocation::RevokedKeys::new()),
             tenant_pages: Arc::default(),
             backlog: None,
+        }
+    }
+
+    /// What to drop here when another process announces a change (or changes may
+    /// have been missed): for [`assent_store::changes::listen`].
+    pub fn on_change(&self) -> impl Fn(Change) + Send + 'static {
+        let (keys, pages) = (self.revoked_keys.clone(), self.tenant_pages.clone());
+        move |change| match change {
+            Change::Tenant(tenant) => pages.forget(&tenant),
+            Change::KeyRevoked(client) => keys.remember(&client, true),
+            Change::Everything => {
+                pages.forget_all();
+                keys.forget_active();
+            }
         }
     }
 

@@ -71,6 +71,7 @@ pub mod receipt;
 pub mod refusal;
 pub mod retention;
 pub mod rights;
+pub mod send_rate;
 pub mod survey;
 pub mod tenancy;
 pub mod webhook;

@@ -899,6 +899,7 @@ impl Dispatcher {
         match outcome {
             Outcome::Sent { channel, .. } => self.metrics.sent(*channel),
             Outcome::Retry { channel, .. } => self.metrics.retried(*channel),
+            Outcome::Deferred { channel, .. } => self.metrics.deferred(*channel),
             Outcome::Failed { channel, .. } => self.metrics.failed(*channel),
             Outcome::Skipped { reason } => self.metrics.skipped(notice.channel(), reason),
         }
@@ -1245,6 +1246,7 @@ impl Dispatcher {
         }
         let mut delivered = 0;
         let mut transient = None;
+        let mut later = None;
         for (chat, result) in results {
             match result {
                 Ok(()) => delivered += 1,
@@ -1256,6 +1258,7 @@ impl Dispatcher {
                 Err(TelegramFailure::Permanent(why)) => {
                     transient.get_or_insert(why);
                 }
+                Err(TelegramFailure::Later(wait)) => later = later.max(Some(wait)),
             }
         }
         if delivered > 0 {
@@ -1264,9 +1267,10 @@ impl Dispatcher {
                 detail: None,
             }));
         }
-        match transient {
-            Some(detail) => Ok(Ok(Outcome::Retry { channel, detail })),
-            None => fallback(c, "every chat is unreachable"),
+        match (transient, later) {
+            (Some(detail), _) => Ok(Ok(Outcome::Retry { channel, detail })),
+            (None, Some(wait)) => Ok(Ok(Outcome::Deferred { channel, wait })),
+            (None, None) => fallback(c, "every chat is unreachable"),
         }
     }
     /// What is waiting: the outbox by status, and rights requests past their deadline.

@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod email;
 pub mod mail;
 pub mod metrics;
+pub mod send_slots;
 pub mod telegram;
 pub mod template_guard;
 pub mod templates;

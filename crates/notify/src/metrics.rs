@@ -28,6 +28,7 @@ pub struct StatusLabels {
 pub struct DeliveryMetrics {
     sent: Family<ChannelLabels, Counter>,
     retried: Family<ChannelLabels, Counter>,
+    deferred: Family<ChannelLabels, Counter>,
     failed: Family<ChannelLabels, Counter>,
     skipped: Family<SkipLabels, Counter>,
     depth: Family<StatusLabels, Gauge>,
@@ -48,6 +49,11 @@ impl DeliveryMetrics {
             "notifications_retried",
             "Delivery attempts that will be retried",
             self.retried.clone(),
+        );
+        registry.register(
+            "notifications_deferred",
+            "Notices put off by the channel's rate limits (no attempt used)",
+            self.deferred.clone(),
         );
         registry.register(
             "notifications_failed",
@@ -90,6 +96,9 @@ impl DeliveryMetrics {
     }
     pub fn retried(&self, c: NoticeChannel) {
         self.retried.get_or_create(&Self::channel(c)).inc();
+    }
+    pub fn deferred(&self, c: NoticeChannel) {
+        self.deferred.get_or_create(&Self::channel(c)).inc();
     }
     pub fn failed(&self, c: NoticeChannel) {
         self.failed.get_or_create(&Self::channel(c)).inc();

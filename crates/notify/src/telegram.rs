@@ -2,19 +2,16 @@
 //! limits, with failures classified for the outbox: the chat is gone (`Unreachable`),
 //! try again later (`Transient`), or this message will never go (`Permanent`).
 
+use crate::send_slots::SendSlots;
+use assent_core::send_rate::{SendLimits, Slot};
+use std::sync::Arc;
 use std::time::Duration;
-use teloxide::adaptors::Throttle;
-use teloxide::adaptors::throttle::{Limits, Settings};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use teloxide::{ApiError, RequestError};
 
 /// How many times a send is retried after a `429 Too Many Requests` (`RetryAfter`).
 pub const MAX_RATE_LIMIT_RETRIES: u32 = 3;
-
-/// The longest `retry_after` waited for in place; a longer one is returned as
-/// [`TelegramFailure::Transient`] for the outbox to reschedule.
-pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// The largest `callback_data` Telegram accepts, in bytes.
 pub const MAX_CALLBACK_DATA: usize = 64;
@@ -33,43 +30,49 @@ pub enum TelegramFailure {
     /// Telegram refused this message for good (too long, bad button, …).
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// The rate limits have no slot for this chat soon enough: send it after this
+    /// long. Not a failure: the outbox keeps the message, without using an attempt.
+    #[error("put off by the rate limits for {0:?}")]
+    Later(Duration),
 }
 
 /// Inline keyboard rows of `(label, callback_data)` buttons.
 pub type Buttons = Vec<Vec<(String, String)>>;
 
-/// Sends messages through a [`Throttle`]d [`Bot`] with [`Limits::default`]: about 30
-/// messages/s overall, 1/s and 20/min per chat, 10/min per group or channel.
+/// Sends messages within Telegram's limits ([`SendLimits`]: 30 messages/s overall, 1/s
+/// per person, 20/min per group), kept by [`SendSlots`] in this process or, shared by
+/// every worker, in PostgreSQL. Each message first reserves its slot and waits for it;
+/// a slot further ahead than the limits' `max_wait` puts the message off
+/// ([`TelegramFailure::Later`]) instead of holding the send.
 ///
-/// Throttle's own unbounded retry on `RetryAfter` is turned off; [`TelegramSender::send`]
-/// retries at most [`MAX_RATE_LIMIT_RETRIES`] times and waits at most
-/// [`MAX_RATE_LIMIT_WAIT`] each time. The throttle still freezes its queue for the
-/// `retry_after` Telegram asks for, so other sends wait too.
+/// A `429 Too Many Requests` holds every send off for the `retry_after` Telegram asks
+/// for (all workers, when the slots are shared); the message is retried at most
+/// [`MAX_RATE_LIMIT_RETRIES`] times.
 #[derive(Clone, Debug)]
 pub struct TelegramSender {
-    bot: Throttle<Bot>,
+    bot: Bot,
+    slots: Arc<SendSlots>,
 }
 
 impl TelegramSender {
     /// `api_url` points the bot at another Bot API server (a local one, or a fake in
-    /// tests); `None` means `https://api.telegram.org`.
-    ///
-    /// Must be called inside a Tokio runtime: the throttle's worker task is spawned here
-    /// and lives as long as that runtime.
+    /// tests); `None` means `https://api.telegram.org`. The limits are kept in this
+    /// process: right when it is the only one sending.
     pub fn new(token: &str, api_url: Option<url::Url>) -> Self {
+        Self::with_slots(token, api_url, SendSlots::local(SendLimits::default()))
+    }
+
+    /// A sender whose limits are kept by `slots` (shared across processes with
+    /// [`SendSlots::shared`]).
+    pub fn with_slots(token: &str, api_url: Option<url::Url>, slots: SendSlots) -> Self {
         let mut bot = Bot::new(token);
         if let Some(url) = api_url {
             bot = bot.set_api_url(url);
         }
-        let settings = Settings::default().limits(Limits::default()).no_retry();
         TelegramSender {
-            bot: Throttle::spawn_with_settings(bot, settings),
+            bot,
+            slots: Arc::new(slots),
         }
-    }
-
-    /// The throttled bot, for other Bot API calls that should share the rate limits.
-    pub fn bot(&self) -> &Throttle<Bot> {
-        &self.bot
     }
 
     /// Sends `text` as plain text (no parse mode, so nothing in it is interpreted as
@@ -88,24 +91,29 @@ impl TelegramSender {
         let markup = buttons.map(keyboard).transpose()?;
         let mut retries = 0;
         loop {
+            match self.slots.reserve(chat_id).await {
+                Ok(Slot::Taken(wait)) => tokio::time::sleep(wait).await,
+                Ok(Slot::Later(wait)) => return Err(TelegramFailure::Later(wait)),
+                Err(why) => return Err(TelegramFailure::Transient(why)),
+            }
             let mut request = self.bot.send_message(ChatId(chat_id), text);
             if let Some(markup) = &markup {
                 request = request.reply_markup(markup.clone());
             }
             match request.await {
                 Ok(_) => return Ok(()),
-                Err(RequestError::RetryAfter(after))
-                    if retries < MAX_RATE_LIMIT_RETRIES
-                        && after.duration() <= MAX_RATE_LIMIT_WAIT =>
-                {
+                Err(RequestError::RetryAfter(after)) if retries < MAX_RATE_LIMIT_RETRIES => {
                     retries += 1;
                     // No chat id: it identifies the person (invariant 5).
                     tracing::info!(
                         retry_after = after.seconds(),
                         retries,
-                        "rate limited by Telegram; waiting"
+                        "rate limited by Telegram; holding every send off"
                     );
-                    tokio::time::sleep(after.duration()).await;
+                    self.slots
+                        .hold_off(after.duration())
+                        .await
+                        .map_err(TelegramFailure::Transient)?;
                 }
                 Err(err) => {
                     let failure = classify(&err);
@@ -416,6 +424,36 @@ mod tests {
         let sender = TelegramSender::new("123:ABC", Some(url));
         sender.send(42, "hi", None).await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_chat_with_no_slot_soon_enough_is_put_off_without_a_call() {
+        let (url, seen, _server) = fake_bot_api(vec![SENT; 4]).await;
+        let limits = SendLimits {
+            private_chat_gap: Duration::from_millis(100),
+            max_wait: Duration::from_millis(150),
+            ..SendLimits::default()
+        };
+        let sender = TelegramSender::with_slots("123:ABC", Some(url), SendSlots::local(limits));
+        let started = std::time::Instant::now();
+        sender.send(42, "one", None).await.unwrap();
+        sender.send(42, "two", None).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // The third is booked 100 ms after the second was sent: within the longest
+        // wait only if asked at once; ask twice at once and one must be put off.
+        let (a, b) = tokio::join!(
+            sender.send(42, "three", None),
+            sender.send(42, "four", None)
+        );
+        let later = [&a, &b]
+            .into_iter()
+            .filter(|r| matches!(r, Err(TelegramFailure::Later(_))))
+            .count();
+        assert_eq!(later, 1, "{a:?} {b:?}");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        // Another chat is not held up by this one.
+        sender.send(43, "hi", None).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 4);
     }
 
     #[tokio::test]

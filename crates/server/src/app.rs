@@ -15,6 +15,8 @@ use assent_notify::dispatch::{DispatchConfig, Dispatcher};
 use assent_notify::email::Dkim;
 use assent_notify::mail::MailTransport;
 use assent_notify::metrics::DeliveryMetrics;
+use assent_core::send_rate::SendLimits;
+use assent_notify::send_slots::SendSlots;
 use assent_notify::telegram::TelegramSender;
 use assent_store::{Backend, Store, StoreError, StoreOptions};
 use secrecy::ExposeSecret;
@@ -116,6 +118,10 @@ pub struct App {
     jobs: Vec<Arc<dyn BackgroundJob>>,
     polling: Option<(teloxide::Bot, Arc<BotService>)>,
     stop: Arc<watch::Sender<bool>>,
+    /// Listening for changes other processes make (PostgreSQL); stops when dropped.
+    changes: Option<assent_store::changes::Listening>,
+    /// The operations endpoints on their own listener (`ASSENT_OPS_LISTEN`).
+    ops: Option<actix_web::dev::Server>,
 }
 
 /// Stops a running [`App`]: the HTTP server stops accepting, background work ends.
@@ -190,6 +196,28 @@ impl App {
             }
         }
         let bot = bot_parts(&config, &store, &master, role).await?;
+        let tokens = || {
+            AccessTokens::new(
+                &master,
+                &config.token_issuer(),
+                AUDIENCE,
+                config.keys.access_token_ttl_seconds,
+                &config.keys.token_kid,
+                &config.keys.token_accepted_kids,
+            )
+        };
+        let ops = match &config.http.ops_listen {
+            Some(listen) => {
+                let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
+                    address: listen.clone(),
+                    source,
+                })?;
+                let state = AppState::new(store.clone(), tokens(), master.clone())
+                    .with_delivery_metrics(&delivery);
+                Some(assent_api::build_ops_server(state, listener).map_err(StartError::Http)?)
+            }
+            None => None,
+        };
         let (stop, _) = watch::channel(false);
         let mut app = App {
             store: store.clone(),
@@ -204,19 +232,13 @@ impl App {
             },
             polling: bot.polling,
             stop: Arc::new(stop),
+            changes: None,
+            ops,
         };
         if !role.serves_http() {
             return Ok(app);
         }
 
-        let tokens = AccessTokens::new(
-            &master,
-            &config.token_issuer(),
-            AUDIENCE,
-            config.keys.access_token_ttl_seconds,
-            &config.keys.token_kid,
-            &config.keys.token_accepted_kids,
-        );
         let listen = &config.http.listen;
         let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
             address: listen.clone(),
@@ -229,7 +251,7 @@ impl App {
             config.http.workers
         };
         let links = link_keys(&config, &master);
-        let state = AppState::new(store, tokens, master)
+        let state = AppState::new(store, tokens(), master.clone())
             .with_spool_dir(spool_dir)
             .with_import_max_bytes(config.http.import_max_bytes)
             .with_delivery_metrics(&delivery)
@@ -241,8 +263,13 @@ impl App {
                 config.http.trust_forwarded_for,
             )
             .with_telegram_bot(bot.username);
+        let state = adjust(state);
+        // Revocations and page changes made through other processes, at once.
+        app.changes = config
+            .listen_url()
+            .map(|url| assent_store::changes::listen(url, state.on_change()));
         let server = assent_api::build_server(
-            adjust(state),
+            state,
             listener,
             workers,
             crate::telegram::routes(bot.webhook),
@@ -282,6 +309,7 @@ impl App {
     /// Runs this process's parts until the HTTP server stops (roles `all`, `api`) or
     /// Ctrl-C (the others); then background work is told to stop.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let _changes = self.changes;
         let stopped = self.stop.subscribe();
         if let Some(dispatcher) = self.dispatcher {
             tokio::spawn(dispatcher.run(stopped.clone()));
@@ -293,12 +321,30 @@ impl App {
             tracing::info!("the Telegram bot polls for updates");
             tokio::spawn(assent_bot::run_polling(bot, service, stopped));
         }
+        let ops = self.ops.map(|ops| {
+            let handle = ops.handle();
+            tokio::spawn(ops);
+            handle
+        });
         let result = match self.server {
             Some(server) => server.await,
-            None => tokio::signal::ctrl_c().await,
+            None => shutdown_signal().await,
         };
         let _ = self.stop.send(true);
+        if let Some(ops) = ops {
+            ops.stop(true).await;
+        }
         Ok(result?)
+    }
+}
+
+/// Ctrl-C or `SIGTERM` (what Kubernetes and compose send to stop a container), for
+/// the roles without an HTTP server (which handles both itself).
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
     }
 }
 
@@ -403,7 +449,17 @@ pub fn build_dispatcher(
                 .as_deref()
                 .map(url::Url::parse)
                 .transpose()?;
-            Some(TelegramSender::new(token.expose_secret(), api_url))
+            // Every worker of a PostgreSQL installation sends within the same limits.
+            let limits = SendLimits::default();
+            let slots = match store.backend() {
+                Backend::Postgres => SendSlots::shared(limits, store.clone()),
+                Backend::Sqlite => SendSlots::local(limits),
+            };
+            Some(TelegramSender::with_slots(
+                token.expose_secret(),
+                api_url,
+                slots,
+            ))
         }
         None => None,
     };

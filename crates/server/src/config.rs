@@ -69,6 +69,9 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     /// The largest import body accepted, in bytes.
     pub import_max_bytes: u64,
+    /// Where every role (workers and the bot too) serves `/healthz`, `/readyz` and
+    /// `/metrics` for probes and Prometheus; none when unset.
+    pub ops_listen: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +83,7 @@ impl Default for HttpConfig {
             public_rate_limit: assent_api::state::DEFAULT_PUBLIC_RATE_PER_MINUTE,
             trust_forwarded_for: false,
             import_max_bytes: assent_api::import::DEFAULT_MAX_BYTES,
+            ops_listen: None,
         }
     }
 }
@@ -97,6 +101,10 @@ pub struct DatabaseConfig {
     /// Keep prepared statements per connection; `false` behind PgBouncer in
     /// transaction mode before 1.21 (no prepared-statement support there).
     pub statement_cache: bool,
+    /// Where processes listen for each other's changes (PostgreSQL `LISTEN`, which
+    /// needs a session: PostgreSQL itself, not PgBouncer in transaction mode);
+    /// default: `url`. Without it, caches expire by age (1 s keys, 5 s pages).
+    pub listen_url: Option<SecretString>,
 }
 
 impl Default for DatabaseConfig {
@@ -106,6 +114,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             allow_privileged_role: false,
             statement_cache: true,
+            listen_url: None,
         }
     }
 }
@@ -275,12 +284,14 @@ pub const FLAT_NAMES: &[(&str, &str)] = &[
     ("public_rate_limit", "http.public_rate_limit"),
     ("trust_forwarded_for", "http.trust_forwarded_for"),
     ("import_max_bytes", "http.import_max_bytes"),
+    ("ops_listen", "http.ops_listen"),
     ("data_dir", "data_dir"),
     ("log_format", "log_format"),
     ("database_url", "database.url"),
     ("max_db_connections", "database.max_connections"),
     ("allow_privileged_db_role", "database.allow_privileged_role"),
     ("db_statement_cache", "database.statement_cache"),
+    ("db_listen_url", "database.listen_url"),
     ("master_key", "keys.master_key"),
     ("access_token_ttl_seconds", "keys.access_token_ttl_seconds"),
     ("token_kid", "keys.token_kid"),
@@ -512,6 +523,18 @@ impl Config {
             Some(url) => url.expose_secret().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("assent.db").display()),
         }
+    }
+
+    /// The PostgreSQL session processes listen for changes on; `None` on SQLite.
+    pub fn listen_url(&self) -> Option<String> {
+        let url = self.database_url();
+        if !url.starts_with("postgres") {
+            return None;
+        }
+        Some(match &self.database.listen_url {
+            Some(listen) => listen.expose_secret().to_owned(),
+            None => url,
+        })
     }
 
     /// The base of links handed out.

@@ -35,9 +35,13 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
         sweep("expiry sweep", Some("consent terms expired"), |store, _| {
             assent_store::flows::consents::expire_consents(store)
         }),
-        // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day.
+        // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day;
+        // the send limits of chats not written to for an hour are forgotten.
         sweep("pruning Telegram bookkeeping", None, |store, now| {
-            store.system(|c| assent_store::tables::telegram::prune(c, now))
+            store.system(|c| {
+                let pruned = assent_store::tables::telegram::prune(c, now)?;
+                Ok(pruned + assent_store::tables::telegram_send_slots::prune(c)?)
+            })
         }),
         // Staff hear of rights requests two working days before their deadline.
         sweep(

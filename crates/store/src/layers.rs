@@ -22,6 +22,8 @@ const INFRASTRUCTURE: &[&str] = &[
     "error",
     "Tx",
     "tx",
+    // Announcing a change on commit, for other processes' caches.
+    "changes",
 ];
 
 /// The `.rs` files of `src/<dir>`, by module name, with comments removed.

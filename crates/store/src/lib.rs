@@ -5,6 +5,7 @@
 //! [`Store::write`] (scoped to one tenant) or [`Store::system`] (installation-level
 //! registry only).
 
+pub mod changes;
 mod conn;
 pub mod db_role;
 mod error;

@@ -1,7 +1,7 @@
 //! Embedded migrations, one set per backend with the same names.
 
 use crate::{DbConnection, StoreError};
-use diesel::RunQueryDsl;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -15,14 +15,21 @@ const MIGRATION_LOCK: i64 = 0x4153_5345_4e54;
 pub fn run(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
     let applied = match conn {
+        // Nothing pending (every start but the first after an upgrade): no lock. Else
+        // one transaction holds a transaction-level lock and applies them all (each
+        // in a savepoint), so it works through PgBouncer in transaction mode, where a
+        // session lock and its unlock could land on different server connections.
         DbConnection::Postgres(pg) => {
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(pg)?;
-            let result = pg
-                .run_pending_migrations(POSTGRES)
-                .map(|v| v.iter().map(|m| m.to_string()).collect());
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-                .execute(pg)?;
-            result.map_err(err)?
+            if !pg.has_pending_migration(POSTGRES).map_err(err)? {
+                return Ok(Vec::new());
+            }
+            pg.transaction(|pg| {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .execute(pg)?;
+                pg.run_pending_migrations(POSTGRES)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                    .map_err(err)
+            })?
         }
         DbConnection::Sqlite(lite) => lite
             .run_pending_migrations(SQLITE)

@@ -593,3 +593,10 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    telegram_send_slots (chat_id) {
+        chat_id -> BigInt,
+        next_at -> BigInt,
+    }
+}

@@ -111,6 +111,7 @@ pub fn revoke(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult
         .filter(api_keys::revoked_at.is_null())
         .set(api_keys::revoked_at.eq(crate::now()))
         .execute(conn)?;
+    crate::changes::announce(conn, &crate::changes::Change::KeyRevoked(id.to_owned()))?;
     get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)
 }
 

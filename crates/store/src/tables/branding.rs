@@ -67,5 +67,6 @@ pub fn put(conn: &mut DbConnection, tenant_id: &str, b: &Branding) -> StoreResul
             ))
             .execute(conn)?;
     }
-    Ok(())
+    let change = crate::changes::Change::Tenant(tenant_id.to_owned());
+    crate::changes::announce(conn, &change)
 }

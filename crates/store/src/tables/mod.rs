@@ -24,6 +24,7 @@ pub mod subscriptions;
 pub mod suppressions;
 pub mod surveys;
 pub mod telegram;
+pub mod telegram_send_slots;
 pub mod templates;
 pub mod tenants;
 pub mod webhooks;

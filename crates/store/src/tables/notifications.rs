@@ -634,6 +634,12 @@ pub enum Outcome {
         channel: NoticeChannel,
         detail: String,
     },
+    /// Not sent yet, and no attempt used: the channel's rate limits have a slot only
+    /// this far ahead (Telegram).
+    Deferred {
+        channel: NoticeChannel,
+        wait: std::time::Duration,
+    },
     /// Will never succeed (SMTP 5xx, an unreachable recipient).
     Failed {
         channel: NoticeChannel,
@@ -691,6 +697,7 @@ pub fn finish(
     jitter: f64,
 ) -> StoreResult<NoticeStatus> {
     let stamp = crate::now();
+    let mut budget = notice.max_attempts;
     let (status, reason, due_at, sent) = match outcome {
         Outcome::Sent { channel, detail } => {
             log_attempt(conn, notice, *channel, "sent", detail.as_deref())?;
@@ -714,6 +721,14 @@ pub fn finish(
                     None,
                 )
             }
+        }
+        Outcome::Deferred { channel, wait } => {
+            let detail = format!("put off {} ms by the rate limits", wait.as_millis());
+            log_attempt(conn, notice, *channel, "deferred", Some(&detail))?;
+            // The claim counted an attempt this was not.
+            budget += 1;
+            let wait = chrono::Duration::from_std(*wait).unwrap_or(chrono::Duration::minutes(1));
+            (NoticeStatus::Queued, None, (now + wait).naive_utc(), None)
         }
         Outcome::Failed { channel, detail } => {
             log_attempt(conn, notice, *channel, "failed", Some(detail))?;
@@ -743,6 +758,7 @@ pub fn finish(
             notifications::status.eq(status.as_str()),
             notifications::reason.eq(reason),
             notifications::due_at.eq(due_at),
+            notifications::max_attempts.eq(budget),
             notifications::lease_owner.eq(None::<String>),
             notifications::lease_until.eq(None::<NaiveDateTime>),
             notifications::sent_channel.eq(sent.map(|c| c.as_str())),

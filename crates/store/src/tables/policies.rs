@@ -48,6 +48,8 @@ pub fn create(conn: &mut DbConnection, tenant_id: &str, new: NewPolicy) -> Store
             policies::created_at.eq(crate::now()),
         ))
         .execute(conn)?;
+    let change = crate::changes::Change::Tenant(tenant_id.to_owned());
+    crate::changes::announce(conn, &change)?;
     get(conn, tenant_id, &new.version)?.ok_or(StoreError::NotFound)
 }
 

@@ -1,8 +1,8 @@
 //! What the public pages show of a company and what changes rarely: its name and
 //! language, branding, its group's name, the policy in force. Kept a few seconds per
 //! process, so a page reads only the person's own rows. A change made through this
-//! process's API is seen at once ([`TenantPages::forget`]); one made through another
-//! process, within [`TTL`].
+//! process's API is seen at once ([`TenantPages::forget`]), and so is one announced by
+//! another process on PostgreSQL; otherwise within [`TTL`].
 
 use super::Brand;
 use assent_core::locale::Locale;
@@ -69,7 +69,16 @@ impl TenantPages {
         Ok(Some(page))
     }
 
-    /// Drops what is kept of a company after a change to it through this process.
+    /// Drops every company's frame (changes may have been missed).
+    pub fn forget_all(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Drops what is kept of a company after a change to it (through this process, or
+    /// announced by another).
     pub fn forget(&self, tenant_id: &str) {
         self.entries
             .write()
