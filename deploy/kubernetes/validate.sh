@@ -125,12 +125,47 @@ for name, role in expected.items():
         problems.append(f"{name}: ASSENT_MASTER_KEY must come from a required Secret key")
     if "limits" not in c.get("resources", {}):
         problems.append(f"{name}: no resource limits")
+    # Every role serves /healthz, /readyz, /metrics on ASSENT_OPS_LISTEN (port ops).
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    if ports.get("ops") != 9090:
+        problems.append(f"{name}: no container port ops 9090")
+    notes = docs[("Deployment", name)]["spec"]["template"].get("metadata", {}).get("annotations") or {}
+    if notes.get("prometheus.io/scrape") != "true" or notes.get("prometheus.io/port") != "9090":
+        problems.append(f"{name}: pod template lacks the prometheus.io scrape annotations")
+    if "lifecycle" in c:
+        problems.append(f"{name}: has a lifecycle hook (every role stops on SIGTERM)")
+    if role != "api":
+        for probe, path in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")]:
+            get = c.get(probe, {}).get("httpGet", {})
+            if get.get("path") != path or get.get("port") != "ops":
+                problems.append(f"{name}: {probe} is not GET {path} on port ops")
+    if role == "api":
+        listen = env.get("ASSENT_DB_LISTEN_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+        if not listen:
+            problems.append(f"{name}: ASSENT_DB_LISTEN_URL must come from a Secret key")
 bot = docs.get(("Deployment", "assent-bot"), {}).get("spec", {})
 if bot.get("replicas") != 1 or bot.get("strategy", {}).get("type") != "Recreate":
     problems.append("assent-bot: must be 1 replica with strategy Recreate")
 config = docs.get(("ConfigMap", "assent-config"), {}).get("data", {})
 if config.get("ASSENT_DB_STATEMENT_CACHE") != "false":
     problems.append("assent-config: ASSENT_DB_STATEMENT_CACHE must be \"false\" (PgBouncer)")
+if not str(config.get("ASSENT_OPS_LISTEN", "")).endswith(":9090"):
+    problems.append("assent-config: ASSENT_OPS_LISTEN must listen on port 9090")
+# Port 9090 (no token on /metrics) only from the monitoring namespace.
+for (kind, pname), doc in docs.items():
+    if kind != "NetworkPolicy":
+        continue
+    for rule in doc["spec"].get("ingress") or []:
+        if any(p.get("port") == 9090 for p in rule.get("ports") or []):
+            sources = rule.get("from") or []
+            if not sources or any("namespaceSelector" not in f for f in sources):
+                problems.append(f"NetworkPolicy/{pname}: admits port 9090 from outside a namespace selector")
+if not any(
+    kind == "NetworkPolicy"
+    and any(any(p.get("port") == 9090 for p in r.get("ports") or []) for r in doc["spec"].get("ingress") or [])
+    for (kind, _), doc in docs.items()
+):
+    problems.append("no NetworkPolicy admits port 9090 (Prometheus)")
 _, job = container("Job", "assent-migrate")
 if job is not None and job.get("args") != ["migrate"]:
     problems.append(f"assent-migrate: args are {job.get('args')}")
@@ -165,6 +200,16 @@ for name in ["api", "worker", "bot"]:
         problems.append(f"{name}: does not wait for migrate to complete")
     if s.get("command", [])[:3] != ["serve", "--role", name]:
         problems.append(f"{name}: command is {s.get('command')}")
+    if "stop_signal" in s:
+        problems.append(f"{name}: sets stop_signal (every role stops on SIGTERM)")
+    if not str(env.get("ASSENT_OPS_LISTEN", "")).endswith(":9090"):
+        problems.append(f"{name}: ASSENT_OPS_LISTEN is not on port 9090")
+    test = " ".join((s.get("healthcheck") or {}).get("test") or [])
+    port = "8080" if name == "api" else "9090"
+    if f"/dev/tcp/127.0.0.1/{port}" not in test or "/readyz" not in test:
+        problems.append(f"{name}: healthcheck does not ask /readyz on port {port}")
+if "@postgres:5432/" not in str((services.get("api", {}).get("environment") or {}).get("ASSENT_DB_LISTEN_URL")):
+    problems.append("api: ASSENT_DB_LISTEN_URL does not go straight to postgres:5432")
 if services.get("api", {}).get("ports"):
     problems.append("api: publishes a host port (replicas would clash); the proxy does")
 if (services.get("bot", {}).get("deploy") or {}).get("replicas", 1) != 1:

@@ -22,8 +22,18 @@ async fn people(t: &TenantHandle, tag: &str) -> Vec<String> {
     .await;
     let mut ids = Vec::new();
     for n in 0..PEOPLE {
-        let id = create_subject(t, &json!({"email": format!("{tag}{n}@pool.test"), "locale": "en"})).await;
-        record_consent(t, &id, "news", if n % 2 == 0 { "grant" } else { "withdraw" }).await;
+        let id = create_subject(
+            t,
+            &json!({"email": format!("{tag}{n}@pool.test"), "locale": "en"}),
+        )
+        .await;
+        record_consent(
+            t,
+            &id,
+            "news",
+            if n % 2 == 0 { "grant" } else { "withdraw" },
+        )
+        .await;
         ids.push(id);
     }
     ids

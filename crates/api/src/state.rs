@@ -1,8 +1,8 @@
 use crate::metrics::Metrics;
-use assent_store::changes::Change;
 use assent_core::access_token::AccessTokens;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::{GroupLinkKey, TenantKeys};
+use assent_store::changes::Change;
 use assent_store::{Store, StoreResult};
 use std::sync::Arc;
 

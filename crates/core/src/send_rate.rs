@@ -140,8 +140,14 @@ mod tests {
             })
             .collect();
         for (i, start) in slots.iter().enumerate() {
-            let in_second = slots[i..].iter().filter(|&&t| t < start + 1_000_000).count();
-            assert!(in_second <= 30, "{in_second} slots in the second from {start}");
+            let in_second = slots[i..]
+                .iter()
+                .filter(|&&t| t < start + 1_000_000)
+                .count();
+            assert!(
+                in_second <= 30,
+                "{in_second} slots in the second from {start}"
+            );
         }
         // And the rate is not wasted: the 31st message goes within 1.01 s.
         assert!(slots[30] <= 1_010_000, "{}", slots[30]);

@@ -107,10 +107,8 @@ impl SendSlots {
             }
             Kept::Shared(store) => {
                 let store = store.clone();
-                blocking(move || {
-                    store.system(|c| telegram_send_slots::hold_off(c, retry_after))
-                })
-                .await
+                blocking(move || store.system(|c| telegram_send_slots::hold_off(c, retry_after)))
+                    .await
             }
         }
     }

@@ -30,6 +30,69 @@ use std::time::{Duration, Instant, SystemTime};
 use support::{Api, Node, audience, message_id, notices};
 
 const WITHDRAWING: usize = 200;
+/// Notices of the second, quiet company.
+const QUIET: usize = 20;
+
+/// A second company, made through the CLI, with `QUIET` people who agreed to news.
+async fn quiet_tenant(node: &Node, base: &str) -> Api {
+    node.cli(&[
+        "tenant",
+        "create",
+        "--slug",
+        "quiet",
+        "--name",
+        "Quiet LLC",
+        "--json",
+    ]);
+    let key = node.cli(&[
+        "apikey", "create", "--tenant", "quiet", "--role", "admin", "--json",
+    ]);
+    let api = Api::login(
+        base,
+        key["client_id"].as_str().unwrap(),
+        key["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    api.expect(
+        Method::POST,
+        "/v1/purposes",
+        json!({"code": "news", "name": {"ru": "Новости", "en": "News"}, "legal_basis": "consent",
+               "channels": ["email"], "data_categories": ["email"], "retention_days": 365}),
+        StatusCode::CREATED,
+    )
+    .await;
+    for n in 0..QUIET {
+        let s = api
+            .expect(
+                Method::POST,
+                "/v1/subjects",
+                json!({"email": format!("q{n}@quiet.test"), "external_ref": format!("q{n}")}),
+                StatusCode::CREATED,
+            )
+            .await;
+        api.expect(
+            Method::POST,
+            &format!("/v1/subjects/{}/consents", s["id"].as_str().unwrap()),
+            json!({"purpose": "news", "action": "grant"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    api
+}
+
+/// The quiet company's `n`th person, by external reference.
+async fn quiet_ids_of(api: &Api, n: usize) -> String {
+    let found = api
+        .expect(
+            Method::GET,
+            &format!("/v1/subjects?external_ref=q{n}"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    found["items"][0]["id"].as_str().unwrap().to_owned()
+}
 
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -116,7 +179,9 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         StatusCode::CREATED,
     )
     .await;
-    let tenant_id = api.expect(Method::GET, "/v1/tenant", Value::Null, StatusCode::OK).await["id"]
+    let tenant_id = api
+        .expect(Method::GET, "/v1/tenant", Value::Null, StatusCode::OK)
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -162,7 +227,10 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
     let acknowledged: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
     let queueing = {
         let (first, second) = people.split_at(people.len() / 2);
-        let jobs = [(api.clone(), first.to_vec(), 0), (other.clone(), second.to_vec(), first.len())];
+        let jobs = [
+            (api.clone(), first.to_vec(), 0),
+            (other.clone(), second.to_vec(), first.len()),
+        ];
         futures_util::future::join_all(jobs.into_iter().map(|(api, ids, offset)| async move {
             futures_util::stream::iter(ids.into_iter().enumerate())
                 .for_each_concurrent(8, |(n, id)| {
@@ -182,8 +250,8 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
                 .await
         }))
     };
-    let bursting = futures_util::stream::iter(subscribers.clone())
-        .for_each_concurrent(8, |(id, _)| {
+    let bursting =
+        futures_util::stream::iter(subscribers.clone()).for_each_concurrent(8, |(id, _)| {
             let api = api.clone();
             async move {
                 for k in 0..per_chat {
@@ -228,6 +296,42 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
             }
         }
     };
+    // A second company queues a few notices once the big campaign is under way:
+    // workers take tenants in turn, so they go out long before the campaign ends.
+    let quiet = async {
+        while sink.count() < emails / 10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let quiet = quiet_tenant(&api_one, &other.base).await;
+        let queued = Instant::now();
+        for n in 0..QUIET {
+            quiet
+                .expect(
+                    Method::POST,
+                    "/v1/notifications",
+                    json!({"subject_id": quiet_ids_of(&quiet, n).await, "purpose": "news",
+                           "template": "message", "idempotency_key": format!("quiet-{n}"),
+                           "data": {"subject": "Hello", "body": "Quiet news"}}),
+                    StatusCode::ACCEPTED,
+                )
+                .await;
+        }
+        loop {
+            let arrived = sink
+                .messages()
+                .iter()
+                .filter(|m| m.rcpt_to.iter().any(|r| r.ends_with("@quiet.test")))
+                .count();
+            if arrived >= QUIET {
+                break (queued.elapsed(), sink.count());
+            }
+            assert!(
+                queued.elapsed() < Duration::from_secs(60),
+                "the quiet company's {QUIET} notices waited behind the campaign: {arrived} in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
     // One worker is killed once a fifth of the mail is out; its claims come back
     // after the lease (5 s here).
     let killing = async {
@@ -236,12 +340,17 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         }
         workers[0].kill9();
     };
-    tokio::join!(queueing, bursting, withdrawing, killing);
+    let (_, _, _, _, (quiet_wait, campaign_then)) =
+        tokio::join!(queueing, bursting, withdrawing, killing, quiet);
 
     // A write through one API process is what the other answers next.
     let checked = people.iter().take(20).collect::<Vec<_>>();
     for (i, id) in checked.iter().enumerate() {
-        let (writer, reader) = if i % 2 == 0 { (&api, &other) } else { (&other, &api) };
+        let (writer, reader) = if i % 2 == 0 {
+            (&api, &other)
+        } else {
+            (&other, &api)
+        };
         for action in ["withdraw", "grant"] {
             writer
                 .expect(
@@ -369,7 +478,8 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
          ({sent} notices sent, {skipped} skipped as withdrawn, {} at the relay, {twice} twice, \
          {} lost, {} after a withdrawal); Telegram {} messages to {chats} chats at {rate:.1}/s, \
          busiest second {busiest_second}, closest two to one chat {:?}, {} answered 429; \
-         jobs run {:?}",
+         jobs run {:?}; a second company's {QUIET} notices out {quiet_wait:?} after queueing, \
+         with {campaign_then} of the campaign's messages out by then",
         elapsed.as_secs_f64(),
         received.len(),
         lost.len(),
@@ -377,9 +487,15 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         delivered.len(),
         closest,
         telegram.too_many_requests(),
-        runs.iter().map(|(j, at)| (j.as_str(), at.len())).collect::<Vec<_>>(),
+        runs.iter()
+            .map(|(j, at)| (j.as_str(), at.len()))
+            .collect::<Vec<_>>(),
     );
-    for node in workers.iter_mut().skip(1).chain([&mut bot, &mut api_one, &mut api_two]) {
+    for node in workers
+        .iter_mut()
+        .skip(1)
+        .chain([&mut bot, &mut api_one, &mut api_two])
+    {
         node.assert_running("the fleet run");
     }
     assert!(lost.is_empty(), "lost: {lost:#?}");
@@ -399,19 +515,33 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         .iter()
         .map(|m| (m.chat_id, m.text.as_str()))
         .collect();
-    assert_eq!(distinct.len(), chats * per_chat, "every Telegram message arrived");
+    assert_eq!(
+        distinct.len(),
+        chats * per_chat,
+        "every Telegram message arrived"
+    );
     assert!(
         delivered.len() - distinct.len() + twice <= 100,
         "{} Telegram messages and {twice} emails went twice",
         delivered.len() - distinct.len()
     );
     assert_eq!(telegram.too_many_requests(), 0, "Telegram answered 429");
-    assert!(busiest_second <= 30, "{busiest_second} messages within one second");
+    assert!(
+        busiest_second <= 30,
+        "{busiest_second} messages within one second"
+    );
     assert!(
         closest >= Duration::from_millis(1000 - 80),
         "two messages to one chat {closest:?} apart"
     );
-    assert!(too_soon.is_empty(), "jobs ran twice within an interval: {too_soon:#?}");
+    assert!(
+        campaign_then < emails,
+        "the second company's notices went out only after the whole campaign"
+    );
+    assert!(
+        too_soon.is_empty(),
+        "jobs ran twice within an interval: {too_soon:#?}"
+    );
     assert!(!runs.is_empty(), "the workers ran their periodic jobs");
 }
 
@@ -426,7 +556,10 @@ async fn a_key_revoked_through_one_api_process_stops_at_once_on_the_other() {
     let pooled = bouncer.url_for(&db);
     let sink = SmtpSink::start();
     let env = vec![
-        ("ASSENT_PUBLIC_URL".to_owned(), "http://fleet.test".to_owned()),
+        (
+            "ASSENT_PUBLIC_URL".to_owned(),
+            "http://fleet.test".to_owned(),
+        ),
         ("ASSENT_DB_STATEMENT_CACHE".to_owned(), "false".to_owned()),
         ("ASSENT_DB_LISTEN_URL".to_owned(), db.url.clone()),
     ];
@@ -447,7 +580,12 @@ async fn a_key_revoked_through_one_api_process_stops_at_once_on_the_other() {
         )
         .await;
     let client_id = key["client_id"].as_str().unwrap();
-    let auditor = Api::login(&two.base(), client_id, key["client_secret"].as_str().unwrap()).await;
+    let auditor = Api::login(
+        &two.base(),
+        client_id,
+        key["client_secret"].as_str().unwrap(),
+    )
+    .await;
     // The other process now believes the key active, for up to a second.
     let (status, _) = auditor.call(Method::GET, "/v1/tenant", None).await;
     assert_eq!(status, StatusCode::OK);

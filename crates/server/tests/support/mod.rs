@@ -355,4 +355,3 @@ pub fn message_id(data: &[u8]) -> Option<String> {
         })
         .map(|v| v.trim().trim_matches(['<', '>']).to_owned())
 }
-
