@@ -4,9 +4,11 @@
 use crate::{MASTER_KEY, TestApp};
 use assent_core::crypto::MasterKey;
 use assent_core::link::LinkKeys;
+use assent_core::send_rate::SendLimits;
 use assent_notify::dispatch::{DispatchConfig, Dispatcher};
 use assent_notify::email::Dkim;
 use assent_notify::mail::MailTransport;
+use assent_notify::send_slots::SendSlots;
 use assent_notify::telegram::TelegramSender;
 use assent_store::Store;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub struct Wiring<'a> {
     pub pool_size: Option<u32>,
     /// The hard deadline of one send (the dispatcher's default otherwise).
     pub send_timeout: Option<Duration>,
+    /// Telegram's limits, kept as production keeps them: in PostgreSQL on
+    /// PostgreSQL, in the process on SQLite (Telegram's own limits otherwise).
+    pub telegram_limits: Option<SendLimits>,
 }
 
 pub fn dispatcher(app: &TestApp, wiring: Wiring<'_>) -> Dispatcher {
@@ -64,9 +69,14 @@ pub fn dispatcher_for(
         &key.private_key_for_lettre,
     )
     .expect("dkim key");
-    let telegram = wiring
-        .telegram_api_url
-        .map(|u| TelegramSender::new(BOT_TOKEN, Some(u.parse().expect("bot api url"))));
+    let limits = wiring.telegram_limits.unwrap_or_default();
+    let telegram = wiring.telegram_api_url.map(|u| {
+        let slots = match store.backend() {
+            assent_store::Backend::Postgres => SendSlots::shared(limits, store.clone()),
+            assent_store::Backend::Sqlite => SendSlots::local(limits),
+        };
+        TelegramSender::with_slots(BOT_TOKEN, Some(u.parse().expect("bot api url")), slots)
+    });
     let mut config = DispatchConfig {
         public_url: PUBLIC_URL.into(),
         mail_from: MAIL_FROM.into(),

@@ -466,6 +466,69 @@ async fn a_crashed_workers_claims_are_picked_up_after_the_lease() {
     }
 }
 
+/// A notice to a chat whose next slot lies beyond the longest wait is put back in the
+/// outbox for then: not sent, not failed, no attempt used, nothing in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_notice_with_no_slot_soon_enough_waits_without_using_an_attempt() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let bot = FakeTelegram::start();
+        let t = setup(&app, "acme").await;
+        let s = subject(&t, "anna@example.org").await;
+        consent(&t, &s, "grant").await;
+        app.store
+            .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, 1001))
+            .unwrap();
+        let d = notify::dispatcher(
+            &app,
+            Wiring {
+                telegram_api_url: Some(&bot.api_url()),
+                telegram_limits: Some(assent_core::send_rate::SendLimits {
+                    private_chat_gap: Duration::from_secs(30),
+                    max_wait: Duration::from_secs(1),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        let only_telegram = json!({"channel": "telegram", "fallback_email": false});
+        let first = newsletter(&t, &s, only_telegram.clone()).await;
+        let second = newsletter(&t, &s, only_telegram).await;
+        for _ in 0..3 {
+            d.drain().await.unwrap();
+            notify::make_due(&app.store, &t.id);
+        }
+        assert_eq!(bot.sent_to(1001).len(), 1, "one message a chat per slot");
+        // Sent concurrently: either may have had the slot.
+        let (a, b) = (
+            notice(&t, &first.id()).await,
+            notice(&t, &second.id()).await,
+        );
+        let (sent, waiting) = if a["status"] == "sent" {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        assert_eq!(sent["status"], "sent", "{sent}");
+        assert_eq!(waiting["status"], "queued", "{waiting}");
+        assert_eq!(
+            waiting["attempts"], 0,
+            "put off three times, no attempt used: {waiting}"
+        );
+        assert_eq!(waiting["reason"], Value::Null);
+        assert_eq!(
+            waiting["delivery_attempts"].as_array().map(Vec::len),
+            Some(0),
+            "{waiting}"
+        );
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains("notifications_deferred_total{channel=\"telegram\"} 3"),
+            "{metrics}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
     for db in TestDb::all() {

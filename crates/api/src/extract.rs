@@ -121,10 +121,13 @@ impl FromRequest for Principal {
                 return not_revoked(principal, revoked);
             }
             let (tenant, client) = (principal.tenant_id.clone(), principal.client_id.clone());
+            let asked = std::time::Instant::now();
             let revoked = state
                 .db(move |store| store.key_revoked(&tenant, &client))
                 .await?;
-            state.revoked_keys.remember(&principal.client_id, revoked);
+            state
+                .revoked_keys
+                .remember(&principal.client_id, revoked, asked);
             not_revoked(principal, revoked)
         })
     }

@@ -257,9 +257,6 @@ async fn no_route(req: actix_web::HttpRequest, routes: web::Data<RouteTable>) ->
     }
 }
 
-/// Binds the API to `listener`; the caller runs the returned server. `extra` adds
-/// routes the caller composes from other crates (the Telegram webhook), so this
-/// crate need not know them.
 /// A server of the operations endpoints alone (`/healthz`, `/readyz`, `/metrics`):
 /// for processes that serve no API (workers, the bot), and to keep metrics off the
 /// public listener's path (`ASSENT_OPS_LISTEN`).
@@ -280,6 +277,9 @@ pub fn build_ops_server(state: AppState, listener: TcpListener) -> std::io::Resu
     Ok(server)
 }
 
+/// Binds the API to `listener`; the caller runs the returned server. `extra` adds
+/// routes the caller composes from other crates (the Telegram webhook), so this
+/// crate need not know them.
 pub fn build_server<F>(
     state: AppState,
     listener: TcpListener,

@@ -97,10 +97,10 @@ impl AppState {
         let (keys, pages) = (self.revoked_keys.clone(), self.tenant_pages.clone());
         move |change| match change {
             Change::Tenant(tenant) => pages.forget(&tenant),
-            Change::KeyRevoked(client) => keys.remember(&client, true),
+            Change::KeyRevoked(client) => keys.doubt(&client),
             Change::Everything => {
                 pages.forget_all();
-                keys.forget_active();
+                keys.doubt_all();
             }
         }
     }

@@ -6,8 +6,12 @@
 //! than `max_wait` is not taken: the message waits in the outbox instead of holding a
 //! sending slot (and a withdrawal waiting for sends in flight) that long.
 //!
-//! The same rule runs in memory for one process and as the PostgreSQL function
-//! `assent_take_telegram_slot` for many (see that migration).
+//! The same rule runs on buckets kept in memory (one process) and on rows of
+//! `telegram_send_slots` locked in one short transaction (every worker process).
+//!
+//! The gaps are a little wider than Telegram's limits: a process sends when its own
+//! clock says the slot has come, a few milliseconds after reserving it, and those
+//! milliseconds differ between processes.
 
 use std::time::Duration;
 
@@ -27,10 +31,10 @@ pub struct SendLimits {
 impl Default for SendLimits {
     fn default() -> Self {
         SendLimits {
-            // Rounded up from 1/30 s, so 30 slots never fit in one second.
-            overall_gap: Duration::from_micros(33_400),
-            private_chat_gap: Duration::from_secs(1),
-            group_chat_gap: Duration::from_secs(3),
+            // 29 a second: a message's worth of room for the jitter between processes.
+            overall_gap: Duration::from_micros(34_500),
+            private_chat_gap: Duration::from_millis(1_050),
+            group_chat_gap: Duration::from_millis(3_050),
             max_wait: Duration::from_secs(2),
         }
     }
@@ -53,7 +57,7 @@ impl SendLimits {
 pub enum Slot {
     /// Send after waiting this long; the buckets were moved.
     Taken(Duration),
-    /// The first free slot is this far ahead, beyond `max_wait`; nothing was moved.
+    /// The first free slot is this far ahead, beyond `max_wait`; nothing was booked.
     Later(Duration),
 }
 
@@ -65,13 +69,26 @@ pub struct Buckets {
     pub chat: i64,
 }
 
+/// The longest Telegram's flood control holds every send off.
+pub const MAX_HOLD_OFF: Duration = Duration::from_secs(3600);
+
 /// Reserves a slot at `now` for a message to `chat_id`: the slot and the buckets
-/// after it (unchanged when the slot is [`Slot::Later`]).
+/// to store after it (when they differ from those given).
+///
+/// A bucket further ahead than any reservation or hold-off could have put it (a
+/// database clock stepped back, a tampered row) is brought back that far, so it
+/// frees up in seconds, not when the wrong time comes.
 pub fn reserve(limits: &SendLimits, now: i64, chat_id: i64, buckets: Buckets) -> (Slot, Buckets) {
-    let at = now.max(buckets.overall).max(buckets.chat);
+    let overall = buckets
+        .overall
+        .min(now.saturating_add(micros(MAX_HOLD_OFF + limits.max_wait + limits.overall_gap)));
+    let chat = buckets
+        .chat
+        .min(now.saturating_add(micros(limits.max_wait + limits.chat_gap(chat_id))));
+    let at = now.max(overall).max(chat);
     let wait = Duration::from_micros((at - now) as u64);
     if wait > limits.max_wait {
-        return (Slot::Later(wait), buckets);
+        return (Slot::Later(wait), Buckets { overall, chat });
     }
     let after = Buckets {
         overall: at + micros(limits.overall_gap),
@@ -81,9 +98,9 @@ pub fn reserve(limits: &SendLimits, now: i64, chat_id: i64, buckets: Buckets) ->
 }
 
 /// The overall bucket after Telegram answered `429 retry_after` at `now`: nothing goes
-/// before `now + retry_after`.
+/// before `now + retry_after` (at most [`MAX_HOLD_OFF`]).
 pub fn hold_off(now: i64, overall: i64, retry_after: Duration) -> i64 {
-    overall.max(now + micros(retry_after))
+    overall.max(now.saturating_add(micros(retry_after.min(MAX_HOLD_OFF))))
 }
 
 fn micros(d: Duration) -> i64 {
@@ -121,8 +138,8 @@ mod tests {
     fn a_first_message_goes_at_once() {
         let (slot, after) = reserve(&SendLimits::default(), 1_000, 7, FRESH);
         assert_eq!(slot, Slot::Taken(Duration::ZERO));
-        assert_eq!(after.overall, 1_000 + 33_400);
-        assert_eq!(after.chat, 1_000 + 1_000_000);
+        assert_eq!(after.overall, 1_000 + 34_500);
+        assert_eq!(after.chat, 1_000 + 1_050_000);
     }
 
     #[test]
@@ -149,8 +166,8 @@ mod tests {
                 "{in_second} slots in the second from {start}"
             );
         }
-        // And the rate is not wasted: the 31st message goes within 1.01 s.
-        assert!(slots[30] <= 1_010_000, "{}", slots[30]);
+        // Nor is the rate wasted: the 30th message goes within 1.05 s of the first.
+        assert!(slots[29] <= 1_050_000, "{}", slots[29]);
     }
 
     #[test]
@@ -167,9 +184,9 @@ mod tests {
                 Slot::Later(_) => unreachable!(),
             })
             .collect();
-        assert_eq!(waits[1], Duration::from_secs(1));
-        assert_eq!(waits[2], Duration::from_secs(2));
-        assert_eq!(waits[4] - waits[3], Duration::from_secs(3));
+        assert_eq!(waits[1], Duration::from_millis(1_050));
+        assert_eq!(waits[2], Duration::from_millis(2_100));
+        assert_eq!(waits[4] - waits[3], Duration::from_millis(3_050));
     }
 
     #[test]
@@ -198,7 +215,50 @@ mod tests {
             },
         );
         assert_eq!(slot, Slot::Later(Duration::from_secs(3)));
-        // A hold-off never brings the bucket forward.
+        // A hold-off never brings the bucket forward, and is bounded.
         assert_eq!(hold_off(0, 9_000_000, Duration::from_secs(1)), 9_000_000);
+        assert_eq!(
+            hold_off(0, 0, Duration::from_secs(86_400)),
+            MAX_HOLD_OFF.as_micros() as i64
+        );
+    }
+
+    #[test]
+    fn a_bucket_from_a_clock_that_stepped_back_counts_only_as_far_as_it_could_be() {
+        let limits = SendLimits::default();
+        // The chat's row says "in a day": no reservation could have put it there.
+        let (slot, _) = reserve(
+            &limits,
+            0,
+            5,
+            Buckets {
+                overall: i64::MIN,
+                chat: 86_400_000_000,
+            },
+        );
+        assert_eq!(slot, Slot::Later(limits.max_wait + limits.private_chat_gap));
+        let (slot, _) = reserve(
+            &limits,
+            0,
+            5,
+            Buckets {
+                overall: i64::MAX,
+                chat: i64::MIN,
+            },
+        );
+        assert!(matches!(slot, Slot::Later(w) if w <= MAX_HOLD_OFF + Duration::from_secs(3)));
+        // Stored as brought back, the chat frees up once that much time has passed.
+        let (_, after) = reserve(
+            &limits,
+            0,
+            5,
+            Buckets {
+                overall: i64::MIN,
+                chat: 86_400_000_000,
+            },
+        );
+        let later = micros(limits.max_wait + limits.private_chat_gap) + 1;
+        let (slot, _) = reserve(&limits, later, 5, after);
+        assert_eq!(slot, Slot::Taken(Duration::ZERO));
     }
 }

@@ -17,14 +17,16 @@ pub struct SendSlots {
 
 enum Kept {
     Here(Mutex<Local>),
-    Shared(Store),
+    /// One reservation of this process at a time: they queue on one row anyway, and
+    /// each holds a pooled connection while it waits.
+    Shared(Store, tokio::sync::Mutex<()>),
 }
 
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Kept::Here(_) => "in this process",
-            Kept::Shared(_) => "in the database",
+            Kept::Shared(..) => "in the database",
         })
     }
 }
@@ -61,7 +63,7 @@ impl SendSlots {
     pub fn shared(limits: SendLimits, store: Store) -> Self {
         SendSlots {
             limits,
-            kept: Kept::Shared(store),
+            kept: Kept::Shared(store, tokio::sync::Mutex::new(())),
         }
     }
 
@@ -76,22 +78,30 @@ impl SendSlots {
                     chat: l.chats.get(&chat_id).copied().unwrap_or(i64::MIN),
                 };
                 let (slot, after) = send_rate::reserve(&self.limits, now, chat_id, buckets);
-                if let Slot::Taken(_) = slot {
-                    l.overall = after.overall;
-                    l.chats.insert(chat_id, after.chat);
-                    // A chat whose slot has passed limits nothing: forget it.
-                    if l.chats.len() > 10_000 {
-                        l.chats.retain(|_, next| *next > now);
-                    }
+                l.overall = after.overall;
+                l.chats.insert(chat_id, after.chat);
+                // A chat whose slot has passed limits nothing: forget it.
+                if l.chats.len() > 10_000 {
+                    l.chats.retain(|_, next| *next > now);
                 }
                 Ok(slot)
             }
-            Kept::Shared(store) => {
+            Kept::Shared(store, turn) => {
+                let _turn = turn.lock().await;
                 let (store, limits) = (store.clone(), self.limits);
-                blocking(move || {
+                let reserved = tokio::task::spawn_blocking(move || {
                     store.system(|c| telegram_send_slots::reserve(c, &limits, chat_id))
                 })
-                .await
+                .await;
+                match reserved {
+                    Ok(Ok(slot)) => Ok(slot),
+                    // Another worker holds the bot's row (stalled?): try a little later.
+                    Ok(Err(e)) if telegram_send_slots::is_lock_timeout(&e) => {
+                        Ok(Slot::Later(Duration::from_secs(1)))
+                    }
+                    Ok(Err(e)) => Err(format!("the send limits could not be read: {e}")),
+                    Err(e) => Err(format!("the send limits could not be read: {e}")),
+                }
             }
         }
     }
@@ -105,7 +115,8 @@ impl SendSlots {
                 l.overall = send_rate::hold_off(now, l.overall, retry_after);
                 Ok(())
             }
-            Kept::Shared(store) => {
+            Kept::Shared(store, turn) => {
+                let _turn = turn.lock().await;
                 let store = store.clone();
                 blocking(move || store.system(|c| telegram_send_slots::hold_off(c, retry_after)))
                     .await

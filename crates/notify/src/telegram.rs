@@ -88,6 +88,9 @@ impl TelegramSender {
                 "the message text is empty".into(),
             ));
         }
+        if chat_id == 0 {
+            return Err(TelegramFailure::Permanent("chat id 0 names no chat".into()));
+        }
         let markup = buttons.map(keyboard).transpose()?;
         let mut retries = 0;
         loop {
@@ -102,18 +105,22 @@ impl TelegramSender {
             }
             match request.await {
                 Ok(_) => return Ok(()),
-                Err(RequestError::RetryAfter(after)) if retries < MAX_RATE_LIMIT_RETRIES => {
-                    retries += 1;
+                Err(RequestError::RetryAfter(after)) => {
                     // No chat id: it identifies the person (invariant 5).
                     tracing::info!(
                         retry_after = after.seconds(),
                         retries,
                         "rate limited by Telegram; holding every send off"
                     );
+                    // Every sender waits, whether or not this one tries again.
                     self.slots
                         .hold_off(after.duration())
                         .await
                         .map_err(TelegramFailure::Transient)?;
+                    if retries == MAX_RATE_LIMIT_RETRIES {
+                        return Err(classify(&RequestError::RetryAfter(after)));
+                    }
+                    retries += 1;
                 }
                 Err(err) => {
                     let failure = classify(&err);
@@ -420,27 +427,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_rate_limit_is_waited_out_and_retried() {
-        let (url, seen, _server) = fake_bot_api(vec![RATE_LIMITED, SENT]).await;
+        let (url, seen, _server) = fake_bot_api(vec![RATE_LIMITED, SENT, SENT]).await;
         let sender = TelegramSender::new("123:ABC", Some(url));
+        let started = std::time::Instant::now();
         sender.send(42, "hi", None).await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), 2);
+        // `retry_after: 1` was waited out, once: the next message goes at once.
+        assert!(started.elapsed() >= Duration::from_millis(950));
+        let other = std::time::Instant::now();
+        sender.send(43, "hi", None).await.unwrap();
+        assert!(
+            other.elapsed() < Duration::from_millis(500),
+            "one hold-off, not two"
+        );
     }
 
     #[tokio::test]
     async fn a_chat_with_no_slot_soon_enough_is_put_off_without_a_call() {
         let (url, seen, _server) = fake_bot_api(vec![SENT; 4]).await;
         let limits = SendLimits {
-            private_chat_gap: Duration::from_millis(100),
-            max_wait: Duration::from_millis(150),
+            private_chat_gap: Duration::from_millis(1_000),
+            max_wait: Duration::from_millis(1_500),
             ..SendLimits::default()
         };
         let sender = TelegramSender::with_slots("123:ABC", Some(url), SendSlots::local(limits));
         let started = std::time::Instant::now();
         sender.send(42, "one", None).await.unwrap();
         sender.send(42, "two", None).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        // The third is booked 100 ms after the second was sent: within the longest
-        // wait only if asked at once; ask twice at once and one must be put off.
+        assert!(started.elapsed() >= Duration::from_millis(1_000));
+        // Asked at once (within half a second of the second), the third is booked a
+        // second after it, within the longest wait, and the fourth two seconds after,
+        // beyond it: put off, without a call.
         let (a, b) = tokio::join!(
             sender.send(42, "three", None),
             sender.send(42, "four", None)

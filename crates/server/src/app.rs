@@ -206,18 +206,6 @@ impl App {
                 &config.keys.token_accepted_kids,
             )
         };
-        let ops = match &config.http.ops_listen {
-            Some(listen) => {
-                let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
-                    address: listen.clone(),
-                    source,
-                })?;
-                let state = AppState::new(store.clone(), tokens(), master.clone())
-                    .with_delivery_metrics(&delivery);
-                Some(assent_api::build_ops_server(state, listener).map_err(StartError::Http)?)
-            }
-            None => None,
-        };
         let (stop, _) = watch::channel(false);
         let mut app = App {
             store: store.clone(),
@@ -233,9 +221,12 @@ impl App {
             polling: bot.polling,
             stop: Arc::new(stop),
             changes: None,
-            ops,
+            ops: None,
         };
         if !role.serves_http() {
+            let state = AppState::new(store.clone(), tokens(), master.clone())
+                .with_delivery_metrics(&delivery);
+            app.ops = ops_server(&config, state)?;
             return Ok(app);
         }
 
@@ -264,6 +255,8 @@ impl App {
             )
             .with_telegram_bot(bot.username);
         let state = adjust(state);
+        // The same counters as the API's own `/metrics`.
+        app.ops = ops_server(&config, state.clone())?;
         // Revocations and page changes made through other processes, at once.
         app.changes = config
             .listen_url()
@@ -336,6 +329,23 @@ impl App {
         }
         Ok(result?)
     }
+}
+
+/// The operations endpoints on `ASSENT_OPS_LISTEN`, when it is set.
+fn ops_server(
+    config: &Config,
+    state: AppState,
+) -> Result<Option<actix_web::dev::Server>, StartError> {
+    let Some(listen) = &config.http.ops_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
+        address: listen.clone(),
+        source,
+    })?;
+    Ok(Some(
+        assent_api::build_ops_server(state, listener).map_err(StartError::Http)?,
+    ))
 }
 
 /// Ctrl-C or `SIGTERM` (what Kubernetes and compose send to stop a container), for

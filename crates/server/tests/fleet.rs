@@ -429,7 +429,7 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
     // Telegram: within the limits across all workers.
     let delivered = telegram.sent();
     let arrivals: Vec<Instant> = delivered.iter().map(|m| m.at).collect();
-    let busiest_second = busiest(&arrivals, Duration::from_millis(1000 - 80));
+    let busiest_second = busiest(&arrivals, Duration::from_secs(1));
     let mut per_chat_at: HashMap<i64, Vec<Instant>> = HashMap::new();
     for m in &delivered {
         per_chat_at.entry(m.chat_id).or_default().push(m.at);
@@ -448,6 +448,24 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         (Some(a), Some(b)) if b > a => delivered.len() as f64 / (b - a).as_secs_f64(),
         _ => 0.0,
     };
+
+    // Every role's /metrics (ASSENT_OPS_LISTEN on workers): the Telegram backlog was
+    // put off by the limits, not failed, and the outbox depth is read from the database.
+    let mut deferred = 0.0;
+    for w in workers.iter().skip(1) {
+        let text = reqwest::get(format!("{}/metrics", w.base()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("outbox_depth"), "{text}");
+        deferred += text
+            .lines()
+            .filter(|l| l.starts_with("notifications_deferred_total{channel=\"telegram\"}"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
 
     // Periodic jobs: never twice within an interval, whichever worker ran them.
     let mut runs: HashMap<String, Vec<chrono::DateTime<chrono::FixedOffset>>> = HashMap::new();
@@ -478,7 +496,7 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
          ({sent} notices sent, {skipped} skipped as withdrawn, {} at the relay, {twice} twice, \
          {} lost, {} after a withdrawal); Telegram {} messages to {chats} chats at {rate:.1}/s, \
          busiest second {busiest_second}, closest two to one chat {:?}, {} answered 429; \
-         jobs run {:?}; a second company's {QUIET} notices out {quiet_wait:?} after queueing, \
+         {deferred} put off by the limits (live workers); jobs run {:?}; a second company's {QUIET} notices out {quiet_wait:?} after queueing, \
          with {campaign_then} of the campaign's messages out by then",
         elapsed.as_secs_f64(),
         received.len(),
@@ -530,13 +548,14 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         busiest_second <= 30,
         "{busiest_second} messages within one second"
     );
+    // One a second: the slots are 1.05 s apart, sent by clocks a few ms apart.
     assert!(
-        closest >= Duration::from_millis(1000 - 80),
+        closest >= Duration::from_millis(1000),
         "two messages to one chat {closest:?} apart"
     );
     assert!(
-        campaign_then < emails,
-        "the second company's notices went out only after the whole campaign"
+        campaign_then < emails / 2,
+        "the second company's notices waited for half the campaign"
     );
     assert!(
         too_soon.is_empty(),

@@ -122,22 +122,50 @@ fn session(url: &str) -> QueryResult<PgConnection> {
     Ok(conn)
 }
 
+/// How often the listener writes to itself: reading the socket does not notice a
+/// server that went away quietly, nor a pooler that gave `LISTEN` to a session it
+/// then handed to someone else.
+const PING: Duration = Duration::from_secs(10);
+
 fn relay(
     conn: &mut PgConnection,
     stop: &AtomicBool,
     on_change: &impl Fn(Change),
 ) -> QueryResult<()> {
     let mut idle = Duration::ZERO;
+    let mut pings = 0u64;
+    let mut awaited: Option<String> = None;
+    let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         for notification in conn.notifications_iter() {
-            on_change(Change::parse(&notification?.payload));
+            let payload = notification?.payload;
+            if payload.starts_with("ping:") {
+                if awaited.as_deref() == Some(payload.as_str()) {
+                    awaited = None;
+                }
+                continue;
+            }
+            on_change(Change::parse(&payload));
         }
         std::thread::sleep(POLL);
-        // Reading the socket does not notice a server that went away quietly.
         idle += POLL;
-        if idle >= Duration::from_secs(10) {
-            diesel::sql_query("SELECT 1").execute(conn)?;
+        if idle >= PING {
             idle = Duration::ZERO;
+            if awaited.is_some() && !warned {
+                warned = true;
+                tracing::warn!(
+                    "change notifications do not arrive on this session (is ASSENT_DB_LISTEN_URL \
+                     a pooler in transaction mode? it must reach PostgreSQL itself); caches \
+                     expire by age meanwhile"
+                );
+            }
+            pings += 1;
+            let ping = format!("ping:{}-{pings}", std::process::id());
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(CHANNEL)
+                .bind::<Text, _>(&ping)
+                .execute(conn)?;
+            awaited = Some(ping);
         }
     }
     Ok(())

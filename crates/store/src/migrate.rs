@@ -20,7 +20,19 @@ pub fn run(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
         // in a savepoint), so it works through PgBouncer in transaction mode, where a
         // session lock and its unlock could land on different server connections.
         DbConnection::Postgres(pg) => {
-            if !pg.has_pending_migration(POSTGRES).map_err(err)? {
+            // Diesel's check creates its table when missing: only ask once it exists,
+            // or two processes starting on an empty database race to create it.
+            #[derive(diesel::QueryableByName)]
+            struct Table {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                exists: bool,
+            }
+            let known = diesel::sql_query(
+                "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS exists",
+            )
+            .get_result::<Table>(pg)?
+            .exists;
+            if known && !pg.has_pending_migration(POSTGRES).map_err(err)? {
                 return Ok(Vec::new());
             }
             pg.transaction(|pg| {

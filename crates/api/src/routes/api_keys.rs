@@ -186,6 +186,8 @@ pub async fn revoke_api_key(
             })
         })
         .await?;
-    state.revoked_keys.remember(&key.id, true);
+    state
+        .revoked_keys
+        .remember(&key.id, true, std::time::Instant::now());
     Ok(web::Json(ApiKeyView::from(&key)))
 }

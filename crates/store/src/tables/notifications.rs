@@ -697,7 +697,6 @@ pub fn finish(
     jitter: f64,
 ) -> StoreResult<NoticeStatus> {
     let stamp = crate::now();
-    let mut budget = notice.max_attempts;
     let (status, reason, due_at, sent) = match outcome {
         Outcome::Sent { channel, detail } => {
             log_attempt(conn, notice, *channel, "sent", detail.as_deref())?;
@@ -723,12 +722,7 @@ pub fn finish(
             }
         }
         Outcome::Deferred { channel, wait } => {
-            let detail = format!("put off {} ms by the rate limits", wait.as_millis());
-            log_attempt(conn, notice, *channel, "deferred", Some(&detail))?;
-            // The claim counted an attempt this was not.
-            budget += 1;
-            let wait = chrono::Duration::from_std(*wait).unwrap_or(chrono::Duration::minutes(1));
-            (NoticeStatus::Queued, None, (now + wait).naive_utc(), None)
+            return defer(conn, notice, *channel, *wait, now, jitter);
         }
         Outcome::Failed { channel, detail } => {
             log_attempt(conn, notice, *channel, "failed", Some(detail))?;
@@ -758,7 +752,6 @@ pub fn finish(
             notifications::status.eq(status.as_str()),
             notifications::reason.eq(reason),
             notifications::due_at.eq(due_at),
-            notifications::max_attempts.eq(budget),
             notifications::lease_owner.eq(None::<String>),
             notifications::lease_until.eq(None::<NaiveDateTime>),
             notifications::sent_channel.eq(sent.map(|c| c.as_str())),
@@ -767,6 +760,46 @@ pub fn finish(
         ))
         .execute(conn)?;
     Ok(status)
+}
+
+/// Puts a notice the channel's rate limits had no slot for back in the queue, for
+/// when the slot should have come (spread over as long again, so the notices put off
+/// together do not all come back at once). The attempt never happened: its log row
+/// and in-flight mark go, and the claim's count of it is taken back.
+fn defer(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    channel: NoticeChannel,
+    wait: std::time::Duration,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> StoreResult<NoticeStatus> {
+    diesel::delete(
+        notification_attempts::table
+            .filter(notification_attempts::tenant_id.eq(&notice.tenant_id))
+            .filter(notification_attempts::notification_id.eq(&notice.id))
+            .filter(notification_attempts::attempt.eq(notice.attempts))
+            .filter(notification_attempts::channel.eq(channel.as_str()))
+            .filter(notification_attempts::outcome.eq(SENDING)),
+    )
+    .execute(conn)?;
+    landed(conn, notice, channel)?;
+    let wait = wait.min(std::time::Duration::from_secs(3600));
+    let spread = wait.mul_f64(1.0 + jitter.clamp(0.0, 1.0));
+    let due = chrono::Duration::from_std(spread).unwrap_or(chrono::Duration::hours(1));
+    diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
+        .filter(notifications::lease_owner.eq(&notice.lease_owner))
+        .filter(notifications::attempts.eq(notice.attempts))
+        .set((
+            notifications::status.eq(NoticeStatus::Queued.as_str()),
+            notifications::due_at.eq((now + due).naive_utc()),
+            notifications::attempts.eq(notice.attempts - 1),
+            notifications::lease_owner.eq(None::<String>),
+            notifications::lease_until.eq(None::<NaiveDateTime>),
+            notifications::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(NoticeStatus::Queued)
 }
 
 /// Puts a dead or failed notice back in the queue with a fresh set of attempts.

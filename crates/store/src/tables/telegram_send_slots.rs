@@ -35,9 +35,17 @@ fn clock(conn: &mut DbConnection) -> StoreResult<i64> {
     Ok(diesel::sql_query(sql).get_result::<Clock>(conn)?.now_us)
 }
 
+/// How long a reservation waits for the bot's row: a worker that stalls holding it
+/// (a host gone without closing its connection) must not stall every other's sends.
+pub const LOCK_WAIT_MS: u32 = 500;
+
 /// Locks the bot's row, which orders every reservation of the installation, and
-/// reads it (created if a restore lost it).
+/// reads it (created if a restore lost it). Waits at most [`LOCK_WAIT_MS`]: then the
+/// error says "lock timeout" ([`is_lock_timeout`]).
 fn lock_bot(conn: &mut DbConnection) -> StoreResult<i64> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(format!("SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")).execute(pg)?;
+    }
     let row = diesel::insert_into(telegram_send_slots::table)
         .values((
             telegram_send_slots::chat_id.eq(BOT),
@@ -73,9 +81,19 @@ fn put(conn: &mut DbConnection, chat_id: i64, next_at: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// True for the error of a reservation that waited [`LOCK_WAIT_MS`] for the bot's row.
+pub fn is_lock_timeout(error: &crate::StoreError) -> bool {
+    error.to_string().contains("lock timeout")
+}
+
 /// Reserves a slot for a message to `chat_id` (call inside a transaction: the bot's
-/// row stays locked until it ends).
+/// row stays locked until it ends). Chat id 0 is no chat (it is the bot's row).
 pub fn reserve(conn: &mut DbConnection, limits: &SendLimits, chat_id: i64) -> StoreResult<Slot> {
+    if chat_id == BOT {
+        return Err(crate::StoreError::invalid(
+            "chat id 0 names no Telegram chat",
+        ));
+    }
     let overall = lock_bot(conn)?;
     let chat = telegram_send_slots::table
         .find(chat_id)
@@ -84,9 +102,12 @@ pub fn reserve(conn: &mut DbConnection, limits: &SendLimits, chat_id: i64) -> St
         .optional()?
         .unwrap_or(i64::MIN);
     let now = clock(conn)?;
-    let (slot, after) = send_rate::reserve(limits, now, chat_id, Buckets { overall, chat });
-    if let Slot::Taken(_) = slot {
+    let before = Buckets { overall, chat };
+    let (slot, after) = send_rate::reserve(limits, now, chat_id, before);
+    if after.overall != before.overall {
         put(conn, BOT, after.overall)?;
+    }
+    if after.chat != before.chat {
         put(conn, chat_id, after.chat)?;
     }
     Ok(slot)
