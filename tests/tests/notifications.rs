@@ -52,6 +52,17 @@ async fn newsletter(t: &TenantHandle, subject: &str, extra: Value) -> Response {
         .await
 }
 
+/// A tenant and a person who agreed to news and whose chat `chat` is bound.
+async fn on_telegram(app: &TestApp, chat: i64) -> (TenantHandle, String) {
+    let t = setup(app, "acme").await;
+    let s = subject(&t, "anna@example.org").await;
+    consent(&t, &s, "grant").await;
+    app.store
+        .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, chat))
+        .unwrap();
+    (t, s)
+}
+
 async fn notice(t: &TenantHandle, id: &str) -> Response {
     t.get(&format!("/v1/notifications/{id}")).expect(OK).await
 }
@@ -473,12 +484,7 @@ async fn a_telegram_notice_with_no_slot_soon_enough_waits_without_using_an_attem
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
         let bot = FakeTelegram::start();
-        let t = setup(&app, "acme").await;
-        let s = subject(&t, "anna@example.org").await;
-        consent(&t, &s, "grant").await;
-        app.store
-            .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, 1001))
-            .unwrap();
+        let (t, s) = on_telegram(&app, 1001).await;
         let d = notify::dispatcher(
             &app,
             Wiring {
@@ -535,12 +541,7 @@ async fn telegram_notices_reach_the_chat_and_fall_back_to_email_when_blocked() {
         let app = TestApp::spawn(db).await;
         let sink = SmtpSink::start();
         let bot = FakeTelegram::start();
-        let t = setup(&app, "acme").await;
-        let s = subject(&t, "anna@example.org").await;
-        consent(&t, &s, "grant").await;
-        app.store
-            .write(&t.id, |c| telegram::bind_chat(c, &t.id, &s, 1001))
-            .unwrap();
+        let (t, s) = on_telegram(&app, 1001).await;
         let d = notify::dispatcher(
             &app,
             Wiring {

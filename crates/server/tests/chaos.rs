@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use support::{Api, Node, audience, email_of, message_id, notices, queue_campaign, tenant_api};
+use support::{
+    Api, Node, audience, email_of, message_id, notices, queue_campaign, settled, tenant_api,
+};
 
 const PEOPLE: usize = 2_000;
 const WITHDRAWING: usize = 200;
@@ -213,23 +215,7 @@ async fn run_campaign(db: TestDb, fault: Fault<'_>) {
     withdrawing.await.unwrap();
 
     // Settle: every notice final.
-    let settled = Instant::now();
-    let final_notices = loop {
-        let all = notices(&api).await;
-        let open = all
-            .values()
-            .filter(|(s, _, _)| matches!(s.as_str(), "queued" | "sending"))
-            .count();
-        if all.len() == PEOPLE && open == 0 {
-            break all;
-        }
-        assert!(
-            settled.elapsed() < Duration::from_secs(240),
-            "{fault}: {open} of {} notices still open after 4 minutes",
-            all.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let final_notices = settled(&api, PEOPLE, Duration::from_secs(240), fault).await;
 
     node.assert_running(fault);
     let received = sink.messages();

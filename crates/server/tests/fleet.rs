@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use support::{Api, Node, audience, message_id, notices};
+use support::{Api, Node, audience, message_id, settled};
 
 const WITHDRAWING: usize = 200;
 /// Notices of the second, quiet company.
@@ -35,24 +35,7 @@ const QUIET: usize = 20;
 
 /// A second company, made through the CLI, with `QUIET` people who agreed to news.
 async fn quiet_tenant(node: &Node, base: &str) -> Api {
-    node.cli(&[
-        "tenant",
-        "create",
-        "--slug",
-        "quiet",
-        "--name",
-        "Quiet LLC",
-        "--json",
-    ]);
-    let key = node.cli(&[
-        "apikey", "create", "--tenant", "quiet", "--role", "admin", "--json",
-    ]);
-    let api = Api::login(
-        base,
-        key["client_id"].as_str().unwrap(),
-        key["client_secret"].as_str().unwrap(),
-    )
-    .await;
+    let api = support::cli_tenant(node, "quiet", "Quiet LLC", base).await;
     api.expect(
         Method::POST,
         "/v1/purposes",
@@ -378,23 +361,7 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
 
     // Settle: every notice final.
     let expected = emails + chats * per_chat;
-    let settled = Instant::now();
-    let final_notices = loop {
-        let all = notices(&api).await;
-        let open = all
-            .values()
-            .filter(|(s, _, _)| matches!(s.as_str(), "queued" | "sending"))
-            .count();
-        if all.len() == expected && open == 0 {
-            break all;
-        }
-        assert!(
-            settled.elapsed() < Duration::from_secs(600),
-            "{open} of {} notices still open after 10 minutes",
-            all.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let final_notices = settled(&api, expected, Duration::from_secs(600), "fleet").await;
     let elapsed = started.elapsed();
 
     // Email: once each, nothing after a withdrawal, nothing lost.

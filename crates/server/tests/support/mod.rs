@@ -235,6 +235,20 @@ pub fn email_of(n: usize) -> String {
     format!("person{n}@chaos.test")
 }
 
+/// A tenant and an admin key made with the CLI; then logged in at `base`.
+pub async fn cli_tenant(node: &Node, slug: &str, name: &str, base: &str) -> Api {
+    node.cli(&["tenant", "create", "--slug", slug, "--name", name, "--json"]);
+    let key = node.cli(&[
+        "apikey", "create", "--tenant", slug, "--role", "admin", "--json",
+    ]);
+    Api::login(
+        base,
+        key["client_id"].as_str().unwrap(),
+        key["client_secret"].as_str().unwrap(),
+    )
+    .await
+}
+
 /// A tenant and an admin key made with the CLI, then the server started and logged in.
 pub async fn tenant_api(node: &mut Node) -> Api {
     node.cli(&[
@@ -256,6 +270,33 @@ pub async fn tenant_api(node: &mut Node) -> Api {
         key["client_secret"].as_str().unwrap(),
     )
     .await
+}
+
+/// Every notice of the tenant once all `expected` are final (`sent`, `skipped`,
+/// `failed`, `dead`); panics after `within`.
+pub async fn settled(
+    api: &Api,
+    expected: usize,
+    within: Duration,
+    what: impl std::fmt::Display,
+) -> HashMap<String, (String, Option<String>, String)> {
+    let started = Instant::now();
+    loop {
+        let all = notices(api).await;
+        let open = all
+            .values()
+            .filter(|(s, _, _)| matches!(s.as_str(), "queued" | "sending"))
+            .count();
+        if all.len() == expected && open == 0 {
+            return all;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what}: {open} of {} notices still open after {within:?}",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Tenant, key, purpose and `people` subjects who agreed to the newsletter.
