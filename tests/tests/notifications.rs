@@ -529,7 +529,7 @@ async fn a_telegram_notice_with_no_slot_soon_enough_waits_without_using_an_attem
         );
         let metrics = app.metrics().await;
         assert!(
-            metrics.contains("notifications_deferred_total{channel=\"telegram\"} 3"),
+            metrics.contains("assent_notifications_deferred_total{channel=\"telegram\"} 3"),
             "{metrics}"
         );
     }

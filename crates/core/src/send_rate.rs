@@ -33,7 +33,7 @@ impl Default for SendLimits {
         SendLimits {
             // 29 a second: a message's worth of room for the jitter between processes.
             overall_gap: Duration::from_micros(34_500),
-            private_chat_gap: Duration::from_millis(1_050),
+            private_chat_gap: Duration::from_millis(1_100),
             group_chat_gap: Duration::from_millis(3_050),
             max_wait: Duration::from_secs(2),
         }
@@ -139,7 +139,7 @@ mod tests {
         let (slot, after) = reserve(&SendLimits::default(), 1_000, 7, FRESH);
         assert_eq!(slot, Slot::Taken(Duration::ZERO));
         assert_eq!(after.overall, 1_000 + 34_500);
-        assert_eq!(after.chat, 1_000 + 1_050_000);
+        assert_eq!(after.chat, 1_000 + 1_100_000);
     }
 
     #[test]
@@ -184,8 +184,8 @@ mod tests {
                 Slot::Later(_) => unreachable!(),
             })
             .collect();
-        assert_eq!(waits[1], Duration::from_millis(1_050));
-        assert_eq!(waits[2], Duration::from_millis(2_100));
+        assert_eq!(waits[1], Duration::from_millis(1_100));
+        assert_eq!(waits[2], Duration::from_millis(2_200));
         assert_eq!(waits[4] - waits[3], Duration::from_millis(3_050));
     }
 

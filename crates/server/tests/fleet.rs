@@ -257,7 +257,7 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
             .iter()
             .cloned()
             .enumerate()
-            .filter(|(n, _)| n % (emails / WITHDRAWING).max(1) == 3)
+            .filter(|(n, _)| (n + 1) % (emails / WITHDRAWING).max(1) == 0)
             .take(WITHDRAWING)
             .collect();
         async move {
@@ -431,7 +431,7 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         assert!(text.contains("outbox_depth"), "{text}");
         deferred += text
             .lines()
-            .filter(|l| l.starts_with("notifications_deferred_total{channel=\"telegram\"}"))
+            .filter(|l| l.starts_with("assent_notifications_deferred_total{channel=\"telegram\"}"))
             .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
             .sum::<f64>();
     }
@@ -517,7 +517,8 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
         busiest_second <= 30,
         "{busiest_second} messages within one second"
     );
-    // One a second: the slots are 1.05 s apart, sent by clocks a few ms apart.
+    // One a second: the slots are 1.1 s apart, sent by processes whose wake-ups
+    // differ by a few milliseconds (tens on a loaded machine).
     assert!(
         closest >= Duration::from_millis(1000),
         "two messages to one chat {closest:?} apart"
@@ -525,6 +526,10 @@ async fn two_apis_three_workers_and_a_bot_through_pgbouncer_keep_every_promise()
     assert!(
         campaign_then < emails / 2,
         "the second company's notices waited for half the campaign"
+    );
+    assert!(
+        deferred > 0.0 || per_chat <= 2,
+        "messages to one chat beyond two seconds of slots were put off, not sent early"
     );
     assert!(
         too_soon.is_empty(),
