@@ -46,6 +46,19 @@ fn lock_bot(conn: &mut DbConnection) -> StoreResult<i64> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query(format!("SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")).execute(pg)?;
     }
+    let locked = |conn: &mut DbConnection| -> StoreResult<Option<i64>> {
+        let query = telegram_send_slots::table
+            .find(BOT)
+            .select(telegram_send_slots::next_at);
+        Ok(match conn {
+            DbConnection::Postgres(pg) => query.for_update().get_result(pg).optional()?,
+            DbConnection::Sqlite(lite) => query.get_result(lite).optional()?,
+        })
+    };
+    // The migration seeds the row: the insert is for a database that lost it.
+    if let Some(next_at) = locked(conn)? {
+        return Ok(next_at);
+    }
     let row = diesel::insert_into(telegram_send_slots::table)
         .values((
             telegram_send_slots::chat_id.eq(BOT),
@@ -56,13 +69,7 @@ fn lock_bot(conn: &mut DbConnection) -> StoreResult<i64> {
         DbConnection::Postgres(pg) => row.execute(pg)?,
         DbConnection::Sqlite(lite) => row.execute(lite)?,
     };
-    let query = telegram_send_slots::table
-        .find(BOT)
-        .select(telegram_send_slots::next_at);
-    Ok(match conn {
-        DbConnection::Postgres(pg) => query.for_update().get_result(pg)?,
-        DbConnection::Sqlite(lite) => query.get_result(lite)?,
-    })
+    locked(conn)?.ok_or(crate::StoreError::NotFound)
 }
 
 fn put(conn: &mut DbConnection, chat_id: i64, next_at: i64) -> StoreResult<()> {
