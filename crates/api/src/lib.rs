@@ -32,6 +32,13 @@ use utoipa_actix_web::{AppExt, scope};
 #[openapi(
     info(title = "Assent API", description = "Consent and privacy-rights platform. Errors are application/problem+json (RFC 9457)."),
     components(schemas(error::Problem)),
+    paths(
+        routes::public::website::sdk_script,
+        routes::public::website::sdk_style,
+        routes::public::website::config,
+        routes::public::website::record_answer,
+        routes::public::website::visitor_state,
+    ),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -119,6 +126,10 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(tenant::current_tenant)
                 .service(branding::get_branding)
                 .service(branding::put_branding)
+                .service(banner::put_banner)
+                .service(banner::get_banner)
+                .service(banner::banner_stats)
+                .service(banner::link_visitor)
                 .service(api_keys::create_api_key)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::get_api_key)
@@ -311,6 +322,7 @@ where
             .service(routes::public::rights::rights_form)
             .service(routes::public::rights::rights_form_submit)
             .service(routes::public::rights::rights_form_verify)
+            .configure(routes::public::website::configure)
             .configure(extra.clone())
             .app_data(state.clone())
             .app_data(doc.clone())

@@ -26,6 +26,15 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram>,
     pub tokens_issued: Counter,
     pub token_rejections: Counter,
+    /// Website answers recorded, by kind (`accept`, `reject`, `customise`, `form`).
+    pub website_answers: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+    /// `true` when it repeated the visitor's last answer (nothing written).
+    pub repeat: bool,
 }
 
 impl Metrics {
@@ -59,13 +68,29 @@ impl Metrics {
             "Refused token requests",
             token_rejections.clone(),
         );
+        let website_answers = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "website_answers",
+            "Answers of website visitors to the banner and consent forms",
+            website_answers.clone(),
+        );
         Self {
             registry,
             requests,
             duration,
             tokens_issued,
             token_rejections,
+            website_answers,
         }
+    }
+
+    pub fn website_answer(&self, kind: &str, repeat: bool) {
+        self.website_answers
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+                repeat,
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

@@ -176,6 +176,12 @@ word_schema!(
     ["json", "text"]
 );
 word_schema!(
+    CookieCategoryName,
+    "CookieCategory",
+    "A kind of cookie the website banner asks about (`necessary` is not a consent).",
+    assent_core::banner::Category::ALL.iter().map(|c| c.as_str())
+);
+word_schema!(
     ResultsFormatName,
     "ResultsFormat",
     "`json` (default) or `csv`.",

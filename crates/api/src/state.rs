@@ -42,6 +42,10 @@ pub struct AppState {
     pub tenant_pages: Arc<crate::routes::public::tenant_page::TenantPages>,
     /// The outbox and rights-request gauges, read from the database when scraped.
     pub backlog: Option<Arc<crate::backlog_gauges::BacklogGauges>>,
+    /// Each company's website banner, kept a few seconds.
+    pub websites: Arc<crate::routes::public::site::Websites>,
+    /// Issues and checks visitor ids; seals the evidence of their answers.
+    pub visitors: Arc<assent_core::banner::visitor::Visitors>,
 }
 
 /// The keys of one tenant and its group, for work on personal data.
@@ -73,6 +77,8 @@ impl AppState {
             public_url: "http://localhost:8080".into(),
             telegram_bot: None,
             form_guard: Arc::new(assent_core::form_guard::FormGuard::new(&master)),
+            visitors: Arc::new(assent_core::banner::visitor::Visitors::new(&master)),
+            websites: Arc::default(),
             public_limit: Arc::new(crate::rate_limit::PublicRateLimit::new(
                 DEFAULT_PUBLIC_RATE_PER_MINUTE,
                 false,
@@ -95,11 +101,16 @@ impl AppState {
     /// have been missed): for [`assent_store::changes::listen`].
     pub fn on_change(&self) -> impl Fn(Change) + Send + 'static {
         let (keys, pages) = (self.revoked_keys.clone(), self.tenant_pages.clone());
+        let websites = self.websites.clone();
         move |change| match change {
-            Change::Tenant(tenant) => pages.forget(&tenant),
+            Change::Tenant(tenant) => {
+                pages.forget(&tenant);
+                websites.forget(&tenant);
+            }
             Change::KeyRevoked(client) => keys.doubt(&client),
             Change::Everything => {
                 pages.forget_all();
+                websites.forget_all();
                 keys.doubt_all();
             }
         }
@@ -171,6 +182,14 @@ impl AppState {
     }
 
     /// Derives a tenant's keys (cheap: two HKDF expansions) and finds its group.
+    /// The keys of a tenant whose group is known already (no database read).
+    pub fn keyring_of(&self, tenant_id: &str, group_id: Option<&str>) -> Keyring {
+        Keyring {
+            tenant: TenantKeys::derive(&self.master, tenant_id),
+            group: group_id.map(|g| (g.to_owned(), GroupLinkKey::derive(&self.master, g))),
+        }
+    }
+
     pub fn keyring(&self, store: &Store, tenant_id: &str) -> StoreResult<Keyring> {
         let group = store.group_of(tenant_id)?;
         Ok(Keyring {

@@ -30,6 +30,7 @@ text_enum!(
     /// How a consent event was collected.
     Method, "method" {
         WebForm => "web_form",
+        WebBanner => "web_banner",
         Api => "api",
         Import => "import",
         EmailLink => "email_link",

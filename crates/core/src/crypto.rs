@@ -93,6 +93,11 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// SHA-384, the digest of Subresource Integrity hashes (`sha384-…`).
+pub fn sha384(bytes: &[u8]) -> [u8; 48] {
+    sha2::Sha384::digest(bytes).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

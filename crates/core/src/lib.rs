@@ -5,7 +5,7 @@
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[cfg_attr(
             feature = "diesel",
             derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow),
@@ -50,6 +50,7 @@ pub mod sql;
 
 pub mod access_token;
 pub mod api_key;
+pub mod banner;
 pub mod branding;
 pub mod checkpoint;
 pub mod consent;

@@ -26,6 +26,7 @@ pub enum ProblemKind {
     UnsupportedMediaType,
     InvalidClient,
     UnsupportedGrantType,
+    TooManyRequests,
     Unavailable,
     Internal,
 }
@@ -61,6 +62,7 @@ impl ProblemKind {
                 "unsupported-grant-type",
                 "The grant type is not supported",
             ),
+            TooManyRequests => (429, "too-many-requests", "Too many requests from this client"),
             Unavailable => (503, "unavailable", "The service is temporarily unavailable"),
             Internal => (500, "internal", "Internal error"),
         }
@@ -125,6 +127,7 @@ make_problem_codes! {
     UnsupportedMediaType, "unsupported_media_type", UnsupportedMediaType, "The content type is not one the operation reads.";
     InvalidClient, "invalid_client", InvalidClient, "The client credentials are wrong, or the key is revoked.";
     UnsupportedGrantType, "unsupported_grant_type", UnsupportedGrantType, "Only `client_credentials` is supported.";
+    RateLimited, "rate_limited", TooManyRequests, "Too many requests from this address; wait for `Retry-After`.";
     Unavailable, "unavailable", Unavailable, "The database is unavailable; retry later (`Retry-After`).";
     Internal, "internal", Internal, "An internal error; it has been logged.";
     // What the domain refuses.
@@ -157,6 +160,13 @@ make_problem_codes! {
     FutureEvent, "future_event", ValidationFailed, "`occurred_at` is in the future.";
     LegalBasisChanged, "legal_basis_changed", ValidationFailed, "The legal basis of a purpose cannot change: define a new purpose.";
     IdempotencyKeyReused, "idempotency_key_reused", ValidationFailed, "The `Idempotency-Key` was used for a different request.";
+    BundledConsent, "bundled_consent", ValidationFailed, "The banner bundles consent to processing or marketing into the cookie choice (refused under 152-FZ; `detail` says what).";
+    NoBanner, "no_banner", NotFound, "The company has published no website banner yet.";
+    UnknownBannerVersion, "unknown_banner_version", ValidationFailed, "No banner version with this number.";
+    UnknownCategory, "unknown_category", ValidationFailed, "The banner version does not ask about this cookie category, or the form about this purpose.";
+    ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";
+    OriginNotAllowed, "origin_not_allowed", Forbidden, "The page's origin is not one of the banner's origins.";
+    VisitorLinkedElsewhere, "visitor_linked_elsewhere", Conflict, "The visitor is already linked to another subject.";
     PersonBusy, "person_busy", Unavailable, "A send to the person is in flight; nothing changed; retry shortly.";
 }
 
@@ -180,6 +190,7 @@ impl ProblemCode {
             K::UnsupportedMediaType => Self::UnsupportedMediaType,
             K::InvalidClient => Self::InvalidClient,
             K::UnsupportedGrantType => Self::UnsupportedGrantType,
+            K::TooManyRequests => Self::RateLimited,
             K::Unavailable => Self::Unavailable,
             K::Internal => Self::Internal,
         }
@@ -297,5 +308,19 @@ mod tests {
             ProblemCode::markdown_table(),
             "README '### Error codes' differs; paste ProblemCode::markdown_table()"
         );
+    }
+}
+
+impl ErrorCode for crate::banner::choice::ChoiceError {
+    fn code(&self) -> ProblemCode {
+        use crate::banner::choice::ChoiceError as E;
+        match self {
+            E::UnknownCategory(..) | E::UnknownForm(_) | E::UnknownFormPurpose { .. } => {
+                ProblemCode::UnknownCategory
+            }
+            E::NotAConsent(_) | E::RequiredMissing { .. } | E::KindMismatch | E::Duplicate(_) => {
+                ProblemCode::ValidationFailed
+            }
+        }
     }
 }

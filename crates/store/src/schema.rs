@@ -480,6 +480,47 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
+    banners (tenant_id, version) {
+        tenant_id -> Text,
+        version -> Integer,
+        content -> Text,
+        content_sha256 -> Text,
+        origins -> Text,
+        warnings -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    visitor_choices (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        visitor_id -> Text,
+        previous -> Text,
+        banner_version -> Integer,
+        kind -> Text,
+        form -> Nullable<Text>,
+        granted -> Integer,
+        refused -> Integer,
+        form_answers -> Nullable<Text>,
+        gpc -> Bool,
+        lang -> Text,
+        origin -> Text,
+        evidence -> Nullable<Binary>,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    visitor_links (tenant_id, visitor_id) {
+        tenant_id -> Text,
+        visitor_id -> Text,
+        subject_id -> Text,
+        linked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     rights_requests (tenant_id, id) {
         tenant_id -> Text,
         id -> Text,

@@ -1,6 +1,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod banner;
 pub mod branding;
 pub mod consents;
 pub mod destruction;

@@ -132,6 +132,9 @@ pub fn destroy_subject(
         form_limits::forget(conn, tenant_id, &digest)?;
     }
     cancel_queued(conn, tenant_id, subject_id)?;
+    // The website's evidence of the person's visitors (address, user agent) goes, and
+    // the link: the visitor cookie no longer leads to the person.
+    crate::tables::visitor_choices::forget_subject(conn, tenant_id, subject_id)?;
     // The group's keyed digests of the person's email and phone would still say
     // "this address was a customer" and link a new subject to the erased person.
     // Other affiliates' subjects of the person record theirs again on their next write.

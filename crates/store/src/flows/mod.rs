@@ -24,3 +24,4 @@ pub mod subject_records;
 pub mod subscribing;
 pub mod surveying;
 pub mod webhook_events;
+pub mod website;

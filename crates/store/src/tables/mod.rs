@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod banners;
 pub mod branding;
 pub mod check_facts;
 pub mod decoys;
@@ -27,4 +28,5 @@ pub mod telegram;
 pub mod telegram_send_slots;
 pub mod templates;
 pub mod tenants;
+pub mod visitor_choices;
 pub mod webhooks;

@@ -10,10 +10,12 @@
 pub mod export;
 pub mod preferences;
 pub mod rights;
+pub mod site;
 pub mod survey;
 pub mod tenant_page;
 pub mod unsubscribe;
 pub mod view;
+pub mod website;
 
 use crate::state::AppState;
 use actix_web::http::StatusCode;

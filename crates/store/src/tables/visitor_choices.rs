@@ -1,0 +1,205 @@
+//! What website visitors answered (`visitor_choices`) and who a visitor turned out to
+//! be (`visitor_links`).
+
+use crate::schema::{visitor_choices, visitor_links};
+use crate::{DbConnection, StoreResult};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = visitor_choices)]
+pub struct ChoiceRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub visitor_id: String,
+    /// The visitor's answer before this one; `""` for the first.
+    pub previous: String,
+    pub banner_version: i32,
+    /// `assent_core::banner::choice::ChoiceKind`.
+    pub kind: String,
+    pub form: Option<String>,
+    /// Category bits (`assent_core::banner::Category::bit`).
+    pub granted: i32,
+    pub refused: i32,
+    /// A form's answers, JSON.
+    pub form_answers: Option<String>,
+    pub gpc: bool,
+    pub lang: String,
+    pub origin: String,
+    /// Sealed with the company's visitor-evidence key for this row's id.
+    pub evidence: Option<Vec<u8>>,
+    pub occurred_at: NaiveDateTime,
+}
+
+/// Records `row` unless another answer already follows the same previous one (two
+/// requests raced): `false` then, and nothing is written.
+pub fn insert(conn: &mut DbConnection, row: &ChoiceRow) -> StoreResult<bool> {
+    let insert = diesel::insert_into(visitor_choices::table)
+        .values(row)
+        .on_conflict_do_nothing();
+    let n = match conn {
+        DbConnection::Postgres(pg) => insert.execute(pg)?,
+        DbConnection::Sqlite(lite) => insert.execute(lite)?,
+    };
+    Ok(n == 1)
+}
+
+/// A visitor's answers, oldest first (each follows the one before it).
+pub fn of_visitor(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    visitor_id: &str,
+) -> StoreResult<Vec<ChoiceRow>> {
+    let rows: Vec<ChoiceRow> = visitor_choices::table
+        .filter(visitor_choices::tenant_id.eq(tenant_id))
+        .filter(visitor_choices::visitor_id.eq(visitor_id))
+        .select(ChoiceRow::as_select())
+        .load(conn)?;
+    Ok(in_order(rows))
+}
+
+/// Orders answers along their `previous` links; rows not reached (none, unless the
+/// table was edited) go last by time.
+fn in_order(mut rows: Vec<ChoiceRow>) -> Vec<ChoiceRow> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut after = String::new();
+    while let Some(i) = rows.iter().position(|r| r.previous == after) {
+        let r = rows.swap_remove(i);
+        after = r.id.clone();
+        out.push(r);
+    }
+    rows.sort_by_key(|r| r.occurred_at);
+    out.extend(rows);
+    out
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Option<ChoiceRow>> {
+    Ok(visitor_choices::table
+        .find((tenant_id, id))
+        .select(ChoiceRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Counts of answers in `[from, to)` by (day, version, kind, gpc, granted, refused),
+/// for the banner's statistics. Days are UTC.
+pub fn tally(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> StoreResult<Vec<Tally>> {
+    let rows: Vec<(NaiveDateTime, i32, String, bool, i32, i32)> = visitor_choices::table
+        .filter(visitor_choices::tenant_id.eq(tenant_id))
+        .filter(visitor_choices::occurred_at.ge(from))
+        .filter(visitor_choices::occurred_at.lt(to))
+        .filter(visitor_choices::kind.ne("form"))
+        .select((
+            visitor_choices::occurred_at,
+            visitor_choices::banner_version,
+            visitor_choices::kind,
+            visitor_choices::gpc,
+            visitor_choices::granted,
+            visitor_choices::refused,
+        ))
+        .load(conn)?;
+    let mut out: std::collections::BTreeMap<_, i64> = std::collections::BTreeMap::new();
+    for (at, version, kind, gpc, granted, refused) in rows {
+        *out.entry((at.date(), version, kind, gpc, granted, refused))
+            .or_default() += 1;
+    }
+    Ok(out
+        .into_iter()
+        .map(|((day, version, kind, gpc, granted, refused), count)| Tally {
+            day,
+            version,
+            kind,
+            gpc,
+            granted,
+            refused,
+            count,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub day: chrono::NaiveDate,
+    pub version: i32,
+    pub kind: String,
+    pub gpc: bool,
+    pub granted: i32,
+    pub refused: i32,
+    pub count: i64,
+}
+
+/// The subject a visitor was linked to.
+pub fn linked_subject(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    visitor_id: &str,
+) -> StoreResult<Option<String>> {
+    Ok(visitor_links::table
+        .find((tenant_id, visitor_id))
+        .select(visitor_links::subject_id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn link(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    visitor_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    diesel::insert_into(visitor_links::table)
+        .values((
+            visitor_links::tenant_id.eq(tenant_id),
+            visitor_links::visitor_id.eq(visitor_id),
+            visitor_links::subject_id.eq(subject_id),
+            visitor_links::linked_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The visitors linked to a subject.
+pub fn visitors_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(visitor_links::table
+        .filter(visitor_links::tenant_id.eq(tenant_id))
+        .filter(visitor_links::subject_id.eq(subject_id))
+        .select(visitor_links::visitor_id)
+        .load(conn)?)
+}
+
+/// On erasure: the evidence of a subject's visitors' answers goes, and the links.
+/// The answers themselves (categories, times, banner version: no personal data)
+/// stay for the statistics.
+pub fn forget_subject(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> StoreResult<()> {
+    let visitors = visitors_of(conn, tenant_id, subject_id)?;
+    if visitors.is_empty() {
+        return Ok(());
+    }
+    diesel::update(
+        visitor_choices::table
+            .filter(visitor_choices::tenant_id.eq(tenant_id))
+            .filter(visitor_choices::visitor_id.eq_any(&visitors)),
+    )
+    .set(visitor_choices::evidence.eq(None::<Vec<u8>>))
+    .execute(conn)?;
+    diesel::delete(
+        visitor_links::table
+            .filter(visitor_links::tenant_id.eq(tenant_id))
+            .filter(visitor_links::subject_id.eq(subject_id)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
