@@ -18,6 +18,7 @@ pub mod pg_cluster;
 pub mod pgbouncer;
 pub mod smtp;
 pub mod unsubscribe;
+pub mod website;
 
 use assent::app::{App, ServeRole, StopHandle};
 use assent::config::{Config, TelegramConfig, TelegramMode};

@@ -96,7 +96,7 @@ async fn purposes_are_versioned_by_meaning() {
         assert_eq!(codes, ["billing", "news"]);
         for bad in [
             json!({"code": "Bad Code", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email"], "retention_days": 1}),
-            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": [], "retention_days": 1}),
+            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email", "email"], "retention_days": 1}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "contract", "channels": ["email"], "retention_days": 1, "consent_term_days": 5}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "magic", "channels": ["email"], "retention_days": 1}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["pigeon"], "retention_days": 1}),

@@ -1,5 +1,5 @@
 /*! Assent website consent script, v1. Contract: a <script src=".../sdk/v1/assent.js" data-tenant="SLUG">
- * placed first in <head>. ES2017, no dependencies, CSP-safe: no eval, no innerHTML, no inline styles;
+ * placed first in <head>. ES2017, no dependencies, CSP-safe: nothing evaluated from strings, no markup from data, no inline styles;
  * tenant texts are data and reach the page through textContent only. */
 (function () {
   'use strict';

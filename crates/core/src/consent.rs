@@ -130,11 +130,8 @@ impl PurposeMeaning {
     pub fn validate(&self) -> Result<(), InvalidValue> {
         crate::tenancy::validate_name("name.ru", &self.name_ru)?;
         crate::tenancy::validate_name("name.en", &self.name_en)?;
-        if self.channels.is_empty() {
-            return Err(InvalidValue(
-                "channels must name at least one channel".into(),
-            ));
-        }
+        // No channel is a purpose that contacts no one: website cookies, consent to
+        // the processing of personal data.
         let mut seen = self.channels.clone();
         seen.sort_by_key(|c| c.as_str());
         seen.dedup();

@@ -36,8 +36,10 @@ pub struct CreatePurpose {
     pub name: Names,
     #[schema(value_type = crate::schema::LegalBasisName)]
     pub legal_basis: LegalBasis,
-    /// Distinct channels (a set).
-    #[schema(value_type = std::collections::BTreeSet<crate::schema::ChannelName>, min_items = 1)]
+    /// Distinct channels (a set): how the company may contact people for this
+    /// purpose. Empty for a purpose that contacts no one (website cookies, consent
+    /// to the processing of personal data).
+    #[schema(value_type = std::collections::BTreeSet<crate::schema::ChannelName>)]
     pub channels: Vec<Channel>,
     #[serde(default)]
     #[schema(value_type = Vec<crate::schema::DataCategory>, max_items = 50)]
