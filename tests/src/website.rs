@@ -1,9 +1,9 @@
 //! A company's website for the banner tests: its purposes, a published banner with a
 //! sign-up form, and answers sent as the script sends them.
 
+use crate::client::RequestHelper;
 use crate::fixtures::create_purpose;
 use crate::{TenantHandle, TestApp};
-use crate::client::RequestHelper;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,11 +18,36 @@ pub const SEED_BANNER: &str = "Мы используем файлы cookie, чт
 /// sign-up form (processing, and the newsletter, which reaches people by email).
 pub async fn website_purposes(t: &TenantHandle) {
     for (code, ru, en, channels) in [
-        ("web_analytics", "Аналитические cookie", "Analytics cookies", json!([])),
-        ("web_ads", "Рекламные cookie", "Advertising cookies", json!([])),
-        ("web_personal", "Персонализация", "Personalisation", json!([])),
-        ("processing", "Обработка персональных данных", "Processing of personal data", json!([])),
-        ("newsletter", "Новости и акции", "News and offers", json!(["email"])),
+        (
+            "web_analytics",
+            "Аналитические cookie",
+            "Analytics cookies",
+            json!([]),
+        ),
+        (
+            "web_ads",
+            "Рекламные cookie",
+            "Advertising cookies",
+            json!([]),
+        ),
+        (
+            "web_personal",
+            "Персонализация",
+            "Personalisation",
+            json!([]),
+        ),
+        (
+            "processing",
+            "Обработка персональных данных",
+            "Processing of personal data",
+            json!([]),
+        ),
+        (
+            "newsletter",
+            "Новости и акции",
+            "News and offers",
+            json!(["email"]),
+        ),
     ] {
         create_purpose(
             t,
@@ -62,7 +87,9 @@ pub fn banner_body(origins: &[&str]) -> Value {
 
 /// A tenant with the website purposes and a published banner; (tenant, banner).
 pub async fn site(app: &TestApp, slug: &str, origins: &[&str]) -> (TenantHandle, Value) {
-    let t = app.tenant_with(slug, assent_core::tenancy::Role::Admin).await;
+    let t = app
+        .tenant_with(slug, assent_core::tenancy::Role::Admin)
+        .await;
     website_purposes(&t).await;
     let banner = t
         .put("/v1/banner", &banner_body(origins))

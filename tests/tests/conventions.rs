@@ -384,6 +384,15 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/webhooks"),
         ("delete", "/v1/webhooks/{id}"),
         ("get", "/v1/webhooks/{id}/deliveries"),
+        ("put", "/v1/banner"),
+        ("get", "/v1/banner"),
+        ("get", "/v1/banner/stats"),
+        ("post", "/v1/subjects/{id}/visitors"),
+        ("get", "/sdk/v1/assent.js"),
+        ("get", "/sdk/v1/assent.css"),
+        ("get", "/c/{slug}/config"),
+        ("post", "/c/{slug}/consents"),
+        ("post", "/c/{slug}/state"),
     ];
     for (method, path) in served {
         assert!(
@@ -395,19 +404,20 @@ async fn openapi_documents_every_route() {
             .replace("{code}", "x")
             .replace("{id}", "x")
             .replace("{kind}", "x")
-            .replace("{locale}", "ru");
-        let status = app
+            .replace("{locale}", "ru")
+            .replace("{slug}", "x");
+        let response = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
             .send()
             .await
-            .unwrap()
-            .status();
-        assert_ne!(
-            status,
-            StatusCode::NOT_FOUND,
-            "{method} {path} is documented but not served"
-        );
+            .unwrap();
+        let status = response.status();
+        // A served route may answer 404 of its own (the script's endpoints for a
+        // company without a banner say `no_banner`); no route at all says `not_found`.
+        let unserved = status == StatusCode::NOT_FOUND
+            && response.json::<Value>().await.unwrap_or_default()["code"] == "not_found";
+        assert!(!unserved, "{method} {path} is documented but not served");
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(

@@ -22,7 +22,12 @@ fn rows_of(stats: &Value) -> Vec<Value> {
 }
 
 async fn stats(t: &assent_tests::TenantHandle) -> Vec<Value> {
-    rows_of(&t.get("/v1/banner/stats").expect(StatusCode::OK).await.into_value())
+    rows_of(
+        &t.get("/v1/banner/stats")
+            .expect(StatusCode::OK)
+            .await
+            .into_value(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +44,10 @@ async fn a_banner_that_bundles_consents_is_refused_under_152fz_and_warned_about_
             .await;
         assert_eq!(refused["code"], "bundled_consent");
         let detail = refused["detail"].as_str().unwrap();
-        assert!(detail.contains("152-FZ") && detail.contains("separate"), "{detail}");
+        assert!(
+            detail.contains("152-FZ") && detail.contains("separate"),
+            "{detail}"
+        );
         // Nothing was published.
         ru.get("/v1/banner")
             .expect_problem(StatusCode::NOT_FOUND, "not-found")
@@ -75,7 +83,13 @@ async fn a_banner_that_bundles_consents_is_refused_under_152fz_and_warned_about_
             .to_string();
         let (client, secret) = app.create_key(&gdpr_id, Role::Admin);
         let eu = app.bearer(&app.token(&client, &secret).await);
-        for p in ["web_analytics", "web_ads", "web_personal", "processing", "newsletter"] {
+        for p in [
+            "web_analytics",
+            "web_ads",
+            "web_personal",
+            "processing",
+            "newsletter",
+        ] {
             eu.post(
                 "/v1/purposes",
                 &json!({"code": p, "name": {"ru": p, "en": p}, "legal_basis": "consent",
@@ -113,10 +127,16 @@ async fn banner_versions_the_config_and_the_script() {
         // The same content again is the same version; new origins do not ask
         // visitors again.
         let same = t
-            .put("/v1/banner", &banner_body(&[SHOP, "https://m.shop.example"]))
+            .put(
+                "/v1/banner",
+                &banner_body(&[SHOP, "https://m.shop.example"]),
+            )
             .expect(StatusCode::OK)
             .await;
-        assert_eq!((same["version"].clone(), same["hash"].clone()), (json!(1), json!(hash)));
+        assert_eq!(
+            (same["version"].clone(), same["hash"].clone()),
+            (json!(1), json!(hash))
+        );
         assert_eq!(same["origins"], json!([SHOP, "https://m.shop.example"]));
         // Bad input changes nothing.
         let mut bad = banner_body(&[SHOP]);
@@ -127,11 +147,18 @@ async fn banner_versions_the_config_and_the_script() {
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed")
             .await;
         let detail = problem["detail"].as_str().unwrap();
-        assert!(detail.contains("unknown category 'tracking'") && detail.contains("'shop.example' is not an origin"), "{detail}");
+        assert!(
+            detail.contains("unknown category 'tracking'")
+                && detail.contains("'shop.example' is not an origin"),
+            "{detail}"
+        );
         // Changed wording is a new version with a new hash.
         let mut changed = banner_body(&[SHOP]);
         changed["text"]["en"]["title"] = json!("Cookie choices");
-        let v2 = t.put("/v1/banner", &changed).expect(StatusCode::CREATED).await;
+        let v2 = t
+            .put("/v1/banner", &changed)
+            .expect(StatusCode::CREATED)
+            .await;
         assert_eq!(v2["version"], 2);
         assert_ne!(v2["hash"], json!(hash));
         let old = t.get("/v1/banner?version=1").expect(StatusCode::OK).await;
@@ -150,13 +177,24 @@ async fn banner_versions_the_config_and_the_script() {
             .unwrap();
         assert_eq!(config.status(), StatusCode::OK);
         assert_eq!(config.headers()["access-control-allow-origin"], SHOP);
-        assert!(config.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+        assert!(
+            config.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
         let etag = config.headers()["etag"].to_str().unwrap().to_owned();
         let body: Value = config.json().await.unwrap();
         assert_eq!(body["version"], 2);
         assert_eq!(body["hash"], v2["hash"]);
         assert_eq!(body["text"]["en"]["title"], "Cookie choices");
-        assert_eq!(body["forms"]["signup"]["consents"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            body["forms"]["signup"]["consents"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         let again = app
             .client
             .get(app.url("/c/acme/config"))
@@ -167,11 +205,21 @@ async fn banner_versions_the_config_and_the_script() {
             .unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         assert!(again.headers().get("access-control-allow-origin").is_none());
-        let unknown = app.client.get(app.url("/c/nobody/config")).send().await.unwrap();
+        let unknown = app
+            .client
+            .get(app.url("/c/nobody/config"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
         // The script, with the integrity hash the API hands out.
-        let script = app.client.get(app.url("/sdk/v1/assent.js")).send().await.unwrap();
+        let script = app
+            .client
+            .get(app.url("/sdk/v1/assent.js"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(script.status(), StatusCode::OK);
         assert_eq!(script.headers()["access-control-allow-origin"], "*");
         let bytes = script.bytes().await.unwrap();
@@ -180,9 +228,20 @@ async fn banner_versions_the_config_and_the_script() {
             base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
         );
         assert_eq!(v2["sdk"]["integrity"], json!(sri));
-        assert!(v2["sdk"]["snippet"].as_str().unwrap().contains("data-tenant=\"acme\""));
+        assert!(
+            v2["sdk"]["snippet"]
+                .as_str()
+                .unwrap()
+                .contains("data-tenant=\"acme\"")
+        );
         let text = String::from_utf8(bytes.to_vec()).unwrap();
-        for forbidden in ["eval(", "new Function", "innerHTML", "insertAdjacentHTML", "document.write"] {
+        for forbidden in [
+            "eval(",
+            "new Function",
+            "innerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
             assert!(!text.contains(forbidden), "the script uses {forbidden}");
         }
     }
@@ -215,9 +274,21 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
         // origin, an unknown category, another company's visitor id, a version that
         // does not exist, a body over 4 KiB, not JSON.
         let before = stats(&t).await;
-        let elsewhere = send(&app, "acme", "consents", Some("https://evil.example"), &reject).await;
+        let elsewhere = send(
+            &app,
+            "acme",
+            "consents",
+            Some("https://evil.example"),
+            &reject,
+        )
+        .await;
         assert_eq!(elsewhere.status(), StatusCode::FORBIDDEN);
-        assert!(elsewhere.headers().get("access-control-allow-origin").is_none());
+        assert!(
+            elsewhere
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
         let pre = app
             .client
             .request(reqwest::Method::OPTIONS, app.url("/c/acme/consents"))
@@ -237,7 +308,10 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             .unwrap();
         assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
         assert_eq!(allowed.headers()["access-control-allow-origin"], SHOP);
-        assert_eq!(send(&app, "acme", "consents", None, &reject).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            send(&app, "acme", "consents", None, &reject).await.status(),
+            StatusCode::FORBIDDEN
+        );
         let cases: Vec<(Value, StatusCode, &str)> = vec![
             (
                 json!({"version": 1, "kind": "customise", "granted": ["tracking"]}),
@@ -283,11 +357,24 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             assert_eq!(v["code"], code, "{body}: {v}");
         }
         // A visitor id the other company issued is foreign here.
-        let theirs = answered(&app, "other", "https://other.example", &json!({"version": 1, "kind": "accept"})).await;
+        let theirs = answered(
+            &app,
+            "other",
+            "https://other.example",
+            &json!({"version": 1, "kind": "accept"}),
+        )
+        .await;
         let foreign = json!({"version": 1, "kind": "accept", "visitor_id": theirs["visitor_id"]});
         let r = send(&app, "acme", "consents", Some(SHOP), &foreign).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let r = send(&app, "acme", "state", Some(SHOP), &json!({"visitor_id": theirs["visitor_id"]})).await;
+        let r = send(
+            &app,
+            "acme",
+            "state",
+            Some(SHOP),
+            &json!({"visitor_id": theirs["visitor_id"]}),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let not_json = app
             .client
@@ -343,7 +430,10 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             (json!(1), json!(1), json!(1), json!(1), json!(2), json!(1))
         );
         let marketing = rows.iter().find(|r| r["category"] == "marketing").unwrap();
-        assert_eq!((marketing["granted"].clone(), marketing["refused"].clone()), (json!(0), json!(3)));
+        assert_eq!(
+            (marketing["granted"].clone(), marketing["refused"].clone()),
+            (json!(0), json!(3))
+        );
         let csv = app
             .client
             .get(app.url("/v1/banner/stats?format=csv"))
@@ -353,19 +443,34 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             .unwrap();
         assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
         let csv = csv.text().await.unwrap();
-        assert!(csv.starts_with("day,version,category,accept,reject,customise,gpc,granted,refused\n"), "{csv}");
+        assert!(
+            csv.starts_with("day,version,category,accept,reject,customise,gpc,granted,refused\n"),
+            "{csv}"
+        );
         assert_eq!(csv.lines().count(), 4, "{csv}");
         t.get("/v1/banner/stats?from=2026-12-05&to=2026-01-01")
             .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
         // Another company sees none of it.
         let other = app.tenant_with("third", Role::Admin).await;
-        assert!(rows_of(&other.get("/v1/banner/stats").expect(StatusCode::OK).await.into_value()).is_empty());
+        assert!(
+            rows_of(
+                &other
+                    .get("/v1/banner/stats")
+                    .expect(StatusCode::OK)
+                    .await
+                    .into_value()
+            )
+            .is_empty()
+        );
         other.get("/v1/banner").expect(StatusCode::NOT_FOUND).await;
         let _ = banner;
         // Nothing personal left the browser in the clear: the evidence is sealed.
         let text = assent_tests::database_text(&app.store);
-        assert!(!text.contains("reqwest"), "a user agent is stored in the clear");
+        assert!(
+            !text.contains("reqwest"),
+            "a user agent is stored in the clear"
+        );
     }
 }
 
@@ -388,38 +493,71 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
         assert_eq!(form["visitor_id"], json!(visitor));
         let s = create_subject(&t, &json!({"email": "anna@example.org"})).await;
         let path = format!("/v1/subjects/{s}/visitors");
-        let linked = t.post(&path, &json!({"visitor_id": visitor})).expect(StatusCode::OK).await;
-        assert_eq!((linked["answers"].clone(), linked["events"].clone()), (json!(2), json!(5)));
+        let linked = t
+            .post(&path, &json!({"visitor_id": visitor}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            (linked["answers"].clone(), linked["events"].clone()),
+            (json!(2), json!(5))
+        );
         let history = t
             .get(&format!("/v1/subjects/{s}/consents/history"))
             .expect(StatusCode::OK)
             .await;
         let items = history.items();
-        let banner_events: Vec<&Value> = items.iter().filter(|e| e["method"] == "web_banner").collect();
+        let banner_events: Vec<&Value> = items
+            .iter()
+            .filter(|e| e["method"] == "web_banner")
+            .collect();
         assert_eq!(banner_events.len(), 3);
         for e in &banner_events {
             assert_eq!(e["action"], "grant");
             assert_eq!(e["evidence"]["text_hash"], json!(hash));
             assert_eq!(e["evidence"]["url"], SHOP);
             assert!(e["evidence"]["ip"].as_str().unwrap().ends_with(".0"), "{e}");
-            t.get(&format!("/v1/receipts/{}", e["receipt_id"].as_str().unwrap()))
-                .expect(StatusCode::OK)
-                .await;
+            t.get(&format!(
+                "/v1/receipts/{}",
+                e["receipt_id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
+            .await;
         }
         let form_events: Vec<&Value> = items.iter().filter(|e| e["method"] == "web_form").collect();
         assert_eq!(form_events.len(), 2, "two separate consents");
-        let urls: Vec<&str> = form_events.iter().map(|e| e["evidence"]["url"].as_str().unwrap()).collect();
-        assert!(urls.contains(&"https://acme.example/consent-processing") && urls.contains(&"https://acme.example/consent-newsletter"));
-        assert_ne!(form_events[0]["evidence"]["text_hash"], form_events[1]["evidence"]["text_hash"]);
+        let urls: Vec<&str> = form_events
+            .iter()
+            .map(|e| e["evidence"]["url"].as_str().unwrap())
+            .collect();
+        assert!(
+            urls.contains(&"https://acme.example/consent-processing")
+                && urls.contains(&"https://acme.example/consent-newsletter")
+        );
+        assert_ne!(
+            form_events[0]["evidence"]["text_hash"],
+            form_events[1]["evidence"]["text_hash"]
+        );
         // Their original time is kept.
-        assert!(banner_events[0]["occurred_at"].as_str().unwrap() <= form_events[0]["occurred_at"].as_str().unwrap());
+        assert!(
+            banner_events[0]["occurred_at"].as_str().unwrap()
+                <= form_events[0]["occurred_at"].as_str().unwrap()
+        );
 
         // Linking again repeats nothing; to another subject is refused.
-        let again = t.post(&path, &json!({"visitor_id": visitor})).expect(StatusCode::OK).await;
-        assert_eq!((again["already"].clone(), again["events"].clone()), (json!(true), json!(0)));
+        let again = t
+            .post(&path, &json!({"visitor_id": visitor}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            (again["already"].clone(), again["events"].clone()),
+            (json!(true), json!(0))
+        );
         let s2 = create_subject(&t, &json!({"email": "boris@example.org"})).await;
         let r = t
-            .post(&format!("/v1/subjects/{s2}/visitors"), &json!({"visitor_id": visitor}))
+            .post(
+                &format!("/v1/subjects/{s2}/visitors"),
+                &json!({"visitor_id": visitor}),
+            )
             .expect(StatusCode::CONFLICT)
             .await;
         assert_eq!(r["code"], "visitor_linked_elsewhere");
@@ -432,7 +570,13 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
             .post(&path, &json!({"visitor_id": visitor}))
             .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
-        let theirs = answered(&app, "other", "https://other.example", &json!({"version": 1, "kind": "accept"})).await;
+        let theirs = answered(
+            &app,
+            "other",
+            "https://other.example",
+            &json!({"version": 1, "kind": "accept"}),
+        )
+        .await;
         other
             .post(&path, &json!({"visitor_id": theirs["visitor_id"]}))
             .expect(StatusCode::NOT_FOUND)
@@ -441,7 +585,14 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
         // A withdrawal elsewhere (here through the API, as the preference centre
         // records it) is what the banner shows on the next visit.
         record_consent(&t, &s, "web_ads", "withdraw").await;
-        let r = send(&app, "acme", "state", Some(SHOP), &json!({"visitor_id": visitor})).await;
+        let r = send(
+            &app,
+            "acme",
+            "state",
+            Some(SHOP),
+            &json!({"visitor_id": visitor}),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["access-control-allow-origin"], SHOP);
         let state: Value = r.json().await.unwrap();
@@ -451,10 +602,23 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
             json!({"analytics": true, "marketing": false, "personalisation": true})
         );
         // A later answer of the linked visitor goes straight to the subject.
-        answered(&app, "acme", SHOP, &json!({"version": 1, "kind": "reject", "visitor_id": visitor})).await;
-        let states = t.get(&format!("/v1/subjects/{s}/consents")).expect(StatusCode::OK).await;
+        answered(
+            &app,
+            "acme",
+            SHOP,
+            &json!({"version": 1, "kind": "reject", "visitor_id": visitor}),
+        )
+        .await;
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(StatusCode::OK)
+            .await;
         for p in ["web_analytics", "web_ads", "web_personal"] {
-            let st = states.array().into_iter().find(|x| x["purpose"] == p).unwrap();
+            let st = states
+                .array()
+                .into_iter()
+                .find(|x| x["purpose"] == p)
+                .unwrap();
             assert_eq!(st["status"], "withdrawn", "{p}");
         }
 
@@ -472,9 +636,19 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
                 )
             })
             .unwrap();
-        let r = send(&app, "acme", "state", Some(SHOP), &json!({"visitor_id": visitor})).await;
+        let r = send(
+            &app,
+            "acme",
+            "state",
+            Some(SHOP),
+            &json!({"visitor_id": visitor}),
+        )
+        .await;
         let state: Value = r.json().await.unwrap();
-        assert_eq!(state["categories"]["analytics"], false, "the visitor's own last answer");
+        assert_eq!(
+            state["categories"]["analytics"], false,
+            "the visitor's own last answer"
+        );
         let left = app
             .store
             .read(&tenant, |c| {

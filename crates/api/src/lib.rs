@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod revocation;
 mod routes;
 mod schema;
+mod sdk;
 pub mod state;
 mod subject_input;
 

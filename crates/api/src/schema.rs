@@ -179,7 +179,9 @@ word_schema!(
     CookieCategoryName,
     "CookieCategory",
     "A kind of cookie the website banner asks about (`necessary` is not a consent).",
-    assent_core::banner::Category::ALL.iter().map(|c| c.as_str())
+    assent_core::banner::Category::ALL
+        .iter()
+        .map(|c| c.as_str())
 );
 word_schema!(
     ResultsFormatName,

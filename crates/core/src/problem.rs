@@ -62,7 +62,11 @@ impl ProblemKind {
                 "unsupported-grant-type",
                 "The grant type is not supported",
             ),
-            TooManyRequests => (429, "too-many-requests", "Too many requests from this client"),
+            TooManyRequests => (
+                429,
+                "too-many-requests",
+                "Too many requests from this client",
+            ),
             Unavailable => (503, "unavailable", "The service is temporarily unavailable"),
             Internal => (500, "internal", "Internal error"),
         }

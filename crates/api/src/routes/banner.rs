@@ -98,16 +98,6 @@ pub struct BundlingView {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SdkView {
-    /// The script's URL.
-    pub url: String,
-    /// Its Subresource Integrity hash.
-    pub integrity: String,
-    /// The tag to put first in the page's `<head>`.
-    pub snippet: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BannerView {
     pub version: i32,
     /// SHA-256 of exactly what visitors are shown; kept with every answer.
@@ -119,11 +109,11 @@ pub struct BannerView {
     pub content: serde_json::Value,
     /// Bundled consents found (refused under 152-FZ, warned about elsewhere).
     pub warnings: Vec<BundlingView>,
-    pub sdk: SdkView,
+    pub sdk: crate::sdk::SdkView,
 }
 
 fn view_of(state: &AppState, slug: &str, b: &Banner) -> ApiResult<BannerView> {
-    let sdk = crate::routes::public::website::sdk_of(&state.public_url, slug);
+    let sdk = crate::sdk::sdk_of(&state.public_url, slug);
     Ok(BannerView {
         version: b.version,
         hash: b.hash.clone(),
@@ -375,7 +365,14 @@ fn stats_rows(tallies: &[visitor_choices::Tally]) -> Vec<StatsRow> {
 fn stats_csv(rows: &[StatsRow]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "day", "version", "category", "accept", "reject", "customise", "gpc", "granted",
+        "day",
+        "version",
+        "category",
+        "accept",
+        "reject",
+        "customise",
+        "gpc",
+        "granted",
         "refused",
     ])?;
     for r in rows {
@@ -502,10 +499,12 @@ pub async fn link_visitor(
     let subject_id = path.into_inner();
     let Json(LinkVisitor { visitor_id }) = body;
     let tenant = principal.tenant_id.clone();
-    state
-        .visitors
-        .verify(&tenant, &visitor_id)
-        .map_err(|e| ApiError::refused(assent_core::problem::ProblemCode::ForeignVisitor, e.to_string()))?;
+    state.visitors.verify(&tenant, &visitor_id).map_err(|e| {
+        ApiError::refused(
+            assent_core::problem::ProblemCode::ForeignVisitor,
+            e.to_string(),
+        )
+    })?;
     let visitors = state.visitors.clone();
     let subject = subject_id.clone();
     let linked = state
@@ -556,7 +555,12 @@ mod tests {
         let analytics = &rows[0];
         assert_eq!(analytics.category, Category::Analytics);
         assert_eq!(
-            (analytics.accept, analytics.reject, analytics.customise, analytics.gpc),
+            (
+                analytics.accept,
+                analytics.reject,
+                analytics.customise,
+                analytics.gpc
+            ),
             (5, 2, 1, 1)
         );
         assert_eq!((analytics.granted, analytics.refused), (6, 2));

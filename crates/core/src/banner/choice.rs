@@ -3,11 +3,11 @@
 //! changed.
 
 use super::{Category, Published};
+use crate::tenancy::InvalidValue;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use crate::tenancy::InvalidValue;
 
 text_enum!(
     /// How the visitor answered: the banner's three buttons, or a consent form.
@@ -193,8 +193,7 @@ mod tests {
         let s = settle_banner(&all(), ChoiceKind::Accept, &[], true).unwrap();
         assert_eq!(s.granted, 1 | 4);
         assert_eq!(s.refused, 2);
-        let c =
-            settle_banner(&all(), ChoiceKind::Customise, &["marketing".into()], true).unwrap();
+        let c = settle_banner(&all(), ChoiceKind::Customise, &["marketing".into()], true).unwrap();
         assert_eq!((c.granted, c.refused), (0, 7));
     }
 

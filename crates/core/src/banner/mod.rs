@@ -10,11 +10,11 @@ pub mod visitor;
 use crate::consent::LegalBasis;
 use crate::locale::Locale;
 use crate::tenancy::{InvalidValue, Jurisdiction};
-use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 text_enum!(
     /// A kind of cookie the banner asks about. `necessary` is not a consent.
@@ -352,14 +352,15 @@ fn check_texts(
     for (lang, base) in defaults() {
         let given = draft.text.get(lang.as_str()).cloned().unwrap_or_default();
         let mut t = base.clone();
-        let set = |errors: &mut Vec<String>, field: &str, target: &mut String, value: &Option<String>| {
-            if let Some(v) = value {
-                match plain_text(v) {
-                    Ok(v) => *target = v,
-                    Err(why) => errors.push(format!("text.{lang}.{field}: {why}")),
+        let set =
+            |errors: &mut Vec<String>, field: &str, target: &mut String, value: &Option<String>| {
+                if let Some(v) = value {
+                    match plain_text(v) {
+                        Ok(v) => *target = v,
+                        Err(why) => errors.push(format!("text.{lang}.{field}: {why}")),
+                    }
                 }
-            }
-        };
+            };
         set(errors, "title", &mut t.title, &given.title);
         set(errors, "body", &mut t.body, &given.body);
         set(errors, "accept_all", &mut t.accept_all, &given.accept_all);
@@ -367,17 +368,27 @@ fn check_texts(
         set(errors, "settings", &mut t.settings, &given.settings);
         set(errors, "save", &mut t.save, &given.save);
         for (code, (name, description)) in &given.categories {
-            let Some(c) = code.parse::<Category>().ok().filter(|c| {
-                categories.iter().any(|p| p.code == *c)
-            }) else {
+            let Some(c) = code
+                .parse::<Category>()
+                .ok()
+                .filter(|c| categories.iter().any(|p| p.code == *c))
+            else {
                 errors.push(format!(
                     "text.{lang}.categories: '{code}' is not one of the banner's categories"
                 ));
                 continue;
             };
-            let entry = t.categories.get_mut(&c).expect("texts.json has every category");
+            let entry = t
+                .categories
+                .get_mut(&c)
+                .expect("texts.json has every category");
             set(errors, "categories.name", &mut entry.name, name);
-            set(errors, "categories.description", &mut entry.description, description);
+            set(
+                errors,
+                "categories.description",
+                &mut entry.description,
+                description,
+            );
         }
         t.categories
             .retain(|c, _| categories.iter().any(|p| p.code == *c));
@@ -397,8 +408,7 @@ pub fn bundled_wording(lang: Locale, text: &str) -> Vec<Bundling> {
     let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
     let mut found = Vec::new();
     let processing = has(&["обработк", "обрабатыва"]) && has(&["персональн"])
-        || has(&["personal data", "personal information"])
-            && has(&["processing", "process "]);
+        || has(&["personal data", "personal information"]) && has(&["processing", "process "]);
     if processing {
         found.push(Bundling {
             rule: "processing_in_cookie_banner",
@@ -412,7 +422,13 @@ pub fn bundled_wording(lang: Locale, text: &str) -> Vec<Bundling> {
     let marketing = has(&["маркетингов", "реклам"])
         && has(&["получени", "рассылк", "информаци", "сообщени"])
         || has(&["marketing", "promotional", "advertising"])
-            && has(&["emails", "newsletter", "communications", "messages", "information"]);
+            && has(&[
+                "emails",
+                "newsletter",
+                "communications",
+                "messages",
+                "information",
+            ]);
     if marketing {
         found.push(Bundling {
             rule: "marketing_in_cookie_banner",
@@ -493,7 +509,9 @@ fn check_forms(
                         text.insert(*lang, t);
                     }
                     Some(Err(why)) => errors.push(format!("{at}.text.{lang}: {why}")),
-                    None => errors.push(format!("{at}.text.{lang}: the consent's text is required")),
+                    None => {
+                        errors.push(format!("{at}.text.{lang}: the consent's text is required"))
+                    }
                 }
             }
             for lang in c.text.keys() {

@@ -91,7 +91,11 @@ fn a_form_must_not_make_marketing_a_condition_or_reuse_a_cookie_purpose() {
     let mut d = draft();
     let item = |purpose: &str, required| FormConsentDraft {
         purpose: purpose.into(),
-        text: [("ru".into(), "Согласие".into()), ("en".into(), "Consent".into())].into(),
+        text: [
+            ("ru".into(), "Согласие".into()),
+            ("en".into(), "Consent".into()),
+        ]
+        .into(),
         document_url: "https://shop.example/consent".into(),
         document_version: "2026-01".into(),
         required,
@@ -110,7 +114,10 @@ fn a_form_must_not_make_marketing_a_condition_or_reuse_a_cookie_purpose() {
     match check(&d, Jurisdiction::Ru152Fz, &facts) {
         Err(BannerError::Bundled(b)) => {
             let rules: Vec<_> = b.iter().map(|b| b.rule).collect();
-            assert_eq!(rules, ["marketing_as_condition", "form_purpose_in_cookie_choice"]);
+            assert_eq!(
+                rules,
+                ["marketing_as_condition", "form_purpose_in_cookie_choice"]
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -119,11 +126,15 @@ fn a_form_must_not_make_marketing_a_condition_or_reuse_a_cookie_purpose() {
 #[test]
 fn malformed_configurations_name_each_problem() {
     let mut d = draft();
-    d.categories.push(("cookies".into(), Some("web_ads".into())));
+    d.categories
+        .push(("cookies".into(), Some("web_ads".into())));
     d.categories.push(("personalisation".into(), None));
     d.categories[0].1 = Some("web_analytics".into());
     d.categories[1].1 = Some("billing".into());
-    d.origins = vec!["http://shop.example".into(), "https://shop.example/path".into()];
+    d.origins = vec![
+        "http://shop.example".into(),
+        "https://shop.example/path".into(),
+    ];
     d.policy_url = Some("javascript:alert(1)".into());
     d.text.insert("de".into(), TextDraft::default());
     let Err(BannerError::Invalid(errors)) = check(&d, Jurisdiction::Gdpr, &facts) else {
@@ -146,12 +157,20 @@ fn malformed_configurations_name_each_problem() {
 
 #[test]
 fn the_hash_covers_exactly_what_is_shown() {
-    let a = check(&draft(), Jurisdiction::Gdpr, &facts).unwrap().published;
-    let b = check(&draft(), Jurisdiction::Gdpr, &facts).unwrap().published;
-    assert_eq!(a.hash(), b.hash());
-    let c = check(&with_body("Cookies, nothing else."), Jurisdiction::Gdpr, &facts)
+    let a = check(&draft(), Jurisdiction::Gdpr, &facts)
         .unwrap()
         .published;
+    let b = check(&draft(), Jurisdiction::Gdpr, &facts)
+        .unwrap()
+        .published;
+    assert_eq!(a.hash(), b.hash());
+    let c = check(
+        &with_body("Cookies, nothing else."),
+        Jurisdiction::Gdpr,
+        &facts,
+    )
+    .unwrap()
+    .published;
     assert_ne!(a.hash(), c.hash());
     let mut origins = draft();
     origins.origins.push("http://localhost:3000".into());

@@ -54,11 +54,15 @@ impl Banner {
 
 /// The version in force.
 pub fn latest(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Option<Banner>> {
-    banners::latest(conn, tenant_id)?.map(Banner::of).transpose()
+    banners::latest(conn, tenant_id)?
+        .map(Banner::of)
+        .transpose()
 }
 
 pub fn version(conn: &mut DbConnection, tenant_id: &str, v: i32) -> StoreResult<Option<Banner>> {
-    banners::get(conn, tenant_id, v)?.map(Banner::of).transpose()
+    banners::get(conn, tenant_id, v)?
+        .map(Banner::of)
+        .transpose()
 }
 
 /// What publishing did.
@@ -118,7 +122,9 @@ pub fn publish(
         if current.origins != origins {
             banners::set_origins(conn, tenant_id, current.version, &origins)?;
         }
-        let banner = Banner::of(banners::get(conn, tenant_id, current.version)?.ok_or(StoreError::NotFound)?)?;
+        let banner = Banner::of(
+            banners::get(conn, tenant_id, current.version)?.ok_or(StoreError::NotFound)?,
+        )?;
         return Ok(Publication {
             banner,
             created: false,
@@ -249,7 +255,17 @@ pub fn record(
         }
         if choices::insert(conn, &row)? {
             if let Some(subject) = choices::linked_subject(conn, tenant_id, &visitor_id)? {
-                apply_to_subject(conn, keys, tenant_id, group_id, banner, &row, &answer.evidence, &subject, false)?;
+                apply_to_subject(
+                    conn,
+                    keys,
+                    tenant_id,
+                    group_id,
+                    banner,
+                    &row,
+                    &answer.evidence,
+                    &subject,
+                    false,
+                )?;
             }
             let mut history = history;
             history.push(row.clone());
@@ -268,15 +284,30 @@ pub fn record(
 }
 
 fn same_answer(a: &ChoiceRow, b: &ChoiceRow) -> bool {
-    (a.banner_version, &a.kind, &a.form, a.granted, a.refused, &a.form_answers, a.gpc)
-        == (b.banner_version, &b.kind, &b.form, b.granted, b.refused, &b.form_answers, b.gpc)
+    (
+        a.banner_version,
+        &a.kind,
+        &a.form,
+        a.granted,
+        a.refused,
+        &a.form_answers,
+        a.gpc,
+    ) == (
+        b.banner_version,
+        &b.kind,
+        &b.form,
+        b.granted,
+        b.refused,
+        &b.form_answers,
+        b.gpc,
+    )
 }
 
 fn settle(banner: &Banner, a: &Answer) -> StoreResult<(Settled, Option<Vec<FormAnswer>>)> {
     match (a.kind, &a.form) {
         (ChoiceKind::Form, Some(form)) => {
-            let answered =
-                choice::settle_form(&banner.published, form, &a.granted).map_err(StoreError::lift)?;
+            let answered = choice::settle_form(&banner.published, form, &a.granted)
+                .map_err(StoreError::lift)?;
             let answers = answered
                 .into_iter()
                 .map(|(c, given)| FormAnswer {
@@ -328,7 +359,10 @@ fn state_of(
     visitor_id: &str,
     history: &[ChoiceRow],
 ) -> StoreResult<VisitorState> {
-    let last = history.iter().rev().find(|c| c.kind != ChoiceKind::Form.as_str());
+    let last = history
+        .iter()
+        .rev()
+        .find(|c| c.kind != ChoiceKind::Form.as_str());
     let granted = last.map_or(0, |c| c.granted);
     let mut categories: BTreeMap<Category, bool> = banner
         .published
@@ -418,7 +452,9 @@ pub fn link(
             }
             None => VisitorEvidence::default(),
         };
-        events += apply_to_subject(conn, keys, tenant_id, group_id, &banner, row, &evidence, subject_id, true)?;
+        events += apply_to_subject(
+            conn, keys, tenant_id, group_id, &banner, row, &evidence, subject_id, true,
+        )?;
     }
     Ok(Linked {
         answers: history.len(),
@@ -452,7 +488,13 @@ fn apply_to_subject(
             .map_err(StoreError::unreadable)?
             .unwrap_or_default();
         for a in answers.into_iter().filter(|a| a.given) {
-            acts.push((a.purpose, Action::Grant, Method::WebForm, Some(a.document_url), a.text_hash));
+            acts.push((
+                a.purpose,
+                Action::Grant,
+                Method::WebForm,
+                Some(a.document_url),
+                a.text_hash,
+            ));
         }
     } else {
         for category in Category::OPTIONAL {
@@ -466,7 +508,13 @@ fn apply_to_subject(
             } else {
                 continue;
             };
-            acts.push((purpose.to_owned(), action, Method::WebBanner, Some(row.origin.clone()), banner.hash.clone()));
+            acts.push((
+                purpose.to_owned(),
+                action,
+                Method::WebBanner,
+                Some(row.origin.clone()),
+                banner.hash.clone(),
+            ));
         }
     }
     let mut recorded = 0;

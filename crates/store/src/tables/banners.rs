@@ -55,7 +55,11 @@ fn latest_version(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Optio
         .first(conn)?)
 }
 
-pub fn get(conn: &mut DbConnection, tenant_id: &str, version: i32) -> StoreResult<Option<BannerRow>> {
+pub fn get(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    version: i32,
+) -> StoreResult<Option<BannerRow>> {
     Ok(banners::table
         .find((tenant_id, version))
         .select(BannerRow::as_select())
@@ -74,11 +78,18 @@ pub fn latest(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Option<Ba
 }
 
 /// Every version, newest first, without their content.
-pub fn versions(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<(i32, String, NaiveDateTime)>> {
+pub fn versions(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> StoreResult<Vec<(i32, String, NaiveDateTime)>> {
     Ok(banners::table
         .filter(banners::tenant_id.eq(tenant_id))
         .order(banners::version.desc())
-        .select((banners::version, banners::content_sha256, banners::created_at))
+        .select((
+            banners::version,
+            banners::content_sha256,
+            banners::created_at,
+        ))
         .load(conn)?)
 }
 

@@ -110,15 +110,17 @@ pub fn tally(
     }
     Ok(out
         .into_iter()
-        .map(|((day, version, kind, gpc, granted, refused), count)| Tally {
-            day,
-            version,
-            kind,
-            gpc,
-            granted,
-            refused,
-            count,
-        })
+        .map(
+            |((day, version, kind, gpc, granted, refused), count)| Tally {
+                day,
+                version,
+                kind,
+                gpc,
+                granted,
+                refused,
+                count,
+            },
+        )
         .collect())
 }
 

@@ -11,63 +11,28 @@
 use super::site::Site;
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use assent_core::banner::Category;
 use assent_core::banner::choice::{ChoiceKind, truncate_ip};
 use assent_core::problem::ProblemCode;
 use assent_store::flows::website::{self, Answer, VisitorEvidence, VisitorState};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-const SCRIPT: &str = include_str!("../../../sdk/assent.js");
-const STYLE: &str = include_str!("../../../sdk/assent.css");
 /// The largest answer body read.
 pub const MAX_BODY: usize = 4096;
 /// How long a browser or CDN may reuse the configuration: a new version reaches
 /// every visitor within this.
 const CONFIG_MAX_AGE: u32 = 60;
 
-/// A static file with its ETag and Subresource Integrity hash.
-struct Asset {
-    body: &'static str,
-    etag: String,
-    integrity: String,
-}
-
-impl Asset {
-    fn of(body: &'static str) -> Self {
-        let digest = assent_core::crypto::sha384(body.as_bytes());
-        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
-        Self {
-            body,
-            etag: format!("\"{}\"", &hex::encode(digest)[..32]),
-            integrity: format!("sha384-{b64}"),
-        }
-    }
-}
-
-static SCRIPT_ASSET: LazyLock<Asset> = LazyLock::new(|| Asset::of(SCRIPT));
-static STYLE_ASSET: LazyLock<Asset> = LazyLock::new(|| Asset::of(STYLE));
-
-/// The script's URL, integrity hash and tag for a company.
-pub fn sdk_of(public_url: &str, slug: &str) -> crate::routes::banner::SdkView {
-    let url = format!("{}/sdk/v1/assent.js", public_url.trim_end_matches('/'));
-    let integrity = SCRIPT_ASSET.integrity.clone();
-    let snippet = format!(
-        "<script src=\"{url}\" data-tenant=\"{slug}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>"
-    );
-    crate::routes::banner::SdkView {
-        url,
-        integrity,
-        snippet,
-    }
-}
-
-fn asset_response(req: &HttpRequest, asset: &Asset, content_type: &'static str) -> HttpResponse {
+fn asset_response(
+    req: &HttpRequest,
+    asset: &crate::sdk::Asset,
+    content_type: &'static str,
+) -> HttpResponse {
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -98,7 +63,11 @@ fn asset_response(req: &HttpRequest, asset: &Asset, content_type: &'static str) 
     (status = 304, description = "Not modified (`If-None-Match`)"),
 ))]
 pub async fn sdk_script(req: HttpRequest) -> HttpResponse {
-    asset_response(&req, &SCRIPT_ASSET, "application/javascript; charset=utf-8")
+    asset_response(
+        &req,
+        &crate::sdk::SCRIPT,
+        "application/javascript; charset=utf-8",
+    )
 }
 
 /// The banner's stylesheet (the script links it; no inline styles).
@@ -107,7 +76,7 @@ pub async fn sdk_script(req: HttpRequest) -> HttpResponse {
     (status = 304, description = "Not modified (`If-None-Match`)"),
 ))]
 pub async fn sdk_style(req: HttpRequest) -> HttpResponse {
-    asset_response(&req, &STYLE_ASSET, "text/css; charset=utf-8")
+    asset_response(&req, &crate::sdk::STYLE, "text/css; charset=utf-8")
 }
 
 /// The `Origin` of a cross-origin request.
@@ -176,7 +145,10 @@ pub async fn config(
         HeaderValue::from_str(&format!("public, max-age={CONFIG_MAX_AGE}"))
             .unwrap_or(HeaderValue::from_static("no-cache")),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = origin_of(&req)
         && site.banner.allows(&origin)
@@ -301,7 +273,11 @@ async fn admit(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == "application/json"));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
     if !json {
         return Err(fail(ApiError::refused(
             ProblemCode::UnsupportedMediaType,
@@ -364,20 +340,26 @@ async fn record(
 ) -> Result<HttpResponse, (ApiError, Option<String>)> {
     let (site, origin) = admit(req, state, slug, body).await?;
     let fail = |e: ApiError| (e, Some(origin.clone()));
-    let input: AnswerIn = serde_json::from_slice(body)
-        .map_err(|e| fail(ApiError::malformed(format!("the answer could not be read: {e}"))))?;
-    let kind: ChoiceKind = input
-        .kind
-        .parse()
-        .map_err(|_| fail(ApiError::invalid("kind must be accept, reject, customise or form")))?;
+    let input: AnswerIn = serde_json::from_slice(body).map_err(|e| {
+        fail(ApiError::malformed(format!(
+            "the answer could not be read: {e}"
+        )))
+    })?;
+    let kind: ChoiceKind = input.kind.parse().map_err(|_| {
+        fail(ApiError::invalid(
+            "kind must be accept, reject, customise or form",
+        ))
+    })?;
     if input.granted.len() > 16 {
         return Err(fail(ApiError::invalid("granted lists at most 16 entries")));
     }
     if let Some(v) = &input.visitor_id {
-        state
-            .visitors
-            .verify(&site.tenant_id, v)
-            .map_err(|e| fail(ApiError::refused(ProblemCode::ForeignVisitor, e.to_string())))?;
+        state.visitors.verify(&site.tenant_id, v).map_err(|e| {
+            fail(ApiError::refused(
+                ProblemCode::ForeignVisitor,
+                e.to_string(),
+            ))
+        })?;
     }
     // The Sec-GPC header is the browser's own signal; the script reports the
     // navigator's. Either is a refusal of sale and sharing.
@@ -418,12 +400,14 @@ async fn record(
             let banner = if version == site.banner.version {
                 site.banner.clone()
             } else {
-                Arc::new(website::version(c, &site.tenant_id, version)?.ok_or_else(|| {
-                    assent_store::StoreError::refused(
-                        ProblemCode::UnknownBannerVersion,
-                        format!("no banner version {version}"),
-                    )
-                })?)
+                Arc::new(
+                    website::version(c, &site.tenant_id, version)?.ok_or_else(|| {
+                        assent_store::StoreError::refused(
+                            ProblemCode::UnknownBannerVersion,
+                            format!("no banner version {version}"),
+                        )
+                    })?,
+                )
             };
             website::record(
                 c,
@@ -439,7 +423,9 @@ async fn record(
     .await
     .map_err(|e| fail(e.into()))?
     .map_err(|e| fail(e.into()))?;
-    state.metrics.website_answer(recorded.choice.kind.as_str(), recorded.repeat);
+    state
+        .metrics
+        .website_answer(recorded.choice.kind.as_str(), recorded.repeat);
     let body = Answered {
         visitor_id: recorded.visitor_id,
         choice_id: recorded.choice.id,
@@ -452,7 +438,9 @@ async fn record(
     } else {
         HttpResponse::Created()
     };
-    let mut r = r.insert_header((header::CACHE_CONTROL, "no-store")).json(body);
+    let mut r = r
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body);
     allow(&mut r, &origin);
     Ok(r)
 }
@@ -485,12 +473,20 @@ async fn read_state(
 ) -> Result<HttpResponse, (ApiError, Option<String>)> {
     let (site, origin) = admit(req, state, slug, body).await?;
     let fail = |e: ApiError| (e, Some(origin.clone()));
-    let input: StateIn = serde_json::from_slice(body)
-        .map_err(|e| fail(ApiError::malformed(format!("the request could not be read: {e}"))))?;
+    let input: StateIn = serde_json::from_slice(body).map_err(|e| {
+        fail(ApiError::malformed(format!(
+            "the request could not be read: {e}"
+        )))
+    })?;
     state
         .visitors
         .verify(&site.tenant_id, &input.visitor_id)
-        .map_err(|e| fail(ApiError::refused(ProblemCode::ForeignVisitor, e.to_string())))?;
+        .map_err(|e| {
+            fail(ApiError::refused(
+                ProblemCode::ForeignVisitor,
+                e.to_string(),
+            ))
+        })?;
     let st = state.clone();
     let s = web::block(move || {
         st.store.read(&site.tenant_id, |c| {
