@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod company_site;
 pub mod fake_telegram;
 pub mod fixtures;
 pub mod mailcheck;

@@ -264,6 +264,20 @@ impl ErrorCode for InvalidValue {
     }
 }
 
+impl ErrorCode for crate::banner::choice::ChoiceError {
+    fn code(&self) -> ProblemCode {
+        use crate::banner::choice::ChoiceError as E;
+        match self {
+            E::UnknownCategory(..) | E::UnknownForm(_) | E::UnknownFormPurpose { .. } => {
+                ProblemCode::UnknownCategory
+            }
+            E::NotAConsent(_) | E::RequiredMissing { .. } | E::KindMismatch | E::Duplicate(_) => {
+                ProblemCode::ValidationFailed
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,19 +326,5 @@ mod tests {
             ProblemCode::markdown_table(),
             "README '### Error codes' differs; paste ProblemCode::markdown_table()"
         );
-    }
-}
-
-impl ErrorCode for crate::banner::choice::ChoiceError {
-    fn code(&self) -> ProblemCode {
-        use crate::banner::choice::ChoiceError as E;
-        match self {
-            E::UnknownCategory(..) | E::UnknownForm(_) | E::UnknownFormPurpose { .. } => {
-                ProblemCode::UnknownCategory
-            }
-            E::NotAConsent(_) | E::RequiredMissing { .. } | E::KindMismatch | E::Duplicate(_) => {
-                ProblemCode::ValidationFailed
-            }
-        }
     }
 }
