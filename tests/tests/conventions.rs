@@ -387,6 +387,7 @@ async fn openapi_documents_every_route() {
         ("put", "/v1/banner"),
         ("get", "/v1/banner"),
         ("get", "/v1/banner/stats"),
+        ("get", "/v1/banner/answers/{id}"),
         ("post", "/v1/subjects/{id}/visitors"),
         ("get", "/sdk/v1/assent.js"),
         ("get", "/sdk/v1/assent.css"),

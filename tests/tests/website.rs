@@ -666,3 +666,63 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
         assert_eq!(left, (0, 0));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_its_own_proof_and_a_changed_one_no_longer_verifies() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (t, banner) = site(&app, "acme", &[SHOP]).await;
+        let reject = answered(&app, "acme", SHOP, &json!({"version": 1, "kind": "reject"})).await;
+        let id = reject["choice_id"].as_str().unwrap().to_owned();
+        let proof = t
+            .get(&format!("/v1/banner/answers/{id}"))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(proof["kind"], "reject");
+        assert_eq!(proof["banner_hash"], banner["hash"]);
+        assert_eq!(proof["categories"]["marketing"], false);
+        assert_eq!(proof["origin"], SHOP);
+        assert!(
+            proof["evidence"]["ip"].as_str().unwrap().ends_with(".0"),
+            "{proof}"
+        );
+        let (other, _) = site(&app, "other", &["https://other.example"]).await;
+        other
+            .get(&format!("/v1/banner/answers/{id}"))
+            .expect(StatusCode::NOT_FOUND)
+            .await;
+
+        // Someone with write access to the database turns the refusal into consent.
+        let tenant = t.id.clone();
+        app.store
+            .write(&tenant, |c| {
+                use assent_store::schema::visitor_choices;
+                use diesel::prelude::*;
+                diesel::update(visitor_choices::table.filter(visitor_choices::id.eq(&id)))
+                    .set((
+                        visitor_choices::kind.eq("accept"),
+                        visitor_choices::granted.eq(7),
+                        visitor_choices::refused.eq(0),
+                    ))
+                    .execute(&mut **c)?;
+                Ok(())
+            })
+            .unwrap();
+        t.get(&format!("/v1/banner/answers/{id}"))
+            .expect(StatusCode::INTERNAL_SERVER_ERROR)
+            .await;
+        // Linking refuses it, and gives the subject nothing.
+        let s = create_subject(&t, &json!({"email": "anna@example.org"})).await;
+        t.post(
+            &format!("/v1/subjects/{s}/visitors"),
+            &json!({"visitor_id": reject["visitor_id"]}),
+        )
+        .expect(StatusCode::INTERNAL_SERVER_ERROR)
+        .await;
+        let history = t
+            .get(&format!("/v1/subjects/{s}/consents/history"))
+            .expect(StatusCode::OK)
+            .await;
+        assert!(history.items().is_empty());
+    }
+}

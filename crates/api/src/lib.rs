@@ -130,6 +130,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(banner::put_banner)
                 .service(banner::get_banner)
                 .service(banner::banner_stats)
+                .service(banner::get_answer)
                 .service(banner::link_visitor)
                 .service(api_keys::create_api_key)
                 .service(api_keys::list_api_keys)

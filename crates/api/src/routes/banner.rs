@@ -530,6 +530,108 @@ pub async fn link_visitor(
     }))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvidenceView {
+    /// Truncated to /24 (IPv4) or /48 (IPv6).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The proof of one answer: what the visitor was shown (the version and its hash),
+/// what they answered, with what evidence, checked against tampering.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnswerView {
+    pub id: String,
+    pub visitor_id: String,
+    pub version: i32,
+    /// SHA-256 of what the visitor was shown.
+    pub banner_hash: String,
+    /// `accept`, `reject`, `customise` or `form`.
+    pub kind: String,
+    pub form: Option<String>,
+    /// For a banner answer: each category asked, granted or not.
+    #[schema(value_type = Object)]
+    pub categories: BTreeMap<Category, bool>,
+    /// For a form: each consent with its document, version and text hash.
+    #[schema(value_type = Object)]
+    pub form_answers: Option<serde_json::Value>,
+    pub gpc: bool,
+    pub lang: String,
+    pub origin: String,
+    pub occurred_at: DateTime<Utc>,
+    /// `null` once the linked subject was erased.
+    pub evidence: Option<EvidenceView>,
+    /// The subject the visitor was linked to.
+    pub subject_id: Option<String>,
+}
+
+/// One answer by its id (the `assent_proof` field of the company's form, or
+/// `choice_id`): the record a receipt is made from, its evidence checked (a record
+/// changed in the database since it was written is refused). Audited: the evidence
+/// is personal data.
+#[utoipa::path(tag = "website", security(("bearer" = [])), responses(
+    (status = 200, body = AnswerView),
+    crate::error::Problems,
+))]
+#[get("/banner/answers/{id}")]
+pub async fn get_answer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<AnswerView>> {
+    principal.require(Permission::Read)?;
+    let id = path.into_inner();
+    let tenant = principal.tenant_id.clone();
+    let visitors = state.visitors.clone();
+    let view = state
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                let row = visitor_choices::get(c, &tenant, &id)?.ok_or(StoreError::NotFound)?;
+                let banner = website::version(c, &tenant, row.banner_version)?
+                    .ok_or(StoreError::NotFound)?;
+                let evidence = website::evidence_of(&visitors, &row)?;
+                let subject = visitor_choices::linked_subject(c, &tenant, &row.visitor_id)?;
+                assent_store::tables::audit::record(
+                    c,
+                    &tenant,
+                    &principal.client_id,
+                    "website.answer.read",
+                    subject.as_deref(),
+                )?;
+                let categories = banner
+                    .published
+                    .categories()
+                    .filter(|c| c.is_consent() && row.kind != "form")
+                    .map(|c| (c, row.granted & c.bit() != 0))
+                    .collect();
+                Ok(AnswerView {
+                    id: row.id,
+                    visitor_id: row.visitor_id,
+                    version: row.banner_version,
+                    banner_hash: banner.hash,
+                    kind: row.kind,
+                    form: row.form,
+                    categories,
+                    form_answers: row
+                        .form_answers
+                        .as_deref()
+                        .and_then(|f| serde_json::from_str(f).ok()),
+                    gpc: row.gpc,
+                    lang: row.lang,
+                    origin: row.origin,
+                    occurred_at: row.occurred_at.and_utc(),
+                    evidence: row.evidence.is_some().then_some(EvidenceView {
+                        ip: evidence.ip,
+                        user_agent: evidence.user_agent,
+                    }),
+                    subject_id: subject,
+                })
+            })
+        })
+        .await?;
+    Ok(web::Json(view))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,10 @@
 //! made up, or taken from another company's site, is refused rather than recorded.
 //!
 //! The evidence of a visitor's answer (truncated address, user agent) is sealed
-//! under a key of the company's own, so a reader of the database alone learns
-//! nothing from it.
+//! under a key of the installation's, bound to the company, the record and the
+//! answer itself (its digest is the AEAD's associated data): a reader of the database
+//! learns nothing from it, and a writer who changes what the visitor answered (a
+//! reject into an accept) leaves a record whose evidence no longer opens.
 
 use crate::crypto::{MasterKey, b64url, random_bytes};
 use base64::Engine;
@@ -30,7 +32,7 @@ pub struct Visitors {
 pub enum VisitorError {
     #[error("the visitor id is not one this company issued")]
     Foreign,
-    #[error("the evidence could not be opened")]
+    #[error("the answer's evidence does not open: the record was changed")]
     Unreadable,
 }
 
@@ -94,10 +96,11 @@ impl Visitors {
         XChaCha20Poly1305::new((&self.evidence_key).into())
     }
 
-    /// Seals `plain` for one record of one company (`aad` names it).
-    pub fn seal(&self, tenant_id: &str, record_id: &str, plain: &[u8]) -> Vec<u8> {
+    /// Seals `plain` for one record of one company, bound to `answer` (what the
+    /// record says was answered).
+    pub fn seal(&self, tenant_id: &str, record_id: &str, answer: &[u8], plain: &[u8]) -> Vec<u8> {
         let nonce = random_bytes::<NONCE_LEN>();
-        let aad = format!("{tenant_id}\0{record_id}");
+        let aad = aad(tenant_id, record_id, answer);
         let mut out = nonce.to_vec();
         out.extend(
             self.cipher()
@@ -105,7 +108,7 @@ impl Visitors {
                     &XNonce::from(nonce),
                     Payload {
                         msg: plain,
-                        aad: aad.as_bytes(),
+                        aad: &aad,
                     },
                 )
                 .expect("XChaCha20-Poly1305 encryption does not fail"),
@@ -113,10 +116,12 @@ impl Visitors {
         out
     }
 
+    /// The evidence of a record, if neither it nor `answer` changed.
     pub fn open(
         &self,
         tenant_id: &str,
         record_id: &str,
+        answer: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, VisitorError> {
         if sealed.len() < NONCE_LEN {
@@ -124,17 +129,27 @@ impl Visitors {
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| VisitorError::Unreadable)?;
-        let aad = format!("{tenant_id}\0{record_id}");
+        let aad = aad(tenant_id, record_id, answer);
         self.cipher()
             .decrypt(
                 &XNonce::from(nonce),
                 Payload {
                     msg: body,
-                    aad: aad.as_bytes(),
+                    aad: &aad,
                 },
             )
             .map_err(|_| VisitorError::Unreadable)
     }
+}
+
+/// Each part length-prefixed, so no two different records encode alike.
+fn aad(tenant_id: &str, record_id: &str, answer: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in [tenant_id.as_bytes(), record_id.as_bytes(), answer] {
+        out.extend((part.len() as u32).to_be_bytes());
+        out.extend(part);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,9 +177,16 @@ mod tests {
     #[test]
     fn evidence_opens_only_for_its_record() {
         let v = Visitors::new(&MasterKey::from_bytes([7; 32]));
-        let sealed = v.seal("t", "r1", b"203.0.113.0");
-        assert_eq!(v.open("t", "r1", &sealed).unwrap(), b"203.0.113.0");
-        assert!(v.open("t", "r2", &sealed).is_err());
-        assert!(v.open("u", "r1", &sealed).is_err());
+        let sealed = v.seal("t", "r1", b"reject", b"203.0.113.0");
+        assert_eq!(
+            v.open("t", "r1", b"reject", &sealed).unwrap(),
+            b"203.0.113.0"
+        );
+        assert!(v.open("t", "r2", b"reject", &sealed).is_err());
+        assert!(v.open("u", "r1", b"reject", &sealed).is_err());
+        assert!(
+            v.open("t", "r1", b"accept", &sealed).is_err(),
+            "the answer changed"
+        );
     }
 }

@@ -235,7 +235,7 @@ pub fn record(
         gpc: settled.gpc,
         lang: answer.lang.clone(),
         origin: answer.origin.clone(),
-        evidence: Some(visitors.seal(tenant_id, &id, &evidence)),
+        evidence: None,
         occurred_at: naive(answer.at),
     };
     // Another request of the same visitor may follow the same answer: two tries.
@@ -253,6 +253,7 @@ pub fn record(
             }
             row.previous = last.id.clone();
         }
+        row.evidence = Some(visitors.seal(tenant_id, &id, &answer_bytes(&row), &evidence));
         if choices::insert(conn, &row)? {
             if let Some(subject) = choices::linked_subject(conn, tenant_id, &visitor_id)? {
                 apply_to_subject(
@@ -281,6 +282,39 @@ pub fn record(
     Err(StoreError::Busy(
         "the visitor's answers changed meanwhile".into(),
     ))
+}
+
+/// What a record says was answered, as the bytes its evidence is bound to.
+fn answer_bytes(r: &ChoiceRow) -> Vec<u8> {
+    serde_json::to_vec(&(
+        &r.visitor_id,
+        &r.previous,
+        r.banner_version,
+        &r.kind,
+        &r.form,
+        r.granted,
+        r.refused,
+        &r.form_answers,
+        r.gpc,
+        &r.lang,
+        &r.origin,
+        r.occurred_at.and_utc().timestamp_micros(),
+    ))
+    .unwrap_or_default()
+}
+
+/// The evidence of an answer, checked: a record changed in the database since it was
+/// written is refused (its evidence no longer opens). Erased evidence is none.
+pub fn evidence_of(visitors: &Visitors, row: &ChoiceRow) -> StoreResult<VisitorEvidence> {
+    match &row.evidence {
+        Some(sealed) => {
+            let plain = visitors
+                .open(&row.tenant_id, &row.id, &answer_bytes(row), sealed)
+                .map_err(|e| StoreError::Internal(format!("visitor answer {}: {e}", row.id)))?;
+            serde_json::from_slice(&plain).map_err(StoreError::unreadable)
+        }
+        None => Ok(VisitorEvidence::default()),
+    }
 }
 
 fn same_answer(a: &ChoiceRow, b: &ChoiceRow) -> bool {
@@ -443,15 +477,7 @@ pub fn link(
         let Some(banner) = version(conn, tenant_id, row.banner_version)? else {
             continue;
         };
-        let evidence = match &row.evidence {
-            Some(sealed) => {
-                let plain = visitors
-                    .open(tenant_id, &row.id, sealed)
-                    .map_err(StoreError::unreadable)?;
-                serde_json::from_slice(&plain).map_err(StoreError::unreadable)?
-            }
-            None => VisitorEvidence::default(),
-        };
+        let evidence = evidence_of(visitors, row)?;
         events += apply_to_subject(
             conn, keys, tenant_id, group_id, &banner, row, &evidence, subject_id, true,
         )?;
