@@ -211,6 +211,8 @@ pub fn record(
     answer: &Answer,
 ) -> StoreResult<Recorded> {
     let (settled, form_answers) = settle(banner, answer)?;
+    // A visitor new with this answer has no history and no subject: nothing to read.
+    let known = answer.visitor_id.is_some();
     let visitor_id = answer
         .visitor_id
         .clone()
@@ -239,11 +241,20 @@ pub fn record(
         occurred_at: naive(answer.at),
     };
     // Another request of the same visitor may follow the same answer: two tries.
+    let subject = if known {
+        choices::linked_subject(conn, tenant_id, &visitor_id)?
+    } else {
+        None
+    };
     for _ in 0..3 {
-        let history = choices::of_visitor(conn, tenant_id, &visitor_id)?;
+        let history = if known {
+            choices::of_visitor(conn, tenant_id, &visitor_id)?
+        } else {
+            Vec::new()
+        };
         if let Some(last) = history.last() {
             if same_answer(last, &row) {
-                let state = state_of(conn, tenant_id, group_id, banner, &visitor_id, &history)?;
+                let state = state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)?;
                 return Ok(Recorded {
                     visitor_id,
                     choice: last.clone(),
@@ -255,7 +266,7 @@ pub fn record(
         }
         row.evidence = Some(visitors.seal(tenant_id, &id, &answer_bytes(&row), &evidence));
         if choices::insert(conn, &row)? {
-            if let Some(subject) = choices::linked_subject(conn, tenant_id, &visitor_id)? {
+            if let Some(subject) = &subject {
                 apply_to_subject(
                     conn,
                     keys,
@@ -264,13 +275,13 @@ pub fn record(
                     banner,
                     &row,
                     &answer.evidence,
-                    &subject,
+                    subject,
                     false,
                 )?;
             }
             let mut history = history;
             history.push(row.clone());
-            let state = state_of(conn, tenant_id, group_id, banner, &visitor_id, &history)?;
+            let state = state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)?;
             return Ok(Recorded {
                 visitor_id,
                 choice: row,
@@ -382,7 +393,8 @@ pub fn state(
     visitor_id: &str,
 ) -> StoreResult<VisitorState> {
     let history = choices::of_visitor(conn, tenant_id, visitor_id)?;
-    state_of(conn, tenant_id, group_id, banner, visitor_id, &history)
+    let subject = choices::linked_subject(conn, tenant_id, visitor_id)?;
+    state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)
 }
 
 fn state_of(
@@ -390,7 +402,7 @@ fn state_of(
     tenant_id: &str,
     group_id: Option<&str>,
     banner: &Banner,
-    visitor_id: &str,
+    subject: Option<&str>,
     history: &[ChoiceRow],
 ) -> StoreResult<VisitorState> {
     let last = history
@@ -405,9 +417,9 @@ fn state_of(
         .map(|c| (c, granted & c.bit() != 0))
         .collect();
     let mut linked = false;
-    if let Some(subject) = choices::linked_subject(conn, tenant_id, visitor_id)? {
+    if let Some(subject) = subject {
         linked = true;
-        let states = consents::subject_states(conn, tenant_id, group_id, &subject, Utc::now())?;
+        let states = consents::subject_states(conn, tenant_id, group_id, subject, Utc::now())?;
         for (category, on) in categories.iter_mut() {
             let Some(code) = banner.published.purpose_of(*category) else {
                 continue;
