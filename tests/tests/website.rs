@@ -553,6 +553,20 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
             (json!(true), json!(0))
         );
         let s2 = create_subject(&t, &json!({"email": "boris@example.org"})).await;
+        // Refusing is not withdrawing: a visitor who only ever refused gives the
+        // subject no events.
+        let refuser = answered(&app, "acme", SHOP, &json!({"version": 1, "kind": "reject"})).await;
+        let none = t
+            .post(
+                &format!("/v1/subjects/{s2}/visitors"),
+                &json!({"visitor_id": refuser["visitor_id"]}),
+            )
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            (none["answers"].clone(), none["events"].clone()),
+            (json!(1), json!(0))
+        );
         let r = t
             .post(
                 &format!("/v1/subjects/{s2}/visitors"),
@@ -601,7 +615,45 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
             state["categories"],
             json!({"analytics": true, "marketing": false, "personalisation": true})
         );
-        // A later answer of the linked visitor goes straight to the subject.
+        // Accepting all again on the website is the device's answer: the banner shows
+        // it, but a cookie alone cannot give the person's consent back.
+        let accepted = answered(
+            &app,
+            "acme",
+            SHOP,
+            &json!({"version": 1, "kind": "accept", "visitor_id": visitor}),
+        )
+        .await;
+        assert_eq!(
+            accepted["categories"]["marketing"], true,
+            "a re-consent is not a repeat"
+        );
+        let ads = |states: &assent_tests::client::Response| {
+            states
+                .array()
+                .into_iter()
+                .find(|x| x["purpose"] == "web_ads")
+                .unwrap()["status"]
+                .clone()
+        };
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(ads(&states), "withdrawn");
+        // The company links again: now it is the person's.
+        let relinked = t
+            .post(&path, &json!({"visitor_id": visitor}))
+            .expect(StatusCode::OK)
+            .await;
+        // The accept, for each of its three purposes (a renewal where granted).
+        assert_eq!(relinked["events"], 3, "{relinked}");
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(ads(&states), "granted");
+        // A refusal on the website reaches the subject at once.
         answered(
             &app,
             "acme",
@@ -645,16 +697,16 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
         )
         .await;
         let state: Value = r.json().await.unwrap();
-        assert_eq!(
-            state["categories"]["analytics"], false,
-            "the visitor's own last answer"
-        );
+        assert_eq!(state["version"], Value::Null, "the cookie starts afresh");
         let left = app
             .store
             .read(&tenant, |c| {
                 use assent_store::schema::{visitor_choices, visitor_links};
                 use diesel::prelude::*;
-                let links: i64 = visitor_links::table.count().get_result(&mut **c)?;
+                let links: i64 = visitor_links::table
+                    .filter(visitor_links::subject_id.eq(&subject))
+                    .count()
+                    .get_result(&mut **c)?;
                 let sealed: i64 = visitor_choices::table
                     .filter(visitor_choices::visitor_id.eq(&visitor))
                     .filter(visitor_choices::evidence.is_not_null())

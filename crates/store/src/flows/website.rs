@@ -3,10 +3,19 @@
 //! subject's once the company knows who the visitor is.
 //!
 //! A visitor's answer is a row of `visitor_choices` (one insert: the website is where
-//! most answers come from, and most visitors stay anonymous). When the visitor is
-//! linked to a subject, every answer becomes the subject's consent events in the
-//! ledger — method `web_banner` or `web_form`, their original times, the banner's
-//! hash and the sealed evidence — and later answers go straight to the ledger too.
+//! most answers come from, and most visitors stay anonymous). When the company links
+//! the visitor to a subject, the answers given so far become the subject's consent
+//! events in the ledger — method `web_banner` or `web_form`, their original times,
+//! the banner's or the document's hash and the sealed evidence.
+//!
+//! After the link, a refusal on the website still reaches the subject at once (a
+//! withdrawal of what the person had granted), but a grant does not: the visitor id
+//! is a cookie any script on the page can read, so on its own it must not be able to
+//! give a person's consent. It stays the device's answer (cookies are consent of the
+//! device) until the company links the visitor again. What the banner shows a linked
+//! visitor is, per category, the newer of the device's answer and the person's
+//! state: a withdrawal by email link, bot or preference centre shows on the next
+//! visit, and a later click on the banner shows too.
 
 use crate::flows::consents::{self, Actor, ConsentRequest, Evidence};
 use crate::tables::banners::{self, BannerRow, NewBanner};
@@ -23,6 +32,10 @@ use assent_core::tenancy::Jurisdiction;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The most answers one visitor may give: beyond, a script (not a person) is
+/// answering, and each answer would cost more to read.
+pub const MAX_ANSWERS: usize = 200;
 
 /// A published banner version, parsed.
 #[derive(Debug, Clone)]
@@ -252,9 +265,24 @@ pub fn record(
         } else {
             Vec::new()
         };
+        if history.len() >= MAX_ANSWERS {
+            return Err(StoreError::refused(
+                ProblemCode::RateLimited,
+                "this visitor has answered too often",
+            ));
+        }
         if let Some(last) = history.last() {
-            if same_answer(last, &row) {
-                let state = state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)?;
+            // A retry of the last answer records nothing, unless the answer now
+            // means something (a linked person withdrew since, and answers again).
+            let state = state_of(
+                conn,
+                tenant_id,
+                group_id,
+                banner,
+                subject.as_deref(),
+                &history,
+            )?;
+            if same_answer(last, &row) && shows(&state, &row) {
                 return Ok(Recorded {
                     visitor_id,
                     choice: last.clone(),
@@ -281,7 +309,14 @@ pub fn record(
             }
             let mut history = history;
             history.push(row.clone());
-            let state = state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)?;
+            let state = state_of(
+                conn,
+                tenant_id,
+                group_id,
+                banner,
+                subject.as_deref(),
+                &history,
+            )?;
             return Ok(Recorded {
                 visitor_id,
                 choice: row,
@@ -326,6 +361,15 @@ pub fn evidence_of(visitors: &Visitors, row: &ChoiceRow) -> StoreResult<VisitorE
         }
         None => Ok(VisitorEvidence::default()),
     }
+}
+
+/// Whether the banner already shows what `row` answers.
+fn shows(state: &VisitorState, row: &ChoiceRow) -> bool {
+    row.kind == ChoiceKind::Form.as_str()
+        || state
+            .categories
+            .iter()
+            .all(|(c, on)| *on == (row.granted & c.bit() != 0))
 }
 
 fn same_answer(a: &ChoiceRow, b: &ChoiceRow) -> bool {
@@ -394,7 +438,14 @@ pub fn state(
 ) -> StoreResult<VisitorState> {
     let history = choices::of_visitor(conn, tenant_id, visitor_id)?;
     let subject = choices::linked_subject(conn, tenant_id, visitor_id)?;
-    state_of(conn, tenant_id, group_id, banner, subject.as_deref(), &history)
+    state_of(
+        conn,
+        tenant_id,
+        group_id,
+        banner,
+        subject.as_deref(),
+        &history,
+    )
 }
 
 fn state_of(
@@ -420,15 +471,23 @@ fn state_of(
     if let Some(subject) = subject {
         linked = true;
         let states = consents::subject_states(conn, tenant_id, group_id, subject, Utc::now())?;
+        let answered_at = last.map(|c| c.occurred_at.and_utc());
         for (category, on) in categories.iter_mut() {
             let Some(code) = banner.published.purpose_of(*category) else {
                 continue;
             };
-            *on = states.iter().any(|(p, s)| {
-                p.code == code
-                    && s.as_ref()
-                        .is_some_and(|s| s.state.status == ConsentStatus::Granted)
-            });
+            let Some(stored) = states
+                .iter()
+                .find(|(p, _)| p.code == code)
+                .and_then(|(_, s)| s.as_ref())
+            else {
+                continue;
+            };
+            // The newer of the device's answer and the person's state.
+            if answered_at.is_some_and(|a| a > stored.state.since) {
+                continue;
+            }
+            *on = stored.state.status == ConsentStatus::Granted;
         }
     }
     Ok(VisitorState {
@@ -450,7 +509,9 @@ pub struct Linked {
 
 /// Makes `visitor_id`'s answers `subject_id`'s: each becomes consent events with its
 /// original time and evidence (recorded as history: an answer older than the
-/// subject's own later choice does not override it), and later answers follow.
+/// subject's own later choice does not override it; each under a key of its own, so
+/// linking again records only what is new). Later refusals follow at once, later
+/// grants with the next link (see the module documentation).
 pub fn link(
     conn: &mut DbConnection,
     visitors: &Visitors,
@@ -502,8 +563,9 @@ pub fn link(
 }
 
 /// Records one answer as the subject's consent events; returns how many were new.
-/// `history`: an answer given before the link (recorded under a key of its own, so
-/// linking again repeats nothing, and never overriding a newer state).
+/// `grants`: the company is linking (grants count); otherwise only refusals do. A
+/// refusal withdraws only what is granted: refusing is not withdrawing. Each event is
+/// keyed by the answer and purpose, so no answer is recorded twice.
 #[allow(clippy::too_many_arguments)]
 fn apply_to_subject(
     conn: &mut DbConnection,
@@ -514,7 +576,7 @@ fn apply_to_subject(
     row: &ChoiceRow,
     evidence: &VisitorEvidence,
     subject_id: &str,
-    history: bool,
+    grants: bool,
 ) -> StoreResult<usize> {
     let mut acts: Vec<(String, Action, Method, Option<String>, String)> = Vec::new();
     if row.kind == ChoiceKind::Form.as_str() {
@@ -555,8 +617,24 @@ fn apply_to_subject(
             ));
         }
     }
+    if acts.is_empty() {
+        return Ok(0);
+    }
     let mut recorded = 0;
     for (purpose, action, method, url, text_hash) in acts {
+        let wanted = match action {
+            Action::Grant => grants,
+            _ => consents::subject_states(conn, tenant_id, group_id, subject_id, Utc::now())?
+                .iter()
+                .any(|(p, s)| {
+                    p.code == purpose
+                        && s.as_ref()
+                            .is_some_and(|s| s.state.status == ConsentStatus::Granted)
+                }),
+        };
+        if !wanted {
+            continue;
+        }
         let req = ConsentRequest {
             subject_id: subject_id.to_owned(),
             purpose_code: purpose.clone(),
@@ -576,7 +654,7 @@ fn apply_to_subject(
                 name: None,
                 relation: None,
             },
-            import_key: history.then(|| format!("visitor:{}:{purpose}", row.id)),
+            import_key: Some(format!("visitor:{}:{purpose}", row.id)),
         };
         let done = consents::record(conn, keys, tenant_id, group_id, &req, Utc::now())?;
         if !done.replayed {

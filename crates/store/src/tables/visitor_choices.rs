@@ -60,16 +60,18 @@ pub fn of_visitor(
 
 /// Orders answers along their `previous` links; rows not reached (none, unless the
 /// table was edited) go last by time.
-fn in_order(mut rows: Vec<ChoiceRow>) -> Vec<ChoiceRow> {
-    let mut out = Vec::with_capacity(rows.len());
+fn in_order(rows: Vec<ChoiceRow>) -> Vec<ChoiceRow> {
+    let mut by_previous: std::collections::HashMap<String, ChoiceRow> =
+        rows.into_iter().map(|r| (r.previous.clone(), r)).collect();
+    let mut out = Vec::with_capacity(by_previous.len());
     let mut after = String::new();
-    while let Some(i) = rows.iter().position(|r| r.previous == after) {
-        let r = rows.swap_remove(i);
+    while let Some(r) = by_previous.remove(&after) {
         after = r.id.clone();
         out.push(r);
     }
-    rows.sort_by_key(|r| r.occurred_at);
-    out.extend(rows);
+    let mut rest: Vec<ChoiceRow> = by_previous.into_values().collect();
+    rest.sort_by_key(|r| r.occurred_at);
+    out.extend(rest);
     out
 }
 
@@ -178,25 +180,29 @@ pub fn visitors_of(
         .load(conn)?)
 }
 
-/// On erasure: the evidence of a subject's visitors' answers goes, and the links.
-/// The answers themselves (categories, times, banner version: no personal data)
-/// stay for the statistics.
+/// On erasure: the evidence of a subject's visitors' answers goes, their visitor ids
+/// are replaced (the company holds them, and they would lead back to the person; the
+/// same cookie later starts afresh), and the links go. The answers themselves
+/// (categories, times, banner version: no personal data) stay for the statistics.
 pub fn forget_subject(
     conn: &mut DbConnection,
     tenant_id: &str,
     subject_id: &str,
 ) -> StoreResult<()> {
     let visitors = visitors_of(conn, tenant_id, subject_id)?;
-    if visitors.is_empty() {
-        return Ok(());
+    for visitor in &visitors {
+        let placeholder = format!("erased.{}", assent_core::id::new_id());
+        diesel::update(
+            visitor_choices::table
+                .filter(visitor_choices::tenant_id.eq(tenant_id))
+                .filter(visitor_choices::visitor_id.eq(visitor)),
+        )
+        .set((
+            visitor_choices::evidence.eq(None::<Vec<u8>>),
+            visitor_choices::visitor_id.eq(&placeholder),
+        ))
+        .execute(conn)?;
     }
-    diesel::update(
-        visitor_choices::table
-            .filter(visitor_choices::tenant_id.eq(tenant_id))
-            .filter(visitor_choices::visitor_id.eq_any(&visitors)),
-    )
-    .set(visitor_choices::evidence.eq(None::<Vec<u8>>))
-    .execute(conn)?;
     diesel::delete(
         visitor_links::table
             .filter(visitor_links::tenant_id.eq(tenant_id))
