@@ -448,6 +448,15 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             "{csv}"
         );
         assert_eq!(csv.lines().count(), 4, "{csv}");
+        for far in [
+            "to=%2B262142-12-31",
+            "to=-262143-01-05",
+            "from=0001-01-01&to=0001-02-01",
+        ] {
+            t.get(&format!("/v1/banner/stats?{far}"))
+                .expect(StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+        }
         t.get("/v1/banner/stats?from=2026-12-05&to=2026-01-01")
             .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;

@@ -12,7 +12,7 @@ use assent_store::StoreError;
 use assent_store::flows::website::{self, Banner};
 use assent_store::tables::tenants;
 use assent_store::tables::visitor_choices;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -423,7 +423,17 @@ pub async fn banner_stats(
         }
     };
     let to = query.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = query.from.unwrap_or(to - Duration::days(30));
+    let out_of_range = || ApiError::invalid("from and to must be dates between 1970 and 9999");
+    let from = match query.from {
+        Some(f) => f,
+        None => to
+            .checked_sub_days(Days::new(30))
+            .ok_or_else(out_of_range)?,
+    };
+    let end = to.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
+    if from.year() < 1970 || to.year() > 9999 {
+        return Err(out_of_range());
+    }
     if from > to {
         return Err(ApiError::invalid("from must not be after to"));
     }
@@ -438,9 +448,7 @@ pub async fn banner_stats(
                     c,
                     &tenant,
                     from.and_hms_opt(0, 0, 0).unwrap_or_default(),
-                    (to + Duration::days(1))
-                        .and_hms_opt(0, 0, 0)
-                        .unwrap_or_default(),
+                    end.and_hms_opt(0, 0, 0).unwrap_or_default(),
                 )
             })
         })

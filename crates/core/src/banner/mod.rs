@@ -73,6 +73,9 @@ const MAX_URL: usize = 2000;
 #[derive(Debug, Clone)]
 pub struct PurposeFacts {
     pub legal_basis: LegalBasis,
+    /// Shared by the company's group: one company's cookie answer must not change
+    /// its affiliates' consents.
+    pub group: bool,
     /// It lets the company contact the person (email, Telegram, SMS): marketing
     /// communications, never a cookie.
     pub reaches_people: bool,
@@ -317,6 +320,10 @@ fn check_categories(
                         "categories: purpose '{p}' rests on {}, not consent: a banner cannot ask for it",
                         f.legal_basis
                     )),
+                    Some(f) if f.group => errors.push(format!(
+                        "categories: purpose '{p}' is shared by the group: a cookie answer is one \
+                         website's, so map the category to a purpose of the company's own"
+                    )),
                     Some(f) if f.reaches_people => bundling.push(Bundling {
                         rule: "marketing_in_cookie_choice",
                         detail: format!(
@@ -355,7 +362,7 @@ fn check_texts(
         let set =
             |errors: &mut Vec<String>, field: &str, target: &mut String, value: &Option<String>| {
                 if let Some(v) = value {
-                    match plain_text(v) {
+                    match plain_text(v, limit_of(field)) {
                         Ok(v) => *target = v,
                         Err(why) => errors.push(format!("text.{lang}.{field}: {why}")),
                     }
@@ -392,7 +399,21 @@ fn check_texts(
         }
         t.categories
             .retain(|c, _| categories.iter().any(|p| p.code == *c));
-        for found in bundled_wording(*lang, &format!("{} {}", t.title, t.body)) {
+        // Every text the company can set is read: a button that says «Принять и
+        // согласиться на обработку ПДн» bundles as much as the body does.
+        let mut shown = vec![
+            t.title.as_str(),
+            t.body.as_str(),
+            t.accept_all.as_str(),
+            t.reject_all.as_str(),
+            t.settings.as_str(),
+            t.save.as_str(),
+        ];
+        for c in t.categories.values() {
+            shown.push(&c.name);
+            shown.push(&c.description);
+        }
+        for found in bundled_wording(*lang, &shown.join("\n")) {
             bundling.push(found);
         }
         out.insert(*lang, t);
@@ -400,15 +421,33 @@ fn check_texts(
     out
 }
 
-/// Wording in a banner's title or body that asks for more than cookies: the seed
-/// policy's «…даете согласие на использование cookie, а также на обработку
-/// персональных данных и получение маркетинговой информации».
+/// Wording in a banner's texts that asks for more than cookies: the seed policy's
+/// «…даете согласие на использование cookie, а также на обработку персональных
+/// данных и получение маркетинговой информации». Read after [`fold`], so Latin
+/// look-alikes in a Russian word do not hide it.
 pub fn bundled_wording(lang: Locale, text: &str) -> Vec<Bundling> {
-    let t = text.to_lowercase();
+    let t = fold(text);
     let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    let word = |w: &str| {
+        t.split(|c: char| !c.is_alphanumeric())
+            .any(|token| token == w)
+    };
     let mut found = Vec::new();
-    let processing = has(&["обработк", "обрабатыва"]) && has(&["персональн"])
-        || has(&["personal data", "personal information"]) && has(&["processing", "process "]);
+    let processing = has(&["обработк", "обрабатыва"])
+        && has(&[
+            "персональн",
+            "персданн",
+            "ваших данных",
+            "ваши данные",
+            "данных пользовател",
+        ])
+        || word("пдн")
+        || has(&[
+            "personal data",
+            "personal information",
+            "your data",
+            "your personal",
+        ]) && has(&["process"]);
     if processing {
         found.push(Bundling {
             rule: "processing_in_cookie_banner",
@@ -419,15 +458,17 @@ pub fn bundled_wording(lang: Locale, text: &str) -> Vec<Bundling> {
             ),
         });
     }
-    let marketing = has(&["маркетингов", "реклам"])
-        && has(&["получени", "рассылк", "информаци", "сообщени"])
-        || has(&["marketing", "promotional", "advertising"])
+    let marketing = has(&["рассылк", "newsletter"])
+        || has(&["маркетингов", "реклам"])
+            && has(&["получени", "информаци", "сообщени", "письм", "звонк", "смс"])
+        || has(&["marketing", "promotional", "advertising", "offers"])
             && has(&[
-                "emails",
-                "newsletter",
+                "email",
                 "communications",
                 "messages",
                 "information",
+                "calls",
+                "sms",
             ]);
     if marketing {
         found.push(Bundling {
@@ -504,7 +545,7 @@ fn check_forms(
             }
             let mut text = BTreeMap::new();
             for lang in Locale::ALL {
-                match c.text.get(lang.as_str()).map(|t| plain_text(t)) {
+                match c.text.get(lang.as_str()).map(|t| plain_text(t, MAX_TEXT)) {
                     Some(Ok(t)) => {
                         text.insert(*lang, t);
                     }
@@ -543,17 +584,68 @@ fn check_forms(
     out
 }
 
+/// Lower case, `ё` as `е`, and in a word with Cyrillic letters the Latin letters
+/// that look like Cyrillic ones as those (`oбработка` with a Latin `o`).
+pub fn fold(text: &str) -> String {
+    let lower = text.to_lowercase().replace('ё', "е");
+    let mut out = String::with_capacity(lower.len());
+    for word in lower.split_inclusive(|c: char| !c.is_alphanumeric()) {
+        let cyrillic = word.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c));
+        if !cyrillic {
+            out.push_str(word);
+            continue;
+        }
+        out.extend(word.chars().map(|c| match c {
+            'a' => 'а',
+            'c' => 'с',
+            'e' => 'е',
+            'h' => 'н',
+            'k' => 'к',
+            'm' => 'м',
+            'o' => 'о',
+            'p' => 'р',
+            't' => 'т',
+            'x' => 'х',
+            'y' => 'у',
+            'b' => 'в',
+            other => other,
+        }));
+    }
+    out
+}
+
+/// How long a text may be: a button's label is a few words.
+fn limit_of(field: &str) -> usize {
+    match field {
+        "accept_all" | "reject_all" | "settings" | "save" => 60,
+        "title" | "categories.name" => 200,
+        _ => MAX_TEXT,
+    }
+}
+
+/// Characters that change how text shows without showing themselves (zero-width,
+/// bidirectional overrides, soft hyphen): they could hide a word from the rules, or
+/// reverse what a visitor reads.
+fn invisible(c: char) -> bool {
+    matches!(c as u32, 0xAD | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF)
+}
+
 /// A text shown as it is (the script sets it as text, never markup).
-fn plain_text(v: &str) -> Result<String, &'static str> {
+fn plain_text(v: &str, limit: usize) -> Result<String, String> {
     let v = v.trim();
     if v.is_empty() {
-        return Err("must not be empty");
+        return Err("must not be empty".into());
     }
-    if v.chars().count() > MAX_TEXT {
-        return Err("at most 2000 characters");
+    if v.chars().count() > limit {
+        return Err(format!("at most {limit} characters"));
     }
     if v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err("must not contain control characters");
+        return Err("must not contain control characters".into());
+    }
+    if v.chars().any(invisible) {
+        return Err(
+            "must not contain invisible formatting characters (zero-width, bidirectional)".into(),
+        );
     }
     Ok(v.to_owned())
 }
@@ -587,29 +679,56 @@ fn check_origins(origins: &[String], errors: &mut Vec<String>) -> Vec<String> {
 }
 
 /// An origin as browsers send it (`https://shop.example`, `http://localhost:3000`),
-/// lowercased; `None` for anything else. Plain http only for the local machine.
+/// lowercased, without the scheme's default port (browsers never send it); `None`
+/// for anything else. Plain http only for the local machine.
 pub fn normalise_origin(o: &str) -> Option<String> {
     let o = o.trim().to_ascii_lowercase();
     let (scheme, rest) = o.split_once("://")?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
-            if !h.contains(']') && h.contains(':') {
-                return None;
-            }
-            let port: u16 = p.parse().ok()?;
-            (h, Some(port))
-        }
-        _ => (rest, None),
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
     };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && (host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            || (host.starts_with('[') && host.ends_with(']')));
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']')?;
+        addr.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (&rest[..addr.len() + 2], port)
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u16>().ok()? {
+                0 => return None,
+                p if p == default_port => None,
+                p => Some(p),
+            }
+        }
+        Some(_) => return None,
+    };
+    if !host.starts_with('[') {
+        let labels_ok = host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !labels_ok {
+            return None;
+        }
+    }
     let local = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
-    let scheme_ok = scheme == "https" || (scheme == "http" && local);
-    if !host_ok || !scheme_ok || host.starts_with('.') || host.ends_with('.') {
+    if scheme == "http" && !local {
         return None;
     }
     Some(match port {

@@ -10,14 +10,17 @@ fn facts(code: &str) -> Option<PurposeFacts> {
         "web_analytics" | "web_ads" | "processing" => Some(PurposeFacts {
             legal_basis: LegalBasis::Consent,
             reaches_people: false,
+            group: false,
         }),
         "newsletter" => Some(PurposeFacts {
             legal_basis: LegalBasis::Consent,
             reaches_people: true,
+            group: false,
         }),
         "billing" => Some(PurposeFacts {
             legal_basis: LegalBasis::Contract,
             reaches_people: false,
+            group: false,
         }),
         _ => None,
     }
@@ -188,7 +191,19 @@ fn origins_are_normalised_as_browsers_send_them() {
         normalise_origin("http://127.0.0.1:5000").as_deref(),
         Some("http://127.0.0.1:5000")
     );
+    assert_eq!(
+        normalise_origin("https://shop.example:443").as_deref(),
+        Some("https://shop.example")
+    );
+    assert_eq!(
+        normalise_origin("http://[::1]:8080").as_deref(),
+        Some("http://[::1]:8080")
+    );
     for bad in [
+        "https://a..b",
+        "https://shop.example:0",
+        "https://[a b<>]",
+        "https://-shop.example",
         "shop.example",
         "https://",
         "https://shop.example/",
@@ -200,4 +215,121 @@ fn origins_are_normalised_as_browsers_send_them() {
     ] {
         assert_eq!(normalise_origin(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn bundling_is_found_in_every_text_and_through_disguises() {
+    let cases: [(&str, TextDraft); 7] = [
+        (
+            "a button",
+            TextDraft {
+                accept_all: Some("Принять и согласиться на обработку ПДн".into()),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "a category description",
+            TextDraft {
+                categories: [(
+                    "analytics".into(),
+                    (None, Some("А также получение рекламной рассылки".into())),
+                )]
+                .into(),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "a Latin o",
+            TextDraft {
+                body: Some("Вы даёте согласие на oбработку персональных данных".into()),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "ПДн",
+            TextDraft {
+                body: Some("Согласие на обработку ПДн и рассылку новостей".into()),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "ё",
+            TextDraft {
+                body: Some("Вы даёте согласие на обработку персональных данных".into()),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "English newsletter",
+            TextDraft {
+                body: Some(
+                    "By accepting you also receive our newsletter and offers by email".into(),
+                ),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "English processing",
+            TextDraft {
+                body: Some("You agree to the processing of your data and to marketing".into()),
+                ..TextDraft::default()
+            },
+        ),
+    ];
+    for (what, text) in cases {
+        let mut d = draft();
+        let lang = if what.starts_with("English") {
+            "en"
+        } else {
+            "ru"
+        };
+        d.text.insert(lang.into(), text);
+        assert!(
+            matches!(
+                check(&d, Jurisdiction::Ru152Fz, &facts),
+                Err(BannerError::Bundled(_))
+            ),
+            "{what} was not found"
+        );
+    }
+}
+
+#[test]
+fn invisible_characters_and_long_labels_are_refused() {
+    for body in ["перс\u{200B}ональных", "\u{202E}tpecca"] {
+        let d = with_body(body);
+        assert!(
+            matches!(
+                check(&d, Jurisdiction::Gdpr, &facts),
+                Err(BannerError::Invalid(_))
+            ),
+            "{body:?}"
+        );
+    }
+    let mut d = draft();
+    d.text.insert(
+        "en".into(),
+        TextDraft {
+            accept_all: Some("Accept ".repeat(20)),
+            ..TextDraft::default()
+        },
+    );
+    let Err(BannerError::Invalid(e)) = check(&d, Jurisdiction::Gdpr, &facts) else {
+        panic!()
+    };
+    assert!(e[0].contains("at most 60"), "{e:?}");
+}
+
+#[test]
+fn a_group_purpose_cannot_be_a_cookie_category() {
+    let shared = |code: &str| {
+        facts(code).map(|f| PurposeFacts {
+            group: code == "web_ads",
+            ..f
+        })
+    };
+    let Err(BannerError::Invalid(e)) = check(&draft(), Jurisdiction::Gdpr, &shared) else {
+        panic!()
+    };
+    assert!(e[0].contains("shared by the group"), "{e:?}");
 }

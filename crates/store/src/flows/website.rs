@@ -107,6 +107,7 @@ pub fn publish(
         }
         let facts = purposes::resolve_in(conn, tenant_id, group_id, None, &code)?.map(|p| {
             banner::PurposeFacts {
+                group: p.scope == assent_core::consent::PurposeScope::Group,
                 legal_basis: p.meaning.legal_basis,
                 reaches_people: !p.meaning.channels.is_empty(),
             }

@@ -84,46 +84,60 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<Op
 }
 
 /// Counts of answers in `[from, to)` by (day, version, kind, gpc, granted, refused),
-/// for the banner's statistics. Days are UTC.
+/// for the banner's statistics, counted by the database. Days are UTC.
 pub fn tally(
     conn: &mut DbConnection,
     tenant_id: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> StoreResult<Vec<Tally>> {
-    let rows: Vec<(NaiveDateTime, i32, String, bool, i32, i32)> = visitor_choices::table
-        .filter(visitor_choices::tenant_id.eq(tenant_id))
-        .filter(visitor_choices::occurred_at.ge(from))
-        .filter(visitor_choices::occurred_at.lt(to))
-        .filter(visitor_choices::kind.ne("form"))
-        .select((
-            visitor_choices::occurred_at,
-            visitor_choices::banner_version,
-            visitor_choices::kind,
-            visitor_choices::gpc,
-            visitor_choices::granted,
-            visitor_choices::refused,
-        ))
-        .load(conn)?;
-    let mut out: std::collections::BTreeMap<_, i64> = std::collections::BTreeMap::new();
-    for (at, version, kind, gpc, granted, refused) in rows {
-        *out.entry((at.date(), version, kind, gpc, granted, refused))
-            .or_default() += 1;
+    use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        day: String,
+        #[diesel(sql_type = Integer)]
+        version: i32,
+        #[diesel(sql_type = Text)]
+        kind: String,
+        #[diesel(sql_type = Bool)]
+        gpc: bool,
+        #[diesel(sql_type = Integer)]
+        granted: i32,
+        #[diesel(sql_type = Integer)]
+        refused: i32,
+        #[diesel(sql_type = BigInt)]
+        count: i64,
     }
-    Ok(out
-        .into_iter()
-        .map(
-            |((day, version, kind, gpc, granted, refused), count)| Tally {
-                day,
-                version,
-                kind,
-                gpc,
-                granted,
-                refused,
-                count,
-            },
-        )
-        .collect())
+    let day = match conn {
+        DbConnection::Postgres(_) => "to_char(occurred_at, 'YYYY-MM-DD')",
+        DbConnection::Sqlite(_) => "strftime('%Y-%m-%d', occurred_at)",
+    };
+    let sql = format!(
+        "SELECT {day} AS day, banner_version AS version, kind, gpc, granted, refused, \
+         COUNT(*) AS count FROM visitor_choices \
+         WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND kind <> 'form' \
+         GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2"
+    );
+    let rows: Vec<Row> = diesel::sql_query(sql)
+        .bind::<Text, _>(tenant_id)
+        .bind::<Timestamp, _>(from)
+        .bind::<Timestamp, _>(to)
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Tally {
+                day: chrono::NaiveDate::parse_from_str(&r.day, "%Y-%m-%d")
+                    .map_err(crate::StoreError::unreadable)?,
+                version: r.version,
+                kind: r.kind,
+                gpc: r.gpc,
+                granted: r.granted,
+                refused: r.refused,
+                count: r.count,
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

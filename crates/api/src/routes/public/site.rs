@@ -79,7 +79,9 @@ fn config_of(b: &Banner, default_lang: Locale) -> Vec<u8> {
 
 #[derive(Default)]
 pub struct Websites {
-    entries: RwLock<HashMap<String, (Instant, Arc<Site>)>>,
+    /// By slug; `None`: no such company, or no banner (so a made-up slug costs the
+    /// database one read per [`TTL`], not one per request).
+    entries: RwLock<HashMap<String, (Instant, Option<Arc<Site>>)>>,
 }
 
 impl Websites {
@@ -93,11 +95,23 @@ impl Websites {
             .get(slug)
             && at.elapsed() < TTL
         {
-            return Ok(Some(site.clone()));
+            return Ok(site.clone());
         }
         if assent_core::tenancy::validate_slug(slug).is_err() {
             return Ok(None);
         }
+        let site = self.load(store, slug)?;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_SITES {
+            entries.retain(|_, (at, _)| at.elapsed() < TTL);
+        }
+        if site.is_some() || entries.len() < MAX_SITES {
+            entries.insert(slug.to_owned(), (Instant::now(), site.clone()));
+        }
+        Ok(site)
+    }
+
+    fn load(&self, store: &Store, slug: &str) -> StoreResult<Option<Arc<Site>>> {
         let Some(tenant) = store.system(|c| tenants::find_tenant_by_slug(c, slug))? else {
             return Ok(None);
         };
@@ -118,20 +132,16 @@ impl Websites {
             config: config.into(),
             etag,
         });
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_SITES {
-            entries.retain(|_, (at, _)| at.elapsed() < TTL);
-        }
-        entries.insert(slug.to_owned(), (Instant::now(), site.clone()));
         Ok(Some(site))
     }
 
-    /// Drops a company's banner after a change to it.
+    /// Drops a company's banner after a change to it, and every "no banner" (the
+    /// company may have just published its first).
     pub fn forget(&self, tenant_id: &str) {
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (_, s)| s.tenant_id != tenant_id);
+            .retain(|_, (_, s)| s.as_ref().is_some_and(|s| s.tenant_id != tenant_id));
     }
 
     pub fn forget_all(&self) {

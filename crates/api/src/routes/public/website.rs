@@ -244,8 +244,8 @@ async fn admit(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     slug: String,
-    body: &web::Bytes,
-) -> Result<(Arc<Site>, String), (ApiError, Option<String>)> {
+    payload: web::Payload,
+) -> Result<(Arc<Site>, String, web::Bytes), (ApiError, Option<String>)> {
     if let Err(wait) = state.public_limit.check(req) {
         return Err((
             ApiError::refused(
@@ -263,12 +263,6 @@ async fn admit(
         return Err((origin_refused(), None));
     };
     let fail = |e: ApiError| (e, Some(origin.clone()));
-    if body.len() > MAX_BODY {
-        return Err(fail(ApiError::refused(
-            ProblemCode::PayloadTooLarge,
-            format!("the body is larger than {MAX_BODY} bytes"),
-        )));
-    }
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -284,7 +278,26 @@ async fn admit(
             "send application/json",
         )));
     }
-    Ok((site, origin))
+    // Read only now, and no more than the limit: nothing is buffered for a request
+    // refused above.
+    let body = read_capped(payload).await.map_err(fail)?;
+    Ok((site, origin, body))
+}
+
+async fn read_capped(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::malformed("the body could not be read"))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::refused(
+                ProblemCode::PayloadTooLarge,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The answer, with CORS headers for `origin` when it is allowed.
@@ -327,20 +340,20 @@ pub async fn record_answer(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
-    answer(record(&req, &state, path.into_inner(), &body).await)
+    answer(record(&req, &state, path.into_inner(), body).await)
 }
 
 async fn record(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     slug: String,
-    body: &web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, (ApiError, Option<String>)> {
-    let (site, origin) = admit(req, state, slug, body).await?;
+    let (site, origin, body) = admit(req, state, slug, body).await?;
     let fail = |e: ApiError| (e, Some(origin.clone()));
-    let input: AnswerIn = serde_json::from_slice(body).map_err(|e| {
+    let input: AnswerIn = serde_json::from_slice(&body).map_err(|e| {
         fail(ApiError::malformed(format!(
             "the answer could not be read: {e}"
         )))
@@ -400,14 +413,21 @@ async fn record(
             let banner = if version == site.banner.version {
                 site.banner.clone()
             } else {
-                Arc::new(
-                    website::version(c, &site.tenant_id, version)?.ok_or_else(|| {
-                        assent_store::StoreError::refused(
-                            ProblemCode::UnknownBannerVersion,
-                            format!("no banner version {version}"),
-                        )
-                    })?,
-                )
+                // A page loaded before a new version may still answer the one it
+                // shows, for an hour; after that the evidence would name a text no
+                // longer shown.
+                let replaced_long_ago = chrono::Utc::now().naive_utc() - site.banner.created_at
+                    > chrono::Duration::hours(1);
+                let older = website::version(c, &site.tenant_id, version)?
+                    .filter(|b| b.version < site.banner.version && !replaced_long_ago);
+                Arc::new(older.ok_or_else(|| {
+                    assent_store::StoreError::refused(
+                        ProblemCode::UnknownBannerVersion,
+                        format!(
+                            "banner version {version} is not the one in force; reload the page"
+                        ),
+                    )
+                })?)
             };
             website::record(
                 c,
@@ -460,20 +480,20 @@ pub async fn visitor_state(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
-    answer(read_state(&req, &state, path.into_inner(), &body).await)
+    answer(read_state(&req, &state, path.into_inner(), body).await)
 }
 
 async fn read_state(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     slug: String,
-    body: &web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, (ApiError, Option<String>)> {
-    let (site, origin) = admit(req, state, slug, body).await?;
+    let (site, origin, body) = admit(req, state, slug, body).await?;
     let fail = |e: ApiError| (e, Some(origin.clone()));
-    let input: StateIn = serde_json::from_slice(body).map_err(|e| {
+    let input: StateIn = serde_json::from_slice(&body).map_err(|e| {
         fail(ApiError::malformed(format!(
             "the request could not be read: {e}"
         )))
