@@ -102,10 +102,15 @@
     ready(scan);
     d.dispatchEvent(new CustomEvent('assent:change', { detail: Object.assign({}, c) }));
   }
-  const allowed = (p) => p === 'necessary' || cur[p] === true || (OPTIONAL.indexOf(p) < 0 && isRequired(p));
+  // Only a granted optional category runs its scripts: a "necessary" script needs no gate (load it
+  // normally), and running one would let injected markup become code.
+  const allowed = (p) => OPTIONAL.indexOf(p) >= 0 && cur[p] === true;
+  // On a page that uses nonces, only gated scripts carrying this script's nonce are trusted.
+  const NONCE = (me && me.nonce) || '';
   // Replace an inert <script type="text/plain" data-assent-purpose> by a live copy (once: the old one is gone).
   function activate(s) {
     if (!s.parentNode || !allowed(s.getAttribute('data-assent-purpose'))) return;
+    if (NONCE && s.nonce !== NONCE) return;
     const n = d.createElement('script');
     Array.from(s.attributes).forEach((a) => {
       if (!/^(type|data-assent-purpose|nonce)$/i.test(a.name)) n.setAttribute(a.name, a.value);
@@ -118,7 +123,7 @@
   // Runs once the document is parsed (so inline gated scripts are complete), then on every change.
   function scan() { d.querySelectorAll(GATED).forEach(activate); }
   ready(function () {
-    scan(); // "necessary" scripts run even when the config cannot be fetched
+    scan();
     new MutationObserver((ms) => ms.forEach((m) => m.addedNodes.forEach((n) => {
       if (n.nodeType !== 1) return;
       if (n.matches(GATED)) activate(n); else if (n.firstElementChild) n.querySelectorAll(GATED).forEach(activate);
