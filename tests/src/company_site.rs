@@ -80,6 +80,9 @@ const GTAG_JS: &str = "(function () {
 
 /// The analytics the banner holds back: counts how many times it ran.
 const ANALYTICS_JS: &str = "window.__analyticsRuns = (window.__analyticsRuns || 0) + 1;\n";
+/// Gated as `necessary`: the script never runs it (a necessary script needs no gate,
+/// and running one would turn injected markup into code).
+const GATED_NECESSARY_JS: &str = "window.__gatedNecessaryRan = true;\n";
 
 /// Global Privacy Control on, as a browser or extension that sends it does.
 const GPC_JS: &str = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });\n";
@@ -227,6 +230,7 @@ fn page(assent: &str, gpc: bool) -> String {
 {gpc}{assent}
 <script src=\"/gtag.js\"></script>
 <script type=\"text/plain\" data-assent-purpose=\"analytics\" src=\"/analytics.js\"></script>
+<script type=\"text/plain\" data-assent-purpose=\"necessary\" src=\"/gated-necessary.js\"></script>
 </head>
 <body>
 <h1>Acme shop</h1>
@@ -270,6 +274,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
                 "/fetch-watch.js" => FETCH_WATCH_JS,
                 "/gtag.js" => GTAG_JS,
                 "/analytics.js" => ANALYTICS_JS,
+                "/gated-necessary.js" => GATED_NECESSARY_JS,
                 "/gpc.js" => GPC_JS,
                 "/footer.js" => FOOTER_JS,
                 _ => return HttpResponse::NotFound().finish(),

@@ -203,8 +203,8 @@ async fn reject_all(c: &Client, app: &TestApp, what: &str, screenshot: bool) {
             "return document.querySelectorAll('script[type=\"text/plain\"][data-assent-purpose]').length"
         )
         .await,
-        1,
-        "{what}: the gated script stays inert"
+        2,
+        "{what}: the gated scripts stay inert (analytics refused, necessary never)"
     );
     assert_eq!(
         consents(c).await,
@@ -356,6 +356,11 @@ async fn accept_then_withdraw(c: &Client, app: &TestApp, what: &str) {
     assert_eq!(update, signals(true, false, true), "{what}: {log:?}");
     assert_eq!(update["ad_storage"], "denied", "{what}");
     wait_js(c, "return window.__analyticsRuns === 1", what).await;
+    assert_eq!(
+        js(c, "return window.__gatedNecessaryRan === undefined").await,
+        true,
+        "{what}: a gated necessary script ran"
+    );
     assert_no_csp_violation(c, what).await;
 }
 
