@@ -306,11 +306,11 @@ pub struct StatsRow {
     pub version: i32,
     #[schema(value_type = crate::schema::CookieCategoryName)]
     pub category: Category,
-    /// Visitors who pressed "Accept all".
+    /// Answers by "Accept all".
     pub accept: i64,
-    /// Visitors who pressed "Reject all".
+    /// Answers by "Reject all".
     pub reject: i64,
-    /// Visitors who chose in the settings.
+    /// Answers chosen in the settings.
     pub customise: i64,
     /// Answers given with Global Privacy Control on.
     pub gpc: i64,

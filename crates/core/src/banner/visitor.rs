@@ -1,5 +1,6 @@
-//! Visitor ids: a random identifier the script keeps in a first-party cookie, never
-//! personal data. Each is bound to the company that issued it with a MAC, so an id
+//! Visitor ids: a random identifier the script keeps in a first-party cookie. It
+//! carries no personal data of its own (an online identifier all the same, once
+//! linked to a person). Each is bound to the company that issued it with a MAC, so an id
 //! made up, or taken from another company's site, is refused rather than recorded.
 //!
 //! The evidence of a visitor's answer (truncated address, user agent) is sealed

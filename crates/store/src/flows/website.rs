@@ -256,6 +256,7 @@ pub fn record(
     };
     // Another request of the same visitor may follow the same answer: two tries.
     let subject = if known {
+        choices::lock_visitor(conn, tenant_id, &visitor_id)?;
         choices::linked_subject(conn, tenant_id, &visitor_id)?
     } else {
         None
@@ -522,6 +523,7 @@ pub fn link(
     subject_id: &str,
     visitor_id: &str,
 ) -> StoreResult<Linked> {
+    choices::lock_visitor(conn, tenant_id, visitor_id)?;
     let already = match choices::linked_subject(conn, tenant_id, visitor_id)? {
         Some(s) if s == subject_id => true,
         Some(_) => {

@@ -44,6 +44,19 @@ pub fn insert(conn: &mut DbConnection, row: &ChoiceRow) -> StoreResult<bool> {
     Ok(n == 1)
 }
 
+/// Takes the visitor's turn until the transaction ends, so an answer and a link of
+/// the same visitor do not pass each other unseen (each would miss what the other
+/// wrote, and the answer would never reach the subject). SQLite has one writer at a
+/// time already.
+pub fn lock_visitor(conn: &mut DbConnection, tenant_id: &str, visitor_id: &str) -> StoreResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 19))")
+            .bind::<diesel::sql_types::Text, _>(format!("visitor\0{tenant_id}\0{visitor_id}"))
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// A visitor's answers, oldest first (each follows the one before it).
 pub fn of_visitor(
     conn: &mut DbConnection,
