@@ -51,7 +51,7 @@ pub fn insert(conn: &mut DbConnection, row: &ChoiceRow) -> StoreResult<bool> {
 pub fn lock_visitor(conn: &mut DbConnection, tenant_id: &str, visitor_id: &str) -> StoreResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 19))")
-            .bind::<diesel::sql_types::Text, _>(format!("visitor\0{tenant_id}\0{visitor_id}"))
+            .bind::<diesel::sql_types::Text, _>(format!("visitor/{tenant_id}/{visitor_id}"))
             .execute(pg)?;
     }
     Ok(())
