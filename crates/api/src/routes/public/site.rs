@@ -81,8 +81,11 @@ fn config_of(b: &Banner, default_lang: Locale) -> Vec<u8> {
 pub struct Websites {
     /// By slug; `None`: no such company, or no banner (so a made-up slug costs the
     /// database one read per [`TTL`], not one per request).
-    entries: RwLock<HashMap<String, (Instant, Option<Arc<Site>>)>>,
+    entries: RwLock<HashMap<String, Entry>>,
 }
+
+/// When a slug was read, and what it led to.
+type Entry = (Instant, Option<Arc<Site>>);
 
 impl Websites {
     /// The company with `slug` and its banner in force; `None` when there is no such
