@@ -3,6 +3,7 @@
 
 pub mod backlog_gauges;
 mod consent_input;
+mod csv_out;
 pub mod error;
 pub mod extract;
 mod idempotency;

@@ -4,7 +4,6 @@
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use assent_core::banner::{Category, Draft, FormConsentDraft, TextDraft};
 use assent_core::tenancy::Permission;
@@ -408,20 +407,7 @@ pub async fn banner_stats(
     query: web::Query<StatsQuery>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Read)?;
-    let wants_csv = match query.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        None => req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/csv")),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown format '{other}'; expected json or csv"
-            )));
-        }
-    };
+    let wants_csv = crate::csv_out::wants_csv(query.format.as_deref(), &req)?;
     let to = query.to.unwrap_or_else(|| Utc::now().date_naive());
     let out_of_range = || ApiError::invalid("from and to must be dates between 1970 and 9999");
     let from = match query.from {
@@ -455,17 +441,10 @@ pub async fn banner_stats(
         .await?;
     let rows = stats_rows(&tallies);
     if wants_csv {
-        let body = stats_csv(&rows).map_err(|e| {
-            tracing::error!(error = %e, "writing banner stats CSV failed");
-            ApiError::internal()
-        })?;
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"banner-stats-{from}-{to}.csv\""),
-            ))
-            .body(body));
+        return crate::csv_out::attachment(
+            stats_csv(&rows),
+            &format!("banner-stats-{from}-{to}.csv"),
+        );
     }
     Ok(HttpResponse::Ok().json(BannerStats { from, to, rows }))
 }

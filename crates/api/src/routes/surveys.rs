@@ -4,7 +4,6 @@
 use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use assent_core::link::{SURVEY_ROUTE_PREFIX, SurveyClaims};
 use assent_core::notice::NoticeChannel;
@@ -783,20 +782,7 @@ pub async fn survey_results(
     query: web::Query<ResultsQuery>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Read)?;
-    let wants_csv = match query.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        None => req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/csv")),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown format '{other}'; expected json or csv"
-            )));
-        }
-    };
+    let wants_csv = crate::csv_out::wants_csv(query.format.as_deref(), &req)?;
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
     let (survey, tally) = state
@@ -824,17 +810,7 @@ pub async fn survey_results(
         })
         .await?;
     if wants_csv {
-        let body = csv_of(&tally).map_err(|e| {
-            tracing::error!(error = %e, "writing survey CSV failed");
-            ApiError::internal()
-        })?;
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"survey-{}.csv\"", survey.code),
-            ))
-            .body(body));
+        return crate::csv_out::attachment(csv_of(&tally), &format!("survey-{}.csv", survey.code));
     }
     Ok(HttpResponse::Ok().json(results_of(&survey, tally)))
 }
