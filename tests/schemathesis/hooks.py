@@ -36,6 +36,12 @@ SUBJECT_KEYS = ("external_ref", "email", "phone")
 # generator cannot guess a real one.
 FIXTURE_SUBJECT = os.environ.get("ASSENT_ST_SUBJECT_ID")
 FIXTURE_PURPOSE = os.environ.get("ASSENT_ST_PURPOSE")
+# A visitor of `alpha`'s website (run.sh answers its banner once): a visitor id is
+# MAC'd by the installation, so a generated one is refused (422) by design.
+FIXTURE_VISITOR = os.environ.get("ASSENT_ST_VISITOR")
+# A banner `alpha` may publish: which purposes a category may record, and which words
+# bundle consents, are rules the document states in words.
+VALID_BANNER = {"categories": [{"code": "necessary"}], "origins": ["https://st.example"]}
 
 # A template that is valid minijinja, renders non-empty for every kind; which source
 # renders is not a rule a schema can state.
@@ -170,6 +176,12 @@ def _body_rules(method, path, body):
     elif method == "POST" and path == "/v1/templates/{kind}/{locale}/preview":
         # A kind without built-in templates previews only a given template.
         body["template"] = dict(VALID_TEMPLATE)
+    elif method == "PUT" and path == "/v1/banner":
+        body.clear()
+        body.update(VALID_BANNER)
+    elif method == "POST" and path == "/v1/subjects/{id}/visitors":
+        if FIXTURE_VISITOR:
+            body["visitor_id"] = FIXTURE_VISITOR
     elif method == "POST" and path == "/v1/webhooks":
         # A public https host (literal private addresses and localhost are refused).
         body["url"] = "https://hooks.example.com/assent"
@@ -199,6 +211,20 @@ def map_case(ctx, case):
             given = [k for k in SUBJECT_KEYS if k in case.query]
             for extra in given[1:]:
                 del case.query[extra]
+        if method == "GET" and path == "/v1/banner/stats":
+            # `from` not after `to`, at most 366 days apart.
+            start, end = case.query.get("from"), case.query.get("to")
+            if isinstance(start, str) and isinstance(end, str):
+                try:
+                    a = datetime.strptime(start, "%Y-%m-%d")
+                    b = datetime.strptime(end, "%Y-%m-%d")
+                    if a > b or (b - a).days > 366:
+                        case.query["to"] = (a + timedelta(days=30)).strftime("%Y-%m-%d")
+                except ValueError:
+                    pass
+    if method == "POST" and path == "/v1/subjects/{id}/visitors" and FIXTURE_SUBJECT:
+        # The fixture visitor is linked to the fixture subject (another is a 409).
+        case.path_parameters = {**(case.path_parameters or {}), "id": FIXTURE_SUBJECT}
     return case
 
 

@@ -116,7 +116,13 @@ run_backend() {
     "retention_days": 365}' >/dev/null
   ASSENT_ST_SUBJECT_ID="$(curl -sf -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/subjects" \
     -d '{"external_ref": "st-fixture", "email": "fixture@example.com"}' | json_field id)"
-  export ASSENT_ST_PURPOSE ASSENT_ST_SUBJECT_ID
+  # A banner of `alpha` and one visitor's answer to it: linking needs a visitor id the
+  # company issued (a MAC under the installation's key), which no generator can make.
+  curl -sf -X PUT -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/banner" \
+    -d '{"categories": [{"code": "necessary"}], "origins": ["https://st.example"]}' >/dev/null
+  ASSENT_ST_VISITOR="$(curl -sf -H 'Origin: https://st.example' -H 'Content-Type: application/json' \
+    "$base/c/alpha/consents" -d '{"version": 1, "kind": "accept"}' | json_field visitor_id)"
+  export ASSENT_ST_PURPOSE ASSENT_ST_SUBJECT_ID ASSENT_ST_VISITOR
   # Web Fuzzing Commons auth: two users whose objects must stay apart.
   python3 - "Bearer ${tokens[0]}" "Bearer ${tokens[1]}" >"$auth" <<'PY'
 import json, sys

@@ -164,7 +164,7 @@ async fn banner_versions_the_config_and_the_script() {
         let old = t.get("/v1/banner?version=1").expect(StatusCode::OK).await;
         assert_eq!(old["hash"], json!(hash));
         t.get("/v1/banner?version=9")
-            .expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .expect(StatusCode::NOT_FOUND)
             .await;
 
         // The configuration: cacheable, revalidated by ETag, CORS only for origins.
@@ -448,11 +448,7 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             "{csv}"
         );
         assert_eq!(csv.lines().count(), 4, "{csv}");
-        for far in [
-            "to=%2B262142-12-31",
-            "to=-262143-01-05",
-            "from=0001-01-01&to=0001-02-01",
-        ] {
+        for far in ["to=%2B262142-12-31", "to=-262143-01-05"] {
             t.get(&format!("/v1/banner/stats?{far}"))
                 .expect(StatusCode::UNPROCESSABLE_ENTITY)
                 .await;

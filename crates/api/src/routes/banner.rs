@@ -268,7 +268,7 @@ pub async fn get_banner(
                 let b = match wanted {
                     Some(v) => website::version(c, &tenant, v)?.ok_or_else(|| {
                         StoreError::refused(
-                            assent_core::problem::ProblemCode::UnknownBannerVersion,
+                            assent_core::problem::ProblemCode::NoBanner,
                             format!("no banner version {v}"),
                         )
                     })?,
@@ -291,7 +291,8 @@ pub async fn get_banner(
 pub struct StatsQuery {
     /// First day (UTC), `YYYY-MM-DD`; default 30 days before `to`.
     pub from: Option<NaiveDate>,
-    /// Last day (UTC), included; default today.
+    /// Last day (UTC), included; default today (or `from` + 366 days, if sooner).
+    /// At most 366 days after `from`.
     pub to: Option<NaiveDate>,
     /// `json` (default) or `csv`.
     #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
@@ -408,8 +409,16 @@ pub async fn banner_stats(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Read)?;
     let wants_csv = crate::csv_out::wants_csv(query.format.as_deref(), &req)?;
-    let to = query.to.unwrap_or_else(|| Utc::now().date_naive());
-    let out_of_range = || ApiError::invalid("from and to must be dates between 1970 and 9999");
+    let out_of_range = || ApiError::invalid("from and to must be dates of years 1 to 9999");
+    let today = Utc::now().date_naive();
+    // Only `from`: up to today, or its 366 days if that ends sooner.
+    let to = match (query.from, query.to) {
+        (_, Some(t)) => t,
+        (Some(f), None) => f
+            .checked_add_days(Days::new(366))
+            .map_or(today, |limit| limit.min(today)),
+        (None, None) => today,
+    };
     let from = match query.from {
         Some(f) => f,
         None => to
@@ -417,7 +426,7 @@ pub async fn banner_stats(
             .ok_or_else(out_of_range)?,
     };
     let end = to.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
-    if from.year() < 1970 || to.year() > 9999 {
+    if from.year() < 1 || to.year() > 9999 {
         return Err(out_of_range());
     }
     if from > to {

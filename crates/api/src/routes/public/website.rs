@@ -473,6 +473,9 @@ async fn record(
     responses(
         (status = 200, description = "`version` (null: never answered), `categories`, `gpc`", content_type = "application/json"),
         (status = 403, description = "Origin not allowed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such company or banner", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 4 KiB", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a visitor id of this company (`foreign_visitor`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this address", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
