@@ -212,13 +212,13 @@ def map_case(ctx, case):
             for extra in given[1:]:
                 del case.query[extra]
         if method == "GET" and path == "/v1/banner/stats":
-            # `from` not after `to`, at most 366 days apart.
+            # `from` not after `to`, at most 366 days in all.
             start, end = case.query.get("from"), case.query.get("to")
             if isinstance(start, str) and isinstance(end, str):
                 try:
                     a = datetime.strptime(start, "%Y-%m-%d")
                     b = datetime.strptime(end, "%Y-%m-%d")
-                    if a > b or (b - a).days > 366:
+                    if a > b or (b - a).days > 365:
                         case.query["to"] = (a + timedelta(days=30)).strftime("%Y-%m-%d")
                 except ValueError:
                     pass

@@ -783,3 +783,87 @@ async fn an_answer_is_its_own_proof_and_a_changed_one_no_longer_verifies() {
         assert!(history.items().is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linking_weighs_each_answer_against_what_the_person_did_since() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (t, _) = site(&app, "acme", &[SHOP]).await;
+        // A refusal older than the person's own grant withdraws nothing on linking.
+        let refused = answered(&app, "acme", SHOP, &json!({"version": 1, "kind": "reject"})).await;
+        let s = create_subject(&t, &json!({"email": "anna@example.org"})).await;
+        record_consent(&t, &s, "web_ads", "grant").await;
+        let path = format!("/v1/subjects/{s}/visitors");
+        let linked = t
+            .post(&path, &json!({"visitor_id": refused["visitor_id"]}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(linked["events"], 0, "{linked}");
+        // A form sent again after the person withdrew is a new consent, not a repeat.
+        let form = json!({"version": 1, "kind": "form", "form": "signup",
+            "visitor_id": refused["visitor_id"], "granted": ["processing", "newsletter"]});
+        answered(&app, "acme", SHOP, &form).await;
+        t.post(&path, &json!({"visitor_id": refused["visitor_id"]}))
+            .expect(StatusCode::OK)
+            .await;
+        record_consent(&t, &s, "newsletter", "withdraw").await;
+        let again = send(&app, "acme", "consents", Some(SHOP), &form).await;
+        assert_eq!(again.status(), StatusCode::CREATED, "recorded anew");
+        let relinked = t
+            .post(&path, &json!({"visitor_id": refused["visitor_id"]}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(relinked["events"], 2, "{relinked}");
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(StatusCode::OK)
+            .await;
+        let newsletter = states
+            .array()
+            .into_iter()
+            .find(|x| x["purpose"] == "newsletter")
+            .unwrap();
+        assert_eq!(newsletter["status"], "granted");
+
+        // A page loaded before a new version answers the one it shows for an hour
+        // after that version was replaced, not longer.
+        let mut v2 = banner_body(&[SHOP]);
+        v2["text"]["en"]["title"] = json!("Cookie choices");
+        t.put("/v1/banner", &v2).expect(StatusCode::CREATED).await;
+        let old = json!({"version": 1, "kind": "accept"});
+        assert_eq!(
+            send(&app, "acme", "consents", Some(SHOP), &old)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+        let tenant = t.id.clone();
+        app.store
+            .write(&tenant, |c| {
+                use assent_store::schema::banners;
+                use diesel::prelude::*;
+                diesel::update(banners::table.filter(banners::version.eq(2)))
+                    .set(
+                        banners::created_at
+                            .eq(chrono::Utc::now().naive_utc() - chrono::Duration::hours(2)),
+                    )
+                    .execute(&mut **c)?;
+                Ok(())
+            })
+            .unwrap();
+        let mut v3 = v2.clone();
+        v3["text"]["en"]["title"] = json!("Your cookie choices");
+        t.put("/v1/banner", &v3).expect(StatusCode::CREATED).await;
+        let late = send(&app, "acme", "consents", Some(SHOP), &old).await;
+        assert_eq!(late.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: Value = late.json().await.unwrap();
+        assert_eq!(v["code"], "unknown_banner_version");
+        let v2_answer = json!({"version": 2, "kind": "accept"});
+        assert_eq!(
+            send(&app, "acme", "consents", Some(SHOP), &v2_answer)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+}

@@ -289,10 +289,10 @@ pub async fn get_banner(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
-    /// First day (UTC), `YYYY-MM-DD`; default 30 days before `to`.
+    /// First day (UTC), `YYYY-MM-DD`; default 30 days in all, ending `to`.
     pub from: Option<NaiveDate>,
-    /// Last day (UTC), included; default today (or `from` + 366 days, if sooner).
-    /// At most 366 days after `from`.
+    /// Last day (UTC), included; default today (or 366 days in all, if sooner).
+    /// At most 366 days in all.
     pub to: Option<NaiveDate>,
     /// `json` (default) or `csv`.
     #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
@@ -411,18 +411,18 @@ pub async fn banner_stats(
     let wants_csv = crate::csv_out::wants_csv(query.format.as_deref(), &req)?;
     let out_of_range = || ApiError::invalid("from and to must be dates of years 1 to 9999");
     let today = Utc::now().date_naive();
-    // Only `from`: up to today, or its 366 days if that ends sooner.
+    // Only `from`: up to today, or 366 days in all if that ends sooner.
     let to = match (query.from, query.to) {
         (_, Some(t)) => t,
         (Some(f), None) => f
-            .checked_add_days(Days::new(366))
+            .checked_add_days(Days::new(365))
             .map_or(today, |limit| limit.min(today)),
         (None, None) => today,
     };
     let from = match query.from {
         Some(f) => f,
         None => to
-            .checked_sub_days(Days::new(30))
+            .checked_sub_days(Days::new(29))
             .ok_or_else(out_of_range)?,
     };
     let end = to.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
@@ -432,7 +432,8 @@ pub async fn banner_stats(
     if from > to {
         return Err(ApiError::invalid("from must not be after to"));
     }
-    if (to - from).num_days() > 366 {
+    // Both days count: 366 days in all at most.
+    if (to - from).num_days() > 365 {
         return Err(ApiError::invalid("ask for at most 366 days at a time"));
     }
     let tenant = principal.tenant_id.clone();
@@ -477,9 +478,11 @@ pub struct VisitorLinked {
     pub already: bool,
 }
 
-/// The visitor is this subject: their website answers become the subject's consent
-/// events (method `web_banner` or `web_form`, with their original times and
-/// evidence), and later answers and withdrawals anywhere follow both ways.
+/// The visitor is this subject: their website answers so far become the subject's
+/// consent events (method `web_banner` or `web_form`, with their original times and
+/// evidence; linking again records only what is new). Later refusals on the website
+/// reach the subject at once, later grants with the next link; withdrawals anywhere
+/// show on the banner.
 #[utoipa::path(tag = "website", security(("bearer" = [])), request_body = LinkVisitor, responses(
     (status = 200, body = VisitorLinked),
     crate::error::Problems,

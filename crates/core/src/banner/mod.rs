@@ -413,8 +413,16 @@ fn check_texts(
             shown.push(&c.name);
             shown.push(&c.description);
         }
-        for found in bundled_wording(*lang, &shown.join("\n")) {
-            bundling.push(found);
+        // Each text on its own: words of two texts do not make one request.
+        for text in shown {
+            for found in bundled_wording(*lang, text) {
+                if !bundling
+                    .iter()
+                    .any(|b| b.rule == found.rule && b.detail == found.detail)
+                {
+                    bundling.push(found);
+                }
+            }
         }
         out.insert(*lang, t);
     }
@@ -460,15 +468,15 @@ pub fn bundled_wording(lang: Locale, text: &str) -> Vec<Bundling> {
     }
     let marketing = has(&["рассылк", "newsletter"])
         || has(&["маркетингов", "реклам"])
-            && has(&["получени", "информаци", "сообщени", "письм", "звонк", "смс"])
+            && has(&["получени", "сообщени", "письм", "звонк", "смс"])
         || has(&["marketing", "promotional", "advertising", "offers"])
             && has(&[
                 "email",
                 "communications",
                 "messages",
-                "information",
                 "calls",
                 "sms",
+                "receive",
             ]);
     if marketing {
         found.push(Bundling {
@@ -584,15 +592,43 @@ fn check_forms(
     out
 }
 
-/// Lower case, `ё` as `е`, and in a word with Cyrillic letters the Latin letters
-/// that look like Cyrillic ones as those (`oбработка` with a Latin `o`).
+/// Lower case, `ё` as `е`, combining marks dropped, and in a word of mixed scripts
+/// the look-alike letters as the word's main script (`oбработка` with a Latin `o`,
+/// `prоcessing` with a Cyrillic `о`).
 pub fn fold(text: &str) -> String {
-    let lower = text.to_lowercase().replace('ё', "е");
+    let lower: String = text
+        .to_lowercase()
+        .replace('ё', "е")
+        .chars()
+        .filter(|c| !('\u{0300}'..='\u{036F}').contains(c))
+        .collect();
     let mut out = String::with_capacity(lower.len());
     for word in lower.split_inclusive(|c: char| !c.is_alphanumeric()) {
-        let cyrillic = word.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c));
-        if !cyrillic {
+        let cyrillic = word
+            .chars()
+            .filter(|c| ('\u{0400}'..='\u{04FF}').contains(c))
+            .count();
+        let latin = word.chars().filter(|c| c.is_ascii_lowercase()).count();
+        if cyrillic == 0 || latin == 0 {
             out.push_str(word);
+            continue;
+        }
+        if latin > cyrillic {
+            out.extend(word.chars().map(|c| match c {
+                'а' => 'a',
+                'с' => 'c',
+                'е' => 'e',
+                'о' => 'o',
+                'р' => 'p',
+                'х' => 'x',
+                'у' => 'y',
+                'к' => 'k',
+                'м' => 'm',
+                'т' => 't',
+                'н' => 'h',
+                'в' => 'b',
+                other => other,
+            }));
             continue;
         }
         out.extend(word.chars().map(|c| match c {

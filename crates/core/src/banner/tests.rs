@@ -219,7 +219,21 @@ fn origins_are_normalised_as_browsers_send_them() {
 
 #[test]
 fn bundling_is_found_in_every_text_and_through_disguises() {
-    let cases: [(&str, TextDraft); 7] = [
+    let cases: [(&str, TextDraft); 9] = [
+        (
+            "English with Cyrillic letters",
+            TextDraft {
+                body: Some("You agree to the prоcessing of pеrsonal data".into()),
+                ..TextDraft::default()
+            },
+        ),
+        (
+            "a combining mark",
+            TextDraft {
+                body: Some("Согласие на обработ\u{301}ку персональных данных".into()),
+                ..TextDraft::default()
+            },
+        ),
         (
             "a button",
             TextDraft {
@@ -332,4 +346,26 @@ fn a_group_purpose_cannot_be_a_cookie_category() {
         panic!()
     };
     assert!(e[0].contains("shared by the group"), "{e:?}");
+}
+
+#[test]
+fn ordinary_wording_is_not_bundling() {
+    for (lang, body) in [
+        (
+            "ru",
+            "Подробная информация — в политике конфиденциальности.",
+        ),
+        ("en", "More information is in our privacy policy."),
+    ] {
+        let mut d = draft();
+        d.text.insert(
+            lang.into(),
+            TextDraft {
+                body: Some(body.into()),
+                ..TextDraft::default()
+            },
+        );
+        let checked = check(&d, Jurisdiction::Ru152Fz, &facts);
+        assert!(checked.is_ok(), "{body}: {checked:?}");
+    }
 }

@@ -33,9 +33,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The most answers one visitor may give: beyond, a script (not a person) is
-/// answering, and each answer would cost more to read.
-pub const MAX_ANSWERS: usize = 200;
+/// The most answers kept under one visitor id: beyond, a script (not a person) is
+/// answering, and each answer would cost more to read. The next answer starts a new
+/// visitor (unlinked), so whoever floods an id cannot lock its browser out.
+pub const MAX_ANSWERS: usize = 1000;
 
 /// A published banner version, parsed.
 #[derive(Debug, Clone)]
@@ -226,8 +227,8 @@ pub fn record(
 ) -> StoreResult<Recorded> {
     let (settled, form_answers) = settle(banner, answer)?;
     // A visitor new with this answer has no history and no subject: nothing to read.
-    let known = answer.visitor_id.is_some();
-    let visitor_id = answer
+    let mut known = answer.visitor_id.is_some();
+    let mut visitor_id = answer
         .visitor_id
         .clone()
         .unwrap_or_else(|| visitors.issue(tenant_id));
@@ -255,23 +256,23 @@ pub fn record(
         occurred_at: naive(answer.at),
     };
     // Another request of the same visitor may follow the same answer: two tries.
-    let subject = if known {
+    let mut subject = if known {
         choices::lock_visitor(conn, tenant_id, &visitor_id)?;
         choices::linked_subject(conn, tenant_id, &visitor_id)?
     } else {
         None
     };
     for _ in 0..3 {
-        let history = if known {
+        let mut history = if known {
             choices::of_visitor(conn, tenant_id, &visitor_id)?
         } else {
             Vec::new()
         };
         if history.len() >= MAX_ANSWERS {
-            return Err(StoreError::refused(
-                ProblemCode::RateLimited,
-                "this visitor has answered too often",
-            ));
+            visitor_id = visitors.issue(tenant_id);
+            row.visitor_id = visitor_id.clone();
+            row.previous = String::new();
+            (known, subject, history) = (false, None, Vec::new());
         }
         if let Some(last) = history.last() {
             // A retry of the last answer records nothing, unless the answer now
@@ -284,7 +285,12 @@ pub fn record(
                 subject.as_deref(),
                 &history,
             )?;
-            if same_answer(last, &row) && shows(&state, &row) {
+            let shown = if row.kind == ChoiceKind::Form.as_str() {
+                form_granted(conn, tenant_id, group_id, subject.as_deref(), &row)?
+            } else {
+                shows(&state, &row)
+            };
+            if same_answer(last, &row) && shown {
                 return Ok(Recorded {
                     visitor_id,
                     choice: last.clone(),
@@ -367,11 +373,40 @@ pub fn evidence_of(visitors: &Visitors, row: &ChoiceRow) -> StoreResult<VisitorE
 
 /// Whether the banner already shows what `row` answers.
 fn shows(state: &VisitorState, row: &ChoiceRow) -> bool {
-    row.kind == ChoiceKind::Form.as_str()
-        || state
-            .categories
-            .iter()
-            .all(|(c, on)| *on == (row.granted & c.bit() != 0))
+    state
+        .categories
+        .iter()
+        .all(|(c, on)| *on == (row.granted & c.bit() != 0))
+}
+
+/// Whether what a form answer gives is in force for the linked subject (an unlinked
+/// visitor's answer stands as recorded): a form sent again after a withdrawal is a
+/// new consent, not a repeat.
+fn form_granted(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    subject: Option<&str>,
+    row: &ChoiceRow,
+) -> StoreResult<bool> {
+    let Some(subject) = subject else {
+        return Ok(true);
+    };
+    let answers: Vec<FormAnswer> = row
+        .form_answers
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(StoreError::unreadable)?
+        .unwrap_or_default();
+    let states = consents::subject_states(conn, tenant_id, group_id, subject, Utc::now())?;
+    Ok(answers.iter().filter(|a| a.given).all(|a| {
+        states.iter().any(|(p, s)| {
+            p.code == a.purpose
+                && s.as_ref()
+                    .is_some_and(|s| s.state.status == ConsentStatus::Granted)
+        })
+    }))
 }
 
 fn same_answer(a: &ChoiceRow, b: &ChoiceRow) -> bool {
@@ -625,14 +660,17 @@ fn apply_to_subject(
     }
     let mut recorded = 0;
     for (purpose, action, method, url, text_hash) in acts {
+        let occurred = row.occurred_at.and_utc();
         let wanted = match action {
             Action::Grant => grants,
+            // Only what was granted when the visitor refused is withdrawn.
             _ => consents::subject_states(conn, tenant_id, group_id, subject_id, Utc::now())?
                 .iter()
                 .any(|(p, s)| {
                     p.code == purpose
-                        && s.as_ref()
-                            .is_some_and(|s| s.state.status == ConsentStatus::Granted)
+                        && s.as_ref().is_some_and(|s| {
+                            s.state.status == ConsentStatus::Granted && s.state.since <= occurred
+                        })
                 }),
         };
         if !wanted {
@@ -657,7 +695,9 @@ fn apply_to_subject(
                 name: None,
                 relation: None,
             },
-            import_key: Some(format!("visitor:{}:{purpose}", row.id)),
+            // A link replays under a key per answer and purpose (linking again records
+            // only what is new); a refusal after the link is live, and takes effect.
+            import_key: grants.then(|| format!("visitor:{}:{purpose}", row.id)),
         };
         let done = consents::record(conn, keys, tenant_id, group_id, &req, Utc::now())?;
         if !done.replayed {

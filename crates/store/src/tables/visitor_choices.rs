@@ -218,6 +218,7 @@ pub fn forget_subject(
 ) -> StoreResult<()> {
     let visitors = visitors_of(conn, tenant_id, subject_id)?;
     for visitor in &visitors {
+        lock_visitor(conn, tenant_id, visitor)?;
         let placeholder = format!("erased.{}", assent_core::id::new_id());
         diesel::update(
             visitor_choices::table

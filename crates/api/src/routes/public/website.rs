@@ -416,10 +416,13 @@ async fn record(
                 // A page loaded before a new version may still answer the one it
                 // shows, for an hour; after that the evidence would name a text no
                 // longer shown.
-                let replaced_long_ago = chrono::Utc::now().naive_utc() - site.banner.created_at
-                    > chrono::Duration::hours(1);
+                let replaced_at = website::version(c, &site.tenant_id, version.saturating_add(1))?
+                    .map(|next| next.created_at);
+                let recent = replaced_at.is_some_and(|at| {
+                    chrono::Utc::now().naive_utc() - at <= chrono::Duration::hours(1)
+                });
                 let older = website::version(c, &site.tenant_id, version)?
-                    .filter(|b| b.version < site.banner.version && !replaced_long_ago);
+                    .filter(|b| b.version < site.banner.version && recent);
                 Arc::new(older.ok_or_else(|| {
                     assent_store::StoreError::refused(
                         ProblemCode::UnknownBannerVersion,
