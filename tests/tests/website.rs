@@ -867,3 +867,70 @@ async fn linking_weighs_each_answer_against_what_the_person_did_since() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_visitor_id_starts_afresh_instead_of_locking_its_browser_out() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let (t, _) = site(&app, "acme", &[SHOP]).await;
+        let first = answered(&app, "acme", SHOP, &json!({"version": 1, "kind": "accept"})).await;
+        let visitor = first["visitor_id"].as_str().unwrap().to_owned();
+        // Whoever holds the id has answered a thousand times (written straight to the
+        // table: the cap is what is tested, not the rate).
+        let tenant = t.id.clone();
+        let mut previous = first["choice_id"].as_str().unwrap().to_owned();
+        app.store
+            .write(&tenant, |c| {
+                use assent_store::tables::visitor_choices::{ChoiceRow, insert};
+                for i in 0..assent_store::flows::website::MAX_ANSWERS - 1 {
+                    let id = format!("flood-{i}");
+                    insert(
+                        c,
+                        &ChoiceRow {
+                            tenant_id: tenant.clone(),
+                            id: id.clone(),
+                            visitor_id: visitor.clone(),
+                            previous: std::mem::replace(&mut previous, id),
+                            banner_version: 1,
+                            kind: if i % 2 == 0 { "reject" } else { "accept" }.into(),
+                            form: None,
+                            granted: if i % 2 == 0 { 0 } else { 7 },
+                            refused: if i % 2 == 0 { 7 } else { 0 },
+                            form_answers: None,
+                            gpc: false,
+                            lang: "ru".into(),
+                            origin: SHOP.into(),
+                            evidence: None,
+                            occurred_at: chrono::Utc::now().naive_utc(),
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The browser's refusal is still recorded, under a new visitor id the script
+        // adopts.
+        let r = send(
+            &app,
+            "acme",
+            "consents",
+            Some(SHOP),
+            &json!({"version": 1, "kind": "reject", "visitor_id": visitor}),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        assert_ne!(v["visitor_id"], json!(visitor));
+        assert_eq!(v["categories"]["analytics"], false);
+        let state = send(
+            &app,
+            "acme",
+            "state",
+            Some(SHOP),
+            &json!({"visitor_id": v["visitor_id"]}),
+        )
+        .await;
+        let state: Value = state.json().await.unwrap();
+        assert_eq!(state["version"], 1);
+    }
+}
