@@ -639,17 +639,22 @@ mod tests {
     fn a_change_returns_once_the_send_to_the_person_ends() {
         let (_dir, store) = sqlite(Duration::from_secs(10));
         let hold = held_for(&store, Duration::from_secs(5));
+        // The flag is set before the hold is dropped: the change may only
+        // return after it (measuring elapsed time raced the spawned thread).
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = released.clone();
+        let started = Instant::now();
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
             drop(hold);
         });
-        let started = Instant::now();
         change(&store).unwrap();
-        let took = started.elapsed();
         assert!(
-            took >= Duration::from_millis(300),
-            "returned after {took:?}"
+            released.load(std::sync::atomic::Ordering::SeqCst),
+            "the change returned while the send still held the person"
         );
+        let took = started.elapsed();
         assert!(took < Duration::from_secs(5), "returned after {took:?}");
         assert_eq!(groups(&store), 1);
         release.join().unwrap();
@@ -658,15 +663,18 @@ mod tests {
     #[test]
     fn a_hold_never_dropped_ends_at_its_deadline() {
         let (_dir, store) = sqlite(Duration::from_secs(10));
-        let _stuck = held_for(&store, Duration::from_millis(400));
-        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(400);
+        let _stuck = store
+            .hold_people(person_keys("t", "s", None), deadline)
+            .unwrap();
         change(&store).unwrap();
-        let took = started.elapsed();
+        let now = Instant::now();
+        assert!(now >= deadline, "returned {:?} early", deadline - now);
         assert!(
-            took >= Duration::from_millis(400),
-            "returned after {took:?}"
+            now < deadline + Duration::from_secs(5),
+            "returned {:?} late",
+            now - deadline
         );
-        assert!(took < Duration::from_secs(5), "returned after {took:?}");
     }
 
     #[test]
