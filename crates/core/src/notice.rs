@@ -21,6 +21,8 @@ text_enum!(
         Failed => "failed",
         Dead => "dead",
         Cancelled => "cancelled",
+        // Waiting while its campaign is paused: not claimed until resumed.
+        Held => "held",
     }
 );
 

@@ -171,6 +171,9 @@ make_problem_codes! {
     ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";
     OriginNotAllowed, "origin_not_allowed", Forbidden, "The page's origin is not one of the banner's origins.";
     VisitorLinkedElsewhere, "visitor_linked_elsewhere", Conflict, "The visitor is already linked to another subject.";
+    UnknownTag, "unknown_tag", ValidationFailed, "No subject of the tenant carries this tag.";
+    UnknownTemplate, "unknown_template", ValidationFailed, "No template of this kind in a locale the campaign may need.";
+    CampaignState, "campaign_state", Conflict, "The campaign's status does not allow this step.";
     PersonBusy, "person_busy", Unavailable, "A send to the person is in flight; nothing changed; retry shortly.";
 }
 

@@ -920,17 +920,18 @@ impl Dispatcher {
             cache.tenant = Some(tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?);
         }
         let tenant = cache.tenant.clone().ok_or(StoreError::NotFound)?;
-        let Some(subject) = subjects::get(c, keys, subject_id)? else {
-            return Ok(Err(Outcome::Skipped {
-                reason: "unknown_subject".into(),
-            }));
+        let (email, full_name) = match recipient(c, keys, notice)? {
+            Ok(r) => r,
+            Err(outcome) => return Ok(Err(outcome)),
         };
-        let Some(pii) = subject.pii else {
-            return Ok(Err(Outcome::Skipped {
-                reason: "erased".into(),
-            }));
-        };
-        let data = outbox_gate::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
+        let mut data = outbox_gate::open_data(c, keys, notice)?.unwrap_or(serde_json::Value::Null);
+        // A campaign's messages carry nothing of their own: what they are filled
+        // with is the campaign's.
+        if data.is_null()
+            && let Some(campaign) = notice.source.as_deref().and_then(campaign_of)
+        {
+            data = cache.campaign_data(c, tenant_id, campaign)?;
+        }
         let tz: chrono_tz::Tz = tenant.timezone.tz();
         let unsubscribe_url = (notice.category() == NoticeCategory::Subscribed)
             .then(|| self.link(LinkKind::Unsubscribe, notice, subject_id))
@@ -945,7 +946,7 @@ impl Dispatcher {
         let policy_url = cache.policy_url.clone().flatten();
         let mut ctx = serde_json::json!({
             "tenant": { "name": tenant.legal_name },
-            "recipient": { "name": pii.full_name },
+            "recipient": { "name": full_name },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,
             "policy_url": policy_url,
@@ -1001,8 +1002,8 @@ impl Dispatcher {
             };
         Ok(Ok(Prepared {
             rendered,
-            email: pii.email,
-            name: pii.full_name,
+            email,
+            name: full_name,
             unsubscribe_url,
             buttons,
         }))
@@ -1413,6 +1414,60 @@ impl Drop for WebhookSlot {
 }
 
 /// Server replies often quote the address; the delivery log must not keep it.
+/// The campaign a notice's `source` names (`campaign:<id>`, or `campaign-test:<id>`
+/// for a test send to staff).
+fn campaign_of(source: &str) -> Option<&str> {
+    source
+        .strip_prefix("campaign:")
+        .or_else(|| source.strip_prefix("campaign-test:"))
+}
+
+/// Where a notice goes: the subject's address and name, or for a test send to
+/// staff (no subject) the address it names. `Err` when there is no one to send to.
+fn recipient(
+    c: &mut Tx<'_>,
+    keys: &TenantKeys,
+    notice: &Notice,
+) -> StoreResult<Result<(Option<String>, Option<String>), Outcome>> {
+    let Some(subject_id) = notice.subject_id.as_deref() else {
+        return Ok(match (&notice.target, notice.channel()) {
+            (Some(address), NoticeChannel::Email) => Ok((Some(address.clone()), None)),
+            _ => Err(Outcome::Skipped {
+                reason: "unknown_subject".into(),
+            }),
+        });
+    };
+    let Some(subject) = subjects::get(c, keys, subject_id)? else {
+        return Ok(Err(Outcome::Skipped {
+            reason: "unknown_subject".into(),
+        }));
+    };
+    Ok(match subject.pii {
+        Some(pii) => Ok((pii.email, pii.full_name)),
+        None => Err(Outcome::Skipped {
+            reason: "erased".into(),
+        }),
+    })
+}
+
+impl Lookups {
+    fn campaign_data(
+        &mut self,
+        c: &mut Tx<'_>,
+        tenant_id: &str,
+        campaign_id: &str,
+    ) -> StoreResult<serde_json::Value> {
+        if let Some(data) = self.campaigns.get(campaign_id) {
+            return Ok(data.clone());
+        }
+        let data = assent_store::tables::campaigns::get(c, tenant_id, campaign_id)?
+            .and_then(|row| serde_json::from_str(&row.context).ok())
+            .unwrap_or(serde_json::Value::Null);
+        self.campaigns.insert(campaign_id.to_owned(), data.clone());
+        Ok(data)
+    }
+}
+
 fn redact(text: &str) -> String {
     text.split_whitespace()
         .map(|w| if w.contains('@') { "<address>" } else { w })
@@ -1438,6 +1493,8 @@ fn withdraw_button(notice: &Notice) -> Option<crate::telegram::Buttons> {
 #[derive(Default)]
 struct Lookups {
     tenant: Option<assent_store::tables::tenants::Tenant>,
+    /// The `data` of campaigns whose messages are in the batch.
+    campaigns: std::collections::HashMap<String, serde_json::Value>,
     /// The URL of the privacy policy in force, once looked up.
     policy_url: Option<Option<String>>,
     templates: std::collections::HashMap<(String, String), Option<TemplateSet>>,

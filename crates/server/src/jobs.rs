@@ -66,6 +66,13 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
                     .map(|signed| signed.len())
             },
         ),
+        // Campaigns whose messages are all done are marked sent (webhook
+        // `campaign.finished`); a start a crash interrupted is resumed.
+        sweep(
+            "settling campaigns",
+            Some("campaigns settled"),
+            assent_store::flows::campaigns::settle_everywhere,
+        ),
         // Planner statistics (SQLite: `PRAGMA optimize`), so lookups keep their
         // index as the tables grow.
         Arc::new(Optimize),

@@ -641,3 +641,36 @@ diesel::table! {
         next_at -> BigInt,
     }
 }
+
+diesel::table! {
+    campaigns (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        purpose_code -> Nullable<Text>,
+        template -> Text,
+        audience -> Text,
+        channel -> Text,
+        send_at -> Nullable<Timestamp>,
+        rate_per_minute -> Integer,
+        context -> Text,
+        status -> Text,
+        audience_size -> Nullable<BigInt>,
+        started_at -> Nullable<Timestamp>,
+        paused_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subject_tags (tenant_id, subject_id, tag) {
+        tenant_id -> Text,
+        subject_id -> Text,
+        tag -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(subject_tags, subjects);

@@ -5,7 +5,11 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, post, web};
 use assent_core::tenancy::Permission;
+use assent_store::StoreError;
+use assent_store::flows::campaigns::{self, PolicyChange};
 use assent_store::tables::policies::{self, NewPolicy, Policy};
+use assent_store::tables::tenants;
+use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +30,13 @@ pub struct CreatePolicy {
     pub text: Option<String>,
     /// When it takes effect; default now.
     pub effective_at: Option<DateTime<Utc>>,
-    /// A material change, which calls for notices and re-consent.
+    /// A material change: everyone the company holds data about is told (a
+    /// change-notice campaign, started at once), with `summary`.
     #[serde(default)]
     pub material: bool,
+    /// What changed, in both languages (`{"ru": "...", "en": "..."}`): required
+    /// for a material change, the heart of its notice.
+    pub summary: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,6 +47,10 @@ pub struct PolicyView {
     pub effective_at: DateTime<Utc>,
     pub material: bool,
     pub created_at: DateTime<Utc>,
+    /// The change-notice campaign a material version started
+    /// (`GET /v1/campaigns/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice_campaign_id: Option<String>,
 }
 
 impl From<Policy> for PolicyView {
@@ -50,6 +62,7 @@ impl From<Policy> for PolicyView {
             effective_at: p.effective_at.and_utc(),
             material: p.material,
             created_at: p.created_at.and_utc(),
+            notice_campaign_id: None,
         }
     }
 }
@@ -89,6 +102,21 @@ pub async fn create_policy(
     if b.text.as_ref().is_some_and(|t| t.trim().is_empty()) {
         return Err(ApiError::invalid("text must not be empty"));
     }
+    let change = match (b.material, b.summary) {
+        (true, Some(summary)) => Some(summary_of(&b.version, &b.url, b.effective_at, summary)?),
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "a material change needs a summary of what changed, in ru and en: \
+                 it is what everyone is told",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "summary is for a material change (it is what the notice says); set material or leave it out",
+            ));
+        }
+        (false, None) => None,
+    };
     let new = NewPolicy {
         version: b.version.trim().to_owned(),
         url: b.url,
@@ -98,11 +126,62 @@ pub async fn create_policy(
     };
     let tenant = principal.tenant_id;
     let changed = tenant.clone();
-    let policy = state
-        .db(move |store| store.write(&tenant, |c| policies::create(c, &tenant, new)))
+    let templates = state.templates.clone();
+    let (policy, campaign) = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            let now = Utc::now();
+            let group = keyring.group_id();
+            let (policy, campaign) = store.write(&tenant, |c| {
+                let policy = policies::create(c, &tenant, new)?;
+                let Some(change) = &change else {
+                    return Ok((policy, None));
+                };
+                let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
+                let check = crate::routes::campaigns::template_check(templates.clone(), t.legal_name);
+                let row = campaigns::policy_notice(c, &tenant, group, change, &check, now)?;
+                Ok((policy, Some(row.id)))
+            })?;
+            if let Some(id) = &campaign {
+                campaigns::start(store, &tenant, group, id, now)?;
+            }
+            Ok((policy, campaign))
+        })
         .await?;
     state.tenant_pages.forget(&changed);
-    Ok(HttpResponse::Created().json(PolicyView::from(policy)))
+    let mut view = PolicyView::from(policy);
+    view.notice_campaign_id = campaign;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// The change a material version announces; both languages are required.
+fn summary_of(
+    version: &str,
+    url: &Option<String>,
+    effective_at: Option<DateTime<Utc>>,
+    mut summary: BTreeMap<String, String>,
+) -> ApiResult<PolicyChange> {
+    let mut text = |lang: &str| -> ApiResult<String> {
+        let t = summary.remove(lang).unwrap_or_default();
+        if t.trim().is_empty() || t.chars().count() > 4000 {
+            return Err(ApiError::invalid(format!(
+                "summary.{lang} must be 1-4000 characters: a material change is told in both languages"
+            )));
+        }
+        Ok(t.trim().to_owned())
+    };
+    let (summary_ru, summary_en) = (text("ru")?, text("en")?);
+    if let Some(other) = summary.keys().next() {
+        return Err(ApiError::invalid(format!(
+            "summary has ru and en only, not '{other}'"
+        )));
+    }
+    Ok(PolicyChange {
+        version: version.trim().to_owned(),
+        url: url.clone(),
+        effective_on: effective_at.unwrap_or_else(Utc::now).format("%Y-%m-%d").to_string(),
+        summary_ru,
+        summary_en,
+    })
 }
 
 /// Policy versions, newest first.

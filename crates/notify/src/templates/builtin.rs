@@ -89,6 +89,8 @@ pub(super) static BUILTINS: &[Builtin] = &[
     builtin!("rights_request_code", "en"),
     builtin!("rights_request_update", "ru"),
     builtin!("rights_request_update", "en"),
+    builtin!("policy_change", "ru"),
+    builtin!("policy_change", "en"),
 ];
 
 impl Templates {

@@ -74,6 +74,17 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
                     .collect::<Vec<_>>(),
             },
         }),
+        "policy_change" => serde_json::json!({
+            "data": {
+                "version": "2027-01",
+                "effective_on": "2027-01-15",
+                "url": "https://shelf.example/privacy",
+                "summary": {
+                    "ru": "Мы передаём данные о заказах службе доставки «Быстрая почта».",
+                    "en": "We share order data with the courier Fast Mail.",
+                },
+            },
+        }),
         "rights_request_code" => serde_json::json!({
             "data": {
                 "code": "482915",

@@ -120,6 +120,8 @@ pub fn destroy_subject(
         return Ok(false);
     }
     let now = crate::now();
+    // Labels are not personal, but with the person gone they only single them out.
+    crate::tables::subject_tags::clear(conn, tenant_id, subject_id)?;
     if let Some(digest) = email_index {
         suppressions::suppress(conn, tenant_id, &digest, "erasure")?;
         // The public form's stand-ins for this address hold its blind index too.

@@ -4,10 +4,11 @@
 //! `subject_records`; `consents`; `outbox_gate`, `refusal`, `rights_record` and
 //! `ledger_audit` (on consents); `bulk_import` (on consents); `send_notice` (on the outbox gate); `erasure`;
 //! `rights` and `staff_steps`; `subscribing`, `surveying` and `invitations` (on the
-//! outbox gate); and `export`, which reads what all of them keep.
+//! outbox gate); `campaigns` (on webhook events and the outbox gate); and `export`, which reads what all of them keep.
 
 pub mod backlog;
 pub mod bulk_import;
+pub mod campaigns;
 pub mod consents;
 pub mod erasure;
 pub mod export;

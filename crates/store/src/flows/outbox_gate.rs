@@ -205,6 +205,10 @@ fn decide(
         return Ok(());
     };
     let Some(subject_id) = &notice.subject_id else {
+        // A message to staff (a campaign's test send) concerns no person's data.
+        if notice.category() == NoticeCategory::Transactional && purpose.is_none() {
+            return Ok(());
+        }
         return Err("unknown_subject".into());
     };
     let Some(facts) = facts.get(subject_id) else {

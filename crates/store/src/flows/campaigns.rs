@@ -1,0 +1,657 @@
+//! Campaigns (policy 2.1, 7): a draft checked when it is created, an audience
+//! resolved and queued when it starts (in batches, so a large one never holds the
+//! writer for long), pause, resume and cancel, the results read from the outbox,
+//! and a sweep that settles sent campaigns. Every message still passes the consent
+//! gate when it is sent; a person gets one message per campaign (the idempotency
+//! key names them), whatever is retried.
+
+use crate::flows::webhook_events;
+use crate::tables::campaigns::{
+    self as table, AudienceQuery, CampaignRow, QueuedMessage, RequiredPurpose,
+};
+use crate::tables::{purposes, subject_tags, subjects, templates, tenants};
+use crate::{DbConnection, Store, StoreError, StoreResult, Tx};
+use assent_core::campaign::{
+    self as rules, CampaignKind, CampaignStatus, ChannelRule, Progress, Step,
+};
+use assent_core::notice::{self, NoticeCategory, NoticeStatus};
+use assent_core::problem::ProblemCode;
+use assent_core::tenancy::Locale;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Messages queued per unit of work while a campaign starts.
+const QUEUE_BATCH: usize = 1000;
+/// The largest `data` a campaign's messages carry, in bytes of JSON.
+pub const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+/// A start that has not finished queueing after this long was interrupted (a
+/// crash): the sweep resumes it.
+const STALE_START_MINUTES: i64 = 5;
+
+/// Who a campaign is for, as the tenant sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    /// Purposes whose consent (or, on another basis, lack of objection) must be in
+    /// force besides the campaign's own.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// The people's languages (their own, else the company's); empty: all.
+    #[serde(default)]
+    pub locales: Vec<Locale>,
+    /// Narrowed to subjects carrying any of these tags; empty: no narrowing.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only these subjects; empty: everyone the rest allows.
+    #[serde(default)]
+    pub subject_ids: Vec<String>,
+}
+
+/// A campaign asked for, checked for form by the caller.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub kind: CampaignKind,
+    pub purpose: Option<String>,
+    /// The template kind; inline content is stored as its own kind first.
+    pub template: String,
+    pub audience: Audience,
+    pub channel: ChannelRule,
+    pub send_at: Option<DateTime<Utc>>,
+    pub rate_per_minute: i32,
+    /// What every message is filled with as `data`.
+    pub data: serde_json::Value,
+}
+
+/// A campaign with its results.
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    pub row: CampaignRow,
+    pub status: CampaignStatus,
+    pub progress: Progress,
+}
+
+/// What creating a campaign checks a template with: its kind, a locale it may be
+/// sent in, the tenant's stored set (if any) and the data it will be filled with.
+/// `Err` names what is wrong (no such template, an unknown variable).
+pub type TemplateCheck<'a> = &'a dyn Fn(
+    &str,
+    &str,
+    Option<templates::StoredTemplate>,
+    &serde_json::Value,
+) -> Result<(), TemplateProblem>;
+
+/// Why a template cannot serve a campaign.
+#[derive(Debug, Clone)]
+pub enum TemplateProblem {
+    /// Neither the tenant nor Assent has the kind in this locale.
+    Missing,
+    /// It does not render (syntax, an unknown variable): the message says where.
+    Invalid(String),
+}
+
+fn campaign_state(detail: impl Into<String>) -> StoreError {
+    StoreError::refused(ProblemCode::CampaignState, detail)
+}
+
+/// The purposes an audience requires, resolved in the tenant and its group;
+/// refused when one is unknown.
+fn required_purposes(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    codes: &[String],
+) -> StoreResult<Vec<(purposes::Purpose, RequiredPurpose)>> {
+    let mut out = Vec::new();
+    for code in codes {
+        if out
+            .iter()
+            .any(|(p, _): &(purposes::Purpose, _)| &p.code == code)
+        {
+            continue;
+        }
+        let purpose = purposes::resolve(conn, tenant_id, group_id, code)?.ok_or_else(|| {
+            StoreError::refused(
+                ProblemCode::UnknownPurpose,
+                format!("unknown purpose '{code}'"),
+            )
+        })?;
+        let required = RequiredPurpose {
+            code: purpose.code.clone(),
+            basis: purpose.meaning.legal_basis,
+            group_id: (purpose.scope == assent_core::consent::PurposeScope::Group)
+                .then(|| purpose.owner_id.clone()),
+        };
+        out.push((purpose, required));
+    }
+    Ok(out)
+}
+
+/// The campaign's own purpose first, then the audience's others.
+fn purpose_codes(row_purpose: Option<&str>, audience: &Audience) -> Vec<String> {
+    row_purpose
+        .map(str::to_owned)
+        .into_iter()
+        .chain(audience.purposes.iter().cloned())
+        .collect()
+}
+
+/// Checks a campaign and stores it as a draft. Nothing is written when anything is
+/// wrong: an unknown purpose, tag or subject, a channel the purpose does not
+/// allow, a template missing in a locale the audience may need or not rendering.
+pub fn create(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    new: &NewCampaign,
+    check_template: TemplateCheck<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignRow> {
+    assent_core::tenancy::validate_name("name", &new.name).map_err(|e| StoreError::invalid(e.0))?;
+    rules::validate_rate(new.rate_per_minute).map_err(|e| StoreError::invalid(e.0))?;
+    if let Some(at) = new.send_at {
+        rules::validate_send_at(at, now).map_err(|e| StoreError::invalid(e.0))?;
+    }
+    if !new.data.is_object() {
+        return Err(StoreError::invalid("data must be a JSON object"));
+    }
+    let context = serde_json::to_string(&new.data).unwrap_or_else(|_| "{}".into());
+    if context.len() > MAX_CONTEXT_BYTES {
+        return Err(StoreError::invalid(format!(
+            "data must be at most {MAX_CONTEXT_BYTES} bytes of JSON"
+        )));
+    }
+    let a = &new.audience;
+    if a.tags.len() > rules::MAX_AUDIENCE_TAGS {
+        return Err(StoreError::invalid(format!(
+            "an audience names at most {} tags",
+            rules::MAX_AUDIENCE_TAGS
+        )));
+    }
+    if a.subject_ids.len() > rules::MAX_AUDIENCE_SUBJECTS {
+        return Err(StoreError::invalid(format!(
+            "an audience lists at most {} subjects; use tags for more",
+            rules::MAX_AUDIENCE_SUBJECTS
+        )));
+    }
+    for tag in &a.tags {
+        rules::validate_tag(tag).map_err(|e| StoreError::invalid(e.0))?;
+    }
+    match (new.kind, &new.purpose) {
+        (CampaignKind::Marketing, None) => {
+            return Err(StoreError::invalid(
+                "a marketing campaign names the purpose its messages serve",
+            ));
+        }
+        (CampaignKind::PolicyNotice, Some(_)) => {
+            return Err(StoreError::invalid(
+                "a policy notice goes to everyone the company holds data about: it names no purpose",
+            ));
+        }
+        _ => {}
+    }
+    let codes = purpose_codes(new.purpose.as_deref(), a);
+    let resolved = required_purposes(conn, tenant_id, group_id, &codes)?;
+    if let Some((purpose, _)) = resolved.first().filter(|_| new.purpose.is_some()) {
+        for channel in new.channel.channels() {
+            if !purpose.meaning.allows_channel(*channel) {
+                return Err(StoreError::invalid(format!(
+                    "the purpose '{}' does not allow contact by {channel}; the channel rule '{}' needs it",
+                    purpose.code, new.channel
+                )));
+            }
+        }
+    }
+    let unknown = subject_tags::unknown(conn, tenant_id, &a.tags)?;
+    if !unknown.is_empty() {
+        return Err(StoreError::refused(
+            ProblemCode::UnknownTag,
+            format!("no subject carries the tag(s): {}", unknown.join(", ")),
+        ));
+    }
+    if !a.subject_ids.is_empty() {
+        let ids: Vec<&str> = a.subject_ids.iter().map(String::as_str).collect();
+        let found = subjects::facts_of_all(&mut Tx::reenter(conn, tenant_id), &ids)?;
+        if let Some(missing) = ids.iter().find(|id| !found.contains_key(**id)) {
+            return Err(StoreError::refused(
+                ProblemCode::UnknownSubject,
+                format!("unknown subject_id '{missing}'"),
+            ));
+        }
+    }
+    let locales: Vec<Locale> = if a.locales.is_empty() {
+        Locale::ALL.to_vec()
+    } else {
+        a.locales.clone()
+    };
+    for locale in &locales {
+        let stored = templates::template(conn, tenant_id, &new.template, locale.as_str())?;
+        match check_template(&new.template, locale.as_str(), stored, &new.data) {
+            Ok(()) => {}
+            Err(TemplateProblem::Missing) => {
+                return Err(StoreError::refused(
+                    ProblemCode::UnknownTemplate,
+                    format!(
+                        "no template '{}' in '{locale}', a language the audience may speak; \
+                         upload one (PUT /v1/templates/{}/{locale}) or narrow audience.locales",
+                        new.template, new.template
+                    ),
+                ));
+            }
+            Err(TemplateProblem::Invalid(e)) => {
+                return Err(StoreError::invalid(format!(
+                    "the template '{}' in '{locale}' does not render: {e}",
+                    new.template
+                )));
+            }
+        }
+    }
+    let stamp = crate::now();
+    let row = CampaignRow {
+        tenant_id: tenant_id.to_owned(),
+        id: assent_core::id::new_id(),
+        name: new.name.trim().to_owned(),
+        kind: new.kind.as_str().to_owned(),
+        purpose_code: new.purpose.clone(),
+        template: new.template.clone(),
+        audience: serde_json::to_string(a).unwrap_or_else(|_| "{}".into()),
+        channel: new.channel.as_str().to_owned(),
+        send_at: new.send_at.map(|t| t.naive_utc()),
+        rate_per_minute: new.rate_per_minute,
+        context,
+        status: CampaignStatus::Draft.as_str().to_owned(),
+        audience_size: None,
+        started_at: None,
+        paused_at: None,
+        finished_at: None,
+        created_at: stamp,
+        updated_at: stamp,
+    };
+    table::insert(conn, &row)?;
+    Ok(row)
+}
+
+fn found(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<CampaignRow> {
+    table::get(conn, tenant_id, id)?.ok_or(StoreError::NotFound)
+}
+
+/// The campaign with its results; its status as of `now` (a started one is
+/// scheduled, sending or sent by its messages).
+pub fn view(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignView> {
+    let row = found(conn, tenant_id, id)?;
+    view_of(conn, row, now)
+}
+
+fn view_of(
+    conn: &mut DbConnection,
+    row: CampaignRow,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignView> {
+    let progress = table::progress(conn, &row)?;
+    let stored = row.status()?;
+    let send_at = send_time(&row, now);
+    Ok(CampaignView {
+        status: rules::settled_status(stored, send_at, &progress, now),
+        row,
+        progress,
+    })
+}
+
+fn send_time(row: &CampaignRow, now: DateTime<Utc>) -> DateTime<Utc> {
+    row.send_at
+        .map(|t| t.and_utc())
+        .or(row.started_at.map(|t| t.and_utc()))
+        .unwrap_or(now)
+}
+
+/// Starts the campaign: resolves the audience and queues one message per person,
+/// due from `send_at` at the rate cap. A start interrupted by a crash may be
+/// started again (or is resumed by the sweep); people already queued keep their
+/// message.
+pub fn start(
+    store: &Store,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignView> {
+    let row = store.write(tenant_id, |c| {
+        let row = found(c, tenant_id, id)?;
+        rules::step(row.status()?, Step::Start).map_err(campaign_state)?;
+        if !table::set_status(
+            c,
+            tenant_id,
+            id,
+            &[CampaignStatus::Draft, CampaignStatus::Starting],
+            CampaignStatus::Starting,
+        )? {
+            return Err(campaign_state("the campaign changed meanwhile; read it again"));
+        }
+        found(c, tenant_id, id)
+    })?;
+    queue_audience(store, tenant_id, group_id, row, now)?;
+    store.read(tenant_id, |c| view(c, tenant_id, id, now))
+}
+
+fn queue_audience(
+    store: &Store,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    row: CampaignRow,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let kind: CampaignKind = row
+        .kind
+        .parse()
+        .map_err(|_| StoreError::Internal("stored campaign has a bad kind".into()))?;
+    let channel: ChannelRule = row
+        .channel
+        .parse()
+        .map_err(|_| StoreError::Internal("stored campaign has a bad channel".into()))?;
+    let audience: Audience = serde_json::from_str(&row.audience)
+        .map_err(|_| StoreError::Internal("stored campaign has a bad audience".into()))?;
+    let members = store.read(tenant_id, |c| {
+        let tenant = tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?;
+        let codes = purpose_codes(row.purpose_code.as_deref(), &audience);
+        let query = AudienceQuery {
+            purposes: required_purposes(c, tenant_id, group_id, &codes)?
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect(),
+            locales: audience
+                .locales
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            tags: audience.tags.clone(),
+            subject_ids: audience.subject_ids.clone(),
+            default_locale: tenant.default_locale.as_str().to_owned(),
+        };
+        table::resolve_audience(c, tenant_id, &query, now)
+    })?;
+    let category = match kind {
+        CampaignKind::Marketing => NoticeCategory::Subscribed,
+        CampaignKind::PolicyNotice => NoticeCategory::Service,
+    };
+    let (notice_channel, fallback_email) = channel.notice_channel();
+    let start_at = row
+        .send_at
+        .map(|t| t.and_utc())
+        .unwrap_or(now)
+        .max(now);
+    let source = row.source();
+    let stamp = crate::now();
+    for (n, batch) in members.chunks(QUEUE_BATCH).enumerate() {
+        let messages: Vec<QueuedMessage> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| QueuedMessage {
+                tenant_id: tenant_id.to_owned(),
+                id: assent_core::id::new_id(),
+                subject_id: Some(m.id.clone()),
+                kind: row.template.clone(),
+                category,
+                purpose_code: row.purpose_code.clone(),
+                channel: notice_channel,
+                fallback_email,
+                locale: m.locale.clone(),
+                idempotency_key: Some(table::message_key(&row.id, &m.id)),
+                source: Some(source.clone()),
+                status: NoticeStatus::Queued,
+                attempts: 0,
+                max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
+                due_at: rules::due_at(start_at, (n * QUEUE_BATCH + i) as u64, row.rate_per_minute)
+                    .naive_utc(),
+                created_at: stamp,
+                updated_at: stamp,
+            })
+            .collect();
+        let still_starting = store.write(tenant_id, |c| {
+            // The row lock orders this batch against a cancellation.
+            if !table::set_status(
+                c,
+                tenant_id,
+                &row.id,
+                &[CampaignStatus::Starting],
+                CampaignStatus::Starting,
+            )? {
+                return Ok(false);
+            }
+            table::queue_batch(c, &messages)?;
+            Ok(true)
+        })?;
+        if !still_starting {
+            return Ok(());
+        }
+    }
+    store.write(tenant_id, |c| {
+        let size = table::count_messages(c, tenant_id, &source)?;
+        let to = if start_at > now {
+            CampaignStatus::Scheduled
+        } else {
+            CampaignStatus::Sending
+        };
+        if !table::set_status(c, tenant_id, &row.id, &[CampaignStatus::Starting], to)? {
+            return Ok(());
+        }
+        table::set_audience_size(c, tenant_id, &row.id, size)?;
+        webhook_events::emit(
+            c,
+            tenant_id,
+            "campaign.started",
+            serde_json::json!({
+                "campaign_id": row.id,
+                "audience": size,
+                "send_at": start_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }),
+        )?;
+        Ok(())
+    })
+}
+
+/// Pauses, resumes or cancels the campaign.
+pub fn take_step(
+    store: &Store,
+    tenant_id: &str,
+    id: &str,
+    step: Step,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignView> {
+    store.write(tenant_id, |c| {
+        let row = found(c, tenant_id, id)?;
+        let settled = view_of(c, row.clone(), now)?.status;
+        let to = rules::step(settled, step).map_err(campaign_state)?;
+        let from = row.status()?;
+        if !table::set_status(c, tenant_id, id, &[from], to)? {
+            return Err(campaign_state("the campaign changed meanwhile; read it again"));
+        }
+        match step {
+            Step::Pause => {
+                table::hold(c, &row)?;
+            }
+            Step::Resume => {
+                let paused_at = row.paused_at.map(|t| t.and_utc()).unwrap_or(now);
+                table::release(c, &row, now - paused_at)?;
+            }
+            Step::Cancel => {
+                table::cancel_messages(c, &row)?;
+                finished(c, tenant_id, &row, CampaignStatus::Cancelled)?;
+            }
+            Step::Start => {}
+        }
+        view(c, tenant_id, id, now)
+    })
+}
+
+fn finished(
+    c: &mut DbConnection,
+    tenant_id: &str,
+    row: &CampaignRow,
+    status: CampaignStatus,
+) -> StoreResult<()> {
+    let progress = table::progress(c, row)?;
+    webhook_events::emit(
+        c,
+        tenant_id,
+        "campaign.finished",
+        serde_json::json!({
+            "campaign_id": row.id,
+            "status": status.as_str(),
+            "progress": progress,
+        }),
+    )?;
+    Ok(())
+}
+
+/// Settles the tenant's started campaigns: one whose messages are all done is
+/// `sent` (webhook `campaign.finished`), one whose time came is `sending`, and a
+/// start a crash interrupted is resumed.
+pub fn settle(
+    store: &Store,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let open = store.read(tenant_id, |c| {
+        table::in_status(
+            c,
+            tenant_id,
+            &[
+                CampaignStatus::Starting,
+                CampaignStatus::Scheduled,
+                CampaignStatus::Sending,
+            ],
+        )
+    })?;
+    let mut settled = 0;
+    for row in open {
+        let stored = row.status()?;
+        if stored == CampaignStatus::Starting {
+            let stale = row.started_at.is_none_or(|t| {
+                t.and_utc() < now - chrono::Duration::minutes(STALE_START_MINUTES)
+            });
+            if stale {
+                queue_audience(store, tenant_id, group_id, row, now)?;
+                settled += 1;
+            }
+            continue;
+        }
+        settled += store.write(tenant_id, |c| {
+            let v = view_of(c, row.clone(), now)?;
+            if v.status == stored
+                || !table::set_status(c, tenant_id, &row.id, &[stored], v.status)?
+            {
+                return Ok(0);
+            }
+            if v.status == CampaignStatus::Sent {
+                finished(c, tenant_id, &row, CampaignStatus::Sent)?;
+            }
+            Ok(1)
+        })?;
+    }
+    Ok(settled)
+}
+
+/// [`settle`] for every tenant (the background sweep).
+pub fn settle_everywhere(store: &Store, now: DateTime<Utc>) -> StoreResult<usize> {
+    let mut settled = 0;
+    for tenant in store.system(tenants::list_tenants)? {
+        let group = tenant.group_id.as_ref().map(|g| g.to_string());
+        settled += settle(store, &tenant.id, group.as_deref(), now)?;
+    }
+    Ok(settled)
+}
+
+/// Queues the campaign's message to a staff address as it would go out (in
+/// `locale`, filled with the campaign's data), without a person and outside the
+/// campaign's results.
+pub fn test_send(
+    conn: &mut DbConnection,
+    keys: &assent_core::pii::TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    id: &str,
+    address: &str,
+    locale: Locale,
+    now: DateTime<Utc>,
+) -> StoreResult<crate::tables::notifications::Notice> {
+    let row = found(conn, tenant_id, id)?;
+    let new = crate::tables::notifications::NewNotice {
+        subject_id: None,
+        kind: row.template.clone(),
+        category: NoticeCategory::Transactional,
+        purpose_code: None,
+        channel: assent_core::notice::NoticeChannel::Email,
+        fallback_email: false,
+        locale: locale.as_str().to_owned(),
+        data: serde_json::Value::Null,
+        target: Some(address.to_owned()),
+        idempotency_key: None,
+        source: Some(format!("campaign-test:{}", row.id)),
+        due_at: now.naive_utc(),
+        max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
+    };
+    let queued = crate::flows::outbox_gate::enqueue(conn, keys, tenant_id, group_id, new, now)?;
+    Ok(queued.into_notice())
+}
+
+/// What a material change of the privacy policy tells people (policy 7).
+#[derive(Debug, Clone)]
+pub struct PolicyChange {
+    pub version: String,
+    pub url: Option<String>,
+    pub effective_on: String,
+    pub summary_ru: String,
+    pub summary_en: String,
+}
+
+/// The rate a change notice goes out at, per minute.
+const POLICY_NOTICE_RATE: i32 = 6000;
+
+/// Creates the change notice of a material policy version, ready to start: to
+/// every person the company holds data about (not erased, not restricted), in
+/// their language, by Telegram where they have a chat and email otherwise. A
+/// service message: a marketing withdrawal does not stop it. Left `starting`, so
+/// a crash before it is queued is resumed by the sweep.
+pub fn policy_notice(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    change: &PolicyChange,
+    check_template: TemplateCheck<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignRow> {
+    let new = NewCampaign {
+        name: format!("Policy {}", change.version),
+        kind: CampaignKind::PolicyNotice,
+        purpose: None,
+        template: POLICY_CHANGE_TEMPLATE.to_owned(),
+        audience: Audience::default(),
+        channel: ChannelRule::PreferTelegram,
+        send_at: None,
+        rate_per_minute: POLICY_NOTICE_RATE,
+        data: serde_json::json!({
+            "version": change.version,
+            "url": change.url,
+            "effective_on": change.effective_on,
+            "summary": { "ru": change.summary_ru, "en": change.summary_en },
+        }),
+    };
+    let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
+    table::set_status(
+        conn,
+        tenant_id,
+        &row.id,
+        &[CampaignStatus::Draft],
+        CampaignStatus::Starting,
+    )?;
+    found(conn, tenant_id, &row.id)
+}
+
+/// The built-in template of change notices.
+pub const POLICY_CHANGE_TEMPLATE: &str = "policy_change";
