@@ -352,12 +352,21 @@ mod tests {
         for ok in ["vip", "plan:pro", "city-msk", "2026.q4", "a_b"] {
             assert!(validate_tag(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "VIP", "anna@example.com", "-x", "с кириллицей", &"x".repeat(41)] {
+        for bad in [
+            "",
+            "VIP",
+            "anna@example.com",
+            "-x",
+            "с кириллицей",
+            &"x".repeat(41),
+        ] {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
         let tags = normalise_tags(&["vip".into(), "a".into(), "vip".into()]).unwrap();
         assert_eq!(tags, ["a", "vip"]);
-        let many: Vec<String> = (0..=MAX_TAGS_PER_SUBJECT).map(|i| format!("t{i}")).collect();
+        let many: Vec<String> = (0..=MAX_TAGS_PER_SUBJECT)
+            .map(|i| format!("t{i}"))
+            .collect();
         assert!(normalise_tags(&many).is_err());
     }
 

@@ -264,9 +264,11 @@ fn inline_content(
     }
     let mut sets = Vec::new();
     for (locale, c) in &b.content {
-        let locale: Locale = locale.parse().map_err(|e: assent_core::tenancy::InvalidValue| {
-            ApiError::invalid(format!("content: {}", e.0))
-        })?;
+        let locale: Locale = locale
+            .parse()
+            .map_err(|e: assent_core::tenancy::InvalidValue| {
+                ApiError::invalid(format!("content: {}", e.0))
+            })?;
         let set = TemplateSet {
             subject: c.subject.clone(),
             text: c.text.clone(),

@@ -9,9 +9,9 @@ use assent_store::StoreError;
 use assent_store::flows::campaigns::{self, PolicyChange};
 use assent_store::tables::policies::{self, NewPolicy, Policy};
 use assent_store::tables::tenants;
-use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +137,8 @@ pub async fn create_policy(
                     return Ok((policy, None));
                 };
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                let check = crate::routes::campaigns::template_check(templates.clone(), t.legal_name);
+                let check =
+                    crate::routes::campaigns::template_check(templates.clone(), t.legal_name);
                 let row = campaigns::policy_notice(c, &tenant, group, change, &check, now)?;
                 Ok((policy, Some(row.id)))
             })?;
@@ -178,7 +179,10 @@ fn summary_of(
     Ok(PolicyChange {
         version: version.trim().to_owned(),
         url: url.clone(),
-        effective_on: effective_at.unwrap_or_else(Utc::now).format("%Y-%m-%d").to_string(),
+        effective_on: effective_at
+            .unwrap_or_else(Utc::now)
+            .format("%Y-%m-%d")
+            .to_string(),
         summary_ru,
         summary_en,
     })

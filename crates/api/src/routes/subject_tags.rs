@@ -5,8 +5,8 @@ use crate::state::AppState;
 use crate::{ApiError, ApiResult};
 use actix_web::{get, put, web};
 use assent_core::tenancy::Permission;
-use assent_store::tables::{subject_tags, subjects};
 use assent_store::StoreError;
+use assent_store::tables::{subject_tags, subjects};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -57,14 +57,14 @@ pub async fn put_tags(
 ) -> ApiResult<web::Json<Tags>> {
     principal.require(Permission::Operate)?;
     let Json(b) = body;
-    let tags = assent_core::campaign::normalise_tags(&b.tags).map_err(|e| ApiError::invalid(e.0))?;
+    let tags =
+        assent_core::campaign::normalise_tags(&b.tags).map_err(|e| ApiError::invalid(e.0))?;
     let id = path.into_inner();
     let tenant = principal.tenant_id;
     let tags = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                let live = subjects::facts(c, &id)?
-                    .is_some_and(|f| f.erased_at.is_none());
+                let live = subjects::facts(c, &id)?.is_some_and(|f| f.erased_at.is_none());
                 if !live {
                     return Err(StoreError::NotFound);
                 }

@@ -302,11 +302,11 @@ fn view_of(
     })
 }
 
-fn send_time(row: &CampaignRow, now: DateTime<Utc>) -> DateTime<Utc> {
+fn send_time(row: &CampaignRow, _now: DateTime<Utc>) -> DateTime<Utc> {
+    // No `send_at`: due from the start.
     row.send_at
         .map(|t| t.and_utc())
-        .or(row.started_at.map(|t| t.and_utc()))
-        .unwrap_or(now)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Starts the campaign: resolves the audience and queues one message per person,
@@ -330,7 +330,9 @@ pub fn start(
             &[CampaignStatus::Draft, CampaignStatus::Starting],
             CampaignStatus::Starting,
         )? {
-            return Err(campaign_state("the campaign changed meanwhile; read it again"));
+            return Err(campaign_state(
+                "the campaign changed meanwhile; read it again",
+            ));
         }
         found(c, tenant_id, id)
     })?;
@@ -379,11 +381,7 @@ fn queue_audience(
         CampaignKind::PolicyNotice => NoticeCategory::Service,
     };
     let (notice_channel, fallback_email) = channel.notice_channel();
-    let start_at = row
-        .send_at
-        .map(|t| t.and_utc())
-        .unwrap_or(now)
-        .max(now);
+    let start_at = row.send_at.map(|t| t.and_utc()).unwrap_or(now).max(now);
     let source = row.source();
     let stamp = crate::now();
     for (n, batch) in members.chunks(QUEUE_BATCH).enumerate() {
@@ -468,7 +466,9 @@ pub fn take_step(
         let to = rules::step(settled, step).map_err(campaign_state)?;
         let from = row.status()?;
         if !table::set_status(c, tenant_id, id, &[from], to)? {
-            return Err(campaign_state("the campaign changed meanwhile; read it again"));
+            return Err(campaign_state(
+                "the campaign changed meanwhile; read it again",
+            ));
         }
         match step {
             Step::Pause => {
@@ -532,9 +532,9 @@ pub fn settle(
     for row in open {
         let stored = row.status()?;
         if stored == CampaignStatus::Starting {
-            let stale = row.started_at.is_none_or(|t| {
-                t.and_utc() < now - chrono::Duration::minutes(STALE_START_MINUTES)
-            });
+            let stale = row
+                .started_at
+                .is_none_or(|t| t.and_utc() < now - chrono::Duration::minutes(STALE_START_MINUTES));
             if stale {
                 queue_audience(store, tenant_id, group_id, row, now)?;
                 settled += 1;
@@ -543,8 +543,7 @@ pub fn settle(
         }
         settled += store.write(tenant_id, |c| {
             let v = view_of(c, row.clone(), now)?;
-            if v.status == stored
-                || !table::set_status(c, tenant_id, &row.id, &[stored], v.status)?
+            if v.status == stored || !table::set_status(c, tenant_id, &row.id, &[stored], v.status)?
             {
                 return Ok(0);
             }

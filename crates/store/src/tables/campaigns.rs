@@ -237,9 +237,14 @@ pub fn resolve_audience(
     );
     for purpose in &q.purposes {
         if !is_inlinable(&purpose.code)
-            || purpose.group_id.as_deref().is_some_and(|g| !is_inlinable(g))
+            || purpose
+                .group_id
+                .as_deref()
+                .is_some_and(|g| !is_inlinable(g))
         {
-            return Err(StoreError::Internal("a purpose code that cannot be queried".into()));
+            return Err(StoreError::Internal(
+                "a purpose code that cannot be queried".into(),
+            ));
         }
         let code = &purpose.code;
         let clause = match (purpose.basis, &purpose.group_id) {
@@ -357,14 +362,22 @@ struct Count {
 /// withdrew its purpose through a link or the bot after their message went out.
 pub fn progress(conn: &mut DbConnection, row: &CampaignRow) -> StoreResult<Progress> {
     let pg = matches!(conn, DbConnection::Postgres(_));
-    let q = |s: &str| if pg { s.to_owned() } else { s.replace('$', "?") };
+    let q = |s: &str| {
+        if pg {
+            s.to_owned()
+        } else {
+            s.replace('$', "?")
+        }
+    };
     let counts_sql = q("SELECT status, reason, COUNT(*) AS n FROM notifications \
          WHERE tenant_id = $1 AND source = $2 GROUP BY status, reason");
-    let withdrew_sql = q("SELECT COUNT(DISTINCT n.subject_id) AS n FROM notifications n \
+    let withdrew_sql = q(
+        "SELECT COUNT(DISTINCT n.subject_id) AS n FROM notifications n \
          WHERE n.tenant_id = $1 AND n.source = $2 AND n.status = 'sent' AND EXISTS ( \
            SELECT 1 FROM consent_events e WHERE e.tenant_id = n.tenant_id \
            AND e.subject_id = n.subject_id AND e.purpose_code = $3 AND e.action = 'withdraw' \
-           AND e.method IN ('email_link', 'telegram') AND e.recorded_at >= n.sent_at)");
+           AND e.method IN ('email_link', 'telegram') AND e.recorded_at >= n.sent_at)",
+    );
     let source = row.source();
     let purpose = row.purpose_code.clone().unwrap_or_default();
     macro_rules! run {

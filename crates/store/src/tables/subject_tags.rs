@@ -58,12 +58,20 @@ pub fn clear(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -> Stor
 }
 
 /// Which of `tags` no subject of the tenant carries.
-pub fn unknown(conn: &mut DbConnection, tenant_id: &str, tags: &[String]) -> StoreResult<Vec<String>> {
+pub fn unknown(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    tags: &[String],
+) -> StoreResult<Vec<String>> {
     let known: Vec<String> = subject_tags::table
         .filter(subject_tags::tenant_id.eq(tenant_id))
         .filter(subject_tags::tag.eq_any(tags))
         .select(subject_tags::tag)
         .distinct()
         .load(conn)?;
-    Ok(tags.iter().filter(|t| !known.contains(t)).cloned().collect())
+    Ok(tags
+        .iter()
+        .filter(|t| !known.contains(t))
+        .cloned()
+        .collect())
 }
