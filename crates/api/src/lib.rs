@@ -17,6 +17,7 @@ mod schema;
 mod sdk;
 pub mod state;
 mod subject_input;
+mod template_fill;
 
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;

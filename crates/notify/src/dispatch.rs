@@ -1422,13 +1422,16 @@ fn campaign_of(source: &str) -> Option<&str> {
         .or_else(|| source.strip_prefix("campaign-test:"))
 }
 
+/// A message's recipient: an email address and a name, either may be missing.
+type Recipient = (Option<String>, Option<String>);
+
 /// Where a notice goes: the subject's address and name, or for a test send to
 /// staff (no subject) the address it names. `Err` when there is no one to send to.
 fn recipient(
     c: &mut Tx<'_>,
     keys: &TenantKeys,
     notice: &Notice,
-) -> StoreResult<Result<(Option<String>, Option<String>), Outcome>> {
+) -> StoreResult<Result<Recipient, Outcome>> {
     let Some(subject_id) = notice.subject_id.as_deref() else {
         return Ok(match (&notice.target, notice.channel()) {
             (Some(address), NoticeChannel::Email) => Ok((Some(address.clone()), None)),

@@ -7,14 +7,13 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::campaign::{CampaignKind, ChannelRule, Progress, Step};
 use assent_core::tenancy::{Locale, Permission};
-use assent_notify::templates::{TemplateSet, Templates};
+use assent_notify::templates::TemplateSet;
 use assent_store::StoreError;
-use assent_store::flows::campaigns::{self, Audience, CampaignView, NewCampaign, TemplateProblem};
+use assent_store::flows::campaigns::{self, Audience, CampaignView, NewCampaign};
 use assent_store::tables::{campaigns as table, templates, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Inline content of one language.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -155,30 +154,6 @@ pub struct CampaignList {
 /// The default rate cap, per minute.
 const DEFAULT_RATE: i32 = 600;
 
-/// Checks a template for a campaign: it exists in the locale (uploaded or built
-/// in) and renders with the campaign's data.
-pub fn template_check(
-    templates: Arc<Templates>,
-    tenant_name: String,
-) -> impl Fn(
-    &str,
-    &str,
-    Option<templates::StoredTemplate>,
-    &serde_json::Value,
-) -> Result<(), TemplateProblem> {
-    move |kind, locale, stored, data| {
-        let set = stored.map(crate::routes::templates::to_set);
-        if set.is_none() && Templates::builtin(kind, locale).is_none() {
-            return Err(TemplateProblem::Missing);
-        }
-        let ctx = crate::routes::templates::sample_context(kind, &tenant_name, locale, data);
-        templates
-            .render(kind, locale, set.as_ref(), &ctx)
-            .map(|_| ())
-            .map_err(|e| TemplateProblem::Invalid(e.to_string()))
-    }
-}
-
 /// Create a campaign (a draft): nothing is sent until it is started.
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = CreateCampaign, responses(
     (status = 201, body = CampaignOut),
@@ -245,7 +220,7 @@ pub async fn create_campaign(
                         &set.html,
                     )?;
                 }
-                let check = template_check(templates.clone(), t.legal_name);
+                let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
                 let row = campaigns::create(c, &tenant, keyring.group_id(), &new, &check, now)?;
                 campaigns::view(c, &tenant, &row.id, now)
             })
@@ -513,7 +488,6 @@ pub async fn test_campaign(
                     c,
                     &keyring.tenant,
                     &tenant,
-                    keyring.group_id(),
                     &id,
                     &address,
                     locale,

@@ -208,9 +208,13 @@ impl CreateNotification {
 
 /// Renders the message once with the data given, as the dispatcher will.
 fn trial_render(templates: &Templates, trial: TrialRender<'_>) -> Result<(), String> {
-    let set = trial.stored.map(super::templates::to_set);
-    let sample =
-        super::templates::sample_context(trial.kind, trial.tenant_name, trial.locale, trial.data);
+    let set = trial.stored.map(crate::template_fill::to_set);
+    let sample = crate::template_fill::sample_context(
+        trial.kind,
+        trial.tenant_name,
+        trial.locale,
+        trial.data,
+    );
     templates
         .render(trial.kind, trial.locale, set.as_ref(), &sample)
         .map(drop)

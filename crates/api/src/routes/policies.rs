@@ -137,8 +137,7 @@ pub async fn create_policy(
                     return Ok((policy, None));
                 };
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
-                let check =
-                    crate::routes::campaigns::template_check(templates.clone(), t.legal_name);
+                let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
                 let row = campaigns::policy_notice(c, &tenant, group, change, &check, now)?;
                 Ok((policy, Some(row.id)))
             })?;

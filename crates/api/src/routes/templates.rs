@@ -3,6 +3,7 @@
 
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
+use crate::template_fill::{sample_context, to_set};
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use assent_core::notice;
@@ -60,14 +61,6 @@ pub struct PreviewView {
     pub html: String,
 }
 
-pub fn to_set(t: StoredTemplate) -> TemplateSet {
-    TemplateSet {
-        subject: t.subject,
-        text: t.text_body,
-        html: t.html_body,
-    }
-}
-
 fn view(t: StoredTemplate) -> TemplateView {
     TemplateView {
         kind: t.kind,
@@ -82,23 +75,6 @@ fn view(t: StoredTemplate) -> TemplateView {
 
 /// The notify crate's sample context for `kind`, with the tenant's own name and the
 /// caller's `data` (so a variable the data lacks is an error, as when sending).
-pub fn sample_context(
-    kind: &str,
-    tenant_name: &str,
-    locale: &str,
-    data: &serde_json::Value,
-) -> serde_json::Value {
-    let mut ctx = assent_notify::templates::sample_context(kind, locale);
-    ctx["tenant"]["name"] = tenant_name.into();
-    ctx["locale"] = locale.into();
-    ctx["data"] = if data.is_null() {
-        serde_json::json!({})
-    } else {
-        data.clone()
-    };
-    ctx
-}
-
 fn parse_path(kind: &str, locale: &str) -> ApiResult<Locale> {
     notice::validate_kind(kind).map_err(|e| ApiError::invalid(e.0))?;
     locale.parse::<Locale>().map_err(|e| ApiError::invalid(e.0))

@@ -573,7 +573,6 @@ pub fn test_send(
     conn: &mut DbConnection,
     keys: &assent_core::pii::TenantKeys,
     tenant_id: &str,
-    group_id: Option<&str>,
     id: &str,
     address: &str,
     locale: Locale,
@@ -595,7 +594,7 @@ pub fn test_send(
         due_at: now.naive_utc(),
         max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
     };
-    let queued = crate::flows::outbox_gate::enqueue(conn, keys, tenant_id, group_id, new, now)?;
+    let queued = crate::flows::outbox_gate::enqueue(conn, keys, tenant_id, None, new, now)?;
     Ok(queued.into_notice())
 }
 
