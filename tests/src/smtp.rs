@@ -121,7 +121,12 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Listens on 127.0.0.1 on a free port and serves until [`stop`](Self::stop) or drop.
     pub fn start() -> Self {
-        let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind SMTP sink");
+        Self::start_at("127.0.0.1:0")
+    }
+
+    /// A sink on a known address (a server process started before it points there).
+    pub fn start_at(addr: &str) -> Self {
+        let listener = StdTcpListener::bind(addr).expect("bind SMTP sink");
         let addr = listener.local_addr().expect("SMTP sink address");
         let shared = Arc::new(Shared::default());
         let running = spawn_server(listener, Arc::clone(&shared));
