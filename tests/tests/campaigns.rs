@@ -210,10 +210,30 @@ async fn a_campaign_reaches_everyone_who_agreed_in_their_language_and_on_their_c
             assert!(!mailcheck::header(&m.data, "List-Unsubscribe").is_empty());
         }
 
+        // Boris unsubscribes with the campaign's own one-click link.
+        let boris_mail = sink
+            .messages()
+            .into_iter()
+            .find(|m| m.rcpt_to[0] == "boris@example.org")
+            .unwrap();
+        let header = &mailcheck::header(&boris_mail.data, "List-Unsubscribe")[0];
+        let url = header.trim_start_matches('<').split('>').next().unwrap();
+        let url = url.replacen(notify::PUBLIC_URL, &app.base, 1);
+        let r = app
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+
         settle(&app);
         let done = read(&t, &id).await;
         assert_eq!(done["status"], "sent", "{done:?}");
         assert_eq!(done["progress"]["sent"], 3);
+        assert_eq!(done["progress"]["withdrew"], 1, "{done:?}");
         assert!(done["finished_at"].is_string());
         let types: Vec<String> = webhook_events(&app, &t.id)
             .iter()
@@ -237,6 +257,7 @@ async fn a_campaign_reaches_everyone_who_agreed_in_their_language_and_on_their_c
             "{text}"
         );
         assert!(text.contains(&format!("{id},sent,sent,,3")), "{text}");
+        assert!(text.contains(&format!("{id},sent,withdrew,,1")), "{text}");
 
         // Retried drains send nothing twice: one message per person.
         sink.clear();

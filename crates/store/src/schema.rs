@@ -657,6 +657,7 @@ diesel::table! {
         context -> Text,
         status -> Text,
         audience_size -> Nullable<BigInt>,
+        ledger_seq -> Nullable<BigInt>,
         started_at -> Nullable<Timestamp>,
         paused_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,

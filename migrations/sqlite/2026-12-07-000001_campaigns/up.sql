@@ -20,6 +20,9 @@ CREATE TABLE campaigns (
     context          TEXT      NOT NULL,
     status           TEXT      NOT NULL,
     audience_size    BIGINT,
+    -- The tenant's last ledger entry when the start began: withdrawals through
+    -- the campaign's links are looked for after it.
+    ledger_seq       BIGINT,
     started_at       TIMESTAMP,
     paused_at        TIMESTAMP,
     finished_at      TIMESTAMP,

@@ -220,7 +220,7 @@ async fn main() {
         if p["queued"].as_i64() == Some(0) && p["sending"].as_i64() == Some(0) {
             break v["progress"].clone();
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let messages = sink.messages();
     let first = messages.iter().map(|m| m.at).min();

@@ -261,6 +261,7 @@ pub fn create(
         context,
         status: CampaignStatus::Draft.as_str().to_owned(),
         audience_size: None,
+        ledger_seq: None,
         started_at: None,
         paused_at: None,
         finished_at: None,
@@ -334,6 +335,7 @@ pub fn start(
                 "the campaign changed meanwhile; read it again",
             ));
         }
+        table::set_ledger_seq(c, tenant_id, id)?;
         found(c, tenant_id, id)
     })?;
     queue_audience(store, tenant_id, group_id, row, now)?;
@@ -641,6 +643,7 @@ pub fn policy_notice(
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
+    table::set_ledger_seq(conn, tenant_id, &row.id)?;
     table::set_status(
         conn,
         tenant_id,

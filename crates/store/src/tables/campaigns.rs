@@ -2,7 +2,7 @@
 //! campaign rows, the audience a start resolves, the messages it queues in
 //! batches, and the counts its results are read from.
 
-use crate::schema::{campaigns, notifications};
+use crate::schema::{campaigns, consent_events, notifications};
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::campaign::{CampaignStatus, Progress};
 use assent_core::consent::LegalBasis;
@@ -31,6 +31,8 @@ pub struct CampaignRow {
     pub context: String,
     pub status: String,
     pub audience_size: Option<i64>,
+    /// The tenant's last ledger entry when the start began.
+    pub ledger_seq: Option<i64>,
     pub started_at: Option<NaiveDateTime>,
     pub paused_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
@@ -139,6 +141,18 @@ pub fn set_status(
             .execute(conn)?,
     };
     Ok(n == 1)
+}
+
+/// Remembers where the tenant's ledger stood when the start began.
+pub fn set_ledger_seq(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
+    let seq: Option<i64> = consent_events::table
+        .filter(consent_events::tenant_id.eq(tenant_id))
+        .select(diesel::dsl::max(consent_events::seq))
+        .first(conn)?;
+    diesel::update(campaigns::table.find((tenant_id, id)))
+        .set(campaigns::ledger_seq.eq(seq.unwrap_or(0)))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Records how many people the start queued.
@@ -371,12 +385,15 @@ pub fn progress(conn: &mut DbConnection, row: &CampaignRow) -> StoreResult<Progr
     };
     let counts_sql = q("SELECT status, reason, COUNT(*) AS n FROM notifications \
          WHERE tenant_id = $1 AND source = $2 GROUP BY status, reason");
+    // From the ledger since the start (few rows) to each person's message by its
+    // idempotency key (a unique index), not from every message to the ledger.
     let withdrew_sql = q(
-        "SELECT COUNT(DISTINCT n.subject_id) AS n FROM notifications n \
-         WHERE n.tenant_id = $1 AND n.source = $2 AND n.status = 'sent' AND EXISTS ( \
-           SELECT 1 FROM consent_events e WHERE e.tenant_id = n.tenant_id \
-           AND e.subject_id = n.subject_id AND e.purpose_code = $3 AND e.action = 'withdraw' \
-           AND e.method IN ('email_link', 'telegram') AND e.recorded_at >= n.sent_at)",
+        "SELECT COUNT(DISTINCT e.subject_id) AS n FROM consent_events e \
+         WHERE e.tenant_id = $1 AND e.seq > $3 AND e.purpose_code = $2 \
+         AND e.action = 'withdraw' AND e.method IN ('email_link', 'telegram') \
+         AND EXISTS (SELECT 1 FROM notifications n WHERE n.tenant_id = e.tenant_id \
+           AND n.idempotency_key = $4 || e.subject_id AND n.status = 'sent' \
+           AND n.sent_at <= e.recorded_at)",
     );
     let source = row.source();
     let purpose = row.purpose_code.clone().unwrap_or_default();
@@ -388,8 +405,9 @@ pub fn progress(conn: &mut DbConnection, row: &CampaignRow) -> StoreResult<Progr
                 .load($c)?;
             let withdrew: Count = diesel::sql_query(&withdrew_sql)
                 .bind::<Text, _>(&row.tenant_id)
-                .bind::<Text, _>(&source)
                 .bind::<Text, _>(&purpose)
+                .bind::<BigInt, _>(row.ledger_seq.unwrap_or(i64::MAX))
+                .bind::<Text, _>(message_key(&row.id, ""))
                 .get_result($c)?;
             (counts, withdrew.n)
         }};
