@@ -212,6 +212,7 @@ async fn main() {
         acked.insert(email, SystemTime::now());
     }
     let withdrawing = sending.elapsed();
+    let withdrawals_done = SystemTime::now();
     let progress = loop {
         let v = api
             .call(reqwest::Method::GET, &format!("/v1/campaigns/{id}"), None)
@@ -250,6 +251,24 @@ async fn main() {
         }
     }
     let (rss, hwm) = peak_rss_mb(a.pid);
+    // The rate while withdrawals were arriving, and after.
+    let during = messages.iter().filter(|m| m.at <= withdrawals_done).count();
+    let after = messages.len() - during;
+    let rate = |n: usize, from: Option<SystemTime>, to: Option<SystemTime>| match (from, to) {
+        (Some(f), Some(t)) => {
+            n as f64
+                / t.duration_since(f)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    .max(0.001)
+        }
+        _ => 0.0,
+    };
+    println!(
+        "rate: {:.0} emails/s while withdrawals arrived ({during} emails), {:.0} emails/s after ({after} emails)",
+        rate(during, first, Some(withdrawals_done)),
+        rate(after, Some(withdrawals_done), last),
+    );
     println!(
         "sent: {} emails in {:.2}s (first to last at the SMTP server) = {:.0} emails/s; \
          since the start returned {:.2}s",
