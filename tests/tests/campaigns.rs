@@ -416,6 +416,22 @@ async fn a_test_send_goes_to_staff_and_counts_for_nothing() {
         let after = read(&t, &id).await;
         assert_eq!(after["status"], "draft");
         assert_eq!(after["progress"]["sent"], 0, "a test is not the campaign");
+        // Ten an hour: enough to check a draft, not a way to mail people.
+        for _ in 1..10 {
+            t.post(
+                &format!("/v1/campaigns/{id}/test"),
+                &json!({"email": "staff@acme.example"}),
+            )
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        }
+        t.post(
+            &format!("/v1/campaigns/{id}/test"),
+            &json!({"email": "staff@acme.example"}),
+        )
+        .send()
+        .await
+        .problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     }
 }
 
@@ -637,5 +653,93 @@ async fn campaigns_and_tags_are_isolated_between_tenants() {
             .problem(StatusCode::FORBIDDEN, "forbidden");
         assert_eq!(read(&owner, &id).await["status"], "draft");
         let _ = Duration::from_secs(0);
+    }
+}
+
+/// A cancel while a message is claimed: a send that comes back for a retry stays
+/// cancelled, and one that went out is recorded as sent. A pause holds the rest,
+/// and the sweep holds a retried one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_in_flight_at_a_cancel_or_pause_is_not_queued_again() {
+    use assent_core::notice::NoticeChannel;
+    use assent_store::tables::notifications::{self as outbox, Lane, Outcome};
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        for i in 0..3 {
+            person(&t, &format!("p{i}@example.org"), "ru", Some("grant")).await;
+        }
+        let claim = |n: i64| {
+            app.store
+                .write(&t.id, |c| {
+                    let now = assent_store::now();
+                    outbox::claim(
+                        c,
+                        &t.id,
+                        "worker",
+                        Lane::People,
+                        n,
+                        now,
+                        now + chrono::Duration::minutes(5),
+                    )
+                })
+                .unwrap()
+        };
+        let finish = |notice: &outbox::Notice, outcome: Outcome| {
+            app.store
+                .write(&t.id, |c| {
+                    outbox::finish(c, notice, &outcome, chrono::Utc::now(), 0.0)
+                })
+                .unwrap()
+        };
+        let status_of = |id: &str| -> String {
+            app.store
+                .read(&t.id, |c| {
+                    Ok(notifications::table
+                        .filter(notifications::tenant_id.eq(&t.id))
+                        .filter(notifications::id.eq(id))
+                        .select(notifications::status)
+                        .first(c.conn())?)
+                })
+                .unwrap()
+        };
+        let retry = || Outcome::Retry {
+            channel: NoticeChannel::Email,
+            detail: "421 try later".into(),
+        };
+        let sent = || Outcome::Sent {
+            channel: NoticeChannel::Email,
+            detail: None,
+        };
+
+        let c = create(&t, &inline(json!({}))).await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        act(&t, &id, "start").await;
+        let claimed = claim(2);
+        assert_eq!(claimed.len(), 2);
+        act(&t, &id, "cancel").await;
+        finish(&claimed[0], retry());
+        finish(&claimed[1], sent());
+        assert_eq!(
+            status_of(&claimed[0].id),
+            "cancelled",
+            "a retry after the cancel"
+        );
+        assert_eq!(
+            status_of(&claimed[1].id),
+            "sent",
+            "it went out before the cancel"
+        );
+
+        let c = create(&t, &inline(json!({"name": "Second"}))).await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        act(&t, &id, "start").await;
+        let claimed = claim(1);
+        let paused = act(&t, &id, "pause").await;
+        assert_eq!(paused["progress"]["queued"], 2, "two held, one in flight");
+        finish(&claimed[0], retry());
+        settle(&app);
+        notify::make_due(&app.store, &t.id);
+        assert!(claim(10).is_empty(), "nothing goes while paused");
     }
 }

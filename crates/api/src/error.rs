@@ -243,7 +243,8 @@ mod tests {
         for code in ProblemCode::ALL {
             let status = code.status();
             assert!(
-                // 429 only from the website script's endpoints, documented there.
+                // 429 only from the website script's endpoints and a campaign's test
+                // sends, documented there.
                 Problems::STATUSES.contains(&status) || [405, 413, 415, 429, 500].contains(&status),
                 "{code}: {status}"
             );

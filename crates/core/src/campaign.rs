@@ -258,10 +258,11 @@ impl Progress {
                 }
             }
             "skipped" | "cancelled" => {
-                let group = if status == "cancelled" {
-                    SkipGroup::Cancelled
-                } else {
-                    SkipGroup::of(reason.unwrap_or_default())
+                // A message cancelled by the campaign, or by an erasure (`erasure`).
+                let group = match (status, reason) {
+                    ("cancelled", Some("erasure")) => SkipGroup::Erased,
+                    ("cancelled", _) => SkipGroup::Cancelled,
+                    (_, reason) => SkipGroup::of(reason.unwrap_or_default()),
                 };
                 *self.skipped.entry(group.as_str().to_owned()).or_default() += n;
             }
@@ -383,11 +384,16 @@ mod tests {
         p.add("skipped", Some("no_consent"), 1);
         p.add("skipped", Some("suppressed"), 1);
         p.add("failed", Some("bounce 550: no such user"), 1);
-        p.add("cancelled", None, 2);
+        p.add("cancelled", Some("campaign_cancelled"), 2);
+        p.add("cancelled", Some("erasure"), 1);
         assert_eq!(p.queued, 2);
         assert_eq!(p.skipped["withdrawn"], 2);
         assert_eq!(p.skipped["suppressed"], 1);
         assert_eq!(p.skipped["cancelled"], 2);
+        assert_eq!(
+            p.skipped["erased"], 1,
+            "an erasure is not the campaign's cancel"
+        );
         assert_eq!((p.failed, p.bounced), (1, 1));
         assert_eq!(p.outstanding(), 2);
     }

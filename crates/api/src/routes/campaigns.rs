@@ -461,9 +461,11 @@ pub struct TestSent {
     pub notification_id: String,
 }
 
-/// Send the campaign's message to a staff address as people will get it.
+/// Send the campaign's message to a staff address as people will get it (at most
+/// 10 an hour per campaign).
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = TestSend, responses(
     (status = 202, body = TestSent),
+    (status = 429, description = "More than 10 test sends of this campaign within an hour", body = crate::error::Problem, content_type = "application/problem+json"),
     crate::error::Problems,
 ))]
 #[post("/campaigns/{id}/test")]

@@ -142,7 +142,7 @@ pub async fn create_policy(
                 Ok((policy, Some(row.id)))
             })?;
             if let Some(id) = &campaign {
-                campaigns::start(store, &tenant, group, id, now)?;
+                campaigns::queue_started(store, &tenant, group, id, now)?;
             }
             Ok((policy, campaign))
         })

@@ -323,23 +323,47 @@ pub fn start(
 ) -> StoreResult<CampaignView> {
     let row = store.write(tenant_id, |c| {
         let row = found(c, tenant_id, id)?;
-        rules::step(row.status()?, Step::Start).map_err(campaign_state)?;
-        if !table::set_status(
-            c,
-            tenant_id,
-            id,
-            &[CampaignStatus::Draft, CampaignStatus::Starting],
-            CampaignStatus::Starting,
-        )? {
+        let from = row.status()?;
+        rules::step(from, Step::Start).map_err(campaign_state)?;
+        if from == CampaignStatus::Starting && !start_is_stale(&row, now) {
+            return Err(campaign_state(
+                "the campaign is being started; read it again in a moment",
+            ));
+        }
+        if !table::set_status(c, tenant_id, id, &[from], CampaignStatus::Starting)? {
             return Err(campaign_state(
                 "the campaign changed meanwhile; read it again",
             ));
         }
-        table::set_ledger_seq(c, tenant_id, id)?;
+        if from == CampaignStatus::Draft {
+            table::mark_started(c, tenant_id, id)?;
+        }
         found(c, tenant_id, id)
     })?;
     queue_audience(store, tenant_id, group_id, row, now)?;
     store.read(tenant_id, |c| view(c, tenant_id, id, now))
+}
+
+/// Queues the audience of a campaign left `starting` in the caller's transaction
+/// (a policy change notice), as its start would.
+pub fn queue_started(
+    store: &Store,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignView> {
+    let row = store.read(tenant_id, |c| found(c, tenant_id, id))?;
+    if row.status()? == CampaignStatus::Starting {
+        queue_audience(store, tenant_id, group_id, row, now)?;
+    }
+    store.read(tenant_id, |c| view(c, tenant_id, id, now))
+}
+
+/// A start that queued nothing for a while was interrupted (each batch touches the
+/// campaign's row).
+fn start_is_stale(row: &CampaignRow, now: DateTime<Utc>) -> bool {
+    row.updated_at.and_utc() < now - chrono::Duration::minutes(STALE_START_MINUTES)
 }
 
 fn queue_audience(
@@ -359,10 +383,10 @@ fn queue_audience(
         .map_err(|_| StoreError::Internal("stored campaign has a bad channel".into()))?;
     let audience: Audience = serde_json::from_str(&row.audience)
         .map_err(|_| StoreError::Internal("stored campaign has a bad audience".into()))?;
-    let members = store.read(tenant_id, |c| {
+    let query = store.read(tenant_id, |c| {
         let tenant = tenants::find_tenant(c, tenant_id)?.ok_or(StoreError::NotFound)?;
         let codes = purpose_codes(row.purpose_code.as_deref(), &audience);
-        let query = AudienceQuery {
+        Ok(AudienceQuery {
             purposes: required_purposes(c, tenant_id, group_id, &codes)?
                 .into_iter()
                 .map(|(_, r)| r)
@@ -375,8 +399,7 @@ fn queue_audience(
             tags: audience.tags.clone(),
             subject_ids: audience.subject_ids.clone(),
             default_locale: tenant.default_locale.as_str().to_owned(),
-        };
-        table::resolve_audience(c, tenant_id, &query, now)
+        })
     })?;
     let category = match kind {
         CampaignKind::Marketing => NoticeCategory::Subscribed,
@@ -386,29 +409,40 @@ fn queue_audience(
     let start_at = row.send_at.map(|t| t.and_utc()).unwrap_or(now).max(now);
     let source = row.source();
     let stamp = crate::now();
-    for (n, batch) in members.chunks(QUEUE_BATCH).enumerate() {
+    let mut after = String::new();
+    let mut index: u64 = 0;
+    loop {
+        let batch = store.read(tenant_id, |c| {
+            table::resolve_audience(c, tenant_id, &query, now, &after, QUEUE_BATCH as i64)
+        })?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.id.clone();
         let messages: Vec<QueuedMessage> = batch
             .iter()
-            .enumerate()
-            .map(|(i, m)| QueuedMessage {
-                tenant_id: tenant_id.to_owned(),
-                id: assent_core::id::new_id(),
-                subject_id: Some(m.id.clone()),
-                kind: row.template.clone(),
-                category,
-                purpose_code: row.purpose_code.clone(),
-                channel: notice_channel,
-                fallback_email,
-                locale: m.locale.clone(),
-                idempotency_key: Some(table::message_key(&row.id, &m.id)),
-                source: Some(source.clone()),
-                status: NoticeStatus::Queued,
-                attempts: 0,
-                max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
-                due_at: rules::due_at(start_at, (n * QUEUE_BATCH + i) as u64, row.rate_per_minute)
-                    .naive_utc(),
-                created_at: stamp,
-                updated_at: stamp,
+            .map(|m| {
+                let due = rules::due_at(start_at, index, row.rate_per_minute).naive_utc();
+                index += 1;
+                QueuedMessage {
+                    tenant_id: tenant_id.to_owned(),
+                    id: assent_core::id::new_id(),
+                    subject_id: Some(m.id.clone()),
+                    kind: row.template.clone(),
+                    category,
+                    purpose_code: row.purpose_code.clone(),
+                    channel: notice_channel,
+                    fallback_email,
+                    locale: m.locale.clone(),
+                    idempotency_key: Some(table::message_key(&row.id, &m.id)),
+                    source: Some(source.clone()),
+                    status: NoticeStatus::Queued,
+                    attempts: 0,
+                    max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
+                    due_at: due,
+                    created_at: stamp,
+                    updated_at: stamp,
+                }
             })
             .collect();
         let still_starting = store.write(tenant_id, |c| {
@@ -427,6 +461,9 @@ fn queue_audience(
         })?;
         if !still_starting {
             return Ok(());
+        }
+        if batch.len() < QUEUE_BATCH {
+            break;
         }
     }
     store.write(tenant_id, |c| {
@@ -527,17 +564,21 @@ pub fn settle(
                 CampaignStatus::Starting,
                 CampaignStatus::Scheduled,
                 CampaignStatus::Sending,
+                CampaignStatus::Paused,
             ],
         )
     })?;
     let mut settled = 0;
     for row in open {
         let stored = row.status()?;
+        if stored == CampaignStatus::Paused {
+            // A message whose send was in flight at the pause and came back for a
+            // retry is queued again: hold it too.
+            store.write(tenant_id, |c| table::hold(c, &row))?;
+            continue;
+        }
         if stored == CampaignStatus::Starting {
-            let stale = row
-                .started_at
-                .is_none_or(|t| t.and_utc() < now - chrono::Duration::minutes(STALE_START_MINUTES));
-            if stale {
+            if start_is_stale(&row, now) {
                 queue_audience(store, tenant_id, group_id, row, now)?;
                 settled += 1;
             }
@@ -563,10 +604,18 @@ pub fn settle_everywhere(store: &Store, now: DateTime<Utc>) -> StoreResult<usize
     let mut settled = 0;
     for tenant in store.system(tenants::list_tenants)? {
         let group = tenant.group_id.as_ref().map(|g| g.to_string());
-        settled += settle(store, &tenant.id, group.as_deref(), now)?;
+        // One tenant's failure must not keep the others' campaigns from settling.
+        match settle(store, &tenant.id, group.as_deref(), now) {
+            Ok(n) => settled += n,
+            Err(e) => tracing::error!(tenant = %tenant.id, error = %e, "settling campaigns failed"),
+        }
     }
     Ok(settled)
 }
+
+/// Test sends one campaign may make in an hour: enough to check a draft, too few to
+/// mail anyone else with it.
+pub const MAX_TESTS_PER_HOUR: i64 = 10;
 
 /// Queues the campaign's message to a staff address as it would go out (in
 /// `locale`, filled with the campaign's data), without a person and outside the
@@ -581,6 +630,13 @@ pub fn test_send(
     now: DateTime<Utc>,
 ) -> StoreResult<crate::tables::notifications::Notice> {
     let row = found(conn, tenant_id, id)?;
+    let hour_ago = (now - chrono::Duration::hours(1)).naive_utc();
+    if table::recent_tests(conn, tenant_id, &row.id, hour_ago)? >= MAX_TESTS_PER_HOUR {
+        return Err(StoreError::refused(
+            ProblemCode::RateLimited,
+            format!("at most {MAX_TESTS_PER_HOUR} test sends per campaign an hour"),
+        ));
+    }
     let new = crate::tables::notifications::NewNotice {
         subject_id: None,
         kind: row.template.clone(),
@@ -592,7 +648,7 @@ pub fn test_send(
         data: serde_json::Value::Null,
         target: Some(address.to_owned()),
         idempotency_key: None,
-        source: Some(format!("campaign-test:{}", row.id)),
+        source: Some(format!("{}{}", table::TEST_SOURCE_PREFIX, row.id)),
         due_at: now.naive_utc(),
         max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
     };
@@ -643,7 +699,7 @@ pub fn policy_notice(
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
-    table::set_ledger_seq(conn, tenant_id, &row.id)?;
+    table::mark_started(conn, tenant_id, &row.id)?;
     table::set_status(
         conn,
         tenant_id,

@@ -72,6 +72,7 @@ pub fn cancel_queued(
         .filter(notifications::subject_id.eq(subject_id))
         .filter(notifications::status.eq_any([
             NoticeStatus::Queued.as_str(),
+            NoticeStatus::Held.as_str(),
             NoticeStatus::Sending.as_str(),
         ]))
         .set((
@@ -88,6 +89,7 @@ fn pending_notices(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -
         .filter(notifications::subject_id.eq(subject_id))
         .filter(notifications::status.eq_any([
             NoticeStatus::Queued.as_str(),
+            NoticeStatus::Held.as_str(),
             NoticeStatus::Sending.as_str(),
         ]))
         .count()

@@ -205,8 +205,12 @@ fn decide(
         return Ok(());
     };
     let Some(subject_id) = &notice.subject_id else {
-        // A message to staff (a campaign's test send) concerns no person's data.
-        if notice.category() == NoticeCategory::Transactional && purpose.is_none() {
+        // A campaign's test send to staff concerns no person's data.
+        let test_send = notice
+            .source
+            .as_deref()
+            .is_some_and(|s| s.starts_with(crate::tables::campaigns::TEST_SOURCE_PREFIX));
+        if test_send && notice.purpose_code.is_none() {
             return Ok(());
         }
         return Err("unknown_subject".into());

@@ -53,6 +53,24 @@ impl CampaignRow {
     }
 }
 
+/// The `source` of a campaign's test sends to staff: `campaign-test:<id>`.
+pub const TEST_SOURCE_PREFIX: &str = "campaign-test:";
+
+/// Test sends of a campaign within the last hour.
+pub fn recent_tests(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    campaign_id: &str,
+    since: NaiveDateTime,
+) -> StoreResult<i64> {
+    Ok(notifications::table
+        .filter(notifications::tenant_id.eq(tenant_id))
+        .filter(notifications::source.eq(format!("{TEST_SOURCE_PREFIX}{campaign_id}")))
+        .filter(notifications::created_at.gt(since))
+        .count()
+        .get_result(conn)?)
+}
+
 pub fn source_of(campaign_id: &str) -> String {
     format!("campaign:{campaign_id}")
 }
@@ -112,13 +130,6 @@ pub fn set_status(
         .filter(campaigns::id.eq(id))
         .filter(campaigns::status.eq_any(from));
     let n = match to {
-        CampaignStatus::Starting => diesel::update(target)
-            .set((
-                campaigns::status.eq(to.as_str()),
-                campaigns::started_at.eq(stamp),
-                campaigns::updated_at.eq(stamp),
-            ))
-            .execute(conn)?,
         CampaignStatus::Paused => diesel::update(target)
             .set((
                 campaigns::status.eq(to.as_str()),
@@ -143,14 +154,18 @@ pub fn set_status(
     Ok(n == 1)
 }
 
-/// Remembers where the tenant's ledger stood when the start began.
-pub fn set_ledger_seq(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
+/// Marks the campaign started now (its first start, not a resumed one), and
+/// remembers where the tenant's ledger stood.
+pub fn mark_started(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<()> {
     let seq: Option<i64> = consent_events::table
         .filter(consent_events::tenant_id.eq(tenant_id))
         .select(diesel::dsl::max(consent_events::seq))
         .first(conn)?;
     diesel::update(campaigns::table.find((tenant_id, id)))
-        .set(campaigns::ledger_seq.eq(seq.unwrap_or(0)))
+        .set((
+            campaigns::ledger_seq.eq(seq.unwrap_or(0)),
+            campaigns::started_at.eq(crate::now()),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -223,14 +238,17 @@ fn is_inlinable(s: &str) -> bool {
         })
 }
 
-/// The people an audience resolves to, in subject-id order: not erased, not
-/// restricted, not objecting to all processing, every required purpose allowing
-/// contact at `now`, narrowed by locale, tags and ids. One query.
+/// The next `limit` people an audience resolves to after subject `after` (`""`
+/// for the first), in subject-id order: not erased, not restricted, not objecting
+/// to all processing, every required purpose allowing contact at `now`, narrowed
+/// by locale, tags and ids. One query per page, so a start holds one page at a time.
 pub fn resolve_audience(
     conn: &mut DbConnection,
     tenant_id: &str,
     q: &AudienceQuery,
     now: DateTime<Utc>,
+    after: &str,
+    limit: i64,
 ) -> StoreResult<Vec<Member>> {
     let pg = matches!(conn, DbConnection::Postgres(_));
     let p = |n: u8| if pg { format!("${n}") } else { format!("?{n}") };
@@ -286,7 +304,9 @@ pub fn resolve_audience(
         " AND ({locales} = '[]' OR COALESCE(s.locale, {dl}) IN ({locale_list})) \
          AND ({tags} = '[]' OR EXISTS (SELECT 1 FROM subject_tags st WHERE st.tenant_id = s.tenant_id \
              AND st.subject_id = s.id AND st.tag IN ({tag_list}))) \
-         AND ({ids} = '[]' OR s.id IN ({id_list})) ORDER BY s.id",
+         AND ({ids} = '[]' OR s.id IN ({id_list})) AND s.id > {after} ORDER BY s.id LIMIT {limit}",
+        after = p(7),
+        limit = p(8),
         locales = p(4),
         dl = p(3),
         locale_list = list(4),
@@ -307,6 +327,8 @@ pub fn resolve_audience(
                 .bind::<Text, _>(&locales)
                 .bind::<Text, _>(&tags)
                 .bind::<Text, _>(&ids)
+                .bind::<Text, _>(after)
+                .bind::<BigInt, _>(limit)
                 .load::<Member>($c)?
         };
     }
@@ -436,17 +458,15 @@ pub fn count_messages(conn: &mut DbConnection, tenant_id: &str, source: &str) ->
         .get_result(conn)?)
 }
 
-/// Holds the campaign's waiting messages (queued, or claimed and not yet in
-/// flight) while it is paused.
+/// Holds the campaign's queued messages while it is paused. Those already claimed
+/// by a worker (a batch at most) go out: holding one in flight would let a resume
+/// queue it again while its send is still open.
 pub fn hold(conn: &mut DbConnection, row: &CampaignRow) -> StoreResult<usize> {
     let stamp = crate::now();
     Ok(diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(&row.tenant_id))
         .filter(notifications::source.eq(row.source()))
-        .filter(notifications::status.eq_any([
-            NoticeStatus::Queued.as_str(),
-            NoticeStatus::Sending.as_str(),
-        ]))
+        .filter(notifications::status.eq(NoticeStatus::Queued.as_str()))
         .set((
             notifications::status.eq(NoticeStatus::Held.as_str()),
             notifications::updated_at.eq(stamp),
@@ -489,7 +509,8 @@ pub fn release(
 }
 
 /// Cancels every message of the campaign not yet sent (a claimed one not yet in
-/// flight too: its worker finds the claim gone).
+/// flight too: its worker finds the claim gone; one in flight is recorded as sent
+/// if it went out, and stays cancelled if it would have been retried).
 pub fn cancel_messages(conn: &mut DbConnection, row: &CampaignRow) -> StoreResult<usize> {
     Ok(diesel::update(notifications::table)
         .filter(notifications::tenant_id.eq(&row.tenant_id))

@@ -745,9 +745,18 @@ pub fn finish(
     };
     // Only while the claim is still this attempt's: a worker that lost its lease
     // (and whose notice another worker took) keeps its log row but not the status.
-    diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
+    // A notice cancelled or held meanwhile (its campaign stopped) stays so unless it
+    // went out: a retry must not put it back in the queue.
+    let still_ours = diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
         .filter(notifications::lease_owner.eq(&notice.lease_owner))
-        .filter(notifications::attempts.eq(notice.attempts))
+        .filter(notifications::attempts.eq(notice.attempts));
+    let target = match status {
+        NoticeStatus::Sent => still_ours.into_boxed(),
+        _ => still_ours
+            .filter(notifications::status.eq(NoticeStatus::Sending.as_str()))
+            .into_boxed(),
+    };
+    target
         .set((
             notifications::status.eq(status.as_str()),
             notifications::reason.eq(reason),
@@ -790,6 +799,7 @@ fn defer(
     diesel::update(notifications::table.find((&notice.tenant_id, &notice.id)))
         .filter(notifications::lease_owner.eq(&notice.lease_owner))
         .filter(notifications::attempts.eq(notice.attempts))
+        .filter(notifications::status.eq(NoticeStatus::Sending.as_str()))
         .set((
             notifications::status.eq(NoticeStatus::Queued.as_str()),
             notifications::due_at.eq((now + due).naive_utc()),
