@@ -460,19 +460,23 @@ async fn a_material_policy_change_tells_everyone_it_concerns_and_no_one_else() {
             })
             .unwrap();
 
-        // Not material: no notice.
-        let plain = t
-            .post(
-                "/v1/policies",
-                &json!({"version": "2026-11", "url": "https://acme.example/p1"}),
-            )
-            .expect(StatusCode::CREATED)
-            .await;
-        assert!(plain["notice_campaign_id"].is_null());
-        // Material without a summary: refused, nothing published.
+        // The first version changes nothing anyone was told; a later one that is
+        // not material tells no one either.
+        for (version, material) in [("2026-10", true), ("2026-11", false)] {
+            let v = t
+                .post(
+                    "/v1/policies",
+                    &json!({"version": version, "url": "https://acme.example/p1", "material": material}),
+                )
+                .expect(StatusCode::CREATED)
+                .await;
+            assert!(v["notice_campaign_id"].is_null(), "{version}");
+        }
+        // A summary belongs to a material change: refused, nothing published.
         t.post(
             "/v1/policies",
-            &json!({"version": "2026-12", "url": "https://acme.example/p2", "material": true}),
+            &json!({"version": "2026-12", "url": "https://acme.example/p2",
+                "summary": {"ru": "а", "en": "b"}}),
         )
         .send()
         .await

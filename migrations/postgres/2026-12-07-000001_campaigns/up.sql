@@ -43,6 +43,14 @@ CREATE TABLE subject_tags (
 );
 CREATE INDEX subject_tags_by_tag ON subject_tags (tenant_id, tag, subject_id);
 
+-- What a worker claims next, per lane: a walk of queued notices in due order
+-- that does not pass the other lane's (a campaign of 100,000 due notices must not
+-- slow a webhook claim, nor the claim sort them all).
+CREATE INDEX notifications_people_due ON notifications (tenant_id, due_at)
+    WHERE status = 'queued' AND channel <> 'webhook';
+CREATE INDEX notifications_webhooks_due ON notifications (tenant_id, due_at)
+    WHERE status = 'queued' AND channel = 'webhook';
+
 -- A campaign's results count its notices by status and reason.
 CREATE INDEX notifications_source_status ON notifications (tenant_id, source, status, reason);
 

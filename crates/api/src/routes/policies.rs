@@ -31,11 +31,12 @@ pub struct CreatePolicy {
     /// When it takes effect; default now.
     pub effective_at: Option<DateTime<Utc>>,
     /// A material change: everyone the company holds data about is told (a
-    /// change-notice campaign, started at once), with `summary`.
+    /// change-notice campaign, started at once; not for the first version).
     #[serde(default)]
     pub material: bool,
-    /// What changed, in both languages (`{"ru": "...", "en": "..."}`): required
-    /// for a material change, the heart of its notice.
+    /// What changed, in both languages (`{"ru": "...", "en": "..."}`), for the
+    /// notice of a material change (without it the notice says the policy changed
+    /// and links the text).
     pub summary: Option<BTreeMap<String, String>>,
 }
 
@@ -103,13 +104,7 @@ pub async fn create_policy(
         return Err(ApiError::invalid("text must not be empty"));
     }
     let change = match (b.material, b.summary) {
-        (true, Some(summary)) => Some(summary_of(&b.version, &b.url, b.effective_at, summary)?),
-        (true, None) => {
-            return Err(ApiError::invalid(
-                "a material change needs a summary of what changed, in ru and en: \
-                 it is what everyone is told",
-            ));
-        }
+        (true, summary) => Some(summary_of(&b.version, &b.url, b.effective_at, summary)?),
         (false, Some(_)) => {
             return Err(ApiError::invalid(
                 "summary is for a material change (it is what the notice says); set material or leave it out",
@@ -132,8 +127,10 @@ pub async fn create_policy(
             let now = Utc::now();
             let group = keyring.group_id();
             let (policy, campaign) = store.write(&tenant, |c| {
+                // The first version changes nothing anyone was told before.
+                let first = policies::list(c, &tenant)?.is_empty();
                 let policy = policies::create(c, &tenant, new)?;
-                let Some(change) = &change else {
+                let Some(change) = change.as_ref().filter(|_| !first) else {
                     return Ok((policy, None));
                 };
                 let t = tenants::find_tenant(c, &tenant)?.ok_or(StoreError::NotFound)?;
@@ -153,28 +150,35 @@ pub async fn create_policy(
     Ok(HttpResponse::Created().json(view))
 }
 
-/// The change a material version announces; both languages are required.
+/// The change a material version announces. Without a summary the notice says that
+/// the policy changed and links the text; a summary has both languages.
 fn summary_of(
     version: &str,
     url: &Option<String>,
     effective_at: Option<DateTime<Utc>>,
-    mut summary: BTreeMap<String, String>,
+    summary: Option<BTreeMap<String, String>>,
 ) -> ApiResult<PolicyChange> {
-    let mut text = |lang: &str| -> ApiResult<String> {
-        let t = summary.remove(lang).unwrap_or_default();
-        if t.trim().is_empty() || t.chars().count() > 4000 {
-            return Err(ApiError::invalid(format!(
-                "summary.{lang} must be 1-4000 characters: a material change is told in both languages"
-            )));
+    let (summary_ru, summary_en) = match summary {
+        None => (None, None),
+        Some(mut summary) => {
+            let mut text = |lang: &str| -> ApiResult<String> {
+                let t = summary.remove(lang).unwrap_or_default();
+                if t.trim().is_empty() || t.chars().count() > 4000 {
+                    return Err(ApiError::invalid(format!(
+                        "summary.{lang} must be 1-4000 characters: a change is told in both languages"
+                    )));
+                }
+                Ok(t.trim().to_owned())
+            };
+            let (ru, en) = (text("ru")?, text("en")?);
+            if let Some(other) = summary.keys().next() {
+                return Err(ApiError::invalid(format!(
+                    "summary has ru and en only, not '{other}'"
+                )));
+            }
+            (Some(ru), Some(en))
         }
-        Ok(t.trim().to_owned())
     };
-    let (summary_ru, summary_en) = (text("ru")?, text("en")?);
-    if let Some(other) = summary.keys().next() {
-        return Err(ApiError::invalid(format!(
-            "summary has ru and en only, not '{other}'"
-        )));
-    }
     Ok(PolicyChange {
         version: version.trim().to_owned(),
         url: url.clone(),

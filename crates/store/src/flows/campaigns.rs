@@ -662,8 +662,9 @@ pub struct PolicyChange {
     pub version: String,
     pub url: Option<String>,
     pub effective_on: String,
-    pub summary_ru: String,
-    pub summary_en: String,
+    /// What changed, in each language; none: the notice says the policy changed.
+    pub summary_ru: Option<String>,
+    pub summary_en: Option<String>,
 }
 
 /// The rate a change notice goes out at, per minute.
@@ -695,7 +696,9 @@ pub fn policy_notice(
             "version": change.version,
             "url": change.url,
             "effective_on": change.effective_on,
-            "summary": { "ru": change.summary_ru, "en": change.summary_en },
+            "summary": change.summary_ru.as_ref().map(|ru| {
+                serde_json::json!({ "ru": ru, "en": change.summary_en })
+            }),
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;

