@@ -412,19 +412,24 @@ fn queue_audience(
     let mut after = String::new();
     let mut index: u64 = 0;
     loop {
-        let batch = store.read(tenant_id, |c| {
-            table::resolve_audience(c, tenant_id, &query, now, &after, QUEUE_BATCH as i64)
-        })?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.id.clone();
-        let messages: Vec<QueuedMessage> = batch
-            .iter()
-            .map(|m| {
-                let due = rules::due_at(start_at, index, row.rate_per_minute).naive_utc();
-                index += 1;
-                QueuedMessage {
+        // One unit of work per page: the row lock orders it against a
+        // cancellation, and the page is read and queued in the same transaction.
+        let page = store.write(tenant_id, |c| {
+            if !table::set_status(
+                c,
+                tenant_id,
+                &row.id,
+                &[CampaignStatus::Starting],
+                CampaignStatus::Starting,
+            )? {
+                return Ok(None);
+            }
+            let batch =
+                table::resolve_audience(c, tenant_id, &query, now, &after, QUEUE_BATCH as i64)?;
+            let messages: Vec<QueuedMessage> = batch
+                .iter()
+                .zip(index..)
+                .map(|(m, i)| QueuedMessage {
                     tenant_id: tenant_id.to_owned(),
                     id: assent_core::id::new_id(),
                     subject_id: Some(m.id.clone()),
@@ -439,30 +444,24 @@ fn queue_audience(
                     status: NoticeStatus::Queued,
                     attempts: 0,
                     max_attempts: notice::DEFAULT_MAX_ATTEMPTS,
-                    due_at: due,
+                    due_at: rules::due_at(start_at, i, row.rate_per_minute).naive_utc(),
                     created_at: stamp,
                     updated_at: stamp,
-                }
-            })
-            .collect();
-        let still_starting = store.write(tenant_id, |c| {
-            // The row lock orders this batch against a cancellation.
-            if !table::set_status(
-                c,
-                tenant_id,
-                &row.id,
-                &[CampaignStatus::Starting],
-                CampaignStatus::Starting,
-            )? {
-                return Ok(false);
-            }
+                })
+                .collect();
             table::queue_batch(c, &messages)?;
-            Ok(true)
+            Ok(Some((batch.len(), batch.last().map(|m| m.id.clone()))))
         })?;
-        if !still_starting {
+        let Some((n, last)) = page else {
+            // Cancelled meanwhile.
             return Ok(());
-        }
-        if batch.len() < QUEUE_BATCH {
+        };
+        index += n as u64;
+        let Some(last) = last else {
+            break;
+        };
+        after = last;
+        if n < QUEUE_BATCH {
             break;
         }
     }
