@@ -138,8 +138,12 @@ pub async fn create_policy(
                 let row = campaigns::policy_notice(c, &tenant, group, change, &check, now)?;
                 Ok((policy, Some(row.id)))
             })?;
-            if let Some(id) = &campaign {
-                campaigns::queue_started(store, &tenant, group, id, now)?;
+            // The policy is published: a failure to queue its notice now is
+            // logged, and the worker's sweep queues it later (a stale start).
+            if let Some(id) = &campaign
+                && let Err(e) = campaigns::queue_started(store, &tenant, group, id, now)
+            {
+                tracing::error!(campaign = %id, error = %e, "queueing a policy change notice failed; the sweep retries");
             }
             Ok((policy, campaign))
         })

@@ -573,7 +573,13 @@ pub fn settle(
         if stored == CampaignStatus::Paused {
             // A message whose send was in flight at the pause and came back for a
             // retry is queued again: hold it too.
-            store.write(tenant_id, |c| table::hold(c, &row))?;
+            store.write(tenant_id, |c| {
+                // Only while it is still paused: a resume waits for this.
+                if table::lock_in(c, tenant_id, &row.id, CampaignStatus::Paused)? {
+                    table::hold(c, &row)?;
+                }
+                Ok(())
+            })?;
             continue;
         }
         if stored == CampaignStatus::Starting {

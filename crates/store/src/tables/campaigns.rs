@@ -170,6 +170,25 @@ pub fn mark_started(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Store
     Ok(())
 }
 
+/// Takes the campaign's row lock if it is in `status`; false otherwise. A step that
+/// changes the campaign waits for the caller's transaction.
+pub fn lock_in(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    status: CampaignStatus,
+) -> StoreResult<bool> {
+    let n = diesel::update(
+        campaigns::table
+            .filter(campaigns::tenant_id.eq(tenant_id))
+            .filter(campaigns::id.eq(id))
+            .filter(campaigns::status.eq(status.as_str())),
+    )
+    .set(campaigns::status.eq(campaigns::status))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Records how many people the start queued.
 pub fn set_audience_size(
     conn: &mut DbConnection,
@@ -280,11 +299,16 @@ pub fn resolve_audience(
         }
         let code = &purpose.code;
         let clause = match (purpose.basis, &purpose.group_id) {
+            // `c.subject_id > after` repeats the page's bound inside: without it
+            // PostgreSQL merges from the tenant's first state on every page (a start
+            // quadratic in the audience).
             (LegalBasis::Consent, None) => format!(
                 " AND EXISTS (SELECT 1 FROM consent_states c WHERE c.tenant_id = s.tenant_id \
-                 AND c.subject_id = s.id AND c.purpose_code = '{code}' AND c.status = 'granted' \
+                 AND c.subject_id = s.id AND c.subject_id > {after} \
+                 AND c.purpose_code = '{code}' AND c.status = 'granted' \
                  AND (c.expires_at IS NULL OR c.expires_at > {now}))",
-                now = p(2)
+                now = p(2),
+                after = p(7),
             ),
             (LegalBasis::Consent, Some(group)) => format!(
                 " AND EXISTS (SELECT 1 FROM group_consent_states g WHERE g.group_id = '{group}' \

@@ -354,7 +354,9 @@ pub fn claim(
                     .bind::<BigInt, _>(left)
                     .load(pg)?
             }
-            DbConnection::Sqlite(lite) => diesel::sql_query(pick.replace('$', "?"))
+            // SQLite prefers the wider `(tenant_id, status, due_at)` index unless
+            // told; the partial index keeps the lanes apart.
+            DbConnection::Sqlite(lite) => diesel::sql_query(sqlite_pick(&pick, lane))
                 .bind::<Text, _>(tenant_id)
                 .bind::<Timestamp, _>(now)
                 .bind::<BigInt, _>(left)
@@ -396,6 +398,25 @@ pub fn claim(
         .order(notifications::due_at.asc())
         .select(Notice::as_select())
         .load(conn)?)
+}
+
+/// The SQLite form of a claim statement: `?N` parameters, and the due-notice walk
+/// pinned to its lane's partial index.
+fn sqlite_pick(pick: &str, lane: Lane) -> String {
+    let index = match lane {
+        Lane::People => "notifications_people_due",
+        Lane::Webhooks => "notifications_webhooks_due",
+    };
+    let pick = pick.replace('$', "?");
+    if pick.contains("status = 'queued'") {
+        pick.replacen(
+            "FROM notifications WHERE",
+            &format!("FROM notifications INDEXED BY {index} WHERE"),
+            1,
+        )
+    } else {
+        pick
+    }
 }
 
 /// Lets the current PostgreSQL transaction commit without waiting for its WAL flush
@@ -774,7 +795,7 @@ pub fn finish(
             .filter(notifications::status.eq(NoticeStatus::Sending.as_str()))
             .into_boxed(),
     };
-    target
+    let applied = target
         .set((
             notifications::status.eq(status.as_str()),
             notifications::reason.eq(reason),
@@ -786,6 +807,11 @@ pub fn finish(
             notifications::updated_at.eq(stamp),
         ))
         .execute(conn)?;
+    if applied == 0 {
+        // Not ours any more (cancelled, held, or taken over): what is stored is
+        // the notice's status, not this outcome's.
+        return Ok(get(conn, &notice.tenant_id, &notice.id)?.map_or(status, |n| n.status));
+    }
     Ok(status)
 }
 
