@@ -590,6 +590,7 @@ async fn two_worker_processes_run_each_periodic_job_once() {
         "rights request reminders",
         "scheduled destructions",
         "ledger checkpoints",
+        "settling campaigns",
         "refreshing planner statistics",
         "settling survey answers",
     ];
