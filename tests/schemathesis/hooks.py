@@ -182,6 +182,25 @@ def _body_rules(method, path, body):
     elif method == "POST" and path == "/v1/subjects/{id}/visitors":
         if FIXTURE_VISITOR:
             body["visitor_id"] = FIXTURE_VISITOR
+    elif method == "POST" and path == "/v1/campaigns":
+        # A template in both languages (`message` reads its subject and body from
+        # `data`), an audience of the fixture subject (tags and purposes must be
+        # known), a channel the fixture purpose allows.
+        body["template"] = "message"
+        body.pop("content", None)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        body["data"] = {**data, "subject": "Hello", "body": "Hello"}
+        body["channel"] = "email"
+        body["audience"] = {"subject_ids": [FIXTURE_SUBJECT]} if FIXTURE_SUBJECT else None
+    elif method == "POST" and path == "/v1/policies":
+        # A summary belongs to a material change, in both languages.
+        if body.get("material") is True:
+            body["summary"] = {"ru": "Изменения", "en": "Changes"}
+        else:
+            body.pop("summary", None)
+    elif method == "PUT" and path == "/v1/subjects/{id}/tags":
+        # Tags are labels of lowercase letters, digits and `_-.:`.
+        body["tags"] = ["st-tag"]
     elif method == "POST" and path == "/v1/webhooks":
         # A public https host (literal private addresses and localhost are refused).
         body["url"] = "https://hooks.example.com/assent"
@@ -214,6 +233,13 @@ def map_case(ctx, case):
         if method == "GET" and path == "/v1/banner/stats":
             # `from` not after `to`, at most 366 days in all.
             start, end = case.query.get("from"), case.query.get("to")
+            if isinstance(start, str) and end is None:
+                # Without `to` the range ends today: `from` must not be later.
+                try:
+                    if datetime.strptime(start, "%Y-%m-%d").date() > datetime.now(timezone.utc).date():
+                        case.query["from"] = (datetime.now(timezone.utc) - timedelta(days=30)).strftime("%Y-%m-%d")
+                except ValueError:
+                    pass
             if isinstance(start, str) and isinstance(end, str):
                 try:
                     a = datetime.strptime(start, "%Y-%m-%d")

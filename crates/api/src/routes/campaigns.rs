@@ -47,12 +47,17 @@ pub struct AudienceIn {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// The consent purpose the messages serve; each message is sent only while the
     /// person's consent is in force.
     pub purpose: String,
     /// A template kind (built-in or uploaded with `PUT /v1/templates`). Leave it
     /// out and give `content` instead.
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     pub template: Option<String>,
     /// Subject, text and HTML by language (`ru`, `en`), checked like uploaded
     /// templates; stored as the campaign's own template kind.
@@ -71,6 +76,7 @@ pub struct CreateCampaign {
     /// When the first message goes (default: when started). Not in the past.
     pub send_at: Option<DateTime<Utc>>,
     /// Messages per minute, 1–600,000 (default 600).
+    #[schema(minimum = 1, maximum = 600000)]
     pub rate_per_minute: Option<i32>,
 }
 
@@ -308,14 +314,17 @@ pub async fn list_campaigns(
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
     pub format: Option<String>,
 }
 
 /// One campaign with its results, as JSON or CSV (`format=csv` or
 /// `Accept: text/csv`).
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(FormatQuery), responses(
-    (status = 200, body = CampaignOut, content_type = "application/json"),
-    (status = 200, body = String, content_type = "text/csv"),
+    (status = 200, description = "The campaign (JSON), or its results as CSV", content(
+        (CampaignOut = "application/json"),
+        (String = "text/csv"),
+    )),
     crate::error::Problems,
 ))]
 #[get("/campaigns/{id}")]

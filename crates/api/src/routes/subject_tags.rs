@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Tags {
     /// 1–40 of `a-z 0-9 _ - . :` each, at most 50; never an email or a name.
+    #[schema(max_items = 50)]
     pub tags: Vec<String>,
 }
 
