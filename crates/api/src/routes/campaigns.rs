@@ -298,7 +298,7 @@ pub async fn list_campaigns(
                 let (rows, next) = table::list(c, &tenant, &page)?;
                 let views = rows
                     .into_iter()
-                    .map(|r| campaigns::view(c, &tenant, &r.id, now))
+                    .map(|r| campaigns::view_of(c, r, now))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((views, next))
             })

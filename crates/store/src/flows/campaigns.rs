@@ -288,14 +288,15 @@ pub fn view(
     view_of(conn, row, now)
 }
 
-fn view_of(
+/// [`view`] of a row already read.
+pub fn view_of(
     conn: &mut DbConnection,
     row: CampaignRow,
     now: DateTime<Utc>,
 ) -> StoreResult<CampaignView> {
     let progress = table::progress(conn, &row)?;
     let stored = row.status()?;
-    let send_at = send_time(&row, now);
+    let send_at = send_time(&row);
     Ok(CampaignView {
         status: rules::settled_status(stored, send_at, &progress, now),
         row,
@@ -303,7 +304,7 @@ fn view_of(
     })
 }
 
-fn send_time(row: &CampaignRow, _now: DateTime<Utc>) -> DateTime<Utc> {
+fn send_time(row: &CampaignRow) -> DateTime<Utc> {
     // No `send_at`: due from the start.
     row.send_at
         .map(|t| t.and_utc())
