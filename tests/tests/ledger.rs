@@ -791,9 +791,10 @@ fn rehash_export_line(line: &Value) -> (String, String) {
         text("method").unwrap(),
         text("actor_kind").unwrap(),
     );
-    let (policy, import_key, digest) = (
+    let (policy, import_key, reason, digest) = (
         text("policy_version"),
         text("import_key"),
+        text("reason"),
         unhex("payload_sha256"),
     );
     let prev: [u8; 32] = unhex("prev_hash").try_into().unwrap();
@@ -816,6 +817,7 @@ fn rehash_export_line(line: &Value) -> (String, String) {
         payload_digest: &digest,
         receipt_id: &receipt,
         import_key: import_key.as_deref(),
+        reason: reason.as_deref(),
     };
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     (hex(&event_hash(&prev, &fields)), text("hash").unwrap())

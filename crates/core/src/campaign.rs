@@ -20,6 +20,10 @@ text_enum!(
         // company holds data about: a service message, not stopped by a marketing
         // withdrawal, stopped by restriction and erasure.
         PolicyNotice => "policy_notice",
+        // A consent purpose widened: to the people whose consent predates the
+        // widening, asking them to confirm. Under the purpose's own consent, on
+        // what it allowed before.
+        Reconsent => "reconsent",
     }
 );
 

@@ -165,6 +165,69 @@ impl PurposeMeaning {
     }
 }
 
+/// What a new version of a consent purpose covers that the old one did not: what
+/// people who agreed to the old one never agreed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Widening {
+    pub channels: Vec<Channel>,
+    pub data_categories: Vec<String>,
+    /// The consent lasts longer, or no longer ends.
+    pub longer_term: bool,
+}
+
+impl Widening {
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.data_categories.is_empty() && !self.longer_term
+    }
+
+    /// One line naming what widens, for errors and notices.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.channels.is_empty() {
+            let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
+            parts.push(format!("the channel(s) {}", names.join(", ")));
+        }
+        if !self.data_categories.is_empty() {
+            parts.push(format!(
+                "the data categor(ies) {}",
+                self.data_categories.join(", ")
+            ));
+        }
+        if self.longer_term {
+            parts.push("a longer consent term".to_owned());
+        }
+        parts.join(", ")
+    }
+}
+
+/// What `new` covers beyond `old`. Only a consent purpose widens: another basis
+/// does not rest on what people agreed to.
+pub fn widening(old: &PurposeMeaning, new: &PurposeMeaning) -> Widening {
+    if new.legal_basis != LegalBasis::Consent {
+        return Widening::default();
+    }
+    let longer_term = match (old.consent_term_days, new.consent_term_days) {
+        (Some(_), None) => true,
+        (Some(a), Some(b)) => b > a,
+        (None, _) => false,
+    };
+    Widening {
+        channels: new
+            .channels
+            .iter()
+            .filter(|c| !old.channels.contains(c))
+            .copied()
+            .collect(),
+        data_categories: new
+            .data_categories
+            .iter()
+            .filter(|c| !old.data_categories.contains(c))
+            .cloned()
+            .collect(),
+        longer_term,
+    }
+}
+
 /// Why a change to a purpose's meaning is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MeaningChangeError {
@@ -172,34 +235,44 @@ pub enum MeaningChangeError {
     /// would silently turn withdrawals into permissions.
     #[error("the legal basis of a purpose cannot change: define a new purpose")]
     BasisChanged,
-    /// People agreed to the channels they were shown; a new one needs their
-    /// consent again, not a new version.
+    /// People agreed to what they were shown; more needs their consent again.
     #[error(
-        "adding the channel(s) {0} to a consent-based purpose needs fresh consent: people agreed only to {1}; define a new purpose for it or ask them again"
+        "adding {0} to a consent-based purpose needs fresh consent: people agreed only to what the current version covers; send \"reconsent\" with the change to ask them again, or define a new purpose"
     )]
-    ChannelNeedsConsent(String, String),
+    NeedsConsent(String),
+    /// Asking again only makes sense for what people have not agreed to.
+    #[error(
+        "\"reconsent\" asks people to agree to what a change adds to a consent-based purpose; this change adds nothing they have not agreed to"
+    )]
+    NothingToAskAgain,
 }
 
-/// Checks that `new` may replace `old` as a new version of one purpose.
-pub fn check_change(old: &PurposeMeaning, new: &PurposeMeaning) -> Result<(), MeaningChangeError> {
+/// Checks that `new` may replace `old` as a new version of one purpose, with
+/// people asked again (`asking_again`) or not.
+pub fn check_change(
+    old: &PurposeMeaning,
+    new: &PurposeMeaning,
+    asking_again: bool,
+) -> Result<Widening, MeaningChangeError> {
     if old.legal_basis != new.legal_basis {
         return Err(MeaningChangeError::BasisChanged);
     }
-    let added: Vec<&str> = new
-        .channels
-        .iter()
-        .filter(|c| !old.channels.contains(c))
-        .map(|c| c.as_str())
-        .collect();
-    if old.legal_basis == LegalBasis::Consent && !added.is_empty() {
-        let had: Vec<&str> = old.channels.iter().map(|c| c.as_str()).collect();
-        return Err(MeaningChangeError::ChannelNeedsConsent(
-            added.join(", "),
-            had.join(", "),
-        ));
+    let widens = widening(old, new);
+    match (widens.is_empty(), asking_again) {
+        (true, true) => Err(MeaningChangeError::NothingToAskAgain),
+        (false, false) => Err(MeaningChangeError::NeedsConsent(widens.describe())),
+        _ => Ok(widens),
     }
-    Ok(())
 }
+
+text_enum!(
+    /// Why a consent ended without the person withdrawing it: its term ran out, or
+    /// the purpose widened and the person did not confirm by the tenant's date.
+    ExpiryReason, "expiry reason" {
+        TermEnded => "term_ended",
+        ReconsentNotConfirmed => "reconsent_not_confirmed",
+    }
+);
 
 /// The projection of one person's consent for one purpose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,6 +417,9 @@ pub struct CheckFacts<'a> {
     pub objected: bool,
     /// The person can be reached on the channel asked about.
     pub reachable: bool,
+    /// The channels of the version the consent was given under, when the purpose
+    /// has changed since: a channel added later is not agreed to until confirmed.
+    pub granted_channels: Option<&'a [Channel]>,
 }
 
 /// The consent check: `Ok(())` allows contact.
@@ -369,7 +445,9 @@ pub fn decide(
     } else if facts.objected {
         return Err(DenyReason::Objected);
     }
-    if !facts.meaning.allows_channel(channel) || !facts.reachable {
+    let agreed = facts.meaning.legal_basis != LegalBasis::Consent
+        || facts.granted_channels.is_none_or(|c| c.contains(&channel));
+    if !facts.meaning.allows_channel(channel) || !agreed || !facts.reachable {
         return Err(DenyReason::NoChannel);
     }
     Ok(())
@@ -559,31 +637,85 @@ mod tests {
     }
 
     #[test]
-    fn a_consent_purpose_gains_no_channel_without_fresh_consent() {
-        let old = meaning(LegalBasis::Consent, None);
+    fn a_consent_purpose_widens_only_when_people_are_asked_again() {
+        let old = meaning(LegalBasis::Consent, Some(30));
         let mut wider = old.clone();
         wider.channels.push(Channel::Telegram);
+        wider.data_categories.push("phone".into());
+        wider.consent_term_days = Some(60);
+        let widens = Widening {
+            channels: vec![Channel::Telegram],
+            data_categories: vec!["phone".into()],
+            longer_term: true,
+        };
         assert!(matches!(
-            check_change(&old, &wider),
-            Err(MeaningChangeError::ChannelNeedsConsent(added, had)) if added == "telegram" && had == "email"
+            check_change(&old, &wider, false),
+            Err(MeaningChangeError::NeedsConsent(what))
+                if what == "the channel(s) telegram, the data categor(ies) phone, a longer consent term"
         ));
+        assert_eq!(check_change(&old, &wider, true), Ok(widens));
+        let mut endless = old.clone();
+        endless.consent_term_days = None;
+        assert!(
+            check_change(&old, &endless, false).is_err(),
+            "no end is longer"
+        );
         let mut renamed = old.clone();
         renamed.name_en = "Offers".into();
         renamed.retention_days = 30;
-        assert_eq!(check_change(&old, &renamed), Ok(()));
+        renamed.consent_term_days = Some(10);
+        assert_eq!(check_change(&old, &renamed, false), Ok(Widening::default()));
         assert_eq!(
-            check_change(&wider, &old),
-            Ok(()),
-            "dropping a channel is fine"
+            check_change(&old, &renamed, true),
+            Err(MeaningChangeError::NothingToAskAgain),
+            "nothing new to agree to"
+        );
+        assert_eq!(
+            check_change(&wider, &old, false),
+            Ok(Widening::default()),
+            "narrowing is fine"
         );
         let contract = meaning(LegalBasis::Contract, None);
         let mut contract_wider = contract.clone();
         contract_wider.channels.push(Channel::Sms);
-        assert_eq!(check_change(&contract, &contract_wider), Ok(()));
         assert_eq!(
-            check_change(&old, &contract),
+            check_change(&contract, &contract_wider, false),
+            Ok(Widening::default())
+        );
+        assert_eq!(
+            check_change(&old, &contract, false),
             Err(MeaningChangeError::BasisChanged)
         );
+    }
+
+    #[test]
+    fn a_channel_added_after_the_grant_is_not_agreed_to() {
+        let mut now = meaning(LegalBasis::Consent, None);
+        now.channels.push(Channel::Telegram);
+        let granted = ConsentState {
+            status: ConsentStatus::Granted,
+            since: at(1),
+            expires_at: None,
+        };
+        let old_channels = [Channel::Email];
+        let facts = CheckFacts {
+            meaning: &now,
+            state: Some(&granted),
+            restricted: false,
+            objected: false,
+            reachable: true,
+            granted_channels: Some(&old_channels),
+        };
+        assert_eq!(decide(&facts, Channel::Email, at(2)), Ok(()));
+        assert_eq!(
+            decide(&facts, Channel::Telegram, at(2)),
+            Err(DenyReason::NoChannel)
+        );
+        let confirmed = CheckFacts {
+            granted_channels: None,
+            ..facts
+        };
+        assert_eq!(decide(&confirmed, Channel::Telegram, at(2)), Ok(()));
     }
 
     #[test]
@@ -611,6 +743,7 @@ mod tests {
             restricted,
             objected,
             reachable,
+            granted_channels: None,
         };
         type Case<'a> = (
             CheckFacts<'a>,

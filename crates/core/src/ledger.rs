@@ -27,13 +27,16 @@ use std::fmt;
 pub const GENESIS: [u8; 32] = [0; 32];
 const DOMAIN_V1: &[u8] = b"assent-ledger-v1";
 const DOMAIN_V2: &[u8] = b"assent-ledger-v2";
+const DOMAIN_V3: &[u8] = b"assent-ledger-v3";
 
 /// Receipt id and import key outside the hash.
 pub const HASH_V1: i32 = 1;
-/// Every column but the hash.
+/// Every column but the hash, before events had a reason.
 pub const HASH_V2: i32 = 2;
+/// Every column but the hash, the reason included.
+pub const HASH_V3: i32 = 3;
 /// The version new events are written with.
-pub const HASH_CURRENT: i32 = HASH_V2;
+pub const HASH_CURRENT: i32 = HASH_V3;
 
 /// The fields of an event that its hash covers.
 #[derive(Debug, Clone)]
@@ -60,16 +63,23 @@ pub struct ChainFields<'a> {
     pub receipt_id: &'a str,
     /// Covered from v2 on.
     pub import_key: Option<&'a str>,
+    /// Why the system ended a consent (`expire`); covered from v3 on.
+    pub reason: Option<&'a str>,
 }
 
 /// `hash = SHA-256(domain ‖ prev ‖ fields)`, every field length-prefixed so no two
 /// different events encode alike. The domain names the hash version, and v2 adds the
-/// receipt id and import key; any version but 1 hashes by the v2 rule (the verifier
-/// refuses unknown versions before hashing).
+/// receipt id and import key, v3 the reason; a version above 3 hashes by the v3
+/// rule (the verifier refuses unknown versions before hashing).
 pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
     let v1 = f.hash_version == HASH_V1;
+    let v3 = f.hash_version >= HASH_V3;
     let mut h = Sha256::new();
-    h.update(if v1 { DOMAIN_V1 } else { DOMAIN_V2 });
+    h.update(match f.hash_version {
+        HASH_V1 => DOMAIN_V1,
+        HASH_V2 => DOMAIN_V2,
+        _ => DOMAIN_V3,
+    });
     h.update(prev);
     let mut bytes = |b: &[u8]| {
         h.update((b.len() as u32).to_be_bytes());
@@ -98,6 +108,9 @@ pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
     if !v1 {
         bytes(f.receipt_id.as_bytes());
         bytes(&optional(f.import_key.map(str::as_bytes)));
+    }
+    if v3 {
+        bytes(&optional(f.reason.map(str::as_bytes)));
     }
     h.finalize().into()
 }
@@ -536,6 +549,7 @@ mod tests {
             payload_digest: b"",
             receipt_id: "r",
             import_key: None,
+            reason: None,
         }
     }
 
@@ -812,6 +826,7 @@ mod tests {
             },
             ChainFields {
                 import_key: Some("line-1"),
+                reason: None,
                 ..v2.clone()
             },
             ChainFields {
@@ -828,6 +843,7 @@ mod tests {
         let moved_v1 = ChainFields {
             receipt_id: "r2",
             import_key: Some("line-1"),
+            reason: None,
             ..v1.clone()
         };
         assert_eq!(
@@ -835,6 +851,27 @@ mod tests {
             event_hash(&GENESIS, &moved_v1),
             "v1 events keep their v1 hashes"
         );
+    }
+
+    #[test]
+    fn v3_covers_the_reason_and_v2_does_not() {
+        let e = &ledger()[0];
+        let v3 = fields(e);
+        let why = ChainFields {
+            reason: Some("term_ended"),
+            ..v3.clone()
+        };
+        assert_ne!(event_hash(&GENESIS, &v3), event_hash(&GENESIS, &why));
+        let v2 = ChainFields {
+            hash_version: HASH_V2,
+            ..v3.clone()
+        };
+        assert_ne!(event_hash(&GENESIS, &v2), event_hash(&GENESIS, &v3));
+        let v2_why = ChainFields {
+            hash_version: HASH_V2,
+            ..why
+        };
+        assert_eq!(event_hash(&GENESIS, &v2), event_hash(&GENESIS, &v2_why));
     }
 
     /// Versions per event number, chained and pushed through a verifier.
@@ -863,10 +900,11 @@ mod tests {
 
     #[test]
     fn v1_events_verify_before_v2_ones_but_never_after() {
-        assert_eq!(verify_versions(&[1, 1, 2, 2]), Ok(4));
+        assert_eq!(verify_versions(&[1, 1, 2, 2, 3]), Ok(5));
         let err = verify_versions(&[1, 2, 1]).unwrap_err();
         assert_eq!((err.seq, err.kind), (3, BreakKind::Altered));
-        assert_eq!(verify_versions(&[2, 3]).unwrap_err().seq, 2, "unknown");
+        assert_eq!(verify_versions(&[2, 3, 2]).unwrap_err().seq, 3);
+        assert_eq!(verify_versions(&[2, 4]).unwrap_err().seq, 2, "unknown");
         assert_eq!(verify_versions(&[0]).unwrap_err().seq, 1);
     }
 

@@ -140,7 +140,7 @@ make_problem_codes! {
     SubjectErased, "subject_erased", Conflict, "The subject's data was erased.";
     NotWithdrawable, "not_withdrawable", Conflict, "The purpose is not based on consent: object to it or restrict processing instead.";
     WithdrawalUnchanged, "withdrawal_unchanged", Conflict, "The withdrawal did not change the consent.";
-    MeaningNeedsConsent, "meaning_needs_consent", Conflict, "A consent-based purpose cannot gain a channel: define a new purpose or ask people again.";
+    MeaningNeedsConsent, "meaning_needs_consent", Conflict, "A consent-based purpose cannot widen without asking people again: send `reconsent` or define a new purpose.";
     RequestOutOfOrder, "request_out_of_order", Conflict, "The rights request's status does not allow this step.";
     ExtensionRefused, "extension_refused", Conflict, "The rights request cannot be extended (law, once only, or too late).";
     NoCodeSent, "no_code_sent", Conflict, "No one-time code was sent for this rights request.";
@@ -244,7 +244,8 @@ impl ErrorCode for MeaningChangeError {
     fn code(&self) -> ProblemCode {
         match self {
             MeaningChangeError::BasisChanged => ProblemCode::LegalBasisChanged,
-            MeaningChangeError::ChannelNeedsConsent(..) => ProblemCode::MeaningNeedsConsent,
+            MeaningChangeError::NeedsConsent(..) => ProblemCode::MeaningNeedsConsent,
+            MeaningChangeError::NothingToAskAgain => ProblemCode::ValidationFailed,
         }
     }
 }

@@ -69,6 +69,8 @@ macro_rules! purpose_table {
                 retention_days -> Integer,
                 consent_term_days -> Nullable<Integer>,
                 created_at -> Timestamp,
+                reconsent_version -> Nullable<Integer>,
+                reconsent_lapse_at -> Nullable<Timestamp>,
                 $($extra -> $ty,)*
             }
         }
@@ -169,6 +171,7 @@ diesel::table! {
         prev_hash -> Binary,
         hash -> Binary,
         hash_version -> Integer,
+        reason -> Nullable<Text>,
     }
 }
 

@@ -49,6 +49,9 @@ pub struct StateView {
     pub expires_at: Option<DateTime<Utc>>,
     pub policy_version: Option<String>,
     pub purpose_version: Option<i32>,
+    /// A consent given before the purpose widened, which the person has been asked
+    /// to confirm: until then it covers only what that version did.
+    pub awaiting_confirmation: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -147,6 +150,7 @@ pub async fn record_consent(
                             expires_at: st.and_then(|s| s.expires_at),
                             policy_version: r.event.policy_version.clone(),
                             purpose_version: Some(r.purpose.version),
+                            awaiting_confirmation: false,
                         },
                     };
                     let stored = serde_json::to_string(&view).unwrap_or_default();
@@ -186,6 +190,10 @@ pub async fn subject_consents(
         states
             .into_iter()
             .map(|(p, s)| StateView {
+                awaiting_confirmation: s.as_ref().is_some_and(|s| {
+                    s.state.status == ConsentStatus::Granted
+                        && p.awaits_confirmation(s.purpose_version)
+                }),
                 purpose: p.code,
                 scope: p.scope,
                 status: s.as_ref().map_or(ConsentStatus::None, |s| s.state.status),
@@ -217,6 +225,9 @@ pub struct HistoryEvent {
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Why the system ended a consent (`expire`): `term_ended` or
+    /// `reconsent_not_confirmed`.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -302,6 +313,7 @@ pub async fn consent_history(
             occurred_at: e.occurred_at.and_utc(),
             recorded_at: e.recorded_at.and_utc(),
             expires_at: e.expires_at.map(|t| t.and_utc()),
+            reason: e.reason.clone(),
         })
         .collect();
     Ok(web::Json(HistoryPage { items, next_cursor }))

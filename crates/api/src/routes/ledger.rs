@@ -193,6 +193,9 @@ struct ExportLine<'a> {
     payload_sha256: String,
     /// The idempotency key the tenant imported the event under, if any.
     import_key: Option<&'a str>,
+    /// Why the system ended a consent (`term_ended`, `reconsent_not_confirmed`);
+    /// covered from hash version 3 on.
+    reason: Option<&'a str>,
     prev_hash: String,
     hash: String,
 }
@@ -247,6 +250,7 @@ pub async fn export_ledger(
             expires_at: e.expires_at.map(|t| t.and_utc()),
             payload_sha256: hex(&e.payload_digest),
             import_key: e.import_key.as_deref(),
+            reason: e.reason.as_deref(),
             prev_hash: hex(&e.prev_hash),
             hash: hex(&e.hash),
         };

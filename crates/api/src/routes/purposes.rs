@@ -8,6 +8,7 @@ use assent_core::consent::{
     Channel, LegalBasis, PurposeMeaning, PurposeScope, check_change, validate_purpose_code,
 };
 use assent_core::tenancy::Permission;
+use assent_store::flows::{campaigns, reconsent};
 use assent_store::tables::purposes::{self, Purpose};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,20 @@ pub struct PatchPurpose {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<Option<i32>>,
+    /// Ask the people who agreed to the current version to agree again: needed for
+    /// a change that widens a consent purpose (a new channel, a new data category,
+    /// a longer term), refused for one that does not. Until a person confirms,
+    /// their consent covers only what they agreed to.
+    pub reconsent: Option<AskAgain>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskAgain {
+    /// After this moment a consent not confirmed lapses (an `expire` event with the
+    /// reason `reconsent_not_confirmed`); absent: it never lapses, it only keeps
+    /// its old scope. Must be in the future.
+    pub lapse_at: Option<DateTime<Utc>>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
@@ -107,6 +122,30 @@ pub struct PurposeView {
     /// may change it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_tenant_id: Option<String>,
+    /// The latest widening people were asked to confirm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconsent: Option<ReconsentView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReconsentView {
+    /// Consents given under an older version cover only what that version did
+    /// until the person confirms.
+    pub version: i32,
+    /// When unconfirmed consents lapse; absent: never.
+    pub lapse_at: Option<DateTime<Utc>>,
+}
+
+/// A purpose after a change, with the request to confirm it sent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangedPurposeView {
+    #[serde(flatten)]
+    pub purpose: PurposeView,
+    /// The campaign asking people to confirm (`GET /v1/campaigns/{id}` shows its
+    /// progress); absent when nobody is asked, or the purpose allowed no channel to
+    /// ask on (people confirm in the preference centre and the bot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconsent_campaign_id: Option<String>,
 }
 
 impl From<Purpose> for PurposeView {
@@ -128,6 +167,10 @@ impl From<Purpose> for PurposeView {
             consent_term_days: m.consent_term_days,
             created_at: p.created_at.and_utc(),
             owner_tenant_id: p.owner_tenant_id,
+            reconsent: p.reconsent.map(|r| ReconsentView {
+                version: r.version,
+                lapse_at: r.lapse_at.map(|t| t.and_utc()),
+            }),
         }
     }
 }
@@ -229,11 +272,12 @@ pub async fn get_purpose(
 }
 
 /// Change a purpose. A change of meaning makes a new version; events keep theirs.
-/// A group purpose is changed only by the company that owns it (403 for the others);
-/// a consent-based purpose gains no channel (409: people agreed to the channels they
-/// were shown; define a new purpose or ask them again).
+/// A group purpose is changed only by the company that owns it (403 for the others).
+/// A consent-based purpose widens (a new channel, data category or longer term) only
+/// with `reconsent`: the people who agreed are asked again, and their consent keeps
+/// its old scope until they confirm (409 `meaning_needs_consent` without it).
 #[utoipa::path(tag = "consents", security(("bearer" = [])), request_body = PatchPurpose, responses(
-    (status = 200, body = PurposeView),
+    (status = 200, body = ChangedPurposeView),
     crate::error::Problems,
 ))]
 #[patch("/purposes/{code}")]
@@ -242,15 +286,17 @@ pub async fn patch_purpose(
     principal: Principal,
     path: web::Path<String>,
     body: Json<PatchPurpose>,
-) -> ApiResult<web::Json<PurposeView>> {
+) -> ApiResult<web::Json<ChangedPurposeView>> {
     principal.require(Permission::Configure)?;
     let Json(b) = body;
     let code = path.into_inner();
     let tenant = principal.tenant_id.clone();
-    let updated = state
+    let templates = state.templates.clone();
+    let changed = state
         .db(move |store| {
+            let now = Utc::now();
             let group = store.group_of(&tenant)?;
-            store.write(&tenant, |c| {
+            let changed = store.write(&tenant, |c| {
                 let existing = purposes::resolve(c, &tenant, group.as_deref(), &code)?
                     .ok_or(assent_store::StoreError::NotFound)?;
                 if !purposes::may_change(&tenant, &existing) {
@@ -286,13 +332,41 @@ pub async fn patch_purpose(
                 if let Some(v) = b.consent_term_days {
                     m.consent_term_days = v;
                 }
-                if let Err(e) = check_change(&existing.meaning, &m) {
-                    return Ok(Err(ApiError::lift(e)));
-                }
+                let widens = match check_change(&existing.meaning, &m, b.reconsent.is_some()) {
+                    Ok(w) => w,
+                    Err(e) => return Ok(Err(ApiError::lift(e))),
+                };
                 m.validate().map_err(assent_store::StoreError::lift)?;
-                purposes::change(c, &existing, &m).map(Ok)
-            })
+                let t = assent_store::tables::tenants::find_tenant(c, &tenant)?
+                    .ok_or(assent_store::StoreError::NotFound)?;
+                let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
+                reconsent::change(
+                    c,
+                    &tenant,
+                    group.as_deref(),
+                    &existing,
+                    &m,
+                    widens,
+                    b.reconsent.as_ref().map(|r| r.lapse_at),
+                    &check,
+                    now,
+                )
+                .map(Ok)
+            })?;
+            // The purpose has changed: a failure to queue the request now is
+            // logged, and the worker's sweep queues it later (a stale start).
+            if let Ok(ch) = &changed
+                && let Some(row) = &ch.campaign
+                && let Err(e) =
+                    campaigns::queue_started(store, &tenant, group.as_deref(), &row.id, now)
+            {
+                tracing::error!(campaign = %row.id, error = %e, "queueing a re-consent request failed; the sweep retries");
+            }
+            Ok(changed)
         })
         .await??;
-    Ok(web::Json(updated.into()))
+    Ok(web::Json(ChangedPurposeView {
+        reconsent_campaign_id: changed.campaign.map(|c| c.id),
+        purpose: changed.purpose.into(),
+    }))
 }

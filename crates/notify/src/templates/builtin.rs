@@ -91,6 +91,8 @@ pub(super) static BUILTINS: &[Builtin] = &[
     builtin!("rights_request_update", "en"),
     builtin!("policy_change", "ru"),
     builtin!("policy_change", "en"),
+    builtin!("reconsent", "ru"),
+    builtin!("reconsent", "en"),
 ];
 
 impl Templates {

@@ -85,6 +85,16 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
                 },
             },
         }),
+        "reconsent" => serde_json::json!({
+            "data": {
+                "purpose": {"ru": "Новости и предложения", "en": "News and offers"},
+                "channels": ["telegram"],
+                "data_categories": [pick("история заказов", "order history")],
+                "longer_term": true,
+                "term_days": 730,
+                "lapse_on": "2027-03-01",
+            },
+        }),
         "rights_request_code" => serde_json::json!({
             "data": {
                 "code": "482915",

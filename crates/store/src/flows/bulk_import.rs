@@ -473,6 +473,7 @@ fn decide(
             occurred_at: occurred,
             expires_at,
             import_key: req.import_key.clone(),
+            reason: None,
         },
         event_id,
         write,

@@ -121,6 +121,7 @@ fn required_purposes(
             basis: purpose.meaning.legal_basis,
             group_id: (purpose.scope == assent_core::consent::PurposeScope::Group)
                 .then(|| purpose.owner_id.clone()),
+            below_version: None,
         };
         out.push((purpose, required));
     }
@@ -178,7 +179,7 @@ pub fn create(
         rules::validate_tag(tag).map_err(|e| StoreError::invalid(e.0))?;
     }
     match (new.kind, &new.purpose) {
-        (CampaignKind::Marketing, None) => {
+        (CampaignKind::Marketing | CampaignKind::Reconsent, None) => {
             return Err(StoreError::invalid(
                 "a marketing campaign names the purpose its messages serve",
             ));
@@ -390,7 +391,16 @@ fn queue_audience(
         Ok(AudienceQuery {
             purposes: required_purposes(c, tenant_id, group_id, &codes)?
                 .into_iter()
-                .map(|(_, r)| r)
+                .map(|(p, mut r)| {
+                    if kind == CampaignKind::Reconsent
+                        && row.purpose_code.as_deref() == Some(p.code.as_str())
+                    {
+                        // Those whose consent predates the latest widening; none
+                        // if the purpose asks no one (it cannot, once created so).
+                        r.below_version = Some(p.reconsent.map_or(0, |x| x.version));
+                    }
+                    r
+                })
                 .collect(),
             locales: audience
                 .locales
@@ -403,7 +413,7 @@ fn queue_audience(
         })
     })?;
     let category = match kind {
-        CampaignKind::Marketing => NoticeCategory::Subscribed,
+        CampaignKind::Marketing | CampaignKind::Reconsent => NoticeCategory::Subscribed,
         CampaignKind::PolicyNotice => NoticeCategory::Service,
     };
     let (notice_channel, fallback_email) = channel.notice_channel();
@@ -721,3 +731,79 @@ pub fn policy_notice(
 
 /// The built-in template of change notices.
 pub const POLICY_CHANGE_TEMPLATE: &str = "policy_change";
+
+/// A purpose that widened: its new version, what it meant before, what it adds.
+#[derive(Debug, Clone, Copy)]
+pub struct Widened<'a> {
+    pub purpose: &'a purposes::Purpose,
+    pub before: &'a assent_core::consent::PurposeMeaning,
+    pub widens: &'a assent_core::consent::Widening,
+}
+
+/// The built-in template asking people to confirm a widened consent.
+pub const RECONSENT_TEMPLATE: &str = "reconsent";
+
+/// The rate a re-consent request goes out at, per minute.
+const RECONSENT_RATE: i32 = 6000;
+
+/// Creates the request to confirm a widened consent purpose, ready to start: to
+/// the people whose consent predates `purpose`'s widening, on the channels the
+/// consent they gave allows (`before`, the version they agreed to, as far as the
+/// current one keeps them). `None` when no such channel exists: they confirm in
+/// the preference centre or the bot when they next come. Left `starting`, as
+/// [`policy_notice`].
+pub fn reconsent(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    widened: Widened<'_>,
+    check_template: TemplateCheck<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<CampaignRow>> {
+    use assent_core::consent::Channel;
+    let Widened {
+        purpose,
+        before,
+        widens,
+    } = widened;
+    let kept = |c: Channel| before.allows_channel(c) && purpose.meaning.allows_channel(c);
+    let channel = match (kept(Channel::Email), kept(Channel::Telegram)) {
+        (true, true) => ChannelRule::PreferTelegram,
+        (true, false) => ChannelRule::Email,
+        (false, true) => ChannelRule::Telegram,
+        (false, false) => return Ok(None),
+    };
+    let lapse_on = purpose
+        .reconsent
+        .and_then(|r| r.lapse_at)
+        .map(|t| t.format("%Y-%m-%d").to_string());
+    let new = NewCampaign {
+        name: format!("Re-consent: {} v{}", purpose.code, purpose.version),
+        kind: CampaignKind::Reconsent,
+        purpose: Some(purpose.code.clone()),
+        template: RECONSENT_TEMPLATE.to_owned(),
+        audience: Audience::default(),
+        channel,
+        send_at: None,
+        rate_per_minute: RECONSENT_RATE,
+        data: serde_json::json!({
+            "purpose": { "ru": purpose.meaning.name_ru, "en": purpose.meaning.name_en },
+            "version": purpose.version,
+            "channels": widens.channels,
+            "data_categories": widens.data_categories,
+            "longer_term": widens.longer_term,
+            "term_days": purpose.meaning.consent_term_days,
+            "lapse_on": lapse_on,
+        }),
+    };
+    let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
+    table::mark_started(conn, tenant_id, &row.id)?;
+    table::set_status(
+        conn,
+        tenant_id,
+        &row.id,
+        &[CampaignStatus::Draft],
+        CampaignStatus::Starting,
+    )?;
+    found(conn, tenant_id, &row.id).map(Some)
+}

@@ -13,7 +13,7 @@ use crate::tables::tenants::Tenant;
 use crate::{DbConnection, StoreError, StoreResult};
 use assent_core::consent::{
     self, Action, ActorKind, Channel, CheckFacts, ConsentRuleError, ConsentState, ConsentStatus,
-    DenyReason, LegalBasis, Method, ProjectedEvent, PurposeScope, Recording,
+    DenyReason, ExpiryReason, LegalBasis, Method, ProjectedEvent, PurposeScope, Recording,
 };
 use assent_core::pii::{IndexKind, SubjectKey, TenantKeys};
 use assent_core::problem::ProblemCode;
@@ -617,6 +617,7 @@ pub fn record_with(
             occurred_at: occurred,
             expires_at: transition.expires_at.map(naive),
             import_key: req.import_key.clone(),
+            reason: None,
         },
     )?;
     let recording = if req.import_key.is_some() {
@@ -788,6 +789,8 @@ pub struct Standing {
     /// Consent in force (granted and not past its term).
     pub granted: bool,
     pub objected: bool,
+    /// In force, given before the purpose widened, and asked to be confirmed.
+    pub awaiting_confirmation: bool,
 }
 
 /// Locks the subject (as every writer of what may be sent does) and reads where it
@@ -820,14 +823,17 @@ pub fn standing(
         &facts.id,
         facts.person_id.as_deref(),
     )?;
-    let granted = state.is_some_and(|s| {
+    let granted = state.as_ref().is_some_and(|s| {
         s.state.status == ConsentStatus::Granted && !consent::is_expired(&s.state, now)
     });
+    let awaiting_confirmation =
+        granted && state.is_some_and(|s| purpose.awaits_confirmation(s.purpose_version));
     let objected = subject_repo::objected(&mut Tx::reenter(conn, tenant_id), subject_id, code)?;
     Ok(Standing {
         purpose,
         granted,
         objected,
+        awaiting_confirmation,
     })
 }
 
@@ -958,6 +964,7 @@ pub fn check(
                 // An objection counts against a purpose not based on consent.
                 objected: purpose.meaning.legal_basis != LegalBasis::Consent && row.objected,
                 reachable,
+                granted_channels: purpose.granted_channels.as_deref(),
             },
             req.channel,
             now,
@@ -1008,55 +1015,91 @@ pub fn expire_due(
     for (subject_id, code, expires_at) in due {
         let purpose =
             purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
-        let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), &subject_id)?
-            .ok_or(StoreError::NotFound)?;
         let at = expires_at.unwrap_or(cutoff);
-        let event = appender.append(
+        let version = purpose.version;
+        end_consent(
             conn,
-            NewEvent {
-                tenant_id: tenant_id.to_owned(),
-                subject_id: subject_id.clone(),
-                purpose_scope: purpose.scope.as_str().to_owned(),
-                purpose_code: code.clone(),
-                purpose_version: purpose.version,
-                action: Action::Expire.as_str().to_owned(),
-                method: Method::System.as_str().to_owned(),
-                actor_kind: ActorKind::System.as_str().to_owned(),
-                policy_version: None,
-                payload: None,
-                occurred_at: at,
-                expires_at: None,
-                import_key: None,
-            },
-        )?;
-        // The one rule for states: an expiry replaces whatever was granted.
-        let Some(state) = consent::project(
-            None,
-            &ProjectedEvent {
-                action: Action::Expire,
-                occurred_at: event.occurred_at.and_utc(),
-                recorded_at: event.recorded_at.and_utc(),
-                expires_at: None,
-                recording: Recording::Live,
-            },
-        ) else {
-            continue;
-        };
-        write_state(
-            conn,
+            &mut appender,
             tenant_id,
             group_id,
             &purpose,
             &subject_id,
-            facts.person_id.as_deref(),
-            &state,
-            None,
-            &event.id,
-            false,
+            Ending {
+                at,
+                version,
+                reason: ExpiryReason::TermEnded,
+            },
         )?;
     }
     appender.finish(conn)?;
     Ok(count)
+}
+
+/// How the system ends a consent: when, the purpose version the event names, why.
+pub(crate) struct Ending {
+    pub at: NaiveDateTime,
+    pub version: i32,
+    pub reason: ExpiryReason,
+}
+
+/// Writes one `expire` event with its reason and the state it leads to, in the
+/// caller's unit of work (its ledger head locked).
+pub(crate) fn end_consent(
+    conn: &mut DbConnection,
+    appender: &mut ledger::Appender,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    purpose: &Purpose,
+    subject_id: &str,
+    ending: Ending,
+) -> StoreResult<()> {
+    let facts = subject_repo::facts(&mut Tx::reenter(conn, tenant_id), subject_id)?
+        .ok_or(StoreError::NotFound)?;
+    let event = appender.append(
+        conn,
+        NewEvent {
+            tenant_id: tenant_id.to_owned(),
+            subject_id: subject_id.to_owned(),
+            purpose_scope: purpose.scope.as_str().to_owned(),
+            purpose_code: purpose.code.clone(),
+            purpose_version: ending.version,
+            action: Action::Expire.as_str().to_owned(),
+            method: Method::System.as_str().to_owned(),
+            actor_kind: ActorKind::System.as_str().to_owned(),
+            policy_version: None,
+            payload: None,
+            occurred_at: ending.at,
+            expires_at: None,
+            import_key: None,
+            reason: Some(ending.reason.as_str().to_owned()),
+        },
+    )?;
+    // The one rule for states: an expiry replaces whatever was granted.
+    let Some(state) = consent::project(
+        None,
+        &ProjectedEvent {
+            action: Action::Expire,
+            occurred_at: event.occurred_at.and_utc(),
+            recorded_at: event.recorded_at.and_utc(),
+            expires_at: None,
+            recording: Recording::Live,
+        },
+    ) else {
+        return Ok(());
+    };
+    write_state(
+        conn,
+        tenant_id,
+        group_id,
+        purpose,
+        subject_id,
+        facts.person_id.as_deref(),
+        &state,
+        None,
+        &event.id,
+        false,
+    )?;
+    Ok(())
 }
 
 /// The Kantara-style receipt of an event, or `None` for an unknown receipt id.
@@ -1122,7 +1165,8 @@ pub fn receipt(
 }
 
 /// One pass over every tenant: writes `expire` events for consents whose term has
-/// run out, in batches. Returns how many were expired.
+/// run out, and for consents a widened purpose asked to confirm by a date that has
+/// passed ([`crate::flows::reconsent::lapse_due`]), in batches. Returns how many.
 pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
     const BATCH: i64 = 500;
     let mut total = 0;
@@ -1130,7 +1174,17 @@ pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
         let group = tenant.group_id.clone();
         loop {
             let n = store.write(&tenant.id, |c| {
-                expire_due(c, &tenant.id, group.as_deref(), Utc::now(), BATCH)
+                let now = Utc::now();
+                let ended = expire_due(c, &tenant.id, group.as_deref(), now, BATCH)?;
+                let left = BATCH - ended as i64;
+                Ok(ended
+                    + crate::flows::reconsent::lapse_due(
+                        c,
+                        &tenant.id,
+                        group.as_deref(),
+                        now,
+                        left,
+                    )?)
             })?;
             total += n;
             if (n as i64) < BATCH {

@@ -166,6 +166,8 @@ pub fn gate_all(
     let live_ids: Vec<&str> = live.iter().map(|f| f.id.as_str()).collect();
     let objections = subject_repo::objections_of_all(&mut Tx::reenter(conn, tenant_id), &live_ids)?;
     let mut purposes: HashMap<String, Option<Purpose>> = HashMap::new();
+    // The channels of older versions consents were given under, each read once.
+    let mut versions: HashMap<(String, i32), Vec<Channel>> = HashMap::new();
     let mut answers = Vec::with_capacity(notices.len());
     for (notice, channel) in notices {
         let purpose = match &notice.purpose_code {
@@ -178,11 +180,35 @@ pub fn gate_all(
             }
             None => None,
         };
+        let given_under = match (&purpose, notice.subject_id.as_deref()) {
+            (Some(p), Some(subject)) => facts
+                .get(subject)
+                .and_then(|f| states.get(p, &f.id, f.person_id.as_deref()))
+                .map(|s| s.purpose_version)
+                .filter(|v| *v != p.version),
+            _ => None,
+        };
+        let granted = match (&purpose, given_under) {
+            (Some(p), Some(v)) => {
+                let key = (p.code.clone(), v);
+                if !versions.contains_key(&key) {
+                    let old = purposes::version(conn, p.scope, &p.owner_id, &p.code, v)?
+                        .ok_or_else(|| {
+                            StoreError::Internal(
+                                "a consent names a purpose version not stored".into(),
+                            )
+                        })?;
+                    versions.insert(key.clone(), old.meaning.channels);
+                }
+                versions.get(&key).map(Vec::as_slice)
+            }
+            _ => None,
+        };
         answers.push(decide(
             notice,
             *channel,
             &facts,
-            purpose.as_ref(),
+            (purpose.as_ref(), granted),
             &states,
             &objections,
             now,
@@ -196,7 +222,9 @@ fn decide(
     notice: &Notice,
     channel: NoticeChannel,
     facts: &HashMap<String, SubjectFacts>,
-    purpose: Option<&Purpose>,
+    // The purpose, and the channels of the older version its consent was given
+    // under (if it was).
+    (purpose, granted_channels): (Option<&Purpose>, Option<&[Channel]>),
     states: &consents::StatesOf,
     objections: &HashSet<(String, String)>,
     now: DateTime<Utc>,
@@ -252,6 +280,7 @@ fn decide(
                     restricted: facts.restricted_at.is_some(),
                     objected,
                     reachable: true,
+                    granted_channels,
                 },
                 channel,
                 now,

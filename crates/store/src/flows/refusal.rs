@@ -114,7 +114,26 @@ pub fn take_back(
     Ok(())
 }
 
-/// The person's own consent event for `purpose`.
+/// Confirms a consent given before its purpose widened: a grant of the current
+/// version (a `renew`, with its own receipt), after which the consent covers what
+/// the purpose now does. Nothing is written when there is nothing to confirm (a
+/// second click, a consent withdrawn or lapsed meanwhile); `None` then.
+pub fn confirm(
+    conn: &mut DbConnection,
+    keys: &TenantKeys,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    req: &RefusalRequest,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<consents::Recorded>> {
+    let standing = standing(conn, tenant_id, group_id, req, now)?;
+    if !standing.awaiting_confirmation {
+        return Ok(None);
+    }
+    let event = consent_event(req, &standing.purpose, Action::Grant, now);
+    consents::record(conn, keys, tenant_id, group_id, &event, now).map(Some)
+}
+
 /// Where the person stands on the purpose `req` names.
 fn standing(
     conn: &mut DbConnection,

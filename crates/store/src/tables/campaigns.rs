@@ -223,6 +223,8 @@ pub struct RequiredPurpose {
     pub basis: LegalBasis,
     /// The group whose shared state holds the consent (a group purpose).
     pub group_id: Option<String>,
+    /// Only consents given under a version before this one (a re-consent).
+    pub below_version: Option<i32>,
 }
 
 /// Who a start may queue a message for.
@@ -298,6 +300,13 @@ pub fn resolve_audience(
             ));
         }
         let code = &purpose.code;
+        // An integer: safe to write into the query.
+        let below = |alias: &str| {
+            purpose
+                .below_version
+                .map(|v| format!(" AND {alias}.purpose_version < {v}"))
+                .unwrap_or_default()
+        };
         let clause = match (purpose.basis, &purpose.group_id) {
             // `c.subject_id > after` repeats the page's bound inside: without it
             // PostgreSQL merges from the tenant's first state on every page (a start
@@ -306,15 +315,17 @@ pub fn resolve_audience(
                 " AND EXISTS (SELECT 1 FROM consent_states c WHERE c.tenant_id = s.tenant_id \
                  AND c.subject_id = s.id AND c.subject_id > {after} \
                  AND c.purpose_code = '{code}' AND c.status = 'granted' \
-                 AND (c.expires_at IS NULL OR c.expires_at > {now}))",
+                 AND (c.expires_at IS NULL OR c.expires_at > {now}){version})",
                 now = p(2),
                 after = p(7),
+                version = below("c"),
             ),
             (LegalBasis::Consent, Some(group)) => format!(
                 " AND EXISTS (SELECT 1 FROM group_consent_states g WHERE g.group_id = '{group}' \
                  AND g.person_id = s.person_id AND g.purpose_code = '{code}' \
-                 AND g.status = 'granted' AND (g.expires_at IS NULL OR g.expires_at > {now}))",
-                now = p(2)
+                 AND g.status = 'granted' AND (g.expires_at IS NULL OR g.expires_at > {now}){version})",
+                now = p(2),
+                version = below("g"),
             ),
             _ => format!(
                 " AND NOT EXISTS (SELECT 1 FROM objections o2 WHERE o2.tenant_id = s.tenant_id \

@@ -43,7 +43,16 @@ pub struct CheckPurpose {
     pub scope: PurposeScope,
     /// Only the legal basis and the channels are filled in: all the decision reads.
     pub meaning: PurposeMeaning,
+    /// The channels of the older version the consent was given under, if it was:
+    /// what the person agreed to until they confirm the current one.
+    pub granted_channels: Option<Vec<Channel>>,
 }
+
+// The version a consent was given under, when it is not the current one.
+diesel::alias!(
+    purposes as granted_purposes: GrantedPurposes,
+    group_purposes as granted_group_purposes: GrantedGroupPurposes
+);
 
 type Raw = (
     (
@@ -58,6 +67,7 @@ type Raw = (
     (Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>),
     (Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>),
     Option<NaiveDateTime>,
+    (Option<String>, Option<String>),
 );
 
 /// The joined query before the subject is chosen; a macro because each way of
@@ -94,6 +104,36 @@ macro_rules! joined {
                     .and(group_consent_states::purpose_code.eq($code))),
             )
             .left_join(
+                granted_purposes.on(granted_purposes
+                    .field(purposes::tenant_id)
+                    .eq(subjects::tenant_id)
+                    .and(granted_purposes.field(purposes::code).eq($code))
+                    .and(
+                        granted_purposes
+                            .field(purposes::version)
+                            .nullable()
+                            .eq(consent_states::purpose_version.nullable()),
+                    )
+                    .and(granted_purposes.field(purposes::is_current).eq(false))),
+            )
+            .left_join(
+                granted_group_purposes.on(granted_group_purposes
+                    .field(group_purposes::group_id)
+                    .eq($group)
+                    .and(granted_group_purposes.field(group_purposes::code).eq($code))
+                    .and(
+                        granted_group_purposes
+                            .field(group_purposes::version)
+                            .nullable()
+                            .eq(group_consent_states::purpose_version.nullable()),
+                    )
+                    .and(
+                        granted_group_purposes
+                            .field(group_purposes::is_current)
+                            .eq(false),
+                    )),
+            )
+            .left_join(
                 objections::table.on(objections::tenant_id
                     .eq(subjects::tenant_id)
                     .and(objections::subject_id.eq(subjects::id))
@@ -127,6 +167,12 @@ macro_rules! joined {
                     group_consent_states::expires_at.nullable(),
                 ),
                 objections::created_at.nullable(),
+                (
+                    granted_purposes.field(purposes::channels).nullable(),
+                    granted_group_purposes
+                        .field(group_purposes::channels)
+                        .nullable(),
+                ),
             ))
     };
 }
@@ -220,6 +266,10 @@ struct PgRow {
     group_expires_at: Option<NaiveDateTime>,
     #[diesel(sql_type = sql::Nullable<sql::Timestamp>)]
     objected_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    own_granted_channels: Option<String>,
+    #[diesel(sql_type = sql::Nullable<sql::Text>)]
+    group_granted_channels: Option<String>,
 }
 
 /// PostgreSQL: one call that sets the tenant scope and reads, so it needs no
@@ -258,20 +308,31 @@ fn read_pg(
             (r.own_status, r.own_since, r.own_expires_at),
             (r.group_status, r.group_since, r.group_expires_at),
             r.objected_at,
+            (r.own_granted_channels, r.group_granted_channels),
         )
     }))
 }
 
 fn to_row(r: Raw, in_group: bool) -> StoreResult<CheckRow> {
-    let (subject, own, shared, own_state, group_state, objection) = r;
+    let (subject, own, shared, own_state, group_state, objection, granted) = r;
     // The tenant's own purpose first, else its group's (as `purposes::resolve`).
     let (purpose, state) = match (own, shared) {
         ((Some(basis), Some(channels)), _) => (
-            Some(purpose(PurposeScope::Tenant, &basis, &channels)?),
+            Some(purpose(
+                PurposeScope::Tenant,
+                &basis,
+                &channels,
+                granted.0.as_deref(),
+            )?),
             state(own_state)?,
         ),
         (_, (Some(basis), Some(channels))) if in_group => (
-            Some(purpose(PurposeScope::Group, &basis, &channels)?),
+            Some(purpose(
+                PurposeScope::Group,
+                &basis,
+                &channels,
+                granted.1.as_deref(),
+            )?),
             state(group_state)?,
         ),
         _ => (None, None),
@@ -288,16 +349,27 @@ fn to_row(r: Raw, in_group: bool) -> StoreResult<CheckRow> {
     })
 }
 
-fn purpose(scope: PurposeScope, basis: &str, channels: &str) -> StoreResult<CheckPurpose> {
-    let corrupt = |what: &str| StoreError::Internal(format!("stored purpose has a bad {what}"));
-    let legal_basis: LegalBasis = basis.parse().map_err(|_| corrupt("legal basis"))?;
-    let channels = channels
-        .split(',')
+/// A stored channel list (`email,telegram`).
+pub fn parse_channels(text: &str) -> StoreResult<Vec<Channel>> {
+    text.split(',')
         .filter(|c| !c.is_empty())
         .map(|c| c.parse::<Channel>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| corrupt("channel"))?;
+        .map_err(|_| StoreError::Internal("stored purpose has a bad channel".into()))
+}
+
+fn purpose(
+    scope: PurposeScope,
+    basis: &str,
+    channels: &str,
+    granted: Option<&str>,
+) -> StoreResult<CheckPurpose> {
+    let legal_basis: LegalBasis = basis
+        .parse()
+        .map_err(|_| StoreError::Internal("stored purpose has a bad legal basis".into()))?;
+    let channels = parse_channels(channels)?;
     Ok(CheckPurpose {
+        granted_channels: granted.map(parse_channels).transpose()?,
         scope,
         meaning: PurposeMeaning {
             name_ru: String::new(),

@@ -33,8 +33,10 @@ pub struct EventRow {
     pub import_key: Option<String>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
-    /// The rule `hash` was computed with (`assent_core::ledger::HASH_V1`, `HASH_V2`).
+    /// The rule `hash` was computed with (`assent_core::ledger::HASH_V1`, …).
     pub hash_version: i32,
+    /// Why the system ended a consent (`expire`): `assent_core::consent::ExpiryReason`.
+    pub reason: Option<String>,
 }
 
 impl EventRow {
@@ -59,6 +61,7 @@ impl EventRow {
             payload_digest: &self.payload_digest,
             receipt_id: &self.receipt_id,
             import_key: self.import_key.as_deref(),
+            reason: self.reason.as_deref(),
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct NewEvent {
     pub occurred_at: NaiveDateTime,
     pub expires_at: Option<NaiveDateTime>,
     pub import_key: Option<String>,
+    /// Why the system ended a consent; `None` for the person's own acts.
+    pub reason: Option<String>,
 }
 
 /// Creates the head of a new tenant's ledger (inside the tenant's scope).
@@ -220,6 +225,7 @@ impl Appender {
                 consent_events::prev_hash.eq(&row.prev_hash),
                 consent_events::hash.eq(&row.hash),
                 consent_events::hash_version.eq(row.hash_version),
+                consent_events::reason.eq(&row.reason),
             ))
             .execute(conn)?;
         self.seq = row.seq;
@@ -456,6 +462,7 @@ struct EventInsert<'a> {
     prev_hash: &'a [u8],
     hash: &'a [u8],
     hash_version: i32,
+    reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a EventRow> for EventInsert<'a> {
@@ -482,6 +489,7 @@ impl<'a> From<&'a EventRow> for EventInsert<'a> {
             prev_hash: &r.prev_hash,
             hash: &r.hash,
             hash_version: r.hash_version,
+            reason: r.reason.as_deref(),
         }
     }
 }
@@ -526,6 +534,7 @@ fn chained(
         prev_hash: prev.to_vec(),
         hash: Vec::new(),
         hash_version: HASH_CURRENT,
+        reason: new.reason,
     };
     let hash = event_hash(&prev, &row.fields());
     row.hash = hash.to_vec();

@@ -23,6 +23,25 @@ pub struct Purpose {
     pub created_at: NaiveDateTime,
     /// For a group purpose: the company that owns it (the only one that changes it).
     pub owner_tenant_id: Option<String>,
+    /// People asked to agree again: consents given before this widening are not
+    /// in force beyond what they covered, and may lapse.
+    pub reconsent: Option<Reconsent>,
+}
+
+/// The latest widening people were asked to agree to again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconsent {
+    /// Consents given under an older version cover only what that version did.
+    pub version: i32,
+    /// After this, a consent not confirmed lapses (an `expire` event).
+    pub lapse_at: Option<NaiveDateTime>,
+}
+
+impl Purpose {
+    /// True when a consent given under `version` is asked to be confirmed.
+    pub fn awaits_confirmation(&self, version: i32) -> bool {
+        self.reconsent.is_some_and(|r| version < r.version)
+    }
 }
 
 type Row = (
@@ -38,6 +57,8 @@ type Row = (
     i32,
     Option<i32>,
     NaiveDateTime,
+    Option<i32>,
+    Option<NaiveDateTime>,
 );
 
 type GroupRow = (
@@ -53,12 +74,16 @@ type GroupRow = (
     i32,
     Option<i32>,
     NaiveDateTime,
+    Option<i32>,
+    Option<NaiveDateTime>,
     Option<String>,
 );
 
 fn from_group_row(r: GroupRow) -> StoreResult<Purpose> {
-    let owner = r.12;
-    let row = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11);
+    let owner = r.14;
+    let row = (
+        r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13,
+    );
     Ok(Purpose {
         owner_tenant_id: owner,
         ..from_row(PurposeScope::Group, row)?
@@ -92,6 +117,10 @@ fn from_row(scope: PurposeScope, r: Row) -> StoreResult<Purpose> {
         },
         created_at: r.11,
         owner_tenant_id: None,
+        reconsent: r.12.map(|version| Reconsent {
+            version,
+            lapse_at: r.13,
+        }),
     })
 }
 
@@ -104,7 +133,7 @@ fn channels_text(m: &PurposeMeaning) -> String {
 }
 
 macro_rules! insert_version {
-    ($conn:expr, $table:ident, $owner_col:ident, $owner:expr, $code:expr, $version:expr, $m:expr, $now:expr $(, $extra:expr)*) => {
+    ($conn:expr, $table:ident, $owner_col:ident, $owner:expr, $code:expr, $version:expr, $m:expr, $now:expr, $reconsent:expr $(, $extra:expr)*) => {
         diesel::insert_into($table::table)
             .values((
                 $table::$owner_col.eq($owner),
@@ -120,6 +149,8 @@ macro_rules! insert_version {
                 $table::retention_days.eq($m.retention_days),
                 $table::consent_term_days.eq($m.consent_term_days),
                 $table::created_at.eq($now),
+                $table::reconsent_version.eq($reconsent.map(|r: Reconsent| r.version)),
+                $table::reconsent_lapse_at.eq($reconsent.and_then(|r: Reconsent| r.lapse_at)),
                 $($extra,)*
             ))
             .execute($conn)
@@ -344,7 +375,9 @@ pub fn create(
     let now = crate::now();
     match scope {
         PurposeScope::Tenant => {
-            insert_version!(conn, purposes, tenant_id, owner, code, 1, meaning, now)?;
+            insert_version!(
+                conn, purposes, tenant_id, owner, code, 1, meaning, now, None
+            )?;
             if let Some(g) = group_id {
                 diesel::insert_into(group_purpose_codes::table)
                     .values((
@@ -365,6 +398,7 @@ pub fn create(
                 1,
                 meaning,
                 now,
+                None,
                 group_purposes::owner_tenant_id.eq(Some(tenant_id))
             )?;
         }
@@ -381,16 +415,26 @@ pub fn may_change(tenant_id: &str, purpose: &Purpose) -> bool {
 }
 
 /// Changes a purpose's meaning: a new current version, unless nothing changed. The
-/// caller checks [`may_change`] and [`assent_core::consent::check_change`].
+/// caller checks [`may_change`] and [`assent_core::consent::check_change`]. With
+/// `ask_again`, the new version is the one people are asked to confirm (with the
+/// date unconfirmed consents lapse); otherwise an earlier request carries over.
 pub fn change(
     conn: &mut DbConnection,
     existing: &Purpose,
     meaning: &PurposeMeaning,
+    ask_again: Option<Option<NaiveDateTime>>,
 ) -> StoreResult<Purpose> {
     if &existing.meaning == meaning {
         return Ok(existing.clone());
     }
     let next = existing.version + 1;
+    let reconsent = match ask_again {
+        Some(lapse_at) => Some(Reconsent {
+            version: next,
+            lapse_at,
+        }),
+        None => existing.reconsent,
+    };
     let now = crate::now();
     let (owner, code) = (existing.owner_id.as_str(), existing.code.as_str());
     match existing.scope {
@@ -400,7 +444,9 @@ pub fn change(
                 .filter(purposes::code.eq(code))
                 .set(purposes::is_current.eq(false))
                 .execute(conn)?;
-            insert_version!(conn, purposes, tenant_id, owner, code, next, meaning, now)?;
+            insert_version!(
+                conn, purposes, tenant_id, owner, code, next, meaning, now, reconsent
+            )?;
         }
         PurposeScope::Group => {
             diesel::update(group_purposes::table)
@@ -417,6 +463,7 @@ pub fn change(
                 next,
                 meaning,
                 now,
+                reconsent,
                 group_purposes::owner_tenant_id.eq(existing.owner_tenant_id.as_deref())
             )?;
         }

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 enum Choice {
     Withdraw,
     Grant,
+    /// Agree to a widened purpose's new terms (a consent given before it widened).
+    Confirm,
     Object,
     Unobject,
 }
@@ -35,15 +37,22 @@ impl Choice {
         match self {
             Self::Withdraw => "withdraw",
             Self::Grant => "grant",
+            Self::Confirm => "confirm",
             Self::Object => "object",
             Self::Unobject => "unobject",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::Withdraw, Self::Grant, Self::Object, Self::Unobject]
-            .into_iter()
-            .find(|c| c.as_str() == text)
+        [
+            Self::Withdraw,
+            Self::Grant,
+            Self::Confirm,
+            Self::Object,
+            Self::Unobject,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == text)
     }
 }
 
@@ -55,6 +64,12 @@ struct Item {
     status: ConsentStatus,
     since: Option<DateTime<Utc>>,
     objected: bool,
+    /// Given before the purpose widened: the person is asked to confirm.
+    awaiting: bool,
+    version: i32,
+    /// What the purpose now covers, in the page's language (for the statement
+    /// confirmed).
+    terms: String,
 }
 
 struct View {
@@ -88,6 +103,9 @@ struct Form {
     #[serde(default)]
     scope: Option<String>,
     action: String,
+    /// The purpose version the page showed (what a confirmation agrees to).
+    #[serde(default)]
+    version: Option<i32>,
 }
 
 fn claims_of(state: &AppState, token: &str) -> Option<LinkClaims> {
@@ -120,7 +138,14 @@ fn load(
         for (purpose, stored) in states {
             let objected = purpose.meaning.legal_basis != LegalBasis::Consent
                 && objections.contains(&purpose.code);
+            let awaiting = stored.as_ref().is_some_and(|s| {
+                s.state.status == ConsentStatus::Granted
+                    && purpose.awaits_confirmation(s.purpose_version)
+            });
             items.push(Item {
+                awaiting,
+                version: purpose.version,
+                terms: terms(lang, &purpose.meaning),
                 name: match lang {
                     Locale::Ru => purpose.meaning.name_ru,
                     Locale::En => purpose.meaning.name_en,
@@ -145,6 +170,34 @@ fn load(
     })
 }
 
+/// What a purpose covers, as a confirmation states it: channels, data, term.
+fn terms(lang: Locale, m: &assent_core::consent::PurposeMeaning) -> String {
+    let word = |key: &str| view::word(lang, &format!("preferences.{key}"));
+    let mut parts = Vec::new();
+    if !m.channels.is_empty() {
+        let channels: Vec<&str> = m
+            .channels
+            .iter()
+            .map(|c| word(&format!("channel_{}", c.as_str())))
+            .collect();
+        parts.push(view::fill_in(
+            word("terms_channels"),
+            &[("channels", &channels.join(", "))],
+        ));
+    }
+    if !m.data_categories.is_empty() {
+        parts.push(view::fill_in(
+            word("terms_data"),
+            &[("data", &m.data_categories.join(", "))],
+        ));
+    }
+    parts.push(match m.consent_term_days {
+        Some(days) => view::fill_in(word("terms_days"), &[("days", &days.to_string())]),
+        None => word("terms_endless").to_owned(),
+    });
+    parts.join("; ")
+}
+
 /// The sentence a person agrees to by pressing "give consent"; its hash is kept as
 /// evidence of what they saw.
 fn statement(lang: Locale, company: &str, purpose: &str, policy: Option<&str>) -> String {
@@ -164,6 +217,19 @@ fn statement(lang: Locale, company: &str, purpose: &str, policy: Option<&str>) -
     }
 }
 
+/// The sentence a person agrees to by confirming a widened purpose: what it now
+/// covers. Its hash is kept as evidence.
+fn confirm_statement(lang: Locale, company: &str, item: &Item) -> String {
+    view::fill_in(
+        view::word(lang, "preferences.statement_confirm"),
+        &[
+            ("company", company),
+            ("purpose", &item.name),
+            ("terms", &item.terms),
+        ],
+    )
+}
+
 fn date(lang: Locale, at: DateTime<Utc>) -> String {
     match lang {
         Locale::Ru => at.format("%d.%m.%Y").to_string(),
@@ -175,6 +241,7 @@ fn date(lang: Locale, at: DateTime<Utc>) -> String {
 #[derive(Serialize)]
 struct Shown {
     code: String,
+    version: i32,
     scope: &'static str,
     anchor: String,
     name: String,
@@ -185,6 +252,10 @@ struct Shown {
     action: Option<&'static str>,
     button: &'static str,
     secondary: bool,
+    /// A second choice in the same form, as easy to press (withdraw, beside
+    /// confirm).
+    also: Option<&'static str>,
+    also_button: &'static str,
 }
 
 fn shown(view: &View, item: &Item, current: Option<&str>) -> Shown {
@@ -195,8 +266,17 @@ fn shown(view: &View, item: &Item, current: Option<&str>) -> Shown {
         .map(|s| format!(" {}", date(lang, s)))
         .unwrap_or_default();
     let mut statement = None;
+    let mut also = None;
     let (state, action) = match item.basis {
         LegalBasis::Consent => match item.status {
+            ConsentStatus::Granted if item.awaiting => {
+                statement = Some(confirm_statement(lang, &view.brand.name, item));
+                also = Some(Choice::Withdraw);
+                (
+                    format!("{}{since}. {}", word("granted"), word("awaiting")),
+                    Some(Choice::Confirm),
+                )
+            }
             ConsentStatus::Granted => (
                 format!("{}{since}", word("granted")),
                 Some(Choice::Withdraw),
@@ -227,6 +307,7 @@ fn shown(view: &View, item: &Item, current: Option<&str>) -> Shown {
     };
     Shown {
         code: item.code.clone(),
+        version: item.version,
         scope: item.scope.as_str(),
         anchor: anchor(item),
         name: item.name.clone(),
@@ -235,7 +316,9 @@ fn shown(view: &View, item: &Item, current: Option<&str>) -> Shown {
         statement,
         action: action.map(Choice::as_str),
         button: action.map_or("", |c| word(c.as_str())),
-        secondary: action != Some(Choice::Grant),
+        secondary: !matches!(action, Some(Choice::Grant | Choice::Confirm)),
+        also: also.map(Choice::as_str),
+        also_button: also.map_or("", |c| word(c.as_str())),
     }
 }
 
@@ -418,7 +501,7 @@ pub async fn preferences_change(
     let code = form.purpose.clone();
     let scope = form.scope.clone();
     let shown_in = form.lang.as_deref().and_then(Locale::from_tag);
-    let shown = (shown_in, form.policy.clone());
+    let shown = (shown_in, form.policy.clone(), form.version);
     let result = web::block(move || {
         apply(
             &st,
@@ -508,9 +591,9 @@ fn apply(
     (scope, code): (Option<&str>, &str),
     choice: Choice,
     mut evidence: assent_store::flows::consents::Evidence,
-    shown: (Option<Locale>, String),
+    shown: (Option<Locale>, String, Option<i32>),
 ) -> Result<Applied, StoreError> {
-    let (shown_in, shown_policy) = shown;
+    let (shown_in, shown_policy, shown_version) = shown;
     let keyring = state.keyring(&state.store, &claims.tenant_id)?;
     let tenant_id = &claims.tenant_id;
     // The statement shown is re-created in the language the page was shown in.
@@ -521,7 +604,7 @@ fn apply(
     let scope = item.scope;
     // Granting undoes a withdrawal, and lifting an objection undoes an objection.
     let refusal = match choice {
-        Choice::Withdraw | Choice::Grant => Refusal::Withdraw,
+        Choice::Withdraw | Choice::Grant | Choice::Confirm => Refusal::Withdraw,
         Choice::Object | Choice::Unobject => Refusal::Object,
     };
     let fits = refusal.offered_on_page(item.basis);
@@ -539,6 +622,15 @@ fn apply(
             &item.name,
             policy_version.as_deref(),
         );
+        evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
+    }
+    if choice == Choice::Confirm {
+        // The terms confirmed are the ones the page showed: a purpose changed since
+        // shows its new terms again.
+        if shown_version != Some(item.version) {
+            return Ok(Applied::PolicyChanged);
+        }
+        let text = confirm_statement(view.lang, &view.brand.name, item);
         evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
     }
     let request = RefusalRequest {
@@ -559,6 +651,9 @@ fn apply(
             Choice::Grant | Choice::Unobject => {
                 refusal::take_back(c, keys, tenant_id, group, &request, now)
             }
+            Choice::Confirm => {
+                refusal::confirm(c, keys, tenant_id, group, &request, now).map(|_| ())
+            }
         }
     })?;
     Ok(Applied::Done)
@@ -578,6 +673,9 @@ mod tests {
             status,
             since: Utc.with_ymd_and_hms(2026, 3, 5, 14, 30, 0).single(),
             objected: false,
+            awaiting: false,
+            version: 1,
+            terms: String::new(),
         }
     }
 
@@ -587,12 +685,17 @@ mod tests {
         use PurposeScope::*;
         let mut objected = item("analytics", Tenant, LegitimateInterest, None);
         objected.objected = true;
+        let mut widened = item("letters", Tenant, Consent, Granted);
+        widened.awaiting = true;
+        widened.version = 3;
+        widened.terms = "email, Telegram; 365".to_owned();
         View {
             lang,
             brand: view::sample::brand(),
             group_name: Some("Holding <One>".to_owned()),
             items: vec![
                 item("news", Tenant, Consent, Granted),
+                widened,
                 item("offers", Tenant, Consent, Withdrawn),
                 item("survey", Tenant, Consent, Expired),
                 item("calls", Tenant, Consent, None),
