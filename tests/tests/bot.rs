@@ -1557,3 +1557,90 @@ async fn a_request_button_files_at_its_own_company_after_an_unlink() {
         assert!(rights_requests(&a, &sa).await.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_version() {
+    let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
+    for db in TestDb::all() {
+        let app = spawn(db).await;
+        bot.dependencies(deps![service(&app)]);
+        let (t, s) = linked_news_subject(&app, &mut bot).await;
+        t.patch(
+            "/v1/purposes/news",
+            &json!({"data_categories": ["order_history"], "reconsent": {}}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        let list = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert!(
+            list.text().unwrap().contains("условия изменились"),
+            "{:?}",
+            list.text()
+        );
+        let confirm = buttons(&list)
+            .into_iter()
+            .find(|(_, data)| data.starts_with("cf:"))
+            .expect("a confirm button")
+            .1;
+        bot.update(press(ANNA, "ru", list.clone(), &confirm));
+        bot.dispatch().await;
+        let reply = last_text(&bot);
+        assert!(
+            reply.contains("подтверждено") && reply.contains("редакция 2"),
+            "{reply}"
+        );
+        let states = t
+            .get(&format!("/v1/subjects/{s}/consents"))
+            .expect(StatusCode::OK)
+            .await;
+        let news = states
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["purpose"] == "news")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (&news["awaiting_confirmation"], &news["purpose_version"]),
+            (&json!(false), &json!(2)),
+            "{news}"
+        );
+        let history = t
+            .get(&format!("/v1/subjects/{s}/consents/history"))
+            .expect(StatusCode::OK)
+            .await;
+        let last = history["items"]
+            .as_array()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (&last["action"], &last["method"]),
+            (&json!("renew"), &json!("telegram"))
+        );
+        assert!(
+            reply.contains(last["receipt_id"].as_str().unwrap()),
+            "{reply}"
+        );
+        // The same button again confirms nothing.
+        bot.update(press(ANNA, "ru", list, &confirm));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("Подтверждать нечего"),
+            "{}",
+            last_text(&bot)
+        );
+        assert_eq!(
+            t.get(&format!("/v1/subjects/{s}/consents/history"))
+                .expect(StatusCode::OK)
+                .await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            history["items"].as_array().unwrap().len()
+        );
+    }
+}

@@ -206,17 +206,33 @@ async fn show_consents(
         }
         for line in &company.lines {
             let name = lang.pick(&line.name_ru, &line.name_en);
-            let button = line.withdrawable.then(|| {
+            let mut buttons = Vec::new();
+            if line.withdrawable {
                 let n = menu.targets.len();
                 menu.targets.push(line.target.clone());
-                (
+                if line.awaiting {
+                    buttons.push((
+                        text::confirm_button(lang, name),
+                        format!("cf:{menu_id}:{n}"),
+                    ));
+                }
+                buttons.push((
                     text::withdraw_button(lang, name),
                     format!("w:{menu_id}:{n}"),
+                ));
+            }
+            let status = if line.awaiting {
+                format!(
+                    "{} ({})",
+                    text::status(lang, line.status),
+                    text::awaiting(lang)
                 )
-            });
+            } else {
+                text::status(lang, line.status).to_owned()
+            };
             lines.push((
-                format!("  • {name}: {}\n", text::status(lang, line.status)),
-                button,
+                format!("  • {name}: {status}\n"),
+                (!buttons.is_empty()).then_some(buttons),
             ));
         }
         for (line, button) in lines {
@@ -228,8 +244,8 @@ async fn show_consents(
             }
             let (body, rows) = messages.last_mut().expect("one message at least");
             body.push_str(&line);
-            if let Some(button) = button {
-                rows.push(vec![button]);
+            if let Some(buttons) = button {
+                rows.push(buttons);
             }
         }
     }
@@ -287,6 +303,8 @@ enum Press<'a> {
     Cancel,
     AskWithdraw(&'a str, usize),
     Withdraw(&'a str, usize),
+    /// "Confirm" beside a consent whose purpose widened: `cf:<menu>:<n>`.
+    Confirm(&'a str, usize),
     FromNotice(&'a str),
     Language(&'a str),
     Unlink(&'a str, usize),
@@ -333,6 +351,7 @@ fn parse_press(data: &str) -> Option<Press<'_>> {
         "cancel" => Some(Press::Cancel),
         "w" => numbered(rest).map(|(m, n)| Press::AskWithdraw(m, n)),
         "wy" => numbered(rest).map(|(m, n)| Press::Withdraw(m, n)),
+        "cf" => numbered(rest).map(|(m, n)| Press::Confirm(m, n)),
         "nw" if !rest.is_empty() => Some(Press::FromNotice(rest)),
         "lang" if matches!(rest, "ru" | "en") => Some(Press::Language(rest)),
         "u" => numbered(rest).map(|(m, n)| Press::Unlink(m, n)),
@@ -477,7 +496,31 @@ async fn handle_press(
                 Err(ActionError::NotWithdrawable) => {
                     bot.send_message(chat, text::not_withdrawable(lang)).await?;
                 }
-                Err(ActionError::NotLinked) => {
+                Err(ActionError::NotLinked | ActionError::NothingToConfirm) => {
+                    bot.send_message(chat, text::refused(lang)).await?;
+                }
+                Err(ActionError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Press::Confirm(menu, n) => {
+            let Some(target) = menu_target(svc, id, menu, 'c', n).await? else {
+                bot.send_message(chat, text::refused(lang)).await?;
+                return Ok(());
+            };
+            match blocking(svc, move |s| s.confirm_consent(id, &target)).await? {
+                Ok(c) => {
+                    let name = lang.pick(&c.name_ru, &c.name_en);
+                    bot.send_message(
+                        chat,
+                        text::confirmed(lang, &c.company, name, c.version, &c.receipt_id, c.at),
+                    )
+                    .await?;
+                }
+                Err(ActionError::NothingToConfirm) => {
+                    bot.send_message(chat, text::nothing_to_confirm(lang))
+                        .await?;
+                }
+                Err(ActionError::NotLinked | ActionError::NotWithdrawable) => {
                     bot.send_message(chat, text::refused(lang)).await?;
                 }
                 Err(ActionError::Store(e)) => return Err(e.into()),
@@ -918,6 +961,7 @@ mod tests {
         assert_eq!(parse_press("link:abc"), Some(Press::Link("abc")));
         assert_eq!(parse_press("w:1a2b:3"), Some(Press::AskWithdraw("1a2b", 3)));
         assert_eq!(parse_press("wy:1a2b:0"), Some(Press::Withdraw("1a2b", 0)));
+        assert_eq!(parse_press("cf:1a2b:2"), Some(Press::Confirm("1a2b", 2)));
         assert_eq!(parse_press("lang:en"), Some(Press::Language("en")));
         assert_eq!(parse_press("cancel"), Some(Press::Cancel));
         let invitation = assent_core::id::new_id();

@@ -23,12 +23,12 @@ proptest! {
     #[test]
     fn any_data_parses_to_a_press_or_nothing(data in prop_oneof![
         any::<String>(),
-        "(link|cancel|w|wy|nw|lang|u|rqn|rqc|rq|sv)(:[^:]{0,12}){0,4}",
+        "(link|cancel|w|wy|cf|nw|lang|u|rqn|rqc|rq|sv)(:[^:]{0,12}){0,4}",
     ]) {
         if let Some(press) = parse_press(&data) {
             // Whatever is accepted is made of the data's own text and small numbers.
             match press {
-                Press::AskWithdraw(menu, _) | Press::Withdraw(menu, _) | Press::Unlink(menu, _) => {
+                Press::AskWithdraw(menu, _) | Press::Withdraw(menu, _) | Press::Confirm(menu, _) | Press::Unlink(menu, _) => {
                     prop_assert!(data.contains(menu));
                 }
                 Press::RequestCompany(menu, n) | Press::RequestFile(menu, n, _) => {
@@ -50,6 +50,7 @@ proptest! {
     fn menu_buttons_round_trip(menu in "[0-9a-f]{1,16}", n in 0usize..1000) {
         prop_assert_eq!(parsed(format!("w:{menu}:{n}")), format!("{:?}", Some(Press::AskWithdraw(&menu, n))));
         prop_assert_eq!(parsed(format!("wy:{menu}:{n}")), format!("{:?}", Some(Press::Withdraw(&menu, n))));
+        prop_assert_eq!(parsed(format!("cf:{menu}:{n}")), format!("{:?}", Some(Press::Confirm(&menu, n))));
         prop_assert_eq!(parsed(format!("u:{menu}:{n}")), format!("{:?}", Some(Press::Unlink(&menu, n))));
         // Request menus are named `r…`.
         let request_menu = format!("r{menu}");

@@ -70,6 +70,8 @@ pub struct ConsentLine {
     pub status: ConsentStatus,
     /// A granted consent: it can be withdrawn here.
     pub withdrawable: bool,
+    /// Given before the purpose widened: it can be confirmed here.
+    pub awaiting: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,17 @@ pub struct CompanyConsents {
     pub tenant_id: String,
     pub subject_id: String,
     pub lines: Vec<ConsentLine>,
+}
+
+/// The receipt of a confirmation of a widened consent.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub company: String,
+    pub name_ru: String,
+    pub name_en: String,
+    pub version: i32,
+    pub receipt_id: String,
+    pub at: DateTime<Utc>,
 }
 
 /// The receipt of a withdrawal, sent back to the person.
@@ -98,6 +111,8 @@ pub enum ActionError {
     NotLinked,
     #[error("that consent is not given, so there is nothing to withdraw")]
     NotWithdrawable,
+    #[error("that consent is confirmed already or not in force")]
+    NothingToConfirm,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -339,8 +354,11 @@ impl BotService {
                 .into_iter()
                 .filter(|(p, _)| p.meaning.legal_basis == LegalBasis::Consent)
                 .map(|(p, s)| {
-                    let status = s.map_or(ConsentStatus::None, |s| s.state.status);
+                    let status = s.as_ref().map_or(ConsentStatus::None, |s| s.state.status);
+                    let awaiting = status == ConsentStatus::Granted
+                        && s.is_some_and(|s| p.awaits_confirmation(s.purpose_version));
                     ConsentLine {
+                        awaiting,
                         target: Target {
                             tenant_id: tenant_id.clone(),
                             subject_id: subject_id.clone(),
@@ -443,6 +461,46 @@ impl BotService {
                 name_en: meaning.name_en,
                 receipt_id,
                 at,
+            }))
+        })?
+    }
+
+    /// Confirms, as the person, a consent given before its purpose widened: a grant
+    /// of the current version with its own receipt. The link check and the "nothing
+    /// to confirm" check run in the unit of work of the write.
+    pub fn confirm_consent(
+        &self,
+        chat_id: i64,
+        target: &Target,
+    ) -> Result<Confirmation, ActionError> {
+        let keys = self.tenant_keys(&target.tenant_id);
+        let group = self.store.group_of(&target.tenant_id)?;
+        let company = self.company(&target.tenant_id)?;
+        let now = Utc::now();
+        self.store.write(&target.tenant_id, |c| {
+            if !telegram::is_linked(c, chat_id, &target.tenant_id, &target.subject_id)? {
+                return Ok(Err(ActionError::NotLinked));
+            }
+            let request = RefusalRequest {
+                subject_id: target.subject_id.clone(),
+                purpose_code: target.purpose.clone(),
+                scope: target.scope,
+                method: Method::Telegram,
+                policy_version: None,
+                evidence: Evidence::default(),
+            };
+            let Some(recorded) =
+                refusal::confirm(c, &keys, &target.tenant_id, group.as_deref(), &request, now)?
+            else {
+                return Ok(Err(ActionError::NothingToConfirm));
+            };
+            Ok(Ok(Confirmation {
+                company: company.clone(),
+                name_ru: recorded.purpose.meaning.name_ru.clone(),
+                name_en: recorded.purpose.meaning.name_en.clone(),
+                version: recorded.purpose.version,
+                receipt_id: recorded.event.receipt_id.clone(),
+                at: recorded.event.recorded_at.and_utc(),
             }))
         })?
     }

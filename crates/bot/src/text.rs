@@ -115,6 +115,50 @@ pub fn withdraw_button(l: Locale, purpose: &str) -> String {
     }
 }
 
+/// The mark of a consent whose purpose widened since it was given.
+pub fn awaiting(l: Locale) -> &'static str {
+    l.pick(
+        "условия изменились, подтвердите",
+        "its terms changed, please confirm",
+    )
+}
+
+pub fn confirm_button(l: Locale, purpose: &str) -> String {
+    match l {
+        Locale::Ru => format!("Подтвердить: {purpose}"),
+        Locale::En => format!("Confirm: {purpose}"),
+    }
+}
+
+/// The answer to a confirmation of a widened consent, with its receipt.
+pub fn confirmed(
+    l: Locale,
+    company: &str,
+    purpose: &str,
+    version: i32,
+    receipt_id: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let at = at.format("%Y-%m-%d %H:%M UTC");
+    match l {
+        Locale::Ru => format!(
+            "✅ Согласие подтверждено на новых условиях.\nКомпания: {company}\nЦель: {purpose} \
+             (редакция {version})\nКогда: {at}\nКвитанция: {receipt_id}"
+        ),
+        Locale::En => format!(
+            "✅ Consent confirmed on its new terms.\nCompany: {company}\nPurpose: {purpose} \
+             (version {version})\nWhen: {at}\nReceipt: {receipt_id}"
+        ),
+    }
+}
+
+pub fn nothing_to_confirm(l: Locale) -> &'static str {
+    l.pick(
+        "Подтверждать нечего: согласие уже подтверждено или не действует.",
+        "There is nothing to confirm: the consent is confirmed already or not in force.",
+    )
+}
+
 pub fn confirm_withdraw(l: Locale, company: &str, purpose: &str) -> String {
     match l {
         Locale::Ru => format!("Отозвать согласие на «{purpose}», данное {company}?"),

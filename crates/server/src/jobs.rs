@@ -32,9 +32,11 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
     let checkpoints = CheckpointKey::derive(master);
     let master = master.clone();
     vec![
-        sweep("expiry sweep", Some("consent terms expired"), |store, _| {
-            assent_store::flows::consents::expire_consents(store)
-        }),
+        sweep(
+            "expiry sweep",
+            Some("consents expired or lapsed unconfirmed"),
+            |store, _| assent_store::flows::consents::expire_consents(store),
+        ),
         // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day;
         // the send limits of chats not written to for an hour are forgotten.
         sweep("pruning Telegram bookkeeping", None, |store, now| {
