@@ -298,7 +298,7 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
                 Ok(())
             })
             .unwrap();
-        let ended = assent_store::flows::consents::expire_consents(&app.store).unwrap();
+        let ended = assent_store::flows::reconsent::lapse_everywhere(&app.store).unwrap();
         assert_eq!(ended, 1);
         assert_eq!(check(&t, &boris, "email").await, "expired");
         assert_eq!(check(&t, &anna, "email").await, "allowed");
@@ -313,7 +313,7 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
             "{last}"
         );
         assert_eq!(
-            assent_store::flows::consents::expire_consents(&app.store).unwrap(),
+            assent_store::flows::reconsent::lapse_everywhere(&app.store).unwrap(),
             0,
             "ended once"
         );

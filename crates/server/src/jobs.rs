@@ -35,7 +35,12 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
         sweep(
             "expiry sweep",
             Some("consents expired or lapsed unconfirmed"),
-            |store, _| assent_store::flows::consents::expire_consents(store),
+            // Terms that ran out, and consents a widened purpose asked to confirm
+            // by a date that has passed.
+            |store, _| {
+                Ok(assent_store::flows::consents::expire_consents(store)?
+                    + assent_store::flows::reconsent::lapse_everywhere(store)?)
+            },
         ),
         // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day;
         // the send limits of chats not written to for an hour are forgotten.

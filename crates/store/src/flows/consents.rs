@@ -1165,8 +1165,7 @@ pub fn receipt(
 }
 
 /// One pass over every tenant: writes `expire` events for consents whose term has
-/// run out, and for consents a widened purpose asked to confirm by a date that has
-/// passed ([`crate::flows::reconsent::lapse_due`]), in batches. Returns how many.
+/// run out, in batches. Returns how many were expired.
 pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
     const BATCH: i64 = 500;
     let mut total = 0;
@@ -1174,17 +1173,7 @@ pub fn expire_consents(store: &crate::Store) -> StoreResult<usize> {
         let group = tenant.group_id.clone();
         loop {
             let n = store.write(&tenant.id, |c| {
-                let now = Utc::now();
-                let ended = expire_due(c, &tenant.id, group.as_deref(), now, BATCH)?;
-                let left = BATCH - ended as i64;
-                Ok(ended
-                    + crate::flows::reconsent::lapse_due(
-                        c,
-                        &tenant.id,
-                        group.as_deref(),
-                        now,
-                        left,
-                    )?)
+                expire_due(c, &tenant.id, group.as_deref(), Utc::now(), BATCH)
             })?;
             total += n;
             if (n as i64) < BATCH {
