@@ -139,6 +139,9 @@ def _body_rules(method, path, body):
         # a consent purpose: the generator knows neither the current basis.
         body.pop("legal_basis", None)
         body.pop("consent_term_days", None)
+        # `reconsent` asks people again for a change that widens a consent purpose, with
+        # a lapse date in the future; the generator knows neither the current meaning.
+        body.pop("reconsent", None)
     elif method == "POST" and path == "/v1/rights-requests/{id}/verify":
         # The one-time code went to the person: a generated one is wrong (422) by design.
         # Staff approval is the other valid way.
@@ -148,7 +151,10 @@ def _body_rules(method, path, body):
     elif method == "POST" and path == "/v1/subjects/{id}/consents":
         # `policy_version` must name a published version; the run publishes none.
         body.pop("policy_version", None)
-    elif method == "POST" and path == "/v1/subjects":
+    if method in ("POST", "PATCH") and path in ("/v1/subjects", "/v1/subjects/{id}") and body.get("tags") is not None:
+        # Tags are labels of lowercase letters, digits and `_-.:`.
+        body["tags"] = ["st-tag"]
+    if method == "POST" and path == "/v1/subjects":
         # A new subject needs one of external_ref, email, phone.
         if all(body.get(k) is None for k in SUBJECT_KEYS):
             body["external_ref"] = str(uuid.uuid4())

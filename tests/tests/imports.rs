@@ -441,3 +441,109 @@ async fn imports_a_killed_server_left_behind_are_failed_and_their_spool_deleted_
         assert!(files.is_empty(), "spool files left: {files:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_carry_tags_from_the_api_and_from_imports() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = setup(&app, "acme").await;
+        let tags_of = |id: String| {
+            let t = &t;
+            async move {
+                t.get(&format!("/v1/subjects/{id}/tags"))
+                    .expect(StatusCode::OK)
+                    .await["tags"]
+                    .clone()
+            }
+        };
+        // Through the API: created with tags, a bad tag refused with nothing written.
+        let anna = t
+            .post(
+                "/v1/subjects",
+                &json!({"external_ref": "a1", "email": "anna@example.org", "tags": ["vip", "plan:pro"]}),
+            )
+            .expect(StatusCode::CREATED)
+            .await
+            .id();
+        assert_eq!(tags_of(anna.clone()).await, json!(["plan:pro", "vip"]));
+        t.post(
+            "/v1/subjects",
+            &json!({"external_ref": "a2", "email": "boris@example.org", "tags": ["boris@example.org"]}),
+        )
+        .expect(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+        let lookup = t
+            .post("/v1/subjects/search", &json!({"external_ref": "a2"}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(lookup["items"], json!([]), "nothing created");
+        // An update without tags keeps them; with tags replaces them.
+        t.post(
+            "/v1/subjects",
+            &json!({"external_ref": "a1", "full_name": "Анна"}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        assert_eq!(tags_of(anna.clone()).await, json!(["plan:pro", "vip"]));
+        t.patch(
+            &format!("/v1/subjects/{anna}"),
+            &json!({"tags": ["plan:free"]}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        assert_eq!(tags_of(anna.clone()).await, json!(["plan:free"]));
+
+        // Through an import: new subjects (the bulk path), an existing one (the
+        // line-by-line path), a bad tag reported by its line.
+        let lines = [
+            r#"{"type":"subject","external_ref":"c1","email":"one@example.org","tags":["vip"]}"#,
+            r#"{"type":"subject","external_ref":"c2","email":"two@example.org"}"#,
+            r#"{"type":"subject","external_ref":"a1","tags":["vip","plan:pro"]}"#,
+            r#"{"type":"subject","external_ref":"c3","email":"three@example.org","tags":["Not A Tag!"]}"#,
+        ]
+        .join("\n");
+        let started = start(&t, "application/x-ndjson", lines)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(3), Some(1)),
+            "{done}"
+        );
+        assert_eq!(done["errors"][0]["line"], 4, "{done}");
+        let id_of = |r: &'static str| {
+            let t = &t;
+            async move {
+                t.post("/v1/subjects/search", &json!({"external_ref": r}))
+                    .expect(StatusCode::OK)
+                    .await["items"][0]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        assert_eq!(tags_of(id_of("c1").await).await, json!(["vip"]));
+        assert_eq!(tags_of(id_of("c2").await).await, json!([]));
+        assert_eq!(tags_of(anna.clone()).await, json!(["plan:pro", "vip"]));
+        // CSV: a list in one cell.
+        let csv = "type,external_ref,email,tags\nsubject,d1,d1@example.org,vip;plan:pro\n";
+        let started = start(&t, "text/csv", csv.into())
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
+        assert_eq!(done["lines_ok"], 1, "{done}");
+        assert_eq!(tags_of(id_of("d1").await).await, json!(["plan:pro", "vip"]));
+        // A campaign narrows by the imported tags (an unknown one is refused).
+        let c = t
+            .post(
+                "/v1/campaigns",
+                &json!({"name": "VIP", "purpose": "news", "template": "message",
+                    "data": {"subject": "Hi", "body": "Hello"},
+                    "audience": {"tags": ["vip"]}, "rate_per_minute": 600}),
+            )
+            .send()
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.value());
+    }
+}

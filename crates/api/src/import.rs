@@ -12,7 +12,7 @@
 
 use crate::consent_input::{ActorIn, EvidenceIn, actor, evidence};
 use crate::state::{AppState, Keyring};
-use crate::subject_input::{apply, draft_of};
+use crate::subject_input::{apply, draft_of, take_tags};
 use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
 use assent_store::flows::bulk_import::{self, Line, LineSubject, Outcome};
@@ -20,6 +20,7 @@ use assent_store::flows::consents::{self, ConsentRequest};
 use assent_store::flows::subject_records;
 use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
 use assent_store::tables::ledger::Appender;
+use assent_store::tables::subject_tags;
 use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
 use assent_store::{StoreError, StoreResult, Tx};
 use chrono::{DateTime, Utc};
@@ -168,6 +169,7 @@ struct ConsentLine {
 
 fn line_subject(c: &mut Tx<'_>, keys: &Keyring, mut map: Map<String, Value>) -> Result<(), String> {
     map.remove("type");
+    let tags = take_tags(&mut map).map_err(|e| e.detail)?;
     let Some(Value::String(_)) = map.get("external_ref") else {
         return Err("a subject line needs external_ref (it makes the line idempotent)".into());
     };
@@ -183,8 +185,12 @@ fn line_subject(c: &mut Tx<'_>, keys: &Keyring, mut map: Map<String, Value>) -> 
         apply(&mut draft, &map).map_err(|e| StoreError::refused(e.code, e.detail))?;
         Ok(draft)
     };
-    subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
+    let (subject, _) = subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
         .map_err(|e| e.caller_text())?;
+    if let Some(tags) = tags {
+        let tenant = c.tenant_id().as_str().to_owned();
+        subject_tags::set(c, &tenant, &subject.id, &tags).map_err(|e| e.caller_text())?;
+    }
     Ok(())
 }
 
@@ -287,13 +293,14 @@ fn prepare_subject(map: &Map<String, Value>) -> Result<Line, String> {
     };
     let mut map = map.clone();
     map.remove("type");
+    let tags = take_tags(&mut map).map_err(|e| e.detail)?;
     let mut fresh = SubjectInput {
         pii: SubjectPii::default(),
         locale: None,
         timezone: None,
     };
     apply(&mut fresh, &map).map_err(|e| e.detail)?;
-    Ok(Line::Subject(fresh))
+    Ok(Line::Subject(fresh, tags))
 }
 
 /// A consent line as the bulk path takes it: every check that needs no database.
@@ -336,13 +343,23 @@ fn prepare(value: &Value, raw: &str) -> Result<Line, String> {
 }
 
 /// A CSV row as the JSON object an NDJSON line would be: empty cells are absent,
-/// `evidence_*` and `actor_*` columns nest.
+/// `evidence_*` and `actor_*` columns nest, a `tags` cell is a list separated by
+/// `;`, `,` or spaces.
 fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     let mut map = Map::new();
     let mut evidence = Map::new();
     let mut actor = Map::new();
     for (h, v) in headers.iter().zip(row.iter()) {
         if v.is_empty() {
+            continue;
+        }
+        if h == "tags" {
+            let tags = v
+                .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(|t| Value::String(t.to_owned()))
+                .collect();
+            map.insert(h.to_owned(), Value::Array(tags));
             continue;
         }
         let v = Value::String(v.to_owned());

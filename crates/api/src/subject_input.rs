@@ -116,6 +116,23 @@ pub fn apply(draft: &mut SubjectInput, body: &Map<String, Value>) -> Result<(), 
     Ok(())
 }
 
+/// Takes `tags` out of a subject's fields: `None` when absent (the subject's tags
+/// stay as they are), else the new set (`null` or `[]`: none), checked and
+/// normalised as `PUT /v1/subjects/{id}/tags` does.
+pub fn take_tags(body: &mut Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(v) = body.remove("tags") else {
+        return Ok(None);
+    };
+    let tags: Vec<String> = match v {
+        Value::Null => Vec::new(),
+        other => serde_json::from_value(other)
+            .map_err(|_| ApiError::invalid("tags must be a list of strings"))?,
+    };
+    assent_core::campaign::normalise_tags(&tags)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(e.0))
+}
+
 pub fn draft_of(s: &Subject) -> Result<SubjectInput, StoreError> {
     let pii = s.pii.clone().ok_or_else(|| {
         StoreError::refused(ProblemCode::SubjectErased, "the subject's data was erased")

@@ -3,15 +3,15 @@
 
 use crate::extract::{Json, Principal};
 use crate::state::AppState;
-use crate::subject_input::{apply, draft_of};
+use crate::subject_input::{apply, draft_of, take_tags};
 use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::contact;
 use assent_core::pii::IndexKind;
 use assent_core::tenancy::{Locale, Permission};
 use assent_store::flows::subject_records;
-use assent_store::tables::audit;
 use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
+use assent_store::tables::{audit, subject_tags};
 use assent_store::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,10 @@ pub struct SubjectFields {
     /// IANA time zone.
     #[schema(value_type = Option<crate::schema::TimeZoneName>)]
     pub timezone: Option<String>,
+    /// Labels for narrowing campaign audiences (as `PUT /v1/subjects/{id}/tags`):
+    /// replaces the subject's tags; absent: they stay as they are.
+    #[schema(max_items = 50)]
+    pub tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -115,7 +119,8 @@ pub async fn create_subject(
     body: Json<Value>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Operate)?;
-    let body = object(body.0)?;
+    let mut body = object(body.0)?;
+    let tags = take_tags(&mut body)?;
     let mut fresh = SubjectInput {
         pii: SubjectPii::default(),
         locale: None,
@@ -132,7 +137,12 @@ pub async fn create_subject(
                 Ok(draft)
             };
             store.write(&tenant, |c| {
-                subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)
+                let (subject, created) =
+                    subject_records::create_or_update(c, &keys.subject_keys(), &fresh, &update)?;
+                if let Some(tags) = &tags {
+                    subject_tags::set(c, &tenant, &subject.id, tags)?;
+                }
+                Ok((subject, created))
             })
         })
         .await?;
@@ -189,7 +199,8 @@ pub async fn patch_subject(
     body: Json<Value>,
 ) -> ApiResult<web::Json<SubjectView>> {
     principal.require(Permission::Operate)?;
-    let body = object(body.0)?;
+    let mut body = object(body.0)?;
+    let tags = take_tags(&mut body)?;
     let id = path.into_inner();
     let who = format!("staff:{}", principal.client_id);
     let tenant = principal.tenant_id.clone();
@@ -201,6 +212,9 @@ pub async fn patch_subject(
                 apply(&mut draft, &body).map_err(|e| StoreError::refused(e.code, e.detail))?;
                 // A correction keeps its history (previous values sealed).
                 subjects::rectify(c, &keys.subject_keys(), &current, &draft, None, &who)?;
+                if let Some(tags) = &tags {
+                    subject_tags::set(c, &tenant, &id, tags)?;
+                }
                 subjects::get(c, &keys.tenant, &id)?.ok_or(StoreError::NotFound)
             })
         })

@@ -15,6 +15,7 @@ use crate::schema::{consent_events, consent_states, webhooks};
 use crate::tables::ledger::{Appender, NewEvent};
 use crate::tables::policies::{self, Policy};
 use crate::tables::purposes::{self, Purpose};
+use crate::tables::subject_tags;
 use crate::tables::subjects::{self as subject_repo, SubjectFacts, SubjectInput};
 use crate::tables::webhooks::Webhook;
 use crate::{DbConnection, StoreError, StoreResult};
@@ -38,8 +39,9 @@ pub enum LineSubject {
 
 /// A line already parsed and validated.
 pub enum Line {
-    /// A subject to create, or to update when its `external_ref` is known.
-    Subject(SubjectInput),
+    /// A subject to create, or to update when its `external_ref` is known, with the
+    /// tags it is to carry (`None`: as they are).
+    Subject(SubjectInput, Option<Vec<String>>),
     /// A consent event (`request.subject_id` is filled in here).
     Consent(LineSubject, ConsentRequest),
 }
@@ -95,7 +97,7 @@ pub fn write(
     let mut digests: Vec<Vec<u8>> = Vec::new();
     for line in &lines {
         match line {
-            Line::Subject(input) => {
+            Line::Subject(input, _) => {
                 if let Some(r) = &input.pii.external_ref {
                     digests.push(subject_repo::external_ref_digest(keys, r));
                 }
@@ -122,7 +124,7 @@ pub fn write(
     let mut taken: HashSet<Vec<u8>> = by_ref.keys().cloned().collect();
     for (i, line) in lines.iter().enumerate() {
         let mut digest = None;
-        if let Line::Subject(input) = line {
+        if let Line::Subject(input, _) = line {
             let d = input
                 .pii
                 .external_ref
@@ -140,6 +142,14 @@ pub fn write(
         refs.push(digest);
     }
     let created = subject_repo::create_all(tx, keys, &fresh)?;
+    // The tags of the subjects just created, in one insert (labels, never personal).
+    let mut tagged: Vec<(&str, &str)> = Vec::new();
+    for (n, i) in fresh_at.iter().enumerate() {
+        if let Line::Subject(_, Some(tags)) = &lines[*i] {
+            tagged.extend(tags.iter().map(|t| (created[n].id.as_str(), t.as_str())));
+        }
+    }
+    subject_tags::add_all(tx.conn(), &tenant_id, &tagged)?;
     let mut created_at: HashMap<usize, usize> = HashMap::new();
     for (n, i) in fresh_at.iter().enumerate() {
         created_at.insert(*i, n);
@@ -153,7 +163,7 @@ pub fn write(
     let mut new_ids: HashSet<String> = HashSet::new();
     for (i, line) in lines.iter().enumerate() {
         match line {
-            Line::Subject(_) => {
+            Line::Subject(..) => {
                 if let Some(n) = created_at.get(&i) {
                     let c = &created[*n];
                     new_ids.insert(c.id.clone());
@@ -181,7 +191,7 @@ pub fn write(
         .iter()
         .filter_map(|l| match l {
             Line::Consent(_, r) => r.import_key.as_deref(),
-            Line::Subject(_) => None,
+            Line::Subject(..) => None,
         })
         .collect();
     let mut imported: HashSet<String> = HashSet::new();
@@ -240,7 +250,7 @@ pub fn write(
     let mut changed: Vec<(String, Option<&'static str>)> = Vec::new();
     for ((line, subject), i) in lines.iter().zip(subject_of).zip(0..) {
         let req = match line {
-            Line::Subject(_) => {
+            Line::Subject(..) => {
                 out.push(if created_at.contains_key(&i) {
                     Outcome::Written
                 } else {

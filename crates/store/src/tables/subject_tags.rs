@@ -47,6 +47,36 @@ pub fn set(
     Ok(())
 }
 
+/// Adds `(subject, tag)` pairs of subjects that carry none yet (an import's new
+/// subjects), in multi-row inserts.
+pub fn add_all(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    pairs: &[(&str, &str)],
+) -> StoreResult<()> {
+    for chunk in pairs.chunks(1000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(subject, tag)| {
+                (
+                    subject_tags::tenant_id.eq(tenant_id),
+                    subject_tags::subject_id.eq(*subject),
+                    subject_tags::tag.eq(*tag),
+                )
+            })
+            .collect();
+        match conn {
+            DbConnection::Postgres(pg) => diesel::insert_into(subject_tags::table)
+                .values(&rows)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(subject_tags::table)
+                .values(&rows)
+                .execute(lite)?,
+        };
+    }
+    Ok(())
+}
+
 /// Removes the subject's tags (erasure, or a new set).
 pub fn clear(conn: &mut DbConnection, tenant_id: &str, subject_id: &str) -> StoreResult<usize> {
     Ok(diesel::delete(
