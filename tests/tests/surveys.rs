@@ -707,3 +707,103 @@ async fn another_tenant_cannot_see_or_touch_a_survey() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_go_to_a_campaign_audience_paced_at_its_rate() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = tenant_with_news(&app, "acme").await;
+        let anna = granted_subject(&t, "anna@example.org", Some("ru")).await;
+        let boris = granted_subject(&t, "boris@example.org", Some("en")).await;
+        let vera = granted_subject(&t, "vera@example.org", Some("ru")).await;
+        let gleb = granted_subject(&t, "gleb@example.org", Some("ru")).await;
+        t.post(
+            &format!("/v1/subjects/{gleb}/consents"),
+            &json!({"purpose": "news", "action": "withdraw"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        for s in [&anna, &boris, &gleb] {
+            t.put(&format!("/v1/subjects/{s}/tags"), &json!({"tags": ["vip"]}))
+                .expect(StatusCode::OK)
+                .await;
+        }
+        create_survey(&t, nps("nps")).await;
+
+        // Bad audiences are refused and invite no one.
+        for (body, code) in [
+            (
+                json!({"audience": {"tags": ["nobody-has-it"]}}),
+                "unknown_tag",
+            ),
+            (
+                json!({"audience": {"tags": ["vip"]}, "subject_ids": [anna]}),
+                "validation_failed",
+            ),
+            (
+                json!({"audience": {"tags": ["vip"]}, "rate_per_minute": 0}),
+                "validation_failed",
+            ),
+            (
+                json!({"subject_ids": [anna], "rate_per_minute": 60}),
+                "validation_failed",
+            ),
+            (
+                json!({"audience": {"purposes": ["nope"]}}),
+                "unknown_purpose",
+            ),
+        ] {
+            let (status, problem) = t.post("/v1/surveys/nps/invitations", &body).await.parts();
+            assert_eq!(
+                (status.as_u16(), problem["code"].as_str()),
+                (422, Some(code)),
+                "{body}: {problem}"
+            );
+        }
+        assert_eq!(results(&t, "nps").await["invitations"]["pending"], 0);
+
+        // VIPs whose consent is in force, in Russian: Anna only (Boris speaks
+        // English, Gleb withdrew, Vera carries no tag).
+        let v = invite(
+            &t,
+            "nps",
+            json!({"audience": {"tags": ["vip"], "locales": ["ru"]}}),
+        )
+        .await;
+        assert_eq!(v["invited"], 1, "{v}");
+        assert_eq!(v["invitations"][0]["subject_id"], anna.as_str());
+        // Everyone the purpose allows, paced at two a minute from a moment ahead.
+        let at = chrono::Utc::now() + chrono::Duration::hours(1);
+        let v = invite(
+            &t,
+            "nps",
+            json!({"audience": {}, "rate_per_minute": 2, "send_at": at.to_rfc3339()}),
+        )
+        .await;
+        assert_eq!(v["invited"], 2, "boris and vera: {v}");
+        assert_eq!(
+            v["skipped"],
+            json!([{"subject_id": anna, "reason": "already_invited"}])
+        );
+        let mut times: Vec<chrono::DateTime<chrono::Utc>> = v["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["subject_id"] != anna.as_str())
+            .map(|i| i["send_at"].as_str().unwrap().parse().unwrap())
+            .collect();
+        times.sort();
+        assert_eq!(times.len(), 2);
+        let gap = times[1] - times[0];
+        assert_eq!(gap, chrono::Duration::seconds(30), "{times:?}");
+        assert!(times[0] >= at - chrono::Duration::seconds(1), "{times:?}");
+        let ids: Vec<&str> = v["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["subject_id"].as_str().unwrap())
+            .collect();
+        assert!(!ids.contains(&gleb.as_str()), "{ids:?}");
+        assert!(ids.contains(&vera.as_str()) && ids.contains(&boris.as_str()));
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP face of Assent: the `/v1` API for tenant staff and systems, health and
 //! metrics endpoints, and (in later work) the public pages.
 
+mod audience_input;
 pub mod backlog_gauges;
 mod consent_input;
 mod csv_out;

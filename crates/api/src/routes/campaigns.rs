@@ -1,6 +1,7 @@
 //! Campaigns through the API: a draft checked when it is created, then start,
 //! pause, resume, cancel and a test send to staff; results as JSON or CSV.
 
+use crate::audience_input::AudienceIn;
 use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
@@ -24,24 +25,6 @@ pub struct ContentIn {
     /// Empty: the text, as HTML.
     #[serde(default)]
     pub html: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AudienceIn {
-    /// Further purposes whose consent must be in force besides the campaign's own.
-    #[serde(default)]
-    pub purposes: Vec<String>,
-    /// `ru`, `en`: the person's language, else the company's. Empty: all.
-    #[serde(default)]
-    #[schema(value_type = Vec<crate::schema::LocaleName>)]
-    pub locales: Vec<Locale>,
-    /// Subjects carrying any of these tags. Empty: no narrowing.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Only these subjects (at most 10,000). Empty: everyone the rest allows.
-    #[serde(default)]
-    pub subject_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -191,12 +174,7 @@ pub async fn create_campaign(
             ));
         }
     };
-    let audience = b.audience.map(|a| Audience {
-        purposes: a.purposes,
-        locales: a.locales,
-        tags: a.tags,
-        subject_ids: a.subject_ids,
-    });
+    let audience = b.audience.map(Audience::from);
     let new = NewCampaign {
         name: b.name,
         kind: CampaignKind::Marketing,

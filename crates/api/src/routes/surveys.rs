@@ -1,6 +1,7 @@
 //! Satisfaction surveys (policy 2.2): definitions, invitations, triggering events
 //! and results.
 
+use crate::audience_input::AudienceIn;
 use crate::extract::{Json, PageQuery, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
@@ -327,6 +328,14 @@ pub struct CreateInvitations {
     pub subject_ids: Option<Vec<String>>,
     /// Everyone the survey's purpose allows (up to 10 000), narrowed by the filter.
     pub filter: Option<InvitationFilter>,
+    /// A campaign's audience (see `POST /v1/campaigns`): everyone the survey's purpose
+    /// and `purposes` allow, narrowed by `locales`, `tags` and `subject_ids`, with no
+    /// cap on its size. Give one of `subject_ids`, `filter`, `audience`.
+    pub audience: Option<AudienceIn>,
+    /// With `audience`: invitations per minute from `send_at` (1–600000); absent,
+    /// all at `send_at`.
+    #[schema(minimum = 1, maximum = 600000)]
+    pub rate_per_minute: Option<i32>,
     /// `email` (default) or `telegram`.
     #[schema(value_type = Option<crate::schema::NoticeChannelName>)]
     pub channel: Option<NoticeChannel>,
@@ -385,7 +394,10 @@ pub struct SkippedView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationsResult {
+    /// How many were invited (or already had an open invitation).
     pub invited: usize,
+    /// The invitations; for an `audience`, the first 1000 (and the first 1000
+    /// skipped).
     pub invitations: Vec<InvitationView>,
     pub skipped: Vec<SkippedView>,
     /// The filter matched more people than one request invites; send it again to
@@ -396,6 +408,22 @@ pub struct InvitationsResult {
 impl CreateInvitations {
     /// Whom to invite: named subjects, or a filter, never both.
     fn audience(self) -> ApiResult<Audience> {
+        if self.rate_per_minute.is_some() && self.audience.is_none() {
+            return Err(ApiError::invalid(
+                "rate_per_minute paces an audience: give it with audience",
+            ));
+        }
+        if let Some(audience) = self.audience {
+            if self.subject_ids.is_some() || self.filter.is_some() {
+                return Err(ApiError::invalid(
+                    "give one of subject_ids, filter, audience",
+                ));
+            }
+            return Ok(Audience::Campaign {
+                audience: audience.into(),
+                rate_per_minute: self.rate_per_minute,
+            });
+        }
         Ok(match (self.subject_ids, self.filter) {
             (Some(ids), None) => {
                 if ids.is_empty() || ids.len() > MAX_SUBJECT_IDS {
@@ -410,7 +438,7 @@ impl CreateInvitations {
             },
             _ => {
                 return Err(ApiError::invalid(
-                    "give either subject_ids or filter, not both",
+                    "give one of subject_ids, filter, audience",
                 ));
             }
         })
@@ -421,7 +449,7 @@ impl InvitationsResult {
     fn of(state: &AppState, done: invitations::Invitations) -> Self {
         let anonymous = done.anonymous;
         Self {
-            invited: done.invited.len(),
+            invited: done.invited_count,
             invitations: done
                 .invited
                 .into_iter()

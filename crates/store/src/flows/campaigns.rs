@@ -137,6 +137,74 @@ fn purpose_codes(row_purpose: Option<&str>, audience: &Audience) -> Vec<String> 
         .collect()
 }
 
+/// An audience's form: how many tags and ids, each tag well formed.
+fn check_audience_form(a: &Audience) -> StoreResult<()> {
+    if a.tags.len() > rules::MAX_AUDIENCE_TAGS {
+        return Err(StoreError::invalid(format!(
+            "an audience names at most {} tags",
+            rules::MAX_AUDIENCE_TAGS
+        )));
+    }
+    if a.subject_ids.len() > rules::MAX_AUDIENCE_SUBJECTS {
+        return Err(StoreError::invalid(format!(
+            "an audience lists at most {} subjects; use tags for more",
+            rules::MAX_AUDIENCE_SUBJECTS
+        )));
+    }
+    for tag in &a.tags {
+        rules::validate_tag(tag).map_err(|e| StoreError::invalid(e.0))?;
+    }
+    Ok(())
+}
+
+/// What an audience names exists: every tag on some subject, every subject.
+fn check_audience_names(conn: &mut DbConnection, tenant_id: &str, a: &Audience) -> StoreResult<()> {
+    let unknown = subject_tags::unknown(conn, tenant_id, &a.tags)?;
+    if !unknown.is_empty() {
+        return Err(StoreError::refused(
+            ProblemCode::UnknownTag,
+            format!("no subject carries the tag(s): {}", unknown.join(", ")),
+        ));
+    }
+    if !a.subject_ids.is_empty() {
+        let ids: Vec<&str> = a.subject_ids.iter().map(String::as_str).collect();
+        let found = subjects::facts_of_all(&mut Tx::reenter(conn, tenant_id), &ids)?;
+        if let Some(missing) = ids.iter().find(|id| !found.contains_key(**id)) {
+            return Err(StoreError::refused(
+                ProblemCode::UnknownSubject,
+                format!("unknown subject_id '{missing}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an audience on its own (a survey's invitations use it): its form, its
+/// purposes, tags and subjects known; returns the query that resolves it, with the
+/// purpose `purpose` (the survey's) required first.
+pub fn audience_query(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    purpose: &str,
+    a: &Audience,
+) -> StoreResult<AudienceQuery> {
+    check_audience_form(a)?;
+    check_audience_names(conn, tenant_id, a)?;
+    let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
+    let codes = purpose_codes(Some(purpose), a);
+    Ok(AudienceQuery {
+        purposes: required_purposes(conn, tenant_id, group_id, &codes)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect(),
+        locales: a.locales.iter().map(|l| l.as_str().to_owned()).collect(),
+        tags: a.tags.clone(),
+        subject_ids: a.subject_ids.clone(),
+        default_locale: tenant.default_locale.as_str().to_owned(),
+    })
+}
+
 /// Checks a campaign and stores it as a draft. Nothing is written when anything is
 /// wrong: an unknown purpose, tag or subject, a channel the purpose does not
 /// allow, a template missing in a locale the audience may need or not rendering.
@@ -163,21 +231,7 @@ pub fn create(
         )));
     }
     let a = &new.audience;
-    if a.tags.len() > rules::MAX_AUDIENCE_TAGS {
-        return Err(StoreError::invalid(format!(
-            "an audience names at most {} tags",
-            rules::MAX_AUDIENCE_TAGS
-        )));
-    }
-    if a.subject_ids.len() > rules::MAX_AUDIENCE_SUBJECTS {
-        return Err(StoreError::invalid(format!(
-            "an audience lists at most {} subjects; use tags for more",
-            rules::MAX_AUDIENCE_SUBJECTS
-        )));
-    }
-    for tag in &a.tags {
-        rules::validate_tag(tag).map_err(|e| StoreError::invalid(e.0))?;
-    }
+    check_audience_form(a)?;
     match (new.kind, &new.purpose) {
         (CampaignKind::Marketing | CampaignKind::Reconsent, None) => {
             return Err(StoreError::invalid(
@@ -203,23 +257,7 @@ pub fn create(
             }
         }
     }
-    let unknown = subject_tags::unknown(conn, tenant_id, &a.tags)?;
-    if !unknown.is_empty() {
-        return Err(StoreError::refused(
-            ProblemCode::UnknownTag,
-            format!("no subject carries the tag(s): {}", unknown.join(", ")),
-        ));
-    }
-    if !a.subject_ids.is_empty() {
-        let ids: Vec<&str> = a.subject_ids.iter().map(String::as_str).collect();
-        let found = subjects::facts_of_all(&mut Tx::reenter(conn, tenant_id), &ids)?;
-        if let Some(missing) = ids.iter().find(|id| !found.contains_key(**id)) {
-            return Err(StoreError::refused(
-                ProblemCode::UnknownSubject,
-                format!("unknown subject_id '{missing}'"),
-            ));
-        }
-    }
+    check_audience_names(conn, tenant_id, a)?;
     let locales: Vec<Locale> = if a.locales.is_empty() {
         Locale::ALL.to_vec()
     } else {

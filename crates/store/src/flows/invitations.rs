@@ -3,7 +3,9 @@
 //! event (`…/events`). Each invitation goes through [`surveying::invite`], so the
 //! consent gate runs when it is queued and again when it is sent.
 
+use crate::flows::campaigns;
 use crate::flows::surveying::{self, Invite, Invited};
+use crate::tables::campaigns as campaign_table;
 use crate::tables::subjects;
 use crate::tables::surveys::{self, Invitation, Survey};
 use crate::{DbConnection, Store, StoreError, StoreResult, Tx};
@@ -26,15 +28,28 @@ pub enum Audience {
     Subjects(Vec<String>),
     /// Everyone the survey's purpose allows, narrowed to one locale.
     Filter { locale: Option<String> },
+    /// A campaign's audience (the survey's purpose first): resolved a page at a time
+    /// with no cap on its size, each page invited in one unit of work, and paced at
+    /// `rate_per_minute` from `send_at` when given.
+    Campaign {
+        audience: campaigns::Audience,
+        rate_per_minute: Option<i32>,
+    },
 }
+
+/// Invitations a response lists; beyond them it counts.
+pub const MAX_LISTED: usize = 1000;
 
 /// What one request came to.
 #[derive(Debug, Default)]
 pub struct Invitations {
     /// The survey's answers are cut loose from people (its invitations carry no link).
     pub anonymous: bool,
-    /// Made now, or made before for the same person and still open.
+    /// Made now, or made before for the same person and still open (for an
+    /// audience, the first [`MAX_LISTED`]).
     pub invited: Vec<Invitation>,
+    /// How many were made or found open, listed or not.
+    pub invited_count: usize,
     /// Subject and why nothing was queued for them.
     pub skipped: Vec<(String, String)>,
     /// The filter matched more people than one request invites.
@@ -77,6 +92,25 @@ pub fn invite_many(
     let chunk_size = match audience {
         Audience::Subjects(_) => MAX_SUBJECT_IDS,
         Audience::Filter { .. } => FILTER_CHUNK,
+        Audience::Campaign {
+            audience,
+            rate_per_minute,
+        } => {
+            let paced = Paced {
+                send_at,
+                rate_per_minute,
+            };
+            return invite_audience(
+                store,
+                keys,
+                (tenant, group),
+                code,
+                &audience,
+                channel,
+                paced,
+                now,
+            );
+        }
     };
     let (targets, truncated, anonymous) = store.read(tenant, |c| {
         let survey = active_survey(c, tenant, code)?;
@@ -91,6 +125,7 @@ pub fn invite_many(
                 let ids: Vec<String> = ids.into_iter().filter(|i| seen.insert(i.clone())).collect();
                 (ids, false)
             }
+            Audience::Campaign { .. } => unreachable!("invited page by page above"),
             Audience::Filter { locale } => {
                 let mut ids = surveying::filter_targets(
                     c,
@@ -124,7 +159,10 @@ pub fn invite_many(
                     triggered: false,
                 };
                 match surveying::invite(c, keys, tenant, group, &survey, &invite, now)? {
-                    Invited::Created(i) | Invited::Existing(i) => out.invited.push(i),
+                    Invited::Created(i) | Invited::Existing(i) => {
+                        out.invited_count += 1;
+                        out.invited.push(i);
+                    }
                     Invited::Skipped(reason) => out.skipped.push((subject_id.clone(), reason)),
                 }
             }
@@ -133,6 +171,87 @@ pub fn invite_many(
     }
     Ok(out)
 }
+
+/// When an audience's invitations go out.
+#[derive(Debug, Clone, Copy)]
+struct Paced {
+    send_at: DateTime<Utc>,
+    rate_per_minute: Option<i32>,
+}
+
+/// Invites a campaign audience to survey `code`: the audience is checked as a
+/// campaign's is (unknown tags and subjects refused before anything is written),
+/// then resolved and invited a page of [`AUDIENCE_PAGE`] at a time.
+#[allow(clippy::too_many_arguments)]
+fn invite_audience(
+    store: &Store,
+    keys: &TenantKeys,
+    (tenant, group): (&str, Option<&str>),
+    code: &str,
+    audience: &campaigns::Audience,
+    channel: NoticeChannel,
+    paced: Paced,
+    now: DateTime<Utc>,
+) -> StoreResult<Invitations> {
+    if let Some(rate) = paced.rate_per_minute {
+        assent_core::campaign::validate_rate(rate).map_err(|e| StoreError::invalid(e.0))?;
+    }
+    let (query, anonymous) = store.read(tenant, |c| {
+        let survey = active_survey(c, tenant, code)?;
+        let query = campaigns::audience_query(c, tenant, group, &survey.purpose_code, audience)?;
+        Ok((query, survey.anonymous))
+    })?;
+    let mut out = Invitations {
+        anonymous,
+        ..Invitations::default()
+    };
+    let mut after = String::new();
+    let mut index: u64 = 0;
+    loop {
+        let done = store.write(tenant, |c| {
+            let survey = active_survey(c, tenant, code)?;
+            let page =
+                campaign_table::resolve_audience(c, tenant, &query, now, &after, AUDIENCE_PAGE)?;
+            for member in &page {
+                let send_at = match paced.rate_per_minute {
+                    Some(rate) => assent_core::campaign::due_at(paced.send_at, index, rate),
+                    None => paced.send_at,
+                };
+                let invite = Invite {
+                    subject_id: member.id.clone(),
+                    channel,
+                    send_at,
+                    event_key: None,
+                    triggered: false,
+                };
+                match surveying::invite(c, keys, tenant, group, &survey, &invite, now)? {
+                    Invited::Created(i) | Invited::Existing(i) => {
+                        index += 1;
+                        out.invited_count += 1;
+                        if out.invited.len() < MAX_LISTED {
+                            out.invited.push(i);
+                        }
+                    }
+                    Invited::Skipped(reason) => {
+                        if out.skipped.len() < MAX_LISTED {
+                            out.skipped.push((member.id.clone(), reason));
+                        }
+                    }
+                }
+            }
+            if let Some(last) = page.last() {
+                after = last.id.clone();
+            }
+            Ok((page.len() as i64) < AUDIENCE_PAGE)
+        })?;
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// People resolved and invited per unit of work.
+const AUDIENCE_PAGE: i64 = 500;
 
 /// An event the tenant reported for one person.
 #[derive(Debug, Clone)]
