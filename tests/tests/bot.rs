@@ -1584,11 +1584,39 @@ async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_ver
             .find(|(_, data)| data.starts_with("cf:"))
             .expect("a confirm button")
             .1;
+        // The purpose widens again before she presses: the list showed version 2,
+        // so its button agrees to nothing else.
+        t.patch(
+            "/v1/purposes/news",
+            &json!({"data_categories": ["order_history", "address"], "reconsent": {}}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        bot.update(press(ANNA, "ru", list.clone(), &confirm));
+        bot.dispatch().await;
+        assert!(
+            last_text(&bot).contains("снова изменились"),
+            "{}",
+            last_text(&bot)
+        );
+        bot.update(text_from(ANNA, "ru", "/consents"));
+        bot.dispatch().await;
+        let list = bot.get_responses().sent_messages.last().cloned().unwrap();
+        assert!(
+            list.text().unwrap().contains("address"),
+            "the new terms are shown: {:?}",
+            list.text()
+        );
+        let confirm = buttons(&list)
+            .into_iter()
+            .find(|(_, data)| data.starts_with("cf:"))
+            .expect("a confirm button")
+            .1;
         bot.update(press(ANNA, "ru", list.clone(), &confirm));
         bot.dispatch().await;
         let reply = last_text(&bot);
         assert!(
-            reply.contains("подтверждено") && reply.contains("редакция 2"),
+            reply.contains("подтверждено") && reply.contains("редакция 3"),
             "{reply}"
         );
         let states = t
@@ -1604,7 +1632,7 @@ async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_ver
             .unwrap();
         assert_eq!(
             (&news["awaiting_confirmation"], &news["purpose_version"]),
-            (&json!(false), &json!(2)),
+            (&json!(false), &json!(3)),
             "{news}"
         );
         let history = t
@@ -1621,6 +1649,7 @@ async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_ver
             (&last["action"], &last["method"]),
             (&json!("renew"), &json!("telegram"))
         );
+        assert!(last["evidence"]["text_hash"].is_string(), "{last}");
         assert!(
             reply.contains(last["receipt_id"].as_str().unwrap()),
             "{reply}"

@@ -154,6 +154,27 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
             assert_eq!(state["purpose_version"], 1);
         }
         assert_eq!(check(&t, &vera, "email").await, "no_consent");
+        // A grant dated before the widening (history from another system) agrees to
+        // the version then in force, not to terms Vera never saw.
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+        let back = t
+            .post(
+                &format!("/v1/subjects/{vera}/consents"),
+                &json!({"purpose": "news", "action": "grant", "occurred_at": day_ago}),
+            )
+            .expect(StatusCode::CREATED)
+            .await;
+        assert_eq!(back["state"]["purpose_version"], 1, "{}", back.value());
+        assert_eq!(back["state"]["awaiting_confirmation"], true);
+        assert_eq!(check(&t, &vera, "email").await, "allowed");
+        assert_eq!(check(&t, &vera, "telegram").await, "no_channel");
+        assert_eq!(news_state(&t, &vera).await["awaiting_confirmation"], true);
+        t.post(
+            &format!("/v1/subjects/{vera}/consents"),
+            &json!({"purpose": "news", "action": "withdraw"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
 
         // The request goes to those who agreed to version 1, in their language, by
         // the channel version 1 allows.
@@ -180,7 +201,13 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
         let to: Vec<&str> = mail.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(to, ["anna@example.org", "boris@example.org"], "{mail:?}");
         assert!(mail[0].1.contains("Новости"), "{mail:?}");
-        assert!(mail[0].2.contains("Telegram") && mail[0].2.contains("order_history"));
+        assert!(
+            mail[0].2.contains("электронная почта, Telegram")
+                && mail[0].2.contains("email, order_history")
+                && mail[0].2.contains("730 дн."),
+            "{}",
+            mail[0].2
+        );
         assert!(
             mail[1].1.contains("confirm") && mail[1].1.contains("News"),
             "{mail:?}"

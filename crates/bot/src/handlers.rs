@@ -223,9 +223,10 @@ async fn show_consents(
             }
             let status = if line.awaiting {
                 format!(
-                    "{} ({})",
+                    "{} ({}: {})",
                     text::status(lang, line.status),
-                    text::awaiting(lang)
+                    text::awaiting(lang),
+                    text::terms(lang, &line.meaning)
                 )
             } else {
                 text::status(lang, line.status).to_owned()
@@ -285,6 +286,7 @@ async fn show_unlink(
             subject_id,
             purpose: String::new(),
             scope: None,
+            version: None,
         });
         rows.push(vec![(company, format!("u:{menu_id}:{n}"))]);
     }
@@ -496,7 +498,11 @@ async fn handle_press(
                 Err(ActionError::NotWithdrawable) => {
                     bot.send_message(chat, text::not_withdrawable(lang)).await?;
                 }
-                Err(ActionError::NotLinked | ActionError::NothingToConfirm) => {
+                Err(
+                    ActionError::NotLinked
+                    | ActionError::NothingToConfirm
+                    | ActionError::TermsChanged,
+                ) => {
                     bot.send_message(chat, text::refused(lang)).await?;
                 }
                 Err(ActionError::Store(e)) => return Err(e.into()),
@@ -507,7 +513,11 @@ async fn handle_press(
                 bot.send_message(chat, text::refused(lang)).await?;
                 return Ok(());
             };
-            match blocking(svc, move |s| s.confirm_consent(id, &target)).await? {
+            let statement = move |company: &str, m: &assent_core::consent::PurposeMeaning| {
+                let name = lang.pick(&m.name_ru, &m.name_en);
+                text::confirm_statement(lang, company, name, &text::terms(lang, m))
+            };
+            match blocking(svc, move |s| s.confirm_consent(id, &target, statement)).await? {
                 Ok(c) => {
                     let name = lang.pick(&c.name_ru, &c.name_en);
                     bot.send_message(
@@ -519,6 +529,9 @@ async fn handle_press(
                 Err(ActionError::NothingToConfirm) => {
                     bot.send_message(chat, text::nothing_to_confirm(lang))
                         .await?;
+                }
+                Err(ActionError::TermsChanged) => {
+                    bot.send_message(chat, text::terms_changed(lang)).await?;
                 }
                 Err(ActionError::NotLinked | ActionError::NotWithdrawable) => {
                     bot.send_message(chat, text::refused(lang)).await?;
@@ -671,6 +684,7 @@ async fn request_menu(
                 subject_id: subject_id.clone(),
                 purpose: String::new(),
                 scope: None,
+                version: None,
             })
             .collect(),
         ..Menu::default()

@@ -3,7 +3,7 @@
 //! that the chat is linked to it (callback data is never trusted).
 
 use crate::text::CodeNote;
-use assent_core::consent::{ConsentStatus, LegalBasis, Method, PurposeScope};
+use assent_core::consent::{ConsentStatus, LegalBasis, Method, PurposeMeaning, PurposeScope};
 use assent_core::contact;
 use assent_core::crypto::MasterKey;
 use assent_core::pii::TenantKeys;
@@ -13,7 +13,7 @@ use assent_core::rights::{
 };
 use assent_core::survey::AnswerDecision;
 use assent_store::flows::consents::{self, Evidence};
-use assent_store::flows::refusal::{self, RefusalRequest};
+use assent_store::flows::refusal::{self, Confirmed, RefusalRequest};
 use assent_store::flows::rights::{self, Intake};
 use assent_store::flows::surveying::{self, Answer};
 use assent_store::tables::rights_requests;
@@ -60,6 +60,10 @@ pub struct Target {
     /// the code, as the send gate does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<PurposeScope>,
+    /// For a consent asked to be confirmed: the purpose version whose terms the
+    /// list showed, the only one its "Confirm" button agrees to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +76,8 @@ pub struct ConsentLine {
     pub withdrawable: bool,
     /// Given before the purpose widened: it can be confirmed here.
     pub awaiting: bool,
+    /// What the purpose now covers (shown beside "Confirm").
+    pub meaning: PurposeMeaning,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +119,9 @@ pub enum ActionError {
     NotWithdrawable,
     #[error("that consent is confirmed already or not in force")]
     NothingToConfirm,
+    /// The purpose changed again after the list was shown.
+    #[error("the terms changed again since they were shown")]
+    TermsChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -364,7 +373,9 @@ impl BotService {
                             subject_id: subject_id.clone(),
                             purpose: p.code.clone(),
                             scope: Some(p.scope),
+                            version: awaiting.then_some(p.version),
                         },
+                        meaning: p.meaning.clone(),
                         name_ru: p.meaning.name_ru,
                         name_en: p.meaning.name_en,
                         status,
@@ -466,13 +477,19 @@ impl BotService {
     }
 
     /// Confirms, as the person, a consent given before its purpose widened: a grant
-    /// of the current version with its own receipt. The link check and the "nothing
-    /// to confirm" check run in the unit of work of the write.
+    /// of the version whose terms the list showed (`target.version`), with its own
+    /// receipt and the hash of the sentence shown (`statement`) as evidence. The
+    /// link check, the version check and the "nothing to confirm" check run in the
+    /// unit of work of the write.
     pub fn confirm_consent(
         &self,
         chat_id: i64,
         target: &Target,
+        statement: impl Fn(&str, &PurposeMeaning) -> String,
     ) -> Result<Confirmation, ActionError> {
+        let Some(shown) = target.version else {
+            return Err(ActionError::NothingToConfirm);
+        };
         let keys = self.tenant_keys(&target.tenant_id);
         let group = self.store.group_of(&target.tenant_id)?;
         let company = self.company(&target.tenant_id)?;
@@ -481,18 +498,42 @@ impl BotService {
             if !telegram::is_linked(c, chat_id, &target.tenant_id, &target.subject_id)? {
                 return Ok(Err(ActionError::NotLinked));
             }
+            let Some(purpose) = assent_store::tables::purposes::resolve_in(
+                c,
+                &target.tenant_id,
+                group.as_deref(),
+                target.scope,
+                &target.purpose,
+            )?
+            else {
+                return Ok(Err(ActionError::NothingToConfirm));
+            };
+            let shown_terms = statement(&company, &purpose.meaning);
             let request = RefusalRequest {
                 subject_id: target.subject_id.clone(),
                 purpose_code: target.purpose.clone(),
                 scope: target.scope,
                 method: Method::Telegram,
                 policy_version: None,
-                evidence: Evidence::default(),
+                evidence: Evidence {
+                    text_hash: Some(hex::encode(assent_core::crypto::sha256(
+                        shown_terms.as_bytes(),
+                    ))),
+                    ..Evidence::default()
+                },
             };
-            let Some(recorded) =
-                refusal::confirm(c, &keys, &target.tenant_id, group.as_deref(), &request, now)?
-            else {
-                return Ok(Err(ActionError::NothingToConfirm));
+            let recorded = match refusal::confirm(
+                c,
+                &keys,
+                &target.tenant_id,
+                group.as_deref(),
+                &request,
+                shown,
+                now,
+            )? {
+                Confirmed::Done(r) => r,
+                Confirmed::Nothing => return Ok(Err(ActionError::NothingToConfirm)),
+                Confirmed::TermsChanged => return Ok(Err(ActionError::TermsChanged)),
             };
             Ok(Ok(Confirmation {
                 company: company.clone(),
@@ -519,6 +560,7 @@ impl BotService {
                 subject_id: subject_id.into(),
                 purpose: String::new(),
                 scope: None,
+                version: None,
             },
         )?;
         self.store.write(tenant_id, |c| {
@@ -542,6 +584,7 @@ impl BotService {
                     subject_id,
                     purpose,
                     scope: None,
+                    version: None,
                 }));
             }
         }

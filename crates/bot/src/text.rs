@@ -1,6 +1,6 @@
 //! What the bot says, in Russian and English.
 
-use assent_core::consent::ConsentStatus;
+use assent_core::consent::{Channel, ConsentStatus, PurposeMeaning};
 use assent_core::locale::Locale;
 use assent_core::notice::NoticeChannel;
 use assent_core::plural::plural;
@@ -120,6 +120,59 @@ pub fn awaiting(l: Locale) -> &'static str {
     l.pick(
         "условия изменились, подтвердите",
         "its terms changed, please confirm",
+    )
+}
+
+/// What a purpose covers, as a confirmation states it: channels, data, term.
+pub fn terms(l: Locale, m: &PurposeMeaning) -> String {
+    let mut parts = Vec::new();
+    if !m.channels.is_empty() {
+        let channels: Vec<&str> = m
+            .channels
+            .iter()
+            .map(|c| match c {
+                Channel::Email => l.pick("электронная почта", "email"),
+                Channel::Telegram => "Telegram",
+                Channel::Sms => "SMS",
+            })
+            .collect();
+        parts.push(format!(
+            "{}: {}",
+            l.pick("связь", "contact by"),
+            channels.join(", ")
+        ));
+    }
+    if !m.data_categories.is_empty() {
+        parts.push(format!(
+            "{}: {}",
+            l.pick("данные", "data"),
+            m.data_categories.join(", ")
+        ));
+    }
+    parts.push(match (l, m.consent_term_days) {
+        (Locale::Ru, Some(days)) => format!("на {days} дн."),
+        (Locale::En, Some(days)) => format!("for {days} days"),
+        (_, None) => l.pick("без срока", "with no end date").to_owned(),
+    });
+    parts.join("; ")
+}
+
+/// The sentence a "Confirm" press agrees to (its hash is the evidence).
+pub fn confirm_statement(l: Locale, company: &str, purpose: &str, terms: &str) -> String {
+    match l {
+        Locale::Ru => format!(
+            "Я даю согласие {company} на обработку моих персональных данных для цели «{purpose}» на новых условиях: {terms}."
+        ),
+        Locale::En => format!(
+            "I consent to {company} processing my personal data for “{purpose}” on its new terms: {terms}."
+        ),
+    }
+}
+
+pub fn terms_changed(l: Locale) -> &'static str {
+    l.pick(
+        "Условия снова изменились. Откройте /consents, чтобы увидеть новые.",
+        "The terms changed again. Open /consents to see the new ones.",
     )
 }
 

@@ -317,6 +317,11 @@ impl ChainVerifier {
         if !(self.version..=HASH_CURRENT).contains(&fields.hash_version) {
             return Err(fail(BreakKind::Altered));
         }
+        // A reason on an event whose rule does not cover it was written outside the
+        // chain (no version before 3 had reasons).
+        if fields.hash_version < HASH_V3 && fields.reason.is_some() {
+            return Err(fail(BreakKind::Altered));
+        }
         let computed = event_hash(&self.prev, fields);
         if stored_hash != computed {
             return Err(fail(BreakKind::Altered));
@@ -905,6 +910,16 @@ mod tests {
         assert_eq!((err.seq, err.kind), (3, BreakKind::Altered));
         assert_eq!(verify_versions(&[2, 3, 2]).unwrap_err().seq, 3);
         assert_eq!(verify_versions(&[2, 4]).unwrap_err().seq, 2, "unknown");
+        // A reason added to a v2 event (which its hash does not cover) is an edit.
+        let e = &ledger()[0];
+        let v2 = ChainFields {
+            hash_version: HASH_V2,
+            reason: Some("reconsent_not_confirmed"),
+            ..fields(e)
+        };
+        let hash = event_hash(&GENESIS, &v2);
+        let err = ChainVerifier::new().push(&v2, &GENESIS, &hash).unwrap_err();
+        assert_eq!(err.kind, BreakKind::Altered);
         assert_eq!(verify_versions(&[0]).unwrap_err().seq, 1);
     }
 

@@ -38,8 +38,10 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
             // Terms that ran out, and consents a widened purpose asked to confirm
             // by a date that has passed.
             |store, _| {
-                Ok(assent_store::flows::consents::expire_consents(store)?
-                    + assent_store::flows::reconsent::lapse_everywhere(store)?)
+                // Lapses run even when expiries failed.
+                let expired = assent_store::flows::consents::expire_consents(store);
+                let lapsed = assent_store::flows::reconsent::lapse_everywhere(store);
+                Ok(expired? + lapsed?)
             },
         ),
         // Telegram's bookkeeping (seen updates, spent link tokens) is kept a day;

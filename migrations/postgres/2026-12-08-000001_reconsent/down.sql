@@ -1,3 +1,5 @@
+-- Rolling back drops event reasons: ledger events of hash version 3 that carry one
+-- (expiries since this migration) no longer verify. Roll back only before any exist.
 DROP FUNCTION assent_check_facts(TEXT, TEXT, TEXT, TEXT, TEXT, BYTEA);
 CREATE FUNCTION assent_check_facts(p_tenant TEXT, p_group TEXT, p_code TEXT,
                                    p_subject TEXT, p_kind TEXT, p_digest BYTEA)

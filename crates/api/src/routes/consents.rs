@@ -150,7 +150,7 @@ pub async fn record_consent(
                             expires_at: st.and_then(|s| s.expires_at),
                             policy_version: r.event.policy_version.clone(),
                             purpose_version: Some(r.purpose.version),
-                            awaiting_confirmation: false,
+                            awaiting_confirmation: r.awaiting_confirmation,
                         },
                     };
                     let stored = serde_json::to_string(&view).unwrap_or_default();

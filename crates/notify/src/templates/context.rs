@@ -88,11 +88,11 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
         "reconsent" => serde_json::json!({
             "data": {
                 "purpose": {"ru": "Новости и предложения", "en": "News and offers"},
-                "channels": ["telegram"],
-                "data_categories": [pick("история заказов", "order history")],
-                "longer_term": true,
+                "version": 2,
+                "channels": ["email", "telegram"],
+                "data_categories": ["email", pick("история заказов", "order history")],
                 "term_days": 730,
-                "lapse_on": "2027-03-01",
+                "lapse_at": "2027-03-01 00:00 UTC",
             },
         }),
         "rights_request_code" => serde_json::json!({

@@ -383,6 +383,8 @@ fn decide(
         .to_string());
     }
     let occurred = naive_of(req.occurred_at);
+    // A grant dated before the purpose widened agrees to the version then in force.
+    let purpose = purposes::agreed_at(conn, &purpose, occurred).map_err(fail)?;
     let policy_version = match &req.policy_version {
         Some(v) => {
             let found = match cx.policies.get(v) {

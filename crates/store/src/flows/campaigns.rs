@@ -770,14 +770,6 @@ pub fn policy_notice(
 /// The built-in template of change notices.
 pub const POLICY_CHANGE_TEMPLATE: &str = "policy_change";
 
-/// A purpose that widened: its new version, what it meant before, what it adds.
-#[derive(Debug, Clone, Copy)]
-pub struct Widened<'a> {
-    pub purpose: &'a purposes::Purpose,
-    pub before: &'a assent_core::consent::PurposeMeaning,
-    pub widens: &'a assent_core::consent::Widening,
-}
-
 /// The built-in template asking people to confirm a widened consent.
 pub const RECONSENT_TEMPLATE: &str = "reconsent";
 
@@ -785,36 +777,43 @@ pub const RECONSENT_TEMPLATE: &str = "reconsent";
 const RECONSENT_RATE: i32 = 6000;
 
 /// Creates the request to confirm a widened consent purpose, ready to start: to
-/// the people whose consent predates `purpose`'s widening, on the channels the
-/// consent they gave allows (`before`, the version they agreed to, as far as the
-/// current one keeps them). `None` when no such channel exists: they confirm in
-/// the preference centre or the bot when they next come. Left `starting`, as
-/// [`policy_notice`].
+/// the people whose consent predates `purpose`'s widening, on a channel every
+/// version they may have agreed to allows (and the current one keeps): the gate
+/// sends each on the channels of the version they gave consent under. `None` when
+/// there is no such channel: they confirm in the preference centre or the bot when
+/// they next come. The message states the purpose's full new terms. Left
+/// `starting`, as [`policy_notice`].
 pub fn reconsent(
     conn: &mut DbConnection,
     tenant_id: &str,
     group_id: Option<&str>,
-    widened: Widened<'_>,
+    purpose: &purposes::Purpose,
     check_template: TemplateCheck<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<CampaignRow>> {
     use assent_core::consent::Channel;
-    let Widened {
-        purpose,
-        before,
-        widens,
-    } = widened;
-    let kept = |c: Channel| before.allows_channel(c) && purpose.meaning.allows_channel(c);
-    let channel = match (kept(Channel::Email), kept(Channel::Telegram)) {
+    let mut kept: Vec<Channel> = purpose.meaning.channels.clone();
+    for v in 1..purpose.version {
+        if let Some(older) =
+            purposes::version(conn, purpose.scope, &purpose.owner_id, &purpose.code, v)?
+        {
+            kept.retain(|c| older.meaning.allows_channel(*c));
+        }
+    }
+    let channel = match (
+        kept.contains(&Channel::Email),
+        kept.contains(&Channel::Telegram),
+    ) {
         (true, true) => ChannelRule::PreferTelegram,
         (true, false) => ChannelRule::Email,
         (false, true) => ChannelRule::Telegram,
         (false, false) => return Ok(None),
     };
-    let lapse_on = purpose
+    // Unconfirmed consents lapse at this moment: the message says "before" it.
+    let lapse_at = purpose
         .reconsent
         .and_then(|r| r.lapse_at)
-        .map(|t| t.format("%Y-%m-%d").to_string());
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
     let new = NewCampaign {
         name: format!("Re-consent: {} v{}", purpose.code, purpose.version),
         kind: CampaignKind::Reconsent,
@@ -827,11 +826,10 @@ pub fn reconsent(
         data: serde_json::json!({
             "purpose": { "ru": purpose.meaning.name_ru, "en": purpose.meaning.name_en },
             "version": purpose.version,
-            "channels": widens.channels,
-            "data_categories": widens.data_categories,
-            "longer_term": widens.longer_term,
+            "channels": purpose.meaning.channels,
+            "data_categories": purpose.meaning.data_categories,
             "term_days": purpose.meaning.consent_term_days,
-            "lapse_on": lapse_on,
+            "lapse_at": lapse_at,
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;

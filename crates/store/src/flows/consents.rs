@@ -92,6 +92,9 @@ pub struct Recorded {
     pub state: Option<ConsentState>,
     /// True when an import repeated a line already recorded.
     pub replayed: bool,
+    /// The consent is in force under a version older than a widening that asks
+    /// to confirm (a grant dated before it).
+    pub awaiting_confirmation: bool,
 }
 
 impl Recorded {
@@ -529,6 +532,7 @@ pub fn record_with(
             purpose,
             state: None,
             replayed: true,
+            awaiting_confirmation: false,
         });
     }
     let locked = subject_repo::lock_and_read(&mut Tx::reenter(conn, tenant_id), &req.subject_id)?
@@ -556,6 +560,10 @@ pub fn record_with(
         ));
     }
     let occurred = naive(req.occurred_at);
+    // A grant dated before the purpose widened agrees to the version then in force.
+    let current_version = purpose.clone();
+    let purpose = purposes::agreed_at(conn, &purpose, occurred)?;
+    let reads = appender.memo::<GroupReads>();
     let policy_version = match &req.policy_version {
         Some(v) => Some(reads.policy(conn, tenant_id, v)?.ok_or_else(|| {
             StoreError::refused(
@@ -690,11 +698,16 @@ pub fn record_with(
         // died: look for its sends again, now that every lock is held.
         subject_repo::recheck_sends(&mut Tx::reenter(conn, tenant_id), &facts.id)?;
     }
+    let awaiting_confirmation = state
+        .as_ref()
+        .is_some_and(|s| s.status == ConsentStatus::Granted)
+        && current_version.awaits_confirmation(event.purpose_version);
     Ok(Recorded {
         event,
         purpose,
         state,
         replayed: false,
+        awaiting_confirmation,
     })
 }
 
@@ -996,6 +1009,7 @@ pub fn expire_due(
         ))
         .limit(limit)
         .load(conn)?;
+    let mut scopes = vec![PurposeScope::Tenant; due.len()];
     if let Some(g) = group_id {
         let group_due: Vec<(String, String, Option<NaiveDateTime>)> = group_consent_states::table
             .filter(group_consent_states::group_id.eq(g))
@@ -1009,12 +1023,18 @@ pub fn expire_due(
             ))
             .limit(limit)
             .load(conn)?;
+        let own = due.len();
         due.extend(group_due);
+        scopes.extend(std::iter::repeat_n(PurposeScope::Group, due.len() - own));
     }
+    scopes.resize(due.len(), PurposeScope::Tenant);
     let count = due.len();
-    for (subject_id, code, expires_at) in due {
-        let purpose =
-            purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
+    // Each row is ended on the purpose of its own scope: where a company's own
+    // purpose and the group's share a code (data from before codes were unique),
+    // a group state must not end the company's own.
+    for ((subject_id, code, expires_at), scope) in due.into_iter().zip(scopes) {
+        let purpose = purposes::resolve_in(conn, tenant_id, group_id, Some(scope), &code)?
+            .ok_or(StoreError::NotFound)?;
         let at = expires_at.unwrap_or(cutoff);
         let version = purpose.version;
         end_consent(

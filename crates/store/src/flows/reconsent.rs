@@ -13,7 +13,7 @@ use crate::tables::campaigns::CampaignRow;
 use crate::tables::ledger;
 use crate::tables::purposes::{self, Purpose};
 use crate::{DbConnection, StoreError, StoreResult};
-use assent_core::consent::{ExpiryReason, PurposeMeaning, Widening};
+use assent_core::consent::{ExpiryReason, PurposeMeaning, PurposeScope, Widening};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -43,12 +43,22 @@ pub fn change(
     check_template: TemplateCheck<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<Changed> {
-    if let Some(Some(at)) = ask_again
-        && at <= now
-    {
-        return Err(StoreError::invalid(
-            "reconsent.lapse_at must be in the future: people need time to confirm",
-        ));
+    if let Some(Some(at)) = ask_again {
+        if at <= now {
+            return Err(StoreError::invalid(
+                "reconsent.lapse_at must be in the future: people need time to confirm",
+            ));
+        }
+        if existing.scope == PurposeScope::Group {
+            // The request reaches this company's customers only; the group's
+            // consents are held by every affiliate's.
+            return Err(StoreError::invalid(
+                "reconsent.lapse_at cannot be set on a purpose shared by the group: its \
+                 consents were given at every company of the group, and the request to \
+                 confirm reaches only this company's customers; leave lapse_at out (the \
+                 others keep their old scope and confirm in the preference centre or the bot)",
+            ));
+        }
     }
     let purpose = purposes::change(
         conn,
@@ -57,18 +67,7 @@ pub fn change(
         ask_again.map(|at| at.map(|t| t.naive_utc())),
     )?;
     let campaign = match ask_again {
-        Some(_) => campaigns::reconsent(
-            conn,
-            tenant_id,
-            group_id,
-            campaigns::Widened {
-                purpose: &purpose,
-                before: &existing.meaning,
-                widens: &widens,
-            },
-            check_template,
-            now,
-        )?,
+        Some(_) => campaigns::reconsent(conn, tenant_id, group_id, &purpose, check_template, now)?,
         None => None,
     };
     Ok(Changed {
@@ -118,7 +117,7 @@ pub fn lapse_due(
     }
     // Lock the head before choosing rows, so a confirmation cannot slip in between.
     let mut appender = ledger::Appender::lock(conn, tenant_id)?;
-    let mut due: Vec<(String, String, i32, NaiveDateTime)> = Vec::new();
+    let mut due: Vec<(PurposeScope, String, String, i32, NaiveDateTime)> = Vec::new();
     for (code, version, at) in own {
         let left = limit - due.len() as i64;
         let rows: Vec<(String, i32)> = consent_states::table
@@ -129,7 +128,10 @@ pub fn lapse_due(
             .select((consent_states::subject_id, consent_states::purpose_version))
             .limit(left.max(0))
             .load(conn)?;
-        due.extend(rows.into_iter().map(|(s, v)| (s, code.clone(), v, at)));
+        due.extend(
+            rows.into_iter()
+                .map(|(s, v)| (PurposeScope::Tenant, s, code.clone(), v, at)),
+        );
     }
     if let Some(g) = group_id {
         for (code, version, at) in shared {
@@ -146,13 +148,18 @@ pub fn lapse_due(
                 ))
                 .limit(left.max(0))
                 .load(conn)?;
-            due.extend(rows.into_iter().map(|(s, v)| (s, code.clone(), v, at)));
+            due.extend(
+                rows.into_iter()
+                    .map(|(s, v)| (PurposeScope::Group, s, code.clone(), v, at)),
+            );
         }
     }
     let count = due.len();
-    for (subject_id, code, version, at) in due {
-        let purpose =
-            purposes::resolve(conn, tenant_id, group_id, &code)?.ok_or(StoreError::NotFound)?;
+    for (scope, subject_id, code, version, at) in due {
+        // The purpose of the row's own scope (a company's own purpose may share the
+        // group's code, from before codes were unique in a group).
+        let purpose = purposes::resolve_in(conn, tenant_id, group_id, Some(scope), &code)?
+            .ok_or(StoreError::NotFound)?;
         consents::end_consent(
             conn,
             &mut appender,
@@ -180,7 +187,15 @@ pub fn lapse_everywhere(store: &crate::Store) -> StoreResult<usize> {
         loop {
             let n = store.write(&tenant.id, |c| {
                 lapse_due(c, &tenant.id, group.as_deref(), Utc::now(), BATCH)
-            })?;
+            });
+            // One tenant's failure must not keep the others' consents from lapsing.
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(tenant = %tenant.id, error = %e, "lapsing unconfirmed consents failed");
+                    break;
+                }
+            };
             total += n;
             if (n as i64) < BATCH {
                 break;

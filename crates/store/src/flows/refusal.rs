@@ -114,24 +114,42 @@ pub fn take_back(
     Ok(())
 }
 
-/// Confirms a consent given before its purpose widened: a grant of the current
-/// version (a `renew`, with its own receipt), after which the consent covers what
-/// the purpose now does. Nothing is written when there is nothing to confirm (a
-/// second click, a consent withdrawn or lapsed meanwhile); `None` then.
+/// What became of a confirmation.
+#[derive(Debug)]
+pub enum Confirmed {
+    /// A grant of the version shown (a `renew`, with its own receipt).
+    Done(Box<consents::Recorded>),
+    /// Nothing to confirm: confirmed already, withdrawn or lapsed meanwhile.
+    Nothing,
+    /// The purpose changed again after the person was shown its terms: nothing
+    /// written; show them the new terms.
+    TermsChanged,
+}
+
+/// Confirms a consent given before its purpose widened, agreeing to version
+/// `shown` (the terms the person was shown): a grant of it, after which the consent
+/// covers what the purpose now does. Checked inside the caller's unit of work, under
+/// the subject's lock, so a purpose changed since the page was shown is refused
+/// rather than agreed to unseen, and a second press writes nothing.
 pub fn confirm(
     conn: &mut DbConnection,
     keys: &TenantKeys,
     tenant_id: &str,
     group_id: Option<&str>,
     req: &RefusalRequest,
+    shown: i32,
     now: DateTime<Utc>,
-) -> StoreResult<Option<consents::Recorded>> {
+) -> StoreResult<Confirmed> {
     let standing = standing(conn, tenant_id, group_id, req, now)?;
     if !standing.awaiting_confirmation {
-        return Ok(None);
+        return Ok(Confirmed::Nothing);
+    }
+    if standing.purpose.version != shown {
+        return Ok(Confirmed::TermsChanged);
     }
     let event = consent_event(req, &standing.purpose, Action::Grant, now);
-    consents::record(conn, keys, tenant_id, group_id, &event, now).map(Some)
+    consents::record(conn, keys, tenant_id, group_id, &event, now)
+        .map(|r| Confirmed::Done(Box::new(r)))
 }
 
 /// Where the person stands on the purpose `req` names.

@@ -249,6 +249,37 @@ pub fn version(
     }
 }
 
+/// The version of `purpose` (a current one) that a consent given at `at` agreed to:
+/// the current version, unless the purpose has since widened with people asked
+/// again, in which case the version in force at `at` (the first, for a moment
+/// before it existed). A back-dated grant (an import of history, a website choice
+/// linked later) never agrees to terms the person had not seen.
+pub fn agreed_at(
+    conn: &mut DbConnection,
+    purpose: &Purpose,
+    at: NaiveDateTime,
+) -> StoreResult<Purpose> {
+    if purpose.reconsent.is_none() || at >= purpose.created_at {
+        return Ok(purpose.clone());
+    }
+    let (owner, code) = (purpose.owner_id.as_str(), purpose.code.as_str());
+    let in_force: Option<i32> = match purpose.scope {
+        PurposeScope::Tenant => purposes::table
+            .filter(purposes::tenant_id.eq(owner))
+            .filter(purposes::code.eq(code))
+            .filter(purposes::created_at.le(at))
+            .select(diesel::dsl::max(purposes::version))
+            .first(conn)?,
+        PurposeScope::Group => group_purposes::table
+            .filter(group_purposes::group_id.eq(owner))
+            .filter(group_purposes::code.eq(code))
+            .filter(group_purposes::created_at.le(at))
+            .select(diesel::dsl::max(group_purposes::version))
+            .first(conn)?,
+    };
+    version(conn, purpose.scope, owner, code, in_force.unwrap_or(1))?.ok_or(StoreError::NotFound)
+}
+
 /// Current purposes a tenant sees: its own and its group's, by code.
 pub fn list(
     conn: &mut DbConnection,

@@ -15,7 +15,7 @@ use assent_core::link::{LinkClaims, LinkKind};
 use assent_core::refusal::Refusal;
 use assent_store::StoreError;
 use assent_store::flows::consents;
-use assent_store::flows::refusal::{self, RefusalRequest};
+use assent_store::flows::refusal::{self, Confirmed, RefusalRequest};
 use assent_store::tables::subjects;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -552,6 +552,30 @@ pub async fn preferences_change(
             )
             .await
         }
+        Ok(Ok(Applied::TermsChanged)) => {
+            show(
+                state,
+                &req,
+                &token,
+                claims,
+                again,
+                StatusCode::CONFLICT,
+                Some("preferences.terms_changed"),
+            )
+            .await
+        }
+        Ok(Ok(Applied::NothingToConfirm)) => {
+            show(
+                state,
+                &req,
+                &token,
+                claims,
+                again,
+                StatusCode::CONFLICT,
+                Some("preferences.nothing_to_confirm"),
+            )
+            .await
+        }
         Ok(Ok(Applied::NotFitting)) => {
             show(
                 state,
@@ -582,6 +606,12 @@ enum Applied {
     /// A consent given against a statement naming a policy version no longer in
     /// force; nothing written, the page is shown again with the new statement.
     PolicyChanged,
+    /// A confirmation of terms that changed again since the page was shown;
+    /// nothing written, the page shows the new terms.
+    TermsChanged,
+    /// A confirmation with nothing left to confirm (pressed twice, or the consent
+    /// was withdrawn or lapsed meanwhile); nothing written.
+    NothingToConfirm,
 }
 
 /// Applies one choice.
@@ -625,10 +655,10 @@ fn apply(
         evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
     }
     if choice == Choice::Confirm {
-        // The terms confirmed are the ones the page showed: a purpose changed since
-        // shows its new terms again.
+        // The terms confirmed are the ones the page showed (checked again inside the
+        // write): a purpose changed since shows its new terms again.
         if shown_version != Some(item.version) {
-            return Ok(Applied::PolicyChanged);
+            return Ok(Applied::TermsChanged);
         }
         let text = confirm_statement(view.lang, &view.brand.name, item);
         evidence.text_hash = Some(hex::encode(assent_core::crypto::sha256(text.as_bytes())));
@@ -652,11 +682,18 @@ fn apply(
                 refusal::take_back(c, keys, tenant_id, group, &request, now)
             }
             Choice::Confirm => {
-                refusal::confirm(c, keys, tenant_id, group, &request, now).map(|_| ())
+                let shown = shown_version.unwrap_or_default();
+                return Ok(
+                    match refusal::confirm(c, keys, tenant_id, group, &request, shown, now)? {
+                        Confirmed::Done(_) => Applied::Done,
+                        Confirmed::Nothing => Applied::NothingToConfirm,
+                        Confirmed::TermsChanged => Applied::TermsChanged,
+                    },
+                );
             }
         }
-    })?;
-    Ok(Applied::Done)
+        .map(|()| Applied::Done)
+    })
 }
 
 #[cfg(test)]
