@@ -15,11 +15,13 @@ pub struct AudienceIn {
     #[serde(default)]
     #[schema(value_type = Vec<crate::schema::LocaleName>)]
     pub locales: Vec<Locale>,
-    /// Subjects carrying any of these tags. Empty: no narrowing.
+    /// Subjects carrying any of these tags (at most 20). Empty: no narrowing.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
     /// Only these subjects (at most 10,000). Empty: everyone the rest allows.
     #[serde(default)]
+    #[schema(max_items = 10000)]
     pub subject_ids: Vec<String>,
 }
 

@@ -344,7 +344,7 @@ fn prepare(value: &Value, raw: &str) -> Result<Line, String> {
 
 /// A CSV row as the JSON object an NDJSON line would be: empty cells are absent,
 /// `evidence_*` and `actor_*` columns nest, a `tags` cell is a list separated by
-/// `;`, `,` or spaces.
+/// `;` (only: a name put in the column by mistake stays one invalid tag).
 fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     let mut map = Map::new();
     let mut evidence = Map::new();
@@ -355,7 +355,8 @@ fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
         }
         if h == "tags" {
             let tags = v
-                .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+                .split(';')
+                .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(|t| Value::String(t.to_owned()))
                 .collect();

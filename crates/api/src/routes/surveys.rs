@@ -394,7 +394,8 @@ pub struct SkippedView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationsResult {
-    /// How many were invited (or already had an open invitation).
+    /// How many were invited (people with an open invitation are in `skipped` as
+    /// `already_invited`).
     pub invited: usize,
     /// The invitations; for an `audience`, the first 1000 (and the first 1000
     /// skipped).

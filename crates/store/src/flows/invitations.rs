@@ -198,6 +198,20 @@ fn invite_audience(
     }
     let (query, anonymous) = store.read(tenant, |c| {
         let survey = active_survey(c, tenant, code)?;
+        // A channel the survey's purpose does not allow would walk the whole
+        // audience only for the gate to skip everyone.
+        let purpose = crate::tables::purposes::resolve(c, tenant, group, &survey.purpose_code)?
+            .ok_or(StoreError::NotFound)?;
+        let wanted = match channel {
+            NoticeChannel::Telegram => assent_core::consent::Channel::Telegram,
+            _ => assent_core::consent::Channel::Email,
+        };
+        if !purpose.meaning.allows_channel(wanted) {
+            return Err(StoreError::invalid(format!(
+                "the survey's purpose '{}' does not allow contact by {wanted}",
+                purpose.code
+            )));
+        }
         let query = campaigns::audience_query(c, tenant, group, &survey.purpose_code, audience)?;
         Ok((query, survey.anonymous))
     })?;
