@@ -204,6 +204,18 @@ def _body_rules(method, path, body):
             body["summary"] = {"ru": "Изменения", "en": "Changes"}
         else:
             body.pop("summary", None)
+    elif method == "POST" and path == "/v1/surveys/{code}/invitations":
+        # One of subject_ids, filter, audience; `rate_per_minute` paces an audience
+        # only; an audience names only known tags and subjects, on a channel the
+        # survey's purpose allows.
+        given = [k for k in ("subject_ids", "filter", "audience") if body.get(k) is not None]
+        for extra in given[1:]:
+            body.pop(extra, None)
+        if given[:1] == ["audience"]:
+            body["audience"] = {"subject_ids": [FIXTURE_SUBJECT]} if FIXTURE_SUBJECT else {}
+            body["channel"] = "email"
+        else:
+            body.pop("rate_per_minute", None)
     elif method == "PUT" and path == "/v1/subjects/{id}/tags":
         # Tags are labels of lowercase letters, digits and `_-.:`.
         body["tags"] = ["st-tag"]
