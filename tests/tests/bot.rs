@@ -1558,6 +1558,15 @@ async fn a_request_button_files_at_its_own_company_after_an_unlink() {
     }
 }
 
+/// The callback data of a list's "Confirm" button.
+fn confirm_button(list: &Message) -> String {
+    buttons(list)
+        .into_iter()
+        .find(|(_, data)| data.starts_with("cf:"))
+        .expect("a confirm button")
+        .1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_version() {
     let mut bot = new_bot(text_from(ANNA, "ru", "/help"));
@@ -1579,11 +1588,7 @@ async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_ver
             "{:?}",
             list.text()
         );
-        let confirm = buttons(&list)
-            .into_iter()
-            .find(|(_, data)| data.starts_with("cf:"))
-            .expect("a confirm button")
-            .1;
+        let confirm = confirm_button(&list);
         // The purpose widens again before she presses: the list showed version 2,
         // so its button agrees to nothing else.
         t.patch(
@@ -1607,11 +1612,7 @@ async fn a_widened_consent_is_confirmed_by_button_with_a_receipt_for_the_new_ver
             "the new terms are shown: {:?}",
             list.text()
         );
-        let confirm = buttons(&list)
-            .into_iter()
-            .find(|(_, data)| data.starts_with("cf:"))
-            .expect("a confirm button")
-            .1;
+        let confirm = confirm_button(&list);
         bot.update(press(ANNA, "ru", list.clone(), &confirm));
         bot.dispatch().await;
         let reply = last_text(&bot);

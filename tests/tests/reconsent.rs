@@ -229,37 +229,26 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
         assert_eq!(page.status, OK);
         assert!(page.html.contains("value=\"confirm\""), "{}", page.html);
         assert!(page.html.contains("order_history"), "{}", page.html);
-        // A page showing an older version confirms nothing.
-        let stale = page
-            .submit(
-                &http,
-                &url,
-                &[
+        // The page's confirm form, as agreeing to the terms of `version`.
+        let confirm = |version: &'static str| {
+            let (page, http, url) = (&page, &http, &url);
+            async move {
+                let form = [
                     ("purpose", "news"),
                     ("scope", "tenant"),
                     ("lang", "ru"),
                     ("policy", ""),
-                    ("version", "1"),
+                    ("version", version),
                     ("action", "confirm"),
-                ],
-            )
-            .await;
+                ];
+                page.submit(http, url, &form).await
+            }
+        };
+        // A page showing an older version confirms nothing.
+        let stale = confirm("1").await;
         assert_eq!(stale.status(), StatusCode::CONFLICT);
         assert_eq!(check(&t, &anna, "telegram").await, "no_channel");
-        let done = page
-            .submit(
-                &http,
-                &url,
-                &[
-                    ("purpose", "news"),
-                    ("scope", "tenant"),
-                    ("lang", "ru"),
-                    ("policy", ""),
-                    ("version", "2"),
-                    ("action", "confirm"),
-                ],
-            )
-            .await;
+        let done = confirm("2").await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER);
         assert_eq!(check(&t, &anna, "telegram").await, "allowed");
         let state = news_state(&t, &anna).await;
@@ -286,19 +275,7 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
         let text = receipt.value().to_string();
         assert!(text.contains("order_history"), "{text}");
         // A second press changes nothing.
-        page.submit(
-            &http,
-            &url,
-            &[
-                ("purpose", "news"),
-                ("scope", "tenant"),
-                ("lang", "ru"),
-                ("policy", ""),
-                ("version", "2"),
-                ("action", "confirm"),
-            ],
-        )
-        .await;
+        confirm("2").await;
         assert_eq!(history(&t, &anna).await.len(), events.len());
 
         // A later change that widens nothing keeps the request: Boris still has to

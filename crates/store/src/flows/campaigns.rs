@@ -756,15 +756,7 @@ pub fn policy_notice(
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
-    table::mark_started(conn, tenant_id, &row.id)?;
-    table::set_status(
-        conn,
-        tenant_id,
-        &row.id,
-        &[CampaignStatus::Draft],
-        CampaignStatus::Starting,
-    )?;
-    found(conn, tenant_id, &row.id)
+    left_starting(conn, tenant_id, &row.id)
 }
 
 /// The built-in template of change notices.
@@ -833,13 +825,19 @@ pub fn reconsent(
         }),
     };
     let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
-    table::mark_started(conn, tenant_id, &row.id)?;
+    left_starting(conn, tenant_id, &row.id).map(Some)
+}
+
+/// Marks a draft created by the system as started and leaves it `starting`, for
+/// its creator to queue after commit (or the sweep, after a crash).
+fn left_starting(conn: &mut DbConnection, tenant_id: &str, id: &str) -> StoreResult<CampaignRow> {
+    table::mark_started(conn, tenant_id, id)?;
     table::set_status(
         conn,
         tenant_id,
-        &row.id,
+        id,
         &[CampaignStatus::Draft],
         CampaignStatus::Starting,
     )?;
-    found(conn, tenant_id, &row.id).map(Some)
+    found(conn, tenant_id, id)
 }

@@ -540,53 +540,10 @@ pub async fn preferences_change(
                 .insert_header((header::LOCATION, location))
                 .finish()
         }
-        Ok(Ok(Applied::PolicyChanged)) => {
-            show(
-                state,
-                &req,
-                &token,
-                claims,
-                again,
-                StatusCode::CONFLICT,
-                Some("preferences.policy_changed"),
-            )
-            .await
-        }
-        Ok(Ok(Applied::TermsChanged)) => {
-            show(
-                state,
-                &req,
-                &token,
-                claims,
-                again,
-                StatusCode::CONFLICT,
-                Some("preferences.terms_changed"),
-            )
-            .await
-        }
-        Ok(Ok(Applied::NothingToConfirm)) => {
-            show(
-                state,
-                &req,
-                &token,
-                claims,
-                again,
-                StatusCode::CONFLICT,
-                Some("preferences.nothing_to_confirm"),
-            )
-            .await
-        }
-        Ok(Ok(Applied::NotFitting)) => {
-            show(
-                state,
-                &req,
-                &token,
-                claims,
-                again,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("preferences.not_fitting"),
-            )
-            .await
+        // Nothing changed: the page again, saying why.
+        Ok(Ok(refused)) => {
+            let (status, alert) = refused.shown_as();
+            show(state, &req, &token, claims, again, status, Some(alert)).await
         }
         Ok(Err(StoreError::NotFound)) => not_found(lang),
         Ok(Err(error)) => {
@@ -612,6 +569,21 @@ enum Applied {
     /// A confirmation with nothing left to confirm (pressed twice, or the consent
     /// was withdrawn or lapsed meanwhile); nothing written.
     NothingToConfirm,
+}
+
+impl Applied {
+    /// The status and the alert (a key of the strings) of a choice that changed
+    /// nothing.
+    fn shown_as(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::NotFitting => (StatusCode::UNPROCESSABLE_ENTITY, "preferences.not_fitting"),
+            Self::PolicyChanged => (StatusCode::CONFLICT, "preferences.policy_changed"),
+            Self::TermsChanged => (StatusCode::CONFLICT, "preferences.terms_changed"),
+            Self::NothingToConfirm => (StatusCode::CONFLICT, "preferences.nothing_to_confirm"),
+            // Answered with a redirect, never shown this way.
+            Self::Done => (StatusCode::OK, ""),
+        }
+    }
 }
 
 /// Applies one choice.
