@@ -204,6 +204,10 @@ def _body_rules(method, path, body):
             body["summary"] = {"ru": "Изменения", "en": "Changes"}
         else:
             body.pop("summary", None)
+    elif method == "POST" and path == "/v1/rights-requests/{id}/complete":
+        # `changes` is for a rectification (the generator does not know the request's
+        # type), and names fields of a subject; completing without it is always valid.
+        body.pop("changes", None)
     elif method == "POST" and path == "/v1/surveys/{code}/invitations":
         # One of subject_ids, filter, audience; `rate_per_minute` paces an audience
         # only; an audience names only known tags and subjects, on a channel the
