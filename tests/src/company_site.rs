@@ -21,9 +21,12 @@
 //!   (`<script type="text/plain" data-assent-purpose="analytics">`; it counts its runs
 //!   in `window.__analyticsRuns`); in `<body>`, a sign-up form
 //!   `<form data-assent-form="signup">` posting to `/signup`, and a footer link
-//!   `#cookie-settings` that calls `Assent.open()`.
+//!   `#cookie-settings` that calls `Assent.open()`. Before Assent's script,
+//!   `/events-watch.js` keeps the `detail` of every `assent:change` event the script
+//!   dispatches in `window.__changes`, as the page's own code would listen.
 //! - `/gpc`: the same page with `/gpc.js` before Assent's script, which turns Global
 //!   Privacy Control on (`navigator.globalPrivacyControl === true`).
+//! - `/ru`: the same page in Russian (`<html lang="ru">`).
 //! - `POST /signup`: keeps each posted form ([`CompanySite::signups`]) and thanks.
 //!
 //! The server (actix-web, one worker) runs on a thread of its own; dropping it stops it.
@@ -60,6 +63,11 @@ const FETCH_WATCH_JS: &str = "window.__answers = [];
     });
   };
 })();
+";
+
+/// The page's own code listening to the script's event.
+const EVENTS_WATCH_JS: &str = "window.__changes = [];
+document.addEventListener('assent:change', function (e) { window.__changes.push(e.detail); });
 ";
 
 /// A stand-in for Google's gtag.js: like the real one it takes over `dataLayer`
@@ -103,6 +111,7 @@ struct Pages {
     csp: String,
     home: String,
     gpc: String,
+    ru: String,
 }
 
 #[derive(Default)]
@@ -190,8 +199,9 @@ impl CompanySite {
         );
         *lock(&self.shared.pages) = Some(Pages {
             csp: Self::csp(assent_base),
-            home: page(&assent, false),
-            gpc: page(&assent, true),
+            home: page(&assent, false, "en"),
+            gpc: page(&assent, true, "en"),
+            ru: page(&assent, false, "ru"),
         });
     }
 
@@ -211,9 +221,9 @@ impl Drop for CompanySite {
     }
 }
 
-/// The company's page; with `gpc`, Global Privacy Control is on before the banner
-/// script runs.
-fn page(assent: &str, gpc: bool) -> String {
+/// The company's page in `lang`; with `gpc`, Global Privacy Control is on before the
+/// banner script runs.
+fn page(assent: &str, gpc: bool, lang: &str) -> String {
     let gpc = if gpc {
         "<script src=\"/gpc.js\"></script>\n"
     } else {
@@ -221,12 +231,13 @@ fn page(assent: &str, gpc: bool) -> String {
     };
     format!(
         "<!doctype html>
-<html lang=\"en\">
+<html lang=\"{lang}\">
 <head>
 <meta charset=\"utf-8\">
 <title>Acme shop</title>
 <script src=\"/csp-watch.js\"></script>
 <script src=\"/fetch-watch.js\"></script>
+<script src=\"/events-watch.js\"></script>
 {gpc}{assent}
 <script src=\"/gtag.js\"></script>
 <script type=\"text/plain\" data-assent-purpose=\"analytics\" src=\"/analytics.js\"></script>
@@ -256,6 +267,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         let html = match req.path() {
             "/" => Some(p.home.clone()),
             "/gpc" => Some(p.gpc.clone()),
+            "/ru" => Some(p.ru.clone()),
             _ => None,
         };
         (p.csp.clone(), html)
@@ -272,6 +284,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             let js = match path {
                 "/csp-watch.js" => CSP_WATCH_JS,
                 "/fetch-watch.js" => FETCH_WATCH_JS,
+                "/events-watch.js" => EVENTS_WATCH_JS,
                 "/gtag.js" => GTAG_JS,
                 "/analytics.js" => ANALYTICS_JS,
                 "/gated-necessary.js" => GATED_NECESSARY_JS,

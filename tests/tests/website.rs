@@ -21,6 +21,21 @@ fn rows_of(stats: &Value) -> Vec<Value> {
     stats["rows"].as_array().cloned().unwrap_or_default()
 }
 
+/// Every answer the company holds, counted in the table itself (statistics leave
+/// form answers out).
+fn answers_held(app: &TestApp, t: &assent_tests::TenantHandle) -> i64 {
+    app.store
+        .read(&t.id, |c| {
+            use assent_store::schema::visitor_choices;
+            use diesel::prelude::*;
+            Ok(visitor_choices::table
+                .filter(visitor_choices::tenant_id.eq(&t.id))
+                .count()
+                .get_result(&mut **c)?)
+        })
+        .unwrap()
+}
+
 async fn stats(t: &assent_tests::TenantHandle) -> Vec<Value> {
     rows_of(
         &t.get("/v1/banner/stats")
@@ -274,6 +289,7 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
         // origin, an unknown category, another company's visitor id, a version that
         // does not exist, a body over 4 KiB, not JSON.
         let before = stats(&t).await;
+        let held = answers_held(&app, &t);
         let elsewhere = send(
             &app,
             "acme",
@@ -367,6 +383,8 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
         let foreign = json!({"version": 1, "kind": "accept", "visitor_id": theirs["visitor_id"]});
         let r = send(&app, "acme", "consents", Some(SHOP), &foreign).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "foreign_visitor", "{v}");
         let r = send(
             &app,
             "acme",
@@ -387,6 +405,11 @@ async fn answers_are_recorded_once_from_allowed_origins_and_bad_ones_change_noth
             .unwrap();
         assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert_eq!(stats(&t).await, before, "a refused answer was counted");
+        assert_eq!(
+            answers_held(&app, &t),
+            held,
+            "a refused answer was recorded"
+        );
 
         // GPC (the browser's header) refuses marketing whatever was clicked.
         let r = app
@@ -530,6 +553,17 @@ async fn a_linked_visitors_answers_become_the_subjects_and_withdrawals_show_on_t
         }
         let form_events: Vec<&Value> = items.iter().filter(|e| e["method"] == "web_form").collect();
         assert_eq!(form_events.len(), 2, "two separate consents");
+        for e in &form_events {
+            let receipt = t
+                .get(&format!(
+                    "/v1/receipts/{}",
+                    e["receipt_id"].as_str().unwrap()
+                ))
+                .expect(StatusCode::OK)
+                .await
+                .into_value();
+            assert_eq!(receipt["collectionMethod"], "web_form", "{receipt}");
+        }
         let urls: Vec<&str> = form_events
             .iter()
             .map(|e| e["evidence"]["url"].as_str().unwrap())
@@ -932,5 +966,107 @@ async fn a_flooded_visitor_id_starts_afresh_instead_of_locking_its_browser_out()
         .await;
         let state: Value = state.json().await.unwrap();
         assert_eq!(state["version"], 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_rate_limited_per_address_and_the_company_routes_are_its_own() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn_with(db, |state| state.with_public_rate_limit(3, false)).await;
+        let (t, _) = site(&app, "acme", &[SHOP]).await;
+        let accept = json!({"version": 1, "kind": "accept"});
+        // Another company: its own banner, its own answers, none of acme's.
+        let other = app.tenant_with("other", Role::Admin).await;
+        website_purposes(&other).await;
+        other
+            .put("/v1/banner", &banner_body(&["https://other.example"]))
+            .expect(StatusCode::CREATED)
+            .await;
+        let theirs = answered(&app, "other", "https://other.example", &accept).await;
+        answered(&app, "acme", SHOP, &accept).await;
+        let last = answered(&app, "acme", SHOP, &accept).await;
+        // The fourth answer from the address is refused before anything is read.
+        let held = answers_held(&app, &t);
+        let r = send(&app, "acme", "consents", Some(SHOP), &accept).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            answers_held(&app, &t),
+            held,
+            "a limited answer was recorded"
+        );
+
+        let ours = t
+            .get("/v1/banner")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(ours["version"], 1, "another company's banner replaced ours");
+        assert_eq!(ours["origins"], json!([SHOP]));
+        let choice = last["choice_id"].as_str().unwrap();
+        let subject = create_subject(&t, &json!({"email": "vera@example.org"})).await;
+        assent_tests::assert_isolated(
+            &t,
+            &other,
+            choice,
+            &[assent_tests::Call::new(
+                reqwest::Method::GET,
+                "/v1/banner/answers/{id}",
+            )],
+            "/v1/banner/answers/{id}",
+        )
+        .await;
+        assent_tests::assert_isolated(
+            &t,
+            &other,
+            &subject,
+            &[
+                assent_tests::Call::new(reqwest::Method::POST, "/v1/subjects/{id}/visitors")
+                    .with_body(json!({"visitor_id": theirs["visitor_id"]})),
+            ],
+            "/v1/subjects/{id}/consents",
+        )
+        .await;
+
+        // An auditor reads the banner and its statistics but changes nothing.
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        auditor.get("/v1/banner").expect(StatusCode::OK).await;
+        auditor.get("/v1/banner/stats").expect(StatusCode::OK).await;
+        auditor
+            .get(&format!("/v1/banner/answers/{choice}"))
+            .expect(StatusCode::OK)
+            .await;
+        auditor
+            .put("/v1/banner", &banner_body(&["https://elsewhere.example"]))
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        auditor
+            .post(
+                &format!("/v1/subjects/{subject}/visitors"),
+                &json!({"visitor_id": last["visitor_id"]}),
+            )
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        let after = t
+            .get("/v1/banner")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(after, ours);
+        let consents = t
+            .get(&format!("/v1/subjects/{subject}/consents"))
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert!(
+            !consents.to_string().contains("web_banner"),
+            "a refused link took effect: {consents}"
+        );
     }
 }

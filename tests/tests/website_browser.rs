@@ -172,6 +172,18 @@ async fn reject_all(c: &Client, app: &TestApp, what: &str, screenshot: bool) {
         dialog.attr("aria-modal").await.unwrap().as_deref(),
         Some("true")
     );
+    // A screen reader names the dialog by its title and reads its text.
+    assert_eq!(
+        js(
+            c,
+            "var b = document.getElementById('assent-banner');
+             return [document.getElementById(b.getAttribute('aria-labelledby')).textContent,
+                     document.getElementById(b.getAttribute('aria-describedby')).textContent.length > 0]"
+        )
+        .await,
+        json!(["Cookies", true]),
+        "{what}"
+    );
     let title = c.find(Locator::Css("#assent-title")).await.unwrap();
     assert_eq!(title.text().await.unwrap(), "Cookies", "{what}: English");
     if screenshot && std::env::var(SCREENSHOT_ENV).as_deref() == Ok("1") {
@@ -197,6 +209,12 @@ async fn reject_all(c: &Client, app: &TestApp, what: &str, screenshot: bool) {
         "{what}: {log:?}"
     );
     assert_eq!(analytics_runs(c).await, 0, "{what}: the analytics ran");
+    assert_eq!(
+        js(c, "return window.__changes").await,
+        json!([{"version": 1, "gpc": false, "necessary": true, "analytics": false,
+            "marketing": false, "personalisation": false}]),
+        "{what}: the page's own code hears the answer once"
+    );
     assert_eq!(
         js(
             c,
@@ -303,6 +321,13 @@ async fn accept_then_withdraw(c: &Client, app: &TestApp, what: &str) {
             json!(shop.site.origin()),
             "{what}: {e}"
         );
+        // The browser's own user agent, kept (sealed) with the answer.
+        assert!(
+            e["evidence"]["user_agent"]
+                .as_str()
+                .is_some_and(|ua| ua.contains("Chrome")),
+            "{what}: {e}"
+        );
     }
     let url = shop
         .t
@@ -382,6 +407,19 @@ async fn gpc(c: &Client, app: &TestApp, what: &str) {
         "{what}: marketing can be ticked"
     );
     assert!(!marketing.is_selected().await.unwrap(), "{what}");
+    // Every box has its label (what a screen reader says for it).
+    assert_eq!(
+        js(
+            c,
+            "return Array.from(document.querySelectorAll('#assent-banner input[type=checkbox]'))
+               .map((b) => (b.labels[0] || {}).textContent || null)"
+        )
+        .await
+        .as_array()
+        .map(|l| l.iter().all(|t| t.as_str().is_some_and(|t| !t.is_empty()))),
+        Some(true),
+        "{what}"
+    );
     let note = c
         .find(Locator::Css("#assent-cat-marketing-gpc"))
         .await
@@ -438,6 +476,24 @@ async fn gpc(c: &Client, app: &TestApp, what: &str) {
         json!({"analytics": true, "marketing": false, "personalisation": true}),
         "{what}"
     );
+    assert_no_csp_violation(c, what).await;
+
+    // A Russian page: the settings reopened from the footer speak Russian, with the
+    // company's Russian texts and the script's own.
+    c.goto(&shop.site.url("/ru")).await.unwrap();
+    wait_update(c, what).await;
+    click(c, "#cookie-settings").await;
+    wait_banner(c, what).await;
+    let title = c.find(Locator::Css("#assent-title")).await.unwrap();
+    assert_eq!(
+        title.text().await.unwrap(),
+        "Файлы cookie",
+        "{what}: Russian"
+    );
+    let lang = c.find(Locator::Css("#assent-banner")).await.unwrap();
+    assert_eq!(lang.attr("lang").await.unwrap().as_deref(), Some("ru"));
+    let accept = c.find(Locator::Css("#assent-accept")).await.unwrap();
+    assert_eq!(accept.text().await.unwrap(), "Принять все", "{what}");
     assert_no_csp_violation(c, what).await;
 }
 

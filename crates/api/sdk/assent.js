@@ -134,7 +134,8 @@
   // ---- Stylesheet ----------------------------------------------------------------------------------------
   let cssReady = Promise.resolve();
   if (base && !d.querySelector('link[data-assent]')) {
-    const l = el('link', null, null, { rel: 'stylesheet', href: base + '/sdk/v1/assent.css', 'data-assent': '' });
+    const l = el('link', null, null, { rel: 'stylesheet', href: base + '/sdk/v1/assent.css', 'data-assent': '',
+      integrity: '__ASSENT_CSS_INTEGRITY__', crossorigin: 'anonymous' });
     cssReady = new Promise((res) => {
       l.addEventListener('load', res); l.addEventListener('error', res);
       setTimeout(res, 2000); // never wait long for looks

@@ -24,8 +24,21 @@ impl Asset {
     }
 }
 
-pub static SCRIPT: LazyLock<Asset> = LazyLock::new(|| Asset::of(include_str!("../sdk/assent.js")));
+/// Where the script names its stylesheet's hash, so that pinning the script pins the
+/// stylesheet too.
+const STYLE_INTEGRITY_SLOT: &str = "__ASSENT_CSS_INTEGRITY__";
+
 pub static STYLE: LazyLock<Asset> = LazyLock::new(|| Asset::of(include_str!("../sdk/assent.css")));
+pub static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    let source = include_str!("../sdk/assent.js");
+    assert!(
+        source.contains(STYLE_INTEGRITY_SLOT),
+        "the script names its stylesheet's hash"
+    );
+    // Built once per process and served for its life.
+    let pinned = source.replace(STYLE_INTEGRITY_SLOT, &STYLE.integrity);
+    Asset::of(Box::leak(pinned.into_boxed_str()))
+});
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SdkView {
@@ -48,5 +61,30 @@ pub fn sdk_of(public_url: &str, slug: &str) -> SdkView {
         url,
         integrity,
         snippet,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_script_pins_its_stylesheet_and_stays_under_15_kb_gzipped() {
+        assert!(!SCRIPT.body.contains(STYLE_INTEGRITY_SLOT));
+        assert!(
+            SCRIPT
+                .body
+                .contains(&format!("integrity: '{}'", STYLE.integrity)),
+            "the stylesheet link carries the stylesheet's hash"
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(SCRIPT.body.as_bytes()).unwrap();
+        let size = gz.finish().unwrap().len();
+        assert!(size < 15 * 1024, "the script is {size} bytes gzipped");
+        // Neither `eval` nor a string given to the Function constructor (CSP without
+        // `unsafe-eval`).
+        assert!(!SCRIPT.body.contains("eval("));
+        assert!(!SCRIPT.body.contains("new Function"));
     }
 }
