@@ -428,6 +428,19 @@ pub fn decide(
     channel: Channel,
     now: DateTime<Utc>,
 ) -> Result<(), DenyReason> {
+    basis_holds(facts, now)?;
+    let agreed = facts.meaning.legal_basis != LegalBasis::Consent
+        || facts.granted_channels.is_none_or(|c| c.contains(&channel));
+    if !facts.meaning.allows_channel(channel) || !agreed || !facts.reachable {
+        return Err(DenyReason::NoChannel);
+    }
+    Ok(())
+}
+
+/// Whether the purpose's legal basis holds for the person now, whatever the channel:
+/// no restriction, and consent in force (a purpose based on consent) or no objection
+/// (any other). What a disclosure to a recipient needs.
+pub fn basis_holds(facts: &CheckFacts<'_>, now: DateTime<Utc>) -> Result<(), DenyReason> {
     if facts.restricted {
         return Err(DenyReason::Restricted);
     }
@@ -444,11 +457,6 @@ pub fn decide(
         }
     } else if facts.objected {
         return Err(DenyReason::Objected);
-    }
-    let agreed = facts.meaning.legal_basis != LegalBasis::Consent
-        || facts.granted_channels.is_none_or(|c| c.contains(&channel));
-    if !facts.meaning.allows_channel(channel) || !agreed || !facts.reachable {
-        return Err(DenyReason::NoChannel);
     }
     Ok(())
 }

@@ -59,6 +59,7 @@ pub mod contact;
 pub mod crypto;
 pub mod deadline;
 pub mod destruction;
+pub mod disclosure;
 pub mod form_guard;
 pub mod id;
 pub mod ledger;

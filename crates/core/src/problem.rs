@@ -167,6 +167,11 @@ make_problem_codes! {
     BundledConsent, "bundled_consent", ValidationFailed, "The banner bundles consent to processing or marketing into the cookie choice (refused under 152-FZ; `detail` says what).";
     NoBanner, "no_banner", NotFound, "The company has published no website banner yet.";
     UnknownBannerVersion, "unknown_banner_version", ValidationFailed, "No banner version with this number.";
+    UnknownRecipient, "unknown_recipient", ValidationFailed, "No recipient with this id in the register.";
+    DisclosureNotCovered, "disclosure_not_covered", ValidationFailed, "The recipient or the purpose does not cover this disclosure: the purpose, a data category, or no contract in force that day (`detail` says which).";
+    TransferNotAllowed, "transfer_not_allowed", Conflict, "A transfer abroad not yet allowed: its notice is not filed, or (to a country without adequate protection) the regulator's ten working days have not passed.";
+    NoLegalBasis, "no_legal_basis", Conflict, "The purpose's legal basis does not hold for the person now: no consent in force, processing restricted, or an objection.";
+    RecipientRetired, "recipient_retired", Conflict, "The recipient was retired from the register.";
     UnknownCategory, "unknown_category", ValidationFailed, "The banner version does not ask about this cookie category, or the form about this purpose.";
     ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";
     OriginNotAllowed, "origin_not_allowed", Forbidden, "The page's origin is not one of the banner's origins.";

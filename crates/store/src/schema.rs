@@ -678,3 +678,43 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(subject_tags, subjects);
+
+diesel::table! {
+    recipients (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        country -> Text,
+        cross_border -> Bool,
+        adequate -> Bool,
+        transfer_notice_filed_on -> Nullable<Date>,
+        contract_number -> Nullable<Text>,
+        contract_date -> Nullable<Date>,
+        contract_until -> Nullable<Date>,
+        purposes -> Text,
+        data_categories -> Text,
+        affiliate_tenant_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    disclosures (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        subject_id -> Text,
+        recipient_id -> Text,
+        purpose_code -> Text,
+        purpose_version -> Integer,
+        legal_basis -> Text,
+        data_categories -> Text,
+        occurred_at -> Timestamp,
+        recorded_at -> Timestamp,
+        recorded_by -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(disclosures, recipients);

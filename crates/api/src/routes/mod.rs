@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod policies;
 pub mod public;
 pub mod purposes;
+pub mod recipients;
 pub mod rights;
 pub mod subject_tags;
 pub mod subjects;

@@ -272,6 +272,25 @@ pub fn subject_export(
 
     let changes = rectification_history(conn, keys, tenant_id, subject_id)?;
 
+    // Who received the person's data, when, for what and on which basis (GDPR art.
+    // 15(1)(c); 152-FZ art. 14 part 7).
+    let disclosed =
+        crate::flows::disclosing::all_of_subject(&mut Tx::reenter(conn, tenant_id), subject_id)?
+            .into_iter()
+            .map(|d| {
+                json!({
+                    "recipient": d.recipient.spec.name,
+                    "recipient_kind": d.recipient.spec.kind.as_str(),
+                    "country": d.recipient.spec.country,
+                    "cross_border": d.recipient.cross_border,
+                    "purpose": d.row.purpose_code,
+                    "legal_basis": d.row.legal_basis,
+                    "data_categories": d.data_categories,
+                    "occurred_at": utc(d.row.occurred_at),
+                })
+            })
+            .collect::<Vec<_>>();
+
     Ok(json!({
         "format": FORMAT,
         "generated_at": now.to_rfc3339(),
@@ -300,6 +319,7 @@ pub fn subject_export(
         "survey_answers": answers,
         "rights_requests": request_docs,
         "rectifications": changes,
+        "disclosures": disclosed,
     }))
 }
 

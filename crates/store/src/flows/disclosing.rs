@@ -1,0 +1,468 @@
+//! The register of recipients and the disclosures made to them (issue 21, items 1–3):
+//! keeping the register, and recording a disclosure only when the rules of
+//! `assent_core::disclosure` and the purpose's legal basis allow it, with the audit
+//! trail and the webhook in the same unit of work.
+
+use crate::flows::{rights_record, webhook_events};
+use crate::tables::check_facts::{self, Lookup};
+use crate::tables::disclosures::{self, DisclosureRow};
+use crate::tables::recipients::{self, RecipientRow};
+use crate::tables::{audit, purposes, subjects, tenants};
+use crate::{StoreError, StoreResult, Tx};
+use assent_core::consent::{CheckFacts, PurposeMeaning};
+use assent_core::deadline::received_on;
+use assent_core::disclosure::{
+    self as rules, Contract, DisclosureAsk, DisclosureRefusal, RecipientKind, RecipientSpec,
+};
+use assent_core::problem::ProblemCode;
+use chrono::{DateTime, Utc};
+
+/// A recipient as the register keeps it.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub id: String,
+    pub spec: RecipientSpec,
+    /// Data sent to it leaves the tenant's jurisdiction.
+    pub cross_border: bool,
+    /// The slug of the group member an affiliate is.
+    pub affiliate: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// What the caller gives for a recipient (every field, on create and on change).
+#[derive(Debug, Clone)]
+pub struct RecipientInput {
+    pub spec: RecipientSpec,
+    /// For an affiliate: the slug of the group member it is.
+    pub affiliate: Option<String>,
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("a list of strings serialises")
+}
+
+fn parse_list(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("stored list: {e}")))
+}
+
+fn view(tx: &mut Tx<'_>, row: RecipientRow) -> StoreResult<Recipient> {
+    let affiliate = match &row.affiliate_tenant_id {
+        Some(id) => tenants::find_tenant(tx, id)?.map(|t| t.slug),
+        None => None,
+    };
+    let kind: RecipientKind = row
+        .kind
+        .parse()
+        .map_err(|e: assent_core::tenancy::InvalidValue| StoreError::Internal(e.0))?;
+    let contract = match (row.contract_number, row.contract_date) {
+        (Some(number), Some(date)) => Some(Contract {
+            number,
+            date,
+            until: row.contract_until,
+        }),
+        _ => None,
+    };
+    Ok(Recipient {
+        id: row.id,
+        spec: RecipientSpec {
+            name: row.name,
+            kind,
+            country: row.country,
+            contract,
+            purposes: parse_list(&row.purposes)?,
+            data_categories: parse_list(&row.data_categories)?,
+            adequate: row.adequate,
+            transfer_notice_filed_on: row.transfer_notice_filed_on,
+        },
+        cross_border: row.cross_border,
+        affiliate,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+        retired_at: row.retired_at.map(|t| t.and_utc()),
+    })
+}
+
+/// Checks `input` against the rules and the tenant's purposes and group, and gives
+/// the row to store (`id` and `created_at` from `base`).
+fn row_of(
+    tx: &mut Tx<'_>,
+    input: RecipientInput,
+    id: String,
+    created_at: chrono::NaiveDateTime,
+) -> StoreResult<RecipientRow> {
+    let mut spec = input.spec;
+    spec.country = rules::normalise_country(&spec.country)
+        .map_err(|e| StoreError::refused(ProblemCode::ValidationFailed, e.0))?;
+    spec.validate()
+        .map_err(|e| StoreError::refused(ProblemCode::ValidationFailed, e.0))?;
+    let tenant_id = tx.tenant_id().to_string();
+    let tenant = tenants::find_tenant(tx, &tenant_id)?.ok_or(StoreError::NotFound)?;
+    let group = tenant.group_id.as_ref().map(|g| g.to_string());
+    for code in &spec.purposes {
+        if purposes::resolve(tx, &tenant_id, group.as_deref(), code)?.is_none() {
+            return Err(StoreError::refused(
+                ProblemCode::UnknownPurpose,
+                format!("no purpose '{code}' in this company or its group"),
+            ));
+        }
+    }
+    let affiliate_tenant_id = match (spec.kind, input.affiliate) {
+        (RecipientKind::Affiliate, Some(slug)) => {
+            let other = tenants::find_tenant_by_slug(tx, &slug)?;
+            match (other, &group) {
+                (Some(o), Some(g))
+                    if o.group_id.as_ref().is_some_and(|og| og.to_string() == *g)
+                        && o.id.to_string() != tenant_id =>
+                {
+                    Some(o.id.to_string())
+                }
+                // Another group's company and no company look the same.
+                _ => {
+                    return Err(StoreError::refused(
+                        ProblemCode::ValidationFailed,
+                        "affiliate: not another company of this company's group",
+                    ));
+                }
+            }
+        }
+        (RecipientKind::Affiliate, None) => {
+            return Err(StoreError::refused(
+                ProblemCode::ValidationFailed,
+                "an affiliate names the company of the group it is (affiliate: its slug)",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(StoreError::refused(
+                ProblemCode::ValidationFailed,
+                "affiliate is given only for a recipient of kind affiliate",
+            ));
+        }
+        (_, None) => None,
+    };
+    let cross_border = rules::is_cross_border(tenant.jurisdiction, &spec.country);
+    let (contract_number, contract_date, contract_until) = match spec.contract {
+        Some(c) => (Some(c.number), Some(c.date), c.until),
+        None => (None, None, None),
+    };
+    Ok(RecipientRow {
+        tenant_id,
+        id,
+        name: spec.name.trim().to_owned(),
+        kind: spec.kind.as_str().to_owned(),
+        country: spec.country,
+        cross_border,
+        // Adequacy matters only abroad; at home it is not asked.
+        adequate: spec.adequate || !cross_border,
+        transfer_notice_filed_on: spec.transfer_notice_filed_on,
+        contract_number,
+        contract_date,
+        contract_until,
+        purposes: json_list(&spec.purposes),
+        data_categories: json_list(&spec.data_categories),
+        affiliate_tenant_id,
+        created_at,
+        updated_at: crate::now(),
+        retired_at: None,
+    })
+}
+
+/// Adds a recipient to the register.
+pub fn create(tx: &mut Tx<'_>, actor: &str, input: RecipientInput) -> StoreResult<Recipient> {
+    let row = row_of(tx, input, assent_core::id::new_id(), crate::now())?;
+    recipients::insert(tx, &row)?;
+    let tenant_id = tx.tenant_id().to_string();
+    audit::record(tx, &tenant_id, actor, "recipient.created", None)?;
+    view(tx, row)
+}
+
+pub fn get(tx: &mut Tx<'_>, id: &str) -> StoreResult<Recipient> {
+    let tenant_id = tx.tenant_id().to_string();
+    if !assent_core::id::is_id(id) {
+        return Err(StoreError::NotFound);
+    }
+    let row = recipients::get(tx, &tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    view(tx, row)
+}
+
+pub fn list(
+    tx: &mut Tx<'_>,
+    with_retired: bool,
+    page: &assent_core::page::PageRequest,
+) -> StoreResult<(Vec<Recipient>, Option<String>)> {
+    let tenant_id = tx.tenant_id().to_string();
+    let (rows, next) = recipients::list(tx, &tenant_id, with_retired, page)?;
+    let views = rows
+        .into_iter()
+        .map(|r| view(tx, r))
+        .collect::<StoreResult<_>>()?;
+    Ok((views, next))
+}
+
+/// Replaces what the register says of a live recipient. Disclosures already made
+/// keep what they recorded.
+pub fn change(
+    tx: &mut Tx<'_>,
+    actor: &str,
+    id: &str,
+    input: RecipientInput,
+) -> StoreResult<Recipient> {
+    let current = get(tx, id)?;
+    if current.retired_at.is_some() {
+        return Err(StoreError::refused(
+            ProblemCode::RecipientRetired,
+            "the recipient was retired from the register",
+        ));
+    }
+    let row = row_of(tx, input, current.id, current.created_at.naive_utc())?;
+    recipients::update(tx, &row)?;
+    let tenant_id = tx.tenant_id().to_string();
+    audit::record(tx, &tenant_id, actor, "recipient.changed", None)?;
+    view(tx, row)
+}
+
+/// Removes a recipient nothing went to; one that received data is retired instead
+/// (kept for the record, refused for new disclosures). `true` when retired.
+pub fn remove(tx: &mut Tx<'_>, actor: &str, id: &str) -> StoreResult<bool> {
+    let current = get(tx, id)?;
+    let tenant_id = tx.tenant_id().to_string();
+    let retire = disclosures::any_to(tx, &tenant_id, id)?;
+    if retire {
+        if current.retired_at.is_none() {
+            let mut row = recipients::get(tx, &tenant_id, id)?.ok_or(StoreError::NotFound)?;
+            row.retired_at = Some(crate::now());
+            row.updated_at = crate::now();
+            recipients::update(tx, &row)?;
+        }
+        audit::record(tx, &tenant_id, actor, "recipient.retired", None)?;
+    } else {
+        recipients::delete(tx, &tenant_id, id)?;
+        audit::record(tx, &tenant_id, actor, "recipient.deleted", None)?;
+    }
+    Ok(retire)
+}
+
+/// What a caller asks to record.
+#[derive(Debug, Clone)]
+pub struct DisclosureInput {
+    pub recipient_id: String,
+    pub purpose: String,
+    pub data_categories: Vec<String>,
+    /// When it took place; now if not given. Never in the future.
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// A disclosure with its recipient's name, as the person and the company see it.
+#[derive(Debug, Clone)]
+pub struct Disclosure {
+    pub row: DisclosureRow,
+    pub data_categories: Vec<String>,
+    pub recipient: Recipient,
+}
+
+fn refusal(r: DisclosureRefusal) -> StoreError {
+    let code = match &r {
+        DisclosureRefusal::RecipientRetired => ProblemCode::RecipientRetired,
+        DisclosureRefusal::PurposeNotCovered(_)
+        | DisclosureRefusal::CategoriesNotCovered(_)
+        | DisclosureRefusal::NoContractInForce(_) => ProblemCode::DisclosureNotCovered,
+        DisclosureRefusal::TransferNotNotified | DisclosureRefusal::TransferTooEarly(_) => {
+            ProblemCode::TransferNotAllowed
+        }
+    };
+    StoreError::refused(code, r.to_string())
+}
+
+/// Records that the subject's data went to a recipient, if the register and the
+/// purpose's legal basis allow it. The subject is locked first, so a withdrawal
+/// acknowledged before is seen and one after waits for this to commit.
+pub fn record(
+    tx: &mut Tx<'_>,
+    actor: &str,
+    subject_id: &str,
+    input: DisclosureInput,
+    now: DateTime<Utc>,
+) -> StoreResult<Disclosure> {
+    let occurred_at = input.occurred_at.unwrap_or(now);
+    if occurred_at > now {
+        return Err(StoreError::refused(
+            ProblemCode::FutureEvent,
+            "occurred_at is in the future",
+        ));
+    }
+    rules::validate_categories(&input.data_categories)
+        .map_err(|e| StoreError::refused(ProblemCode::ValidationFailed, e.0))?;
+    let tenant_id = tx.tenant_id().to_string();
+    let facts = subjects::facts(tx, subject_id)?.ok_or(StoreError::NotFound)?;
+    if facts.erased_at.is_some() {
+        return Err(StoreError::refused(
+            ProblemCode::SubjectErased,
+            "the subject's data was erased: nothing is left to disclose",
+        ));
+    }
+    subjects::lock_for_change(tx, subject_id)?;
+    let recipient = match assent_core::id::is_id(&input.recipient_id) {
+        true => recipients::get(tx, &tenant_id, &input.recipient_id)?,
+        false => None,
+    };
+    let Some(recipient) = recipient else {
+        return Err(StoreError::refused(
+            ProblemCode::UnknownRecipient,
+            "no recipient with this id in the register",
+        ));
+    };
+    let recipient = view(tx, recipient)?;
+    let group = tx.group_id()?.map(|g| g.to_string());
+    let Some(purpose) = purposes::resolve(tx, &tenant_id, group.as_deref(), &input.purpose)? else {
+        return Err(StoreError::refused(
+            ProblemCode::UnknownPurpose,
+            format!(
+                "no purpose '{}' in this company or its group",
+                input.purpose
+            ),
+        ));
+    };
+    let clock = rights_record::clock(tx, &tenant_id)?;
+    rules::check_disclosure(
+        &recipient.spec,
+        recipient.retired_at.is_some(),
+        recipient.cross_border,
+        &DisclosureAsk {
+            purpose: &purpose.code,
+            purpose_categories: &purpose.meaning.data_categories,
+            categories: &input.data_categories,
+            on: received_on(occurred_at, clock.tz),
+        },
+        &clock.calendar,
+    )
+    .map_err(refusal)?;
+    basis_holds(
+        tx,
+        group.as_deref(),
+        subject_id,
+        &purpose.meaning,
+        &purpose.code,
+        now,
+    )?;
+    let row = DisclosureRow {
+        tenant_id: tenant_id.clone(),
+        id: assent_core::id::new_id(),
+        subject_id: subject_id.to_owned(),
+        recipient_id: recipient.id.clone(),
+        purpose_code: purpose.code.clone(),
+        purpose_version: purpose.version,
+        legal_basis: purpose.meaning.legal_basis.as_str().to_owned(),
+        data_categories: json_list(&input.data_categories),
+        occurred_at: occurred_at.naive_utc(),
+        recorded_at: crate::now(),
+        recorded_by: actor.to_owned(),
+    };
+    disclosures::insert(tx, &row)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "disclosure.recorded",
+        Some(subject_id),
+    )?;
+    // Ids only: no personal data leaves in events.
+    webhook_events::emit(
+        tx,
+        &tenant_id,
+        "disclosure.recorded",
+        serde_json::json!({
+            "disclosure_id": row.id,
+            "subject_id": row.subject_id,
+            "recipient_id": row.recipient_id,
+            "purpose": row.purpose_code,
+            "data_categories": input.data_categories,
+            "cross_border": recipient.cross_border,
+            "occurred_at": occurred_at.to_rfc3339(),
+        }),
+    )?;
+    Ok(Disclosure {
+        row,
+        data_categories: input.data_categories,
+        recipient,
+    })
+}
+
+/// The purpose's legal basis holds for the person now: consent in force, no
+/// restriction, no objection (the consent check's rule, without a channel).
+fn basis_holds(
+    tx: &mut Tx<'_>,
+    group: Option<&str>,
+    subject_id: &str,
+    meaning: &PurposeMeaning,
+    code: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let tenant_id = tx.tenant_id().to_string();
+    let row = check_facts::read(tx, &tenant_id, group, &Lookup::Id(subject_id), code)?
+        .ok_or(StoreError::NotFound)?;
+    let basis = meaning.legal_basis;
+    assent_core::consent::basis_holds(
+        &CheckFacts {
+            meaning,
+            state: row.state.as_ref(),
+            restricted: row.restricted,
+            objected: basis != assent_core::consent::LegalBasis::Consent && row.objected,
+            reachable: true,
+            granted_channels: None,
+        },
+        now,
+    )
+    .map_err(|reason| {
+        StoreError::refused(
+            ProblemCode::NoLegalBasis,
+            format!("the purpose's legal basis ({basis}) does not hold for this person: {reason}"),
+        )
+    })
+}
+
+/// A page of the subject's disclosures, newest first.
+pub fn of_subject(
+    tx: &mut Tx<'_>,
+    subject_id: &str,
+    page: &assent_core::page::PageRequest,
+) -> StoreResult<(Vec<Disclosure>, Option<String>)> {
+    let tenant_id = tx.tenant_id().to_string();
+    if subjects::facts(tx, subject_id)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let (rows, next) = disclosures::of_subject(tx, &tenant_id, subject_id, page)?;
+    Ok((with_recipients(tx, rows)?, next))
+}
+
+/// Every disclosure of the subject, oldest first, with its recipient: what the
+/// access export and the preference centre show.
+pub fn all_of_subject(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<Vec<Disclosure>> {
+    let tenant_id = tx.tenant_id().to_string();
+    let rows = disclosures::all_of_subject(tx, &tenant_id, subject_id)?;
+    with_recipients(tx, rows)
+}
+
+fn with_recipients(tx: &mut Tx<'_>, rows: Vec<DisclosureRow>) -> StoreResult<Vec<Disclosure>> {
+    let tenant_id = tx.tenant_id().to_string();
+    let mut known: std::collections::HashMap<String, Recipient> = Default::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let recipient = match known.get(&row.recipient_id) {
+            Some(r) => r.clone(),
+            None => {
+                let r = recipients::get(tx, &tenant_id, &row.recipient_id)?
+                    .ok_or(StoreError::NotFound)?;
+                let r = view(tx, r)?;
+                known.insert(row.recipient_id.clone(), r.clone());
+                r
+            }
+        };
+        out.push(Disclosure {
+            data_categories: parse_list(&row.data_categories)?,
+            row,
+            recipient,
+        });
+    }
+    Ok(out)
+}
