@@ -110,6 +110,13 @@ async fn a_disclosure_is_recorded_only_when_the_register_and_the_legal_basis_all
         let register = t.get("/v1/recipients").expect(StatusCode::OK).await.items();
         assert_eq!(register.len(), 1, "a refused entry was added");
 
+        let hook = t
+            .post(
+                "/v1/webhooks",
+                &json!({"url": "http://127.0.0.1:9/hook", "events": ["disclosure.recorded"]}),
+            )
+            .expect(StatusCode::CREATED)
+            .await;
         let s = create_subject(&t, &json!({"email": "anna@example.org", "locale": "ru"})).await;
         // Consent-based: refused until consent is in force.
         let news = disclosure(&mailer, "newsletter", &["email"]);
@@ -193,6 +200,20 @@ async fn a_disclosure_is_recorded_only_when_the_register_and_the_legal_basis_all
 
         let listed = disclosures_of(&t, &s).await;
         assert_eq!(listed.len(), 3, "{listed:?}");
+        // The company's systems heard of each one, and of nothing refused.
+        let deliveries = t
+            .get(&format!(
+                "/v1/webhooks/{}/deliveries?limit=200",
+                hook["id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            deliveries["items"].as_array().unwrap().len(),
+            3,
+            "{deliveries}"
+        );
+        assert!(!deliveries.to_string().contains("anna@example.org"));
         assert_eq!(listed[0]["purpose"], "analytics", "newest first");
 
         // Reads and records are in the audit trail, with the person they concern.
