@@ -302,6 +302,26 @@ async fn a_disclosure_is_recorded_only_when_the_register_and_the_legal_basis_all
         assert_eq!(exported[0]["purpose"], "newsletter");
         assert_eq!(exported[0]["data_categories"], json!(["email"]));
         assert_eq!(exported[0]["cross_border"], false);
+
+        // The preference centre tells the person who has their data.
+        let url = t
+            .post(
+                &format!("/v1/subjects/{s}/links"),
+                &json!({"kind": "preferences"}),
+            )
+            .expect(StatusCode::OK)
+            .await["url"]
+            .as_str()
+            .unwrap()
+            .replacen(assent_tests::notify::PUBLIC_URL, &app.base, 1);
+        let page = app.client.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Кто получил ваши данные"), "{html}");
+        assert!(
+            html.contains("<strong>Почтовый сервис</strong> (RU): email, address"),
+            "{html}"
+        );
     }
 }
 

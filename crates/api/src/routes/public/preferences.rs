@@ -78,6 +78,61 @@ struct View {
     group_name: Option<String>,
     items: Vec<Item>,
     policy: Option<(String, Option<String>)>,
+    /// Who received the person's data (GDPR art. 15(1)(c); 152-FZ art. 14 part 7).
+    received: Vec<Received>,
+}
+
+/// One recipient of the person's data, with what went to it and when last.
+#[derive(Debug, Serialize)]
+struct Received {
+    name: String,
+    country: String,
+    cross_border: bool,
+    categories: Vec<String>,
+    last: String,
+}
+
+/// The person's disclosures, one line per recipient (newest use first).
+fn received(
+    lang: Locale,
+    disclosures: Vec<assent_store::flows::disclosing::Disclosure>,
+) -> Vec<Received> {
+    let mut by_recipient: Vec<(String, Received, DateTime<Utc>)> = Vec::new();
+    for d in disclosures {
+        let at = d.row.occurred_at.and_utc();
+        match by_recipient
+            .iter_mut()
+            .find(|(id, _, _)| *id == d.recipient.id)
+        {
+            Some((_, r, last)) => {
+                for c in d.data_categories {
+                    if !r.categories.contains(&c) {
+                        r.categories.push(c);
+                    }
+                }
+                *last = (*last).max(at);
+            }
+            None => by_recipient.push((
+                d.recipient.id.clone(),
+                Received {
+                    name: d.recipient.spec.name,
+                    country: d.recipient.spec.country,
+                    cross_border: d.recipient.cross_border,
+                    categories: d.data_categories,
+                    last: String::new(),
+                },
+                at,
+            )),
+        }
+    }
+    by_recipient.sort_by(|a, b| b.2.cmp(&a.2));
+    by_recipient
+        .into_iter()
+        .map(|(_, mut r, last)| {
+            r.last = date(lang, last);
+            r
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,12 +215,14 @@ fn load(
                 objected,
             });
         }
+        let disclosures = assent_store::flows::disclosing::all_of_subject(c, &facts.id)?;
         Ok(Some(View {
             lang,
             brand: tenant.brand.clone(),
             group_name: tenant.group_name.clone(),
             items,
             policy: tenant.policy.clone(),
+            received: received(lang, disclosures),
         }))
     })
 }
@@ -386,6 +443,7 @@ fn page_context(
             csrf,
             policy_version => view.policy.as_ref().map_or("", |(v, _)| v.as_str()),
             policy_url,
+            received => &view.received,
     }
 }
 
