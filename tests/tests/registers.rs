@@ -359,7 +359,14 @@ async fn a_transfer_abroad_waits_for_its_notice_and_the_regulators_ten_working_d
             .unwrap()
             .parse()
             .unwrap();
-        assert!(from >= today + Duration::days(14), "{from}");
+        assert_eq!(
+            from,
+            assent_core::disclosure::transfer_allowed_from(
+                today,
+                &assent_core::deadline::WorkCalendar::russia()
+            )
+        );
+        assert!(from >= today + Duration::days(13), "{from}");
         let v = refused(
             &t,
             &s,
@@ -494,7 +501,7 @@ async fn the_register_is_the_companys_own_and_its_roles_hold() {
             .expect(StatusCode::UNPROCESSABLE_ENTITY)
             .await;
         }
-        let _ = sister;
+        assert!(sister.id != t.id);
 
         // Auditors and operators read; only configuration changes the register;
         // operators record disclosures.
@@ -530,5 +537,119 @@ async fn the_register_is_the_companys_own_and_its_roles_hold() {
             .await
             .into_value();
         assert_eq!(after, mailer, "a refused change changed the register");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_stays_as_it_was_and_the_rules_follow_what_the_person_agreed_to() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purposes(&t).await;
+        let mailer = add(&t, &processor("Почтовый сервис", "RU")).await;
+        let path = format!("/v1/recipients/{}", mailer["id"].as_str().unwrap());
+        let s = create_subject(&t, &json!({"email": "anna@example.org"})).await;
+        record_consent(&t, &s, "newsletter", "grant").await;
+        disclose(
+            &t,
+            &s,
+            &disclosure(&mailer, "newsletter", &["email"]),
+            StatusCode::CREATED,
+        )
+        .await;
+
+        // Renaming or moving the recipient rewrites no history.
+        let moved = t
+            .patch(&path, &json!({"name": "Cloud Inc.", "country": "US"}))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            (moved["cross_border"].clone(), moved["adequate"].clone()),
+            (json!(true), json!(false)),
+            "a move abroad asks again about adequacy and the notice: {moved:?}"
+        );
+        let past = disclosures_of(&t, &s).await;
+        assert_eq!(past[0]["recipient_name"], "Почтовый сервис");
+        assert_eq!(past[0]["country"], "RU");
+        assert_eq!(past[0]["cross_border"], false);
+        // Moved abroad, nothing filed: refused, even though it was said adequate at home.
+        refused(
+            &t,
+            &s,
+            &disclosure(&mailer, "newsletter", &["email"]),
+            StatusCode::CONFLICT,
+            "transfer_not_allowed",
+        )
+        .await;
+        t.patch(&path, &json!({"country": "RU"}))
+            .expect(StatusCode::OK)
+            .await;
+
+        // The purpose widens to phones, asking again: until the person confirms, their
+        // consent covers only email.
+        t.patch(
+            "/v1/purposes/newsletter",
+            &json!({"data_categories": ["email", "name", "phone"], "reconsent": {}}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        t.patch(
+            &path,
+            &json!({"data_categories": ["email", "name", "address", "phone"]}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        refused(
+            &t,
+            &s,
+            &disclosure(&mailer, "newsletter", &["phone"]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "disclosure_not_covered",
+        )
+        .await;
+        let agreed = disclose(
+            &t,
+            &s,
+            &disclosure(&mailer, "newsletter", &["email"]),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(
+            agreed["purpose_version"], 1,
+            "the version the person agreed to"
+        );
+        // Someone who consents now agrees to the new version, phones included.
+        let s2 = create_subject(&t, &json!({"email": "boris@example.org"})).await;
+        record_consent(&t, &s2, "newsletter", "grant").await;
+        let new = disclose(
+            &t,
+            &s2,
+            &disclosure(&mailer, "newsletter", &["phone"]),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(new["purpose_version"], 2);
+
+        // Nothing is disclosed of an erased person.
+        let s3 = create_subject(&t, &json!({"email": "vera@example.org"})).await;
+        let tenant = t.id.clone();
+        app.store
+            .write(&t.id, |c| {
+                assent_store::flows::erasure::destroy_subject(
+                    c,
+                    &tenant,
+                    &s3,
+                    assent_store::flows::erasure::Method::Erasure,
+                )
+            })
+            .unwrap();
+        refused(
+            &t,
+            &s3,
+            &disclosure(&mailer, "delivery", &["email"]),
+            StatusCode::CONFLICT,
+            "subject_erased",
+        )
+        .await;
     }
 }

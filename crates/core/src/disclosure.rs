@@ -152,6 +152,8 @@ pub enum DisclosureRefusal {
     NoContractInForce(NaiveDate),
     /// A transfer abroad whose notice is not filed.
     TransferNotNotified,
+    /// Dated before the notice was filed (on the date given).
+    TransferBeforeNotice(NaiveDate),
     /// To a country without adequate protection, before the regulator's ten working
     /// days have passed: allowed from the date given.
     TransferTooEarly(NaiveDate),
@@ -172,6 +174,10 @@ impl fmt::Display for DisclosureRefusal {
             Self::NoContractInForce(d) => write!(f, "no contract with the recipient in force on {d}"),
             Self::TransferNotNotified => f.write_str(
                 "a cross-border transfer: file the notice with the regulator first (transfer_notice_filed_at)",
+            ),
+            Self::TransferBeforeNotice(filed) => write!(
+                f,
+                "a cross-border transfer dated before its notice was filed on {filed}"
             ),
             Self::TransferTooEarly(from) => write!(
                 f,
@@ -205,6 +211,7 @@ pub struct DisclosureAsk<'a> {
 /// Whether the recipient may receive what is asked on that day. The legal basis for
 /// the person is checked apart ([`crate::consent::basis_holds`]).
 pub fn check_disclosure(
+    law: Jurisdiction,
     recipient: &RecipientSpec,
     retired: bool,
     cross_border: bool,
@@ -231,12 +238,14 @@ pub fn check_disclosure(
             return Err(DisclosureRefusal::NoContractInForce(ask.on));
         }
     }
-    if cross_border {
+    // The notice and the regulator's wait are 152-FZ's; GDPR's transfer mechanisms
+    // (adequacy, SCCs) are the company's to document, not gated here.
+    if cross_border && law == Jurisdiction::Ru152Fz {
         let Some(filed) = recipient.transfer_notice_filed_on else {
             return Err(DisclosureRefusal::TransferNotNotified);
         };
         if ask.on < filed {
-            return Err(DisclosureRefusal::TransferNotNotified);
+            return Err(DisclosureRefusal::TransferBeforeNotice(filed));
         }
         if !recipient.adequate {
             let from = transfer_allowed_from(filed, calendar);
@@ -337,12 +346,26 @@ mod tests {
         let r = recipient();
         let email = vec!["email".to_owned()];
         assert_eq!(
-            check_disclosure(&r, false, false, &ask(&email, &purpose, "2026-03-02"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                false,
+                &ask(&email, &purpose, "2026-03-02"),
+                &cal
+            ),
             Ok(())
         );
         let phone = vec!["phone".to_owned()];
         assert_eq!(
-            check_disclosure(&r, false, false, &ask(&phone, &purpose, "2026-03-02"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                false,
+                &ask(&phone, &purpose, "2026-03-02"),
+                &cal
+            ),
             Err(DisclosureRefusal::CategoriesNotCovered(vec![
                 "phone".into()
             ])),
@@ -351,25 +374,46 @@ mod tests {
         let name = vec!["name".to_owned()];
         assert!(
             matches!(
-                check_disclosure(&r, false, false, &ask(&name, &purpose, "2026-03-02"), &cal),
+                check_disclosure(
+                    Jurisdiction::Ru152Fz,
+                    &r,
+                    false,
+                    false,
+                    &ask(&name, &purpose, "2026-03-02"),
+                    &cal
+                ),
                 Err(DisclosureRefusal::CategoriesNotCovered(_))
             ),
             "the purpose does not cover names"
         );
         for on in ["2026-01-09", "2027-01-10"] {
             assert_eq!(
-                check_disclosure(&r, false, false, &ask(&email, &purpose, on), &cal),
+                check_disclosure(
+                    Jurisdiction::Ru152Fz,
+                    &r,
+                    false,
+                    false,
+                    &ask(&email, &purpose, on),
+                    &cal
+                ),
                 Err(DisclosureRefusal::NoContractInForce(day(on)))
             );
         }
         assert_eq!(
-            check_disclosure(&r, true, false, &ask(&email, &purpose, "2026-03-02"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                true,
+                false,
+                &ask(&email, &purpose, "2026-03-02"),
+                &cal
+            ),
             Err(DisclosureRefusal::RecipientRetired)
         );
         let mut other = ask(&email, &purpose, "2026-03-02");
         other.purpose = "ads";
         assert!(matches!(
-            check_disclosure(&r, false, false, &other, &cal),
+            check_disclosure(Jurisdiction::Ru152Fz, &r, false, false, &other, &cal),
             Err(DisclosureRefusal::PurposeNotCovered(_))
         ));
     }
@@ -390,11 +434,25 @@ mod tests {
             day("2026-05-30")
         );
         assert_eq!(
-            check_disclosure(&r, false, true, &ask(&email, &purpose, "2026-05-29"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-05-29"),
+                &cal
+            ),
             Err(DisclosureRefusal::TransferTooEarly(day("2026-05-30")))
         );
         assert_eq!(
-            check_disclosure(&r, false, true, &ask(&email, &purpose, "2026-05-30"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-05-30"),
+                &cal
+            ),
             Ok(())
         );
         // The New Year holidays do not count: filed Friday 26 December 2025, the
@@ -407,21 +465,61 @@ mod tests {
         // An adequate country needs only the notice.
         r.adequate = true;
         assert_eq!(
-            check_disclosure(&r, false, true, &ask(&email, &purpose, "2026-05-15"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-05-15"),
+                &cal
+            ),
             Ok(())
         );
         assert_eq!(
-            check_disclosure(&r, false, true, &ask(&email, &purpose, "2026-05-14"), &cal),
-            Err(DisclosureRefusal::TransferNotNotified)
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-05-14"),
+                &cal
+            ),
+            Err(DisclosureRefusal::TransferBeforeNotice(day("2026-05-15")))
         );
         r.transfer_notice_filed_on = None;
         assert_eq!(
-            check_disclosure(&r, false, true, &ask(&email, &purpose, "2026-06-01"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-06-01"),
+                &cal
+            ),
             Err(DisclosureRefusal::TransferNotNotified)
+        );
+        // GDPR has no notice to wait for.
+        assert_eq!(
+            check_disclosure(
+                Jurisdiction::Gdpr,
+                &r,
+                false,
+                true,
+                &ask(&email, &purpose, "2026-06-01"),
+                &cal
+            ),
+            Ok(())
         );
         // Not a transfer abroad: no notice needed.
         assert_eq!(
-            check_disclosure(&r, false, false, &ask(&email, &purpose, "2026-06-01"), &cal),
+            check_disclosure(
+                Jurisdiction::Ru152Fz,
+                &r,
+                false,
+                false,
+                &ask(&email, &purpose, "2026-06-01"),
+                &cal
+            ),
             Ok(())
         );
     }

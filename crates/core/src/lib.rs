@@ -70,6 +70,7 @@ pub mod page;
 pub mod pii;
 pub mod plural;
 pub mod problem;
+pub mod processing;
 pub mod receipt;
 pub mod refusal;
 pub mod retention;

@@ -172,6 +172,7 @@ make_problem_codes! {
     TransferNotAllowed, "transfer_not_allowed", Conflict, "A transfer abroad not yet allowed: its notice is not filed, or (to a country without adequate protection) the regulator's ten working days have not passed.";
     NoLegalBasis, "no_legal_basis", Conflict, "The purpose's legal basis does not hold for the person now: no consent in force, processing restricted, or an objection.";
     RecipientRetired, "recipient_retired", Conflict, "The recipient was retired from the register.";
+    RecordsIncomplete, "records_incomplete", Conflict, "The records of processing lack what the notice needs (`detail` lists it).";
     UnknownCategory, "unknown_category", ValidationFailed, "The banner version does not ask about this cookie category, or the form about this purpose.";
     ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";
     OriginNotAllowed, "origin_not_allowed", Forbidden, "The page's origin is not one of the banner's origins.";

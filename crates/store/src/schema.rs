@@ -707,6 +707,10 @@ diesel::table! {
         id -> Text,
         subject_id -> Text,
         recipient_id -> Text,
+        recipient_name -> Text,
+        recipient_kind -> Text,
+        recipient_country -> Text,
+        cross_border -> Bool,
         purpose_code -> Text,
         purpose_version -> Integer,
         legal_basis -> Text,
@@ -718,3 +722,24 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(disclosures, recipients);
+
+diesel::table! {
+    operator_details (tenant_id) {
+        tenant_id -> Text,
+        content -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    processing_filings (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        content -> Text,
+        content_sha256 -> Text,
+        filed_on -> Date,
+        reference -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        recorded_by -> Text,
+    }
+}

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod links;
 pub mod notifications;
 pub mod policies;
+pub mod processing;
 pub mod public;
 pub mod purposes;
 pub mod recipients;

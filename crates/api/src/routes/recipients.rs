@@ -173,13 +173,30 @@ fn contract_of(c: ContractBody) -> Contract {
     }
 }
 
-/// The current register entry with the patch applied over it.
+/// The current register entry with the patch applied over it. A new country drops
+/// what was said of the old one (adequacy, the transfer notice) unless the patch says
+/// it again; a kind other than `affiliate` drops the affiliate.
 fn patched(current: Recipient, p: RecipientPatch) -> RecipientInput {
     let s = current.spec;
+    let moved = p
+        .country
+        .as_deref()
+        .is_some_and(|c| !c.trim().eq_ignore_ascii_case(&s.country));
+    let kind = p.kind.unwrap_or(s.kind);
+    let (adequate, notice) = if moved {
+        (false, None)
+    } else {
+        (s.adequate, s.transfer_notice_filed_on)
+    };
+    let affiliate = match (p.affiliate, kind) {
+        (Some(a), _) => a,
+        (None, RecipientKind::Affiliate) => current.affiliate,
+        (None, _) => None,
+    };
     RecipientInput {
         spec: RecipientSpec {
             name: p.name.unwrap_or(s.name),
-            kind: p.kind.unwrap_or(s.kind),
+            kind,
             country: p.country.unwrap_or(s.country),
             contract: match p.contract {
                 Some(c) => c.map(contract_of),
@@ -187,12 +204,10 @@ fn patched(current: Recipient, p: RecipientPatch) -> RecipientInput {
             },
             purposes: p.purposes.unwrap_or(s.purposes),
             data_categories: p.data_categories.unwrap_or(s.data_categories),
-            adequate: p.adequate.unwrap_or(s.adequate),
-            transfer_notice_filed_on: p
-                .transfer_notice_filed_at
-                .unwrap_or(s.transfer_notice_filed_on),
+            adequate: p.adequate.unwrap_or(adequate),
+            transfer_notice_filed_on: p.transfer_notice_filed_at.unwrap_or(notice),
         },
-        affiliate: p.affiliate.unwrap_or(current.affiliate),
+        affiliate,
     }
 }
 
@@ -378,9 +393,9 @@ pub struct DisclosureView {
     pub id: String,
     pub subject_id: String,
     pub recipient_id: String,
+    /// The recipient as the register named it when the data went.
     pub recipient_name: String,
-    #[schema(value_type = String)]
-    pub recipient_kind: RecipientKind,
+    pub recipient_kind: String,
     pub country: String,
     pub cross_border: bool,
     pub purpose: String,
@@ -398,10 +413,10 @@ impl From<Disclosure> for DisclosureView {
             id: d.row.id,
             subject_id: d.row.subject_id,
             recipient_id: d.row.recipient_id,
-            recipient_name: d.recipient.spec.name,
-            recipient_kind: d.recipient.spec.kind,
-            country: d.recipient.spec.country,
-            cross_border: d.recipient.cross_border,
+            recipient_name: d.row.recipient_name,
+            recipient_kind: d.row.recipient_kind,
+            country: d.row.recipient_country,
+            cross_border: d.row.cross_border,
             purpose: d.row.purpose_code,
             purpose_version: d.row.purpose_version,
             legal_basis: d.row.legal_basis,

@@ -3,7 +3,7 @@
 //! `assent_core::disclosure` and the purpose's legal basis allow it, with the audit
 //! trail and the webhook in the same unit of work.
 
-use crate::flows::{rights_record, webhook_events};
+use crate::flows::{consents, webhook_events};
 use crate::tables::check_facts::{self, Lookup};
 use crate::tables::disclosures::{self, DisclosureRow};
 use crate::tables::recipients::{self, RecipientRow};
@@ -110,7 +110,10 @@ fn row_of(
     }
     let affiliate_tenant_id = match (spec.kind, input.affiliate) {
         (RecipientKind::Affiliate, Some(slug)) => {
-            let other = tenants::find_tenant_by_slug(tx, &slug)?;
+            let other = match assent_core::tenancy::validate_slug(&slug) {
+                Ok(()) => tenants::find_tenant_by_slug(tx, &slug)?,
+                Err(_) => None,
+            };
             match (other, &group) {
                 (Some(o), Some(g))
                     if o.group_id.as_ref().is_some_and(|og| og.to_string() == *g)
@@ -153,8 +156,8 @@ fn row_of(
         kind: spec.kind.as_str().to_owned(),
         country: spec.country,
         cross_border,
-        // Adequacy matters only abroad; at home it is not asked.
-        adequate: spec.adequate || !cross_border,
+        // As the company said it; the rules ask it only of a transfer abroad.
+        adequate: spec.adequate,
         transfer_notice_filed_on: spec.transfer_notice_filed_on,
         contract_number,
         contract_date,
@@ -200,6 +203,16 @@ pub fn list(
     Ok((views, next))
 }
 
+/// Every live recipient (for the records of processing; a register is small).
+pub fn live(tx: &mut Tx<'_>) -> StoreResult<Vec<Recipient>> {
+    let tenant_id = tx.tenant_id().to_string();
+    recipients::all(tx, &tenant_id)?
+        .into_iter()
+        .filter(|r| r.retired_at.is_none())
+        .map(|r| view(tx, r))
+        .collect()
+}
+
 /// Replaces what the register says of a live recipient. Disclosures already made
 /// keep what they recorded.
 pub fn change(
@@ -208,7 +221,12 @@ pub fn change(
     id: &str,
     input: RecipientInput,
 ) -> StoreResult<Recipient> {
-    let current = get(tx, id)?;
+    let tenant_id = tx.tenant_id().to_string();
+    if !assent_core::id::is_id(id) {
+        return Err(StoreError::NotFound);
+    }
+    let locked = recipients::get_locked(tx, &tenant_id, id, true)?.ok_or(StoreError::NotFound)?;
+    let current = view(tx, locked)?;
     if current.retired_at.is_some() {
         return Err(StoreError::refused(
             ProblemCode::RecipientRetired,
@@ -217,7 +235,6 @@ pub fn change(
     }
     let row = row_of(tx, input, current.id, current.created_at.naive_utc())?;
     recipients::update(tx, &row)?;
-    let tenant_id = tx.tenant_id().to_string();
     audit::record(tx, &tenant_id, actor, "recipient.changed", None)?;
     view(tx, row)
 }
@@ -225,22 +242,23 @@ pub fn change(
 /// Removes a recipient nothing went to; one that received data is retired instead
 /// (kept for the record, refused for new disclosures). `true` when retired.
 pub fn remove(tx: &mut Tx<'_>, actor: &str, id: &str) -> StoreResult<bool> {
-    let current = get(tx, id)?;
     let tenant_id = tx.tenant_id().to_string();
-    let retire = disclosures::any_to(tx, &tenant_id, id)?;
-    if retire {
-        if current.retired_at.is_none() {
-            let mut row = recipients::get(tx, &tenant_id, id)?.ok_or(StoreError::NotFound)?;
-            row.retired_at = Some(crate::now());
-            row.updated_at = crate::now();
-            recipients::update(tx, &row)?;
-        }
-        audit::record(tx, &tenant_id, actor, "recipient.retired", None)?;
-    } else {
+    if !assent_core::id::is_id(id) {
+        return Err(StoreError::NotFound);
+    }
+    let mut row = recipients::get_locked(tx, &tenant_id, id, true)?.ok_or(StoreError::NotFound)?;
+    if !disclosures::any_to(tx, &tenant_id, id)? {
         recipients::delete(tx, &tenant_id, id)?;
         audit::record(tx, &tenant_id, actor, "recipient.deleted", None)?;
+        return Ok(false);
     }
-    Ok(retire)
+    if row.retired_at.is_none() {
+        row.retired_at = Some(crate::now());
+        row.updated_at = crate::now();
+        recipients::update(tx, &row)?;
+        audit::record(tx, &tenant_id, actor, "recipient.retired", None)?;
+    }
+    Ok(true)
 }
 
 /// What a caller asks to record.
@@ -253,12 +271,11 @@ pub struct DisclosureInput {
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
-/// A disclosure with its recipient's name, as the person and the company see it.
+/// A disclosure as recorded (the recipient as the register named it then).
 #[derive(Debug, Clone)]
 pub struct Disclosure {
     pub row: DisclosureRow,
     pub data_categories: Vec<String>,
-    pub recipient: Recipient,
 }
 
 fn refusal(r: DisclosureRefusal) -> StoreError {
@@ -267,9 +284,9 @@ fn refusal(r: DisclosureRefusal) -> StoreError {
         DisclosureRefusal::PurposeNotCovered(_)
         | DisclosureRefusal::CategoriesNotCovered(_)
         | DisclosureRefusal::NoContractInForce(_) => ProblemCode::DisclosureNotCovered,
-        DisclosureRefusal::TransferNotNotified | DisclosureRefusal::TransferTooEarly(_) => {
-            ProblemCode::TransferNotAllowed
-        }
+        DisclosureRefusal::TransferNotNotified
+        | DisclosureRefusal::TransferBeforeNotice(_)
+        | DisclosureRefusal::TransferTooEarly(_) => ProblemCode::TransferNotAllowed,
     };
     StoreError::refused(code, r.to_string())
 }
@@ -285,7 +302,8 @@ pub fn record(
     now: DateTime<Utc>,
 ) -> StoreResult<Disclosure> {
     let occurred_at = input.occurred_at.unwrap_or(now);
-    if occurred_at > now {
+    let tolerance = chrono::Duration::seconds(assent_core::consent::FUTURE_TOLERANCE_SECONDS);
+    if occurred_at > now + tolerance {
         return Err(StoreError::refused(
             ProblemCode::FutureEvent,
             "occurred_at is in the future",
@@ -294,16 +312,17 @@ pub fn record(
     rules::validate_categories(&input.data_categories)
         .map_err(|e| StoreError::refused(ProblemCode::ValidationFailed, e.0))?;
     let tenant_id = tx.tenant_id().to_string();
-    let facts = subjects::facts(tx, subject_id)?.ok_or(StoreError::NotFound)?;
-    if facts.erased_at.is_some() {
+    // Locked first: an erasure or a withdrawal committed before is seen, one after
+    // waits for this to commit.
+    let subject = subjects::lock_and_read(tx, subject_id)?.ok_or(StoreError::NotFound)?;
+    if subject.facts.erased_at.is_some() {
         return Err(StoreError::refused(
             ProblemCode::SubjectErased,
             "the subject's data was erased: nothing is left to disclose",
         ));
     }
-    subjects::lock_for_change(tx, subject_id)?;
     let recipient = match assent_core::id::is_id(&input.recipient_id) {
-        true => recipients::get(tx, &tenant_id, &input.recipient_id)?,
+        true => recipients::get_locked(tx, &tenant_id, &input.recipient_id, false)?,
         false => None,
     };
     let Some(recipient) = recipient else {
@@ -317,24 +336,56 @@ pub fn record(
     let Some(purpose) = purposes::resolve(tx, &tenant_id, group.as_deref(), &input.purpose)? else {
         return Err(StoreError::refused(
             ProblemCode::UnknownPurpose,
-            format!(
-                "no purpose '{}' in this company or its group",
-                input.purpose
-            ),
+            "no purpose with this code in this company or its group",
         ));
     };
-    let clock = rights_record::clock(tx, &tenant_id)?;
+    // A consent covers what the version the person agreed to covered (and what the
+    // purpose still covers): a widening waits for their confirmation.
+    let mut agreed = (purpose.version, purpose.meaning.data_categories.clone());
+    if purpose.meaning.legal_basis == assent_core::consent::LegalBasis::Consent {
+        let person = subject.facts.person_id.as_deref();
+        let stored = consents::state_of(
+            tx,
+            &tenant_id,
+            group.as_deref(),
+            &purpose,
+            subject_id,
+            person,
+        )?;
+        if let Some(v) = stored
+            .map(|s| s.purpose_version)
+            .filter(|v| *v != purpose.version)
+        {
+            let then = purposes::version(tx, purpose.scope, &purpose.owner_id, &purpose.code, v)?
+                .ok_or(StoreError::NotFound)?;
+            agreed = (
+                v,
+                purpose
+                    .meaning
+                    .data_categories
+                    .iter()
+                    .filter(|c| then.meaning.data_categories.contains(c))
+                    .cloned()
+                    .collect(),
+            );
+        }
+    }
+    let tenant = tenants::find_tenant(tx, &tenant_id)?.ok_or(StoreError::NotFound)?;
+    // The regulator's ten working days follow the production calendar, not a
+    // company's own corrections to it.
+    let calendar = assent_core::deadline::WorkCalendar::russia();
     rules::check_disclosure(
+        tenant.jurisdiction,
         &recipient.spec,
         recipient.retired_at.is_some(),
         recipient.cross_border,
         &DisclosureAsk {
             purpose: &purpose.code,
-            purpose_categories: &purpose.meaning.data_categories,
+            purpose_categories: &agreed.1,
             categories: &input.data_categories,
-            on: received_on(occurred_at, clock.tz),
+            on: received_on(occurred_at, tenant.timezone.tz()),
         },
-        &clock.calendar,
+        &calendar,
     )
     .map_err(refusal)?;
     basis_holds(
@@ -350,8 +401,12 @@ pub fn record(
         id: assent_core::id::new_id(),
         subject_id: subject_id.to_owned(),
         recipient_id: recipient.id.clone(),
+        recipient_name: recipient.spec.name.clone(),
+        recipient_kind: recipient.spec.kind.as_str().to_owned(),
+        recipient_country: recipient.spec.country.clone(),
+        cross_border: recipient.cross_border,
         purpose_code: purpose.code.clone(),
-        purpose_version: purpose.version,
+        purpose_version: agreed.0,
         legal_basis: purpose.meaning.legal_basis.as_str().to_owned(),
         data_categories: json_list(&input.data_categories),
         occurred_at: occurred_at.naive_utc(),
@@ -377,14 +432,13 @@ pub fn record(
             "recipient_id": row.recipient_id,
             "purpose": row.purpose_code,
             "data_categories": input.data_categories,
-            "cross_border": recipient.cross_border,
+            "cross_border": row.cross_border,
             "occurred_at": occurred_at.to_rfc3339(),
         }),
     )?;
     Ok(Disclosure {
         row,
         data_categories: input.data_categories,
-        recipient,
     })
 }
 
@@ -432,7 +486,7 @@ pub fn of_subject(
         return Err(StoreError::NotFound);
     }
     let (rows, next) = disclosures::of_subject(tx, &tenant_id, subject_id, page)?;
-    Ok((with_recipients(tx, rows)?, next))
+    Ok((parsed(rows)?, next))
 }
 
 /// Every disclosure of the subject, oldest first, with its recipient: what the
@@ -440,29 +494,16 @@ pub fn of_subject(
 pub fn all_of_subject(tx: &mut Tx<'_>, subject_id: &str) -> StoreResult<Vec<Disclosure>> {
     let tenant_id = tx.tenant_id().to_string();
     let rows = disclosures::all_of_subject(tx, &tenant_id, subject_id)?;
-    with_recipients(tx, rows)
+    parsed(rows)
 }
 
-fn with_recipients(tx: &mut Tx<'_>, rows: Vec<DisclosureRow>) -> StoreResult<Vec<Disclosure>> {
-    let tenant_id = tx.tenant_id().to_string();
-    let mut known: std::collections::HashMap<String, Recipient> = Default::default();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let recipient = match known.get(&row.recipient_id) {
-            Some(r) => r.clone(),
-            None => {
-                let r = recipients::get(tx, &tenant_id, &row.recipient_id)?
-                    .ok_or(StoreError::NotFound)?;
-                let r = view(tx, r)?;
-                known.insert(row.recipient_id.clone(), r.clone());
-                r
-            }
-        };
-        out.push(Disclosure {
-            data_categories: parse_list(&row.data_categories)?,
-            row,
-            recipient,
-        });
-    }
-    Ok(out)
+fn parsed(rows: Vec<DisclosureRow>) -> StoreResult<Vec<Disclosure>> {
+    rows.into_iter()
+        .map(|row| {
+            Ok(Disclosure {
+                data_categories: parse_list(&row.data_categories)?,
+                row,
+            })
+        })
+        .collect()
 }

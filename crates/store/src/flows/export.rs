@@ -279,10 +279,10 @@ pub fn subject_export(
             .into_iter()
             .map(|d| {
                 json!({
-                    "recipient": d.recipient.spec.name,
-                    "recipient_kind": d.recipient.spec.kind.as_str(),
-                    "country": d.recipient.spec.country,
-                    "cross_border": d.recipient.cross_border,
+                    "recipient": d.row.recipient_name,
+                    "recipient_kind": d.row.recipient_kind,
+                    "country": d.row.recipient_country,
+                    "cross_border": d.row.cross_border,
                     "purpose": d.row.purpose_code,
                     "legal_basis": d.row.legal_basis,
                     "data_categories": d.data_categories,

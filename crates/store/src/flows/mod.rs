@@ -4,7 +4,7 @@
 //! `subject_records`; `consents`; `outbox_gate`, `refusal`, `rights_record` and
 //! `ledger_audit` (on consents); `bulk_import` (on consents); `send_notice` (on the outbox gate); `erasure`;
 //! `rights` and `staff_steps`; `subscribing`, `surveying` and `invitations` (on the
-//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on rights_record); and `export`, which reads what all of them keep.
+//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on rights_record); `processing_records` (on disclosing); and `export`, which reads what all of them keep.
 
 pub mod backlog;
 pub mod bulk_import;
@@ -16,6 +16,7 @@ pub mod export;
 pub mod invitations;
 pub mod ledger_audit;
 pub mod outbox_gate;
+pub mod processing_records;
 pub mod reconsent;
 pub mod refusal;
 pub mod registry;

@@ -14,6 +14,11 @@ pub struct DisclosureRow {
     pub id: String,
     pub subject_id: String,
     pub recipient_id: String,
+    /// The recipient as the register named it when the data went.
+    pub recipient_name: String,
+    pub recipient_kind: String,
+    pub recipient_country: String,
+    pub cross_border: bool,
     pub purpose_code: String,
     pub purpose_version: i32,
     pub legal_basis: String,
@@ -52,8 +57,7 @@ pub fn of_subject(
     Ok(split_page(query.load(conn)?, page.limit, |d| &d.id))
 }
 
-/// Every disclosure of a person, oldest first (the access export, the preference
-/// centre). Bounded by what one person can have been disclosed.
+/// Every disclosure of a person, oldest first (the access export owes them all).
 pub fn all_of_subject(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -63,8 +67,7 @@ pub fn all_of_subject(
         .filter(disclosures::tenant_id.eq(tenant_id))
         .filter(disclosures::subject_id.eq(subject_id))
         .select(DisclosureRow::as_select())
-        .order(disclosures::occurred_at.asc())
-        .limit(10_000)
+        .order((disclosures::occurred_at.asc(), disclosures::id.asc()))
         .load(conn)?)
 }
 

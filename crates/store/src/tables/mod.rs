@@ -19,6 +19,7 @@ pub mod job_schedule;
 pub mod ledger;
 pub mod notifications;
 pub mod policies;
+pub mod processing_records;
 pub mod purposes;
 pub mod recipients;
 pub mod rights_requests;

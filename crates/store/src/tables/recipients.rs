@@ -50,6 +50,26 @@ pub fn update(conn: &mut DbConnection, row: &RecipientRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// The recipient, locked until the unit of work ends on PostgreSQL (SQLite has one
+/// writer): shared by a disclosure, so a change or retirement waits for it and it
+/// sees one that committed first; exclusive for a change.
+pub fn get_locked(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    exclusive: bool,
+) -> StoreResult<Option<RecipientRow>> {
+    let query = recipients::table
+        .filter(recipients::tenant_id.eq(tenant_id))
+        .filter(recipients::id.eq(id))
+        .select(RecipientRow::as_select());
+    match conn {
+        DbConnection::Postgres(pg) if exclusive => Ok(query.for_update().first(pg).optional()?),
+        DbConnection::Postgres(pg) => Ok(query.for_share().first(pg).optional()?),
+        DbConnection::Sqlite(_) => get(conn, tenant_id, id),
+    }
+}
+
 pub fn get(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -97,7 +117,7 @@ pub fn list(
 }
 
 /// Every recipient of the tenant, retired ones included (for the records of
-/// processing and a person's export); a register is small.
+/// processing); a register is small.
 pub fn all(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<RecipientRow>> {
     Ok(recipients::table
         .filter(recipients::tenant_id.eq(tenant_id))

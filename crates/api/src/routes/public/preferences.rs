@@ -83,7 +83,7 @@ struct View {
 }
 
 /// One recipient of the person's data, with what went to it and when last.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Received {
     name: String,
     country: String,
@@ -92,7 +92,8 @@ struct Received {
     last: String,
 }
 
-/// The person's disclosures, one line per recipient (newest use first).
+/// The person's disclosures, one line per recipient (newest use first), named as
+/// the register named it at the latest.
 fn received(
     lang: Locale,
     disclosures: Vec<assent_store::flows::disclosing::Disclosure>,
@@ -100,29 +101,34 @@ fn received(
     let mut by_recipient: Vec<(String, Received, DateTime<Utc>)> = Vec::new();
     for d in disclosures {
         let at = d.row.occurred_at.and_utc();
-        match by_recipient
-            .iter_mut()
-            .find(|(id, _, _)| *id == d.recipient.id)
+        let line = Received {
+            name: d.row.recipient_name.clone(),
+            country: d.row.recipient_country.clone(),
+            cross_border: d.row.cross_border,
+            categories: Vec::new(),
+            last: String::new(),
+        };
+        let index = match by_recipient
+            .iter()
+            .position(|(id, _, _)| *id == d.row.recipient_id)
         {
-            Some((_, r, last)) => {
-                for c in d.data_categories {
-                    if !r.categories.contains(&c) {
-                        r.categories.push(c);
-                    }
-                }
-                *last = (*last).max(at);
+            Some(i) => i,
+            None => {
+                by_recipient.push((d.row.recipient_id.clone(), line.clone(), at));
+                by_recipient.len() - 1
             }
-            None => by_recipient.push((
-                d.recipient.id.clone(),
-                Received {
-                    name: d.recipient.spec.name,
-                    country: d.recipient.spec.country,
-                    cross_border: d.recipient.cross_border,
-                    categories: d.data_categories,
-                    last: String::new(),
-                },
-                at,
-            )),
+        };
+        let (_, r, last) = &mut by_recipient[index];
+        if at >= *last {
+            *last = at;
+            r.name = line.name;
+            r.country = line.country;
+            r.cross_border = line.cross_border;
+        }
+        for c in d.data_categories {
+            if !r.categories.contains(&c) {
+                r.categories.push(c);
+            }
         }
     }
     by_recipient.sort_by(|a, b| b.2.cmp(&a.2));

@@ -1,0 +1,2 @@
+DROP TABLE processing_filings;
+DROP TABLE operator_details;
