@@ -678,3 +678,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(subject_tags, subjects);
+
+diesel::table! {
+    calendar_years (country, year) {
+        country -> Text,
+        year -> Integer,
+        days_off -> Text,
+        working_weekends -> Text,
+        source -> Text,
+        imported_at -> Timestamp,
+    }
+}
