@@ -1046,18 +1046,43 @@ const CALENDAR_2028: &str = r#"{
 }"#;
 
 #[test]
-fn calendar_import_checks_the_file_prints_the_changes_and_is_shown() {
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let before = json(&assent(
-        d,
-        &["calendar", "show", "--year", "2028", "--json"],
-    ));
+    calendar_import_checks_the_file_prints_the_changes_and_is_shown(dir.path(), &[]);
+}
+
+#[test]
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_postgresql() {
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return;
+    };
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("assent_cli_calendar_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    calendar_import_checks_the_file_prints_the_changes_and_is_shown(
+        dir.path(),
+        &["--database-url", &url],
+    );
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+}
+
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown(d: &Path, db: &[&str]) {
+    let run = |args: &[&str]| assent(d, &[args, db].concat());
+    let before = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
     assert_eq!(before["origin"]["kind"], "labour_code", "{before}");
-    let built_in = json(&assent(
-        d,
-        &["calendar", "show", "--year", "2026", "--json"],
-    ));
+    let built_in = json(&run(&["calendar", "show", "--year", "2026", "--json"]));
     assert_eq!(built_in["origin"]["kind"], "built_in");
     assert!(
         built_in["origin"]["source"]
@@ -1068,10 +1093,12 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown() {
 
     let good = d.join("ru-2028.json");
     std::fs::write(&good, CALENDAR_2028).unwrap();
-    let done = json(&assent(
-        d,
-        &["calendar", "import", good.to_str().unwrap(), "--json"],
-    ));
+    let done = json(&run(&[
+        "calendar",
+        "import",
+        good.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(done["year"], 2028);
     assert_eq!(done["replaced"]["kind"], "labour_code");
     assert_eq!(
@@ -1079,24 +1106,26 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown() {
         serde_json::json!(["2028-01-10", "2028-11-06", "2028-12-29"]),
         "{done}"
     );
-    let shown = json(&assent(
-        d,
-        &["calendar", "show", "--year", "2028", "--json"],
-    ));
+    // The same file again: no day changes, and the text says so.
+    let again = run(&["calendar", "import", good.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(out.contains("no day changed"), "{out}");
+    assert!(out.contains("replacing: imported"), "{out}");
+    let shown = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
     assert_eq!(shown["origin"]["kind"], "imported");
+    assert!(
+        shown["origin"]["imported_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert!(
         shown["days_off"]
             .as_array()
             .unwrap()
             .contains(&"2028-01-10".into())
     );
-
-    // The same file again: nothing changes, and the text says so.
-    let again = assent(d, &["calendar", "import", good.to_str().unwrap()]);
-    assert!(again.status.success(), "{}", stderr(&again));
-    let out = String::from_utf8_lossy(&again.stdout);
-    assert!(out.contains("no day changed"), "{out}");
-    assert!(out.contains("replacing: imported"), "{out}");
 
     // Wrong files: exit 1, every problem named, nothing written.
     let cases: &[(&str, &[&str])] = &[
@@ -1126,7 +1155,7 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown() {
     let bad = d.join("bad.json");
     for (text, wants) in cases {
         std::fs::write(&bad, text).unwrap();
-        let out = assent(d, &["calendar", "import", bad.to_str().unwrap()]);
+        let out = run(&["calendar", "import", bad.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{text}");
         let err = stderr(&out);
         assert!(err.contains("nothing was imported"), "{err}");
@@ -1134,16 +1163,13 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown() {
             assert!(err.contains(want), "{want}: {err}");
         }
     }
-    let missing = assent(d, &["calendar", "import", "no-such-file.json"]);
+    let missing = run(&["calendar", "import", "no-such-file.json"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("cannot read no-such-file.json"));
-    let after = json(&assent(
-        d,
-        &["calendar", "show", "--year", "2028", "--json"],
-    ));
+    let after = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
     assert_eq!(after, shown, "a wrong file changed nothing");
 
-    let text = assent(d, &["calendar", "show", "--year", "2028"]);
+    let text = run(&["calendar", "show", "--year", "2028"]);
     let out = String::from_utf8_lossy(&text.stdout);
     assert!(out.starts_with("ru 2028: imported"), "{out}");
     assert!(out.contains("2028-01-10"), "{out}");

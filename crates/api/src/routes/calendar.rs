@@ -61,7 +61,7 @@ impl From<YearView> for CalendarYearView {
             } => CalendarOrigin {
                 kind: "imported".into(),
                 source: Some(source),
-                imported_at: Some(imported_at.and_utc()),
+                imported_at: Some(imported_at),
             },
             YearOrigin::BuiltIn { source } => CalendarOrigin {
                 kind: "built_in".into(),

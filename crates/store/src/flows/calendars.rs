@@ -9,7 +9,7 @@ use crate::tables::rights_requests::clock_settings;
 use crate::{DbConnection, StoreResult};
 use assent_core::calendar::{self, CalendarYear, YearChanges};
 use assent_core::deadline::{WorkCalendar, built_in_source};
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 
 /// The country whose calendar deadlines are counted by.
@@ -66,7 +66,7 @@ pub enum YearOrigin {
     /// Imported by the operator from a decree.
     Imported {
         source: String,
-        imported_at: NaiveDateTime,
+        imported_at: DateTime<Utc>,
     },
     /// Built into this release.
     BuiltIn { source: String },
@@ -78,7 +78,7 @@ fn origin(imported: &[Imported], year: i32) -> YearOrigin {
     if let Some(i) = imported.iter().find(|i| i.year.year == year) {
         return YearOrigin::Imported {
             source: i.year.source.clone(),
-            imported_at: i.imported_at,
+            imported_at: i.imported_at.and_utc(),
         };
     }
     match built_in_source(year) {
