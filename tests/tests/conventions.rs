@@ -364,6 +364,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/rights-requests/{id}/export"),
         ("get", "/v1/rights-settings"),
         ("put", "/v1/rights-settings"),
+        ("get", "/v1/calendar"),
         ("get", "/v1/destruction-acts"),
         ("get", "/v1/destruction-acts/{id}"),
         ("post", "/v1/retention/runs"),

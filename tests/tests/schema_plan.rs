@@ -73,6 +73,11 @@ const REGISTRY: &[(&str, Placement, &str)] = &[
         "the bot's shared Telegram send limits; Telegram limits the bot, not a tenant",
     ),
     (
+        "calendar_years",
+        Placement::Reference,
+        "imported production calendars: written once a year, read by every deadline",
+    ),
+    (
         "job_schedule",
         Placement::Coordinator,
         "when each periodic job is next due, installation-wide",

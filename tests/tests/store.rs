@@ -28,6 +28,7 @@ const REGISTRY_TABLES: &[&str] = &[
     "telegram_updates",
     "job_schedule",
     "telegram_send_slots",
+    "calendar_years",
 ];
 /// Group-owned tables (shared by the affiliates of a group); everything else is tenant-owned.
 const GROUP_TABLES: &[&str] = &[

@@ -211,6 +211,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(destruction::apply_retention)
                 .service(destruction::get_rights_settings)
                 .service(destruction::put_rights_settings)
+                .service(calendar::get_calendar)
                 .service(surveys::create_survey)
                 .service(surveys::list_surveys)
                 .service(surveys::get_survey)

@@ -13,10 +13,12 @@
 //!
 //! Working days follow the Russian production calendar ([`WorkCalendar::russia`]):
 //! weekends, public holidays (Labour Code art. 112) and the government's transfers,
-//! built in for 2024–2027 and overridable per tenant. A month ends on the same date of
+//! built in for 2024–2027, replaceable year by year by a calendar the operator imports
+//! ([`crate::calendar`], `assent calendar import`), and overridable per tenant. A month ends on the same date of
 //! the next month, or on that month's last day when it has no such date (31 January →
 //! 28/29 February). A tenant may promise less than the law; the earliest date wins.
 
+use crate::calendar::CalendarYear;
 use crate::tenancy::{InvalidValue, Jurisdiction};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -27,12 +29,15 @@ use std::collections::BTreeSet;
 pub const CALENDAR_YEARS: std::ops::RangeInclusive<i32> = 2024..=2027;
 
 /// Non-working weekdays (holidays and the days off transferred onto weekdays), and
-/// weekend days made working, by the government's decrees:
-/// 2024 — No. 1314 of 10.08.2023; 2025 — No. 1335 of 04.10.2024; 2026 — the decree
-/// of 24.09.2025. 2027: the Labour Code's holidays with their shifts off weekends and
-/// the Ministry of Labour's draft (5 November off, Saturday 13 November working); the
-/// decree moving 2 and 3 January was not final when this was written, so its two days
-/// are to be added with a tenant override once published.
+/// weekend days made working, by the government's decrees "О переносе выходных дней":
+/// 2024 — No. 1314 of 10.08.2023; 2025 — No. 1335 of 04.10.2024; 2026 — No. 1466 of
+/// 24.09.2025. 2027 is NOT confirmed: no decree for 2027 could be found when this was
+/// written (December 2026). Its list is the Labour Code's (art. 112: 1 May, 9 May and
+/// 12 June fall on weekends and move to 3 May, 10 May and 14 June) plus the Ministry
+/// of Labour's draft as reported (5 November off, Saturday 13 November working);
+/// Saturday 2 and Sunday 3 January, which only a decree moves, are not moved here.
+/// When the decree is published, the operator imports its year (`assent calendar
+/// import`, README "Production calendar"), which replaces this list for 2027.
 #[rustfmt::skip]
 const RU_DAYS_OFF: &[&str] = &[
     "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08",
@@ -53,6 +58,19 @@ const RU_WORKING_WEEKENDS: &[&str] = &[
     "2024-04-27", "2024-11-02", "2024-12-28", "2025-11-01", "2027-11-13",
 ];
 
+/// Where the built-in list of `year` comes from, or `None` when none is built in.
+pub fn built_in_source(year: i32) -> Option<&'static str> {
+    match year {
+        2024 => Some("Постановление Правительства РФ от 10.08.2023 № 1314"),
+        2025 => Some("Постановление Правительства РФ от 04.10.2024 № 1335"),
+        2026 => Some("Постановление Правительства РФ от 24.09.2025 № 1466"),
+        2027 => Some(
+            "Трудовой кодекс РФ ст. 112 и проект Минтруда (постановление на 2027 год не подтверждено)",
+        ),
+        _ => None,
+    }
+}
+
 /// Which days are working days.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkCalendar {
@@ -60,6 +78,10 @@ pub struct WorkCalendar {
     pub days_off: BTreeSet<NaiveDate>,
     /// Saturdays and Sundays that are working days.
     pub working_weekends: BTreeSet<NaiveDate>,
+    /// The years whose lists are complete (built in or imported). In other years the
+    /// Labour Code's fixed holidays are also off, as no transfers are known there.
+    #[serde(default)]
+    pub years: BTreeSet<i32>,
 }
 
 fn dates(list: &[&str]) -> BTreeSet<NaiveDate> {
@@ -75,7 +97,21 @@ impl WorkCalendar {
         Self {
             days_off: dates(RU_DAYS_OFF),
             working_weekends: dates(RU_WORKING_WEEKENDS),
+            years: CALENDAR_YEARS.collect(),
         }
+    }
+
+    /// Replaces the whole of one year with `year`'s lists (an imported decree): what
+    /// was known of that year before, built in or imported, no longer counts.
+    pub fn with_year(mut self, year: &CalendarYear) -> Self {
+        let of_year = |d: &NaiveDate| d.year() == year.year;
+        self.days_off.retain(|d| !of_year(d));
+        self.working_weekends.retain(|d| !of_year(d));
+        self.days_off.extend(year.days_off.iter().copied());
+        self.working_weekends
+            .extend(year.working_weekends.iter().copied());
+        self.years.insert(year.year);
+        self
     }
 
     /// A tenant's corrections: more days off, more working days (a later decree, a
@@ -93,10 +129,24 @@ impl WorkCalendar {
         if self.working_weekends.contains(&date) {
             return true;
         }
-        if self.days_off.contains(&date) || matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
+        if self.days_off.contains(&date) || is_weekend(date) {
             return false;
         }
-        CALENDAR_YEARS.contains(&date.year()) || !is_fixed_ru_holiday(date)
+        self.years.contains(&date.year()) || !is_fixed_ru_holiday(date)
+    }
+
+    /// Every weekday of `year` that is not a working day, in order.
+    pub fn days_off_in(&self, year: i32) -> Vec<NaiveDate> {
+        days_of(year)
+            .filter(|d| !is_weekend(*d) && !self.is_working_day(*d))
+            .collect()
+    }
+
+    /// Every Saturday and Sunday of `year` that is a working day, in order.
+    pub fn working_weekends_in(&self, year: i32) -> Vec<NaiveDate> {
+        days_of(year)
+            .filter(|d| is_weekend(*d) && self.is_working_day(*d))
+            .collect()
     }
 
     /// The `n`-th working day after `from` (`from` itself not counted).
@@ -115,9 +165,21 @@ impl WorkCalendar {
     }
 }
 
+pub(crate) fn is_weekend(date: NaiveDate) -> bool {
+    matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+/// The days of `year`, in order (none for a year chrono cannot hold).
+fn days_of(year: i32) -> impl Iterator<Item = NaiveDate> {
+    NaiveDate::from_ymd_opt(year, 1, 1)
+        .into_iter()
+        .flat_map(|first| first.iter_days())
+        .take_while(move |d| d.year() == year)
+}
+
 /// Labour Code art. 112: 1–8 January, 23 February, 8 March, 1 and 9 May, 12 June,
 /// 4 November.
-fn is_fixed_ru_holiday(date: NaiveDate) -> bool {
+pub fn is_fixed_ru_holiday(date: NaiveDate) -> bool {
     matches!(
         (date.month(), date.day()),
         (1, 1..=8) | (2, 23) | (3, 8) | (5, 1) | (5, 9) | (6, 12) | (11, 4)
@@ -348,6 +410,61 @@ mod tests {
         assert!(
             !cal.is_working_day(d("2028-01-03")),
             "fixed holidays outside the data"
+        );
+    }
+
+    #[test]
+    fn the_built_in_2027() {
+        let cal = WorkCalendar::russia();
+        let off = [
+            ("2027-01-01", "New Year, Friday"),
+            ("2027-01-04", "New Year holidays"),
+            ("2027-01-07", "Christmas, Thursday"),
+            ("2027-01-08", "New Year holidays, Friday"),
+            ("2027-02-23", "Defender of the Fatherland Day, Tuesday"),
+            ("2027-03-08", "Women's Day, Monday"),
+            (
+                "2027-05-03",
+                "1 May is a Saturday: moved to Monday (art. 112)",
+            ),
+            (
+                "2027-05-10",
+                "9 May is a Sunday: moved to Monday (art. 112)",
+            ),
+            (
+                "2027-06-14",
+                "12 June is a Saturday: moved to Monday (art. 112)",
+            ),
+            ("2027-11-04", "Unity Day, Thursday"),
+            (
+                "2027-11-05",
+                "the draft's transfer from Saturday 13 November",
+            ),
+        ];
+        for (day, why) in off {
+            assert!(!cal.is_working_day(d(day)), "{day}: {why}");
+        }
+        assert!(
+            cal.is_working_day(d("2027-11-13")),
+            "Saturday 13 November worked"
+        );
+        assert!(
+            cal.is_working_day(d("2027-01-11")),
+            "holidays over on Monday 11th"
+        );
+        assert!(cal.is_working_day(d("2027-05-04")));
+        assert_eq!(cal.days_off_in(2027).len(), 13);
+        assert_eq!(cal.working_weekends_in(2027), vec![d("2027-11-13")]);
+        // 10 working days across the New Year holidays: received Wednesday 29 December
+        // 2026 (31 December 2026 and 1-8 January 2027 off).
+        assert_eq!(
+            cal.add_working_days(d("2026-12-29"), 10),
+            d("2027-01-21"),
+            "30 Dec, then 11-15 and 18-21 January"
+        );
+        assert_eq!(
+            due_at(Ru152Fz, utc("2026-12-29T09:00:00Z"), MSK, &cal, None),
+            end_of_day(d("2027-01-21"), MSK)
         );
     }
 

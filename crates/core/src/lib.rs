@@ -52,6 +52,7 @@ pub mod access_token;
 pub mod api_key;
 pub mod banner;
 pub mod branding;
+pub mod calendar;
 pub mod campaign;
 pub mod checkpoint;
 pub mod consent;

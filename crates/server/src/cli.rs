@@ -3,9 +3,11 @@
 use assent::app::{ServeRole, open_unmigrated};
 use assent::config::{Config, LogFormat, Overrides};
 use assent::describe_clash;
+use assent_core::calendar::parse_calendar_file;
 use assent_core::checkpoint::{CheckpointKey, SignedCheckpoint};
 use assent_core::pii::TenantKeys;
 use assent_core::tenancy::{self, Jurisdiction, Locale, Role};
+use assent_store::flows::calendars::{self, YearOrigin};
 use assent_store::flows::registry;
 use assent_store::tables::api_keys;
 use assent_store::tables::tenants::{self, NewTenant};
@@ -72,6 +74,33 @@ enum Command {
     /// Purposes across groups of companies.
     #[command(subcommand)]
     Purposes(PurposesCommand),
+    /// The production calendar working days are counted by (README, "Production
+    /// calendar").
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Check a calendar file (JSON: country, year, source, days_off,
+    /// working_weekends) and store its year for the whole installation, replacing the
+    /// built-in or earlier imported list of that year; prints what changed against
+    /// the calendar in force. A wrong file: exit 1 naming every problem, nothing
+    /// written. Open requests keep their deadlines; new ones follow the new year.
+    Import {
+        /// The calendar file; `-` for standard input.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The calendar in force for a year (before any tenant's own corrections) and
+    /// where it comes from: imported, built in, or the Labour Code alone.
+    Show {
+        #[arg(long)]
+        year: i32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +246,111 @@ pub fn run() -> Result<ExitCode, String> {
         Command::Apikey(cmd) => apikey(&config, cmd),
         Command::Ledger(cmd) => ledger(&config, cmd),
         Command::Purposes(PurposesCommand::Clashes { json }) => purpose_clashes(&config, json),
+        Command::Calendar(cmd) => calendar(&config, cmd),
+    }
+}
+
+fn calendar(config: &Config, cmd: CalendarCommand) -> Result<ExitCode, String> {
+    match cmd {
+        CalendarCommand::Import { file, json } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("cannot read standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            // Checked before the database is opened: a wrong file writes nothing.
+            let year = parse_calendar_file(&text).map_err(|e| {
+                format!(
+                    "{} is not a valid calendar, nothing was imported:\n  {}",
+                    file.display(),
+                    e.0.join("\n  ")
+                )
+            })?;
+            let store = open_store(config)?;
+            let done = store
+                .system(|c| calendars::import(c, &year, assent_store::now()))
+                .map_err(store_error)?;
+            if json {
+                println!("{}", json!(done));
+            } else {
+                print_import(&done, &year.source);
+            }
+        }
+        CalendarCommand::Show { year, json } => {
+            if !(1900..=2200).contains(&year) {
+                return Err(format!("--year {year} is outside 1900-2200"));
+            }
+            let store = open_store(config)?;
+            let view = store
+                .system(|c| calendars::installation_year(c, year))
+                .map_err(store_error)?;
+            if json {
+                println!("{}", json!(view));
+            } else {
+                println!(
+                    "{} {}: {}",
+                    view.country,
+                    view.year,
+                    describe_origin(&view.origin)
+                );
+                println!("days off (weekdays): {}", date_list(&view.days_off));
+                println!("working weekends:    {}", date_list(&view.working_weekends));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_origin(origin: &YearOrigin) -> String {
+    match origin {
+        YearOrigin::Imported {
+            source,
+            imported_at,
+        } => format!(
+            "imported {} UTC from {source}",
+            imported_at.format("%Y-%m-%d %H:%M")
+        ),
+        YearOrigin::BuiltIn { source } => format!("built in, from {source}"),
+        YearOrigin::LabourCode => {
+            "no decree known: weekends and the Labour Code's holidays only".into()
+        }
+    }
+}
+
+fn date_list(dates: &[chrono::NaiveDate]) -> String {
+    if dates.is_empty() {
+        return "none".into();
+    }
+    dates
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_import(done: &calendars::ImportDone, source: &str) {
+    println!(
+        "imported {} {} from {source} (replacing: {})",
+        done.country,
+        done.year,
+        describe_origin(&done.replaced)
+    );
+    let c = &done.changes;
+    if c.is_empty() {
+        println!("no day changed");
+        return;
+    }
+    for (label, dates) in [
+        ("days off added", &c.days_off_added),
+        ("days off removed", &c.days_off_removed),
+        ("working weekends added", &c.working_weekends_added),
+        ("working weekends removed", &c.working_weekends_removed),
+    ] {
+        if !dates.is_empty() {
+            println!("{label}: {}", date_list(dates));
+        }
     }
 }
 

@@ -1033,3 +1033,144 @@ fn purpose_clashes_are_reported_on_postgresql() {
         .execute(&mut admin)
         .unwrap();
 }
+
+/// A made-up 2028 decree: 1 and 2 January (a weekend) moved to Monday 10 January and
+/// Friday 29 December, Saturday 4 November moved to Monday 6th (Labour Code).
+const CALENDAR_2028: &str = r#"{
+    "country": "ru", "year": 2028,
+    "source": "Постановление Правительства РФ № 0000 от 01.09.2027 (test)",
+    "days_off": ["2028-01-03", "2028-01-04", "2028-01-05", "2028-01-06", "2028-01-07",
+                 "2028-01-10", "2028-02-23", "2028-03-08", "2028-05-01", "2028-05-09",
+                 "2028-06-12", "2028-11-06", "2028-12-29"],
+    "working_weekends": []
+}"#;
+
+#[test]
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    calendar_import_checks_the_file_prints_the_changes_and_is_shown(dir.path(), &[]);
+}
+
+#[test]
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_postgresql() {
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return;
+    };
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("assent_cli_calendar_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    calendar_import_checks_the_file_prints_the_changes_and_is_shown(
+        dir.path(),
+        &["--database-url", &url],
+    );
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+}
+
+fn calendar_import_checks_the_file_prints_the_changes_and_is_shown(d: &Path, db: &[&str]) {
+    let run = |args: &[&str]| assent(d, &[args, db].concat());
+    let before = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
+    assert_eq!(before["origin"]["kind"], "labour_code", "{before}");
+    let built_in = json(&run(&["calendar", "show", "--year", "2026", "--json"]));
+    assert_eq!(built_in["origin"]["kind"], "built_in");
+    assert!(
+        built_in["origin"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("1466")
+    );
+
+    let good = d.join("ru-2028.json");
+    std::fs::write(&good, CALENDAR_2028).unwrap();
+    let done = json(&run(&[
+        "calendar",
+        "import",
+        good.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(done["year"], 2028);
+    assert_eq!(done["replaced"]["kind"], "labour_code");
+    assert_eq!(
+        done["changes"]["days_off_added"],
+        serde_json::json!(["2028-01-10", "2028-11-06", "2028-12-29"]),
+        "{done}"
+    );
+    // The same file again: no day changes, and the text says so.
+    let again = run(&["calendar", "import", good.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(out.contains("no day changed"), "{out}");
+    assert!(out.contains("replacing: imported"), "{out}");
+    let shown = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
+    assert_eq!(shown["origin"]["kind"], "imported");
+    assert!(
+        shown["origin"]["imported_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert!(
+        shown["days_off"]
+            .as_array()
+            .unwrap()
+            .contains(&"2028-01-10".into())
+    );
+
+    // Wrong files: exit 1, every problem named, nothing written.
+    let cases: &[(&str, &[&str])] = &[
+        (
+            &CALENDAR_2028
+                .replace("\"2028-12-29\"", "\"2028-12-30\"")
+                .replace("\"2028-01-10\",", "\"2028-01-10\", \"2028-01-10\","),
+            &["2028-12-30 is a Sat", "2028-01-10 is listed twice"],
+        ),
+        (
+            &CALENDAR_2028.replace("\"ru\"", "\"xx\""),
+            &["unknown country 'xx'"],
+        ),
+        (
+            &CALENDAR_2028.replace(
+                "\"working_weekends\": []",
+                "\"working_weekends\": [\"2028-12-28\"]",
+            ),
+            &["2028-12-28 is a Thu, not a Saturday or Sunday"],
+        ),
+        (
+            &CALENDAR_2028.replace("\"2028-12-29\"", "\"2029-01-02\""),
+            &["2029-01-02 is not in 2028"],
+        ),
+        ("not json", &["not a calendar file"]),
+    ];
+    let bad = d.join("bad.json");
+    for (text, wants) in cases {
+        std::fs::write(&bad, text).unwrap();
+        let out = run(&["calendar", "import", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = stderr(&out);
+        assert!(err.contains("nothing was imported"), "{err}");
+        for want in *wants {
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+    let missing = run(&["calendar", "import", "no-such-file.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("cannot read no-such-file.json"));
+    let after = json(&run(&["calendar", "show", "--year", "2028", "--json"]));
+    assert_eq!(after, shown, "a wrong file changed nothing");
+
+    let text = run(&["calendar", "show", "--year", "2028"]);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(out.starts_with("ru 2028: imported"), "{out}");
+    assert!(out.contains("2028-01-10"), "{out}");
+}

@@ -743,3 +743,14 @@ diesel::table! {
         recorded_by -> Text,
     }
 }
+
+diesel::table! {
+    calendar_years (country, year) {
+        country -> Text,
+        year -> Integer,
+        days_off -> Text,
+        working_weekends -> Text,
+        source -> Text,
+        imported_at -> Timestamp,
+    }
+}

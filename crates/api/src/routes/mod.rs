@@ -3,6 +3,7 @@ pub mod audit;
 pub mod auth;
 pub mod banner;
 pub mod branding;
+pub mod calendar;
 pub mod campaigns;
 pub mod consents;
 pub mod destruction;

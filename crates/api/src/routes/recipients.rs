@@ -242,8 +242,8 @@ pub async fn create_recipient(
         .db(move |store| {
             store.write(&tenant, |tx| {
                 let r = disclosing::create(tx, &actor, b.into())?;
-                let clock = assent_store::flows::rights_record::clock(tx, &tenant)?;
-                Ok(view(r, &clock.calendar))
+                let calendar = assent_store::flows::calendars::installation(tx)?;
+                Ok(view(r, &calendar))
             })
         })
         .await?;
@@ -270,12 +270,9 @@ pub async fn list_recipients(
         .db(move |store| {
             store.read(&tenant, |tx| {
                 let (items, next_cursor) = disclosing::list(tx, retired, &page)?;
-                let clock = assent_store::flows::rights_record::clock(tx, &tenant)?;
+                let calendar = assent_store::flows::calendars::installation(tx)?;
                 Ok(RecipientPage {
-                    items: items
-                        .into_iter()
-                        .map(|r| view(r, &clock.calendar))
-                        .collect(),
+                    items: items.into_iter().map(|r| view(r, &calendar)).collect(),
                     next_cursor,
                 })
             })
@@ -302,8 +299,8 @@ pub async fn get_recipient(
         .db(move |store| {
             store.read(&tenant, |tx| {
                 let r = disclosing::get(tx, &id)?;
-                let clock = assent_store::flows::rights_record::clock(tx, &tenant)?;
-                Ok(view(r, &clock.calendar))
+                let calendar = assent_store::flows::calendars::installation(tx)?;
+                Ok(view(r, &calendar))
             })
         })
         .await?;
@@ -331,8 +328,8 @@ pub async fn change_recipient(
             store.write(&tenant, |tx| {
                 let current = disclosing::get(tx, &id)?;
                 let r = disclosing::change(tx, &actor, &id, patched(current, p))?;
-                let clock = assent_store::flows::rights_record::clock(tx, &tenant)?;
-                Ok(view(r, &clock.calendar))
+                let calendar = assent_store::flows::calendars::installation(tx)?;
+                Ok(view(r, &calendar))
             })
         })
         .await?;
@@ -362,8 +359,8 @@ pub async fn remove_recipient(
                     return Ok(None);
                 }
                 let r = disclosing::get(tx, &id)?;
-                let clock = assent_store::flows::rights_record::clock(tx, &tenant)?;
-                Ok(Some(view(r, &clock.calendar)))
+                let calendar = assent_store::flows::calendars::installation(tx)?;
+                Ok(Some(view(r, &calendar)))
             })
         })
         .await?;

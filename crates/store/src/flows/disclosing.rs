@@ -371,9 +371,9 @@ pub fn record(
         }
     }
     let tenant = tenants::find_tenant(tx, &tenant_id)?.ok_or(StoreError::NotFound)?;
-    // The regulator's ten working days follow the production calendar, not a
-    // company's own corrections to it.
-    let calendar = assent_core::deadline::WorkCalendar::russia();
+    // The regulator's ten working days follow the production calendar (built in or
+    // imported), not a company's own corrections to it.
+    let calendar = crate::flows::calendars::installation(tx)?;
     rules::check_disclosure(
         tenant.jurisdiction,
         &recipient.spec,

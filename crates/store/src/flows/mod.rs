@@ -1,13 +1,14 @@
 //! Workflows: each composes tables in the caller's unit of work, so what one step
 //! of the domain changes commits or fails together. Flows may use tables and lower
-//! flows, never in a circle; from the bottom: `webhook_events`, `registry`, `backlog` and
+//! flows, never in a circle; from the bottom: `webhook_events`, `registry`, `backlog`, `calendars` and
 //! `subject_records`; `consents`; `outbox_gate`, `refusal`, `rights_record` and
 //! `ledger_audit` (on consents); `bulk_import` (on consents); `send_notice` (on the outbox gate); `erasure`;
 //! `rights` and `staff_steps`; `subscribing`, `surveying` and `invitations` (on the
-//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on rights_record); `processing_records` (on disclosing); and `export`, which reads what all of them keep.
+//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on consents and calendars); `processing_records` (on disclosing); and `export`, which reads what all of them keep.
 
 pub mod backlog;
 pub mod bulk_import;
+pub mod calendars;
 pub mod campaigns;
 pub mod consents;
 pub mod disclosing;

@@ -3,7 +3,7 @@
 //! request asked for was carried out.
 
 use crate::Tx;
-use crate::flows::webhook_events;
+use crate::flows::{calendars, webhook_events};
 use crate::tables::rights_requests::{Request, clock_settings, get, record_event};
 use crate::tables::tenants;
 use crate::{DbConnection, StoreError, StoreResult};
@@ -20,15 +20,16 @@ pub struct Clock {
     pub promise: Option<Term>,
 }
 
-/// The tenant's law, time zone, working-day calendar (with its corrections) and
-/// promise.
+/// The tenant's law, time zone, working-day calendar (built in, years the operator
+/// imported, then the tenant's corrections: [`calendars`]) and promise.
 pub fn clock(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Clock> {
     let tenant = tenants::find_tenant(conn, tenant_id)?.ok_or(StoreError::NotFound)?;
     let settings = clock_settings(&mut Tx::reenter(conn, tenant_id))?;
     Ok(Clock {
         law: tenant.jurisdiction,
         tz: tenant.timezone.tz(),
-        calendar: WorkCalendar::russia().with_overrides(&settings.days_off, &settings.working_days),
+        calendar: calendars::installation(conn)?
+            .with_overrides(&settings.days_off, &settings.working_days),
         promise: settings.promise,
     })
 }

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod banners;
 pub mod branding;
+pub mod calendar_years;
 pub mod campaigns;
 pub mod check_facts;
 pub mod decoys;
