@@ -36,6 +36,23 @@ SUBJECT_KEYS = ("external_ref", "email", "phone")
 # generator cannot guess a real one.
 FIXTURE_SUBJECT = os.environ.get("ASSENT_ST_SUBJECT_ID")
 FIXTURE_PURPOSE = os.environ.get("ASSENT_ST_PURPOSE")
+# A recipient in `alpha`'s register of the contract purpose `st_contract` (category
+# `email`): a disclosure needs a known recipient, a purpose covering what it names and
+# a legal basis in force, rules the document states in words.
+FIXTURE_RECIPIENT = os.environ.get("ASSENT_ST_RECIPIENT")
+VALID_RECIPIENT = {
+    "name": "St Processor", "kind": "processor", "country": "RU",
+    "contract": {"number": "P-2", "date": "2026-01-01"},
+    "purposes": ["st_contract"], "data_categories": ["email"],
+}
+# An operator under 152-FZ: INN and OGRN with valid check digits.
+VALID_OPERATOR = {
+    "name": "ООО «Альфа»", "address": "Москва", "inn": "7707083893", "ogrn": "1027700132195",
+    "responsible": {"name": "Иванова Анна", "contact": "dpo@alpha.example"},
+    "database_country": "RU", "database_location": "Москва",
+    "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+    "processing_started_on": "2020-01-01",
+}
 # A visitor of `alpha`'s website (run.sh answers its banner once): a visitor id is
 # MAC'd by the installation, so a generated one is refused (422) by design.
 FIXTURE_VISITOR = os.environ.get("ASSENT_ST_VISITOR")
@@ -223,6 +240,27 @@ def _body_rules(method, path, body):
     elif method == "PUT" and path == "/v1/subjects/{id}/tags":
         # Tags are labels of lowercase letters, digits and `_-.:`.
         body["tags"] = ["st-tag"]
+    elif method == "POST" and path == "/v1/recipients":
+        body.clear()
+        body.update(json.loads(json.dumps(VALID_RECIPIENT)))
+    elif method == "PATCH" and path == "/v1/recipients/{id}":
+        # Each field is checked with the others (a contract for every kind but an
+        # authority, purposes that exist, an affiliate of the group): rename only.
+        body.clear()
+        body["name"] = "St Renamed"
+    elif method == "POST" and path == "/v1/subjects/{id}/disclosures":
+        if FIXTURE_RECIPIENT:
+            body.clear()
+            body.update({"recipient_id": FIXTURE_RECIPIENT, "purpose": "st_contract",
+                         "data_categories": ["email"]})
+    elif method == "PUT" and path == "/v1/operator":
+        body.clear()
+        body.update(json.loads(json.dumps(VALID_OPERATOR)))
+    elif method == "POST" and path == "/v1/records-of-processing/filings":
+        # Filed on a day not in the future.
+        body["filed_on"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        if body.get("reference") is not None:
+            body["reference"] = "RKN-1"
     elif method == "POST" and path == "/v1/webhooks":
         # A public https host (literal private addresses and localhost are refused).
         body["url"] = "https://hooks.example.com/assent"
@@ -280,6 +318,10 @@ def map_case(ctx, case):
 def filter_case(ctx, case):
     if not _positive(case):
         return True
+    if case.method.upper() == "DELETE" and case.path == "/v1/recipients/{id}":
+        # Removing the fixture recipient (found through the list) would retire it, and
+        # every later disclosure would be refused by design.
+        return False
     if case.method.upper() == "GET" and case.path == "/v1/subjects":
         return any(k in (case.query or {}) for k in SUBJECT_KEYS)
     return True

@@ -122,7 +122,20 @@ run_backend() {
     -d '{"categories": [{"code": "necessary"}], "origins": ["https://st.example"]}' >/dev/null
   ASSENT_ST_VISITOR="$(curl -sf -H 'Origin: https://st.example' -H 'Content-Type: application/json' \
     "$base/c/alpha/consents" -d '{"version": 1, "kind": "accept"}' | json_field visitor_id)"
-  export ASSENT_ST_PURPOSE ASSENT_ST_SUBJECT_ID ASSENT_ST_VISITOR
+  # A purpose on a contract and a recipient of it: a disclosure of the fixture subject
+  # needs a legal basis in force and a recipient in the register.
+  curl -sf -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/purposes" -d '{"code": "st_contract",
+    "name": {"ru": "Договор", "en": "Contract"}, "legal_basis": "contract", "channels": ["email"],
+    "data_categories": ["email"], "retention_days": 365}' >/dev/null
+  ASSENT_ST_RECIPIENT="$(curl -sf -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/recipients" \
+    -d '{"name": "St Processor", "kind": "processor", "country": "RU", "contract": {"number": "P-1", "date": "2026-01-01"},
+    "purposes": ["st_contract"], "data_categories": ["email"]}' | json_field id)"
+  curl -sf -X PUT -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/operator" \
+    -d '{"name": "ООО «Альфа»", "address": "Москва", "inn": "7707083893", "ogrn": "1027700132195",
+    "responsible": {"name": "Иванова Анна", "contact": "dpo@alpha.example"}, "database_country": "RU",
+    "database_location": "Москва", "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+    "processing_started_on": "2020-01-01"}' >/dev/null
+  export ASSENT_ST_PURPOSE ASSENT_ST_SUBJECT_ID ASSENT_ST_VISITOR ASSENT_ST_RECIPIENT
   # Web Fuzzing Commons auth: two users whose objects must stay apart.
   python3 - "Bearer ${tokens[0]}" "Bearer ${tokens[1]}" >"$auth" <<'PY'
 import json, sys

@@ -653,3 +653,186 @@ async fn history_stays_as_it_was_and_the_rules_follow_what_the_person_agreed_to(
         .await;
     }
 }
+
+fn operator() -> Value {
+    json!({
+        "name": "ООО «Акме»", "address": "Москва, ул. Тверская, 1",
+        "inn": "7707083893", "ogrn": "1027700132195",
+        "responsible": {"name": "Иванова Анна", "contact": "dpo@acme.example"},
+        "database_country": "ru", "database_location": "Москва, ЦОД",
+        "protection_measures": ["шифрование", "разграничение доступа"],
+        "subject_categories": ["клиенты"],
+        "processing_started_on": "2020-01-01",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_processing_follow_from_the_registers_and_name_what_changed_since_filing() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        purposes(&t).await;
+        add(&t, &processor("Почтовый сервис", "RU")).await;
+        let today = Utc::now().date_naive().to_string();
+
+        // Without the operator's details the notice cannot be filed.
+        let v = t
+            .post(
+                "/v1/records-of-processing/filings",
+                &json!({"filed_on": today}),
+            )
+            .expect(StatusCode::CONFLICT)
+            .await;
+        assert_eq!(v["code"], "records_incomplete");
+        assert!(
+            v["detail"].as_str().unwrap().contains("/v1/operator"),
+            "{v}"
+        );
+        t.get("/v1/operator").expect(StatusCode::NOT_FOUND).await;
+        // A wrong INN, a missing OGRN under 152-FZ: refused, nothing stored.
+        for bad in [
+            merged(operator(), json!({"inn": "7707083894"})),
+            merged(operator(), json!({"ogrn": null})),
+            merged(operator(), json!({"protection_measures": []})),
+        ] {
+            let v = t
+                .put("/v1/operator", &bad)
+                .expect(StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+            assert_eq!(v["code"], "validation_failed", "{v}");
+        }
+        t.get("/v1/operator").expect(StatusCode::NOT_FOUND).await;
+        let saved = t
+            .put("/v1/operator", &operator())
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(saved["database_country"], "RU");
+
+        // The document follows from the registers.
+        let doc = t
+            .get("/v1/records-of-processing")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        let activities = doc["records"]["activities"].as_array().unwrap();
+        assert_eq!(activities.len(), 3, "{doc}");
+        let news = activities
+            .iter()
+            .find(|a| a["purpose"] == "newsletter")
+            .unwrap();
+        assert_eq!(news["legal_basis"], "consent");
+        assert_eq!(news["data_categories"], json!(["email", "name"]));
+        assert_eq!(news["recipients"][0]["name"], "Почтовый сервис");
+        assert!(
+            news["actions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("передача (предоставление, доступ)"))
+        );
+        assert_eq!(doc["notice"]["inn"], "7707083893");
+        assert_eq!(doc["notice"]["cross_border"], false);
+        assert_eq!(doc["notice"]["database_country"], "RU");
+        assert_eq!(doc["gaps"], json!([]));
+        assert_eq!(doc["last_filing"], Value::Null);
+        assert!(!doc["changes_since_filing"].as_array().unwrap().is_empty());
+
+        // Filed: nothing changed since; a future date is refused.
+        let tomorrow = (Utc::now() + Duration::days(2)).date_naive().to_string();
+        t.post(
+            "/v1/records-of-processing/filings",
+            &json!({"filed_on": tomorrow}),
+        )
+        .expect(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+        let filing = t
+            .post(
+                "/v1/records-of-processing/filings",
+                &json!({"filed_on": today, "reference": "RKN 77-12345"}),
+            )
+            .expect(StatusCode::CREATED)
+            .await;
+        assert_eq!(filing["sha256"].as_str().unwrap().len(), 64);
+        let doc = t
+            .get("/v1/records-of-processing")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(doc["last_filing"]["reference"], "RKN 77-12345");
+        assert_eq!(doc["changes_since_filing"], json!([]), "{doc}");
+
+        // A recipient abroad and a new purpose: named as changes, the transfer in the
+        // notice.
+        add(&t, &processor("Cloud Inc.", "US")).await;
+        create_purpose(
+            &t,
+            &merged(
+                purpose("ads", "consent", ("Реклама", "Ads"), &["email"]),
+                json!({"data_categories": ["email"]}),
+            ),
+        )
+        .await;
+        let doc = t
+            .get("/v1/records-of-processing")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(doc["notice"]["cross_border"], true);
+        assert_eq!(doc["notice"]["transfer_countries"], json!(["US"]));
+        let changes = &doc["changes_since_filing"];
+        assert_eq!(
+            changes,
+            &json!([
+                {"what": "activity", "how": "added", "name": "ads"},
+                {"what": "recipient", "how": "added", "name": "Cloud Inc."},
+            ]),
+            "{doc}"
+        );
+        // CSV: one line per purpose and recipient.
+        let csv = app
+            .client
+            .get(app.url("/v1/records-of-processing?format=csv"))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = csv.text().await.unwrap();
+        assert!(csv.starts_with("purpose,version,name_ru"), "{csv}");
+        // ads (no recipient) + analytics, delivery, newsletter × 2 recipients.
+        assert_eq!(csv.lines().count(), 1 + 1 + 3 * 2, "{csv}");
+        assert!(csv.contains("Cloud Inc.,processor,US,true,false,"), "{csv}");
+
+        // Another company sees none of it; an auditor reads, cannot file.
+        let other = app.tenant_with("other", Role::Admin).await;
+        other
+            .get("/v1/operator")
+            .expect(StatusCode::NOT_FOUND)
+            .await;
+        let theirs = other
+            .get("/v1/records-of-processing/filings")
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(theirs["items"], json!([]));
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        auditor
+            .get("/v1/records-of-processing")
+            .expect(StatusCode::OK)
+            .await;
+        auditor
+            .post(
+                "/v1/records-of-processing/filings",
+                &json!({"filed_on": today}),
+            )
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        auditor
+            .put("/v1/operator", &operator())
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        let filings = t
+            .get("/v1/records-of-processing/filings")
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(filings["items"].as_array().unwrap().len(), 1);
+    }
+}

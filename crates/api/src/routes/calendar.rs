@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CalendarQuery {
     /// The year, 1900-2200; default the current year (UTC).
+    #[param(minimum = 1900, maximum = 2200)]
     pub year: Option<i32>,
 }
 
