@@ -233,10 +233,10 @@ pub fn check_disclosure(
     if !uncovered.is_empty() {
         return Err(DisclosureRefusal::CategoriesNotCovered(uncovered));
     }
-    if let Some(c) = &recipient.contract {
-        if ask.on < c.date || c.until.is_some_and(|u| ask.on > u) {
-            return Err(DisclosureRefusal::NoContractInForce(ask.on));
-        }
+    if let Some(c) = &recipient.contract
+        && (ask.on < c.date || c.until.is_some_and(|u| ask.on > u))
+    {
+        return Err(DisclosureRefusal::NoContractInForce(ask.on));
     }
     // The notice and the regulator's wait are 152-FZ's; GDPR's transfer mechanisms
     // (adequacy, SCCs) are the company's to document, not gated here.

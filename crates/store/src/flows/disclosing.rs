@@ -116,8 +116,10 @@ fn row_of(
             };
             match (other, &group) {
                 (Some(o), Some(g))
-                    if o.group_id.as_ref().is_some_and(|og| og.to_string() == *g)
-                        && o.id.to_string() != tenant_id =>
+                    if o.group_id
+                        .as_ref()
+                        .is_some_and(|og| og.as_str() == g.as_str())
+                        && o.id.as_str() != tenant_id =>
                 {
                     Some(o.id.to_string())
                 }

@@ -131,7 +131,7 @@ fn received(
             }
         }
     }
-    by_recipient.sort_by(|a, b| b.2.cmp(&a.2));
+    by_recipient.sort_by_key(|r| std::cmp::Reverse(r.2));
     by_recipient
         .into_iter()
         .map(|(_, mut r, last)| {
@@ -782,6 +782,13 @@ mod tests {
                 "2026-11".to_owned(),
                 Some("https://acme.example/privacy?a=1&b=2".to_owned()),
             )),
+            received: vec![Received {
+                name: "Mailer <GmbH>".to_owned(),
+                country: "DE".to_owned(),
+                cross_border: true,
+                categories: vec!["email".to_owned(), "name".to_owned()],
+                last: "1.03.2026".to_owned(),
+            }],
         }
     }
 
