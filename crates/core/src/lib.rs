@@ -63,6 +63,7 @@ pub mod destruction;
 pub mod disclosure;
 pub mod form_guard;
 pub mod id;
+pub mod incident;
 pub mod ledger;
 pub mod link;
 pub mod locale;

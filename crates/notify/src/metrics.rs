@@ -35,6 +35,8 @@ pub struct DeliveryMetrics {
     /// Open rights requests past their deadline, over all tenants (no tenant label:
     /// tenant slugs would reach whoever scrapes).
     overdue_requests: Gauge,
+    /// Incident deadlines passed without their notice, over all tenants.
+    overdue_incident_deadlines: Gauge,
 }
 
 impl DeliveryMetrics {
@@ -75,6 +77,11 @@ impl DeliveryMetrics {
             "Open rights requests past their legal deadline",
             self.overdue_requests.clone(),
         );
+        registry.register(
+            "incident_deadlines_overdue",
+            "Incident deadlines (notices to the regulator) passed without their step",
+            self.overdue_incident_deadlines.clone(),
+        );
     }
 
     /// Shows the installation's backlog (read from the database by any process).
@@ -83,6 +90,8 @@ impl DeliveryMetrics {
             self.set_depth(status, *n);
         }
         self.overdue_requests.set(backlog.overdue_requests);
+        self.overdue_incident_deadlines
+            .set(backlog.overdue_incident_deadlines);
     }
 
     fn channel(c: NoticeChannel) -> ChannelLabels {

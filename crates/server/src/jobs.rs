@@ -52,11 +52,16 @@ pub fn all(master: &MasterKey) -> Vec<Arc<dyn BackgroundJob>> {
                 Ok(pruned + assent_store::tables::telegram_send_slots::prune(c)?)
             })
         }),
-        // Staff hear of rights requests two working days before their deadline.
+        // Staff hear of rights requests two working days before their deadline, and
+        // of an incident's notice a quarter of its term before it is due.
         sweep(
-            "rights request reminders",
-            Some("staff reminded of rights request deadlines"),
-            assent_store::flows::rights::remind_everywhere,
+            "deadline reminders",
+            Some("staff reminded of deadlines"),
+            |store, now| {
+                let rights = assent_store::flows::rights::remind_everywhere(store, now);
+                let incidents = assent_store::flows::incidents::remind_everywhere(store, now);
+                Ok(rights? + incidents?)
+            },
         ),
         // Erasures whose confirmation has gone out (or whose grace ran out) are
         // carried out: the subject key is destroyed and the act completed.

@@ -587,7 +587,7 @@ async fn two_worker_processes_run_each_periodic_job_once() {
     let jobs = [
         "expiry sweep",
         "pruning Telegram bookkeeping",
-        "rights request reminders",
+        "deadline reminders",
         "scheduled destructions",
         "ledger checkpoints",
         "settling campaigns",

@@ -754,3 +754,44 @@ diesel::table! {
         imported_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    incidents (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        detected_at -> Timestamp,
+        description -> Text,
+        data_categories -> Text,
+        affected_count -> BigInt,
+        identifiers_count -> Nullable<BigInt>,
+        jurisdiction -> Text,
+        created_at -> Timestamp,
+        recorded_by -> Text,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    incident_deadlines (tenant_id, incident_id, kind) {
+        tenant_id -> Text,
+        incident_id -> Text,
+        kind -> Text,
+        due_at -> Timestamp,
+        met_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    incident_steps (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        incident_id -> Text,
+        kind -> Text,
+        taken_at -> Timestamp,
+        reference -> Nullable<Text>,
+        note -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        recorded_by -> Text,
+    }
+}

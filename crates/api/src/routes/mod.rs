@@ -9,6 +9,7 @@ pub mod consents;
 pub mod destruction;
 pub mod health;
 pub mod imports;
+pub mod incidents;
 pub mod ledger;
 pub mod links;
 pub mod notifications;

@@ -19,6 +19,9 @@ pub const EVENTS: &[&str] = &[
     "campaign.started",
     "consent.changed",
     "disclosure.recorded",
+    "incident.deadline_soon",
+    "incident.reported",
+    "incident.step",
     "ledger.checkpoint",
     "notification.failed",
     "rights_request.changed",
@@ -32,7 +35,7 @@ pub struct CreateWebhook {
     /// private or link-local address and `localhost` are refused.
     #[schema(max_length = 2000, pattern = r"^https://[!-~]+$")]
     pub url: String,
-    /// `campaign.started`, `campaign.finished`, `consent.changed`, `disclosure.recorded`, `ledger.checkpoint`, `notification.failed`, `rights_request.changed`,
+    /// `campaign.started`, `campaign.finished`, `consent.changed`, `disclosure.recorded`, `incident.reported`, `incident.step`, `incident.deadline_soon`, `ledger.checkpoint`, `notification.failed`, `rights_request.changed`,
     /// `rights_request.due_soon`, or `*`.
     #[schema(value_type = Vec<crate::schema::WebhookEventName>, min_items = 1, max_items = 16)]
     pub events: Vec<String>,

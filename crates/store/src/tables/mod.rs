@@ -16,6 +16,7 @@ pub mod disclosures;
 pub mod form_limits;
 pub mod idempotency;
 pub mod imports;
+pub mod incidents;
 pub mod job_schedule;
 pub mod ledger;
 pub mod notifications;

@@ -1,0 +1,3 @@
+DROP TABLE incident_steps;
+DROP TABLE incident_deadlines;
+DROP TABLE incidents;

@@ -1,0 +1,344 @@
+//! Personal-data incidents (issue 21, item 5) on both backends: the 24- and 72-hour
+//! clocks by jurisdiction, reminders before a deadline passes, the overdue gauge, the
+//! steps that meet them, the notices' texts, and isolation.
+
+use assent_core::tenancy::{Jurisdiction, Role};
+use assent_store::flows::registry;
+use assent_store::tables::tenants::NewTenant;
+use assent_tests::client::RequestHelper;
+use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
+use chrono::{DateTime, Duration, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn incident(detected_at: DateTime<Utc>) -> Value {
+    json!({
+        "detected_at": detected_at.to_rfc3339(),
+        "description": "A backup of the customer database was reachable from the internet.",
+        "data_categories": ["email", "name"],
+        "affected_count": 1200,
+        "identifiers_count": 2400,
+    })
+}
+
+async fn report(t: &TenantHandle, body: &Value) -> Value {
+    t.post("/v1/incidents", body)
+        .expect(StatusCode::CREATED)
+        .await
+        .into_value()
+}
+
+fn deadline<'a>(i: &'a Value, kind: &str) -> &'a Value {
+    i["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} deadline: {i}"))
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_runs_its_clocks_reminds_and_is_met_by_its_notices() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        t.put(
+            "/v1/operator",
+            &json!({
+                "name": "ООО «Акме»", "address": "Москва, ул. Тверская, 1",
+                "inn": "7707083893", "ogrn": "1027700132195",
+                "responsible": {"name": "Иванова Анна", "contact": "dpo@acme.example"},
+                "database_country": "RU", "database_location": "Москва",
+                "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+                "processing_started_on": "2020-01-01",
+            }),
+        )
+        .expect(StatusCode::OK)
+        .await;
+        let hook = t
+            .post(
+                "/v1/webhooks",
+                &json!({"url": "http://127.0.0.1:9/hook", "events": ["incident.deadline_soon"]}),
+            )
+            .expect(StatusCode::CREATED)
+            .await;
+
+        // Bad reports are refused and record nothing.
+        let now = Utc::now();
+        for (body, code) in [
+            (incident(now + Duration::hours(1)), "future_event"),
+            (
+                json!({"detected_at": now.to_rfc3339(), "description": "x", "data_categories": [], "affected_count": 1}),
+                "validation_failed",
+            ),
+            (
+                json!({"detected_at": now.to_rfc3339(), "description": " ", "data_categories": ["email"], "affected_count": 1}),
+                "validation_failed",
+            ),
+        ] {
+            let v = t
+                .post("/v1/incidents", &body)
+                .expect(StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+            assert_eq!(v["code"], code, "{body}: {v}");
+        }
+        assert!(
+            t.get("/v1/incidents")
+                .expect(StatusCode::OK)
+                .await
+                .items()
+                .is_empty()
+        );
+
+        // Detected 20 hours ago under 152-FZ: Roskomnadzor within 24 hours, the
+        // investigation's results within 72.
+        let detected = now - Duration::hours(20);
+        let fresh = report(&t, &incident(detected)).await;
+        let id = fresh["id"].as_str().unwrap().to_owned();
+        let initial = deadline(&fresh, "regulator_initial");
+        assert_eq!(
+            at(&initial["due_at"]).timestamp(),
+            (detected + Duration::hours(24)).timestamp()
+        );
+        assert_eq!(initial["state"], "open");
+        assert_eq!(initial["met_by"], "regulator_notified");
+        let results = deadline(&fresh, "regulator_results");
+        assert_eq!(
+            at(&results["due_at"]).timestamp(),
+            (detected + Duration::hours(72)).timestamp()
+        );
+        // Detected 30 hours ago: the first notice is already late.
+        let late = report(&t, &incident(now - Duration::hours(30))).await;
+        assert_eq!(deadline(&late, "regulator_initial")["state"], "overdue");
+
+        // The reminder sweep: within six hours of the 24-hour deadline, staff hear of
+        // it once (and of the late one, marked overdue).
+        let reminded =
+            assent_store::flows::incidents::remind_everywhere(&app.store, Utc::now()).unwrap();
+        assert_eq!(reminded, 2);
+        assert_eq!(
+            assent_store::flows::incidents::remind_everywhere(&app.store, Utc::now()).unwrap(),
+            0,
+            "once per deadline"
+        );
+        let deliveries = t
+            .get(&format!(
+                "/v1/webhooks/{}/deliveries?limit=50",
+                hook["id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            deliveries["items"].as_array().unwrap().len(),
+            2,
+            "{deliveries}"
+        );
+        // The overdue gauge counts the late notice.
+        let metrics = app.metrics().await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "assent_incident_deadlines_overdue 1"),
+            "{metrics}"
+        );
+
+        // Notifying Roskomnadzor meets the first deadline; on the late one it was late.
+        let stepped = t
+            .post(
+                &format!("/v1/incidents/{id}/steps"),
+                &json!({"kind": "regulator_notified", "reference": "RKN-2026-001"}),
+            )
+            .expect(StatusCode::CREATED)
+            .await
+            .into_value();
+        assert_eq!(deadline(&stepped, "regulator_initial")["state"], "met");
+        assert_eq!(deadline(&stepped, "regulator_results")["state"], "open");
+        let late_id = late["id"].as_str().unwrap();
+        let late = t
+            .post(
+                &format!("/v1/incidents/{late_id}/steps"),
+                &json!({"kind": "regulator_notified"}),
+            )
+            .expect(StatusCode::CREATED)
+            .await
+            .into_value();
+        assert_eq!(deadline(&late, "regulator_initial")["state"], "met_late");
+        // A step before detection, or in the future, is refused.
+        for (taken, code) in [
+            (
+                (detected - Duration::hours(1)).to_rfc3339(),
+                "validation_failed",
+            ),
+            (
+                (Utc::now() + Duration::hours(1)).to_rfc3339(),
+                "future_event",
+            ),
+        ] {
+            let v = t
+                .post(
+                    &format!("/v1/incidents/{id}/steps"),
+                    &json!({"kind": "contained", "taken_at": taken}),
+                )
+                .expect(StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+            assert_eq!(v["code"], code);
+        }
+
+        // The investigation learns more.
+        let revised = t
+            .patch(
+                &format!("/v1/incidents/{id}"),
+                &json!({"affected_count": 1500, "identifiers_count": null}),
+            )
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(revised["affected_count"], 1500);
+        assert_eq!(revised["identifiers_count"], Value::Null);
+
+        // The notices' texts, from the record and the operator's details.
+        let notice = |kind: &str, lang: &str| {
+            let url = app.url(&format!(
+                "/v1/incidents/{id}/notice?kind={kind}&lang={lang}"
+            ));
+            let client = app.client.clone();
+            let token = t.token.clone();
+            async move {
+                let r = client.get(url).bearer_auth(token).send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+                r.text().await.unwrap()
+            }
+        };
+        let ru = notice("regulator_initial", "ru").await;
+        for part in [
+            "ч. 3.1 ст. 21",
+            "ИНН 7707083893",
+            "ОГРН 1027700132195",
+            "A backup of the customer database",
+            "email, name",
+            "Количество субъектов персональных данных: 1500",
+            "уведомлён Роскомнадзор",
+            "Иванова Анна, dpo@acme.example",
+        ] {
+            assert!(ru.contains(part), "{part}: {ru}");
+        }
+        let en = notice("subjects", "en").await;
+        assert!(
+            en.starts_with("A breach of security of your personal data"),
+            "{en}"
+        );
+        assert!(en.contains("write to us: dpo@acme.example"), "{en}");
+
+        // Closed: nothing more is recorded on it.
+        t.post(
+            &format!("/v1/incidents/{id}/steps"),
+            &json!({"kind": "closed"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        let v = t
+            .patch(
+                &format!("/v1/incidents/{id}"),
+                &json!({"affected_count": 1}),
+            )
+            .expect(StatusCode::CONFLICT)
+            .await;
+        assert_eq!(v["code"], "incident_closed");
+
+        // Another company sees none of it; roles hold.
+        let other = app.tenant_with("other", Role::Admin).await;
+        assert_isolated(
+            &t,
+            &other,
+            &id,
+            &[
+                Call::new(Method::GET, "/v1/incidents/{id}"),
+                Call::new(Method::PATCH, "/v1/incidents/{id}")
+                    .with_body(json!({"affected_count": 1})),
+                Call::new(Method::POST, "/v1/incidents/{id}/steps")
+                    .with_body(json!({"kind": "contained"})),
+                Call::new(Method::GET, "/v1/incidents/{id}/notice?kind=subjects"),
+            ],
+            "/v1/incidents/{id}",
+        )
+        .await;
+        assert!(
+            other
+                .get("/v1/incidents")
+                .expect(StatusCode::OK)
+                .await
+                .items()
+                .is_empty()
+        );
+        let operator = app.with_role(&t, Role::Operator).await;
+        operator
+            .post("/v1/incidents", &incident(Utc::now()))
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        assert_eq!(
+            auditor
+                .get("/v1/incidents")
+                .expect(StatusCode::OK)
+                .await
+                .items()
+                .len(),
+            2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gdpr_company_has_seventy_two_hours_for_its_authority() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let id = app
+            .store
+            .system(|c| {
+                registry::create_tenant(
+                    c,
+                    NewTenant {
+                        slug: "euro".into(),
+                        legal_name: "Euro GmbH".into(),
+                        group_id: None,
+                        jurisdiction: Jurisdiction::Gdpr,
+                        timezone: chrono_tz::Europe::Berlin.into(),
+                        default_locale: assent_core::locale::Locale::En,
+                    },
+                )
+            })
+            .unwrap()
+            .id
+            .to_string();
+        let (client, secret) = app.create_key(&id, Role::Admin);
+        let t = TenantHandle {
+            token: app.token(&client, &secret).await,
+            id,
+            slug: "euro".into(),
+            api: app.api(),
+        };
+        let detected = Utc::now() - Duration::hours(1);
+        let i = report(&t, &incident(detected)).await;
+        let deadlines = i["deadlines"].as_array().unwrap();
+        assert_eq!(deadlines.len(), 1, "{i}");
+        assert_eq!(deadlines[0]["kind"], "authority");
+        assert_eq!(
+            at(&deadlines[0]["due_at"]).timestamp(),
+            (detected + Duration::hours(72)).timestamp()
+        );
+        assert_eq!(i["jurisdiction"], "gdpr");
+        let id = i["id"].as_str().unwrap();
+        let met = t
+            .post(
+                &format!("/v1/incidents/{id}/steps"),
+                &json!({"kind": "authority_notified"}),
+            )
+            .expect(StatusCode::CREATED)
+            .await;
+        assert_eq!(met["deadlines"][0]["state"], "met");
+    }
+}
