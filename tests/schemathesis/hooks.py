@@ -261,6 +261,23 @@ def _body_rules(method, path, body):
         body["filed_on"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         if body.get("reference") is not None:
             body["reference"] = "RKN-1"
+    elif method == "POST" and path == "/v1/incidents":
+        # Detected within the last year and not in the future; a description and
+        # categories are texts without control characters.
+        body["detected_at"] = _at(-timedelta(hours=1))
+        body["description"] = "St incident"
+        body["data_categories"] = ["email"]
+    elif method == "PATCH" and path == "/v1/incidents/{id}":
+        body.clear()
+        body["affected_count"] = 1
+    elif method == "POST" and path == "/v1/incidents/{id}/steps":
+        # Not before detection nor in the future (default now); `closed` would close
+        # the incident to every later change, by design.
+        body["kind"] = "contained"
+        body.pop("taken_at", None)
+        body.pop("note", None)
+        if body.get("reference") is not None:
+            body["reference"] = "RKN-1"
     elif method == "POST" and path == "/v1/webhooks":
         # A public https host (literal private addresses and localhost are refused).
         body["url"] = "https://hooks.example.com/assent"
@@ -308,6 +325,8 @@ def map_case(ctx, case):
                         case.query["to"] = (a + timedelta(days=30)).strftime("%Y-%m-%d")
                 except ValueError:
                     pass
+    if method == "GET" and path == "/v1/incidents/{id}/notice":
+        case.query = {"kind": "regulator_initial", "lang": "ru"}
     if method == "POST" and path == "/v1/subjects/{id}/visitors" and FIXTURE_SUBJECT:
         # The fixture visitor is linked to the fixture subject (another is a 409).
         case.path_parameters = {**(case.path_parameters or {}), "id": FIXTURE_SUBJECT}

@@ -340,5 +340,41 @@ async fn a_gdpr_company_has_seventy_two_hours_for_its_authority() {
             .expect(StatusCode::CREATED)
             .await;
         assert_eq!(met["deadlines"][0]["state"], "met");
+
+        // Detected 80 hours ago and not notified: overdue, and its notice can be
+        // drafted before the operator's details are given.
+        let late = report(&t, &incident(Utc::now() - Duration::hours(80))).await;
+        let late_id = late["id"].as_str().unwrap();
+        let backlog = |app: &TestApp| {
+            assent_store::flows::backlog::read(&app.store, Utc::now().naive_utc())
+                .unwrap()
+                .overdue_incident_deadlines
+        };
+        assert_eq!(backlog(&app), 1);
+        let r = app
+            .client
+            .get(app.url(&format!(
+                "/v1/incidents/{late_id}/notice?kind=authority&lang=en"
+            )))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("Controller: not given"), "{text}");
+        assert!(text.contains("GDPR art. 33"), "{text}");
+        // Closed (say, unlikely to risk anyone's rights): neither reminded nor counted.
+        t.post(
+            &format!("/v1/incidents/{late_id}/steps"),
+            &json!({"kind": "closed", "note": "unlikely to result in a risk"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        assert_eq!(backlog(&app), 0);
+        assert_eq!(
+            assent_store::flows::incidents::remind_everywhere(&app.store, Utc::now()).unwrap(),
+            0
+        );
     }
 }

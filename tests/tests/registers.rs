@@ -766,7 +766,7 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
         create_purpose(
             &t,
             &merged(
-                purpose("ads", "consent", ("Реклама", "Ads"), &["email"]),
+                purpose("ads", "consent", ("=Реклама", "Ads"), &["email"]),
                 json!({"data_categories": ["email"]}),
             ),
         )
@@ -783,6 +783,10 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
             changes,
             &json!([
                 {"what": "activity", "how": "added", "name": "ads"},
+                // The new recipient receives these three purposes.
+                {"what": "activity", "how": "changed", "name": "analytics"},
+                {"what": "activity", "how": "changed", "name": "delivery"},
+                {"what": "activity", "how": "changed", "name": "newsletter"},
                 {"what": "recipient", "how": "added", "name": "Cloud Inc."},
             ]),
             "{doc}"
@@ -801,6 +805,10 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
         // ads (no recipient) + analytics, delivery, newsletter × 2 recipients.
         assert_eq!(csv.lines().count(), 1 + 1 + 3 * 2, "{csv}");
         assert!(csv.contains("Cloud Inc.,processor,US,true,false,"), "{csv}");
+        assert!(
+            csv.contains(",'=Реклама,Ads,"),
+            "a name starting like a formula is defused: {csv}"
+        );
 
         // Another company sees none of it; an auditor reads, cannot file.
         let other = app.tenant_with("other", Role::Admin).await;

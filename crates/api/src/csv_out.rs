@@ -20,6 +20,16 @@ pub fn wants_csv(format: Option<&str>, req: &HttpRequest) -> ApiResult<bool> {
     }
 }
 
+/// A spreadsheet must not run a cell as a formula (CSV injection): text a company or
+/// a person wrote is prefixed with `'` when it starts like one.
+pub fn csv_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// A CSV document as an attachment named `filename`; a failure to write it is ours.
 pub fn attachment(body: Result<Vec<u8>, csv::Error>, filename: &str) -> ApiResult<HttpResponse> {
     let body = body.map_err(|e| {
@@ -33,4 +43,17 @@ pub fn attachment(body: Result<Vec<u8>, csv::Error>, filename: &str) -> ApiResul
             format!("attachment; filename=\"{filename}\""),
         ))
         .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_safe;
+
+    #[test]
+    fn cells_cannot_become_formulas() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("-1"), "'-1");
+        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_safe("Fine, thanks"), "Fine, thanks");
+    }
 }

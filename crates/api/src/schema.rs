@@ -205,6 +205,36 @@ word_schema!(
 );
 
 word_schema!(
+    RecipientKindName,
+    "RecipientKind",
+    "Who a recipient is to the company.",
+    assent_core::disclosure::RecipientKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+);
+
+word_schema!(
+    IncidentStepName,
+    "IncidentStep",
+    "A step taken on an incident (a notice filed meets its deadline).",
+    assent_core::incident::StepKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+);
+
+word_schema!(
+    IncidentNoticeName,
+    "IncidentNotice",
+    "Which notice of an incident: to Roskomnadzor (first, results), to a GDPR authority, or to the people affected.",
+    [
+        "regulator_initial",
+        "regulator_results",
+        "authority",
+        "subjects"
+    ]
+);
+
+word_schema!(
     RequestChannelName,
     "RequestChannel",
     "How a rights request arrived.",

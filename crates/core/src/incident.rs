@@ -110,7 +110,7 @@ impl IncidentSpec {
         if self
             .description
             .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
         {
             return Err(InvalidValue(
                 "description must not contain control characters".into(),

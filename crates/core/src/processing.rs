@@ -233,6 +233,13 @@ pub struct Change {
     pub name: String,
 }
 
+/// The recipients of an activity by name, sorted.
+fn names(recipients: &[RecordRecipient]) -> Vec<&str> {
+    let mut n: Vec<&str> = recipients.iter().map(|r| r.name.as_str()).collect();
+    n.sort_unstable();
+    n
+}
+
 /// What changed from `filed` to `now`: the operator's details field by field, each
 /// activity by purpose, each recipient by name.
 pub fn changes(filed: &Records, now: &Records) -> Vec<Change> {
@@ -277,7 +284,8 @@ pub fn changes(filed: &Records, now: &Records) -> Vec<Change> {
                 if old.version != a.version
                     || old.legal_basis != a.legal_basis
                     || old.data_categories != a.data_categories
-                    || old.retention_days != a.retention_days =>
+                    || old.retention_days != a.retention_days
+                    || names(&old.recipients) != names(&a.recipients) =>
             {
                 out.push(Change {
                     what: "activity",
@@ -454,6 +462,19 @@ mod tests {
             ]
         );
         assert_eq!(now.transfer_countries(), vec!["US".to_owned()]);
+        // A recipient moving from one purpose to another changes both activities.
+        let mut moved = filed.clone();
+        moved.activities[1].recipients = moved.activities[0].recipients.split_off(0);
+        let c = changes(&filed, &moved);
+        let said: Vec<(&str, &str, &str)> =
+            c.iter().map(|c| (c.what, c.how, c.name.as_str())).collect();
+        assert_eq!(
+            said,
+            vec![
+                ("activity", "changed", "news"),
+                ("activity", "changed", "old")
+            ]
+        );
         assert!(
             now.activities[0]
                 .actions

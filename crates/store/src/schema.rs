@@ -722,6 +722,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(disclosures, recipients);
+diesel::allow_tables_to_appear_in_same_query!(incident_deadlines, incidents);
 
 diesel::table! {
     operator_details (tenant_id) {

@@ -239,11 +239,7 @@ pub async fn revise_incident(
     };
     let now = Utc::now();
     let i = state
-        .db(move |store| {
-            store.write(&tenant, |tx| {
-                incidents::revise(tx, &actor, &id, revision, now)
-            })
-        })
+        .db(move |store| store.write(&tenant, |tx| incidents::revise(tx, &actor, &id, revision)))
         .await?;
     Ok(web::Json(view(i, now)))
 }
@@ -254,7 +250,7 @@ pub struct StepBody {
     /// `regulator_notified` (meets the 24-hour deadline), `results_reported` (the
     /// 72-hour one), `authority_notified` (GDPR's 72 hours), `subjects_notified`,
     /// `contained`, `closed`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::IncidentStepName)]
     pub kind: StepKind,
     /// When it was taken (default now); not before detection, not in the future.
     pub taken_at: Option<DateTime<Utc>>,
@@ -302,10 +298,10 @@ pub async fn record_step(
 #[serde(deny_unknown_fields)]
 pub struct NoticeQuery {
     /// `regulator_initial`, `regulator_results`, `authority` or `subjects`.
-    #[param(value_type = String)]
+    #[param(value_type = crate::schema::IncidentNoticeName, inline)]
     pub kind: NoticeKind,
     /// `ru` (default) or `en`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schema::LocaleName>, inline)]
     pub lang: Option<Locale>,
 }
 
@@ -409,7 +405,9 @@ pub async fn incident_notice(
                     minijinja::Value::from_serialize,
                 ),
                 detected_at => incident.row.detected_at.format("%Y-%m-%d %H:%M").to_string(),
-                description => incident.row.description,
+                // Its further lines indented: a line of the description cannot pass
+                // for a field of the notice.
+                description => incident.row.description.replace('\n', "\n  "),
                 categories => incident.data_categories.join(", "),
                 affected_count => incident.row.affected_count,
                 identifiers_count => incident.row.identifiers_count,

@@ -182,19 +182,21 @@ fn records_csv(r: &Records) -> Result<Vec<u8>, csv::Error> {
         "adequate",
         "transfer_notice_filed_on",
     ])?;
+    // Names come from the company and its group: none runs as a formula.
+    use crate::csv_out::csv_safe;
     let subjects = r
         .operator
         .as_ref()
-        .map(|o| o.subject_categories.join("; "))
+        .map(|o| csv_safe(&o.subject_categories.join("; ")))
         .unwrap_or_default();
     for a in &r.activities {
         let common = [
             a.purpose.clone(),
             a.version.to_string(),
-            a.name_ru.clone(),
-            a.name_en.clone(),
+            csv_safe(&a.name_ru),
+            csv_safe(&a.name_en),
             a.legal_basis.clone(),
-            a.data_categories.join("; "),
+            csv_safe(&a.data_categories.join("; ")),
             subjects.clone(),
             a.retention_days.to_string(),
             a.actions.join("; "),
@@ -207,7 +209,7 @@ fn records_csv(r: &Records) -> Result<Vec<u8>, csv::Error> {
         for rec in &a.recipients {
             let mut row = common.to_vec();
             row.extend([
-                rec.name.clone(),
+                csv_safe(&rec.name),
                 rec.kind.clone(),
                 rec.country.clone(),
                 rec.cross_border.to_string(),

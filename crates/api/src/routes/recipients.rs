@@ -33,7 +33,7 @@ pub struct ContractBody {
 pub struct RecipientBody {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    #[schema(value_type = String, example = "processor")]
+    #[schema(value_type = crate::schema::RecipientKindName)]
     pub kind: RecipientKind,
     /// ISO 3166-1 alpha-2 (`RU`, `DE`, `US`).
     #[schema(example = "DE")]
@@ -63,7 +63,7 @@ pub struct RecipientBody {
 pub struct RecipientPatch {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::RecipientKindName>)]
     pub kind: Option<RecipientKind>,
     pub country: Option<String>,
     #[serde(default, deserialize_with = "present")]
@@ -93,7 +93,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct RecipientView {
     pub id: String,
     pub name: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::RecipientKindName)]
     pub kind: RecipientKind,
     pub country: String,
     pub contract: Option<ContractBody>,

@@ -119,6 +119,17 @@ pub fn list(tx: &mut Tx<'_>, page: &PageRequest) -> StoreResult<(Vec<Incident>, 
     Ok((all, next))
 }
 
+/// The incident locked for a change (a revision and a close cannot overwrite each
+/// other).
+fn locked(tx: &mut Tx<'_>, id: &str) -> StoreResult<Incident> {
+    if !assent_core::id::is_id(id) {
+        return Err(StoreError::NotFound);
+    }
+    let tenant_id = tx.tenant_id().to_string();
+    let row = incidents::get_locked(tx, &tenant_id, id)?.ok_or(StoreError::NotFound)?;
+    load(tx, row)
+}
+
 /// What the investigation learned since: a fuller description, the counts, the
 /// categories (the detection time and its deadlines stay as they were).
 #[derive(Debug, Clone, Default)]
@@ -129,14 +140,8 @@ pub struct Revision {
     pub identifiers_count: Option<Option<i64>>,
 }
 
-pub fn revise(
-    tx: &mut Tx<'_>,
-    actor: &str,
-    id: &str,
-    r: Revision,
-    now: DateTime<Utc>,
-) -> StoreResult<Incident> {
-    let current = get(tx, id)?;
+pub fn revise(tx: &mut Tx<'_>, actor: &str, id: &str, r: Revision) -> StoreResult<Incident> {
+    let current = locked(tx, id)?;
     if current.row.closed_at.is_some() {
         return Err(StoreError::refused(
             ProblemCode::IncidentClosed,
@@ -150,8 +155,9 @@ pub fn revise(
         affected_count: r.affected_count.unwrap_or(current.row.affected_count),
         identifiers_count: r.identifiers_count.unwrap_or(current.row.identifiers_count),
     };
-    // The detection time was accepted when reported; only the rest is checked again.
-    spec.validate(now.max(spec.detected_at)).map_err(invalid)?;
+    // The detection time was accepted when reported and stays: the rest is checked
+    // as of then.
+    spec.validate(spec.detected_at).map_err(invalid)?;
     let mut row = current.row;
     row.description = spec.description.trim().to_owned();
     row.data_categories = serde_json::to_string(&spec.data_categories)
@@ -181,7 +187,7 @@ pub fn record_step(
     step: Step,
     now: DateTime<Utc>,
 ) -> StoreResult<Incident> {
-    let current = get(tx, id)?;
+    let current = locked(tx, id)?;
     if current.row.closed_at.is_some() {
         return Err(StoreError::refused(
             ProblemCode::IncidentClosed,
@@ -289,7 +295,13 @@ pub fn remind_due(tx: &mut Tx<'_>, now: DateTime<Utc>) -> StoreResult<usize> {
 pub fn remind_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResult<usize> {
     let mut reminded = 0;
     for tenant in store.system(tenants::list_tenants)? {
-        reminded += store.write(&tenant.id, |tx| remind_due(tx, now))?;
+        // One company's failure stops no other's reminders.
+        match store.write(&tenant.id, |tx| remind_due(tx, now)) {
+            Ok(n) => reminded += n,
+            Err(error) => {
+                tracing::warn!(%error, tenant = %tenant.id, "incident reminders failed");
+            }
+        }
     }
     Ok(reminded)
 }

@@ -153,9 +153,15 @@ pub fn meet(
         == 1)
 }
 
-/// Unmet deadlines not yet reminded of.
+/// Unmet deadlines of open incidents not yet reminded of.
 pub fn unreminded(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<DeadlineRow>> {
     Ok(incident_deadlines::table
+        .inner_join(
+            incidents::table.on(incidents::tenant_id
+                .eq(incident_deadlines::tenant_id)
+                .and(incidents::id.eq(incident_deadlines::incident_id))),
+        )
+        .filter(incidents::closed_at.is_null())
         .filter(incident_deadlines::tenant_id.eq(tenant_id))
         .filter(incident_deadlines::met_at.is_null())
         .filter(incident_deadlines::reminded_at.is_null())
@@ -180,16 +186,39 @@ pub fn claim_reminder(
         == 1)
 }
 
-/// Unmet deadlines already past `now`.
+/// Unmet deadlines of open incidents already past `now`.
 pub fn overdue_count(
     conn: &mut DbConnection,
     tenant_id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<i64> {
     Ok(incident_deadlines::table
+        .inner_join(
+            incidents::table.on(incidents::tenant_id
+                .eq(incident_deadlines::tenant_id)
+                .and(incidents::id.eq(incident_deadlines::incident_id))),
+        )
+        .filter(incidents::closed_at.is_null())
         .filter(incident_deadlines::tenant_id.eq(tenant_id))
         .filter(incident_deadlines::met_at.is_null())
         .filter(incident_deadlines::due_at.lt(now))
         .count()
         .get_result(conn)?)
+}
+
+/// The incident, locked for a change until the unit of work ends (PostgreSQL; SQLite
+/// has one writer).
+pub fn get_locked(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<IncidentRow>> {
+    let query = incidents::table
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::id.eq(id))
+        .select(IncidentRow::as_select());
+    match conn {
+        DbConnection::Postgres(pg) => Ok(query.for_update().first(pg).optional()?),
+        DbConnection::Sqlite(_) => get(conn, tenant_id, id),
+    }
 }
