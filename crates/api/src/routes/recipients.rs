@@ -36,7 +36,6 @@ pub struct RecipientBody {
     #[schema(value_type = crate::schema::RecipientKindName)]
     pub kind: RecipientKind,
     /// ISO 3166-1 alpha-2 (`RU`, `DE`, `US`).
-    #[schema(example = "DE")]
     pub country: String,
     /// Required for every kind but `authority`.
     pub contract: Option<ContractBody>,
