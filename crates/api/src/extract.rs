@@ -178,3 +178,13 @@ impl PageQuery {
             .map_err(|e| ApiError::invalid(e.to_string()))
     }
 }
+
+/// For a change's nullable field: given (even as `null`) is `Some`, absent stays
+/// `None` (with `#[serde(default, deserialize_with = "crate::extract::present")]`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

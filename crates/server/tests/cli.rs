@@ -319,21 +319,10 @@ fn configuration_comes_from_file_environment_and_flags() {
 
 #[test]
 fn cli_works_against_postgresql() {
-    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+    let Some((mut admin, name, url)) = fresh_database("assent_cli") else {
         return;
     };
-    use diesel::{Connection, PgConnection, RunQueryDsl};
-    let name = format!("assent_cli_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
-    let (server, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{server}/{name}");
+    use diesel::RunQueryDsl;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let migrate = assent(d, &["--database-url", &url, "migrate"]);
@@ -808,21 +797,10 @@ fn ledger_checkpoints_kept_off_the_host_catch_tampering_on_sqlite() {
 
 #[test]
 fn ledger_checkpoints_kept_off_the_host_catch_tampering_on_postgresql() {
-    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+    let Some((mut admin, name, url)) = fresh_database("assent_cli_ledger") else {
         return;
     };
-    use diesel::{Connection, PgConnection, RunQueryDsl};
-    let name = format!("assent_cli_ledger_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
-    let (server, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{server}/{name}");
+    use diesel::RunQueryDsl;
     let dir = tempfile::tempdir().unwrap();
     // The master key (which derives the signing key) lives in the data directory.
     let data = dir.path().join("data");
@@ -1053,21 +1031,10 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_sqlite() {
 
 #[test]
 fn calendar_import_checks_the_file_prints_the_changes_and_is_shown_on_postgresql() {
-    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+    let Some((mut admin, name, url)) = fresh_database("assent_cli_calendar") else {
         return;
     };
-    use diesel::{Connection, PgConnection, RunQueryDsl};
-    let name = format!("assent_cli_calendar_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url).unwrap();
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
-    let (server, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{server}/{name}");
+    use diesel::RunQueryDsl;
     let dir = tempfile::tempdir().unwrap();
     calendar_import_checks_the_file_prints_the_changes_and_is_shown(
         dir.path(),
@@ -1173,4 +1140,26 @@ fn calendar_import_checks_the_file_prints_the_changes_and_is_shown(d: &Path, db:
     let out = String::from_utf8_lossy(&text.stdout);
     assert!(out.starts_with("ru 2028: imported"), "{out}");
     assert!(out.contains("2028-01-10"), "{out}");
+}
+
+/// A new, empty PostgreSQL database named `prefix` and the process id, with a
+/// superuser connection to drop it afterwards and its URL; `None` (the test is
+/// skipped) without `ASSENT_TEST_POSTGRES_URL`.
+fn fresh_database(prefix: &str) -> Option<(diesel::PgConnection, String, String)> {
+    use diesel::{Connection, RunQueryDsl};
+    let Ok(admin_url) = std::env::var("ASSENT_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED on PostgreSQL: set ASSENT_TEST_POSTGRES_URL to run");
+        return None;
+    };
+    let name = format!("{prefix}_{}", std::process::id());
+    let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+    Some((admin, name, url))
 }

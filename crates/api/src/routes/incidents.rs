@@ -12,7 +12,7 @@ use assent_core::tenancy::Permission;
 use assent_store::flows::incidents::{self, Incident, Revision, Step};
 use assent_store::flows::processing_records;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -43,15 +43,9 @@ pub struct IncidentPatch {
     pub data_categories: Option<Vec<String>>,
     #[schema(minimum = 0)]
     pub affected_count: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     pub identifiers_count: Option<Option<i64>>,
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

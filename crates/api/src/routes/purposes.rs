@@ -78,7 +78,7 @@ pub struct PatchPurpose {
     pub retention_days: Option<i32>,
     /// `null` removes the term.
     /// Only for a purpose whose legal basis is `consent` (refused otherwise).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 36500)]
     pub consent_term_days: Option<Option<i32>>,
     /// Ask the people who agreed to the current version to agree again: needed for
@@ -95,10 +95,6 @@ pub struct AskAgain {
     /// reason `reconsent_not_confirmed`); absent: it never lapses, it only keeps
     /// its old scope. Must be in the future.
     pub lapse_at: Option<DateTime<Utc>>,
-}
-
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
-    Option::<i32>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -11,7 +11,7 @@ use assent_store::flows::disclosing::{
     self, Disclosure, DisclosureInput, Recipient, RecipientInput,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// The written contract data goes under.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -65,7 +65,7 @@ pub struct RecipientPatch {
     #[schema(value_type = Option<crate::schema::RecipientKindName>)]
     pub kind: Option<RecipientKind>,
     pub country: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<ContractBody>)]
     pub contract: Option<Option<ContractBody>>,
     #[schema(max_items = 50)]
@@ -73,19 +73,12 @@ pub struct RecipientPatch {
     #[schema(max_items = 50)]
     pub data_categories: Option<Vec<String>>,
     pub adequate: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<NaiveDate>)]
     pub transfer_notice_filed_at: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<String>)]
     pub affiliate: Option<Option<String>>,
-}
-
-/// A field given (even as `null`) is `Some`; an absent one stays `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -98,23 +98,15 @@ pub struct CreateSurvey {
 pub struct PatchSurvey {
     pub question: Option<Texts>,
     /// `null` removes the follow-up question.
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<Texts>)]
     pub follow_up: Option<Option<Texts>>,
     /// `false` stops the survey and cancels invitations still queued.
     pub active: Option<bool>,
     /// `null` stops triggering by events.
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<TriggerBody>)]
     pub trigger: Option<Option<TriggerBody>>,
-}
-
-fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

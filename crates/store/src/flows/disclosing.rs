@@ -334,7 +334,9 @@ pub fn record(
         ));
     };
     let recipient = view(tx, recipient)?;
-    let group = tx.group_id()?.map(|g| g.to_string());
+    // One read of the company: its group, law and time zone.
+    let tenant = tenants::find_tenant(tx, &tenant_id)?.ok_or(StoreError::NotFound)?;
+    let group = tenant.group_id.as_ref().map(|g| g.to_string());
     let Some(purpose) = purposes::resolve(tx, &tenant_id, group.as_deref(), &input.purpose)? else {
         return Err(StoreError::refused(
             ProblemCode::UnknownPurpose,
@@ -372,7 +374,6 @@ pub fn record(
             );
         }
     }
-    let tenant = tenants::find_tenant(tx, &tenant_id)?.ok_or(StoreError::NotFound)?;
     // The regulator's ten working days follow the production calendar (built in or
     // imported), not a company's own corrections to it.
     let calendar = crate::flows::calendars::installation(tx)?;
