@@ -38,7 +38,7 @@ async fn events(t: &TenantHandle) -> i64 {
 
 async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
-    let p = json!({"code": "news", "name": {"ru": "Рассылка", "en": "News"}, "legal_basis": "consent",
+    let p = json!({"code": "news", "name": {"ru": "Рассылка", "en": "News"}, "legal_basis": "consent", "data_categories": ["email"],
                    "channels": ["email"], "retention_days": 365});
     create_purpose(&t, &p).await;
     t

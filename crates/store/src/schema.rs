@@ -172,6 +172,7 @@ diesel::table! {
         hash -> Binary,
         hash_version -> Integer,
         reason -> Nullable<Text>,
+        consent_document -> Nullable<Text>,
     }
 }
 
@@ -753,6 +754,17 @@ diesel::table! {
         working_weekends -> Text,
         source -> Text,
         imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_documents (tenant_id, purpose_code, version) {
+        tenant_id -> Text,
+        purpose_code -> Text,
+        version -> Integer,
+        sha256 -> Text,
+        body -> Text,
+        created_at -> Timestamp,
     }
 }
 

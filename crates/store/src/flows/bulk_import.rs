@@ -486,6 +486,8 @@ fn decide(
             expires_at,
             import_key: req.import_key.clone(),
             reason: None,
+            // Imported history: what the person saw then is not today's document.
+            consent_document: None,
         },
         event_id,
         write,

@@ -1,0 +1,2 @@
+ALTER TABLE consent_events DROP COLUMN consent_document;
+DROP TABLE consent_documents;
