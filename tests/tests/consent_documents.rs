@@ -328,3 +328,278 @@ async fn a_company_outside_152_fz_collects_consent_without_the_document() {
         assert!(receipt.get("consentDocument").is_none(), "{receipt}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_and_a_database_edit_find_no_way_around_the_document() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.bare_tenant_with("acme", Role::Admin).await;
+        create_purpose(
+            &t,
+            &purpose("news", "consent", ("Рассылка", "Newsletter"), &["email"]),
+        )
+        .await;
+        let import = |lines: Vec<&'static str>| {
+            let t = t.clone();
+            async move {
+                let started = t
+                    .request(Method::POST, "/v1/imports")
+                    .body("application/x-ndjson", lines.join("\n"))
+                    .expect(StatusCode::ACCEPTED)
+                    .await;
+                let id = started["id"].as_str().unwrap().to_owned();
+                for _ in 0..3000 {
+                    let v = t
+                        .get(&format!("/v1/imports/{id}"))
+                        .expect(StatusCode::OK)
+                        .await
+                        .into_value();
+                    if v["status"] == "completed" || v["status"] == "failed" {
+                        return v;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                panic!("import {id} did not finish");
+            }
+        };
+        // A consent from before 1 September 2025 needs no document; a present-day
+        // one imported while the document is incomplete fails its line alone.
+        let done = import(vec![
+            r#"{"type":"subject","external_ref":"c1","email":"one@example.org"}"#,
+            r#"{"type":"subject","external_ref":"c2","email":"two@example.org"}"#,
+            r#"{"type":"consent","external_ref":"c1","purpose":"news","action":"grant","occurred_at":"2025-03-01T10:00:00Z"}"#,
+            r#"{"type":"consent","external_ref":"c2","purpose":"news","action":"grant","id":"crm-1"}"#,
+        ])
+        .await;
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(3), Some(1)),
+            "{done}"
+        );
+        assert!(
+            done["errors"].to_string().contains("consent document"),
+            "{done}"
+        );
+        let ledger = t.get("/v1/ledger/export").expect(StatusCode::OK).await.text;
+        let lines: Vec<Value> = ledger
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{ledger}");
+        assert_eq!(lines[0]["consent_document"], Value::Null);
+
+        // With the document complete the import names it.
+        t.put("/v1/operator", &operator("Москва, ул. Тверская, 1"))
+            .expect(StatusCode::OK)
+            .await;
+        let done = import(vec![
+            r#"{"type":"consent","external_ref":"c2","purpose":"news","action":"grant","id":"crm-2"}"#,
+        ])
+        .await;
+        assert_eq!(done["lines_ok"].as_i64(), Some(1), "{done}");
+        let ledger = t.get("/v1/ledger/export").expect(StatusCode::OK).await.text;
+        let last: Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last["consent_document"].as_str().map(str::len),
+            Some(64),
+            "{last}"
+        );
+        let verified = t
+            .get("/v1/ledger/verification")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(verified["intact"], true, "{verified}");
+
+        // Someone with the database rewrites the text people agreed to: the ledger
+        // no longer verifies.
+        // As the database's superuser would (the application's role sees rows only
+        // inside a tenant's transaction).
+        let sql = "UPDATE consent_documents SET body = replace(body, 'Тверская', 'Арбат')";
+        let edited = {
+            use diesel::RunQueryDsl;
+            let mut conn = app.store.connection().unwrap();
+            match &mut *conn {
+                assent_store::DbConnection::Postgres(_) => diesel::sql_query(sql)
+                    .execute(&mut app.db.admin_connection().unwrap())
+                    .unwrap(),
+                assent_store::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c).unwrap(),
+            }
+        };
+        assert_eq!(edited, 1);
+        let verified = t
+            .get("/v1/ledger/verification")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(verified["intact"], false, "{verified}");
+        assert!(
+            verified["detail"]
+                .as_str()
+                .unwrap()
+                .contains("consent document"),
+            "{verified}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_permitted_for_dissemination_is_consented_to_item_by_item() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        create_purpose(
+            &t,
+            &merged(
+                purpose("reviews", "consent", ("Отзывы", "Reviews"), &[]),
+                json!({"data_categories": ["name", "photo"]}),
+            ),
+        )
+        .await;
+        create_purpose(
+            &t,
+            &purpose("news", "consent", ("Рассылка", "Newsletter"), &["email"]),
+        )
+        .await;
+        create_purpose(
+            &t,
+            &purpose("billing", "contract", ("Договор", "Contract"), &["email"]),
+        )
+        .await;
+        let s = create_subject(&t, &json!({"email": "anna@example.org"})).await;
+        let give = |code: &'static str, items: Value, status: StatusCode| {
+            let t = t.clone();
+            let s = s.clone();
+            async move {
+                t.post(
+                    &format!("/v1/subjects/{s}/consents"),
+                    &json!({"purpose": code, "action": "grant", "items": items}),
+                )
+                .expect(status)
+                .await
+                .into_value()
+            }
+        };
+
+        // Only staff who configure, only a consent purpose.
+        let auditor = app.with_role(&t, Role::Auditor).await;
+        auditor
+            .put(
+                "/v1/purposes/reviews/consent-document",
+                &json!({"for_dissemination": true}),
+            )
+            .expect(StatusCode::FORBIDDEN)
+            .await;
+        let v = t
+            .put(
+                "/v1/purposes/billing/consent-document",
+                &json!({"for_dissemination": true}),
+            )
+            .expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+        assert_eq!(v["code"], "validation_failed");
+        let doc = t
+            .put(
+                "/v1/purposes/reviews/consent-document",
+                &json!({"for_dissemination": true}),
+            )
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_eq!(doc["for_dissemination"], true, "{doc}");
+        assert!(doc["text"].as_str().unwrap().contains("ст. 10.1"), "{doc}");
+
+        // Every item answered, nothing else, something permitted; else nothing is
+        // recorded.
+        let before = consents_of(&t, &s).await;
+        for bad in [
+            Value::Null,
+            json!({"name": true}),
+            json!({"name": true, "photo": false, "iq": true}),
+            json!({"name": false, "photo": false}),
+        ] {
+            let v = give("reviews", bad.clone(), StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(v["code"], "validation_failed", "{bad}: {v}");
+        }
+        let v = give(
+            "news",
+            json!({"email": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            v["detail"].as_str().unwrap().contains("dissemination"),
+            "{v}"
+        );
+        assert_eq!(consents_of(&t, &s).await, before, "nothing recorded");
+
+        let g = give(
+            "reviews",
+            json!({"photo": false, "name": true}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let receipt = t
+            .get(&format!(
+                "/v1/receipts/{}",
+                g["receipt_id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        let chosen = &receipt["consentDocument"]["document"]["dissemination"];
+        assert_eq!(chosen["permitted"], json!(["name"]), "{receipt}");
+        assert_eq!(chosen["forbidden"], json!(["photo"]));
+        let version = receipt["consentDocument"]["version"].as_i64().unwrap();
+        let kept = t
+            .get(&format!(
+                "/v1/purposes/reviews/consent-document/versions/{version}"
+            ))
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert!(
+            kept["text"]
+                .as_str()
+                .unwrap()
+                .contains("Разрешено к распространению: name."),
+            "{kept}"
+        );
+        // Another person's other choice is another document.
+        let s2 = create_subject(&t, &json!({"email": "boris@example.org"})).await;
+        let g2 = t
+            .post(
+                &format!("/v1/subjects/{s2}/consents"),
+                &json!({"purpose": "reviews", "action": "grant", "items": {"name": true, "photo": true}}),
+            )
+            .expect(StatusCode::CREATED)
+            .await
+            .into_value();
+        let r2 = t
+            .get(&format!(
+                "/v1/receipts/{}",
+                g2["receipt_id"].as_str().unwrap()
+            ))
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        assert_ne!(
+            r2["consentDocument"]["sha256"],
+            receipt["consentDocument"]["sha256"]
+        );
+
+        let other = app.tenant_with("other", Role::Admin).await;
+        assert_isolated(
+            &t,
+            &other,
+            "reviews",
+            &[Call {
+                method: Method::PUT,
+                path: "/v1/purposes/{id}/consent-document",
+                body: Some(json!({"for_dissemination": false})),
+            }],
+            "/v1/purposes/{id}/consent-document",
+        )
+        .await;
+    }
+}

@@ -325,6 +325,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/purposes/{code}"),
         ("patch", "/v1/purposes/{code}"),
         ("get", "/v1/purposes/{code}/consent-document"),
+        ("put", "/v1/purposes/{code}/consent-document"),
         ("get", "/v1/purposes/{code}/consent-document/versions"),
         (
             "get",

@@ -851,6 +851,7 @@ async fn exported_v2_events_rehash_outside_assent() {
                 relation: None,
             },
             import_key: Some("crm-42".into()),
+            items: None,
         };
         app.store
             .write(&t.id, |c| {

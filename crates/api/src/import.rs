@@ -228,6 +228,7 @@ fn line_consent(
         evidence: evidence(line.evidence).map_err(|e| e.detail)?,
         actor: actor(line.actor).map_err(|e| e.detail)?,
         import_key: Some(import_key),
+        items: None,
     };
     consents::record_with(
         c,
@@ -327,6 +328,7 @@ fn prepare_consent(map: &Map<String, Value>, raw: &str) -> Result<Line, String> 
         evidence: evidence(line.evidence).map_err(|e| e.detail)?,
         actor: actor(line.actor).map_err(|e| e.detail)?,
         import_key: Some(import_key),
+        items: None,
     };
     Ok(Line::Consent(subject, request))
 }

@@ -172,6 +172,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(purposes::get_purpose)
                 .service(purposes::patch_purpose)
                 .service(consent_documents::current_document)
+                .service(consent_documents::put_document)
                 .service(consent_documents::document_versions)
                 .service(consent_documents::document_version)
                 .service(policies::create_policy)

@@ -6,6 +6,7 @@
 
 use crate::processing::OperatorDetails;
 use crate::tenancy::Jurisdiction;
+use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The operator as the document names it (art. 9 part 4 item 2).
@@ -49,6 +50,93 @@ pub enum WithdrawalWay {
     WrittenRequest,
 }
 
+/// A consent to data the person permits to be disseminated (152-FZ art. 10.1):
+/// each item permitted or forbidden by the person, one by one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissemination {
+    pub permitted: Vec<String>,
+    pub forbidden: Vec<String>,
+}
+
+/// Why a person's choice of items for dissemination cannot be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemsError {
+    /// The purpose is for dissemination: every item must be answered.
+    Required,
+    /// Items were given for a purpose that is not for dissemination.
+    NotDissemination,
+    /// These categories are not the purpose's.
+    Unknown(Vec<String>),
+    /// These of the purpose's categories were not answered.
+    Unanswered(Vec<String>),
+    /// Everything forbidden: there is nothing to consent to.
+    NothingPermitted,
+}
+
+impl std::fmt::Display for ItemsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemsError::Required => write!(
+                f,
+                "the purpose is for data permitted for dissemination (152-FZ art. 10.1): give `items`, each data category permitted (true) or forbidden (false)"
+            ),
+            ItemsError::NotDissemination => write!(
+                f,
+                "`items` are only for a purpose whose data is permitted for dissemination"
+            ),
+            ItemsError::Unknown(c) => {
+                write!(f, "not data categories of the purpose: {}", c.join(", "))
+            }
+            ItemsError::Unanswered(c) => {
+                write!(f, "data categories not answered: {}", c.join(", "))
+            }
+            ItemsError::NothingPermitted => {
+                write!(f, "every item is forbidden: there is nothing to consent to")
+            }
+        }
+    }
+}
+
+/// The person's choice item by item, checked against the purpose's categories.
+pub fn choose(
+    dissemination: bool,
+    categories: &[String],
+    items: Option<&std::collections::BTreeMap<String, bool>>,
+) -> Result<Option<Dissemination>, ItemsError> {
+    let items = match (dissemination, items) {
+        (false, None) => return Ok(None),
+        (false, Some(_)) => return Err(ItemsError::NotDissemination),
+        (true, None) => return Err(ItemsError::Required),
+        (true, Some(items)) => items,
+    };
+    let unknown: Vec<String> = items
+        .keys()
+        .filter(|k| !categories.contains(k))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ItemsError::Unknown(unknown));
+    }
+    let unanswered: Vec<String> = categories
+        .iter()
+        .filter(|c| !items.contains_key(*c))
+        .cloned()
+        .collect();
+    if !unanswered.is_empty() {
+        return Err(ItemsError::Unanswered(unanswered));
+    }
+    // In the purpose's order, so one choice is always one document.
+    let (permitted, forbidden): (Vec<String>, Vec<String>) =
+        categories.iter().cloned().partition(|c| items[c]);
+    if permitted.is_empty() {
+        return Err(ItemsError::NothingPermitted);
+    }
+    Ok(Some(Dissemination {
+        permitted,
+        forbidden,
+    }))
+}
+
 /// The document, in the order its fields are hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentDocument {
@@ -62,6 +150,23 @@ pub struct ConsentDocument {
     pub recipients: Vec<String>,
     pub term: DocumentTerm,
     pub withdrawal: Vec<WithdrawalWay>,
+    /// A consent to data permitted for dissemination (art. 10.1), given item by
+    /// item (absent when not, so other documents hash as they always did).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_dissemination: bool,
+    /// What this person permitted and forbade, on a grant of such a consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dissemination: Option<Dissemination>,
+}
+
+impl ConsentDocument {
+    /// This document as agreed to with the person's choice of items.
+    pub fn with_choice(&self, choice: Option<Dissemination>) -> ConsentDocument {
+        ConsentDocument {
+            dissemination: choice,
+            ..self.clone()
+        }
+    }
 }
 
 /// What the document is drawn up from.
@@ -75,6 +180,8 @@ pub struct DocumentSources<'a> {
     pub term: DocumentTerm,
     /// The purpose may write to the person by Telegram (the bot offers withdrawal).
     pub telegram: bool,
+    /// The data is permitted for dissemination (art. 10.1).
+    pub for_dissemination: bool,
 }
 
 /// The document as it stands, and what it lacks to be given (empty: complete).
@@ -87,6 +194,18 @@ pub struct Drafted {
 /// True when the law asks for consent as a separate document: 152-FZ.
 pub fn required(law: Jurisdiction) -> bool {
     law == Jurisdiction::Ru152Fz
+}
+
+/// When 156-FZ's separate document came into force: 1 September 2025, 00:00 Moscow.
+pub fn in_force_from() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 8, 31, 21, 0, 0).unwrap()
+}
+
+/// True when a grant given at `given_at` under `law` is given to a document: on
+/// every channel alike (API, pages, the website, the bot, imports), so no path
+/// records a present-day consent without one.
+pub fn applies(law: Jurisdiction, given_at: DateTime<Utc>) -> bool {
+    required(law) && given_at >= in_force_from()
 }
 
 pub fn draft(s: DocumentSources<'_>) -> Drafted {
@@ -143,6 +262,8 @@ pub fn draft(s: DocumentSources<'_>) -> Drafted {
             recipients,
             term: s.term,
             withdrawal,
+            for_dissemination: s.for_dissemination,
+            dissemination: None,
         },
         missing,
     }
@@ -200,6 +321,7 @@ mod tests {
                 retention_days: 365,
             },
             telegram: true,
+            for_dissemination: false,
         }
     }
 
@@ -250,8 +372,85 @@ mod tests {
     }
 
     #[test]
-    fn only_152_fz_asks_for_it() {
+    fn a_dissemination_consent_answers_every_item_and_only_those() {
+        let cats = vec!["name".to_owned(), "photo".to_owned(), "city".to_owned()];
+        let items = |pairs: &[(&str, bool)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let all = items(&[("city", false), ("photo", true), ("name", true)]);
+        let chosen = choose(true, &cats, Some(&all)).unwrap().unwrap();
+        assert_eq!(chosen.permitted, ["name", "photo"]);
+        assert_eq!(chosen.forbidden, ["city"]);
+        assert_eq!(choose(false, &cats, None), Ok(None));
+        assert_eq!(
+            choose(false, &cats, Some(&all)),
+            Err(ItemsError::NotDissemination)
+        );
+        assert_eq!(choose(true, &cats, None), Err(ItemsError::Required));
+        assert_eq!(
+            choose(true, &cats, Some(&items(&[("name", true)]))),
+            Err(ItemsError::Unanswered(vec!["photo".into(), "city".into()]))
+        );
+        assert_eq!(
+            choose(
+                true,
+                &cats,
+                Some(&items(&[
+                    ("name", true),
+                    ("photo", true),
+                    ("city", true),
+                    ("iq", true)
+                ]))
+            ),
+            Err(ItemsError::Unknown(vec!["iq".into()]))
+        );
+        assert_eq!(
+            choose(
+                true,
+                &cats,
+                Some(&items(&[
+                    ("name", false),
+                    ("photo", false),
+                    ("city", false)
+                ]))
+            ),
+            Err(ItemsError::NothingPermitted)
+        );
+    }
+
+    #[test]
+    fn a_choice_is_part_of_what_is_hashed_and_no_choice_hashes_as_before() {
+        let op = operator();
+        let data = vec!["email".to_owned()];
+        let plain = draft(sources(Some(&op), &data)).document;
+        assert!(!plain.canonical().contains("dissemination"));
+        let plain = ConsentDocument {
+            for_dissemination: true,
+            ..plain
+        };
+        let chosen = plain.with_choice(Some(Dissemination {
+            permitted: vec!["email".into()],
+            forbidden: vec![],
+        }));
+        assert_ne!(plain.digest(), chosen.digest());
+        let back: ConsentDocument = serde_json::from_str(&chosen.canonical()).unwrap();
+        assert_eq!(back.canonical(), chosen.canonical());
+    }
+
+    #[test]
+    fn only_152_fz_asks_for_it_from_the_first_of_september_2025() {
         assert!(required(Jurisdiction::Ru152Fz));
         assert!(!required(Jurisdiction::Gdpr));
+        let from = in_force_from();
+        assert_eq!(from.to_rfc3339(), "2025-08-31T21:00:00+00:00");
+        assert!(applies(Jurisdiction::Ru152Fz, from));
+        assert!(!applies(
+            Jurisdiction::Ru152Fz,
+            from - chrono::Duration::seconds(1)
+        ));
+        assert!(!applies(Jurisdiction::Gdpr, from));
     }
 }

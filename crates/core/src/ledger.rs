@@ -156,6 +156,9 @@ pub enum BreakKind {
     PayloadAltered,
     /// The payload opens, but was sealed for another event.
     PayloadMisplaced,
+    /// The consent document a grant names is missing, or its stored text does not
+    /// match the digest the event's hash covers.
+    DocumentAltered,
     /// The consent state the send gate reads differs from what the ledger says.
     Projection(Box<ProjectionDiff>),
 }
@@ -230,6 +233,11 @@ impl fmt::Display for ChainBreak {
             BreakKind::PayloadMisplaced => write!(
                 f,
                 "the sealed payload of event #{} ({id}) belongs to another event",
+                self.seq
+            ),
+            BreakKind::DocumentAltered => write!(
+                f,
+                "the consent document event #{} ({id}) agreed to is missing or does not match its digest",
                 self.seq
             ),
             BreakKind::Projection(d) => match &d.person_id {

@@ -455,6 +455,7 @@ fn ledger_verify_names_the_first_tampered_event() {
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, &tenant_id, None, &request, chrono::Utc::now())?;
             }
@@ -559,6 +560,7 @@ fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, &tenant_id, g, &request, chrono::Utc::now())?;
             }
@@ -641,6 +643,7 @@ fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<Str
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, tenant_id, None, &request, chrono::Utc::now())?;
                 ids.push(s.id);

@@ -758,6 +758,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    purpose_document_settings (tenant_id, purpose_code) {
+        tenant_id -> Text,
+        purpose_code -> Text,
+        for_dissemination -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     consent_documents (tenant_id, purpose_code, version) {
         tenant_id -> Text,
         purpose_code -> Text,

@@ -19,4 +19,20 @@ CREATE POLICY tenant_isolation ON consent_documents
     USING (tenant_id = current_setting('app.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 
+-- A purpose whose data people permit to be disseminated (152-FZ art. 10.1): its
+-- consent is given item by item.
+CREATE TABLE purpose_document_settings (
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    purpose_code TEXT NOT NULL,
+    for_dissemination BOOLEAN NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, purpose_code)
+);
+
+ALTER TABLE purpose_document_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE purpose_document_settings FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON purpose_document_settings
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
 ALTER TABLE consent_events ADD COLUMN consent_document TEXT;

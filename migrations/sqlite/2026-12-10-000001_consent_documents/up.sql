@@ -13,4 +13,14 @@ CREATE TABLE consent_documents (
     UNIQUE (tenant_id, purpose_code, sha256)
 );
 
+-- A purpose whose data people permit to be disseminated (152-FZ art. 10.1): its
+-- consent is given item by item.
+CREATE TABLE purpose_document_settings (
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    purpose_code TEXT NOT NULL,
+    for_dissemination BOOLEAN NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, purpose_code)
+);
+
 ALTER TABLE consent_events ADD COLUMN consent_document TEXT;

@@ -1,10 +1,10 @@
 //! A purpose's consent document (152-FZ art. 9 part 4): as the registers draw it up
 //! now, and each version people agreed to.
 
-use crate::extract::Principal;
+use crate::extract::{Json, Principal};
 use crate::state::AppState;
 use crate::{ApiError, ApiResult};
-use actix_web::{get, web};
+use actix_web::{get, put, web};
 use assent_core::consent_document::ConsentDocument;
 use assent_core::tenancy::{Locale, Permission};
 use assent_store::flows::consent_documents;
@@ -25,6 +25,9 @@ pub struct CurrentDocumentView {
     /// The company's law asks for the document (152-FZ, a consent purpose): consent
     /// is collected only while it is complete.
     pub required: bool,
+    /// The data is permitted for dissemination (art. 10.1): each grant gives
+    /// `items`, every category permitted or forbidden.
+    pub for_dissemination: bool,
     pub complete: bool,
     /// What the document lacks (`operator`, `operator.inn`, `data_categories`, …).
     pub missing: Vec<String>,
@@ -110,10 +113,57 @@ pub async fn current_document(
     let current = state
         .db(move |store| store.read(&tenant, |tx| consent_documents::current(tx, &purpose)))
         .await?;
+    view(code, current, query.lang).map(web::Json)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSettings {
+    /// The purpose's data is permitted for dissemination (152-FZ art. 10.1).
+    pub for_dissemination: bool,
+}
+
+/// Sets what the purpose's consent document is: for data permitted for
+/// dissemination (152-FZ art. 10.1: consent given item by item) or not. A consent
+/// purpose only; consents already given keep the document they agreed to.
+#[utoipa::path(tag = "consents", security(("bearer" = [])), params(LangQuery), request_body = DocumentSettings, responses(
+    (status = 200, body = CurrentDocumentView),
+    crate::error::Problems,
+))]
+#[put("/purposes/{code}/consent-document")]
+pub async fn put_document(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<LangQuery>,
+    body: Json<DocumentSettings>,
+) -> ApiResult<web::Json<CurrentDocumentView>> {
+    principal.require(Permission::Configure)?;
+    let code = path.into_inner();
+    let tenant = principal.tenant_id;
+    let actor = principal.client_id;
+    let purpose = code.clone();
+    let value = body.0.for_dissemination;
+    let current = state
+        .db(move |store| {
+            store.write(&tenant, |tx| {
+                consent_documents::set_for_dissemination(tx, &actor, &purpose, value)
+            })
+        })
+        .await?;
+    view(code, current, query.lang).map(web::Json)
+}
+
+fn view(
+    code: String,
+    current: consent_documents::Current,
+    lang: Option<Locale>,
+) -> ApiResult<CurrentDocumentView> {
     let document = current.drafted.document;
-    Ok(web::Json(CurrentDocumentView {
+    Ok(CurrentDocumentView {
         purpose: code,
         required: current.required,
+        for_dissemination: document.for_dissemination,
         complete: current.drafted.missing.is_empty(),
         missing: current
             .drafted
@@ -123,9 +173,9 @@ pub async fn current_document(
             .collect(),
         sha256: current.digest,
         version: current.version,
-        text: text(&document, query.lang)?,
+        text: text(&document, lang)?,
         document,
-    }))
+    })
 }
 
 /// The versions of the purpose's consent document people agreed to, oldest first.

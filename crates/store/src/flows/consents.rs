@@ -81,6 +81,9 @@ pub struct ConsentRequest {
     pub evidence: Evidence,
     pub actor: Actor,
     pub import_key: Option<String>,
+    /// A consent to data permitted for dissemination (152-FZ art. 10.1): each of
+    /// the purpose's data categories permitted (`true`) or forbidden.
+    pub items: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -563,13 +566,20 @@ pub fn record_with(
     // A grant dated before the purpose widened agrees to the version then in force.
     let current_version = purpose.clone();
     let purpose = purposes::agreed_at(conn, &purpose, occurred)?;
-    // Under 152-FZ a consent is given to its document (art. 9 part 4): a live grant
-    // names the one it agrees to; imported history names none (what the person saw
-    // then is not the document now).
-    let consent_document = if req.action == Action::Grant && req.import_key.is_none() {
+    // Under 152-FZ a consent is given to its document (art. 9 part 4): every grant
+    // dated from when that came into force names the one it agrees to, whatever
+    // the channel (a website answer linked later included).
+    let consent_document = if req.action == Action::Grant {
         appender
             .memo::<consent_documents::GrantDocuments>()
-            .for_grant(conn, tenant_id, &purpose, naive(now))?
+            .for_grant(
+                conn,
+                tenant_id,
+                &purpose,
+                req.occurred_at,
+                req.items.as_ref(),
+                naive(now),
+            )?
     } else {
         None
     };

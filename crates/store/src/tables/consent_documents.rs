@@ -1,7 +1,7 @@
 //! Each version of a purpose's consent document, as agreed to: kept by its digest,
 //! numbered in the order first agreed to, never changed.
 
-use crate::schema::consent_documents;
+use crate::schema::{consent_documents, purpose_document_settings};
 use crate::{DbConnection, StoreResult};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -46,6 +46,14 @@ pub fn get(
         .select(DocumentRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Every version of every purpose's document of a tenant.
+pub fn all_of(conn: &mut DbConnection, tenant_id: &str) -> StoreResult<Vec<DocumentRow>> {
+    Ok(consent_documents::table
+        .filter(consent_documents::tenant_id.eq(tenant_id))
+        .select(DocumentRow::as_select())
+        .load(conn)?)
 }
 
 /// Every version of a purpose's document, oldest first.
@@ -99,4 +107,49 @@ pub fn keep(
         ))
         .execute(conn)?;
     Ok(row)
+}
+
+/// Whether the purpose's data is permitted for dissemination (152-FZ art. 10.1).
+pub fn for_dissemination(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    purpose_code: &str,
+) -> StoreResult<bool> {
+    Ok(purpose_document_settings::table
+        .filter(purpose_document_settings::tenant_id.eq(tenant_id))
+        .filter(purpose_document_settings::purpose_code.eq(purpose_code))
+        .select(purpose_document_settings::for_dissemination)
+        .first(conn)
+        .optional()?
+        .unwrap_or(false))
+}
+
+pub fn set_for_dissemination(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    purpose_code: &str,
+    value: bool,
+    now: NaiveDateTime,
+) -> StoreResult<()> {
+    let changed = diesel::update(
+        purpose_document_settings::table
+            .filter(purpose_document_settings::tenant_id.eq(tenant_id))
+            .filter(purpose_document_settings::purpose_code.eq(purpose_code)),
+    )
+    .set((
+        purpose_document_settings::for_dissemination.eq(value),
+        purpose_document_settings::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        diesel::insert_into(purpose_document_settings::table)
+            .values((
+                purpose_document_settings::tenant_id.eq(tenant_id),
+                purpose_document_settings::purpose_code.eq(purpose_code),
+                purpose_document_settings::for_dissemination.eq(value),
+                purpose_document_settings::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
