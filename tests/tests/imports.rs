@@ -574,7 +574,10 @@ async fn recipient(t: &TenantHandle, name: &str, country: &str, purposes: Value)
 
 async fn subject_id(t: &TenantHandle, external_ref: &str) -> String {
     let found = t
-        .post("/v1/subjects/search", &json!({"external_ref": external_ref}))
+        .post(
+            "/v1/subjects/search",
+            &json!({"external_ref": external_ref}),
+        )
         .expect(StatusCode::OK)
         .await;
     found["items"][0]["id"].as_str().unwrap().to_owned()
@@ -704,7 +707,12 @@ async fn disclosure_lines_follow_the_registers_rules_one_line_at_a_time() {
             (Some(6), Some(8)),
             "{done}"
         );
-        assert_eq!(errors_of(&done["errors"]), expected_errors, "on {}", app.backend());
+        assert_eq!(
+            errors_of(&done["errors"]),
+            expected_errors,
+            "on {}",
+            app.backend()
+        );
 
         let c1 = subject_id(&t, "c1").await;
         let c2 = subject_id(&t, "c2").await;
@@ -743,7 +751,12 @@ async fn disclosure_lines_follow_the_registers_rules_one_line_at_a_time() {
             "on {}",
             app.backend()
         );
-        assert_eq!(disclosures_of(&t, &c1).await.len(), 2, "on {}", app.backend());
+        assert_eq!(
+            disclosures_of(&t, &c1).await.len(),
+            2,
+            "on {}",
+            app.backend()
+        );
         assert_eq!(disclosures_of(&t, &c2).await.len(), 1);
         // A key repeated within one file is recorded once.
         let d1 = line(&mailer, "c1", "newsletter", &["email"], "d-1");

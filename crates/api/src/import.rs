@@ -970,9 +970,8 @@ impl ImportQueue {
                     }
                 }
             };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(state, &job)
-            }));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(state, &job)));
             if outcome.is_err() {
                 tracing::error!(import = %job.id, "an import panicked; it is failed at the next start");
             }
