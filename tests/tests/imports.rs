@@ -827,3 +827,55 @@ async fn disclosure_lines_in_csv() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disclosure_lines_of_a_group_company_take_the_line_by_line_path_alike() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let group = app.create_group("Holding");
+        let t = app.tenant_in_group("acme", Some(&group), Role::Admin).await;
+        register_purposes(&t).await;
+        let mailer = recipient(&t, "Почтовый сервис", "RU", json!(["newsletter"])).await;
+        let line = |purpose: &str, id: &str| {
+            json!({"type": "disclosure", "external_ref": "g1", "recipient_id": mailer,
+                   "purpose": purpose, "data_categories": ["email"], "id": id})
+            .to_string()
+        };
+        let lines = [
+            r#"{"type":"subject","external_ref":"g1","email":"g1@example.org"}"#.to_owned(),
+            line("newsletter", "g-1"),
+            r#"{"type":"consent","external_ref":"g1","purpose":"newsletter","action":"grant","occurred_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            line("newsletter", "g-2"),
+            line("delivery", "g-3"),
+        ]
+        .join("\n");
+        for round in 0..2 {
+            let started = start(&t, "application/x-ndjson", lines.clone())
+                .expect(StatusCode::ACCEPTED)
+                .await;
+            let done = finished(&t, started["id"].as_str().unwrap()).await;
+            // g-1 comes before the consent (the first time), g-3's purpose is not the
+            // recipient's.
+            let refused = if round == 0 {
+                vec![
+                    (2, json!("no_legal_basis")),
+                    (5, json!("disclosure_not_covered")),
+                ]
+            } else {
+                vec![(5, json!("disclosure_not_covered"))]
+            };
+            assert_eq!(
+                errors_of(&done["errors"]),
+                refused,
+                "round {round} on {}",
+                app.backend()
+            );
+            let g1 = subject_id(&t, "g1").await;
+            assert_eq!(
+                disclosures_of(&t, &g1).await.len(),
+                round + 1,
+                "round {round}: g-2, then g-1 once its consent holds"
+            );
+        }
+    }
+}
