@@ -719,6 +719,7 @@ diesel::table! {
         occurred_at -> Timestamp,
         recorded_at -> Timestamp,
         recorded_by -> Text,
+        import_key -> Nullable<Text>,
     }
 }
 
