@@ -811,7 +811,7 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
         );
 
         // Another company sees none of it; an auditor reads, cannot file.
-        let other = app.tenant_with("other", Role::Admin).await;
+        let other = app.bare_tenant_with("other", Role::Admin).await;
         other
             .get("/v1/operator")
             .expect(StatusCode::NOT_FOUND)
