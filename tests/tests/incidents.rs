@@ -432,7 +432,12 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
         let t = app.tenant_with("acme", Role::Admin).await;
         create_purpose(
             &t,
-            &purpose("news", "consent", ("Новости", "News"), &["email", "telegram"]),
+            &purpose(
+                "news",
+                "consent",
+                ("Новости", "News"),
+                &["email", "telegram"],
+            ),
         )
         .await;
         let person = |email: &'static str, locale: &'static str| {
@@ -491,14 +496,21 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
         assert_eq!(v["code"], "records_incomplete", "{v}");
         operator(&t).await;
         // Bad input changes nothing.
-        let nobody = json!({"consequences": texts()["consequences"], "measures": texts()["measures"]});
+        let nobody =
+            json!({"consequences": texts()["consequences"], "measures": texts()["measures"]});
         for (bad, code) in [
             (nobody.clone(), "validation_failed"),
             (
-                with(nobody.clone(), json!({"everyone": true, "tags": ["backup-2026-12"]})),
+                with(
+                    nobody.clone(),
+                    json!({"everyone": true, "tags": ["backup-2026-12"]}),
+                ),
                 "validation_failed",
             ),
-            (with(nobody.clone(), json!({"tags": ["ghost"]})), "unknown_tag"),
+            (
+                with(nobody.clone(), json!({"tags": ["ghost"]})),
+                "unknown_tag",
+            ),
             (
                 with(
                     nobody.clone(),
@@ -527,7 +539,13 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
             .expect(StatusCode::OK)
             .await;
         assert_eq!(unchanged["steps"].as_array().unwrap().len(), 1);
-        assert!(t.get("/v1/campaigns").expect(StatusCode::OK).await.items().is_empty());
+        assert!(
+            t.get("/v1/campaigns")
+                .expect(StatusCode::OK)
+                .await
+                .items()
+                .is_empty()
+        );
 
         // Roles: an operator cannot send it; isolation: another company cannot.
         let op = app.with_role(&t, Role::Operator).await;
@@ -537,8 +555,10 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
             &t,
             &other,
             &id,
-            &[Call::new(Method::POST, "/v1/incidents/{id}/notify-subjects")
-                .with_body(with(texts(), json!({"everyone": true})))],
+            &[
+                Call::new(Method::POST, "/v1/incidents/{id}/notify-subjects")
+                    .with_body(with(texts(), json!({"everyone": true}))),
+            ],
             "/v1/incidents/{id}",
         )
         .await;

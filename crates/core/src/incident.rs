@@ -141,7 +141,10 @@ pub fn validate_notice_text(what: &str, text: &str) -> Result<(), InvalidValue> 
             "{what}: 1 to {MAX_NOTICE_TEXT} characters"
         )));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InvalidValue(format!(
             "{what} must not contain control characters"
         )));
