@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::consent::{
     Channel, LegalBasis, PurposeMeaning, PurposeScope, check_change, validate_purpose_code,
 };
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Jurisdiction, Permission};
 use assent_store::flows::{campaigns, reconsent};
 use assent_store::tables::purposes::{self, Purpose};
 use chrono::{DateTime, Utc};
@@ -121,6 +121,39 @@ pub struct PurposeView {
     /// The latest widening people were asked to confirm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconsent: Option<ReconsentView>,
+    /// What the company must know of what it just set up (on creation): e.g.
+    /// `telegram_cross_border` for a `ru-152fz` company contacting people by Telegram.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<SetupNotice>,
+}
+
+/// A legal consequence of a setting, stated in both languages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SetupNotice {
+    pub code: String,
+    pub text: NoticeText,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NoticeText {
+    pub ru: String,
+    pub en: String,
+}
+
+/// Under 152-FZ the Telegram channel is a transfer abroad (art. 12): the company
+/// is told so when a purpose of its takes the channel up.
+fn telegram_notice(law: Jurisdiction, channels: &[Channel]) -> Option<SetupNotice> {
+    (law == Jurisdiction::Ru152Fz && channels.contains(&Channel::Telegram)).then(|| SetupNotice {
+        code: "telegram_cross_border".to_owned(),
+        text: NoticeText {
+            ru: include_str!("../../templates/telegram_cross_border/ru.txt")
+                .trim()
+                .to_owned(),
+            en: include_str!("../../templates/telegram_cross_border/en.txt")
+                .trim()
+                .to_owned(),
+        },
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -167,6 +200,7 @@ impl From<Purpose> for PurposeView {
                 version: r.version,
                 lapse_at: r.lapse_at.map(|t| t.and_utc()),
             }),
+            notices: Vec::new(),
         }
     }
 }
@@ -205,15 +239,22 @@ pub async fn create_purpose(
     };
     meaning.validate().map_err(invalid)?;
     let tenant = principal.tenant_id.clone();
-    let purpose = state
+    let (purpose, law) = state
         .db(move |store| {
             let group = store.group_of(&tenant)?;
             store.write(&tenant, |c| {
-                purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)
+                let law = assent_store::tables::tenants::find_tenant(c, &tenant)?
+                    .map(|t| t.jurisdiction);
+                let p =
+                    purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)?;
+                Ok((p, law))
             })
         })
         .await?;
-    Ok(HttpResponse::Created().json(PurposeView::from(purpose)))
+    let notice = law.and_then(|law| telegram_notice(law, &purpose.meaning.channels));
+    let mut view = PurposeView::from(purpose);
+    view.notices.extend(notice);
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// The tenant's purposes and its group's shared ones, current versions.
