@@ -868,6 +868,25 @@ async fn the_telegram_channel_is_a_transfer_abroad_stated_and_recorded() {
         )
         .await;
         assert!(mail.get("notices").is_none(), "{mail}");
+        // Taken up by a change: stated then, and only then.
+        create_purpose(
+            &t,
+            &purpose("orders", "contract", ("Заказы", "Orders"), &["email"]),
+        )
+        .await;
+        let took_up = t
+            .patch(
+                "/v1/purposes/orders",
+                &json!({"channels": ["email", "telegram"]}),
+            )
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(took_up["notices"][0]["code"], "telegram_cross_border", "{took_up}");
+        let kept = t
+            .patch("/v1/purposes/orders", &json!({"retention_days": 400}))
+            .expect(StatusCode::OK)
+            .await;
+        assert!(kept.get("notices").is_none(), "{kept}");
 
         // The records name Telegram as a cross-border recipient of that purpose only.
         let doc = t
@@ -900,6 +919,10 @@ async fn the_telegram_channel_is_a_transfer_abroad_stated_and_recorded() {
                 .contains(&json!("трансграничная передача"))
         );
         assert_eq!(activity("mail")["recipients"], json!([]));
+        assert_eq!(
+            activity("orders")["recipients"][0]["name"],
+            assent_core::processing::TELEGRAM_RECIPIENT
+        );
         assert_eq!(doc["notice"]["cross_border"], true);
         assert_eq!(doc["notice"]["transfer_countries"], json!(["AE"]));
     }

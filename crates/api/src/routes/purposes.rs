@@ -121,8 +121,9 @@ pub struct PurposeView {
     /// The latest widening people were asked to confirm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconsent: Option<ReconsentView>,
-    /// What the company must know of what it just set up (on creation): e.g.
-    /// `telegram_cross_border` for a `ru-152fz` company contacting people by Telegram.
+    /// What the company must know of what it just set up (on a creation or a
+    /// change): `telegram_cross_border` when a `ru-152fz` company takes up the
+    /// Telegram channel.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<SetupNotice>,
 }
@@ -376,6 +377,9 @@ pub async fn patch_purpose(
                 m.validate().map_err(assent_store::StoreError::lift)?;
                 let t = assent_store::tables::tenants::find_tenant(c, &tenant)?
                     .ok_or(assent_store::StoreError::NotFound)?;
+                // Taking the Telegram channel up is stated as on creation.
+                let notice = telegram_notice(t.jurisdiction, &m.channels)
+                    .filter(|_| !existing.meaning.channels.contains(&Channel::Telegram));
                 let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
                 reconsent::change(
                     c,
@@ -388,11 +392,11 @@ pub async fn patch_purpose(
                     &check,
                     now,
                 )
-                .map(Ok)
+                .map(|ch| Ok((ch, notice)))
             })?;
             // The purpose has changed: a failure to queue the request now is
             // logged, and the worker's sweep queues it later (a stale start).
-            if let Ok(ch) = &changed
+            if let Ok((ch, _)) = &changed
                 && let Some(row) = &ch.campaign
                 && let Err(e) =
                     campaigns::queue_started(store, &tenant, group.as_deref(), &row.id, now)
@@ -402,8 +406,11 @@ pub async fn patch_purpose(
             Ok(changed)
         })
         .await??;
+    let (changed, notice) = changed;
+    let mut purpose = PurposeView::from(changed.purpose);
+    purpose.notices.extend(notice);
     Ok(web::Json(ChangedPurposeView {
         reconsent_campaign_id: changed.campaign.map(|c| c.id),
-        purpose: changed.purpose.into(),
+        purpose,
     }))
 }
