@@ -857,11 +857,20 @@ async fn the_telegram_channel_is_a_transfer_abroad_stated_and_recorded() {
             &purpose("chat", "consent", ("Чат", "Chat"), &["email", "telegram"]),
         )
         .await;
-        assert_eq!(chat["notices"][0]["code"], "telegram_cross_border", "{chat}");
+        assert_eq!(
+            chat["notices"][0]["code"], "telegram_cross_border",
+            "{chat}"
+        );
         let ru = chat["notices"][0]["text"]["ru"].as_str().unwrap();
         let en = chat["notices"][0]["text"]["en"].as_str().unwrap();
-        assert!(ru.contains("трансграничная передача") && ru.contains("ОАЭ"), "{ru}");
-        assert!(en.contains("Telegram FZ-LLC") && en.contains("10 working days"), "{en}");
+        assert!(
+            ru.contains("трансграничная передача") && ru.contains("ОАЭ"),
+            "{ru}"
+        );
+        assert!(
+            en.contains("Telegram FZ-LLC") && en.contains("10 working days"),
+            "{en}"
+        );
         let mail = create_purpose(
             &t,
             &purpose("mail", "consent", ("Почта", "Mail"), &["email"]),
@@ -881,7 +890,10 @@ async fn the_telegram_channel_is_a_transfer_abroad_stated_and_recorded() {
             )
             .expect(StatusCode::OK)
             .await;
-        assert_eq!(took_up["notices"][0]["code"], "telegram_cross_border", "{took_up}");
+        assert_eq!(
+            took_up["notices"][0]["code"], "telegram_cross_border",
+            "{took_up}"
+        );
         let kept = t
             .patch("/v1/purposes/orders", &json!({"retention_days": 400}))
             .expect(StatusCode::OK)

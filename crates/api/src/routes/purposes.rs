@@ -244,10 +244,9 @@ pub async fn create_purpose(
         .db(move |store| {
             let group = store.group_of(&tenant)?;
             store.write(&tenant, |c| {
-                let law = assent_store::tables::tenants::find_tenant(c, &tenant)?
-                    .map(|t| t.jurisdiction);
-                let p =
-                    purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)?;
+                let law =
+                    assent_store::tables::tenants::find_tenant(c, &tenant)?.map(|t| t.jurisdiction);
+                let p = purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)?;
                 Ok((p, law))
             })
         })

@@ -64,7 +64,9 @@ pub fn records(tx: &mut Tx<'_>) -> StoreResult<Records> {
             .collect();
         // The Telegram channel is itself a transfer abroad, unless the company
         // registered Telegram as a recipient of its own (with its notice's date).
-        if p.meaning.channels.contains(&assent_core::consent::Channel::Telegram)
+        if p.meaning
+            .channels
+            .contains(&assent_core::consent::Channel::Telegram)
             && !receiving
                 .iter()
                 .any(|r| r.name.to_lowercase().contains("telegram"))
