@@ -492,7 +492,18 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
         let body = with(texts(), json!({"tags": ["backup-2026-12"]}));
 
         // Without the operator's contact the notice cannot say whom to ask.
-        let v = t.post(&url, &body).expect(StatusCode::CONFLICT).await;
+        let bare = app.bare_tenant_with("bare", Role::Admin).await;
+        let theirs = report(&bare, &incident(Utc::now() - Duration::hours(2))).await;
+        let v = bare
+            .post(
+                &format!(
+                    "/v1/incidents/{}/notify-subjects",
+                    theirs["id"].as_str().unwrap()
+                ),
+                &with(texts(), json!({"everyone": true})),
+            )
+            .expect(StatusCode::CONFLICT)
+            .await;
         assert_eq!(v["code"], "records_incomplete", "{v}");
         operator(&t).await;
         // Bad input changes nothing.
