@@ -144,7 +144,7 @@ pub async fn report_incident(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::HandleRights)?;
     let Json(b) = body;
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let spec = IncidentSpec {
         detected_at: b.detected_at,
         description: b.description,
@@ -224,7 +224,7 @@ pub async fn revise_incident(
     principal.require(Permission::HandleRights)?;
     let Json(p) = body;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let revision = Revision {
         description: p.description,
         data_categories: p.data_categories,
@@ -270,7 +270,7 @@ pub async fn record_step(
     principal.require(Permission::HandleRights)?;
     let Json(b) = body;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let step = Step {
         kind: b.kind,
         taken_at: b.taken_at,

@@ -630,7 +630,7 @@ pub async fn export_request(
     let doc = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             let (keys, group) = (&keyring.tenant, keyring.group_id());
-            let reader = &principal.client_id;
+            let reader = &principal.actor();
             store.write(&tenant, |c| {
                 export::for_staff(c, keys, &tenant, group, &id, reader, Utc::now())
             })
