@@ -783,8 +783,11 @@ async fn another_tenant_sees_none_of_it() {
         // The intruder's log holds its own register changes only.
         let log = intruder.get("/v1/audit-log?limit=200").expect(OK).await;
         assert!(
-            log["items"].as_array().unwrap().iter().all(|e| e["subject_id"].is_null()
-                && e["action"] != "policy.published"),
+            log["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["subject_id"].is_null() && e["action"] != "policy.published"),
             "another tenant's audit log is invisible: {log}"
         );
         // Tenant-owned purposes are private too.
