@@ -20,7 +20,7 @@ token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/
   | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 for code in news offers tips; do
-  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"channels\":[\"email\"],\"retention_days\":30}" $base/v1/purposes >/dev/null
+  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"data_categories\":[\"email\"],\"channels\":[\"email\"],\"retention_days\":30}" $base/v1/purposes >/dev/null
 done
 subject=$(api -d '{"email":"bench@example.org","locale":"ru"}' $base/v1/subjects | sed 's/.*"id":"\([^"]*\)".*/\1/')
 api -d '{"purpose":"news","action":"grant"}' $base/v1/subjects/$subject/consents >/dev/null

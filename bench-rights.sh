@@ -23,7 +23,7 @@ token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/
   | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 for code in news offers; do
-  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"channels\":[\"email\"],\"retention_days\":365}" $base/v1/purposes >/dev/null
+  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"data_categories\":[\"email\"],\"channels\":[\"email\"],\"retention_days\":365}" $base/v1/purposes >/dev/null
 done
 granted=$(date -u -d '60 days ago' +%Y-%m-%dT%H:%M:%SZ)
 withdrawn=$(date -u -d '40 days ago' +%Y-%m-%dT%H:%M:%SZ)

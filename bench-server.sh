@@ -24,3 +24,12 @@ server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"; [ "$backend" = postgres ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
 base="http://$ASSENT_LISTEN"
 for _ in $(seq 1 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
+# The operator's details a 152-FZ consent document names: without them no consent is
+# recorded (consent_document_incomplete).
+optoken=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "$base/v1/auth/token" \
+  | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+curl -sf -X PUT -H "Authorization: Bearer $optoken" -H 'Content-Type: application/json' "$base/v1/operator" \
+  -d '{"name": "ООО «Бенч»", "address": "Москва", "inn": "7707083893", "ogrn": "1027700132195",
+  "responsible": {"name": "Иванова Анна", "contact": "dpo@bench.example"}, "database_country": "RU",
+  "database_location": "Москва", "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+  "processing_started_on": "2020-01-01"}' >/dev/null

@@ -20,7 +20,7 @@ token=$(curl -s -u "$id:$secret" -d grant_type=client_credentials $base/v1/auth/
   | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 for code in web_analytics web_ads web_personal processing; do
-  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"channels\":[],\"retention_days\":30}" $base/v1/purposes >/dev/null
+  api -d "{\"code\":\"$code\",\"name\":{\"ru\":\"$code\",\"en\":\"$code\"},\"legal_basis\":\"consent\",\"data_categories\":[\"email\"],\"channels\":[],\"retention_days\":30}" $base/v1/purposes >/dev/null
 done
 origin=https://shop.example
 api -X PUT -d "{\"categories\":[{\"code\":\"necessary\"},{\"code\":\"analytics\",\"purpose\":\"web_analytics\"},{\"code\":\"marketing\",\"purpose\":\"web_ads\"},{\"code\":\"personalisation\",\"purpose\":\"web_personal\"}],\"origins\":[\"$origin\"],\"policy_url\":\"https://shop.example/privacy\",\"forms\":{\"signup\":{\"consents\":[{\"purpose\":\"processing\",\"required\":true,\"text\":{\"ru\":\"Согласие на обработку\",\"en\":\"Consent to processing\"},\"document_url\":\"https://shop.example/consent\",\"document_version\":\"1\"}]}}}" \

@@ -113,7 +113,7 @@ run_backend() {
   ASSENT_ST_PURPOSE=st_fixture
   curl -sf -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/purposes" -d '{"code": "st_fixture",
     "name": {"ru": "Фикстура", "en": "Fixture"}, "legal_basis": "consent", "channels": ["email"],
-    "retention_days": 365}' >/dev/null
+    "data_categories": ["email"], "retention_days": 365}' >/dev/null
   ASSENT_ST_SUBJECT_ID="$(curl -sf -H "$alpha_auth" -H 'Content-Type: application/json' "$base/v1/subjects" \
     -d '{"external_ref": "st-fixture", "email": "fixture@example.com"}' | json_field id)"
   # A banner of `alpha` and one visitor's answer to it: linking needs a visitor id the

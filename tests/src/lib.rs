@@ -312,7 +312,24 @@ impl TestApp {
             .id
     }
 
+    /// A new tenant with the operator's details a 152-FZ consent document names
+    /// (without them no consent is collected: see [`TestApp::bare_tenant_with`]).
     pub fn create_tenant_in(&self, slug: &str, group_id: Option<&str>) -> String {
+        let id = self.create_bare_tenant_in(slug, group_id);
+        self.store
+            .write(&id, |tx| {
+                assent_store::flows::processing_records::put_operator(
+                    tx,
+                    &assent_store::tables::audit::Actor::system("test"),
+                    test_operator(),
+                )
+            })
+            .expect("operator details");
+        id
+    }
+
+    /// A new tenant without the operator's details.
+    pub fn create_bare_tenant_in(&self, slug: &str, group_id: Option<&str>) -> String {
         let new = NewTenant {
             slug: slug.to_owned(),
             legal_name: format!("{slug} LLC"),
@@ -358,14 +375,13 @@ impl TestApp {
         self.tenant_in_group(slug, None, role).await
     }
 
-    /// A new tenant of a group and a token of `role` for it.
-    pub async fn tenant_in_group(
-        &self,
-        slug: &str,
-        group_id: Option<&str>,
-        role: Role,
-    ) -> TenantHandle {
-        let id = self.create_tenant_in(slug, group_id);
+    /// A new tenant without the operator's details, and a token of `role` for it.
+    pub async fn bare_tenant_with(&self, slug: &str, role: Role) -> TenantHandle {
+        let id = self.create_bare_tenant_in(slug, None);
+        self.handle_of(id, slug, role).await
+    }
+
+    async fn handle_of(&self, id: String, slug: &str, role: Role) -> TenantHandle {
         let (client, secret) = self.create_key(&id, role);
         let token = self.token(&client, &secret).await;
         TenantHandle {
@@ -374,6 +390,17 @@ impl TestApp {
             token,
             api: self.api(),
         }
+    }
+
+    /// A new tenant of a group and a token of `role` for it.
+    pub async fn tenant_in_group(
+        &self,
+        slug: &str,
+        group_id: Option<&str>,
+        role: Role,
+    ) -> TenantHandle {
+        let id = self.create_tenant_in(slug, group_id);
+        self.handle_of(id, slug, role).await
     }
 
     /// The same tenant through a new key of `role`.
@@ -538,4 +565,18 @@ pub fn database_text(store: &Store) -> String {
 pub fn holds(haystack: &str, needle: &str) -> bool {
     let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
     haystack.contains(needle) || haystack.to_lowercase().contains(&hex)
+}
+
+/// The operator's details the test tenants have (valid INN and OGRN check digits).
+pub fn test_operator() -> assent_core::processing::OperatorDetails {
+    serde_json::from_value(serde_json::json!({
+        "name": "ООО «Тест»", "address": "Москва, ул. Тверская, 1",
+        "inn": "7707083893", "ogrn": "1027700132195",
+        "responsible": {"name": "Иванова Анна", "contact": "dpo@test.example"},
+        "database_country": "RU", "database_location": "Москва, ЦОД",
+        "protection_measures": ["шифрование"],
+        "subject_categories": ["клиенты"],
+        "processing_started_on": "2020-01-01",
+    }))
+    .expect("the test operator parses")
 }

@@ -227,8 +227,10 @@ async fn the_log_filters_pages_and_exports_as_csv() {
                 .all(|r| r["subject_id"] == s.subject.as_str())
         );
         assert!(actions(&of_subject).contains(&"disclosure.recorded".to_owned()));
-        let actor = all[0]["actor"].as_str().unwrap();
-        assert_eq!(log(&t, &format!("&actor={actor}")).await.len(), all.len());
+        let actor = recipients[0]["actor"].as_str().unwrap();
+        let by_actor = all.iter().filter(|r| r["actor"] == actor).count();
+        assert!(by_actor >= 3);
+        assert_eq!(log(&t, &format!("&actor={actor}")).await.len(), by_actor);
         assert!(log(&t, "&actor=someone-else").await.is_empty());
         // Times: from is inclusive, to exclusive.
         let first_at = all[0]["at"].as_str().unwrap().replace('+', "%2B");
@@ -316,7 +318,14 @@ async fn another_company_sees_none_of_our_log() {
         let t = app.tenant_with("acme", Role::Admin).await;
         let other = app.tenant_with("other", Role::Admin).await;
         let s = story(&t).await;
-        assert!(log(&other, "").await.is_empty());
+        let theirs = log(&other, "").await;
+        let ours = [&s.subject, &s.recipient, &s.disclosure, &s.request];
+        assert!(
+            theirs.iter().all(|r| ours
+                .iter()
+                .all(|id| r["subject_id"] != id.as_str() && r["object_id"] != id.as_str())),
+            "{theirs:?}"
+        );
         assert!(
             log(&other, &format!("&subject_id={}", s.subject))
                 .await
@@ -331,7 +340,11 @@ async fn another_company_sees_none_of_our_log() {
             .get("/v1/audit-log?format=csv")
             .expect(StatusCode::OK)
             .await;
-        assert_eq!(csv.text.lines().count(), 1, "the header only");
+        assert!(
+            ours.iter().all(|id| !csv.text.contains(id.as_str())),
+            "{}",
+            csv.text
+        );
         // Our rows' objects do not exist for the other company, and its attempts
         // change nothing we read.
         assert_isolated(

@@ -63,7 +63,7 @@ async fn spawn(db: TestDb) -> TestApp {
 async fn purpose(t: &TenantHandle, code: &str, ru: &str, en: &str, scope: &str) {
     t.post(
         "/v1/purposes",
-        &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": "consent",
+        &json!({"code": code, "name": {"ru": ru, "en": en}, "legal_basis": "consent", "data_categories": ["email"],
             "channels": ["email", "telegram"], "retention_days": 30, "scope": scope}),
     )
     .expect(StatusCode::CREATED)

@@ -95,12 +95,12 @@ async fn purposes_are_versioned_by_meaning() {
             .collect();
         assert_eq!(codes, ["billing", "news"]);
         for bad in [
-            json!({"code": "Bad Code", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email"], "retention_days": 1}),
-            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email", "email"], "retention_days": 1}),
+            json!({"code": "Bad Code", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 1}),
+            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "data_categories": ["email"], "channels": ["email", "email"], "retention_days": 1}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "contract", "channels": ["email"], "retention_days": 1, "consent_term_days": 5}),
             json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "magic", "channels": ["email"], "retention_days": 1}),
-            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["pigeon"], "retention_days": 1}),
-            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "channels": ["email"], "retention_days": 1, "scope": "group"}),
+            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "data_categories": ["email"], "channels": ["pigeon"], "retention_days": 1}),
+            json!({"code": "x", "name": {"ru": "a", "en": "b"}, "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 1, "scope": "group"}),
         ] {
             t.post("/v1/purposes", &bad).expect(INVALID).await;
         }

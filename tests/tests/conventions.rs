@@ -324,6 +324,13 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/purposes"),
         ("get", "/v1/purposes/{code}"),
         ("patch", "/v1/purposes/{code}"),
+        ("get", "/v1/purposes/{code}/consent-document"),
+        ("put", "/v1/purposes/{code}/consent-document"),
+        ("get", "/v1/purposes/{code}/consent-document/versions"),
+        (
+            "get",
+            "/v1/purposes/{code}/consent-document/versions/{version}",
+        ),
         ("post", "/v1/policies"),
         ("get", "/v1/policies"),
         ("post", "/v1/subjects"),

@@ -159,6 +159,7 @@ fn grant(subject: &str) -> ConsentRequest {
             relation: None,
         },
         import_key: None,
+        items: None,
     }
 }
 

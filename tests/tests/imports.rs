@@ -2,7 +2,7 @@
 
 use assent_core::tenancy::Role;
 use assent_tests::client::{Request, RequestHelper, Response};
-use assent_tests::fixtures::create_purpose;
+use assent_tests::fixtures::{create_purpose, create_subject};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -38,7 +38,7 @@ async fn events(t: &TenantHandle) -> i64 {
 
 async fn setup(app: &TestApp, slug: &str) -> TenantHandle {
     let t = app.tenant_with(slug, Role::Admin).await;
-    let p = json!({"code": "news", "name": {"ru": "Рассылка", "en": "News"}, "legal_basis": "consent",
+    let p = json!({"code": "news", "name": {"ru": "Рассылка", "en": "News"}, "legal_basis": "consent", "data_categories": ["email"],
                    "channels": ["email"], "retention_days": 365});
     create_purpose(&t, &p).await;
     t
@@ -545,5 +545,338 @@ async fn subjects_carry_tags_from_the_api_and_from_imports() {
             .send()
             .await;
         assert_eq!(c.status, StatusCode::CREATED, "{}", c.value());
+    }
+}
+
+/// Newsletter (consent) and delivery (contract) purposes, with their categories.
+async fn register_purposes(t: &TenantHandle) {
+    for (code, basis, categories) in [
+        ("newsletter", "consent", json!(["email", "name"])),
+        ("delivery", "contract", json!(["email", "address"])),
+    ] {
+        let p = json!({"code": code, "name": {"ru": "Цель", "en": "Purpose"}, "legal_basis": basis,
+                       "channels": ["email"], "data_categories": categories, "retention_days": 365});
+        create_purpose(t, &p).await;
+    }
+}
+
+async fn recipient(t: &TenantHandle, name: &str, country: &str, purposes: Value) -> String {
+    let body = json!({
+        "name": name, "kind": "processor", "country": country,
+        "contract": {"number": "P-1", "date": "2024-01-10"},
+        "purposes": purposes, "data_categories": ["email", "name", "address"],
+    });
+    t.post("/v1/recipients", &body)
+        .expect(StatusCode::CREATED)
+        .await
+        .id()
+}
+
+async fn subject_id(t: &TenantHandle, external_ref: &str) -> String {
+    let found = t
+        .post(
+            "/v1/subjects/search",
+            &json!({"external_ref": external_ref}),
+        )
+        .expect(StatusCode::OK)
+        .await;
+    found["items"][0]["id"].as_str().unwrap().to_owned()
+}
+
+async fn disclosures_of(t: &TenantHandle, s: &str) -> Vec<Value> {
+    t.get(&format!("/v1/subjects/{s}/disclosures"))
+        .expect(StatusCode::OK)
+        .await
+        .items()
+}
+
+/// `(line, code)` of each of an import's `errors` (`code` null for a line that
+/// could not be read).
+fn errors_of(errors: &Value) -> Vec<(i64, Value)> {
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["code"].clone()))
+        .collect()
+}
+
+fn by_purpose<'a>(disclosures: &'a [Value], purpose: &str) -> &'a Value {
+    let mut found = disclosures.iter().filter(|d| d["purpose"] == purpose);
+    let first = found.next().expect("a disclosure for the purpose");
+    assert!(found.next().is_none(), "one disclosure for {purpose}");
+    first
+}
+
+/// The access export's disclosures of subject `s`.
+async fn exported_disclosures(t: &TenantHandle, s: &str) -> Vec<Value> {
+    let r = t
+        .post(
+            "/v1/rights-requests",
+            &json!({"subject_id": s, "type": "access"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    for (name, body) in [
+        ("verify", json!({"documents_approved": true})),
+        ("start", json!({})),
+    ] {
+        t.post(&format!("/v1/rights-requests/{id}/{name}"), &body)
+            .expect(StatusCode::OK)
+            .await;
+    }
+    let doc = t
+        .get(&format!("/v1/rights-requests/{id}/export"))
+        .header("X-Assent-Reason", "access request")
+        .expect(StatusCode::OK)
+        .await
+        .into_value();
+    doc["disclosures"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disclosure_lines_follow_the_registers_rules_one_line_at_a_time() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        register_purposes(&t).await;
+        let both = json!(["newsletter", "delivery"]);
+        let mailer = recipient(&t, "Почтовый сервис", "RU", both.clone()).await;
+        let abroad = recipient(&t, "Cloud Inc.", "US", both.clone()).await;
+        // A recipient that received data and was then retired.
+        let old = recipient(&t, "Old Courier", "RU", both).await;
+        let someone = create_subject(&t, &json!({"email": "someone@example.org"})).await;
+        t.post(
+            &format!("/v1/subjects/{someone}/disclosures"),
+            &json!({"recipient_id": old, "purpose": "delivery", "data_categories": ["email"]}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        t.delete(&format!("/v1/recipients/{old}"))
+            .expect(StatusCode::OK)
+            .await;
+        // Another company's recipient is no recipient of this one.
+        let intruder = app.tenant_with("intruder", Role::Admin).await;
+        register_purposes(&intruder).await;
+        let theirs = recipient(&intruder, "Theirs", "RU", json!(["delivery"])).await;
+
+        let line = |r: &str, s: &str, purpose: &str, categories: &[&str], id: &str| {
+            json!({"type": "disclosure", "external_ref": s, "recipient_id": r,
+                   "purpose": purpose, "data_categories": categories, "id": id})
+            .to_string()
+        };
+        let lines = [
+            r#"{"type":"subject","external_ref":"c1","email":"one@example.org"}"#.to_owned(),
+            r#"{"type":"subject","external_ref":"c2","email":"two@example.org"}"#.to_owned(),
+            r#"{"type":"consent","external_ref":"c1","purpose":"newsletter","action":"grant","occurred_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            line(&mailer, "c1", "newsletter", &["email"], "d-1"),
+            // Dated, without an id: the line's content is its key.
+            r#"{"type":"disclosure","external_ref":"c1","recipient_id":"R","purpose":"delivery","data_categories":["email","address"],"occurred_at":"2025-02-01T10:00:00Z"}"#
+                .replace("\"R\"", &format!("\"{mailer}\"")),
+            // c2's consent comes on a later line: not yet in force here.
+            line(&mailer, "c2", "newsletter", &["email"], "d-2"),
+            line("01a0a0a0-0000-7000-8000-000000000000", "c1", "delivery", &["email"], "d-3"),
+            line(&mailer, "c1", "newsletter", &["address"], "d-4"),
+            line(&abroad, "c1", "delivery", &["email"], "d-5"),
+            line(&old, "c1", "delivery", &["email"], "d-6"),
+            line(&theirs, "c1", "delivery", &["email"], "d-7"),
+            // Neither id nor occurred_at: nothing would make it idempotent.
+            r#"{"type":"disclosure","external_ref":"c1","recipient_id":"R","purpose":"delivery","data_categories":["email"]}"#
+                .replace("\"R\"", &format!("\"{mailer}\"")),
+            r#"{"type":"consent","external_ref":"c2","purpose":"newsletter","action":"grant","occurred_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            line(&mailer, "ghost", "delivery", &["email"], "d-8"),
+        ]
+        .join("\n");
+        let expected_errors = vec![
+            (6, json!("no_legal_basis")),
+            (7, json!("unknown_recipient")),
+            (8, json!("disclosure_not_covered")),
+            (9, json!("transfer_not_allowed")),
+            (10, json!("recipient_retired")),
+            (11, json!("unknown_recipient")),
+            (12, Value::Null),
+            (14, Value::Null),
+        ];
+        let started = start(&t, "application/x-ndjson", lines.clone())
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let done = finished(&t, started["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(
+            (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+            (Some(6), Some(8)),
+            "{done}"
+        );
+        assert_eq!(
+            errors_of(&done["errors"]),
+            expected_errors,
+            "on {}",
+            app.backend()
+        );
+
+        let c1 = subject_id(&t, "c1").await;
+        let c2 = subject_id(&t, "c2").await;
+        let recorded = disclosures_of(&t, &c1).await;
+        assert_eq!(recorded.len(), 2, "{recorded:?}");
+        let news = by_purpose(&recorded, "newsletter");
+        assert_eq!(news["recipient_name"], "Почтовый сервис");
+        assert_eq!(news["legal_basis"], "consent");
+        assert_eq!(news["data_categories"], json!(["email"]));
+        let delivery = by_purpose(&recorded, "delivery");
+        assert_eq!(delivery["legal_basis"], "contract");
+        assert_eq!(delivery["data_categories"], json!(["email", "address"]));
+        assert!(
+            delivery["occurred_at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2025-02-01T10:00:00"),
+            "{delivery}"
+        );
+        assert!(disclosures_of(&t, &c2).await.is_empty());
+        let exported = exported_disclosures(&t, &c1).await;
+        assert_eq!(exported.len(), 2, "{exported:?}");
+        assert_eq!(exported[0]["recipient"], "Почтовый сервис");
+        assert_eq!(exported[0]["purpose"], "delivery");
+
+        // The same file again records nothing twice; the refused lines are refused
+        // again, but for d-2: c2's consent, recorded by the first run, now holds.
+        let again = start(&t, "application/x-ndjson", lines)
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let again = finished(&t, again["id"].as_str().unwrap()).await;
+        assert_eq!(again["lines_ok"], 7, "{again}");
+        assert_eq!(
+            errors_of(&again["errors"]),
+            expected_errors[1..].to_vec(),
+            "on {}",
+            app.backend()
+        );
+        assert_eq!(
+            disclosures_of(&t, &c1).await.len(),
+            2,
+            "on {}",
+            app.backend()
+        );
+        assert_eq!(disclosures_of(&t, &c2).await.len(), 1);
+        // A key repeated within one file is recorded once.
+        let d1 = line(&mailer, "c1", "newsletter", &["email"], "d-1");
+        let d9 = line(&mailer, "c2", "newsletter", &["email"], "d-9");
+        let third = start(&t, "application/x-ndjson", format!("{d1}\n{d9}\n{d9}"))
+            .expect(StatusCode::ACCEPTED)
+            .await;
+        let third = finished(&t, third["id"].as_str().unwrap()).await;
+        assert_eq!(third["lines_ok"], 3, "{third}");
+        assert_eq!(disclosures_of(&t, &c1).await.len(), 2);
+        assert_eq!(disclosures_of(&t, &c2).await.len(), 2);
+
+        // The other company's disclosures were not touched either.
+        let theirs_subject = create_subject(&intruder, &json!({"email": "x@example.org"})).await;
+        assert!(disclosures_of(&intruder, &theirs_subject).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disclosure_lines_in_csv() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        register_purposes(&t).await;
+        let both = json!(["newsletter", "delivery"]);
+        let mailer = recipient(&t, "Почтовый сервис", "RU", both.clone()).await;
+        let abroad = recipient(&t, "Cloud Inc.", "US", both).await;
+        let intruder = app.tenant_with("intruder", Role::Admin).await;
+        register_purposes(&intruder).await;
+        let theirs = recipient(&intruder, "Theirs", "RU", json!(["delivery"])).await;
+        let csv = format!(
+            "type,external_ref,email,purpose,action,occurred_at,recipient_id,data_categories,id\n\
+             subject,k1,k1@example.org,,,,,,\n\
+             consent,k1,,newsletter,grant,2025-01-01T00:00:00Z,,,\n\
+             disclosure,k1,,newsletter,,,{mailer},email;name,csv-1\n\
+             disclosure,k1,,delivery,,2025-03-01T00:00:00Z,{mailer},email; address,\n\
+             disclosure,k1,,delivery,,,{abroad},email,csv-3\n\
+             disclosure,k1,,delivery,,,{theirs},email,csv-4\n\
+             disclosure,k1,,newsletter,,,{mailer},phone,csv-5\n"
+        );
+        for round in 0..2 {
+            let started = start(&t, "text/csv", csv.clone())
+                .expect(StatusCode::ACCEPTED)
+                .await;
+            let done = finished(&t, started["id"].as_str().unwrap()).await;
+            assert_eq!(
+                (done["lines_ok"].as_i64(), done["lines_failed"].as_i64()),
+                (Some(4), Some(3)),
+                "round {round}: {done}"
+            );
+            assert_eq!(
+                errors_of(&done["errors"]),
+                vec![
+                    (6, json!("transfer_not_allowed")),
+                    (7, json!("unknown_recipient")),
+                    (8, json!("disclosure_not_covered")),
+                ],
+                "round {round} on {}",
+                app.backend()
+            );
+            let k1 = subject_id(&t, "k1").await;
+            let recorded = disclosures_of(&t, &k1).await;
+            assert_eq!(recorded.len(), 2, "round {round}: {recorded:?}");
+            let news = by_purpose(&recorded, "newsletter");
+            assert_eq!(news["data_categories"], json!(["email", "name"]));
+            let delivery = by_purpose(&recorded, "delivery");
+            assert_eq!(delivery["data_categories"], json!(["email", "address"]));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disclosure_lines_of_a_group_company_take_the_line_by_line_path_alike() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let group = app.create_group("Holding");
+        let t = app.tenant_in_group("acme", Some(&group), Role::Admin).await;
+        register_purposes(&t).await;
+        let mailer = recipient(&t, "Почтовый сервис", "RU", json!(["newsletter"])).await;
+        let line = |purpose: &str, id: &str| {
+            json!({"type": "disclosure", "external_ref": "g1", "recipient_id": mailer,
+                   "purpose": purpose, "data_categories": ["email"], "id": id})
+            .to_string()
+        };
+        let lines = [
+            r#"{"type":"subject","external_ref":"g1","email":"g1@example.org"}"#.to_owned(),
+            line("newsletter", "g-1"),
+            r#"{"type":"consent","external_ref":"g1","purpose":"newsletter","action":"grant","occurred_at":"2025-01-01T10:00:00Z"}"#.to_owned(),
+            line("newsletter", "g-2"),
+            line("delivery", "g-3"),
+        ]
+        .join("\n");
+        for round in 0..2 {
+            let started = start(&t, "application/x-ndjson", lines.clone())
+                .expect(StatusCode::ACCEPTED)
+                .await;
+            let done = finished(&t, started["id"].as_str().unwrap()).await;
+            // g-1 comes before the consent (the first time), g-3's purpose is not the
+            // recipient's.
+            let refused = if round == 0 {
+                vec![
+                    (2, json!("no_legal_basis")),
+                    (5, json!("disclosure_not_covered")),
+                ]
+            } else {
+                vec![(5, json!("disclosure_not_covered"))]
+            };
+            assert_eq!(
+                errors_of(&done["errors"]),
+                refused,
+                "round {round} on {}",
+                app.backend()
+            );
+            let g1 = subject_id(&t, "g1").await;
+            assert_eq!(
+                disclosures_of(&t, &g1).await.len(),
+                round + 1,
+                "round {round}: g-2, then g-1 once its consent holds"
+            );
+        }
     }
 }

@@ -545,7 +545,7 @@ async fn group_of_two(app: &TestApp) -> (TenantHandle, TenantHandle) {
         .tenant_in_group("affiliate-b", Some(&group), Role::Admin)
         .await;
     let purpose = json!({
-        "code": "offers", "name": {"ru": "Предложения", "en": "Offers"}, "legal_basis": "consent",
+        "code": "offers", "name": {"ru": "Предложения", "en": "Offers"}, "legal_basis": "consent", "data_categories": ["email"],
         "channels": ["email"], "retention_days": 365, "scope": "group",
     });
     a.post("/v1/purposes", &purpose).expect(CREATED).await;
@@ -791,10 +791,11 @@ fn rehash_export_line(line: &Value) -> (String, String) {
         text("method").unwrap(),
         text("actor_kind").unwrap(),
     );
-    let (policy, import_key, reason, digest) = (
+    let (policy, import_key, reason, document, digest) = (
         text("policy_version"),
         text("import_key"),
         text("reason"),
+        text("consent_document"),
         unhex("payload_sha256"),
     );
     let prev: [u8; 32] = unhex("prev_hash").try_into().unwrap();
@@ -818,6 +819,7 @@ fn rehash_export_line(line: &Value) -> (String, String) {
         receipt_id: &receipt,
         import_key: import_key.as_deref(),
         reason: reason.as_deref(),
+        consent_document: document.as_deref(),
     };
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     (hex(&event_hash(&prev, &fields)), text("hash").unwrap())
@@ -849,6 +851,7 @@ async fn exported_v2_events_rehash_outside_assent() {
                 relation: None,
             },
             import_key: Some("crm-42".into()),
+            items: None,
         };
         app.store
             .write(&t.id, |c| {

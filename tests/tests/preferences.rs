@@ -363,7 +363,7 @@ async fn group_purposes_are_shared_and_foreign_tokens_are_refused() {
         a.post(
             "/v1/purposes",
             &json!({"code": "group.marketing", "name": {"ru": "Предложения группы",
-                "en": "Group offers"}, "legal_basis": "consent", "channels": ["email"],
+                "en": "Group offers"}, "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"],
                 "retention_days": 30, "scope": "group"}),
         )
         .expect(StatusCode::CREATED)

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 fn consent_purpose(code: &str, scope: &str) -> Value {
     json!({"code": code, "name": {"ru": "Предложения", "en": "Offers"},
-           "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
+           "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 365,
            "scope": scope})
 }
 

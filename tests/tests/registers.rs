@@ -671,7 +671,7 @@ fn operator() -> Value {
 async fn records_of_processing_follow_from_the_registers_and_name_what_changed_since_filing() {
     for db in TestDb::all() {
         let app = TestApp::spawn(db).await;
-        let t = app.tenant_with("acme", Role::Admin).await;
+        let t = app.bare_tenant_with("acme", Role::Admin).await;
         purposes(&t).await;
         add(&t, &processor("Почтовый сервис", "RU")).await;
         let today = Utc::now().date_naive().to_string();

@@ -1006,7 +1006,7 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
         t.post(
             "/v1/purposes",
             &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
-                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
+                         "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 365}),
         )
         .expect(StatusCode::CREATED)
         .await;
@@ -1042,7 +1042,7 @@ async fn retention_proposes_first_then_destroys_only_who_is_still_due() {
         t.post(
             "/v1/purposes",
             &json!({"code": "trial", "name": {"ru": "trial", "en": "trial"},
-                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365,
+                         "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 365,
                          "consent_term_days": 10}),
         )
         .expect(StatusCode::CREATED)
@@ -1241,7 +1241,7 @@ async fn a_change_that_commits_while_a_retention_run_applies_is_respected() {
         t.post(
             "/v1/purposes",
             &json!({"code": "promo", "name": {"ru": "promo", "en": "promo"},
-                         "legal_basis": "consent", "channels": ["email"], "retention_days": 365}),
+                         "legal_basis": "consent", "data_categories": ["email"], "channels": ["email"], "retention_days": 365}),
         )
         .expect(StatusCode::CREATED)
         .await;

@@ -1,7 +1,10 @@
-//! Bulk import of subjects and consent events from NDJSON or CSV, a batch of lines
-//! at a time: each batch is validated in memory and written with one statement per
-//! table ([`bulk_import`]); good lines land, bad lines are reported with their
-//! numbers, a repeated line changes nothing (consent lines carry an idempotency key).
+//! Bulk import of subjects, consent events and disclosures from NDJSON or CSV, a
+//! batch of lines at a time: each batch is validated in memory and written with one
+//! statement per table ([`bulk_import`]); good lines land, bad lines are reported
+//! with their numbers, a repeated line changes nothing (consent and disclosure lines
+//! carry an idempotency key). Disclosure lines go one by one through the same flow
+//! as `POST /v1/subjects/{id}/disclosures`, so the register's rules are never
+//! written twice.
 //!
 //! Bounded on every side: a line (or CSV record) longer than [`MAX_LINE`] is skipped
 //! with an error without ever being held whole, a batch holds at most [`BATCH`] lines
@@ -15,8 +18,10 @@ use crate::state::{AppState, Keyring};
 use crate::subject_input::{apply, draft_of, take_tags};
 use assent_core::consent::{Action, Method};
 use assent_core::pii::IndexKind;
+use assent_core::problem::ProblemCode;
 use assent_store::flows::bulk_import::{self, Line, LineSubject, Outcome};
 use assent_store::flows::consents::{self, ConsentRequest};
+use assent_store::flows::disclosing::{self, DisclosureInput};
 use assent_store::flows::subject_records;
 use assent_store::tables::imports::{self, LineError, MAX_ERRORS, Progress};
 use assent_store::tables::ledger::Appender;
@@ -148,6 +153,40 @@ fn too_long(len: u64) -> String {
     )
 }
 
+/// Why a line failed: what to tell, and the problem code when the rules refused it
+/// (disclosure lines: the codes `POST /v1/subjects/{id}/disclosures` answers with).
+#[derive(Debug, Clone)]
+struct Failure {
+    code: Option<ProblemCode>,
+    text: String,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Failure { code: None, text }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(text: &str) -> Self {
+        text.to_owned().into()
+    }
+}
+
+impl Failure {
+    /// A refusal keeps its code; any other error is told as text only.
+    fn of(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::Refused { code, .. } => Some(*code),
+            _ => None,
+        };
+        Failure {
+            code,
+            text: e.caller_text(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConsentLine {
@@ -164,6 +203,22 @@ struct ConsentLine {
     evidence: EvidenceIn,
     actor: Option<ActorIn>,
     /// The source system's id of the event: the idempotency key of the line.
+    id: Option<String>,
+}
+
+/// A disclosure line: the fields of `POST /v1/subjects/{id}/disclosures`, the
+/// subject as consent lines name it, and `id` (the source's id of the disclosure).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisclosureLine {
+    #[serde(rename = "type")]
+    _type: String,
+    external_ref: Option<String>,
+    subject_id: Option<String>,
+    recipient_id: String,
+    purpose: String,
+    data_categories: Vec<String>,
+    occurred_at: Option<DateTime<Utc>>,
     id: Option<String>,
 }
 
@@ -207,16 +262,8 @@ fn line_consent(
     if matches!(line.action, Action::Expire | Action::Renew) {
         return Err("action must be grant or withdraw".into());
     }
-    let subject_id = match (line.subject_id, line.external_ref) {
-        (Some(id), None) => id,
-        (None, Some(r)) => subjects::find_ids(c, &keys.tenant, IndexKind::ExternalRef, r.trim())
-            .map_err(|e| e.caller_text())?
-            .into_iter()
-            .next()
-            .ok_or("no subject with this external_ref (import the subject first)")?,
-        _ => return Err("give exactly one of subject_id, external_ref".into()),
-    };
-    let import_key = import_key(line.id, line.occurred_at.is_some(), raw)?;
+    let subject_id = subject_of(c, keys, line.subject_id, line.external_ref)?;
+    let import_key = import_key("consent", line.id, line.occurred_at.is_some(), raw)?;
     let request = ConsentRequest {
         subject_id,
         purpose_code: line.purpose,
@@ -228,6 +275,7 @@ fn line_consent(
         evidence: evidence(line.evidence).map_err(|e| e.detail)?,
         actor: actor(line.actor).map_err(|e| e.detail)?,
         import_key: Some(import_key),
+        items: None,
     };
     consents::record_with(
         c,
@@ -245,8 +293,56 @@ fn line_consent(
     Ok(())
 }
 
-/// The idempotency key of a consent line.
-fn import_key(id: Option<String>, dated: bool, raw: &str) -> Result<String, String> {
+/// Who a consent or disclosure line is about: its `subject_id`, or the subject
+/// imported under its `external_ref`.
+fn subject_of(
+    c: &mut Tx<'_>,
+    keys: &Keyring,
+    subject_id: Option<String>,
+    external_ref: Option<String>,
+) -> Result<String, String> {
+    match (subject_id, external_ref) {
+        (Some(id), None) => Ok(id),
+        (None, Some(r)) => subjects::find_ids(c, &keys.tenant, IndexKind::ExternalRef, r.trim())
+            .map_err(|e| e.caller_text())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no subject with this external_ref (import the subject first)".into()),
+        _ => Err("give exactly one of subject_id, external_ref".into()),
+    }
+}
+
+/// A disclosure, recorded by the flow the API's route uses (every rule, the audit
+/// trail and the webhook); a key already recorded records nothing again.
+fn line_disclosure(
+    c: &mut Tx<'_>,
+    keys: &Keyring,
+    actor: &str,
+    map: Map<String, Value>,
+    raw: &str,
+) -> Result<(), Failure> {
+    let line: DisclosureLine =
+        serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
+    let subject_id = subject_of(c, keys, line.subject_id, line.external_ref)?;
+    let import_key = import_key("disclosure", line.id, line.occurred_at.is_some(), raw)?;
+    let input = DisclosureInput {
+        recipient_id: line.recipient_id,
+        purpose: line.purpose,
+        data_categories: line.data_categories,
+        occurred_at: line.occurred_at,
+        import_key: Some(import_key),
+    };
+    // A background job: the request that started it gave no reason to keep.
+    let actor = assent_store::tables::audit::Actor::system(actor);
+    disclosing::record(c, &actor, &subject_id, input, Utc::now()).map_err(|e| match e {
+        StoreError::NotFound => "no such subject".into(),
+        other => Failure::of(other),
+    })?;
+    Ok(())
+}
+
+/// The idempotency key of a consent or disclosure line (`kind`, for its error).
+fn import_key(kind: &str, id: Option<String>, dated: bool, raw: &str) -> Result<String, String> {
     Ok(match id {
         Some(id) if !id.trim().is_empty() && id.len() <= 200 => format!("id:{id}"),
         Some(_) => return Err("id must be 1-200 characters".into()),
@@ -257,9 +353,9 @@ fn import_key(id: Option<String>, dated: bool, raw: &str) -> Result<String, Stri
             hex(&assent_core::crypto::sha256(raw.trim().as_bytes()))
         ),
         None => {
-            return Err(
-                "a consent line needs id or occurred_at (either makes it idempotent)".into(),
-            );
+            return Err(format!(
+                "a {kind} line needs id or occurred_at (either makes it idempotent)"
+            ));
         }
     })
 }
@@ -268,21 +364,23 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+const TYPES: &str = "type must be \"subject\", \"consent\" or \"disclosure\"";
+
 fn apply_line(
     c: &mut Tx<'_>,
     appender: &mut Appender,
-    keys: &Keyring,
-    tenant: &str,
+    by: &By<'_>,
     value: Value,
     raw: &str,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let Value::Object(map) = value else {
         return Err("each line must be a JSON object".into());
     };
     match map.get("type").and_then(Value::as_str) {
-        Some("subject") => line_subject(c, keys, map),
-        Some("consent") => line_consent(c, appender, keys, tenant, map, raw),
-        _ => Err("type must be \"subject\" or \"consent\"".into()),
+        Some("subject") => Ok(line_subject(c, by.keys, map)?),
+        Some("consent") => Ok(line_consent(c, appender, by.keys, by.tenant, map, raw)?),
+        Some("disclosure") => line_disclosure(c, by.keys, by.actor, map, raw),
+        _ => Err(TYPES.into()),
     }
 }
 
@@ -315,7 +413,7 @@ fn prepare_consent(map: &Map<String, Value>, raw: &str) -> Result<Line, String> 
         (None, Some(r)) => LineSubject::ExternalRef(r.trim().to_owned()),
         _ => return Err("give exactly one of subject_id, external_ref".into()),
     };
-    let import_key = import_key(line.id, line.occurred_at.is_some(), raw)?;
+    let import_key = import_key("consent", line.id, line.occurred_at.is_some(), raw)?;
     let request = ConsentRequest {
         subject_id: String::new(),
         purpose_code: line.purpose,
@@ -327,24 +425,29 @@ fn prepare_consent(map: &Map<String, Value>, raw: &str) -> Result<Line, String> 
         evidence: evidence(line.evidence).map_err(|e| e.detail)?,
         actor: actor(line.actor).map_err(|e| e.detail)?,
         import_key: Some(import_key),
+        items: None,
     };
     Ok(Line::Consent(subject, request))
 }
 
-fn prepare(value: &Value, raw: &str) -> Result<Line, String> {
+/// A line for the bulk path; `None` for one that runs on its own, in its place
+/// (a disclosure: the register's rules read what the lines before it wrote).
+fn prepare(value: &Value, raw: &str) -> Result<Option<Line>, String> {
     let Value::Object(map) = value else {
         return Err("each line must be a JSON object".into());
     };
     match map.get("type").and_then(Value::as_str) {
-        Some("subject") => prepare_subject(map),
-        Some("consent") => prepare_consent(map, raw),
-        _ => Err("type must be \"subject\" or \"consent\"".into()),
+        Some("subject") => prepare_subject(map).map(Some),
+        Some("consent") => prepare_consent(map, raw).map(Some),
+        Some("disclosure") => Ok(None),
+        _ => Err(TYPES.into()),
     }
 }
 
 /// A CSV row as the JSON object an NDJSON line would be: empty cells are absent,
-/// `evidence_*` and `actor_*` columns nest, a `tags` cell is a list separated by
-/// `;` (only: a name put in the column by mistake stays one invalid tag).
+/// `evidence_*` and `actor_*` columns nest, a `tags` or `data_categories` cell is a
+/// list separated by `;` (only: a name put in the column by mistake stays one
+/// invalid tag).
 fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
     let mut map = Map::new();
     let mut evidence = Map::new();
@@ -353,7 +456,7 @@ fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
         if v.is_empty() {
             continue;
         }
-        if h == "tags" {
+        if h == "tags" || h == "data_categories" {
             let tags = v
                 .split(';')
                 .map(str::trim)
@@ -401,12 +504,24 @@ struct Counters {
 }
 
 impl Counters {
-    fn fail(&mut self, line: u64, error: String) {
+    fn fail(&mut self, line: u64, failure: Failure) {
         self.failed += 1;
         if self.errors.len() < MAX_ERRORS {
-            self.errors.push(LineError { line, error });
+            self.errors.push(LineError {
+                line,
+                error: failure.text,
+                code: failure.code.map(|c| c.as_str().to_owned()),
+            });
         }
     }
+}
+
+/// Whose import a batch belongs to: the tenant, its keys, and the API key that
+/// started it (recorded as who made its disclosures).
+struct By<'a> {
+    keys: &'a Keyring,
+    tenant: &'a str,
+    actor: &'a str,
 }
 
 /// Lines waiting for their transaction: number, parsed value (or its error), raw text.
@@ -437,8 +552,7 @@ type Lines = Vec<(u64, Result<Value, String>, String)>;
 /// the batch runs line by line.
 fn run_batch(
     state: &AppState,
-    keys: &Keyring,
-    tenant: &str,
+    by: &By<'_>,
     id: &str,
     batch: &mut Batch,
     n: &mut Counters,
@@ -447,8 +561,8 @@ fn run_batch(
     batch.bytes = 0;
     batch.runs += 1;
     let mut done = false;
-    if keys.group_id().is_none() {
-        match bulk_batch(state, keys, tenant, id, &lines, n) {
+    if by.keys.group_id().is_none() {
+        match bulk_batch(state, by, id, &lines, n) {
             Ok(()) => done = true,
             Err(e) => {
                 tracing::warn!(import = id, error = %e, "a batch failed in bulk; it runs line by line")
@@ -456,14 +570,14 @@ fn run_batch(
         }
     }
     if !done {
-        line_batch(state, keys, tenant, id, lines, n)?;
+        line_batch(state, by, id, lines, n)?;
     }
     // The tables grow fast under an import: fresh statistics after batches 1, 4, 16,
     // 64 and 256 keep the planner off plans chosen for nearly empty tables.
     if batch.runs.is_power_of_two()
         && batch.runs.trailing_zeros().is_multiple_of(2)
         && batch.runs <= 256
-        && let Err(e) = state.store.write(tenant, |c| imports::analyze(c))
+        && let Err(e) = state.store.write(by.tenant, |c| imports::analyze(c))
     {
         tracing::warn!(import = id, error = %e, "could not analyze the imported tables");
     }
@@ -471,7 +585,7 @@ fn run_batch(
 }
 
 /// The counters after a batch whose lines ended as `outcomes` (in line order).
-fn tally(n: &Counters, lines: &Lines, outcomes: Vec<Result<(), String>>) -> Counters {
+fn tally(n: &Counters, lines: &Lines, outcomes: Vec<Result<(), Failure>>) -> Counters {
     let mut next = Counters {
         total: n.total,
         ok: n.ok,
@@ -499,57 +613,72 @@ fn running(n: &Counters) -> Progress<'_> {
     }
 }
 
+/// A stretch of a batch: lines written together, or one line run on its own.
+enum Segment {
+    /// Lines for [`bulk_import::write`], with their places in the batch.
+    Bulk(Vec<Line>, Vec<usize>),
+    One(usize),
+}
+
 /// The bulk path: every line validated in memory, the valid ones written together
 /// ([`bulk_import::write`]); the few it hands back (updates of known subjects) run
-/// line by line after it, in the same transaction.
+/// line by line after it, in the same transaction. A line that runs on its own
+/// (a disclosure) splits the batch there, so it sees exactly the lines before it.
 fn bulk_batch(
     state: &AppState,
-    keys: &Keyring,
-    tenant: &str,
+    by: &By<'_>,
     id: &str,
     lines: &Lines,
     n: &mut Counters,
 ) -> StoreResult<()> {
-    let mut outcomes: Vec<Option<Result<(), String>>> = vec![None; lines.len()];
-    let mut prepared = Vec::with_capacity(lines.len());
-    let mut at = Vec::with_capacity(lines.len());
+    let mut outcomes: Vec<Option<Result<(), Failure>>> = vec![None; lines.len()];
+    let mut segments = vec![Segment::Bulk(Vec::new(), Vec::new())];
     for (i, (_, parsed, raw)) in lines.iter().enumerate() {
         match parsed.clone().and_then(|v| prepare(&v, raw)) {
-            Ok(line) => {
-                prepared.push(line);
-                at.push(i);
-            }
-            Err(e) => outcomes[i] = Some(Err(e)),
+            Ok(Some(line)) => match segments.last_mut() {
+                Some(Segment::Bulk(prepared, at)) => {
+                    prepared.push(line);
+                    at.push(i);
+                }
+                _ => segments.push(Segment::Bulk(vec![line], vec![i])),
+            },
+            Ok(None) => segments.push(Segment::One(i)),
+            Err(e) => outcomes[i] = Some(Err(e.into())),
         }
     }
-    let next = state.store.write(tenant, |c| {
-        let mut appender = Appender::lock(c, tenant)?;
-        let written = bulk_import::write(c, &mut appender, &keys.tenant, prepared, Utc::now())?;
-        let mut deferred = Vec::new();
-        for (i, outcome) in at.iter().zip(written) {
-            outcomes[*i] = match outcome {
-                Outcome::Written | Outcome::Replayed => Some(Ok(())),
-                Outcome::Failed(e) => Some(Err(e)),
-                Outcome::Deferred => {
-                    deferred.push(*i);
-                    None
+    let next = state.store.write(by.tenant, |c| {
+        let mut appender = Appender::lock(c, by.tenant)?;
+        for segment in segments {
+            let (prepared, at) = match segment {
+                Segment::One(i) => {
+                    let (_, parsed, raw) = &lines[i];
+                    outcomes[i] = Some(one_line(c, &mut appender, by, parsed.clone(), raw));
+                    continue;
                 }
+                Segment::Bulk(prepared, _) if prepared.is_empty() => continue,
+                Segment::Bulk(prepared, at) => (prepared, at),
             };
-        }
-        for i in deferred {
-            let (_, parsed, raw) = &lines[i];
-            outcomes[i] = Some(one_line(
-                c,
-                &mut appender,
-                keys,
-                tenant,
-                parsed.clone(),
-                raw,
-            ));
+            let written =
+                bulk_import::write(c, &mut appender, &by.keys.tenant, prepared, Utc::now())?;
+            let mut deferred = Vec::new();
+            for (i, outcome) in at.iter().zip(written) {
+                outcomes[*i] = match outcome {
+                    Outcome::Written | Outcome::Replayed => Some(Ok(())),
+                    Outcome::Failed(e) => Some(Err(e.into())),
+                    Outcome::Deferred => {
+                        deferred.push(*i);
+                        None
+                    }
+                };
+            }
+            for i in deferred {
+                let (_, parsed, raw) = &lines[i];
+                outcomes[i] = Some(one_line(c, &mut appender, by, parsed.clone(), raw));
+            }
         }
         appender.finish(c)?;
         let next = tally(n, lines, outcomes.into_iter().flatten().collect());
-        imports::update(c, tenant, id, &running(&next))?;
+        imports::update(c, by.tenant, id, &running(&next))?;
         Ok(next)
     })?;
     *n = next;
@@ -560,19 +689,26 @@ fn bulk_batch(
 fn one_line(
     c: &mut Tx<'_>,
     appender: &mut Appender,
-    keys: &Keyring,
-    tenant: &str,
+    by: &By<'_>,
     parsed: Result<Value, String>,
     raw: &str,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mark = appender.mark();
     let outcome = match parsed {
-        Ok(value) => c
-            .transaction::<_, StoreError, _>(|c| {
-                apply_line(c, appender, keys, tenant, value, raw).map_err(StoreError::invalid)
+        Ok(value) => {
+            // The savepoint needs a store error to roll back; the line's own failure
+            // (with its code) is kept aside.
+            let mut failure = None;
+            c.transaction::<_, StoreError, _>(|c| {
+                apply_line(c, appender, by, value, raw).map_err(|f| {
+                    let e = StoreError::invalid(f.text.clone());
+                    failure = Some(f);
+                    e
+                })
             })
-            .map_err(|e| e.caller_text()),
-        Err(e) => Err(e),
+            .map_err(|e| failure.unwrap_or_else(|| Failure::of(e)))
+        }
+        Err(e) => Err(e.into()),
     };
     if outcome.is_err() {
         // The line's savepoint was rolled back, events included.
@@ -584,22 +720,21 @@ fn one_line(
 /// The line-by-line path: each line in a savepoint of its own.
 fn line_batch(
     state: &AppState,
-    keys: &Keyring,
-    tenant: &str,
+    by: &By<'_>,
     id: &str,
     lines: Lines,
     n: &mut Counters,
 ) -> StoreResult<()> {
     // Count into a copy: if the batch's transaction fails, none of it happened.
-    let next = state.store.write(tenant, |c| {
-        let mut appender = Appender::lock(c, tenant)?;
+    let next = state.store.write(by.tenant, |c| {
+        let mut appender = Appender::lock(c, by.tenant)?;
         let outcomes = lines
             .iter()
-            .map(|(_, parsed, raw)| one_line(c, &mut appender, keys, tenant, parsed.clone(), raw))
+            .map(|(_, parsed, raw)| one_line(c, &mut appender, by, parsed.clone(), raw))
             .collect();
         appender.finish(c)?;
         let next = tally(n, &lines, outcomes);
-        imports::update(c, tenant, id, &running(&next))?;
+        imports::update(c, by.tenant, id, &running(&next))?;
         Ok(next)
     })?;
     *n = next;
@@ -607,7 +742,8 @@ fn line_batch(
 }
 
 /// Processes a spooled import to the end and records the outcome.
-pub fn run(state: &AppState, tenant: &str, id: &str, path: &Path, format: Format) {
+pub fn run(state: &AppState, job: &Job) {
+    let (tenant, id, path) = (job.tenant.as_str(), job.id.as_str(), job.path.as_path());
     // A start that found this import abandoned (it waited too long) has failed it.
     match state.store.write(tenant, |c| imports::start(c, tenant, id)) {
         Ok(true) => {}
@@ -627,7 +763,7 @@ pub fn run(state: &AppState, tenant: &str, id: &str, path: &Path, format: Format
         failed: 0,
         errors: Vec::new(),
     };
-    let outcome = process(state, tenant, id, path, format, &mut n);
+    let outcome = process(state, job, &mut n);
     let status = if outcome.is_ok() {
         "completed"
     } else {
@@ -635,7 +771,7 @@ pub fn run(state: &AppState, tenant: &str, id: &str, path: &Path, format: Format
     };
     if let Err(e) = &outcome {
         tracing::error!(import = id, error = %e, "import stopped");
-        n.fail(0, format!("the import stopped: {e}"));
+        n.fail(0, format!("the import stopped: {e}").into());
     }
     let finish = state.store.write(tenant, |c| {
         imports::update(
@@ -665,15 +801,14 @@ pub fn run(state: &AppState, tenant: &str, id: &str, path: &Path, format: Format
     );
 }
 
-fn process(
-    state: &AppState,
-    tenant: &str,
-    id: &str,
-    path: &Path,
-    format: Format,
-    n: &mut Counters,
-) -> StoreResult<()> {
-    let keys = state.keyring(&state.store, tenant)?;
+fn process(state: &AppState, job: &Job, n: &mut Counters) -> StoreResult<()> {
+    let (id, path, format) = (job.id.as_str(), job.path.as_path(), job.format);
+    let keys = state.keyring(&state.store, &job.tenant)?;
+    let by = By {
+        keys: &keys,
+        tenant: &job.tenant,
+        actor: &job.actor,
+    };
     let file =
         std::fs::File::open(path).map_err(|e| StoreError::invalid(format!("spool file: {e}")))?;
     let read_error = |e: std::io::Error| StoreError::invalid(format!("spool file: {e}"));
@@ -704,7 +839,7 @@ fn process(
                     batch.push(number, parsed, line.to_owned());
                 }
                 if batch.full() {
-                    run_batch(state, &keys, tenant, id, &mut batch, n)?;
+                    run_batch(state, &by, id, &mut batch, n)?;
                 }
             }
         }
@@ -747,13 +882,13 @@ fn process(
                 };
                 batch.push(number, parsed, raw);
                 if batch.full() {
-                    run_batch(state, &keys, tenant, id, &mut batch, n)?;
+                    run_batch(state, &by, id, &mut batch, n)?;
                 }
             }
         }
     }
     if !batch.lines.is_empty() {
-        run_batch(state, &keys, tenant, id, &mut batch, n)?;
+        run_batch(state, &by, id, &mut batch, n)?;
     }
     Ok(())
 }
@@ -764,6 +899,8 @@ pub struct Job {
     pub id: String,
     pub path: PathBuf,
     pub format: Format,
+    /// The API key (client id) that started it: who recorded its disclosures.
+    pub actor: String,
 }
 
 /// The process's import pool: at most `running` imports at once, one per tenant, on
@@ -837,9 +974,8 @@ impl ImportQueue {
                     }
                 }
             };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(state, &job.tenant, &job.id, &job.path, job.format)
-            }));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(state, &job)));
             if outcome.is_err() {
                 tracing::error!(import = %job.id, "an import panicked; it is failed at the next start");
             }

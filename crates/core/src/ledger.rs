@@ -28,6 +28,7 @@ pub const GENESIS: [u8; 32] = [0; 32];
 const DOMAIN_V1: &[u8] = b"assent-ledger-v1";
 const DOMAIN_V2: &[u8] = b"assent-ledger-v2";
 const DOMAIN_V3: &[u8] = b"assent-ledger-v3";
+const DOMAIN_V4: &[u8] = b"assent-ledger-v4";
 
 /// Receipt id and import key outside the hash.
 pub const HASH_V1: i32 = 1;
@@ -35,8 +36,10 @@ pub const HASH_V1: i32 = 1;
 pub const HASH_V2: i32 = 2;
 /// Every column but the hash, the reason included.
 pub const HASH_V3: i32 = 3;
+/// The reason and the consent document's digest included.
+pub const HASH_V4: i32 = 4;
 /// The version new events are written with.
-pub const HASH_CURRENT: i32 = HASH_V3;
+pub const HASH_CURRENT: i32 = HASH_V4;
 
 /// The fields of an event that its hash covers.
 #[derive(Debug, Clone)]
@@ -65,20 +68,25 @@ pub struct ChainFields<'a> {
     pub import_key: Option<&'a str>,
     /// Why the system ended a consent (`expire`); covered from v3 on.
     pub reason: Option<&'a str>,
+    /// SHA-256 (hex) of the consent document agreed to; covered from v4 on.
+    pub consent_document: Option<&'a str>,
 }
 
 /// `hash = SHA-256(domain ‖ prev ‖ fields)`, every field length-prefixed so no two
 /// different events encode alike. The domain names the hash version, and v2 adds the
-/// receipt id and import key, v3 the reason; a version above 3 hashes by the v3
-/// rule (the verifier refuses unknown versions before hashing).
+/// receipt id and import key, v3 the reason, v4 the consent document; a version
+/// above 4 hashes by the v4 rule (the verifier refuses unknown versions before
+/// hashing).
 pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
     let v1 = f.hash_version == HASH_V1;
     let v3 = f.hash_version >= HASH_V3;
+    let v4 = f.hash_version >= HASH_V4;
     let mut h = Sha256::new();
     h.update(match f.hash_version {
         HASH_V1 => DOMAIN_V1,
         HASH_V2 => DOMAIN_V2,
-        _ => DOMAIN_V3,
+        HASH_V3 => DOMAIN_V3,
+        _ => DOMAIN_V4,
     });
     h.update(prev);
     let mut bytes = |b: &[u8]| {
@@ -111,6 +119,9 @@ pub fn event_hash(prev: &[u8; 32], f: &ChainFields<'_>) -> [u8; 32] {
     }
     if v3 {
         bytes(&optional(f.reason.map(str::as_bytes)));
+    }
+    if v4 {
+        bytes(&optional(f.consent_document.map(str::as_bytes)));
     }
     h.finalize().into()
 }
@@ -145,6 +156,9 @@ pub enum BreakKind {
     PayloadAltered,
     /// The payload opens, but was sealed for another event.
     PayloadMisplaced,
+    /// The consent document a grant names is missing, or its stored text does not
+    /// match the digest the event's hash covers.
+    DocumentAltered,
     /// The consent state the send gate reads differs from what the ledger says.
     Projection(Box<ProjectionDiff>),
 }
@@ -219,6 +233,11 @@ impl fmt::Display for ChainBreak {
             BreakKind::PayloadMisplaced => write!(
                 f,
                 "the sealed payload of event #{} ({id}) belongs to another event",
+                self.seq
+            ),
+            BreakKind::DocumentAltered => write!(
+                f,
+                "the consent document event #{} ({id}) agreed to is missing or does not match its digest",
                 self.seq
             ),
             BreakKind::Projection(d) => match &d.person_id {
@@ -320,6 +339,10 @@ impl ChainVerifier {
         // A reason on an event whose rule does not cover it was written outside the
         // chain (no version before 3 had reasons).
         if fields.hash_version < HASH_V3 && fields.reason.is_some() {
+            return Err(fail(BreakKind::Altered));
+        }
+        // Likewise a document named on an event from before v4.
+        if fields.hash_version < HASH_V4 && fields.consent_document.is_some() {
             return Err(fail(BreakKind::Altered));
         }
         let computed = event_hash(&self.prev, fields);
@@ -555,6 +578,7 @@ mod tests {
             receipt_id: "r",
             import_key: None,
             reason: None,
+            consent_document: None,
         }
     }
 
@@ -879,6 +903,30 @@ mod tests {
         assert_eq!(event_hash(&GENESIS, &v2), event_hash(&GENESIS, &v2_why));
     }
 
+    #[test]
+    fn v4_covers_the_consent_document_and_v3_does_not() {
+        let e = &ledger()[0];
+        let v4 = fields(e);
+        let agreed = ChainFields {
+            consent_document: Some("ab12"),
+            ..v4.clone()
+        };
+        assert_ne!(event_hash(&GENESIS, &v4), event_hash(&GENESIS, &agreed));
+        let other = ChainFields {
+            consent_document: Some("ab13"),
+            ..v4.clone()
+        };
+        assert_ne!(event_hash(&GENESIS, &agreed), event_hash(&GENESIS, &other));
+        // A document named on a v3 event was written outside the chain.
+        let v3 = ChainFields {
+            hash_version: HASH_V3,
+            ..agreed
+        };
+        let hash = event_hash(&GENESIS, &v3);
+        let err = ChainVerifier::new().push(&v3, &GENESIS, &hash).unwrap_err();
+        assert_eq!(err.kind, BreakKind::Altered);
+    }
+
     /// Versions per event number, chained and pushed through a verifier.
     fn verify_versions(versions: &[i32]) -> Result<i64, ChainBreak> {
         let mut prev = GENESIS;
@@ -909,7 +957,8 @@ mod tests {
         let err = verify_versions(&[1, 2, 1]).unwrap_err();
         assert_eq!((err.seq, err.kind), (3, BreakKind::Altered));
         assert_eq!(verify_versions(&[2, 3, 2]).unwrap_err().seq, 3);
-        assert_eq!(verify_versions(&[2, 4]).unwrap_err().seq, 2, "unknown");
+        assert_eq!(verify_versions(&[2, 3, 4]), Ok(3));
+        assert_eq!(verify_versions(&[2, 5]).unwrap_err().seq, 2, "unknown");
         // A reason added to a v2 event (which its hash does not cover) is an edit.
         let e = &ledger()[0];
         let v2 = ChainFields {

@@ -56,6 +56,7 @@ pub mod calendar;
 pub mod campaign;
 pub mod checkpoint;
 pub mod consent;
+pub mod consent_document;
 pub mod contact;
 pub mod crypto;
 pub mod deadline;

@@ -173,6 +173,7 @@ make_problem_codes! {
     NoLegalBasis, "no_legal_basis", Conflict, "The purpose's legal basis does not hold for the person now: no consent in force, processing restricted, or an objection.";
     RecipientRetired, "recipient_retired", Conflict, "The recipient was retired from the register.";
     RecordsIncomplete, "records_incomplete", Conflict, "The records of processing lack what the notice needs (`detail` lists it).";
+    ConsentDocumentIncomplete, "consent_document_incomplete", Conflict, "The purpose's consent document lacks what 152-FZ art. 9 part 4 requires (`detail` lists it): no consent is collected for it until it is complete.";
     IncidentClosed, "incident_closed", Conflict, "The incident is closed: nothing more is recorded on it.";
     UnknownCategory, "unknown_category", ValidationFailed, "The banner version does not ask about this cookie category, or the form about this purpose.";
     ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";

@@ -28,6 +28,16 @@ pub struct ReceiptInput<'a> {
     pub legal_basis: &'a str,
     pub data_categories: &'a [String],
     pub expires_at: Option<DateTime<Utc>>,
+    /// The consent document agreed to (152-FZ art. 9): its version, digest and
+    /// fields, shown as the extension `consentDocument`.
+    pub consent_document: Option<ReceiptDocument<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiptDocument<'a> {
+    pub version: i32,
+    pub sha256: &'a str,
+    pub document: &'a crate::consent_document::ConsentDocument,
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -40,7 +50,14 @@ pub fn consent_receipt(r: &ReceiptInput<'_>) -> Value {
         (_, Some(t)) => format!("Expires {}; may be withdrawn at any time", time(t)),
         _ => "Until withdrawn; may be withdrawn at any time".to_owned(),
     };
-    json!({
+    let document = r.consent_document.as_ref().map(|d| {
+        json!({
+            "version": d.version,
+            "sha256": d.sha256,
+            "document": d.document,
+        })
+    });
+    let mut receipt = json!({
         "version": VERSION,
         "jurisdiction": r.jurisdiction,
         "consentTimestamp": r.issued_at.timestamp(),
@@ -71,7 +88,11 @@ pub fn consent_receipt(r: &ReceiptInput<'_>) -> Value {
         }],
         "sensitive": false,
         "spiCat": [],
-    })
+    });
+    if let Some(d) = document {
+        receipt["consentDocument"] = d;
+    }
+    receipt
 }
 
 #[cfg(test)]
@@ -101,6 +122,7 @@ mod tests {
             legal_basis: "consent",
             data_categories: &categories,
             expires_at: None,
+            consent_document: None,
         };
         let r = consent_receipt(&input);
         for field in [

@@ -685,7 +685,7 @@ fn ledger_verify(
                     "checkpoints": r.checkpoints, "checkpointed_seq": r.checkpointed_seq,
                     "payloads": r.payloads, "legacy_payloads": r.legacy_payloads,
                     "consent_states": r.states, "group_consent_states": r.group_states,
-                    "v1_events": r.v1_events,
+                    "v1_events": r.v1_events, "documented_grants": r.documented_grants,
                 }));
             }
             Err(b) => {

@@ -415,12 +415,13 @@ fn ledger_verify_names_the_first_tampered_event() {
         name_en: "News".into(),
         legal_basis: LegalBasis::Consent,
         channels: vec![Channel::Email],
-        data_categories: vec![],
+        data_categories: vec!["email".into()],
         retention_days: 30,
         consent_term_days: None,
     };
     store
         .write(&tenant_id, |c| {
+            give_operator(c)?;
             purposes::create(c, &tenant_id, None, PurposeScope::Tenant, "news", &meaning)?;
             for i in 0..3 {
                 let pii = SubjectPii {
@@ -454,6 +455,7 @@ fn ledger_verify_names_the_first_tampered_event() {
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, &tenant_id, None, &request, chrono::Utc::now())?;
             }
@@ -519,13 +521,14 @@ fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
         name_en: "Offers".into(),
         legal_basis: LegalBasis::Consent,
         channels: vec![Channel::Email],
-        data_categories: vec![],
+        data_categories: vec!["email".into()],
         retention_days: 30,
         consent_term_days: None,
     };
     store
         .write(&tenant_id, |c| {
             let g = Some(group_id.as_str());
+            give_operator(c)?;
             purposes::create(c, &tenant_id, g, PurposeScope::Group, "offers", &meaning)?;
             let pii = SubjectPii {
                 external_ref: Some("s1".into()),
@@ -557,6 +560,7 @@ fn ledger_verify_catches_a_group_row_credited_to_a_stranger() {
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, &tenant_id, g, &request, chrono::Utc::now())?;
             }
@@ -596,13 +600,14 @@ fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<Str
         name_en: "News".into(),
         legal_basis: LegalBasis::Consent,
         channels: vec![Channel::Email],
-        data_categories: vec![],
+        data_categories: vec!["email".into()],
         retention_days: 30,
         consent_term_days: None,
     };
     store
         .write(tenant_id, |c| {
             if purposes::resolve(c, tenant_id, None, "news")?.is_none() {
+                give_operator(c)?;
                 purposes::create(c, tenant_id, None, PurposeScope::Tenant, "news", &meaning)?;
             }
             let mut ids = Vec::new();
@@ -638,6 +643,7 @@ fn grant_news(store: &assent_store::Store, tenant_id: &str, n: usize) -> Vec<Str
                         relation: None,
                     },
                     import_key: None,
+                    items: None,
                 };
                 consents::record(c, &keys, tenant_id, None, &request, chrono::Utc::now())?;
                 ids.push(s.id);
@@ -1162,4 +1168,24 @@ fn fresh_database(prefix: &str) -> Option<(diesel::PgConnection, String, String)
     let (server, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{server}/{name}");
     Some((admin, name, url))
+}
+
+/// The operator's details a 152-FZ consent document names: without them no consent
+/// is recorded.
+fn give_operator(tx: &mut assent_store::Tx<'_>) -> assent_store::StoreResult<()> {
+    let details = serde_json::from_value(serde_json::json!({
+        "name": "ООО «Акме»", "address": "Москва, ул. Тверская, 1",
+        "inn": "7707083893", "ogrn": "1027700132195",
+        "responsible": {"name": "Иванова Анна", "contact": "dpo@acme.example"},
+        "database_country": "RU", "database_location": "Москва",
+        "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+        "processing_started_on": "2020-01-01",
+    }))
+    .expect("operator details parse");
+    assent_store::flows::processing_records::put_operator(
+        tx,
+        &assent_store::tables::audit::Actor::system("test"),
+        details,
+    )
+    .map(|_| ())
 }

@@ -172,6 +172,7 @@ diesel::table! {
         hash -> Binary,
         hash_version -> Integer,
         reason -> Nullable<Text>,
+        consent_document -> Nullable<Text>,
     }
 }
 
@@ -721,6 +722,7 @@ diesel::table! {
         occurred_at -> Timestamp,
         recorded_at -> Timestamp,
         recorded_by -> Text,
+        import_key -> Nullable<Text>,
     }
 }
 
@@ -756,6 +758,26 @@ diesel::table! {
         working_weekends -> Text,
         source -> Text,
         imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purpose_document_settings (tenant_id, purpose_code) {
+        tenant_id -> Text,
+        purpose_code -> Text,
+        for_dissemination -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_documents (tenant_id, purpose_code, version) {
+        tenant_id -> Text,
+        purpose_code -> Text,
+        version -> Integer,
+        sha256 -> Text,
+        body -> Text,
+        created_at -> Timestamp,
     }
 }
 

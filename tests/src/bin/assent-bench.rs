@@ -135,7 +135,7 @@ async fn main() {
     if a.subjects > 0 {
         for p in 0..a.purposes {
             let body = json!({"code": format!("p{p}"), "name": {"ru": "Цель", "en": "Purpose"},
-                              "legal_basis": "consent", "channels": ["email"], "retention_days": 365});
+                              "legal_basis": "consent", "channels": ["email"], "data_categories": ["email"], "retention_days": 365});
             let r = client
                 .post(format!("{}/v1/purposes", a.base))
                 .header("authorization", &auth)

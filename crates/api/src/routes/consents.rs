@@ -36,6 +36,11 @@ pub struct RecordConsent {
     #[serde(default)]
     pub evidence: EvidenceIn,
     pub actor: Option<ActorIn>,
+    /// For a purpose whose data is permitted for dissemination (152-FZ art. 10.1,
+    /// see `PUT /v1/purposes/{code}/consent-document`): every data category of the
+    /// purpose, permitted (`true`) or forbidden (`false`) by the person.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, bool>>)]
+    pub items: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -114,6 +119,7 @@ pub async fn record_consent(
         evidence: evidence(b.evidence)?,
         actor: actor(b.actor)?,
         import_key: None,
+        items: b.items,
     };
     let tenant = principal.tenant_id.clone();
     let outcome = state

@@ -1,4 +1,5 @@
-//! `POST /v1/imports`: bulk subjects and consent events, processed in the background.
+//! `POST /v1/imports`: bulk subjects, consent events and disclosures, processed in
+//! the background.
 
 use crate::error::ProblemKind;
 use crate::extract::Principal;
@@ -32,7 +33,8 @@ pub struct ImportView {
     pub lines_total: i64,
     pub lines_ok: i64,
     pub lines_failed: i64,
-    /// The first 1000 bad lines with their numbers.
+    /// The first 1000 bad lines with their numbers: `line`, `error`, and `code` for
+    /// a line the rules refused (a disclosure's problem code).
     #[schema(value_type = Vec<Object>)]
     pub errors: Vec<LineError>,
     pub created_at: DateTime<Utc>,
@@ -66,8 +68,11 @@ fn format_of(req: &HttpRequest) -> Result<Format, ApiError> {
 }
 
 /// Start an import. NDJSON lines are `{"type":"subject",…}` (fields of a subject,
-/// `external_ref` required) or `{"type":"consent","external_ref"|"subject_id","purpose","action","occurred_at",…,"id"}`;
-/// CSV has the same names as columns (`evidence_ip`, `actor_kind`… for nested fields).
+/// `external_ref` required), `{"type":"consent","external_ref"|"subject_id","purpose","action","occurred_at",…,"id"}`
+/// or `{"type":"disclosure","external_ref"|"subject_id","recipient_id","purpose","data_categories","occurred_at","id"}`
+/// (checked as `POST /v1/subjects/{id}/disclosures` is; a refused line's error has its `code`);
+/// CSV has the same names as columns (`evidence_ip`, `actor_kind`… for nested fields;
+/// `tags` and `data_categories` separated by `;`).
 /// A body over the configured limit (`ASSENT_IMPORT_MAX_BYTES`, default 512 MiB) is a
 /// 413; a line (CSV: record) over 64 KiB is skipped and reported as that line's error.
 /// Imports run one per tenant at a time (and a few per server): a new one is `queued`
@@ -145,6 +150,7 @@ pub async fn start_import(
         id: id.clone(),
         path,
         format,
+        actor: principal.client_id.clone(),
     };
     // On failure it stays queued, for the worker the next import starts.
     if let Err(error) = state.imports.submit(state.get_ref(), job) {

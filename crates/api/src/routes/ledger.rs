@@ -196,6 +196,9 @@ struct ExportLine<'a> {
     /// Why the system ended a consent (`term_ended`, `reconsent_not_confirmed`);
     /// covered from hash version 3 on.
     reason: Option<&'a str>,
+    /// SHA-256 of the consent document agreed to (a grant under 152-FZ); covered
+    /// from hash version 4 on.
+    consent_document: Option<&'a str>,
     prev_hash: String,
     hash: String,
 }
@@ -251,6 +254,7 @@ pub async fn export_ledger(
             payload_sha256: hex(&e.payload_digest),
             import_key: e.import_key.as_deref(),
             reason: e.reason.as_deref(),
+            consent_document: e.consent_document.as_deref(),
             prev_hash: hex(&e.prev_hash),
             hash: hex(&e.hash),
         };

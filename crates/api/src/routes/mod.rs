@@ -5,6 +5,7 @@ pub mod banner;
 pub mod branding;
 pub mod calendar;
 pub mod campaigns;
+pub mod consent_documents;
 pub mod consents;
 pub mod destruction;
 pub mod health;

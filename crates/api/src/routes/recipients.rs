@@ -445,6 +445,7 @@ pub async fn record_disclosure(
         purpose: b.purpose,
         data_categories: b.data_categories,
         occurred_at: b.occurred_at,
+        import_key: None,
     };
     let d = state
         .db(move |store| {

@@ -241,12 +241,34 @@ pub async fn cli_tenant(node: &Node, slug: &str, name: &str, base: &str) -> Api 
     let key = node.cli(&[
         "apikey", "create", "--tenant", slug, "--role", "admin", "--json",
     ]);
-    Api::login(
+    let api = Api::login(
         base,
         key["client_id"].as_str().unwrap(),
         key["client_secret"].as_str().unwrap(),
     )
-    .await
+    .await;
+    give_operator(&api).await;
+    api
+}
+
+/// The operator's details a 152-FZ consent document names: without them no
+/// consent is recorded.
+pub async fn give_operator(api: &Api) {
+    let details = serde_json::json!({
+        "name": "ООО «Хаос»", "address": "Москва, ул. Тверская, 1",
+        "inn": "7707083893", "ogrn": "1027700132195",
+        "responsible": {"name": "Иванова Анна", "contact": "dpo@chaos.test"},
+        "database_country": "RU", "database_location": "Москва",
+        "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+        "processing_started_on": "2020-01-01",
+    });
+    api.expect(
+        reqwest::Method::PUT,
+        "/v1/operator",
+        details,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 /// A tenant and an admin key made with the CLI, then the server started and logged in.
@@ -264,12 +286,14 @@ pub async fn tenant_api(node: &mut Node) -> Api {
         "apikey", "create", "--tenant", "chaos", "--role", "admin", "--json",
     ]);
     node.start().await;
-    Api::login(
+    let api = Api::login(
         &node.base(),
         key["client_id"].as_str().unwrap(),
         key["client_secret"].as_str().unwrap(),
     )
-    .await
+    .await;
+    give_operator(&api).await;
+    api
 }
 
 /// Every notice of the tenant once all `expected` are final (`sent`, `skipped`,

@@ -10,7 +10,7 @@
 
 use crate::Tx;
 use crate::flows::consents::{Actor, ConsentRequest, EventPayload, event_field_of, naive_of};
-use crate::flows::webhook_events;
+use crate::flows::{consent_documents, webhook_events};
 use crate::schema::{consent_events, consent_states, webhooks};
 use crate::tables::ledger::{Appender, NewEvent};
 use crate::tables::policies::{self, Policy};
@@ -289,6 +289,7 @@ pub fn write(
                 policies: &mut policies_by_version,
                 policy_list: &policy_list,
                 states: &mut states,
+                documents: appender.memo::<consent_documents::GrantDocuments>(),
             },
             recorded_at,
             now,
@@ -332,6 +333,7 @@ struct Context<'a> {
     policies: &'a mut HashMap<String, Option<String>>,
     policy_list: &'a [Policy],
     states: &'a mut States,
+    documents: &'a mut consent_documents::GrantDocuments,
 }
 
 struct Decided {
@@ -417,6 +419,22 @@ fn decide(
         now,
     )
     .map_err(|e| StoreError::lift(e).to_string())?;
+    // A grant dated from 1 September 2025 names its 152-FZ document, as on every
+    // other channel: an import is no way around an incomplete one.
+    let consent_document = if req.action == Action::Grant {
+        cx.documents
+            .for_grant(
+                conn,
+                tenant_id,
+                &purpose,
+                req.occurred_at,
+                req.items.as_ref(),
+                recorded_at,
+            )
+            .map_err(fail)?
+    } else {
+        None
+    };
     let payload = EventPayload::of(req);
     let event_id = assent_core::id::new_id();
     let sealed = if payload.is_empty() {
@@ -486,6 +504,7 @@ fn decide(
             expires_at,
             import_key: req.import_key.clone(),
             reason: None,
+            consent_document,
         },
         event_id,
         write,

@@ -2,7 +2,7 @@
 //! projection and the receipt, in one unit of work.
 
 use crate::Tx;
-use crate::flows::webhook_events;
+use crate::flows::{consent_documents, webhook_events};
 use crate::schema::{consent_states, group_consent_states, subjects};
 use crate::tables::check_facts;
 use crate::tables::ledger::{self, EventRow, NewEvent};
@@ -81,6 +81,9 @@ pub struct ConsentRequest {
     pub evidence: Evidence,
     pub actor: Actor,
     pub import_key: Option<String>,
+    /// A consent to data permitted for dissemination (152-FZ art. 10.1): each of
+    /// the purpose's data categories permitted (`true`) or forbidden.
+    pub items: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -563,6 +566,23 @@ pub fn record_with(
     // A grant dated before the purpose widened agrees to the version then in force.
     let current_version = purpose.clone();
     let purpose = purposes::agreed_at(conn, &purpose, occurred)?;
+    // Under 152-FZ a consent is given to its document (art. 9 part 4): every grant
+    // dated from when that came into force names the one it agrees to, whatever
+    // the channel (a website answer linked later included).
+    let consent_document = if req.action == Action::Grant {
+        appender
+            .memo::<consent_documents::GrantDocuments>()
+            .for_grant(
+                conn,
+                tenant_id,
+                &purpose,
+                req.occurred_at,
+                req.items.as_ref(),
+                naive(now),
+            )?
+    } else {
+        None
+    };
     let reads = appender.memo::<GroupReads>();
     let policy_version = match &req.policy_version {
         Some(v) => Some(reads.policy(conn, tenant_id, v)?.ok_or_else(|| {
@@ -626,6 +646,7 @@ pub fn record_with(
             expires_at: transition.expires_at.map(naive),
             import_key: req.import_key.clone(),
             reason: None,
+            consent_document,
         },
     )?;
     let recording = if req.import_key.is_some() {
@@ -1092,6 +1113,7 @@ pub(crate) fn end_consent(
             expires_at: None,
             import_key: None,
             reason: Some(ending.reason.as_str().to_owned()),
+            consent_document: None,
         },
     )?;
     // The one rule for states: an expiry replaces whatever was granted.
@@ -1160,6 +1182,19 @@ pub fn receipt(
     } else {
         &purpose.meaning.name_en
     };
+    let document = match &event.consent_document {
+        Some(digest) => {
+            let row = crate::tables::consent_documents::by_digest(
+                conn,
+                &tenant.id,
+                &event.purpose_code,
+                digest,
+            )?
+            .ok_or_else(|| StoreError::Internal("a grant's consent document is missing".into()))?;
+            Some((row.version, consent_documents::parse(&row)?))
+        }
+        None => None,
+    };
     Ok(Some(assent_core::receipt::consent_receipt(
         &assent_core::receipt::ReceiptInput {
             receipt_id: &event.receipt_id,
@@ -1180,6 +1215,13 @@ pub fn receipt(
             legal_basis: purpose.meaning.legal_basis.as_str(),
             data_categories: &purpose.meaning.data_categories,
             expires_at: event.expires_at.map(|t| t.and_utc()),
+            consent_document: document.as_ref().map(|(version, document)| {
+                assent_core::receipt::ReceiptDocument {
+                    version: *version,
+                    sha256: event.consent_document.as_deref().unwrap_or_default(),
+                    document,
+                }
+            }),
         },
     )))
 }

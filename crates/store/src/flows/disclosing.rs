@@ -300,6 +300,9 @@ pub struct DisclosureInput {
     pub data_categories: Vec<String>,
     /// When it took place; now if not given. Never in the future.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The idempotency key of the import line asking (none from the API): a key
+    /// already recorded gives back that disclosure, recording nothing.
+    pub import_key: Option<String>,
 }
 
 /// A disclosure as recorded (the recipient as the register named it then).
@@ -332,6 +335,17 @@ pub fn record(
     input: DisclosureInput,
     now: DateTime<Utc>,
 ) -> StoreResult<Disclosure> {
+    // A replayed import line: what it recorded the first time stands, whatever the
+    // register says now (as a replayed consent line does).
+    if let Some(key) = &input.import_key {
+        let tenant_id = tx.tenant_id().to_string();
+        if let Some(row) = disclosures::by_import_key(tx, &tenant_id, key)? {
+            return Ok(Disclosure {
+                data_categories: parse_list(&row.data_categories)?,
+                row,
+            });
+        }
+    }
     let occurred_at = input.occurred_at.unwrap_or(now);
     let tolerance = chrono::Duration::seconds(assent_core::consent::FUTURE_TOLERANCE_SECONDS);
     if occurred_at > now + tolerance {
@@ -444,6 +458,7 @@ pub fn record(
         occurred_at: occurred_at.naive_utc(),
         recorded_at: crate::now(),
         recorded_by: actor.id.clone(),
+        import_key: input.import_key.clone(),
     };
     disclosures::insert(tx, &row)?;
     audit::record(

@@ -179,6 +179,10 @@ pub fn subject_export(
             "occurred_at": utc(e.occurred_at),
             "recorded_at": utc(e.recorded_at),
             "expires_at": e.expires_at.map(utc),
+            // Why the system ended it, and the consent document agreed to (its
+            // SHA-256; the receipt shows the text).
+            "reason": e.reason,
+            "consent_document": e.consent_document,
             "evidence": payload.map(|p| json!({
                 "ip": p.evidence.ip,
                 "user_agent": p.evidence.user_agent,

@@ -154,6 +154,8 @@ pub struct AuditReport {
     /// Events hashed by the v1 rule (before hash versions): their receipt id and
     /// import key are outside their hash.
     pub v1_events: i64,
+    /// Grants naming a consent document whose stored text matches their digest.
+    pub documented_grants: i64,
 }
 
 /// Verifies everything about a tenant's ledger and names the first problem: the
@@ -211,6 +213,7 @@ pub fn audit(
     // Group purposes project by person, which events do not name: checked once the
     // walk is done.
     let mut group_events: Vec<EventRow> = Vec::new();
+    let documents = crate::flows::consent_documents::intact(conn, tenant_id)?;
     let mut bound_seen = false;
     let mut after = i64::MIN;
     loop {
@@ -232,6 +235,12 @@ pub fn audit(
                 event_id: Some(e.id.clone()),
                 kind,
             };
+            if let Some(digest) = &e.consent_document {
+                if !documents.contains(&(e.purpose_code.clone(), digest.clone())) {
+                    return Ok(Err(fail(BreakKind::DocumentAltered)));
+                }
+                report.documented_grants += 1;
+            }
             if let Some(payload) = &e.payload {
                 report.payloads += 1;
                 if assent_core::crypto::sha256(payload)[..] != e.payload_digest[..] {

@@ -10,6 +10,7 @@ pub mod backlog;
 pub mod bulk_import;
 pub mod calendars;
 pub mod campaigns;
+pub mod consent_documents;
 pub mod consents;
 pub mod disclosing;
 pub mod erasure;

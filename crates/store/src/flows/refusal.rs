@@ -193,5 +193,6 @@ fn consent_event(
             relation: None,
         },
         import_key: None,
+        items: None,
     }
 }

@@ -853,6 +853,7 @@ pub fn fulfil(
                                 relation: None,
                             },
                             import_key: None,
+                            items: None,
                         },
                         now,
                     )?;

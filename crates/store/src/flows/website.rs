@@ -698,6 +698,7 @@ fn apply_to_subject(
             // A link replays under a key per answer and purpose (linking again records
             // only what is new); a refusal after the link is live, and takes effect.
             import_key: grants.then(|| format!("visitor:{}:{purpose}", row.id)),
+            items: None,
         };
         let done = consents::record(conn, keys, tenant_id, group_id, &req, Utc::now())?;
         if !done.replayed {

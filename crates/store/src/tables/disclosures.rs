@@ -28,6 +28,9 @@ pub struct DisclosureRow {
     pub recorded_at: NaiveDateTime,
     /// The API key (client id) that recorded it.
     pub recorded_by: String,
+    /// The idempotency key of the import line that recorded it (none when recorded
+    /// one by one).
+    pub import_key: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &DisclosureRow) -> StoreResult<()> {
@@ -35,6 +38,20 @@ pub fn insert(conn: &mut DbConnection, row: &DisclosureRow) -> StoreResult<()> {
         .values(row)
         .execute(conn)?;
     Ok(())
+}
+
+/// The disclosure an import line with this key recorded, if any.
+pub fn by_import_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    import_key: &str,
+) -> StoreResult<Option<DisclosureRow>> {
+    Ok(disclosures::table
+        .filter(disclosures::tenant_id.eq(tenant_id))
+        .filter(disclosures::import_key.eq(import_key))
+        .select(DisclosureRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// A page of a person's disclosures, newest first by id (ids grow with time).

@@ -26,6 +26,10 @@ pub struct Import {
 pub struct LineError {
     pub line: u64,
     pub error: String,
+    /// The problem code of a line the rules refused (as the API would answer it);
+    /// absent for a line that could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// Errors kept per import; later ones are counted but not stored.
@@ -130,6 +134,7 @@ pub fn abandon(
     errors.push(LineError {
         line: 0,
         error: reason.to_owned(),
+        code: None,
     });
     diesel::update(
         imports::table

@@ -37,6 +37,8 @@ pub struct EventRow {
     pub hash_version: i32,
     /// Why the system ended a consent (`expire`): `assent_core::consent::ExpiryReason`.
     pub reason: Option<String>,
+    /// SHA-256 (hex) of the consent document a grant agreed to (152-FZ art. 9).
+    pub consent_document: Option<String>,
 }
 
 impl EventRow {
@@ -62,6 +64,7 @@ impl EventRow {
             receipt_id: &self.receipt_id,
             import_key: self.import_key.as_deref(),
             reason: self.reason.as_deref(),
+            consent_document: self.consent_document.as_deref(),
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct NewEvent {
     pub import_key: Option<String>,
     /// Why the system ended a consent; `None` for the person's own acts.
     pub reason: Option<String>,
+    /// The digest of the consent document a grant agreed to.
+    pub consent_document: Option<String>,
 }
 
 /// Creates the head of a new tenant's ledger (inside the tenant's scope).
@@ -202,31 +207,9 @@ impl Appender {
             new,
             crate::now(),
         )?;
+        // The same row shape as the bulk path: every column the hash covers.
         diesel::insert_into(consent_events::table)
-            .values((
-                consent_events::tenant_id.eq(&row.tenant_id),
-                consent_events::seq.eq(row.seq),
-                consent_events::id.eq(&row.id),
-                consent_events::receipt_id.eq(&row.receipt_id),
-                consent_events::subject_id.eq(&row.subject_id),
-                consent_events::purpose_scope.eq(&row.purpose_scope),
-                consent_events::purpose_code.eq(&row.purpose_code),
-                consent_events::purpose_version.eq(row.purpose_version),
-                consent_events::action.eq(&row.action),
-                consent_events::method.eq(&row.method),
-                consent_events::actor_kind.eq(&row.actor_kind),
-                consent_events::policy_version.eq(&row.policy_version),
-                consent_events::payload.eq(&row.payload),
-                consent_events::payload_digest.eq(&row.payload_digest),
-                consent_events::occurred_at.eq(row.occurred_at),
-                consent_events::recorded_at.eq(row.recorded_at),
-                consent_events::expires_at.eq(row.expires_at),
-                consent_events::import_key.eq(&row.import_key),
-                consent_events::prev_hash.eq(&row.prev_hash),
-                consent_events::hash.eq(&row.hash),
-                consent_events::hash_version.eq(row.hash_version),
-                consent_events::reason.eq(&row.reason),
-            ))
+            .values(EventInsert::from(&row))
             .execute(conn)?;
         self.seq = row.seq;
         self.prev = hash;
@@ -437,7 +420,10 @@ pub fn needs_checkpoint(conn: &mut DbConnection, tenant_id: &str) -> StoreResult
     Ok(head > latest)
 }
 
-/// A row of `consent_events` as written in bulk.
+/// The columns of [`EventInsert`]: each binds one parameter per row.
+const EVENT_COLUMNS: usize = 23;
+
+/// A row of `consent_events` as written.
 #[derive(Insertable)]
 #[diesel(table_name = consent_events, treat_none_as_default_value = false)]
 struct EventInsert<'a> {
@@ -463,6 +449,7 @@ struct EventInsert<'a> {
     hash: &'a [u8],
     hash_version: i32,
     reason: Option<&'a str>,
+    consent_document: Option<&'a str>,
 }
 
 impl<'a> From<&'a EventRow> for EventInsert<'a> {
@@ -490,6 +477,7 @@ impl<'a> From<&'a EventRow> for EventInsert<'a> {
             hash: &r.hash,
             hash_version: r.hash_version,
             reason: r.reason.as_deref(),
+            consent_document: r.consent_document.as_deref(),
         }
     }
 }
@@ -535,6 +523,7 @@ fn chained(
         hash: Vec::new(),
         hash_version: HASH_CURRENT,
         reason: new.reason,
+        consent_document: new.consent_document,
     };
     let hash = event_hash(&prev, &row.fields());
     row.hash = hash.to_vec();
@@ -564,7 +553,7 @@ impl Appender {
         let inserts: Vec<EventInsert<'_>> = rows.iter().map(EventInsert::from).collect();
         // Multi-row inserts: PostgreSQL refuses `COPY FROM` into a table under
         // row-level security. Parameters per statement: SQLite binds at most 32766.
-        for chunk in inserts.chunks(32766 / 21) {
+        for chunk in inserts.chunks(32766 / EVENT_COLUMNS) {
             match conn {
                 DbConnection::Postgres(pg) => diesel::insert_into(consent_events::table)
                     .values(chunk)

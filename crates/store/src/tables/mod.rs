@@ -10,6 +10,7 @@ pub mod branding;
 pub mod calendar_years;
 pub mod campaigns;
 pub mod check_facts;
+pub mod consent_documents;
 pub mod decoys;
 pub mod destruction_acts;
 pub mod disclosures;

@@ -1,0 +1,2 @@
+DROP INDEX disclosures_import;
+ALTER TABLE disclosures DROP COLUMN import_key;
