@@ -278,6 +278,15 @@ def _body_rules(method, path, body):
         body.pop("note", None)
         if body.get("reference") is not None:
             body["reference"] = "RKN-1"
+    elif method == "POST" and path == "/v1/incidents/{id}/notify-subjects":
+        # The people affected named one way (everyone here: a generated id or tag
+        # is unknown); texts without control characters; a repeat asks again.
+        body.pop("subject_ids", None)
+        body.pop("tags", None)
+        body["everyone"] = True
+        body["again"] = True
+        body["consequences"] = {"ru": "Возможны письма мошенников.", "en": "Phishing may follow."}
+        body["measures"] = {"ru": "Доступ закрыт.", "en": "Access was closed."}
     elif method == "POST" and path == "/v1/webhooks":
         # A public https host (literal private addresses and localhost are refused).
         body["url"] = "https://hooks.example.com/assent"

@@ -425,6 +425,7 @@ async fn openapi_documents_every_route() {
         ("patch", "/v1/incidents/{id}"),
         ("post", "/v1/incidents/{id}/steps"),
         ("get", "/v1/incidents/{id}/notice"),
+        ("post", "/v1/incidents/{id}/notify-subjects"),
         ("get", "/sdk/v1/assent.js"),
         ("get", "/sdk/v1/assent.css"),
         ("get", "/c/{slug}/config"),

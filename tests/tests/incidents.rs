@@ -378,3 +378,300 @@ async fn a_gdpr_company_has_seventy_two_hours_for_its_authority() {
         );
     }
 }
+
+/// The operator's details the people's notice names as the contact.
+async fn operator(t: &TenantHandle) {
+    t.put(
+        "/v1/operator",
+        &json!({
+            "name": "ООО «Акме»", "address": "Москва, ул. Тверская, 1",
+            "inn": "7707083893", "ogrn": "1027700132195",
+            "responsible": {"name": "Иванова Анна", "contact": "dpo@acme.example"},
+            "database_country": "RU", "database_location": "Москва",
+            "protection_measures": ["шифрование"], "subject_categories": ["клиенты"],
+            "processing_started_on": "2020-01-01",
+        }),
+    )
+    .expect(StatusCode::OK)
+    .await;
+}
+
+fn texts() -> Value {
+    json!({
+        "consequences": {
+            "ru": "Вам могут прийти письма мошенников от нашего имени.",
+            "en": "You may receive phishing emails in our name.",
+        },
+        "measures": {
+            "ru": "Доступ к копии закрыт, пароли сброшены.",
+            "en": "Access to the copy was closed and passwords were reset.",
+        },
+    })
+}
+
+fn with(mut body: Value, extra: Value) -> Value {
+    if let (Some(into), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        into.extend(extra);
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
+    use assent_store::schema::subjects;
+    use assent_tests::fake_telegram::FakeTelegram;
+    use assent_tests::fixtures::{create_purpose, create_subject, purpose, record_consent};
+    use assent_tests::notify::{self, Wiring};
+    use assent_tests::{mailcheck, smtp::SmtpSink};
+    use diesel::prelude::*;
+
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start();
+        let bot = FakeTelegram::start();
+        let t = app.tenant_with("acme", Role::Admin).await;
+        create_purpose(
+            &t,
+            &purpose(
+                "news",
+                "consent",
+                ("Новости", "News"),
+                &["email", "telegram"],
+            ),
+        )
+        .await;
+        let person = |email: &'static str, locale: &'static str| {
+            let t = &t;
+            async move { create_subject(t, &json!({"email": email, "locale": locale})).await }
+        };
+        let anna = person("anna@example.org", "ru").await;
+        let boris = person("boris@example.org", "en").await;
+        let vera = person("vera@example.org", "ru").await;
+        let gleb = person("gleb@example.org", "ru").await;
+        let dina = person("dina@example.org", "en").await;
+        // Boris withdrew his marketing consent; Vera restricted processing: the
+        // law's notice reaches them all the same. Gleb was erased.
+        record_consent(&t, &boris, "news", "grant").await;
+        record_consent(&t, &boris, "news", "withdraw").await;
+        app.store
+            .write(&t.id, |c| {
+                assent_store::tables::telegram::bind_chat(c, &t.id, &anna, 3001)?;
+                diesel::update(subjects::table.find((&t.id, &vera)))
+                    .set(subjects::restricted_at.eq(assent_store::now()))
+                    .execute(c.conn())?;
+                Ok(())
+            })
+            .unwrap();
+        for s in [&anna, &boris, &vera, &gleb] {
+            t.put(
+                &format!("/v1/subjects/{s}/tags"),
+                &json!({"tags": ["backup-2026-12"]}),
+            )
+            .expect(StatusCode::OK)
+            .await;
+        }
+        app.store
+            .write(&t.id, |c| {
+                assent_store::flows::erasure::destroy_subject(
+                    c,
+                    &t.id,
+                    &gleb,
+                    assent_store::flows::erasure::Method::Erasure,
+                )
+            })
+            .unwrap();
+        let i = report(&t, &incident(Utc::now() - Duration::hours(2))).await;
+        let id = i["id"].as_str().unwrap().to_owned();
+        t.post(
+            &format!("/v1/incidents/{id}/steps"),
+            &json!({"kind": "contained", "note": "staff only: the bucket was public"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        let url = format!("/v1/incidents/{id}/notify-subjects");
+        let body = with(texts(), json!({"tags": ["backup-2026-12"]}));
+
+        // Without the operator's contact the notice cannot say whom to ask.
+        let v = t.post(&url, &body).expect(StatusCode::CONFLICT).await;
+        assert_eq!(v["code"], "records_incomplete", "{v}");
+        operator(&t).await;
+        // Bad input changes nothing.
+        let nobody =
+            json!({"consequences": texts()["consequences"], "measures": texts()["measures"]});
+        for (bad, code) in [
+            (nobody.clone(), "validation_failed"),
+            (
+                with(
+                    nobody.clone(),
+                    json!({"everyone": true, "tags": ["backup-2026-12"]}),
+                ),
+                "validation_failed",
+            ),
+            (
+                with(nobody.clone(), json!({"tags": ["ghost"]})),
+                "unknown_tag",
+            ),
+            (
+                with(
+                    nobody.clone(),
+                    json!({"subject_ids": ["0190f5e0-0000-7000-8000-000000000000"]}),
+                ),
+                "unknown_subject",
+            ),
+            (
+                with(
+                    body.clone(),
+                    json!({"measures": {"ru": " ", "en": "Access was closed."}}),
+                ),
+                "validation_failed",
+            ),
+            (
+                with(body.clone(), json!({"consequences": {"ru": "а"}})),
+                "validation_failed",
+            ),
+        ] {
+            let v = t.post(&url, &bad).send().await;
+            assert!(v.status.is_client_error(), "{bad}");
+            assert_eq!(v["code"], code, "{bad}: {}", v.value());
+        }
+        let unchanged = t
+            .get(&format!("/v1/incidents/{id}"))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(unchanged["steps"].as_array().unwrap().len(), 1);
+        assert!(
+            t.get("/v1/campaigns")
+                .expect(StatusCode::OK)
+                .await
+                .items()
+                .is_empty()
+        );
+
+        // Roles: an operator cannot send it; isolation: another company cannot.
+        let op = app.with_role(&t, Role::Operator).await;
+        op.post(&url, &body).expect(StatusCode::FORBIDDEN).await;
+        let other = app.tenant_with("other", Role::Admin).await;
+        assert_isolated(
+            &t,
+            &other,
+            &id,
+            &[
+                Call::new(Method::POST, "/v1/incidents/{id}/notify-subjects")
+                    .with_body(with(texts(), json!({"everyone": true}))),
+            ],
+            "/v1/incidents/{id}",
+        )
+        .await;
+
+        let sent = t.post(&url, &body).expect(StatusCode::CREATED).await;
+        let campaign = sent["campaign_id"].as_str().unwrap().to_owned();
+        let step = sent["incident"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "subjects_notified")
+            .cloned()
+            .unwrap();
+        assert_eq!(step["reference"], campaign.as_str());
+        // A second notice only when asked.
+        let again = t.post(&url, &body).expect(StatusCode::CONFLICT).await;
+        assert_eq!(again["code"], "subjects_already_notified");
+
+        notify::dispatcher(
+            &app,
+            Wiring {
+                smtp_url: Some(&sink.url()),
+                telegram_api_url: Some(&bot.api_url()),
+                ..Default::default()
+            },
+        )
+        .drain()
+        .await
+        .unwrap();
+        // Anna has a chat: Telegram, in Russian.
+        let chat = bot.sent_to(3001);
+        assert_eq!(chat.len(), 1, "{chat:?}");
+        for part in [
+            "нарушение безопасности ваших персональных данных",
+            "A backup of the customer database",
+            "Вам могут прийти письма мошенников",
+            "Доступ к копии закрыт",
+            "инцидент локализован",
+            "dpo@acme.example",
+        ] {
+            assert!(chat[0].text.contains(part), "{part}: {}", chat[0].text);
+        }
+        assert!(!chat[0].text.contains("staff only"), "notes stay out");
+        // The others by email in their language; Gleb (erased) and Dina (not
+        // affected) get nothing.
+        let mail: std::collections::BTreeMap<String, (String, String)> = sink
+            .messages()
+            .iter()
+            .map(|m| {
+                (
+                    m.rcpt_to[0].clone(),
+                    (
+                        mailcheck::subject(&m.data).unwrap_or_default(),
+                        mailcheck::text_body(&m.data),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mail.keys().cloned().collect::<Vec<_>>(),
+            ["boris@example.org", "vera@example.org"]
+        );
+        let (subject, text) = &mail["boris@example.org"];
+        assert!(
+            subject.ends_with(": a breach of security of your personal data"),
+            "{subject}"
+        );
+        for part in [
+            "You may receive phishing emails in our name.",
+            "Access to the copy was closed",
+            "the breach was contained",
+            "email, name",
+            "write to dpo@acme.example",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(mail["vera@example.org"].1.contains("Что произошло"));
+        for m in sink.messages() {
+            assert!(mailcheck::header(&m.data, "List-Unsubscribe").is_empty());
+        }
+        assert!(!mail.contains_key("dina@example.org") && !dina.is_empty());
+
+        // The campaign's results are the notice's progress.
+        assent_store::flows::campaigns::settle_everywhere(&app.store, Utc::now()).unwrap();
+        let c = t
+            .get(&format!("/v1/campaigns/{campaign}"))
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(c["kind"], "incident_notice");
+        assert_eq!(c["template"], "incident_notice");
+        assert_eq!(
+            (c["status"].as_str(), c["progress"]["sent"].as_i64()),
+            (Some("sent"), Some(3)),
+            "{}",
+            c.value()
+        );
+
+        // Asked again: a second campaign; once closed, none.
+        let second = t
+            .post(&url, &with(body.clone(), json!({"again": true})))
+            .expect(StatusCode::CREATED)
+            .await;
+        assert_ne!(second["campaign_id"], campaign.as_str());
+        t.post(
+            &format!("/v1/incidents/{id}/steps"),
+            &json!({"kind": "closed"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+        let closed = t
+            .post(&url, &with(body.clone(), json!({"again": true})))
+            .expect(StatusCode::CONFLICT)
+            .await;
+        assert_eq!(closed["code"], "incident_closed");
+    }
+}

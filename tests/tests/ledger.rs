@@ -882,11 +882,13 @@ fn rewrite_as_v1(store: &Store, tenant: &str) {
     for e in &events {
         let mut e = e.clone();
         e.hash_version = HASH_V1;
+        // No event before hash versions named a consent document.
+        e.consent_document = None;
         let hash = event_hash(&prev, &e.fields());
         raw(
             store,
             &format!(
-                "UPDATE consent_events SET hash_version = 1, prev_hash = {}, hash = {} WHERE tenant_id = '{tenant}' AND seq = {}",
+                "UPDATE consent_events SET hash_version = 1, consent_document = NULL, prev_hash = {}, hash = {} WHERE tenant_id = '{tenant}' AND seq = {}",
                 bytes(store, &prev),
                 bytes(store, &hash),
                 e.seq

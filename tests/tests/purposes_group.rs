@@ -122,7 +122,7 @@ fn legacy_group_purpose(app: &TestApp, group: &str, owner: &TenantHandle, code: 
                     group_purposes::name_en.eq("Group offers"),
                     group_purposes::legal_basis.eq("consent"),
                     group_purposes::channels.eq("email"),
-                    group_purposes::data_categories.eq("[]"),
+                    group_purposes::data_categories.eq(r#"["email"]"#),
                     group_purposes::retention_days.eq(365),
                     group_purposes::consent_term_days.eq(None::<i32>),
                     group_purposes::created_at.eq(now),

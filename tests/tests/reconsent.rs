@@ -329,7 +329,7 @@ async fn a_widened_purpose_asks_again_and_keeps_the_old_scope_until_confirmed() 
             export
                 .lines()
                 .any(|l| l.contains("\"reason\":\"reconsent_not_confirmed\"")
-                    && l.contains("\"hash_version\":3")),
+                    && l.contains("\"hash_version\":4")),
             "{export}"
         );
     }

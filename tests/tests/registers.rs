@@ -812,7 +812,7 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
         );
 
         // Another company sees none of it; an auditor reads, cannot file.
-        let other = app.tenant_with("other", Role::Admin).await;
+        let other = app.bare_tenant_with("other", Role::Admin).await;
         other
             .get("/v1/operator")
             .expect(StatusCode::NOT_FOUND)
@@ -843,5 +843,100 @@ async fn records_of_processing_follow_from_the_registers_and_name_what_changed_s
             .expect(StatusCode::OK)
             .await;
         assert_eq!(filings["items"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_telegram_channel_is_a_transfer_abroad_stated_and_recorded() {
+    for db in TestDb::all() {
+        let app = TestApp::spawn(db).await;
+        let t = app.tenant_with("acme", Role::Admin).await;
+        // A ru-152fz company taking up the Telegram channel is told it transfers
+        // data abroad; an email-only purpose says nothing of it.
+        let chat = create_purpose(
+            &t,
+            &purpose("chat", "consent", ("Чат", "Chat"), &["email", "telegram"]),
+        )
+        .await;
+        assert_eq!(
+            chat["notices"][0]["code"], "telegram_cross_border",
+            "{chat}"
+        );
+        let ru = chat["notices"][0]["text"]["ru"].as_str().unwrap();
+        let en = chat["notices"][0]["text"]["en"].as_str().unwrap();
+        assert!(
+            ru.contains("трансграничная передача") && ru.contains("ОАЭ"),
+            "{ru}"
+        );
+        assert!(
+            en.contains("Telegram FZ-LLC") && en.contains("10 working days"),
+            "{en}"
+        );
+        let mail = create_purpose(
+            &t,
+            &purpose("mail", "consent", ("Почта", "Mail"), &["email"]),
+        )
+        .await;
+        assert!(mail.get("notices").is_none(), "{mail}");
+        // Taken up by a change: stated then, and only then.
+        create_purpose(
+            &t,
+            &purpose("orders", "contract", ("Заказы", "Orders"), &["email"]),
+        )
+        .await;
+        let took_up = t
+            .patch(
+                "/v1/purposes/orders",
+                &json!({"channels": ["email", "telegram"]}),
+            )
+            .expect(StatusCode::OK)
+            .await;
+        assert_eq!(
+            took_up["notices"][0]["code"], "telegram_cross_border",
+            "{took_up}"
+        );
+        let kept = t
+            .patch("/v1/purposes/orders", &json!({"retention_days": 400}))
+            .expect(StatusCode::OK)
+            .await;
+        assert!(kept.get("notices").is_none(), "{kept}");
+
+        // The records name Telegram as a cross-border recipient of that purpose only.
+        let doc = t
+            .get("/v1/records-of-processing")
+            .expect(StatusCode::OK)
+            .await
+            .into_value();
+        let activity = |code: &str| {
+            doc["records"]["activities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["purpose"] == code)
+                .cloned()
+                .unwrap()
+        };
+        let chat = activity("chat");
+        let telegram = &chat["recipients"][0];
+        assert_eq!(
+            telegram["name"],
+            assent_core::processing::TELEGRAM_RECIPIENT,
+            "{chat}"
+        );
+        assert_eq!(telegram["country"], "AE");
+        assert_eq!(telegram["cross_border"], true);
+        assert!(
+            chat["actions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("трансграничная передача"))
+        );
+        assert_eq!(activity("mail")["recipients"], json!([]));
+        assert_eq!(
+            activity("orders")["recipients"][0]["name"],
+            assent_core::processing::TELEGRAM_RECIPIENT
+        );
+        assert_eq!(doc["notice"]["cross_border"], true);
+        assert_eq!(doc["notice"]["transfer_countries"], json!(["AE"]));
     }
 }

@@ -389,7 +389,7 @@ async fn purpose(t: &TenantHandle, code: &str, basis: &str) {
     t.post(
         "/v1/purposes",
         &json!({"code": code, "name": {"ru": code, "en": code}, "legal_basis": basis,
-                     "channels": ["email"], "retention_days": 30}),
+                     "channels": ["email"], "data_categories": ["email"], "retention_days": 30}),
     )
     .expect(StatusCode::CREATED)
     .await;

@@ -163,6 +163,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .service(incidents::revise_incident)
                 .service(incidents::record_step)
                 .service(incidents::incident_notice)
+                .service(incidents::notify_subjects)
                 .service(api_keys::create_api_key)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::get_api_key)

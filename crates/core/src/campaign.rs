@@ -24,6 +24,10 @@ text_enum!(
         // widening, asking them to confirm. Under the purpose's own consent, on
         // what it allowed before.
         Reconsent => "reconsent",
+        // A breach of the people's data (GDPR art. 34; 152-FZ art. 21 part 3.1):
+        // to the people an incident affected, a transactional message the law
+        // requires, stopped only by erasure.
+        IncidentNotice => "incident_notice",
     }
 );
 

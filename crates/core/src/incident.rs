@@ -129,6 +129,29 @@ impl IncidentSpec {
     }
 }
 
+/// The most characters of a text staff write for the people's notice.
+pub const MAX_NOTICE_TEXT: usize = 4000;
+
+/// A text of the people's notice (the likely consequences, the measures): 1 to
+/// [`MAX_NOTICE_TEXT`] characters, line breaks and tabs but no other control
+/// characters.
+pub fn validate_notice_text(what: &str, text: &str) -> Result<(), InvalidValue> {
+    if text.trim().is_empty() || text.chars().count() > MAX_NOTICE_TEXT {
+        return Err(InvalidValue(format!(
+            "{what}: 1 to {MAX_NOTICE_TEXT} characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(InvalidValue(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
 /// A deadline's state at `now`: met (by its step), overdue, or open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -216,5 +239,9 @@ mod tests {
         let mut negative = spec;
         negative.affected_count = -1;
         assert!(negative.validate(at(10)).is_err());
+        assert!(validate_notice_text("measures", "Passwords were reset.\nAll of them.").is_ok());
+        for bad in ["", "  ", "a\rb", &"x".repeat(MAX_NOTICE_TEXT + 1)] {
+            assert!(validate_notice_text("measures", bad).is_err(), "{bad:?}");
+        }
     }
 }

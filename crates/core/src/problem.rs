@@ -175,6 +175,7 @@ make_problem_codes! {
     RecordsIncomplete, "records_incomplete", Conflict, "The records of processing lack what the notice needs (`detail` lists it).";
     ConsentDocumentIncomplete, "consent_document_incomplete", Conflict, "The purpose's consent document lacks what 152-FZ art. 9 part 4 requires (`detail` lists it): no consent is collected for it until it is complete.";
     IncidentClosed, "incident_closed", Conflict, "The incident is closed: nothing more is recorded on it.";
+    SubjectsAlreadyNotified, "subjects_already_notified", Conflict, "The people affected were already sent a notice of this incident; ask with `again` set to send another.";
     UnknownCategory, "unknown_category", ValidationFailed, "The banner version does not ask about this cookie category, or the form about this purpose.";
     ForeignVisitor, "foreign_visitor", ValidationFailed, "The visitor id was not issued by this company's website.";
     OriginNotAllowed, "origin_not_allowed", Forbidden, "The page's origin is not one of the banner's origins.";

@@ -138,6 +138,23 @@ pub struct RecordRecipient {
     pub transfer_notice_filed_on: Option<NaiveDate>,
 }
 
+/// Who delivers the messages of the `telegram` channel: the Messenger's operators,
+/// abroad (the UAE), so a purpose contacting people by Telegram transfers their
+/// chat ids and messages across the border (152-FZ art. 12).
+pub const TELEGRAM_RECIPIENT: &str = "Telegram Messenger Inc. / Telegram FZ-LLC";
+
+/// Telegram as the records name it for a purpose using the `telegram` channel.
+pub fn telegram_recipient(law: Jurisdiction) -> RecordRecipient {
+    RecordRecipient {
+        name: TELEGRAM_RECIPIENT.to_owned(),
+        kind: "service_provider".to_owned(),
+        country: "AE".to_owned(),
+        cross_border: crate::disclosure::is_cross_border(law, "AE"),
+        adequate: false,
+        transfer_notice_filed_on: None,
+    }
+}
+
 /// One processing activity: a purpose with everything the records say of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {

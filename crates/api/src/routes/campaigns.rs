@@ -97,7 +97,9 @@ impl From<Progress> for ProgressView {
 pub struct CampaignOut {
     pub id: String,
     pub name: String,
-    /// `marketing`, or `policy_notice` (made by a material policy change).
+    /// `marketing`, `policy_notice` (made by a material policy change),
+    /// `reconsent` (a widened consent purpose) or `incident_notice` (an incident's
+    /// notice to the people affected).
     pub kind: String,
     pub purpose: Option<String>,
     pub template: String,

@@ -9,8 +9,11 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::incident::{DeadlineState, IncidentSpec, StepKind, deadline_state};
 use assent_core::locale::Locale;
 use assent_core::tenancy::Permission;
+use assent_store::StoreError;
+use assent_store::flows::campaigns::{self, Audience};
 use assent_store::flows::incidents::{self, Incident, Revision, Step};
 use assent_store::flows::processing_records;
+use assent_store::tables::tenants;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -415,4 +418,111 @@ pub async fn incident_notice(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(text))
+}
+
+/// A text of the people's notice in both languages.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeTexts {
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
+    pub ru: String,
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
+    pub en: String,
+}
+
+/// The notice to the people affected: who they are (a list, tags, or everyone)
+/// and what the record does not say (GDPR art. 34(2)).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySubjectsBody {
+    /// The people affected, by id (at most 10 000).
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub subject_ids: Vec<String>,
+    /// The people affected: those carrying any of these tags (at most 20).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub tags: Vec<String>,
+    /// Everyone the company holds data about (a whole database leaked).
+    #[serde(default)]
+    pub everyone: bool,
+    /// The likely consequences for them.
+    pub consequences: NoticeTexts,
+    /// The measures taken or proposed, to address the breach and lessen its harm.
+    pub measures: NoticeTexts,
+    /// Send although the people were notified before (else 409).
+    #[serde(default)]
+    pub again: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubjectsNotified {
+    /// The campaign sending the notice: its progress and results at
+    /// `GET /v1/campaigns/{id}`, webhooks `campaign.started` and `campaign.finished`.
+    pub campaign_id: String,
+    pub incident: IncidentView,
+}
+
+/// Notify the people affected: a campaign of kind `incident_notice` (Telegram
+/// where they have a chat, email otherwise; neither a withdrawal nor a restriction
+/// stops it), recorded as the step `subjects_notified`.
+#[utoipa::path(tag = "registers", security(("bearer" = [])), request_body = NotifySubjectsBody, responses(
+    (status = 201, body = SubjectsNotified),
+    crate::error::Problems,
+))]
+#[post("/incidents/{id}/notify-subjects")]
+pub async fn notify_subjects(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: Json<NotifySubjectsBody>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Permission::HandleRights)?;
+    let Json(b) = body;
+    let listed = !b.subject_ids.is_empty() || !b.tags.is_empty();
+    if listed == b.everyone {
+        return Err(ApiError::invalid(
+            "name the people affected: subject_ids or tags, or everyone (not both)",
+        ));
+    }
+    let notice = incidents::SubjectsNotice {
+        audience: Audience {
+            subject_ids: b.subject_ids,
+            tags: b.tags,
+            ..Audience::default()
+        },
+        consequences: (b.consequences.ru, b.consequences.en),
+        measures: (b.measures.ru, b.measures.en),
+        again: b.again,
+    };
+    let id = path.into_inner();
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
+    let templates = state.templates.clone();
+    let now = Utc::now();
+    let (i, campaign_id) = state
+        .db_keyed(&tenant.clone(), move |store, keyring| {
+            let group = keyring.group_id();
+            let (i, campaign_id) = store.write(&tenant, |tx| {
+                let t = tenants::find_tenant(tx, &tenant)?.ok_or(StoreError::NotFound)?;
+                let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
+                incidents::notify_subjects(tx, &actor, &id, group, notice.clone(), &check, now)
+            })?;
+            // The step is recorded: a failure to queue now is logged, and the
+            // worker's sweep queues it later (a stale start).
+            if let Err(e) = campaigns::queue_started(store, &tenant, group, &campaign_id, now) {
+                tracing::error!(campaign = %campaign_id, error = %e, "queueing an incident notice failed; the sweep retries");
+            }
+            Ok((i, campaign_id))
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(SubjectsNotified {
+        campaign_id,
+        incident: view(i, now),
+    }))
 }

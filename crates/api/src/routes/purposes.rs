@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use assent_core::consent::{
     Channel, LegalBasis, PurposeMeaning, PurposeScope, check_change, validate_purpose_code,
 };
-use assent_core::tenancy::Permission;
+use assent_core::tenancy::{Jurisdiction, Permission};
 use assent_store::flows::{campaigns, reconsent};
 use assent_store::tables::audit::{self, Object};
 use assent_store::tables::purposes::{self, Purpose};
@@ -122,6 +122,40 @@ pub struct PurposeView {
     /// The latest widening people were asked to confirm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconsent: Option<ReconsentView>,
+    /// What the company must know of what it just set up (on a creation or a
+    /// change): `telegram_cross_border` when a `ru-152fz` company takes up the
+    /// Telegram channel.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<SetupNotice>,
+}
+
+/// A legal consequence of a setting, stated in both languages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SetupNotice {
+    pub code: String,
+    pub text: NoticeText,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NoticeText {
+    pub ru: String,
+    pub en: String,
+}
+
+/// Under 152-FZ the Telegram channel is a transfer abroad (art. 12): the company
+/// is told so when a purpose of its takes the channel up.
+fn telegram_notice(law: Jurisdiction, channels: &[Channel]) -> Option<SetupNotice> {
+    (law == Jurisdiction::Ru152Fz && channels.contains(&Channel::Telegram)).then(|| SetupNotice {
+        code: "telegram_cross_border".to_owned(),
+        text: NoticeText {
+            ru: include_str!("../../templates/telegram_cross_border/ru.txt")
+                .trim()
+                .to_owned(),
+            en: include_str!("../../templates/telegram_cross_border/en.txt")
+                .trim()
+                .to_owned(),
+        },
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -168,6 +202,7 @@ impl From<Purpose> for PurposeView {
                 version: r.version,
                 lapse_at: r.lapse_at.map(|t| t.and_utc()),
             }),
+            notices: Vec::new(),
         }
     }
 }
@@ -206,18 +241,23 @@ pub async fn create_purpose(
     };
     meaning.validate().map_err(invalid)?;
     let (actor, tenant) = (principal.actor(), principal.tenant_id.clone());
-    let purpose = state
+    let (purpose, law) = state
         .db(move |store| {
             let group = store.group_of(&tenant)?;
             store.write(&tenant, |c| {
+                let law =
+                    assent_store::tables::tenants::find_tenant(c, &tenant)?.map(|t| t.jurisdiction);
                 let p = purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)?;
                 let object = Object::new("purpose", &p.code);
                 audit::record(c, &tenant, &actor, "purpose.created", None, Some(object))?;
-                Ok(p)
+                Ok((p, law))
             })
         })
         .await?;
-    Ok(HttpResponse::Created().json(PurposeView::from(purpose)))
+    let notice = law.and_then(|law| telegram_notice(law, &purpose.meaning.channels));
+    let mut view = PurposeView::from(purpose);
+    view.notices.extend(notice);
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// The tenant's purposes and its group's shared ones, current versions.
@@ -339,6 +379,9 @@ pub async fn patch_purpose(
                 m.validate().map_err(assent_store::StoreError::lift)?;
                 let t = assent_store::tables::tenants::find_tenant(c, &tenant)?
                     .ok_or(assent_store::StoreError::NotFound)?;
+                // Taking the Telegram channel up is stated as on creation.
+                let notice = telegram_notice(t.jurisdiction, &m.channels)
+                    .filter(|_| !existing.meaning.channels.contains(&Channel::Telegram));
                 let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
                 let changed = reconsent::change(
                     c,
@@ -353,11 +396,11 @@ pub async fn patch_purpose(
                 )?;
                 let object = Object::new("purpose", &changed.purpose.code);
                 audit::record(c, &tenant, &actor, "purpose.changed", None, Some(object))?;
-                Ok(Ok(changed))
+                Ok(Ok((changed, notice)))
             })?;
             // The purpose has changed: a failure to queue the request now is
             // logged, and the worker's sweep queues it later (a stale start).
-            if let Ok(ch) = &changed
+            if let Ok((ch, _)) = &changed
                 && let Some(row) = &ch.campaign
                 && let Err(e) =
                     campaigns::queue_started(store, &tenant, group.as_deref(), &row.id, now)
@@ -367,8 +410,11 @@ pub async fn patch_purpose(
             Ok(changed)
         })
         .await??;
+    let (changed, notice) = changed;
+    let mut purpose = PurposeView::from(changed.purpose);
+    purpose.notices.extend(notice);
     Ok(web::Json(ChangedPurposeView {
         reconsent_campaign_id: changed.campaign.map(|c| c.id),
-        purpose: changed.purpose.into(),
+        purpose,
     }))
 }

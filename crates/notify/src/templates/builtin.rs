@@ -93,6 +93,8 @@ pub(super) static BUILTINS: &[Builtin] = &[
     builtin!("policy_change", "en"),
     builtin!("reconsent", "ru"),
     builtin!("reconsent", "en"),
+    builtin!("incident_notice", "ru"),
+    builtin!("incident_notice", "en"),
 ];
 
 impl Templates {

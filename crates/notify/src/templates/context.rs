@@ -95,6 +95,28 @@ pub fn sample_context(kind: &str, locale: &str) -> Json {
                 "lapse_at": "2027-03-01 00:00 UTC",
             },
         }),
+        "incident_notice" => serde_json::json!({
+            "data": {
+                "incident_id": "0199a1b2-0000-7000-8000-000000000002",
+                "detected_at": "2026-12-01 09:00",
+                "description": pick(
+                    "Резервная копия базы клиентов была доступна из интернета.",
+                    "A backup of the customer database was reachable from the internet.",
+                ),
+                "data_categories": ["email", pick("имя", "name")],
+                "consequences": {
+                    "ru": "Вам могут прийти фишинговые письма.",
+                    "en": "You may receive phishing emails.",
+                },
+                "measures": {
+                    "ru": "Доступ закрыт, пароли сброшены.",
+                    "en": "Access was closed and passwords reset.",
+                },
+                "steps": [{"kind": "contained", "taken_at": "2026-12-01 11:00"}],
+                "contact": "dpo@shelf.example",
+                "contact_name": pick("Иванова Анна", "Anna Ivanova"),
+            },
+        }),
         "rights_request_code" => serde_json::json!({
             "data": {
                 "code": "482915",

@@ -58,6 +58,7 @@ pub const BUILTIN_KINDS: &[&str] = &[
     "survey_invitation",
     "rights_request_code",
     "rights_request_update",
+    "incident_notice",
 ];
 /// Variables every kind gets.
 pub const COMMON_VARIABLES: &[&str] = &[

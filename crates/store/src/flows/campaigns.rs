@@ -202,6 +202,7 @@ pub fn audience_query(
         tags: a.tags.clone(),
         subject_ids: a.subject_ids.clone(),
         default_locale: tenant.default_locale.as_str().to_owned(),
+        required_by_law: false,
     })
 }
 
@@ -238,9 +239,9 @@ pub fn create(
                 "a marketing campaign names the purpose its messages serve",
             ));
         }
-        (CampaignKind::PolicyNotice, Some(_)) => {
+        (CampaignKind::PolicyNotice | CampaignKind::IncidentNotice, Some(_)) => {
             return Err(StoreError::invalid(
-                "a policy notice goes to everyone the company holds data about: it names no purpose",
+                "a notice of the law (a policy change, an incident) serves no purpose: it names none",
             ));
         }
         _ => {}
@@ -448,11 +449,14 @@ fn queue_audience(
             tags: audience.tags.clone(),
             subject_ids: audience.subject_ids.clone(),
             default_locale: tenant.default_locale.as_str().to_owned(),
+            required_by_law: kind == CampaignKind::IncidentNotice,
         })
     })?;
     let category = match kind {
         CampaignKind::Marketing | CampaignKind::Reconsent => NoticeCategory::Subscribed,
         CampaignKind::PolicyNotice => NoticeCategory::Service,
+        // The law requires it (GDPR art. 34): only erasure stops it.
+        CampaignKind::IncidentNotice => NoticeCategory::Transactional,
     };
     let (notice_channel, fallback_email) = channel.notice_channel();
     let start_at = row.send_at.map(|t| t.and_utc()).unwrap_or(now).max(now);
@@ -761,6 +765,41 @@ pub fn policy_notice(
 
 /// The built-in template of change notices.
 pub const POLICY_CHANGE_TEMPLATE: &str = "policy_change";
+
+/// The built-in template of an incident's notice to the people it affected.
+pub const INCIDENT_NOTICE_TEMPLATE: &str = "incident_notice";
+
+/// The rate an incident's notice goes out at, per minute.
+const INCIDENT_NOTICE_RATE: i32 = 6000;
+
+/// Creates an incident's notice to the people it affected (GDPR art. 34), ready
+/// to start: to `audience` (a list or tags; empty: everyone), not erased, in their
+/// language, by Telegram where they have a chat and email otherwise. A
+/// transactional message the law requires: neither a withdrawal nor a restriction
+/// stops it. Left `starting`, as [`policy_notice`].
+pub fn incident_notice(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: Option<&str>,
+    audience: Audience,
+    data: serde_json::Value,
+    check_template: TemplateCheck<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<CampaignRow> {
+    let new = NewCampaign {
+        name: "Incident notice".to_owned(),
+        kind: CampaignKind::IncidentNotice,
+        purpose: None,
+        template: INCIDENT_NOTICE_TEMPLATE.to_owned(),
+        audience,
+        channel: ChannelRule::PreferTelegram,
+        send_at: None,
+        rate_per_minute: INCIDENT_NOTICE_RATE,
+        data,
+    };
+    let row = create(conn, tenant_id, group_id, &new, check_template, now)?;
+    left_starting(conn, tenant_id, &row.id)
+}
 
 /// The built-in template asking people to confirm a widened consent.
 pub const RECONSENT_TEMPLATE: &str = "reconsent";

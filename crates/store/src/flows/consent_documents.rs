@@ -3,9 +3,8 @@
 //! never goes stale; the version a person agrees to is kept by its digest when the
 //! grant is recorded.
 
-use crate::flows::{disclosing, processing_records};
 use crate::tables::consent_documents::{self, DocumentRow};
-use crate::tables::{purposes, tenants};
+use crate::tables::{processing_records, purposes, recipients, tenants};
 use crate::{DbConnection, StoreError, StoreResult, Tx};
 use assent_core::consent::{Channel, LegalBasis};
 use assent_core::consent_document::{
@@ -16,15 +15,23 @@ use assent_core::tenancy::Jurisdiction;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
-/// The document of `purpose` as the registers say now.
+/// The document of `purpose` as the registers say now. Reads the tables, not the
+/// registers' flows: those check consent, which asks for this document.
 pub fn draft(tx: &mut Tx<'_>, purpose: &purposes::Purpose) -> StoreResult<Drafted> {
-    let operator = processing_records::operator(tx)?;
-    let receiving: Vec<_> = disclosing::live(tx)?
-        .into_iter()
-        .filter(|r| r.spec.purposes.contains(&purpose.code))
-        .collect();
-    let abroad = receiving.iter().any(|r| r.cross_border);
     let tenant_id = tx.tenant_id().to_string();
+    let corrupt = |e: serde_json::Error| StoreError::Internal(format!("stored register: {e}"));
+    let operator: Option<assent_core::processing::OperatorDetails> =
+        processing_records::operator(tx, &tenant_id)?
+            .map(|text| serde_json::from_str(&text).map_err(corrupt))
+            .transpose()?;
+    let mut receiving = Vec::new();
+    for r in recipients::all(tx, &tenant_id)? {
+        let purposes: Vec<String> = serde_json::from_str(&r.purposes).map_err(corrupt)?;
+        if r.retired_at.is_none() && purposes.contains(&purpose.code) {
+            receiving.push(r);
+        }
+    }
+    let abroad = receiving.iter().any(|r| r.cross_border);
     let for_dissemination = consent_documents::for_dissemination(tx, &tenant_id, &purpose.code)?;
     let m = &purpose.meaning;
     Ok(rules::draft(DocumentSources {
@@ -37,7 +44,7 @@ pub fn draft(tx: &mut Tx<'_>, purpose: &purposes::Purpose) -> StoreResult<Drafte
         },
         data_categories: &m.data_categories,
         actions: assent_core::processing::actions_of(!receiving.is_empty(), abroad),
-        recipients: receiving.into_iter().map(|r| r.spec.name).collect(),
+        recipients: receiving.into_iter().map(|r| r.name).collect(),
         term: DocumentTerm {
             consent_days: m.consent_term_days,
             retention_days: m.retention_days,

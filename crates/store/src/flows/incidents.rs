@@ -321,3 +321,105 @@ pub fn remind_everywhere(store: &crate::Store, now: DateTime<Utc>) -> StoreResul
     }
     Ok(reminded)
 }
+
+/// What staff add to the record for the notice to the people affected (GDPR art.
+/// 34(2)), and who they are.
+#[derive(Debug, Clone)]
+pub struct SubjectsNotice {
+    /// The people affected: a list of subjects or tags; empty: everyone.
+    pub audience: crate::flows::campaigns::Audience,
+    /// The likely consequences, `(ru, en)`.
+    pub consequences: (String, String),
+    /// The measures taken or proposed, `(ru, en)`.
+    pub measures: (String, String),
+    /// Send although a notice was sent before.
+    pub again: bool,
+}
+
+/// Starts the notice to the people the incident affected through the campaign
+/// engine (kind `incident_notice`) and records the step `subjects_notified` with
+/// the campaign's id as its reference. Refused for a closed incident, and for a
+/// second notice unless `again`. The campaign is left `starting`: the caller
+/// queues it after commit (`campaigns::queue_started`), or the sweep does.
+pub fn notify_subjects(
+    tx: &mut Tx<'_>,
+    actor: &Actor,
+    id: &str,
+    group_id: Option<&str>,
+    notice: SubjectsNotice,
+    check_template: crate::flows::campaigns::TemplateCheck<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<(Incident, String)> {
+    let current = locked(tx, id)?;
+    if current.row.closed_at.is_some() {
+        return Err(StoreError::refused(
+            ProblemCode::IncidentClosed,
+            "the incident is closed",
+        ));
+    }
+    let notified = |s: &&StepRow| s.kind == StepKind::SubjectsNotified.as_str();
+    if !notice.again && current.steps.iter().any(|s| notified(&s)) {
+        return Err(StoreError::refused(
+            ProblemCode::SubjectsAlreadyNotified,
+            "the people affected were already notified of this incident; set again to send another notice",
+        ));
+    }
+    for (what, text) in [
+        ("consequences.ru", &notice.consequences.0),
+        ("consequences.en", &notice.consequences.1),
+        ("measures.ru", &notice.measures.0),
+        ("measures.en", &notice.measures.1),
+    ] {
+        rules::validate_notice_text(what, text).map_err(invalid)?;
+    }
+    // The notice names whom to ask (GDPR art. 34(2) with 33(3)(b)).
+    let responsible = crate::flows::processing_records::operator(tx)?
+        .map(|o| o.responsible)
+        .ok_or_else(|| {
+            StoreError::refused(
+                ProblemCode::RecordsIncomplete,
+                "the notice names whom the people may ask: give the operator's details with the responsible person first (PUT /v1/operator)",
+            )
+        })?;
+    let steps: Vec<serde_json::Value> = current
+        .steps
+        .iter()
+        .filter(|s| !notified(s))
+        .map(|s| {
+            // Notes stay out of the people's notice: they are staff's.
+            serde_json::json!({
+                "kind": s.kind,
+                "taken_at": s.taken_at.format("%Y-%m-%d %H:%M").to_string(),
+            })
+        })
+        .collect();
+    let data = serde_json::json!({
+        "incident_id": current.row.id,
+        "detected_at": current.row.detected_at.format("%Y-%m-%d %H:%M").to_string(),
+        "description": current.row.description,
+        "data_categories": current.data_categories,
+        "consequences": {"ru": notice.consequences.0.trim(), "en": notice.consequences.1.trim()},
+        "measures": {"ru": notice.measures.0.trim(), "en": notice.measures.1.trim()},
+        "steps": steps,
+        "contact": responsible.contact,
+        "contact_name": responsible.name,
+    });
+    let tenant_id = tx.tenant_id().to_string();
+    let campaign = crate::flows::campaigns::incident_notice(
+        tx,
+        &tenant_id,
+        group_id,
+        notice.audience,
+        data,
+        check_template,
+        now,
+    )?;
+    let step = Step {
+        kind: StepKind::SubjectsNotified,
+        taken_at: Some(now),
+        reference: Some(campaign.id.clone()),
+        note: None,
+    };
+    let incident = record_step(tx, actor, id, step, now)?;
+    Ok((incident, campaign.id))
+}

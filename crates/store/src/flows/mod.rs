@@ -4,7 +4,7 @@
 //! `subject_records`; `consents`; `outbox_gate`, `refusal`, `rights_record` and
 //! `ledger_audit` (on consents); `bulk_import` (on consents); `send_notice` (on the outbox gate); `erasure`;
 //! `rights` and `staff_steps`; `subscribing`, `surveying` and `invitations` (on the
-//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on consents and calendars); `processing_records` (on disclosing); `incidents` (on webhook events); and `export`, which reads what all of them keep.
+//! outbox gate); `campaigns` (on webhook events and the outbox gate); `reconsent` (on campaigns and consents); `disclosing` (on consents and calendars); `processing_records` (on disclosing); `incidents` (on webhook events, campaigns and processing records); and `export`, which reads what all of them keep.
 
 pub mod backlog;
 pub mod bulk_import;

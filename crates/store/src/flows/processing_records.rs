@@ -58,7 +58,7 @@ pub fn records(tx: &mut Tx<'_>) -> StoreResult<Records> {
     let recipients = disclosing::live(tx)?;
     let mut activities = Vec::new();
     for p in purposes::list(tx, &tenant_id, group.as_deref())? {
-        let receiving: Vec<RecordRecipient> = recipients
+        let mut receiving: Vec<RecordRecipient> = recipients
             .iter()
             .filter(|r| r.spec.purposes.contains(&p.code))
             .map(|r| RecordRecipient {
@@ -70,6 +70,19 @@ pub fn records(tx: &mut Tx<'_>) -> StoreResult<Records> {
                 transfer_notice_filed_on: r.spec.transfer_notice_filed_on,
             })
             .collect();
+        // The Telegram channel is itself a transfer abroad, unless the company
+        // registered Telegram as a recipient of its own (with its notice's date).
+        if p.meaning
+            .channels
+            .contains(&assent_core::consent::Channel::Telegram)
+            && !receiving
+                .iter()
+                .any(|r| r.name.to_lowercase().contains("telegram"))
+        {
+            receiving.push(assent_core::processing::telegram_recipient(
+                tenant.jurisdiction,
+            ));
+        }
         let abroad = receiving.iter().any(|r| r.cross_border);
         activities.push(Activity {
             purpose: p.code,

@@ -239,6 +239,9 @@ pub struct AudienceQuery {
     /// Empty: everyone; else only these subjects.
     pub subject_ids: Vec<String>,
     pub default_locale: String,
+    /// A notice the law requires (an incident's): a restriction or an objection
+    /// does not keep a person out, only erasure does.
+    pub required_by_law: bool,
 }
 
 #[derive(Debug, Clone, QueryableByName, PartialEq, Eq)]
@@ -282,12 +285,17 @@ pub fn resolve_audience(
     };
     let mut sql = format!(
         "SELECT s.id AS id, COALESCE(s.locale, {dl}) AS locale FROM subjects s \
-         WHERE s.tenant_id = {t} AND s.erased_at IS NULL AND s.restricted_at IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM objections o WHERE o.tenant_id = s.tenant_id \
-             AND o.subject_id = s.id AND o.purpose_code = '*')",
+         WHERE s.tenant_id = {t} AND s.erased_at IS NULL",
         dl = p(3),
         t = p(1),
     );
+    if !q.required_by_law {
+        sql.push_str(
+            " AND s.restricted_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM objections o WHERE o.tenant_id = s.tenant_id \
+                 AND o.subject_id = s.id AND o.purpose_code = '*')",
+        );
+    }
     for purpose in &q.purposes {
         if !is_inlinable(&purpose.code)
             || purpose
