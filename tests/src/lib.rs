@@ -318,7 +318,11 @@ impl TestApp {
         let id = self.create_bare_tenant_in(slug, group_id);
         self.store
             .write(&id, |tx| {
-                assent_store::flows::processing_records::put_operator(tx, "test", test_operator())
+                assent_store::flows::processing_records::put_operator(
+                    tx,
+                    &assent_store::tables::audit::Actor::system("test"),
+                    test_operator(),
+                )
             })
             .expect("operator details");
         id

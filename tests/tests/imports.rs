@@ -628,6 +628,7 @@ async fn exported_disclosures(t: &TenantHandle, s: &str) -> Vec<Value> {
     }
     let doc = t
         .get(&format!("/v1/rights-requests/{id}/export"))
+        .header("X-Assent-Reason", "access request")
         .expect(StatusCode::OK)
         .await
         .into_value();

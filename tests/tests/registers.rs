@@ -293,6 +293,7 @@ async fn a_disclosure_is_recorded_only_when_the_register_and_the_legal_basis_all
         }
         let doc = t
             .get(&format!("/v1/rights-requests/{id}/export"))
+            .header("X-Assent-Reason", "access request")
             .expect(StatusCode::OK)
             .await
             .into_value();

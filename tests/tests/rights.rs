@@ -681,6 +681,7 @@ async fn every_type_goes_from_intake_through_the_code_to_a_delivered_confirmatio
                     // The staff copy is the same document; the download was audited.
                     let staff = t
                         .get(&format!("/v1/rights-requests/{id}/export"))
+                        .header("X-Assent-Reason", "access request")
                         .expect(StatusCode::OK)
                         .await;
                     assert_eq!(staff["subject"], doc["subject"]);

@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use assent_core::access_token::AccessClaims;
 use assent_core::page::PageRequest;
 use assent_core::tenancy::{Permission, Role};
+use assent_store::tables::audit::Actor;
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
@@ -80,9 +81,19 @@ pub struct Principal {
     pub tenant_id: String,
     pub client_id: String,
     pub role: Role,
+    /// Why the caller acts, from `X-Assent-Reason` (see [`reason`]).
+    pub reason: Option<String>,
 }
 
 impl Principal {
+    /// Who acts and why, as the audit log records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.client_id.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role.allows(permission) {
             Ok(())
@@ -101,6 +112,7 @@ impl From<AccessClaims> for Principal {
             tenant_id: c.tid,
             client_id: c.sub,
             role: c.role,
+            reason: None,
         }
     }
 }
@@ -114,7 +126,11 @@ impl FromRequest for Principal {
             .app_data::<web::Data<AppState>>()
             .cloned()
             .ok_or_else(ApiError::internal)
-            .and_then(|state| Ok((authenticate(&state, req)?, state)));
+            .and_then(|state| {
+                let mut principal = authenticate(&state, req)?;
+                principal.reason = reason(req)?;
+                Ok((principal, state))
+            });
         Box::pin(async move {
             let (principal, state) = verified?;
             if let Some(revoked) = state.revoked_keys.lookup(&principal.client_id) {
@@ -160,6 +176,37 @@ fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiErr
         .verify(token)
         .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
     Ok(claims.into())
+}
+
+/// The header in which staff state why they act; it lands in the audit log.
+pub const REASON_HEADER: &str = "x-assent-reason";
+/// Longest reason accepted, in characters.
+pub const REASON_MAX_CHARS: usize = 500;
+
+/// The stated reason: UTF-8 text of at most [`REASON_MAX_CHARS`] characters
+/// without control characters, trimmed; absent or blank is no reason.
+pub fn reason(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all(REASON_HEADER);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::malformed("send X-Assent-Reason once"));
+    }
+    let text = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| ApiError::malformed("X-Assent-Reason is not UTF-8 text"))?
+        .trim();
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::malformed(
+            "X-Assent-Reason may not contain control characters",
+        ));
+    }
+    if text.chars().count() > REASON_MAX_CHARS {
+        return Err(ApiError::malformed(format!(
+            "X-Assent-Reason is longer than {REASON_MAX_CHARS} characters"
+        )));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -332,7 +332,9 @@ fn line_disclosure(
         occurred_at: line.occurred_at,
         import_key: Some(import_key),
     };
-    disclosing::record(c, actor, &subject_id, input, Utc::now()).map_err(|e| match e {
+    // A background job: the request that started it gave no reason to keep.
+    let actor = assent_store::tables::audit::Actor::system(actor);
+    disclosing::record(c, &actor, &subject_id, input, Utc::now()).map_err(|e| match e {
         StoreError::NotFound => "no such subject".into(),
         other => Failure::of(other),
     })?;

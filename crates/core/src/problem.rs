@@ -184,6 +184,7 @@ make_problem_codes! {
     UnknownTemplate, "unknown_template", ValidationFailed, "No template of this kind in a locale the campaign may need.";
     CampaignState, "campaign_state", Conflict, "The campaign's status does not allow this step.";
     PersonBusy, "person_busy", Unavailable, "A send to the person is in flight; nothing changed; retry shortly.";
+    ReasonRequired, "reason_required", MalformedRequest, "This read needs a stated reason: send `X-Assent-Reason` (it goes to the audit log).";
 }
 
 impl ProblemCode {

@@ -1182,5 +1182,10 @@ fn give_operator(tx: &mut assent_store::Tx<'_>) -> assent_store::StoreResult<()>
         "processing_started_on": "2020-01-01",
     }))
     .expect("operator details parse");
-    assent_store::flows::processing_records::put_operator(tx, "test", details).map(|_| ())
+    assent_store::flows::processing_records::put_operator(
+        tx,
+        &assent_store::tables::audit::Actor::system("test"),
+        details,
+    )
+    .map(|_| ())
 }

@@ -232,6 +232,9 @@ diesel::table! {
         action -> Text,
         subject_id -> Nullable<Text>,
         at -> Timestamp,
+        reason -> Nullable<Text>,
+        object_type -> Nullable<Text>,
+        object_id -> Nullable<Text>,
     }
 }
 

@@ -7,6 +7,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::tenancy::{Permission, Role};
 use assent_store::tables::api_keys::{self, ApiKey};
+use assent_store::tables::audit::{self, Object};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,15 @@ pub async fn create_api_key(
                 };
                 idempotency::run(c, &request, |c| {
                     let created = api_keys::create(c, &tenant, body.role, &body.label)?;
+                    let object = Some(Object::new("api_key", &created.key.id));
+                    audit::record(
+                        c,
+                        &tenant,
+                        &principal.actor(),
+                        "api_key.created",
+                        None,
+                        object,
+                    )?;
                     // The replayable body leaves the secret out: it is never stored. So
                     // the replay is a 200 of another shape, not the 201 that carries it.
                     let replay =
@@ -182,7 +192,17 @@ pub async fn revoke_api_key(
     let key = state
         .db(move |store| {
             store.write(&principal.tenant_id, |c| {
-                api_keys::revoke(c, &principal.tenant_id, &id)
+                let key = api_keys::revoke(c, &principal.tenant_id, &id)?;
+                let object = Some(Object::new("api_key", &key.id));
+                audit::record(
+                    c,
+                    &principal.tenant_id,
+                    &principal.actor(),
+                    "api_key.revoked",
+                    None,
+                    object,
+                )?;
+                Ok(key)
             })
         })
         .await?;

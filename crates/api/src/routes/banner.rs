@@ -9,6 +9,7 @@ use assent_core::banner::{Category, Draft, FormConsentDraft, TextDraft};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::website::{self, Banner};
+use assent_store::tables::audit::Object;
 use assent_store::tables::tenants;
 use assent_store::tables::visitor_choices;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
@@ -593,9 +594,10 @@ pub async fn get_answer(
                 assent_store::tables::audit::record(
                     c,
                     &tenant,
-                    &principal.client_id,
+                    &principal.actor(),
                     "website.answer.read",
                     subject.as_deref(),
+                    Some(Object::new("website_answer", &id)),
                 )?;
                 let categories = banner
                     .published

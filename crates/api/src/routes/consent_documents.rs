@@ -140,8 +140,8 @@ pub async fn put_document(
 ) -> ApiResult<web::Json<CurrentDocumentView>> {
     principal.require(Permission::Configure)?;
     let code = path.into_inner();
+    let actor = principal.actor();
     let tenant = principal.tenant_id;
-    let actor = principal.client_id;
     let purpose = code.clone();
     let value = body.0.for_dissemination;
     let current = state

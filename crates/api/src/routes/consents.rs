@@ -11,6 +11,7 @@ use assent_core::contact;
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::consents::{self, CheckRequest, ConsentRequest, Evidence, SubjectRef};
+use assent_store::tables::audit::Object;
 use assent_store::tables::{audit, ledger, subjects, tenants};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -280,9 +281,10 @@ pub async fn consent_history(
                 audit::record(
                     c,
                     &tenant,
-                    &principal.client_id,
+                    &principal.actor(),
                     "subject.history",
                     Some(&id),
+                    Some(Object::new("subject", &id)),
                 )?;
                 let mut rows = ledger::for_subject(c, &tenant, &id, after, limit + 1)?;
                 let more = rows.len() as i64 > limit;

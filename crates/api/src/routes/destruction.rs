@@ -11,6 +11,7 @@ use assent_core::locale::Locale;
 use assent_core::tenancy::{Jurisdiction, Permission};
 use assent_store::StoreError;
 use assent_store::flows::erasure::{self, Candidate};
+use assent_store::tables::audit::{self, Object};
 use assent_store::tables::destruction_acts::{self, Act};
 use assent_store::tables::rights_requests::{self, ClockSettings};
 use assent_store::tables::tenants;
@@ -241,11 +242,16 @@ pub async fn propose_retention(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::HandleRights)?;
     let who = actor(&principal);
-    let tenant = principal.tenant_id.clone();
+    let (staff, tenant) = (principal.actor(), principal.tenant_id.clone());
     let (act, due) = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                erasure::propose_retention(c, &tenant, keyring.group_id(), &who, Utc::now())
+                let (act, due) =
+                    erasure::propose_retention(c, &tenant, keyring.group_id(), &who, Utc::now())?;
+                // The dry run lists the people due: a read of personal data.
+                let object = Some(Object::new("destruction_act", &act.id));
+                audit::record(c, &tenant, &staff, "retention.proposed", None, object)?;
+                Ok((act, due))
             })
         })
         .await?;
@@ -278,11 +284,21 @@ pub async fn apply_retention(
     principal.require(Permission::HandleRights)?;
     let who = actor(&principal);
     let id = path.into_inner();
-    let tenant = principal.tenant_id.clone();
+    let (staff, tenant) = (principal.actor(), principal.tenant_id.clone());
     let done = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             store.write(&tenant, |c| {
-                erasure::apply_retention(c, &tenant, keyring.group_id(), &id, &who, Utc::now())
+                let done = erasure::apply_retention(
+                    c,
+                    &tenant,
+                    keyring.group_id(),
+                    &id,
+                    &who,
+                    Utc::now(),
+                )?;
+                let object = Some(Object::new("destruction_act", &done.act.id));
+                audit::record(c, &tenant, &staff, "retention.applied", None, object)?;
+                Ok(done)
             })
         })
         .await?;

@@ -147,7 +147,7 @@ pub async fn report_incident(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::HandleRights)?;
     let Json(b) = body;
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let spec = IncidentSpec {
         detected_at: b.detected_at,
         description: b.description,
@@ -227,7 +227,7 @@ pub async fn revise_incident(
     principal.require(Permission::HandleRights)?;
     let Json(p) = body;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let revision = Revision {
         description: p.description,
         data_categories: p.data_categories,
@@ -273,7 +273,7 @@ pub async fn record_step(
     principal.require(Permission::HandleRights)?;
     let Json(b) = body;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let step = Step {
         kind: b.kind,
         taken_at: b.taken_at,
@@ -502,7 +502,7 @@ pub async fn notify_subjects(
         again: b.again,
     };
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let templates = state.templates.clone();
     let now = Utc::now();
     let (i, campaign_id) = state

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, get, post, web};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
 use assent_store::flows::campaigns::{self, PolicyChange};
+use assent_store::tables::audit::{self, Object};
 use assent_store::tables::policies::{self, NewPolicy, Policy};
 use assent_store::tables::tenants;
 use chrono::{DateTime, Utc};
@@ -119,7 +120,7 @@ pub async fn create_policy(
         effective_at: b.effective_at.unwrap_or_else(Utc::now).naive_utc(),
         material: b.material,
     };
-    let tenant = principal.tenant_id;
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let changed = tenant.clone();
     let templates = state.templates.clone();
     let (policy, campaign) = state
@@ -130,6 +131,8 @@ pub async fn create_policy(
                 // The first version changes nothing anyone was told before.
                 let first = policies::list(c, &tenant)?.is_empty();
                 let policy = policies::create(c, &tenant, new)?;
+                let object = Object::new("policy", &policy.version);
+                audit::record(c, &tenant, &actor, "policy.published", None, Some(object))?;
                 let Some(change) = change.as_ref().filter(|_| !first) else {
                     return Ok((policy, None));
                 };

@@ -50,7 +50,7 @@ pub async fn put_operator(
 ) -> ApiResult<web::Json<OperatorDetails>> {
     principal.require(Permission::Configure)?;
     let Json(details) = body;
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let saved = state
         .db(move |store| {
             store.write(&tenant, |tx| {
@@ -287,7 +287,7 @@ pub async fn file_records(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Configure)?;
     let Json(b) = body;
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let today = Utc::now().date_naive();
     let row = state
         .db(move |store| {

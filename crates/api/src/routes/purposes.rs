@@ -9,6 +9,7 @@ use assent_core::consent::{
 };
 use assent_core::tenancy::{Jurisdiction, Permission};
 use assent_store::flows::{campaigns, reconsent};
+use assent_store::tables::audit::{self, Object};
 use assent_store::tables::purposes::{self, Purpose};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -239,7 +240,7 @@ pub async fn create_purpose(
         consent_term_days: b.consent_term_days,
     };
     meaning.validate().map_err(invalid)?;
-    let tenant = principal.tenant_id.clone();
+    let (actor, tenant) = (principal.actor(), principal.tenant_id.clone());
     let (purpose, law) = state
         .db(move |store| {
             let group = store.group_of(&tenant)?;
@@ -247,6 +248,8 @@ pub async fn create_purpose(
                 let law =
                     assent_store::tables::tenants::find_tenant(c, &tenant)?.map(|t| t.jurisdiction);
                 let p = purposes::create(c, &tenant, group.as_deref(), b.scope, &b.code, &meaning)?;
+                let object = Object::new("purpose", &p.code);
+                audit::record(c, &tenant, &actor, "purpose.created", None, Some(object))?;
                 Ok((p, law))
             })
         })
@@ -327,7 +330,7 @@ pub async fn patch_purpose(
     principal.require(Permission::Configure)?;
     let Json(b) = body;
     let code = path.into_inner();
-    let tenant = principal.tenant_id.clone();
+    let (actor, tenant) = (principal.actor(), principal.tenant_id.clone());
     let templates = state.templates.clone();
     let changed = state
         .db(move |store| {
@@ -380,7 +383,7 @@ pub async fn patch_purpose(
                 let notice = telegram_notice(t.jurisdiction, &m.channels)
                     .filter(|_| !existing.meaning.channels.contains(&Channel::Telegram));
                 let check = crate::template_fill::template_check(templates.clone(), t.legal_name);
-                reconsent::change(
+                let changed = reconsent::change(
                     c,
                     &tenant,
                     group.as_deref(),
@@ -390,8 +393,10 @@ pub async fn patch_purpose(
                     b.reconsent.as_ref().map(|r| r.lapse_at),
                     &check,
                     now,
-                )
-                .map(|ch| Ok((ch, notice)))
+                )?;
+                let object = Object::new("purpose", &changed.purpose.code);
+                audit::record(c, &tenant, &actor, "purpose.changed", None, Some(object))?;
+                Ok(Ok((changed, notice)))
             })?;
             // The purpose has changed: a failure to queue the request now is
             // logged, and the worker's sweep queues it later (a stale start).

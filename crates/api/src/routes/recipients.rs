@@ -10,6 +10,7 @@ use assent_core::tenancy::Permission;
 use assent_store::flows::disclosing::{
     self, Disclosure, DisclosureInput, Recipient, RecipientInput,
 };
+use assent_store::tables::audit::Object;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -229,7 +230,7 @@ pub async fn create_recipient(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Configure)?;
     let Json(b) = body;
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let v = state
         .db(move |store| {
             store.write(&tenant, |tx| {
@@ -314,7 +315,7 @@ pub async fn change_recipient(
     principal.require(Permission::Configure)?;
     let Json(p) = body;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let v = state
         .db(move |store| {
             store.write(&tenant, |tx| {
@@ -343,7 +344,7 @@ pub async fn remove_recipient(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Configure)?;
     let id = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let retired = state
         .db(move |store| {
             store.write(&tenant, |tx| {
@@ -438,7 +439,7 @@ pub async fn record_disclosure(
     principal.require(Permission::Operate)?;
     let Json(b) = body;
     let subject = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let input = DisclosureInput {
         recipient_id: b.recipient_id,
         purpose: b.purpose,
@@ -471,7 +472,7 @@ pub async fn list_disclosures(
     principal.require(Permission::Read)?;
     let page = page.to_request()?;
     let subject = path.into_inner();
-    let (tenant, actor) = (principal.tenant_id, principal.client_id);
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let (items, next_cursor) = state
         .db(move |store| {
             store.write(&tenant, |tx| {
@@ -482,6 +483,7 @@ pub async fn list_disclosures(
                     &actor,
                     "disclosures.read",
                     Some(&subject),
+                    Some(Object::new("subject", &subject)),
                 )?;
                 Ok(found)
             })

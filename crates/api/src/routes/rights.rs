@@ -614,7 +614,9 @@ pub async fn reject_request(
 /// Everything held about the person of an access or portability request, as the
 /// JSON document their download link gives them (for staff handing it over another
 /// way). The read is audited.
-#[utoipa::path(tag = "rights", security(("bearer" = [])), responses(
+#[utoipa::path(tag = "rights", security(("bearer" = [])),
+    params(("X-Assent-Reason" = String, Header, description = "Why the person's file is read (required; 1-500 characters, no control characters; kept in the audit log)")),
+    responses(
     (status = 200, description = "The export document (`format`: assent.subject-export/1)"),
     crate::error::Problems,
 ))]
@@ -630,7 +632,7 @@ pub async fn export_request(
     let doc = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             let (keys, group) = (&keyring.tenant, keyring.group_id());
-            let reader = &principal.client_id;
+            let reader = &principal.actor();
             store.write(&tenant, |c| {
                 export::for_staff(c, keys, &tenant, group, &id, reader, Utc::now())
             })

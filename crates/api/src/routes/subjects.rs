@@ -10,6 +10,7 @@ use assent_core::contact;
 use assent_core::pii::IndexKind;
 use assent_core::tenancy::{Locale, Permission};
 use assent_store::flows::subject_records;
+use assent_store::tables::audit::Object;
 use assent_store::tables::subjects::{self, Subject, SubjectInput, SubjectPii};
 use assent_store::tables::{audit, subject_tags};
 use assent_store::{StoreError, StoreResult};
@@ -175,9 +176,10 @@ pub async fn get_subject(
                 audit::record(
                     c,
                     &tenant,
-                    &principal.client_id,
+                    &principal.actor(),
                     "subject.read",
                     Some(&s.id),
+                    Some(Object::new("subject", &s.id)),
                 )?;
                 Ok(s)
             })
@@ -278,9 +280,10 @@ async fn lookup(
                         audit::record(
                             c,
                             &tenant,
-                            &principal.client_id,
+                            &principal.actor(),
                             "subject.lookup",
                             Some(&s.id),
+                            Some(Object::new("subject", &s.id)),
                         )?;
                         out.push(s);
                     }

@@ -13,6 +13,7 @@ use assent_core::tenancy::{Locale, Permission};
 use assent_store::StoreError;
 use assent_store::flows::invitations::{self, Audience, MAX_SUBJECT_IDS};
 use assent_store::flows::surveying::{self, Invited};
+use assent_store::tables::audit::Object;
 use assent_store::tables::surveys::{self, Survey, SurveyPatch};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -816,9 +817,10 @@ pub async fn survey_results(
                     assent_store::tables::audit::record(
                         c,
                         &tenant,
-                        &principal.client_id,
+                        &principal.actor(),
                         "survey.results.read",
                         None,
+                        Some(Object::new("survey", &survey.code)),
                     )?;
                 }
                 Ok((survey, tally))

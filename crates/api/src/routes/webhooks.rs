@@ -8,6 +8,7 @@ use crate::{ApiError, ApiResult};
 use actix_web::{HttpResponse, delete, get, post, web};
 use assent_core::tenancy::Permission;
 use assent_store::StoreError;
+use assent_store::tables::audit::{self, Object};
 use assent_store::tables::notifications::{self as outbox, ListFilter};
 use assent_store::tables::webhooks::{self, Webhook};
 use chrono::{DateTime, Utc};
@@ -114,12 +115,15 @@ pub async fn create_webhook(
             EVENTS.join(", ")
         )));
     }
-    let tenant = principal.tenant_id.clone();
+    let (actor, tenant) = (principal.actor(), principal.tenant_id.clone());
     let events = b.events.clone();
     let hook = state
         .db(move |store| {
             store.write(&tenant, |c| {
-                webhooks::create_webhook(c, &tenant, url.as_str(), &events)
+                let hook = webhooks::create_webhook(c, &tenant, url.as_str(), &events)?;
+                let object = Object::new("webhook", &hook.id);
+                audit::record(c, &tenant, &actor, "webhook.created", None, Some(object))?;
+                Ok(hook)
             })
         })
         .await?;
@@ -160,9 +164,18 @@ pub async fn delete_webhook(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::Configure)?;
     let id = path.into_inner();
-    let tenant = principal.tenant_id;
+    let (actor, tenant) = (principal.actor(), principal.tenant_id);
     let found = state
-        .db(move |store| store.write(&tenant, |c| webhooks::deactivate_webhook(c, &tenant, &id)))
+        .db(move |store| {
+            store.write(&tenant, |c| {
+                let found = webhooks::deactivate_webhook(c, &tenant, &id)?;
+                if found {
+                    let object = Some(Object::new("webhook", &id));
+                    audit::record(c, &tenant, &actor, "webhook.deleted", None, object)?;
+                }
+                Ok(found)
+            })
+        })
         .await?;
     if !found {
         return Err(ApiError::not_found());

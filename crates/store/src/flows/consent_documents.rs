@@ -85,7 +85,7 @@ pub fn current(tx: &mut Tx<'_>, code: &str) -> StoreResult<Current> {
 /// not: its consent is then given item by item. Only a consent purpose.
 pub fn set_for_dissemination(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &crate::tables::audit::Actor,
     code: &str,
     value: bool,
 ) -> StoreResult<Current> {
@@ -100,7 +100,15 @@ pub fn set_for_dissemination(
         ));
     }
     consent_documents::set_for_dissemination(tx, &tenant_id, code, value, crate::now())?;
-    crate::tables::audit::record(tx, &tenant_id, actor, "consent_document.changed", None)?;
+    let object = Some(crate::tables::audit::Object::new("purpose", code));
+    crate::tables::audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "consent_document.changed",
+        None,
+        object,
+    )?;
     current(tx, code)
 }
 

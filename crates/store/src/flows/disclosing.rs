@@ -4,10 +4,11 @@
 //! trail and the webhook in the same unit of work.
 
 use crate::flows::{consents, webhook_events};
+use crate::tables::audit::{self, Actor, Object};
 use crate::tables::check_facts::{self, Lookup};
 use crate::tables::disclosures::{self, DisclosureRow};
 use crate::tables::recipients::{self, RecipientRow};
-use crate::tables::{audit, purposes, subjects, tenants};
+use crate::tables::{purposes, subjects, tenants};
 use crate::{StoreError, StoreResult, Tx};
 use assent_core::consent::{CheckFacts, PurposeMeaning};
 use assent_core::deadline::received_on;
@@ -174,11 +175,18 @@ fn row_of(
 }
 
 /// Adds a recipient to the register.
-pub fn create(tx: &mut Tx<'_>, actor: &str, input: RecipientInput) -> StoreResult<Recipient> {
+pub fn create(tx: &mut Tx<'_>, actor: &Actor, input: RecipientInput) -> StoreResult<Recipient> {
     let row = row_of(tx, input, assent_core::id::new_id(), crate::now())?;
     recipients::insert(tx, &row)?;
     let tenant_id = tx.tenant_id().to_string();
-    audit::record(tx, &tenant_id, actor, "recipient.created", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "recipient.created",
+        None,
+        Some(Object::new("recipient", &row.id)),
+    )?;
     view(tx, row)
 }
 
@@ -219,7 +227,7 @@ pub fn live(tx: &mut Tx<'_>) -> StoreResult<Vec<Recipient>> {
 /// keep what they recorded.
 pub fn change(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     input: RecipientInput,
 ) -> StoreResult<Recipient> {
@@ -237,13 +245,20 @@ pub fn change(
     }
     let row = row_of(tx, input, current.id, current.created_at.naive_utc())?;
     recipients::update(tx, &row)?;
-    audit::record(tx, &tenant_id, actor, "recipient.changed", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "recipient.changed",
+        None,
+        Some(Object::new("recipient", &row.id)),
+    )?;
     view(tx, row)
 }
 
 /// Removes a recipient nothing went to; one that received data is retired instead
 /// (kept for the record, refused for new disclosures). `true` when retired.
-pub fn remove(tx: &mut Tx<'_>, actor: &str, id: &str) -> StoreResult<bool> {
+pub fn remove(tx: &mut Tx<'_>, actor: &Actor, id: &str) -> StoreResult<bool> {
     let tenant_id = tx.tenant_id().to_string();
     if !assent_core::id::is_id(id) {
         return Err(StoreError::NotFound);
@@ -251,14 +266,28 @@ pub fn remove(tx: &mut Tx<'_>, actor: &str, id: &str) -> StoreResult<bool> {
     let mut row = recipients::get_locked(tx, &tenant_id, id, true)?.ok_or(StoreError::NotFound)?;
     if !disclosures::any_to(tx, &tenant_id, id)? {
         recipients::delete(tx, &tenant_id, id)?;
-        audit::record(tx, &tenant_id, actor, "recipient.deleted", None)?;
+        audit::record(
+            tx,
+            &tenant_id,
+            actor,
+            "recipient.deleted",
+            None,
+            Some(Object::new("recipient", id)),
+        )?;
         return Ok(false);
     }
     if row.retired_at.is_none() {
         row.retired_at = Some(crate::now());
         row.updated_at = crate::now();
         recipients::update(tx, &row)?;
-        audit::record(tx, &tenant_id, actor, "recipient.retired", None)?;
+        audit::record(
+            tx,
+            &tenant_id,
+            actor,
+            "recipient.retired",
+            None,
+            Some(Object::new("recipient", id)),
+        )?;
     }
     Ok(true)
 }
@@ -301,7 +330,7 @@ fn refusal(r: DisclosureRefusal) -> StoreError {
 /// acknowledged before is seen and one after waits for this to commit.
 pub fn record(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     subject_id: &str,
     input: DisclosureInput,
     now: DateTime<Utc>,
@@ -428,7 +457,7 @@ pub fn record(
         data_categories: json_list(&input.data_categories),
         occurred_at: occurred_at.naive_utc(),
         recorded_at: crate::now(),
-        recorded_by: actor.to_owned(),
+        recorded_by: actor.id.clone(),
         import_key: input.import_key.clone(),
     };
     disclosures::insert(tx, &row)?;
@@ -438,6 +467,7 @@ pub fn record(
         actor,
         "disclosure.recorded",
         Some(subject_id),
+        Some(Object::new("disclosure", &row.id)),
     )?;
     // Ids only: no personal data leaves in events.
     webhook_events::emit(

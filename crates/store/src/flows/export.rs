@@ -11,7 +11,7 @@ use crate::schema::{
     consent_events, notifications, objections, rights_requests, subject_changes, subscriptions,
     survey_invitations, telegram_chats,
 };
-use crate::tables::audit;
+use crate::tables::audit::{self, Actor, Object};
 use crate::tables::ledger::EventRow;
 use crate::tables::rights_requests as requests;
 use crate::tables::subjects::{self, change_field};
@@ -40,7 +40,7 @@ pub fn for_staff(
     tenant_id: &str,
     group_id: Option<&str>,
     request_id: &str,
-    reader: &str,
+    reader: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<Value> {
     let r = requests::get(&mut Tx::reenter(conn, tenant_id), request_id)?
@@ -63,6 +63,14 @@ pub fn for_staff(
             "the person's identity is not checked yet",
         ));
     }
+    // A person's whole file is the widest read staff can make: policy 5.2 asks
+    // them to say why, and the log keeps it.
+    if reader.reason.is_none() {
+        return Err(StoreError::refused(
+            ProblemCode::ReasonRequired,
+            "state why you export this person's data in X-Assent-Reason",
+        ));
+    }
     let doc = subject_export(conn, keys, tenant_id, group_id, &r.subject_id, now)?;
     audit::record(
         conn,
@@ -70,6 +78,7 @@ pub fn for_staff(
         reader,
         "subject.export",
         Some(&r.subject_id),
+        Some(Object::new("rights_request", &r.id)),
     )?;
     Ok(doc)
 }
@@ -101,13 +110,14 @@ pub fn for_link(
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let reader = format!("link:{}", r.id);
+    let reader = Actor::system(format!("link:{}", r.id));
     audit::record(
         conn,
         tenant_id,
         &reader,
         "subject.export",
         Some(&r.subject_id),
+        Some(Object::new("rights_request", &r.id)),
     )?;
     Ok(Some(doc))
 }

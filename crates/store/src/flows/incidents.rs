@@ -3,8 +3,9 @@
 //! before a deadline passes (webhook `incident.deadline_soon`), all in the audit log.
 
 use crate::flows::webhook_events;
+use crate::tables::audit::{self, Actor, Object};
 use crate::tables::incidents::{self, DeadlineRow, IncidentRow, StepRow};
-use crate::tables::{audit, tenants};
+use crate::tables::tenants;
 use crate::{StoreError, StoreResult, Tx};
 use assent_core::incident::{self as rules, DeadlineKind, IncidentSpec, StepKind};
 use assent_core::page::PageRequest;
@@ -49,7 +50,7 @@ fn load(tx: &mut Tx<'_>, row: IncidentRow) -> StoreResult<Incident> {
 /// Records an incident and the deadlines its company's law sets from detection.
 pub fn report(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     spec: IncidentSpec,
     now: DateTime<Utc>,
 ) -> StoreResult<Incident> {
@@ -68,7 +69,7 @@ pub fn report(
         identifiers_count: spec.identifiers_count,
         jurisdiction: tenant.jurisdiction.as_str().to_owned(),
         created_at: crate::now(),
-        recorded_by: actor.to_owned(),
+        recorded_by: actor.id.clone(),
         closed_at: None,
     };
     let deadlines: Vec<DeadlineRow> = rules::deadlines(tenant.jurisdiction, spec.detected_at)
@@ -83,7 +84,14 @@ pub fn report(
         })
         .collect();
     incidents::insert(tx, &row, &deadlines)?;
-    audit::record(tx, &tenant_id, actor, "incident.reported", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "incident.reported",
+        None,
+        Some(Object::new("incident", &id)),
+    )?;
     webhook_events::emit(
         tx,
         &tenant_id,
@@ -140,7 +148,7 @@ pub struct Revision {
     pub identifiers_count: Option<Option<i64>>,
 }
 
-pub fn revise(tx: &mut Tx<'_>, actor: &str, id: &str, r: Revision) -> StoreResult<Incident> {
+pub fn revise(tx: &mut Tx<'_>, actor: &Actor, id: &str, r: Revision) -> StoreResult<Incident> {
     let current = locked(tx, id)?;
     if current.row.closed_at.is_some() {
         return Err(StoreError::refused(
@@ -166,7 +174,14 @@ pub fn revise(tx: &mut Tx<'_>, actor: &str, id: &str, r: Revision) -> StoreResul
     row.identifiers_count = spec.identifiers_count;
     incidents::update(tx, &row)?;
     let tenant_id = tx.tenant_id().to_string();
-    audit::record(tx, &tenant_id, actor, "incident.revised", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "incident.revised",
+        None,
+        Some(Object::new("incident", id)),
+    )?;
     load(tx, row)
 }
 
@@ -182,7 +197,7 @@ pub struct Step {
 /// Records a step; a notice filed meets its deadline, `closed` closes the incident.
 pub fn record_step(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     step: Step,
     now: DateTime<Utc>,
@@ -223,7 +238,7 @@ pub fn record_step(
         reference: step.reference,
         note: step.note,
         recorded_at: crate::now(),
-        recorded_by: actor.to_owned(),
+        recorded_by: actor.id.clone(),
     };
     incidents::insert_step(tx, &row)?;
     for kind in DeadlineKind::ALL {
@@ -248,6 +263,7 @@ pub fn record_step(
         actor,
         &format!("incident.{}", step.kind),
         None,
+        Some(Object::new("incident", id)),
     )?;
     webhook_events::emit(
         tx,
@@ -327,7 +343,7 @@ pub struct SubjectsNotice {
 /// queues it after commit (`campaigns::queue_started`), or the sweep does.
 pub fn notify_subjects(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     group_id: Option<&str>,
     notice: SubjectsNotice,

@@ -4,8 +4,9 @@
 //! named.
 
 use crate::flows::disclosing;
+use crate::tables::audit::{self, Actor, Object};
 use crate::tables::processing_records::{self, FilingRow};
-use crate::tables::{audit, purposes, tenants};
+use crate::tables::{purposes, tenants};
 use crate::{StoreError, StoreResult, Tx};
 use assent_core::problem::ProblemCode;
 use assent_core::processing::{Activity, Change, OperatorDetails, RecordRecipient, Records};
@@ -26,7 +27,7 @@ pub fn operator(tx: &mut Tx<'_>) -> StoreResult<Option<OperatorDetails>> {
 /// Replaces the operator's details, checked against the company's law.
 pub fn put_operator(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     mut details: OperatorDetails,
 ) -> StoreResult<OperatorDetails> {
     let tenant_id = tx.tenant_id().to_string();
@@ -37,7 +38,14 @@ pub fn put_operator(
     details.database_country = details.database_country.trim().to_ascii_uppercase();
     let text = serde_json::to_string(&details).map_err(corrupt)?;
     processing_records::put_operator(tx, &tenant_id, &text)?;
-    audit::record(tx, &tenant_id, actor, "operator.changed", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "operator.changed",
+        None,
+        Some(Object::new("operator", &tenant_id)),
+    )?;
     Ok(details)
 }
 
@@ -127,7 +135,7 @@ pub fn current(tx: &mut Tx<'_>) -> StoreResult<Current> {
 /// `filed_on` (never in the future), refusing while the notice lacks anything.
 pub fn file(
     tx: &mut Tx<'_>,
-    actor: &str,
+    actor: &Actor,
     filed_on: NaiveDate,
     reference: Option<String>,
     today: NaiveDate,
@@ -160,10 +168,17 @@ pub fn file(
         filed_on,
         reference,
         recorded_at: crate::now(),
-        recorded_by: actor.to_owned(),
+        recorded_by: actor.id.clone(),
     };
     processing_records::insert_filing(tx, &row)?;
-    audit::record(tx, &tenant_id, actor, "records.filed", None)?;
+    audit::record(
+        tx,
+        &tenant_id,
+        actor,
+        "records.filed",
+        None,
+        Some(Object::new("filing", &row.id)),
+    )?;
     Ok(row)
 }
 
