@@ -540,6 +540,24 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
                 with(body.clone(), json!({"consequences": {"ru": "а"}})),
                 "validation_failed",
             ),
+            // Both narrow the audience: a listed person without the tag would get
+            // nothing.
+            (
+                with(
+                    body.clone(),
+                    json!({"subject_ids": ["0190f5e0-0000-7000-8000-000000000000"]}),
+                ),
+                "validation_failed",
+            ),
+            // Longer than one Telegram message can carry.
+            (
+                with(
+                    body.clone(),
+                    json!({"consequences": {"ru": "я".repeat(2000), "en": "Spam may follow."},
+                           "measures": {"ru": "м".repeat(1500), "en": "Access was closed."}}),
+                ),
+                "validation_failed",
+            ),
         ] {
             let v = t.post(&url, &bad).send().await;
             assert!(v.status.is_client_error(), "{bad}");
@@ -576,6 +594,12 @@ async fn the_people_affected_are_told_by_telegram_or_email_and_no_one_else() {
 
         let sent = t.post(&url, &body).expect(StatusCode::CREATED).await;
         let campaign = sent["campaign_id"].as_str().unwrap().to_owned();
+        // A notice the law requires is not stopped by an operator's key.
+        for stop in ["pause", "cancel"] {
+            op.post(&format!("/v1/campaigns/{campaign}/{stop}"), &json!({}))
+                .expect(StatusCode::FORBIDDEN)
+                .await;
+        }
         let step = sent["incident"]["steps"]
             .as_array()
             .unwrap()

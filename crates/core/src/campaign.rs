@@ -55,6 +55,17 @@ text_enum!(
     }
 );
 
+impl CampaignKind {
+    /// A notice the law or the policy requires: only staff who handle people's
+    /// rights may pause or cancel it.
+    pub fn required_notice(self) -> bool {
+        matches!(
+            self,
+            CampaignKind::PolicyNotice | CampaignKind::IncidentNotice
+        )
+    }
+}
+
 impl ChannelRule {
     /// The notice's channel and whether it may fall back to email.
     pub fn notice_channel(self) -> (NoticeChannel, bool) {

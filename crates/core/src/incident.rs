@@ -152,6 +152,30 @@ pub fn validate_notice_text(what: &str, text: &str) -> Result<(), InvalidValue> 
     Ok(())
 }
 
+/// What one language of the people's notice says (the description, the likely
+/// consequences, the measures) at most, in characters: it must fit one Telegram
+/// message (4096) with the rest of the notice, and the campaign's data its cap.
+pub const MAX_PEOPLE_NOTICE: usize = 3000;
+
+/// The people's notice in one language fits (see [`MAX_PEOPLE_NOTICE`]).
+pub fn validate_notice_length(
+    lang: &str,
+    description: &str,
+    consequences: &str,
+    measures: &str,
+) -> Result<(), InvalidValue> {
+    let n = [description, consequences, measures]
+        .iter()
+        .map(|t| t.trim().chars().count())
+        .sum::<usize>();
+    if n > MAX_PEOPLE_NOTICE {
+        return Err(InvalidValue(format!(
+            "the notice in '{lang}' (description, consequences and measures) is {n} characters: at most {MAX_PEOPLE_NOTICE}, to fit one Telegram message"
+        )));
+    }
+    Ok(())
+}
+
 /// A deadline's state at `now`: met (by its step), overdue, or open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

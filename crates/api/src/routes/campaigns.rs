@@ -363,13 +363,14 @@ async fn step(
     step: Step,
 ) -> ApiResult<web::Json<CampaignOut>> {
     principal.require(Permission::Operate)?;
+    let may_stop_notices = principal.role.allows(Permission::HandleRights);
     let tenant = principal.tenant_id;
     let view = state
         .db_keyed(&tenant.clone(), move |store, keyring| {
             let now = Utc::now();
             match step {
                 Step::Start => campaigns::start(store, &tenant, keyring.group_id(), &id, now),
-                other => campaigns::take_step(store, &tenant, &id, other, now),
+                other => campaigns::take_step(store, &tenant, &id, other, may_stop_notices, now),
             }
         })
         .await?;

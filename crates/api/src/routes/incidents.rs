@@ -485,6 +485,13 @@ pub async fn notify_subjects(
 ) -> ApiResult<HttpResponse> {
     principal.require(Permission::HandleRights)?;
     let Json(b) = body;
+    if !b.subject_ids.is_empty() && !b.tags.is_empty() {
+        // Campaign audiences narrow by both: a listed person without the tag
+        // would silently get nothing.
+        return Err(ApiError::invalid(
+            "name the people affected by subject_ids or by tags, not both",
+        ));
+    }
     let listed = !b.subject_ids.is_empty() || !b.tags.is_empty();
     if listed == b.everyone {
         return Err(ApiError::invalid(

@@ -549,10 +549,21 @@ pub fn take_step(
     tenant_id: &str,
     id: &str,
     step: Step,
+    may_stop_notices: bool,
     now: DateTime<Utc>,
 ) -> StoreResult<CampaignView> {
     store.write(tenant_id, |c| {
         let row = found(c, tenant_id, id)?;
+        let required = row
+            .kind
+            .parse::<assent_core::campaign::CampaignKind>()
+            .is_ok_and(|k| k.required_notice());
+        if required && matches!(step, Step::Pause | Step::Cancel) && !may_stop_notices {
+            return Err(StoreError::refused(
+                ProblemCode::Forbidden,
+                "a notice the law or the policy requires is paused or cancelled only by staff who handle people's rights",
+            ));
+        }
         let settled = view_of(c, row.clone(), now)?.status;
         let to = rules::step(settled, step).map_err(campaign_state)?;
         let from = row.status()?;

@@ -372,6 +372,13 @@ pub fn notify_subjects(
     ] {
         rules::validate_notice_text(what, text).map_err(invalid)?;
     }
+    for (lang, (consequences, measures)) in [
+        ("ru", (&notice.consequences.0, &notice.measures.0)),
+        ("en", (&notice.consequences.1, &notice.measures.1)),
+    ] {
+        rules::validate_notice_length(lang, &current.row.description, consequences, measures)
+            .map_err(invalid)?;
+    }
     // The notice names whom to ask (GDPR art. 34(2) with 33(3)(b)).
     let responsible = crate::flows::processing_records::operator(tx)?
         .map(|o| o.responsible)

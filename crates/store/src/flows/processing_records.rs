@@ -77,7 +77,8 @@ pub fn records(tx: &mut Tx<'_>) -> StoreResult<Records> {
             .contains(&assent_core::consent::Channel::Telegram)
             && !receiving
                 .iter()
-                .any(|r| r.name.to_lowercase().contains("telegram"))
+                // Named so, and abroad: a Russian contractor named after it is not it.
+                .any(|r| r.cross_border && r.name.to_lowercase().contains("telegram"))
         {
             receiving.push(assent_core::processing::telegram_recipient(
                 tenant.jurisdiction,
