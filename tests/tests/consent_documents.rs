@@ -31,6 +31,11 @@ async fn grant(t: &TenantHandle, s: &str, code: &str, status: StatusCode) -> Val
     .into_value()
 }
 
+/// `GET path` answered 200: its body.
+async fn read(t: &TenantHandle, path: &str) -> Value {
+    t.get(path).expect(StatusCode::OK).await.into_value()
+}
+
 async fn consents_of(t: &TenantHandle, s: &str) -> Value {
     t.get(&format!("/v1/subjects/{s}/consents"))
         .expect(StatusCode::OK)
@@ -73,11 +78,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
 
         // Without the operator's details the document is incomplete: no consent is
         // collected, and nothing is recorded.
-        let doc = t
-            .get("/v1/purposes/news/consent-document")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let doc = read(&t, "/v1/purposes/news/consent-document").await;
         assert_eq!(doc["required"], true, "{doc}");
         assert_eq!(doc["complete"], false);
         assert_eq!(doc["missing"], json!(["operator"]));
@@ -91,11 +92,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
         assert!(ledger.trim().is_empty(), "no event: {ledger}");
 
         // A purpose on a contract needs no consent document.
-        let billing = t
-            .get("/v1/purposes/billing/consent-document")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let billing = read(&t, "/v1/purposes/billing/consent-document").await;
         assert_eq!(billing["required"], false);
 
         t.put("/v1/operator", &operator("Москва, ул. Тверская, 1"))
@@ -109,11 +106,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
             "{v}"
         );
 
-        let doc = t
-            .get("/v1/purposes/news/consent-document?lang=ru")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let doc = read(&t, "/v1/purposes/news/consent-document?lang=ru").await;
         assert_eq!(doc["complete"], true, "{doc}");
         assert_eq!(doc["missing"], json!([]));
         let digest = doc["sha256"].as_str().unwrap().to_owned();
@@ -143,11 +136,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
         ] {
             assert!(text.contains(part), "{part} in {text}");
         }
-        let en = t
-            .get("/v1/purposes/news/consent-document?lang=en")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let en = read(&t, "/v1/purposes/news/consent-document?lang=en").await;
         assert!(
             en["text"].as_str().unwrap().contains("How to withdraw"),
             "{en}"
@@ -162,11 +151,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
         // fields and on the receipt.
         let g = grant(&t, &s, "news", StatusCode::CREATED).await;
         let receipt_id = g["receipt_id"].as_str().unwrap().to_owned();
-        let receipt = t
-            .get(&format!("/v1/receipts/{receipt_id}"))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let receipt = read(&t, &format!("/v1/receipts/{receipt_id}")).await;
         assert_eq!(receipt["consentDocument"]["version"], 1, "{receipt}");
         assert_eq!(receipt["consentDocument"]["sha256"], digest.as_str());
         assert_eq!(
@@ -177,11 +162,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
         let line: Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
         assert_eq!(line["consent_document"], digest.as_str(), "{line}");
         assert_eq!(line["hash_version"], 4);
-        let doc = t
-            .get("/v1/purposes/news/consent-document")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let doc = read(&t, "/v1/purposes/news/consent-document").await;
         assert_eq!(doc["version"], 1);
 
         // A withdrawal names no document; its receipt shows none.
@@ -193,14 +174,11 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
             .expect(StatusCode::CREATED)
             .await
             .into_value();
-        let wr = t
-            .get(&format!(
-                "/v1/receipts/{}",
-                w["receipt_id"].as_str().unwrap()
-            ))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let wr = read(
+            &t,
+            &format!("/v1/receipts/{}", w["receipt_id"].as_str().unwrap()),
+        )
+        .await;
         assert!(wr.get("consentDocument").is_none(), "{wr}");
 
         // The operator moves: a new document, version 2 once agreed to; the first
@@ -208,39 +186,23 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
         t.put("/v1/operator", &operator("Санкт-Петербург, Невский пр., 1"))
             .expect(StatusCode::OK)
             .await;
-        let moved = t
-            .get("/v1/purposes/news/consent-document")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let moved = read(&t, "/v1/purposes/news/consent-document").await;
         assert_ne!(moved["sha256"], digest.as_str());
         assert_eq!(moved["version"], Value::Null);
         let s2 = create_subject(&t, &json!({"email": "boris@example.org"})).await;
         grant(&t, &s2, "news", StatusCode::CREATED).await;
-        let versions = t
-            .get("/v1/purposes/news/consent-document/versions")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let versions = read(&t, "/v1/purposes/news/consent-document/versions").await;
         let items = versions["items"].as_array().unwrap();
         assert_eq!(items.len(), 2, "{versions}");
         assert_eq!(items[0]["sha256"], digest.as_str());
         assert_eq!(items[1]["sha256"], moved["sha256"]);
-        let first = t
-            .get("/v1/purposes/news/consent-document/versions/1?lang=en")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let first = read(&t, "/v1/purposes/news/consent-document/versions/1?lang=en").await;
         assert_eq!(
             first["document"]["operator"]["address"],
             "Москва, ул. Тверская, 1"
         );
         assert!(first["text"].as_str().unwrap().contains("INN 7707083893"));
-        let again = t
-            .get(&format!("/v1/receipts/{receipt_id}"))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let again = read(&t, &format!("/v1/receipts/{receipt_id}")).await;
         assert_eq!(again["consentDocument"], receipt["consentDocument"]);
         t.get("/v1/purposes/news/consent-document/versions/3")
             .expect(StatusCode::NOT_FOUND)
@@ -253,11 +215,7 @@ async fn a_consent_is_given_to_a_complete_document_named_in_the_ledger_and_on_it
             .await;
 
         // The ledger still verifies with the documents in its hashes.
-        let verified = t
-            .get("/v1/ledger/verification")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let verified = read(&t, "/v1/ledger/verification").await;
         assert_eq!(verified["intact"], true, "{verified}");
 
         // Another company sees none of it; an auditor reads it.
@@ -310,21 +268,14 @@ async fn a_company_outside_152_fz_collects_consent_without_the_document() {
         )
         .await;
         let s = create_subject(&t, &json!({"email": "eve@example.org"})).await;
-        let doc = t
-            .get("/v1/purposes/news/consent-document")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let doc = read(&t, "/v1/purposes/news/consent-document").await;
         assert_eq!(doc["required"], false, "{doc}");
         let g = grant(&t, &s, "news", StatusCode::CREATED).await;
-        let receipt = t
-            .get(&format!(
-                "/v1/receipts/{}",
-                g["receipt_id"].as_str().unwrap()
-            ))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let receipt = read(
+            &t,
+            &format!("/v1/receipts/{}", g["receipt_id"].as_str().unwrap()),
+        )
+        .await;
         assert!(receipt.get("consentDocument").is_none(), "{receipt}");
     }
 }
@@ -349,11 +300,7 @@ async fn imports_and_a_database_edit_find_no_way_around_the_document() {
                     .await;
                 let id = started["id"].as_str().unwrap().to_owned();
                 for _ in 0..3000 {
-                    let v = t
-                        .get(&format!("/v1/imports/{id}"))
-                        .expect(StatusCode::OK)
-                        .await
-                        .into_value();
+                    let v = read(&t, &format!("/v1/imports/{id}")).await;
                     if v["status"] == "completed" || v["status"] == "failed" {
                         return v;
                     }
@@ -404,11 +351,7 @@ async fn imports_and_a_database_edit_find_no_way_around_the_document() {
             Some(64),
             "{last}"
         );
-        let verified = t
-            .get("/v1/ledger/verification")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let verified = read(&t, "/v1/ledger/verification").await;
         assert_eq!(verified["intact"], true, "{verified}");
 
         // Someone with the database rewrites the text people agreed to: the ledger
@@ -427,11 +370,7 @@ async fn imports_and_a_database_edit_find_no_way_around_the_document() {
             }
         };
         assert_eq!(edited, 1);
-        let verified = t
-            .get("/v1/ledger/verification")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let verified = read(&t, "/v1/ledger/verification").await;
         assert_eq!(verified["intact"], false, "{verified}");
         assert!(
             verified["detail"]
@@ -539,25 +478,20 @@ async fn data_permitted_for_dissemination_is_consented_to_item_by_item() {
             StatusCode::CREATED,
         )
         .await;
-        let receipt = t
-            .get(&format!(
-                "/v1/receipts/{}",
-                g["receipt_id"].as_str().unwrap()
-            ))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let receipt = read(
+            &t,
+            &format!("/v1/receipts/{}", g["receipt_id"].as_str().unwrap()),
+        )
+        .await;
         let chosen = &receipt["consentDocument"]["document"]["dissemination"];
         assert_eq!(chosen["permitted"], json!(["name"]), "{receipt}");
         assert_eq!(chosen["forbidden"], json!(["photo"]));
         let version = receipt["consentDocument"]["version"].as_i64().unwrap();
-        let kept = t
-            .get(&format!(
-                "/v1/purposes/reviews/consent-document/versions/{version}"
-            ))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let kept = read(
+            &t,
+            &format!("/v1/purposes/reviews/consent-document/versions/{version}"),
+        )
+        .await;
         assert!(
             kept["text"]
                 .as_str()
@@ -575,14 +509,11 @@ async fn data_permitted_for_dissemination_is_consented_to_item_by_item() {
             .expect(StatusCode::CREATED)
             .await
             .into_value();
-        let r2 = t
-            .get(&format!(
-                "/v1/receipts/{}",
-                g2["receipt_id"].as_str().unwrap()
-            ))
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let r2 = read(
+            &t,
+            &format!("/v1/receipts/{}", g2["receipt_id"].as_str().unwrap()),
+        )
+        .await;
         assert_ne!(
             r2["consentDocument"]["sha256"],
             receipt["consentDocument"]["sha256"]
