@@ -168,6 +168,13 @@ def _body_rules(method, path, body):
     elif method == "POST" and path == "/v1/subjects/{id}/consents":
         # `policy_version` must name a published version; the run publishes none.
         body.pop("policy_version", None)
+        # `items` only for a purpose whose data is permitted for dissemination (the
+        # fixture's is not), and then naming exactly its categories.
+        body.pop("items", None)
+    elif method == "PUT" and path == "/v1/purposes/{code}/consent-document":
+        # Item-by-item consent on the fixture purpose would refuse every later grant
+        # without `items`.
+        body["for_dissemination"] = False
     if method in ("POST", "PATCH") and path in ("/v1/subjects", "/v1/subjects/{id}") and body.get("tags") is not None:
         # Tags are labels of lowercase letters, digits and `_-.:`.
         body["tags"] = ["st-tag"]
@@ -336,6 +343,9 @@ def map_case(ctx, case):
                     pass
     if method == "GET" and path == "/v1/incidents/{id}/notice":
         case.query = {"kind": "regulator_initial", "lang": "ru"}
+    if method == "PUT" and path == "/v1/purposes/{code}/consent-document" and FIXTURE_PURPOSE:
+        # Only a consent purpose has a consent document: the fixture's is one.
+        case.path_parameters = {**(case.path_parameters or {}), "code": FIXTURE_PURPOSE}
     if method == "POST" and path == "/v1/subjects/{id}/visitors" and FIXTURE_SUBJECT:
         # The fixture visitor is linked to the fixture subject (another is a 409).
         case.path_parameters = {**(case.path_parameters or {}), "id": FIXTURE_SUBJECT}

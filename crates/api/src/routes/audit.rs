@@ -64,10 +64,13 @@ pub struct AuditFilter {
     pub object_type: Option<String>,
     pub object_id: Option<String>,
     /// RFC 3339; rows at or after.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
     /// RFC 3339; rows before.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
     /// `json` (default) or `csv` (at most 10 000 rows; see `X-Assent-Next-Cursor`).
+    #[param(value_type = Option<crate::schema::ResultsFormatName>, inline)]
     pub format: Option<String>,
 }
 

@@ -615,7 +615,7 @@ pub async fn reject_request(
 /// JSON document their download link gives them (for staff handing it over another
 /// way). The read is audited.
 #[utoipa::path(tag = "rights", security(("bearer" = [])),
-    params(("X-Assent-Reason" = String, Header, description = "Why the person's file is read (required; 1-500 characters, no control characters; kept in the audit log)")),
+    params(("X-Assent-Reason" = String, Header, max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$", description = "Why the person's file is read (required; 1-500 characters, no control characters; kept in the audit log)")),
     responses(
     (status = 200, description = "The export document (`format`: assent.subject-export/1)"),
     crate::error::Problems,
