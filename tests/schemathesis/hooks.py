@@ -156,6 +156,9 @@ def _body_rules(method, path, body):
         # a consent purpose: the generator knows neither the current basis.
         body.pop("legal_basis", None)
         body.pop("consent_term_days", None)
+        # The fixture purposes' data categories are what the fixture recipient and
+        # consent document name: narrowing them refuses the fixture's disclosures.
+        body.pop("data_categories", None)
         # `reconsent` asks people again for a change that widens a consent purpose, with
         # a lapse date in the future; the generator knows neither the current meaning.
         body.pop("reconsent", None)
@@ -341,6 +344,17 @@ def map_case(ctx, case):
                         case.query["to"] = (a + timedelta(days=30)).strftime("%Y-%m-%d")
                 except ValueError:
                     pass
+    if method == "GET" and path == "/v1/audit-log" and case.query:
+        # `from` not after `to` (RFC 3339 times compare as instants; swap them).
+        start, end = case.query.get("from"), case.query.get("to")
+        if isinstance(start, str) and isinstance(end, str):
+            try:
+                a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+                b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+                if a.tzinfo and b.tzinfo and a > b:
+                    case.query["from"], case.query["to"] = end, start
+            except ValueError:
+                pass
     if method == "GET" and path == "/v1/incidents/{id}/notice":
         case.query = {"kind": "regulator_initial", "lang": "ru"}
     if method == "PUT" and path == "/v1/purposes/{code}/consent-document" and FIXTURE_PURPOSE:

@@ -77,7 +77,10 @@ pub struct AuditFilter {
 /// Reads of personal data and changes of the registers, oldest first (auditors
 /// and admins).
 #[utoipa::path(tag = "ledger", security(("bearer" = [])), params(PageQuery, AuditFilter), responses(
-    (status = 200, body = AuditPage, description = "A page of rows, or with `format=csv` a CSV attachment"),
+    (status = 200, description = "A page of rows, or with `format=csv` a CSV attachment", content(
+        (AuditPage = "application/json"),
+        (String = "text/csv"),
+    )),
     crate::error::Problems,
 ))]
 #[get("/audit-log")]
