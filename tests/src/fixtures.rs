@@ -144,3 +144,44 @@ pub async fn deliver_telegram(app: &TestApp, telegram: &FakeTelegram) {
     .await
     .expect("the dispatcher drains the outbox");
 }
+
+/// Waits for import `id` to finish (`completed` or `failed`); its last state.
+pub async fn import_finished(t: &TenantHandle, id: &str) -> Response {
+    for _ in 0..3000 {
+        let v = t
+            .get(&format!("/v1/imports/{id}"))
+            .expect(StatusCode::OK)
+            .await;
+        if v["status"] == "completed" || v["status"] == "failed" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("import {id} did not finish");
+}
+
+/// The access export of subject `s`, through an access request staff verify and
+/// start.
+pub async fn access_export(t: &TenantHandle, s: &str) -> Value {
+    let r = t
+        .post(
+            "/v1/rights-requests",
+            &json!({"subject_id": s, "type": "access"}),
+        )
+        .expect(StatusCode::CREATED)
+        .await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    for (name, body) in [
+        ("verify", json!({"documents_approved": true})),
+        ("start", json!({})),
+    ] {
+        t.post(&format!("/v1/rights-requests/{id}/{name}"), &body)
+            .expect(StatusCode::OK)
+            .await;
+    }
+    t.get(&format!("/v1/rights-requests/{id}/export"))
+        .header("X-Assent-Reason", "access request")
+        .expect(StatusCode::OK)
+        .await
+        .into_value()
+}

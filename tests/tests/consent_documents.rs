@@ -4,7 +4,7 @@
 
 use assent_core::tenancy::Role;
 use assent_tests::client::RequestHelper;
-use assent_tests::fixtures::{create_purpose, create_subject, merged, purpose};
+use assent_tests::fixtures::{create_purpose, create_subject, import_finished, merged, purpose};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -298,15 +298,9 @@ async fn imports_and_a_database_edit_find_no_way_around_the_document() {
                     .body("application/x-ndjson", lines.join("\n"))
                     .expect(StatusCode::ACCEPTED)
                     .await;
-                let id = started["id"].as_str().unwrap().to_owned();
-                for _ in 0..3000 {
-                    let v = read(&t, &format!("/v1/imports/{id}")).await;
-                    if v["status"] == "completed" || v["status"] == "failed" {
-                        return v;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                panic!("import {id} did not finish");
+                import_finished(&t, started["id"].as_str().unwrap())
+                    .await
+                    .into_value()
             }
         };
         // A consent from before 1 September 2025 needs no document; a present-day

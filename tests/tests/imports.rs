@@ -2,11 +2,10 @@
 
 use assent_core::tenancy::Role;
 use assent_tests::client::{Request, RequestHelper, Response};
-use assent_tests::fixtures::{create_purpose, create_subject};
+use assent_tests::fixtures::{access_export, create_purpose, create_subject, import_finished};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 fn start(t: &TenantHandle, content_type: &str, body: String) -> Request {
     t.request(Method::POST, "/v1/imports")
@@ -14,17 +13,7 @@ fn start(t: &TenantHandle, content_type: &str, body: String) -> Request {
 }
 
 async fn finished(t: &TenantHandle, id: &str) -> Response {
-    for _ in 0..3000 {
-        let v = t
-            .get(&format!("/v1/imports/{id}"))
-            .expect(StatusCode::OK)
-            .await;
-        if v["status"] == "completed" || v["status"] == "failed" {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("import {id} did not finish");
+    import_finished(t, id).await
 }
 
 async fn events(t: &TenantHandle) -> i64 {
@@ -610,29 +599,10 @@ fn by_purpose<'a>(disclosures: &'a [Value], purpose: &str) -> &'a Value {
 
 /// The access export's disclosures of subject `s`.
 async fn exported_disclosures(t: &TenantHandle, s: &str) -> Vec<Value> {
-    let r = t
-        .post(
-            "/v1/rights-requests",
-            &json!({"subject_id": s, "type": "access"}),
-        )
-        .expect(StatusCode::CREATED)
-        .await;
-    let id = r["id"].as_str().unwrap().to_owned();
-    for (name, body) in [
-        ("verify", json!({"documents_approved": true})),
-        ("start", json!({})),
-    ] {
-        t.post(&format!("/v1/rights-requests/{id}/{name}"), &body)
-            .expect(StatusCode::OK)
-            .await;
-    }
-    let doc = t
-        .get(&format!("/v1/rights-requests/{id}/export"))
-        .header("X-Assent-Reason", "access request")
-        .expect(StatusCode::OK)
-        .await
-        .into_value();
-    doc["disclosures"].as_array().unwrap().clone()
+    access_export(t, s).await["disclosures"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

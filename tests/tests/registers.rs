@@ -6,7 +6,9 @@
 use assent_core::tenancy::Role;
 use assent_store::tables::subjects;
 use assent_tests::client::RequestHelper;
-use assent_tests::fixtures::{create_purpose, create_subject, merged, purpose, record_consent};
+use assent_tests::fixtures::{
+    access_export, create_purpose, create_subject, merged, purpose, record_consent,
+};
 use assent_tests::{Call, TenantHandle, TestApp, TestDb, assert_isolated};
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
@@ -275,28 +277,7 @@ async fn a_disclosure_is_recorded_only_when_the_register_and_the_legal_basis_all
         .await;
 
         // The person's access export lists who received their data.
-        let r = t
-            .post(
-                "/v1/rights-requests",
-                &json!({"subject_id": s, "type": "access"}),
-            )
-            .expect(StatusCode::CREATED)
-            .await;
-        let id = r["id"].as_str().unwrap().to_owned();
-        for (name, body) in [
-            ("verify", json!({"documents_approved": true})),
-            ("start", json!({})),
-        ] {
-            t.post(&format!("/v1/rights-requests/{id}/{name}"), &body)
-                .expect(StatusCode::OK)
-                .await;
-        }
-        let doc = t
-            .get(&format!("/v1/rights-requests/{id}/export"))
-            .header("X-Assent-Reason", "access request")
-            .expect(StatusCode::OK)
-            .await
-            .into_value();
+        let doc = access_export(&t, &s).await;
         let exported = doc["disclosures"].as_array().unwrap();
         assert_eq!(exported.len(), 3, "{doc}");
         assert_eq!(exported[0]["recipient"], "Почтовый сервис");
